@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""One-command set-up and runs for rvoip (the README's two commands).
+
+    python3 tools/dev.py demo   # set up .venv, then run `rvoip demo` (a real loopback call)
+    python3 tools/dev.py test   # set up, install SIPp, run the whole test matrix with nox
+    python3 tools/dev.py ci     # what .ci/run does: test + lint + typecheck
+
+Needs only Python 3.11+ and a C compiler; everything else is installed here:
+Python packages into ``.venv`` (with uv for speed), and on Debian, when run as
+root, the SIP test peers (``sip-tester``) through apt-get.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PACKAGES = [
+    "packages/sip-core",
+    "packages/transaction-core",
+    "packages/dialog-core",
+    "packages/rtp-core",
+    "packages/media-core",
+    "packages/session-core",
+]
+APT_PACKAGES = {"sipp": "sip-tester"}
+
+
+def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    """Run a command, echoing it; exit with its status when it fails."""
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    result = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, check=False)
+    if result.returncode != 0:
+        sys.exit(result.returncode)
+
+
+def environment() -> dict[str, str]:
+    """The environment for child processes: the venv first on PATH, pyenv's Pythons visible."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["VIRTUAL_ENV"] = str(VENV)
+    pyenv_root = Path(env.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if pyenv_root.is_dir() and "PYENV_VERSION" not in env:
+        wanted = [p.name for p in sorted(pyenv_root.iterdir()) if p.name[:4] in {"3.11", "3.12", "3.13"}]
+        if wanted:
+            env["PYENV_VERSION"] = ":".join(wanted)
+    env.setdefault("UV_PYTHON_DOWNLOADS", "never")
+    return env
+
+
+def setup() -> None:
+    """Create .venv and install the six packages (editable) and the dev tools."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"rvoip needs Python 3.11 or newer; this is {sys.version.split()[0]}")
+    if not (BIN / "python").exists():
+        print(f"creating {VENV}", flush=True)
+        venv.create(VENV, with_pip=True)
+    env = environment()
+    if not (BIN / "uv").exists():
+        run(BIN / "python", "-m", "pip", "install", "-q", "--upgrade", "pip", "uv", env=env)
+    editable = [arg for pkg in PACKAGES for arg in ("-e", pkg)]
+    run(BIN / "uv", "pip", "install", "-q", "--python", BIN / "python",
+        "-r", "tools/requirements-dev.txt", *editable, env=env)
+
+
+def install_system_tools() -> None:
+    """Install the real SIP software the interop tests drive (Debian, as root)."""
+    missing = [pkg for tool, pkg in APT_PACKAGES.items() if shutil.which(tool) is None]
+    if not missing:
+        return
+    if shutil.which("apt-get") is None or (hasattr(os, "geteuid") and os.geteuid() != 0):
+        print(f"note: {', '.join(missing)} not installed and cannot be installed here; "
+              "the interop tests that need them will skip and say so", flush=True)
+        return
+    apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run("apt-get", "update", "-qq", env=apt_env)
+    run("apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing, env=apt_env)
+
+
+def main(argv: list[str]) -> None:
+    command = argv[0] if argv else "test"
+    extra = argv[1:]
+    setup()
+    env = environment()
+    if command == "demo":
+        run(BIN / "rvoip", "demo", *extra, env=env)
+    elif command == "test":
+        install_system_tools()
+        run(BIN / "nox", "-f", ROOT / "noxfile.py", "-s", "tests", *extra, env=env)
+    elif command == "ci":
+        install_system_tools()
+        env["RVOIP_MEDIA_REQUIRE_EXTENSION"] = "1"
+        env["HYPOTHESIS_PROFILE"] = "ci"
+        run(BIN / "nox", "-f", ROOT / "noxfile.py", "-s", "tests", "lint", "typecheck", *extra, env=env)
+    elif command == "setup":
+        pass
+    else:
+        sys.exit(f"unknown command {command!r}: use demo, test, ci or setup")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
