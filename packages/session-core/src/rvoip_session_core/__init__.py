@@ -1,5 +1,8 @@
-"""rvoip_session_core: The rvoip call API: make, answer, hold, transfer and bridge SIP calls with RTP audio."""
+"""rvoip_session_core: make, answer, hold, transfer and bridge SIP calls with RTP audio."""
+
+from rvoip_session_core.api import *  # noqa: F403
+from rvoip_session_core.api import __all__ as _api_all
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", *_api_all]

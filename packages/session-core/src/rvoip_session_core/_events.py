@@ -1,0 +1,252 @@
+"""Typed events: session events from ``coordinator.events()`` and bridge events."""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Generic, TypeVar
+
+import anyio
+import anyio.abc
+import attrs
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from rvoip_session_core._types import BridgeId, CallState, IncomingCall, QualityMetrics, SessionId
+
+# --- session events ------------------------------------------------------------------
+
+
+@attrs.frozen
+class IncomingCallReceived:
+    """An INVITE arrived and was offered to the handler."""
+
+    session_id: SessionId
+    call: IncomingCall
+
+
+@attrs.frozen
+class StateChanged:
+    """A call moved from ``old_state`` to ``new_state`` (``reason`` says why, if known)."""
+
+    session_id: SessionId
+    old_state: CallState
+    new_state: CallState
+    reason: str | None = None
+
+
+@attrs.frozen
+class CallEstablished:
+    """A call was answered: the dialog is confirmed and media is flowing."""
+
+    session_id: SessionId
+    local_sdp: str | None
+    remote_sdp: str | None
+
+
+@attrs.frozen
+class CallEnded:
+    """A call is over and its resources are released."""
+
+    session_id: SessionId
+    reason: str
+
+
+@attrs.frozen
+class DtmfReceived:
+    """The peer sent a DTMF digit, by RFC 4733 (``method="rfc4733"``) or SIP INFO."""
+
+    session_id: SessionId
+    digit: str
+    duration_ms: int
+    method: str
+
+
+@attrs.frozen
+class MediaQualityReport:
+    """Periodic quality figures of a call's audio stream."""
+
+    session_id: SessionId
+    metrics: QualityMetrics
+
+
+@attrs.frozen
+class TransferRequested:
+    """The peer asked this endpoint to call ``target`` (an incoming REFER)."""
+
+    session_id: SessionId
+    target: str
+    accepted: bool
+
+
+@attrs.frozen
+class TransferProgress:
+    """Progress of a transfer this endpoint asked for, from the transferee's NOTIFY.
+
+    ``status`` is the SIP status of the transferee's new call (100, 180, 200, 4xx...);
+    ``final`` is True when the subscription ended (the transfer succeeded or failed).
+    """
+
+    session_id: SessionId
+    status: int
+    reason: str
+    final: bool
+
+
+SessionEventType = (
+    IncomingCallReceived
+    | StateChanged
+    | CallEstablished
+    | CallEnded
+    | DtmfReceived
+    | MediaQualityReport
+    | TransferRequested
+    | TransferProgress
+)
+"""Any session event."""
+
+
+class SessionEvent:
+    """Namespace of the session event classes (``SessionEvent.StateChanged`` ...)."""
+
+    IncomingCallReceived: ClassVar[type[IncomingCallReceived]] = IncomingCallReceived
+    StateChanged: ClassVar[type[StateChanged]] = StateChanged
+    CallEstablished: ClassVar[type[CallEstablished]] = CallEstablished
+    CallEnded: ClassVar[type[CallEnded]] = CallEnded
+    DtmfReceived: ClassVar[type[DtmfReceived]] = DtmfReceived
+    MediaQualityReport: ClassVar[type[MediaQualityReport]] = MediaQualityReport
+    TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
+    TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
+
+
+# --- bridge events -------------------------------------------------------------------
+
+
+@attrs.frozen
+class ParticipantAdded:
+    """A call joined a bridge."""
+
+    bridge_id: BridgeId
+    session_id: SessionId
+
+
+@attrs.frozen
+class ParticipantRemoved:
+    """A call left a bridge (removed, or it ended)."""
+
+    bridge_id: BridgeId
+    session_id: SessionId
+    reason: str
+
+
+@attrs.frozen
+class BridgeDestroyed:
+    """A bridge was destroyed; no more events follow for it."""
+
+    bridge_id: BridgeId
+
+
+BridgeEventType = ParticipantAdded | ParticipantRemoved | BridgeDestroyed
+"""Any bridge event."""
+
+
+class BridgeEvent:
+    """Namespace of the bridge event classes, as in the seed's ``BridgeEvent`` enum."""
+
+    ParticipantAdded: ClassVar[type[ParticipantAdded]] = ParticipantAdded
+    ParticipantRemoved: ClassVar[type[ParticipantRemoved]] = ParticipantRemoved
+    BridgeDestroyed: ClassVar[type[BridgeDestroyed]] = BridgeDestroyed
+
+
+# --- fan-out -------------------------------------------------------------------------
+
+E = TypeVar("E")
+
+
+@attrs.define(eq=False)
+class EventSubscription(Generic[E]):
+    """An async iterator over published events; close it (or leave ``async with``) to stop.
+
+    Events that do not fit in the subscriber's buffer are dropped and counted in
+    ``dropped`` rather than stalling the call machinery.
+    """
+
+    _hub: EventHub[E]
+    _send: MemoryObjectSendStream[E]
+    _receive: MemoryObjectReceiveStream[E]
+    dropped: int = 0
+
+    def __aiter__(self) -> EventSubscription[E]:
+        return self
+
+    async def __anext__(self) -> E:
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise StopAsyncIteration from None
+
+    async def recv(self) -> E | None:
+        """The next event, or None once the hub (or this subscription) is closed."""
+        try:
+            return await self._receive.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
+
+    def receive_nowait(self) -> E | None:
+        """The next buffered event without waiting, or None if there is none."""
+        try:
+            return self._receive.receive_nowait()
+        except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+            return None
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._hub._subscribers.discard(self)
+        self._send.close()
+        self._receive.close()
+
+    async def __aenter__(self) -> EventSubscription[E]:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+@attrs.define(eq=False)
+class EventHub(Generic[E]):
+    """Publishes each event to every live subscription, never blocking the publisher."""
+
+    buffer: int = 1000
+    _subscribers: set[EventSubscription[E]] = attrs.field(factory=set)
+    _closed: bool = False
+
+    def subscribe(self) -> EventSubscription[E]:
+        """A new subscription that sees every event published from now on."""
+        size = self.buffer if self.buffer > 0 else math.inf
+        send, receive = anyio.create_memory_object_stream[E](size)
+        sub = EventSubscription(self, send, receive)
+        if self._closed:
+            send.close()
+        else:
+            self._subscribers.add(sub)
+        return sub
+
+    def publish(self, event: E) -> None:
+        """Hand ``event`` to every subscription (dropping it where a buffer is full)."""
+        for sub in list(self._subscribers):
+            try:
+                sub._send.send_nowait(event)
+            except anyio.WouldBlock:
+                sub.dropped += 1
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self._subscribers.discard(sub)
+
+    def close(self) -> None:
+        """End every subscription (their iterators stop after the buffered events)."""
+        self._closed = True
+        for sub in list(self._subscribers):
+            sub._send.close()
+        self._subscribers.clear()
+
+    @property
+    def subscriber_count(self) -> int:
+        """How many subscriptions are live."""
+        return len(self._subscribers)

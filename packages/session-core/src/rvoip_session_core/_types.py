@@ -1,0 +1,248 @@
+"""Value types of the public API: ids, call states, calls, decisions, statistics."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import ClassVar, NewType
+
+import attrs
+
+SessionId = NewType("SessionId", str)
+"""Identifies one call (one SIP dialog and its media) inside a coordinator."""
+
+BridgeId = NewType("BridgeId", str)
+"""Identifies one bridge (a set of calls whose audio is connected)."""
+
+
+class CallState(enum.Enum):
+    """Where a call is in its life; the seed's ``CallState`` variants."""
+
+    Initiating = "initiating"
+    Ringing = "ringing"
+    EarlyMedia = "early_media"
+    Active = "active"
+    OnHold = "on_hold"
+    Transferring = "transferring"
+    Terminating = "terminating"
+    Terminated = "terminated"
+    Cancelled = "cancelled"
+    Failed = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        """True once the call is over (no further state changes follow)."""
+        return self in _FINAL_STATES
+
+    @property
+    def is_in_progress(self) -> bool:
+        """True while the call is being set up (before answer or failure)."""
+        return self in (CallState.Initiating, CallState.Ringing, CallState.EarlyMedia)
+
+    @property
+    def is_established(self) -> bool:
+        """True while a dialog is confirmed (answered and not yet ending)."""
+        return self in (CallState.Active, CallState.OnHold, CallState.Transferring)
+
+
+_FINAL_STATES = frozenset({CallState.Terminated, CallState.Cancelled, CallState.Failed})
+
+
+def _headers_converter(
+    value: Mapping[str, str] | tuple[tuple[str, str], ...],
+) -> tuple[tuple[str, str], ...]:
+    if isinstance(value, Mapping):
+        return tuple((str(k), str(v)) for k, v in value.items())
+    return tuple((str(k), str(v)) for k, v in value)
+
+
+@attrs.frozen
+class IncomingCall:
+    """A call offered to this endpoint, as handed to ``CallHandler.on_incoming_call``.
+
+    Attributes:
+        id: the session id the coordinator gave the call.
+        from_: the caller's URI (From header, without display name or tag).
+        to: the called URI (To header, without display name).
+        sdp: the offer in the INVITE body, or None for an offerless INVITE.
+        headers: the INVITE's header lines in order (name, raw value).
+        received_at: when the INVITE arrived (UTC).
+    """
+
+    id: SessionId
+    from_: str
+    to: str
+    sdp: str | None
+    headers: tuple[tuple[str, str], ...] = attrs.field(
+        converter=_headers_converter, factory=tuple, repr=False
+    )
+    received_at: datetime | None = None
+    request_uri: str | None = None
+    display_name: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first raw value of header ``name`` (case-insensitive), or None."""
+        lname = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lname:
+                return value
+        return None
+
+
+@attrs.frozen
+class CallSession:
+    """A snapshot of one call: who, where it stands, since when.
+
+    Attributes:
+        id: session id.
+        from_: local or remote caller URI (the From of the dialog's INVITE).
+        to: called URI (the To of the dialog's INVITE).
+        state: the state when the snapshot was taken.
+        started_at: when the call was created (UTC).
+        direction: "outgoing" for calls this endpoint made, "incoming" otherwise.
+        established_at: when the call was answered, if it was.
+    """
+
+    id: SessionId
+    from_: str
+    to: str
+    state: CallState
+    started_at: datetime | None = None
+    direction: str = "outgoing"
+    established_at: datetime | None = None
+
+    @property
+    def is_active(self) -> bool:
+        """True while the call is answered and not yet ending."""
+        return self.state.is_established
+
+
+# --- call decisions ----------------------------------------------------------------
+
+
+@attrs.frozen
+class Accept:
+    """Answer the call with 200 OK; ``sdp`` is the answer, None to generate one."""
+
+    sdp: str | None = None
+
+
+@attrs.frozen
+class Reject:
+    """Refuse the call with ``status`` (default 603 Decline) and ``reason`` as phrase."""
+
+    reason: str = "Decline"
+    status: int = attrs.field(default=603)
+
+    @status.validator
+    def _check_status(self, _attr: attrs.Attribute[int], value: int) -> None:
+        if not 400 <= value <= 699:
+            raise ValueError(f"a rejection needs a 4xx-6xx status, not {value}")
+
+
+@attrs.frozen
+class Defer:
+    """Decide later: the call rings (180) until accept/reject_incoming_call or the deadline."""
+
+
+@attrs.frozen
+class Forward:
+    """Redirect the caller to ``target`` with 302 Moved Temporarily and a Contact."""
+
+    target: str
+
+
+class CallDecision:
+    """The four answers to an incoming call, matchable with ``match``.
+
+    ``CallDecision.Accept(sdp)``, ``CallDecision.Reject(reason)``, ``CallDecision.Defer()``,
+    ``CallDecision.Forward(target)``; ``CallDecision.Defer`` (the class itself) is accepted
+    as well, like the seed's unit variant.
+    """
+
+    Accept: ClassVar[type[Accept]] = Accept
+    Reject: ClassVar[type[Reject]] = Reject
+    Defer: ClassVar[type[Defer]] = Defer
+    Forward: ClassVar[type[Forward]] = Forward
+
+
+Decision = Accept | Reject | Defer | Forward
+"""Any of the call decisions."""
+
+
+def normalize_decision(value: object) -> Decision:
+    """Turn a handler's return value into a decision instance.
+
+    Raises:
+        TypeError: when the value is not a call decision.
+    """
+    if value is Defer:
+        return Defer()
+    if isinstance(value, Accept | Reject | Defer | Forward):
+        return value
+    raise TypeError(f"a call handler returned {value!r}, which is not a CallDecision")
+
+
+# --- media views ---------------------------------------------------------------------
+
+
+@attrs.frozen
+class QualityMetrics:
+    """Call quality of one stream (E-model, ITU-T G.107) as the seed exposes it.
+
+    Attributes:
+        mos_score: estimated MOS (1.0-4.5), None before any packet was received.
+        r_factor: the E-model transmission rating R (0-100), None before any packet.
+        packet_loss_percent: packets lost over packets expected, in percent.
+        jitter_ms: RFC 3550 interarrival jitter in milliseconds.
+        round_trip_ms: RTT from RTCP LSR/DLSR, None until a report came back.
+    """
+
+    mos_score: float | None
+    r_factor: float | None
+    packet_loss_percent: float
+    jitter_ms: float
+    round_trip_ms: float | None = None
+
+
+@attrs.frozen
+class MediaStatistics:
+    """Counters and quality of a call's audio stream."""
+
+    session_id: SessionId
+    codec: str | None
+    packets_sent: int
+    packets_received: int
+    bytes_sent: int
+    bytes_received: int
+    packets_lost: int
+    local_address: tuple[str, int] | None
+    remote_address: tuple[str, int] | None
+    quality_metrics: QualityMetrics | None
+
+
+@attrs.frozen
+class MediaInfo:
+    """What was negotiated for a call's audio."""
+
+    session_id: SessionId
+    local_sdp: str | None
+    remote_sdp: str | None
+    local_rtp_port: int | None
+    remote_rtp_address: tuple[str, int] | None
+    codec: str | None
+    payload_type: int | None
+    direction: str
+
+
+@attrs.frozen
+class SessionStats:
+    """Coordinator-wide counters, returned by ``get_stats``."""
+
+    active_sessions: int
+    total_sessions: int
+    failed_sessions: int
+    incoming_calls: int
+    outgoing_calls: int
+    active_bridges: int

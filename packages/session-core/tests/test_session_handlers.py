@@ -1,0 +1,206 @@
+"""Tests of CallHandler defaults and the ready-made handlers."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+import pytest
+
+from rvoip_session_core import (
+    Accept,
+    AutoAnswerHandler,
+    CallHandler,
+    CallSession,
+    CallState,
+    CompositeHandler,
+    Decision,
+    Defer,
+    Forward,
+    IncomingCall,
+    QualityMetrics,
+    QueueHandler,
+    Reject,
+    RoutingHandler,
+    SessionId,
+)
+
+
+def incoming(n: int = 1, to: str = "sip:bob@127.0.0.1:5070", frm: str = "sip:a@h") -> IncomingCall:
+    return IncomingCall(SessionId(f"s{n}"), frm, to, None)
+
+
+def ended(call: IncomingCall) -> CallSession:
+    return CallSession(call.id, call.from_, call.to, CallState.Cancelled)
+
+
+class Blacklist(CallHandler):
+    def __init__(self, *blocked: str) -> None:
+        self.blocked = set(blocked)
+        self.ended: list[str] = []
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return Reject("Blocked", 403) if call.from_ in self.blocked else Accept()
+
+    async def screen_call(self, call: IncomingCall) -> Decision | None:
+        return Reject("Blocked", 403) if call.from_ in self.blocked else None
+
+    async def on_call_ended(self, call: CallSession, reason: str) -> None:
+        self.ended.append(reason)
+
+
+class Exploding(CallHandler):
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return Accept()
+
+    async def on_call_ended(self, call: CallSession, reason: str) -> None:
+        raise RuntimeError("boom")
+
+    async def on_incoming_transfer_request(
+        self, session_id: SessionId, target: str, referred_by: str | None
+    ) -> bool:
+        return False
+
+
+@pytest.mark.anyio
+async def test_auto_answer_accepts_with_generated_sdp() -> None:
+    handler = AutoAnswerHandler()
+    assert await handler.on_incoming_call(incoming()) == Accept(None)
+    assert await handler.screen_call(incoming()) == Accept(None)
+
+
+@pytest.mark.anyio
+async def test_default_hooks_are_harmless() -> None:
+    handler = AutoAnswerHandler()
+    sid = SessionId("s")
+    await handler.on_call_established(ended(incoming()), None, None)
+    await handler.on_call_state_changed(sid, CallState.Ringing, CallState.Active, None)
+    await handler.on_dtmf(sid, "5")
+    await handler.on_media_quality(sid, QualityMetrics(4.4, 93.0, 0.0, 0.0))
+    assert await handler.on_incoming_transfer_request(sid, "sip:c@h", None) is True
+
+
+@pytest.mark.anyio
+async def test_queue_defers_in_fifo_order_and_refuses_when_full() -> None:
+    queue = QueueHandler(2)
+    assert await queue.on_incoming_call(incoming(1)) == Defer()
+    assert await queue.on_incoming_call(incoming(2)) == Defer()
+    assert await queue.on_incoming_call(incoming(3)) == Reject("Queue Full", 486)
+    assert await queue.screen_call(incoming(4)) is None
+    assert queue.queue_size() == 2
+    first = queue.dequeue()
+    assert first is not None
+    assert first.id == "s1"
+    second = queue.dequeue()
+    assert second is not None
+    assert second.id == "s2"
+    assert queue.dequeue() is None
+
+
+@pytest.mark.anyio
+async def test_queue_forgets_calls_that_ended_while_waiting() -> None:
+    queue = QueueHandler(5)
+    calls = [incoming(i) for i in range(3)]
+    for call in calls:
+        await queue.on_incoming_call(call)
+    await queue.on_call_ended(ended(calls[1]), "caller hung up")
+    assert [queue.dequeue(), queue.dequeue()] == [calls[0], calls[2]]
+
+
+@pytest.mark.anyio
+async def test_queue_wait_for_call_wakes_on_arrival() -> None:
+    queue = QueueHandler(5)
+    got: list[IncomingCall] = []
+
+    async def consumer() -> None:
+        got.append(await queue.wait_for_call())
+
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(consumer)
+            await anyio.wait_all_tasks_blocked()
+            await queue.on_incoming_call(incoming(9))
+    assert [c.id for c in got] == ["s9"]
+
+
+def test_queue_needs_room() -> None:
+    with pytest.raises(ValueError, match="at least one"):
+        QueueHandler(0)
+
+
+@pytest.mark.anyio
+async def test_routing_matches_wildcards_in_order_and_rejects_by_default() -> None:
+    router = RoutingHandler()
+    router.add_route("sip:support@*", "sip:queue@support.local")
+    router.add_route("sip:sales@*", "sip:queue@sales.local")
+    router.add_route("sip:+1800*", "sip:tollfree@gateway.com")
+    assert await router.on_incoming_call(incoming(to="sip:support@127.0.0.1:5070")) == Forward(
+        "sip:queue@support.local"
+    )
+    assert await router.on_incoming_call(incoming(to='"S" <sip:SALES@pbx;transport=udp>')) == (
+        Forward("sip:queue@sales.local")
+    )
+    assert await router.on_incoming_call(incoming(to="sip:+18005551234@gw")) == Forward(
+        "sip:tollfree@gateway.com"
+    )
+    assert await router.on_incoming_call(incoming(to="sip:bob@127.0.0.1")) == Reject(
+        "No Route", 404
+    )
+    assert await router.screen_call(incoming(to="sip:bob@127.0.0.1")) is None
+    assert router.routes[0] == ("sip:support@*", "sip:queue@support.local")
+
+
+@pytest.mark.anyio
+async def test_routing_falls_back_to_request_uri() -> None:
+    router = RoutingHandler().add_route("sip:helpdesk@*", "sip:agent@h")
+    call = IncomingCall(
+        SessionId("s"), "sip:a@h", "sip:bob@h", None, request_uri="sip:helpdesk@127.0.0.1"
+    )
+    assert await router.on_incoming_call(call) == Forward("sip:agent@h")
+
+
+def test_routing_pattern_without_star_is_exact() -> None:
+    router = RoutingHandler().add_route("sip:bob@h", "sip:x@y")
+    assert router.route_for("sip:bob@h") == "sip:x@y"
+    assert router.route_for("sip:bob@hh") is None
+
+
+@pytest.mark.anyio
+async def test_composite_first_decisive_handler_wins() -> None:
+    blacklist = Blacklist("sip:spam@h")
+    router = RoutingHandler().add_route("sip:support@*", "sip:queue@support.local")
+    queue = QueueHandler(1)
+    chain = CompositeHandler().add_handler(blacklist).add_handler(router).add_handler(queue)
+    assert chain.handlers == (blacklist, router, queue)
+    assert await chain.on_incoming_call(incoming(frm="sip:spam@h")) == Reject("Blocked", 403)
+    assert await chain.on_incoming_call(incoming(to="sip:support@x")) == Forward(
+        "sip:queue@support.local"
+    )
+    assert await chain.on_incoming_call(incoming(1)) == Defer()
+    assert queue.queue_size() == 1
+    assert await chain.on_incoming_call(incoming(2)) == Reject("Decline", 603)
+
+
+@pytest.mark.anyio
+async def test_composite_with_plain_handler_is_decisive() -> None:
+    chain = CompositeHandler().add_handler(AutoAnswerHandler()).add_handler(QueueHandler(1))
+    assert await chain.on_incoming_call(incoming()) == Accept(None)
+
+
+@pytest.mark.anyio
+async def test_composite_fans_out_hooks_and_survives_a_failing_handler(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    blacklist = Blacklist()
+    chain = CompositeHandler().add_handler(Exploding()).add_handler(blacklist)
+    with caplog.at_level(logging.ERROR):
+        await chain.on_call_ended(ended(incoming()), "bye")
+    assert blacklist.ended == ["bye"]
+    assert "hook failed" in caplog.text
+    sid = SessionId("s")
+    await chain.on_dtmf(sid, "1")
+    await chain.on_call_state_changed(sid, CallState.Ringing, CallState.Active, None)
+    await chain.on_call_established(ended(incoming()), None, None)
+    await chain.on_media_quality(sid, QualityMetrics(None, None, 0.0, 0.0))
+    assert await chain.on_incoming_transfer_request(sid, "sip:c@h", None) is False
+    assert await CompositeHandler().on_incoming_transfer_request(sid, "sip:c@h", None) is True
