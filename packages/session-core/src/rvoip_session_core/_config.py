@@ -1,0 +1,307 @@
+"""``SessionConfig`` and ``SessionManagerBuilder``: how a coordinator is set up."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import attrs
+
+from rvoip_session_core._errors import ConfigurationError
+from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
+
+if TYPE_CHECKING:
+    from rvoip_session_core._coordinator import SessionCoordinator
+
+SUPPORTED_CODECS = ("PCMU", "PCMA")
+"""Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
+
+SUPPORTED_TRANSPORTS = ("UDP", "TCP")
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for an IPv4 or IPv6 literal (IPv6 with or without brackets)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def split_uri_hostport(uri: str) -> tuple[str | None, str | None, int | None]:
+    """(user, host, port) of a ``sip:user@host:port;params`` text, without a full parse.
+
+    Raises:
+        ConfigurationError: when the text is not a sip/sips URI.
+    """
+    text = uri.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme.lower() not in ("sip", "sips") or not rest:
+        raise ConfigurationError(f"not a SIP URI: {uri!r}")
+    rest = rest.split(";", 1)[0].split("?", 1)[0]
+    user: str | None = None
+    if "@" in rest:
+        user, rest = rest.rsplit("@", 1)
+        user = user.split(":", 1)[0] or None
+    port: int | None = None
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise ConfigurationError(f"bad IPv6 host in {uri!r}")
+        host, tail = rest[1:end], rest[end + 1 :]
+        if tail.startswith(":"):
+            port = _port(tail[1:], uri)
+    else:
+        host, _, port_text = rest.partition(":")
+        if port_text:
+            port = _port(port_text, uri)
+    if not host:
+        raise ConfigurationError(f"no host in {uri!r}")
+    return user, host, port
+
+
+def _port(text: str, uri: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigurationError(f"bad port in {uri!r}")
+    return int(text)
+
+
+@attrs.frozen
+class SessionConfig:
+    """Everything a coordinator needs to know, resolved from the builder.
+
+    Attributes:
+        bind_host: the IP literal the SIP and RTP sockets bind (no brackets).
+        sip_port: SIP port (0: ephemeral; the bound port is then advertised).
+        user: the user part of our Contact (from ``with_local_address``).
+        public_host: host advertised in Via/Contact/SDP instead of the bound one, if set.
+        transport: "UDP" or "TCP".
+        media_ports: (start, end) range of even RTP ports, or None for ephemeral ports.
+        preferred_codecs: codec names in our order of preference.
+        dtmf_payload_type: payload type offered for RFC 4733 telephone-event.
+        incoming_call_timeout: seconds a deferred call may ring before it gets 480.
+        ptime_ms: packet time of the audio we send.
+        quality_interval: seconds between ``on_media_quality`` reports (0 disables).
+        t1, t2: RFC 3261 timers.
+        user_agent: User-Agent/Server header value.
+        rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs); None for os entropy.
+    """
+
+    bind_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    user: str | None = None
+    public_host: str | None = None
+    transport: str = "UDP"
+    media_ports: tuple[int, int] | None = None
+    preferred_codecs: tuple[str, ...] = SUPPORTED_CODECS
+    dtmf_payload_type: int = 101
+    incoming_call_timeout: float = 60.0
+    ptime_ms: int = 20
+    quality_interval: float = 5.0
+    t1: float = 0.5
+    t2: float = 4.0
+    user_agent: str = "rvoip-python/0.1"
+    rng_seed: int | None = None
+    event_buffer: int = 1000
+
+    @property
+    def advertised_host(self) -> str:
+        """The host put in Via, Contact and SDP ``c=``: public host, else the bound one."""
+        return self.public_host or self.bind_host
+
+
+@attrs.define
+class SessionManagerBuilder:
+    """Builds a ``SessionCoordinator``: chain the ``with_*`` calls, then ``await build()``.
+
+    Example:
+        >>> builder = SessionManagerBuilder().with_sip_port(0).with_local_address(
+        ...     "sip:alice@127.0.0.1")
+        >>> builder.config().bind_host
+        '127.0.0.1'
+    """
+
+    _sip_port: int | None = None
+    _local_address: str | None = None
+    _bind_addr: str | None = None
+    _public_address: str | None = None
+    _handler: CallHandler | None = None
+    _media_ports: tuple[int, int] | None = None
+    _transport: str = "UDP"
+    _codecs: tuple[str, ...] = SUPPORTED_CODECS
+    _dtmf_pt: int = 101
+    _incoming_timeout: float = 60.0
+    _quality_interval: float = 5.0
+    _t1: float = 0.5
+    _t2: float = 4.0
+    _user_agent: str = "rvoip-python/0.1"
+    _rng_seed: int | None = None
+
+    def with_sip_port(self, port: int) -> SessionManagerBuilder:
+        """SIP port to bind (0 picks a free one)."""
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"SIP port out of range: {port}")
+        self._sip_port = port
+        return self
+
+    def with_local_address(self, uri: str) -> SessionManagerBuilder:
+        """Our SIP identity, e.g. ``sip:alice@127.0.0.1:5060``; an IP host is also bound."""
+        split_uri_hostport(uri)
+        self._local_address = uri
+        return self
+
+    def with_local_bind_addr(self, addr: str) -> SessionManagerBuilder:
+        """Address to bind when the local address is no IP literal: ``host[:port]``."""
+        host, port = _split_hostport(addr)
+        if not is_ip_literal(host):
+            raise ConfigurationError(f"bind address must be an IP literal: {addr!r}")
+        self._bind_addr = addr
+        if port is not None and self._sip_port is None:
+            self._sip_port = port
+        return self
+
+    def with_public_address(self, host: str) -> SessionManagerBuilder:
+        """Host to advertise in Via/Contact/SDP instead of the bound address (behind NAT)."""
+        self._public_address = host
+        return self
+
+    def with_handler(self, handler: CallHandler) -> SessionManagerBuilder:
+        """The application's ``CallHandler`` (default: ``AutoAnswerHandler``)."""
+        if not isinstance(handler, CallHandler):
+            raise ConfigurationError(f"{handler!r} is not a CallHandler")
+        self._handler = handler
+        return self
+
+    def with_media_ports(self, start: int, end: int) -> SessionManagerBuilder:
+        """Allocate RTP ports (even, with RTCP on the next odd one) from ``[start, end)``."""
+        if not (1024 <= start < end <= 65536) or end - start < 2:
+            raise ConfigurationError(f"bad media port range {start}-{end}")
+        self._media_ports = (start, end)
+        return self
+
+    def with_transport(self, transport: str) -> SessionManagerBuilder:
+        """SIP transport: ``udp`` (default) or ``tcp``."""
+        name = transport.upper()
+        if name not in SUPPORTED_TRANSPORTS:
+            raise ConfigurationError(f"unsupported transport {transport!r}")
+        self._transport = name
+        return self
+
+    def with_preferred_codecs(self, codecs: Iterable[str]) -> SessionManagerBuilder:
+        """Codecs to offer and accept, best first (``PCMU``, ``PCMA``)."""
+        names = tuple(c.upper() for c in codecs)
+        unknown = [c for c in names if c not in SUPPORTED_CODECS]
+        if unknown or not names:
+            raise ConfigurationError(f"unsupported codec list {list(codecs)!r}")
+        self._codecs = tuple(dict.fromkeys(names))
+        return self
+
+    def with_dtmf_payload_type(self, payload_type: int) -> SessionManagerBuilder:
+        """Dynamic payload type offered for RFC 4733 telephone-event (default 101)."""
+        if not 96 <= payload_type <= 127:
+            raise ConfigurationError(
+                f"telephone-event needs a dynamic payload type: {payload_type}"
+            )
+        self._dtmf_pt = payload_type
+        return self
+
+    def with_incoming_call_timeout(self, seconds: float) -> SessionManagerBuilder:
+        """How long a deferred incoming call may ring before it is answered 480."""
+        if seconds <= 0:
+            raise ConfigurationError("the incoming call timeout must be positive")
+        self._incoming_timeout = float(seconds)
+        return self
+
+    def with_quality_interval(self, seconds: float) -> SessionManagerBuilder:
+        """Seconds between media quality reports (0 disables them)."""
+        self._quality_interval = max(0.0, float(seconds))
+        return self
+
+    def with_sip_timers(self, t1: float, t2: float = 4.0) -> SessionManagerBuilder:
+        """RFC 3261 T1 and T2 (for tests and fast networks)."""
+        if not 0 < t1 <= t2:
+            raise ConfigurationError("need 0 < T1 <= T2")
+        self._t1, self._t2 = t1, t2
+        return self
+
+    def with_user_agent(self, value: str) -> SessionManagerBuilder:
+        """Value of the User-Agent and Server headers."""
+        self._user_agent = value
+        return self
+
+    def with_rng_seed(self, seed: int) -> SessionManagerBuilder:
+        """Seed the coordinator's RNG (reproducible tags and branches in tests)."""
+        self._rng_seed = seed
+        return self
+
+    def config(self) -> SessionConfig:
+        """Resolve the settings into a ``SessionConfig`` (no I/O).
+
+        Raises:
+            ConfigurationError: when the settings contradict each other.
+        """
+        user: str | None = None
+        uri_host: str | None = None
+        uri_port: int | None = None
+        if self._local_address is not None:
+            user, uri_host, uri_port = split_uri_hostport(self._local_address)
+        bind_host = "127.0.0.1"
+        bind_port: int | None = None
+        if self._bind_addr is not None:
+            bind_host, bind_port = _split_hostport(self._bind_addr)
+        public = self._public_address
+        if uri_host is not None:
+            if is_ip_literal(uri_host):
+                # ARCHITECTURE §4: an IP literal in the local address is what we bind.
+                bind_host = uri_host.strip("[]")
+            elif public is None:
+                public = uri_host
+        port = self._sip_port
+        if port is None:
+            port = uri_port if uri_port is not None else bind_port
+        if port is None:
+            port = 5060
+        return SessionConfig(
+            bind_host=bind_host.strip("[]"),
+            sip_port=port,
+            user=user,
+            public_host=public,
+            transport=self._transport,
+            media_ports=self._media_ports,
+            preferred_codecs=self._codecs,
+            dtmf_payload_type=self._dtmf_pt,
+            incoming_call_timeout=self._incoming_timeout,
+            quality_interval=self._quality_interval,
+            t1=self._t1,
+            t2=self._t2,
+            user_agent=self._user_agent,
+            rng_seed=self._rng_seed,
+        )
+
+    @property
+    def handler(self) -> CallHandler:
+        """The configured handler (an ``AutoAnswerHandler`` when none was given)."""
+        return self._handler if self._handler is not None else AutoAnswerHandler()
+
+    async def build(self) -> SessionCoordinator:
+        """Create the coordinator (not started: ``await coordinator.start()`` or ``async with``)."""
+        from rvoip_session_core._coordinator import SessionCoordinator
+
+        return SessionCoordinator(self.config(), self.handler)
+
+
+def _split_hostport(addr: str) -> tuple[str, int | None]:
+    text = addr.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ConfigurationError(f"bad address {addr!r}")
+        host, tail = text[1:end], text[end + 1 :]
+        return host, (_port(tail[1:], addr) if tail.startswith(":") else None)
+    if text.count(":") > 1:
+        return text, None
+    host, _, port = text.partition(":")
+    return host, (_port(port, addr) if port else None)
