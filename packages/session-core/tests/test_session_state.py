@@ -1,0 +1,58 @@
+"""Tests of the call-state table and the SIP INFO DTMF bodies."""
+
+from __future__ import annotations
+
+import itertools
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rvoip_session_core import CallState
+from rvoip_session_core._state import (
+    TRANSITIONS,
+    can_transition,
+    dtmf_relay_body,
+    parse_dtmf_info,
+)
+
+
+def test_every_state_has_a_row_and_finals_are_dead_ends() -> None:
+    assert set(TRANSITIONS) == set(CallState)
+    for state in CallState:
+        assert (not TRANSITIONS[state]) == state.is_final
+
+
+def test_typical_paths_are_legal() -> None:
+    path = [
+        CallState.Initiating,
+        CallState.Ringing,
+        CallState.Active,
+        CallState.OnHold,
+        CallState.Active,
+        CallState.Transferring,
+        CallState.Terminating,
+        CallState.Terminated,
+    ]
+    assert all(can_transition(a, b) for a, b in itertools.pairwise(path))
+    assert can_transition(CallState.Ringing, CallState.Cancelled)
+    assert not can_transition(CallState.Initiating, CallState.OnHold)
+    assert not can_transition(CallState.Terminated, CallState.Active)
+
+
+def test_dtmf_relay_round_trip() -> None:
+    assert parse_dtmf_info("application/dtmf-relay", dtmf_relay_body("5", 160)) == ("5", 160)
+    assert parse_dtmf_info("Application/DTMF-Relay; x=1", b"Signal= #\nDuration=x") == ("#", 250)
+    assert parse_dtmf_info("application/dtmf", b"9\r\n") == ("9", 250)
+
+
+def test_dtmf_bodies_without_a_digit_give_none() -> None:
+    assert parse_dtmf_info("application/dtmf-relay", b"Duration=100") is None
+    assert parse_dtmf_info("application/dtmf-relay", b"Signal=55") is None
+    assert parse_dtmf_info("text/plain", b"Signal=5") is None
+    assert parse_dtmf_info("application/dtmf", b"\xff") is None
+
+
+@given(st.text(), st.binary())
+def test_dtmf_parser_never_raises(ctype: str, body: bytes) -> None:
+    result = parse_dtmf_info(ctype, body)
+    assert result is None or (len(result[0]) == 1 and result[1] >= 0)
