@@ -1,0 +1,708 @@
+"""Digest authentication for SIP (RFC 7616 with RFC 8760's algorithms, RFC 2617/2069 compatible).
+
+Client side: :func:`build_credentials` (pure) and :class:`DigestClient` (keeps the
+nonce counts) turn a ``WWW-Authenticate``/``Proxy-Authenticate`` challenge into
+``Authorization``/``Proxy-Authorization`` credentials. Server side:
+:func:`verify_credentials` (pure, constant-time) and :class:`DigestServer`, which makes
+self-validating nonces from an injected RNG and a ``now`` argument and rejects replayed
+nonce counts. No clock or global randomness is read here (sans-IO).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import random
+import re
+import struct
+import urllib.parse
+from collections.abc import Callable, Iterable, Sequence
+from typing import TypeVar, overload
+
+import attrs
+
+from ._errors import SipError
+from ._headers.auth import (
+    AuthChallenge,
+    AuthCredentials,
+    AuthenticationInfo,
+    Authorization,
+    ProxyAuthenticate,
+    ProxyAuthorization,
+    WWWAuthenticate,
+)
+
+__all__ = [
+    "SUPPORTED_ALGORITHMS",
+    "DigestClient",
+    "DigestError",
+    "DigestServer",
+    "DigestVerdict",
+    "build_credentials",
+    "compute_digest_response",
+    "compute_ha1",
+    "digest_hash",
+    "format_nc",
+    "hash_username",
+    "make_cnonce",
+    "select_challenge",
+    "verify_credentials",
+]
+
+
+class DigestError(SipError):
+    """A challenge cannot be answered (unknown scheme, algorithm or qop)."""
+
+
+def _hashlib_hex(name: str) -> Callable[[bytes], str]:
+    def run(data: bytes) -> str:
+        return hashlib.new(name, data).hexdigest()
+
+    return run
+
+
+_MASK64 = (1 << 64) - 1
+# FIPS 180-4 §4.2.3: the 80 SHA-512 round constants, generated from the fractional parts
+# of the cube roots of the first 80 primes (computed once, exactly, with integers).
+
+
+def _primes(count: int) -> list[int]:
+    out: list[int] = []
+    n = 2
+    while len(out) < count:
+        if all(n % p for p in out if p * p <= n):
+            out.append(n)
+        n += 1
+    return out
+
+
+def _frac_root_bits(n: int, k: int) -> int:
+    # First 64 bits of the fractional part of n ** (1/k), by integer root of n * 2**(64k).
+    target = n << (64 * k)
+    lo, hi = 0, 1 << (64 + 8)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if mid**k <= target:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo & _MASK64
+
+
+_K512 = [_frac_root_bits(p, 3) for p in _primes(80)]
+# FIPS 180-4 §5.3.6.2: initial hash value of SHA-512/256.
+_IV512_256 = (
+    0x22312194FC2BF72C,
+    0x9F555FA3C84C64C2,
+    0x2393B86B6F53B151,
+    0x963877195940EABD,
+    0x96283EE2A88EFFE3,
+    0xBE5E1E2553863992,
+    0x2B0199FC2C85B8AA,
+    0x0EB72DDC81C52CA2,
+)
+
+
+def _rotr(x: int, n: int) -> int:
+    return ((x >> n) | (x << (64 - n))) & _MASK64
+
+
+def sha512_256_fallback(data: bytes) -> str:
+    """SHA-512/256 in pure Python (FIPS 180-4 §6.4 with the §5.3.6.2 IV), lower-case hex."""
+    h = list(_IV512_256)
+    length = len(data)
+    data = data + b"\x80" + b"\x00" * ((111 - length) % 128) + (length * 8).to_bytes(16, "big")
+    for off in range(0, len(data), 128):
+        w = list(struct.unpack(">16Q", data[off : off + 128]))
+        for t in range(16, 80):
+            s0 = _rotr(w[t - 15], 1) ^ _rotr(w[t - 15], 8) ^ (w[t - 15] >> 7)
+            s1 = _rotr(w[t - 2], 19) ^ _rotr(w[t - 2], 61) ^ (w[t - 2] >> 6)
+            w.append((w[t - 16] + s0 + w[t - 7] + s1) & _MASK64)
+        a, b, c, d, e, f, g, hh = h
+        for t in range(80):
+            t1 = hh + (_rotr(e, 14) ^ _rotr(e, 18) ^ _rotr(e, 41)) + ((e & f) ^ (~e & g))
+            t1 = (t1 + _K512[t] + w[t]) & _MASK64
+            t2 = (_rotr(a, 28) ^ _rotr(a, 34) ^ _rotr(a, 39)) + ((a & b) ^ (a & c) ^ (b & c))
+            hh, g, f, e, d, c, b, a = g, f, e, (d + t1) & _MASK64, c, b, a, (t1 + t2) & _MASK64
+        h = [(x + y) & _MASK64 for x, y in zip(h, (a, b, c, d, e, f, g, hh), strict=True)]
+    return b"".join(x.to_bytes(8, "big") for x in h[:4]).hex()
+
+
+def _sha512_256(data: bytes) -> str:
+    # RFC 8760 §2.2 / FIPS 180-4 §6.7: SHA-512/256. Some OpenSSL builds lack it in hashlib.
+    try:
+        return hashlib.new("sha512_256", data).hexdigest()
+    except ValueError:
+        return sha512_256_fallback(data)
+
+
+_BASE_ALGORITHMS: dict[str, Callable[[bytes], str]] = {
+    "MD5": _hashlib_hex("md5"),
+    "SHA-256": _hashlib_hex("sha256"),
+    "SHA-512-256": _sha512_256,
+}
+SUPPORTED_ALGORITHMS: tuple[str, ...] = (
+    "SHA-512-256",
+    "SHA-512-256-SESS",
+    "SHA-256",
+    "SHA-256-SESS",
+    "MD5",
+    "MD5-SESS",
+)
+"""Algorithm names understood here, strongest first (RFC 8760 §2.3 order)."""
+
+_QOPS = ("auth", "auth-int")
+
+
+def _split_algorithm(algorithm: str) -> tuple[Callable[[bytes], str], bool]:
+    name = algorithm.upper()
+    sess = name.endswith("-SESS")
+    base = name[:-5] if sess else name
+    try:
+        return _BASE_ALGORITHMS[base], sess
+    except KeyError:
+        raise DigestError(f"unsupported digest algorithm {algorithm!r}") from None
+
+
+def digest_hash(algorithm: str, data: str | bytes) -> str:
+    """Lower-case hex hash of ``data`` with the algorithm's hash (``-sess`` ignored).
+
+    Raises:
+        DigestError: unknown algorithm.
+    """
+    fn, _ = _split_algorithm(algorithm)
+    return fn(data.encode() if isinstance(data, str) else data)
+
+
+def hash_username(algorithm: str, username: str, realm: str) -> str:
+    """RFC 7616 §3.4.4: username = H( unq(username) ":" unq(realm) ) when userhash=true."""
+    return digest_hash(algorithm, f"{username}:{realm}")
+
+
+def compute_ha1(
+    algorithm: str,
+    username: str,
+    realm: str,
+    password: str,
+    *,
+    nonce: str = "",
+    cnonce: str = "",
+) -> str:
+    """H(A1) of RFC 7616 §3.4.2 (for ``-sess``: H(H(user:realm:pass):nonce:cnonce)).
+
+    Raises:
+        DigestError: unknown algorithm.
+    """
+    fn, sess = _split_algorithm(algorithm)
+    ha1 = fn(f"{username}:{realm}:{password}".encode())
+    if sess:
+        ha1 = fn(f"{ha1}:{nonce}:{cnonce}".encode())
+    return ha1
+
+
+def compute_digest_response(
+    *,
+    algorithm: str = "MD5",
+    username: str,
+    realm: str,
+    password: str | None = None,
+    ha1: str | None = None,
+    nonce: str,
+    method: str,
+    uri: str,
+    qop: str | None = None,
+    nc: int | str | None = None,
+    cnonce: str | None = None,
+    body: bytes = b"",
+) -> str:
+    """The ``response`` value (request-digest) of RFC 7616 §3.4.1.
+
+    Give ``password`` or a stored ``ha1`` (H(user:realm:password); for ``-sess``
+    algorithms the session key is still derived here). ``qop=None`` gives the RFC 2069
+    form H(HA1:nonce:HA2). An empty ``method`` gives the Authentication-Info ``rspauth``
+    form (A2 = ":" uri, RFC 7616 §3.5).
+
+    Raises:
+        DigestError: unknown algorithm or qop, or neither password nor ha1.
+    """
+    fn, sess = _split_algorithm(algorithm)
+    if ha1 is None:
+        if password is None:
+            raise DigestError("compute_digest_response needs a password or an ha1")
+        ha1 = fn(f"{username}:{realm}:{password}".encode())
+    cnonce = cnonce or ""
+    if sess:
+        # RFC 7616 §3.4.2: A1 = H(unq(username):unq(realm):passwd):unq(nonce):unq(cnonce)
+        ha1 = fn(f"{ha1}:{nonce}:{cnonce}".encode())
+    qop_l = None if qop is None else qop.lower()
+    # RFC 7616 §3.4.3: A2 = Method ":" request-uri, plus ":" H(body) for auth-int.
+    if qop_l == "auth-int":
+        ha2 = fn(f"{method}:{uri}:{fn(body)}".encode())
+    elif qop_l in (None, "auth"):
+        ha2 = fn(f"{method}:{uri}".encode())
+    else:
+        raise DigestError(f"unsupported qop {qop!r}")
+    if qop_l is None:
+        # RFC 2617 §3.2.2.1 / RFC 2069: request-digest = KD(H(A1), nonce:H(A2))
+        return fn(f"{ha1}:{nonce}:{ha2}".encode())
+    nc_text = format_nc(nc) if isinstance(nc, int) else (nc or "")
+    return fn(f"{ha1}:{nonce}:{nc_text}:{cnonce}:{qop_l}:{ha2}".encode())
+
+
+def format_nc(count: int) -> str:
+    """The nonce count as 8 lower-case hex digits (RFC 7616 §3.4: ``nc=00000001``)."""
+    return f"{count & 0xFFFFFFFF:08x}"
+
+
+def make_cnonce(rng: random.Random, nbytes: int = 12) -> str:
+    """A client nonce: ``nbytes`` random bytes from ``rng`` as hex."""
+    return rng.getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()
+
+
+def _supported(challenge: AuthChallenge) -> bool:
+    if not challenge.is_digest or challenge.nonce is None:
+        return False
+    if challenge.algorithm not in SUPPORTED_ALGORITHMS:
+        return False
+    offered = challenge.qop_options
+    return not offered or any(q in _QOPS for q in offered)
+
+
+_C = TypeVar("_C", bound=AuthChallenge)
+
+
+def select_challenge(challenges: Iterable[_C]) -> _C | None:
+    """The challenge to answer: the topmost Digest one we support (RFC 8760 §2.4), or None."""
+    for challenge in challenges:
+        if _supported(challenge):
+            return challenge
+    return None
+
+
+def _encode_username(username: str) -> tuple[str, str] | None:
+    # RFC 7616 §3.4.4: a name that cannot go in a quoted-string travels as username*.
+    if username.isascii() and username.isprintable():
+        return None
+    quoted = urllib.parse.quote(username, safe="", encoding="utf-8")
+    return ("username*", f"UTF-8''{quoted}")
+
+
+@overload
+def build_credentials(
+    challenge: ProxyAuthenticate,
+    *,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    cnonce: str,
+    nc: int = 1,
+    body: bytes = b"",
+    prefer_auth_int: bool = False,
+) -> ProxyAuthorization: ...
+@overload
+def build_credentials(
+    challenge: WWWAuthenticate,
+    *,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    cnonce: str,
+    nc: int = 1,
+    body: bytes = b"",
+    prefer_auth_int: bool = False,
+) -> Authorization: ...
+def build_credentials(
+    challenge: AuthChallenge,
+    *,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    cnonce: str,
+    nc: int = 1,
+    body: bytes = b"",
+    prefer_auth_int: bool = False,
+) -> Authorization | ProxyAuthorization:
+    """Credentials answering ``challenge`` (RFC 7616 §3.4, RFC 3261 §22.2/§22.3).
+
+    A Proxy-Authenticate challenge gives Proxy-Authorization, any other gives
+    Authorization. qop ``auth`` is preferred when offered (``auth-int`` when
+    ``prefer_auth_int`` or when it is the only option); without a qop in the challenge
+    the RFC 2069 form is used and cnonce/nc are left out.
+
+    Raises:
+        DigestError: the challenge is not Digest, lacks a nonce, or uses an unknown
+            algorithm or only unknown qop values.
+    """
+    return _build_credentials(
+        challenge,
+        username=username,
+        password=password,
+        method=method,
+        uri=uri,
+        cnonce=cnonce,
+        nc=nc,
+        body=body,
+        prefer_auth_int=prefer_auth_int,
+    )
+
+
+def _build_credentials(
+    challenge: AuthChallenge,
+    *,
+    username: str,
+    password: str,
+    method: str,
+    uri: str,
+    cnonce: str,
+    nc: int = 1,
+    body: bytes = b"",
+    prefer_auth_int: bool = False,
+) -> Authorization | ProxyAuthorization:
+    """Implementation of :func:`build_credentials` without the overloads."""
+    if not challenge.is_digest:
+        raise DigestError(f"cannot answer auth scheme {challenge.scheme!r}")
+    nonce = challenge.nonce
+    if nonce is None:
+        raise DigestError("digest challenge without a nonce")
+    realm = challenge.realm or ""
+    algorithm = challenge.algorithm
+    _split_algorithm(algorithm)
+    offered = challenge.qop_options
+    qop: str | None = None
+    if offered:
+        order = ("auth-int", "auth") if prefer_auth_int else ("auth", "auth-int")
+        qop = next((q for q in order if q in offered), None)
+        if qop is None:
+            raise DigestError(f"no supported qop in {offered!r}")
+    response = compute_digest_response(
+        algorithm=algorithm,
+        username=username,
+        realm=realm,
+        password=password,
+        nonce=nonce,
+        method=method,
+        uri=uri,
+        qop=qop,
+        nc=nc,
+        cnonce=cnonce,
+        body=body,
+    )
+    params: list[tuple[str, str]] = []
+    if challenge.userhash:
+        params.append(("username", hash_username(algorithm, username, realm)))
+    else:
+        params.append(_encode_username(username) or ("username", username))
+    params += [("realm", realm), ("nonce", nonce), ("uri", uri), ("response", response)]
+    if challenge.param("algorithm") is not None:
+        params.append(("algorithm", challenge.param("algorithm") or algorithm))
+    if qop is not None:
+        params += [("cnonce", cnonce), ("qop", qop), ("nc", format_nc(nc))]
+    if challenge.opaque is not None:
+        # RFC 7616 §3.4: opaque is returned unchanged.
+        params.append(("opaque", challenge.opaque))
+    if challenge.userhash:
+        params.append(("userhash", "true"))
+    cls = ProxyAuthorization if isinstance(challenge, ProxyAuthenticate) else Authorization
+    return cls(challenge.scheme, tuple(params))
+
+
+@attrs.define(eq=False)
+class DigestClient:
+    """A UAC's digest state: credentials and the nonce count per (realm, nonce).
+
+    ``rng`` makes the cnonces (pass ``random.SystemRandom()`` in production).
+    """
+
+    username: str
+    password: str
+    rng: random.Random
+    prefer_auth_int: bool = False
+    _counts: dict[tuple[str, str], int] = attrs.field(factory=dict, init=False)
+
+    def can_answer(self, challenge: AuthChallenge) -> bool:
+        """True if ``challenge`` is a Digest challenge this client can answer."""
+        return _supported(challenge)
+
+    @overload
+    def authorize(
+        self, challenge: ProxyAuthenticate, method: str, uri: str, body: bytes = b""
+    ) -> ProxyAuthorization: ...
+    @overload
+    def authorize(
+        self, challenge: WWWAuthenticate, method: str, uri: str, body: bytes = b""
+    ) -> Authorization: ...
+    def authorize(
+        self, challenge: AuthChallenge, method: str, uri: str, body: bytes = b""
+    ) -> Authorization | ProxyAuthorization:
+        """Credentials for a request (``method``, Request-URI text ``uri``, ``body``).
+
+        Each call with the same nonce increments nc (RFC 7616 §3.4: the client counts
+        the requests it sent with a nonce); a new nonce starts again at 1.
+
+        Raises:
+            DigestError: the challenge cannot be answered.
+        """
+        key = (challenge.realm or "", challenge.nonce or "")
+        count = self._counts.get(key, 0) + 1
+        creds = _build_credentials(
+            challenge,
+            username=self.username,
+            password=self.password,
+            method=method,
+            uri=uri,
+            cnonce=make_cnonce(self.rng),
+            nc=count,
+            body=body,
+            prefer_auth_int=self.prefer_auth_int,
+        )
+        if len(self._counts) >= 64:
+            self._counts.clear()
+        self._counts[key] = count
+        return creds
+
+
+def verify_credentials(
+    credentials: AuthCredentials,
+    *,
+    method: str,
+    password: str | None = None,
+    ha1: str | None = None,
+    body: bytes = b"",
+    username: str | None = None,
+) -> bool:
+    """True if ``credentials.response`` matches (compared in constant time).
+
+    Give the user's ``password`` or stored ``ha1``. When the credentials use
+    ``userhash``, pass the real ``username`` (the hashed one on the wire is checked
+    against it). Nonce freshness and replays are :class:`DigestServer`'s job.
+    """
+    if not credentials.is_digest:
+        return False
+    wire_user = credentials.username
+    nonce, uri, response = credentials.nonce, credentials.uri, credentials.response
+    if wire_user is None or nonce is None or uri is None or response is None:
+        return False
+    realm = credentials.realm or ""
+    algorithm = credentials.algorithm
+    try:
+        if credentials.userhash:
+            if username is None:
+                return False
+            expected_user = hash_username(algorithm, username, realm)
+            if not hmac.compare_digest(wire_user.encode(), expected_user.encode()):
+                return False
+        else:
+            username = wire_user
+        qop = credentials.qop
+        if qop is not None and (credentials.nc is None or credentials.cnonce is None):
+            return False
+        expected = compute_digest_response(
+            algorithm=algorithm,
+            username=username,
+            realm=realm,
+            password=password,
+            ha1=ha1,
+            nonce=nonce,
+            method=method,
+            uri=uri,
+            qop=qop,
+            nc=credentials.param("nc"),
+            cnonce=credentials.cnonce,
+            body=body,
+        )
+    except DigestError:
+        return False
+    # RFC 7616 §5.12: compare in constant time.
+    return hmac.compare_digest(expected.encode(), response.lower().encode())
+
+
+@attrs.frozen
+class DigestVerdict:
+    """Outcome of :meth:`DigestServer.verify`.
+
+    ``ok``: accept the request. ``stale``: the response was right but the nonce expired,
+    so challenge again with ``stale=True`` (RFC 7616 §3.3). ``reason`` is for logs.
+    """
+
+    ok: bool
+    stale: bool = False
+    reason: str = ""
+
+
+_NONCE_STRUCT = struct.Struct(">Q12s")
+_MAC_LEN = 12
+
+
+@attrs.define(eq=False)
+class DigestServer:
+    """A UAS/registrar/proxy digest authenticator for one realm.
+
+    Nonces are ``base64url(ms-timestamp | 12 random bytes | HMAC)`` under a secret drawn
+    from ``rng`` at construction, so they are self-validating; the highest nc seen per
+    nonce is remembered (bounded by ``max_nonces`` and the nonce lifetime) to reject
+    replays.
+    """
+
+    realm: str
+    rng: random.Random
+    algorithms: Sequence[str] = ("MD5",)
+    qop: Sequence[str] = ("auth",)
+    nonce_lifetime: float = 300.0
+    max_nonces: int = 10_000
+    opaque: str | None = None
+    _secret: bytes = attrs.field(init=False)
+    _seen: dict[str, tuple[float, int]] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._secret = self.rng.getrandbits(256).to_bytes(32, "big")
+        for algorithm in self.algorithms:
+            _split_algorithm(algorithm)
+
+    def make_nonce(self, now: float) -> str:
+        """A fresh nonce stamped with ``now`` (seconds)."""
+        stamp = max(0, int(now * 1000))
+        raw = _NONCE_STRUCT.pack(stamp, self.rng.getrandbits(96).to_bytes(12, "big"))
+        mac = hmac.new(self._secret, raw, hashlib.sha256).digest()[:_MAC_LEN]
+        return base64.urlsafe_b64encode(raw + mac).decode().rstrip("=")
+
+    def _nonce_time(self, nonce: str) -> float | None:
+        if len(nonce) != 43 or not re.fullmatch(r"[A-Za-z0-9_-]+", nonce):
+            return None
+        blob = base64.urlsafe_b64decode(nonce + "=")
+        raw, mac = blob[: _NONCE_STRUCT.size], blob[_NONCE_STRUCT.size :]
+        expected = hmac.new(self._secret, raw, hashlib.sha256).digest()[:_MAC_LEN]
+        if not hmac.compare_digest(mac, expected):
+            return None
+        stamp: int = _NONCE_STRUCT.unpack(raw)[0]
+        return stamp / 1000.0
+
+    def challenge(
+        self,
+        now: float,
+        *,
+        stale: bool = False,
+        proxy: bool = False,
+        algorithm: str | None = None,
+    ) -> tuple[WWWAuthenticate | ProxyAuthenticate, ...]:
+        """Challenges for a 401 (or 407 with ``proxy=True``), one per algorithm.
+
+        RFC 8760 §2.3: with several algorithms, one header each, preferred first, all
+        with the same nonce. ``algorithm`` limits it to that one.
+        """
+        nonce = self.make_nonce(now)
+        cls: type[WWWAuthenticate] | type[ProxyAuthenticate]
+        cls = ProxyAuthenticate if proxy else WWWAuthenticate
+        out: list[WWWAuthenticate | ProxyAuthenticate] = []
+        for alg in (algorithm,) if algorithm is not None else self.algorithms:
+            params: list[tuple[str, str]] = [("realm", self.realm), ("nonce", nonce)]
+            if self.opaque is not None:
+                params.append(("opaque", self.opaque))
+            params.append(("algorithm", alg))
+            if self.qop:
+                params.append(("qop", ",".join(self.qop)))
+            if stale:
+                params.append(("stale", "TRUE"))
+            out.append(cls("Digest", tuple(params)))
+        return tuple(out)
+
+    def _prune(self, now: float) -> None:
+        horizon = now - self.nonce_lifetime
+        if len(self._seen) >= self.max_nonces:
+            for key in [k for k, (t, _) in self._seen.items() if t < horizon]:
+                del self._seen[key]
+            while len(self._seen) >= self.max_nonces:
+                del self._seen[next(iter(self._seen))]
+
+    def verify(
+        self,
+        credentials: AuthCredentials,
+        *,
+        method: str,
+        now: float,
+        password: str | None = None,
+        ha1: str | None = None,
+        body: bytes = b"",
+        username: str | None = None,
+    ) -> DigestVerdict:
+        """Check credentials of a request received at ``now``.
+
+        Checks realm, that the nonce is ours, the response (constant time), the qop
+        policy, nonce age (stale) and that nc grows for each use of a nonce (replay).
+        """
+        if not credentials.is_digest or credentials.realm != self.realm:
+            return DigestVerdict(False, reason="wrong scheme or realm")
+        if credentials.algorithm not in {a.upper() for a in self.algorithms}:
+            return DigestVerdict(False, reason="algorithm not offered")
+        nonce = credentials.nonce or ""
+        issued = self._nonce_time(nonce)
+        if issued is None:
+            return DigestVerdict(False, reason="nonce not issued here")
+        qop = credentials.qop
+        if self.qop and qop not in self.qop:
+            # RFC 7616 §3.4: a client answering a challenge with qop MUST send qop.
+            return DigestVerdict(False, reason="qop missing or not offered")
+        if not verify_credentials(
+            credentials,
+            method=method,
+            password=password,
+            ha1=ha1,
+            body=body,
+            username=username,
+        ):
+            return DigestVerdict(False, reason="wrong response")
+        if now - issued > self.nonce_lifetime:
+            return DigestVerdict(False, stale=True, reason="nonce expired")
+        if qop is not None:
+            nc = credentials.nc or 0
+            _, last = self._seen.get(nonce, (issued, 0))
+            if nc <= last:
+                return DigestVerdict(False, reason="nonce count replayed")
+            self._prune(now)
+            self._seen[nonce] = (issued, nc)
+        return DigestVerdict(True)
+
+    def authentication_info(
+        self,
+        credentials: AuthCredentials,
+        *,
+        password: str | None = None,
+        ha1: str | None = None,
+        body: bytes = b"",
+        now: float | None = None,
+        username: str | None = None,
+    ) -> AuthenticationInfo:
+        """Authentication-Info for a 2xx (RFC 7616 §3.5): rspauth, qop, cnonce, nc.
+
+        ``now`` adds a ``nextnonce``. With ``userhash`` pass the real ``username``.
+        """
+        user = username if credentials.userhash and username else credentials.username
+        qop = credentials.qop
+        rspauth = compute_digest_response(
+            algorithm=credentials.algorithm,
+            username=user or "",
+            realm=credentials.realm or "",
+            password=password,
+            ha1=ha1,
+            nonce=credentials.nonce or "",
+            method="",
+            uri=credentials.uri or "",
+            qop=qop,
+            nc=credentials.param("nc"),
+            cnonce=credentials.cnonce,
+            body=body,
+        )
+        params: list[tuple[str, str]] = []
+        if now is not None:
+            params.append(("nextnonce", self.make_nonce(now)))
+        params.append(("rspauth", rspauth))
+        if qop is not None:
+            params += [
+                ("qop", qop),
+                ("cnonce", credentials.cnonce or ""),
+                ("nc", credentials.param("nc") or ""),
+            ]
+        return AuthenticationInfo(tuple(params))

@@ -1,0 +1,388 @@
+"""Tests for digest authentication (rvoip_sip_core._digest)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rvoip_sip_core._digest import (
+    DigestClient,
+    DigestError,
+    DigestServer,
+    build_credentials,
+    compute_digest_response,
+    compute_ha1,
+    digest_hash,
+    format_nc,
+    hash_username,
+    select_challenge,
+    sha512_256_fallback,
+    verify_credentials,
+)
+from rvoip_sip_core._headers.auth import (
+    Authorization,
+    ProxyAuthenticate,
+    ProxyAuthorization,
+    WWWAuthenticate,
+)
+
+# RFC 7616 §3.9.1 worked example.
+NONCE = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"
+CNONCE = "f2/wE4q74E6zIJEtWaHKaf5wv/H5QzzpXusqGemxURZJ"
+OPAQUE = "FQhe/qaU925kfnzjCev0ciny7QMkPqMAFRtzCUYo5tdS"
+REALM = "http-auth@example.org"
+
+
+def _rfc7616_challenge(algorithm: str) -> WWWAuthenticate:
+    return WWWAuthenticate.parse(
+        f'Digest realm="{REALM}", qop="auth, auth-int", algorithm={algorithm}, '
+        f'nonce="{NONCE}", opaque="{OPAQUE}"'
+    )
+
+
+@pytest.mark.parametrize(
+    ("algorithm", "expected"),
+    [
+        ("MD5", "8ca523f5e9506fed4657c9700eebdbec"),
+        ("SHA-256", "753927fa0e85d155564e2e272a28d1802ca10daf4496794697cf8db5856cb6c1"),
+    ],
+)
+def test_rfc7616_worked_examples(algorithm: str, expected: str) -> None:
+    response = compute_digest_response(
+        algorithm=algorithm,
+        username="Mufasa",
+        realm=REALM,
+        password="Circle of Life",
+        nonce=NONCE,
+        method="GET",
+        uri="/dir/index.html",
+        qop="auth",
+        nc=1,
+        cnonce=CNONCE,
+    )
+    assert response == expected
+    creds = build_credentials(
+        _rfc7616_challenge(algorithm),
+        username="Mufasa",
+        password="Circle of Life",
+        method="GET",
+        uri="/dir/index.html",
+        cnonce=CNONCE,
+    )
+    assert isinstance(creds, Authorization)
+    assert creds.response == expected
+    assert creds.qop == "auth"
+    assert creds.param("nc") == "00000001"
+    assert creds.opaque == OPAQUE
+    assert creds.algorithm == algorithm
+    assert verify_credentials(creds, method="GET", password="Circle of Life")
+    assert not verify_credentials(creds, method="GET", password="circle of life")
+    assert not verify_credentials(creds, method="POST", password="Circle of Life")
+
+
+def test_rfc2617_section_3_5_example() -> None:
+    """RFC 2617 §3.5's response was computed with cnonce 0a4f113b (the header shows a typo).
+
+    The published response 6629fae49393a05397450978507c4ef1 matches cnonce "0a4f113b",
+    not the "0a4b113b" printed in the example header (a known erratum).
+    """
+    creds = Authorization.parse(
+        'Digest username="Mufasa", realm="testrealm@host.com", '
+        'nonce="dcd98b7102dd2f0e8b11d0f600bfb0c093", uri="/dir/index.html", qop=auth, '
+        'nc=00000001, cnonce="0a4f113b", response="6629fae49393a05397450978507c4ef1", '
+        'opaque="5ccc069c403ebaf9f0171e9517f40e41"'
+    )
+    assert verify_credentials(creds, method="GET", password="Circle Of Life")
+    ha1 = compute_ha1("MD5", "Mufasa", "testrealm@host.com", "Circle Of Life")
+    assert verify_credentials(creds, method="GET", ha1=ha1)
+
+
+def test_rfc2069_no_qop_form() -> None:
+    challenge = WWWAuthenticate.parse('Digest realm="fritz.box", nonce="78B29326485EAE52"')
+    creds = build_credentials(
+        challenge, username="u", password="p", method="REGISTER", uri="sip:fritz.box", cnonce="x"
+    )
+    ha1 = hashlib.md5(b"u:fritz.box:p").hexdigest()
+    ha2 = hashlib.md5(b"REGISTER:sip:fritz.box").hexdigest()
+    assert creds.response == hashlib.md5(f"{ha1}:78B29326485EAE52:{ha2}".encode()).hexdigest()
+    assert creds.qop is None
+    assert creds.cnonce is None
+    assert creds.nc is None
+    assert creds.param("algorithm") is None
+    assert verify_credentials(creds, method="REGISTER", password="p")
+
+
+@pytest.mark.parametrize(
+    "algorithm",
+    ["MD5", "MD5-sess", "SHA-256", "SHA-256-sess", "SHA-512-256", "SHA-512-256-sess"],
+)
+@pytest.mark.parametrize("qop", ["auth", "auth-int"])
+def test_all_algorithms_and_qops_verify(algorithm: str, qop: str) -> None:
+    challenge = ProxyAuthenticate(
+        "Digest",
+        (("realm", "atlanta.com"), ("nonce", "abc"), ("algorithm", algorithm), ("qop", qop)),
+    )
+    body = b"v=0\r\n"
+    creds = build_credentials(
+        challenge,
+        username="alice",
+        password="secret",
+        method="INVITE",
+        uri="sip:bob@biloxi.com",
+        cnonce="c0ffee",
+        nc=7,
+        body=body,
+    )
+    assert isinstance(creds, ProxyAuthorization)
+    assert creds.qop == qop
+    assert creds.nc == 7
+    assert verify_credentials(creds, method="INVITE", password="secret", body=body)
+    if qop == "auth-int":
+        assert not verify_credentials(creds, method="INVITE", password="secret", body=b"x")
+
+
+def test_sess_ha1_uses_nonce_and_cnonce() -> None:
+    plain = compute_ha1("MD5", "u", "r", "p")
+    sess = compute_ha1("MD5-sess", "u", "r", "p", nonce="n", cnonce="c")
+    assert sess == hashlib.md5(f"{plain}:n:c".encode()).hexdigest()
+
+
+def test_sha512_256_fallback_matches_fips_vector() -> None:
+    # FIPS 180-4 example (NIST CSRC SHA512_256.pdf): SHA-512/256("abc").
+    expected = "53048e2681941ef99b2e29b76b4c7dabe4c2d0c634fc6d46e0e2f13107e7af23"
+    assert sha512_256_fallback(b"abc") == expected
+    assert digest_hash("SHA-512-256", "abc") == expected
+
+
+@given(st.binary(max_size=300))
+def test_sha512_256_fallback_matches_hashlib(data: bytes) -> None:
+    try:
+        reference = hashlib.new("sha512_256", data).hexdigest()
+    except ValueError:
+        pytest.skip("hashlib lacks sha512_256 here")
+    assert sha512_256_fallback(data) == reference
+
+
+def test_userhash() -> None:
+    challenge = WWWAuthenticate.parse(
+        'Digest realm="api@example.org", nonce="5TsQWLVdgBdmrQ0XsxbDODV+57QdFR34I9HAbC/RVvkK", '
+        'algorithm=SHA-512-256, qop="auth", userhash=true'
+    )
+    creds = build_credentials(
+        challenge,
+        username="Jäsøn Doe",
+        password="Secret, or not?",
+        method="GET",
+        uri="/doe.json",
+        cnonce="NTg6RKcb9boFIAS3KrFK9BGeh+iDa/sm6jUMp2wds69v",
+    )
+    # RFC 7616 §3.9.2: the hashed user name.
+    assert creds.username == "793263caabb707a56211940d90411ea4a575adeccb7e360aeb624ed06ece9b0b"
+    assert creds.username == hash_username("SHA-512-256", "Jäsøn Doe", "api@example.org")
+    assert creds.userhash
+    assert verify_credentials(creds, method="GET", password="Secret, or not?", username="Jäsøn Doe")
+    assert not verify_credentials(creds, method="GET", password="Secret, or not?")
+    assert not verify_credentials(creds, method="GET", password="Secret, or not?", username="x")
+
+
+def test_non_ascii_username_goes_in_username_star() -> None:
+    challenge = WWWAuthenticate.parse('Digest realm="r", nonce="n", qop="auth"')
+    creds = build_credentials(
+        challenge, username="Jäsøn Doe", password="p", method="GET", uri="/", cnonce="c"
+    )
+    assert creds.param("username") is None
+    assert creds.param("username*") == "UTF-8''J%C3%A4s%C3%B8n%20Doe"
+    assert creds.username == "Jäsøn Doe"
+    assert verify_credentials(Authorization.parse(str(creds)), method="GET", password="p")
+
+
+def _answer(challenge: str) -> Authorization:
+    return build_credentials(
+        WWWAuthenticate.parse(challenge),
+        username="u",
+        password="p",
+        method="GET",
+        uri="/",
+        cnonce="c",
+    )
+
+
+@pytest.mark.parametrize(
+    "challenge",
+    [
+        'Basic realm="r"',
+        'Digest realm="r"',
+        'Digest realm="r", nonce="n", algorithm=SHA-1',
+        'Digest realm="r", nonce="n", qop="auth-conf"',
+    ],
+)
+def test_unanswerable_challenges(challenge: str) -> None:
+    with pytest.raises(DigestError):
+        _answer(challenge)
+
+
+def test_response_needs_password_or_ha1() -> None:
+    with pytest.raises(DigestError):
+        compute_digest_response(username="u", realm="r", nonce="n", method="GET", uri="/")
+
+
+def test_select_challenge_takes_topmost_supported() -> None:
+    challenges = [
+        WWWAuthenticate.parse('Basic realm="r"'),
+        WWWAuthenticate.parse('Digest realm="r", nonce="n", algorithm=SHA-1'),
+        WWWAuthenticate.parse('Digest realm="r", nonce="n", algorithm=SHA-256'),
+        WWWAuthenticate.parse('Digest realm="r", nonce="n", algorithm=MD5'),
+    ]
+    chosen = select_challenge(challenges)
+    assert chosen is challenges[2]
+    assert select_challenge(challenges[:2]) is None
+
+
+def test_client_counts_nonce_uses() -> None:
+    client = DigestClient("alice", "pw", random.Random(5))
+    challenge = WWWAuthenticate.parse('Digest realm="r", nonce="n1", qop="auth"')
+    assert client.can_answer(challenge)
+    first = client.authorize(challenge, "REGISTER", "sip:r")
+    second = client.authorize(challenge, "REGISTER", "sip:r")
+    assert (first.nc, second.nc) == (1, 2)
+    assert first.cnonce != second.cnonce
+    fresh = client.authorize(challenge.with_param("nonce", "n2"), "REGISTER", "sip:r")
+    assert fresh.nc == 1
+    proxy = client.authorize(ProxyAuthenticate(challenge.scheme, challenge.params), "INVITE", "x")
+    assert isinstance(proxy, ProxyAuthorization)
+
+
+def test_client_is_deterministic_with_seeded_rng() -> None:
+    challenge = WWWAuthenticate.parse('Digest realm="r", nonce="n", qop="auth"')
+    a = DigestClient("u", "p", random.Random(1)).authorize(challenge, "GET", "/")
+    b = DigestClient("u", "p", random.Random(1)).authorize(challenge, "GET", "/")
+    assert a == b
+
+
+def _server(**kw: object) -> DigestServer:
+    return DigestServer("atlanta.com", random.Random(99), **kw)  # type: ignore[arg-type]
+
+
+def test_server_accepts_then_rejects_replay() -> None:
+    server = _server(algorithms=("SHA-256", "MD5"))
+    challenges = server.challenge(100.0)
+    assert [c.algorithm for c in challenges] == ["SHA-256", "MD5"]
+    assert challenges[0].nonce == challenges[1].nonce
+    client = DigestClient("bob", "zanzibar", random.Random(3))
+    chosen = select_challenge(challenges)
+    assert chosen is not None
+    creds = client.authorize(chosen, "REGISTER", "sip:atlanta.com")
+    verdict = server.verify(creds, method="REGISTER", now=101.0, password="zanzibar")
+    assert verdict.ok
+    replay = server.verify(creds, method="REGISTER", now=102.0, password="zanzibar")
+    assert not replay.ok
+    assert "replay" in replay.reason
+    again = client.authorize(chosen, "REGISTER", "sip:atlanta.com")
+    assert server.verify(again, method="REGISTER", now=103.0, password="zanzibar").ok
+
+
+def test_server_rejections() -> None:
+    server = _server()
+    (challenge,) = server.challenge(0.0)
+    client = DigestClient("bob", "pw", random.Random(4))
+    creds = client.authorize(challenge, "INVITE", "sip:x")
+    assert not server.verify(creds, method="INVITE", now=1.0, password="bad").ok
+    forged = creds.with_param("nonce", "A" * 43)
+    assert server.verify(forged, method="INVITE", now=1.0, password="pw").reason == (
+        "nonce not issued here"
+    )
+    other_realm = creds.with_param("realm", "evil.com")
+    assert not server.verify(other_realm, method="INVITE", now=1.0, password="pw").ok
+    no_qop = creds.with_param("qop", None)
+    assert not server.verify(no_qop, method="INVITE", now=1.0, password="pw").ok
+    sha = creds.with_param("algorithm", "SHA-256")
+    assert not server.verify(sha, method="INVITE", now=1.0, password="pw").ok
+    # A nonce from another server instance (different secret) is not ours.
+    other = DigestServer("atlanta.com", random.Random(100))
+    assert not other.verify(creds, method="INVITE", now=1.0, password="pw").ok
+
+
+def test_server_stale_nonce() -> None:
+    server = _server(nonce_lifetime=30.0)
+    (challenge,) = server.challenge(0.0)
+    creds = DigestClient("bob", "pw", random.Random(4)).authorize(challenge, "INVITE", "sip:x")
+    verdict = server.verify(creds, method="INVITE", now=31.0, password="pw")
+    assert (verdict.ok, verdict.stale) == (False, True)
+    (stale_challenge,) = server.challenge(31.0, stale=True)
+    assert stale_challenge.stale
+
+
+def test_server_proxy_challenge_and_ha1() -> None:
+    server = _server(algorithms=("SHA-512-256",), opaque="op")
+    (challenge,) = server.challenge(5.0, proxy=True)
+    assert isinstance(challenge, ProxyAuthenticate)
+    assert challenge.opaque == "op"
+    creds = DigestClient("bob", "pw", random.Random(4)).authorize(challenge, "INVITE", "sip:x")
+    assert isinstance(creds, ProxyAuthorization)
+    ha1 = compute_ha1("SHA-512-256", "bob", "atlanta.com", "pw")
+    assert server.verify(creds, method="INVITE", now=6.0, ha1=ha1).ok
+
+
+def test_server_bounds_its_nonce_table() -> None:
+    server = _server(max_nonces=3)
+    client = DigestClient("bob", "pw", random.Random(4))
+    for i in range(10):
+        (challenge,) = server.challenge(float(i))
+        creds = client.authorize(challenge, "OPTIONS", "sip:x")
+        assert server.verify(creds, method="OPTIONS", now=float(i), password="pw").ok
+    assert len(server._seen) <= 3
+
+
+def test_authentication_info_rspauth() -> None:
+    server = _server()
+    (challenge,) = server.challenge(0.0)
+    creds = DigestClient("bob", "pw", random.Random(4)).authorize(challenge, "INVITE", "sip:x")
+    info = server.authentication_info(creds, password="pw", now=1.0)
+    expected = compute_digest_response(
+        username="bob",
+        realm="atlanta.com",
+        password="pw",
+        nonce=creds.nonce or "",
+        method="",
+        uri="sip:x",
+        qop="auth",
+        nc=1,
+        cnonce=creds.cnonce,
+    )
+    assert info.rspauth == expected
+    assert info.nextnonce is not None
+    assert info.nc == 1
+
+
+def test_format_nc() -> None:
+    assert format_nc(1) == "00000001"
+    assert format_nc(0xABCDEF12) == "abcdef12"
+
+
+@given(
+    st.sampled_from(["MD5", "SHA-256", "SHA-512-256-sess"]),
+    st.text(min_size=1, max_size=12),
+    st.text(max_size=12),
+    st.binary(max_size=40),
+)
+def test_build_then_verify_property(algorithm: str, user: str, password: str, body: bytes) -> None:
+    challenge = WWWAuthenticate(
+        "Digest",
+        (("realm", "r"), ("nonce", "n"), ("algorithm", algorithm), ("qop", "auth-int")),
+    )
+    creds = build_credentials(
+        challenge,
+        username=user,
+        password=password,
+        method="MESSAGE",
+        uri="sip:a@b",
+        cnonce="c",
+        body=body,
+    )
+    wire = Authorization.parse(str(creds))
+    assert wire.username == user
+    assert verify_credentials(wire, method="MESSAGE", password=password, body=body)
