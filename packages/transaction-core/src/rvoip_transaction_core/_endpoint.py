@@ -1,0 +1,286 @@
+"""`TransactionEndpoint`: the anyio driver composing a `TransactionLayer`, transports and
+one timer task.
+
+Received bytes go into the layer synchronously (from the datagram callback or the stream
+reader), the layer's transmits go straight to the transports, and one task sleeps until
+the layer's next deadline; it is woken only when a new deadline is earlier.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import ssl
+from collections.abc import AsyncIterator, Callable
+from types import TracebackType
+from typing import Self
+
+import anyio
+import attrs
+from anyio.abc import TaskGroup
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from rvoip_sip_core import Request, Response
+
+from ._layer import TransactionLayer
+from ._transport import StreamTransport, Transport, UdpTransport
+from ._types import (
+    Peer,
+    ResponseReceived,
+    TimerConfig,
+    TransactionEvent,
+    TransactionTimeout,
+    TransactionTimeoutError,
+    TransactionUsageError,
+    TransportFailedError,
+    TransportFailure,
+)
+
+__all__ = ["TransactionEndpoint"]
+
+
+@attrs.define(eq=False)
+class _Waiter:
+    done: anyio.Event = attrs.Factory(anyio.Event)
+    response: Response | None = None
+    error: Exception | None = None
+
+
+@attrs.define(eq=False)
+class TransactionEndpoint:
+    """A SIP endpoint's transaction layer with its transports, as an async context manager.
+
+    Events reach the TU through ``on_event`` (a synchronous callback that may call
+    `respond`/`send_request` re-entrantly) or, when it is None, through `events()`.
+    """
+
+    udp: tuple[str, int] | None = ("127.0.0.1", 0)
+    tcp: tuple[str, int] | None = None
+    tls: tuple[str, int] | None = None
+    tls_server_context: ssl.SSLContext | None = None
+    tls_client_context: ssl.SSLContext | None = None
+    config: TimerConfig = attrs.field(factory=TimerConfig)
+    rng: random.Random | None = None
+    on_event: Callable[[TransactionEvent], None] | None = None
+    event_queue_size: int = 1024
+    idle_timeout: float = 64.0
+    max_message_size: int = 65535
+    layer: TransactionLayer = attrs.field(init=False)
+    transports: dict[str, Transport] = attrs.field(factory=dict, init=False)
+    _stats_extra: dict[str, int] = attrs.field(factory=dict, init=False)
+    _tg: TaskGroup | None = attrs.field(default=None, init=False)
+    _wake: anyio.Event | None = attrs.field(default=None, init=False)
+    _scheduled: float = attrs.field(default=math.inf, init=False)
+    _flushing: bool = attrs.field(default=False, init=False)
+    _waiters: dict[int, _Waiter] = attrs.field(factory=dict, init=False)
+    _events_tx: MemoryObjectSendStream[TransactionEvent] = attrs.field(init=False)
+    _events_rx: MemoryObjectReceiveStream[TransactionEvent] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.layer = TransactionLayer(
+            rng=self.rng or random.Random(),
+            config=self.config,
+            max_message_size=self.max_message_size,
+        )
+        self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransactionEvent](
+            self.event_queue_size
+        )
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        tg = anyio.create_task_group()
+        await tg.__aenter__()
+        self._tg = tg
+        try:
+            if self.udp is not None:
+                udp = UdpTransport(self.udp[0], self.udp[1], max_message_size=self.max_message_size)
+                await self._add(udp)
+            if self.tcp is not None:
+                await self._add(self._stream("TCP", self.tcp))
+            if self.tls is not None:
+                await self._add(self._stream("TLS", self.tls))
+            tg.start_soon(self._timer_loop)
+        except BaseException as exc:
+            tg.cancel_scope.cancel()
+            await self._close_transports()
+            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._tg is not None
+        self._tg.cancel_scope.cancel()
+        with anyio.CancelScope(shield=True):
+            await self._close_transports()
+        self._events_tx.close()
+        return await self._tg.__aexit__(exc_type, exc, tb)
+
+    def _stream(self, name: str, where: tuple[str, int]) -> StreamTransport:
+        return StreamTransport(
+            name=name,
+            host=where[0],
+            port=where[1],
+            server_context=self.tls_server_context,
+            client_context=self.tls_client_context,
+            idle_timeout=self.idle_timeout,
+            max_message_size=self.max_message_size,
+        )
+
+    async def _add(self, transport: Transport) -> None:
+        assert self._tg is not None
+        await transport.start(self._tg, self._deliver, self._on_error)
+        self.transports[transport.name] = transport
+        local = transport.local
+        self.layer.set_local(transport.name, local.host, local.port)
+
+    async def _close_transports(self) -> None:
+        for transport in self.transports.values():
+            await transport.aclose()
+
+    # ------------------------------------------------------------------ TU calls
+
+    def local(self, transport: str = "UDP") -> Peer:
+        """The bound address of ``transport``."""
+        return self.transports[transport.upper()].local
+
+    def send_request(self, request: Request, target: Peer) -> int:
+        """Start a client transaction (see `TransactionLayer.send_request`)."""
+        txn_id = self.layer.send_request(request, target, anyio.current_time())
+        self._flush()
+        return txn_id
+
+    def respond(self, txn_id: int, response: Response) -> None:
+        """Send a response through server transaction ``txn_id``."""
+        self.layer.respond(txn_id, response, anyio.current_time())
+        self._flush()
+
+    def send_stateless(self, message: Request | Response, target: Peer) -> None:
+        """Send outside any transaction (e.g. the ACK for a 2xx)."""
+        self.layer.send_stateless(message, target, anyio.current_time())
+        self._flush()
+
+    async def request(self, request: Request, target: Peer) -> Response:
+        """Send ``request`` and wait for its final response.
+
+        Raises:
+            TransactionTimeoutError: Timer B/F fired.
+            TransportFailedError: the transport reported an error.
+        """
+        txn_id = self.layer.send_request(request, target, anyio.current_time())
+        waiter = self._waiters[txn_id] = _Waiter()
+        self._flush()
+        try:
+            await waiter.done.wait()
+        finally:
+            self._waiters.pop(txn_id, None)
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.response is not None
+        return waiter.response
+
+    async def events(self) -> AsyncIterator[TransactionEvent]:
+        """The TU events, when no ``on_event`` callback was given."""
+        if self.on_event is not None:
+            raise TransactionUsageError("events() is not available with on_event")
+        async for event in self._events_rx:
+            yield event
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Layer counters plus ``<transport>_<counter>`` for each transport."""
+        out = dict(self.layer.stats)
+        for name, transport in self.transports.items():
+            for key, value in transport.stats.items():
+                out[f"{name.lower()}_{key}"] = value
+        out.update(self._stats_extra)
+        return out
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _deliver(self, data: bytes, source: Peer) -> None:
+        self.layer.receive(data, source, anyio.current_time())
+        self._flush()
+
+    def _on_error(self, txn_id: int | None, reason: str) -> None:
+        if txn_id is None:
+            self._stats_extra["transport_errors_untracked"] = (
+                self._stats_extra.get("transport_errors_untracked", 0) + 1
+            )
+            return
+        self.layer.transport_failed(txn_id, reason, anyio.current_time())
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the layer's transmits, hand out its events, re-arm the timer task."""
+        if self._flushing:
+            return
+        self._flushing = True
+        layer = self.layer
+        try:
+            while True:
+                transmits = layer.take_transmits()
+                events = layer.take_events()
+                if not transmits and not events:
+                    break
+                for tx in transmits:
+                    transport = self.transports.get(tx.target.transport)
+                    if transport is None:
+                        if tx.txn_id is not None:
+                            layer.transport_failed(
+                                tx.txn_id, f"no {tx.target.transport} transport", 0.0
+                            )
+                        continue
+                    transport.send(tx.data, tx.target, tx.txn_id)
+                for event in events:
+                    self._dispatch(event)
+        finally:
+            self._flushing = False
+        deadline = layer.next_deadline()
+        if deadline is not None and deadline < self._scheduled and self._wake is not None:
+            self._wake.set()
+
+    def _dispatch(self, event: TransactionEvent) -> None:
+        txn_id = getattr(event, "txn_id", None)
+        waiter = self._waiters.get(txn_id) if txn_id is not None else None
+        if waiter is not None:
+            if isinstance(event, ResponseReceived):
+                if event.response.status >= 200 and waiter.response is None:
+                    waiter.response = event.response
+                    waiter.done.set()
+            elif isinstance(event, TransactionTimeout):
+                waiter.error = TransactionTimeoutError(f"Timer {event.timer} fired")
+                waiter.done.set()
+            elif isinstance(event, TransportFailure):
+                waiter.error = TransportFailedError(event.reason)
+                waiter.done.set()
+            return
+        if self.on_event is not None:
+            self.on_event(event)
+            return
+        try:
+            self._events_tx.send_nowait(event)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            key = "dropped_tu_events"
+            self._stats_extra[key] = self._stats_extra.get(key, 0) + 1
+
+    async def _timer_loop(self) -> None:
+        layer = self.layer
+        while True:
+            deadline = layer.next_deadline()
+            self._scheduled = math.inf if deadline is None else deadline
+            wake = self._wake = anyio.Event()
+            if deadline is None:
+                await wake.wait()
+            else:
+                delay = deadline - anyio.current_time()
+                if delay > 0:
+                    with anyio.move_on_after(delay):
+                        await wake.wait()
+            layer.handle_timers(anyio.current_time())
+            self._flush()

@@ -1,0 +1,462 @@
+"""`TransactionLayer`: the sans-IO owner of every transaction of one SIP endpoint.
+
+Bytes and TU calls go in with the current time; transmits and TU events come out through
+`take_transmits()` / `take_events()`, and `next_deadline()` says when to call
+`handle_timers(now)`. One heap of deadlines serves all transactions (no task per timer).
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter
+from collections.abc import Hashable
+
+import attrs
+
+from rvoip_sip_core import (
+    Headers,
+    Request,
+    Response,
+    SipParseError,
+    make_response,
+    new_branch,
+    new_tag,
+    parse_message,
+)
+
+from ._matching import (
+    MAGIC_COOKIE,
+    client_key,
+    replace_top_via,
+    response_target,
+    server_key,
+    stamp_via,
+    with_method,
+)
+from ._tables import (
+    INVITE_CLIENT,
+    INVITE_SERVER,
+    NON_INVITE_CLIENT,
+    NON_INVITE_SERVER,
+    Event,
+    Machine,
+    State,
+    Timer,
+)
+from ._transaction import Transaction, event_for_response, event_for_tu_response
+from ._types import (
+    AckReceived,
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    TimerConfig,
+    TransactionEvent,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransactionUsageError,
+    Transmit,
+    TransportFailure,
+)
+
+__all__ = ["TransactionLayer"]
+
+# RFC 3261 §18.1.1: requests larger than this that would go over UDP use TCP instead.
+UDP_SIZE_LIMIT = 1300
+_RECOVERED_NEEDED = ("via", "from", "to", "call-id", "cseq")
+
+
+@attrs.define(eq=False)
+class TransactionLayer:
+    """All client and server transactions of an endpoint, sans-IO.
+
+    Statistics (``stats``, a Counter) name every message that did not start or advance a
+    transaction: ``dropped_too_large``, ``dropped_unparseable``, ``answered_400``,
+    ``dropped_bad_response`` (not exactly one Via, §18.1.2), ``dropped_stray_response``,
+    ``absorbed_response`` (table says ignore), ``absorbed_request_retransmission``,
+    ``absorbed_ack``, ``answered_482_merged``, ``answered_481_cancel``, plus
+    ``requests_received``, ``responses_received``, ``transmits``, ``retransmissions``.
+    """
+
+    rng: random.Random = attrs.field(factory=random.Random)
+    config: TimerConfig = attrs.field(factory=TimerConfig)
+    max_message_size: int = 65535
+    send_trying: bool = True
+    stats: Counter[str] = attrs.field(factory=Counter)
+    _local: dict[str, tuple[str, int]] = attrs.field(factory=dict)
+    _by_id: dict[int, Transaction] = attrs.field(factory=dict)
+    _clients: dict[Hashable, Transaction] = attrs.field(factory=dict)
+    _servers: dict[Hashable, Transaction] = attrs.field(factory=dict)
+    _merge: dict[Hashable, Transaction] = attrs.field(factory=dict)
+    _heap: list[tuple[float, int, Transaction, Timer]] = attrs.field(factory=list)
+    _transmits: list[Transmit] = attrs.field(factory=list)
+    _events: list[TransactionEvent] = attrs.field(factory=list)
+    _next_id: int = 1
+    _next_token: int = 1
+
+    # ------------------------------------------------------------------ set-up / output
+
+    def set_local(self, transport: str, host: str, port: int) -> None:
+        """Record the sent-by for Vias this layer adds on ``transport`` (e.g. "UDP")."""
+        self._local[transport.upper()] = (host, port)
+
+    def next_deadline(self) -> float | None:
+        """The earliest pending timer deadline (may be a stale one: harmless)."""
+        heap = self._heap
+        while heap and heap[0][2].tokens.get(heap[0][3]) != heap[0][1]:
+            heapq.heappop(heap)
+        return heap[0][0] if heap else None
+
+    def take_transmits(self) -> list[Transmit]:
+        """Return and clear the bytes to send."""
+        out, self._transmits = self._transmits, []
+        return out
+
+    def take_events(self) -> list[TransactionEvent]:
+        """Return and clear the events for the TU."""
+        out, self._events = self._events, []
+        return out
+
+    def state(self, txn_id: int) -> State | None:
+        """The state of a live transaction, None once it terminated."""
+        txn = self._by_id.get(txn_id)
+        return None if txn is None else txn.state
+
+    def request_of(self, txn_id: int) -> Request | None:
+        """The request of a live transaction (as sent / as received with received/rport)."""
+        txn = self._by_id.get(txn_id)
+        return None if txn is None else txn.request
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    # ------------------------------------------------------------------ timers
+
+    def handle_timers(self, now: float) -> None:
+        """Fire every timer whose deadline is at or before ``now``."""
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _deadline, token, txn, timer = heapq.heappop(heap)
+            txn.fire(timer, token, now)
+
+    # ------------------------------------------------------------------ client side
+
+    def send_request(self, request: Request, target: Peer, now: float) -> int:
+        """Start a client transaction for ``request`` towards ``target``; return its id.
+
+        Adds a Via (with a fresh branch and ``rport``) when the request has none.
+
+        Raises:
+            TransactionUsageError: ACK (use `send_stateless`), no local address for the
+                transport, a branch without the magic cookie, or a branch already in use.
+        """
+        if request.method == "ACK":
+            raise TransactionUsageError("ACK is not a transaction: use send_stateless")
+        added_via = "via" not in request.headers
+        if added_via:
+            request = self._with_via(request, target.transport)
+        data = request.encode()
+        if target.transport == "UDP" and len(data) > UDP_SIZE_LIMIT and "TCP" in self._local:
+            # RFC 3261 §18.1.1: a request over 1300 bytes goes over a congestion-controlled
+            # transport; the top Via's transport changes with it.
+            target = Peer("TCP", target.host, target.port)
+            via = request.top_via
+            host, port = self._local["TCP"]
+            new = replace_top_via(request, attrs.evolve(via, transport="TCP", host=host, port=port))
+            assert isinstance(new, Request)
+            request = new
+            data = request.encode()
+            self.stats["udp_to_tcp"] += 1
+        branch = request.top_via.branch
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
+            raise TransactionUsageError("client transactions need a z9hG4bK branch")
+        key = client_key(branch, request.method)
+        if key in self._clients:
+            raise TransactionUsageError(f"branch {branch} is already in use for {request.method}")
+        machine = INVITE_CLIENT if request.method == "INVITE" else NON_INVITE_CLIENT
+        txn = self._new(machine, request, target, key)
+        txn.request_bytes = data
+        self._clients[key] = txn
+        txn.start(now)
+        return txn.id
+
+    def send_stateless(self, message: Request | Response, target: Peer, now: float) -> None:
+        """Send a message outside any transaction (the ACK for a 2xx, a stateless reply)."""
+        if isinstance(message, Request) and "via" not in message.headers:
+            message = self._with_via(message, target.transport)
+        self._transmit(message.encode(), target, None)
+
+    def _with_via(self, request: Request, transport: str) -> Request:
+        local = self._local.get(transport)
+        if local is None:
+            raise TransactionUsageError(f"no local address for {transport}: call set_local")
+        host, port = local
+        shown = f"[{host}]" if ":" in host else host
+        branch = new_branch(self.rng)
+        return request.prepend_header(
+            "Via", f"SIP/2.0/{transport} {shown}:{port};branch={branch};rport"
+        )
+
+    # ------------------------------------------------------------------ server side
+
+    def respond(self, txn_id: int, response: Response, now: float) -> None:
+        """Pass the TU's response to server transaction ``txn_id`` (sends it).
+
+        Raises:
+            TransactionUsageError: unknown or terminated id, a client transaction, or a
+                response the state does not accept.
+        """
+        txn = self._by_id.get(txn_id)
+        if txn is None or txn.is_client:
+            raise TransactionUsageError(f"no server transaction {txn_id}")
+        event = event_for_tu_response(response.status)
+        if not txn.allows(event):
+            raise TransactionUsageError(
+                f"{txn.machine.name} transaction in state {txn.state.value} "
+                f"cannot send a {response.status}"
+            )
+        txn.response = response
+        txn.response_bytes = response.encode()
+        if response.status >= 200:
+            txn.to_tag = response.to.tag
+        txn.step(event, now)
+
+    # ------------------------------------------------------------------ input
+
+    def receive(self, data: bytes, source: Peer, now: float) -> None:
+        """Feed one datagram or one framed stream message."""
+        if len(data) > self.max_message_size:
+            self.stats["dropped_too_large"] += 1
+            return
+        try:
+            message = parse_message(data)
+        except SipParseError as exc:
+            self._bad_input(exc, source)
+            return
+        self.receive_message(message, source, now)
+
+    def receive_message(self, message: Request | Response, source: Peer, now: float) -> None:
+        """Feed one parsed message (e.g. from a stream framer)."""
+        try:
+            if isinstance(message, Request):
+                self._on_request(message, source, now)
+            else:
+                self._on_response(message, source, now)
+        except SipParseError as exc:
+            # A mandatory header is missing or malformed (typed lazily on access).
+            if not exc.recovered:
+                recovered = {
+                    key: ", ".join(values) if key == "via" else values[0]
+                    for key in _RECOVERED_NEEDED
+                    if (values := message.headers.get_all(key))
+                }
+                exc = SipParseError(
+                    exc.reason,
+                    status=exc.status,
+                    recovered=recovered,
+                    is_request=isinstance(message, Request),
+                )
+            self._bad_input(exc, source)
+
+    def transport_failed(self, txn_id: int, reason: str, now: float) -> None:
+        """The transport could not deliver for ``txn_id`` (RFC 3261 §17.1.4, §17.2.4)."""
+        txn = self._by_id.get(txn_id)
+        if txn is None:
+            self.stats["transport_error_no_transaction"] += 1
+            return
+        self.stats["transport_errors"] += 1
+        txn.failure_reason = reason
+        txn.step(Event.TRANSPORT_ERROR, now)
+
+    def _on_response(self, response: Response, source: Peer, now: float) -> None:
+        self.stats["responses_received"] += 1
+        vias = response.vias
+        if len(vias) != 1:
+            # RFC 3261 §18.1.2: a response with more than one Via is discarded.
+            self.stats["dropped_bad_response"] += 1
+            return
+        branch = vias[0].branch
+        txn = self._clients.get(client_key(branch or "", response.cseq.method))
+        if txn is None:
+            self.stats["dropped_stray_response"] += 1
+            return
+        event = event_for_response(response.status)
+        if not txn.allows(event):
+            self.stats["absorbed_response"] += 1
+            return
+        txn.step(event, now, response, source)
+
+    def _on_request(self, request: Request, source: Peer, now: float) -> None:
+        self.stats["requests_received"] += 1
+        method = request.method
+        via = request.top_via
+        cseq = request.cseq
+        if cseq.method != method:
+            raise SipParseError("CSeq method does not match the request method")
+        key = server_key(request, via, method)
+        request = stamp_via(request, via, source)
+        txn = self._servers.get(key)
+        if method == "ACK":
+            self._on_ack(request, source, now, txn)
+            return
+        if txn is not None:
+            self.stats["absorbed_request_retransmission"] += 1
+            txn.step(Event.RECV_REQUEST, now, request, source)
+            return
+        via = request.top_via
+        merge_key: Hashable | None = None
+        if request.to.tag is None:
+            # RFC 3261 §8.2.2.2: same From tag, Call-ID and CSeq as a live transaction but
+            # another branch: a merged (forked then re-converged) request gets 482.
+            merge_key = (request.from_.tag, request.call_id, cseq.seq, method)
+            if merge_key in self._merge:
+                self.stats["answered_482_merged"] += 1
+                self._auto_answer(request, source, key, 482, now)
+                return
+        cancels: int | None = None
+        if method == "CANCEL":
+            invite = self._servers.get(with_method(key, "INVITE"))
+            if invite is None:
+                # RFC 3261 §9.2: a CANCEL matching no transaction is answered 481.
+                self.stats["answered_481_cancel"] += 1
+                self._auto_answer(request, source, key, 481, now)
+                return
+            cancels = invite.id
+        machine = INVITE_SERVER if method == "INVITE" else NON_INVITE_SERVER
+        txn = self._new(machine, request, source, key)
+        txn.response_target = response_target(via, source)
+        txn.cancels = cancels
+        self._servers[key] = txn
+        if merge_key is not None:
+            txn.merge_key = merge_key
+            self._merge[merge_key] = txn
+        txn.start(now)
+        if method == "INVITE" and self.send_trying and txn.allows(Event.TU_1XX):
+            # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself.
+            self.respond(txn.id, make_response(request, 100), now)
+
+    def _on_ack(self, request: Request, source: Peer, now: float, txn: Transaction | None) -> None:
+        if txn is not None and txn.machine is INVITE_SERVER:
+            key = txn.key
+            rfc2543 = isinstance(key, tuple) and key[0] == "2543"
+            if rfc2543 and request.to.tag != txn.to_tag:
+                # RFC 3261 §17.2.3: a 2543 ACK matches only with the To tag of our response.
+                txn = None
+        if txn is None or txn.machine is not INVITE_SERVER:
+            # RFC 6026 §7.1: the ACK for a 2xx (new branch) goes straight to the TU.
+            self._events.append(AckReceived(request, source, None))
+            return
+        if txn.allows(Event.RECV_ACK):
+            txn.step(Event.RECV_ACK, now, request, source)
+        else:
+            self.stats["absorbed_ack"] += 1
+
+    def _auto_answer(
+        self, request: Request, source: Peer, key: Hashable, status: int, now: float
+    ) -> None:
+        """Answer a request from the layer itself, through a server transaction of its own."""
+        machine = INVITE_SERVER if request.method == "INVITE" else NON_INVITE_SERVER
+        txn = self._new(machine, request, source, key)
+        txn.response_target = response_target(request.top_via, source)
+        self._servers[key] = txn
+        self.respond(txn.id, make_response(request, status, to_tag=new_tag(self.rng)), now)
+
+    def _bad_input(self, exc: SipParseError, source: Peer) -> None:
+        """RFC 3261 §8.2 / §16.3: answer 400 when we can build a response, else drop."""
+        rec = exc.recovered
+        cseq = rec.get("cseq", "")
+        if (
+            exc.is_request is not True
+            or any(k not in rec for k in _RECOVERED_NEEDED)
+            or cseq.rstrip().upper().endswith("ACK")
+        ):
+            self.stats["dropped_unparseable"] += 1
+            return
+        reason = " ".join(exc.reason.split())[:120] or "Bad Request"
+        status = exc.status if 400 <= exc.status < 700 else 400
+        to = rec["to"]
+        if ";tag=" not in to.replace(" ", "").lower():
+            to = f"{to};tag={new_tag(self.rng)}"
+        headers = Headers(
+            [
+                ("Via", rec["via"]),
+                ("From", rec["from"]),
+                ("To", to),
+                ("Call-ID", rec["call-id"]),
+                ("CSeq", cseq),
+            ]
+        )
+        try:
+            data = Response(status, reason, headers).encode()
+        except ValueError:
+            self.stats["dropped_unparseable"] += 1
+            return
+        self.stats[f"answered_{status}"] += 1
+        self._transmit(data, source, None)
+
+    # ------------------------------------------------------------------ the Owner protocol
+
+    def _new(self, machine: Machine, request: Request, peer: Peer, key: Hashable) -> Transaction:
+        txn_id = self._next_id
+        self._next_id += 1
+        txn = Transaction(
+            id=txn_id,
+            machine=machine,
+            request=request,
+            peer=peer,
+            key=key,
+            owner=self,
+            config=self.config,
+            state=machine.initial,
+        )
+        self._by_id[txn_id] = txn
+        return txn
+
+    def _transmit(self, data: bytes, target: Peer, txn: Transaction | None) -> None:
+        self.stats["transmits"] += 1
+        self._transmits.append(Transmit(data, target, None if txn is None else txn.id))
+
+    def _deliver(self, txn: Transaction, message: Request | Response, source: Peer) -> None:
+        if isinstance(message, Response):
+            self._events.append(ResponseReceived(txn.id, message, source))
+        elif message.method == "ACK":
+            self._events.append(AckReceived(message, source, txn.id))
+        else:
+            self._events.append(RequestReceived(txn.id, message, source, txn.cancels))
+
+    def _timeout(self, txn: Transaction, timer: Timer) -> None:
+        self.stats[f"timeout_{timer.value}"] += 1
+        self._events.append(TransactionTimeout(txn.id, timer.value))
+
+    def _transport_error(self, txn: Transaction, reason: str) -> None:
+        self._events.append(TransportFailure(txn.id, reason))
+
+    def _schedule(self, txn: Transaction, timer: Timer, deadline: float) -> int:
+        token = self._next_token
+        self._next_token += 1
+        heapq.heappush(self._heap, (deadline, token, txn, timer))
+        return token
+
+    def _build_ack(self, txn: Transaction, response: Response) -> bytes:
+        # RFC 3261 §17.1.1.3: same Request-URI, Call-ID, From, CSeq number and top Via as
+        # the INVITE, the To of the response, the INVITE's Route headers.
+        req = txn.request
+        items: list[tuple[str, object]] = [("Via", str(req.top_via))]
+        items.extend(("Route", value) for value in req.headers.get_all("route"))
+        items += [
+            ("Max-Forwards", "70"),
+            ("From", req.headers.get("from") or ""),
+            ("To", response.headers.get("to") or ""),
+            ("Call-ID", req.call_id),
+            ("CSeq", f"{req.cseq.seq} ACK"),
+        ]
+        return Request("ACK", req.uri_text, Headers(items)).encode()
+
+    def _terminated(self, txn: Transaction) -> None:
+        self._by_id.pop(txn.id, None)
+        table = self._clients if txn.is_client else self._servers
+        if table.get(txn.key) is txn:
+            del table[txn.key]
+        if txn.merge_key is not None and self._merge.get(txn.merge_key) is txn:
+            del self._merge[txn.merge_key]
+        self._events.append(TransactionTerminated(txn.id))

@@ -1,0 +1,213 @@
+"""The interpreter of the transition tables: one `Transaction` per RFC 3261 §17 transaction.
+
+A transaction owns no task and no clock: `step(event, now, ...)` applies one table row and
+asks its owner (the `TransactionLayer`, through the small `Owner` protocol) to transmit,
+deliver to the TU, and (re)schedule timers on the layer's single deadline heap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Protocol
+
+import attrs
+
+from rvoip_sip_core import Request, Response
+
+from ._tables import ARMS, TIMER_EVENT, Action, Event, Machine, State, Timer
+from ._types import Peer, TimerConfig, TransactionUsageError
+
+__all__ = ["Owner", "Transaction", "event_for_response", "event_for_tu_response"]
+
+
+class Owner(Protocol):
+    """What a transaction needs from the layer that owns it."""
+
+    def _transmit(self, data: bytes, target: Peer, txn: Transaction) -> None: ...
+    def _deliver(self, txn: Transaction, message: Request | Response, source: Peer) -> None: ...
+    def _timeout(self, txn: Transaction, timer: Timer) -> None: ...
+    def _transport_error(self, txn: Transaction, reason: str) -> None: ...
+    def _schedule(self, txn: Transaction, timer: Timer, deadline: float) -> int: ...
+    def _build_ack(self, txn: Transaction, response: Response) -> bytes: ...
+    def _terminated(self, txn: Transaction) -> None: ...
+
+
+def event_for_response(status: int) -> Event:
+    """Classify a received response for a client machine."""
+    if status < 200:
+        return Event.RECV_1XX
+    if status < 300:
+        return Event.RECV_2XX
+    return Event.RECV_FINAL
+
+
+def event_for_tu_response(status: int) -> Event:
+    """Classify a response the TU passes to a server machine."""
+    if status < 200:
+        return Event.TU_1XX
+    if status < 300:
+        return Event.TU_2XX
+    return Event.TU_FINAL
+
+
+@attrs.define(eq=False)
+class Transaction:
+    """One client or server transaction, driven by its `Machine` table.
+
+    ``peer`` is the target (client) or the source to answer (server). Timers live in
+    ``tokens`` (timer -> token of the heap entry that is current); the layer's heap pops an
+    entry only when its token is still current, so cancelling is just forgetting the token.
+    """
+
+    id: int
+    machine: Machine
+    request: Request
+    peer: Peer
+    key: Hashable
+    owner: Owner
+    config: TimerConfig
+    state: State
+    request_bytes: bytes = b""
+    response: Response | None = None
+    response_bytes: bytes | None = None
+    response_target: Peer | None = None
+    ack_bytes: bytes | None = None
+    tokens: dict[Timer, int] = attrs.Factory(dict)
+    intervals: dict[Timer, float] = attrs.Factory(dict)
+    merge_key: Hashable | None = None
+    to_tag: str | None = None
+    cancels: int | None = None
+    failure_reason: str = "transport error"
+
+    @property
+    def reliable(self) -> bool:
+        """True over TCP/TLS: no retransmit timers, D/I/J/K are zero."""
+        return self.peer.reliable
+
+    @property
+    def is_client(self) -> bool:
+        """True for the two client machines."""
+        return self.machine.name.endswith("client")
+
+    def allows(self, event: Event) -> bool:
+        """Whether the table has a row for ``event`` in the current state."""
+        return (self.state, event) in self.machine.table
+
+    def start(self, now: float) -> None:
+        """Run the machine's start actions (send the request / deliver it to the TU)."""
+        self._run(self.machine.start_actions, now, None, self.peer, None)
+
+    def step(
+        self,
+        event: Event,
+        now: float,
+        message: Request | Response | None = None,
+        source: Peer | None = None,
+    ) -> None:
+        """Apply the table row for ``event``.
+
+        Raises:
+            TransactionUsageError: the table has no row (callers check `allows` for wire
+                input; a TU call that does not fit the state is the TU's error).
+        """
+        row = self.machine.table.get((self.state, event))
+        if row is None:
+            raise TransactionUsageError(
+                f"{self.machine.name} transaction in state {self.state.value} "
+                f"does not accept {event.value}"
+            )
+        new_state, actions = row
+        if new_state is not self.state:
+            self.state = new_state
+            allowed = self.machine.timers[new_state]
+            for timer in [t for t in self.tokens if t not in allowed]:
+                del self.tokens[timer]
+        self._run(actions, now, message, source or self.peer, event)
+        if self.state is State.TERMINATED:
+            self.tokens.clear()
+            self.owner._terminated(self)
+
+    def fire(self, timer: Timer, token: int, now: float) -> bool:
+        """Handle a popped heap entry; stale entries (cancelled or re-armed) are ignored."""
+        if self.tokens.get(timer) != token or self.state is State.TERMINATED:
+            return False
+        del self.tokens[timer]
+        self.step(TIMER_EVENT[timer], now)
+        return True
+
+    def _run(
+        self,
+        actions: tuple[Action, ...],
+        now: float,
+        message: Request | Response | None,
+        source: Peer,
+        event: Event | None,
+    ) -> None:
+        owner = self.owner
+        zero: list[Timer] = []
+        for action in actions:
+            if action is Action.SEND_REQUEST:
+                owner._transmit(self.request_bytes, self.peer, self)
+            elif action is Action.SEND_RESPONSE:
+                if self.response_bytes is not None and self.response_target is not None:
+                    owner._transmit(self.response_bytes, self.response_target, self)
+            elif action is Action.SEND_ACK:
+                # RFC 3261 §17.1.1.3: the ACK for a non-2xx is built once and re-sent for
+                # every retransmission of the final response.
+                if self.ack_bytes is None and isinstance(message, Response):
+                    self.ack_bytes = owner._build_ack(self, message)
+                if self.ack_bytes is not None:
+                    owner._transmit(self.ack_bytes, self.peer, self)
+            elif action is Action.DELIVER:
+                owner._deliver(self, message if message is not None else self.request, source)
+            elif action is Action.TIMEOUT:
+                owner._timeout(self, _EVENT_TIMER[event] if event is not None else Timer.B)
+            elif action is Action.TRANSPORT_ERROR:
+                owner._transport_error(self, self.failure_reason)
+            else:
+                timer = ARMS[action]
+                duration = self._duration(action, timer)
+                if duration is None:
+                    continue
+                if duration <= 0.0:
+                    zero.append(timer)
+                    continue
+                self.tokens[timer] = owner._schedule(self, timer, now + duration)
+        # RFC 3261 §17.1.1.2/§17.2.1: over reliable transports D, I, J, K are zero: the
+        # transaction moves on at once instead of waiting for a heap pop.
+        for timer in zero:
+            if self.state is not State.TERMINATED:
+                self.step(TIMER_EVENT[timer], now)
+
+    def _duration(self, action: Action, timer: Timer) -> float | None:
+        """Seconds until ``timer`` fires, or None when it does not run on this transport."""
+        cfg = self.config
+        reliable = self.reliable
+        if timer in (Timer.A, Timer.E, Timer.G):
+            # RFC 3261 §17.1.1.2: retransmit timers only run over unreliable transports.
+            if reliable:
+                return None
+            if action in (Action.ARM_A, Action.ARM_E, Action.ARM_G):
+                value = cfg.t1
+            elif action is Action.E_AT_T2:
+                value = cfg.t2
+            elif action is Action.BACKOFF_A:
+                # RFC 3261 §17.1.1.2: Timer A doubles, with no T2 cap.
+                value = 2 * self.intervals[timer]
+            else:
+                # RFC 3261 §17.1.2.2 / §17.2.1: E and G double up to T2.
+                value = min(2 * self.intervals[timer], cfg.t2)
+            self.intervals[timer] = value
+            return value
+        if timer is Timer.D:
+            return 0.0 if reliable else cfg.d
+        if timer in (Timer.I, Timer.K):
+            return 0.0 if reliable else cfg.t4
+        if timer is Timer.J:
+            return 0.0 if reliable else 64 * cfg.t1
+        # B, F, H, L, M
+        return 64 * cfg.t1
+
+
+# The timer behind a timer event (for TIMEOUT's report).
+_EVENT_TIMER: dict[Event, Timer] = {event: timer for timer, event in TIMER_EVENT.items()}

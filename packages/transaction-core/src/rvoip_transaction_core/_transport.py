@@ -1,0 +1,415 @@
+"""Transports: one interface for UDP, TCP and TLS (RFC 3261 §18) at the I/O edge.
+
+Every transport is started inside a task group with two synchronous callbacks:
+``deliver(data, source)`` for each received datagram / framed message and
+``on_error(txn_id, reason)`` for a send that failed. ``send(data, target, txn_id)`` never
+blocks. UDP under asyncio is a callback `asyncio.DatagramProtocol` that feeds the layer
+straight from ``datagram_received`` (PACKAGING-NOTES §3: ~3x cheaper than anyio's socket);
+under trio it is anyio's UDP socket. TCP and TLS use anyio streams and sip-core's
+`StreamFramer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import ssl
+from collections import Counter
+from collections.abc import Callable
+from typing import Protocol
+
+import anyio
+import attrs
+from anyio.abc import ByteStream, SocketAttribute, TaskGroup, UDPSocket
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from anyio.streams.tls import TLSListener
+
+from rvoip_sip_core import KeepAlive, SipParseError, StreamFramer
+
+from ._types import Peer
+
+__all__ = ["Deliver", "OnError", "StreamTransport", "Transport", "UdpTransport"]
+
+Deliver = Callable[[bytes, Peer], None]
+OnError = Callable[[int | None, str], None]
+
+# Large enough for any UDP datagram, small enough to stay under glibc's mmap threshold.
+DATAGRAM_READ_SIZE = 65535
+
+
+class Transport(Protocol):
+    """What the endpoint needs from a transport."""
+
+    name: str
+    stats: Counter[str]
+
+    @property
+    def reliable(self) -> bool: ...
+    @property
+    def local(self) -> Peer: ...
+    async def start(self, task_group: TaskGroup, deliver: Deliver, on_error: OnError) -> None: ...
+    def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None: ...
+    async def aclose(self) -> None: ...
+
+
+def tune_datagram_transport(transport: asyncio.BaseTransport) -> bool:
+    """Lower the stdlib selector transport's 256 KiB read size (PACKAGING-NOTES §3).
+
+    The stdlib loop allocates ``max_size`` bytes per datagram and shrinks them (3 extra
+    syscalls). The attribute is private: only set it when it is there and an int.
+    """
+    current = getattr(transport, "max_size", None)
+    if isinstance(current, int) and current > DATAGRAM_READ_SIZE:
+        transport.max_size = DATAGRAM_READ_SIZE  # type: ignore[attr-defined]
+        return True
+    return False
+
+
+class _DatagramProtocol(asyncio.DatagramProtocol):
+    """Feeds received datagrams straight into the owner (no task, no queue)."""
+
+    def __init__(self, owner: UdpTransport) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        owner = self.owner
+        owner.stats["received"] += 1
+        if len(data) > owner.max_message_size:
+            owner.stats["dropped_too_large"] += 1
+            return
+        owner.deliver(data, Peer("UDP", str(addr[0]), int(addr[1])))
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors cannot be tied to a transaction on an unconnected socket.
+        self.owner.stats["icmp_errors"] += 1
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+    """The asyncio loop we run on, or None under another backend (trio)."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _noop_deliver(data: bytes, source: Peer) -> None:
+    return None
+
+
+def _noop_error(txn_id: int | None, reason: str) -> None:
+    return None
+
+
+@attrs.define(eq=False)
+class UdpTransport:
+    """SIP over UDP (unreliable: the transactions retransmit)."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    max_message_size: int = 65535
+    name: str = "UDP"
+    stats: Counter[str] = attrs.field(factory=Counter)
+    deliver: Deliver = _noop_deliver
+    on_error: OnError = _noop_error
+    _asyncio: asyncio.DatagramTransport | None = None
+    _socket: UDPSocket | None = None
+    _raw: socket.socket | None = None
+    _local: Peer | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """UDP is unreliable."""
+        return False
+
+    @property
+    def local(self) -> Peer:
+        """The bound address."""
+        if self._local is None:
+            raise RuntimeError("transport not started")
+        return self._local
+
+    async def start(self, task_group: TaskGroup, deliver: Deliver, on_error: OnError) -> None:
+        """Bind and start receiving (asyncio: protocol callbacks; trio: one receive task)."""
+        self.deliver, self.on_error = deliver, on_error
+        loop = _running_asyncio_loop()
+        if loop is not None:
+            # The running loop may be uvloop (chosen by the application); we use it as is.
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _DatagramProtocol(self), local_addr=(self.host, self.port)
+            )
+            if tune_datagram_transport(transport):
+                self.stats["read_size_tuned"] = 1
+            self._asyncio = transport
+            sockname = transport.get_extra_info("sockname")
+        else:
+            sock = await anyio.create_udp_socket(local_host=self.host, local_port=self.port)
+            self._socket = sock
+            self._raw = sock.extra(SocketAttribute.raw_socket)
+            sockname = self._raw.getsockname()
+            task_group.start_soon(self._receive_loop, sock)
+        self._local = Peer("UDP", str(sockname[0]), int(sockname[1]))
+
+    async def _receive_loop(self, sock: UDPSocket) -> None:
+        try:
+            async for data, (host, port) in sock:
+                self.stats["received"] += 1
+                if len(data) > self.max_message_size:
+                    self.stats["dropped_too_large"] += 1
+                    continue
+                self.deliver(data, Peer("UDP", host, port))
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return
+
+    def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
+        """Send one datagram now; a failure goes to ``on_error`` (RFC 3261 §18.4)."""
+        address = (target.host, target.port)
+        try:
+            if self._asyncio is not None:
+                self._asyncio.sendto(data, address)
+            elif self._raw is not None:
+                self._raw.sendto(data, address)
+            else:
+                raise OSError("transport not started")
+        except (BlockingIOError, InterruptedError):
+            self.stats["dropped_send_would_block"] += 1
+            return
+        except OSError as exc:
+            self.stats["send_errors"] += 1
+            self.on_error(txn_id, f"UDP send to {target.host}:{target.port} failed: {exc}")
+            return
+        self.stats["sent"] += 1
+
+    async def aclose(self) -> None:
+        """Close the socket."""
+        if self._asyncio is not None:
+            self._asyncio.close()
+            self._asyncio = None
+        if self._socket is not None:
+            await self._socket.aclose()
+            self._socket = None
+            self._raw = None
+
+
+@attrs.define(eq=False)
+class _Connection:
+    """One TCP/TLS connection: a writer queue and (once connected) its stream."""
+
+    id: int
+    remote: tuple[str, int]
+    queue_size: int
+    stream: ByteStream | None = None
+    closed: bool = False
+    last_activity: float = 0.0
+    send_tx: MemoryObjectSendStream[tuple[bytes, int | None]] = attrs.field(init=False)
+    send_rx: MemoryObjectReceiveStream[tuple[bytes, int | None]] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.send_tx, self.send_rx = anyio.create_memory_object_stream[tuple[bytes, int | None]](
+            self.queue_size
+        )
+
+
+@attrs.define(eq=False)
+class StreamTransport:
+    """SIP over TCP, or TLS when ``server_context``/``client_context`` are given.
+
+    Connections are reused by remote address, answered on the connection a request came
+    on (RFC 3261 §18.2.2), closed after ``idle_timeout`` seconds without traffic, and
+    answer CRLFCRLF keep-alive pings with CRLF (RFC 5626 §3.5.1).
+    """
+
+    name: str = "TCP"
+    host: str = "127.0.0.1"
+    port: int = 0
+    server_context: ssl.SSLContext | None = None
+    client_context: ssl.SSLContext | None = None
+    idle_timeout: float = 64.0
+    connect_timeout: float = 10.0
+    max_message_size: int = 65535
+    send_queue_size: int = 256
+    max_connections: int = 10000
+    stats: Counter[str] = attrs.field(factory=Counter)
+    deliver: Deliver = _noop_deliver
+    on_error: OnError = _noop_error
+    _connections: dict[int, _Connection] = attrs.field(factory=dict)
+    _by_address: dict[tuple[str, int], _Connection] = attrs.field(factory=dict)
+    _next_id: int = 1
+    _task_group: TaskGroup | None = None
+    _listener: anyio.abc.Listener[ByteStream] | None = None
+    _local: Peer | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """Streams are reliable."""
+        return True
+
+    @property
+    def local(self) -> Peer:
+        """The listening address."""
+        if self._local is None:
+            raise RuntimeError("transport not started")
+        return self._local
+
+    async def start(self, task_group: TaskGroup, deliver: Deliver, on_error: OnError) -> None:
+        """Listen and serve incoming connections in ``task_group``."""
+        self.deliver, self.on_error = deliver, on_error
+        self._task_group = task_group
+        tcp = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        sockname = tcp.extra(SocketAttribute.local_address)
+        assert isinstance(sockname, tuple)
+        self._local = Peer(self.name, str(sockname[0]), int(sockname[1]))
+        listener: anyio.abc.Listener[ByteStream] = tcp
+        if self.name == "TLS":
+            if self.server_context is None:
+                raise ValueError("TLS transport needs server_context")
+            listener = TLSListener(tcp, self.server_context, standard_compatible=False)
+        self._listener = listener
+        task_group.start_soon(listener.serve, self._accepted, task_group)
+
+    def _register(self, remote: tuple[str, int]) -> _Connection:
+        conn = _Connection(self._next_id, remote, self.send_queue_size)
+        self._next_id += 1
+        self._connections[conn.id] = conn
+        self._by_address[remote] = conn
+        return conn
+
+    def _unregister(self, conn: _Connection, reason: str) -> None:
+        conn.closed = True
+        self._connections.pop(conn.id, None)
+        if self._by_address.get(conn.remote) is conn:
+            del self._by_address[conn.remote]
+        conn.send_tx.close()
+        # Whatever was still queued never reached the peer: tell the owners.
+        while True:
+            try:
+                _data, txn_id = conn.send_rx.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            self.stats["dropped_unsent"] += 1
+            if txn_id is not None:
+                self.on_error(txn_id, reason)
+        conn.send_rx.close()
+
+    async def _accepted(self, stream: ByteStream) -> None:
+        remote = stream.extra(SocketAttribute.remote_address)
+        assert isinstance(remote, tuple)
+        if len(self._connections) >= self.max_connections:
+            self.stats["refused_too_many_connections"] += 1
+            await stream.aclose()
+            return
+        self.stats["accepted"] += 1
+        conn = self._register((str(remote[0]), int(remote[1])))
+        conn.stream = stream
+        await self._run(conn)
+
+    def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
+        """Queue ``data`` on the target connection (opened or reused as needed)."""
+        conn = None
+        if target.connection is not None:
+            conn = self._connections.get(target.connection)
+        if conn is None:
+            conn = self._by_address.get((target.host, target.port))
+        if conn is None:
+            if self._task_group is None:
+                self.on_error(txn_id, "transport not started")
+                return
+            conn = self._register((target.host, target.port))
+            self._task_group.start_soon(self._connect, conn)
+        try:
+            conn.send_tx.send_nowait((data, txn_id))
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.stats["dropped_send_queue_full"] += 1
+            if txn_id is not None:
+                self.on_error(txn_id, f"{self.name} send queue to {conn.remote} full")
+
+    async def _connect(self, conn: _Connection) -> None:
+        host, port = conn.remote
+        try:
+            with anyio.fail_after(self.connect_timeout):
+                if self.name == "TLS":
+                    stream: ByteStream = await anyio.connect_tcp(
+                        host,
+                        port,
+                        ssl_context=self.client_context or ssl.create_default_context(),
+                        tls_standard_compatible=False,
+                    )
+                else:
+                    stream = await anyio.connect_tcp(host, port)
+        except (OSError, TimeoutError, ssl.SSLError, anyio.BrokenResourceError) as exc:
+            self.stats["connect_failures"] += 1
+            self._unregister(conn, f"{self.name} connect to {host}:{port} failed: {exc}")
+            return
+        self.stats["connected"] += 1
+        conn.stream = stream
+        await self._run(conn)
+
+    async def _run(self, conn: _Connection) -> None:
+        assert conn.stream is not None
+        conn.last_activity = anyio.current_time()
+        reason = "connection closed"
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._writer, conn, tg.cancel_scope)
+                reason = await self._reader(conn)
+                tg.cancel_scope.cancel()
+        finally:
+            self._unregister(conn, reason)
+            with anyio.CancelScope(shield=True):
+                await conn.stream.aclose()
+
+    async def _reader(self, conn: _Connection) -> str:
+        assert conn.stream is not None
+        framer = StreamFramer(max_head=self.max_message_size, max_body=self.max_message_size)
+        remote = conn.remote
+        while True:
+            idle_left = conn.last_activity + self.idle_timeout - anyio.current_time()
+            if idle_left <= 0:
+                self.stats["closed_idle"] += 1
+                return "idle connection closed"
+            with anyio.move_on_after(idle_left):
+                try:
+                    data = await conn.stream.receive()
+                except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    return "connection closed by peer"
+                except (OSError, ssl.SSLError) as exc:
+                    return f"connection error: {exc}"
+                conn.last_activity = anyio.current_time()
+                try:
+                    frames = framer.feed(data)
+                except SipParseError as exc:
+                    # RFC 3261 §18.3: a stream that cannot be framed is closed.
+                    self.stats["closed_unframeable"] += 1
+                    return f"stream framing error: {exc.reason}"
+                for frame in frames:
+                    if isinstance(frame, KeepAlive):
+                        if frame.ping:
+                            # RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+                            self.stats["keepalive_pongs"] += 1
+                            self.send(b"\r\n", Peer(self.name, *remote, conn.id))
+                        continue
+                    self.stats["received"] += 1
+                    self.deliver(frame, Peer(self.name, remote[0], remote[1], conn.id))
+
+    async def _writer(self, conn: _Connection, scope: anyio.CancelScope) -> None:
+        assert conn.stream is not None
+        async for data, txn_id in conn.send_rx:
+            try:
+                await conn.stream.send(data)
+            except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                self.stats["send_errors"] += 1
+                if txn_id is not None:
+                    self.on_error(txn_id, f"{self.name} send to {conn.remote} failed: {exc}")
+                scope.cancel()
+                return
+            self.stats["sent"] += 1
+            conn.last_activity = anyio.current_time()
+
+    async def aclose(self) -> None:
+        """Stop listening and close every connection."""
+        if self._listener is not None:
+            await self._listener.aclose()
+            self._listener = None
+        for conn in list(self._connections.values()):
+            if conn.stream is not None:
+                await conn.stream.aclose()
+            self._unregister(conn, "transport closed")

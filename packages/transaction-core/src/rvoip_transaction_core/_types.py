@@ -1,0 +1,128 @@
+"""Values shared by the sans-IO layer and the I/O edge: peers, timer settings, events, errors."""
+
+from __future__ import annotations
+
+import attrs
+
+from rvoip_sip_core import Request, Response
+
+RELIABLE_TRANSPORTS = frozenset({"TCP", "TLS", "SCTP", "WS", "WSS"})
+
+
+@attrs.frozen
+class Peer:
+    """Where a message came from or goes to.
+
+    ``connection`` is the id of the stream connection a message arrived on (TCP/TLS);
+    responses go back on it while it is open (RFC 3261 §18.2.2).
+    """
+
+    transport: str
+    host: str
+    port: int
+    connection: int | None = None
+
+    @property
+    def reliable(self) -> bool:
+        """True for stream transports, which skip retransmissions (RFC 3261 §17.1.1.2)."""
+        return self.transport in RELIABLE_TRANSPORTS
+
+
+@attrs.frozen
+class TimerConfig:
+    """RFC 3261 timer base values (§17.1.1.1, table 4); derived timers use ``64 * t1``."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+    d: float = 32.0
+
+
+@attrs.frozen
+class Transmit:
+    """Bytes the layer wants on the wire; ``txn_id`` is the owner (for ``transport_failed``)."""
+
+    data: bytes = attrs.field(repr=lambda d: f"<{len(d)} bytes>")
+    target: Peer
+    txn_id: int | None = None
+
+
+@attrs.frozen
+class RequestReceived:
+    """A new server transaction: the TU answers with ``respond(txn_id, ...)``.
+
+    The top Via already carries ``received``/``rport``. For a CANCEL, ``cancels`` is the id
+    of the INVITE server transaction it matches (RFC 3261 §9.2).
+    """
+
+    txn_id: int
+    request: Request
+    source: Peer
+    cancels: int | None = None
+
+
+@attrs.frozen
+class AckReceived:
+    """An ACK not absorbed by a transaction: the ACK for a 2xx (RFC 6026 §7.1)."""
+
+    request: Request
+    source: Peer
+    txn_id: int | None = None
+
+
+@attrs.frozen
+class ResponseReceived:
+    """A response for a client transaction (provisional, final, or a later 2xx to INVITE)."""
+
+    txn_id: int
+    response: Response
+    source: Peer
+
+
+@attrs.frozen
+class TransactionTimeout:
+    """Timer B/F (client, treat as 408 per RFC 3261 §8.1.3.1) or H (no ACK) fired."""
+
+    txn_id: int
+    timer: str
+
+
+@attrs.frozen
+class TransportFailure:
+    """The transport failed for this transaction (RFC 3261 §17.1.4; client: treat as 503)."""
+
+    txn_id: int
+    reason: str
+
+
+@attrs.frozen
+class TransactionTerminated:
+    """The transaction is gone; always the last event for its id."""
+
+    txn_id: int
+
+
+TransactionEvent = (
+    RequestReceived
+    | AckReceived
+    | ResponseReceived
+    | TransactionTimeout
+    | TransportFailure
+    | TransactionTerminated
+)
+
+
+class TransactionError(Exception):
+    """Base of every error raised by rvoip_transaction_core."""
+
+
+class TransactionUsageError(TransactionError, ValueError):
+    """The TU asked for something the transaction cannot do (unknown id, wrong state)."""
+
+
+class TransactionTimeoutError(TransactionError):
+    """``TransactionEndpoint.request`` got no final response before Timer B/F."""
+
+
+class TransportFailedError(TransactionError):
+    """``TransactionEndpoint.request`` failed because the transport reported an error."""
