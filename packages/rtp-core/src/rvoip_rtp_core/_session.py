@@ -1,0 +1,526 @@
+"""The RTP session driver: sockets and clock at the edge of :class:`RtpSessionCore`.
+
+Asyncio: one callback ``asyncio.DatagramProtocol`` per socket feeds the core
+synchronously from ``datagram_received`` (uvloop's fast path when running on uvloop;
+on the stdlib selector loop the transport's private ``max_size`` is lowered to 2048,
+see PACKAGING-NOTES §3). Trio: an anyio ``UDPSocket`` reader task per socket. Sending
+is always a synchronous ``sendto`` without awaiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+import sniffio
+
+from ._dtmf import DtmfEncoder
+from ._errors import PortsExhaustedError, RtpError, RtpSessionClosedError, SrtpError
+from ._packet import RtpPacket, is_rtcp
+from ._ports import PortAllocator
+from ._session_core import RtpSessionCore
+from ._srtp import SrtpContext, SrtpSessionKeys
+from ._stats import RTCP_MIN_TIME, SessionStatistics
+
+__all__ = ["Address", "RtpSession", "RtpSessionConfig", "open_rtp_session"]
+
+Address = tuple[str, int]
+PacketHandler = Callable[[RtpPacket, float], None]
+_DATAGRAM_MAX_SIZE = 2048
+_EPHEMERAL_ATTEMPTS = 64
+
+
+@attrs.frozen
+class RtpSessionConfig:
+    """How to open an RTP session (all fields optional)."""
+
+    local_host: str = "127.0.0.1"
+    port: int = 0  # explicit even RTP port; 0 = allocator or ephemeral even port
+    port_allocator: PortAllocator | None = None
+    rtcp_mux: bool = False
+    remote_rtp: Address | None = None
+    remote_rtcp: Address | None = None  # default: RTP port + 1, or the RTP port with mux
+    symmetric_rtp: bool = True
+    clock_rate: int = 8000
+    payload_type: int = 0
+    cname: str | None = None
+    receive_queue_size: int = 256
+    srtp: SrtpSessionKeys | None = None
+    session_bandwidth: float = 64000.0
+    rtcp_enabled: bool = True
+    rtcp_min_time: float = RTCP_MIN_TIME
+
+
+def _tune_transport(transport: asyncio.BaseTransport) -> bool:
+    """Lower the stdlib selector transport's 256 KiB read size to 2048 (guarded).
+
+    PACKAGING-NOTES §3.3: ``recvfrom(256 KiB)`` costs an mmap/mremap/munmap per
+    datagram. The attribute is private; apply it only when it is the expected int.
+    """
+    current = getattr(transport, "max_size", None)
+    if isinstance(current, int) and current > _DATAGRAM_MAX_SIZE:
+        try:
+            transport.max_size = _DATAGRAM_MAX_SIZE  # type: ignore[attr-defined]
+        except AttributeError:
+            return False
+        return True
+    return False
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    """Feeds datagrams to a callback synchronously; no task per packet."""
+
+    def __init__(self, on_datagram: Callable[[bytes, Any], None]) -> None:
+        self.datagram_received = on_datagram  # type: ignore[method-assign,assignment]
+        self.errors = 0
+
+    def error_received(self, exc: Exception) -> None:
+        self.errors += 1
+
+
+def _socket_for(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _bind_pair(host: str, port: int, mux: bool) -> tuple[socket.socket, socket.socket | None]:
+    rtp = _socket_for(host, port)
+    if mux:
+        return rtp, None
+    try:
+        rtcp = _socket_for(host, rtp.getsockname()[1] + 1)
+    except OSError:
+        rtp.close()
+        raise
+    return rtp, rtcp
+
+
+def _open_sockets(
+    config: RtpSessionConfig,
+) -> tuple[socket.socket, socket.socket | None, int | None]:
+    """Bind RTP (even port) and RTCP (next port, unless rtcp-mux); returns the allocated port."""
+    host, mux = config.local_host, config.rtcp_mux
+    if config.port:
+        rtp, rtcp = _bind_pair(host, config.port, mux)
+        return rtp, rtcp, None
+    allocator = config.port_allocator
+    if allocator is not None:
+        for _ in range(allocator.capacity):
+            port = allocator.acquire()
+            try:
+                rtp, rtcp = _bind_pair(host, port, mux)
+            except OSError:
+                allocator.release(port)  # held by another program: try the next pair
+                continue
+            return rtp, rtcp, port
+        raise PortsExhaustedError(
+            f"no bindable RTP port pair on {host} in {allocator.start}-{allocator.end}"
+        )
+    for _ in range(_EPHEMERAL_ATTEMPTS):
+        rtp = _socket_for(host, 0)
+        # RFC 3550 §11: RTP on an even port, RTCP on the next odd one.
+        if rtp.getsockname()[1] % 2:
+            rtp.close()
+            continue
+        if mux:
+            return rtp, None, None
+        try:
+            rtcp = _socket_for(host, rtp.getsockname()[1] + 1)
+        except OSError:
+            rtp.close()
+            continue
+        return rtp, rtcp, None
+    raise PortsExhaustedError(f"could not bind an even ephemeral RTP port pair on {host}")
+
+
+@attrs.define(eq=False, init=False)
+class RtpSession:
+    """An RTP session on a UDP socket pair (or one socket with rtcp-mux).
+
+    Open it with :func:`open_rtp_session`. Sending (:meth:`send_payload`) is
+    synchronous; received packets go to a handler or a bounded queue.
+    """
+
+    config: RtpSessionConfig
+    core: RtpSessionCore
+    local_rtp_address: Address
+    local_rtcp_address: Address
+    remote_rtp_address: Address | None
+    remote_rtcp_address: Address | None
+    outgoing_filter: Callable[[bytes], bool] | None
+    closed: bool
+    _clock: Callable[[], float]
+    _handler: PacketHandler | None
+    _srtp: SrtpContext | None
+    _rtp_sock: socket.socket
+    _rtcp_sock: socket.socket | None
+    _port: int | None
+    _send_rtp: Callable[[bytes, Address], None]
+    _send_rtcp: Callable[[bytes, Address], None]
+    _latched_ssrc: int | None
+    _latched_rtcp: bool
+    _queue_send: Any
+    _queue_recv: Any
+    _transports: list[asyncio.BaseTransport]
+    _udp: list[anyio.abc.UDPSocket]
+    tuned_transport: bool
+    send_errors: int
+
+    def __init__(
+        self,
+        config: RtpSessionConfig,
+        core: RtpSessionCore,
+        clock: Callable[[], float],
+        handler: PacketHandler | None,
+        sockets: tuple[socket.socket, socket.socket | None, int | None],
+    ) -> None:
+        self.config = config
+        self.core = core
+        self._clock = clock
+        self._handler = handler
+        self._srtp = SrtpContext(config.srtp.local, config.srtp.remote) if config.srtp else None
+        self._rtp_sock, self._rtcp_sock, self._port = sockets
+        rtp_addr = self._rtp_sock.getsockname()
+        self.local_rtp_address = (rtp_addr[0], rtp_addr[1])
+        rtcp_addr = (self._rtcp_sock or self._rtp_sock).getsockname()
+        self.local_rtcp_address = (rtcp_addr[0], rtcp_addr[1])
+        self.remote_rtp_address = None
+        self.remote_rtcp_address = None
+        self.outgoing_filter = None
+        self.closed = False
+        self._latched_ssrc = None
+        self._latched_rtcp = False
+        self._transports = []
+        self._udp = []
+        self.tuned_transport = False
+        self.send_errors = 0
+        self._queue_send, self._queue_recv = anyio.create_memory_object_stream[RtpPacket](
+            config.receive_queue_size
+        )
+        self._send_rtp = self._sock_sender(self._rtp_sock)
+        self._send_rtcp = self._sock_sender(self._rtcp_sock or self._rtp_sock)
+        if config.remote_rtp is not None:
+            self.set_remote(config.remote_rtp, config.remote_rtcp)
+
+    # -- set-up ------------------------------------------------------------------------
+
+    def _sock_sender(self, sock: socket.socket) -> Callable[[bytes, Address], None]:
+        sendto = sock.sendto
+
+        def send(data: bytes, addr: Address) -> None:
+            try:
+                sendto(data, addr)
+            except OSError:  # full buffer or ICMP error: the datagram is lost
+                self.send_errors += 1
+
+        return send
+
+    async def _start(self, tg: anyio.abc.TaskGroup) -> None:
+        if sniffio.current_async_library() == "asyncio":
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Protocol(self._on_rtp_datagram), sock=self._rtp_sock
+            )
+            self._transports.append(transport)
+            self.tuned_transport = _tune_transport(transport)
+            self._send_rtp = transport.sendto
+            self._send_rtcp = transport.sendto
+            if self._rtcp_sock is not None:
+                rtcp_transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _Protocol(self._on_rtcp_datagram), sock=self._rtcp_sock
+                )
+                self._transports.append(rtcp_transport)
+                _tune_transport(rtcp_transport)
+                self._send_rtcp = rtcp_transport.sendto
+        else:
+            udp = await anyio.abc.UDPSocket.from_socket(self._rtp_sock)
+            self._udp.append(udp)
+            tg.start_soon(self._reader, udp, self._on_rtp_datagram)
+            if self._rtcp_sock is not None:
+                rtcp_udp = await anyio.abc.UDPSocket.from_socket(self._rtcp_sock)
+                self._udp.append(rtcp_udp)
+                tg.start_soon(self._reader, rtcp_udp, self._on_rtcp_datagram)
+        if self.config.rtcp_enabled:
+            self.core.start(self._clock())
+            tg.start_soon(self._rtcp_timer)
+
+    async def _reader(
+        self, udp: anyio.abc.UDPSocket, on_datagram: Callable[[bytes, Any], None]
+    ) -> None:
+        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
+            async for data, addr in udp:
+                on_datagram(data, addr)
+
+    async def _rtcp_timer(self) -> None:
+        while True:
+            deadline = self.core.get_timer()
+            if deadline is None:
+                return
+            await anyio.sleep(max(0.0, deadline - self._clock()))
+            if self.closed:
+                return
+            data = self.core.handle_timer(self._clock())
+            if data is not None:
+                self._emit_rtcp(data)
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def _on_rtp_datagram(self, data: bytes, addr: Any) -> None:
+        if self.closed:
+            return
+        if self.config.rtcp_mux and is_rtcp(data):
+            self._on_rtcp_datagram(data, addr)
+            return
+        now = self._clock()
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtp(data)
+            except SrtpError:
+                self.core.srtp_failures += 1
+                return
+        packet = self.core.receive_rtp(data, now)
+        if packet is None:
+            return
+        if self.config.symmetric_rtp and packet.ssrc != self._latched_ssrc:
+            # Symmetric RTP (RFC 4961): send to where the peer's packets come from.
+            self._latched_ssrc = packet.ssrc
+            source = (addr[0], addr[1])
+            self.remote_rtp_address = source
+            if self.config.rtcp_mux:
+                self.remote_rtcp_address = source
+        handler = self._handler
+        if handler is not None:
+            handler(packet, now)
+            return
+        try:
+            self._queue_send.send_nowait(packet)
+        except anyio.WouldBlock:
+            self.core.receive_queue_drops += 1
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.core.receive_queue_drops += 1
+
+    def _on_rtcp_datagram(self, data: bytes, addr: Any) -> None:
+        if self.closed:
+            return
+        if self._srtp is not None:
+            try:
+                data = self._srtp.unprotect_rtcp(data)
+            except SrtpError:
+                self.core.srtp_failures += 1
+                return
+        packets = self.core.receive_rtcp(data, self._clock())
+        if packets and self.config.symmetric_rtp and not self._latched_rtcp:
+            self._latched_rtcp = True
+            self.remote_rtcp_address = (addr[0], addr[1])
+
+    async def receive(self) -> RtpPacket:
+        """The next received packet (when no handler is set)."""
+        try:
+            packet: RtpPacket = await self._queue_recv.receive()
+        except (anyio.EndOfStream, anyio.ClosedResourceError):
+            raise RtpSessionClosedError("RTP session is closed") from None
+        return packet
+
+    def __aiter__(self) -> AsyncIterator[RtpPacket]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[RtpPacket]:
+        while True:
+            try:
+                yield await self.receive()
+            except RtpSessionClosedError:
+                return
+
+    def set_packet_handler(self, handler: PacketHandler | None) -> None:
+        """Deliver packets to ``handler(packet, arrival)`` from the datagram callback.
+
+        With ``None``, packets go to the bounded queue read by :meth:`receive`.
+        """
+        self._handler = handler
+
+    # -- sending -----------------------------------------------------------------------
+
+    @property
+    def ssrc(self) -> int:
+        """Our current SSRC (changes after an SSRC collision)."""
+        return self.core.ssrc
+
+    def set_remote(self, rtp: Address, rtcp: Address | None = None) -> None:
+        """Where to send; symmetric RTP may later re-latch to the peer's real source."""
+        self.remote_rtp_address = rtp
+        if rtcp is None:
+            rtcp = rtp if self.config.rtcp_mux else (rtp[0], rtp[1] + 1)
+        self.remote_rtcp_address = rtcp
+        self._latched_ssrc = None
+        self._latched_rtcp = False
+
+    def send_payload(
+        self,
+        payload: bytes,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Packetise and send one payload, synchronously (no await).
+
+        Args:
+            payload: encoded media (e.g. 160 bytes of G.711).
+            timestamp: media time in clock units since the stream start.
+            marker: the RTP marker bit (start of a talkspurt).
+            payload_type: overrides the configured payload type.
+            now: the current time if the caller already has it (saves a clock read).
+        """
+        if self.closed:
+            raise RtpSessionClosedError("RTP session is closed")
+        addr = self.remote_rtp_address
+        if addr is None:
+            return
+        data = self.core.build_rtp(
+            payload, timestamp, self._clock() if now is None else now, marker, payload_type
+        )
+        if self._srtp is not None:
+            data = self._srtp.protect_rtp(data)
+        flt = self.outgoing_filter
+        if flt is not None and not flt(data):
+            return
+        self._send_rtp(data, addr)
+
+    def _emit_rtcp(self, data: bytes) -> None:
+        addr = self.remote_rtcp_address
+        if addr is None:
+            return
+        if self._srtp is not None:
+            data = self._srtp.protect_rtcp(data)
+        self._send_rtcp(data, addr)
+
+    def send_rtcp_report(self) -> None:
+        """Send an SR/RR + SDES now (reports are also sent on the RFC 3550 A.7 schedule)."""
+        if self.closed:
+            raise RtpSessionClosedError("RTP session is closed")
+        self._emit_rtcp(self.core.build_report(self._clock()))
+
+    async def send_dtmf(
+        self,
+        digit: str,
+        duration: float = 0.1,
+        volume: int = 10,
+        payload_type: int = 101,
+        packet_time: float = 0.02,
+    ) -> None:
+        """Send one RFC 4733 event, paced every ``packet_time`` seconds.
+
+        The event timestamp follows the last media timestamp sent (one packet later).
+        """
+        rate = self.config.clock_rate
+        interval = max(1, round(packet_time * rate))
+        last = self.core.last_timestamp
+        timestamp = 0 if last is None else last + interval
+        packets = DtmfEncoder(packet_interval=interval, volume=volume).packets(
+            digit, round(duration * rate)
+        )
+        start = anyio.current_time()
+        for p in packets:
+            await anyio.sleep_until(start + (p.offset - interval) / rate)
+            if self.closed:
+                return
+            self.send_payload(p.payload, timestamp, p.marker, payload_type)
+
+    def statistics(self) -> SessionStatistics:
+        """A snapshot of the session's figures."""
+        return self.core.statistics()
+
+    # -- closing -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send an RTCP BYE, close the sockets and release the port (idempotent)."""
+        if self.closed:
+            return
+        if self.config.rtcp_enabled:
+            with contextlib.suppress(OSError, SrtpError):
+                self._emit_rtcp(self.core.build_bye(self._clock()))
+        self.closed = True
+        for transport in self._transports:
+            transport.close()
+        self._rtp_sock.close()
+        if self._rtcp_sock is not None:
+            self._rtcp_sock.close()
+        self._queue_send.close()
+        if self._port is not None and self.config.port_allocator is not None:
+            self.config.port_allocator.release(self._port)
+            self._port = None
+
+    async def aclose(self) -> None:
+        """Close the session (see :meth:`close`)."""
+        self.close()
+        for udp in self._udp:
+            await udp.aclose()
+
+
+@contextlib.asynccontextmanager
+async def open_rtp_session(
+    config: RtpSessionConfig | None = None,
+    *,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.time,
+    on_packet: PacketHandler | None = None,
+) -> AsyncIterator[RtpSession]:
+    """Open an RTP session; it is closed (BYE sent, port released) on exit.
+
+    Args:
+        config: sockets, remote, SRTP and RTCP settings.
+        rng: randomness for SSRC, initial sequence/timestamp and RTCP timing.
+        clock: wall clock in seconds (arrival times, NTP timestamps).
+        on_packet: optional ``handler(packet, arrival)`` instead of the receive queue.
+
+    Raises:
+        PortsExhaustedError: no port pair could be bound.
+        OSError: an explicitly configured port could not be bound.
+    """
+    config = config or RtpSessionConfig()
+    core = RtpSessionCore(
+        rng=rng or random.Random(),
+        clock_rate=config.clock_rate,
+        payload_type=config.payload_type,
+        cname=config.cname,
+        session_bandwidth=config.session_bandwidth,
+        rtcp_min_time=config.rtcp_min_time,
+    )
+    sockets = _open_sockets(config)
+    try:
+        session = RtpSession(config, core, clock, on_packet, sockets)
+    except (RtpError, OSError):
+        for s in sockets[:2]:
+            if s is not None:
+                s.close()
+        if sockets[2] is not None and config.port_allocator is not None:
+            config.port_allocator.release(sockets[2])
+        raise
+    body_error: BaseException | None = None
+    async with anyio.create_task_group() as tg:
+        try:
+            await session._start(tg)
+            yield session
+        except BaseException as exc:  # re-raised below, unwrapped by the task group
+            body_error = exc
+        finally:
+            with anyio.CancelScope(shield=True):
+                await session.aclose()
+            tg.cancel_scope.cancel()
+    if body_error is not None:
+        raise body_error

@@ -1,0 +1,311 @@
+"""The sans-IO core of an RTP session: packetisation, statistics, RTCP scheduling."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import attrs
+
+from ._errors import RtpParseError
+from ._packet import RtpPacket
+from ._rtcp import (
+    SDES_CNAME,
+    ReportBlock,
+    RtcpBye,
+    RtcpPacket,
+    RtcpReceiverReport,
+    RtcpSenderReport,
+    RtcpSourceDescription,
+    SdesChunk,
+    SdesItem,
+    encode_rtcp,
+    parse_rtcp,
+)
+from ._seq import ntp_from_time
+from ._stats import (
+    RTCP_MIN_TIME,
+    RemoteReport,
+    SessionStatistics,
+    SourceStatistics,
+    rtcp_interval,
+    rtt_from_report,
+)
+
+__all__ = ["RtpSessionCore"]
+
+_HEADER = struct.Struct("!BBHII")
+_UDP_IP_OVERHEAD = 28  # RFC 3550 §6.2: the average RTCP size includes lower-layer headers
+_MAX_SOURCES = 32
+
+
+@attrs.define(eq=False)
+class RtpSessionCore:
+    """One RTP session's protocol state, fed bytes and ``now`` (seconds), never a socket.
+
+    The driver calls :meth:`build_rtp` to send, :meth:`receive_rtp` /
+    :meth:`receive_rtcp` with datagrams, and :meth:`handle_timer` at :meth:`get_timer`.
+    """
+
+    rng: random.Random
+    clock_rate: int = 8000
+    payload_type: int = 0
+    cname: str | None = None
+    session_bandwidth: float = 64000.0  # bits/s; RTCP gets 5 % (RFC 3550 §6.2)
+    rtcp_min_time: float = RTCP_MIN_TIME
+    ssrc: int = attrs.field(default=0)
+    packets_sent: int = attrs.field(default=0, init=False)
+    octets_sent: int = attrs.field(default=0, init=False)
+    rtcp_sent: int = attrs.field(default=0, init=False)
+    rtcp_received: int = attrs.field(default=0, init=False)
+    invalid_packets: int = attrs.field(default=0, init=False)
+    ssrc_collisions: int = attrs.field(default=0, init=False)
+    receive_queue_drops: int = attrs.field(default=0, init=False)
+    srtp_failures: int = attrs.field(default=0, init=False)
+    last_timestamp: int | None = attrs.field(default=None, init=False)
+    remote_report: RemoteReport | None = attrs.field(default=None, init=False)
+    rtt: float | None = attrs.field(default=None, init=False)
+    _seq: int = attrs.field(default=0, init=False)
+    _ts_offset: int = attrs.field(default=0, init=False)
+    _last_rtp_ts: int = attrs.field(default=0, init=False)
+    _last_send: float = attrs.field(default=0.0, init=False)
+    _we_sent: bool = attrs.field(default=False, init=False)
+    _sources: dict[int, SourceStatistics] = attrs.field(factory=dict, init=False)
+    _active_senders: set[int] = attrs.field(factory=set, init=False)
+    _primary: int | None = attrs.field(default=None, init=False)
+    _next_rtcp: float | None = attrs.field(default=None, init=False)
+    _initial: bool = attrs.field(default=True, init=False)
+    _avg_rtcp_size: float = attrs.field(default=128.0, init=False)
+    _pending_bye: list[int] = attrs.field(factory=list, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        if not self.ssrc:
+            self.ssrc = self.rng.getrandbits(32) or 1
+        if self.cname is None:
+            self.cname = f"rvoip-{self.rng.getrandbits(48):012x}"
+        # RFC 3550 §5.1: initial sequence number and timestamp are random.
+        self._seq = self.rng.getrandbits(16)
+        self._ts_offset = self.rng.getrandbits(32)
+
+    # -- sending -----------------------------------------------------------------------
+
+    @property
+    def next_sequence_number(self) -> int:
+        """The sequence number the next built packet will carry."""
+        return self._seq
+
+    def build_rtp(
+        self,
+        payload: bytes,
+        timestamp: int,
+        now: float,
+        marker: bool = False,
+        payload_type: int | None = None,
+    ) -> bytes:
+        """Build the next RTP packet.
+
+        Args:
+            payload: the encoded media.
+            timestamp: media time in clock units since the stream started; the random
+                initial offset of RFC 3550 §5.1 is added here.
+            now: current time in seconds (maps RTP time to NTP time in SRs).
+            marker: the RTP marker bit.
+            payload_type: overrides the session's payload type (e.g. telephone-event).
+        """
+        seq = self._seq
+        self._seq = (seq + 1) & 0xFFFF
+        ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        pt = self.payload_type if payload_type is None else payload_type
+        self.last_timestamp = timestamp
+        self._last_rtp_ts = ts
+        self._last_send = now
+        self.packets_sent += 1
+        self.octets_sent += len(payload)
+        self._we_sent = True
+        return _HEADER.pack(0x80, pt | 0x80 if marker else pt, seq, ts, self.ssrc) + payload
+
+    # -- receiving ---------------------------------------------------------------------
+
+    def _new_ssrc_after_collision(self) -> None:
+        # RFC 3550 §8.2: on a collision send a BYE for the old SSRC and pick a new one.
+        self.ssrc_collisions += 1
+        self._pending_bye.append(self.ssrc)
+        old = self.ssrc
+        while self.ssrc == old or self.ssrc in self._sources or not self.ssrc:
+            self.ssrc = self.rng.getrandbits(32)
+
+    def _source(self, ssrc: int) -> SourceStatistics:
+        src = self._sources.get(ssrc)
+        if src is None:
+            if len(self._sources) >= _MAX_SOURCES:
+                victim = next(s for s in self._sources if s != self._primary)
+                del self._sources[victim]
+            src = self._sources[ssrc] = SourceStatistics(ssrc, self.clock_rate)
+        return src
+
+    def receive_rtp(self, data: bytes, now: float) -> RtpPacket | None:
+        """Account a received RTP datagram; returns the packet to deliver, or None.
+
+        None means unparseable, or rejected by RFC 3550 A.1 validation (a large jump).
+        Packets of a source on probation are delivered but not yet counted.
+        """
+        try:
+            packet = RtpPacket.parse(data)
+        except RtpParseError:
+            self.invalid_packets += 1
+            return None
+        ssrc = packet.ssrc
+        if ssrc == self.ssrc:
+            self._new_ssrc_after_collision()
+        src = self._sources.get(ssrc) or self._source(ssrc)
+        valid = src.update(packet.sequence_number, packet.timestamp, now, len(packet.payload))
+        if not valid and not src.probation:
+            return None
+        if valid:
+            self._primary = ssrc
+            self._active_senders.add(ssrc)
+        return packet
+
+    def _process_blocks(self, reports: tuple[ReportBlock, ...], now: float) -> None:
+        for block in reports:
+            if block.ssrc != self.ssrc:
+                continue
+            self.remote_report = RemoteReport(
+                fraction_lost=block.fraction_lost / 256.0,
+                packets_lost=block.cumulative_lost,
+                jitter=float(block.jitter),
+                jitter_seconds=block.jitter / self.clock_rate,
+                extended_highest_sequence=block.highest_sequence,
+                received_at=now,
+            )
+            rtt = rtt_from_report(block, now)
+            if rtt is not None:
+                self.rtt = rtt
+
+    def receive_rtcp(self, data: bytes, now: float) -> list[RtcpPacket]:
+        """Account a received (compound) RTCP datagram; returns its packets ([] if invalid)."""
+        try:
+            packets = parse_rtcp(data)
+        except RtpParseError:
+            self.invalid_packets += 1
+            return []
+        self.rtcp_received += 1
+        # RFC 3550 A.7: avg_rtcp_size = 1/16 * packet_size + 15/16 * avg_rtcp_size.
+        self._avg_rtcp_size += (len(data) + _UDP_IP_OVERHEAD - self._avg_rtcp_size) / 16.0
+        for p in packets:
+            if isinstance(p, RtcpSenderReport):
+                if p.ssrc == self.ssrc:
+                    self._new_ssrc_after_collision()
+                self._source(p.ssrc).on_sender_report(p.ntp_timestamp, now)
+                self._process_blocks(p.reports, now)
+            elif isinstance(p, RtcpReceiverReport):
+                if p.ssrc == self.ssrc:
+                    self._new_ssrc_after_collision()
+                self._process_blocks(p.reports, now)
+            elif isinstance(p, RtcpBye):
+                for s in p.sources:
+                    self._active_senders.discard(s)
+        return packets
+
+    def source(self, ssrc: int) -> SourceStatistics | None:
+        """The receiver statistics of one remote source, if seen."""
+        return self._sources.get(ssrc)
+
+    @property
+    def primary_source(self) -> SourceStatistics | None:
+        """The remote source that most recently sent a valid packet."""
+        return None if self._primary is None else self._sources.get(self._primary)
+
+    # -- RTCP --------------------------------------------------------------------------
+
+    def _interval(self, initial: bool) -> float:
+        members = 1 + sum(1 for s in self._sources.values() if s.valid)
+        senders = len(self._active_senders) + (1 if self._we_sent else 0)
+        return rtcp_interval(
+            members,
+            max(senders, 1 if self._we_sent else 0),
+            0.05 * self.session_bandwidth / 8.0,
+            self._we_sent,
+            self._avg_rtcp_size,
+            initial,
+            self.rng.random,
+            self.rtcp_min_time,
+        )
+
+    def start(self, now: float) -> None:
+        """Schedule the first RTCP report (RFC 3550 §6.2: half the minimum interval)."""
+        if self._next_rtcp is None:
+            self._next_rtcp = now + self._interval(initial=True)
+
+    def get_timer(self) -> float | None:
+        """When :meth:`handle_timer` next has work (None before :meth:`start`)."""
+        return self._next_rtcp
+
+    def handle_timer(self, now: float) -> bytes | None:
+        """Return a compound RTCP report if one is due at ``now``, and reschedule."""
+        if self._next_rtcp is None or now < self._next_rtcp:
+            return None
+        data = self.build_report(now)
+        self._next_rtcp = now + self._interval(initial=False)
+        return data
+
+    def _report_packets(self, now: float) -> list[RtcpPacket]:
+        blocks = tuple(s.report_block(now) for s in list(self._sources.values())[:31] if s.valid)
+        head: RtcpPacket
+        if self._we_sent or (self.packets_sent and self._initial):
+            # RFC 3550 §6.4.1: the SR's RTP timestamp is the same instant as its NTP one.
+            rtp_ts = (
+                self._last_rtp_ts + round((now - self._last_send) * self.clock_rate)
+            ) & 0xFFFFFFFF
+            head = RtcpSenderReport(
+                self.ssrc,
+                ntp_from_time(now),
+                rtp_ts,
+                self.packets_sent & 0xFFFFFFFF,
+                self.octets_sent & 0xFFFFFFFF,
+                blocks,
+            )
+        else:
+            head = RtcpReceiverReport(self.ssrc, blocks)
+        cname = (self.cname or "").encode()[:255]
+        sdes = RtcpSourceDescription((SdesChunk(self.ssrc, (SdesItem(SDES_CNAME, cname),)),))
+        packets: list[RtcpPacket] = [head, sdes]
+        if self._pending_bye:
+            packets.append(RtcpBye(tuple(self._pending_bye), b"SSRC collision"))
+            self._pending_bye.clear()
+        return packets
+
+    def build_report(self, now: float) -> bytes:
+        """A compound SR (if we sent since the last report) or RR, plus SDES CNAME."""
+        data = encode_rtcp(self._report_packets(now))
+        self._we_sent = False
+        self._active_senders.clear()
+        self._initial = False
+        self.rtcp_sent += 1
+        self._avg_rtcp_size += (len(data) + _UDP_IP_OVERHEAD - self._avg_rtcp_size) / 16.0
+        return data
+
+    def build_bye(self, now: float, reason: bytes | None = None) -> bytes:
+        """A compound report ending with a BYE for our SSRC (RFC 3550 §6.6)."""
+        packets = self._report_packets(now)
+        packets.append(RtcpBye((self.ssrc,), reason))
+        self.rtcp_sent += 1
+        return encode_rtcp(packets)
+
+    def statistics(self) -> SessionStatistics:
+        """A snapshot of the session's figures."""
+        primary = self.primary_source
+        return SessionStatistics(
+            ssrc=self.ssrc,
+            packets_sent=self.packets_sent,
+            octets_sent=self.octets_sent,
+            received=None if primary is None else primary.snapshot(),
+            remote=self.remote_report,
+            rtt_seconds=self.rtt,
+            rtcp_sent=self.rtcp_sent,
+            rtcp_received=self.rtcp_received,
+            receive_queue_drops=self.receive_queue_drops,
+            invalid_packets=self.invalid_packets,
+            ssrc_collisions=self.ssrc_collisions,
+            srtp_failures=self.srtp_failures,
+        )
