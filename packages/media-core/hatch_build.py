@@ -33,7 +33,8 @@ class CffiBuildHook(BuildHookInterface):  # type: ignore[type-arg]
         spec = importlib.util.spec_from_file_location(
             "_rvoip_build_ffi", root / "src" / PACKAGE / "_kernel" / "build_ffi.py"
         )
-        assert spec is not None and spec.loader is not None
+        assert spec is not None
+        assert spec.loader is not None
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
         ffibuilder = module.make_ffibuilder()

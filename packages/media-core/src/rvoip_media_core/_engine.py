@@ -1,0 +1,325 @@
+"""The media engine core (sans-IO): which streams exist and what each tick does.
+
+One tick per packet time (20 ms): pop one frame from every due stream's jitter buffer,
+decode them as one batch, conceal losses and hand PCM to each sink; read every due
+stream's source, encode the frames as one batch and return what to send. The clock
+and the sending live in ``_driver.py``; this module never reads a clock.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import attrs
+import numpy as np
+
+from rvoip_media_core._emodel import (
+    G711_BPL_APPENDIX_I_PLC,
+    QualityMetrics,
+    quality_from_statistics,
+)
+from rvoip_media_core._errors import MediaError
+from rvoip_media_core._g711 import Codec, decode, encode
+from rvoip_media_core._jitter import JitterBuffer, JitterStats, make_handles, pop_many
+from rvoip_media_core._plc import Concealer
+from rvoip_media_core._sources import AudioSink, AudioSource, SilenceSource
+
+TICK_SECONDS = 0.02
+SAMPLE_RATE = 8000
+TICK_SAMPLES = 160
+_FRAME = 0
+_LOST = 1
+_STRIDE = 320
+
+
+class RtpSessionLike(Protocol):
+    """What the engine needs from an ``rvoip_rtp_core.RtpSession``."""
+
+    def send_payload(
+        self,
+        payload: bytes,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        now: float | None = None,
+    ) -> None: ...
+
+    def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None: ...
+
+    def statistics(self) -> Any: ...
+
+
+PacketHandler = Callable[[Any, float], None]
+
+
+@attrs.frozen
+class StreamStatistics:
+    """Per-stream counters of the engine, the jitter buffer, RTP and the E-model."""
+
+    frames_sent: int
+    frames_played: int
+    frames_concealed: int
+    frames_empty: int
+    jitter_buffer: JitterStats
+    jitter_buffer_ms: float
+    rtp: Any  # rvoip_rtp_core.SessionStatistics
+    quality: QualityMetrics
+
+
+@attrs.define(eq=False)
+class MediaStream:
+    """Handle of one stream in the engine (returned by ``MediaEngine.add_stream``)."""
+
+    id: int
+    session: RtpSessionLike
+    codec: Codec
+    ptime_ms: int
+    source: AudioSource
+    sink: AudioSink | None
+    jitter: JitterBuffer
+    concealer: Concealer
+    on_packet: PacketHandler | None = None
+    muted: bool = False
+    active: bool = True
+    timestamp: int = 0
+    frames_sent: int = 0
+    frames_played: int = 0
+    frames_concealed: int = 0
+    frames_empty: int = 0
+    oversize_packets: int = 0
+    remote_ssrc: int | None = None
+
+    @property
+    def samples(self) -> int:
+        """Samples per packet (ptime × 8 kHz)."""
+        return self.ptime_ms * SAMPLE_RATE // 1000
+
+    @property
+    def ticks_per_packet(self) -> int:
+        """Engine ticks between two packets of this stream."""
+        return self.ptime_ms // 20
+
+    def receive(self, packet: Any, arrival: float) -> None:
+        """Feed one received RTP packet (called from the session's datagram callback)."""
+        if packet.payload_type != self.codec.payload_type:
+            if self.on_packet is not None:
+                self.on_packet(packet, arrival)
+            return
+        ssrc = packet.ssrc
+        if ssrc != self.remote_ssrc:
+            if self.remote_ssrc is not None:
+                # A new sender (RFC 3550 §8.2 collision or re-INVITE): start afresh.
+                self.jitter.reset()
+                self.concealer.reset()
+            self.remote_ssrc = ssrc
+        payload = packet.payload
+        if len(payload) > _STRIDE:
+            self.oversize_packets += 1
+            return
+        self.jitter.insert(packet.sequence_number, packet.timestamp, payload, arrival)
+
+    def statistics(self, *, bpl: float = G711_BPL_APPENDIX_I_PLC) -> StreamStatistics:
+        """A snapshot including E-model quality of the received stream."""
+        jb = self.jitter.stats()
+        jb_ms = self.jitter.delay_ms(SAMPLE_RATE)
+        rtp = self.session.statistics()
+        quality = quality_from_statistics(
+            rtp,
+            jitter_buffer_ms=jb_ms,
+            packetization_ms=float(self.ptime_ms),
+            jitter=jb,
+            bpl=bpl,
+        )
+        return StreamStatistics(
+            self.frames_sent,
+            self.frames_played,
+            self.frames_concealed,
+            self.frames_empty,
+            jb,
+            jb_ms,
+            rtp,
+            quality,
+        )
+
+
+Outgoing = tuple[MediaStream, bytes, int, bool]
+"""(stream, payload, RTP media timestamp, marker) — one packet to send this tick."""
+
+
+@attrs.define(eq=False)
+class MediaEngine:
+    """All media streams of a process, processed in batches once per tick (sans-IO).
+
+    ``bpl`` is the packet-loss robustness used for quality figures: the G.113 value
+    for G.711 with Appendix I PLC (25.1), since the engine conceals losses that way.
+    """
+
+    bpl: float = G711_BPL_APPENDIX_I_PLC
+    min_jitter_frames: int = 2
+    max_jitter_frames: int = 12
+    _streams: dict[int, MediaStream] = attrs.field(factory=dict, init=False)
+    _ids: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
+    _tick: int = attrs.field(default=0, init=False)
+    _version: int = attrs.field(default=0, init=False)
+    _handle_cache: dict[tuple[int, Codec, int, int], tuple[list[MediaStream], Any]] = attrs.field(
+        factory=dict, init=False
+    )
+
+    @property
+    def streams(self) -> list[MediaStream]:
+        """The streams now in the engine."""
+        return list(self._streams.values())
+
+    @property
+    def ticks(self) -> int:
+        """Ticks processed so far."""
+        return self._tick
+
+    def add_stream(
+        self,
+        rtp_session: RtpSessionLike,
+        codec: Codec = Codec.PCMU,
+        ptime: int = 20,
+        source: AudioSource | None = None,
+        sink: AudioSink | None = None,
+        *,
+        on_packet: PacketHandler | None = None,
+    ) -> MediaStream:
+        """Start sending ``source`` and playing received audio to ``sink`` on a session.
+
+        Args:
+            rtp_session: an ``rvoip_rtp_core.RtpSession`` (or anything with its methods);
+                the engine installs itself as its packet handler.
+            codec: PCMU or PCMA.
+            ptime: packet time in ms, 20 or 40.
+            source: what to send (default silence).
+            sink: called with each played int16 frame (every packet time).
+            on_packet: receives RTP packets of other payload types (e.g. RFC 4733).
+        """
+        if ptime not in (20, 40):
+            raise MediaError(f"ptime {ptime} ms not supported (20 or 40)")
+        samples = ptime * SAMPLE_RATE // 1000
+        jb = JitterBuffer(
+            samples_per_frame=samples,
+            clock_rate=SAMPLE_RATE,
+            min_frames=self.min_jitter_frames,
+            max_frames=self.max_jitter_frames,
+        )
+        stream = MediaStream(
+            id=next(self._ids),
+            session=rtp_session,
+            codec=codec,
+            ptime_ms=ptime,
+            source=source if source is not None else SilenceSource(),
+            sink=sink,
+            jitter=jb,
+            concealer=Concealer(samples, SAMPLE_RATE),
+            on_packet=on_packet,
+        )
+        self._streams[stream.id] = stream
+        self._changed()
+        rtp_session.set_packet_handler(stream.receive)
+        return stream
+
+    def remove_stream(self, stream: MediaStream) -> None:
+        """Stop a stream and detach it from its session (idempotent)."""
+        if self._streams.pop(stream.id, None) is not None:
+            stream.active = False
+            stream.session.set_packet_handler(None)
+            self._changed()
+
+    def set_source(self, stream: MediaStream, source: AudioSource | None) -> None:
+        """Replace what a stream sends (None: silence)."""
+        stream.source = source if source is not None else SilenceSource()
+
+    def set_sink(self, stream: MediaStream, sink: AudioSink | None) -> None:
+        """Replace where a stream's received audio goes."""
+        stream.sink = sink
+
+    def mute(self, stream: MediaStream, muted: bool = True) -> None:
+        """Send silence instead of the source (RTP keeps flowing; the source is paused)."""
+        stream.muted = muted
+
+    def _changed(self) -> None:
+        self._version += 1
+        self._handle_cache.clear()
+
+    def _groups(self) -> dict[tuple[Codec, int, int], list[MediaStream]]:
+        groups: dict[tuple[Codec, int, int], list[MediaStream]] = {}
+        tick = self._tick
+        for stream in self._streams.values():
+            tpp = stream.ticks_per_packet
+            if tick % tpp == stream.id % tpp:
+                groups.setdefault((stream.codec, stream.samples, tpp), []).append(stream)
+        return groups
+
+    def tick(self, now: float) -> list[Outgoing]:
+        """Process one packet time: play out every due stream, return the packets to send.
+
+        ``now`` is only recorded as the time of the tick (no clock is read here).
+        """
+        groups = self._groups()
+        outgoing: list[Outgoing] = []
+        for (codec, samples, tpp), streams in groups.items():
+            self._play_group(codec, samples, tpp, streams)
+            self._send_group(codec, samples, streams, outgoing)
+        self._tick += 1
+        return outgoing
+
+    def _play_group(self, codec: Codec, samples: int, tpp: int, streams: list[MediaStream]) -> None:
+        n = len(streams)
+        key = (self._version, codec, samples, tpp)
+        cached = self._handle_cache.get(key)
+        handles = None
+        if cached is not None and cached[0] == streams:
+            handles = cached[1]
+        else:
+            handles = make_handles([s.jitter for s in streams])
+            self._handle_cache[key] = (streams, handles)
+        out = np.zeros((n, _STRIDE), dtype=np.uint8)
+        lens = np.zeros(n, dtype=np.int32)
+        statuses = pop_many([s.jitter for s in streams], out, lens, handles).tolist()
+        pcm = decode(codec, out[:, :samples])
+        lens_l = lens.tolist()
+        for i, stream in enumerate(streams):
+            status = statuses[i]
+            conc = stream.concealer
+            if status == _FRAME:
+                frame = pcm[i]
+                if lens_l[i] != samples:
+                    frame = np.zeros(samples, dtype=np.int16)
+                    k = min(lens_l[i], samples)
+                    frame[:k] = pcm[i, :k]
+                frame = conc.good(frame)
+                stream.frames_played += 1
+            elif status == _LOST:
+                frame = conc.conceal()
+                stream.frames_concealed += 1
+            else:
+                frame = conc.conceal() if conc.active else np.zeros(samples, dtype=np.int16)
+                stream.frames_empty += 1
+            sink = stream.sink
+            if sink is not None:
+                sink(frame)
+
+    def _send_group(
+        self, codec: Codec, samples: int, streams: list[MediaStream], outgoing: list[Outgoing]
+    ) -> None:
+        pcm = np.zeros((len(streams), samples), dtype=np.int16)
+        for i, stream in enumerate(streams):
+            if not stream.muted:
+                pcm[i] = stream.source.read(samples)
+        payloads = encode(codec, pcm)
+        for i, stream in enumerate(streams):
+            # RFC 3551 §4.1: the marker bit flags the first packet of a talkspurt.
+            outgoing.append(
+                (stream, payloads[i].tobytes(), stream.timestamp, stream.frames_sent == 0)
+            )
+            stream.timestamp = (stream.timestamp + samples) & 0xFFFFFFFF
+            stream.frames_sent += 1
+
+    def stream_statistics(self, stream: MediaStream) -> StreamStatistics:
+        """Statistics and E-model quality of one stream."""
+        return stream.statistics(bpl=self.bpl)

@@ -1,0 +1,11 @@
+"""Errors of rvoip_media_core: one base class for the package."""
+
+from __future__ import annotations
+
+
+class MediaError(Exception):
+    """Base class of every error raised by rvoip_media_core."""
+
+
+class WavFormatError(MediaError):
+    """A WAV file is missing, unreadable, or in a format the WAV source/sink cannot take."""

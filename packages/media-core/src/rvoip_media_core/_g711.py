@@ -1,0 +1,216 @@
+"""G.711 µ-law / A-law encode and decode, bit-exact with ITU-T G.191.
+
+Every function works on whole buffers and on batches (any array shape, e.g.
+N frames × 160 samples in one call). The C kernel is used when ``BACKEND`` is
+``"cffi"``; the numpy functions in ``_g711_numpy`` are the fallback and oracle.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from rvoip_media_core import _g711_numpy
+from rvoip_media_core._backend import BACKEND, ffi, lib
+
+
+class Codec(enum.Enum):
+    """The G.711 laws, valued by their static RTP payload type (RFC 3551 §6)."""
+
+    PCMU = 0
+    PCMA = 8
+
+    @property
+    def payload_type(self) -> int:
+        """The static RTP payload type of this codec."""
+        return self.value
+
+
+def _as_pcm(pcm: ArrayLike) -> NDArray[np.int16]:
+    return np.ascontiguousarray(pcm, dtype=np.int16)
+
+
+def _as_codes(codes: ArrayLike | bytes) -> NDArray[np.uint8]:
+    if isinstance(codes, bytes | bytearray | memoryview):
+        return np.frombuffer(codes, dtype=np.uint8)
+    return np.ascontiguousarray(codes, dtype=np.uint8)
+
+
+def _make_encoder(
+    c_func: Any, np_func: Callable[[NDArray[np.int16]], NDArray[np.uint8]]
+) -> Callable[[ArrayLike], NDArray[np.uint8]]:
+    if BACKEND == "cffi":
+
+        def encode(pcm: ArrayLike) -> NDArray[np.uint8]:
+            src = _as_pcm(pcm)
+            out = np.empty(src.shape, dtype=np.uint8)
+            c_func(ffi.from_buffer("int16_t[]", src), ffi.from_buffer("uint8_t[]", out), src.size)
+            return out
+
+        return encode
+
+    def encode_np(pcm: ArrayLike) -> NDArray[np.uint8]:
+        return np_func(_as_pcm(pcm))
+
+    return encode_np
+
+
+def _make_decoder(
+    c_func: Any, np_func: Callable[[NDArray[np.uint8]], NDArray[np.int16]]
+) -> Callable[[ArrayLike | bytes], NDArray[np.int16]]:
+    if BACKEND == "cffi":
+
+        def decode(codes: ArrayLike | bytes) -> NDArray[np.int16]:
+            src = _as_codes(codes)
+            out = np.empty(src.shape, dtype=np.int16)
+            c_func(ffi.from_buffer("uint8_t[]", src), ffi.from_buffer("int16_t[]", out), src.size)
+            return out
+
+        return decode
+
+    def decode_np(codes: ArrayLike | bytes) -> NDArray[np.int16]:
+        return np_func(_as_codes(codes))
+
+    return decode_np
+
+
+ulaw_encode = _make_encoder(lib and lib.rv_ulaw_encode, _g711_numpy.ulaw_encode)
+ulaw_encode.__doc__ = "int16 PCM (any shape) to µ-law codes of the same shape (G.191)."
+alaw_encode = _make_encoder(lib and lib.rv_alaw_encode, _g711_numpy.alaw_encode)
+alaw_encode.__doc__ = "int16 PCM (any shape) to A-law codes of the same shape (G.191)."
+ulaw_decode = _make_decoder(lib and lib.rv_ulaw_decode, _g711_numpy.ulaw_decode)
+ulaw_decode.__doc__ = "µ-law codes (array or bytes) to int16 PCM of the same shape (G.191)."
+alaw_decode = _make_decoder(lib and lib.rv_alaw_decode, _g711_numpy.alaw_decode)
+alaw_decode.__doc__ = "A-law codes (array or bytes) to int16 PCM of the same shape (G.191)."
+
+_scratch = threading.local()
+
+
+def _scratch_buffer(n: int) -> Any:
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < n:
+        buf = ffi.new("char[]", max(n, 4096))
+        _scratch.buf = buf
+    return buf
+
+
+def _make_bytes_func(c_name: str, np_func: Callable[[bytes], bytes], out_per_in: float) -> Any:
+    if BACKEND == "cffi":
+        c_func = getattr(lib, c_name)
+        unpack = ffi.unpack
+
+        def convert(data: bytes) -> bytes:
+            n_out = int(len(data) * out_per_in)
+            out = _scratch_buffer(n_out)
+            c_func(data, out, n_out if out_per_in < 1 else len(data))
+            result: bytes = unpack(out, n_out)
+            return result
+
+        return convert
+    return np_func
+
+
+def _np_ulaw_encode_bytes(pcm: bytes) -> bytes:
+    return _g711_numpy.ulaw_encode(np.frombuffer(pcm, dtype=np.int16)).tobytes()
+
+
+def _np_alaw_encode_bytes(pcm: bytes) -> bytes:
+    return _g711_numpy.alaw_encode(np.frombuffer(pcm, dtype=np.int16)).tobytes()
+
+
+def _np_ulaw_decode_bytes(codes: bytes) -> bytes:
+    return _g711_numpy.ulaw_decode(np.frombuffer(codes, dtype=np.uint8)).tobytes()
+
+
+def _np_alaw_decode_bytes(codes: bytes) -> bytes:
+    return _g711_numpy.alaw_decode(np.frombuffer(codes, dtype=np.uint8)).tobytes()
+
+
+def _check_even(func: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
+    def convert(pcm: bytes) -> bytes:
+        if len(pcm) % 2:
+            raise ValueError(f"16-bit PCM needs an even byte count, got {len(pcm)}")
+        return func(pcm)
+
+    convert.__doc__ = func.__doc__
+    return convert
+
+
+ulaw_encode_bytes: Callable[[bytes], bytes] = _check_even(
+    _make_bytes_func("rv_ulaw_encode_b", _np_ulaw_encode_bytes, 0.5)
+)
+"""Native-endian 16-bit PCM bytes to µ-law bytes (the lean per-frame path)."""
+alaw_encode_bytes: Callable[[bytes], bytes] = _check_even(
+    _make_bytes_func("rv_alaw_encode_b", _np_alaw_encode_bytes, 0.5)
+)
+"""Native-endian 16-bit PCM bytes to A-law bytes."""
+ulaw_decode_bytes: Callable[[bytes], bytes] = _make_bytes_func(
+    "rv_ulaw_decode_b", _np_ulaw_decode_bytes, 2
+)
+"""µ-law bytes to native-endian 16-bit PCM bytes."""
+alaw_decode_bytes: Callable[[bytes], bytes] = _make_bytes_func(
+    "rv_alaw_decode_b", _np_alaw_decode_bytes, 2
+)
+"""A-law bytes to native-endian 16-bit PCM bytes."""
+
+
+def encode(codec: Codec, pcm: ArrayLike) -> NDArray[np.uint8]:
+    """Encode int16 PCM (any shape) with ``codec``."""
+    return ulaw_encode(pcm) if codec is Codec.PCMU else alaw_encode(pcm)
+
+
+def decode(codec: Codec, codes: ArrayLike | bytes) -> NDArray[np.int16]:
+    """Decode G.711 codes (any shape, or bytes) with ``codec``."""
+    return ulaw_decode(codes) if codec is Codec.PCMU else alaw_decode(codes)
+
+
+class FrameCodec:
+    """A G.711 coder with preallocated frame buffers: the lowest per-call overhead.
+
+    Write PCM into ``pcm`` (int16, ``frames × samples``), call ``encode()`` and read
+    ``payload`` (uint8, same shape); or fill ``payload`` and call ``decode()``. The
+    kernel pointers are taken once at construction, so a call costs one C call.
+    """
+
+    __slots__ = ("_dec", "_dec_args", "_enc", "_enc_args", "codec", "payload", "pcm")
+
+    def __init__(self, codec: Codec, samples: int = 160, frames: int = 1) -> None:
+        """Allocate buffers for ``frames`` frames of ``samples`` samples each."""
+        self.codec = codec
+        self.pcm: NDArray[np.int16] = np.zeros((frames, samples), dtype=np.int16)
+        self.payload: NDArray[np.uint8] = np.zeros((frames, samples), dtype=np.uint8)
+        n = frames * samples
+        ulaw = codec is Codec.PCMU
+        if BACKEND == "cffi":
+            pcm_ptr = ffi.from_buffer("int16_t[]", self.pcm)
+            pay_ptr = ffi.from_buffer("uint8_t[]", self.payload)
+            self._enc = lib.rv_ulaw_encode if ulaw else lib.rv_alaw_encode
+            self._dec = lib.rv_ulaw_decode if ulaw else lib.rv_alaw_decode
+            self._enc_args: tuple[Any, ...] = (pcm_ptr, pay_ptr, n)
+            self._dec_args: tuple[Any, ...] = (pay_ptr, pcm_ptr, n)
+        else:
+            np_enc = _g711_numpy.ulaw_encode if ulaw else _g711_numpy.alaw_encode
+            np_dec = _g711_numpy.ulaw_decode if ulaw else _g711_numpy.alaw_decode
+            pcm_arr, pay_arr = self.pcm, self.payload
+
+            def enc() -> None:
+                pay_arr[...] = np_enc(pcm_arr)
+
+            def dec() -> None:
+                pcm_arr[...] = np_dec(pay_arr)
+
+            self._enc, self._dec = enc, dec
+            self._enc_args = self._dec_args = ()
+
+    def encode(self) -> None:
+        """Encode ``pcm`` into ``payload`` in place."""
+        self._enc(*self._enc_args)
+
+    def decode(self) -> None:
+        """Decode ``payload`` into ``pcm`` in place."""
+        self._dec(*self._dec_args)

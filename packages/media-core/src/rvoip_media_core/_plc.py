@@ -1,0 +1,147 @@
+"""Packet-loss concealment for G.711, in the style of G.711 Appendix I.
+
+Method: pitch-synchronous waveform repetition. On a loss, the pitch period is
+estimated from the last 40 ms of good speech (normalised autocorrelation over lags
+2.5-15 ms); the last period is repeated cyclically and the first repeated samples are
+cross-faded with the real tail so the seam is smooth. From the second 10 ms of a loss
+the output is attenuated linearly by 20 % per 10 ms, reaching silence after 60 ms.
+The first good frame after a loss is cross-faded with the continued synthetic signal.
+When no usable pitch is found (silence, noise) the last frame is repeated with the
+same attenuation ("repeat last frame, attenuate, then silence").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+_HISTORY_MS = 40
+_MIN_PITCH_MS = 2.5
+_MAX_PITCH_MS = 15.0
+_ATTENUATE_AFTER_MS = 10
+_ATTENUATION_PER_10MS = 0.2
+_MIN_CORRELATION = 0.5
+
+
+class Concealer:
+    """Per-stream PLC state: feed every good frame, ask for a frame per lost one."""
+
+    __slots__ = (
+        "_fade",
+        "_frames",
+        "_hist_len",
+        "_lost_samples",
+        "_period",
+        "_pos",
+        "_rate",
+        "_silent_after",
+        "frame_samples",
+    )
+
+    def __init__(self, frame_samples: int = 160, sample_rate: int = 8000) -> None:
+        """State for frames of ``frame_samples`` at ``sample_rate``."""
+        self.frame_samples = frame_samples
+        self._rate = sample_rate
+        self._hist_len = max(frame_samples, sample_rate * _HISTORY_MS // 1000)
+        # The last good frames, kept by reference (no copy on the per-frame path).
+        self._frames: list[NDArray[np.int16]] = []
+        self._silent_after = sample_rate * 60 // 1000
+        self._lost_samples = 0
+        self._period: NDArray[np.float64] | None = None
+        self._pos = 0
+        self._fade = max(1, sample_rate // 400)  # 2.5 ms cross-fades
+
+    @property
+    def lost_samples(self) -> int:
+        """Samples concealed in the current loss burst (0 when the last frame was good)."""
+        return self._lost_samples
+
+    @property
+    def active(self) -> bool:
+        """Whether concealment would produce anything but silence now."""
+        return bool(self._frames) and self._lost_samples < self._silent_after
+
+    def good(self, frame: NDArray[np.int16]) -> NDArray[np.int16]:
+        """Record a received frame; returns it (cross-faded if it ends a loss).
+
+        The frame is kept by reference: callers must not modify it afterwards.
+        """
+        if self._lost_samples:
+            frame = self._end_loss(frame)
+        frames = self._frames
+        frames.append(frame)
+        if len(frames) > 2:
+            del frames[0]
+        return frame
+
+    def reset(self) -> None:
+        """Forget the history (new source)."""
+        self._frames = []
+        self._lost_samples = 0
+        self._period = None
+
+    def _end_loss(self, frame: NDArray[np.int16]) -> NDArray[np.int16]:
+        x = frame.astype(np.float64)
+        if self._period is not None and x.size >= self._fade:
+            synth = self._synth(self._fade) * self._gain_at(self._lost_samples, self._fade)
+            ramp = np.linspace(0.0, 1.0, self._fade, endpoint=False)
+            x[: self._fade] = synth * (1.0 - ramp) + x[: self._fade] * ramp
+        self._lost_samples = 0
+        self._period = None
+        self._frames = []
+        return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
+
+    def conceal(self) -> NDArray[np.int16]:
+        """A replacement for one lost frame."""
+        n = self.frame_samples
+        if not self._frames or self._lost_samples >= self._silent_after:
+            self._lost_samples += n
+            return np.zeros(n, dtype=np.int16)
+        if self._lost_samples == 0:
+            self._start_loss()
+        out = self._synth(n) * self._gain_at(self._lost_samples, n)
+        self._lost_samples += n
+        return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
+
+    def _start_loss(self) -> None:
+        h = np.concatenate(self._frames).astype(np.float64)[-self._hist_len :]
+        lo = max(1, int(self._rate * _MIN_PITCH_MS / 1000))
+        hi = min(h.size // 2, int(self._rate * _MAX_PITCH_MS / 1000))
+        period_len = min(self.frame_samples, h.size)
+        energy = float(np.dot(h, h))
+        if energy > 0.0 and hi > lo:
+            tail = h[-hi:]
+            best, best_lag = -1.0, 0
+            for lag in range(lo, hi + 1):
+                past = h[-hi - lag : -lag]
+                denom = float(np.sqrt(np.dot(past, past) * np.dot(tail, tail)))
+                if denom > 0.0:
+                    c = float(np.dot(past, tail)) / denom
+                    if c > best:
+                        best, best_lag = c, lag
+            if best >= _MIN_CORRELATION:
+                period_len = best_lag
+        period = h[-period_len:].copy()
+        # Smooth the seam: the start of the repeated period blends with what preceded it.
+        f = min(self._fade, period_len // 4)
+        if f > 0 and h.size >= period_len + f:
+            ramp = np.linspace(0.0, 1.0, f, endpoint=False)
+            before = h[-period_len - f : -period_len]
+            period[-f:] = period[-f:] * (1.0 - ramp) + before * ramp
+        self._period = period
+        self._pos = 0
+
+    def _synth(self, n: int) -> NDArray[np.float64]:
+        period = self._period
+        if period is None:
+            return np.zeros(n)
+        idx = (self._pos + np.arange(n)) % period.size
+        self._pos = (self._pos + n) % period.size
+        return period[idx]
+
+    def _gain_at(self, start: int, n: int) -> NDArray[np.float64]:
+        # G.711 App. I: full level for 10 ms, then -20 % per 10 ms, silent after 60 ms.
+        t = (start + np.arange(n)) * (1000.0 / self._rate)
+        gain = 1.0 - _ATTENUATION_PER_10MS * np.maximum(t - _ATTENUATE_AFTER_MS, 0.0) / 10.0
+        result: NDArray[np.float64] = np.clip(gain, 0.0, 1.0)
+        return result
