@@ -1,5 +1,92 @@
-"""rvoip_dialog_core: SIP dialogs, in-dialog requests, PRACK, REFER/NOTIFY and session timers (sans-IO)."""
+"""rvoip_dialog_core: SIP dialogs, in-dialog requests, REFER/NOTIFY (sans-IO) and an anyio driver.
+
+The sans-IO :class:`DialogLayer` takes transaction-layer events and ``now`` and produces
+:class:`SendRequest` / :class:`SendAck` / :class:`SendResponse` actions, TU events for the
+session layer, and its next deadline. :class:`DialogEndpoint` runs it on transaction-core's
+``TransactionEndpoint`` under asyncio or trio.
+"""
+
+from ._config import DEFAULT_ALLOW, DialogConfig
+from ._dialog import Dialog, DialogId, DialogState, LegId, Role, make_via
+from ._driver import DialogEndpoint, target_for
+from ._errors import DialogError, DialogUsageError
+from ._events import (
+    AckReceived,
+    Action,
+    ByeReceived,
+    CancelReceived,
+    DialogConfirmed,
+    DialogEarly,
+    DialogEvent,
+    DialogTerminated,
+    GlareRetryScheduled,
+    IncomingInvite,
+    InfoReceived,
+    InviteFailed,
+    InviteProgress,
+    NotifyReceived,
+    OptionsReceived,
+    PrackReceived,
+    ReferReceived,
+    ReInviteReceived,
+    RequestReceived,
+    ResponseForRequest,
+    SendAck,
+    SendRequest,
+    SendResponse,
+    SessionRefreshDue,
+    TerminationReason,
+    UpdateReceived,
+)
+from ._layer import DialogLayer
+from ._records import ReferSubscription
+from ._rules import glare_delay, parse_sipfrag_status, sipfrag
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "DEFAULT_ALLOW",
+    "AckReceived",
+    "Action",
+    "ByeReceived",
+    "CancelReceived",
+    "Dialog",
+    "DialogConfig",
+    "DialogConfirmed",
+    "DialogEarly",
+    "DialogEndpoint",
+    "DialogError",
+    "DialogEvent",
+    "DialogId",
+    "DialogLayer",
+    "DialogState",
+    "DialogTerminated",
+    "DialogUsageError",
+    "GlareRetryScheduled",
+    "IncomingInvite",
+    "InfoReceived",
+    "InviteFailed",
+    "InviteProgress",
+    "LegId",
+    "NotifyReceived",
+    "OptionsReceived",
+    "PrackReceived",
+    "ReInviteReceived",
+    "ReferReceived",
+    "ReferSubscription",
+    "RequestReceived",
+    "ResponseForRequest",
+    "Role",
+    "SendAck",
+    "SendRequest",
+    "SendResponse",
+    "SessionRefreshDue",
+    "TerminationReason",
+    "UpdateReceived",
+    "__version__",
+    "glare_delay",
+    "make_via",
+    "parse_sipfrag_status",
+    "sipfrag",
+    "target_for",
+]

@@ -1,0 +1,63 @@
+"""Configuration of a dialog layer: local identity, timers and advertised capabilities."""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["DEFAULT_ALLOW", "DialogConfig"]
+
+DEFAULT_ALLOW: tuple[str, ...] = (
+    "INVITE",
+    "ACK",
+    "CANCEL",
+    "BYE",
+    "OPTIONS",
+    "INFO",
+    "UPDATE",
+    "REFER",
+    "NOTIFY",
+    "PRACK",
+)
+"""Methods a dialog layer handles itself (advertised in ``Allow``)."""
+
+
+@attrs.frozen
+class DialogConfig:
+    """What a dialog layer puts in the messages it builds.
+
+    Attributes:
+        contact: The Contact URI of this user agent (``sip:alice@127.0.0.1:5060``), the
+            address the transport actually bound.
+        via_host: Host of the ``sent-by`` in the Via of requests we send.
+        via_port: Port of the ``sent-by``.
+        transport: Via transport token (``UDP``, ``TCP``, ``TLS``).
+        t1: RFC 3261 T1 (RTT estimate), seconds.
+        t2: RFC 3261 T2 (maximum retransmit interval for non-INVITE and 2xx), seconds.
+        allow: Methods advertised in ``Allow``; others are answered 405.
+        supported: Option tags advertised in ``Supported``; a ``Require`` naming any
+            other tag is answered 420.
+        extra_methods: Methods passed to the TU as plain requests (e.g. MESSAGE).
+        session_content_types: Bodies accepted in INVITE, UPDATE, PRACK and ACK.
+        info_content_types: Bodies accepted in INFO.
+        user_agent: Value of ``User-Agent`` / ``Server`` (None: omit).
+        subscription_expires: Expires of the implicit REFER subscription, seconds.
+    """
+
+    contact: str
+    via_host: str
+    via_port: int
+    transport: str = "UDP"
+    t1: float = 0.5
+    t2: float = 4.0
+    allow: tuple[str, ...] = DEFAULT_ALLOW
+    supported: tuple[str, ...] = ()
+    extra_methods: tuple[str, ...] = ()
+    session_content_types: tuple[str, ...] = ("application/sdp",)
+    info_content_types: tuple[str, ...] = ("application/dtmf-relay", "application/dtmf")
+    user_agent: str | None = "rvoip"
+    subscription_expires: int = 60
+
+    @property
+    def all_methods(self) -> tuple[str, ...]:
+        """Methods this layer accepts (``allow`` plus ``extra_methods``)."""
+        return self.allow + tuple(m for m in self.extra_methods if m not in self.allow)

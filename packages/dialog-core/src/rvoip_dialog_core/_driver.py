@@ -1,0 +1,406 @@
+"""A thin anyio driver: a dialog layer glued onto transaction-core's ``TransactionEndpoint``.
+
+The transaction endpoint owns the sockets; its events are fed (synchronously, with
+``anyio.current_time()``) into the sans-IO :class:`DialogLayer`, whose actions are executed
+at once. One task sleeps until the layer's next deadline. Session-core uses it as::
+
+    async with DialogEndpoint(udp=("127.0.0.1", 0), user="alice") as ep:
+        leg = ep.invite("sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1")
+        async for event in ep.events(): ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import math
+import random
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from types import TracebackType
+from typing import Self, TypeVar
+
+import anyio
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+from rvoip_sip_core import Request, Response, SipUri, Uri, parse_uri
+from rvoip_transaction_core import (
+    AckReceived as TxnAckReceived,
+)
+from rvoip_transaction_core import (
+    Peer,
+    RequestReceived,
+    ResponseReceived,
+    TimerConfig,
+    TransactionEndpoint,
+    TransactionEvent,
+    TransactionTerminated,
+    TransactionTimeout,
+    TransactionUsageError,
+    TransportFailure,
+)
+
+from ._config import DialogConfig
+from ._dialog import DialogId, LegId
+from ._events import DialogEvent, SendAck, SendRequest, SendResponse
+from ._layer import DialogLayer
+from ._records import ReferSubscription
+
+__all__ = ["DialogEndpoint", "target_for"]
+
+T = TypeVar("T")
+Headers = Iterable[tuple[str, str]]
+
+
+def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
+    """Where to send a request (RFC 3263 without DNS): first Route, else the Request-URI.
+
+    Returns None when the host is not an IP literal (or ``localhost``); this layer does no DNS.
+    """
+    routes = request.routes
+    uri: Uri = routes[0].uri if routes else request.uri
+    if not isinstance(uri, SipUri):
+        return None
+    host = uri.maddr or uri.host
+    host = host[1:-1] if host.startswith("[") else host
+    if host.lower() == "localhost":
+        host = "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    transport = (uri.transport or default_transport).upper()
+    if uri.scheme == "sips":
+        transport = "TLS"
+    port = uri.port or (5061 if transport == "TLS" else 5060)
+    return Peer(transport, host, port)
+
+
+class DialogEndpoint:
+    """A :class:`DialogLayer` on a live :class:`TransactionEndpoint` (asyncio or trio).
+
+    Args:
+        udp: UDP bind address (``("127.0.0.1", 0)`` picks a free port); None disables UDP.
+        tcp: TCP bind address, or None.
+        user: User part of the Contact built from the bound address.
+        config: Full dialog configuration; built from the bound address when None.
+        timers: Transaction timers (T1/T2 are copied into the dialog configuration).
+        rng: Random source (default: seeded by the OS).
+        on_event: Synchronous callback for dialog events; when None they queue for
+            :meth:`events`.
+        event_queue_size: Bound of that queue (drops are counted in ``stats``).
+    """
+
+    def __init__(
+        self,
+        *,
+        udp: tuple[str, int] | None = ("127.0.0.1", 0),
+        tcp: tuple[str, int] | None = None,
+        user: str = "rvoip",
+        config: DialogConfig | None = None,
+        timers: TimerConfig | None = None,
+        rng: random.Random | None = None,
+        on_event: Callable[[DialogEvent], None] | None = None,
+        event_queue_size: int = 1024,
+    ) -> None:
+        self._udp = udp
+        self._tcp = tcp
+        self._user = user
+        self._config = config
+        self._timers = timers or TimerConfig()
+        self._rng = rng or random.Random()
+        self._on_event = on_event
+        self._queue_size = event_queue_size
+        self._stack = contextlib.AsyncExitStack()
+        self._txn: TransactionEndpoint | None = None
+        self._layer: DialogLayer | None = None
+        self._client_txns: dict[int, Request] = {}
+        self._wakeup = anyio.Event()
+        self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
+        self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
+        self._flushing = False
+        self.stats: Counter[str] = Counter()
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self._stack.__aenter__()
+        try:
+            send, recv = anyio.create_memory_object_stream[DialogEvent](self._queue_size)
+            self._send_events, self._recv_events = send, recv
+            self._stack.callback(send.close)
+            self._stack.callback(recv.close)
+            tg = await self._stack.enter_async_context(anyio.create_task_group())
+            self._stack.callback(tg.cancel_scope.cancel)
+            txn = TransactionEndpoint(
+                udp=self._udp,
+                tcp=self._tcp,
+                config=self._timers,
+                rng=self._rng,
+                on_event=self._on_txn_event,
+            )
+            self._txn = await self._stack.enter_async_context(txn)
+            transport = "UDP" if self._udp is not None else "TCP"
+            local = txn.local(transport)
+            config = self._config or self._default_config(local)
+            self._layer = DialogLayer(config, rng=self._rng)
+            tg.start_soon(self._timer_loop)
+        except BaseException:
+            await self._stack.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+
+    def _default_config(self, local: Peer) -> DialogConfig:
+        host = f"[{local.host}]" if ":" in local.host else local.host
+        transport_param = "" if local.transport == "UDP" else f";transport={local.transport.lower()}"
+        return DialogConfig(
+            contact=f"sip:{self._user}@{host}:{local.port}{transport_param}",
+            via_host=local.host,
+            via_port=local.port,
+            transport=local.transport,
+            t1=self._timers.t1,
+            t2=self._timers.t2,
+        )
+
+    @property
+    def layer(self) -> DialogLayer:
+        """The sans-IO dialog layer (for inspection; use the methods here to act)."""
+        if self._layer is None:
+            raise RuntimeError("DialogEndpoint is not started (use 'async with')")
+        return self._layer
+
+    @property
+    def transactions(self) -> TransactionEndpoint:
+        """The transaction endpoint underneath (sockets, stateless sends, statistics)."""
+        if self._txn is None:
+            raise RuntimeError("DialogEndpoint is not started (use 'async with')")
+        return self._txn
+
+    @property
+    def config(self) -> DialogConfig:
+        """The dialog configuration in use (Contact and Via carry the bound address)."""
+        return self.layer.config
+
+    def local(self, transport: str = "UDP") -> Peer:
+        """The bound address of a transport."""
+        return self.transactions.local(transport)
+
+    async def events(self) -> AsyncIterator[DialogEvent]:
+        """Dialog events, in order (when no ``on_event`` callback was given)."""
+        if self._recv_events is None:
+            raise RuntimeError("DialogEndpoint is not started (use 'async with')")
+        async for event in self._recv_events:
+            yield event
+
+    async def next_event(self) -> DialogEvent:
+        """The next dialog event (when no ``on_event`` callback was given)."""
+        if self._recv_events is None:
+            raise RuntimeError("DialogEndpoint is not started (use 'async with')")
+        return await self._recv_events.receive()
+
+    # --- the engine -----------------------------------------------------------------------
+
+    async def _timer_loop(self) -> None:
+        while True:
+            deadline = self.layer.next_deadline()
+            with anyio.CancelScope(deadline=deadline if deadline is not None else math.inf):
+                await self._wakeup.wait()
+            self._wakeup = anyio.Event()
+            self.layer.handle_timers(anyio.current_time())
+            self._flush()
+
+    def _on_txn_event(self, event: TransactionEvent) -> None:
+        layer = self.layer
+        now = anyio.current_time()
+        if isinstance(event, RequestReceived):
+            layer.on_request(event.request, event.txn_id, now, cancels=event.cancels)
+        elif isinstance(event, TxnAckReceived):
+            layer.on_ack(event.request, now)
+        elif isinstance(event, ResponseReceived):
+            layer.on_response(event.response, now)
+        elif isinstance(event, TransactionTimeout):
+            request = self._client_txns.get(event.txn_id)
+            if request is not None:
+                layer.on_timeout(request, now)
+        elif isinstance(event, TransportFailure):
+            request = self._client_txns.get(event.txn_id)
+            if request is not None:
+                layer.on_transport_error(request, now)
+        elif isinstance(event, TransactionTerminated):
+            self._client_txns.pop(event.txn_id, None)
+        self._flush()
+
+    def _flush(self) -> None:
+        if self._flushing:
+            return  # re-entered from a transaction callback: the outer loop picks it up
+        self._flushing = True
+        try:
+            self._flush_once()
+        finally:
+            self._flushing = False
+
+    def _flush_once(self) -> None:
+        layer = self.layer
+        txn = self.transactions
+        default = layer.config.transport
+        for _ in range(1000):
+            actions = layer.take_actions()
+            if not actions:
+                break
+            for action in actions:
+                if isinstance(action, SendResponse):
+                    self._respond(action.server, action.response)
+                    continue
+                target = target_for(action.request, default)
+                if target is None:
+                    self.stats["unresolvable_target"] += 1
+                    if isinstance(action, SendRequest):
+                        layer.on_transport_error(action.request, anyio.current_time())
+                    continue
+                if isinstance(action, SendAck):
+                    txn.send_stateless(action.request, target)
+                else:
+                    txn_id = txn.send_request(action.request, target)
+                    self._client_txns[txn_id] = action.request
+        for event in layer.take_events():
+            self._deliver(event)
+        self._wakeup.set()
+
+    def _respond(self, server: object, response: Response) -> None:
+        if not isinstance(server, int):
+            self.stats["bad_server_handle"] += 1
+            return
+        try:
+            self.transactions.respond(server, response)
+        except TransactionUsageError:
+            # The server transaction is gone (e.g. a late 2xx retransmission): nothing to do.
+            self.stats["response_dropped"] += 1
+
+    def _deliver(self, event: DialogEvent) -> None:
+        if self._on_event is not None:
+            self._on_event(event)
+            return
+        assert self._send_events is not None
+        try:
+            self._send_events.send_nowait(event)
+        except anyio.WouldBlock:
+            self.stats["events_dropped"] += 1
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.stats["events_dropped"] += 1
+
+    def _do(self, command: Callable[[float], T]) -> T:
+        result = command(anyio.current_time())
+        self._flush()
+        return result
+
+    # --- commands (each runs the layer with the current time, then sends) -------------------
+
+    def invite(
+        self,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+    ) -> LegId:
+        """Send an initial INVITE (see :meth:`DialogLayer.invite`)."""
+        uri = parse_uri(target) if isinstance(target, str) else target
+        return self._do(
+            lambda now: self.layer.invite(
+                uri,
+                from_=from_,
+                to=to,
+                body=body,
+                content_type=content_type,
+                headers=headers,
+                route=route,
+                now=now,
+            )
+        )
+
+    def cancel(self, leg: LegId) -> None:
+        """CANCEL a pending INVITE (see :meth:`DialogLayer.cancel`)."""
+        self._do(lambda now: self.layer.cancel(leg, now=now))
+
+    def respond(
+        self,
+        ref: int,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+    ) -> Response:
+        """Answer a request the TU was given (see :meth:`DialogLayer.respond`)."""
+        return self._do(
+            lambda now: self.layer.respond(
+                ref,
+                status,
+                reason,
+                body=body,
+                content_type=content_type,
+                headers=headers,
+                now=now,
+            )
+        )
+
+    def request(
+        self,
+        dialog_id: DialogId,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+    ) -> int:
+        """Send a request in a dialog (see :meth:`DialogLayer.request`); returns its ref."""
+        return self._do(
+            lambda now: self.layer.request(
+                dialog_id, method, body=body, content_type=content_type, headers=headers, now=now
+            )
+        )
+
+    def bye(self, dialog_id: DialogId) -> int:
+        """Hang up with BYE."""
+        return self._do(lambda now: self.layer.bye(dialog_id, now=now))
+
+    def reinvite(
+        self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = ()
+    ) -> int:
+        """Send a re-INVITE (a 491 is retried after the §14.1 delay)."""
+        return self._do(lambda now: self.layer.reinvite(dialog_id, body, headers=headers, now=now))
+
+    def update(self, dialog_id: DialogId, body: bytes = b"") -> int:
+        """Send an UPDATE."""
+        return self._do(lambda now: self.layer.update(dialog_id, body, now=now))
+
+    def info(self, dialog_id: DialogId, body: bytes, content_type: str) -> int:
+        """Send an INFO."""
+        return self._do(lambda now: self.layer.info(dialog_id, body, content_type, now=now))
+
+    def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
+        """Send a REFER (blind transfer)."""
+        return self._do(
+            lambda now: self.layer.refer(dialog_id, refer_to, referred_by=referred_by, now=now)
+        )
+
+    def accept_refer(self, ref: int) -> ReferSubscription:
+        """Accept a REFER: 202 and the first NOTIFY (100 Trying)."""
+        return self._do(lambda now: self.layer.accept_refer(ref, now=now))
+
+    def notify_refer(self, subscription: ReferSubscription, status: int, reason: str) -> int:
+        """Report the referred call's progress (a final status ends the subscription)."""
+        return self._do(
+            lambda now: self.layer.notify_refer(subscription, status, reason, now=now)
+        )

@@ -1,0 +1,91 @@
+"""Internal bookkeeping records of the dialog layer (one per pending request or INVITE)."""
+
+from __future__ import annotations
+
+import attrs
+from rvoip_sip_core import Request, Response
+
+from ._dialog import Dialog, DialogId, LegId
+
+__all__ = [
+    "ClientRequest",
+    "ReferSubscription",
+    "ServerRequest",
+    "UacInvite",
+    "UasInvite",
+]
+
+
+@attrs.define(eq=False)
+class ClientRequest:
+    """A request we sent as a client transaction, keyed by (branch, method)."""
+
+    ref: int
+    request: Request
+    dialog_id: DialogId | None
+    leg: LegId | None = None
+    """Set for the initial INVITE of a call leg (and its CANCEL)."""
+    internal: bool = False
+    """Sent by the layer itself (BYE after ACK timeout, losing fork): no event for the TU."""
+    final: bool = False
+    expires_at: float | None = None
+    """When a completed INVITE stops absorbing 2xx retransmissions."""
+    acks: dict[str, Request] = attrs.Factory(dict)
+    """ACK sent per remote tag (re-sent for each 2xx retransmission, RFC 3261 §13.2.2.4)."""
+    retry_at: float | None = None
+    """RFC 3261 §14.1: when a request that got 491 is sent again."""
+
+
+@attrs.define(eq=False)
+class UacInvite:
+    """The caller side of one initial INVITE: its early dialogs and the winning fork."""
+
+    leg: LegId
+    ref: int
+    request: Request
+    early: dict[str, Dialog] = attrs.Factory(dict)
+    provisional: bool = False
+    cancel_requested: bool = False
+    cancel_sent: bool = False
+    winner: DialogId | None = None
+    failed: bool = False
+
+
+@attrs.define(eq=False)
+class ServerRequest:
+    """A request received on a server transaction that the TU (or the layer) must answer."""
+
+    ref: int
+    request: Request
+    server: object
+    dialog_id: DialogId | None
+    final_sent: bool = False
+
+
+@attrs.define(eq=False)
+class UasInvite:
+    """The callee side of an INVITE or re-INVITE: 2xx retransmission until the ACK.
+
+    RFC 3261 §13.3.1.4: the 2xx is re-sent at T1, 2·T1, … capped at T2 until the ACK
+    arrives; after 64·T1 without it the dialog is ended with a BYE.
+    """
+
+    pending: ServerRequest
+    dialog_id: DialogId
+    reinvite: bool
+    response: Response | None = None
+    interval: float = 0.0
+    retransmit_at: float | None = None
+    give_up_at: float | None = None
+
+
+@attrs.define(eq=False)
+class ReferSubscription:
+    """The implicit subscription of an accepted REFER (RFC 3515 §2.4.4).
+
+    Passed back to ``DialogLayer.notify_refer`` to report the progress of the referred call.
+    """
+
+    dialog_id: DialogId
+    event: str
+    terminated: bool = False

@@ -1,0 +1,82 @@
+"""Small RFC rules the dialog layer applies: extensions, bodies, glare delay, sipfrag."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from rvoip_sip_core import Request
+from rvoip_sip_core._lexer import split_list
+
+from ._config import DialogConfig
+
+__all__ = [
+    "glare_delay",
+    "parse_sipfrag_status",
+    "sipfrag",
+    "unacceptable_content_type",
+    "unsupported_extensions",
+]
+
+_SIPFRAG_RE = re.compile(rb"\s*SIP/2\.0\s+(\d{3})\b")
+
+
+def unsupported_extensions(request: Request, config: DialogConfig) -> list[str]:
+    """RFC 3261 §8.2.2.3: option tags in ``Require`` that we do not support (answer 420).
+
+    ACK and CANCEL are exempt: their Require is not processed.
+    """
+    if request.method in ("ACK", "CANCEL"):
+        return []
+    supported = {tag.lower() for tag in config.supported}
+    out: list[str] = []
+    for line in request.headers.get_all("Require"):
+        for tag in split_list(line):
+            if tag.lower() not in supported and tag not in out:
+                out.append(tag)
+    return out
+
+
+def accepted_types(method: str, config: DialogConfig) -> tuple[str, ...] | None:
+    """Content types a request method may carry; None when any type is accepted."""
+    if method in ("INVITE", "UPDATE", "PRACK", "ACK"):
+        return config.session_content_types
+    if method == "INFO":
+        return config.info_content_types
+    return None
+
+
+def unacceptable_content_type(request: Request, config: DialogConfig) -> bool:
+    """RFC 3261 §8.2.3: a body whose type we cannot handle is answered 415 (with Accept)."""
+    if not request.body:
+        return False
+    accepted = accepted_types(request.method, config)
+    if accepted is None:
+        return False
+    ctype = request.content_type
+    if ctype is None:
+        # RFC 3261 §20.15: a body without Content-Type; SDP is the only sensible guess.
+        return request.method not in ("INVITE", "UPDATE", "PRACK", "ACK")
+    mime = f"{ctype.type}/{ctype.subtype}".lower()
+    return mime not in {a.lower() for a in accepted}
+
+
+def glare_delay(owns_call_id: bool, rng: random.Random) -> float:
+    """RFC 3261 §14.1: the wait before re-sending a re-INVITE that got 491, in 10 ms units.
+
+    2.1–4 s when we generated the Call-ID (we are the dialog's original UAC), 0–2 s otherwise.
+    """
+    if owns_call_id:
+        return rng.randint(210, 400) / 100
+    return rng.randint(0, 200) / 100
+
+
+def sipfrag(status: int, reason: str) -> bytes:
+    """A ``message/sipfrag;version=2.0`` body carrying a status line (RFC 3515 §2.4.5)."""
+    return f"SIP/2.0 {status} {reason}\r\n".encode()
+
+
+def parse_sipfrag_status(body: bytes) -> int | None:
+    """The status code of a sipfrag status line, or None when the body is not one."""
+    m = _SIPFRAG_RE.match(body)
+    return int(m.group(1)) if m else None

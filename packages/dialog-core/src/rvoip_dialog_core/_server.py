@@ -1,0 +1,508 @@
+"""The callee half of the dialog layer: requests received, the TU's answers, REFER/NOTIFY.
+
+``DialogLayer`` (in ``_layer.py``) adds the caller half on top of this class; the state
+tables shared by both halves live here.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+
+from rvoip_sip_core import Request, Response, make_response, new_tag
+from rvoip_sip_core._lexer import split_list
+
+from ._config import DialogConfig
+from ._dialog import Dialog, DialogId, DialogState, LegId, Role
+from ._errors import DialogUsageError
+from ._events import (
+    AckReceived,
+    Action,
+    ByeReceived,
+    CancelReceived,
+    DialogConfirmed,
+    DialogEarly,
+    DialogEvent,
+    DialogTerminated,
+    IncomingInvite,
+    InfoReceived,
+    NotifyReceived,
+    OptionsReceived,
+    ReferReceived,
+    ReInviteReceived,
+    RequestReceived,
+    SendRequest,
+    SendResponse,
+    TerminationReason,
+    UpdateReceived,
+)
+from ._records import ClientRequest, ReferSubscription, ServerRequest, UacInvite, UasInvite
+from ._rules import (
+    accepted_types,
+    parse_sipfrag_status,
+    sipfrag,
+    unacceptable_content_type,
+    unsupported_extensions,
+)
+
+__all__ = ["ServerSide"]
+
+SIPFRAG_TYPE = "message/sipfrag;version=2.0"
+
+
+class ServerSide:
+    """State shared by both halves, and the handling of every request we receive."""
+
+    def __init__(self, config: DialogConfig, rng: random.Random) -> None:
+        self.config = config
+        self._rng = rng
+        self.stats: Counter[str] = Counter()
+        self._dialogs: dict[DialogId, Dialog] = {}
+        self._client: dict[tuple[str, str], ClientRequest] = {}
+        self._uac_invites: dict[LegId, UacInvite] = {}
+        self._uas_invites: dict[object, UasInvite] = {}
+        self._server: dict[int, ServerRequest] = {}
+        self._retries: list[ClientRequest] = []
+        self._refers: dict[DialogId, int] = {}
+        self._actions: list[Action] = []
+        self._events: list[DialogEvent] = []
+        self._next_ref = 0
+
+    # --- helpers shared with the caller half --------------------------------------------------
+
+    def _new_ref(self) -> int:
+        self._next_ref += 1
+        return self._next_ref
+
+    def _emit(self, event: DialogEvent) -> None:
+        self._events.append(event)
+
+    def _send(self, creq: ClientRequest) -> None:
+        key = (creq.request.top_via.branch or "", creq.request.method)
+        self._client[key] = creq
+        self._actions.append(SendRequest(creq.request))
+
+    def _dialog(self, dialog_id: DialogId) -> Dialog:
+        dialog = self._dialogs.get(dialog_id)
+        if dialog is None:
+            raise DialogUsageError(f"no such dialog: {dialog_id}")
+        return dialog
+
+    def dialog(self, dialog_id: DialogId) -> Dialog | None:
+        """The live dialog with this id (None once it has ended)."""
+        return self._dialogs.get(dialog_id)
+
+    @property
+    def dialogs(self) -> tuple[Dialog, ...]:
+        """All live dialogs, early and confirmed."""
+        return tuple(self._dialogs.values())
+
+    def _capabilities(self) -> list[tuple[str, str]]:
+        # Allow and Supported advertised in INVITE/UPDATE/OPTIONS and their answers.
+        return [
+            ("Allow", ", ".join(self.config.all_methods)),
+            ("Supported", ", ".join(self.config.supported)),
+        ]
+
+    def _end_dialog(
+        self, dialog: Dialog, reason: TerminationReason, status: int | None = None
+    ) -> None:
+        if dialog.state is DialogState.TERMINATED:
+            return
+        dialog.state = DialogState.TERMINATED
+        self._dialogs.pop(dialog.id, None)
+        self._refers.pop(dialog.id, None)
+        for handle, uas in list(self._uas_invites.items()):
+            if uas.dialog_id == dialog.id and uas.response is not None:
+                del self._uas_invites[handle]
+        for creq in list(self._retries):
+            if creq.dialog_id == dialog.id:
+                self._retries.remove(creq)
+        self._emit(DialogTerminated(dialog.id, reason, status))
+
+    def _reply(
+        self,
+        request: Request,
+        server: object,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Response:
+        extra = list(headers)
+        if self.config.user_agent:
+            extra.append(("Server", self.config.user_agent))
+        if to_tag is None and request.to.tag is None and status > 100:
+            # RFC 3261 §8.2.6.2: a response without To tag gets one (stateless rejections).
+            to_tag = new_tag(self._rng)
+        response = make_response(
+            request,
+            status,
+            reason,
+            to_tag=to_tag if request.to.tag is None else None,
+            headers=extra,
+            body=body,
+            content_type=content_type,
+        )
+        self._actions.append(SendResponse(response, server))
+        return response
+
+    # --- transaction-layer input: requests ------------------------------------------------------
+
+    def on_request(
+        self, request: Request, server: object, now: float, *, cancels: object | None = None
+    ) -> None:
+        """A request arrived on a new server transaction (``server`` is the driver's handle).
+
+        Args:
+            request: The request.
+            server: Handle of its server transaction, given back in :class:`SendResponse`.
+            now: Current time.
+            cancels: For CANCEL, the handle of the INVITE transaction it matches (§9.2).
+        """
+        method = request.method
+        if method == "ACK":
+            self.on_ack(request, now)
+            return
+        if method == "CANCEL":
+            self._on_cancel(request, server, cancels, now)
+            return
+        if method not in self.config.all_methods:
+            # RFC 3261 §8.2.1: an unknown method is answered 405 with Allow.
+            self._reply(request, server, 405, headers=[("Allow", ", ".join(self.config.all_methods))])
+            return
+        bad = unsupported_extensions(request, self.config)
+        if bad:
+            # RFC 3261 §8.2.2.3: 420 listing the unsupported option tags.
+            self._reply(request, server, 420, headers=[("Unsupported", ", ".join(bad))])
+            return
+        to_tag = request.to.tag
+        if to_tag is None:
+            self._out_of_dialog(request, server, now)
+            return
+        did = DialogId(request.call_id, to_tag, request.from_.tag or "")
+        dialog = self._dialogs.get(did)
+        if dialog is None:
+            # RFC 3261 §12.2.2: a request with a To tag that matches no dialog.
+            self._reply(request, server, 481, "Call/Transaction Does Not Exist")
+            return
+        if not dialog.accept_remote_cseq(request):
+            # RFC 3261 §12.2.2: lower CSeq than the last one: out of order, 500.
+            self._reply(request, server, 500, "CSeq Out of Order")
+            return
+        if self._reject_body(request, server):
+            return
+        self._in_dialog(dialog, request, server, now)
+
+    def _reject_body(self, request: Request, server: object) -> bool:
+        if not unacceptable_content_type(request, self.config):
+            return False
+        accept = accepted_types(request.method, self.config) or ()
+        self._reply(request, server, 415, headers=[("Accept", ", ".join(accept))])
+        return True
+
+    def _out_of_dialog(self, request: Request, server: object, now: float) -> None:
+        method = request.method
+        if method == "INVITE":
+            if self._reject_body(request, server):
+                return
+            did = DialogId(request.call_id, new_tag(self._rng), request.from_.tag or "")
+            pending = ServerRequest(self._new_ref(), request, server, did)
+            self._server[pending.ref] = pending
+            self._uas_invites[server] = UasInvite(pending=pending, dialog_id=did, reinvite=False)
+            self._emit(IncomingInvite(pending.ref, did, request))
+        elif method == "OPTIONS":
+            self._answer_options(request, server)
+            self._emit(OptionsReceived(None, request))
+        elif method in self.config.extra_methods:
+            pending = ServerRequest(self._new_ref(), request, server, None)
+            self._server[pending.ref] = pending
+            self._emit(RequestReceived(pending.ref, None, request))
+        else:
+            # RFC 3261 §12.2.2 / §15.1.2: an in-dialog method outside any dialog.
+            self._reply(request, server, 481, "Call/Transaction Does Not Exist")
+
+    def _answer_options(self, request: Request, server: object) -> None:
+        # RFC 3261 §11.2: OPTIONS answered with Allow, Accept and Supported.
+        headers = [*self._capabilities(), ("Accept", ", ".join(self.config.session_content_types))]
+        self._reply(request, server, 200, headers=headers)
+
+    def _pending_client(self, did: DialogId, methods: tuple[str, ...]) -> bool:
+        return any(
+            c.dialog_id == did and c.request.method in methods and (not c.final or c.retry_at)
+            for c in self._client.values()
+        ) or any(c.dialog_id == did and c.request.method in methods for c in self._retries)
+
+    def _pending_server(self, did: DialogId, methods: tuple[str, ...]) -> bool:
+        return any(
+            p.dialog_id == did and p.request.method in methods for p in self._server.values()
+        )
+
+    def _in_dialog(self, dialog: Dialog, request: Request, server: object, now: float) -> None:
+        method = request.method
+        did = dialog.id
+        if method in ("INVITE", "UPDATE"):
+            if method == "INVITE" and dialog.state is not DialogState.CONFIRMED:
+                self._reply(request, server, 491, "Request Pending")
+                return
+            if self._pending_client(did, ("INVITE", "UPDATE")):
+                # RFC 3261 §14.2: our own re-INVITE is pending: glare, 491.
+                self._reply(request, server, 491, "Request Pending")
+                return
+            if self._pending_server(did, ("INVITE", "UPDATE")) or (
+                method == "INVITE"
+                and any(u.dialog_id == did and u.response is not None for u in self._uas_invites.values())
+            ):
+                # RFC 3261 §14.2: their previous re-INVITE is still pending: 500 + Retry-After.
+                retry = str(self._rng.randint(0, 10))
+                self._reply(request, server, 500, headers=[("Retry-After", retry)])
+                return
+            # RFC 3261 §12.2.2: a target refresh replaces the remote target.
+            dialog.refresh_target(request)
+            pending = ServerRequest(self._new_ref(), request, server, did)
+            self._server[pending.ref] = pending
+            if method == "INVITE":
+                self._uas_invites[server] = UasInvite(pending=pending, dialog_id=did, reinvite=True)
+                self._emit(ReInviteReceived(pending.ref, did, request, request.body))
+            else:
+                self._emit(UpdateReceived(pending.ref, did, request, request.body))
+        elif method == "BYE":
+            self._reply(request, server, 200)
+            for handle, uas in list(self._uas_invites.items()):
+                if uas.dialog_id == did and not uas.pending.final_sent:
+                    # RFC 3261 §15.1.2: a BYE for an early dialog ends the pending INVITE (487).
+                    del self._uas_invites[handle]
+                    self._server.pop(uas.pending.ref, None)
+                    uas.pending.final_sent = True
+                    self._reply(uas.pending.request, handle, 487, to_tag=did.local_tag)
+            inv = self._uac_invites.get(did.leg)
+            if inv is not None:
+                inv.early.pop(did.remote_tag, None)
+            self._emit(ByeReceived(did, request))
+            self._end_dialog(dialog, TerminationReason.REMOTE_BYE)
+        elif method == "OPTIONS":
+            self._answer_options(request, server)
+            self._emit(OptionsReceived(did, request))
+        elif method == "INFO":
+            self._reply(request, server, 200)
+            self._emit(InfoReceived(did, request))
+        elif method == "NOTIFY":
+            self._on_notify(dialog, request, server)
+        elif method == "REFER":
+            targets = [t for line in request.headers.get_all("Refer-To") for t in split_list(line)]
+            if len(targets) != 1:
+                # RFC 3515 §2.4.1: exactly one Refer-To, else 400.
+                self._reply(request, server, 400, "Missing or Multiple Refer-To")
+                return
+            pending = ServerRequest(self._new_ref(), request, server, did)
+            self._server[pending.ref] = pending
+            self._emit(ReferReceived(pending.ref, did, request, targets[0]))
+        else:
+            pending = ServerRequest(self._new_ref(), request, server, did)
+            self._server[pending.ref] = pending
+            self._emit(RequestReceived(pending.ref, did, request))
+
+    def _on_notify(self, dialog: Dialog, request: Request, server: object) -> None:
+        event = (request.headers.get("Event") or "").strip()
+        if not event:
+            # RFC 6665 §8.2.1: NOTIFY without Event is a bad event (489).
+            self._reply(request, server, 489, "Bad Event")
+            return
+        dialog.refresh_target(request)
+        state = (request.headers.get("Subscription-State") or "").strip().lower()
+        self._reply(request, server, 200)
+        status = parse_sipfrag_status(request.body) if request.body else None
+        self._emit(
+            NotifyReceived(
+                dialog.id,
+                request,
+                event.split(";")[0].strip().lower(),
+                status,
+                state.startswith("terminated"),
+            )
+        )
+
+    def _on_cancel(self, request: Request, server: object, cancels: object | None, now: float) -> None:
+        uas = self._uas_invites.get(cancels) if cancels is not None else None
+        if uas is None:
+            # Without the transaction layer's match, fall back to §9.2 matching by branch.
+            branch = request.top_via.branch
+            for candidate in self._uas_invites.values():
+                inv = candidate.pending.request
+                if inv.top_via.branch == branch and inv.call_id == request.call_id:
+                    uas = candidate
+                    break
+        if uas is None:
+            # RFC 3261 §9.2: no matching transaction: 481.
+            self._reply(request, server, 481, "Call/Transaction Does Not Exist")
+            return
+        # RFC 3261 §9.2: the CANCEL itself always gets 200.
+        self._reply(request, server, 200, to_tag=uas.dialog_id.local_tag)
+        if uas.pending.final_sent:
+            return
+        # RFC 3261 §9.2: a pending INVITE gets 487 Request Terminated.
+        pending = uas.pending
+        pending.final_sent = True
+        self._server.pop(pending.ref, None)
+        self._uas_invites.pop(pending.server, None)
+        self._reply(pending.request, pending.server, 487, to_tag=uas.dialog_id.local_tag)
+        self._emit(CancelReceived(uas.dialog_id, request))
+        dialog = self._dialogs.get(uas.dialog_id)
+        if dialog is not None and not uas.reinvite:
+            self._end_dialog(dialog, TerminationReason.CANCELLED, 487)
+
+    def on_ack(self, request: Request, now: float) -> None:
+        """An ACK for a 2xx arrived (outside any transaction, RFC 3261 §13.3.1.4 / RFC 6026)."""
+        did = DialogId(request.call_id, request.to.tag or "", request.from_.tag or "")
+        seq = request.cseq.seq
+        for handle, uas in list(self._uas_invites.items()):
+            if uas.dialog_id == did and uas.response is not None and uas.pending.request.cseq.seq == seq:
+                del self._uas_invites[handle]
+                self._emit(AckReceived(did, request))
+                return
+        self.stats["ack_unmatched"] += 1
+
+    # --- session-layer commands: answers ----------------------------------------------------
+
+    def respond(
+        self,
+        ref: int,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        now: float,
+    ) -> Response:
+        """Answer a request the TU was given (:class:`IncomingInvite`, re-INVITE, REFER …).
+
+        For INVITE a tagged 1xx creates the early dialog, a 2xx confirms it and is
+        retransmitted until the ACK (RFC 3261 §13.3.1.4), a 3xx–6xx ends it.
+
+        Returns:
+            The response sent.
+
+        Raises:
+            DialogUsageError: unknown ref, or a final response was already sent.
+        """
+        pending = self._server.get(ref)
+        if pending is None or pending.final_sent:
+            raise DialogUsageError(f"no request awaiting an answer with ref {ref}")
+        if not 100 <= status <= 699:
+            raise DialogUsageError(f"not a SIP status code: {status}")
+        request = pending.request
+        method = request.method
+        extra: list[tuple[str, str]] = []
+        initial = method == "INVITE" and request.to.tag is None
+        if method in ("INVITE", "UPDATE", "OPTIONS") and status > 100:
+            extra.extend(self._capabilities())
+        if method in ("INVITE", "UPDATE") and 100 < status < 300:
+            extra.append(("Contact", f"<{self.config.contact}>"))
+            if initial:
+                # RFC 3261 §12.1.1: dialog-creating responses copy Record-Route.
+                extra.extend(("Record-Route", rr) for rr in request.headers.get_all("Record-Route"))
+        extra.extend(headers)
+        if body and content_type is None and method in ("INVITE", "UPDATE"):
+            content_type = "application/sdp"
+        did = pending.dialog_id
+        to_tag = did.local_tag if did is not None else None
+        if initial and did is not None and status > 100:
+            self._uas_dialog(request, did, status)
+        response = self._reply(
+            request,
+            pending.server,
+            status,
+            reason,
+            to_tag=to_tag if status > 100 else None,
+            headers=extra,
+            body=body,
+            content_type=content_type,
+        )
+        if status < 200:
+            return response
+        pending.final_sent = True
+        self._server.pop(ref, None)
+        uas = self._uas_invites.get(pending.server) if method == "INVITE" else None
+        if uas is not None:
+            if status < 300:
+                uas.response = response
+                uas.interval = self.config.t1
+                uas.retransmit_at = now + self.config.t1
+                uas.give_up_at = now + 64 * self.config.t1
+            else:
+                del self._uas_invites[pending.server]
+        if initial and did is not None and status >= 300:
+            dialog = self._dialogs.get(did)
+            if dialog is not None:
+                self._end_dialog(dialog, TerminationReason.REJECTED, status)
+        return response
+
+    def _uas_dialog(self, request: Request, did: DialogId, status: int) -> None:
+        dialog = self._dialogs.get(did)
+        if status >= 300:
+            return
+        if dialog is None:
+            dialog = Dialog.from_uas(request, did.local_tag)
+            self._dialogs[did] = dialog
+            if status < 200:
+                self._emit(DialogEarly(did, request))
+        if 200 <= status < 300 and dialog.state is DialogState.EARLY:
+            dialog.state = DialogState.CONFIRMED
+            self._emit(DialogConfirmed(did, request))
+
+    # --- REFER (RFC 3515) -------------------------------------------------------------------
+
+    def accept_refer(self, ref: int, *, now: float) -> ReferSubscription:
+        """Accept a REFER: 202, then the first NOTIFY (``SIP/2.0 100 Trying``, RFC 3515 §2.4.4).
+
+        Returns:
+            The implicit subscription, for :meth:`notify_refer`.
+        """
+        pending = self._server.get(ref)
+        if pending is None or pending.request.method != "REFER" or pending.dialog_id is None:
+            raise DialogUsageError(f"no REFER awaiting an answer with ref {ref}")
+        did = pending.dialog_id
+        self.respond(ref, 202, "Accepted", now=now)
+        count = self._refers.get(did, 0) + 1
+        self._refers[did] = count
+        # RFC 3515 §2.4.6: later REFERs in the same dialog are told apart by id=<CSeq>.
+        event = "refer" if count == 1 else f"refer;id={pending.request.cseq.seq}"
+        sub = ReferSubscription(did, event)
+        self.notify_refer(sub, 100, "Trying", now=now)
+        return sub
+
+    def notify_refer(
+        self, subscription: ReferSubscription, status: int, reason: str, *, now: float
+    ) -> int:
+        """Report the referred call's progress in a NOTIFY with a sipfrag status line.
+
+        A final status (>= 200) terminates the subscription (RFC 3515 §2.4.5).
+        """
+        if subscription.terminated:
+            raise DialogUsageError("the REFER subscription is already terminated")
+        dialog = self._dialog(subscription.dialog_id)
+        if status >= 200:
+            subscription.terminated = True
+            state = "terminated;reason=noresource"
+        else:
+            state = f"active;expires={self.config.subscription_expires}"
+        headers: tuple[tuple[str, str], ...] = (
+            ("Event", subscription.event),
+            ("Subscription-State", state),
+        )
+        req = dialog.build_request(
+            "NOTIFY",
+            self.config,
+            self._rng,
+            headers=headers,
+            body=sipfrag(status, reason),
+            content_type=SIPFRAG_TYPE,
+        )
+        ref = self._new_ref()
+        self._send(ClientRequest(ref=ref, request=req, dialog_id=dialog.id))
+        return ref

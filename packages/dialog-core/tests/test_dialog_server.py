@@ -1,0 +1,381 @@
+"""The callee half of the dialog layer, fed requests directly (no transaction layer)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from rvoip_dialog_core import (
+    AckReceived,
+    ByeReceived,
+    CancelReceived,
+    DialogConfig,
+    DialogConfirmed,
+    DialogEarly,
+    DialogId,
+    DialogLayer,
+    DialogTerminated,
+    DialogUsageError,
+    IncomingInvite,
+    InfoReceived,
+    NotifyReceived,
+    OptionsReceived,
+    ReferReceived,
+    ReInviteReceived,
+    SendRequest,
+    SendResponse,
+    TerminationReason,
+    UpdateReceived,
+)
+from rvoip_sip_core import Request, Response, make_request, parse_uri
+
+CONFIG = DialogConfig(contact="sip:bob@127.0.0.1:5070", via_host="127.0.0.1", via_port=5070)
+
+
+def layer() -> DialogLayer:
+    return DialogLayer(CONFIG, rng=random.Random(5))
+
+
+def req(
+    method: str,
+    *,
+    cseq: int = 1,
+    to_tag: str | None = None,
+    branch: str = "z9hG4bKinv",
+    body: bytes = b"",
+    content_type: str | None = None,
+    headers: list[tuple[str, str]] | None = None,
+) -> Request:
+    to = "<sip:bob@127.0.0.1:5070>" + (f";tag={to_tag}" if to_tag else "")
+    return make_request(
+        method,
+        parse_uri("sip:bob@127.0.0.1:5070"),
+        from_="<sip:alice@127.0.0.1:5060>;tag=alice1",
+        to=to,
+        call_id="call-1@127.0.0.1",
+        cseq=cseq,
+        via=f"SIP/2.0/UDP 127.0.0.1:5060;branch={branch}",
+        contact="<sip:alice@127.0.0.1:5060>",
+        headers=headers or [],
+        body=body,
+        content_type=content_type,
+    )
+
+
+def responses(dl: DialogLayer) -> list[Response]:
+    return [a.response for a in dl.take_actions() if isinstance(a, SendResponse)]
+
+
+def answered(dl: DialogLayer, now: float = 0.0) -> tuple[DialogId, int]:
+    """Feed an INVITE and answer it 200; return the dialog id and the INVITE's ref."""
+    dl.on_request(req("INVITE", body=b"v=0\r\n", content_type="application/sdp"), "inv", now)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, IncomingInvite)
+    dl.respond(incoming.ref, 200, body=b"v=0\r\n", now=now)
+    dl.take_actions()
+    dl.take_events()
+    return incoming.dialog_id, incoming.ref
+
+
+def test_invite_ringing_then_ok_creates_early_then_confirmed_dialog() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE", body=b"v=0\r\n", content_type="application/sdp"), "inv", 0.0)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, IncomingInvite)
+    ringing = dl.respond(incoming.ref, 180, now=0.0)
+    assert ringing.to.tag == incoming.dialog_id.local_tag
+    assert ringing.contacts[0].uri == parse_uri("sip:bob@127.0.0.1:5070")
+    assert "INVITE" in (ringing.headers.get("Allow") or "")
+    assert "Supported" in ringing.headers
+    assert [type(e) for e in dl.take_events()] == [DialogEarly]
+    ok = dl.respond(incoming.ref, 200, body=b"v=0\r\n", now=0.0)
+    assert ok.content_type is not None and ok.content_type.subtype == "sdp"
+    assert [type(e) for e in dl.take_events()] == [DialogConfirmed]
+    assert [a.server for a in dl.take_actions()] == ["inv", "inv"]
+    with pytest.raises(DialogUsageError):
+        dl.respond(incoming.ref, 486, now=0.0)
+
+
+def test_2xx_retransmitted_t1_doubling_to_t2_until_ack() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    times: list[float] = []
+    for _ in range(6):
+        deadline = dl.next_deadline()
+        assert deadline is not None
+        dl.handle_timers(deadline)
+        (again,) = responses(dl)
+        assert again.status == 200
+        times.append(deadline)
+    # RFC 3261 §13.3.1.4: intervals T1, 2T1, 4T1, … capped at T2 (0.5, 1, 2, 4, 4 s).
+    assert times == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5]
+    ack = req("ACK", to_tag=did.local_tag, branch="z9hG4bKack")
+    dl.on_request(ack, None, 16.0)
+    assert [type(e) for e in dl.take_events()] == [AckReceived]
+    assert dl.next_deadline() is None
+
+
+def test_no_ack_within_64_t1_sends_bye_and_ends_dialog() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    retransmits = 0
+    bye: Request | None = None
+    for _ in range(50):
+        deadline = dl.next_deadline()
+        if deadline is None:
+            break
+        dl.handle_timers(deadline)
+        for action in dl.take_actions():
+            if isinstance(action, SendResponse):
+                retransmits += 1
+            elif isinstance(action, SendRequest):
+                bye = action.request
+                assert deadline == pytest.approx(32.0)
+    assert retransmits == 10
+    assert bye is not None and bye.method == "BYE" and bye.to.tag == "alice1"
+    assert DialogTerminated(did, TerminationReason.ACK_TIMEOUT) in dl.take_events()
+    assert dl.dialog(did) is None
+
+
+def test_cancel_gets_200_and_invite_487() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE"), "inv", 0.0)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, IncomingInvite)
+    dl.respond(incoming.ref, 180, now=0.0)
+    dl.take_actions()
+    dl.take_events()
+    dl.on_request(req("CANCEL"), "cancel", 1.0, cancels="inv")
+    actions = dl.take_actions()
+    assert [(a.server, a.response.status) for a in actions if isinstance(a, SendResponse)] == [
+        ("cancel", 200),
+        ("inv", 487),
+    ]
+    events = dl.take_events()
+    assert isinstance(events[0], CancelReceived)
+    assert events[1] == DialogTerminated(incoming.dialog_id, TerminationReason.CANCELLED, 487)
+    with pytest.raises(DialogUsageError):
+        dl.respond(incoming.ref, 200, now=1.0)
+
+
+def test_cancel_matched_by_branch_without_transaction_hint() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE"), "inv", 0.0)
+    dl.take_events()
+    dl.on_request(req("CANCEL"), "cancel", 1.0)
+    assert [r.status for r in responses(dl)] == [200, 487]
+
+
+def test_cancel_for_unknown_invite_is_481_and_after_answer_is_harmless() -> None:
+    dl = layer()
+    dl.on_request(req("CANCEL", branch="z9hG4bKnone"), "c", 0.0)
+    assert [r.status for r in responses(dl)] == [481]
+    answered(dl)
+    dl.on_request(req("CANCEL"), "c2", 0.0, cancels="inv")
+    assert [r.status for r in responses(dl)] == [200]
+    assert dl.take_events() == []
+
+
+def test_bye_ends_dialog_with_200() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("BYE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKbye"), "bye", 1.0)
+    assert [r.status for r in responses(dl)] == [200]
+    events = dl.take_events()
+    assert isinstance(events[0], ByeReceived)
+    assert events[1] == DialogTerminated(did, TerminationReason.REMOTE_BYE)
+    assert len(dl) == 0
+    assert dl.next_deadline() is None
+
+
+def test_bye_on_early_dialog_ends_pending_invite_with_487() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE"), "inv", 0.0)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, IncomingInvite)
+    dl.respond(incoming.ref, 183, now=0.0)
+    dl.take_actions()
+    tag = incoming.dialog_id.local_tag
+    dl.on_request(req("BYE", cseq=2, to_tag=tag, branch="z9hG4bKbye"), "bye", 1.0)
+    assert [r.status for r in responses(dl)] == [200, 487]
+
+
+@pytest.mark.parametrize("method", ["BYE", "INFO", "UPDATE", "REFER", "NOTIFY"])
+def test_requests_outside_any_dialog_get_481(method: str) -> None:
+    dl = layer()
+    dl.on_request(req(method, to_tag="unknown", branch="z9hG4bK1"), "s", 0.0)
+    dl.on_request(req(method, branch="z9hG4bK2"), "s2", 0.0)
+    assert [r.status for r in responses(dl)] == [481, 481]
+
+
+def test_unknown_method_is_405_with_allow() -> None:
+    dl = layer()
+    dl.on_request(req("FROBNICATE"), "s", 0.0)
+    (resp,) = responses(dl)
+    assert resp.status == 405
+    assert "INVITE" in (resp.headers.get("Allow") or "")
+
+
+def test_require_unknown_option_is_420_listing_unsupported() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE", headers=[("Require", "foo, bar")]), "s", 0.0)
+    (resp,) = responses(dl)
+    assert resp.status == 420
+    assert resp.headers.get("Unsupported") == "foo, bar"
+    assert dl.take_events() == []
+
+
+def test_supported_option_tag_in_require_is_accepted() -> None:
+    cfg = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1, supported=("timer",))
+    dl = DialogLayer(cfg, rng=random.Random(0))
+    dl.on_request(req("INVITE", headers=[("Require", "timer")]), "s", 0.0)
+    assert isinstance(dl.take_events()[0], IncomingInvite)
+
+
+def test_invite_with_non_sdp_body_is_415_with_accept() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE", body=b"hello", content_type="text/plain"), "s", 0.0)
+    (resp,) = responses(dl)
+    assert resp.status == 415
+    assert resp.headers.get("Accept") == "application/sdp"
+
+
+def test_info_bodies_dtmf_accepted_others_415() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    ok = req("INFO", cseq=2, to_tag=did.local_tag, branch="z9hG4bKi1", body=b"Signal=5\r\nDuration=160\r\n", content_type="application/dtmf-relay")
+    dl.on_request(ok, "i1", 1.0)
+    bad = req("INFO", cseq=3, to_tag=did.local_tag, branch="z9hG4bKi2", body=b"x", content_type="text/plain")
+    dl.on_request(bad, "i2", 1.0)
+    statuses = [r.status for r in responses(dl)]
+    assert statuses == [200, 415]
+    assert [type(e) for e in dl.take_events()] == [InfoReceived]
+
+
+def test_lower_cseq_in_dialog_is_500() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("INFO", cseq=5, to_tag=did.local_tag, branch="z9hG4bKa"), "a", 1.0)
+    dl.on_request(req("INFO", cseq=4, to_tag=did.local_tag, branch="z9hG4bKb"), "b", 1.0)
+    assert [r.status for r in responses(dl)] == [200, 500]
+
+
+def test_options_outside_and_inside_dialog_answered_with_capabilities() -> None:
+    dl = layer()
+    dl.on_request(req("OPTIONS", branch="z9hG4bKo"), "o", 0.0)
+    (resp,) = responses(dl)
+    assert resp.status == 200
+    assert resp.headers.get("Accept") == "application/sdp"
+    assert "REFER" in (resp.headers.get("Allow") or "")
+    assert dl.take_events() == [OptionsReceived(None, req("OPTIONS", branch="z9hG4bKo"))]
+
+
+def test_reinvite_refreshes_target_and_is_answered_by_tu() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.1)
+    assert isinstance(dl.take_events()[0], AckReceived)
+    re = req("INVITE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKre", body=b"v=0\r\n", content_type="application/sdp")
+    re = re.with_header("Contact", "<sip:alice@127.0.0.1:6000>")
+    dl.on_request(re, "re", 1.0)
+    (event,) = dl.take_events()
+    assert isinstance(event, ReInviteReceived) and event.offer == b"v=0\r\n"
+    dialog = dl.dialog(did)
+    assert dialog is not None and str(dialog.remote_target) == "sip:alice@127.0.0.1:6000"
+    # A second re-INVITE while the first is pending: 500 with Retry-After (RFC 3261 §14.2).
+    second = req("INVITE", cseq=3, to_tag=did.local_tag, branch="z9hG4bKre2")
+    dl.on_request(second, "re2", 1.0)
+    (resp,) = responses(dl)
+    assert resp.status == 500 and "Retry-After" in resp.headers
+    dl.respond(event.ref, 200, body=b"v=0\r\n", now=1.0)
+    assert responses(dl)[0].status == 200
+
+
+def test_reinvite_while_ours_pending_is_491() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.1)
+    dl.reinvite(did, b"v=0\r\n", now=1.0)
+    dl.take_actions()
+    dl.on_request(req("INVITE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKre"), "re", 1.0)
+    assert [r.status for r in responses(dl)] == [491]
+
+
+def test_update_received() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("UPDATE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKu", body=b"v=0\r\n", content_type="application/sdp"), "u", 1.0)
+    (event,) = dl.take_events()
+    assert isinstance(event, UpdateReceived)
+    resp = dl.respond(event.ref, 200, body=b"v=0\r\n", now=1.0)
+    assert resp.contacts and "Allow" in resp.headers
+
+
+def test_refer_accepted_sends_202_and_trying_notify_then_final() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    refer = req("REFER", cseq=2, to_tag=did.local_tag, branch="z9hG4bKr", headers=[("Refer-To", "<sip:carol@127.0.0.1:5080>")])
+    dl.on_request(refer, "r", 1.0)
+    (event,) = dl.take_events()
+    assert isinstance(event, ReferReceived) and event.refer_to == "<sip:carol@127.0.0.1:5080>"
+    sub = dl.accept_refer(event.ref, now=1.0)
+    actions = dl.take_actions()
+    assert isinstance(actions[0], SendResponse) and actions[0].response.status == 202
+    assert isinstance(actions[1], SendRequest)
+    notify = actions[1].request
+    assert notify.method == "NOTIFY"
+    assert notify.headers.get("Event") == "refer"
+    assert (notify.headers.get("Subscription-State") or "").startswith("active")
+    assert notify.headers.get("Content-Type") == "message/sipfrag;version=2.0"
+    assert notify.body == b"SIP/2.0 100 Trying\r\n"
+    dl.notify_refer(sub, 200, "OK", now=2.0)
+    (final,) = dl.take_actions()
+    assert isinstance(final, SendRequest)
+    assert final.request.body == b"SIP/2.0 200 OK\r\n"
+    assert (final.request.headers.get("Subscription-State") or "").startswith("terminated")
+    assert final.request.cseq.seq == notify.cseq.seq + 1
+    with pytest.raises(DialogUsageError):
+        dl.notify_refer(sub, 200, "OK", now=2.0)
+
+
+def test_refer_without_refer_to_is_400() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("REFER", cseq=2, to_tag=did.local_tag, branch="z9hG4bKr"), "r", 1.0)
+    assert [r.status for r in responses(dl)] == [400]
+
+
+def test_notify_with_sipfrag_is_parsed_and_answered() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    notify = req(
+        "NOTIFY",
+        cseq=2,
+        to_tag=did.local_tag,
+        branch="z9hG4bKn",
+        body=b"SIP/2.0 180 Ringing\r\n",
+        content_type="message/sipfrag;version=2.0",
+        headers=[("Event", "refer"), ("Subscription-State", "terminated;reason=noresource")],
+    )
+    dl.on_request(notify, "n", 1.0)
+    assert [r.status for r in responses(dl)] == [200]
+    (event,) = dl.take_events()
+    assert isinstance(event, NotifyReceived)
+    assert (event.event, event.sipfrag_status, event.terminated) == ("refer", 180, True)
+    no_event = req("NOTIFY", cseq=3, to_tag=did.local_tag, branch="z9hG4bKn2")
+    dl.on_request(no_event, "n2", 1.0)
+    assert [r.status for r in responses(dl)] == [489]
+
+
+def test_rejecting_invite_ends_the_early_dialog() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE"), "inv", 0.0)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, IncomingInvite)
+    dl.respond(incoming.ref, 180, now=0.0)
+    resp = dl.respond(incoming.ref, 486, now=0.0)
+    assert resp.to.tag == incoming.dialog_id.local_tag
+    assert dl.take_events()[-1] == DialogTerminated(
+        incoming.dialog_id, TerminationReason.REJECTED, 486
+    )
+    assert dl.pending()["uas_invites"] == 0 and len(dl) == 0
