@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from rvoip_sip_core import Request, make_response, parse_message
 
+from rvoip_sip_core import Request, make_response, parse_message
 from rvoip_transaction_core import (
     AckReceived,
     Peer,
@@ -81,7 +81,8 @@ def test_ack_for_2xx_goes_to_the_tu_with_no_transaction() -> None:
     lay = layer()
     lay.receive(wire("ACK", "z9hG4bKnew", to_tag="t"), SRC, 0.0)
     (event,) = lay.take_events()
-    assert isinstance(event, AckReceived) and event.txn_id is None
+    assert isinstance(event, AckReceived)
+    assert event.txn_id is None
 
 
 def test_cancel_is_matched_to_its_invite_or_answered_481() -> None:
@@ -91,7 +92,8 @@ def test_cancel_is_matched_to_its_invite_or_answered_481() -> None:
     lay.take_transmits()
     lay.receive(wire("CANCEL", "z9hG4bKinv"), SRC, 0.1)
     (cancel,) = requests(lay.take_events())
-    assert cancel.cancels == invite.txn_id and cancel.txn_id != invite.txn_id
+    assert cancel.cancels == invite.txn_id
+    assert cancel.txn_id != invite.txn_id
     lay.receive(wire("CANCEL", "z9hG4bKnone", call_id="zz"), SRC, 0.2)
     assert requests(lay.take_events()) == []
     (tx,) = lay.take_transmits()
@@ -119,7 +121,8 @@ def test_unparseable_request_with_enough_headers_gets_400_with_the_reason() -> N
     (tx,) = lay.take_transmits()
     response = parse_message(tx.data)
     assert not isinstance(response, Request)
-    assert response.status == 400 and "CSeq" in response.reason
+    assert response.status == 400
+    assert "CSeq" in response.reason
     assert response.to.tag is not None
     assert lay.take_events() == []
 
@@ -129,7 +132,8 @@ def test_garbage_is_dropped_and_counted() -> None:
     lay.receive(b"\x00\xffnot sip at all", SRC, 0.0)
     lay.receive(b"SIP/2.0 200 OK\r\n\r\n", SRC, 0.0)
     lay.receive(b"x" * 70000, SRC, 0.0)
-    assert lay.take_transmits() == [] and lay.take_events() == []
+    assert lay.take_transmits() == []
+    assert lay.take_events() == []
     assert lay.stats["dropped_unparseable"] >= 1
     assert lay.stats["dropped_too_large"] == 1
 
@@ -157,8 +161,10 @@ def test_added_via_has_cookie_branch_and_rport() -> None:
     request = parse_message(lay.take_transmits()[0].data)
     assert isinstance(request, Request)
     via = request.top_via
-    assert via.branch is not None and via.branch.startswith("z9hG4bK")
-    assert via.rport is True and via.sent_by == ("127.0.0.1", 5060)
+    assert via.branch is not None
+    assert via.branch.startswith("z9hG4bK")
+    assert via.rport is True
+    assert via.sent_by == ("127.0.0.1", 5060)
 
 
 def test_large_udp_request_goes_over_tcp_with_the_via_rewritten() -> None:
@@ -178,7 +184,8 @@ def test_received_and_rport_are_stamped_and_responses_routed_per_18_2_2() -> Non
     lay.receive(wire("OPTIONS", "z9hG4bKr", via_params=";rport"), Peer("UDP", "10.1.1.1", 4000), 0)
     (req,) = requests(lay.take_events())
     via = req.request.top_via
-    assert via.received == "10.1.1.1" and via.rport == 4000  # RFC 3581 §4
+    assert via.received == "10.1.1.1"
+    assert via.rport == 4000
     lay.respond(req.txn_id, make_response(req.request, 200), 0.0)
     (tx,) = lay.take_transmits()
     assert tx.target == Peer("UDP", "10.1.1.1", 4000)
@@ -233,4 +240,5 @@ def test_stateless_ack_gets_a_via() -> None:
     lay = layer()
     lay.send_stateless(simple_request("ACK"), Peer("UDP", "127.0.0.2", 5060), 0.0)
     (tx,) = lay.take_transmits()
-    assert tx.txn_id is None and b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK" in tx.data
+    assert tx.txn_id is None
+    assert b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK" in tx.data

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-from rvoip_sip_core import Response, make_response, new_tag
+import itertools
 
+import pytest
+
+from rvoip_sip_core import make_response, new_tag
 from rvoip_transaction_core import (
     AckReceived,
     Peer,
@@ -23,7 +25,7 @@ CLIENT = Peer("UDP", "127.0.0.5", 5070)
 
 
 def intervals(times: list[float]) -> list[float]:
-    return [round(b - a, 6) for a, b in zip(times, times[1:], strict=False)]
+    return [round(b - a, 6) for a, b in itertools.pairwise(times)]
 
 
 def recorder(net: MemoryNetwork, into: list[tuple[float, TransactionEvent]]):  # type: ignore[no-untyped-def]
@@ -100,8 +102,6 @@ def test_non_invite_client_in_proceeding_retransmits_every_t2() -> None:
     assert times == [0.0, 0.5, 4.5, 8.5, 12.5, 16.5]
     # the server's Proceeding state answers each retransmission with the last provisional
     assert len(net.sent(b)) == len(times)
-    final = make_response(a.layer.request_of(txn) or simple_request("OPTIONS"), 200)
-    assert isinstance(final, Response)
     b.layer.respond(server_txns[0], make_response(_received(b, server_txns[0]), 200), net.now)
     net.run(20.0 + 64.0)
     assert a.layer.state(txn) is None
@@ -284,4 +284,5 @@ def test_invite_client_non_2xx_acks_each_final_and_timer_d() -> None:
     assert (32.0, TransactionTerminated(txn)) in seen  # Timer D = 32 s
     assert b.layer.state(server_events[0].txn_id) is None
     ack = acks[0].transmit.data.decode()
-    assert "CSeq: 1 ACK" in ack and ";tag=x" in ack
+    assert "CSeq: 1 ACK" in ack
+    assert ";tag=x" in ack

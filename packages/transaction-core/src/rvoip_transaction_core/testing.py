@@ -11,6 +11,7 @@ import random
 from collections.abc import Callable
 
 import attrs
+
 from rvoip_sip_core import Request, make_request
 
 from ._layer import TransactionLayer
