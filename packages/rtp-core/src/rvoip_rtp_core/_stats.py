@@ -147,7 +147,9 @@ class SourceStatistics:
             return False
         if udelta < self.max_dropout:
             # A.1: in order, with permissible gap; count a wrap of the 16-bit space.
-            if seq < self.max_seq:
+            if udelta == 0:
+                self.duplicates += 1  # a repeat of the highest packet
+            elif seq < self.max_seq:
                 self.cycles += RTP_SEQ_MOD
             self.max_seq = seq
             self._window = ((self._window << udelta) | 1) & _DUP_WINDOW_MASK

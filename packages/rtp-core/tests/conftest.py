@@ -1,0 +1,11 @@
+"""rtp-core test set-up: async tests run on both anyio backends."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Run every anyio test on asyncio and on trio."""
+    return str(request.param)

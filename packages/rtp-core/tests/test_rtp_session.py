@@ -1,0 +1,253 @@
+"""Two RTP sessions on loopback, on asyncio and trio: exchange, latching, mux, RTCP, SRTP."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import secrets
+import socket
+
+import anyio
+import pytest
+import sniffio
+
+from rvoip_rtp_core import (
+    PortAllocator,
+    PortsExhaustedError,
+    RtpPacket,
+    RtpSession,
+    RtpSessionClosedError,
+    RtpSessionConfig,
+    SrtpKeyParams,
+    SrtpSessionKeys,
+    encode_rtp,
+    open_rtp_session,
+)
+
+pytestmark = pytest.mark.anyio
+
+_CFG = RtpSessionConfig(local_host="127.0.0.1", rtcp_enabled=False)
+
+
+async def _receive_n(session: RtpSession, n: int) -> list[RtpPacket]:
+    out = []
+    with anyio.fail_after(5):
+        for _ in range(n):
+            out.append(await session.receive())
+    return out
+
+
+async def test_exchange_both_ways() -> None:
+    async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
+        assert a.local_rtp_address[1] % 2 == 0
+        assert a.local_rtcp_address[1] == a.local_rtp_address[1] + 1
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        for i in range(20):
+            a.send_payload(bytes([i]) * 160, i * 160, marker=i == 0)
+            b.send_payload(bytes([100 + i]) * 160, i * 160)
+        got_b = await _receive_n(b, 20)
+        got_a = await _receive_n(a, 20)
+        assert [p.payload[0] for p in got_b] == list(range(20))
+        assert [p.payload[0] for p in got_a] == list(range(100, 120))
+        assert got_b[0].marker
+        assert {p.ssrc for p in got_b} == {a.ssrc}
+        stats = b.statistics().received
+        assert stats is not None
+        assert (stats.packets_received, stats.packets_lost) == (19, 0)
+        assert a.statistics().packets_sent == 20
+
+
+async def test_packet_handler_and_queue_drops() -> None:
+    cfg = RtpSessionConfig(rtcp_enabled=False, receive_queue_size=4)
+    seen: list[tuple[int, float]] = []
+    async with open_rtp_session(cfg) as a, open_rtp_session(cfg) as b:
+        a.set_remote(b.local_rtp_address)
+        for i in range(10):
+            a.send_payload(b"q", i * 160)
+        with anyio.fail_after(5):
+            while b.statistics().receive_queue_drops < 6:
+                await anyio.sleep(0.01)
+        assert [p.payload for p in await _receive_n(b, 4)] == [b"q"] * 4
+        b.set_packet_handler(lambda p, t: seen.append((p.sequence_number, t)))
+        a.send_payload(b"h", 1600)
+        with anyio.fail_after(5):
+            while not seen:
+                await anyio.sleep(0.01)
+        assert len(seen) == 1
+        assert b.statistics().receive_queue_drops == 6
+
+
+async def test_symmetric_rtp_latches_to_source() -> None:
+    """The peer's packets come from an address other than the one signalled."""
+    async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
+        a.set_remote(("127.0.0.1", 9))  # wrong address from "SDP"
+        b.set_remote(a.local_rtp_address)
+        b.send_payload(b"hello", 0)
+        await _receive_n(a, 1)
+        assert a.remote_rtp_address == b.local_rtp_address
+        a.send_payload(b"back", 0)
+        [p] = await _receive_n(b, 1)
+        assert p.payload == b"back"
+
+
+async def test_rtcp_mux_and_rtt() -> None:
+    cfg = RtpSessionConfig(rtcp_mux=True)
+    async with open_rtp_session(cfg) as a, open_rtp_session(cfg) as b:
+        assert a.local_rtcp_address == a.local_rtp_address
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        for i in range(5):
+            a.send_payload(b"m" * 20, i * 160)
+        await _receive_n(b, 5)
+        a.send_rtcp_report()  # SR
+        with anyio.fail_after(5):
+            while b.statistics().rtcp_received == 0:
+                await anyio.sleep(0.005)
+        b.send_rtcp_report()  # RR with LSR/DLSR
+        with anyio.fail_after(5):
+            while a.statistics().rtt_seconds is None:
+                await anyio.sleep(0.005)
+        stats = a.statistics()
+        assert stats.rtt_seconds is not None
+        assert 0.0 <= stats.rtt_seconds < 1.0
+        assert stats.remote is not None
+        assert stats.remote.packets_lost == 0
+        assert b.statistics().invalid_packets == 0
+
+
+async def test_rtcp_pair_sr_rr_exchange() -> None:
+    async with open_rtp_session() as a, open_rtp_session() as b:
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        for i in range(5):
+            a.send_payload(b"s", i * 160)
+            b.send_payload(b"t", i * 160)
+        await _receive_n(b, 5)
+        await _receive_n(a, 5)
+        a.send_rtcp_report()
+        b.send_rtcp_report()
+        with anyio.fail_after(5):
+            while a.statistics().rtcp_received == 0 or b.statistics().rtcp_received == 0:
+                await anyio.sleep(0.005)
+        a.send_rtcp_report()
+        b.send_rtcp_report()
+        with anyio.fail_after(5):
+            while a.statistics().rtt_seconds is None or b.statistics().rtt_seconds is None:
+                await anyio.sleep(0.005)
+        assert a.remote_rtcp_address == b.local_rtcp_address
+
+
+async def test_rtcp_timer_sends_reports() -> None:
+    cfg = RtpSessionConfig(rtcp_min_time=0.05)
+    async with open_rtp_session(cfg) as a, open_rtp_session(cfg) as b:
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        with anyio.fail_after(5):
+            while b.statistics().rtcp_received < 2:
+                a.send_payload(b"t", 0)
+                await anyio.sleep(0.01)
+        assert a.statistics().rtcp_sent >= 2
+
+
+async def test_srtp_round_trip_between_sessions() -> None:
+    ka = SrtpKeyParams.generate(secrets.token_bytes)
+    kb = SrtpKeyParams.generate(secrets.token_bytes, "AES_CM_128_HMAC_SHA1_32")
+    cfg_a = RtpSessionConfig(srtp=SrtpSessionKeys(local=ka, remote=kb))
+    cfg_b = RtpSessionConfig(srtp=SrtpSessionKeys(local=kb, remote=ka))
+    async with open_rtp_session(cfg_a) as a, open_rtp_session(cfg_b) as b:
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        for i in range(5):
+            a.send_payload(b"secret" * 10, i * 160)
+            b.send_payload(b"other" * 10, i * 160)
+        assert {p.payload for p in await _receive_n(b, 5)} == {b"secret" * 10}
+        assert {p.payload for p in await _receive_n(a, 5)} == {b"other" * 10}
+        a.send_rtcp_report()
+        with anyio.fail_after(5):
+            while b.statistics().rtcp_received == 0:
+                await anyio.sleep(0.005)
+        # A plain RTP packet fails authentication and is counted, not delivered.
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.sendto(encode_rtp(0, 1, 2, 3, b"plain" * 10), b.local_rtp_address)
+        with anyio.fail_after(5):
+            while b.statistics().srtp_failures == 0:
+                await anyio.sleep(0.005)
+        assert b.statistics().invalid_packets == 0
+
+
+async def test_port_allocator_binds_even_pairs_and_releases() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        base = probe.getsockname()[1] & ~1
+    allocator = PortAllocator(base, base + 4)  # two pairs
+    cfg = RtpSessionConfig(port_allocator=allocator, rtcp_enabled=False)
+    try:
+        async with open_rtp_session(cfg) as a, open_rtp_session(cfg) as b:
+            ports = {a.local_rtp_address[1], b.local_rtp_address[1]}
+            assert all(p % 2 == 0 for p in ports)
+            assert ports <= {base, base + 2}
+            assert len(allocator.in_use) == len(ports)
+            with pytest.raises(PortsExhaustedError):
+                async with open_rtp_session(cfg):
+                    pass
+    except PortsExhaustedError:
+        pytest.skip("ports in the probed range were taken by another process")
+    assert allocator.in_use == frozenset()
+
+
+async def test_closed_session_errors() -> None:
+    async with open_rtp_session(_CFG) as a:
+        pass
+    assert a.closed
+    with pytest.raises(RtpSessionClosedError):
+        a.send_payload(b"", 0)
+    with pytest.raises(RtpSessionClosedError):
+        await a.receive()
+    assert [p async for p in a] == []
+
+
+async def test_body_exception_propagates_unwrapped() -> None:
+    with pytest.raises(KeyError):
+        async with open_rtp_session(_CFG):
+            raise KeyError("boom")
+
+
+async def test_stdlib_asyncio_transport_is_tuned() -> None:
+    async with open_rtp_session(_CFG) as a:
+        if sniffio.current_async_library() == "asyncio":
+            loop = asyncio.get_running_loop()
+            expected = type(loop).__module__.startswith("asyncio")
+            assert a.tuned_transport == expected
+            if expected:
+                assert a._transports[0].max_size == 2048  # type: ignore[attr-defined]
+        else:
+            assert not a.tuned_transport
+
+
+async def test_send_dtmf_over_loopback() -> None:
+    from rvoip_rtp_core import DtmfDecoder, DtmfEnded, DtmfStarted
+
+    async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
+        a.set_remote(b.local_rtp_address)
+        a.send_payload(bytes(160), 0)  # audio first: the source passes probation
+        await a.send_dtmf("5", duration=0.06, packet_time=0.01)
+        packets = await _receive_n(b, 1 + 5 + 3)
+        decoder = DtmfDecoder()
+        notes = [n for p in packets[1:] for n in decoder.feed_packet(p)]
+        assert [type(n) for n in notes] == [DtmfStarted, DtmfEnded]
+        assert notes[1] == DtmfEnded("5", 5, packets[1].timestamp, 480, 10)
+        assert packets[1].marker
+        assert {p.payload_type for p in packets[1:]} == {101}
+
+
+def test_session_rng_is_injectable() -> None:
+    async def run() -> tuple[int, int]:
+        async with (
+            open_rtp_session(_CFG, rng=random.Random(5)) as a,
+            open_rtp_session(_CFG, rng=random.Random(5)) as b,
+        ):
+            return a.ssrc, b.ssrc
+
+    first, second = anyio.run(run)
+    assert first == second

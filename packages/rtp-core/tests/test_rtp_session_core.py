@@ -1,0 +1,119 @@
+"""The sans-IO session core: packetisation, RTCP timing, RTT, collisions (fake clock)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rvoip_rtp_core import (
+    RtcpBye,
+    RtcpReceiverReport,
+    RtcpSenderReport,
+    RtcpSourceDescription,
+    RtpPacket,
+    RtpSessionCore,
+    encode_rtp,
+    parse_rtcp,
+    ts_diff,
+)
+
+
+def _pair() -> tuple[RtpSessionCore, RtpSessionCore]:
+    a = RtpSessionCore(rng=random.Random(1), cname="a")
+    b = RtpSessionCore(rng=random.Random(2), cname="b")
+    return a, b
+
+
+def test_build_rtp_advances_sequence_and_offsets_timestamp() -> None:
+    a, _ = _pair()
+    first = RtpPacket.parse(a.build_rtp(b"x" * 160, 0, 0.0))
+    second = RtpPacket.parse(a.build_rtp(b"y" * 160, 160, 0.02, marker=True, payload_type=8))
+    assert second.sequence_number == (first.sequence_number + 1) & 0xFFFF
+    assert ts_diff(second.timestamp, first.timestamp) == 160
+    assert second.marker
+    assert (first.payload_type, second.payload_type) == (0, 8)
+    assert first.ssrc == a.ssrc
+    assert (a.packets_sent, a.octets_sent) == (2, 320)
+
+
+def test_stream_between_cores_and_rtt() -> None:
+    a, b = _pair()
+    now = 1000.0
+    for i in range(50):
+        pkt = b.receive_rtp(a.build_rtp(bytes(160), i * 160, now), now + 0.030)
+        assert pkt is not None
+        now += 0.02
+    stats = b.statistics().received
+    assert stats is not None
+    assert (stats.packets_received, stats.packets_lost, stats.jitter) == (49, 0, 0.0)
+    # a sends an SR; b answers 0.25 s later with an RR whose LSR/DLSR give the RTT.
+    sr = a.build_report(now)
+    [head, sdes] = parse_rtcp(sr)
+    assert isinstance(head, RtcpSenderReport)
+    assert isinstance(sdes, RtcpSourceDescription)
+    assert head.packet_count == 50
+    assert sdes.chunks[0].items[0].value == b"a"
+    b.receive_rtcp(sr, now + 0.040)
+    rr = b.build_report(now + 0.290)
+    [rr_head, _] = parse_rtcp(rr)
+    assert isinstance(rr_head, RtcpReceiverReport)
+    assert rr_head.reports[0].ssrc == a.ssrc
+    a.receive_rtcp(rr, now + 0.330)
+    assert a.rtt == pytest.approx(0.080, abs=0.001)
+    remote = a.statistics().remote
+    assert remote is not None
+    assert remote.packets_lost == 0
+    assert remote.extended_highest_sequence == rr_head.reports[0].highest_sequence
+
+
+def test_sr_rtp_timestamp_tracks_wall_clock() -> None:
+    a, _ = _pair()
+    last = RtpPacket.parse(a.build_rtp(b"", 8000, 50.0))
+    [sr, _] = parse_rtcp(a.build_report(50.5))
+    assert isinstance(sr, RtcpSenderReport)
+    assert ts_diff(sr.rtp_timestamp, last.timestamp) == 4000
+
+
+def test_rtcp_schedule_follows_a7() -> None:
+    a, _ = _pair()
+    assert a.get_timer() is None
+    assert a.handle_timer(0.0) is None
+    a.start(100.0)
+    first = a.get_timer()
+    assert first is not None
+    # Initial interval: 2.5 s * [0.5, 1.5] / (e - 1.5).
+    assert 100.0 + 1.25 / 1.21828 <= first <= 100.0 + 3.75 / 1.21828
+    assert a.handle_timer(first - 0.001) is None
+    data = a.handle_timer(first)
+    assert data is not None
+    assert isinstance(parse_rtcp(data)[0], RtcpReceiverReport)  # nothing sent yet
+    second = a.get_timer()
+    assert second is not None
+    assert first + 2.5 / 1.21828 <= second <= first + 7.5 / 1.21828
+    assert a.rtcp_sent == 1
+
+
+def test_ssrc_collision_changes_ssrc_and_sends_bye() -> None:
+    a, _ = _pair()
+    old = a.ssrc
+    intruder = encode_rtp(0, 1, 2, old, b"")
+    assert a.receive_rtp(intruder, 1.0) is not None
+    assert a.ssrc != old
+    assert a.ssrc_collisions == 1
+    packets = parse_rtcp(a.build_report(2.0))
+    assert packets[-1] == RtcpBye((old,), b"SSRC collision")
+    assert packets[0].ssrc == a.ssrc  # type: ignore[union-attr]
+
+
+def test_invalid_datagrams_are_counted() -> None:
+    a, _ = _pair()
+    assert a.receive_rtp(b"\x00\x01", 1.0) is None
+    assert a.receive_rtcp(b"\x80", 1.0) == []
+    assert a.statistics().invalid_packets == 2
+
+
+def test_bye_packet() -> None:
+    a, _ = _pair()
+    packets = parse_rtcp(a.build_bye(1.0, b"done"))
+    assert packets[-1] == RtcpBye((a.ssrc,), b"done")
