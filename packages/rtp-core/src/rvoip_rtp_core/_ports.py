@@ -11,7 +11,7 @@ __all__ = ["PortAllocator"]
 
 @attrs.define(eq=False)
 class PortAllocator:
-    """Hands out even ports in ``[start, end)`` round robin; RTCP uses ``port + 1``.
+    """Hands out even ports round robin; RTP ``port`` and RTCP ``port + 1`` lie in ``[start, end)``.
 
     RFC 3550 §11: RTP uses an even port and RTCP the next higher (odd) one. The
     allocator only tracks what this process handed out; a port another program holds
@@ -33,7 +33,7 @@ class PortAllocator:
     @property
     def capacity(self) -> int:
         """How many port pairs the range holds."""
-        return (self.end - self.start + 1) // 2
+        return (self.end - self.start) // 2
 
     @property
     def in_use(self) -> frozenset[int]:
@@ -50,9 +50,9 @@ class PortAllocator:
         for _ in range(self.capacity):
             candidate = port
             port += 2
-            if port + 1 > self.end:
+            if port + 1 >= self.end:
                 port = self.start
-            if candidate not in self._in_use and candidate + 1 <= self.end:
+            if candidate not in self._in_use and candidate + 1 < self.end:
                 self._in_use.add(candidate)
                 self._cursor = port
                 return candidate
