@@ -6,6 +6,7 @@ import random
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from rvoip_dialog_core import Dialog, DialogConfig, DialogId, DialogState, Role, make_via
 from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
@@ -63,7 +64,8 @@ def test_uas_dialog_keeps_record_route_order_and_remote_cseq() -> None:
     assert d.remote_seq == 7
     assert d.local_seq is None
     assert str(d.remote_target) == "sip:alice@10.0.0.1:5060"
-    assert "Alice" in d.remote_party and "tag" not in d.remote_party
+    assert "Alice" in d.remote_party
+    assert "tag" not in d.remote_party
 
 
 def test_sips_request_uri_makes_a_secure_dialog() -> None:
@@ -92,15 +94,21 @@ def test_in_dialog_request_headers() -> None:
     req = invite()
     d = Dialog.from_uac(req, answer(req))
     rng = random.Random(3)
-    info = d.build_request("INFO", CONFIG, rng, body=b"Signal=1\r\n", content_type="application/dtmf-relay")
-    assert info.cseq.seq == 8 and info.cseq.method == "INFO"
-    assert info.from_.tag == "a1" and info.to.tag == "b1"
+    info = d.build_request(
+        "INFO", CONFIG, rng, body=b"Signal=1\r\n", content_type="application/dtmf-relay"
+    )
+    assert info.cseq.seq == 8
+    assert info.cseq.method == "INFO"
+    assert info.from_.tag == "a1"
+    assert info.to.tag == "b1"
     assert info.call_id == "cid-1"
-    assert info.top_via.branch is not None and info.top_via.branch.startswith("z9hG4bK")
+    assert info.top_via.branch is not None
+    assert info.top_via.branch.startswith("z9hG4bK")
     assert info.contacts[0].uri == parse_uri("sip:alice@10.0.0.1:5060")
     assert d.local_seq == 8
     ack = d.build_request("ACK", CONFIG, rng, cseq=7)
-    assert ack.cseq.seq == 7 and ack.cseq.method == "ACK"
+    assert ack.cseq.seq == 7
+    assert ack.cseq.method == "ACK"
     assert d.local_seq == 8
 
 
@@ -113,7 +121,8 @@ def test_uas_first_request_picks_an_initial_cseq() -> None:
 
 def test_make_via_has_fresh_branch_and_rport() -> None:
     via = make_via(CONFIG, random.Random(0))
-    assert via.startswith("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK") and via.endswith(";rport")
+    assert via.startswith("SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK")
+    assert via.endswith(";rport")
     v6 = make_via(DialogConfig(contact="sip:a@[::1]", via_host="::1", via_port=5), random.Random(0))
     assert v6.startswith("SIP/2.0/UDP [::1]:5;")
 
@@ -147,11 +156,14 @@ def test_remote_cseq_never_decreases(requests: list[tuple[int, str]]) -> None:
         ok = d.accept_remote_cseq(_request_with_cseq(seq, method))
         assert before is not None
         if method in ("ACK", "CANCEL"):
-            assert ok and d.remote_seq == before
+            assert ok
+            assert d.remote_seq == before
         elif seq < before:
-            assert not ok and d.remote_seq == before
+            assert not ok
+            assert d.remote_seq == before
         else:
-            assert ok and d.remote_seq == seq
+            assert ok
+            assert d.remote_seq == seq
 
 
 @given(st.integers(min_value=1, max_value=2**31 - 1), st.integers(min_value=1, max_value=5))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from rvoip_dialog_core import (
     AckReceived,
     ByeReceived,
@@ -89,7 +90,8 @@ def test_invite_ringing_then_ok_creates_early_then_confirmed_dialog() -> None:
     assert "Supported" in ringing.headers
     assert [type(e) for e in dl.take_events()] == [DialogEarly]
     ok = dl.respond(incoming.ref, 200, body=b"v=0\r\n", now=0.0)
-    assert ok.content_type is not None and ok.content_type.subtype == "sdp"
+    assert ok.content_type is not None
+    assert ok.content_type.subtype == "sdp"
     assert [type(e) for e in dl.take_events()] == [DialogConfirmed]
     assert [a.server for a in dl.take_actions()] == ["inv", "inv"]
     with pytest.raises(DialogUsageError):
@@ -132,7 +134,9 @@ def test_no_ack_within_64_t1_sends_bye_and_ends_dialog() -> None:
                 bye = action.request
                 assert deadline == pytest.approx(32.0)
     assert retransmits == 10
-    assert bye is not None and bye.method == "BYE" and bye.to.tag == "alice1"
+    assert bye is not None
+    assert bye.method == "BYE"
+    assert bye.to.tag == "alice1"
     assert DialogTerminated(did, TerminationReason.ACK_TIMEOUT) in dl.take_events()
     assert dl.dialog(did) is None
 
@@ -226,7 +230,9 @@ def test_require_unknown_option_is_420_listing_unsupported() -> None:
 
 
 def test_supported_option_tag_in_require_is_accepted() -> None:
-    cfg = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1, supported=("timer",))
+    cfg = DialogConfig(
+        contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1, supported=("timer",)
+    )
     dl = DialogLayer(cfg, rng=random.Random(0))
     dl.on_request(req("INVITE", headers=[("Require", "timer")]), "s", 0.0)
     assert isinstance(dl.take_events()[0], IncomingInvite)
@@ -243,9 +249,23 @@ def test_invite_with_non_sdp_body_is_415_with_accept() -> None:
 def test_info_bodies_dtmf_accepted_others_415() -> None:
     dl = layer()
     did, _ = answered(dl)
-    ok = req("INFO", cseq=2, to_tag=did.local_tag, branch="z9hG4bKi1", body=b"Signal=5\r\nDuration=160\r\n", content_type="application/dtmf-relay")
+    ok = req(
+        "INFO",
+        cseq=2,
+        to_tag=did.local_tag,
+        branch="z9hG4bKi1",
+        body=b"Signal=5\r\nDuration=160\r\n",
+        content_type="application/dtmf-relay",
+    )
     dl.on_request(ok, "i1", 1.0)
-    bad = req("INFO", cseq=3, to_tag=did.local_tag, branch="z9hG4bKi2", body=b"x", content_type="text/plain")
+    bad = req(
+        "INFO",
+        cseq=3,
+        to_tag=did.local_tag,
+        branch="z9hG4bKi2",
+        body=b"x",
+        content_type="text/plain",
+    )
     dl.on_request(bad, "i2", 1.0)
     statuses = [r.status for r in responses(dl)]
     assert statuses == [200, 415]
@@ -275,18 +295,28 @@ def test_reinvite_refreshes_target_and_is_answered_by_tu() -> None:
     did, _ = answered(dl)
     dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.1)
     assert isinstance(dl.take_events()[0], AckReceived)
-    re = req("INVITE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKre", body=b"v=0\r\n", content_type="application/sdp")
+    re = req(
+        "INVITE",
+        cseq=2,
+        to_tag=did.local_tag,
+        branch="z9hG4bKre",
+        body=b"v=0\r\n",
+        content_type="application/sdp",
+    )
     re = re.with_header("Contact", "<sip:alice@127.0.0.1:6000>")
     dl.on_request(re, "re", 1.0)
     (event,) = dl.take_events()
-    assert isinstance(event, ReInviteReceived) and event.offer == b"v=0\r\n"
+    assert isinstance(event, ReInviteReceived)
+    assert event.offer == b"v=0\r\n"
     dialog = dl.dialog(did)
-    assert dialog is not None and str(dialog.remote_target) == "sip:alice@127.0.0.1:6000"
+    assert dialog is not None
+    assert str(dialog.remote_target) == "sip:alice@127.0.0.1:6000"
     # A second re-INVITE while the first is pending: 500 with Retry-After (RFC 3261 §14.2).
     second = req("INVITE", cseq=3, to_tag=did.local_tag, branch="z9hG4bKre2")
     dl.on_request(second, "re2", 1.0)
     (resp,) = responses(dl)
-    assert resp.status == 500 and "Retry-After" in resp.headers
+    assert resp.status == 500
+    assert "Retry-After" in resp.headers
     dl.respond(event.ref, 200, body=b"v=0\r\n", now=1.0)
     assert responses(dl)[0].status == 200
 
@@ -304,23 +334,43 @@ def test_reinvite_while_ours_pending_is_491() -> None:
 def test_update_received() -> None:
     dl = layer()
     did, _ = answered(dl)
-    dl.on_request(req("UPDATE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKu", body=b"v=0\r\n", content_type="application/sdp"), "u", 1.0)
+    dl.on_request(
+        req(
+            "UPDATE",
+            cseq=2,
+            to_tag=did.local_tag,
+            branch="z9hG4bKu",
+            body=b"v=0\r\n",
+            content_type="application/sdp",
+        ),
+        "u",
+        1.0,
+    )
     (event,) = dl.take_events()
     assert isinstance(event, UpdateReceived)
     resp = dl.respond(event.ref, 200, body=b"v=0\r\n", now=1.0)
-    assert resp.contacts and "Allow" in resp.headers
+    assert resp.contacts
+    assert "Allow" in resp.headers
 
 
 def test_refer_accepted_sends_202_and_trying_notify_then_final() -> None:
     dl = layer()
     did, _ = answered(dl)
-    refer = req("REFER", cseq=2, to_tag=did.local_tag, branch="z9hG4bKr", headers=[("Refer-To", "<sip:carol@127.0.0.1:5080>")])
+    refer = req(
+        "REFER",
+        cseq=2,
+        to_tag=did.local_tag,
+        branch="z9hG4bKr",
+        headers=[("Refer-To", "<sip:carol@127.0.0.1:5080>")],
+    )
     dl.on_request(refer, "r", 1.0)
     (event,) = dl.take_events()
-    assert isinstance(event, ReferReceived) and event.refer_to == "<sip:carol@127.0.0.1:5080>"
+    assert isinstance(event, ReferReceived)
+    assert event.refer_to == "<sip:carol@127.0.0.1:5080>"
     sub = dl.accept_refer(event.ref, now=1.0)
     actions = dl.take_actions()
-    assert isinstance(actions[0], SendResponse) and actions[0].response.status == 202
+    assert isinstance(actions[0], SendResponse)
+    assert actions[0].response.status == 202
     assert isinstance(actions[1], SendRequest)
     notify = actions[1].request
     assert notify.method == "NOTIFY"
@@ -378,4 +428,5 @@ def test_rejecting_invite_ends_the_early_dialog() -> None:
     assert dl.take_events()[-1] == DialogTerminated(
         incoming.dialog_id, TerminationReason.REJECTED, 486
     )
-    assert dl.pending()["uas_invites"] == 0 and len(dl) == 0
+    assert dl.pending()["uas_invites"] == 0
+    assert len(dl) == 0

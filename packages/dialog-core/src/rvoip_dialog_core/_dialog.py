@@ -6,13 +6,14 @@ import enum
 import random
 
 import attrs
+
 from rvoip_sip_core import (
     From,
-    To,
+    RecordRoute,
     Request,
     Response,
-    RecordRoute,
     SipUri,
+    To,
     Uri,
     make_request,
     new_branch,
@@ -76,7 +77,9 @@ class DialogState(enum.Enum):
     TERMINATED = "terminated"
 
 
-def format_party(display_name: str | None, uri: Uri, params: tuple[tuple[str, str | None], ...]) -> str:
+def format_party(
+    display_name: str | None, uri: Uri, params: tuple[tuple[str, str | None], ...]
+) -> str:
     """Serialize a name-addr (From/To/Contact style) with its parameters."""
     name = f"{quote(display_name)} " if display_name else ""
     tail = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
@@ -160,7 +163,9 @@ class Dialog:
         Contact, remote CSeq from the request, local CSeq empty.
         """
         contacts = request.contacts
-        target = contacts[0].uri if contacts else request.from_.uri
+        target = contacts[0].uri if contacts and contacts[0].uri is not None else None
+        if target is None:
+            target = request.from_.uri
         return cls(
             id=DialogId(request.call_id, local_tag, request.from_.tag or ""),
             role=Role.UAS,

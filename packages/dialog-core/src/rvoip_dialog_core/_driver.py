@@ -22,6 +22,7 @@ from typing import Self, TypeVar
 
 import anyio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
 from rvoip_sip_core import Request, Response, SipUri, Uri, parse_uri
 from rvoip_transaction_core import (
     AckReceived as TxnAckReceived,
@@ -159,7 +160,9 @@ class DialogEndpoint:
 
     def _default_config(self, local: Peer) -> DialogConfig:
         host = f"[{local.host}]" if ":" in local.host else local.host
-        transport_param = "" if local.transport == "UDP" else f";transport={local.transport.lower()}"
+        transport_param = (
+            "" if local.transport == "UDP" else f";transport={local.transport.lower()}"
+        )
         return DialogConfig(
             contact=f"sip:{self._user}@{host}:{local.port}{transport_param}",
             via_host=local.host,
@@ -375,9 +378,7 @@ class DialogEndpoint:
         """Hang up with BYE."""
         return self._do(lambda now: self.layer.bye(dialog_id, now=now))
 
-    def reinvite(
-        self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = ()
-    ) -> int:
+    def reinvite(self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = ()) -> int:
         """Send a re-INVITE (a 491 is retried after the §14.1 delay)."""
         return self._do(lambda now: self.layer.reinvite(dialog_id, body, headers=headers, now=now))
 
@@ -401,6 +402,4 @@ class DialogEndpoint:
 
     def notify_refer(self, subscription: ReferSubscription, status: int, reason: str) -> int:
         """Report the referred call's progress (a final status ends the subscription)."""
-        return self._do(
-            lambda now: self.layer.notify_refer(subscription, status, reason, now=now)
-        )
+        return self._do(lambda now: self.layer.notify_refer(subscription, status, reason, now=now))

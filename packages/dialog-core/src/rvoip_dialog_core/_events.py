@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 
 import attrs
+
 from rvoip_sip_core import Request, Response
 
 from ._dialog import DialogId, LegId
@@ -182,7 +183,7 @@ class ByeReceived:
 
 @attrs.frozen
 class ReInviteReceived:
-    """A re-INVITE in a confirmed dialog; answer with ``respond(ref, …)``. ``offer`` may be empty."""
+    """A re-INVITE in a confirmed dialog; answer it with ``respond(ref, …)``; offer may be b""."""
 
     ref: int
     dialog_id: DialogId

@@ -31,17 +31,15 @@ from ._events import (
     DialogConfirmed,
     DialogEarly,
     DialogEvent,
-    DialogTerminated,
     GlareRetryScheduled,
     InviteFailed,
     InviteProgress,
     ResponseForRequest,
     SendAck,
-    SendRequest,
     SendResponse,
     TerminationReason,
 )
-from ._records import ClientRequest, ServerRequest, UacInvite, UasInvite
+from ._records import ClientRequest, UacInvite, UasInvite
 from ._server import ServerSide
 
 __all__ = ["DialogLayer"]
@@ -249,7 +247,7 @@ class DialogLayer(ServerSide):
         """A response arrived on one of our client transactions (including 2xx retransmissions)."""
         try:
             key = (response.top_via.branch or "", response.cseq.method)
-        except Exception:  # noqa: BLE001 - a malformed response from the wire is dropped
+        except Exception:
             self.stats["response_malformed"] += 1
             return
         creq = self._client.get(key)
@@ -355,9 +353,7 @@ class DialogLayer(ServerSide):
 
     def _fail_invite(self, inv: UacInvite, response: Response) -> None:
         inv.failed = True
-        reason = (
-            TerminationReason.CANCELLED if inv.cancel_requested else TerminationReason.REJECTED
-        )
+        reason = TerminationReason.CANCELLED if inv.cancel_requested else TerminationReason.REJECTED
         if response.status in (408, 503) and not inv.cancel_requested:
             reason = TerminationReason.TIMEOUT if response.status == 408 else reason
         for early in list(inv.early.values()):
@@ -381,9 +377,7 @@ class DialogLayer(ServerSide):
                 return
             # RFC 3261 §12.2.1.2: the 2xx to a target refresh updates the remote target.
             dialog.refresh_target(response)
-            ack = dialog.build_request(
-                "ACK", self.config, self._rng, cseq=creq.request.cseq.seq
-            )
+            ack = dialog.build_request("ACK", self.config, self._rng, cseq=creq.request.cseq.seq)
             creq.acks[""] = ack
             creq.final = True
             creq.expires_at = now + 64 * self.config.t1
@@ -415,9 +409,7 @@ class DialogLayer(ServerSide):
         if dialog is not None and response.status in (408, 481) and method != "BYE":
             # RFC 3261 §12.2.1.2: a 481 or 408 to a request in a dialog ends the dialog.
             reason = (
-                TerminationReason.NO_DIALOG
-                if response.status == 481
-                else TerminationReason.TIMEOUT
+                TerminationReason.NO_DIALOG if response.status == 481 else TerminationReason.TIMEOUT
             )
             self._end_dialog(dialog, reason, response.status)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import attrs
+
 from rvoip_sip_core import Request, Response
 
 from ._dialog import Dialog, DialogId, LegId

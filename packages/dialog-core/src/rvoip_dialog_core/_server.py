@@ -14,7 +14,7 @@ from rvoip_sip_core import Request, Response, make_response, new_tag
 from rvoip_sip_core._lexer import split_list
 
 from ._config import DialogConfig
-from ._dialog import Dialog, DialogId, DialogState, LegId, Role
+from ._dialog import Dialog, DialogId, DialogState, LegId
 from ._errors import DialogUsageError
 from ._events import (
     AckReceived,
@@ -173,7 +173,9 @@ class ServerSide:
             return
         if method not in self.config.all_methods:
             # RFC 3261 §8.2.1: an unknown method is answered 405 with Allow.
-            self._reply(request, server, 405, headers=[("Allow", ", ".join(self.config.all_methods))])
+            self._reply(
+                request, server, 405, headers=[("Allow", ", ".join(self.config.all_methods))]
+            )
             return
         bad = unsupported_extensions(request, self.config)
         if bad:
@@ -232,10 +234,11 @@ class ServerSide:
         self._reply(request, server, 200, headers=headers)
 
     def _pending_client(self, did: DialogId, methods: tuple[str, ...]) -> bool:
+        # A request waiting for its §14.1 retry is not pending: the peer's may go first.
         return any(
-            c.dialog_id == did and c.request.method in methods and (not c.final or c.retry_at)
+            c.dialog_id == did and c.request.method in methods and not c.final
             for c in self._client.values()
-        ) or any(c.dialog_id == did and c.request.method in methods for c in self._retries)
+        )
 
     def _pending_server(self, did: DialogId, methods: tuple[str, ...]) -> bool:
         return any(
@@ -255,7 +258,10 @@ class ServerSide:
                 return
             if self._pending_server(did, ("INVITE", "UPDATE")) or (
                 method == "INVITE"
-                and any(u.dialog_id == did and u.response is not None for u in self._uas_invites.values())
+                and any(
+                    u.dialog_id == did and u.response is not None
+                    for u in self._uas_invites.values()
+                )
             ):
                 # RFC 3261 §14.2: their previous re-INVITE is still pending: 500 + Retry-After.
                 retry = str(self._rng.randint(0, 10))
@@ -326,7 +332,9 @@ class ServerSide:
             )
         )
 
-    def _on_cancel(self, request: Request, server: object, cancels: object | None, now: float) -> None:
+    def _on_cancel(
+        self, request: Request, server: object, cancels: object | None, now: float
+    ) -> None:
         uas = self._uas_invites.get(cancels) if cancels is not None else None
         if uas is None:
             # Without the transaction layer's match, fall back to §9.2 matching by branch.
@@ -360,7 +368,11 @@ class ServerSide:
         did = DialogId(request.call_id, request.to.tag or "", request.from_.tag or "")
         seq = request.cseq.seq
         for handle, uas in list(self._uas_invites.items()):
-            if uas.dialog_id == did and uas.response is not None and uas.pending.request.cseq.seq == seq:
+            if (
+                uas.dialog_id == did
+                and uas.response is not None
+                and uas.pending.request.cseq.seq == seq
+            ):
                 del self._uas_invites[handle]
                 self._emit(AckReceived(did, request))
                 return

@@ -12,6 +12,7 @@ import random
 from collections.abc import Callable
 
 import attrs
+
 from rvoip_sip_core import Message, Request, parse_message
 from rvoip_transaction_core import (
     AckReceived as TxnAckReceived,

@@ -1,0 +1,109 @@
+"""The anyio driver on real UDP sockets (127.0.0.1, ephemeral ports), asyncio and trio."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from rvoip_dialog_core import (
+    AckReceived,
+    ByeReceived,
+    DialogConfirmed,
+    DialogEndpoint,
+    DialogEvent,
+    DialogTerminated,
+    IncomingInvite,
+    InviteFailed,
+    ResponseForRequest,
+    TerminationReason,
+    target_for,
+)
+from rvoip_sip_core import Request, make_request, parse_uri
+from rvoip_transaction_core import Peer
+
+SDP = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+)
+
+
+async def wait_for(ep: DialogEndpoint, kind: type[DialogEvent]) -> DialogEvent:
+    """The next event of ``kind`` (earlier events of other kinds are skipped)."""
+    for _ in range(50):
+        event = await ep.next_event()
+        if isinstance(event, kind):
+            return event
+    raise AssertionError(f"no {kind.__name__}")
+
+
+@pytest.mark.anyio
+async def test_loopback_call_invite_ok_ack_bye(anyio_backend: str) -> None:
+    async with DialogEndpoint(user="bob") as bob, DialogEndpoint(user="alice") as alice:
+        port = bob.local().port
+        assert bob.config.contact == f"sip:bob@127.0.0.1:{port}"
+        with anyio.fail_after(10):
+            leg = alice.invite(f"sip:bob@127.0.0.1:{port}", from_="sip:alice@127.0.0.1", body=SDP)
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            assert incoming.request.body == SDP
+            bob.respond(incoming.ref, 180)
+            bob.respond(incoming.ref, 200, body=SDP)
+            confirmed = await wait_for(alice, DialogConfirmed)
+            assert isinstance(confirmed, DialogConfirmed)
+            assert confirmed.dialog_id.leg == leg
+            assert isinstance(await wait_for(bob, AckReceived), AckReceived)
+            ref = alice.bye(confirmed.dialog_id)
+            assert isinstance(await wait_for(bob, ByeReceived), ByeReceived)
+            ended = await wait_for(bob, DialogTerminated)
+            assert isinstance(ended, DialogTerminated)
+            assert ended.reason is TerminationReason.REMOTE_BYE
+            done = await wait_for(alice, ResponseForRequest)
+            assert isinstance(done, ResponseForRequest)
+            assert done.ref == ref
+            assert done.response.status == 200
+        assert len(alice.layer) == 0
+        assert len(bob.layer) == 0
+
+
+@pytest.mark.anyio
+async def test_loopback_cancel_and_reject(anyio_backend: str) -> None:
+    async with DialogEndpoint(user="bob") as bob, DialogEndpoint(user="alice") as alice:
+        target = f"sip:bob@127.0.0.1:{bob.local().port}"
+        with anyio.fail_after(10):
+            leg = alice.invite(target, from_="sip:alice@127.0.0.1", body=SDP)
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            bob.respond(incoming.ref, 180)
+            alice.cancel(leg)
+            failed = await wait_for(alice, InviteFailed)
+            assert isinstance(failed, InviteFailed)
+            assert failed.response.status == 487
+            alice.invite(target, from_="sip:alice@127.0.0.1", body=SDP)
+            second = await wait_for(bob, IncomingInvite)
+            assert isinstance(second, IncomingInvite)
+            bob.respond(second.ref, 486)
+            busy = await wait_for(alice, InviteFailed)
+            assert isinstance(busy, InviteFailed)
+            assert busy.response.status == 486
+
+
+def test_target_for_uses_route_then_request_uri() -> None:
+    def request(uri: str, route: str | None = None) -> Request:
+        return make_request(
+            "OPTIONS",
+            parse_uri(uri),
+            from_="<sip:a@h>;tag=1",
+            to="<sip:b@h>",
+            call_id="c",
+            cseq=1,
+            via=None,
+            headers=[("Route", route)] if route else [],
+        )
+
+    assert target_for(request("sip:b@127.0.0.1:5070")) == Peer("UDP", "127.0.0.1", 5070)
+    assert target_for(request("sip:b@[::1]")) == Peer("UDP", "::1", 5060)
+    routed = request("sip:b@10.0.0.9", "<sip:127.0.0.1:5999;lr;transport=tcp>")
+    assert target_for(routed) == Peer("TCP", "127.0.0.1", 5999)
+    assert target_for(request("sips:b@127.0.0.1")) == Peer("TLS", "127.0.0.1", 5061)
+    assert target_for(request("sip:b@example.com")) is None
+    assert target_for(request("sip:b@localhost:7")) == Peer("UDP", "127.0.0.1", 7)
