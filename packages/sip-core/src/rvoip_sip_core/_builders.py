@@ -1,0 +1,229 @@
+"""Builders: new requests, responses to requests (RFC 3261 §8.2.6), identifiers.
+
+Randomness comes from an injected `random.Random` so callers (and tests) decide
+the source; nothing here reads a clock.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+
+from ._errors import SipUsageError
+from ._headers_container import _TOKEN, Headers
+from ._message import Request, Response
+from ._names import header_key
+from ._uri import Uri
+
+__all__ = [
+    "REASON_PHRASES",
+    "default_reason",
+    "make_request",
+    "make_response",
+    "new_branch",
+    "new_call_id",
+    "new_tag",
+]
+
+BRANCH_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7 magic cookie
+
+# RFC 3261 §21 plus later RFCs (reference in the comment where it is not 3261).
+REASON_PHRASES: dict[int, str] = {
+    100: "Trying",
+    180: "Ringing",
+    181: "Call Is Being Forwarded",
+    182: "Queued",
+    183: "Session Progress",
+    199: "Early Dialog Terminated",  # RFC 6228
+    200: "OK",
+    202: "Accepted",  # RFC 3265 / 6665
+    204: "No Notification",  # RFC 5839
+    300: "Multiple Choices",
+    301: "Moved Permanently",
+    302: "Moved Temporarily",
+    305: "Use Proxy",
+    380: "Alternative Service",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    407: "Proxy Authentication Required",
+    408: "Request Timeout",
+    410: "Gone",
+    412: "Conditional Request Failed",  # RFC 3903
+    413: "Request Entity Too Large",
+    414: "Request-URI Too Long",
+    415: "Unsupported Media Type",
+    416: "Unsupported URI Scheme",
+    417: "Unknown Resource-Priority",  # RFC 4412
+    420: "Bad Extension",
+    421: "Extension Required",
+    422: "Session Interval Too Small",  # RFC 4028
+    423: "Interval Too Brief",
+    428: "Use Identity Header",  # RFC 8224
+    429: "Provide Referrer Identity",  # RFC 3892
+    433: "Anonymity Disallowed",  # RFC 5079
+    436: "Bad Identity Info",  # RFC 8224
+    437: "Unsupported Credential",  # RFC 8224
+    438: "Invalid Identity Header",  # RFC 8224
+    439: "First Hop Lacks Outbound Support",  # RFC 5626
+    440: "Max-Breadth Exceeded",  # RFC 5393
+    469: "Bad Info Package",  # RFC 6086
+    470: "Consent Needed",  # RFC 5360
+    480: "Temporarily Unavailable",
+    481: "Call/Transaction Does Not Exist",
+    482: "Loop Detected",
+    483: "Too Many Hops",
+    484: "Address Incomplete",
+    485: "Ambiguous",
+    486: "Busy Here",
+    487: "Request Terminated",
+    488: "Not Acceptable Here",
+    489: "Bad Event",  # RFC 6665
+    491: "Request Pending",
+    493: "Undecipherable",
+    494: "Security Agreement Required",  # RFC 3329
+    500: "Server Internal Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Server Time-out",
+    505: "Version Not Supported",
+    513: "Message Too Large",
+    555: "Push Notification Service Not Supported",  # RFC 8599
+    580: "Precondition Failure",  # RFC 3312
+    600: "Busy Everywhere",
+    603: "Decline",
+    604: "Does Not Exist Anywhere",
+    606: "Not Acceptable",
+    607: "Unwanted",  # RFC 8197
+    608: "Rejected",  # RFC 8688
+}
+
+_CLASS_REASONS = {
+    1: "Trying",
+    2: "OK",
+    3: "Redirection",
+    4: "Client Error",
+    5: "Server Error",
+    6: "Global Failure",
+}
+
+
+def default_reason(status: int) -> str:
+    """Return the usual reason phrase of a status code (its class's for unknown codes).
+
+    Raises:
+        SipUsageError: status is not in 100..699.
+    """
+    if not 100 <= status <= 699:
+        raise SipUsageError(f"status {status} is not a SIP status code")
+    return REASON_PHRASES.get(status) or _CLASS_REASONS[status // 100]
+
+
+def new_branch(rng: random.Random) -> str:
+    """Return a fresh Via branch: the RFC 3261 magic cookie and 64 random bits."""
+    return f"{BRANCH_COOKIE}{rng.getrandbits(64):016x}"
+
+
+def new_tag(rng: random.Random) -> str:
+    """Return a From/To tag with 64 random bits (RFC 3261 §19.3 asks for at least 32)."""
+    return f"{rng.getrandbits(64):016x}"
+
+
+def new_call_id(rng: random.Random, host: str) -> str:
+    """Return a globally unique Call-ID: 96 random bits ``@host`` (RFC 3261 §8.1.1.4)."""
+    return f"{rng.getrandbits(96):024x}@{host}"
+
+
+def make_request(
+    method: str,
+    uri: Uri | str,
+    *,
+    from_: object,
+    to: object,
+    call_id: str,
+    cseq: int,
+    via: object | None,
+    contact: object | None = None,
+    max_forwards: int | None = 70,
+    headers: Iterable[tuple[str, object]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Request:
+    """Build a request with the RFC 3261 §8.1.1 headers in the usual order.
+
+    Typed header values (Via, From, To, Contact ...) are written with str();
+    ``via=None`` leaves the Via to the transport layer. Content-Length is set
+    to the body length.
+
+    Raises:
+        SipUsageError: an invalid method, CSeq, header name, or CR/LF in a value.
+    """
+    if not _TOKEN.fullmatch(method):
+        raise SipUsageError(f"invalid method {method!r}")
+    if not 0 <= cseq <= 2**31 - 1:
+        raise SipUsageError(f"CSeq {cseq} out of range")  # RFC 3261 §8.1.1.5
+    items: list[tuple[str, object]] = []
+    if via is not None:
+        items.append(("Via", via))
+    if max_forwards is not None:
+        items.append(("Max-Forwards", max_forwards))
+    items += [("From", from_), ("To", to), ("Call-ID", call_id), ("CSeq", f"{cseq} {method}")]
+    if contact is not None:
+        items.append(("Contact", contact))
+    items.extend(headers)
+    if content_type is not None:
+        items.append(("Content-Type", content_type))
+    items.append(("Content-Length", len(body)))
+    return Request(method, uri, Headers(items), body)
+
+
+def make_response(
+    request: Request,
+    status: int,
+    reason: str | None = None,
+    *,
+    to_tag: str | None = None,
+    headers: Iterable[tuple[str, object]] = (),
+    body: bytes = b"",
+    content_type: str | None = None,
+) -> Response:
+    """Build a response to ``request`` as RFC 3261 §8.2.6 says.
+
+    Via (every line, in order), From, To, Call-ID and CSeq are copied as
+    received; ``to_tag`` is added to To when the request's To has no tag (pass
+    one made with `new_tag`; leave it None for 100 Trying). A 100 copies
+    Timestamp (RFC 3261 §8.2.6.1).
+
+    Raises:
+        SipUsageError: status outside 100..699.
+        SipParseError: the request's To header does not parse (only checked
+            when a tag is to be added).
+    """
+    reason = default_reason(status) if reason is None else reason
+    items: list[tuple[str, object]] = []
+    vias: list[tuple[str, str]] = []
+    copied: dict[str, tuple[str, str]] = {}
+    for name, value in request.headers:
+        key = header_key(name)
+        if key == "via":
+            vias.append((name, value))
+        elif key in ("from", "to", "call-id", "cseq") or (key == "timestamp" and status == 100):
+            copied.setdefault(key, (name, value))
+    items += vias
+    for key in ("from", "to", "call-id", "cseq", "timestamp"):
+        if key in copied:
+            name, value = copied[key]
+            if key == "to" and to_tag is not None and request.to.tag is None:
+                # RFC 3261 §8.2.6.2: the UAS adds a To tag unless one is there.
+                value = f"{value};tag={to_tag}"
+            items.append((name, value))
+    items.extend(headers)
+    if content_type is not None:
+        items.append(("Content-Type", content_type))
+    items.append(("Content-Length", len(body)))
+    return Response(status, reason, Headers(items), body)

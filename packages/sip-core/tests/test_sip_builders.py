@@ -1,0 +1,159 @@
+"""Builders: make_request, make_response (RFC 3261 §8.2.6), identifiers, reasons."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from rvoip_sip_core import (
+    REASON_PHRASES,
+    Request,
+    SipUri,
+    SipUsageError,
+    default_reason,
+    make_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+    parse_message,
+)
+
+RFC3261_CODES = [
+    100, 180, 181, 182, 183, 200, 300, 301, 302, 305, 380, 400, 401, 402, 403, 404, 405,
+    406, 407, 408, 410, 413, 414, 415, 416, 420, 421, 423, 480, 481, 482, 483, 484, 485,
+    486, 487, 488, 491, 493, 500, 501, 502, 503, 504, 505, 513, 600, 603, 604, 606,
+]  # fmt: skip
+
+
+def _invite() -> Request:
+    rng = random.Random(1)
+    return make_request(
+        "INVITE",
+        "sip:bob@example.com",
+        from_=f"Alice <sip:alice@example.com>;tag={new_tag(rng)}",
+        to="Bob <sip:bob@example.com>",
+        call_id=new_call_id(rng, "pc33.example.com"),
+        cseq=1,
+        via=f"SIP/2.0/UDP 192.0.2.1:5060;branch={new_branch(rng)}",
+        contact="<sip:alice@192.0.2.1>",
+        headers=[("Subject", "hi")],
+        body=b"v=0\r\n",
+        content_type="application/sdp",
+    )
+
+
+def test_make_request_orders_headers_and_sets_length() -> None:
+    req = make_request(
+        "OPTIONS",
+        SipUri.parse("sip:bob@example.com"),
+        from_="<sip:a@example.com>;tag=1",
+        to="<sip:bob@example.com>",
+        call_id="c1@h",
+        cseq=7,
+        via="SIP/2.0/UDP h;branch=z9hG4bKx",
+    )
+    names = [name for name, _ in req.headers]
+    assert names == ["Via", "Max-Forwards", "From", "To", "Call-ID", "CSeq", "Content-Length"]
+    assert req.cseq.seq == 7
+    assert req.cseq.method == "OPTIONS"
+    assert req.max_forwards == 70
+    assert req.headers.get("content-length") == "0"
+    assert parse_message(req.encode(), strict=True) == req
+
+
+def test_make_request_with_body_round_trips() -> None:
+    req = _invite()
+    again = parse_message(bytes(req), strict=True)
+    assert again == req
+    assert again.body == b"v=0\r\n"
+    assert again.content_type is not None
+    assert again.headers.get("Subject") == "hi"
+
+
+def test_make_request_refuses_bad_input() -> None:
+    kwargs: dict[str, object] = {
+        "from_": "<sip:a@h>;tag=1",
+        "to": "<sip:b@h>",
+        "call_id": "x",
+        "via": None,
+    }
+    with pytest.raises(SipUsageError):
+        make_request("IN VITE", "sip:b@h", cseq=1, **kwargs)
+    with pytest.raises(SipUsageError):
+        make_request("INVITE", "sip:b@h", cseq=2**31, **kwargs)
+    with pytest.raises(SipUsageError):
+        make_request(
+            "INVITE",
+            "sip:b@h",
+            cseq=1,
+            headers=[("X-A", "a\r\nInjected: 1")],
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+def test_make_response_copies_8_2_6_headers_and_adds_tag() -> None:
+    data = (
+        b"INVITE sip:bob@example.com SIP/2.0\r\n"
+        b"v: SIP/2.0/UDP p1.example.com;branch=z9hG4bK1\r\n"
+        b"Via: SIP/2.0/UDP p2.example.com;branch=z9hG4bK2, SIP/2.0/UDP a.example.com;branch=z3\r\n"
+        b"Max-Forwards: 69\r\nf: <sip:a@example.com>;tag=aa\r\nTo: <sip:bob@example.com>\r\n"
+        b"Call-ID: cid\r\nCSeq: 4 INVITE\r\nTimestamp: 54\r\nContent-Length: 0\r\n\r\n"
+    )
+    req = parse_message(data)
+    assert isinstance(req, Request)
+    ok = make_response(req, 200, to_tag="t1", body=b"x", content_type="text/plain")
+    assert ok.reason == "OK"
+    assert ok.headers.get_all("via") == [
+        "SIP/2.0/UDP p1.example.com;branch=z9hG4bK1",
+        "SIP/2.0/UDP p2.example.com;branch=z9hG4bK2, SIP/2.0/UDP a.example.com;branch=z3",
+    ]
+    assert [v.branch for v in ok.vias] == ["z9hG4bK1", "z9hG4bK2", "z3"]
+    assert ok.to.tag == "t1"
+    assert ok.from_.tag == "aa"
+    assert ok.call_id == "cid"
+    assert ok.cseq.seq == 4
+    assert "Timestamp" not in ok.headers  # only a 100 copies Timestamp
+    assert parse_message(ok.encode(), strict=True) == ok
+    trying = make_response(req, 100)
+    assert trying.reason == "Trying"
+    assert trying.to.tag is None
+    assert trying.headers.get("Timestamp") == "54"
+
+
+def test_make_response_keeps_existing_to_tag() -> None:
+    req = parse_message(
+        b"BYE sip:a@h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKq\r\nFrom: <sip:b@h>;tag=1\r\n"
+        b"To: <sip:a@h>;tag=2\r\nCall-ID: c\r\nCSeq: 2 BYE\r\nContent-Length: 0\r\n\r\n"
+    )
+    resp = make_response(req, 200, to_tag="other")
+    assert resp.to.tag == "2"
+    assert resp.reason == "OK"
+    assert make_response(req, 486, "Busy Now").reason == "Busy Now"
+
+
+def test_identifiers_come_from_the_injected_rng() -> None:
+    a, b = random.Random(42), random.Random(42)
+    ids_a = [new_branch(a), new_tag(a), new_call_id(a, "host.example")]
+    ids_b = [new_branch(b), new_tag(b), new_call_id(b, "host.example")]
+    assert ids_a == ids_b
+    assert ids_a[0].startswith("z9hG4bK")
+    assert len(ids_a[1]) == 16
+    assert ids_a[2].endswith("@host.example")
+    assert new_branch(random.Random(1)) != new_branch(random.Random(2))
+
+
+@pytest.mark.parametrize("code", [*RFC3261_CODES, 199, 202, 204, 422, 489, 494, 580, 607])
+def test_default_reason_covers_known_codes(code: int) -> None:
+    assert code in REASON_PHRASES
+    assert default_reason(code) == REASON_PHRASES[code]
+
+
+def test_default_reason_unknown_and_invalid() -> None:
+    assert default_reason(299) == "OK"
+    assert default_reason(499) == "Client Error"
+    with pytest.raises(SipUsageError):
+        default_reason(99)
+    with pytest.raises(SipUsageError):
+        default_reason(700)
