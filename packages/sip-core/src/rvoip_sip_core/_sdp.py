@@ -1,0 +1,354 @@
+"""SDP parsing and building (RFC 8866, RFC 4566): ``parse_sdp`` and offer helpers.
+
+The parser is tolerant where real user agents differ from the grammar: LF-only or
+doubled CR line endings, trailing whitespace, blank lines, lines slightly out of
+order, unknown line types (kept), and short ``o=`` lines. It raises only
+:class:`SdpParseError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ._sdp_attrs import (
+    STATIC_PAYLOAD_TYPES,
+    Attribute,
+    Crypto,
+    CryptoKey,
+    Fmtp,
+    Rtcp,
+    RtpMap,
+    SdpParseError,
+    parse_uint,
+    split_fields,
+)
+from ._sdp_model import (
+    DIRECTIONS,
+    Bandwidth,
+    Connection,
+    MediaDescription,
+    Origin,
+    SessionDescription,
+    TimeZone,
+    Timing,
+)
+
+__all__ = [
+    "DIRECTIONS",
+    "STATIC_PAYLOAD_TYPES",
+    "Attribute",
+    "Bandwidth",
+    "Connection",
+    "Crypto",
+    "CryptoKey",
+    "Fmtp",
+    "MediaDescription",
+    "Origin",
+    "Rtcp",
+    "RtpMap",
+    "SdpParseError",
+    "SessionDescription",
+    "TimeZone",
+    "Timing",
+    "make_media",
+    "make_sdp",
+    "parse_sdp",
+]
+
+_MAX_SDP = 1 << 20
+
+
+def _parse_origin(value: str) -> Origin:
+    fields = split_fields(value)
+    if len(fields) < 3:
+        raise SdpParseError(f"malformed o= line {value[:60]!r}")
+    if len(fields) > 6:
+        # A user name with spaces: keep everything before the last five fields.
+        fields = [" ".join(fields[:-5]), *fields[-5:]]
+    # Tolerance: some UAs drop leading fields ("o=-1307081803 2 IN IP4 ..."): fill from
+    # the right, the address triple being the part that matters.
+    fields = [""] * (6 - len(fields)) + fields
+    return Origin(*fields)
+
+
+def _parse_connection(value: str) -> Connection:
+    fields = split_fields(value)
+    if len(fields) != 3:
+        raise SdpParseError(f"malformed c= line {value[:60]!r}")
+    nettype, addrtype, addr = fields
+    parts = addr.split("/")
+    if not parts[0] or len(parts) > 3:
+        raise SdpParseError(f"malformed connection address {addr[:60]!r}")
+    ttl: int | None = None
+    count: int | None = None
+    # RFC 8866 §5.7: IP4 multicast is addr/ttl[/count]; IP6 multicast is addr[/count].
+    if addrtype.upper() == "IP6":
+        if len(parts) == 3:
+            raise SdpParseError(f"IP6 connection address with a TTL {addr[:60]!r}")
+        if len(parts) == 2:
+            count = parse_uint(parts[1], "connection address count")
+    else:
+        if len(parts) >= 2:
+            ttl = parse_uint(parts[1], "connection TTL")
+        if len(parts) == 3:
+            count = parse_uint(parts[2], "connection address count")
+    return Connection(nettype, addrtype, parts[0], ttl, count)
+
+
+def _parse_bandwidth(value: str) -> Bandwidth:
+    bwtype, colon, amount = value.partition(":")
+    if not colon or not bwtype:
+        raise SdpParseError(f"malformed b= line {value[:60]!r}")
+    return Bandwidth(bwtype, parse_uint(amount.strip(" \t"), "bandwidth"))
+
+
+def _parse_timing(value: str) -> Timing:
+    fields = split_fields(value)
+    if len(fields) != 2:
+        raise SdpParseError(f"malformed t= line {value[:60]!r}")
+    return Timing(parse_uint(fields[0], "start time"), parse_uint(fields[1], "stop time"))
+
+
+def _parse_zones(value: str) -> tuple[TimeZone, ...]:
+    fields = split_fields(value)
+    if not fields or len(fields) % 2:
+        raise SdpParseError(f"malformed z= line {value[:60]!r}")
+    return tuple(
+        TimeZone(parse_uint(fields[i], "time zone adjustment"), fields[i + 1])
+        for i in range(0, len(fields), 2)
+    )
+
+
+def _parse_attribute(value: str) -> Attribute:
+    # RFC 8866 §5.13: a=<attribute-name>[:<attribute-value>]
+    name, colon, rest = value.partition(":")
+    if not name:
+        raise SdpParseError(f"malformed a= line {value[:60]!r}")
+    return Attribute(name, rest if colon else None)
+
+
+def _parse_media_line(value: str) -> MediaDescription:
+    fields = split_fields(value)
+    if len(fields) < 3:
+        raise SdpParseError(f"malformed m= line {value[:60]!r}")
+    port_text, slash, count_text = fields[1].partition("/")
+    port = parse_uint(port_text, "media port")
+    if port > 65535:
+        raise SdpParseError(f"media port out of range: {port}")
+    count = parse_uint(count_text, "media port count") if slash else None
+    return MediaDescription(fields[0], port, fields[2], tuple(fields[3:]), port_count=count)
+
+
+class _Section:
+    """Lines gathered for one level (session or one media) before building the value."""
+
+    def __init__(self) -> None:
+        self.single: dict[str, str] = {}
+        self.emails: list[str] = []
+        self.phones: list[str] = []
+        self.connections: list[Connection] = []
+        self.bandwidths: list[Bandwidth] = []
+        self.times: list[Timing] = []
+        self.attributes: list[Attribute] = []
+        self.unknown: list[tuple[str, str]] = []
+
+    def set_single(self, letter: str, value: str) -> None:
+        if letter in self.single:
+            raise SdpParseError(f"more than one {letter}= line")
+        self.single[letter] = value
+
+
+_SESSION_SINGLE = frozenset("vosiuzk")
+_MEDIA_SINGLE = frozenset("ik")
+
+
+def _add_line(section: _Section, letter: str, value: str, *, media: bool) -> None:
+    if letter == "a":
+        section.attributes.append(_parse_attribute(value))
+    elif letter == "c" and (media or not section.connections):
+        section.connections.append(_parse_connection(value))
+    elif letter == "c":
+        raise SdpParseError("more than one session-level c= line")
+    elif letter == "b":
+        section.bandwidths.append(_parse_bandwidth(value))
+    elif letter in (_MEDIA_SINGLE if media else _SESSION_SINGLE):
+        section.set_single(letter, value)
+    elif media:
+        # RFC 8866 §5: other types do not belong in a media section; keep them.
+        section.unknown.append((letter, value))
+    elif letter == "e":
+        section.emails.append(value)
+    elif letter == "p":
+        section.phones.append(value)
+    elif letter == "t":
+        section.times.append(_parse_timing(value))
+    elif letter == "r":
+        if not section.times:
+            raise SdpParseError("r= line before any t= line")
+        last = section.times[-1]
+        section.times[-1] = Timing(last.start, last.stop, (*last.repeats, value))
+    else:
+        # RFC 8866 §5: unknown types are ignored by a parser; they are kept here.
+        section.unknown.append((letter, value))
+
+
+def _build_media(head: MediaDescription, section: _Section) -> MediaDescription:
+    return MediaDescription(
+        head.media,
+        head.port,
+        head.proto,
+        head.formats,
+        port_count=head.port_count,
+        information=section.single.get("i"),
+        connections=tuple(section.connections),
+        bandwidths=tuple(section.bandwidths),
+        key=section.single.get("k"),
+        attributes=tuple(section.attributes),
+        unknown_lines=tuple(section.unknown),
+    )
+
+
+def _decode(data: str | bytes) -> str:
+    if isinstance(data, str):
+        return data
+    if len(data) > _MAX_SDP:
+        raise SdpParseError("SDP body too large")
+    # Undecodable bytes (a legacy a=charset) survive via surrogateescape; encode() undoes it.
+    return data.decode("utf-8", "surrogateescape")
+
+
+def parse_sdp(data: str | bytes) -> SessionDescription:
+    """Parse an SDP body (RFC 8866 §5) into a :class:`SessionDescription`.
+
+    Raises:
+        SdpParseError: not a session description (status 400).
+    """
+    text = _decode(data)
+    if len(text) > _MAX_SDP:
+        raise SdpParseError("SDP body too large")
+    session = _Section()
+    medias: list[tuple[MediaDescription, _Section]] = []
+    current = session
+    seen_any = False
+    for raw in text.split("\n"):
+        # Tolerance: CRLF, LF, CRCRLF endings and trailing whitespace all end a line.
+        line = raw.rstrip(" \t\r")
+        if not line:
+            continue
+        if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
+            raise SdpParseError(f"malformed SDP line {line[:40]!r}")
+        letter, value = line[0], line[2:]
+        if not seen_any:
+            # RFC 8866 §5: the description starts with v=.
+            if letter != "v":
+                raise SdpParseError("SDP does not start with v=")
+            seen_any = True
+        if letter == "m":
+            current = _Section()
+            medias.append((_parse_media_line(value), current))
+            continue
+        _add_line(current, letter, value, media=current is not session)
+    if not seen_any:
+        raise SdpParseError("empty SDP body")
+    single = session.single
+    if "o" not in single:
+        raise SdpParseError("SDP without o= line")
+    if "s" not in single:
+        raise SdpParseError("SDP without s= line")
+    return SessionDescription(
+        _parse_origin(single["o"]),
+        single["s"],
+        tuple(_build_media(head, sec) for head, sec in medias),
+        version=parse_uint(single["v"].strip(" \t"), "SDP version"),
+        information=single.get("i"),
+        uri=single.get("u"),
+        emails=tuple(session.emails),
+        phones=tuple(session.phones),
+        connection=session.connections[0] if session.connections else None,
+        bandwidths=tuple(session.bandwidths),
+        times=tuple(session.times),
+        time_zones=_parse_zones(single["z"]) if "z" in single else (),
+        key=single.get("k"),
+        attributes=tuple(session.attributes),
+        unknown_lines=tuple(session.unknown),
+    )
+
+
+def _addrtype(address: str) -> str:
+    return "IP6" if ":" in address else "IP4"
+
+
+def make_media(
+    port: int,
+    codecs: Sequence[RtpMap],
+    *,
+    media: str = "audio",
+    proto: str = "RTP/AVP",
+    fmtps: Sequence[Fmtp] = (),
+    ptime: int | None = None,
+    maxptime: int | None = None,
+    direction: str | None = None,
+    connection_address: str | None = None,
+    rtcp_mux: bool = False,
+    crypto: Sequence[Crypto] = (),
+    extra_attributes: Sequence[Attribute] = (),
+) -> MediaDescription:
+    """An RTP ``m=`` section offering ``codecs`` in preference order.
+
+    Every codec gets an ``a=rtpmap`` (also static ones, as most UAs do), then fmtp,
+    ptime, maxptime, rtcp-mux, crypto, the direction and ``extra_attributes``.
+
+    Raises:
+        ValueError: unknown direction.
+    """
+    attributes = [c.as_attribute() for c in codecs]
+    attributes += [Attribute("fmtp", str(f)) for f in fmtps]
+    if ptime is not None:
+        attributes.append(Attribute("ptime", str(ptime)))
+    if maxptime is not None:
+        attributes.append(Attribute("maxptime", str(maxptime)))
+    if rtcp_mux:
+        attributes.append(Attribute("rtcp-mux"))
+    attributes += [c.as_attribute() for c in crypto]
+    if direction is not None:
+        if direction not in DIRECTIONS:
+            raise ValueError(f"unknown SDP direction {direction!r}")
+        attributes.append(Attribute(direction))
+    attributes += extra_attributes
+    connections: tuple[Connection, ...] = ()
+    if connection_address is not None:
+        connections = (Connection("IN", _addrtype(connection_address), connection_address),)
+    return MediaDescription(
+        media,
+        port,
+        proto,
+        tuple(str(c.payload_type) for c in codecs),
+        connections=connections,
+        attributes=tuple(attributes),
+    )
+
+
+def make_sdp(
+    address: str,
+    media: Sequence[MediaDescription],
+    *,
+    sess_id: int | str,
+    sess_version: int | str = 0,
+    username: str = "-",
+    session_name: str = "-",
+    attributes: Sequence[Attribute] = (),
+) -> SessionDescription:
+    """A session description for ``address`` (the address actually bound) with ``media``.
+
+    The origin and session-level ``c=`` use ``address`` (IP4 or IP6 by its form);
+    ``t=0 0``. Pick ``sess_id`` from an injected RNG or clock (RFC 8866 §5.2 suggests an
+    NTP timestamp); increment the version on each re-offer with ``with_next_version``.
+    """
+    addrtype = _addrtype(address)
+    return SessionDescription(
+        Origin(username, str(sess_id), str(sess_version), "IN", addrtype, address),
+        session_name,
+        tuple(media),
+        connection=Connection("IN", addrtype, address),
+        attributes=tuple(attributes),
+    )

@@ -1,0 +1,415 @@
+"""The SDP model (RFC 8866): session and media descriptions as frozen attrs values.
+
+Lines are kept as parsed (attributes in order, unknown ``x=`` lines carried along) and
+serialized in the RFC 8866 §5 order with CRLF. Typed views (rtpmap, fmtp, ptime,
+direction, rtcp, crypto ...) are computed from the attributes on demand, and derived
+copies come from the ``with_*`` helpers or ``attrs.evolve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Self
+
+import attrs
+
+from ._sdp_attrs import (
+    STATIC_PAYLOAD_TYPES,
+    Attribute,
+    Crypto,
+    Fmtp,
+    Rtcp,
+    RtpMap,
+    SdpParseError,
+)
+
+__all__ = [
+    "DIRECTIONS",
+    "Bandwidth",
+    "Connection",
+    "MediaDescription",
+    "Origin",
+    "SessionDescription",
+    "TimeZone",
+    "Timing",
+]
+
+DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
+"""RFC 8866 §6.7: the direction attributes."""
+
+UnknownLines = tuple[tuple[str, str], ...]
+
+
+@attrs.frozen
+class Origin:
+    """``o=<username> <sess-id> <sess-version> <nettype> <addrtype> <unicast-address>`` (§5.2).
+
+    ``sess_id``/``sess_version`` stay text: real UAs send e.g. ``(null)``.
+    """
+
+    username: str
+    sess_id: str
+    sess_version: str
+    nettype: str
+    addrtype: str
+    address: str
+
+    def __str__(self) -> str:
+        return " ".join(
+            (
+                self.username,
+                self.sess_id,
+                self.sess_version,
+                self.nettype,
+                self.addrtype,
+                self.address,
+            )
+        )
+
+    def next_version(self) -> Self:
+        """Copy with sess-version + 1 (RFC 3264 §8: each new offer/answer increments it)."""
+        if self.sess_version.isascii() and self.sess_version.isdigit():
+            return attrs.evolve(self, sess_version=str(int(self.sess_version) + 1))
+        return attrs.evolve(self, sess_version="1")
+
+
+@attrs.frozen
+class Connection:
+    """``c=<nettype> <addrtype> <connection-address>`` (§5.7).
+
+    Multicast suffixes: IP4 ``/ttl[/count]``, IP6 ``/count`` (``ttl`` stays None).
+    """
+
+    nettype: str
+    addrtype: str
+    address: str
+    ttl: int | None = None
+    count: int | None = None
+
+    def __str__(self) -> str:
+        out = f"{self.nettype} {self.addrtype} {self.address}"
+        if self.ttl is not None:
+            out += f"/{self.ttl}"
+        if self.count is not None:
+            out += f"/{self.count}"
+        return out
+
+
+@attrs.frozen
+class Bandwidth:
+    """``b=<bwtype>:<bandwidth>`` (§5.8), e.g. ``AS:64`` (kbit/s) or ``TIAS:64000`` (bit/s)."""
+
+    type: str
+    value: int
+
+    def __str__(self) -> str:
+        return f"{self.type}:{self.value}"
+
+
+@attrs.frozen
+class Timing:
+    """``t=<start-time> <stop-time>`` (NTP seconds, 0 0 = permanent) and its ``r=`` lines (§5.9-10).
+
+    ``repeats`` are the ``r=`` values as written (e.g. ``"7d 1h 0 25h"``).
+    """
+
+    start: int = 0
+    stop: int = 0
+    repeats: tuple[str, ...] = ()
+
+
+@attrs.frozen
+class TimeZone:
+    """One ``<adjustment-time> <offset>`` pair of a ``z=`` line (§5.11)."""
+
+    adjustment: int
+    offset: str
+
+
+def _find(attributes: tuple[Attribute, ...], name: str) -> Attribute | None:
+    for attr in attributes:
+        if attr.name == name:
+            return attr
+    return None
+
+
+def _direction(attributes: tuple[Attribute, ...]) -> str | None:
+    for attr in attributes:
+        if attr.name in DIRECTIONS and attr.value is None:
+            return attr.name
+    return None
+
+
+def _with_direction(attributes: tuple[Attribute, ...], direction: str) -> tuple[Attribute, ...]:
+    if direction not in DIRECTIONS:
+        raise ValueError(f"unknown SDP direction {direction!r}")
+    out: list[Attribute] = []
+    placed = False
+    for attr in attributes:
+        if attr.name in DIRECTIONS and attr.value is None:
+            if not placed:
+                out.append(Attribute(direction))
+                placed = True
+        else:
+            out.append(attr)
+    if not placed:
+        out.append(Attribute(direction))
+    return tuple(out)
+
+
+def _number(attr: Attribute | None) -> float | None:
+    if attr is None or attr.value is None:
+        return None
+    try:
+        value = float(attr.value.strip(" \t"))
+    except ValueError:
+        return None
+    return value if value == value and value not in (float("inf"), float("-inf")) else None
+
+
+class _HasAttributes:
+    """Attribute helpers shared by session and media level."""
+
+    __slots__ = ()
+    attributes: tuple[Attribute, ...]
+
+    def get_attribute(self, name: str) -> Attribute | None:
+        """The first attribute called ``name`` (case-sensitive, as RFC 8866 §5.13 says)."""
+        return _find(self.attributes, name)
+
+    def attribute_values(self, name: str) -> tuple[str, ...]:
+        """Values of every ``name`` attribute in order (``""`` for property attributes)."""
+        return tuple(a.value or "" for a in self.attributes if a.name == name)
+
+    def has_attribute(self, name: str) -> bool:
+        """True if an attribute called ``name`` is present."""
+        return _find(self.attributes, name) is not None
+
+    def with_attribute(self, name: str, value: str | None = None) -> Self:
+        """Copy with ``a=name[:value]`` appended."""
+        return attrs.evolve(self, attributes=(*self.attributes, Attribute(name, value)))  # type: ignore[misc]
+
+    def without_attribute(self, name: str) -> Self:
+        """Copy without any attribute called ``name``."""
+        kept = tuple(a for a in self.attributes if a.name != name)
+        return attrs.evolve(self, attributes=kept)  # type: ignore[misc]
+
+    def with_direction(self, direction: str) -> Self:
+        """Copy with the direction attribute set (replacing any, else appended).
+
+        Raises:
+            ValueError: not one of sendrecv, sendonly, recvonly, inactive.
+        """
+        return attrs.evolve(self, attributes=_with_direction(self.attributes, direction))  # type: ignore[misc]
+
+    @property
+    def direction(self) -> str | None:
+        """The direction attribute given at this level, or None."""
+        return _direction(self.attributes)
+
+
+def _lines_of(prefix: str, items: Iterable[object]) -> list[str]:
+    return [f"{prefix}={item}" for item in items]
+
+
+@attrs.frozen
+class MediaDescription(_HasAttributes):
+    """One ``m=`` section: ``m=<media> <port>[/<count>] <proto> <fmt> ...`` and its lines (§5.14).
+
+    Formats stay text (``"0"``, ``"101"``, ``"webrtc-datachannel"``). ``unknown_lines``
+    holds lines of unknown type as ``(letter, value)``; they serialize after the
+    attributes.
+    """
+
+    media: str
+    port: int
+    proto: str
+    formats: tuple[str, ...] = ()
+    port_count: int | None = attrs.field(default=None, kw_only=True)
+    information: str | None = attrs.field(default=None, kw_only=True)
+    connections: tuple[Connection, ...] = attrs.field(default=(), kw_only=True)
+    bandwidths: tuple[Bandwidth, ...] = attrs.field(default=(), kw_only=True)
+    key: str | None = attrs.field(default=None, kw_only=True)
+    attributes: tuple[Attribute, ...] = attrs.field(default=(), kw_only=True)
+    unknown_lines: UnknownLines = attrs.field(default=(), kw_only=True)
+
+    def lines(self) -> list[str]:
+        """The section's lines in RFC 8866 §5 order, without line endings."""
+        port = str(self.port) if self.port_count is None else f"{self.port}/{self.port_count}"
+        out = [" ".join(("m=" + self.media, port, self.proto, *self.formats))]
+        if self.information is not None:
+            out.append(f"i={self.information}")
+        out += _lines_of("c", self.connections)
+        out += _lines_of("b", self.bandwidths)
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out += _lines_of("a", self.attributes)
+        out += [f"{letter}={value}" for letter, value in self.unknown_lines]
+        return out
+
+    def __str__(self) -> str:
+        return "".join(line + "\r\n" for line in self.lines())
+
+    # -- typed views ---------------------------------------------------------------
+
+    @property
+    def payload_types(self) -> tuple[int, ...]:
+        """The formats that are RTP payload type numbers, in offer order."""
+        return tuple(int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) < 4)
+
+    def rtpmaps(self) -> tuple[RtpMap, ...]:
+        """All well-formed ``a=rtpmap`` values in order (malformed ones are skipped)."""
+        out = []
+        for value in self.attribute_values("rtpmap"):
+            try:
+                out.append(RtpMap.parse(value))
+            except SdpParseError:
+                continue
+        return tuple(out)
+
+    def rtpmap(self, payload_type: int) -> RtpMap | None:
+        """The mapping for ``payload_type``: its rtpmap, else the RFC 3551 static one."""
+        for rtpmap in self.rtpmaps():
+            if rtpmap.payload_type == payload_type:
+                return rtpmap
+        return STATIC_PAYLOAD_TYPES.get(payload_type)
+
+    def fmtps(self) -> tuple[Fmtp, ...]:
+        """All ``a=fmtp`` values in order."""
+        out = []
+        for value in self.attribute_values("fmtp"):
+            try:
+                out.append(Fmtp.parse(value))
+            except SdpParseError:
+                continue
+        return tuple(out)
+
+    def fmtp(self, fmt: str | int) -> Fmtp | None:
+        """The fmtp of format ``fmt`` (e.g. 101), or None."""
+        key = str(fmt)
+        return next((f for f in self.fmtps() if f.format == key), None)
+
+    @property
+    def ptime(self) -> float | None:
+        """``a=ptime`` in milliseconds (§6.4), None if absent or not a number."""
+        return _number(self.get_attribute("ptime"))
+
+    @property
+    def maxptime(self) -> float | None:
+        """``a=maxptime`` in milliseconds (§6.5), None if absent or not a number."""
+        return _number(self.get_attribute("maxptime"))
+
+    @property
+    def rtcp(self) -> Rtcp | None:
+        """``a=rtcp`` (RFC 3605), None if absent or malformed."""
+        attr = self.get_attribute("rtcp")
+        if attr is None or attr.value is None:
+            return None
+        try:
+            return Rtcp.parse(attr.value)
+        except SdpParseError:
+            return None
+
+    @property
+    def rtcp_mux(self) -> bool:
+        """True if ``a=rtcp-mux`` is present (RFC 5761 §5.1.1)."""
+        return self.has_attribute("rtcp-mux")
+
+    def crypto(self) -> tuple[Crypto, ...]:
+        """All well-formed ``a=crypto`` lines (RFC 4568) in preference order."""
+        out = []
+        for value in self.attribute_values("crypto"):
+            try:
+                out.append(Crypto.parse(value))
+            except SdpParseError:
+                continue
+        return tuple(out)
+
+    @property
+    def mid(self) -> str | None:
+        """``a=mid`` (RFC 5888), or None."""
+        attr = self.get_attribute("mid")
+        return None if attr is None else attr.value
+
+    def with_port(self, port: int) -> Self:
+        """Copy with another port (port 0 rejects the stream, RFC 3264 §6)."""
+        return attrs.evolve(self, port=port)
+
+
+@attrs.frozen
+class SessionDescription(_HasAttributes):
+    """A whole SDP session description (RFC 8866 §5).
+
+    Build one directly, with :func:`make_sdp`, or parse with :func:`parse_sdp`;
+    ``str(sdp)`` / ``sdp.encode()`` serialize it.
+    """
+
+    origin: Origin
+    session_name: str = "-"
+    media: tuple[MediaDescription, ...] = ()
+    version: int = attrs.field(default=0, kw_only=True)
+    information: str | None = attrs.field(default=None, kw_only=True)
+    uri: str | None = attrs.field(default=None, kw_only=True)
+    emails: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+    phones: tuple[str, ...] = attrs.field(default=(), kw_only=True)
+    connection: Connection | None = attrs.field(default=None, kw_only=True)
+    bandwidths: tuple[Bandwidth, ...] = attrs.field(default=(), kw_only=True)
+    times: tuple[Timing, ...] = attrs.field(default=(Timing(),), kw_only=True)
+    time_zones: tuple[TimeZone, ...] = attrs.field(default=(), kw_only=True)
+    key: str | None = attrs.field(default=None, kw_only=True)
+    attributes: tuple[Attribute, ...] = attrs.field(default=(), kw_only=True)
+    unknown_lines: UnknownLines = attrs.field(default=(), kw_only=True)
+
+    def lines(self) -> list[str]:
+        """All lines in RFC 8866 §5 order, without line endings."""
+        # RFC 8866 §5: an empty session name is written as a single space.
+        out = [f"v={self.version}", f"o={self.origin}", f"s={self.session_name or ' '}"]
+        if self.information is not None:
+            out.append(f"i={self.information}")
+        if self.uri is not None:
+            out.append(f"u={self.uri}")
+        out += _lines_of("e", self.emails)
+        out += _lines_of("p", self.phones)
+        if self.connection is not None:
+            out.append(f"c={self.connection}")
+        out += _lines_of("b", self.bandwidths)
+        for timing in self.times:
+            out.append(f"t={timing.start} {timing.stop}")
+            out += _lines_of("r", timing.repeats)
+        if self.time_zones:
+            out.append("z=" + " ".join(f"{z.adjustment} {z.offset}" for z in self.time_zones))
+        if self.key is not None:
+            out.append(f"k={self.key}")
+        out += _lines_of("a", self.attributes)
+        out += [f"{letter}={value}" for letter, value in self.unknown_lines]
+        for media in self.media:
+            out += media.lines()
+        return out
+
+    def __str__(self) -> str:
+        return "".join(line + "\r\n" for line in self.lines())
+
+    def encode(self) -> bytes:
+        """The wire form (UTF-8; undecodable input bytes are restored as they came)."""
+        return str(self).encode("utf-8", "surrogateescape")
+
+    def __bytes__(self) -> bytes:
+        return self.encode()
+
+    def connection_for(self, media: MediaDescription) -> Connection | None:
+        """The connection of ``media``: its own first ``c=``, else the session's (§5.7)."""
+        return media.connections[0] if media.connections else self.connection
+
+    def direction_for(self, media: MediaDescription) -> str:
+        """Effective direction of ``media``: its own, else the session's, else sendrecv."""
+        return media.direction or self.direction or "sendrecv"
+
+    def with_media(self, index: int, media: MediaDescription) -> Self:
+        """Copy with the ``index``-th media description replaced."""
+        items = list(self.media)
+        items[index] = media
+        return attrs.evolve(self, media=tuple(items))
+
+    def with_next_version(self) -> Self:
+        """Copy with the origin's sess-version incremented (RFC 3264 §8)."""
+        return attrs.evolve(self, origin=self.origin.next_version())

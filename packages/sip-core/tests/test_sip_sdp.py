@@ -1,0 +1,434 @@
+"""Tests for the SDP model, parser and serializer (rvoip_sip_core._sdp*)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from rvoip_sip_core._errors import SipParseError
+from rvoip_sip_core._sdp import (
+    STATIC_PAYLOAD_TYPES,
+    Attribute,
+    Bandwidth,
+    Connection,
+    Crypto,
+    CryptoKey,
+    Fmtp,
+    MediaDescription,
+    Origin,
+    Rtcp,
+    RtpMap,
+    SdpParseError,
+    SessionDescription,
+    TimeZone,
+    Timing,
+    make_media,
+    make_sdp,
+    parse_sdp,
+)
+from rvoip_sip_core.testing.sdp_strategies import (
+    cryptos,
+    media_descriptions,
+    rtpmaps,
+    session_descriptions,
+)
+
+# RFC 8866 §5 example, extended with every line type.
+FULL = (
+    "v=0\r\n"
+    "o=jdoe 3724394400 3724394405 IN IP4 198.51.100.1\r\n"
+    "s=Call to John Smith\r\n"
+    "i=SDP Offer #1\r\n"
+    "u=http://www.jdoe.example.com/home.html\r\n"
+    "e=Jane Doe <jane@jdoe.example.com>\r\n"
+    "p=+1 617 555-6011\r\n"
+    "c=IN IP4 198.51.100.1\r\n"
+    "b=CT:128\r\n"
+    "t=3724394400 3724398000\r\n"
+    "r=7d 1h 0 25h\r\n"
+    "t=0 0\r\n"
+    "z=2882844526 -1h 2898848070 0\r\n"
+    "k=prompt\r\n"
+    "a=recvonly\r\n"
+    "a=tool:rvoip\r\n"
+    "m=audio 49170 RTP/AVP 0 8 101\r\n"
+    "i=voice\r\n"
+    "c=IN IP4 203.0.113.1\r\n"
+    "b=AS:64\r\n"
+    "k=clear:secret\r\n"
+    "a=rtpmap:0 PCMU/8000\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\n"
+    "a=ptime:20\r\n"
+    "a=maxptime:150\r\n"
+    "a=rtcp:53021 IN IP4 203.0.113.1\r\n"
+    "a=rtcp-mux\r\n"
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 "
+    "inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32\r\n"
+    "a=sendonly\r\n"
+    "m=video 51372/2 RTP/AVP 99\r\n"
+    "c=IN IP6 FF1E:03AD::7F2E:172A:1E24/3\r\n"
+    "c=IN IP4 233.252.0.1/127/2\r\n"
+    "a=rtpmap:99 h263-1998/90000\r\n"
+    "x=unknown line kept\r\n"
+)
+
+
+def test_full_parse_fields() -> None:
+    sdp = parse_sdp(FULL)
+    assert sdp.version == 0
+    assert sdp.origin == Origin("jdoe", "3724394400", "3724394405", "IN", "IP4", "198.51.100.1")
+    assert sdp.session_name == "Call to John Smith"
+    assert sdp.information == "SDP Offer #1"
+    assert sdp.uri == "http://www.jdoe.example.com/home.html"
+    assert sdp.emails == ("Jane Doe <jane@jdoe.example.com>",)
+    assert sdp.phones == ("+1 617 555-6011",)
+    assert sdp.connection == Connection("IN", "IP4", "198.51.100.1")
+    assert sdp.bandwidths == (Bandwidth("CT", 128),)
+    assert sdp.times == (Timing(3724394400, 3724398000, ("7d 1h 0 25h",)), Timing(0, 0))
+    assert sdp.time_zones == (TimeZone(2882844526, "-1h"), TimeZone(2898848070, "0"))
+    assert sdp.key == "prompt"
+    assert sdp.direction == "recvonly"
+    assert sdp.get_attribute("tool") == Attribute("tool", "rvoip")
+    audio, video = sdp.media
+    assert (audio.media, audio.port, audio.proto, audio.formats) == (
+        "audio",
+        49170,
+        "RTP/AVP",
+        ("0", "8", "101"),
+    )
+    assert audio.information == "voice"
+    assert audio.key == "clear:secret"
+    assert audio.bandwidths == (Bandwidth("AS", 64),)
+    assert video.port_count == 2
+    assert video.connections == (
+        Connection("IN", "IP6", "FF1E:03AD::7F2E:172A:1E24", None, 3),
+        Connection("IN", "IP4", "233.252.0.1", 127, 2),
+    )
+    assert video.unknown_lines == (("x", "unknown line kept"),)
+
+
+def test_full_round_trip_exact() -> None:
+    sdp = parse_sdp(FULL)
+    assert str(sdp) == FULL
+    assert sdp.encode() == FULL.encode()
+    assert bytes(sdp) == FULL.encode()
+    assert parse_sdp(FULL.encode()) == sdp
+
+
+def test_typed_views() -> None:
+    sdp = parse_sdp(FULL)
+    audio, video = sdp.media
+    assert audio.payload_types == (0, 8, 101)
+    assert audio.rtpmaps() == (
+        RtpMap(0, "PCMU", 8000),
+        RtpMap(101, "telephone-event", 8000),
+    )
+    assert audio.rtpmap(101) == RtpMap(101, "telephone-event", 8000)
+    # No rtpmap for 8: RFC 3551's static table answers.
+    assert audio.rtpmap(8) == RtpMap(8, "PCMA", 8000, 1)
+    assert audio.rtpmap(77) is None
+    assert audio.fmtp(101) == Fmtp("101", "0-16")
+    assert audio.fmtp("0") is None
+    assert audio.ptime == 20.0
+    assert audio.maxptime == 150.0
+    assert audio.rtcp == Rtcp(53021, "IN", "IP4", "203.0.113.1")
+    assert audio.rtcp_mux
+    assert audio.direction == "sendonly"
+    (crypto,) = audio.crypto()
+    assert crypto.tag == 1
+    assert crypto.suite == "AES_CM_128_HMAC_SHA1_80"
+    (key,) = crypto.keys
+    assert key.key_salt == "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
+    assert key.lifetime == "2^20"
+    assert key.lifetime_packets == 1 << 20
+    assert (key.mki, key.mki_length) == (1, 32)
+    assert len(key.key_and_salt()) == 30  # 16-byte key + 14-byte salt
+    assert sdp.direction_for(audio) == "sendonly"
+    assert sdp.direction_for(video) == "recvonly"
+    assert video.direction is None
+    assert video.rtcp is None
+    assert not video.rtcp_mux
+    assert sdp.connection_for(audio) == Connection("IN", "IP4", "203.0.113.1")
+    bare = MediaDescription("audio", 1, "RTP/AVP", ("0",))
+    assert sdp.connection_for(bare) == sdp.connection
+    assert SessionDescription(sdp.origin).direction_for(bare) == "sendrecv"
+
+
+def test_derivation_keeps_original() -> None:
+    sdp = parse_sdp(FULL)
+    audio = sdp.media[0]
+    held = audio.with_direction("inactive")
+    assert held.direction == "inactive"
+    assert audio.direction == "sendonly"
+    assert [a.name for a in held.attributes].count("inactive") == 1
+    assert "sendonly" not in [a.name for a in held.attributes]
+    new = sdp.with_media(0, held).with_next_version()
+    assert new.media[0].direction == "inactive"
+    assert new.origin.sess_version == "3724394406"
+    assert sdp.origin.sess_version == "3724394405"
+    assert sdp.media[1].with_direction("sendrecv").attributes[-1] == Attribute("sendrecv")
+    assert audio.without_attribute("rtpmap").rtpmaps() == ()
+    assert audio.with_attribute("label", "1").attribute_values("label") == ("1",)
+    assert audio.with_port(0).port == 0
+    assert sdp.with_direction("sendrecv").direction == "sendrecv"
+    assert attrs.evolve(sdp, session_name="x").session_name == "x"
+    with pytest.raises(ValueError, match="direction"):
+        audio.with_direction("sideways")
+
+
+def test_next_version_of_non_numeric() -> None:
+    origin = Origin("Cisco-SIPUA", "(null)", "(null)", "IN", "IP4", "192.0.2.1")
+    assert origin.next_version().sess_version == "1"
+
+
+def test_make_sdp_offer() -> None:
+    audio = make_media(
+        40000,
+        [STATIC_PAYLOAD_TYPES[0], STATIC_PAYLOAD_TYPES[8], RtpMap(101, "telephone-event", 8000)],
+        fmtps=[Fmtp("101", "0-16")],
+        ptime=20,
+        direction="sendrecv",
+        rtcp_mux=True,
+    )
+    sdp = make_sdp("192.0.2.10", [audio], sess_id=1234, sess_version=1)
+    assert str(sdp) == (
+        "v=0\r\n"
+        "o=- 1234 1 IN IP4 192.0.2.10\r\n"
+        "s=-\r\n"
+        "c=IN IP4 192.0.2.10\r\n"
+        "t=0 0\r\n"
+        "m=audio 40000 RTP/AVP 0 8 101\r\n"
+        "a=rtpmap:0 PCMU/8000/1\r\n"
+        "a=rtpmap:8 PCMA/8000/1\r\n"
+        "a=rtpmap:101 telephone-event/8000\r\n"
+        "a=fmtp:101 0-16\r\n"
+        "a=ptime:20\r\n"
+        "a=rtcp-mux\r\n"
+        "a=sendrecv\r\n"
+    )
+    assert parse_sdp(sdp.encode()) == sdp
+    v6 = make_sdp("::1", [make_media(5000, [], connection_address="::1")], sess_id="9")
+    assert v6.origin.addrtype == "IP6"
+    assert v6.media[0].connections == (Connection("IN", "IP6", "::1"),)
+    with pytest.raises(ValueError, match="direction"):
+        make_media(1, [], direction="up")
+
+
+def test_tolerant_line_endings_and_whitespace() -> None:
+    lf = FULL.replace("\r\n", "\n")
+    assert parse_sdp(lf) == parse_sdp(FULL)
+    messy = FULL.replace("\r\n", " \t\r\r\n").replace("m=video", "\r\nm=video")
+    assert parse_sdp(messy) == parse_sdp(FULL)
+    assert parse_sdp(FULL.rstrip("\r\n")) == parse_sdp(FULL)
+
+
+def test_tolerant_short_origin_and_out_of_order() -> None:
+    sdp = parse_sdp("v=0\no=-1307081803 2 IN IP4 172.17.2.10\ns=Asterisk\nt=0 0\n")
+    assert sdp.origin == Origin("", "-1307081803", "2", "IN", "IP4", "172.17.2.10")
+    assert parse_sdp(str(sdp)) == sdp
+    spaced = parse_sdp("v=0\no=Jo Doe 1 2 IN IP4 h\ns=x\nt=0 0\n")
+    assert spaced.origin.username == "Jo Doe"
+    # c= after a=, t= missing: accepted.
+    odd = parse_sdp("v=0\no=a 1 2 IN IP4 h\ns=x\na=foo\nc=IN IP4 192.0.2.1\n")
+    assert odd.connection == Connection("IN", "IP4", "192.0.2.1")
+    assert odd.times == ()
+    # A session-only line type inside a media section is kept there.
+    media_t = parse_sdp("v=0\no=a 1 2 IN IP4 h\ns=x\nt=0 0\nm=audio 1 RTP/AVP 0\nt=1 2\n")
+    assert media_t.media[0].unknown_lines == (("t", "1 2"),)
+
+
+def test_malformed_typed_attributes_are_skipped_by_views() -> None:
+    sdp = parse_sdp(
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=-\r\nt=0 0\r\nm=video 3227 RTP/AVP 31\r\n"
+        "a=rtpmap:31 LPC\r\na=ptime:abc\r\na=rtcp:x\r\na=crypto:1 X\r\na=fmtp:\r\n"
+    )
+    media = sdp.media[0]
+    assert media.rtpmaps() == ()
+    assert media.rtpmap(31) == RtpMap(31, "H261", 90000)
+    assert media.ptime is None
+    assert media.rtcp is None
+    assert media.crypto() == ()
+    assert media.fmtps() == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "\r\n\r\n",
+        "o=a 1 2 IN IP4 h\r\nv=0\r\n",
+        "v=0\r\ns=x\r\nt=0 0\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\nt=0 0\r\n",
+        "v=0\r\nv=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\n",
+        "v=zero\r\no=a 1 2 IN IP4 h\r\ns=x\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nt=0\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nr=1 2 3\r\n",
+        "v=0\r\no=IN IP4\r\ns=x\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nc=IN IP4\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nc=IN IP4 a/1/2/3\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nc=IN IP6 ::1/1/2\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nc=IN IP4 h\r\nc=IN IP4 h\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nb=AS\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nb=AS:x\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nz=1\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\na=\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nm=audio\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nm=audio 70000 RTP/AVP 0\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nm=audio 1/x RTP/AVP 0\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nm=audio ١ RTP/AVP 0\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nhello\r\n",
+        "v=0\r\no=a 1 2 IN IP4 h\r\ns=x\r\nA=b\r\n",
+    ],
+)
+def test_malformed_sdp_raises_sdp_parse_error(text: str) -> None:
+    with pytest.raises(SdpParseError) as info:
+        parse_sdp(text)
+    assert isinstance(info.value, SipParseError)
+    assert info.value.status == 400
+
+
+def test_too_large() -> None:
+    with pytest.raises(SdpParseError):
+        parse_sdp(b"v=0\r\n" + b"a=x\r\n" * 300_000)
+
+
+def test_undecodable_bytes_survive() -> None:
+    raw = b"v=0\r\no=a 1 2 IN IP4 h\r\ns=caf\xe9\r\nt=0 0\r\n"
+    assert parse_sdp(raw).encode() == raw
+
+
+def test_rtpmap_and_rtcp_parse() -> None:
+    assert RtpMap.parse("111 opus/48000/2") == RtpMap(111, "opus", 48000, 2)
+    assert str(RtpMap(111, "opus", 48000, 2)) == "111 opus/48000/2"
+    for bad in ["", "111", "111 opus", "x opus/8000", "1 /8000", "1 a/8000/2/3", "1 a/b"]:
+        with pytest.raises(SdpParseError):
+            RtpMap.parse(bad)
+    assert Rtcp.parse("4001") == Rtcp(4001)
+    assert str(Rtcp(4001)) == "4001"
+    assert str(Rtcp(53027, "IN", "IP4", "199.7.173.162")) == "53027 IN IP4 199.7.173.162"
+    with pytest.raises(SdpParseError):
+        Rtcp.parse("1 IN IP4")
+
+
+def test_fmtp_parameters() -> None:
+    fmtp = Fmtp.parse("96 packetization-mode=1; profile-level-id=42e01f;flag")
+    assert fmtp.parameters() == {
+        "packetization-mode": "1",
+        "profile-level-id": "42e01f",
+        "flag": None,
+    }
+    assert str(Fmtp("101", "0-16")) == "101 0-16"
+    assert str(Fmtp("101", "")) == "101"
+
+
+def test_crypto_parse_forms() -> None:
+    crypto = Crypto.parse(
+        "1 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20|1:32;"
+        "inline:KDc1eVlbOVN3aHdCM29nQy9BVmNFWjg1YmE5OF1T|2^20|2:32 KDR=1 UNENCRYPTED_SRTP"
+    )
+    assert len(crypto.keys) == 2
+    assert crypto.keys[1].mki == 2
+    assert crypto.session_params == ("KDR=1", "UNENCRYPTED_SRTP")
+    assert Crypto.parse(str(crypto)) == crypto
+    # MKI without lifetime, lifetime in plain digits, other key methods.
+    assert CryptoKey.parse("inline:abcd|5:4") == CryptoKey("abcd", None, 5, 4)
+    assert CryptoKey.parse("inline:abcd|1048576").lifetime_packets == 1048576
+    assert CryptoKey.parse("inline:abcd").lifetime_packets is None
+    other = CryptoKey.parse("uri:https://example.com/key")
+    assert (other.method, other.key_salt) == ("uri", "https://example.com/key")
+    with pytest.raises(SdpParseError):
+        other.key_and_salt()
+    with pytest.raises(SdpParseError):
+        CryptoKey("!!notbase64!!").key_and_salt()
+    # Unpadded base64 (40 chars of 30 bytes is exact; 58 chars decodes with padding added).
+    assert len(CryptoKey("x" * 58).key_and_salt()) == 43
+    for bad in [
+        "inline",
+        "inline:",
+        "inline:a|b|c|d",
+        "inline:a|2^99",
+        "inline:a|1:x",
+        "inline:a|x",
+    ]:
+        with pytest.raises(SdpParseError):
+            CryptoKey.parse(bad)
+    with pytest.raises(SdpParseError):
+        Crypto.parse("x AES inline:abc")
+
+
+@given(session_descriptions())
+def test_generated_sdp_round_trips(sdp: SessionDescription) -> None:
+    assert parse_sdp(str(sdp)) == sdp
+    assert parse_sdp(sdp.encode()) == sdp
+
+
+@given(media_descriptions())
+def test_generated_media_serializes_in_order(media: MediaDescription) -> None:
+    lines = media.lines()
+    assert lines[0].startswith(f"m={media.media} ")
+    order = "icbka"
+    letters = [line[0] for line in lines[1 : len(lines) - len(media.unknown_lines)]]
+    assert letters == sorted(letters, key=order.index)
+
+
+@given(rtpmaps())
+def test_rtpmap_round_trip(rtpmap: RtpMap) -> None:
+    assert RtpMap.parse(str(rtpmap)) == rtpmap
+
+
+@given(cryptos())
+def test_crypto_round_trip(crypto: Crypto) -> None:
+    assert Crypto.parse(str(crypto)) == crypto
+
+
+@given(st.text(max_size=300))
+def test_arbitrary_text_only_sdp_parse_error(text: str) -> None:
+    try:
+        parse_sdp(text)
+    except SdpParseError:
+        pass
+
+
+@given(st.binary(max_size=300))
+def test_arbitrary_bytes_only_sdp_parse_error(data: bytes) -> None:
+    try:
+        sdp = parse_sdp(data)
+    except SdpParseError:
+        return
+    assert parse_sdp(sdp.encode()) == sdp
+
+
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "v=0",
+                "o=a 1 2 IN IP4 h",
+                "s=x",
+                "t=0 0",
+                "m=audio 1 RTP/AVP 0",
+                "a=rtpmap:0 x/1",
+                "c=IN IP4 h/1",
+                "b=AS:1",
+                "r=1",
+                "z=1 2",
+                "k=x",
+                "i=",
+                "x=y",
+                "a=",
+                "m=",
+                "q",
+            ]
+        ),
+        max_size=15,
+    )
+)
+def test_line_soup_only_sdp_parse_error(lines: list[str]) -> None:
+    try:
+        sdp = parse_sdp("\r\n".join(lines))
+    except SdpParseError:
+        return
+    assert parse_sdp(str(sdp)) == sdp
