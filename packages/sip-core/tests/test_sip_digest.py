@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import random
+from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rvoip_sip_core._builders import make_request, make_response
 from rvoip_sip_core._digest import (
     DigestClient,
     DigestError,
@@ -29,6 +31,8 @@ from rvoip_sip_core._headers.auth import (
     ProxyAuthorization,
     WWWAuthenticate,
 )
+from rvoip_sip_core._message import Request, Response
+from rvoip_sip_core._parser import parse_message
 
 # RFC 7616 §3.9.1 worked example.
 NONCE = "7ypf/xlj9XXwfDPEoM4URrv/xwf94BcCAzFZH4GiTo0v"
@@ -386,3 +390,134 @@ def test_build_then_verify_property(algorithm: str, user: str, password: str, bo
     wire = Authorization.parse(str(creds))
     assert wire.username == user
     assert verify_credentials(wire, method="MESSAGE", password=password, body=body)
+
+
+# -- message level: answering a 401/407 ------------------------------------------------
+
+
+def _invite(body: bytes = b"") -> Request:
+    return make_request(
+        "INVITE",
+        "sip:bob@biloxi.com",
+        from_="<sip:alice@atlanta.com>;tag=1928301774",
+        to="<sip:bob@biloxi.com>",
+        call_id="a84b4c76e66710",
+        cseq=314159,
+        via="SIP/2.0/UDP pc33.atlanta.com;branch=z9hG4bK776asdhds",
+        body=body,
+        content_type="application/sdp" if body else None,
+    )
+
+
+def test_authorize_request_end_to_end_401() -> None:
+    server = _server(algorithms=("SHA-256", "MD5"))
+    request = _invite(b"v=0\r\n")
+    challenge = make_response(
+        request,
+        401,
+        to_tag="xyz",
+        headers=[("WWW-Authenticate", c) for c in server.challenge(10.0)],
+    )
+    wire = parse_message(challenge.encode())
+    assert isinstance(wire, Response)
+    client = DigestClient("alice", "pw", random.Random(8))
+    retried = client.authorize_request(request, wire)
+    assert retried is not None
+    assert request.header(Authorization) is None  # the original is untouched
+    creds = retried.header(Authorization)
+    assert creds is not None
+    assert creds.algorithm == "SHA-256"
+    assert creds.uri == "sip:bob@biloxi.com"
+    received = parse_message(retried.encode())
+    assert isinstance(received, Request)
+    got = received.header(Authorization)
+    assert got is not None
+    assert server.verify(got, method=received.method, now=11.0, password="pw").ok
+    # The same nonce challenged again (not stale): the password was wrong; stop.
+    assert client.authorize_request(retried, wire) is None
+
+
+def test_authorize_request_407_keeps_other_realms() -> None:
+    request = _invite().append_header(
+        "Proxy-Authorization", 'Digest username="a", realm="other.com", nonce="q", uri="x"'
+    )
+    request = request.append_header(
+        "Proxy-Authorization", 'Digest username="a", realm="atlanta.com", nonce="old", uri="x"'
+    )
+    response = make_response(
+        request,
+        407,
+        headers=[
+            ("Proxy-Authenticate", 'Digest realm="atlanta.com", nonce="n1", qop="auth"'),
+            ("Proxy-Authenticate", 'Digest realm="atlanta.com", nonce="n1", algorithm=MD5'),
+            ("Proxy-Authenticate", "Digest realm=broken=value"),
+        ],
+    )
+    client = DigestClient("alice", "pw", random.Random(8))
+    retried = client.authorize_request(request, response)
+    assert retried is not None
+    realms = [c.realm for c in retried.headers_of(ProxyAuthorization)]
+    assert realms == ["other.com", "atlanta.com"]
+    assert retried.headers_of(ProxyAuthorization)[1].nonce == "n1"
+    # stale=true with a known nonce is answered again.
+    stale = make_response(
+        request,
+        407,
+        headers=[("Proxy-Authenticate", 'Digest realm="atlanta.com", nonce="n1", stale=true')],
+    )
+    assert client.authorize_request(request, stale) is not None
+
+
+def test_authorize_request_nothing_to_answer() -> None:
+    request = _invite()
+    client = DigestClient("alice", "pw", random.Random(8))
+    assert client.authorize_request(request, make_response(request, 486)) is None
+    basic = make_response(request, 401, headers=[("WWW-Authenticate", 'Basic realm="r"')])
+    assert client.authorize_request(request, basic) is None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "asterisk-18.2-401-register.sip",
+        "cirpack-401-register.sip",
+        "cirpack-401-no-reason-folded.sip",
+        "flexisip-1.0.2-401-register.sip",
+        "fritzbox-401-register.sip",
+    ],
+)
+def test_real_world_401s_are_answered(corpora: Path, name: str) -> None:
+    response = parse_message((corpora / "real-world" / name).read_bytes())
+    assert isinstance(response, Response)
+    challenge = response.header(WWWAuthenticate)
+    assert challenge is not None
+    assert challenge.is_digest
+    request = make_request(
+        "REGISTER",
+        "sip:example.com",
+        from_="<sip:u@example.com>;tag=1",
+        to="<sip:u@example.com>",
+        call_id="c",
+        cseq=2,
+        via="SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKx",
+    )
+    retried = DigestClient("u", "secret", random.Random(1)).authorize_request(request, response)
+    assert retried is not None
+    creds = retried.header(Authorization)
+    assert creds is not None
+    assert creds.realm == challenge.realm
+    assert creds.nonce == challenge.nonce
+    assert creds.opaque == challenge.opaque
+    assert verify_credentials(creds, method="REGISTER", password="secret")
+
+
+def test_real_world_credentials_parse(corpora: Path) -> None:
+    rw = corpora / "real-world"
+    linphone = parse_message((rw / "linphone-3.8.5-register-tls.sip").read_bytes())
+    creds = linphone.header(Authorization)
+    assert creds is not None
+    assert (creds.username, creds.qop, creds.nc) == ("gbi", "auth", 1)
+    compact = parse_message((rw / "linphone-3.3.99-register-compact.sip").read_bytes())
+    proxy = compact.header(ProxyAuthorization)
+    assert proxy is not None
+    assert proxy.response == "eed376ff7c963441255ec66594e470e7"

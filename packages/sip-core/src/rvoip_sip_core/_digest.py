@@ -22,7 +22,7 @@ from typing import TypeVar, overload
 
 import attrs
 
-from ._errors import SipError
+from ._errors import SipError, SipParseError
 from ._headers.auth import (
     AuthChallenge,
     AuthCredentials,
@@ -32,6 +32,7 @@ from ._headers.auth import (
     ProxyAuthorization,
     WWWAuthenticate,
 )
+from ._message import Request, Response
 
 __all__ = [
     "SUPPORTED_ALGORITHMS",
@@ -446,6 +447,11 @@ class DigestClient:
         Raises:
             DigestError: the challenge cannot be answered.
         """
+        return self._authorize(challenge, method, uri, body)
+
+    def _authorize(
+        self, challenge: AuthChallenge, method: str, uri: str, body: bytes
+    ) -> Authorization | ProxyAuthorization:
         key = (challenge.realm or "", challenge.nonce or "")
         count = self._counts.get(key, 0) + 1
         creds = _build_credentials(
@@ -463,6 +469,56 @@ class DigestClient:
             self._counts.clear()
         self._counts[key] = count
         return creds
+
+    def authorize_request(self, request: Request, response: Response) -> Request | None:
+        """Answer a 401/407 to ``request``: a copy carrying the credentials, or None.
+
+        RFC 3261 §22.2/§22.3: for a 401 the WWW-Authenticate challenges are answered
+        with Authorization, for a 407 the Proxy-Authenticate ones with
+        Proxy-Authorization; one set of credentials per realm (the topmost supported
+        challenge of that realm, RFC 8760 §2.4), replacing earlier credentials for that
+        realm and keeping the others. Returns None when nothing can be answered, or when
+        a challenge repeats a nonce already answered without ``stale=true`` (the
+        password was rejected; retrying would loop). The caller still increments CSeq
+        and makes a new branch for the retried request (RFC 3261 §22.2).
+        """
+        cls: type[WWWAuthenticate] | type[ProxyAuthenticate]
+        if response.status == 401:
+            cls, name = WWWAuthenticate, Authorization.NAME
+        elif response.status == 407:
+            cls, name = ProxyAuthenticate, ProxyAuthorization.NAME
+        else:
+            return None
+        chosen: dict[str, AuthChallenge] = {}
+        challenge: AuthChallenge
+        for value in response.headers.get_all(cls.NAME):
+            try:
+                challenge = cls.parse(value)
+            except SipParseError:
+                continue
+            realm = challenge.realm or ""
+            if realm not in chosen and _supported(challenge):
+                chosen[realm] = challenge
+        if not chosen:
+            return None
+        for challenge in chosen.values():
+            if not challenge.stale and (challenge.realm or "", challenge.nonce) in self._counts:
+                return None
+        kept: list[str] = []
+        for value in request.headers.get_all(name):
+            try:
+                if (AuthCredentials.parse(value).realm or "") in chosen:
+                    continue
+            except SipParseError:
+                continue
+            kept.append(value)
+        new = request.without_header(name)
+        for value in kept:
+            new = new.append_header(name, value)
+        for challenge in chosen.values():
+            creds = self._authorize(challenge, request.method, request.uri_text, request.body)
+            new = new.append_header(name, creds)
+        return new
 
 
 def verify_credentials(
