@@ -280,7 +280,9 @@ def test_server_accepts_then_rejects_replay() -> None:
     chosen = select_challenge(challenges)
     assert chosen is not None
     creds = client.authorize(chosen, "REGISTER", "sip:atlanta.com")
-    verdict = server.verify(creds, method="REGISTER", now=101.0, password="zanzibar")
+    verdict = server.verify(
+        creds, method="REGISTER", now=101.0, password="zanzibar", request_uri="sip:atlanta.com"
+    )
     assert verdict.ok
     replay = server.verify(creds, method="REGISTER", now=102.0, password="zanzibar")
     assert not replay.ok
@@ -303,6 +305,8 @@ def test_server_rejections() -> None:
     assert not server.verify(other_realm, method="INVITE", now=1.0, password="pw").ok
     no_qop = creds.with_param("qop", None)
     assert not server.verify(no_qop, method="INVITE", now=1.0, password="pw").ok
+    wrong_uri = server.verify(creds, method="INVITE", now=1.0, password="pw", request_uri="sip:y")
+    assert not wrong_uri.ok
     sha = creds.with_param("algorithm", "SHA-256")
     assert not server.verify(sha, method="INVITE", now=1.0, password="pw").ok
     # A nonce from another server instance (different secret) is not ours.
