@@ -85,8 +85,8 @@ def _unfold(lines: list[str]) -> list[str]:
 
 
 def _split_head(head: str) -> list[str]:
-    """Split a head that has bare LFs or bare CRs into lines (bare CR → 400)."""
-    lines = _LINE_END.split(head)
+    """Split a head with bare LF (or CR CR LF) line ends into lines; other bare CRs → 400."""
+    lines = [line.rstrip("\r") for line in _LINE_END.split(head)]
     for line in lines:
         if "\r" in line:
             raise SipParseError("bare CR in header section", recovered=_recover_lines(lines[1:]))
@@ -156,7 +156,7 @@ def parse_message(
     Request-URI are parsed on first access, which raises SipParseError then.
     With ``strict=True`` the result also goes through `validate`.
 
-    Bare-LF line ends, CRLFs before the start line (RFC 3261 §7.5), folded
+    Bare-LF (and CR CR LF) line ends, CRLFs before the start line (RFC 3261 §7.5), folded
     header lines (unfolded with one SP) and a datagram missing the empty line
     after its headers are tolerated.
 
