@@ -78,6 +78,7 @@ class Transaction:
     to_tag: str | None = None
     cancels: int | None = None
     failure_reason: str = "transport error"
+    finished: bool = False
 
     @property
     def reliable(self) -> bool:
@@ -123,7 +124,9 @@ class Transaction:
             for timer in [t for t in self.tokens if t not in allowed]:
                 del self.tokens[timer]
         self._run(actions, now, message, source or self.peer, event)
-        if self.state is State.TERMINATED:
+        if self.state is State.TERMINATED and not self.finished:
+            # A zero timer (reliable D/I/J/K) may already have terminated us re-entrantly.
+            self.finished = True
             self.tokens.clear()
             self.owner._terminated(self)
 
