@@ -40,3 +40,18 @@ def _load() -> tuple[str, Any, Any]:
 
 BACKEND, ffi, lib = _load()
 """``"cffi"`` or ``"numpy"``: the kernel in use by this process."""
+
+
+def kernel() -> tuple[Any, Any]:
+    """The C kernel's ``(ffi, lib)`` even when numpy is the default backend (tests, benches).
+
+    Raises:
+        ImportError: the kernel is not built.
+    """
+    if lib is not None:
+        return ffi, lib
+    from rvoip_media_core._kernel_cffi import ffi as c_ffi
+    from rvoip_media_core._kernel_cffi import lib as c_lib
+
+    c_lib.rv_g711_init()
+    return c_ffi, c_lib

@@ -15,7 +15,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rvoip_media_core import _jitter_py as _py
-from rvoip_media_core._backend import BACKEND, ffi, lib
+from rvoip_media_core._backend import BACKEND, kernel
 
 
 class InsertResult(enum.IntEnum):
@@ -71,7 +71,17 @@ class JitterBuffer:
     more than 2 frames, playout skips a frame to shrink the delay.
     """
 
-    __slots__ = ("_core", "_jb", "_len", "_out", "_ts", "backend", "samples_per_frame")
+    __slots__ = (
+        "_core",
+        "_ffi",
+        "_jb",
+        "_len",
+        "_lib",
+        "_out",
+        "_ts",
+        "backend",
+        "samples_per_frame",
+    )
 
     def __init__(
         self,
@@ -91,12 +101,12 @@ class JitterBuffer:
         self.backend = backend or BACKEND
         if self.backend not in ("cffi", "numpy"):
             raise ValueError(f"unknown backend {self.backend!r}")
-        if self.backend == "cffi" and lib is None:
-            raise ImportError("the C kernel is not available")
         self.samples_per_frame = samples_per_frame
         self._core: _py.PyJitterCore | None = None
         self._jb: Any = None
         if self.backend == "cffi":
+            ffi, lib = kernel()
+            self._ffi, self._lib = ffi, lib
             self._jb = ffi.new("rv_jb_t *")
             lib.rv_jb_init(
                 self._jb,
@@ -131,7 +141,7 @@ class JitterBuffer:
         else:
             if type(payload) is not bytes:
                 payload = bytes(payload)
-            code = lib.rv_jb_insert(
+            code = self._lib.rv_jb_insert(
                 self._jb, seq & 0xFFFF, timestamp & 0xFFFFFFFF, payload, len(payload), arrival
             )
         if code < 0:
@@ -143,9 +153,9 @@ class JitterBuffer:
         if self._core is not None:
             status, data, _ts = self._core.pop()
             return PopStatus(status), data
-        status = lib.rv_jb_pop(self._jb, self._out, self._len, self._ts)
+        status = self._lib.rv_jb_pop(self._jb, self._out, self._len, self._ts)
         if status == _py.JB_FRAME:
-            return PopStatus.FRAME, ffi.buffer(self._out, self._len[0])[:]
+            return PopStatus.FRAME, self._ffi.buffer(self._out, self._len[0])[:]
         return PopStatus(status), b""
 
     def insert_batch(
@@ -178,16 +188,16 @@ class JitterBuffer:
                     int(seq_a[i]), int(ts_a[i]), pay[i, : len_a[i]].tobytes(), float(arr_a[i])
                 )
             return results
-        lib.rv_jb_insert_batch(
+        self._lib.rv_jb_insert_batch(
             self._jb,
             n,
-            ffi.from_buffer("uint16_t[]", seq_a),
-            ffi.from_buffer("uint32_t[]", ts_a),
-            ffi.from_buffer("uint8_t[]", pay),
+            self._ffi.from_buffer("uint16_t[]", seq_a),
+            self._ffi.from_buffer("uint32_t[]", ts_a),
+            self._ffi.from_buffer("uint8_t[]", pay),
             stride,
-            ffi.from_buffer("uint16_t[]", len_a),
-            ffi.from_buffer("double[]", arr_a),
-            ffi.from_buffer("int8_t[]", results),
+            self._ffi.from_buffer("uint16_t[]", len_a),
+            self._ffi.from_buffer("double[]", arr_a),
+            self._ffi.from_buffer("int8_t[]", results),
         )
         return results
 
@@ -207,13 +217,13 @@ class JitterBuffer:
             return statuses, out, lens
         if stride < _py.JB_MAX_PAYLOAD and n:
             raise ValueError(f"stride must be at least {_py.JB_MAX_PAYLOAD} on the C kernel")
-        lib.rv_jb_pop_batch(
+        self._lib.rv_jb_pop_batch(
             self._jb,
             n,
-            ffi.from_buffer("uint8_t[]", out),
+            self._ffi.from_buffer("uint8_t[]", out),
             stride,
-            ffi.from_buffer("int[]", lens),
-            ffi.from_buffer("int8_t[]", statuses),
+            self._ffi.from_buffer("int[]", lens),
+            self._ffi.from_buffer("int8_t[]", statuses),
         )
         return statuses, out, lens
 
@@ -250,7 +260,7 @@ class JitterBuffer:
         if self._core is not None:
             self._core.reset()
         else:
-            lib.rv_jb_reset(self._jb)
+            self._lib.rv_jb_reset(self._jb)
 
 
 def pop_many(
@@ -272,6 +282,7 @@ def pop_many(
             raise ValueError(f"out stride must be at least {_py.JB_MAX_PAYLOAD}")
         if handles is None:
             handles = make_handles(buffers)
+        ffi, lib = kernel()
         lib.rv_jb_pop_many(
             handles,
             n,
@@ -294,4 +305,5 @@ def make_handles(buffers: Sequence[JitterBuffer]) -> Any:
     """The C array of kernel handles for ``pop_many`` (None unless all use the C kernel)."""
     if not buffers or any(b.backend != "cffi" for b in buffers):
         return None
+    ffi, _lib = kernel()
     return ffi.new("rv_jb_t *[]", [b.c_handle for b in buffers])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import wave
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import BinaryIO, Protocol, runtime_checkable
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -134,7 +134,7 @@ class WavSource(SamplesSource):
 class WavSink:
     """Writes received frames to an 8 kHz mono 16-bit WAV file; call it or ``write()``."""
 
-    __slots__ = ("_wav", "path")
+    __slots__ = ("_file", "_wav", "path")
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         """Create (truncate) the file.
@@ -144,9 +144,12 @@ class WavSink:
         """
         self.path = os.fspath(path)
         try:
-            wav = wave.open(self.path, "wb")  # noqa: SIM115 (kept open across writes)
+            # Opened here, not by wave.open(path): a failed wave.open leaves a
+            # half-built writer whose __del__ raises.
+            self._file: BinaryIO | None = open(self.path, "wb")  # noqa: SIM115
         except OSError as exc:
             raise WavFormatError(f"{self.path}: cannot create WAV file ({exc})") from exc
+        wav = wave.open(self._file, "wb")  # noqa: SIM115 (closed in close())
         wav.setnchannels(1)
         wav.setsampwidth(2)
         wav.setframerate(WAV_RATE)
@@ -165,6 +168,9 @@ class WavSink:
         if self._wav is not None:
             self._wav.close()
             self._wav = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
 
     def __enter__(self) -> WavSink:
         return self

@@ -1,0 +1,185 @@
+"""Media engine (sans-IO core) with in-memory sessions, and the clock driver."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import attrs
+import numpy as np
+import pytest
+
+from rvoip_media_core import (
+    ClockStats,
+    Codec,
+    MediaClock,
+    MediaEngine,
+    MediaError,
+    SamplesSource,
+    ToneGenerator,
+    detect_tone,
+    run_media_engine,
+)
+from rvoip_rtp_core import RtpPacket
+
+
+@attrs.frozen
+class _Reception:
+    loss_percent: float = 0.0
+    jitter_seconds: float = 0.0
+    packets_expected: int = 0
+
+
+@attrs.frozen
+class _Stats:
+    received: _Reception | None = None
+    rtt_seconds: float | None = None
+
+
+@attrs.define(eq=False)
+class FakeSession:
+    """Stands in for rvoip_rtp_core.RtpSession: records what is sent."""
+
+    ssrc: int = 1234
+    sent: list[tuple[bytes, int, bool]] = attrs.field(factory=list)
+    handler: Callable[[Any, float], None] | None = None
+    seq: int = 0
+    fail: bool = False
+
+    def send_payload(
+        self,
+        payload: bytes,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        if self.fail:
+            raise OSError("closed")
+        self.sent.append((payload, timestamp, marker))
+
+    def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None:
+        self.handler = handler
+
+    def statistics(self) -> _Stats:
+        return _Stats(_Reception(), 0.0)
+
+    def deliver_to(self, other: FakeSession, pt: int, now: float, drop: bool = False) -> None:
+        """Hand our last sent payload to ``other``'s handler as an RTP packet."""
+        payload, ts, marker = self.sent[-1]
+        packet = RtpPacket(pt, self.seq & 0xFFFF, ts, self.ssrc, payload, marker)
+        self.seq += 1
+        if not drop and other.handler is not None:
+            other.handler(packet, now)
+
+
+def test_engine_sends_batches_with_timestamps_and_marker() -> None:
+    engine = MediaEngine()
+    sessions = [FakeSession() for _ in range(3)]
+    streams = [engine.add_stream(s, Codec.PCMU, 20, ToneGenerator(1000.0)) for s in sessions]
+    for t in range(3):
+        out = engine.tick(t * 0.02)
+        assert [o[0] for o in out] == streams
+        for stream, payload, ts, marker in out:
+            assert len(payload) == 160
+            assert ts == t * 160
+            assert marker == (t == 0)
+            stream.session.send_payload(payload, ts, marker)
+    assert engine.ticks == 3
+    assert all(len(s.sent) == 3 for s in sessions)
+
+
+def test_engine_loopback_tone_decoded_and_lost_frames_concealed() -> None:
+    engine = MediaEngine()
+    a, b = FakeSession(ssrc=1), FakeSession(ssrc=2)
+    heard: list[np.ndarray] = []
+    engine.add_stream(a, Codec.PCMA, 20, ToneGenerator(1000.0), None)
+    sb = engine.add_stream(b, Codec.PCMA, 20, None, heard.append)
+    for t in range(100):
+        for stream, payload, ts, marker in engine.tick(t * 0.02):
+            stream.session.send_payload(payload, ts, marker)
+        a.deliver_to(b, Codec.PCMA.payload_type, t * 0.02 + 0.001, drop=(t % 20 == 10))
+    assert len(heard) == 100
+    assert sum(detect_tone(f, 1000.0) for f in heard[10:]) >= 85
+    stats = sb.statistics()
+    assert stats.frames_concealed >= 4
+    assert stats.jitter_buffer.received == 95
+    assert stats.quality.mos_score > 4.0
+
+
+def test_mute_set_source_and_ptime_40() -> None:
+    engine = MediaEngine()
+    s = FakeSession()
+    stream = engine.add_stream(s, Codec.PCMU, 40, SamplesSource(np.full(1000, 5000)))
+    out = []
+    for t in range(4):
+        out.extend(engine.tick(t * 0.02))
+    assert len(out) == 2
+    assert all(len(o[1]) == 320 for o in out)
+    engine.mute(stream)
+    silent = [o for t in range(4, 6) for o in engine.tick(t * 0.02)]
+    assert silent[0][1] == bytes([0xFF]) * 320  # µ-law silence
+    engine.mute(stream, False)
+    engine.set_source(stream, None)
+    assert next(o for t in range(6, 8) for o in engine.tick(t * 0.02))[1] == bytes([0xFF]) * 320
+    with pytest.raises(MediaError, match="ptime"):
+        engine.add_stream(FakeSession(), Codec.PCMU, 30)
+
+
+def test_remove_stream_detaches_handler() -> None:
+    engine = MediaEngine()
+    s = FakeSession()
+    stream = engine.add_stream(s)
+    assert s.handler is not None
+    engine.remove_stream(stream)
+    engine.remove_stream(stream)
+    assert s.handler is None
+    assert engine.streams == []
+    assert engine.tick(0.0) == []
+
+
+def test_other_payload_types_and_new_ssrc() -> None:
+    engine = MediaEngine()
+    s = FakeSession()
+    others: list[Any] = []
+    stream = engine.add_stream(s, on_packet=lambda p, t: others.append(p))
+    assert s.handler is not None
+    s.handler(RtpPacket(101, 1, 0, 9, b"\x01\x00\x00\xa0"), 0.0)
+    assert len(others) == 1
+    s.handler(RtpPacket(0, 1, 0, 9, b"\xff" * 160), 0.0)
+    s.handler(RtpPacket(0, 500, 0, 10, b"\xff" * 160), 0.1)  # new sender: reset
+    assert stream.jitter.stats().received == 1
+    s.handler(RtpPacket(0, 501, 160, 10, b"\xff" * 400), 0.1)
+    assert stream.oversize_packets == 1
+
+
+def test_clock_process_counts_late_packets_and_send_errors() -> None:
+    engine = MediaEngine()
+    good, bad = FakeSession(), FakeSession(fail=True)
+    engine.add_stream(good)
+    engine.add_stream(bad)
+    now = [100.0]
+    clock = MediaClock(engine, clock=lambda: now[0], wall_clock=lambda: 0.0)
+    clock.process(100.0)
+    now[0] = 100.05
+    clock.process(100.02)  # 30 ms late
+    st: ClockStats = clock.stats
+    assert (st.ticks, st.late_ticks, st.packets, st.late_packets, st.send_errors) == (2, 1, 4, 2, 2)
+    assert st.percentile(50) == pytest.approx(0.0001)
+    assert st.percentile(100) == pytest.approx(0.0301, abs=1e-4)
+    assert ClockStats().percentile(99) == 0.0
+
+
+@pytest.mark.anyio
+async def test_run_media_engine_ticks_on_both_backends() -> None:
+    engine = MediaEngine()
+    session = FakeSession()
+    engine.add_stream(session, source=ToneGenerator(1000.0))
+    async with run_media_engine(engine) as clock:
+        with anyio.fail_after(10):
+            while clock.stats.ticks < 5:
+                await anyio.sleep(0.01)
+    assert len(session.sent) >= 5
+    timestamps = [ts for _, ts, _ in session.sent]
+    assert timestamps == [i * 160 for i in range(len(timestamps))]
