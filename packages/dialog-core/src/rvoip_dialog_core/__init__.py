@@ -7,7 +7,7 @@ session layer, and its next deadline. :class:`DialogEndpoint` runs it on transac
 """
 
 from ._config import DEFAULT_ALLOW, DialogConfig
-from ._dialog import Dialog, DialogId, DialogState, LegId, Role, make_via
+from ._dialog import Dialog, DialogId, LegId, make_via
 from ._driver import DialogEndpoint, target_for
 from ._errors import DialogError, DialogUsageError
 from ._events import (
@@ -41,11 +41,14 @@ from ._events import (
 from ._layer import DialogLayer
 from ._records import ReferSubscription
 from ._rules import glare_delay, parse_sipfrag_status, sipfrag
+from ._states import DIALOG_UAC, DIALOG_UAS, DialogMachine, DialogState, Role, Trigger, transition
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_ALLOW",
+    "DIALOG_UAC",
+    "DIALOG_UAS",
     "AckReceived",
     "Action",
     "ByeReceived",
@@ -59,6 +62,7 @@ __all__ = [
     "DialogEvent",
     "DialogId",
     "DialogLayer",
+    "DialogMachine",
     "DialogState",
     "DialogTerminated",
     "DialogUsageError",
@@ -82,6 +86,7 @@ __all__ = [
     "SendResponse",
     "SessionRefreshDue",
     "TerminationReason",
+    "Trigger",
     "UpdateReceived",
     "__version__",
     "glare_delay",
@@ -89,4 +94,5 @@ __all__ = [
     "parse_sipfrag_status",
     "sipfrag",
     "target_for",
+    "transition",
 ]

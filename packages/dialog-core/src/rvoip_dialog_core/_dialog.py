@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import random
 
 import attrs
@@ -22,6 +21,7 @@ from rvoip_sip_core import (
 from rvoip_sip_core._lexer import quote
 
 from ._config import DialogConfig
+from ._states import DialogState, Role, Trigger, transition
 
 __all__ = [
     "Dialog",
@@ -60,21 +60,6 @@ class DialogId:
     def leg(self) -> LegId:
         """The call leg this dialog belongs to."""
         return LegId(self.call_id, self.local_tag)
-
-
-class Role(enum.Enum):
-    """Which side created the dialog: the caller (UAC) or the callee (UAS)."""
-
-    UAC = "uac"
-    UAS = "uas"
-
-
-class DialogState(enum.Enum):
-    """RFC 3261 §12: early (after a 1xx with a tag), confirmed (after a 2xx), terminated."""
-
-    EARLY = "early"
-    CONFIRMED = "confirmed"
-    TERMINATED = "terminated"
 
 
 def format_party(
@@ -142,7 +127,11 @@ class Dialog:
         dialog = cls(
             id=DialogId(request.call_id, request.from_.tag or "", tag),
             role=Role.UAC,
-            state=DialogState.CONFIRMED if 200 <= response.status < 300 else DialogState.EARLY,
+            state=transition(
+                Role.UAC,
+                DialogState.INIT,
+                Trigger.SUCCESS if 200 <= response.status < 300 else Trigger.PROVISIONAL,
+            ),
             local_party=party_of(request.from_),
             remote_party=party_of(response.to),
             remote_target=request.uri,
@@ -169,7 +158,7 @@ class Dialog:
         return cls(
             id=DialogId(request.call_id, local_tag, request.from_.tag or ""),
             role=Role.UAS,
-            state=DialogState.EARLY,
+            state=transition(Role.UAS, DialogState.INIT, Trigger.PROVISIONAL),
             local_party=party_of(request.to),
             remote_party=party_of(request.from_),
             remote_target=target,
@@ -193,8 +182,15 @@ class Dialog:
         if contacts and contacts[0].uri is not None:
             self.remote_target = contacts[0].uri
 
+    def move(self, trigger: Trigger) -> None:
+        """Change state as the role's transition table says (raises DialogUsageError if not)."""
+        self.state = transition(self.role, self.state, trigger)
+
     def refresh_target(self, message: Request | Response) -> None:
         """RFC 3261 §12.2: a target refresh request or its 2xx replaces the remote target."""
+        if self.state is DialogState.TERMINATED:
+            return
+        self.move(Trigger.REFRESH)
         contacts = message.contacts
         if contacts and contacts[0].uri is not None:
             self.remote_target = contacts[0].uri

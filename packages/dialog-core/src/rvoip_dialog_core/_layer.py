@@ -41,6 +41,7 @@ from ._events import (
 )
 from ._records import ClientRequest, UacInvite, UasInvite
 from ._server import ServerSide
+from ._states import Trigger, transition
 
 __all__ = ["DialogLayer"]
 
@@ -174,6 +175,8 @@ class DialogLayer(ServerSide):
             raise DialogUsageError(f"{method} is sent by the layer itself")
         if method == "INVITE" and dialog.state is not DialogState.CONFIRMED:
             raise DialogUsageError(f"re-INVITE needs a confirmed dialog: {dialog_id}")
+        if method == "BYE":
+            transition(dialog.role, dialog.state, Trigger.LOCAL_BYE)  # raises when not allowed
         extra = list(headers)
         if method in ("INVITE", "UPDATE", "OPTIONS"):
             extra[:0] = self._capabilities()
@@ -305,6 +308,7 @@ class DialogLayer(ServerSide):
                     self._dialogs[early.id] = early
                     self._emit(DialogEarly(early.id, response))
                 else:
+                    early.move(Trigger.PROVISIONAL)
                     early.update_from_response(response)
                 dialog_id = early.id
             self._emit(InviteProgress(inv.leg, dialog_id, response))
@@ -328,7 +332,8 @@ class DialogLayer(ServerSide):
         dialog = inv.early.pop(remote, None)
         if dialog is None:
             dialog = Dialog.from_uac(inv.request, response)
-        dialog.state = DialogState.CONFIRMED
+        if dialog.state is DialogState.EARLY:
+            dialog.move(Trigger.SUCCESS)
         dialog.update_from_response(response)
         ack = dialog.build_request("ACK", self.config, self._rng, cseq=inv.request.cseq.seq)
         creq.acks[remote] = ack

@@ -45,6 +45,7 @@ from ._rules import (
     unacceptable_content_type,
     unsupported_extensions,
 )
+from ._states import Trigger
 
 __all__ = ["ServerSide"]
 
@@ -110,7 +111,12 @@ class ServerSide:
     ) -> None:
         if dialog.state is DialogState.TERMINATED:
             return
-        dialog.state = DialogState.TERMINATED
+        try:
+            dialog.move(Trigger[reason.name])
+        except DialogUsageError:
+            # Not in the table: still end it (a dialog is never left half-alive).
+            self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
+            dialog.state = DialogState.TERMINATED
         self._dialogs.pop(dialog.id, None)
         self._refers.pop(dialog.id, None)
         for handle, uas in list(self._uas_invites.items()):
@@ -374,6 +380,9 @@ class ServerSide:
                 and uas.pending.request.cseq.seq == seq
             ):
                 del self._uas_invites[handle]
+                dialog = self._dialogs.get(did)
+                if dialog is not None:
+                    dialog.move(Trigger.ACK)
                 self._emit(AckReceived(did, request))
                 return
         self.stats["ack_unmatched"] += 1
@@ -464,7 +473,7 @@ class ServerSide:
             if status < 200:
                 self._emit(DialogEarly(did, request))
         if 200 <= status < 300 and dialog.state is DialogState.EARLY:
-            dialog.state = DialogState.CONFIRMED
+            dialog.move(Trigger.SUCCESS)
             self._emit(DialogConfirmed(did, request))
 
     # --- REFER (RFC 3515) -------------------------------------------------------------------
