@@ -63,7 +63,7 @@ def header_names() -> st.SearchStrategy[str]:
 
 def header_values(max_size: int = 40) -> st.SearchStrategy[str]:
     """Any text without CR/LF or surrogates, without surrounding SP/HT (raw header values)."""
-    chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\n")
+    chars = st.characters(codec="utf-8", exclude_characters="\r\n")
     return st.text(chars, max_size=max_size).map(lambda value: value.strip(" \t"))
 
 
