@@ -15,6 +15,7 @@ from rvoip_rtp_core import (
     ReportBlock,
     RtcpApp,
     RtcpBye,
+    RtcpExtendedReport,
     RtcpFeedback,
     RtcpPacket,
     RtcpReceiverReport,
@@ -24,6 +25,8 @@ from rvoip_rtp_core import (
     RtpParseError,
     SdesChunk,
     SdesItem,
+    XrBlock,
+    XrVoipMetrics,
     encode_rtcp,
     parse_rtcp,
 )
@@ -136,10 +139,48 @@ def test_compound_and_other_types() -> None:
         RtcpSourceDescription((SdesChunk(1, (SdesItem(SDES_CNAME, b"alice@example"),)),)),
         RtcpApp(3, 1, b"TEST", b"data"),
         RtcpBye((1,), b"bye now"),
-        RtcpUnknown(207, 0, b"\x00\x00\x00\x01"),
+        RtcpUnknown(210, 0, b"\x00\x00\x00\x01"),
     ]
     data = encode_rtcp(packets)
     assert parse_rtcp(data) == packets
+
+
+def test_xr_voip_metrics_block() -> None:
+    xr = RtcpExtendedReport(
+        0x11223344,
+        (
+            XrVoipMetrics(
+                0x55667788,
+                loss_rate=13,
+                burst_duration=120,
+                round_trip_delay=84,
+                signal_level=-20,
+                r_factor=88,
+                mos_lq=41,
+                jb_nominal=60,
+            ),
+            XrBlock(4, 0, bytes(8)),  # receiver reference time, kept raw
+        ),
+    )
+    data = xr.encode()
+    assert len(data) == 8 + 36 + 12
+    assert data[:4] == bytes.fromhex("80cf000d")
+    assert data[8:12] == bytes.fromhex("07000008")
+    assert parse_rtcp(data) == [xr]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        (b"\x80\xcf\x00\x00", "RTCP XR length is invalid"),
+        (b"\xa0\xcf\x00\x02" + bytes(4) + b"\x07\x00\x00\x02", "header is truncated"),
+        (b"\x80\xcf\x00\x02" + bytes(4) + b"\x07\x00\x00\x08", "XR block is truncated"),
+        (b"\x80\xcf\x00\x03" + bytes(4) + b"\x07\x00\x00\x01" + bytes(4), "VoIP metrics"),
+    ],
+)
+def test_xr_errors(data: bytes, message: str) -> None:
+    with pytest.raises(RtpParseError, match=message):
+        parse_rtcp(data)
 
 
 def test_cumulative_lost_is_clamped() -> None:
@@ -188,7 +229,31 @@ rtcp_packets = st.one_of(
         _u32,
         _words,
     ),
-    st.builds(RtcpUnknown, st.integers(207, 255), st.integers(0, 31), _words),
+    st.builds(RtcpUnknown, st.integers(208, 255), st.integers(0, 31), _words),
+    st.builds(
+        RtcpExtendedReport,
+        _u32,
+        st.lists(
+            st.one_of(
+                st.builds(
+                    XrVoipMetrics,
+                    _u32,
+                    *[st.integers(0, 255)] * 4,
+                    *[st.integers(0, 0xFFFF)] * 4,
+                    *[st.integers(-128, 127)] * 2,
+                    *[st.integers(0, 255)] * 7,
+                    *[st.integers(0, 0xFFFF)] * 3,
+                ),
+                st.builds(
+                    XrBlock,
+                    st.integers(0, 255).filter(lambda t: t != 7),
+                    st.integers(0, 255),
+                    _words,
+                ),
+            ),
+            max_size=3,
+        ).map(tuple),
+    ),
 )
 
 

@@ -80,3 +80,12 @@ def test_protect_unprotect_rtp_and_rtcp(suite: str) -> None:
         bob.unprotect_rtp(bytes(tampered))
     with pytest.raises(SrtpError):
         alice.unprotect_rtp(alice.protect_rtp(encode_rtp(0, 7, 0, 0x99, b"own key")))
+
+
+@given(st.binary(max_size=64))
+def test_unprotect_garbage_raises_only_srtp_error(data: bytes) -> None:
+    key = SrtpKeyParams(SRTP_SUITES[0], KEY, SALT)
+    ctx = SrtpContext(key, key)
+    for unprotect in (ctx.unprotect_rtp, ctx.unprotect_rtcp):
+        with pytest.raises(SrtpError):
+            unprotect(data)

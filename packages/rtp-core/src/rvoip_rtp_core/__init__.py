@@ -51,6 +51,7 @@ from ._rtcp import (
     encode_rtcp,
     parse_rtcp,
 )
+from ._rtcp_xr import RTCP_XR, XR_VOIP_METRICS, RtcpExtendedReport, XrBlock, XrVoipMetrics
 from ._seq import (
     ntp_from_time,
     ntp_middle32,
@@ -95,8 +96,10 @@ __all__ = [
     "RTCP_RTPFB",
     "RTCP_SDES",
     "RTCP_SR",
+    "RTCP_XR",
     "SDES_CNAME",
     "SRTP_SUITES",
+    "XR_VOIP_METRICS",
     "Address",
     "DtmfDecoder",
     "DtmfEncoder",
@@ -112,6 +115,7 @@ __all__ = [
     "ReportBlock",
     "RtcpApp",
     "RtcpBye",
+    "RtcpExtendedReport",
     "RtcpFeedback",
     "RtcpPacket",
     "RtcpReceiverReport",
@@ -134,6 +138,8 @@ __all__ = [
     "SrtpKeyParams",
     "SrtpSessionKeys",
     "TelephoneEvent",
+    "XrBlock",
+    "XrVoipMetrics",
     "__version__",
     "digit_for_event",
     "encode_rtcp",

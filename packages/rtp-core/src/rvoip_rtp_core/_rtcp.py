@@ -8,6 +8,7 @@ from collections.abc import Iterable
 import attrs
 
 from ._errors import RtpParseError
+from ._rtcp_xr import RTCP_XR, RtcpExtendedReport, parse_xr
 
 __all__ = [
     "RTCP_APP",
@@ -289,6 +290,7 @@ RtcpPacket = (
     | RtcpBye
     | RtcpApp
     | RtcpFeedback
+    | RtcpExtendedReport
     | RtcpUnknown
 )
 
@@ -369,6 +371,8 @@ def _parse_one(packet_type: int, count: int, body: bytes) -> RtcpPacket:
             raise RtpParseError(f"RTCP {kind} feedback length is invalid")
         sender, media = _U32X2.unpack_from(body)
         return RtcpFeedback(packet_type, count, sender, media, body[8:])
+    if packet_type == RTCP_XR:
+        return parse_xr(body)
     return RtcpUnknown(packet_type, count, body)
 
 
