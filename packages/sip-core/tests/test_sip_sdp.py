@@ -24,6 +24,10 @@ from rvoip_sip_core._sdp import (
     SessionDescription,
     TimeZone,
     Timing,
+    answer_direction,
+    answer_media,
+    codecs_match,
+    make_answer,
     make_media,
     make_sdp,
     parse_sdp,
@@ -432,3 +436,119 @@ def test_line_soup_only_sdp_parse_error(lines: list[str]) -> None:
     except SdpParseError:
         return
     assert parse_sdp(str(sdp)) == sdp
+
+
+# -- offer/answer builders (_sdp_build) ------------------------------------------------
+
+PCMU, PCMA = STATIC_PAYLOAD_TYPES[0], STATIC_PAYLOAD_TYPES[8]
+DTMF = RtpMap(101, "telephone-event", 8000)
+
+OFFER = (
+    "v=0\r\n"
+    "o=alice 2890844526 2890844526 IN IP4 198.51.100.7\r\n"
+    "s=-\r\n"
+    "c=IN IP4 198.51.100.7\r\n"
+    "t=0 0\r\n"
+    "a=sendonly\r\n"
+    "m=video 51372 RTP/AVP 31\r\n"
+    "m=audio 49170 RTP/AVP 18 8 0 96\r\n"
+    "a=rtpmap:96 telephone-event/8000\r\n"
+    "a=fmtp:96 0-15\r\n"
+    "a=fmtp:18 annexb=no\r\n"
+    "a=rtcp-mux\r\n"
+    "m=audio 49180 RTP/AVP 0\r\n"
+)
+
+
+def test_codecs_view() -> None:
+    offer = parse_sdp(OFFER)
+    assert offer.media[1].codecs() == (
+        STATIC_PAYLOAD_TYPES[18],
+        PCMA,
+        PCMU,
+        RtpMap(96, "telephone-event", 8000),
+    )
+    assert MediaDescription("audio", 1, "RTP/AVP", ("77", "x")).codecs() == ()
+
+
+def test_make_answer_rfc3264() -> None:
+    offer = parse_sdp(OFFER)
+    answer = make_answer(
+        offer,
+        "192.0.2.99",
+        port=30000,
+        codecs=[PCMU, PCMA, DTMF],
+        sess_id=42,
+        ptime=20,
+    )
+    assert len(answer.media) == 3
+    video, audio, second = answer.media
+    assert (video.media, video.port) == ("video", 0)
+    assert second.port == 0
+    assert audio.port == 30000
+    # Offer order and offer payload type numbers (96 for telephone-event, not our 101).
+    assert audio.formats == ("8", "0", "96")
+    assert audio.fmtp(96) == Fmtp("96", "0-15")
+    assert audio.fmtp(18) is None
+    # Session-level sendonly in the offer → recvonly in the answer.
+    assert audio.direction == "recvonly"
+    assert audio.rtcp_mux
+    assert audio.ptime == 20.0
+    assert answer.connection == Connection("IN", "IP4", "192.0.2.99")
+    assert parse_sdp(answer.encode()) == answer
+    assert answer.connection_for(audio) == Connection("IN", "IP4", "192.0.2.99")
+
+
+def test_answer_media_rejections_and_directions() -> None:
+    offer = parse_sdp(OFFER)
+    audio = offer.media[1]
+    assert answer_media(audio, [RtpMap(9, "G722", 8000)], port=1).port == 0
+    assert answer_media(audio.with_port(0), [PCMU], port=1).port == 0
+    rejected = answer_media(MediaDescription("audio", 5, "RTP/AVP"), [PCMU], port=1)
+    assert (rejected.port, rejected.formats) == (0, ("0",))
+    # Case-insensitive encoding names; no rtcp-mux unless offered.
+    lower = answer_media(
+        offer.media[2].with_attribute("rtpmap", "0 pcmu/8000"), [PCMU], port=7, rtcp_mux=True
+    )
+    assert lower.formats == ("0",)
+    assert not lower.rtcp_mux
+    held = answer_media(audio, [PCMU], port=7, direction="sendonly")
+    # The m-line itself has no direction, so the offer counts as sendrecv here.
+    assert held.direction == "sendonly"
+    from_offer = answer_media(audio, [PCMU], port=7, offered_direction="sendonly")
+    assert from_offer.direction == "recvonly"
+    assert answer_direction("sendrecv") == "sendrecv"
+    assert answer_direction("sendrecv", "sendonly") == "sendonly"
+    assert answer_direction("recvonly") == "sendonly"
+    assert answer_direction("sendonly") == "recvonly"
+    assert answer_direction("inactive") == "inactive"
+    assert answer_direction("sendonly", "sendonly") == "inactive"
+    with pytest.raises(ValueError, match="direction"):
+        answer_direction("up")
+
+
+def test_codecs_match() -> None:
+    assert codecs_match(RtpMap(0, "PCMU", 8000, 1), RtpMap(0, "pcmu", 8000))
+    assert not codecs_match(RtpMap(111, "opus", 48000, 2), RtpMap(111, "opus", 48000))
+    assert not codecs_match(PCMU, PCMA)
+
+
+def test_offer_then_answer_flow() -> None:
+    offer = make_sdp(
+        "192.0.2.1",
+        [make_media(4000, [PCMU, PCMA, DTMF], fmtps=[Fmtp("101", "0-16")], ptime=20)],
+        sess_id=1,
+    )
+    received = parse_sdp(offer.encode())
+    answer = make_answer(received, "192.0.2.2", port=5000, codecs=[PCMA, DTMF], sess_id=7)
+    back = parse_sdp(answer.encode())
+    (media,) = back.media
+    assert media.codecs() == (PCMA, DTMF)
+    assert media.fmtp(101) == Fmtp("101", "0-16")
+    assert back.direction_for(media) == "sendrecv"
+    assert back.connection_for(media) == Connection("IN", "IP4", "192.0.2.2")
+    reoffer = offer.with_media(0, offer.media[0].with_direction("sendonly")).with_next_version()
+    reanswer = make_answer(
+        parse_sdp(str(reoffer)), "192.0.2.2", port=5000, codecs=[PCMA], sess_id=7, sess_version=1
+    )
+    assert reanswer.media[0].direction == "recvonly"

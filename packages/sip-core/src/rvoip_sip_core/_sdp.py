@@ -1,4 +1,4 @@
-"""SDP parsing and building (RFC 8866, RFC 4566): ``parse_sdp`` and offer helpers.
+"""SDP parsing (RFC 8866, RFC 4566): ``parse_sdp``; re-exports the model and builders.
 
 The parser is tolerant where real user agents differ from the grammar: LF-only or
 doubled CR line endings, trailing whitespace, blank lines, lines slightly out of
@@ -7,8 +7,6 @@ order, unknown line types (kept), and short ``o=`` lines. It raises only
 """
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from ._sdp_attrs import (
     STATIC_PAYLOAD_TYPES,
@@ -21,6 +19,14 @@ from ._sdp_attrs import (
     SdpParseError,
     parse_uint,
     split_fields,
+)
+from ._sdp_build import (
+    answer_direction,
+    answer_media,
+    codecs_match,
+    make_answer,
+    make_media,
+    make_sdp,
 )
 from ._sdp_model import (
     DIRECTIONS,
@@ -50,6 +56,10 @@ __all__ = [
     "SessionDescription",
     "TimeZone",
     "Timing",
+    "answer_direction",
+    "answer_media",
+    "codecs_match",
+    "make_answer",
     "make_media",
     "make_sdp",
     "parse_sdp",
@@ -271,84 +281,4 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
         key=single.get("k"),
         attributes=tuple(session.attributes),
         unknown_lines=tuple(session.unknown),
-    )
-
-
-def _addrtype(address: str) -> str:
-    return "IP6" if ":" in address else "IP4"
-
-
-def make_media(
-    port: int,
-    codecs: Sequence[RtpMap],
-    *,
-    media: str = "audio",
-    proto: str = "RTP/AVP",
-    fmtps: Sequence[Fmtp] = (),
-    ptime: int | None = None,
-    maxptime: int | None = None,
-    direction: str | None = None,
-    connection_address: str | None = None,
-    rtcp_mux: bool = False,
-    crypto: Sequence[Crypto] = (),
-    extra_attributes: Sequence[Attribute] = (),
-) -> MediaDescription:
-    """An RTP ``m=`` section offering ``codecs`` in preference order.
-
-    Every codec gets an ``a=rtpmap`` (also static ones, as most UAs do), then fmtp,
-    ptime, maxptime, rtcp-mux, crypto, the direction and ``extra_attributes``.
-
-    Raises:
-        ValueError: unknown direction.
-    """
-    attributes = [c.as_attribute() for c in codecs]
-    attributes += [Attribute("fmtp", str(f)) for f in fmtps]
-    if ptime is not None:
-        attributes.append(Attribute("ptime", str(ptime)))
-    if maxptime is not None:
-        attributes.append(Attribute("maxptime", str(maxptime)))
-    if rtcp_mux:
-        attributes.append(Attribute("rtcp-mux"))
-    attributes += [c.as_attribute() for c in crypto]
-    if direction is not None:
-        if direction not in DIRECTIONS:
-            raise ValueError(f"unknown SDP direction {direction!r}")
-        attributes.append(Attribute(direction))
-    attributes += extra_attributes
-    connections: tuple[Connection, ...] = ()
-    if connection_address is not None:
-        connections = (Connection("IN", _addrtype(connection_address), connection_address),)
-    return MediaDescription(
-        media,
-        port,
-        proto,
-        tuple(str(c.payload_type) for c in codecs),
-        connections=connections,
-        attributes=tuple(attributes),
-    )
-
-
-def make_sdp(
-    address: str,
-    media: Sequence[MediaDescription],
-    *,
-    sess_id: int | str,
-    sess_version: int | str = 0,
-    username: str = "-",
-    session_name: str = "-",
-    attributes: Sequence[Attribute] = (),
-) -> SessionDescription:
-    """A session description for ``address`` (the address actually bound) with ``media``.
-
-    The origin and session-level ``c=`` use ``address`` (IP4 or IP6 by its form);
-    ``t=0 0``. Pick ``sess_id`` from an injected RNG or clock (RFC 8866 §5.2 suggests an
-    NTP timestamp); increment the version on each re-offer with ``with_next_version``.
-    """
-    addrtype = _addrtype(address)
-    return SessionDescription(
-        Origin(username, str(sess_id), str(sess_version), "IN", addrtype, address),
-        session_name,
-        tuple(media),
-        connection=Connection("IN", addrtype, address),
-        attributes=tuple(attributes),
     )

@@ -274,6 +274,19 @@ class MediaDescription(_HasAttributes):
                 return rtpmap
         return STATIC_PAYLOAD_TYPES.get(payload_type)
 
+    def codecs(self) -> tuple[RtpMap, ...]:
+        """The codec of each payload-type format in m-line order (rtpmap or static type).
+
+        Formats with neither an rtpmap nor a static assignment are left out. On an
+        answer, the first non-``telephone-event`` entry is the codec to send.
+        """
+        out = []
+        for pt in self.payload_types:
+            mapping = self.rtpmap(pt)
+            if mapping is not None:
+                out.append(mapping)
+        return tuple(out)
+
     def fmtps(self) -> tuple[Fmtp, ...]:
         """All ``a=fmtp`` values in order."""
         out = []
