@@ -147,6 +147,32 @@ def parse_params(text: str) -> Params:
     return tuple(out)
 
 
+def split_simple_params(text: str) -> Params | None:
+    """Split ``;a=b;c`` already limited by a regex to token characters, ``;`` and ``=``.
+
+    Returns None when the shape is off (empty name or value, a second ``=``), so the
+    caller falls back to its careful parser. Used by the fast paths.
+    """
+    body = text[1:]
+    if ";" not in body:  # the common single parameter (";tag=...", ";lr")
+        name, eq, value = body.partition("=")
+        if not name or (eq and (not value or "=" in value)):
+            return None
+        return ((name, value if eq else None),)
+    out: list[tuple[str, str | None]] = []
+    for part in body.split(";"):
+        name, eq, value = part.partition("=")
+        if not name:
+            return None
+        if eq:
+            if not value or "=" in value:
+                return None
+            out.append((name, value))
+        else:
+            out.append((name, None))
+    return tuple(out)
+
+
 def format_params(params: Params) -> str:
     """Serialize parameters as ``;name=value`` / ``;flag`` (inverse of :func:`parse_params`)."""
     return "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)

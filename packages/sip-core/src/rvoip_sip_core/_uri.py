@@ -14,7 +14,7 @@ from urllib.parse import unquote as _pct_decode
 import attrs
 
 from ._errors import SipParseError
-from ._lexer import Params
+from ._lexer import Params, split_simple_params
 
 __all__ = ["AbsoluteUri", "SipUri", "TelUri", "Uri", "parse_uri"]
 
@@ -43,7 +43,7 @@ _IPV6_CHARS_RE = re.compile(r"[0-9A-Fa-f:.]+\Z")
 _FAST_RE = re.compile(
     r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?"
     r"([A-Za-z0-9][A-Za-z0-9\-.]*)(?::([0-9]{1,5}))?"
-    r"((?:;[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+(?:=[A-Za-z0-9\-_.!~*'()\[\]/:&+$]+)?)*)\Z"
+    r"(;[A-Za-z0-9\-_.!~*'()\[\]/:&+$;=]*)?\Z"
 )
 
 # Characters each component may carry unescaped when serializing a built URI.
@@ -121,15 +121,6 @@ def _parse_uri_params(text: str) -> Params:
     return tuple(out)
 
 
-def _fast_params(text: str) -> Params:
-    """Split ``;a=b;c`` already validated by a fast-path regex."""
-    out: list[tuple[str, str | None]] = []
-    for part in text[1:].split(";"):
-        n, eq, v = part.partition("=")
-        out.append((n, v) if eq else (n, None))
-    return tuple(out)
-
-
 def _parse_uri_headers(text: str) -> Headers:
     """Parse ``h=v&h2=v2`` URI headers (RFC 3261 §19.1.1)."""
     out: list[tuple[str, str]] = []
@@ -168,7 +159,6 @@ class SipUri:
     port: int | None = None
     params: Params = ()
     headers: Headers = ()
-    _key: Any = attrs.field(init=False, default=None, repr=False)
 
     @classmethod
     def parse(cls, text: str) -> SipUri:
@@ -180,16 +170,9 @@ class SipUri:
         m = _FAST_RE.match(text)
         if m is not None:
             scheme, user, host, port, ptext = m.groups()
-            if host[-1] != "-" and (port is None or int(port) <= 65535):
-                return cls(
-                    scheme,
-                    user,
-                    None,
-                    host,
-                    None if port is None else int(port),
-                    _fast_params(ptext) if ptext else (),
-                    (),
-                )
+            params = split_simple_params(ptext) if ptext else ()
+            if params is not None and host[-1] != "-" and (port is None or int(port) <= 65535):
+                return cls(scheme, user, None, host, None if port is None else int(port), params)
         return _parse_sip_slow(text)
 
     @property
@@ -216,7 +199,7 @@ class SipUri:
     def ttl(self) -> int | None:
         """The ``ttl`` URI parameter as an int, if present and numeric."""
         v = _find_param(self.params, "ttl")[1]
-        return int(v) if v is not None and v.isdigit() else None
+        return int(v) if v is not None and v.isascii() and v.isdigit() and len(v) < 10 else None
 
     @property
     def method(self) -> str | None:
@@ -281,29 +264,24 @@ class SipUri:
             )
         return "".join(parts)
 
-    def _compare_key(self) -> tuple[Any, ...]:
-        key: tuple[Any, ...] | None = self._key
-        if key is None:
-            strict: dict[str, str | None] = {}
-            other: dict[str, str | None] = {}
-            for k, v in self.params:
-                lk = _unesc(k).lower()
-                lv = None if v is None else _unesc(v).lower()
-                (strict if lk in _STRICT_PARAMS else other).setdefault(lk, lv)
-            key = (
-                (
-                    self.scheme.lower(),
-                    None if self.user is None else _unesc(self.user),
-                    None if self.password is None else _unesc(self.password),
-                    _norm_host(self.host),
-                    self.port,
-                    frozenset(strict.items()),
-                    frozenset((_unesc(k).lower(), _unesc(v)) for k, v in self.headers),
-                ),
-                other,
-            )
-            object.__setattr__(self, "_key", key)
-        return key
+    def _compare_key(self) -> tuple[tuple[Any, ...], dict[str, str | None]]:
+        """(parts that must match, other params compared only when in both)."""
+        strict: dict[str, str | None] = {}
+        other: dict[str, str | None] = {}
+        for k, v in self.params:
+            lk = _unesc(k).lower()
+            lv = None if v is None else _unesc(v).lower()
+            (strict if lk in _STRICT_PARAMS else other).setdefault(lk, lv)
+        main = (
+            self.scheme.lower(),
+            None if self.user is None else _unesc(self.user),
+            None if self.password is None else _unesc(self.password),
+            _norm_host(self.host),
+            self.port,
+            frozenset(strict.items()),
+            frozenset((_unesc(k).lower(), _unesc(v)) for k, v in self.headers),
+        )
+        return main, other
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SipUri):
