@@ -20,9 +20,9 @@ from typing import Protocol
 
 import anyio
 import attrs
-from anyio.abc import ByteStream, SocketAttribute, TaskGroup, UDPSocket
+from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskGroup, UDPSocket
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
-from anyio.streams.tls import TLSListener
+from anyio.streams.tls import TLSStream
 
 from rvoip_sip_core import KeepAlive, SipParseError, StreamFramer
 
@@ -211,7 +211,7 @@ class _Connection:
 
 @attrs.define(eq=False)
 class StreamTransport:
-    """SIP over TCP, or TLS when ``server_context``/``client_context`` are given.
+    """SIP over TCP, or TLS (``name="TLS"``; listens only when ``server_context`` is given).
 
     Connections are reused by remote address, answered on the connection a request came
     on (RFC 3261 §18.2.2), closed after ``idle_timeout`` seconds without traffic, and
@@ -235,7 +235,7 @@ class StreamTransport:
     _by_address: dict[tuple[str, int], _Connection] = attrs.field(factory=dict)
     _next_id: int = 1
     _task_group: TaskGroup | None = None
-    _listener: anyio.abc.Listener[ByteStream] | None = None
+    _listeners: list[SocketListener] = attrs.Factory(list)
     _local: Peer | None = None
 
     @property
@@ -254,17 +254,30 @@ class StreamTransport:
         """Listen and serve incoming connections in ``task_group``."""
         self.deliver, self.on_error = deliver, on_error
         self._task_group = task_group
-        tcp = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
-        sockname = tcp.extra(SocketAttribute.local_address)
+        if self.name == "TLS" and self.server_context is None:
+            # Client-only TLS: no listener; responses come back on our connections.
+            self._local = Peer(self.name, self.host, self.port or 5061)
+            return
+        multi = await anyio.create_tcp_listener(local_host=self.host, local_port=self.port)
+        self._listeners = [
+            listener for listener in multi.listeners if isinstance(listener, SocketListener)
+        ]
+        sockname = multi.extra(SocketAttribute.local_address)
         assert isinstance(sockname, tuple)
         self._local = Peer(self.name, str(sockname[0]), int(sockname[1]))
-        listener: anyio.abc.Listener[ByteStream] = tcp
-        if self.name == "TLS":
-            if self.server_context is None:
-                raise ValueError("TLS transport needs server_context")
-            listener = TLSListener(tcp, self.server_context, standard_compatible=False)
-        self._listener = listener
-        task_group.start_soon(listener.serve, self._accepted, task_group)
+        for listener in self._listeners:
+            task_group.start_soon(self._accept_loop, listener, task_group)
+
+    async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                return
+            except OSError:
+                self.stats["accept_errors"] += 1
+                continue
+            tg.start_soon(self._accepted, stream)
 
     def _register(self, remote: tuple[str, int]) -> _Connection:
         conn = _Connection(self._next_id, remote, self.send_queue_size)
@@ -297,6 +310,17 @@ class StreamTransport:
             self.stats["refused_too_many_connections"] += 1
             await stream.aclose()
             return
+        if self.server_context is not None:
+            try:
+                with anyio.fail_after(self.connect_timeout):
+                    stream = await TLSStream.wrap(
+                        stream, ssl_context=self.server_context, standard_compatible=False
+                    )
+            except (OSError, TimeoutError, ssl.SSLError, anyio.BrokenResourceError):
+                self.stats["tls_handshake_failures"] += 1
+                with anyio.CancelScope(shield=True):
+                    await stream.aclose()
+                return
         self.stats["accepted"] += 1
         conn = self._register((str(remote[0]), int(remote[1])))
         conn.stream = stream
@@ -406,9 +430,9 @@ class StreamTransport:
 
     async def aclose(self) -> None:
         """Stop listening and close every connection."""
-        if self._listener is not None:
-            await self._listener.aclose()
-            self._listener = None
+        for listener in self._listeners:
+            await listener.aclose()
+        self._listeners = []
         for conn in list(self._connections.values()):
             if conn.stream is not None:
                 await conn.stream.aclose()

@@ -1,0 +1,196 @@
+"""Real sockets on loopback: UDP, TCP and TLS endpoints on both anyio backends."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from rvoip_sip_core import Response, make_response, parse_message
+from rvoip_transaction_core import (
+    Peer,
+    RequestReceived,
+    TransactionEndpoint,
+    TransactionEvent,
+    TransportFailedError,
+    tune_datagram_transport,
+)
+from rvoip_transaction_core.testing import simple_request
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl CLI not found: cannot generate a test certificate")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
+
+
+def contexts(files: tuple[Path, Path]) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    cert, key = files
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+def responder(holder: list[TransactionEndpoint], status: int = 200) -> Callable[..., None]:
+    """A TU answering every request with ``status`` (the endpoint is filled in later)."""
+
+    def on_event(event: TransactionEvent) -> None:
+        if isinstance(event, RequestReceived) and event.request.method != "ACK":
+            tag = None if status < 200 else "uas"
+            holder[0].respond(event.txn_id, make_response(event.request, status, to_tag=tag))
+
+    return on_event
+
+
+async def exchange(transport: str, **server_kw: object) -> tuple[Response, dict[str, int]]:
+    holder: list[TransactionEndpoint] = []
+    client_kw = {k: v for k, v in server_kw.items() if k == "tls_client_context"}
+    server_only = {k: v for k, v in server_kw.items() if k != "tls_client_context"}
+    server = TransactionEndpoint(on_event=responder(holder), **server_only)  # type: ignore[arg-type]
+    holder.append(server)
+    listen = {"UDP": {}, "TCP": {"udp": None, "tcp": ("127.0.0.1", 0)}}.get(
+        transport, {"udp": None, "tls": ("127.0.0.1", 0)}
+    )
+    async with server, TransactionEndpoint(**listen, **client_kw) as client:  # type: ignore[arg-type]
+        target = server.local(transport)
+        with anyio.fail_after(10):
+            first = await client.request(simple_request("OPTIONS", call_id="a"), target)
+            second = await client.request(simple_request("OPTIONS", call_id="b"), target)
+        assert second.status == first.status
+        return first, client.stats
+
+
+async def test_udp_request_response(anyio_backend: str) -> None:
+    response, stats = await exchange("UDP")
+    assert response.status == 200
+    assert stats["udp_sent"] == 2
+
+
+async def test_tcp_request_response_reuses_the_connection(anyio_backend: str) -> None:
+    server_kw = {"udp": None, "tcp": ("127.0.0.1", 0)}
+    response, stats = await exchange("TCP", **server_kw)
+    assert response.status == 200
+    assert stats["tcp_connected"] == 1  # the second request went over the same connection
+
+
+async def test_tls_request_response(anyio_backend: str, tls_files: tuple[Path, Path]) -> None:
+    server_ctx, client_ctx = contexts(tls_files)
+    server_kw = {
+        "udp": None,
+        "tls": ("127.0.0.1", 0),
+        "tls_server_context": server_ctx,
+        "tls_client_context": client_ctx,
+    }
+    response, stats = await exchange("TLS", **server_kw)
+    assert response.status == 200
+    assert stats["tls_connected"] == 1
+
+
+async def test_crlf_keepalive_ping_is_answered(anyio_backend: str) -> None:
+    async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0)) as ep:
+        local = ep.local("TCP")
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp(local.host, local.port)
+            async with stream:
+                await stream.send(b"\r\n\r\n")
+                assert await stream.receive() == b"\r\n"  # RFC 5626 §3.5.1
+        assert ep.stats["tcp_keepalive_pongs"] == 1
+
+
+async def test_idle_connections_are_closed(anyio_backend: str) -> None:
+    async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0), idle_timeout=0.05) as ep:
+        local = ep.local("TCP")
+        with anyio.fail_after(10):
+            stream = await anyio.connect_tcp(local.host, local.port)
+            async with stream:
+                with pytest.raises((anyio.EndOfStream, anyio.BrokenResourceError)):
+                    await stream.receive()
+        assert ep.stats["tcp_closed_idle"] == 1
+
+
+async def test_tcp_connect_failure_reaches_the_tu(anyio_backend: str) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # bound but not listening: connection refused
+        async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0)) as ep:
+            with anyio.fail_after(10), pytest.raises(TransportFailedError):
+                await ep.request(simple_request("OPTIONS"), Peer("TCP", "127.0.0.1", port))
+            assert ep.stats["tcp_connect_failures"] == 1
+
+
+async def test_bad_udp_request_gets_400_and_garbage_is_counted(anyio_backend: str) -> None:
+    async with TransactionEndpoint() as ep:
+        local = ep.local("UDP")
+        bad = simple_request("OPTIONS", via="SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKq").encode()
+        bad = bad.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 BYE")
+        async with await anyio.create_udp_socket(local_host="127.0.0.1") as sock:
+            await sock.sendto(b"\x00garbage", local.host, local.port)
+            await sock.sendto(bad, local.host, local.port)
+            with anyio.fail_after(10):
+                data, _addr = await sock.receive()
+        reply = parse_message(data)
+        assert isinstance(reply, Response)
+        assert reply.status == 400
+        assert ep.stats["dropped_unparseable"] == 1
+
+
+async def test_large_request_over_udp_goes_over_tcp(anyio_backend: str) -> None:
+    # one port number for both UDP and TCP, as SIP servers usually listen
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+        u.bind(("127.0.0.1", 0))
+        port = u.getsockname()[1]
+        t.bind(("127.0.0.1", port))
+    holder: list[TransactionEndpoint] = []
+    server = TransactionEndpoint(
+        udp=("127.0.0.1", port), tcp=("127.0.0.1", port), on_event=responder(holder)
+    )
+    holder.append(server)
+    client = TransactionEndpoint(udp=("127.0.0.1", 0), tcp=("127.0.0.1", 0))
+    async with server, client:
+        big = simple_request("MESSAGE", body=b"x" * 1500)
+        with anyio.fail_after(10):
+            response = await client.request(big, Peer("UDP", "127.0.0.1", port))
+        assert response.status == 200
+        assert client.stats["udp_to_tcp"] == 1
+        assert server.stats["tcp_received"] == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_stdlib_datagram_read_size_is_lowered(anyio_backend: str) -> None:
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_datagram_endpoint(
+        asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)
+    )
+    try:
+        had = getattr(transport, "max_size", None)
+        tuned = tune_datagram_transport(transport)
+        # PACKAGING-NOTES §3: only the stdlib selector transport has the private max_size
+        assert tuned == (isinstance(had, int) and had > 65535)
+        if tuned:
+            assert transport.max_size == 65535  # type: ignore[attr-defined]
+    finally:
+        transport.close()
