@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import secrets
 import socket
@@ -251,3 +252,36 @@ def test_session_rng_is_injectable() -> None:
 
     first, second = anyio.run(run)
     assert first == second
+
+
+async def test_many_sessions_share_one_process() -> None:
+    """A media-engine-like tick sends one packet per stream; every stream receives all."""
+    pairs = 16
+    ticks = 10
+    received: dict[int, list[int]] = {i: [] for i in range(2 * pairs)}
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = []
+        for i in range(2 * pairs):
+            session = await stack.enter_async_context(
+                open_rtp_session(
+                    RtpSessionConfig(rtcp_enabled=False),
+                    on_packet=lambda p, t, i=i: received[i].append(p.sequence_number),
+                )
+            )
+            sessions.append(session)
+        for i in range(0, 2 * pairs, 2):
+            sessions[i].set_remote(sessions[i + 1].local_rtp_address)
+            sessions[i + 1].set_remote(sessions[i].local_rtp_address)
+        for tick in range(ticks):
+            for session in sessions:
+                session.send_payload(bytes(160), tick * 160, marker=tick == 0)
+            await anyio.sleep(0.02)
+        with anyio.fail_after(5):
+            while any(len(v) < ticks for v in received.values()):
+                await anyio.sleep(0.01)
+        for i, session in enumerate(sessions):
+            stats = session.statistics()
+            assert stats.packets_sent == ticks
+            assert stats.received is not None
+            assert stats.received.packets_lost == 0
+            assert len(received[i]) == ticks

@@ -1,0 +1,129 @@
+"""Benchmarks of rvoip_rtp_core: packet codec, statistics, and sessions on loopback.
+
+Run: ``.venv/bin/python packages/rtp-core/bench/rtp_bench.py [--pairs 100] [--ticks 100]``.
+Prints per-operation times and CPU µs per RTP packet (one send + one receive) for
+sessions on loopback under asyncio, asyncio+uvloop and trio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import random
+import time
+import timeit
+from collections.abc import Callable
+
+import anyio
+
+from rvoip_rtp_core import (
+    HeaderExtension,
+    RtcpReceiverReport,
+    RtpPacket,
+    RtpSessionConfig,
+    RtpSessionCore,
+    SourceStatistics,
+    encode_rtp,
+    open_rtp_session,
+    parse_rtcp,
+)
+
+
+def _per_call(fn: Callable[[], object], number: int = 200_000) -> float:
+    return min(timeit.repeat(fn, number=number, repeat=3)) / number * 1e6
+
+
+def micro() -> None:
+    """Codec and statistics operations, µs per call."""
+    plain = encode_rtp(0, 1, 2, 3, bytes(160))
+    ext = RtpPacket(0, 1, 2, 3, bytes(160), extensions=(HeaderExtension(1, b"ab"),)).encode()
+    packet = RtpPacket.parse(plain)
+    rr = parse_rtcp(RtcpReceiverReport(1).encode())[0].encode()
+    core = RtpSessionCore(rng=random.Random(1))
+    peer = RtpSessionCore(rng=random.Random(2))
+    stream = [core.build_rtp(bytes(160), i * 160, 0.0) for i in range(200_000)]
+    feed = iter(stream)
+    stats = SourceStatistics(1, 8000)
+    seqs = iter(range(10**7))
+    rows = [
+        ("RtpPacket.parse (12-byte header)", _per_call(lambda: RtpPacket.parse(plain))),
+        ("RtpPacket.parse (with extension)", _per_call(lambda: RtpPacket.parse(ext))),
+        ("RtpPacket.encode", _per_call(packet.encode)),
+        ("encode_rtp", _per_call(lambda: encode_rtp(0, 1, 2, 3, plain))),
+        ("RtpSessionCore.build_rtp", _per_call(lambda: core.build_rtp(plain, 160, 0.0))),
+        (
+            "RtpSessionCore.receive_rtp",
+            _per_call(lambda: peer.receive_rtp(next(feed), 0.0), len(stream) // 3),
+        ),
+        (
+            "SourceStatistics.update",
+            _per_call(lambda: stats.update(next(seqs) & 0xFFFF, 0, 0.0, 160)),
+        ),
+        ("parse_rtcp (RR)", _per_call(lambda: parse_rtcp(rr))),
+    ]
+    for name, us in rows:
+        print(f"{name:40s} {us:7.2f} µs")
+
+
+async def _loopback(pairs: int, ticks: int) -> tuple[float, int]:
+    received = [0]
+
+    def on_packet(packet: RtpPacket, arrival: float) -> None:
+        received[0] += 1
+
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = [
+            await stack.enter_async_context(
+                open_rtp_session(RtpSessionConfig(rtcp_enabled=False), on_packet=on_packet)
+            )
+            for _ in range(2 * pairs)
+        ]
+        for i in range(0, len(sessions), 2):
+            sessions[i].set_remote(sessions[i + 1].local_rtp_address)
+            sessions[i + 1].set_remote(sessions[i].local_rtp_address)
+        payload = bytes(160)
+        cpu0 = time.process_time()
+        start = anyio.current_time()
+        for tick in range(ticks):
+            now = time.time()
+            for s in sessions:
+                s.send_payload(payload, tick * 160, now=now)
+            await anyio.sleep_until(start + (tick + 1) * 0.02)
+        deadline = anyio.current_time() + 2.0
+        while received[0] < len(sessions) * ticks and anyio.current_time() < deadline:
+            await anyio.sleep(0.005)
+        cpu = time.process_time() - cpu0
+    return cpu, received[0]
+
+
+def loopback(pairs: int, ticks: int) -> None:
+    """CPU µs per packet (send + receive) for 2*pairs sessions ticking every 20 ms."""
+    for label, backend, options in (
+        ("asyncio", "asyncio", {}),
+        ("asyncio+uvloop", "asyncio", {"use_uvloop": True}),
+        ("trio", "trio", {}),
+    ):
+        try:
+            cpu, got = anyio.run(_loopback, pairs, ticks, backend=backend, backend_options=options)
+        except ImportError as exc:
+            print(f"{label:16s} skipped: {exc}")
+            continue
+        sent = 2 * pairs * ticks
+        print(
+            f"{label:16s} {2 * pairs} sessions x {ticks} ticks: {got}/{sent} received, "
+            f"{cpu / max(got, 1) * 1e6:6.1f} CPU µs per packet (send + receive)"
+        )
+
+
+def main() -> None:
+    """Parse arguments and run both benchmarks."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=100)
+    parser.add_argument("--ticks", type=int, default=100)
+    args = parser.parse_args()
+    micro()
+    loopback(args.pairs, args.ticks)
+
+
+if __name__ == "__main__":
+    main()
