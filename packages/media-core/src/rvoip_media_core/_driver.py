@@ -78,7 +78,7 @@ class MediaClock:
         record = stats.record
         for stream, payload, timestamp, marker in outgoing:
             try:
-                stream.session.send_payload(payload, timestamp, marker)
+                stream.session.send_payload(payload, timestamp, marker, stream.codec.value)
             except Exception:  # a closed session must not stop every other call
                 stats.send_errors += 1
             record(clock() - deadline)
