@@ -85,6 +85,22 @@ class Headers:
         except ValueError:
             return found
 
+    def _first(self, key: str) -> str | None:
+        """Value of the first line whose lookup key is ``key`` (already a header_key)."""
+        try:
+            pos = self._keys.index(key)
+        except ValueError:
+            return None
+        return self._parts[pos][2].strip(_LWS)
+
+    def _values(self, key: str) -> list[str]:
+        """Values of the lines whose lookup key is ``key`` (already a header_key)."""
+        keys = self._keys
+        if key not in keys:
+            return []
+        parts = self._parts
+        return [parts[pos][2].strip(_LWS) for pos in self._find(key)]
+
     def positions(self, name: str) -> list[int]:
         """Return the indices of the lines carrying ``name`` (any case, compact or long)."""
         return self._find(header_key(name))

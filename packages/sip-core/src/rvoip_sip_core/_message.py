@@ -17,6 +17,7 @@ from ._errors import SipParseError
 from ._headers import Contact, ContentType, CSeq, From, RecordRoute, Route, To, Via
 from ._headers_container import Headers
 from ._lexer import split_list
+from ._names import header_key
 from ._uri import Uri, parse_uri
 
 __all__ = ["Message", "Request", "Response", "recover_fields"]
@@ -48,6 +49,17 @@ def recover_fields(headers: Headers) -> dict[str, str]:
         if values:
             out[key] = ", ".join(values) if key == "via" else values[0]
     return out
+
+
+_KEYS_OF: dict[type, str] = {}
+
+
+def _key_of(cls: type[HeaderType]) -> str:
+    """The lookup key of a typed header class (memoised)."""
+    key = _KEYS_OF.get(cls)
+    if key is None:
+        key = _KEYS_OF[cls] = header_key(cls.NAME)
+    return key
 
 
 def _uri_key(uri: Uri | str) -> object:
@@ -109,14 +121,17 @@ class _MessageMixin:
             SipParseError: a line does not parse as ``cls``.
         """
         cache = self._cache
-        found = cache.get(cls)
+        found = cache.get((cls, "all"))
         if found is None:
-            values = self.headers.get_all(cls.NAME)
-            if cls.MULTI:
-                found = tuple(cls.parse(item) for value in values for item in split_list(value))
-            else:
-                found = tuple(cls.parse(value) for value in values)
-            cache[cls] = found
+            values = self.headers._values(_key_of(cls))
+            parse = cls.parse
+            items: list[H] = []
+            for value in values:
+                if not cls.MULTI or (value and "," not in value):
+                    items.append(parse(value))
+                else:
+                    items.extend(parse(item) for item in split_list(value))
+            found = cache[(cls, "all")] = tuple(items)
         return found  # type: ignore[return-value]
 
     def header(self, cls: type[H]) -> H | None:
@@ -125,23 +140,25 @@ class _MessageMixin:
         Raises:
             SipParseError: that element does not parse as ``cls``.
         """
+        cache = self._cache
+        if cls in cache:
+            return cache[cls]  # type: ignore[return-value]
         if cls.MULTI:
             items = self.headers_of(cls)
-            return items[0] if items else None
-        cache = self._cache
-        key = (cls, 1)
-        if key in cache:
-            return cache[key]  # type: ignore[return-value]
-        value = self.headers.get(cls.NAME)
-        typed = None if value is None else cls.parse(value)
-        cache[key] = typed
+            typed = items[0] if items else None
+        else:
+            value = self.headers._first(_key_of(cls))
+            typed = None if value is None else cls.parse(value)
+        cache[cls] = typed
         return typed
 
     def _required(self, cls: type[H]) -> H:
-        typed = self.header(cls)
+        typed = self._cache.get(cls)
         if typed is None:
-            raise self._missing(cls.NAME)
-        return typed
+            typed = self.header(cls)
+            if typed is None:
+                raise self._missing(cls.NAME)
+        return typed  # type: ignore[return-value]
 
     @property
     def vias(self) -> tuple[Via, ...]:
@@ -171,7 +188,7 @@ class _MessageMixin:
     @property
     def call_id(self) -> str:
         """The Call-ID value (raises SipParseError when missing or empty)."""
-        value = self.headers.get("call-id")
+        value = self.headers._first("call-id")
         if not value:
             raise self._missing("Call-ID")
         return value
@@ -203,7 +220,7 @@ class _MessageMixin:
         Raises:
             SipParseError: not a number in 0..255 (RFC 3261 §20.22).
         """
-        value = self.headers.get("max-forwards")
+        value = self.headers._first("max-forwards")
         if value is None:
             return None
         if not (value.isascii() and value.isdigit()) or int(value) > 255:
