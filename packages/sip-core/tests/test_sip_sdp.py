@@ -144,7 +144,7 @@ def test_typed_views() -> None:
     (crypto,) = audio.crypto()
     assert crypto.tag == 1
     assert crypto.suite == "AES_CM_128_HMAC_SHA1_80"
-    (key,) = crypto.keys
+    (key,) = crypto.key_params
     assert key.key_salt == "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR"
     assert key.lifetime == "2^20"
     assert key.lifetime_packets == 1 << 20
@@ -333,10 +333,15 @@ def test_crypto_parse_forms() -> None:
         "1 AES_CM_128_HMAC_SHA1_32 inline:NzB4d1BINUAvLEw6UzF3WSJ+PSdFcGdUJShpX1Zj|2^20|1:32;"
         "inline:KDc1eVlbOVN3aHdCM29nQy9BVmNFWjg1YmE5OF1T|2^20|2:32 KDR=1 UNENCRYPTED_SRTP"
     )
-    assert len(crypto.keys) == 2
-    assert crypto.keys[1].mki == 2
+    assert len(crypto.key_params) == 2
+    assert crypto.key_params[1].mki == 2
     assert crypto.session_params == ("KDR=1", "UNENCRYPTED_SRTP")
     assert Crypto.parse(str(crypto)) == crypto
+    fresh = CryptoKey.inline(bytes(range(30)), "2^31")
+    assert fresh.key_and_salt() == bytes(range(30))
+    assert str(Crypto(1, "AES_CM_128_HMAC_SHA1_80", (fresh,))) == (
+        "1 AES_CM_128_HMAC_SHA1_80 inline:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwd|2^31"
+    )
     # MKI without lifetime, lifetime in plain digits, other key methods.
     assert CryptoKey.parse("inline:abcd|5:4") == CryptoKey("abcd", None, 5, 4)
     assert CryptoKey.parse("inline:abcd|1048576").lifetime_packets == 1048576

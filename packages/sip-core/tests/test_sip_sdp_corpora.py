@@ -119,8 +119,8 @@ def test_known_values(corpora: Path) -> None:
         "AES_CM_128_HMAC_SHA1_80",
         "AES_CM_128_HMAC_SHA1_32",
     ]
-    assert len(media.crypto()[0].keys[0].key_and_salt()) == 46  # 32-byte key + 14-byte salt
-    assert len(media.crypto()[2].keys[0].key_and_salt()) == 30
+    assert len(media.crypto()[0].key_params[0].key_and_salt()) == 46  # 32-byte key + 14-byte salt
+    assert len(media.crypto()[2].key_params[0].key_and_salt()) == 30
     assert media.rtcp is not None
     assert media.rtcp.port == 4001
     assert srtp.get_attribute("X-nat") is not None

@@ -212,6 +212,17 @@ class CryptoKey:
     method: str = "inline"
 
     @classmethod
+    def inline(
+        cls,
+        key_and_salt: bytes,
+        lifetime: str | None = None,
+        mki: int | None = None,
+        mki_length: int | None = None,
+    ) -> Self:
+        """An inline key from raw master key || master salt bytes (RFC 4568 §6.1 base64)."""
+        return cls(base64.b64encode(key_and_salt).decode("ascii"), lifetime, mki, mki_length)
+
+    @classmethod
     def parse(cls, text: str) -> Self:
         """Parse ``inline:<key||salt>[|<lifetime>][|<mki>:<length>]``.
 
@@ -285,7 +296,7 @@ class Crypto:
 
     tag: int
     suite: str
-    keys: tuple[CryptoKey, ...]
+    key_params: tuple[CryptoKey, ...]
     session_params: tuple[str, ...] = ()
 
     @classmethod
@@ -302,7 +313,7 @@ class Crypto:
         return cls(parse_uint(fields[0], "crypto tag"), fields[1], keys, tuple(fields[3:]))
 
     def __str__(self) -> str:
-        keys = ";".join(str(k) for k in self.keys)
+        keys = ";".join(str(k) for k in self.key_params)
         return " ".join([str(self.tag), self.suite, keys, *self.session_params])
 
     def as_attribute(self) -> Attribute:
