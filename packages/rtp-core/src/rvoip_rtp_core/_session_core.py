@@ -74,6 +74,7 @@ class RtpSessionCore:
     _active_senders: set[int] = attrs.field(factory=set, init=False)
     _primary: int | None = attrs.field(default=None, init=False)
     _next_rtcp: float | None = attrs.field(default=None, init=False)
+    _last_rtcp: float = attrs.field(default=0.0, init=False)
     _initial: bool = attrs.field(default=True, init=False)
     _avg_rtcp_size: float = attrs.field(default=128.0, init=False)
     _pending_bye: list[int] = attrs.field(factory=list, init=False)
@@ -235,6 +236,7 @@ class RtpSessionCore:
     def start(self, now: float) -> None:
         """Schedule the first RTCP report (RFC 3550 §6.2: half the minimum interval)."""
         if self._next_rtcp is None:
+            self._last_rtcp = now
             self._next_rtcp = now + self._interval(initial=True)
 
     def get_timer(self) -> float | None:
@@ -245,7 +247,15 @@ class RtpSessionCore:
         """Return a compound RTCP report if one is due at ``now``, and reschedule."""
         if self._next_rtcp is None or now < self._next_rtcp:
             return None
+        # RFC 3550 A.7 OnExpire / §6.3.6: timer reconsideration. Recompute the interval
+        # with the current membership; send only if it has elapsed since the last
+        # report, else re-arm the timer for the new deadline.
+        interval = self._interval(initial=self._initial)
+        if self._last_rtcp + interval > now:
+            self._next_rtcp = self._last_rtcp + interval
+            return None
         data = self.build_report(now)
+        self._last_rtcp = now
         self._next_rtcp = now + self._interval(initial=False)
         return data
 
