@@ -525,3 +525,28 @@ def test_real_world_credentials_parse(corpora: Path) -> None:
     proxy = compact.header(ProxyAuthorization)
     assert proxy is not None
     assert proxy.response == "eed376ff7c963441255ec66594e470e7"
+
+
+@given(st.lists(st.integers(min_value=1, max_value=12), min_size=1, max_size=12))
+def test_server_accepts_only_growing_nonce_counts(counts: list[int]) -> None:
+    server = _server()
+    (challenge,) = server.challenge(0.0)
+    accepted = []
+    for nc in counts:
+        creds = build_credentials(
+            challenge,
+            username="bob",
+            password="pw",
+            method="BYE",
+            uri="sip:x",
+            cnonce=f"c{nc}",
+            nc=nc,
+        )
+        if server.verify(creds, method="BYE", now=1.0, password="pw").ok:
+            accepted.append(nc)
+    assert accepted == sorted(set(accepted))
+    expected = []
+    for nc in counts:
+        if not expected or nc > expected[-1]:
+            expected.append(nc)
+    assert accepted == expected
