@@ -41,6 +41,8 @@ class DialogConfig:
         info_content_types: Bodies accepted in INFO.
         user_agent: Value of ``User-Agent`` / ``Server`` (None: omit).
         subscription_expires: Expires of the implicit REFER subscription, seconds.
+        session_expires: Session interval we ask for in INVITEs (RFC 4028; None: none).
+        min_se: The smallest session interval we accept (RFC 4028 Min-SE, >= 90).
     """
 
     contact: str
@@ -50,12 +52,14 @@ class DialogConfig:
     t1: float = 0.5
     t2: float = 4.0
     allow: tuple[str, ...] = DEFAULT_ALLOW
-    supported: tuple[str, ...] = ()
+    supported: tuple[str, ...] = ("timer",)
     extra_methods: tuple[str, ...] = ()
     session_content_types: tuple[str, ...] = ("application/sdp",)
     info_content_types: tuple[str, ...] = ("application/dtmf-relay", "application/dtmf")
     user_agent: str | None = "rvoip"
     subscription_expires: int = 60
+    session_expires: int | None = 1800
+    min_se: int = 90
 
     @property
     def all_methods(self) -> tuple[str, ...]:

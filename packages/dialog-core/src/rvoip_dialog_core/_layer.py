@@ -12,9 +12,12 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 
+import attrs
+
 from rvoip_sip_core import (
     Request,
     Response,
+    SessionExpires,
     Uri,
     make_request,
     make_response,
@@ -37,6 +40,7 @@ from ._events import (
     ResponseForRequest,
     SendAck,
     SendResponse,
+    SessionRefreshDue,
     TerminationReason,
 )
 from ._records import ClientRequest, UacInvite, UasInvite
@@ -96,6 +100,9 @@ class DialogLayer(ServerSide):
             to_value = f"<{to_value}>"
         extra = [("Route", r) for r in route]
         extra.extend(self._capabilities())
+        extra.extend(self._session_timers.request_headers(None))
+        if self.config.user_agent:
+            extra.append(("User-Agent", self.config.user_agent))
         extra.extend(headers)
         if body and content_type is None:
             content_type = "application/sdp"
@@ -169,18 +176,33 @@ class DialogLayer(ServerSide):
         the dialog at once (§15); re-INVITE and UPDATE are target refreshes and retried after
         a 491 (§14.1); the 2xx of a re-INVITE is ACKed by the layer.
         """
-        dialog = self._dialog(dialog_id)
+        return self._request(
+            self._dialog(dialog_id), method, body, content_type, headers, refresh=False
+        ).ref
+
+    def _request(
+        self,
+        dialog: Dialog,
+        method: str,
+        body: bytes,
+        content_type: str | None,
+        headers: Headers,
+        *,
+        refresh: bool,
+    ) -> ClientRequest:
         method = method.upper()
-        if method in ("ACK", "CANCEL"):
+        if method in ("ACK", "CANCEL", "PRACK"):
             raise DialogUsageError(f"{method} is sent by the layer itself")
         if method == "INVITE" and dialog.state is not DialogState.CONFIRMED:
-            raise DialogUsageError(f"re-INVITE needs a confirmed dialog: {dialog_id}")
+            raise DialogUsageError(f"re-INVITE needs a confirmed dialog: {dialog.id}")
         if method == "BYE":
             transition(dialog.role, dialog.state, Trigger.LOCAL_BYE)  # raises when not allowed
         extra = list(headers)
         if method in ("INVITE", "UPDATE", "OPTIONS"):
             extra[:0] = self._capabilities()
-        if self.config.user_agent and method != "ACK":
+        if method in ("INVITE", "UPDATE"):
+            extra.extend(self._session_timers.request_headers(dialog.id))
+        if self.config.user_agent:
             extra.append(("User-Agent", self.config.user_agent))
         if body and content_type is None and method in ("INVITE", "UPDATE"):
             content_type = "application/sdp"
@@ -192,12 +214,12 @@ class DialogLayer(ServerSide):
             body=body,
             content_type=content_type,
         )
-        ref = self._new_ref()
-        self._send(ClientRequest(ref=ref, request=req, dialog_id=dialog_id))
+        creq = ClientRequest(ref=self._new_ref(), request=req, dialog_id=dialog.id, refresh=refresh)
+        self._send(creq)
         if method == "BYE":
             # RFC 3261 §15: the session and dialog end as soon as the BYE is sent.
             self._end_dialog(dialog, TerminationReason.LOCAL_BYE)
-        return ref
+        return creq
 
     def bye(self, dialog_id: DialogId, *, now: float) -> int:
         """Hang up a dialog with BYE (RFC 3261 §15.1.1); returns the request ref."""
@@ -320,6 +342,8 @@ class DialogLayer(ServerSide):
                 return
             creq.final = True
             self._client.pop((creq.request.top_via.branch or "", "INVITE"), None)
+            if status == 422 and self._retry_422(inv, creq, response):
+                return
             self._fail_invite(inv, response)
             return
         # A 2xx: the first one wins, later ones (other forks) are ACKed and BYEd (§13.2.2.4).
@@ -343,6 +367,7 @@ class DialogLayer(ServerSide):
         if inv.winner is None and not inv.failed and not inv.cancel_requested:
             inv.winner = dialog.id
             self._dialogs[dialog.id] = dialog
+            self._session_timers.from_response(dialog.id, response, now)
             self._emit(DialogConfirmed(dialog.id, response))
             for loser in list(inv.early.values()):
                 self._end_dialog(loser, TerminationReason.FORK_LOST)
@@ -355,6 +380,22 @@ class DialogLayer(ServerSide):
         self._send(ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True))
         if inv.winner is None and not inv.failed:
             self._fail_invite(inv, make_response(inv.request, 487, "Request Terminated"))
+
+    def _retry_422(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
+        # RFC 4028 §7.4: after 422, retry with Session-Expires (and Min-SE) raised to the
+        # peer's Min-SE; a new CSeq and branch, same Call-ID and tags.
+        interval = self._session_timers.retry_interval(response)
+        asked = inv.request.header(SessionExpires)
+        if interval is None or (asked is not None and asked.seconds >= interval):
+            return False
+        old = inv.request
+        headers = old.headers.with_("Session-Expires", str(interval))
+        headers = headers.with_("Min-SE", str(interval))
+        headers = headers.with_("CSeq", f"{old.cseq.seq + 1} INVITE")
+        headers = headers.with_("Via", make_via(self.config, self._rng))
+        inv.request = attrs.evolve(old, headers=headers)
+        self._send(ClientRequest(ref=inv.ref, request=inv.request, dialog_id=None, leg=inv.leg))
+        return True
 
     def _fail_invite(self, inv: UacInvite, response: Response) -> None:
         inv.failed = True
@@ -382,6 +423,7 @@ class DialogLayer(ServerSide):
                 return
             # RFC 3261 §12.2.1.2: the 2xx to a target refresh updates the remote target.
             dialog.refresh_target(response)
+            self._session_timers.from_response(dialog.id, response, now)
             ack = dialog.build_request("ACK", self.config, self._rng, cseq=creq.request.cseq.seq)
             creq.acks[""] = ack
             creq.final = True
@@ -409,7 +451,11 @@ class DialogLayer(ServerSide):
             return
         if 200 <= response.status < 300 and method == "UPDATE" and dialog is not None:
             dialog.refresh_target(response)
-        if not creq.internal:
+            self._session_timers.from_response(dialog.id, response, now)
+        elif creq.refresh and dialog is not None and response.status not in (408, 481):
+            # RFC 4028 §7.4: the UPDATE refresh failed (e.g. 405): the TU re-INVITEs instead.
+            self._emit(SessionRefreshDue(dialog.id))
+        if not creq.internal and not creq.refresh:
             self._emit(ResponseForRequest(creq.ref, creq.dialog_id, method, response))
         if dialog is not None and response.status in (408, 481) and method != "BYE":
             # RFC 3261 §12.2.1.2: a 481 or 408 to a request in a dialog ends the dialog.
@@ -423,6 +469,9 @@ class DialogLayer(ServerSide):
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do (None: nothing scheduled)."""
         times: list[float] = [c.retry_at for c in self._retries if c.retry_at is not None]
+        session = self._session_timers.next_deadline()
+        if session is not None:
+            times.append(session)
         times.extend(c.expires_at for c in self._client.values() if c.expires_at is not None)
         for uas in self._uas_invites.values():
             if uas.retransmit_at is not None:
@@ -443,6 +492,20 @@ class DialogLayer(ServerSide):
             self._retry(creq)
         for handle, uas in list(self._uas_invites.items()):
             self._uas_timers(handle, uas, now)
+        for dialog_id, timer in self._session_timers.due(now):
+            dialog = self._dialogs.get(dialog_id)
+            if dialog is None:
+                continue
+            if timer.we_refresh:
+                # RFC 4028 §10: refresh at half the interval (an UPDATE without a body).
+                self._request(dialog, "UPDATE", b"", None, (), refresh=True)
+            else:
+                # RFC 4028 §10: no refresh in time: send BYE and end the session.
+                bye = dialog.build_request("BYE", self.config, self._rng)
+                self._send(
+                    ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True)
+                )
+                self._end_dialog(dialog, TerminationReason.SESSION_EXPIRED)
 
     def _retry(self, creq: ClientRequest) -> None:
         creq.retry_at = None

@@ -35,6 +35,8 @@ class ClientRequest:
     """ACK sent per remote tag (re-sent for each 2xx retransmission, RFC 3261 §13.2.2.4)."""
     retry_at: float | None = None
     """RFC 3261 §14.1: when a request that got 491 is sent again."""
+    refresh: bool = False
+    """An UPDATE the layer sent to refresh the session (RFC 4028 §7.4)."""
 
 
 @attrs.define(eq=False)

@@ -45,6 +45,7 @@ from ._rules import (
     unacceptable_content_type,
     unsupported_extensions,
 )
+from ._session_timer import SessionTimers
 from ._states import Trigger
 
 __all__ = ["ServerSide"]
@@ -69,6 +70,7 @@ class ServerSide:
         self._actions: list[Action] = []
         self._events: list[DialogEvent] = []
         self._next_ref = 0
+        self._session_timers = SessionTimers(config)
 
     # --- helpers shared with the caller half --------------------------------------------------
 
@@ -119,6 +121,7 @@ class ServerSide:
             dialog.state = DialogState.TERMINATED
         self._dialogs.pop(dialog.id, None)
         self._refers.pop(dialog.id, None)
+        self._session_timers.stop(dialog.id)
         for handle, uas in list(self._uas_invites.items()):
             if uas.dialog_id == dialog.id and uas.response is not None:
                 del self._uas_invites[handle]
@@ -207,11 +210,17 @@ class ServerSide:
         self._in_dialog(dialog, request, server, now)
 
     def _reject_body(self, request: Request, server: object) -> bool:
-        if not unacceptable_content_type(request, self.config):
-            return False
-        accept = accepted_types(request.method, self.config) or ()
-        self._reply(request, server, 415, headers=[("Accept", ", ".join(accept))])
-        return True
+        if unacceptable_content_type(request, self.config):
+            accept = accepted_types(request.method, self.config) or ()
+            self._reply(request, server, 415, headers=[("Accept", ", ".join(accept))])
+            return True
+        if request.method in ("INVITE", "UPDATE"):
+            min_se = self._session_timers.too_small(request)
+            if min_se is not None:
+                # RFC 4028 §8.1: Session-Expires below our Min-SE: 422 with Min-SE.
+                self._reply(request, server, 422, headers=[("Min-SE", str(min_se))])
+                return True
+        return False
 
     def _out_of_dialog(self, request: Request, server: object, now: float) -> None:
         method = request.method
@@ -280,6 +289,10 @@ class ServerSide:
             if method == "INVITE":
                 self._uas_invites[server] = UasInvite(pending=pending, dialog_id=did, reinvite=True)
                 self._emit(ReInviteReceived(pending.ref, did, request, request.body))
+            elif not request.body:
+                # An UPDATE without an offer only refreshes the session (RFC 4028 §7.4,
+                # RFC 3311 §5.2): the layer answers it itself.
+                self.respond(pending.ref, 200, now=now)
             else:
                 self._emit(UpdateReceived(pending.ref, did, request, request.body))
         elif method == "BYE":
@@ -427,6 +440,10 @@ class ServerSide:
             if initial:
                 # RFC 3261 §12.1.1: dialog-creating responses copy Record-Route.
                 extra.extend(("Record-Route", rr) for rr in request.headers.get_all("Record-Route"))
+        negotiated: tuple[int, str] | None = None
+        if method in ("INVITE", "UPDATE") and 200 <= status < 300:
+            timer_headers, negotiated = self._session_timers.answer(request)
+            extra.extend(timer_headers)
         extra.extend(headers)
         if body and content_type is None and method in ("INVITE", "UPDATE"):
             content_type = "application/sdp"
@@ -448,6 +465,12 @@ class ServerSide:
             return response
         pending.final_sent = True
         self._server.pop(ref, None)
+        if did is not None and method in ("INVITE", "UPDATE") and status < 300:
+            if negotiated is not None:
+                interval, refresher = negotiated
+                self._session_timers.start(did, interval, refresher == "uas", now)
+            else:
+                self._session_timers.stop(did)
         uas = self._uas_invites.get(pending.server) if method == "INVITE" else None
         if uas is not None:
             if status < 300:

@@ -1,0 +1,164 @@
+"""Session timers (RFC 4028): Session-Expires / Min-SE negotiation and the per-dialog clock.
+
+The refresher re-sends a session refresh at half the interval; the other side ends the
+session if no refresh arrives before ``interval - min(32, interval / 3)`` (§10).
+"""
+
+from __future__ import annotations
+
+import math
+
+import attrs
+
+from rvoip_sip_core import MinSE, Request, Response, SessionExpires, SipParseError
+from rvoip_sip_core._lexer import split_list
+
+from ._config import DialogConfig
+from ._dialog import DialogId
+
+__all__ = ["SessionTimer", "SessionTimers"]
+
+ABSOLUTE_MIN_SE = 90
+"""RFC 4028 §4: Min-SE is never below 90 seconds."""
+
+
+def _session_expires(message: Request | Response) -> SessionExpires | None:
+    try:
+        return message.header(SessionExpires)
+    except SipParseError:
+        return None
+
+
+def _min_se(message: Request | Response) -> int:
+    try:
+        value = message.header(MinSE)
+    except SipParseError:
+        return ABSOLUTE_MIN_SE
+    return max(value.seconds, ABSOLUTE_MIN_SE) if value is not None else ABSOLUTE_MIN_SE
+
+
+def _supports_timer(message: Request | Response) -> bool:
+    tags = [t.lower() for line in message.headers.get_all("Supported") for t in split_list(line)]
+    tags += [t.lower() for line in message.headers.get_all("Require") for t in split_list(line)]
+    return "timer" in tags
+
+
+@attrs.define(eq=False)
+class SessionTimer:
+    """The negotiated session interval of one dialog and who refreshes it."""
+
+    interval: int
+    we_refresh: bool
+    due: float
+    """When we refresh (we_refresh) or when the session expires (otherwise)."""
+
+
+class SessionTimers:
+    """The session timers of all dialogs of a layer."""
+
+    def __init__(self, config: DialogConfig) -> None:
+        self.config = config
+        self._timers: dict[DialogId, SessionTimer] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """True when ``timer`` is among the supported option tags."""
+        return "timer" in (t.lower() for t in self.config.supported)
+
+    def get(self, dialog_id: DialogId) -> SessionTimer | None:
+        """The running timer of a dialog."""
+        return self._timers.get(dialog_id)
+
+    def request_headers(self, dialog_id: DialogId | None) -> list[tuple[str, str]]:
+        """Session-Expires and Min-SE for an INVITE or UPDATE we send (RFC 4028 §7.1)."""
+        if not self.enabled:
+            return []
+        timer = self._timers.get(dialog_id) if dialog_id is not None else None
+        if timer is not None:
+            refresher = "uac" if timer.we_refresh else "uas"
+            value = f"{timer.interval};refresher={refresher}"
+        elif self.config.session_expires is not None:
+            value = str(max(self.config.session_expires, self.config.min_se))
+        else:
+            return []
+        return [("Session-Expires", value), ("Min-SE", str(self.config.min_se))]
+
+    def too_small(self, request: Request) -> int | None:
+        """RFC 4028 §8.1: our Min-SE when the request's Session-Expires is below it (422)."""
+        if not self.enabled:
+            return None
+        se = _session_expires(request)
+        if se is not None and se.seconds < self.config.min_se:
+            return self.config.min_se
+        return None
+
+    def answer(self, request: Request) -> tuple[list[tuple[str, str]], tuple[int, str] | None]:
+        """Headers for our 2xx to an INVITE/UPDATE and the negotiated (interval, refresher).
+
+        RFC 4028 §9: the interval is the request's; the refresher is the one it asked for,
+        else the UAC when it supports timers, else us.
+        """
+        se = _session_expires(request) if self.enabled else None
+        if se is None:
+            return [], None
+        interval = max(se.seconds, _min_se(request))
+        refresher = se.refresher
+        uac_supports = _supports_timer(request)
+        if refresher not in ("uac", "uas"):
+            refresher = "uac" if uac_supports else "uas"
+        elif refresher == "uac" and not uac_supports:
+            refresher = "uas"
+        headers = [("Session-Expires", f"{interval};refresher={refresher}")]
+        if refresher == "uac":
+            # RFC 4028 §9: a UAC refresher must be told it has to refresh.
+            headers.append(("Require", "timer"))
+        return headers, (interval, refresher)
+
+    def start(self, dialog_id: DialogId, interval: int, we_refresh: bool, now: float) -> None:
+        """(Re)start a dialog's session timer after a successful refresh."""
+        # RFC 4028 §10: the refresher refreshes at half the interval; the other side ends
+        # the session at interval - min(32, interval/3) without a refresh.
+        due = now + (interval / 2 if we_refresh else interval - min(32.0, interval / 3))
+        self._timers[dialog_id] = SessionTimer(interval, we_refresh, due)
+
+    def from_response(self, dialog_id: DialogId, response: Response, now: float) -> None:
+        """A 2xx to our INVITE/UPDATE: start the timer it negotiated (RFC 4028 §7.2)."""
+        if not self.enabled:
+            return
+        se = _session_expires(response)
+        if se is None:
+            self._timers.pop(dialog_id, None)
+            return
+        self.start(dialog_id, se.seconds, se.refresher != "uas", now)
+
+    def retry_interval(self, response: Response) -> int | None:
+        """RFC 4028 §7.4: the larger Session-Expires to retry with after a 422."""
+        if response.status != 422 or not self.enabled:
+            return None
+        return _min_se(response)
+
+    def stop(self, dialog_id: DialogId) -> None:
+        """Forget a dialog's timer (the dialog ended)."""
+        self._timers.pop(dialog_id, None)
+
+    def next_deadline(self) -> float | None:
+        """The earliest refresh or expiry."""
+        due = min((t.due for t in self._timers.values()), default=math.inf)
+        return None if due == math.inf else due
+
+    def due(self, now: float) -> list[tuple[DialogId, SessionTimer]]:
+        """Timers due at ``now``.
+
+        An expired one is removed; a refresher's waits (no deadline) for the refresh's 2xx,
+        which restarts it.
+        """
+        out = [(did, t) for did, t in self._timers.items() if t.due <= now]
+        for did, timer in out:
+            if timer.we_refresh:
+                timer.due = math.inf
+            else:
+                del self._timers[did]
+        return out
+
+    def __len__(self) -> int:
+        return len(self._timers)

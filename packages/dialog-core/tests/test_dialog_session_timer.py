@@ -1,0 +1,145 @@
+"""Session timers (RFC 4028) between two agents on the virtual network."""
+
+from __future__ import annotations
+
+import attrs
+
+from rvoip_dialog_core import (
+    DialogConfig,
+    DialogConfirmed,
+    DialogTerminated,
+    IncomingInvite,
+    InviteFailed,
+    SessionRefreshDue,
+    TerminationReason,
+)
+from rvoip_dialog_core._session_timer import SessionTimers
+from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
+from rvoip_sip_core import Request, Response, make_request, parse_uri
+
+BOB = "sip:bob@127.0.0.1:5070"
+
+
+def setup(
+    bob_config: dict[str, object] | None = None, drop: object = None
+) -> tuple[VirtualNetwork, Agent, Agent]:
+    net = VirtualNetwork(drop=drop)  # type: ignore[arg-type]
+    alice = net.add("alice", 5060, seed=1)
+    changes = bob_config or {}
+
+    def configure(config: DialogConfig) -> DialogConfig:
+        return attrs.evolve(config, **changes)  # type: ignore[arg-type]
+
+    bob = net.add("bob", 5070, seed=2, configure=configure)
+    return net, alice, bob
+
+
+def answer_call(net: VirtualNetwork, alice: Agent, bob: Agent) -> None:
+    alice.dialog.invite(BOB, from_="sip:alice@127.0.0.1", body=b"v=0\r\n", now=net.now)
+    net.pump()
+    (inv,) = bob.of_type(IncomingInvite)
+    assert isinstance(inv, IncomingInvite)
+    bob.dialog.respond(inv.ref, 200, body=b"v=0\r\n", now=net.now)
+    net.pump()
+
+
+def test_negotiation_and_refresh_by_uac_at_half_interval() -> None:
+    net, alice, bob = setup()
+    answer_call(net, alice, bob)
+    invite = net.messages(method="INVITE")[0]
+    assert invite.headers.get("Session-Expires") == "1800"
+    assert invite.headers.get("Min-SE") == "90"
+    ok = [m for m in net.messages(status=200) if isinstance(m, Response)][-1]
+    assert ok.headers.get("Session-Expires") == "1800;refresher=uac"
+    assert ok.headers.get("Require") == "timer"
+    assert alice.of_type(DialogConfirmed)
+    start = net.now
+    net.advance(899.0)
+    assert net.messages(method="UPDATE") == []
+    net.advance(2.0)
+    (update,) = net.messages(method="UPDATE")
+    assert isinstance(update, Request)
+    assert update.body == b""
+    assert update.headers.get("Session-Expires") == "1800;refresher=uac"
+    # Refreshes keep the call up well past the interval.
+    net.advance(4000.0)
+    assert len(net.messages(method="UPDATE")) >= 5
+    assert net.messages(method="BYE") == []
+    assert len(alice.dialog) == 1
+    assert len(bob.dialog) == 1
+    assert net.now - start > 1800
+
+
+def test_no_refresh_ends_session_with_bye() -> None:
+    cut = {"on": False}
+
+    def drop(record: WireRecord) -> bool:
+        return cut["on"] and record.source.port == 5060
+
+    net, alice, bob = setup(drop=drop)
+    answer_call(net, alice, bob)
+    t0 = net.now
+    cut["on"] = True
+    net.advance(1800.0)
+    byes = [r for r in net.wire if isinstance(r.message, Request) and r.message.method == "BYE"]
+    assert byes[0].source == bob.address
+    # RFC 4028 §10: expiry at interval - min(32, interval/3) = 1768 s.
+    assert byes[0].at - t0 == 1768.0
+    ends = [e for e in bob.events if isinstance(e, DialogTerminated)]
+    assert ends[0].reason is TerminationReason.SESSION_EXPIRED
+
+
+def test_422_retried_with_peer_min_se() -> None:
+    net, alice, bob = setup({"min_se": 1900})
+    answer_call(net, alice, bob)
+    invites = net.messages(method="INVITE")
+    assert [m.status for m in net.messages(status=422)] == [422]
+    assert invites[1].headers.get("Session-Expires") == "1900"
+    assert invites[1].cseq.seq == invites[0].cseq.seq + 1
+    assert invites[1].call_id == invites[0].call_id
+    assert alice.of_type(DialogConfirmed)
+    assert alice.of_type(InviteFailed) == []
+
+
+def test_refresh_update_refused_asks_tu_for_reinvite() -> None:
+    allow = ("INVITE", "ACK", "CANCEL", "BYE", "OPTIONS")
+    net, alice, bob = setup({"allow": allow})
+    answer_call(net, alice, bob)
+    net.advance(901.0)
+    assert [m.status for m in net.messages(status=405)] == [405]
+    assert len(alice.of_type(SessionRefreshDue)) == 1
+
+
+def test_without_timer_support_no_session_timer() -> None:
+    net, alice, bob = setup({"supported": ()})
+    answer_call(net, alice, bob)
+    ok = [m for m in net.messages(status=200) if isinstance(m, Response)][-1]
+    assert "Session-Expires" not in ok.headers
+    net.advance(5000.0)
+    assert net.messages(method="UPDATE") == []
+    assert len(bob.dialog) == 1
+
+
+def test_answer_picks_refresher() -> None:
+    config = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1)
+    timers = SessionTimers(config)
+
+    def invite(headers: list[tuple[str, str]]) -> Request:
+        return make_request(
+            "INVITE",
+            parse_uri(BOB),
+            from_="<sip:a@h>;tag=1",
+            to="<sip:b@h>",
+            call_id="c",
+            cseq=1,
+            via="SIP/2.0/UDP h;branch=z9hG4bK1",
+            headers=headers,
+        )
+
+    assert timers.answer(invite([]))[1] is None
+    assert timers.answer(invite([("Session-Expires", "600")]))[1] == (600, "uas")
+    both = invite([("Session-Expires", "600"), ("Supported", "timer")])
+    assert timers.answer(both)[1] == (600, "uac")
+    asked = invite([("Session-Expires", "600;refresher=uas"), ("Supported", "timer")])
+    assert timers.answer(asked)[1] == (600, "uas")
+    assert timers.too_small(invite([("Session-Expires", "60")])) == 90
