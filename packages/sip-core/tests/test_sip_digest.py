@@ -531,7 +531,7 @@ def test_real_world_credentials_parse(corpora: Path) -> None:
 def test_server_accepts_only_growing_nonce_counts(counts: list[int]) -> None:
     server = _server()
     (challenge,) = server.challenge(0.0)
-    accepted = []
+    accepted: list[int] = []
     for nc in counts:
         creds = build_credentials(
             challenge,
@@ -545,7 +545,7 @@ def test_server_accepts_only_growing_nonce_counts(counts: list[int]) -> None:
         if server.verify(creds, method="BYE", now=1.0, password="pw").ok:
             accepted.append(nc)
     assert accepted == sorted(set(accepted))
-    expected = []
+    expected: list[int] = []
     for nc in counts:
         if not expected or nc > expected[-1]:
             expected.append(nc)
