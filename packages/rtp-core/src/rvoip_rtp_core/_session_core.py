@@ -162,8 +162,8 @@ class RtpSessionCore:
         valid = src.update(packet.sequence_number, packet.timestamp, now, len(packet.payload))
         if not valid and not src.probation:
             return None
+        self._primary = ssrc
         if valid:
-            self._primary = ssrc
             self._active_senders.add(ssrc)
         return packet
 
@@ -214,7 +214,7 @@ class RtpSessionCore:
 
     @property
     def primary_source(self) -> SourceStatistics | None:
-        """The remote source that most recently sent a valid packet."""
+        """The remote source whose packet was delivered last (possibly still on probation)."""
         return None if self._primary is None else self._sources.get(self._primary)
 
     # -- RTCP --------------------------------------------------------------------------
