@@ -211,6 +211,7 @@ INVITE_SERVER = Machine(
     table={
         # RFC 3261 §17.2.1: a retransmitted INVITE gets the last provisional again.
         (S.PROCEEDING, E.RECV_REQUEST): (S.PROCEEDING, (A.SEND_RESPONSE,)),
+        (S.PROCEEDING, E.RECV_ACK): (S.PROCEEDING, ()),  # no final sent yet: stray ACK
         (S.PROCEEDING, E.TU_1XX): (S.PROCEEDING, (A.SEND_RESPONSE,)),
         (S.PROCEEDING, E.TU_2XX): (S.ACCEPTED, (A.SEND_RESPONSE, A.ARM_L)),
         (S.PROCEEDING, E.TU_FINAL): (S.COMPLETED, (A.SEND_RESPONSE, A.ARM_G, A.ARM_H)),

@@ -12,12 +12,13 @@ from collections.abc import Callable
 
 import attrs
 
-from rvoip_sip_core import Request, make_request
+from rvoip_sip_core import Request, make_request, make_response
 
+from ._endpoint import TransactionEndpoint
 from ._layer import TransactionLayer
-from ._types import Peer, TimerConfig, TransactionEvent, Transmit
+from ._types import Peer, RequestReceived, TimerConfig, TransactionEvent, Transmit
 
-__all__ = ["Delivery", "MemoryNetwork", "Node", "simple_request"]
+__all__ = ["Delivery", "MemoryNetwork", "Node", "Responder", "simple_request"]
 
 # A TU callback: (node, event) -> None; it may call node.layer.respond(...)/send_request(...)
 TuHandler = Callable[["Node", TransactionEvent], None]
@@ -162,3 +163,22 @@ def simple_request(
         via=via,
         body=body,
     )
+
+
+@attrs.define(eq=False)
+class Responder:
+    """A TU for `TransactionEndpoint` that answers every request but ACK with ``status``.
+
+    Use as ``on_event``; set ``endpoint`` once the endpoint exists. Counts what it answered.
+    """
+
+    status: int = 200
+    endpoint: TransactionEndpoint | None = None
+    answered: int = 0
+
+    def __call__(self, event: TransactionEvent) -> None:
+        if isinstance(event, RequestReceived) and self.endpoint is not None:
+            tag = None if self.status < 200 else "rvoip"
+            response = make_response(event.request, self.status, to_tag=tag)
+            self.endpoint.respond(event.txn_id, response)
+            self.answered += 1
