@@ -1,30 +1,21 @@
-"""The callee half of the dialog layer: requests received, the TU's answers, REFER/NOTIFY.
-
-``DialogLayer`` (in ``_layer.py``) adds the caller half on top of this class; the state
-tables shared by both halves live here.
-"""
+"""The callee half of the dialog layer: requests received and the TU's answers."""
 
 from __future__ import annotations
 
-import random
-from collections import Counter
 from collections.abc import Iterable
 
-from rvoip_sip_core import Request, Response, make_response, new_tag
+from rvoip_sip_core import Request, Response, new_tag
 from rvoip_sip_core._lexer import split_list
 
-from ._config import DialogConfig
-from ._dialog import Dialog, DialogId, DialogState, LegId
+from ._base import LayerBase
+from ._dialog import Dialog, DialogId, DialogState
 from ._errors import DialogUsageError
 from ._events import (
     AckReceived,
-    Action,
     ByeReceived,
     CancelReceived,
     DialogConfirmed,
     DialogEarly,
-    DialogEvent,
-    DialogTerminated,
     IncomingInvite,
     InfoReceived,
     NotifyReceived,
@@ -32,133 +23,25 @@ from ._events import (
     ReferReceived,
     ReInviteReceived,
     RequestReceived,
-    SendRequest,
-    SendResponse,
     TerminationReason,
     UpdateReceived,
 )
-from ._records import ClientRequest, ReferSubscription, ServerRequest, UacInvite, UasInvite
+from ._records import ServerRequest, UasInvite
 from ._rules import (
     accepted_types,
     parse_sipfrag_status,
-    sipfrag,
     unacceptable_content_type,
     unsupported_extensions,
 )
-from ._session_timer import SessionTimers
 from ._states import Trigger
 
-__all__ = ["ServerSide"]
+__all__ = ["SIPFRAG_TYPE", "ServerSide"]
 
 SIPFRAG_TYPE = "message/sipfrag;version=2.0"
 
 
-class ServerSide:
-    """State shared by both halves, and the handling of every request we receive."""
-
-    def __init__(self, config: DialogConfig, rng: random.Random) -> None:
-        self.config = config
-        self._rng = rng
-        self.stats: Counter[str] = Counter()
-        self._dialogs: dict[DialogId, Dialog] = {}
-        self._client: dict[tuple[str, str], ClientRequest] = {}
-        self._uac_invites: dict[LegId, UacInvite] = {}
-        self._uas_invites: dict[object, UasInvite] = {}
-        self._server: dict[int, ServerRequest] = {}
-        self._retries: list[ClientRequest] = []
-        self._refers: dict[DialogId, int] = {}
-        self._actions: list[Action] = []
-        self._events: list[DialogEvent] = []
-        self._next_ref = 0
-        self._session_timers = SessionTimers(config)
-
-    # --- helpers shared with the caller half --------------------------------------------------
-
-    def _new_ref(self) -> int:
-        self._next_ref += 1
-        return self._next_ref
-
-    def _emit(self, event: DialogEvent) -> None:
-        self._events.append(event)
-
-    def _send(self, creq: ClientRequest) -> None:
-        key = (creq.request.top_via.branch or "", creq.request.method)
-        self._client[key] = creq
-        self._actions.append(SendRequest(creq.request))
-
-    def _dialog(self, dialog_id: DialogId) -> Dialog:
-        dialog = self._dialogs.get(dialog_id)
-        if dialog is None:
-            raise DialogUsageError(f"no such dialog: {dialog_id}")
-        return dialog
-
-    def dialog(self, dialog_id: DialogId) -> Dialog | None:
-        """The live dialog with this id (None once it has ended)."""
-        return self._dialogs.get(dialog_id)
-
-    @property
-    def dialogs(self) -> tuple[Dialog, ...]:
-        """All live dialogs, early and confirmed."""
-        return tuple(self._dialogs.values())
-
-    def _capabilities(self) -> list[tuple[str, str]]:
-        # Allow and Supported advertised in INVITE/UPDATE/OPTIONS and their answers.
-        return [
-            ("Allow", ", ".join(self.config.all_methods)),
-            ("Supported", ", ".join(self.config.supported)),
-        ]
-
-    def _end_dialog(
-        self, dialog: Dialog, reason: TerminationReason, status: int | None = None
-    ) -> None:
-        if dialog.state is DialogState.TERMINATED:
-            return
-        try:
-            dialog.move(Trigger[reason.name])
-        except DialogUsageError:
-            # Not in the table: still end it (a dialog is never left half-alive).
-            self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
-            dialog.state = DialogState.TERMINATED
-        self._dialogs.pop(dialog.id, None)
-        self._refers.pop(dialog.id, None)
-        self._session_timers.stop(dialog.id)
-        for handle, uas in list(self._uas_invites.items()):
-            if uas.dialog_id == dialog.id and uas.response is not None:
-                del self._uas_invites[handle]
-        for creq in list(self._retries):
-            if creq.dialog_id == dialog.id:
-                self._retries.remove(creq)
-        self._emit(DialogTerminated(dialog.id, reason, status))
-
-    def _reply(
-        self,
-        request: Request,
-        server: object,
-        status: int,
-        reason: str | None = None,
-        *,
-        to_tag: str | None = None,
-        headers: Iterable[tuple[str, str]] = (),
-        body: bytes = b"",
-        content_type: str | None = None,
-    ) -> Response:
-        extra = list(headers)
-        if self.config.user_agent:
-            extra.append(("Server", self.config.user_agent))
-        if to_tag is None and request.to.tag is None and status > 100:
-            # RFC 3261 §8.2.6.2: a response without To tag gets one (stateless rejections).
-            to_tag = new_tag(self._rng)
-        response = make_response(
-            request,
-            status,
-            reason,
-            to_tag=to_tag if request.to.tag is None else None,
-            headers=extra,
-            body=body,
-            content_type=content_type,
-        )
-        self._actions.append(SendResponse(response, server))
-        return response
+class ServerSide(LayerBase):
+    """Handling of every request we receive, and the answers the TU gives."""
 
     # --- transaction-layer input: requests ------------------------------------------------------
 
@@ -498,55 +381,3 @@ class ServerSide:
         if 200 <= status < 300 and dialog.state is DialogState.EARLY:
             dialog.move(Trigger.SUCCESS)
             self._emit(DialogConfirmed(did, request))
-
-    # --- REFER (RFC 3515) -------------------------------------------------------------------
-
-    def accept_refer(self, ref: int, *, now: float) -> ReferSubscription:
-        """Accept a REFER: 202, then the first NOTIFY (``SIP/2.0 100 Trying``, RFC 3515 §2.4.4).
-
-        Returns:
-            The implicit subscription, for :meth:`notify_refer`.
-        """
-        pending = self._server.get(ref)
-        if pending is None or pending.request.method != "REFER" or pending.dialog_id is None:
-            raise DialogUsageError(f"no REFER awaiting an answer with ref {ref}")
-        did = pending.dialog_id
-        self.respond(ref, 202, "Accepted", now=now)
-        count = self._refers.get(did, 0) + 1
-        self._refers[did] = count
-        # RFC 3515 §2.4.6: later REFERs in the same dialog are told apart by id=<CSeq>.
-        event = "refer" if count == 1 else f"refer;id={pending.request.cseq.seq}"
-        sub = ReferSubscription(did, event)
-        self.notify_refer(sub, 100, "Trying", now=now)
-        return sub
-
-    def notify_refer(
-        self, subscription: ReferSubscription, status: int, reason: str, *, now: float
-    ) -> int:
-        """Report the referred call's progress in a NOTIFY with a sipfrag status line.
-
-        A final status (>= 200) terminates the subscription (RFC 3515 §2.4.5).
-        """
-        if subscription.terminated:
-            raise DialogUsageError("the REFER subscription is already terminated")
-        dialog = self._dialog(subscription.dialog_id)
-        if status >= 200:
-            subscription.terminated = True
-            state = "terminated;reason=noresource"
-        else:
-            state = f"active;expires={self.config.subscription_expires}"
-        headers: tuple[tuple[str, str], ...] = (
-            ("Event", subscription.event),
-            ("Subscription-State", state),
-        )
-        req = dialog.build_request(
-            "NOTIFY",
-            self.config,
-            self._rng,
-            headers=headers,
-            body=sipfrag(status, reason),
-            content_type=SIPFRAG_TYPE,
-        )
-        ref = self._new_ref()
-        self._send(ClientRequest(ref=ref, request=req, dialog_id=dialog.id))
-        return ref

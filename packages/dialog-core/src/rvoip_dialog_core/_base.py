@@ -1,0 +1,161 @@
+"""The state tables and helpers shared by every part of the dialog layer."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable
+
+from rvoip_sip_core import Request, Response, make_response, new_tag
+
+from ._config import DialogConfig
+from ._dialog import Dialog, DialogId, DialogState, LegId
+from ._errors import DialogUsageError
+from ._events import (
+    Action,
+    DialogEvent,
+    DialogTerminated,
+    SendRequest,
+    SendResponse,
+    TerminationReason,
+)
+from ._records import ClientRequest, ServerRequest, UacInvite, UasInvite
+from ._session_timer import SessionTimers
+from ._states import Trigger
+
+__all__ = ["LayerBase"]
+
+
+class LayerBase:
+    """The dialog layer's tables (dialogs, pending requests, timers) and shared helpers."""
+
+    def __init__(self, config: DialogConfig, rng: random.Random) -> None:
+        self.config = config
+        self._rng = rng
+        self.stats: Counter[str] = Counter()
+        self._dialogs: dict[DialogId, Dialog] = {}
+        self._client: dict[tuple[str, str], ClientRequest] = {}
+        self._uac_invites: dict[LegId, UacInvite] = {}
+        self._uas_invites: dict[object, UasInvite] = {}
+        self._server: dict[int, ServerRequest] = {}
+        self._retries: list[ClientRequest] = []
+        self._refers: dict[DialogId, int] = {}
+        self._actions: list[Action] = []
+        self._events: list[DialogEvent] = []
+        self._next_ref = 0
+        self._session_timers = SessionTimers(config)
+
+    # --- helpers --------------------------------------------------
+
+    def _new_ref(self) -> int:
+        self._next_ref += 1
+        return self._next_ref
+
+    def _emit(self, event: DialogEvent) -> None:
+        self._events.append(event)
+
+    def _send(self, creq: ClientRequest) -> None:
+        key = (creq.request.top_via.branch or "", creq.request.method)
+        self._client[key] = creq
+        self._actions.append(SendRequest(creq.request))
+
+    def _dialog(self, dialog_id: DialogId) -> Dialog:
+        dialog = self._dialogs.get(dialog_id)
+        if dialog is None:
+            raise DialogUsageError(f"no such dialog: {dialog_id}")
+        return dialog
+
+    def dialog(self, dialog_id: DialogId) -> Dialog | None:
+        """The live dialog with this id (None once it has ended)."""
+        return self._dialogs.get(dialog_id)
+
+    @property
+    def dialogs(self) -> tuple[Dialog, ...]:
+        """All live dialogs, early and confirmed."""
+        return tuple(self._dialogs.values())
+
+    def _capabilities(self) -> list[tuple[str, str]]:
+        # Allow and Supported advertised in INVITE/UPDATE/OPTIONS and their answers.
+        return [
+            ("Allow", ", ".join(self.config.all_methods)),
+            ("Supported", ", ".join(self.config.supported)),
+        ]
+
+    def _end_dialog(
+        self, dialog: Dialog, reason: TerminationReason, status: int | None = None
+    ) -> None:
+        if dialog.state is DialogState.TERMINATED:
+            return
+        try:
+            dialog.move(Trigger[reason.name])
+        except DialogUsageError:
+            # Not in the table: still end it (a dialog is never left half-alive).
+            self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
+            dialog.state = DialogState.TERMINATED
+        self._dialogs.pop(dialog.id, None)
+        self._refers.pop(dialog.id, None)
+        self._session_timers.stop(dialog.id)
+        for handle, uas in list(self._uas_invites.items()):
+            if uas.dialog_id == dialog.id and uas.response is not None:
+                del self._uas_invites[handle]
+        for creq in list(self._retries):
+            if creq.dialog_id == dialog.id:
+                self._retries.remove(creq)
+        self._emit(DialogTerminated(dialog.id, reason, status))
+
+    def _reply(
+        self,
+        request: Request,
+        server: object,
+        status: int,
+        reason: str | None = None,
+        *,
+        to_tag: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> Response:
+        extra = list(headers)
+        if self.config.user_agent:
+            extra.append(("Server", self.config.user_agent))
+        if to_tag is None and request.to.tag is None and status > 100:
+            # RFC 3261 §8.2.6.2: a response without To tag gets one (stateless rejections).
+            to_tag = new_tag(self._rng)
+        response = make_response(
+            request,
+            status,
+            reason,
+            to_tag=to_tag if request.to.tag is None else None,
+            headers=extra,
+            body=body,
+            content_type=content_type,
+        )
+        self._actions.append(SendResponse(response, server))
+        return response
+
+    # --- output--------------------------------------------------------------------------
+
+    def take_actions(self) -> list[Action]:
+        """Actions for the driver, in order (and forget them)."""
+        out, self._actions = self._actions, []
+        return out
+
+    def take_events(self) -> list[DialogEvent]:
+        """Events for the session layer, in order (and forget them)."""
+        out, self._events = self._events, []
+        return out
+
+    def __len__(self) -> int:
+        """Number of live dialogs (early and confirmed)."""
+        return len(self._dialogs)
+
+    def pending(self) -> Counter[str]:
+        """Sizes of the internal tables (to check nothing leaks after many calls)."""
+        return Counter(
+            dialogs=len(self._dialogs),
+            client=len(self._client),
+            uac_invites=len(self._uac_invites),
+            uas_invites=len(self._uas_invites),
+            server=len(self._server),
+            retries=len(self._retries),
+        )
