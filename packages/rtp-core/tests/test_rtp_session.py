@@ -285,3 +285,47 @@ async def test_many_sessions_share_one_process() -> None:
             assert stats.received is not None
             assert stats.received.packets_lost == 0
             assert len(received[i]) == ticks
+
+
+async def test_outgoing_filter_loss_is_measured() -> None:
+    """Dropping 5 % of packets after packetisation shows as 5 % loss at the receiver."""
+    async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
+        a.set_remote(b.local_rtp_address)
+        count = [0]
+
+        def drop_every_20th(data: bytes) -> bool:
+            count[0] += 1
+            return count[0] % 20 != 10
+
+        a.outgoing_filter = drop_every_20th
+        for i in range(200):
+            a.send_payload(bytes(160), i * 160)
+            if i % 25 == 0:
+                await anyio.sleep(0.001)
+        await _receive_n(b, 190)
+        stats = b.statistics().received
+        assert stats is not None
+        assert (stats.packets_expected, stats.packets_received, stats.packets_lost) == (
+            199,
+            189,
+            10,
+        )
+        assert stats.loss_percent == pytest.approx(100 * 10 / 199)
+        assert a.statistics().packets_sent == 200
+
+
+async def test_close_wakes_a_waiting_receiver() -> None:
+    async with open_rtp_session(_CFG) as a:
+        result: list[str] = []
+
+        async def wait() -> None:
+            try:
+                await a.receive()
+            except RtpSessionClosedError:
+                result.append("closed")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(wait)
+            await anyio.sleep(0.01)
+            await a.aclose()
+        assert result == ["closed"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_rtp_core import (
     RtcpBye,
@@ -142,3 +144,15 @@ def test_bye_packet() -> None:
     a, _ = _pair()
     packets = parse_rtcp(a.build_bye(1.0, b"done"))
     assert packets[-1] == RtcpBye((a.ssrc,), b"done")
+
+
+@given(st.lists(st.binary(max_size=40), max_size=20))
+def test_arbitrary_datagrams_never_raise(datagrams: list[bytes]) -> None:
+    core = RtpSessionCore(rng=random.Random(3))
+    for i, data in enumerate(datagrams):
+        packet = core.receive_rtp(data, float(i))
+        assert packet is None or isinstance(packet, RtpPacket)
+        assert isinstance(core.receive_rtcp(data, float(i)), list)
+    stats = core.statistics()
+    assert stats.invalid_packets <= 2 * len(datagrams)
+    assert parse_rtcp(core.build_report(100.0))

@@ -457,10 +457,14 @@ class RtpSession:
         self.closed = True
         for transport in self._transports:
             transport.close()
-        self._rtp_sock.close()
-        if self._rtcp_sock is not None:
-            self._rtcp_sock.close()
+        for sock in (self._rtp_sock, self._rtcp_sock):
+            if sock is None or sock.fileno() < 0:
+                continue
+            if self._udp:
+                anyio.notify_closing(sock)  # wake the trio reader before the fd goes away
+            sock.close()
         self._queue_send.close()
+        self._queue_recv.close()
         if self._port is not None and self.config.port_allocator is not None:
             self.config.port_allocator.release(self._port)
             self._port = None
