@@ -90,9 +90,6 @@ def test_generic_tables_with_plain_strings_are_drawn() -> None:
             ("Idle", "go"): ("Busy", ("work",)),
             ("Busy", "stop"): ("Terminated", ()),
         }
-            ("Idle", "go"): ("Busy", ("work",)),
-            ("Busy", "stop"): ("Terminated", ()),
-        }
 
     text = diagrams().mermaid(Toy())
     assert "Idle --> Busy : go / work" in text
