@@ -114,6 +114,7 @@ class LayerBase:
         headers: Iterable[tuple[str, str]] = (),
         body: bytes = b"",
         content_type: str | None = None,
+        send: bool = True,
     ) -> Response:
         extra = list(headers)
         if self.config.user_agent:
@@ -130,7 +131,8 @@ class LayerBase:
             body=body,
             content_type=content_type,
         )
-        self._actions.append(SendResponse(response, server))
+        if send:
+            self._actions.append(SendResponse(response, server))
         return response
 
     # --- output--------------------------------------------------------------------------

@@ -9,7 +9,9 @@ import attrs
 from rvoip_sip_core import (
     Request,
     Response,
+    RSeq,
     SessionExpires,
+    SipParseError,
     Uri,
     make_request,
     make_response,
@@ -33,7 +35,7 @@ from ._events import (
 )
 from ._records import ClientRequest, UacInvite
 from ._refer import ReferSide
-from ._rules import glare_delay
+from ._rules import glare_delay, option_tags
 from ._states import Trigger, transition
 
 __all__ = ["ClientSide"]
@@ -301,6 +303,13 @@ class ClientSide(ReferSide):
         if status < 200:
             if status == 100:
                 return
+            rseq = self._reliable_rseq(response)
+            if tag and rseq is not None:
+                last = inv.rseqs.get(tag)
+                if last is not None and rseq != last + 1:
+                    # RFC 3262 §4: a retransmitted or out-of-order reliable 1xx is discarded.
+                    self.stats["reliable_1xx_discarded"] += 1
+                    return
             inv.provisional = True
             dialog_id: DialogId | None = None
             if tag and inv.winner is None and not inv.failed:
@@ -314,6 +323,14 @@ class ClientSide(ReferSide):
                     early.move(Trigger.PROVISIONAL)
                     early.update_from_response(response)
                 dialog_id = early.id
+                if rseq is not None:
+                    # RFC 3262 §4: PRACK each reliable provisional, RAck = RSeq CSeq method.
+                    inv.rseqs[tag] = rseq
+                    rack = f"{rseq} {inv.request.cseq.seq} INVITE"
+                    prack = early.build_request(
+                        "PRACK", self.config, self._rng, headers=(("RAck", rack),)
+                    )
+                    self._send(ClientRequest(self._new_ref(), prack, early.id, internal=True))
             self._emit(InviteProgress(inv.leg, dialog_id, response))
             if inv.cancel_requested and not inv.cancel_sent:
                 self._send_cancel(inv)
@@ -361,6 +378,17 @@ class ClientSide(ReferSide):
         self._send(ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True))
         if inv.winner is None and not inv.failed:
             self._fail_invite(inv, make_response(inv.request, 487, "Request Terminated"))
+
+    def _reliable_rseq(self, response: Response) -> int | None:
+        if "100rel" not in self.config.supported:
+            return None
+        if "100rel" not in option_tags(response, "Require"):
+            return None
+        try:
+            rseq = response.header(RSeq)
+        except SipParseError:
+            return None
+        return None if rseq is None else rseq.value
 
     def _retry_422(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
         # RFC 4028 §7.4: after 422, retry with Session-Expires (and Min-SE) raised to the

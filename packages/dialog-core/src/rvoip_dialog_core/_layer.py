@@ -45,6 +45,10 @@ class DialogLayer(ClientSide):
                 times.append(uas.retransmit_at)
             if uas.give_up_at is not None:
                 times.append(uas.give_up_at)
+            if uas.prack_at is not None:
+                times.append(uas.prack_at)
+            if uas.prack_give_up is not None:
+                times.append(uas.prack_give_up)
         return min(times) if times else None
 
     def handle_timers(self, now: float) -> None:
@@ -102,6 +106,15 @@ class DialogLayer(ClientSide):
         self._send(ClientRequest(ref=creq.ref, request=req, dialog_id=creq.dialog_id))
 
     def _uas_timers(self, handle: object, uas: UasInvite, now: float) -> None:
+        if uas.prack_give_up is not None and uas.prack_give_up <= now:
+            # RFC 3262 §3: no PRACK within 64*T1: reject the INVITE with a 5xx.
+            self.respond(uas.pending.ref, 500, "Reliable Provisional Not Acknowledged", now=now)
+            return
+        if uas.prack_at is not None and uas.prack_at <= now and uas.reliable is not None:
+            # RFC 3262 §3: retransmit the reliable provisional, T1 doubling each time.
+            self._actions.append(SendResponse(uas.reliable, uas.pending.server))
+            uas.prack_interval *= 2
+            uas.prack_at = now + uas.prack_interval
         if uas.give_up_at is not None and uas.give_up_at <= now:
             # RFC 3261 §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
             del self._uas_invites[handle]

@@ -52,6 +52,8 @@ class UacInvite:
     cancel_sent: bool = False
     winner: DialogId | None = None
     failed: bool = False
+    rseqs: dict[str, int] = attrs.Factory(dict)
+    """RFC 3262 §4: last RSeq PRACKed per remote tag."""
 
 
 @attrs.define(eq=False)
@@ -80,6 +82,15 @@ class UasInvite:
     interval: float = 0.0
     retransmit_at: float | None = None
     give_up_at: float | None = None
+    rseq: int = 0
+    """RFC 3262 §3: RSeq of our last reliable provisional response (0: none yet)."""
+    reliable: Response | None = None
+    """The reliable provisional awaiting its PRACK."""
+    reliable_queue: list[Response] = attrs.Factory(list)
+    """Reliable provisionals waiting for the outstanding one to be PRACKed."""
+    prack_interval: float = 0.0
+    prack_at: float | None = None
+    prack_give_up: float | None = None
 
 
 @attrs.define(eq=False)

@@ -5,13 +5,14 @@ from __future__ import annotations
 import random
 import re
 
-from rvoip_sip_core import Request
+from rvoip_sip_core import Request, Response, SipParseError
 from rvoip_sip_core._lexer import split_list
 
 from ._config import DialogConfig
 
 __all__ = [
     "glare_delay",
+    "option_tags",
     "parse_sipfrag_status",
     "sipfrag",
     "unacceptable_content_type",
@@ -19,6 +20,14 @@ __all__ = [
 ]
 
 _SIPFRAG_RE = re.compile(rb"\s*SIP/2\.0\s+(\d{3})\b")
+
+
+def option_tags(message: Request | Response, header: str) -> set[str]:
+    """The option tags of every ``header`` line (Supported, Require …), lower-cased."""
+    try:
+        return {t.lower() for line in message.headers.get_all(header) for t in split_list(line)}
+    except SipParseError:
+        return set()
 
 
 def unsupported_extensions(request: Request, config: DialogConfig) -> list[str]:

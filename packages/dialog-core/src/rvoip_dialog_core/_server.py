@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rvoip_sip_core import Request, Response, new_tag
+from rvoip_sip_core import RAck, Request, Response, SipParseError, new_tag
 from rvoip_sip_core._lexer import split_list
 
 from ._base import LayerBase
@@ -20,15 +20,18 @@ from ._events import (
     InfoReceived,
     NotifyReceived,
     OptionsReceived,
+    PrackReceived,
     ReferReceived,
     ReInviteReceived,
     RequestReceived,
+    SendResponse,
     TerminationReason,
     UpdateReceived,
 )
 from ._records import ServerRequest, UasInvite
 from ._rules import (
     accepted_types,
+    option_tags,
     parse_sipfrag_status,
     unacceptable_content_type,
     unsupported_extensions,
@@ -195,6 +198,8 @@ class ServerSide(LayerBase):
         elif method == "OPTIONS":
             self._answer_options(request, server)
             self._emit(OptionsReceived(did, request))
+        elif method == "PRACK":
+            self._on_prack(dialog, request, server, now)
         elif method == "INFO":
             self._reply(request, server, 200)
             self._emit(InfoReceived(did, request))
@@ -294,12 +299,15 @@ class ServerSide(LayerBase):
         body: bytes = b"",
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        reliable: bool | None = None,
         now: float,
     ) -> Response:
         """Answer a request the TU was given (:class:`IncomingInvite`, re-INVITE, REFER …).
 
         For INVITE a tagged 1xx creates the early dialog, a 2xx confirms it and is
-        retransmitted until the ACK (RFC 3261 §13.3.1.4), a 3xx–6xx ends it.
+        retransmitted until the ACK (RFC 3261 §13.3.1.4), a 3xx–6xx ends it. A 1xx is
+        sent reliably (RFC 3262, PRACKed) when the INVITE requires ``100rel``, or when
+        ``reliable`` is True and the INVITE supports it.
 
         Returns:
             The response sent.
@@ -332,6 +340,14 @@ class ServerSide(LayerBase):
             content_type = "application/sdp"
         did = pending.dialog_id
         to_tag = did.local_tag if did is not None else None
+        uas = self._uas_invites.get(pending.server) if method == "INVITE" else None
+        rel = (
+            uas is not None and initial and 100 < status < 200 and self._reliable(request, reliable)
+        )
+        if rel and uas is not None:
+            # RFC 3262 §3: Require: 100rel and an RSeq, random start, then +1.
+            uas.rseq = uas.rseq + 1 if uas.rseq else self._rng.randint(1, 2**31 - 1)
+            extra += [("Require", "100rel"), ("RSeq", str(uas.rseq))]
         if initial and did is not None and status > 100:
             self._uas_dialog(request, did, status)
         response = self._reply(
@@ -343,7 +359,14 @@ class ServerSide(LayerBase):
             headers=extra,
             body=body,
             content_type=content_type,
+            send=not rel,
         )
+        if rel and uas is not None:
+            if uas.reliable is None:
+                self._send_reliable(uas, response, now)
+            else:
+                # RFC 3262 §3: one unacknowledged reliable provisional at a time.
+                uas.reliable_queue.append(response)
         if status < 200:
             return response
         pending.final_sent = True
@@ -354,8 +377,9 @@ class ServerSide(LayerBase):
                 self._session_timers.start(did, interval, refresher == "uas", now)
             else:
                 self._session_timers.stop(did)
-        uas = self._uas_invites.get(pending.server) if method == "INVITE" else None
         if uas is not None:
+            uas.reliable, uas.prack_at, uas.prack_give_up = None, None, None
+            uas.reliable_queue.clear()
             if status < 300:
                 uas.response = response
                 uas.interval = self.config.t1
@@ -368,6 +392,45 @@ class ServerSide(LayerBase):
             if dialog is not None:
                 self._end_dialog(dialog, TerminationReason.REJECTED, status)
         return response
+
+    def _reliable(self, request: Request, asked: bool | None) -> bool:
+        if "100rel" not in self.config.supported:
+            return False
+        if "100rel" in option_tags(request, "Require"):
+            return True
+        return bool(asked) and "100rel" in option_tags(request, "Supported")
+
+    def _send_reliable(self, uas: UasInvite, response: Response, now: float) -> None:
+        # RFC 3262 §3: retransmit from T1, doubling, until the PRACK; give up at 64*T1.
+        self._actions.append(SendResponse(response, uas.pending.server))
+        uas.reliable = response
+        uas.prack_interval = self.config.t1
+        uas.prack_at = now + self.config.t1
+        uas.prack_give_up = now + 64 * self.config.t1
+
+    def _on_prack(self, dialog: Dialog, request: Request, server: object, now: float) -> None:
+        try:
+            rack = request.header(RAck)
+        except SipParseError:
+            rack = None
+        for uas in self._uas_invites.values():
+            out = uas.reliable
+            if (
+                rack is not None
+                and out is not None
+                and uas.dialog_id == dialog.id
+                and rack.method == "INVITE"
+                and rack.cseq == uas.pending.request.cseq.seq
+                and rack.rseq == uas.rseq - len(uas.reliable_queue)
+            ):
+                self._reply(request, server, 200)
+                uas.reliable, uas.prack_at, uas.prack_give_up = None, None, None
+                if uas.reliable_queue:
+                    self._send_reliable(uas, uas.reliable_queue.pop(0), now)
+                self._emit(PrackReceived(dialog.id, request))
+                return
+        # RFC 3262 §3: a PRACK that matches no unacknowledged reliable provisional: 481.
+        self._reply(request, server, 481, "Call/Transaction Does Not Exist")
 
     def _uas_dialog(self, request: Request, did: DialogId, status: int) -> None:
         dialog = self._dialogs.get(did)
