@@ -14,7 +14,7 @@ from rvoip_sip_core import (
     header_key,
     parse_message,
 )
-from rvoip_sip_core.testing import messages, wire_messages
+from rvoip_sip_core.testing import messages, valid_requests, valid_responses, wire_messages
 
 SAMPLE = (
     b"INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
@@ -79,6 +79,19 @@ def test_generated_messages_round_trip(msg: Message) -> None:
     again = parse_message(wire)
     assert again == msg
     assert again.encode() == wire
+
+
+@given(valid_requests() | valid_responses())
+def test_valid_messages_round_trip_strictly(msg: Message) -> None:
+    again = parse_message(msg.encode(), strict=True)
+    assert again == msg
+    assert again.vias == msg.vias
+    assert again.from_ == msg.from_
+    assert again.to == msg.to
+    assert again.cseq == msg.cseq
+    assert again.call_id == msg.call_id
+    assert again.contacts == msg.contacts
+    assert again.body == msg.body
 
 
 @given(st.lists(wire_messages(), max_size=4), st.data())

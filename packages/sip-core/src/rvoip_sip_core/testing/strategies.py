@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from .._builders import default_reason
+from .._builders import default_reason, make_request, make_response
+from .._headers import From, To
 from .._headers_container import Headers
 from .._message import Message, Request, Response
+from .._uri import SipUri
+from . import header_strategies as hs
 
 __all__ = [
     "header_names",
@@ -21,6 +24,8 @@ __all__ = [
     "requests",
     "responses",
     "sip_tokens",
+    "valid_requests",
+    "valid_responses",
     "wire_messages",
 ]
 
@@ -119,3 +124,59 @@ def messages() -> st.SearchStrategy[Message]:
 def wire_messages() -> st.SearchStrategy[bytes]:
     """Serialized messages (for framer and parser properties)."""
     return messages().map(lambda message: message.encode())
+
+
+def _request_uris() -> st.SearchStrategy[SipUri]:
+    # RFC 3261 §19.1.5: no URI headers in a Request-URI (validate() refuses them).
+    return hs.sip_uris().filter(lambda uri: not uri.headers)
+
+
+def _tagged(
+    cls: type[From] | type[To], tag: st.SearchStrategy[str | None]
+) -> st.SearchStrategy[From | To]:
+    return st.builds(
+        lambda uri, name, params, t: cls(
+            uri, display_name=name, params=params + ((("tag", t),) if t else ())
+        ),
+        hs.sip_uris(),
+        hs.display_names(),
+        hs.generic_params(),
+        tag,
+    )
+
+
+def valid_requests() -> st.SearchStrategy[Request]:
+    """Requests that pass `validate`: typed Via, From, To, Call-ID, CSeq, Contact, a body."""
+    tag = st.text(_HOST_ALPHABET, min_size=1, max_size=12)
+    return st.builds(
+        lambda method, uri, via, from_, to, call_id, seq, contact, body: make_request(
+            method,
+            uri,
+            from_=from_,
+            to=to,
+            call_id=call_id,
+            cseq=seq,
+            via=via,
+            contact=contact,
+            body=body,
+        ),
+        st.sampled_from(_METHODS) | sip_tokens(),
+        _request_uris(),
+        hs.vias(),
+        _tagged(From, tag),
+        _tagged(To, st.none()),
+        st.builds(lambda a, b: f"{a}@{b}", sip_tokens(), sip_tokens()),
+        st.integers(0, 2**31 - 1),
+        st.none() | hs.contacts(),
+        st.binary(max_size=64),
+    )
+
+
+def valid_responses() -> st.SearchStrategy[Response]:
+    """Responses built with `make_response` to `valid_requests` (To tag added)."""
+    return st.builds(
+        lambda request, status, tag: make_response(request, status, to_tag=tag),
+        valid_requests(),
+        st.integers(100, 699),
+        st.none() | st.text(_HOST_ALPHABET, min_size=1, max_size=12),
+    )
