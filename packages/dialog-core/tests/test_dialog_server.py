@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
     AckReceived,
@@ -430,3 +432,68 @@ def test_rejecting_invite_ends_the_early_dialog() -> None:
     )
     assert dl.pending()["uas_invites"] == 0
     assert len(dl) == 0
+
+
+HEADER_NAMES = [
+    "Contact",
+    "Record-Route",
+    "Require",
+    "Supported",
+    "Content-Type",
+    "RAck",
+    "Session-Expires",
+    "Min-SE",
+    "Refer-To",
+    "Event",
+    "Subscription-State",
+]
+HEADER_VALUES = st.one_of(
+    st.sampled_from(
+        ["<sip:x@127.0.0.1>", '"un', "<sip:", "100rel", "timer", "a/b", "1 1 INVITE", "60", "x"]
+    ),
+    st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=20),
+)
+
+
+@settings(max_examples=150)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(
+                ["INVITE", "UPDATE", "BYE", "INFO", "NOTIFY", "REFER", "PRACK", "OPTIONS", "ACK"]
+            ),
+            st.integers(min_value=1, max_value=20),
+            st.lists(st.tuples(st.sampled_from(HEADER_NAMES), HEADER_VALUES), max_size=3),
+            st.booleans(),
+        ),
+        max_size=8,
+    )
+)
+def test_arbitrary_in_dialog_requests_never_raise(
+    requests: list[tuple[str, int, list[tuple[str, str]], bool]],
+) -> None:
+    """Odd header values and orders: each request gets at most one final answer, no exception."""
+    dl = layer()
+    did, _ = answered(dl)
+    for i, (method, cseq, headers, with_body) in enumerate(requests):
+        body = b"v=0\r\n" if with_body else b""
+        try:
+            request = req(
+                method,
+                cseq=cseq,
+                to_tag=did.local_tag,
+                branch=f"z9hG4bKfuzz{i}",
+                headers=headers,
+                body=body,
+            )
+        except ValueError:
+            continue  # the builder refused a header value (CR/LF etc.): not a wire case
+        dl.on_request(request, f"s{i}", float(i))
+        finals = [r for r in responses(dl) if r.status >= 200 and r.cseq.seq == cseq]
+        assert len(finals) <= 1
+        for event in dl.take_events():
+            ref = getattr(event, "ref", None)
+            if isinstance(ref, int):
+                dl.respond(ref, 200, now=float(i))
+        dl.handle_timers(float(i) + 0.5)
+        dl.take_actions()

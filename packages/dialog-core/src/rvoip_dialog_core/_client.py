@@ -35,7 +35,7 @@ from ._events import (
 )
 from ._records import ClientRequest, UacInvite
 from ._refer import ReferSide
-from ._rules import glare_delay, option_tags
+from ._rules import glare_delay, malformed, option_tags
 from ._states import Trigger, transition
 
 __all__ = ["ClientSide"]
@@ -253,11 +253,10 @@ class ClientSide(ReferSide):
 
     def on_response(self, response: Response, now: float) -> None:
         """A response arrived on one of our client transactions (including 2xx retransmissions)."""
-        try:
-            key = (response.top_via.branch or "", response.cseq.method)
-        except Exception:
+        if malformed(response) is not None:
             self.stats["response_malformed"] += 1
             return
+        key = (response.top_via.branch or "", response.cseq.method)
         creq = self._client.get(key)
         if creq is None:
             self.stats["response_unmatched"] += 1

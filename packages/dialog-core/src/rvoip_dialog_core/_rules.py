@@ -12,6 +12,7 @@ from ._config import DialogConfig
 
 __all__ = [
     "glare_delay",
+    "malformed",
     "option_tags",
     "parse_sipfrag_status",
     "sipfrag",
@@ -20,6 +21,33 @@ __all__ = [
 ]
 
 _SIPFRAG_RE = re.compile(rb"\s*SIP/2\.0\s+(\d{3})\b")
+
+
+def malformed(message: Request | Response) -> SipParseError | None:
+    """Parse every header the dialog layer reads; the error when one is malformed.
+
+    The layer checks this first so that no parse error can escape later. The error's
+    ``status`` (400 usually) is what to answer; 0 means the message cannot be answered
+    (its To, From, Call-ID, CSeq or Via is unreadable).
+    """
+    try:
+        message.to, message.from_, message.call_id, message.cseq, message.top_via  # noqa: B018
+    except SipParseError as exc:
+        return SipParseError(exc.reason, status=0)
+    try:
+        message.contacts, message.record_routes, message.routes, message.content_type  # noqa: B018
+        for header in ("Require", "Supported"):
+            option_tags_strict(message, header)
+        if isinstance(message, Request):
+            message.uri  # noqa: B018
+    except SipParseError as exc:
+        return exc
+    return None
+
+
+def option_tags_strict(message: Request | Response, header: str) -> set[str]:
+    """Like :func:`option_tags` but raising SipParseError on a malformed list."""
+    return {t.lower() for line in message.headers.get_all(header) for t in split_list(line)}
 
 
 def option_tags(message: Request | Response, header: str) -> set[str]:

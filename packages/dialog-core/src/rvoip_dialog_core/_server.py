@@ -31,6 +31,7 @@ from ._events import (
 from ._records import ServerRequest, UasInvite
 from ._rules import (
     accepted_types,
+    malformed,
     option_tags,
     parse_sipfrag_status,
     unacceptable_content_type,
@@ -59,6 +60,17 @@ class ServerSide(LayerBase):
             now: Current time.
             cancels: For CANCEL, the handle of the INVITE transaction it matches (§9.2).
         """
+        problem = malformed(request)
+        if problem is not None:
+            self.stats["request_malformed"] += 1
+            if request.method != "ACK" and problem.status != 0:
+                self._reply(request, server, problem.status, problem.reason[:100])
+            return
+        self._on_valid_request(request, server, now, cancels)
+
+    def _on_valid_request(
+        self, request: Request, server: object, now: float, cancels: object | None
+    ) -> None:
         method = request.method
         if method == "ACK":
             self.on_ack(request, now)
@@ -206,7 +218,12 @@ class ServerSide(LayerBase):
         elif method == "NOTIFY":
             self._on_notify(dialog, request, server)
         elif method == "REFER":
-            targets = [t for line in request.headers.get_all("Refer-To") for t in split_list(line)]
+            try:
+                targets = [
+                    t for line in request.headers.get_all("Refer-To") for t in split_list(line)
+                ]
+            except SipParseError:
+                targets = []
             if len(targets) != 1:
                 # RFC 3515 §2.4.1: exactly one Refer-To, else 400.
                 self._reply(request, server, 400, "Missing or Multiple Refer-To")
@@ -272,6 +289,9 @@ class ServerSide(LayerBase):
 
     def on_ack(self, request: Request, now: float) -> None:
         """An ACK for a 2xx arrived (outside any transaction, RFC 3261 §13.3.1.4 / RFC 6026)."""
+        if malformed(request) is not None:
+            self.stats["ack_malformed"] += 1
+            return
         did = DialogId(request.call_id, request.to.tag or "", request.from_.tag or "")
         seq = request.cseq.seq
         for handle, uas in list(self._uas_invites.items()):
