@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import math
 import random
 from collections import Counter
@@ -47,6 +48,8 @@ from ._layer import DialogLayer
 from ._records import ReferSubscription
 
 __all__ = ["DialogEndpoint", "target_for"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Headers = Iterable[tuple[str, str]]
@@ -216,10 +219,23 @@ class DialogEndpoint:
             with anyio.CancelScope(deadline=deadline if deadline is not None else math.inf):
                 await self._wakeup.wait()
             self._wakeup = anyio.Event()
-            self.layer.handle_timers(anyio.current_time())
+            try:
+                self.layer.handle_timers(anyio.current_time())
+            except Exception:
+                self.stats["layer_errors"] += 1
+                logger.exception("dialog layer timers failed")
             self._flush()
 
     def _on_txn_event(self, event: TransactionEvent) -> None:
+        try:
+            self._feed(event)
+        except Exception:
+            # A bug must not kill the transport task: log it, count it, go on.
+            self.stats["layer_errors"] += 1
+            logger.exception("dialog layer failed on %r", event)
+        self._flush()
+
+    def _feed(self, event: TransactionEvent) -> None:
         layer = self.layer
         now = anyio.current_time()
         if isinstance(event, RequestReceived):
@@ -238,7 +254,6 @@ class DialogEndpoint:
                 layer.on_transport_error(request, now)
         elif isinstance(event, TransactionTerminated):
             self._client_txns.pop(event.txn_id, None)
-        self._flush()
 
     def _flush(self) -> None:
         if self._flushing:
@@ -288,7 +303,11 @@ class DialogEndpoint:
 
     def _deliver(self, event: DialogEvent) -> None:
         if self._on_event is not None:
-            self._on_event(event)
+            try:
+                self._on_event(event)
+            except Exception:
+                self.stats["callback_errors"] += 1
+                logger.exception("on_event callback failed on %r", event)
             return
         assert self._send_events is not None
         try:
