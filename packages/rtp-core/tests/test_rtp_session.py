@@ -329,3 +329,54 @@ async def test_close_wakes_a_waiting_receiver() -> None:
             await anyio.sleep(0.01)
             await a.aclose()
         assert result == ["closed"]
+
+
+async def test_ipv6_loopback() -> None:
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6")
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("::1 not available")
+    cfg = RtpSessionConfig(local_host="::1", rtcp_enabled=False)
+    async with open_rtp_session(cfg) as a, open_rtp_session(cfg) as b:
+        assert a.local_rtp_address[0] == "::1"
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(("::1", 9))
+        a.send_payload(b"v6", 0)
+        [p] = await _receive_n(b, 1)
+        assert p.payload == b"v6"
+        assert b.remote_rtp_address == a.local_rtp_address  # latched
+        b.send_payload(b"back", 0)
+        [q] = await _receive_n(a, 1)
+        assert q.payload == b"back"
+
+
+async def test_explicit_port_pair_and_conflict() -> None:
+    async with open_rtp_session(_CFG) as first:
+        port = first.local_rtp_address[1]
+        with pytest.raises(OSError):
+            async with open_rtp_session(RtpSessionConfig(port=port, rtcp_enabled=False)):
+                pass
+    try:
+        async with open_rtp_session(RtpSessionConfig(port=port, rtcp_enabled=False)) as again:
+            assert again.local_rtp_address[1] == port
+            assert again.local_rtcp_address[1] == port + 1
+    except OSError:
+        pytest.skip("the freed port was taken by another process meanwhile")
+
+
+async def test_rtcp_handler_sees_peer_bye() -> None:
+    from rvoip_rtp_core import RtcpBye, RtcpPacket
+
+    seen: list[RtcpPacket] = []
+    async with open_rtp_session() as a:
+        a.set_rtcp_handler(lambda packets, t: seen.extend(packets))
+        async with open_rtp_session() as b:
+            b.set_remote(a.local_rtp_address)
+            b_ssrc = b.ssrc
+        with anyio.fail_after(5):
+            while not any(isinstance(p, RtcpBye) for p in seen):
+                await anyio.sleep(0.005)
+        assert RtcpBye((b_ssrc,)) in seen

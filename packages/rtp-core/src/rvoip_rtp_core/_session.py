@@ -26,6 +26,7 @@ from ._dtmf import DtmfEncoder
 from ._errors import PortsExhaustedError, RtpError, RtpSessionClosedError, SrtpError
 from ._packet import RtpPacket, is_rtcp
 from ._ports import PortAllocator
+from ._rtcp import RtcpPacket
 from ._session_core import RtpSessionCore
 from ._srtp import SrtpContext, SrtpSessionKeys
 from ._stats import RTCP_MIN_TIME, SessionStatistics
@@ -34,6 +35,7 @@ __all__ = ["Address", "RtpSession", "RtpSessionConfig", "open_rtp_session"]
 
 Address = tuple[str, int]
 PacketHandler = Callable[[RtpPacket, float], None]
+RtcpHandler = Callable[[list[RtcpPacket], float], None]
 _DATAGRAM_MAX_SIZE = 2048
 _EPHEMERAL_ATTEMPTS = 64
 
@@ -166,6 +168,7 @@ class RtpSession:
     closed: bool
     _clock: Callable[[], float]
     _handler: PacketHandler | None
+    _rtcp_handler: RtcpHandler | None
     _srtp: SrtpContext | None
     _rtp_sock: socket.socket
     _rtcp_sock: socket.socket | None
@@ -193,6 +196,7 @@ class RtpSession:
         self.core = core
         self._clock = clock
         self._handler = handler
+        self._rtcp_handler = None
         self._srtp = SrtpContext(config.srtp.local, config.srtp.remote) if config.srtp else None
         self._rtp_sock, self._rtcp_sock, self._port = sockets
         rtp_addr = self._rtp_sock.getsockname()
@@ -323,10 +327,15 @@ class RtpSession:
             except SrtpError:
                 self.core.srtp_failures += 1
                 return
-        packets = self.core.receive_rtcp(data, self._clock())
-        if packets and self.config.symmetric_rtp and not self._latched_rtcp:
+        now = self._clock()
+        packets = self.core.receive_rtcp(data, now)
+        if not packets:
+            return
+        if self.config.symmetric_rtp and not self._latched_rtcp:
             self._latched_rtcp = True
             self.remote_rtcp_address = (addr[0], addr[1])
+        if self._rtcp_handler is not None:
+            self._rtcp_handler(packets, now)
 
     async def receive(self) -> RtpPacket:
         """The next received packet (when no handler is set)."""
@@ -352,6 +361,14 @@ class RtpSession:
         With ``None``, packets go to the bounded queue read by :meth:`receive`.
         """
         self._handler = handler
+
+    def set_rtcp_handler(self, handler: RtcpHandler | None) -> None:
+        """Also hand every valid received compound RTCP to ``handler(packets, arrival)``.
+
+        The core has already accounted it (statistics, RTT); use this to react to BYE,
+        APP or XR packets.
+        """
+        self._rtcp_handler = handler
 
     # -- sending -----------------------------------------------------------------------
 
