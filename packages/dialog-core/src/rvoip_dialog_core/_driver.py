@@ -224,6 +224,7 @@ class DialogEndpoint:
             except Exception:
                 self.stats["layer_errors"] += 1
                 logger.exception("dialog layer timers failed")
+                await anyio.sleep(self.layer.config.t1)  # a failing timer must not spin
             self._flush()
 
     def _on_txn_event(self, event: TransactionEvent) -> None:
