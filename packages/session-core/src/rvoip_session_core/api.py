@@ -5,6 +5,10 @@ This mirrors the seed's ``rvoip_session_core::api`` module.
 
 from __future__ import annotations
 
+from rvoip_session_core._bridge import BridgeInfo
+from rvoip_session_core._config import SessionConfig, SessionManagerBuilder
+from rvoip_session_core._control import MediaControl, SessionControl
+from rvoip_session_core._coordinator import PreparedCall, SessionCoordinator
 from rvoip_session_core._errors import (
     BridgeNotFound,
     CallCancelled,
@@ -43,6 +47,14 @@ from rvoip_session_core._handlers import (
     QueueHandler,
     RoutingHandler,
 )
+from rvoip_session_core._media import (
+    AudioFrame,
+    AudioSourceSpec,
+    samples_source,
+    tone_source,
+    wav_source,
+)
+from rvoip_session_core._offer_answer import SdpNegotiationError
 from rvoip_session_core._types import (
     Accept,
     BridgeId,
@@ -63,11 +75,14 @@ from rvoip_session_core._types import (
 
 __all__ = [
     "Accept",
+    "AudioFrame",
+    "AudioSourceSpec",
     "AutoAnswerHandler",
     "BridgeDestroyed",
     "BridgeEvent",
     "BridgeEventType",
     "BridgeId",
+    "BridgeInfo",
     "BridgeNotFound",
     "CallCancelled",
     "CallDecision",
@@ -88,20 +103,27 @@ __all__ = [
     "IncomingCall",
     "IncomingCallReceived",
     "InvalidState",
+    "MediaControl",
     "MediaError",
     "MediaInfo",
     "MediaQualityReport",
     "MediaStatistics",
     "ParticipantAdded",
     "ParticipantRemoved",
+    "PreparedCall",
     "QualityMetrics",
     "QueueHandler",
     "Reject",
     "RoutingHandler",
+    "SdpNegotiationError",
+    "SessionConfig",
+    "SessionControl",
+    "SessionCoordinator",
     "SessionError",
     "SessionEvent",
     "SessionEventType",
     "SessionId",
+    "SessionManagerBuilder",
     "SessionNotFound",
     "SessionStats",
     "StateChanged",
@@ -109,4 +131,7 @@ __all__ = [
     "TransferProgress",
     "TransferRequested",
     "TransportError",
+    "samples_source",
+    "tone_source",
+    "wav_source",
 ]

@@ -1,0 +1,363 @@
+"""The coordinator's machinery: lifecycle, call registry, state changes, hooks, media tasks."""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import itertools
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import anyio
+import anyio.abc
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
+
+from rvoip_dialog_core import DialogConfig, DialogEndpoint, DialogId, LegId
+from rvoip_media_core import MediaClock, MediaEngine, run_media_engine
+from rvoip_rtp_core import PortAllocator
+from rvoip_session_core._call import Call, PendingRequest
+from rvoip_session_core._config import SessionConfig
+from rvoip_session_core._errors import InvalidState, SessionNotFound, TransportError
+from rvoip_session_core._events import (
+    CallEnded,
+    EventHub,
+    EventSubscription,
+    SessionEventType,
+    StateChanged,
+)
+from rvoip_session_core._handlers import CallHandler
+from rvoip_session_core._media import CallMedia, media_task
+from rvoip_session_core._state import can_transition
+from rvoip_session_core._types import CallState, SessionId
+from rvoip_transaction_core import Peer, TimerConfig
+
+log = logging.getLogger("rvoip_session_core")
+
+Hook = Callable[[], Awaitable[None]]
+
+
+class _TappedTransport:
+    """Delegates to a transport, reporting each message sent to ``message_tap``."""
+
+    def __init__(self, inner: object, owner: CoordinatorBase) -> None:
+        self._inner = inner
+        self._owner = owner
+
+    def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
+        tap = self._owner.message_tap
+        if tap is not None:
+            tap("out", data, (target.host, target.port))
+        self._inner.send(data, target, txn_id)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+
+class CoordinatorBase(abc.ABC):
+    """State and plumbing shared by the coordinator's parts (not public API)."""
+
+    def __init__(self, config: SessionConfig, handler: CallHandler) -> None:
+        self.config = config
+        self.handler = handler
+        self._rng = random.Random(config.rng_seed)
+        self._engine = MediaEngine()
+        self._allocator = PortAllocator(*config.media_ports) if config.media_ports else None
+        self._calls: dict[SessionId, Call] = {}
+        self._by_leg: dict[LegId, SessionId] = {}
+        self._by_dialog: dict[DialogId, SessionId] = {}
+        self._pending: dict[int, PendingRequest] = {}
+        self._events: EventHub[SessionEventType] = EventHub(buffer=config.event_buffer)
+        self._ids = itertools.count(1)
+        self._prefix = f"{self._rng.getrandbits(32):08x}"
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._endpoint: DialogEndpoint | None = None
+        self._clock: MediaClock | None = None
+        self._hooks_send: MemoryObjectSendStream[Hook] | None = None
+        self._hooks_recv: MemoryObjectReceiveStream[Hook] | None = None
+        self._sip_send: MemoryObjectSendStream[object] | None = None
+        self._running = False
+        self.counters = {"total": 0, "failed": 0, "incoming": 0, "outgoing": 0}
+        self.message_tap: Callable[[str, bytes, tuple[str, int]], None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the SIP transport and start the media clock (idempotent).
+
+        Raises:
+            TransportError: the SIP address could not be bound (e.g. port in use).
+        """
+        if self._running:
+            return
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            tg = await stack.enter_async_context(anyio.create_task_group())
+            stack.callback(tg.cancel_scope.cancel)
+            self._tg = tg
+            send, recv = anyio.create_memory_object_stream[Hook](10000)
+            self._hooks_send, self._hooks_recv = send, recv
+            stack.callback(send.close)
+            sip_send, sip_recv = anyio.create_memory_object_stream[object](100_000)
+            self._sip_send = sip_send
+            stack.callback(sip_send.close)
+            tg.start_soon(self._dispatch_dialog_events, sip_recv)
+            cfg = self.config
+            addr = (cfg.bind_host, cfg.sip_port)
+            endpoint = DialogEndpoint(
+                udp=addr if cfg.transport == "UDP" else None,
+                tcp=addr if cfg.transport == "TCP" else None,
+                user=cfg.user or "rvoip",
+                config=self._dialog_config(),
+                timers=TimerConfig(t1=cfg.t1, t2=cfg.t2),
+                rng=random.Random(self._rng.getrandbits(64)),
+                on_event=self._on_dialog_event_safe,
+            )
+            try:
+                self._endpoint = await stack.enter_async_context(endpoint)
+            except OSError as exc:
+                raise TransportError(
+                    f"cannot bind SIP {cfg.transport} on {cfg.bind_host}:{cfg.sip_port}: {exc}"
+                ) from None
+            self._install_tap()
+            self._clock = await stack.enter_async_context(run_media_engine(self._engine))
+            tg.start_soon(self._run_hooks, recv)
+            if cfg.quality_interval > 0:
+                tg.start_soon(self._quality_loop)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        self._running = True
+
+    async def stop(self) -> None:
+        """End every call (BYE, CANCEL or reject), then close sockets and tasks."""
+        if not self._running or self._stack is None:
+            return
+        for call in list(self._calls.values()):
+            with contextlib.suppress(Exception):
+                self._hang_up(call, "coordinator stopped")
+        # Let the last BYEs/CANCELs leave and the hooks run before the sockets close.
+        with anyio.move_on_after(0.05):
+            await anyio.sleep(0.02)
+        for call in list(self._calls.values()):
+            self._finish(call, CallState.Terminated, "coordinator stopped")
+        self._running = False
+        self._events.close()
+        stack, self._stack = self._stack, None
+        await stack.aclose()
+        self._tg = None
+        self._endpoint = None
+
+    async def __aenter__(self) -> Self:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def is_running(self) -> bool:
+        """True between start() and stop()."""
+        return self._running
+
+    def _dialog_config(self) -> DialogConfig | None:
+        cfg = self.config
+        if cfg.sip_port == 0 and cfg.public_host is None:
+            return None  # the endpoint builds it from the bound address
+        host = cfg.advertised_host
+        shown = f"[{host}]" if ":" in host else host
+        param = "" if cfg.transport == "UDP" else f";transport={cfg.transport.lower()}"
+        return DialogConfig(
+            contact=f"sip:{cfg.user or 'rvoip'}@{shown}:{cfg.sip_port}{param}",
+            via_host=host,
+            via_port=cfg.sip_port,
+            transport=cfg.transport,
+            t1=cfg.t1,
+            t2=cfg.t2,
+            user_agent=cfg.user_agent,
+        )
+
+    def _install_tap(self) -> None:
+        """Report every SIP message sent (for ladders and tests) through ``message_tap``."""
+        transports = self.endpoint.transactions.transports
+        for name, transport in list(transports.items()):
+            transports[name] = _TappedTransport(transport, self)  # type: ignore[assignment]
+
+    @property
+    def endpoint(self) -> DialogEndpoint:
+        """The dialog endpoint (raises InvalidState before start)."""
+        if self._endpoint is None:
+            raise InvalidState("the coordinator is not started (await coordinator.start())")
+        return self._endpoint
+
+    @property
+    def task_group(self) -> anyio.abc.TaskGroup:
+        """The coordinator's task group (raises InvalidState before start)."""
+        if self._tg is None:
+            raise InvalidState("the coordinator is not started (await coordinator.start())")
+        return self._tg
+
+    @property
+    def local_sip_address(self) -> tuple[str, int]:
+        """The (host, port) the SIP transport is bound to."""
+        peer = self.endpoint.local(self.config.transport)
+        return peer.host, peer.port
+
+    @property
+    def local_uri(self) -> str:
+        """Our SIP URI with the bound address, e.g. ``sip:alice@127.0.0.1:5060``."""
+        return str(self.endpoint.config.contact)
+
+    # --- registry -------------------------------------------------------------------------
+
+    def _new_call(self, direction: str, from_: str, to: str) -> Call:
+        sid = SessionId(f"{self._prefix}-{next(self._ids)}")
+        media = CallMedia(
+            sid, self._engine, on_dtmf=lambda d, ms: self._dtmf(sid, d, ms, "rfc4733")
+        )
+        call = Call(sid, direction, from_, to, CallState.Initiating, datetime.now(UTC), media)
+        self._calls[sid] = call
+        self.counters["total"] += 1
+        self.counters[direction] += 1
+        return call
+
+    def _call(self, session_id: str) -> Call:
+        call = self._calls.get(SessionId(str(session_id)))
+        if call is None:
+            raise SessionNotFound(str(session_id))
+        return call
+
+    def _call_for_dialog(self, dialog_id: DialogId | None) -> Call | None:
+        if dialog_id is None:
+            return None
+        sid = self._by_dialog.get(dialog_id) or self._by_leg.get(dialog_id.leg)
+        return None if sid is None else self._calls.get(sid)
+
+    def _bind_dialog(self, call: Call, dialog_id: DialogId) -> None:
+        call.dialog_id = dialog_id
+        self._by_dialog[dialog_id] = call.id
+
+    async def _open_media(self, call: Call) -> None:
+        await self.task_group.start(
+            media_task, call.media, self.config.bind_host, self._allocator, self._rng
+        )
+
+    # --- state, events, hooks -------------------------------------------------------------
+
+    def _publish(self, event: SessionEventType) -> None:
+        self._events.publish(event)
+
+    def _hook(self, hook: Hook) -> None:
+        """Run a handler hook in order with the others, logging (never raising) its error."""
+        if self._hooks_send is None:
+            return
+        try:
+            self._hooks_send.send_nowait(hook)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            log.warning("handler hook dropped (queue full or closed)")
+
+    async def _run_hooks(self, recv: MemoryObjectReceiveStream[Hook]) -> None:
+        async with recv:
+            async for hook in recv:
+                try:
+                    await hook()
+                except Exception:
+                    log.exception("call handler hook failed")
+
+    def _set_state(self, call: Call, new: CallState, reason: str | None = None) -> None:
+        old = call.state
+        if old is new:
+            return
+        if not can_transition(old, new):
+            log.debug("call %s: ignoring %s -> %s", call.id, old.name, new.name)
+            return
+        call.state = new
+        self._publish(StateChanged(call.id, old, new, reason))
+        handler = self.handler
+        self._hook(lambda: handler.on_call_state_changed(call.id, old, new, reason))
+
+    def _finish(self, call: Call, state: CallState, reason: str, status: int | None = None) -> None:
+        """End a call: final state, release media, registry entries and waiters."""
+        if call.state.is_final:
+            return
+        old = call.state
+        if not can_transition(old, state):
+            state = CallState.Terminated
+        call.state = state
+        self._publish(StateChanged(call.id, old, state, reason))
+        handler = self.handler
+        self._hook(lambda: handler.on_call_state_changed(call.id, old, state, reason))
+        call.end_reason = reason
+        if status is not None:
+            call.final_status = status
+        if call.state is CallState.Failed:
+            self.counters["failed"] += 1
+        call.media.close()
+        self._calls.pop(call.id, None)
+        if call.leg is not None:
+            self._by_leg.pop(call.leg, None)
+        if call.dialog_id is not None:
+            self._by_dialog.pop(call.dialog_id, None)
+        self._on_call_gone(call, reason)
+        call.ended.set()
+        call.transfer_done.set()
+        self._publish(CallEnded(call.id, reason))
+        snapshot = call.snapshot()
+        self._hook(lambda: handler.on_call_ended(snapshot, reason))
+
+    def events(self) -> EventSubscription[SessionEventType]:
+        """Typed session events (state changes, DTMF, quality, transfer) from now on."""
+        return self._events.subscribe()
+
+    # --- dialog events: queued by the endpoint's callback, handled in one task ----------
+
+    def _on_dialog_event_safe(self, event: object) -> None:
+        # The endpoint calls this inside its flush; commands issued from here would not be
+        # sent, so events are queued and handled by _dispatch_dialog_events in order.
+        if self._sip_send is None:
+            return
+        try:
+            self._sip_send.send_nowait(event)
+        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+            log.warning("dialog event %s dropped", type(event).__name__)
+
+    async def _dispatch_dialog_events(self, recv: MemoryObjectReceiveStream[object]) -> None:
+        async with recv:
+            async for event in recv:
+                try:
+                    self._on_dialog_event(event)
+                except Exception:
+                    log.exception("handling dialog event %s failed", type(event).__name__)
+
+    # --- implemented by the parts ---------------------------------------------------------
+
+    @abc.abstractmethod
+    def _on_dialog_event(self, event: object) -> None:
+        """Handle one dialog-layer event (synchronously, in order)."""
+
+    @abc.abstractmethod
+    def _on_call_gone(self, call: Call, reason: str) -> None:
+        """A call ended: drop it from bridges and pending requests."""
+
+    @abc.abstractmethod
+    def _hang_up(self, call: Call, reason: str) -> None:
+        """End a call by the right means for its state (CANCEL, BYE or a rejection)."""
+
+    @abc.abstractmethod
+    def _dtmf(self, session_id: SessionId, digit: str, duration_ms: int, method: str) -> None:
+        """A DTMF digit arrived on a call."""
+
+    @abc.abstractmethod
+    async def _quality_loop(self) -> None:
+        """Publish quality reports every ``quality_interval`` seconds."""

@@ -1,0 +1,167 @@
+"""Bridges: calls whose audio is connected, two-way or mixed N-way (mix-minus)."""
+
+from __future__ import annotations
+
+import collections
+import itertools
+from collections.abc import Callable
+
+import attrs
+import numpy as np
+from numpy.typing import NDArray
+
+from rvoip_media_core import mix
+from rvoip_session_core._errors import BridgeNotFound, InvalidState
+from rvoip_session_core._events import (
+    BridgeDestroyed,
+    BridgeEventType,
+    EventHub,
+    ParticipantAdded,
+    ParticipantRemoved,
+)
+from rvoip_session_core._media import CallMedia
+from rvoip_session_core._types import BridgeId, SessionId
+
+_DEPTH = 6  # frames buffered per participant: bounds the added delay to 120 ms
+
+
+@attrs.frozen
+class BridgeInfo:
+    """A bridge and who is in it."""
+
+    id: BridgeId
+    participants: tuple[SessionId, ...]
+
+
+@attrs.define(eq=False)
+class _Member:
+    media: CallMedia
+    tap: Callable[[NDArray[np.int16]], None]
+    frames: collections.deque[NDArray[np.int16]] = attrs.field(
+        factory=lambda: collections.deque(maxlen=_DEPTH)
+    )
+
+
+@attrs.define(eq=False)
+class Bridge:
+    """One bridge: each member hears the sum of what the other members send."""
+
+    id: BridgeId
+    members: dict[SessionId, _Member] = attrs.field(factory=dict)
+
+    def feed_for(self, session_id: SessionId) -> Callable[[int], NDArray[np.int16]]:
+        """The source function of ``session_id``: the other members' audio, mixed."""
+
+        def feed(n: int) -> NDArray[np.int16]:
+            frames = []
+            for sid, member in self.members.items():
+                if sid == session_id or not member.frames:
+                    continue
+                frame = member.frames.popleft()
+                if len(frame) != n:
+                    frame = np.resize(frame, n)
+                frames.append(frame)
+            if not frames:
+                return np.zeros(n, dtype=np.int16)
+            if len(frames) == 1:
+                return frames[0]
+            return mix(np.stack(frames))
+
+        return feed
+
+
+@attrs.define(eq=False)
+class BridgeManager:
+    """All bridges of a coordinator and their event hub."""
+
+    events: EventHub[BridgeEventType] = attrs.field(factory=EventHub)
+    _bridges: dict[BridgeId, Bridge] = attrs.field(factory=dict)
+    _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
+    prefix: str = "bridge"
+
+    def create(self) -> BridgeId:
+        """A new, empty bridge."""
+        bid = BridgeId(f"{self.prefix}-{next(self._ids)}")
+        self._bridges[bid] = Bridge(bid)
+        return bid
+
+    def get(self, bridge_id: str) -> Bridge:
+        """The bridge with that id.
+
+        Raises:
+            BridgeNotFound: no such bridge.
+        """
+        bridge = self._bridges.get(BridgeId(str(bridge_id)))
+        if bridge is None:
+            raise BridgeNotFound(f"no such bridge: {bridge_id}")
+        return bridge
+
+    def bridge_of(self, session_id: SessionId) -> Bridge | None:
+        """The bridge a call is in, if any."""
+        for bridge in self._bridges.values():
+            if session_id in bridge.members:
+                return bridge
+        return None
+
+    def add(self, bridge_id: str, media: CallMedia) -> None:
+        """Connect a call's audio to the bridge.
+
+        Raises:
+            InvalidState: the call is already in a bridge or has no media stream.
+        """
+        bridge = self.get(bridge_id)
+        sid = media.session_id
+        if self.bridge_of(sid) is not None:
+            raise InvalidState("the call is already in a bridge", session_id=sid)
+        if media.stream is None:
+            raise InvalidState("the call has no audio stream yet", session_id=sid)
+        member = _Member(media, tap=lambda frame: None)
+        member.tap = member.frames.append
+        bridge.members[sid] = member
+        media.frame_taps.append(member.tap)
+        media.slot.bridge_feed = bridge.feed_for(sid)
+        self.events.publish(ParticipantAdded(bridge.id, sid))
+
+    def remove(self, bridge_id: str, session_id: SessionId, reason: str) -> None:
+        """Disconnect a call from the bridge (its own source plays again).
+
+        Raises:
+            InvalidState: the call is not in that bridge.
+        """
+        bridge = self.get(bridge_id)
+        member = bridge.members.pop(session_id, None)
+        if member is None:
+            raise InvalidState(f"the call is not in bridge {bridge_id}", session_id=session_id)
+        if member.tap in member.media.frame_taps:
+            member.media.frame_taps.remove(member.tap)
+        member.media.slot.bridge_feed = None
+        self.events.publish(ParticipantRemoved(bridge.id, session_id, reason))
+
+    def destroy(self, bridge_id: str) -> list[SessionId]:
+        """Remove every participant and the bridge; returns who was in it."""
+        bridge = self.get(bridge_id)
+        members = list(bridge.members)
+        for sid in members:
+            self.remove(bridge.id, sid, "bridge destroyed")
+        del self._bridges[bridge.id]
+        self.events.publish(BridgeDestroyed(bridge.id))
+        return members
+
+    def call_ended(self, session_id: SessionId, reason: str) -> None:
+        """Drop an ended call from its bridge; an emptied bridge is destroyed."""
+        bridge = self.bridge_of(session_id)
+        if bridge is None:
+            return
+        self.remove(bridge.id, session_id, reason)
+        if not bridge.members:
+            self.destroy(bridge.id)
+
+    def list(self) -> list[BridgeInfo]:
+        """Every bridge with its participants."""
+        return [BridgeInfo(b.id, tuple(b.members)) for b in self._bridges.values()]
+
+    def close(self) -> None:
+        """Destroy every bridge and end the event subscriptions."""
+        for bid in list(self._bridges):
+            self.destroy(bid)
+        self.events.close()

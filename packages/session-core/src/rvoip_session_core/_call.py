@@ -1,0 +1,68 @@
+"""The coordinator's record of one call (mutable; the public view is ``CallSession``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import anyio
+import attrs
+
+from rvoip_dialog_core import DialogId, LegId, ReferSubscription
+from rvoip_session_core._media import CallMedia
+from rvoip_session_core._types import CallSession, CallState, IncomingCall, SessionId
+from rvoip_sip_core import Response, SessionDescription
+
+
+@attrs.define(eq=False)
+class PendingRequest:
+    """A request we sent in a dialog, waiting for its final response."""
+
+    method: str
+    call_id: SessionId
+    done: anyio.Event = attrs.field(factory=anyio.Event)
+    response: Response | None = None
+
+
+@attrs.define(eq=False)
+class Call:
+    """Everything the coordinator knows about one call."""
+
+    id: SessionId
+    direction: str
+    from_: str
+    to: str
+    state: CallState
+    started_at: datetime
+    media: CallMedia
+    leg: LegId | None = None
+    dialog_id: DialogId | None = None
+    invite_ref: int | None = None
+    incoming: IncomingCall | None = None
+    local_sdp: SessionDescription | None = None
+    remote_sdp: SessionDescription | None = None
+    remote_offer: SessionDescription | None = None
+    established_at: datetime | None = None
+    end_reason: str | None = None
+    final_status: int | None = None
+    final_reason: str | None = None
+    cancel_requested: bool = False
+    answered: anyio.Event = attrs.field(factory=anyio.Event)
+    ended: anyio.Event = attrs.field(factory=anyio.Event)
+    bridge_id: str | None = None
+    refer_subscription: ReferSubscription | None = None
+    transfer_of: SessionId | None = None
+    transfer_done: anyio.Event = attrs.field(factory=anyio.Event)
+    transfer_status: int | None = None
+    sdp_version: int = 0
+
+    def snapshot(self) -> CallSession:
+        """The public, immutable view of the call now."""
+        return CallSession(
+            self.id,
+            self.from_,
+            self.to,
+            self.state,
+            self.started_at,
+            self.direction,
+            self.established_at,
+        )

@@ -1,0 +1,299 @@
+"""The audio of one call: its RTP session, its stream in the media engine, sources and sinks.
+
+The RTP session lives in a task of its own (``media_task``) so it is opened and closed
+in one task, as anyio/trio require; ``CallMedia`` is the handle the coordinator keeps.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import random
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import anyio
+import anyio.abc
+import attrs
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from rvoip_media_core import (
+    AudioSource,
+    Codec,
+    MediaEngine,
+    MediaStream,
+    SamplesSource,
+    SilenceSource,
+    ToneGenerator,
+    WavSource,
+)
+from rvoip_media_core import MediaError as EngineMediaError
+from rvoip_rtp_core import (
+    DtmfDecoder,
+    DtmfEnded,
+    PortAllocator,
+    RtpError,
+    RtpPacket,
+    RtpSession,
+    RtpSessionConfig,
+    open_rtp_session,
+)
+from rvoip_session_core._errors import MediaError
+from rvoip_session_core._events import EventHub, EventSubscription
+from rvoip_session_core._offer_answer import NegotiatedAudio
+from rvoip_session_core._types import SessionId
+
+log = logging.getLogger("rvoip_session_core.media")
+
+SAMPLE_RATE = 8000
+
+
+@attrs.frozen(eq=False)
+class AudioFrame:
+    """One packet time of decoded audio received on a call (int16 samples at 8 kHz)."""
+
+    session_id: SessionId
+    samples: NDArray[np.int16] = attrs.field(repr=False)
+    sample_rate: int = SAMPLE_RATE
+
+
+def tone_source(frequency: float, amplitude: float = 0.3) -> AudioSource:
+    """A continuous sine tone (e.g. 1000 Hz) to play on a call."""
+    return ToneGenerator(frequency, amplitude)
+
+
+def wav_source(path: str | os.PathLike[str], loop: bool = False) -> AudioSource:
+    """A WAV file (8 kHz mono 16-bit) to play on a call."""
+    try:
+        return WavSource(path, loop=loop)
+    except (EngineMediaError, OSError) as exc:
+        raise MediaError(f"cannot play {os.fspath(path)!r}: {exc}") from None
+
+
+def samples_source(samples: ArrayLike, loop: bool = False) -> AudioSource:
+    """In-memory int16 samples to play on a call (once, or looped)."""
+    return SamplesSource(samples, loop=loop)
+
+
+AudioSourceSpec = AudioSource | str | os.PathLike[str] | np.ndarray | Sequence[int] | None
+"""What ``set_audio_source`` takes: a media-core source, a WAV path, samples, or None."""
+
+
+def make_source(spec: AudioSourceSpec) -> AudioSource:
+    """Turn an ``AudioSourceSpec`` into a source (None is silence)."""
+    if spec is None:
+        return SilenceSource()
+    if isinstance(spec, str | os.PathLike):
+        return wav_source(spec)
+    if isinstance(spec, np.ndarray | list | tuple):
+        return samples_source(spec)
+    if hasattr(spec, "read"):
+        return spec
+    raise MediaError(f"not an audio source: {spec!r}")
+
+
+@attrs.define(eq=False)
+class SourceSlot:
+    """What a call sends, read by the engine each packet time.
+
+    Priority: a bridge feed, then frames queued by ``send_audio_frame``, then the source.
+    """
+
+    source: AudioSource = attrs.field(factory=SilenceSource)
+    queued: collections.deque[NDArray[np.int16]] = attrs.field(
+        factory=lambda: collections.deque(maxlen=500)
+    )
+    bridge_feed: Callable[[int], NDArray[np.int16]] | None = None
+    _pending: NDArray[np.int16] = attrs.field(factory=lambda: np.zeros(0, dtype=np.int16))
+
+    def read(self, n: int) -> NDArray[np.int16]:
+        """The next ``n`` samples to encode."""
+        if self.bridge_feed is not None:
+            return self.bridge_feed(n)
+        if self.queued or len(self._pending):
+            return self._read_queued(n)
+        return self.source.read(n)
+
+    def _read_queued(self, n: int) -> NDArray[np.int16]:
+        parts = [self._pending]
+        have = len(self._pending)
+        while have < n and self.queued:
+            frame = self.queued.popleft()
+            parts.append(frame)
+            have += len(frame)
+        data = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        out = np.zeros(n, dtype=np.int16)
+        k = min(n, len(data))
+        out[:k] = data[:k]
+        self._pending = data[k:]
+        return out
+
+
+@attrs.define(eq=False)
+class GatedSession:
+    """Wraps an ``RtpSession`` for the engine so sending follows the SDP direction.
+
+    RFC 3264 §6.1: a recvonly or inactive stream must not send media; RTCP goes on.
+    """
+
+    rtp: RtpSession
+    may_send: bool = True
+    sent: int = 0
+
+    def send_payload(
+        self,
+        payload: bytes,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Send one packet when the direction allows it."""
+        if self.may_send:
+            self.rtp.send_payload(payload, timestamp, marker, payload_type, now)
+            self.sent += 1
+
+    def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None:
+        """Delegate to the RTP session."""
+        self.rtp.set_packet_handler(handler)
+
+    def statistics(self) -> Any:
+        """Delegate to the RTP session."""
+        return self.rtp.statistics()
+
+
+@attrs.define(eq=False)
+class CallMedia:
+    """The media of one call: RTP session, engine stream, sinks, DTMF decoding."""
+
+    session_id: SessionId
+    engine: MediaEngine
+    on_dtmf: Callable[[str, int], None]
+    rtp: RtpSession | None = None
+    gate: GatedSession | None = None
+    stream: MediaStream | None = None
+    negotiated: NegotiatedAudio | None = None
+    slot: SourceSlot = attrs.field(factory=SourceSlot)
+    frames: EventHub[AudioFrame] = attrs.field(factory=lambda: EventHub(buffer=200))
+    frame_taps: list[Callable[[NDArray[np.int16]], None]] = attrs.field(factory=list)
+    muted: bool = False
+    held: bool = False
+    closed: anyio.Event = attrs.field(factory=anyio.Event)
+    _dtmf: DtmfDecoder = attrs.field(factory=DtmfDecoder)
+
+    @property
+    def local_port(self) -> int | None:
+        """The bound RTP port (None before the session is open)."""
+        return None if self.rtp is None else self.rtp.local_rtp_address[1]
+
+    def apply(self, negotiated: NegotiatedAudio) -> None:
+        """Start (or update) the stream for a completed offer/answer."""
+        if self.rtp is None or self.rtp.closed:
+            raise MediaError("media is closed", session_id=self.session_id)
+        self.negotiated = negotiated
+        if negotiated.remote_address is not None:
+            self.rtp.set_remote(negotiated.remote_address)
+        codec = Codec.PCMU if negotiated.codec == "PCMU" else Codec.PCMA
+        if self.stream is not None and self.stream.codec is not codec:
+            self.engine.remove_stream(self.stream)
+            self.stream = None
+        if self.stream is None:
+            self.gate = GatedSession(self.rtp)
+            self.stream = self.engine.add_stream(
+                self.gate,
+                codec,
+                20 if negotiated.ptime_ms < 40 else 40,
+                source=self.slot,
+                sink=self._sink,
+                on_packet=self._other_packet,
+            )
+        assert self.gate is not None
+        self.gate.may_send = negotiated.send and negotiated.remote_address is not None
+        self._update_mute()
+
+    def set_muted(self, muted: bool) -> None:
+        """Mute (silence keeps flowing) or unmute the microphone side."""
+        self.muted = muted
+        self._update_mute()
+
+    def set_held(self, held: bool) -> None:
+        """While we hold the call our own audio is replaced by silence."""
+        self.held = held
+        self._update_mute()
+
+    def _update_mute(self) -> None:
+        if self.stream is not None:
+            self.engine.mute(self.stream, self.muted or self.held)
+
+    def _sink(self, frame: NDArray[np.int16]) -> None:
+        if self.negotiated is not None and not self.negotiated.receive:
+            frame = np.zeros_like(frame)
+        for tap in list(self.frame_taps):
+            tap(frame)
+        if self.frames.subscriber_count:
+            self.frames.publish(AudioFrame(self.session_id, frame.copy()))
+
+    def _other_packet(self, packet: RtpPacket, arrival: float) -> None:
+        negotiated = self.negotiated
+        if negotiated is None or packet.payload_type != negotiated.dtmf_payload_type:
+            return
+        try:
+            notes = self._dtmf.feed_packet(packet)
+        except RtpError:
+            return
+        for note in notes:
+            if isinstance(note, DtmfEnded):
+                self.on_dtmf(note.digit, note.duration * 1000 // SAMPLE_RATE)
+
+    def subscribe_frames(self) -> EventSubscription[AudioFrame]:
+        """Receive every decoded frame from now on."""
+        return self.frames.subscribe()
+
+    async def send_dtmf(self, digits: str, duration: float = 0.1, gap: float = 0.06) -> None:
+        """Send ``digits`` as RFC 4733 events, one after the other."""
+        negotiated = self.negotiated
+        if self.rtp is None or negotiated is None or negotiated.dtmf_payload_type is None:
+            raise MediaError("the peer did not accept telephone-event", session_id=self.session_id)
+        for digit in digits:
+            await self.rtp.send_dtmf(digit, duration, payload_type=negotiated.dtmf_payload_type)
+            await anyio.sleep(gap)
+
+    def close(self) -> None:
+        """Stop the stream and let the media task close the RTP session."""
+        if self.stream is not None:
+            self.engine.remove_stream(self.stream)
+            self.stream = None
+        self.frames.close()
+        self.frame_taps.clear()
+        self.slot.bridge_feed = None
+        self.closed.set()
+
+
+async def media_task(
+    media: CallMedia,
+    host: str,
+    allocator: PortAllocator | None,
+    rng: random.Random,
+    *,
+    task_status: anyio.abc.TaskStatus[RtpSession],
+) -> None:
+    """Own the call's RTP session from open to close (run with ``task_group.start``)."""
+    config = RtpSessionConfig(local_host=host, port_allocator=allocator, cname=media.session_id)
+    started = False
+    try:
+        async with open_rtp_session(config, rng=random.Random(rng.getrandbits(64))) as rtp:
+            media.rtp = rtp
+            started = True
+            task_status.started(rtp)
+            await media.closed.wait()
+    except (RtpError, OSError) as exc:
+        if not started:
+            # Before started(): the error reaches the caller of task_group.start.
+            raise MediaError(f"cannot open RTP: {exc}", session_id=media.session_id) from exc
+        log.warning("closing RTP of call %s failed: %s", media.session_id, exc)
+    finally:
+        if media.stream is not None:
+            media.engine.remove_stream(media.stream)
+            media.stream = None
