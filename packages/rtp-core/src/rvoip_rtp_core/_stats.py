@@ -93,20 +93,20 @@ class SourceStatistics:
     min_sequential: int = MIN_SEQUENTIAL
     max_dropout: int = MAX_DROPOUT
     max_misorder: int = MAX_MISORDER
-    max_seq: int = 0
-    cycles: int = 0
-    base_seq: int = 0
-    bad_seq: int = RTP_SEQ_MOD + 1
-    probation: int = 0
-    received: int = 0
-    octets: int = 0
-    duplicates: int = 0
-    expected_prior: int = 0
-    received_prior: int = 0
-    jitter_q4: int = 0
-    last_fraction_lost: int = 0
-    last_sr_ntp: int = 0
-    last_sr_arrival: float | None = None
+    max_seq: int = attrs.field(default=0, init=False)
+    cycles: int = attrs.field(default=0, init=False)
+    base_seq: int = attrs.field(default=0, init=False)
+    bad_seq: int = attrs.field(default=RTP_SEQ_MOD + 1, init=False)
+    probation: int = attrs.field(default=0, init=False)
+    received: int = attrs.field(default=0, init=False)
+    octets: int = attrs.field(default=0, init=False)
+    duplicates: int = attrs.field(default=0, init=False)
+    expected_prior: int = attrs.field(default=0, init=False)
+    received_prior: int = attrs.field(default=0, init=False)
+    jitter_q4: int = attrs.field(default=0, init=False)
+    last_fraction_lost: int = attrs.field(default=0, init=False)
+    last_sr_ntp: int = attrs.field(default=0, init=False)
+    last_sr_arrival: float | None = attrs.field(default=None, init=False)
     _started: bool = attrs.field(default=False, init=False)
     _transit_prev_arrival: int | None = attrs.field(default=None, init=False)
     _transit_prev_ts: int = attrs.field(default=0, init=False)
