@@ -123,7 +123,11 @@ class TransactionLayer:
         return None if txn is None else txn.state
 
     def request_of(self, txn_id: int) -> Request | None:
-        """The request of a live transaction (as sent / as received with received/rport)."""
+        """The request of a transaction (as sent / as received with received/rport).
+
+        None once it is terminated or past its final response (Completed, Confirmed,
+        Accepted): the layer then keeps only the bytes it may have to retransmit.
+        """
         txn = self._by_id.get(txn_id)
         return None if txn is None else txn.request
 
@@ -215,7 +219,6 @@ class TransactionLayer:
                 f"{txn.machine.name} transaction in state {txn.state.value} "
                 f"cannot send a {response.status}"
             )
-        txn.response = response
         txn.response_bytes = response.encode()
         if response.status >= 200:
             txn.to_tag = response.to.tag
@@ -441,6 +444,7 @@ class TransactionLayer:
         # RFC 3261 §17.1.1.3: same Request-URI, Call-ID, From, CSeq number and top Via as
         # the INVITE, the To of the response, the INVITE's Route headers.
         req = txn.request
+        assert req is not None  # the ACK is built on entering Completed, before compaction
         items: list[tuple[str, object]] = [("Via", str(req.top_via))]
         items.extend(("Route", value) for value in req.headers.get_all("route"))
         items += [

@@ -61,14 +61,13 @@ class Transaction:
 
     id: int
     machine: Machine
-    request: Request
+    request: Request | None
     peer: Peer
     key: Hashable
     owner: Owner
     config: TimerConfig
     state: State
     request_bytes: bytes = b""
-    response: Response | None = None
     response_bytes: bytes | None = None
     response_target: Peer | None = None
     ack_bytes: bytes | None = None
@@ -124,6 +123,10 @@ class Transaction:
             for timer in [t for t in self.tokens if t not in allowed]:
                 del self.tokens[timer]
         self._run(actions, now, message, source or self.peer, event)
+        if new_state in _COMPACT_STATES:
+            # Only stored bytes are needed from here on (retransmissions): dropping the
+            # parsed request keeps the ~32 s of Completed/Accepted cheap for the GC.
+            self.request = None
         if self.state is State.TERMINATED and not self.finished:
             # A zero timer (reliable D/I/J/K) may already have terminated us re-entrantly.
             self.finished = True
@@ -162,7 +165,9 @@ class Transaction:
                 if self.ack_bytes is not None:
                     owner._transmit(self.ack_bytes, self.peer, self)
             elif action is Action.DELIVER:
-                owner._deliver(self, message if message is not None else self.request, source)
+                delivered = message if message is not None else self.request
+                if delivered is not None:
+                    owner._deliver(self, delivered, source)
             elif action is Action.TIMEOUT:
                 owner._timeout(self, _EVENT_TIMER[event] if event is not None else Timer.B)
             elif action is Action.TRANSPORT_ERROR:
@@ -211,6 +216,8 @@ class Transaction:
         # B, F, H, L, M
         return 64 * cfg.t1
 
+
+_COMPACT_STATES = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED})
 
 # The timer behind a timer event (for TIMEOUT's report).
 _EVENT_TIMER: dict[Event, Timer] = {event: timer for timer, event in TIMER_EVENT.items()}
