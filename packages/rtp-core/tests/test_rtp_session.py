@@ -380,3 +380,25 @@ async def test_rtcp_handler_sees_peer_bye() -> None:
             while not any(isinstance(p, RtcpBye) for p in seen):
                 await anyio.sleep(0.005)
         assert RtcpBye((b_ssrc,)) in seen
+
+
+async def test_failing_handler_does_not_kill_the_session(caplog: pytest.LogCaptureFixture) -> None:
+    calls: list[int] = []
+
+    def handler(packet: RtpPacket, arrival: float) -> None:
+        calls.append(packet.sequence_number)
+        if len(calls) == 1:
+            raise RuntimeError("bug in the media layer")
+
+    async with open_rtp_session(_CFG, on_packet=handler) as b, open_rtp_session(_CFG) as a:
+        a.set_remote(b.local_rtp_address)
+        a.send_payload(b"1", 0)
+        with anyio.fail_after(5):
+            while not calls:
+                await anyio.sleep(0.005)
+        a.send_payload(b"2", 160)
+        with anyio.fail_after(5):
+            while len(calls) < 2:
+                await anyio.sleep(0.005)
+        assert b.handler_errors == 1
+    assert "handler raised" in caplog.text

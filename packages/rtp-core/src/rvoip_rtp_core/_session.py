@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import socket
 import time
@@ -37,6 +38,7 @@ Address = tuple[str, int]
 PacketHandler = Callable[[RtpPacket, float], None]
 RtcpHandler = Callable[[list[RtcpPacket], float], None]
 _DATAGRAM_MAX_SIZE = 2048
+_LOG = logging.getLogger("rvoip_rtp_core")
 _EPHEMERAL_ATTEMPTS = 64
 
 
@@ -183,6 +185,7 @@ class RtpSession:
     _udp: list[anyio.abc.UDPSocket]
     tuned_transport: bool
     send_errors: int
+    handler_errors: int
 
     def __init__(
         self,
@@ -213,6 +216,7 @@ class RtpSession:
         self._udp = []
         self.tuned_transport = False
         self.send_errors = 0
+        self.handler_errors = 0
         self._queue_send, self._queue_recv = anyio.create_memory_object_stream[RtpPacket](
             config.receive_queue_size
         )
@@ -309,7 +313,10 @@ class RtpSession:
                 self.remote_rtcp_address = source
         handler = self._handler
         if handler is not None:
-            handler(packet, now)
+            try:
+                handler(packet, now)
+            except Exception:
+                self._handler_failed("packet")
             return
         try:
             self._queue_send.send_nowait(packet)
@@ -335,7 +342,17 @@ class RtpSession:
             self._latched_rtcp = True
             self.remote_rtcp_address = (addr[0], addr[1])
         if self._rtcp_handler is not None:
-            self._rtcp_handler(packets, now)
+            try:
+                self._rtcp_handler(packets, now)
+            except Exception:
+                self._handler_failed("RTCP")
+
+    def _handler_failed(self, kind: str) -> None:
+        # An exception escaping datagram_received would make asyncio close the transport
+        # (and end the trio reader): count and log it, keep the session running.
+        self.handler_errors += 1
+        if self.handler_errors <= 10:
+            _LOG.exception("RTP session %s handler raised", kind)
 
     async def receive(self) -> RtpPacket:
         """The next received packet (when no handler is set)."""
