@@ -156,3 +156,11 @@ def test_arbitrary_datagrams_never_raise(datagrams: list[bytes]) -> None:
     stats = core.statistics()
     assert stats.invalid_packets <= 2 * len(datagrams)
     assert parse_rtcp(core.build_report(100.0))
+
+
+def test_sender_report_until_two_silent_intervals() -> None:
+    """RFC 3550 §6.4: SR while RTP was sent since the last report or the one before."""
+    a, _ = _pair()
+    a.build_rtp(b"x", 0, 1.0)
+    kinds = [type(parse_rtcp(a.build_report(t))[0]) for t in (2.0, 3.0, 4.0)]
+    assert kinds == [RtcpSenderReport, RtcpSenderReport, RtcpReceiverReport]

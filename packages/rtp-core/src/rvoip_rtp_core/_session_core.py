@@ -70,6 +70,7 @@ class RtpSessionCore:
     _last_rtp_ts: int = attrs.field(default=0, init=False)
     _last_send: float = attrs.field(default=0.0, init=False)
     _we_sent: bool = attrs.field(default=False, init=False)
+    _sent_before_last: bool = attrs.field(default=False, init=False)
     _sources: dict[int, SourceStatistics] = attrs.field(factory=dict, init=False)
     _active_senders: set[int] = attrs.field(factory=set, init=False)
     _primary: int | None = attrs.field(default=None, init=False)
@@ -221,17 +222,22 @@ class RtpSessionCore:
 
     def _interval(self, initial: bool) -> float:
         members = 1 + sum(1 for s in self._sources.values() if s.valid)
-        senders = len(self._active_senders) + (1 if self._we_sent else 0)
+        we_sent = self._is_sender()
+        senders = len(self._active_senders) + (1 if we_sent else 0)
         return rtcp_interval(
             members,
-            max(senders, 1 if self._we_sent else 0),
+            senders,
             0.05 * self.session_bandwidth / 8.0,
-            self._we_sent,
+            we_sent,
             self._avg_rtcp_size,
             initial,
             self.rng.random,
             self.rtcp_min_time,
         )
+
+    def _is_sender(self) -> bool:
+        # RFC 3550 §6.4: an SR if we sent RTP since the last report or the one before.
+        return self._we_sent or self._sent_before_last
 
     def start(self, now: float) -> None:
         """Schedule the first RTCP report (RFC 3550 §6.2: half the minimum interval)."""
@@ -262,7 +268,7 @@ class RtpSessionCore:
     def _report_packets(self, now: float) -> list[RtcpPacket]:
         blocks = tuple(s.report_block(now) for s in list(self._sources.values())[:31] if s.valid)
         head: RtcpPacket
-        if self._we_sent or (self.packets_sent and self._initial):
+        if self._is_sender():
             # RFC 3550 §6.4.1: the SR's RTP timestamp is the same instant as its NTP one.
             rtp_ts = (
                 self._last_rtp_ts + round((now - self._last_send) * self.clock_rate)
@@ -288,6 +294,7 @@ class RtpSessionCore:
     def build_report(self, now: float) -> bytes:
         """A compound SR (if we sent since the last report) or RR, plus SDES CNAME."""
         data = encode_rtcp(self._report_packets(now))
+        self._sent_before_last = self._we_sent
         self._we_sent = False
         self._active_senders.clear()
         self._initial = False
