@@ -87,7 +87,7 @@ class _Protocol(asyncio.DatagramProtocol):
         self.errors = 0
 
     def error_received(self, exc: Exception) -> None:
-        self.errors += 1
+        self.errors += 1  # ICMP errors etc.: the transport stays open
 
 
 def _socket_for(host: str, port: int) -> socket.socket:
@@ -185,6 +185,7 @@ class RtpSession:
     _udp: list[anyio.abc.UDPSocket]
     tuned_transport: bool
     send_errors: int
+    receive_errors: int
     handler_errors: int
 
     def __init__(
@@ -216,6 +217,7 @@ class RtpSession:
         self._udp = []
         self.tuned_transport = False
         self.send_errors = 0
+        self.receive_errors = 0
         self.handler_errors = 0
         self._queue_send, self._queue_recv = anyio.create_memory_object_stream[RtpPacket](
             config.receive_queue_size
@@ -270,9 +272,15 @@ class RtpSession:
     async def _reader(
         self, udp: anyio.abc.UDPSocket, on_datagram: Callable[[bytes, Any], None]
     ) -> None:
-        with contextlib.suppress(anyio.ClosedResourceError, anyio.BrokenResourceError):
-            async for data, addr in udp:
-                on_datagram(data, addr)
+        while not self.closed:
+            try:
+                data, addr = await udp.receive()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError, anyio.EndOfStream):
+                return
+            except OSError:  # e.g. an ICMP error reported on the socket: keep reading
+                self.receive_errors += 1
+                continue
+            on_datagram(data, addr)
 
     async def _rtcp_timer(self) -> None:
         while True:
