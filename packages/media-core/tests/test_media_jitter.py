@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rvoip_media_core import InsertResult, JitterBuffer, PopStatus, make_handles, pop_many
+from rvoip_media_core import (
+    InsertResult,
+    JitterBuffer,
+    PopStatus,
+    insert_many,
+    make_handles,
+    pop_many,
+)
 
 BACKENDS = ["cffi", "numpy"]
 
@@ -261,3 +268,25 @@ def test_reset_forgets_everything(backend: str) -> None:
     jb.reset()
     assert jb.stats().received == 0
     assert jb.pop() == (PopStatus.EMPTY, b"")
+
+
+def test_insert_many_equals_individual_inserts(backend: str) -> None:
+    a = [JitterBuffer(backend=backend) for _ in range(4)]
+    b = [JitterBuffer(backend=backend) for _ in range(4)]
+    payloads = np.zeros((4, 320), dtype=np.uint8)
+    for tick in range(6):
+        seqs = np.array([tick, tick + 100, tick * 2, 7], dtype=np.uint16)
+        payloads[:, 0] = tick
+        lens = np.array([160, 10, 320, 160], dtype=np.uint16)
+        arrivals = np.full(4, tick * 0.02)
+        results = insert_many(a, seqs, seqs * 160, payloads, lens, arrivals)
+        expected = [
+            b[i].insert(
+                int(seqs[i]), int(seqs[i]) * 160, payloads[i, : lens[i]].tobytes(), tick * 0.02
+            )
+            for i in range(4)
+        ]
+        assert results.tolist() == [int(e) for e in expected]
+    assert [x.stats() for x in a] == [x.stats() for x in b]
+    with pytest.raises(ValueError, match="one entry per buffer"):
+        insert_many(a, seqs[:2], seqs, payloads, lens, arrivals)

@@ -43,6 +43,7 @@ from rvoip_media_core._jitter import (
     JitterBuffer,
     JitterStats,
     PopStatus,
+    insert_many,
     make_handles,
     pop_many,
 )
@@ -116,6 +117,7 @@ __all__ = [
     "emodel_r_factor",
     "encode",
     "goertzel_power",
+    "insert_many",
     "make_handles",
     "mix",
     "mix_minus",

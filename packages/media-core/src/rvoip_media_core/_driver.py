@@ -74,7 +74,8 @@ class MediaClock:
         stats.ticks += 1
         if start - deadline > stats.late_threshold:
             stats.late_ticks += 1
-        outgoing = self.engine.tick(self.wall_clock())
+        engine = self.engine
+        outgoing = engine.begin_tick(self.wall_clock())
         record = stats.record
         for stream, payload, timestamp, marker in outgoing:
             try:
@@ -82,6 +83,7 @@ class MediaClock:
             except Exception:  # a closed session must not stop every other call
                 stats.send_errors += 1
             record(clock() - deadline)
+        engine.end_tick()  # play-out after sending, so it never delays packets
 
     async def run(self) -> None:
         """Tick until cancelled."""

@@ -166,6 +166,9 @@ class MediaEngine:
     _handle_cache: dict[tuple[int, Codec, int, int], tuple[list[MediaStream], Any]] = attrs.field(
         factory=dict, init=False
     )
+    _pending: dict[tuple[Codec, int, int], list[MediaStream]] = attrs.field(
+        factory=dict, init=False
+    )
 
     @property
     def streams(self) -> list[MediaStream]:
@@ -256,17 +259,29 @@ class MediaEngine:
         return groups
 
     def tick(self, now: float) -> list[Outgoing]:
-        """Process one packet time: play out every due stream, return the packets to send.
-
-        ``now`` is only recorded as the time of the tick (no clock is read here).
-        """
-        groups = self._groups()
-        outgoing: list[Outgoing] = []
-        for (codec, samples, tpp), streams in groups.items():
-            self._play_group(codec, samples, tpp, streams)
-            self._send_group(codec, samples, streams, outgoing)
-        self._tick += 1
+        """Process one packet time: the packets to send, then play-out (``begin`` + ``end``)."""
+        outgoing = self.begin_tick(now)
+        self.end_tick()
         return outgoing
+
+    def begin_tick(self, now: float) -> list[Outgoing]:
+        """First half of a tick: read every due source, encode in batches, return packets.
+
+        The driver sends these right away and then calls ``end_tick`` so the play-out
+        work never delays sending. ``now`` is the tick's time (no clock is read here).
+        """
+        self._pending = self._groups()
+        outgoing: list[Outgoing] = []
+        for (codec, samples, _tpp), streams in self._pending.items():
+            self._send_group(codec, samples, streams, outgoing)
+        return outgoing
+
+    def end_tick(self) -> None:
+        """Second half of a tick: pop, decode, conceal and deliver one frame per due stream."""
+        for (codec, samples, tpp), streams in self._pending.items():
+            self._play_group(codec, samples, tpp, streams)
+        self._pending = {}
+        self._tick += 1
 
     def _play_group(self, codec: Codec, samples: int, tpp: int, streams: list[MediaStream]) -> None:
         n = len(streams)

@@ -8,6 +8,7 @@ N frames × 160 samples in one call). The C kernel is used when ``BACKEND`` is
 from __future__ import annotations
 
 import enum
+import functools
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -88,74 +89,82 @@ ulaw_decode.__doc__ = "µ-law codes (array or bytes) to int16 PCM of the same sh
 alaw_decode = _make_decoder(lib and lib.rv_alaw_decode, _g711_numpy.alaw_decode)
 alaw_decode.__doc__ = "A-law codes (array or bytes) to int16 PCM of the same shape (G.191)."
 
-_scratch = threading.local()
+
+class _Scratch(threading.local):
+    """Per-thread output buffer of the bytes functions (cffi releases the GIL in C)."""
+
+    def __init__(self) -> None:
+        self.buf: Any = ffi.new("char[]", 4096) if ffi is not None else None
+        self.size = 4096
+
+    def get(self, n: int) -> Any:
+        if n > self.size:
+            self.buf = ffi.new("char[]", n)
+            self.size = n
+        return self.buf
 
 
-def _scratch_buffer(n: int) -> Any:
-    buf = getattr(_scratch, "buf", None)
-    if buf is None or len(buf) < n:
-        buf = ffi.new("char[]", max(n, 4096))
-        _scratch.buf = buf
-    return buf
+_scratch = _Scratch()
 
 
-def _make_bytes_func(c_name: str, np_func: Callable[[bytes], bytes], out_per_in: float) -> Any:
+def _make_encode_bytes(
+    c_name: str, np_func: Callable[[NDArray[np.int16]], NDArray[np.uint8]]
+) -> Callable[[bytes], bytes]:
     if BACKEND == "cffi":
         c_func = getattr(lib, c_name)
         unpack = ffi.unpack
+        scratch = _scratch
 
-        def convert(data: bytes) -> bytes:
-            n_out = int(len(data) * out_per_in)
-            out = _scratch_buffer(n_out)
-            c_func(data, out, n_out if out_per_in < 1 else len(data))
-            result: bytes = unpack(out, n_out)
+        def encode_bytes(pcm: bytes) -> bytes:
+            size = len(pcm)
+            if size & 1:
+                raise ValueError(f"16-bit PCM needs an even byte count, got {size}")
+            n = size >> 1
+            out = scratch.buf if n <= scratch.size else scratch.get(n)
+            c_func(pcm, out, n)
+            result: bytes = unpack(out, n)
             return result
 
-        return convert
-    return np_func
+        return encode_bytes
 
-
-def _np_ulaw_encode_bytes(pcm: bytes) -> bytes:
-    return _g711_numpy.ulaw_encode(np.frombuffer(pcm, dtype=np.int16)).tobytes()
-
-
-def _np_alaw_encode_bytes(pcm: bytes) -> bytes:
-    return _g711_numpy.alaw_encode(np.frombuffer(pcm, dtype=np.int16)).tobytes()
-
-
-def _np_ulaw_decode_bytes(codes: bytes) -> bytes:
-    return _g711_numpy.ulaw_decode(np.frombuffer(codes, dtype=np.uint8)).tobytes()
-
-
-def _np_alaw_decode_bytes(codes: bytes) -> bytes:
-    return _g711_numpy.alaw_decode(np.frombuffer(codes, dtype=np.uint8)).tobytes()
-
-
-def _check_even(func: Callable[[bytes], bytes]) -> Callable[[bytes], bytes]:
-    def convert(pcm: bytes) -> bytes:
-        if len(pcm) % 2:
+    def encode_bytes_np(pcm: bytes) -> bytes:
+        if len(pcm) & 1:
             raise ValueError(f"16-bit PCM needs an even byte count, got {len(pcm)}")
-        return func(pcm)
+        return np_func(np.frombuffer(pcm, dtype=np.int16)).tobytes()
 
-    convert.__doc__ = func.__doc__
-    return convert
+    return encode_bytes_np
 
 
-ulaw_encode_bytes: Callable[[bytes], bytes] = _check_even(
-    _make_bytes_func("rv_ulaw_encode_b", _np_ulaw_encode_bytes, 0.5)
-)
-"""Native-endian 16-bit PCM bytes to µ-law bytes (the lean per-frame path)."""
-alaw_encode_bytes: Callable[[bytes], bytes] = _check_even(
-    _make_bytes_func("rv_alaw_encode_b", _np_alaw_encode_bytes, 0.5)
-)
+def _make_decode_bytes(
+    c_name: str, np_func: Callable[[NDArray[np.uint8]], NDArray[np.int16]]
+) -> Callable[[bytes], bytes]:
+    if BACKEND == "cffi":
+        c_func = getattr(lib, c_name)
+        unpack = ffi.unpack
+        scratch = _scratch
+
+        def decode_bytes(codes: bytes) -> bytes:
+            n = len(codes)
+            out = scratch.buf if 2 * n <= scratch.size else scratch.get(2 * n)
+            c_func(codes, out, n)
+            result: bytes = unpack(out, 2 * n)
+            return result
+
+        return decode_bytes
+
+    def decode_bytes_np(codes: bytes) -> bytes:
+        return np_func(np.frombuffer(codes, dtype=np.uint8)).tobytes()
+
+    return decode_bytes_np
+
+
+ulaw_encode_bytes = _make_encode_bytes("rv_ulaw_encode_b", _g711_numpy.ulaw_encode)
+"""Native-endian 16-bit PCM bytes to µ-law bytes (bytes in, bytes out)."""
+alaw_encode_bytes = _make_encode_bytes("rv_alaw_encode_b", _g711_numpy.alaw_encode)
 """Native-endian 16-bit PCM bytes to A-law bytes."""
-ulaw_decode_bytes: Callable[[bytes], bytes] = _make_bytes_func(
-    "rv_ulaw_decode_b", _np_ulaw_decode_bytes, 2
-)
+ulaw_decode_bytes = _make_decode_bytes("rv_ulaw_decode_b", _g711_numpy.ulaw_decode)
 """µ-law bytes to native-endian 16-bit PCM bytes."""
-alaw_decode_bytes: Callable[[bytes], bytes] = _make_bytes_func(
-    "rv_alaw_decode_b", _np_alaw_decode_bytes, 2
-)
+alaw_decode_bytes = _make_decode_bytes("rv_alaw_decode_b", _g711_numpy.alaw_decode)
 """A-law bytes to native-endian 16-bit PCM bytes."""
 
 
@@ -174,10 +183,10 @@ class FrameCodec:
 
     Write PCM into ``pcm`` (int16, ``frames × samples``), call ``encode()`` and read
     ``payload`` (uint8, same shape); or fill ``payload`` and call ``decode()``. The
-    kernel pointers are taken once at construction, so a call costs one C call.
+    kernel pointers are bound once at construction, so a call is one C call.
     """
 
-    __slots__ = ("_dec", "_dec_args", "_enc", "_enc_args", "codec", "payload", "pcm")
+    __slots__ = ("codec", "decode", "encode", "payload", "pcm")
 
     def __init__(self, codec: Codec, samples: int = 160, frames: int = 1) -> None:
         """Allocate buffers for ``frames`` frames of ``samples`` samples each."""
@@ -186,31 +195,25 @@ class FrameCodec:
         self.payload: NDArray[np.uint8] = np.zeros((frames, samples), dtype=np.uint8)
         n = frames * samples
         ulaw = codec is Codec.PCMU
+        self.encode: Callable[[], object]
+        self.decode: Callable[[], object]
         if BACKEND == "cffi":
             pcm_ptr = ffi.from_buffer("int16_t[]", self.pcm)
             pay_ptr = ffi.from_buffer("uint8_t[]", self.payload)
-            self._enc = lib.rv_ulaw_encode if ulaw else lib.rv_alaw_encode
-            self._dec = lib.rv_ulaw_decode if ulaw else lib.rv_alaw_decode
-            self._enc_args: tuple[Any, ...] = (pcm_ptr, pay_ptr, n)
-            self._dec_args: tuple[Any, ...] = (pay_ptr, pcm_ptr, n)
+            enc = lib.rv_ulaw_encode if ulaw else lib.rv_alaw_encode
+            dec = lib.rv_ulaw_decode if ulaw else lib.rv_alaw_decode
+            # Encode pcm into payload / decode payload into pcm, in place.
+            self.encode = functools.partial(enc, pcm_ptr, pay_ptr, n)
+            self.decode = functools.partial(dec, pay_ptr, pcm_ptr, n)
         else:
             np_enc = _g711_numpy.ulaw_encode if ulaw else _g711_numpy.alaw_encode
             np_dec = _g711_numpy.ulaw_decode if ulaw else _g711_numpy.alaw_decode
             pcm_arr, pay_arr = self.pcm, self.payload
 
-            def enc() -> None:
+            def enc_np() -> None:
                 pay_arr[...] = np_enc(pcm_arr)
 
-            def dec() -> None:
+            def dec_np() -> None:
                 pcm_arr[...] = np_dec(pay_arr)
 
-            self._enc, self._dec = enc, dec
-            self._enc_args = self._dec_args = ()
-
-    def encode(self) -> None:
-        """Encode ``pcm`` into ``payload`` in place."""
-        self._enc(*self._enc_args)
-
-    def decode(self) -> None:
-        """Decode ``payload`` into ``pcm`` in place."""
-        self._dec(*self._dec_args)
+            self.encode, self.decode = enc_np, dec_np

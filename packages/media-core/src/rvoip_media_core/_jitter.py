@@ -34,6 +34,13 @@ class PopStatus(enum.IntEnum):
     EMPTY = _py.JB_EMPTY  # nothing to play (not started, buffering, or underrun)
 
 
+# Enum members by code: indexing a tuple is much cheaper than calling the enum class.
+_INSERT = (InsertResult.OK, InsertResult.LATE, InsertResult.DUPLICATE)
+_POP = (PopStatus.FRAME, PopStatus.LOST, PopStatus.EMPTY)
+_LOST_RESULT = (PopStatus.LOST, b"")
+_EMPTY_RESULT = (PopStatus.EMPTY, b"")
+
+
 @attrs.frozen
 class JitterStats:
     """Counters of a jitter buffer. Every received packet is in exactly one of
@@ -146,17 +153,17 @@ class JitterBuffer:
             )
         if code < 0:
             raise ValueError(f"payload of {len(payload)} bytes exceeds max_payload")
-        return InsertResult(code)
+        return _INSERT[code]
 
     def pop(self) -> tuple[PopStatus, bytes]:
         """Play one frame (call once per packet time)."""
         if self._core is not None:
             status, data, _ts = self._core.pop()
-            return PopStatus(status), data
+            return _POP[status], data
         status = self._lib.rv_jb_pop(self._jb, self._out, self._len, self._ts)
         if status == _py.JB_FRAME:
             return PopStatus.FRAME, self._ffi.buffer(self._out, self._len[0])[:]
-        return PopStatus(status), b""
+        return _LOST_RESULT if status == _py.JB_LOST else _EMPTY_RESULT
 
     def insert_batch(
         self,
@@ -299,6 +306,58 @@ def pop_many(
         if data:
             out[i, : len(data)] = np.frombuffer(data, dtype=np.uint8)
     return statuses
+
+
+def insert_many(
+    buffers: Sequence[JitterBuffer],
+    seqs: ArrayLike,
+    timestamps: ArrayLike,
+    payloads: NDArray[np.uint8],
+    lengths: ArrayLike,
+    arrivals: ArrayLike,
+    handles: Any = None,
+) -> NDArray[np.int8]:
+    """Insert one packet into each buffer (one kernel call when all use the C kernel).
+
+    Row i of ``payloads`` (``len(buffers) × stride``) and element i of the other arrays
+    go to ``buffers[i]``; returns the result codes as in ``JitterBuffer.insert_batch``.
+    """
+    seq_a = np.ascontiguousarray(seqs, dtype=np.uint16)
+    ts_a = np.ascontiguousarray(timestamps, dtype=np.uint32)
+    len_a = np.ascontiguousarray(lengths, dtype=np.uint16)
+    arr_a = np.ascontiguousarray(arrivals, dtype=np.float64)
+    pay = np.ascontiguousarray(payloads, dtype=np.uint8)
+    n = len(buffers)
+    if not (seq_a.size == ts_a.size == len_a.size == arr_a.size == pay.shape[0] == n):
+        raise ValueError("insert_many arrays must have one entry per buffer")
+    stride = pay.shape[1] if pay.ndim == 2 else 0
+    if n and int(len_a.max()) > stride:
+        raise ValueError("a length exceeds the payload stride")
+    results = np.empty(n, dtype=np.int8)
+    if n and all(b.backend == "cffi" for b in buffers):
+        if handles is None:
+            handles = make_handles(buffers)
+        ffi, lib = kernel()
+        lib.rv_jb_insert_many(
+            handles,
+            n,
+            ffi.from_buffer("uint16_t[]", seq_a),
+            ffi.from_buffer("uint32_t[]", ts_a),
+            ffi.from_buffer("uint8_t[]", pay),
+            stride,
+            ffi.from_buffer("uint16_t[]", len_a),
+            ffi.from_buffer("double[]", arr_a),
+            ffi.from_buffer("int8_t[]", results),
+        )
+        return results
+    for i, buf in enumerate(buffers):
+        try:
+            results[i] = buf.insert(
+                int(seq_a[i]), int(ts_a[i]), pay[i, : len_a[i]].tobytes(), float(arr_a[i])
+            )
+        except ValueError:
+            results[i] = -1
+    return results
 
 
 def make_handles(buffers: Sequence[JitterBuffer]) -> Any:

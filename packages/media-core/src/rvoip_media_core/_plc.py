@@ -110,17 +110,19 @@ class Concealer:
         period_len = min(self.frame_samples, h.size)
         energy = float(np.dot(h, h))
         if energy > 0.0 and hi > lo:
+            # Normalised cross-correlation of the last `hi` samples with the same
+            # length `lag` samples earlier, for every lag at once.
             tail = h[-hi:]
-            best, best_lag = -1.0, 0
-            for lag in range(lo, hi + 1):
-                past = h[-hi - lag : -lag]
-                denom = float(np.sqrt(np.dot(past, past) * np.dot(tail, tail)))
-                if denom > 0.0:
-                    c = float(np.dot(past, tail)) / denom
-                    if c > best:
-                        best, best_lag = c, lag
-            if best >= _MIN_CORRELATION:
-                period_len = best_lag
+            windows = np.lib.stride_tricks.sliding_window_view(h, hi)
+            starts = h.size - hi - np.arange(lo, hi + 1)
+            past = windows[starts]
+            dots = past @ tail
+            denom = np.sqrt(np.einsum("ij,ij->i", past, past) * float(np.dot(tail, tail)))
+            with np.errstate(divide="ignore", invalid="ignore"):
+                corr = np.where(denom > 0.0, dots / denom, -1.0)
+            best = int(np.argmax(corr))
+            if corr[best] >= _MIN_CORRELATION:
+                period_len = lo + best
         period = h[-period_len:].copy()
         # Smooth the seam: the start of the repeated period blends with what preceded it.
         f = min(self._fade, period_len // 4)

@@ -17,7 +17,10 @@ WAV_RATE = 8000
 
 @runtime_checkable
 class AudioSource(Protocol):
-    """Anything that yields int16 PCM frames: ``read(n)`` returns exactly ``n`` samples."""
+    """Anything that yields int16 PCM frames: ``read(n)`` returns exactly ``n`` samples.
+
+    The result may be a view of the source's own buffer: callers must not modify it.
+    """
 
     def read(self, n: int) -> NDArray[np.int16]:
         """The next ``n`` samples."""
@@ -56,8 +59,12 @@ class SamplesSource:
 
     def read(self, n: int) -> NDArray[np.int16]:
         """The next ``n`` samples (zero-padded at the end of a non-looping buffer)."""
-        out = np.zeros(n, dtype=np.int16)
+        pos = self._pos
         size = self.samples.size
+        if pos + n <= size:  # fast path: a view, no copy
+            self._pos = pos + n
+            return self.samples[pos : pos + n]
+        out = np.zeros(n, dtype=np.int16)
         if size == 0:
             return out
         filled = 0

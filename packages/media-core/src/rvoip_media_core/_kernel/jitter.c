@@ -193,3 +193,12 @@ void rv_jb_pop_many(rv_jb_t **jbs, size_t n, uint8_t *out, size_t stride, int *o
     for (size_t i = 0; i < n; i++)
         statuses[i] = (int8_t)rv_jb_pop(jbs[i], out + i * stride, &out_lens[i], &ts);
 }
+
+void rv_jb_insert_many(rv_jb_t **jbs, size_t n, const uint16_t *seqs, const uint32_t *tss,
+                       const uint8_t *payloads, size_t stride, const uint16_t *lens,
+                       const double *arrivals, int8_t *results)
+{
+    for (size_t i = 0; i < n; i++)
+        results[i] = (int8_t)rv_jb_insert(jbs[i], seqs[i], tss[i], payloads + i * stride, lens[i],
+                                          arrivals[i]);
+}

@@ -52,6 +52,9 @@ void rv_jb_insert_batch(rv_jb_t *jb, size_t n, const uint16_t *seqs, const uint3
                         const double *arrivals, int8_t *results);
 void rv_jb_pop_batch(rv_jb_t *jb, size_t n, uint8_t *out, size_t stride, int *out_lens,
                      int8_t *statuses);
+void rv_jb_insert_many(rv_jb_t **jbs, size_t n, const uint16_t *seqs, const uint32_t *tss,
+                       const uint8_t *payloads, size_t stride, const uint16_t *lens,
+                       const double *arrivals, int8_t *results);
 void rv_jb_pop_many(rv_jb_t **jbs, size_t n, uint8_t *out, size_t stride, int *out_lens,
                     int8_t *statuses);
 /* cdef-end */

@@ -1,0 +1,176 @@
+"""Media engine load: N concurrent G.711 streams, both ways, on loopback.
+
+The engine process (this one) runs N RTP sessions (rvoip-rtp-core, rtcp-mux) and one
+MediaEngine clock; every stream sends 50 packets/s of PCMU and receives the same
+back from a reflector subprocess (plain sockets, one port, echoes each RTP packet to
+its source with the SSRC changed so it looks like a remote party). Printed: CPU of
+the engine process per stream, late packets (sent > 10 ms after the tick's deadline),
+send-time lateness p50/p99/max, and what the receive side saw.
+
+    .venv/bin/python tools/bench/media_engine.py [--streams 500] [--seconds 30]
+        [--loop uvloop|asyncio|trio] [--pin]
+
+``--pin`` puts the engine on CPU 0 and the reflector on CPU 1 (Linux).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import anyio
+import numpy as np
+
+from rvoip_media_core import (
+    BACKEND,
+    ClockStats,
+    Codec,
+    MediaEngine,
+    MediaStream,
+    SamplesSource,
+    ToneGenerator,
+    run_media_engine,
+)
+from rvoip_rtp_core import RtpSessionConfig, open_rtp_session
+
+REFLECTOR = r"""
+import os, socket, sys, time
+if len(sys.argv) > 2:
+    os.sched_setaffinity(0, {int(sys.argv[2])})
+deadline = time.monotonic() + float(sys.argv[1])
+sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+sock.bind(("127.0.0.1", 0))
+sock.settimeout(0.5)
+print(sock.getsockname()[1], flush=True)
+recv, send = sock.recvfrom, sock.sendto
+echoed = 0
+while time.monotonic() < deadline:
+    try:
+        data, addr = recv(2048)
+    except socket.timeout:
+        continue
+    if 192 <= data[1] <= 223 or len(data) < 12:  # RTCP (rtcp-mux): not echoed
+        continue
+    ssrc = int.from_bytes(data[8:12], "big") ^ 0x5A5A5A5A
+    send(data[:8] + ssrc.to_bytes(4, "big") + data[12:], addr)
+    echoed += 1
+print(echoed, flush=True)
+"""
+
+
+class FrameCounter:
+    """A sink that only counts frames (what an IVR that ignores input costs)."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self) -> None:
+        self.frames = 0
+
+    def __call__(self, frame: Any) -> None:
+        self.frames += 1
+
+
+async def run(args: argparse.Namespace, reflector_port: int) -> None:
+    engine = MediaEngine()
+    tone = ToneGenerator(1000.0).read(8000)  # 1 s of tone, looped: cheap per frame
+    config = RtpSessionConfig(
+        local_host="127.0.0.1", rtcp_mux=True, remote_rtp=("127.0.0.1", reflector_port)
+    )
+    streams: list[MediaStream] = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(args.streams):
+            session = await stack.enter_async_context(open_rtp_session(config))
+            session.set_remote(("127.0.0.1", reflector_port))
+            streams.append(
+                engine.add_stream(
+                    session, Codec.PCMU, 20, SamplesSource(tone, loop=True), FrameCounter()
+                )
+            )
+        async with run_media_engine(engine) as clock:
+            await anyio.sleep(args.warmup)
+            clock.stats = ClockStats(late_threshold=0.01)
+            cpu0, wall0 = time.process_time(), time.monotonic()
+            await anyio.sleep(args.seconds)
+            cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            stats = clock.stats
+        report(args, engine, streams, stats, cpu, wall)
+
+
+def report(
+    args: argparse.Namespace,
+    engine: MediaEngine,
+    streams: list[MediaStream],
+    stats: ClockStats,
+    cpu: float,
+    wall: float,
+) -> None:
+    n = len(streams)
+    jb = [s.jitter.stats() for s in streams]
+    rtp = [s.session.statistics() for s in streams]
+    lost = [r.received.loss_percent for r in rtp if r.received is not None]
+    played = sum(s.frames_played for s in streams)
+    concealed = sum(s.frames_concealed for s in streams)
+    empty = sum(s.frames_empty for s in streams)
+    print(
+        f"media engine: {n} PCMU streams both ways, {wall:.1f} s measured "
+        f"(after {args.warmup:.0f} s warm-up), loop={args.loop}, kernel={BACKEND}, "
+        f"python {sys.version.split()[0]}"
+    )
+    print(
+        f"  CPU: {cpu:.2f} s in {wall:.2f} s = {100 * cpu / wall:.1f} % of one core; "
+        f"{1000 * cpu / wall / n:.3f} ms CPU per stream per second "
+        f"({100 * cpu / wall / n:.3f} % of a core per stream)"
+    )
+    late_pct = 100.0 * stats.late_packets / stats.packets if stats.packets else 0.0
+    print(
+        f"  ticks {stats.ticks} (late {stats.late_ticks}, skipped {stats.skipped_ticks}); "
+        f"packets sent {stats.packets}, late (>10 ms) {stats.late_packets} = {late_pct:.3f} %, "
+        f"send errors {stats.send_errors}"
+    )
+    print(
+        f"  send-time lateness vs deadline: p50 {1000 * stats.percentile(50):.2f} ms, "
+        f"p99 {1000 * stats.percentile(99):.2f} ms, p99.9 {1000 * stats.percentile(99.9):.2f} ms"
+    )
+    print(
+        f"  receive: frames played {played}, concealed {concealed}, empty {empty}; "
+        f"jitter-buffer late {sum(j.late for j in jb)}, dropped "
+        f"{sum(j.dropped_overflow + j.dropped_adapt for j in jb)}; RTP loss mean "
+        f"{np.mean(lost) if lost else 0.0:.3f} % max {max(lost) if lost else 0.0:.3f} %; "
+        f"receive-queue drops {sum(r.receive_queue_drops for r in rtp)}"
+    )
+    mos = [s.statistics(bpl=engine.bpl).quality.mos_score for s in streams[:50]]
+    print(f"  MOS (first 50 streams): min {min(mos):.2f} mean {np.mean(mos):.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio", "trio"], default="uvloop")
+    parser.add_argument("--pin", action="store_true", help="engine on CPU 0, reflector on 1")
+    args = parser.parse_args()
+    reflector_args = [sys.executable, "-c", REFLECTOR, str(args.seconds + args.warmup + 60)]
+    if args.pin:
+        os.sched_setaffinity(0, {0})
+        reflector_args.append("1")
+    reflector = subprocess.Popen(reflector_args, stdout=subprocess.PIPE, text=True)
+    try:
+        assert reflector.stdout is not None
+        port = int(reflector.stdout.readline())
+        backend = "trio" if args.loop == "trio" else "asyncio"
+        options = {"use_uvloop": True} if args.loop == "uvloop" else {}
+        anyio.run(run, args, port, backend=backend, backend_options=options)
+    finally:
+        reflector.terminate()
+        reflector.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
