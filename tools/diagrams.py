@@ -25,7 +25,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
-TRANSACTION_TABLES = (
+TRANSACTION_TABLES: tuple[str, ...] = (
     "rvoip_transaction_core:INVITE_CLIENT",
     "rvoip_transaction_core:NON_INVITE_CLIENT",
     "rvoip_transaction_core:INVITE_SERVER",
@@ -106,6 +106,7 @@ def main(argv: list[str]) -> int:
     """Write (or with ``--check`` verify) a diagrams document."""
     check = "--check" in argv
     args = [a for a in argv if a != "--check"]
+    specs: tuple[str, ...]
     if not args:
         out = ROOT / "docs" / "diagrams" / "transactions.md"
         title, specs = "SIP transaction state machines (RFC 3261 §17, RFC 6026)", TRANSACTION_TABLES

@@ -141,10 +141,12 @@ def main() -> int:
         try:
             port = json.loads(child.stdout.readline())["port"]
 
-            def stats() -> dict[str, float]:
-                child.stdin.write("stats\n")  # type: ignore[union-attr]
-                child.stdin.flush()  # type: ignore[union-attr]
-                return dict(json.loads(child.stdout.readline()))  # type: ignore[union-attr]
+            def stats(child: subprocess.Popen[str] = child) -> dict[str, float]:
+                assert child.stdin is not None
+                assert child.stdout is not None
+                child.stdin.write("stats\n")
+                child.stdin.flush()
+                return dict(json.loads(child.stdout.readline()))
 
             print(f"\nresponder loop: {loop}")
             print(" rate/s  achieved tx/s  failed  datagrams  CPU µs/datagram")
