@@ -424,12 +424,13 @@ class TelUri:
 _ABS_OPAQUE_RE = re.compile(r"[^\x00-\x20\x7f\"<>]+\Z")
 
 
-@attrs.frozen
+@attrs.frozen(eq=False)
 class AbsoluteUri:
     """A URI of any other scheme (``http:``, ``urn:``, ``isbn:`` ...), kept as text.
 
     The layer above decides whether the scheme is acceptable (416 per RFC 3261 §8.2.2.1).
-    ``scheme`` is lower-cased; ``opaque`` is everything after the first ``:``.
+    ``scheme`` is kept as written (compared case-insensitively); ``opaque`` is everything
+    after the first ``:``, compared exactly.
     """
 
     scheme: str
@@ -445,7 +446,15 @@ class AbsoluteUri:
         scheme, colon, opaque = text.partition(":")
         if not colon or not _SCHEME_RE.match(scheme) or not _ABS_OPAQUE_RE.match(opaque):
             raise SipParseError(f"invalid URI {text[:60]!r}")
-        return cls(scheme.lower(), opaque)
+        return cls(scheme, opaque)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, AbsoluteUri):
+            return NotImplemented
+        return self.opaque == other.opaque and self.scheme.lower() == other.scheme.lower()
+
+    def __hash__(self) -> int:
+        return hash((self.scheme.lower(), self.opaque))
 
     def __str__(self) -> str:
         return self.scheme + ":" + self.opaque
