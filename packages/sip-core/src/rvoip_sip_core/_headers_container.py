@@ -96,7 +96,10 @@ class Headers:
     def _values(self, key: str) -> list[str]:
         """Values of the lines whose lookup key is ``key`` (already a header_key)."""
         keys = self._keys
-        if key not in keys:
+        count = keys.count(key)
+        if count == 1:
+            return [self._parts[keys.index(key)][2].strip(_LWS)]
+        if not count:
             return []
         parts = self._parts
         return [parts[pos][2].strip(_LWS) for pos in self._find(key)]

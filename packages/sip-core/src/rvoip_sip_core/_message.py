@@ -52,6 +52,7 @@ def recover_fields(headers: Headers) -> dict[str, str]:
 
 
 _KEYS_OF: dict[type, str] = {}
+_UNSET = object()
 
 
 def _key_of(cls: type[HeaderType]) -> str:
@@ -123,7 +124,7 @@ class _MessageMixin:
         cache = self._cache
         found = cache.get((cls, "all"))
         if found is None:
-            values = self.headers._values(_key_of(cls))
+            values = self.headers._values(_KEYS_OF.get(cls) or _key_of(cls))
             parse = cls.parse
             items: list[H] = []
             for value in values:
@@ -141,16 +142,16 @@ class _MessageMixin:
             SipParseError: that element does not parse as ``cls``.
         """
         cache = self._cache
-        if cls in cache:
-            return cache[cls]  # type: ignore[return-value]
-        if cls.MULTI:
-            items = self.headers_of(cls)
-            typed = items[0] if items else None
-        else:
-            value = self.headers._first(_key_of(cls))
-            typed = None if value is None else cls.parse(value)
-        cache[cls] = typed
-        return typed
+        typed = cache.get(cls, _UNSET)
+        if typed is _UNSET:
+            if cls.MULTI:
+                items = self.headers_of(cls)
+                typed = items[0] if items else None
+            else:
+                value = self.headers._first(_KEYS_OF.get(cls) or _key_of(cls))
+                typed = None if value is None else cls.parse(value)
+            cache[cls] = typed
+        return typed  # type: ignore[return-value]
 
     def _required(self, cls: type[H]) -> H:
         typed = self._cache.get(cls)

@@ -84,6 +84,14 @@ def _unfold(lines: list[str]) -> list[str]:
     return out
 
 
+def _split_datagram(data: bytes) -> tuple[str, bytes]:
+    """Split at the first empty line, whatever its line ends; no empty line: all is head."""
+    blank = _BLANK_LINE.search(data)
+    if blank is None:  # a datagram that ends without the empty line
+        return data.rstrip(b"\r\n").decode("utf-8", "surrogateescape"), b""
+    return data[: blank.start()].decode("utf-8", "surrogateescape"), data[blank.end() :]
+
+
 def _split_head(head: str) -> list[str]:
     """Split a head with bare LF (or CR CR LF) line ends into lines; other bare CRs → 400."""
     lines = [line.rstrip("\r") for line in _LINE_END.split(head)]
@@ -192,23 +200,18 @@ def _parse(data: bytes, max_size: int, allow_short_body: bool) -> Message:
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")  # RFC 3261 §7.5: ignore CRLFs before the start line
     end = data.find(b"\r\n\r\n")
-    if end >= 0 and data.find(b"\n\n", 0, end) < 0:
+    if end >= 0:
         head = data[:end].decode("utf-8", "surrogateescape")
         rest = data[end + 4 :]
     else:
-        blank = _BLANK_LINE.search(data)
-        if blank is not None:
-            head = data[: blank.start()].decode("utf-8", "surrogateescape")
-            rest = data[blank.end() :]
-        else:  # a datagram that ends without the empty line: all of it is the head
-            head = data.rstrip(b"\r\n").decode("utf-8", "surrogateescape")
-            rest = b""
+        head, rest = _split_datagram(data)
     lines = head.split("\r\n")
     breaks = len(lines) - 1
     if head.count("\n") == breaks and head.count("\r") == breaks:
         start = lines[0]
         text: str | None = head[len(start) + 2 :]
-    else:
+    else:  # bare LF or CR: the empty line may also be earlier than the CRLFCRLF found
+        head, rest = _split_datagram(data)
         lines = _split_head(head)
         start = lines[0]
         text = None
