@@ -289,3 +289,63 @@ def test_reinvite_needs_confirmed_dialog_and_ack_cancel_not_sent_by_tu() -> None
         dl.reinvite(early, now=0.2)
     with pytest.raises(DialogUsageError):
         dl.request(early, "ACK", now=0.2)
+
+
+def test_deferred_ack_carries_the_tu_answer() -> None:
+    dl = DialogLayer(CONFIG, rng=random.Random(4))
+    leg = dl.invite("sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1", defer_ack=True, now=0.0)
+    (action,) = dl.take_actions()
+    assert isinstance(action, SendRequest)
+    invite = action.request
+    assert invite.body == b""
+    ok = make_response(
+        invite,
+        200,
+        to_tag="b1",
+        headers=[("Contact", "<sip:bob@127.0.0.1:5070>")],
+        body=b"v=0\r\n",
+        content_type="application/sdp",
+    )
+    dl.on_response(ok, 0.5)
+    assert dl.take_actions() == []
+    did = DialogId(leg.call_id, leg.local_tag, "b1")
+    assert dl.take_events()[0] == DialogConfirmed(did, ok)
+    dl.on_response(ok, 1.0)  # a retransmission while the TU prepares its answer
+    assert dl.take_actions() == []
+    dl.ack(did, b"v=0 answer\r\n", now=1.1)
+    (ack,) = dl.take_actions()
+    assert isinstance(ack, SendAck)
+    assert ack.request.body == b"v=0 answer\r\n"
+    assert ack.request.headers.get("Content-Type") == "application/sdp"
+    dl.on_response(ok, 1.5)
+    assert dl.take_actions() == [ack]
+    with pytest.raises(DialogUsageError):
+        dl.ack(did, now=2.0)
+
+
+def test_deferred_ack_for_offerless_reinvite() -> None:
+    dl, did = confirmed()
+    dl.reinvite(did, defer_ack=True, now=1.0)
+    (action,) = dl.take_actions()
+    assert isinstance(action, SendRequest)
+    dl.on_response(make_response(action.request, 200, body=b"offer"), 1.1)
+    assert dl.take_actions() == []
+    dl.ack(did, b"answer", now=1.2)
+    (ack,) = dl.take_actions()
+    assert isinstance(ack, SendAck)
+    assert ack.request.cseq.seq == action.request.cseq.seq
+    assert ack.request.body == b"answer"
+
+
+def test_cancel_without_final_response_gives_up_after_64_t1() -> None:
+    dl, leg, invite = start()
+    dl.on_response(reply(invite, 180, "b1"), 0.1)
+    dl.cancel(leg, now=1.0)
+    dl.take_actions()
+    dl.take_events()
+    assert dl.next_deadline() == pytest.approx(33.0)
+    dl.handle_timers(33.0)
+    events = dl.take_events()
+    assert isinstance(events[-1], InviteFailed)
+    assert events[-1].response.status == 408
+    assert sum(dl.pending().values()) == 0

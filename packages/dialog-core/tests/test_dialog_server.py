@@ -497,3 +497,43 @@ def test_arbitrary_in_dialog_requests_never_raise(
                 dl.respond(ref, 200, now=float(i))
         dl.handle_timers(float(i) + 0.5)
         dl.take_actions()
+
+
+def test_pending_reinvite_gets_487_when_the_dialog_ends() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.1)
+    dl.take_events()
+    dl.on_request(req("INVITE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKre"), "re", 1.0)
+    (event,) = dl.take_events()
+    assert isinstance(event, ReInviteReceived)
+    dl.bye(did, now=2.0)
+    statuses = [
+        (a.server, a.response.status) for a in dl.take_actions() if isinstance(a, SendResponse)
+    ]
+    assert statuses == [("re", 487)]
+    with pytest.raises(DialogUsageError):
+        dl.respond(event.ref, 200, now=2.0)
+    assert dl.pending()["server"] == 0
+
+
+def test_update_in_early_dialog_while_invite_pending() -> None:
+    dl = layer()
+    dl.on_request(req("INVITE"), "inv", 0.0)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, IncomingInvite)
+    dl.respond(incoming.ref, 183, now=0.0)
+    dl.take_actions()
+    dl.take_events()
+    tag = incoming.dialog_id.local_tag
+    update = req(
+        "UPDATE",
+        cseq=2,
+        to_tag=tag,
+        branch="z9hG4bKu",
+        body=b"v=0\r\n",
+        content_type="application/sdp",
+    )
+    dl.on_request(update, "u", 0.5)
+    (event,) = dl.take_events()
+    assert isinstance(event, UpdateReceived)

@@ -101,6 +101,13 @@ class LayerBase:
         for creq in list(self._retries):
             if creq.dialog_id == dialog.id:
                 self._retries.remove(creq)
+        for ref, pending in list(self._server.items()):
+            if pending.dialog_id == dialog.id and not pending.final_sent:
+                # RFC 3261 §15.1.2: requests still pending in the ended dialog get 487.
+                del self._server[ref]
+                pending.final_sent = True
+                self._uas_invites.pop(pending.server, None)
+                self._reply(pending.request, pending.server, 487, to_tag=dialog.id.local_tag)
         self._emit(DialogTerminated(dialog.id, reason, status))
 
     def _reply(

@@ -59,6 +59,7 @@ class ClientSide(ReferSide):
         headers: Headers = (),
         route: Iterable[str] = (),
         call_id: str | None = None,
+        defer_ack: bool = False,
         now: float,
     ) -> LegId:
         """Send an initial INVITE to ``target``; returns the call leg that names the call.
@@ -72,6 +73,8 @@ class ClientSide(ReferSide):
             headers: Extra header lines.
             route: A pre-loaded route set (outbound proxy), as Route values.
             call_id: Use this Call-ID instead of a fresh one.
+            defer_ack: Do not ACK the 2xx; the TU calls :meth:`ack` with the SDP answer
+                (an offer-less INVITE gets the offer in the 2xx, RFC 3261 §13.2.1).
             now: Current time.
         """
         uri = parse_uri(target) if isinstance(target, str) else target
@@ -105,7 +108,9 @@ class ClientSide(ReferSide):
         leg = LegId(cid, tag)
         ref = self._new_ref()
         self._uac_invites[leg] = UacInvite(leg=leg, ref=ref, request=request)
-        self._send(ClientRequest(ref=ref, request=request, dialog_id=None, leg=leg))
+        self._send(
+            ClientRequest(ref=ref, request=request, dialog_id=None, leg=leg, defer_ack=defer_ack)
+        )
         return leg
 
     def cancel(self, leg: LegId, *, now: float) -> None:
@@ -121,9 +126,9 @@ class ClientSide(ReferSide):
             return
         inv.cancel_requested = True
         if inv.provisional:
-            self._send_cancel(inv)
+            self._send_cancel(inv, now)
 
-    def _send_cancel(self, inv: UacInvite) -> None:
+    def _send_cancel(self, inv: UacInvite, now: float) -> None:
         # RFC 3261 §9.1: same Request-URI, Call-ID, To, From, CSeq number, top Via and Route
         # as the INVITE; method CANCEL.
         invite = inv.request
@@ -139,6 +144,7 @@ class ClientSide(ReferSide):
             headers=extra,
         )
         inv.cancel_sent = True
+        inv.cancel_deadline = now + 64 * self.config.t1
         self._send(ClientRequest(ref=inv.ref, request=cancel, dialog_id=None, leg=inv.leg))
 
     # --- session-layer commands: in-dialog requests ------------------------------------------
@@ -215,12 +221,18 @@ class ClientSide(ReferSide):
         *,
         content_type: str | None = None,
         headers: Headers = (),
+        defer_ack: bool = False,
         now: float,
     ) -> int:
-        """Send a re-INVITE (new offer, or none) in a confirmed dialog (RFC 3261 §14.1)."""
-        return self.request(
-            dialog_id, "INVITE", body=body, content_type=content_type, headers=headers, now=now
+        """Send a re-INVITE (new offer, or none) in a confirmed dialog (RFC 3261 §14.1).
+
+        With ``defer_ack`` (an offer-less re-INVITE) the TU sends the ACK with :meth:`ack`.
+        """
+        creq = self._request(
+            self._dialog(dialog_id), "INVITE", body, content_type, headers, refresh=False
         )
+        creq.defer_ack = defer_ack
+        return creq.ref
 
     def update(
         self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = (), now: float
@@ -332,7 +344,7 @@ class ClientSide(ReferSide):
                     self._send(ClientRequest(self._new_ref(), prack, early.id, internal=True))
             self._emit(InviteProgress(inv.leg, dialog_id, response))
             if inv.cancel_requested and not inv.cancel_sent:
-                self._send_cancel(inv)
+                self._send_cancel(inv, now)
             return
         if status >= 300:
             if creq.final:
@@ -345,10 +357,7 @@ class ClientSide(ReferSide):
             return
         # A 2xx: the first one wins, later ones (other forks) are ACKed and BYEd (§13.2.2.4).
         remote = tag or ""
-        ack = creq.acks.get(remote)
-        if ack is not None:
-            self.stats["2xx_retransmission"] += 1
-            self._actions.append(SendAck(ack))
+        if self._resend_ack(creq, remote):
             return
         dialog = inv.early.pop(remote, None)
         if dialog is None:
@@ -356,12 +365,14 @@ class ClientSide(ReferSide):
         if dialog.state is DialogState.EARLY:
             dialog.move(Trigger.SUCCESS)
         dialog.update_from_response(response)
-        ack = dialog.build_request("ACK", self.config, self._rng, cseq=inv.request.cseq.seq)
-        creq.acks[remote] = ack
         creq.final = True
         creq.expires_at = now + 64 * self.config.t1
-        self._actions.append(SendAck(ack))
-        if inv.winner is None and not inv.failed and not inv.cancel_requested:
+        wins = inv.winner is None and not inv.failed and not inv.cancel_requested
+        if wins and creq.defer_ack:
+            creq.awaiting_ack.add(remote)
+        else:
+            self._send_ack(creq, dialog, remote)
+        if wins:
             inv.winner = dialog.id
             self._dialogs[dialog.id] = dialog
             self._session_timers.from_response(dialog.id, response, now)
@@ -377,6 +388,69 @@ class ClientSide(ReferSide):
         self._send(ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True))
         if inv.winner is None and not inv.failed:
             self._fail_invite(inv, make_response(inv.request, 487, "Request Terminated"))
+
+    def _resend_ack(self, creq: ClientRequest, remote: str) -> bool:
+        # RFC 3261 §13.2.2.4: each retransmission of the 2xx gets the same ACK again.
+        ack = creq.acks.get(remote)
+        if ack is not None:
+            self.stats["2xx_retransmission"] += 1
+            self._actions.append(SendAck(ack))
+            return True
+        if remote in creq.awaiting_ack:
+            self.stats["2xx_awaiting_tu_ack"] += 1
+            return True
+        return False
+
+    def _send_ack(
+        self,
+        creq: ClientRequest,
+        dialog: Dialog,
+        remote: str,
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> None:
+        # RFC 3261 §13.2.2.4: the ACK has the INVITE's CSeq number, a new branch, and goes
+        # to the dialog's remote target along its route set.
+        ack = dialog.build_request(
+            "ACK",
+            self.config,
+            self._rng,
+            cseq=creq.request.cseq.seq,
+            body=body,
+            content_type=content_type,
+        )
+        creq.acks[remote] = ack
+        creq.awaiting_ack.discard(remote)
+        self._actions.append(SendAck(ack))
+
+    def ack(
+        self,
+        dialog_id: DialogId,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        now: float,
+    ) -> None:
+        """Send the ACK the layer held back (``defer_ack``), e.g. with the SDP answer.
+
+        Raises:
+            DialogUsageError: no 2xx of this dialog is waiting for an ACK.
+        """
+        dialog = self._dialog(dialog_id)
+        for creq in self._client.values():
+            if creq.request.method != "INVITE":
+                continue
+            if creq.leg == dialog_id.leg and dialog_id.remote_tag in creq.awaiting_ack:
+                remote = dialog_id.remote_tag
+            elif creq.dialog_id == dialog_id and "" in creq.awaiting_ack:
+                remote = ""
+            else:
+                continue
+            if body and content_type is None:
+                content_type = "application/sdp"
+            self._send_ack(creq, dialog, remote, body, content_type)
+            return
+        raise DialogUsageError(f"no 2xx waiting for an ACK in dialog {dialog_id}")
 
     def _reliable_rseq(self, response: Response) -> int | None:
         if "100rel" not in self.config.supported:
@@ -422,21 +496,19 @@ class ClientSide(ReferSide):
             return
         dialog = self._dialogs.get(creq.dialog_id) if creq.dialog_id else None
         if 200 <= status < 300:
-            ack = creq.acks.get("")
-            if ack is not None:
-                self.stats["2xx_retransmission"] += 1
-                self._actions.append(SendAck(ack))
+            if self._resend_ack(creq, ""):
                 return
             if dialog is None:
                 return
             # RFC 3261 §12.2.1.2: the 2xx to a target refresh updates the remote target.
             dialog.refresh_target(response)
             self._session_timers.from_response(dialog.id, response, now)
-            ack = dialog.build_request("ACK", self.config, self._rng, cseq=creq.request.cseq.seq)
-            creq.acks[""] = ack
             creq.final = True
             creq.expires_at = now + 64 * self.config.t1
-            self._actions.append(SendAck(ack))
+            if creq.defer_ack:
+                creq.awaiting_ack.add("")
+            else:
+                self._send_ack(creq, dialog, "")
             self._emit(ResponseForRequest(creq.ref, creq.dialog_id, "INVITE", response))
             return
         if creq.final:

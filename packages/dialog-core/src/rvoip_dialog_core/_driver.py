@@ -335,6 +335,7 @@ class DialogEndpoint:
         content_type: str | None = None,
         headers: Headers = (),
         route: Iterable[str] = (),
+        defer_ack: bool = False,
     ) -> LegId:
         """Send an initial INVITE (see :meth:`DialogLayer.invite`)."""
         uri = parse_uri(target) if isinstance(target, str) else target
@@ -347,9 +348,16 @@ class DialogEndpoint:
                 content_type=content_type,
                 headers=headers,
                 route=route,
+                defer_ack=defer_ack,
                 now=now,
             )
         )
+
+    def ack(
+        self, dialog_id: DialogId, body: bytes = b"", *, content_type: str | None = None
+    ) -> None:
+        """Send a held-back ACK (``defer_ack``) with the SDP answer."""
+        self._do(lambda now: self.layer.ack(dialog_id, body, content_type=content_type, now=now))
 
     def cancel(self, leg: LegId) -> None:
         """CANCEL a pending INVITE (see :meth:`DialogLayer.cancel`)."""
@@ -364,6 +372,7 @@ class DialogEndpoint:
         body: bytes = b"",
         content_type: str | None = None,
         headers: Headers = (),
+        reliable: bool | None = None,
     ) -> Response:
         """Answer a request the TU was given (see :meth:`DialogLayer.respond`)."""
         return self._do(
@@ -374,6 +383,7 @@ class DialogEndpoint:
                 body=body,
                 content_type=content_type,
                 headers=headers,
+                reliable=reliable,
                 now=now,
             )
         )
@@ -398,9 +408,20 @@ class DialogEndpoint:
         """Hang up with BYE."""
         return self._do(lambda now: self.layer.bye(dialog_id, now=now))
 
-    def reinvite(self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = ()) -> int:
+    def reinvite(
+        self,
+        dialog_id: DialogId,
+        body: bytes = b"",
+        *,
+        headers: Headers = (),
+        defer_ack: bool = False,
+    ) -> int:
         """Send a re-INVITE (a 491 is retried after the §14.1 delay)."""
-        return self._do(lambda now: self.layer.reinvite(dialog_id, body, headers=headers, now=now))
+        return self._do(
+            lambda now: self.layer.reinvite(
+                dialog_id, body, headers=headers, defer_ack=defer_ack, now=now
+            )
+        )
 
     def update(self, dialog_id: DialogId, body: bytes = b"") -> int:
         """Send an UPDATE."""

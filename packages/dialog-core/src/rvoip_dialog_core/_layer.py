@@ -40,6 +40,9 @@ class DialogLayer(ClientSide):
         if session is not None:
             times.append(session)
         times.extend(c.expires_at for c in self._client.values() if c.expires_at is not None)
+        times.extend(
+            i.cancel_deadline for i in self._uac_invites.values() if i.cancel_deadline is not None
+        )
         for uas in self._uas_invites.values():
             if uas.retransmit_at is not None:
                 times.append(uas.retransmit_at)
@@ -58,6 +61,15 @@ class DialogLayer(ClientSide):
                 del self._client[key]
                 if creq.leg is not None:
                     self._uac_invites.pop(creq.leg, None)
+        for inv in list(self._uac_invites.values()):
+            if inv.cancel_deadline is not None and inv.cancel_deadline <= now:
+                # RFC 3261 §9.1: no final response 64*T1 after the CANCEL: give up (408).
+                inv.cancel_deadline = None
+                if inv.winner is None and not inv.failed:
+                    branch = inv.request.top_via.branch or ""
+                    self._client.pop((branch, "INVITE"), None)
+                    self._client.pop((branch, "CANCEL"), None)
+                    self._fail_invite(inv, make_response(inv.request, 408, "Request Timeout"))
         for creq in [c for c in self._retries if c.retry_at is not None and c.retry_at <= now]:
             self._retries.remove(creq)
             self._retry(creq)
@@ -103,7 +115,15 @@ class DialogLayer(ClientSide):
             body=old.body,
             content_type=ctype,
         )
-        self._send(ClientRequest(ref=creq.ref, request=req, dialog_id=creq.dialog_id))
+        self._send(
+            ClientRequest(
+                ref=creq.ref,
+                request=req,
+                dialog_id=creq.dialog_id,
+                refresh=creq.refresh,
+                defer_ack=creq.defer_ack,
+            )
+        )
 
     def _uas_timers(self, handle: object, uas: UasInvite, now: float) -> None:
         if uas.prack_give_up is not None and uas.prack_give_up <= now:

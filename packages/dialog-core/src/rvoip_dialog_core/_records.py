@@ -37,6 +37,10 @@ class ClientRequest:
     """RFC 3261 §14.1: when a request that got 491 is sent again."""
     refresh: bool = False
     """An UPDATE the layer sent to refresh the session (RFC 4028 §7.4)."""
+    defer_ack: bool = False
+    """The TU sends the ACK itself (``DialogLayer.ack``), to carry the SDP answer."""
+    awaiting_ack: set[str] = attrs.Factory(set)
+    """Remote tags whose 2xx waits for the TU's ACK (``defer_ack``)."""
 
 
 @attrs.define(eq=False)
@@ -52,6 +56,8 @@ class UacInvite:
     cancel_sent: bool = False
     winner: DialogId | None = None
     failed: bool = False
+    cancel_deadline: float | None = None
+    """RFC 3261 §9.1: give up 64*T1 after the CANCEL if no final response came."""
     rseqs: dict[str, int] = attrs.Factory(dict)
     """RFC 3262 §4: last RSeq PRACKed per remote tag."""
 

@@ -154,8 +154,11 @@ class ServerSide(LayerBase):
         )
 
     def _pending_server(self, did: DialogId, methods: tuple[str, ...]) -> bool:
+        # The initial INVITE (no To tag) does not count: UPDATE is allowed while it is
+        # pending (RFC 3311 §5.1).
         return any(
-            p.dialog_id == did and p.request.method in methods for p in self._server.values()
+            p.dialog_id == did and p.request.method in methods and p.request.to.tag is not None
+            for p in self._server.values()
         )
 
     def _in_dialog(self, dialog: Dialog, request: Request, server: object, now: float) -> None:
