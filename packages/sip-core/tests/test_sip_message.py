@@ -159,3 +159,10 @@ def test_response_model() -> None:
     assert parse_message(bytes(resp)) == resp.append_header("Content-Length", "0")
     assert "<0 bytes>" in repr(resp)
     assert not resp.is_request
+
+
+def test_encode_refuses_start_line_injection() -> None:
+    with pytest.raises(SipUsageError):
+        Response(200, "OK\r\nX-Evil: 1", Headers()).encode()
+    with pytest.raises(SipUsageError):
+        Request("OPTIONS", "sip:a@b\n", Headers()).encode()

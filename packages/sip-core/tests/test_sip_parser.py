@@ -125,6 +125,7 @@ def test_header_lines_need_a_token_name_and_colon() -> None:
     expect_error(invite(extra=": empty name\r\n"))
     # the memo of known names must not accept "From" out of "Fromx" without a colon
     expect_error(invite(extra="Fromx\r\n"))
+    expect_error(invite(extra="From\r\n"))  # a known name alone, without ':'
 
 
 def test_name_lookup_is_case_insensitive_and_compact() -> None:
@@ -140,6 +141,11 @@ def test_name_lookup_is_case_insensitive_and_compact() -> None:
     assert "Content-Length" in msg.headers
     assert msg.contacts[0].expires == 60
     assert msg.encode() == data
+
+
+def test_continuation_of_the_start_line_is_rejected() -> None:
+    data = b"OPTIONS sip:a@b SIP/2.0\r\n  folded: x\r\nContent-Length: 0\r\n\r\n"
+    expect_error(data)
 
 
 def test_folding_is_unfolded_with_one_space() -> None:

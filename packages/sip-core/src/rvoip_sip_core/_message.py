@@ -13,7 +13,7 @@ from typing import ClassVar, Protocol, Self, TypeVar
 
 import attrs
 
-from ._errors import SipParseError
+from ._errors import SipParseError, SipUsageError
 from ._headers import Contact, ContentType, CSeq, From, RecordRoute, Route, To, Via
 from ._headers_container import Headers
 from ._lexer import split_list
@@ -75,6 +75,8 @@ def _uri_key(uri: Uri | str) -> object:
 
 def _encode(start: str, headers: Headers, body: bytes) -> bytes:
     """Serialize: start line, header lines in order, a correct Content-Length, body."""
+    if "\n" in start or "\r" in start:
+        raise SipUsageError(f"CR or LF in the start line {start[:40]!r}")
     length = str(len(body))
     keys = headers._keys
     parts = headers._parts
@@ -297,7 +299,11 @@ class Request(_MessageMixin):
         return uri if isinstance(uri, str) else str(uri)
 
     def encode(self) -> bytes:
-        """Serialize to wire bytes (untouched header lines byte-identical)."""
+        """Serialize to wire bytes (untouched header lines byte-identical).
+
+        Raises:
+            SipUsageError: the start line would contain CR or LF.
+        """
         return _encode(f"{self.method} {self.uri_text} {self.version}", self.headers, self.body)
 
     def __bytes__(self) -> bytes:
@@ -318,7 +324,11 @@ class Response(_MessageMixin):
     _cache: dict[object, object] = attrs.field(factory=dict, init=False, eq=False, repr=False)
 
     def encode(self) -> bytes:
-        """Serialize to wire bytes (untouched header lines byte-identical)."""
+        """Serialize to wire bytes (untouched header lines byte-identical).
+
+        Raises:
+            SipUsageError: the start line would contain CR or LF.
+        """
         return _encode(f"{self.version} {self.status} {self.reason}", self.headers, self.body)
 
     def __bytes__(self) -> bytes:
