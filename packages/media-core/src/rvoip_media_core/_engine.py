@@ -103,7 +103,7 @@ class MediaStream:
 
     def receive(self, packet: Any, arrival: float) -> None:
         """Feed one received RTP packet (called from the session's datagram callback)."""
-        if packet.payload_type != self.codec.payload_type:
+        if packet.payload_type != self.codec.value:  # value = static payload type
             if self.on_packet is not None:
                 self.on_packet(packet, arrival)
             return
