@@ -196,6 +196,7 @@ def test_content_length_datagram_rules() -> None:
 
 def test_oversize_is_413() -> None:
     err = expect_error(invite(body=b"x" * 300_000), 413)
+    assert err.is_request is True
     assert err.recovered["cseq"] == "314159 INVITE"
     with pytest.raises(SipParseError) as info:
         parse_message(invite(), max_size=100)

@@ -196,6 +196,7 @@ def _parse(data: bytes, max_size: int, allow_short_body: bool) -> Message:
             f"message larger than {max_size} octets",
             status=413,
             recovered=_recover_lines(_LINE_END.split(head)[1:]),
+            is_request=not head.lstrip("\r\n")[:4].upper().startswith("SIP/"),
         )
     if data[:1] in (b"\r", b"\n"):
         data = data.lstrip(b"\r\n")  # RFC 3261 §7.5: ignore CRLFs before the start line
