@@ -194,3 +194,48 @@ async def test_stdlib_datagram_read_size_is_lowered(anyio_backend: str) -> None:
             assert transport.max_size == 65535  # type: ignore[attr-defined]
     finally:
         transport.close()
+
+
+async def test_invite_ack_flow_through_event_streams(anyio_backend: str) -> None:
+    from rvoip_transaction_core import AckReceived, ResponseReceived
+
+    async with TransactionEndpoint() as uas, TransactionEndpoint() as uac:
+
+        async def serve() -> None:
+            async for event in uas.events():
+                if isinstance(event, RequestReceived):
+                    uas.respond(event.txn_id, make_response(event.request, 180, to_tag="u"))
+                    uas.respond(event.txn_id, make_response(event.request, 200, to_tag="u"))
+                elif isinstance(event, AckReceived):
+                    return
+
+        with anyio.fail_after(10):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(serve)
+                uac.send_request(simple_request("INVITE"), uas.local("UDP"))
+                statuses = []
+                async for event in uac.events():
+                    if isinstance(event, ResponseReceived):
+                        statuses.append(event.response.status)
+                        if event.response.status == 200:
+                            ack = simple_request("ACK", to_tag=event.response.to.tag)
+                            uac.send_stateless(ack, uas.local("UDP"))
+                            break
+        assert statuses[-1] == 200
+        assert uas.stats["requests_received"] == 2  # INVITE and the ACK
+
+
+async def test_udp_over_ipv6_loopback(anyio_backend: str) -> None:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    holder: list[TransactionEndpoint] = []
+    server = TransactionEndpoint(udp=("::1", 0), on_event=responder(holder))
+    holder.append(server)
+    async with server, TransactionEndpoint(udp=("::1", 0)) as client:
+        with anyio.fail_after(10):
+            response = await client.request(simple_request("OPTIONS"), server.local("UDP"))
+        assert response.status == 200
+        assert "[::1]" in (response.headers.get("via") or "")
