@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import attrs
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from rvoip_dialog_core import (
     NotifyReceived,
     ReferReceived,
     ReInviteReceived,
+    RequestReceived,
     ResponseForRequest,
     TerminationReason,
     UpdateReceived,
@@ -325,3 +327,92 @@ def test_random_in_dialog_requests_never_raise(
     for agent in (alice, bob):
         for d in agent.dialog.dialogs:
             assert d.remote_seq is None or d.remote_seq >= 1
+
+
+def test_challenged_invite_retried_on_the_same_leg() -> None:
+    """RFC 3261 §22.2: same Call-ID and From tag, CSeq + 1, with the credentials."""
+    net, alice, bob = pair()
+    leg = alice.dialog.invite(BOB, from_="sip:alice@127.0.0.1", body=SDP, now=net.now)
+    net.pump()
+    first = incoming(bob)
+    bob.dialog.respond(first.ref, 401, headers=[("WWW-Authenticate", 'Digest realm="x"')], now=0)
+    net.pump()
+    (failed,) = alice.of_type(InviteFailed)
+    assert isinstance(failed, InviteFailed)
+    assert failed.response.status == 401
+    bob.events.clear()
+    again = alice.dialog.invite(
+        BOB,
+        from_="sip:alice@127.0.0.1",
+        body=SDP,
+        call_id=leg.call_id,
+        tag=leg.local_tag,
+        cseq=first.request.cseq.seq + 1,
+        headers=[("Authorization", 'Digest username="alice"')],
+        now=net.now,
+    )
+    assert again == leg
+    net.pump()
+    second = incoming(bob)
+    assert second.request.headers.get("Authorization") == 'Digest username="alice"'
+    bob.dialog.respond(second.ref, 200, body=SDP, now=net.now)
+    net.pump()
+    (confirmed,) = alice.of_type(DialogConfirmed)
+    assert isinstance(confirmed, DialogConfirmed)
+    assert confirmed.dialog_id.leg == leg
+
+
+def test_out_of_dialog_options_and_message() -> None:
+    net = VirtualNetwork()
+    alice = net.add("alice", 5060, seed=1)
+    bob = net.add(
+        "bob", 5070, seed=2, configure=lambda c: attrs.evolve(c, extra_methods=("MESSAGE",))
+    )
+    ref = alice.dialog.send_request("OPTIONS", BOB, from_="sip:alice@127.0.0.1", now=0.0)
+    net.pump()
+    (done,) = alice.of_type(ResponseForRequest)
+    assert isinstance(done, ResponseForRequest)
+    assert done.ref == ref
+    assert done.dialog_id is None
+    assert done.response.status == 200
+    assert "Allow" in done.response.headers
+    msg_ref = alice.dialog.send_request(
+        "MESSAGE", BOB, from_="sip:alice@127.0.0.1", body=b"hi", content_type="text/plain", now=0.0
+    )
+    net.pump()
+    (received,) = bob.of_type(RequestReceived)
+    assert isinstance(received, RequestReceived)
+    assert received.request.body == b"hi"
+    bob.dialog.respond(received.ref, 202, now=net.now)
+    net.pump()
+    answers = [e for e in alice.of_type(ResponseForRequest) if isinstance(e, ResponseForRequest)]
+    assert [(a.ref, a.response.status) for a in answers] == [(ref, 200), (msg_ref, 202)]
+    net.advance(40.0)
+    assert sum(alice.dialog.pending().values()) == 0
+
+
+def test_many_sequential_calls_leave_nothing_behind() -> None:
+    net, alice, bob = pair()
+    for i in range(100):
+        alice.dialog.invite(BOB, from_="sip:alice@127.0.0.1", body=SDP, now=net.now)
+        net.pump()
+        (inv,) = bob.of_type(IncomingInvite)
+        assert isinstance(inv, IncomingInvite)
+        if i % 3 == 0:
+            bob.dialog.respond(inv.ref, 486, now=net.now)
+        else:
+            bob.dialog.respond(inv.ref, 200, body=SDP, now=net.now)
+        net.pump()
+        for agent, _other in ((alice, bob), (bob, alice)):
+            for did in [d.id for d in agent.dialog.dialogs if d.state.value == "confirmed"]:
+                if (i % 2 == 0 and agent is alice) or (i % 2 == 1 and agent is bob):
+                    agent.dialog.bye(did, now=net.now)
+        net.pump()
+        alice.events.clear()
+        bob.events.clear()
+        net.advance(1.0)
+    net.advance(70.0)
+    for agent in (alice, bob):
+        assert sum(agent.dialog.pending().values()) == 0, agent.dialog.pending()
+        assert len(agent.txn) == 0
+        assert len(agent.dialog._session_timers) == 0

@@ -59,6 +59,8 @@ class ClientSide(ReferSide):
         headers: Headers = (),
         route: Iterable[str] = (),
         call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
         defer_ack: bool = False,
         now: float,
     ) -> LegId:
@@ -70,48 +72,104 @@ class ClientSide(ReferSide):
             to: The To value (defaults to the target).
             body: The offer (SDP), or empty for an offer-less INVITE.
             content_type: Type of ``body`` (``application/sdp`` when a body is given).
-            headers: Extra header lines.
+            headers: Extra header lines (e.g. Authorization when answering a challenge).
             route: A pre-loaded route set (outbound proxy), as Route values.
             call_id: Use this Call-ID instead of a fresh one.
+            tag: Use this From tag; with ``call_id`` and a higher ``cseq`` this retries a
+                challenged INVITE on the same call leg (RFC 3261 §22.2).
+            cseq: CSeq number (default: random).
             defer_ack: Do not ACK the 2xx; the TU calls :meth:`ack` with the SDP answer
                 (an offer-less INVITE gets the offer in the 2xx, RFC 3261 §13.2.1).
             now: Current time.
         """
-        uri = parse_uri(target) if isinstance(target, str) else target
-        tag = new_tag(self._rng)
-        cid = call_id or new_call_id(self._rng, self.config.via_host)
-        from_value = from_ if "<" in from_ else f"<{from_}>"
-        to_value = to if to is not None else f"<{uri}>"
-        if "<" not in to_value:
-            to_value = f"<{to_value}>"
-        extra = [("Route", r) for r in route]
-        extra.extend(self._capabilities())
+        extra = list(self._capabilities())
         extra.extend(self._session_timers.request_headers(None))
-        if self.config.user_agent:
-            extra.append(("User-Agent", self.config.user_agent))
         extra.extend(headers)
         if body and content_type is None:
             content_type = "application/sdp"
-        request = make_request(
-            "INVITE",
-            uri,
-            from_=f"{from_value};tag={tag}",
-            to=to_value,
-            call_id=cid,
-            cseq=self._rng.randint(1, 2**16),
-            via=make_via(self.config, self._rng),
-            contact=f"<{self.config.contact}>",
-            headers=extra,
-            body=body,
-            content_type=content_type,
+        request = self._new_request(
+            "INVITE", target, from_, to, call_id, tag, cseq, extra, route, body, content_type
         )
-        leg = LegId(cid, tag)
+        leg = LegId(request.call_id, request.from_.tag or "")
+        if leg in self._uac_invites:
+            raise DialogUsageError(f"call leg {leg} already has an INVITE pending")
         ref = self._new_ref()
         self._uac_invites[leg] = UacInvite(leg=leg, ref=ref, request=request)
         self._send(
             ClientRequest(ref=ref, request=request, dialog_id=None, leg=leg, defer_ack=defer_ack)
         )
         return leg
+
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+        now: float,
+    ) -> int:
+        """Send a request outside any dialog (OPTIONS, MESSAGE, REGISTER …); returns its ref.
+
+        The final response comes back as :class:`ResponseForRequest` (dialog_id None).
+        """
+        method = method.upper()
+        if method in ("INVITE", "ACK", "CANCEL", "BYE", "PRACK"):
+            raise DialogUsageError(f"{method} is not sent with send_request")
+        extra = list(self._capabilities()) if method == "OPTIONS" else []
+        extra.extend(headers)
+        request = self._new_request(
+            method, target, from_, to, call_id, tag, cseq, extra, route, body, content_type
+        )
+        ref = self._new_ref()
+        self._send(ClientRequest(ref=ref, request=request, dialog_id=None))
+        return ref
+
+    def _new_request(
+        self,
+        method: str,
+        target: str | Uri,
+        from_: str,
+        to: str | None,
+        call_id: str | None,
+        tag: str | None,
+        cseq: int | None,
+        headers: list[tuple[str, str]],
+        route: Iterable[str],
+        body: bytes,
+        content_type: str | None,
+    ) -> Request:
+        # RFC 3261 §8.1.1: a request outside a dialog, with a fresh Call-ID and From tag.
+        uri = parse_uri(target) if isinstance(target, str) else target
+        from_value = from_ if "<" in from_ else f"<{from_}>"
+        to_value = to if to is not None else f"<{uri}>"
+        if "<" not in to_value:
+            to_value = f"<{to_value}>"
+        extra = [("Route", r if "<" in r else f"<{r}>") for r in route]
+        extra.extend(headers)
+        own_contact = any(name.lower() in ("contact", "m") for name, _ in headers)
+        if self.config.user_agent:
+            extra.append(("User-Agent", self.config.user_agent))
+        return make_request(
+            method,
+            uri,
+            from_=f"{from_value};tag={tag or new_tag(self._rng)}",
+            to=to_value,
+            call_id=call_id or new_call_id(self._rng, self.config.via_host),
+            cseq=cseq if cseq is not None else self._rng.randint(1, 2**16),
+            via=make_via(self.config, self._rng),
+            contact=None if own_contact else f"<{self.config.contact}>",
+            headers=extra,
+            body=body,
+            content_type=content_type,
+        )
 
     def cancel(self, leg: LegId, *, now: float) -> None:
         """Cancel our pending INVITE (RFC 3261 §9.1).

@@ -335,6 +335,9 @@ class DialogEndpoint:
         content_type: str | None = None,
         headers: Headers = (),
         route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
         defer_ack: bool = False,
     ) -> LegId:
         """Send an initial INVITE (see :meth:`DialogLayer.invite`)."""
@@ -348,7 +351,42 @@ class DialogEndpoint:
                 content_type=content_type,
                 headers=headers,
                 route=route,
+                call_id=call_id,
+                tag=tag,
+                cseq=cseq,
                 defer_ack=defer_ack,
+                now=now,
+            )
+        )
+
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+    ) -> int:
+        """Send a request outside any dialog (see :meth:`DialogLayer.send_request`)."""
+        uri = parse_uri(target) if isinstance(target, str) else target
+        return self._do(
+            lambda now: self.layer.send_request(
+                method,
+                uri,
+                from_=from_,
+                to=to,
+                body=body,
+                content_type=content_type,
+                headers=headers,
+                call_id=call_id,
+                tag=tag,
+                cseq=cseq,
                 now=now,
             )
         )
