@@ -405,7 +405,7 @@ def test_many_sequential_calls_leave_nothing_behind() -> None:
         net.pump()
         for agent, _other in ((alice, bob), (bob, alice)):
             for did in [d.id for d in agent.dialog.dialogs if d.state.value == "confirmed"]:
-                if (i % 2 == 0 and agent is alice) or (i % 2 == 1 and agent is bob):
+                if (agent is alice) == (i % 2 == 0):
                     agent.dialog.bye(did, now=net.now)
         net.pump()
         alice.events.clear()
