@@ -86,22 +86,31 @@ def _check(st: StreamStatistics, heard: list[np.ndarray], drop: bool, bpl: float
     with_tone = sum(detect_tone(f, 1000.0) for f in played)
     # Concealed frames (pitch repetition) also carry the tone; allow the fade-outs.
     assert with_tone >= 0.9 * len(played)
-    assert st.jitter_buffer.late == 0
-    assert received.jitter_seconds < 0.02  # sane: below one packet time on loopback
+    assert st.jitter_buffer.late == 0  # loopback does not reorder
+    # Sane: a few ms on loopback; the bound leaves room for a loaded CI machine.
+    assert received.jitter_seconds < 0.04
     m2e = st.quality.mouth_to_ear_ms
+    # Frames the jitter buffer had to discard (a stalled event loop delivers bursts)
+    # count as loss in the quality figure, on top of the network loss.
+    jb = st.jitter_buffer
+    discarded = 100.0 * (jb.dropped_overflow + jb.dropped_adapt) / received.packets_expected
+
+    def g107_mos(loss: float) -> float:
+        return mos_from_r(emodel_r_factor(m2e, loss, bpl=bpl))
+
+    assert st.quality.packet_loss_percent == pytest.approx(received.loss_percent + discarded)
+    assert st.quality.mos_score == pytest.approx(g107_mos(st.quality.packet_loss_percent))
     if not drop:
         assert received.packets_lost == 0
         assert received.loss_percent == 0.0
-        assert st.frames_concealed == 0
-        assert st.quality.mos_score == pytest.approx(mos_from_r(emodel_r_factor(m2e, 0.0, bpl=bpl)))
-        assert st.quality.mos_score > 4.3
+        if discarded == 0.0:
+            assert st.frames_concealed == 0
+            assert st.quality.mos_score > 4.3
     else:
         assert 4.0 <= received.loss_percent <= 6.0
         assert st.frames_concealed > 0
-        low = mos_from_r(emodel_r_factor(m2e, 6.0, bpl=bpl))
-        high = mos_from_r(emodel_r_factor(m2e, 4.0, bpl=bpl))
-        assert low <= st.quality.mos_score <= high
-        assert st.quality.mos_score < mos_from_r(emodel_r_factor(m2e, 0.0, bpl=bpl)) - 0.3
+        assert g107_mos(6.0 + discarded) <= st.quality.mos_score <= g107_mos(4.0 + discarded)
+        assert st.quality.mos_score < g107_mos(0.0) - 0.3
 
 
 @pytest.mark.anyio

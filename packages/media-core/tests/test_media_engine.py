@@ -183,3 +183,31 @@ async def test_run_media_engine_ticks_on_both_backends() -> None:
     assert len(session.sent) >= 5
     timestamps = [ts for _, ts, _ in session.sent]
     assert timestamps == [i * 160 for i in range(len(timestamps))]
+
+
+def test_broken_source_and_sink_do_not_stop_other_streams() -> None:
+    engine = MediaEngine()
+    good, bad = FakeSession(), FakeSession()
+
+    def explode(_frame: object) -> None:
+        raise RuntimeError("sink bug")
+
+    heard: list[np.ndarray] = []
+    broken = engine.add_stream(bad, source=SamplesSource([1, 2]), sink=explode)
+    engine.set_source(broken, None)
+    engine.set_source(broken, _BrokenSource())
+    fine = engine.add_stream(good, source=ToneGenerator(1000.0), sink=heard.append)
+    out = engine.tick(0.0)
+    assert len(out) == 2
+    assert out[0][1] == bytes([0xFF]) * 160  # silence for the broken source
+    assert (broken.source_errors, broken.sink_errors) == (1, 1)
+    assert len(heard) == 1
+    assert fine.source_errors == fine.sink_errors == 0
+    engine.set_sink(broken, None)
+    engine.tick(0.02)
+    assert broken.sink_errors == 1
+
+
+class _BrokenSource:
+    def read(self, n: int) -> np.ndarray:
+        raise RuntimeError("source bug")

@@ -89,6 +89,8 @@ class MediaStream:
     frames_concealed: int = 0
     frames_empty: int = 0
     oversize_packets: int = 0
+    source_errors: int = 0
+    sink_errors: int = 0
     remote_ssrc: int | None = None
 
     @property
@@ -317,7 +319,10 @@ class MediaEngine:
                 stream.frames_empty += 1
             sink = stream.sink
             if sink is not None:
-                sink(frame)
+                try:
+                    sink(frame)
+                except Exception:  # one broken sink must not stop every other call's media
+                    stream.sink_errors += 1
 
     def _send_group(
         self, codec: Codec, samples: int, streams: list[MediaStream], outgoing: list[Outgoing]
@@ -325,7 +330,10 @@ class MediaEngine:
         pcm = np.zeros((len(streams), samples), dtype=np.int16)
         for i, stream in enumerate(streams):
             if not stream.muted:
-                pcm[i] = stream.source.read(samples)
+                try:
+                    pcm[i] = stream.source.read(samples)
+                except Exception:  # a broken source sends silence; the others go on
+                    stream.source_errors += 1
         payloads = encode(codec, pcm)
         for i, stream in enumerate(streams):
             # RFC 3551 §4.1: the marker bit flags the first packet of a talkspurt.
