@@ -220,7 +220,8 @@ class TransactionLayer:
                 f"cannot send a {response.status}"
             )
         txn.response_bytes = response.encode()
-        if response.status >= 200:
+        if response.status >= 200 and txn.machine is INVITE_SERVER:
+            # kept for the RFC 2543 ACK match (§17.2.3)
             txn.to_tag = response.to.tag
         txn.step(event, now)
 

@@ -16,6 +16,10 @@ import attrs
 class State(enum.Enum):
     """A transaction state (RFC 3261 figures 5-8, RFC 6026 figures 5 and 7)."""
 
+    # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
+    # on the hot path (table and timer lookups).
+    __hash__ = object.__hash__
+
     CALLING = "Calling"
     TRYING = "Trying"
     PROCEEDING = "Proceeding"
@@ -27,6 +31,10 @@ class State(enum.Enum):
 
 class Timer(enum.Enum):
     """The RFC 3261 timers (table 4) plus RFC 6026's L and M; C is left to the TU."""
+
+    # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
+    # on the hot path (table and timer lookups).
+    __hash__ = object.__hash__
 
     A = "A"
     B = "B"
@@ -44,6 +52,10 @@ class Timer(enum.Enum):
 
 class Event(enum.Enum):
     """An input to a machine: a message class, a TU call, a timer or a transport error."""
+
+    # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
+    # on the hot path (table and timer lookups).
+    __hash__ = object.__hash__
 
     # client side inputs
     RECV_1XX = "1xx"
@@ -76,6 +88,10 @@ TIMER_EVENT: Mapping[Timer, Event] = {t: Event["TIMER_" + t.value] for t in Time
 
 class Action(enum.Enum):
     """What a transition does; the interpreter in ``_transaction.py`` performs it."""
+
+    # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
+    # on the hot path (table and timer lookups).
+    __hash__ = object.__hash__
 
     SEND_REQUEST = "send request"
     SEND_RESPONSE = "send response"
