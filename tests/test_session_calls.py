@@ -1,0 +1,352 @@
+"""Calls between two coordinators on 127.0.0.1: SIP on the wire, public events, real audio."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from rvoip_session_core import (
+    AutoAnswerHandler,
+    CallDecision,
+    CallEnded,
+    CallEstablished,
+    CallFailed,
+    CallHandler,
+    CallSession,
+    CallState,
+    Decision,
+    DtmfReceived,
+    IncomingCall,
+    InvalidState,
+    MediaControl,
+    SessionControl,
+    SessionId,
+    SessionNotFound,
+    StateChanged,
+    tone_source,
+)
+from rvoip_session_core.testing import (
+    SipTrace,
+    count_tone_frames,
+    loopback_builder,
+    next_event,
+    uri_of,
+    wait_until,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+class Recorder(AutoAnswerHandler):
+    """Auto-answers and records what the hooks saw."""
+
+    def __init__(self) -> None:
+        self.incoming: list[IncomingCall] = []
+        self.ended: list[tuple[CallSession, str]] = []
+        self.established: list[CallSession] = []
+        self.dtmf: list[str] = []
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        self.incoming.append(call)
+        return CallDecision.Accept(None)
+
+    async def on_call_ended(self, call: CallSession, reason: str) -> None:
+        self.ended.append((call, reason))
+
+    async def on_call_established(
+        self, call: CallSession, local_sdp: str | None, remote_sdp: str | None
+    ) -> None:
+        self.established.append(call)
+
+    async def on_dtmf(self, session_id: SessionId, digit: str) -> None:
+        self.dtmf.append(digit)
+
+
+async def only_call(coordinator: object) -> CallSession:
+    sessions: list[CallSession] = []
+
+    async def one() -> bool:
+        sessions[:] = await coordinator.list_active_sessions()  # type: ignore[attr-defined]
+        return len(sessions) == 1 and sessions[0].state is CallState.Active
+
+    assert await wait_until(one)
+    return sessions[0]
+
+
+async def test_basic_call_sip_ladder_events_and_hangup() -> None:
+    bob_handler = Recorder()
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", bob_handler).build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        trace.attach(bob, "bob")
+        events = alice.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        assert call.state is CallState.Initiating
+        await alice.wait_for_answer(call.id, 5)
+        assert (await alice.get_session(call.id)).state is CallState.Active
+        established = await next_event(events, CallEstablished)
+        assert isinstance(established, CallEstablished)
+        assert "m=audio" in (established.remote_sdp or "")
+        incoming = bob_handler.incoming[0]
+        assert incoming.from_ == "sip:alice@127.0.0.1"
+        assert incoming.sdp is not None
+        assert "PCMU/8000" in incoming.sdp
+        assert incoming.header("Call-ID")
+        await alice.terminate_session(call.id)
+        ended = await next_event(events, CallEnded)
+        assert isinstance(ended, CallEnded)
+        assert ended.reason == "local hangup"
+        assert await wait_until(lambda: bool(bob_handler.ended))
+        assert bob_handler.ended[0][1] == "remote hangup"
+        assert await alice.list_active_sessions() == []
+        assert await bob.list_active_sessions() == []
+        with pytest.raises(SessionNotFound):
+            await alice.get_session(call.id)
+    assert trace.kinds("alice") == ["INVITE", "ACK", "BYE"]
+    bob_kinds = trace.kinds("bob")
+    assert bob_kinds[0] == "100/INVITE"
+    assert "200/INVITE" in bob_kinds
+    assert bob_kinds[-1] == "200/BYE"
+    invite = trace.requests("INVITE")[0]
+    assert invite.headers.get("Contact") is not None
+    assert "127.0.0.1" in str(invite.top_via)
+    assert b"c=IN IP4 127.0.0.1" in invite.body
+    assert "INVITE" in trace.ladder()
+
+
+async def test_tone_flows_stops_on_hold_and_returns_on_resume() -> None:
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        bob_call = await only_call(bob)
+        await MediaControl.set_audio_source(bob, bob_call.id, tone_source(1000))
+        await alice.set_audio_source(call.id, tone_source(600))
+        hits, total = await count_tone_frames(alice, call.id, 1000, 0.6)
+        assert hits > total // 2
+        hits, total = await count_tone_frames(bob, bob_call.id, 600, 0.6)
+        assert hits > total // 2
+        await SessionControl.hold_session(alice, call.id)
+        assert (await alice.get_session(call.id)).state is CallState.OnHold
+        await anyio.sleep(0.15)  # frames already in the jitter buffer play out
+        assert (await count_tone_frames(alice, call.id, 1000, 0.4))[0] == 0
+        assert (await count_tone_frames(bob, bob_call.id, 600, 0.4))[0] == 0
+        info = await alice.get_media_info(call.id)
+        assert info.direction == "sendonly"
+        assert (await bob.get_media_info(bob_call.id)).direction == "recvonly"
+        await alice.resume_session(call.id)
+        assert (await alice.get_session(call.id)).state is CallState.Active
+        await anyio.sleep(0.1)
+        hits, total = await count_tone_frames(alice, call.id, 1000, 0.5)
+        assert hits > total // 3
+        stats = await alice.get_media_statistics(call.id)
+        assert stats is not None
+        assert stats.packets_received > 0
+        assert stats.quality_metrics is not None
+        assert stats.quality_metrics.mos_score is not None
+        assert stats.quality_metrics.mos_score > 4.0
+        assert stats.codec == "PCMU"
+
+
+async def test_mute_keeps_rtp_flowing_as_silence() -> None:
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        bob_call = await only_call(bob)
+        await alice.set_audio_source(call.id, tone_source(800))
+        await alice.stop_audio_transmission(call.id)
+        await anyio.sleep(0.15)
+        before = await bob.get_media_statistics(bob_call.id)
+        assert (await count_tone_frames(bob, bob_call.id, 800, 0.4))[0] == 0
+        after = await bob.get_media_statistics(bob_call.id)
+        assert before is not None
+        assert after is not None
+        assert after.packets_received > before.packets_received
+        await alice.start_audio_transmission(call.id)
+        await anyio.sleep(0.1)
+        assert (await count_tone_frames(bob, bob_call.id, 800, 0.4))[0] > 0
+
+
+@pytest.mark.parametrize("method", ["rfc4733", "info"])
+async def test_dtmf_digits_sent_are_digits_received(method: str) -> None:
+    bob_handler = Recorder()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", bob_handler).build() as bob,
+    ):
+        events = bob.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        await alice.send_dtmf(call.id, "1234#", method=method)
+        received = []
+        for _ in range(5):
+            event = await next_event(events, DtmfReceived)
+            assert isinstance(event, DtmfReceived)
+            assert event.method == method
+            received.append(event.digit)
+        assert "".join(received) == "1234#"
+        assert await wait_until(lambda: "".join(bob_handler.dtmf) == "1234#")
+        with pytest.raises(InvalidState):
+            await alice.send_dtmf(call.id, "12x")
+
+
+class Rejecter(AutoAnswerHandler):
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return CallDecision.Reject("Busy Here", 486)
+
+
+class Forwarder(AutoAnswerHandler):
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return CallDecision.Forward("sip:voicemail@127.0.0.1:5999")
+
+
+class Exploder(AutoAnswerHandler):
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        raise RuntimeError("handler bug")
+
+
+class Ignorer(AutoAnswerHandler):
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return CallDecision.Defer()
+
+
+@pytest.mark.parametrize(
+    ("handler", "status"),
+    [(Rejecter(), 486), (Forwarder(), 302), (Exploder(), 500)],
+)
+async def test_refused_calls_fail_with_the_status(handler: CallHandler, status: int) -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", handler).build() as bob,
+    ):
+        trace.attach(bob, "bob")
+        events = alice.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        with pytest.raises(CallFailed) as info:
+            await alice.wait_for_answer(call.id, 5)
+        assert info.value.status == status
+        assert call.id in str(info.value)
+        ended = await next_event(events, CallEnded)
+        assert isinstance(ended, CallEnded)
+        assert await wait_until(lambda: not bob._calls)
+        assert (await alice.get_stats()).failed_sessions == 1
+    final = trace.responses(status)[0]
+    if status == 302:
+        assert final.headers.get("Contact") == "<sip:voicemail@127.0.0.1:5999>"
+
+
+async def test_deferred_call_rings_and_is_answered_480_at_the_deadline() -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", Ignorer()).with_incoming_call_timeout(0.5).build() as bob,
+    ):
+        trace.attach(bob, "bob")
+        events = alice.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        ringing = await next_event(events, StateChanged)
+        assert isinstance(ringing, StateChanged)
+        assert ringing.new_state is CallState.Ringing
+        with pytest.raises(CallFailed) as info:
+            await alice.wait_for_answer(call.id, 5)
+        assert info.value.status == 480
+    assert trace.kinds("bob")[:3] == ["100/INVITE", "180/INVITE", "480/INVITE"]
+
+
+async def test_deferred_call_accepted_later_with_generated_answer() -> None:
+    pending: list[IncomingCall] = []
+
+    class Deferrer(AutoAnswerHandler):
+        async def on_incoming_call(self, call: IncomingCall) -> Decision:
+            pending.append(call)
+            return CallDecision.Defer
+
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", Deferrer()).build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        assert await wait_until(lambda: bool(pending))
+        incoming = pending[0]
+        assert incoming.sdp is not None
+        answer = await MediaControl.generate_sdp_answer(bob, incoming.id, incoming.sdp)
+        session = await SessionControl.accept_incoming_call(bob, incoming, answer)
+        assert session.state is CallState.Active
+        await alice.wait_for_answer(call.id, 5)
+        with pytest.raises(InvalidState):
+            await bob.accept_incoming_call(incoming)
+
+
+async def test_cancel_before_answer() -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", Ignorer()).build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        trace.attach(bob, "bob")
+        events = alice.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        assert await wait_until(lambda: bool(trace.responses(180)))
+        await alice.terminate_session(call.id)
+        ended = await next_event(events, CallEnded)
+        assert isinstance(ended, CallEnded)
+        assert await wait_until(lambda: not bob._calls)
+    assert "CANCEL" in trace.kinds("alice")
+    assert trace.responses(487)
+    assert "BYE" not in trace.kinds("alice")
+
+
+async def test_wait_for_answer_times_out_and_call_keeps_ringing() -> None:
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", Ignorer()).build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        with pytest.raises(TimeoutError):
+            await alice.wait_for_answer(call.id, 0.3)
+        assert (await alice.get_session(call.id)).state is CallState.Ringing
+        with pytest.raises(InvalidState):
+            await alice.hold_session(call.id)
+
+
+async def test_bob_hangs_up_and_control_of_ended_call_fails() -> None:
+    alice_handler = Recorder()
+    async with (
+        await loopback_builder("alice", alice_handler).build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        bob_call = await only_call(bob)
+        with pytest.raises(SessionNotFound):
+            await SessionControl.hold_session(alice, "no-such-call")
+        await bob.terminate_session(bob_call.id)
+        assert await wait_until(lambda: bool(alice_handler.ended))
+        assert alice_handler.ended[0][1] == "remote hangup"
+        with pytest.raises(SessionNotFound):
+            await alice.hold_session(call.id)
+        stats = await alice.get_stats()
+        assert (stats.active_sessions, stats.total_sessions, stats.outgoing_calls) == (0, 1, 1)
+
+
+async def test_stop_ends_calls_on_both_sides() -> None:
+    bob_handler = Recorder()
+    async with await loopback_builder("bob", bob_handler).build() as bob:
+        alice = await loopback_builder("alice").build()
+        await SessionControl.start(alice)
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await SessionControl.wait_for_answer(alice, call.id, 5)
+        await SessionControl.stop(alice)
+        assert not alice.is_running
+        assert await wait_until(lambda: bool(bob_handler.ended))
+        assert await bob.list_active_sessions() == []
