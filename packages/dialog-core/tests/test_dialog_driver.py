@@ -107,3 +107,24 @@ def test_target_for_uses_route_then_request_uri() -> None:
     assert target_for(request("sips:b@127.0.0.1")) == Peer("TLS", "127.0.0.1", 5061)
     assert target_for(request("sip:b@example.com")) is None
     assert target_for(request("sip:b@localhost:7")) == Peer("UDP", "127.0.0.1", 7)
+
+
+@pytest.mark.anyio
+async def test_callback_mode_and_out_of_dialog_options(anyio_backend: str) -> None:
+    seen: list[DialogEvent] = []
+    got = anyio.Event()
+
+    def on_event(event: DialogEvent) -> None:
+        seen.append(event)
+        if isinstance(event, ResponseForRequest):
+            got.set()
+
+    async with DialogEndpoint(user="bob") as bob, DialogEndpoint(on_event=on_event) as alice:
+        target = f"sip:bob@127.0.0.1:{bob.local().port}"
+        with anyio.fail_after(10):
+            ref = alice.send_request("OPTIONS", target, from_="sip:alice@127.0.0.1")
+            await got.wait()
+        (answer,) = [e for e in seen if isinstance(e, ResponseForRequest)]
+        assert answer.ref == ref
+        assert answer.response.status == 200
+        assert "INVITE" in (answer.response.headers.get("Allow") or "")

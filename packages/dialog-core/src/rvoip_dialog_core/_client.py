@@ -580,7 +580,6 @@ class ClientSide(ReferSide):
         dialog = self._dialogs.get(creq.dialog_id) if creq.dialog_id else None
         if response.status == 491 and method in ("INVITE", "UPDATE") and dialog is not None:
             # RFC 3261 §14.1: glare; try again after a random wait.
-
             creq.final = False
             creq.retry_at = now + glare_delay(dialog.role is Role.UAC, self._rng)
             self._retries.append(creq)
