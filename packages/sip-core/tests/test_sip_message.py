@@ -166,3 +166,5 @@ def test_encode_refuses_start_line_injection() -> None:
         Response(200, "OK\r\nX-Evil: 1", Headers()).encode()
     with pytest.raises(SipUsageError):
         Request("OPTIONS", "sip:a@b\n", Headers()).encode()
+    with pytest.raises(SipUsageError):
+        Response(200, "OK", Headers([("X-A", "\ud800")])).encode()

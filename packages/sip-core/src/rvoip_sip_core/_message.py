@@ -20,7 +20,7 @@ from ._lexer import split_list
 from ._names import header_key
 from ._uri import Uri, parse_uri
 
-__all__ = ["Message", "Request", "Response", "recover_fields"]
+__all__ = ["HeaderType", "Message", "Request", "Response", "recover_fields"]
 
 _RECOVER_KEYS = ("via", "from", "to", "call-id", "cseq")
 
@@ -97,7 +97,10 @@ def _encode(start: str, headers: Headers, body: bytes) -> bytes:
         if not placed:
             out.append(f"Content-Length: {length}")
         text = "\r\n".join(out)
-    return f"{start}\r\n{text}\r\n\r\n".encode("utf-8", "surrogateescape") + body
+    try:
+        return f"{start}\r\n{text}\r\n\r\n".encode("utf-8", "surrogateescape") + body
+    except UnicodeEncodeError as exc:  # a lone surrogate the wire could not have given us
+        raise SipUsageError(f"text not encodable as UTF-8: {exc.reason}") from None
 
 
 class _MessageMixin:
@@ -302,7 +305,8 @@ class Request(_MessageMixin):
         """Serialize to wire bytes (untouched header lines byte-identical).
 
         Raises:
-            SipUsageError: the start line would contain CR or LF.
+            SipUsageError: the start line would contain CR or LF, or text holds a
+                lone surrogate.
         """
         return _encode(f"{self.method} {self.uri_text} {self.version}", self.headers, self.body)
 
@@ -327,7 +331,8 @@ class Response(_MessageMixin):
         """Serialize to wire bytes (untouched header lines byte-identical).
 
         Raises:
-            SipUsageError: the start line would contain CR or LF.
+            SipUsageError: the start line would contain CR or LF, or text holds a
+                lone surrogate.
         """
         return _encode(f"{self.version} {self.status} {self.reason}", self.headers, self.body)
 
