@@ -416,3 +416,29 @@ def test_many_sequential_calls_leave_nothing_behind() -> None:
         assert sum(agent.dialog.pending().values()) == 0, agent.dialog.pending()
         assert len(agent.txn) == 0
         assert len(agent.dialog._session_timers) == 0
+
+
+def test_invite_with_replaces_names_the_dialog_it_replaces() -> None:
+    """RFC 3891: attended transfer; unknown dialogs get 481, early-only on confirmed 486."""
+    net, alice, bob = pair()
+    carol = net.add("carol", 5080, seed=3)
+    _, b_id = call(net, alice, bob)
+    bob.events.clear()
+    replaces = f"{b_id.call_id};to-tag={b_id.local_tag};from-tag={b_id.remote_tag}"
+    carol.dialog.invite(
+        BOB, from_="sip:carol@127.0.0.1", headers=[("Replaces", replaces)], now=net.now
+    )
+    net.pump()
+    inv = incoming(bob)
+    assert inv.replaces == b_id
+    bob.dialog.respond(inv.ref, 603, now=net.now)
+    for bad, status in (
+        (f"{b_id.call_id};to-tag=nope;from-tag={b_id.remote_tag}", 481),
+        (f"{replaces};early-only", 486),
+    ):
+        carol.dialog.invite(
+            BOB, from_="sip:carol@127.0.0.1", headers=[("Replaces", bad)], now=net.now
+        )
+        net.pump()
+        assert [m.status for m in net.messages(status=status)] == [status]
+    assert len(bob.of_type(IncomingInvite)) == 1

@@ -52,7 +52,7 @@ class DialogConfig:
     t1: float = 0.5
     t2: float = 4.0
     allow: tuple[str, ...] = DEFAULT_ALLOW
-    supported: tuple[str, ...] = ("100rel", "timer")
+    supported: tuple[str, ...] = ("100rel", "replaces", "timer")
     extra_methods: tuple[str, ...] = ()
     session_content_types: tuple[str, ...] = ("application/sdp",)
     info_content_types: tuple[str, ...] = ("application/dtmf-relay", "application/dtmf")

@@ -105,11 +105,14 @@ class IncomingInvite:
     """A new INVITE (outside any dialog) arrived; answer it with ``DialogLayer.respond(ref, …)``.
 
     ``dialog_id`` is the dialog the answer will create (our To tag is already chosen).
+    ``replaces`` is the live dialog named by a ``Replaces`` header (RFC 3891, attended
+    transfer): the session layer ends that one when it accepts this call.
     """
 
     ref: int
     dialog_id: DialogId
     request: Request
+    replaces: DialogId | None = None
 
 
 @attrs.frozen

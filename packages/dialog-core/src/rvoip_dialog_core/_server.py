@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from rvoip_sip_core import RAck, Request, Response, SipParseError, new_tag
+from rvoip_sip_core import RAck, Replaces, Request, Response, SipParseError, new_tag
 from rvoip_sip_core._lexer import split_list
 
 from ._base import LayerBase
-from ._dialog import Dialog, DialogId, DialogState
+from ._dialog import Dialog, DialogId, DialogState, Role
 from ._errors import DialogUsageError
 from ._events import (
     AckReceived,
@@ -125,11 +125,14 @@ class ServerSide(LayerBase):
         if method == "INVITE":
             if self._reject_body(request, server):
                 return
+            ok, replaces = self._replaces(request, server)
+            if not ok:
+                return
             did = DialogId(request.call_id, new_tag(self._rng), request.from_.tag or "")
             pending = ServerRequest(self._new_ref(), request, server, did)
             self._server[pending.ref] = pending
             self._uas_invites[server] = UasInvite(pending=pending, dialog_id=did, reinvite=False)
-            self._emit(IncomingInvite(pending.ref, did, request))
+            self._emit(IncomingInvite(pending.ref, did, request, replaces))
         elif method == "OPTIONS":
             self._answer_options(request, server)
             self._emit(OptionsReceived(None, request))
@@ -140,6 +143,31 @@ class ServerSide(LayerBase):
         else:
             # RFC 3261 §12.2.2 / §15.1.2: an in-dialog method outside any dialog.
             self._reply(request, server, 481, "Call/Transaction Does Not Exist")
+
+    def _replaces(self, request: Request, server: object) -> tuple[bool, DialogId | None]:
+        """RFC 3891 §3: (ok, the dialog a Replaces names); not ok: an error was answered."""
+        if "Replaces" not in request.headers or "replaces" not in self.config.supported:
+            return True, None
+        try:
+            rep = request.header(Replaces)
+        except SipParseError as exc:
+            self._reply(request, server, 400, exc.reason[:100])
+            return False, None
+        if rep is None:
+            return True, None
+        # RFC 3891 §3: to-tag is our local tag, from-tag the peer's.
+        target = DialogId(rep.call_id, rep.to_tag or "", rep.from_tag or "")
+        dialog = self._dialogs.get(target)
+        if dialog is None or (dialog.state is DialogState.EARLY and dialog.role is Role.UAS):
+            # RFC 3891 §3: no such dialog, or an early one we did not initiate: 481.
+            self._reply(request, server, 481, "Call/Transaction Does Not Exist")
+            return False, None
+        early_only = any(k.lower() == "early-only" for k, _ in rep.params)
+        if early_only and dialog.state is DialogState.CONFIRMED:
+            # RFC 3891 §3: early-only and the dialog is already confirmed: 486.
+            self._reply(request, server, 486, "Busy Here")
+            return False, None
+        return True, target
 
     def _answer_options(self, request: Request, server: object) -> None:
         # RFC 3261 §11.2: OPTIONS answered with Allow, Accept and Supported.
