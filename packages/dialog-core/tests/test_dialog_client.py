@@ -169,6 +169,10 @@ def test_2xx_crossing_cancel_is_acked_and_byed() -> None:
     events = dl.take_events()
     assert isinstance(events[-1], InviteFailed)
     assert events[-1].response.status == 487
+    ended = DialogId(leg.call_id, leg.local_tag, "b1")
+    assert DialogTerminated(ended, TerminationReason.CANCELLED) in events
+    assert len(dl) == 0
+    assert dl.stats["2xx_fork_byed"] == 1
 
 
 def test_final_error_fails_invite_and_timeout_gives_408() -> None:

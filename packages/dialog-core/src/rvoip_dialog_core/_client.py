@@ -441,9 +441,14 @@ class ClientSide(ReferSide):
             return
         # A losing fork, or an answer that crossed our CANCEL: end it at once with a BYE.
         self.stats["2xx_fork_byed"] += 1
-        self._dialogs.pop(dialog.id, None)
         bye = dialog.build_request("BYE", self.config, self._rng)
         self._send(ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True))
+        if self._dialogs.get(dialog.id) is dialog:
+            # The TU saw this dialog early: tell it that it ended.
+            reason = (
+                TerminationReason.CANCELLED if inv.cancel_requested else TerminationReason.FORK_LOST
+            )
+            self._end_dialog(dialog, reason)
         if inv.winner is None and not inv.failed:
             self._fail_invite(inv, make_response(inv.request, 487, "Request Terminated"))
 

@@ -109,6 +109,9 @@ DIALOG_UAC = DialogMachine(
         (_E, Trigger.LOCAL_BYE): (_T, ("send BYE",)),
         (_E, Trigger.REMOTE_BYE): (_T, ("send 200",)),
         (_C, Trigger.SUCCESS): (_C, ("re-send ACK",)),
+        # RFC 3261 §13.2.2.4: a 2xx from a losing fork, or crossing our CANCEL: ACK, BYE.
+        (_C, Trigger.FORK_LOST): (_T, ("send BYE",)),
+        (_C, Trigger.CANCELLED): (_T, ("send BYE",)),
         **_COMMON,
     },
 )
