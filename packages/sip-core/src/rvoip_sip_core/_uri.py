@@ -171,8 +171,9 @@ class SipUri:
         if m is not None:
             scheme, user, host, port, ptext = m.groups()
             params = split_simple_params(ptext) if ptext else ()
-            if params is not None and host[-1] != "-" and (port is None or int(port) <= 65535):
-                return cls(scheme, user, None, host, None if port is None else int(port), params)
+            iport = None if port is None else int(port)
+            if params is not None and host[-1] != "-" and (iport is None or iport <= 65535):
+                return cls(scheme, user, None, host, iport, params)
         return _parse_sip_slow(text)
 
     @property

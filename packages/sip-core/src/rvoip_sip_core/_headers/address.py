@@ -78,15 +78,16 @@ def parse_name_addr(value: str) -> tuple[str | None, Uri, Params]:
         quoted, tokens, scheme, user, host, port, uptext, ptext = m.groups()
         uparams = split_simple_params(uptext) if uptext else ()
         params = split_simple_params(ptext) if ptext else ()
+        iport = None if port is None else int(port)
         if (
             uparams is not None
             and params is not None
             and host[-1] != "-"
-            and (port is None or int(port) <= 65535)
+            and (iport is None or iport <= 65535)
         ):
             return (
                 quoted if quoted is not None else tokens,
-                SipUri(scheme, user, None, host, None if port is None else int(port), uparams),
+                SipUri(scheme, user, None, host, iport, uparams),
                 params,
             )
     text = normalize_lws(value).strip(" \t")
@@ -139,8 +140,8 @@ class _NameAddr(ParamsMixin):
     MULTI: ClassVar[bool] = False
 
     uri: Uri
-    display_name: str | None = attrs.field(default=None, kw_only=True)
-    params: Params = attrs.field(default=(), kw_only=True)
+    display_name: str | None = None
+    params: Params = ()
 
     @classmethod
     def parse(cls, value: str) -> Self:
@@ -150,7 +151,7 @@ class _NameAddr(ParamsMixin):
             SipParseError: malformed value.
         """
         display, uri, params = parse_name_addr(value)
-        return cls(uri, display_name=display, params=params)
+        return cls(uri, display, params)
 
     def __str__(self) -> str:
         return _format(self.display_name, self.uri, self.params)
@@ -236,8 +237,8 @@ class Contact(ParamsMixin):
     MULTI: ClassVar[bool] = True
 
     uri: Uri | None
-    display_name: str | None = attrs.field(default=None, kw_only=True)
-    params: Params = attrs.field(default=(), kw_only=True)
+    display_name: str | None = None
+    params: Params = ()
 
     @classmethod
     def parse(cls, value: str) -> Self:
@@ -249,7 +250,7 @@ class Contact(ParamsMixin):
         if value.strip(" \t\r\n") == "*":
             return cls(None)
         display, uri, params = parse_name_addr(value)
-        return cls(uri, display_name=display, params=params)
+        return cls(uri, display, params)
 
     @classmethod
     def wildcard(cls) -> Self:

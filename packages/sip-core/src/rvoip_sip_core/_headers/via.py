@@ -60,12 +60,10 @@ class Via(ParamsMixin):
         if m is not None:
             transport, host, port, ptext = m.groups()
             params = split_simple_params(ptext) if ptext else ()
-            if params is not None and host[-1] != "-" and (port is None or int(port) <= 65535):
+            iport = None if port is None else int(port)
+            if params is not None and host[-1] != "-" and (iport is None or iport <= 65535):
                 via = cls(
-                    transport if transport.isupper() else transport.upper(),
-                    host,
-                    None if port is None else int(port),
-                    params,
+                    transport if transport.isupper() else transport.upper(), host, iport, params
                 )
                 if ptext:
                     # The fast path ensures non-empty token values; only ttl, rport values
