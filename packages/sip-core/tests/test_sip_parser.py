@@ -166,6 +166,19 @@ def test_bare_lf_message() -> None:
     assert parse_message(msg.encode()) == msg  # re-serialized with CRLF
 
 
+def test_bare_lf_head_with_crlfcrlf_in_the_body() -> None:
+    body = b"a\r\n\r\nb"
+    data = b"MESSAGE sip:a@b SIP/2.0\nCall-ID: x\nContent-Length: 6\n\n" + body
+    msg = parse_message(data)
+    assert msg.body == body
+    assert msg.headers.get("call-id") == "x"
+
+
+def test_cr_cr_lf_line_ends_are_tolerated() -> None:
+    data = b"OPTIONS sip:a@b SIP/2.0\r\r\nCall-ID: x\r\r\nContent-Length: 0\r\r\n\r\n"
+    assert parse_message(data).call_id == "x"
+
+
 def test_bare_cr_in_head_is_rejected() -> None:
     expect_error(invite(extra="Subject: a\rb\r\n"))
 
