@@ -140,6 +140,7 @@ class GatedSession:
 
     rtp: RtpSession
     may_send: bool = True
+    paused: bool = False
     sent: int = 0
 
     def send_payload(
@@ -151,7 +152,7 @@ class GatedSession:
         now: float | None = None,
     ) -> None:
         """Send one packet when the direction allows it."""
-        if self.may_send:
+        if self.may_send and not self.paused:
             self.rtp.send_payload(payload, timestamp, marker, payload_type, now)
             self.sent += 1
 
@@ -256,8 +257,17 @@ class CallMedia:
         negotiated = self.negotiated
         if self.rtp is None or negotiated is None or negotiated.dtmf_payload_type is None:
             raise MediaError("the peer did not accept telephone-event", session_id=self.session_id)
+        gate = self.gate
         for digit in digits:
-            await self.rtp.send_dtmf(digit, duration, payload_type=negotiated.dtmf_payload_type)
+            # RFC 4733: audio is suppressed while an event is sent, so the event's packets
+            # do not interleave with audio packets in the receiver's jitter buffer.
+            if gate is not None:
+                gate.paused = True
+            try:
+                await self.rtp.send_dtmf(digit, duration, payload_type=negotiated.dtmf_payload_type)
+            finally:
+                if gate is not None:
+                    gate.paused = False
             await anyio.sleep(gap)
 
     def close(self) -> None:

@@ -84,6 +84,13 @@ class MediaPart(SipPart):
             else "inactive",
         )
 
+    async def send_rtcp_report(self, session_id: str) -> None:
+        """Send an RTCP report now (besides the RFC 3550 schedule), e.g. to measure RTT."""
+        rtp = self._call(session_id).media.rtp
+        if rtp is None or rtp.closed:
+            raise MediaError("no RTP session", session_id=session_id)
+        rtp.send_rtcp_report()
+
     async def get_media_statistics(self, session_id: str) -> MediaStatistics | None:
         """Counters and E-model quality of the call's audio; None before media started."""
         return self._media_statistics(self._call(session_id))

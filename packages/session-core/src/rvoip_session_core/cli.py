@@ -3,55 +3,26 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Sequence
 
-SAMPLE_INVITE = (
-    b"INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n"
-    b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK776asdhds;rport\r\n"
-    b"Max-Forwards: 70\r\n"
-    b'From: "Alice" <sip:alice@127.0.0.1:5060>;tag=1928301774\r\n'
-    b"To: <sip:bob@127.0.0.1:5070>\r\n"
-    b"Call-ID: a84b4c76e66710@127.0.0.1\r\n"
-    b"CSeq: 314159 INVITE\r\n"
-    b"Contact: <sip:alice@127.0.0.1:5060>\r\n"
-    b"Content-Type: application/sdp\r\n"
-    b"\r\n"
-    b"v=0\r\n"
-    b"o=alice 2890844526 2890844526 IN IP4 127.0.0.1\r\n"
-    b"s=-\r\n"
-    b"c=IN IP4 127.0.0.1\r\n"
-    b"t=0 0\r\n"
-    b"m=audio 49170 RTP/AVP 0 8 101\r\n"
-    b"a=rtpmap:0 PCMU/8000\r\n"
-    b"a=rtpmap:8 PCMA/8000\r\n"
-    b"a=rtpmap:101 telephone-event/8000\r\n"
-    b"a=fmtp:101 0-16\r\n"
-    b"a=sendrecv\r\n"
-)
 
+def _demo(args: argparse.Namespace) -> int:
+    """Run the three-party demo; 0 only if every step was verified."""
+    import anyio
 
-def _parser_demo() -> int:
-    """Parse a sample INVITE with rvoip_sip_core and print its typed view."""
-    try:
-        from rvoip_sip_core import parse_message
-    except ImportError as exc:
-        print(f"rvoip demo: the SIP parser is not available yet ({exc})", file=sys.stderr)
-        return 2
-    msg = parse_message(SAMPLE_INVITE)
-    print("Parsed a sample INVITE with rvoip_sip_core:")
-    start_line = SAMPLE_INVITE.split(b"\r\n", 1)[0].decode()
-    print(f"  start line : {start_line}")
-    print(f"  From       : {msg.from_}")
-    print(f"  To         : {msg.to}")
-    print(f"  Call-ID    : {msg.call_id}")
-    print(f"  CSeq       : {msg.cseq}")
-    for via in msg.vias:
-        print(f"  Via        : {via}")
-    print(f"  body       : {len(msg.body)} bytes of {msg.content_type}")
-    for line in msg.body.decode().splitlines():
-        print(f"    {line}")
-    return 0
+    from rvoip_session_core._demo import format_quality, run_demo
+
+    print("rvoip demo: alice, bob and carol on 127.0.0.1 (UDP, G.711, RFC 4733)")
+    report = anyio.run(run_demo, backend=args.backend)
+    if not args.no_ladder:
+        print("\nSIP ladder (every message sent, times in seconds):")
+        print(report.ladder)
+    print("\nQuality per leg (E-model, ITU-T G.107):")
+    print(format_quality(report.legs))
+    passed = sum(s.ok for s in report.steps)
+    verdict = "all verified" if report.ok else "NOT all verified"
+    print(f"\n{passed}/{len(report.steps)} steps passed: {verdict}")
+    return 0 if report.ok else 1
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -59,7 +30,11 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="rvoip", description="rvoip: SIP calls with RTP audio, from Python."
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    sub.add_parser("demo", help="run a self-contained demonstration on 127.0.0.1")
+    demo = sub.add_parser("demo", help="run a self-contained three-party call on 127.0.0.1")
+    demo.add_argument("--no-ladder", action="store_true", help="do not print the SIP ladder")
+    demo.add_argument(
+        "--backend", choices=("asyncio", "trio"), default="asyncio", help="async backend"
+    )
     return parser
 
 
@@ -75,6 +50,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return _parser_demo()
+        return _demo(args)
     parser.print_help()
     return 2

@@ -50,7 +50,12 @@ class TracedMessage:
     def label(self) -> str:
         """``INVITE`` / ``200 OK (INVITE)``-style short description (with `(SDP)`)."""
         msg = self.message
-        sdp = " (SDP)" if msg.body and b"v=0" in msg.body[:8] else ""
+        sdp = ""
+        if msg.body and b"v=0" in msg.body[:8]:
+            held = [
+                d for d in ("sendonly", "recvonly", "inactive") if f"a={d}".encode() in msg.body
+            ]
+            sdp = f" (SDP {held[0]})" if held else " (SDP)"
         if isinstance(msg, Request):
             return f"{msg.method}{sdp}"
         return f"{msg.status} {msg.reason} ({msg.cseq.method}){sdp}"
@@ -114,7 +119,7 @@ class SipTrace:
             )
             for m in self.messages
         ]
-        return render_ladder(self.order, entries)
+        return render_ladder(self.order, entries, width=30)
 
 
 async def wait_until(
