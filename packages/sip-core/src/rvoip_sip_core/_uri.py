@@ -18,7 +18,8 @@ from ._lexer import Params, split_simple_params
 
 __all__ = ["AbsoluteUri", "SipUri", "TelUri", "Uri", "parse_uri"]
 
-Headers = tuple[tuple[str, str], ...]
+UriHeaders = tuple[tuple[str, str], ...]
+"""Ordered ``(name, value)`` URI headers (``?h=v&h2=v2``), values in wire form."""
 
 # RFC 3261 §25.1 character classes (plus '%' for escapes, checked separately).
 _UNRESERVED = r"A-Za-z0-9\-_.!~*'()"
@@ -121,7 +122,7 @@ def _parse_uri_params(text: str) -> Params:
     return tuple(out)
 
 
-def _parse_uri_headers(text: str) -> Headers:
+def _parse_uri_headers(text: str) -> UriHeaders:
     """Parse ``h=v&h2=v2`` URI headers (RFC 3261 §19.1.1)."""
     out: list[tuple[str, str]] = []
     for part in text.split("&"):
@@ -158,7 +159,7 @@ class SipUri:
     host: str = ""
     port: int | None = None
     params: Params = ()
-    headers: Headers = ()
+    headers: UriHeaders = ()
 
     @classmethod
     def parse(cls, text: str) -> SipUri:
@@ -342,7 +343,7 @@ def _parse_sip_slow(text: str) -> SipUri:
             raise SipParseError(f"invalid port in SIP URI {text[:60]!r}")
         port, rest = int(ptext), rest[end:]
     params: Params = ()
-    headers: Headers = ()
+    headers: UriHeaders = ()
     q = rest.find("?")
     if q >= 0:
         headers = _parse_uri_headers(rest[q + 1 :])
