@@ -239,3 +239,28 @@ async def test_udp_over_ipv6_loopback(anyio_backend: str) -> None:
             response = await client.request(simple_request("OPTIONS"), server.local("UDP"))
         assert response.status == 200
         assert "[::1]" in (response.headers.get("via") or "")
+
+
+@pytest.mark.parametrize("use_uvloop", [False, True], ids=["asyncio.run", "uvloop"])
+def test_endpoint_under_plain_asyncio_run_and_uvloop(use_uvloop: bool) -> None:
+    """Regression: datagram callbacks run outside any task; under asyncio.run (not anyio.run)
+    anyio.current_time() raised there, so the endpoint reads the loop's clock itself."""
+
+    async def main() -> tuple[int, str]:
+        holder: list[TransactionEndpoint] = []
+        server = TransactionEndpoint(on_event=responder(holder))
+        holder.append(server)
+        async with server, TransactionEndpoint() as client:
+            with anyio.fail_after(10):
+                response = await client.request(simple_request("OPTIONS"), server.local("UDP"))
+            return response.status, type(asyncio.get_running_loop()).__module__
+
+    if use_uvloop:
+        uvloop = pytest.importorskip("uvloop")
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            status, loop_module = runner.run(main())
+        assert loop_module.startswith("uvloop")
+    else:
+        status, loop_module = asyncio.run(main())
+        assert loop_module.startswith("asyncio")
+    assert status == 200

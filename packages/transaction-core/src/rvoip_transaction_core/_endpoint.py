@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from rvoip_sip_core import Request, Response
 
 from ._layer import TransactionLayer
-from ._transport import StreamTransport, Transport, UdpTransport
+from ._transport import StreamTransport, Transport, UdpTransport, running_asyncio_loop
 from ._types import (
     Peer,
     ResponseReceived,
@@ -76,6 +76,7 @@ class TransactionEndpoint:
     _scheduled: float = attrs.field(default=math.inf, init=False)
     _flushing: bool = attrs.field(default=False, init=False)
     _waiters: dict[int, _Waiter] = attrs.field(factory=dict, init=False)
+    _clock: Callable[[], float] = attrs.field(default=anyio.current_time, init=False)
     _events_tx: MemoryObjectSendStream[TransactionEvent] = attrs.field(init=False)
     _events_rx: MemoryObjectReceiveStream[TransactionEvent] = attrs.field(init=False)
 
@@ -92,6 +93,11 @@ class TransactionEndpoint:
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Self:
+        # Datagram callbacks run outside any task, where anyio cannot tell the backend
+        # (e.g. under asyncio.run or uvloop.run): read the asyncio loop's clock directly,
+        # which is the clock anyio uses on asyncio.
+        loop = running_asyncio_loop()
+        self._clock = loop.time if loop is not None else anyio.current_time
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -154,18 +160,18 @@ class TransactionEndpoint:
 
     def send_request(self, request: Request, target: Peer) -> int:
         """Start a client transaction (see `TransactionLayer.send_request`)."""
-        txn_id = self.layer.send_request(request, target, anyio.current_time())
+        txn_id = self.layer.send_request(request, target, self._clock())
         self._flush()
         return txn_id
 
     def respond(self, txn_id: int, response: Response) -> None:
         """Send a response through server transaction ``txn_id``."""
-        self.layer.respond(txn_id, response, anyio.current_time())
+        self.layer.respond(txn_id, response, self._clock())
         self._flush()
 
     def send_stateless(self, message: Request | Response, target: Peer) -> None:
         """Send outside any transaction (e.g. the ACK for a 2xx)."""
-        self.layer.send_stateless(message, target, anyio.current_time())
+        self.layer.send_stateless(message, target, self._clock())
         self._flush()
 
     async def request(self, request: Request, target: Peer) -> Response:
@@ -175,7 +181,7 @@ class TransactionEndpoint:
             TransactionTimeoutError: Timer B/F fired.
             TransportFailedError: the transport reported an error.
         """
-        txn_id = self.layer.send_request(request, target, anyio.current_time())
+        txn_id = self.layer.send_request(request, target, self._clock())
         waiter = self._waiters[txn_id] = _Waiter()
         self._flush()
         try:
@@ -207,7 +213,7 @@ class TransactionEndpoint:
     # ------------------------------------------------------------------ plumbing
 
     def _deliver(self, data: bytes, source: Peer) -> None:
-        self.layer.receive(data, source, anyio.current_time())
+        self.layer.receive(data, source, self._clock())
         self._flush()
 
     def _on_error(self, txn_id: int | None, reason: str) -> None:
@@ -216,7 +222,7 @@ class TransactionEndpoint:
                 self._stats_extra.get("transport_errors_untracked", 0) + 1
             )
             return
-        self.layer.transport_failed(txn_id, reason, anyio.current_time())
+        self.layer.transport_failed(txn_id, reason, self._clock())
         self._flush()
 
     def _flush(self) -> None:
@@ -292,9 +298,9 @@ class TransactionEndpoint:
             if deadline is None:
                 await wake.wait()
             else:
-                delay = deadline - anyio.current_time()
+                delay = deadline - self._clock()
                 if delay > 0:
                     with anyio.move_on_after(delay):
                         await wake.wait()
-            layer.handle_timers(anyio.current_time())
+            layer.handle_timers(self._clock())
             self._flush()

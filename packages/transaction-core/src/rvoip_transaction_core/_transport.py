@@ -84,7 +84,7 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
         self.owner.stats["icmp_errors"] += 1
 
 
-def _running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
+def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
     """The asyncio loop we run on, or None under another backend (trio)."""
     try:
         return asyncio.get_running_loop()
@@ -131,7 +131,7 @@ class UdpTransport:
     async def start(self, task_group: TaskGroup, deliver: Deliver, on_error: OnError) -> None:
         """Bind and start receiving (asyncio: protocol callbacks; trio: one receive task)."""
         self.deliver, self.on_error = deliver, on_error
-        loop = _running_asyncio_loop()
+        loop = running_asyncio_loop()
         if loop is not None:
             # The running loop may be uvloop (chosen by the application); we use it as is.
             transport, _ = await loop.create_datagram_endpoint(
