@@ -75,11 +75,12 @@ class MediaClock:
         if start - deadline > stats.late_threshold:
             stats.late_ticks += 1
         engine = self.engine
-        outgoing = engine.begin_tick(self.wall_clock())
+        wall = self.wall_clock()
+        outgoing = engine.begin_tick(wall)
         record = stats.record
         for stream, payload, timestamp, marker in outgoing:
             try:
-                stream.session.send_payload(payload, timestamp, marker, stream.codec.value)
+                stream.session.send_payload(payload, timestamp, marker, stream.codec.value, wall)
             except Exception:  # a closed session must not stop every other call
                 stats.send_errors += 1
             record(clock() - deadline)

@@ -327,20 +327,30 @@ class MediaEngine:
     def _send_group(
         self, codec: Codec, samples: int, streams: list[MediaStream], outgoing: list[Outgoing]
     ) -> None:
-        pcm = np.zeros((len(streams), samples), dtype=np.int16)
+        silence = np.zeros(samples, dtype=np.int16)
+        frames: list[Any] = []
+        append = frames.append
+        for stream in streams:
+            if stream.muted:
+                append(silence)
+                continue
+            try:
+                frame = stream.source.read(samples)
+                if frame.shape != (samples,):
+                    raise MediaError(f"source returned shape {frame.shape}")
+                append(frame)
+            except Exception:  # a broken source sends silence; the others go on
+                stream.source_errors += 1
+                append(silence)
+        # One stack + one kernel call for the group; one bytes object, sliced per packet.
+        data = encode(codec, np.stack(frames)).tobytes()
         for i, stream in enumerate(streams):
-            if not stream.muted:
-                try:
-                    pcm[i] = stream.source.read(samples)
-                except Exception:  # a broken source sends silence; the others go on
-                    stream.source_errors += 1
-        payloads = encode(codec, pcm)
-        for i, stream in enumerate(streams):
+            ts = stream.timestamp
             # RFC 3551 §4.1: the marker bit flags the first packet of a talkspurt.
             outgoing.append(
-                (stream, payloads[i].tobytes(), stream.timestamp, stream.frames_sent == 0)
+                (stream, data[i * samples : (i + 1) * samples], ts, stream.frames_sent == 0)
             )
-            stream.timestamp = (stream.timestamp + samples) & 0xFFFFFFFF
+            stream.timestamp = (ts + samples) & 0xFFFFFFFF
             stream.frames_sent += 1
 
     def stream_statistics(self, stream: MediaStream) -> StreamStatistics:
