@@ -1,4 +1,4 @@
-"""Tests of scalar, media-type and token-list headers (_headers.simple, _headers.lists)."""
+"""Tests of scalar and media-type headers (rvoip_sip_core._headers.simple)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 from rvoip_sip_core._errors import SipParseError
 from rvoip_sip_core._headers import (
     Accept,
-    Allow,
     CallId,
     ContentDisposition,
     ContentLength,
@@ -17,14 +16,10 @@ from rvoip_sip_core._headers import (
     MaxForwards,
     MinExpires,
     MinSE,
-    ProxyRequire,
     RAck,
-    Require,
     RetryAfter,
     RSeq,
     SessionExpires,
-    Supported,
-    Unsupported,
 )
 
 
@@ -141,15 +136,3 @@ def test_accept_and_disposition() -> None:
     d = ContentDisposition.parse("session;handling=optional")
     assert (d.disposition, d.handling) == ("session", "optional")
     assert str(ContentDisposition.parse("Render")) == "render"
-
-
-def test_token_lists() -> None:
-    assert Allow.parse("INVITE").method == "INVITE"
-    assert Supported.parse(" 100rel ").value == "100rel"
-    assert Require.parse("timer") == Require("timer")
-    assert str(ProxyRequire.parse("sec-agree")) == "sec-agree"
-    assert Unsupported.parse("foo") != Require.parse("foo")
-    assert all(c.MULTI for c in (Allow, Supported, Require, ProxyRequire, Unsupported))
-    for bad in ("", "a b", "a,b"):
-        with pytest.raises(SipParseError):
-            Allow.parse(bad)
