@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import collections
 import contextlib
 import itertools
 import logging
@@ -67,6 +68,8 @@ class CoordinatorBase(abc.ABC):
         self._engine = MediaEngine()
         self._allocator = PortAllocator(*config.media_ports) if config.media_ports else None
         self._calls: dict[SessionId, Call] = {}
+        # Recently ended calls, so wait_for_answer can still report how a call ended.
+        self._ended: collections.OrderedDict[SessionId, Call] = collections.OrderedDict()
         self._by_leg: dict[LegId, SessionId] = {}
         self._by_dialog: dict[DialogId, SessionId] = {}
         self._pending: dict[int, PendingRequest] = {}
@@ -238,6 +241,13 @@ class CoordinatorBase(abc.ABC):
             raise SessionNotFound(str(session_id))
         return call
 
+    def _call_or_ended(self, session_id: str) -> Call:
+        sid = SessionId(str(session_id))
+        call = self._calls.get(sid) or self._ended.get(sid)
+        if call is None:
+            raise SessionNotFound(sid)
+        return call
+
     def _call_for_dialog(self, dialog_id: DialogId | None) -> Call | None:
         if dialog_id is None:
             return None
@@ -305,6 +315,9 @@ class CoordinatorBase(abc.ABC):
             self.counters["failed"] += 1
         call.media.close()
         self._calls.pop(call.id, None)
+        self._ended[call.id] = call
+        while len(self._ended) > 256:
+            self._ended.popitem(last=False)
         if call.leg is not None:
             self._by_leg.pop(call.leg, None)
         if call.dialog_id is not None:

@@ -18,7 +18,6 @@ from rvoip_session_core._errors import (
     InvalidState,
     MediaError,
     SessionError,
-    SessionNotFound,
     Timeout,
 )
 from rvoip_session_core._events import BridgeEventType, EventSubscription
@@ -133,9 +132,7 @@ class SessionCoordinator(MediaPart):
         await self._wait_answer(SessionId(str(session_id)), _seconds(timeout))
 
     async def _wait_answer(self, session_id: SessionId, timeout: float) -> None:
-        call = self._calls.get(session_id)
-        if call is None:
-            raise SessionNotFound(session_id)
+        call = self._call_or_ended(session_id)
         with anyio.move_on_after(timeout):
             async with anyio.create_task_group() as tg:
 
@@ -280,9 +277,7 @@ class SessionCoordinator(MediaPart):
 
     async def wait_for_transfer(self, session_id: str, timeout: Seconds = 32.0) -> int:
         """Wait for the final status of a transfer we asked for (200 when it worked)."""
-        call = self._calls.get(SessionId(str(session_id)))
-        if call is None:
-            raise SessionNotFound(str(session_id))
+        call = self._call_or_ended(session_id)
         with anyio.move_on_after(_seconds(timeout)):
             await call.transfer_done.wait()
         if call.transfer_status is None:

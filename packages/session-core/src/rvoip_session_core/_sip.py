@@ -389,20 +389,22 @@ class SipPart(CoordinatorBase):
         if call.cancel_requested or response.status == 487:
             self._finish(call, CallState.Cancelled, "cancelled", response.status)
             return
-        contact = ""
         if 300 <= response.status < 400 and response.contacts:
-            contact = f" to {response.contacts[0].uri}"
-        reason = f"{response.status} {response.reason}{contact}"
+            # RFC 3261 §8.1.3.4: a redirect names the new target in its Contact.
+            call.final_reason = f"{response.reason} to {response.contacts[0].uri}"
+        reason = f"{response.status} {call.final_reason}"
         self._finish(call, CallState.Failed, reason, response.status)
 
     def _dialog_ended(self, call: Call, reason: TerminationReason, status: int | None) -> None:
         if reason in _BYE_REASONS:
             self._finish(call, CallState.Terminated, _BYE_REASONS[reason])
-        elif reason is TerminationReason.CANCELLED:
-            self._finish(call, CallState.Cancelled, "cancelled", status)
-        elif reason is TerminationReason.REJECTED:
-            self._finish(call, CallState.Terminated, "rejected", status)
-        elif reason is TerminationReason.FORK_LOST:
+        elif reason in (
+            TerminationReason.CANCELLED,
+            TerminationReason.REJECTED,
+            TerminationReason.FORK_LOST,
+        ):
+            # An early dialog ended with its INVITE: InviteFailed (caller) or our own
+            # answer / CancelReceived (callee) ends the call with the real status.
             return
         else:
             self._finish(call, CallState.Failed, f"dialog ended: {reason.value}", status)
