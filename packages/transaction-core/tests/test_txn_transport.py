@@ -264,3 +264,36 @@ def test_endpoint_under_plain_asyncio_run_and_uvloop(use_uvloop: bool) -> None:
         status, loop_module = asyncio.run(main())
         assert loop_module.startswith("asyncio")
     assert status == 200
+
+
+def test_tcp_connect_started_from_a_datagram_callback_under_asyncio_run() -> None:
+    """Regression: a TU answering a UDP datagram may open a TCP connection from inside the
+    datagram callback, where anyio cannot start tasks; a connector task does it instead."""
+
+    async def main() -> int:
+        got: list[RequestReceived] = []
+        done = anyio.Event()
+
+        def far_tu(event: TransactionEvent) -> None:
+            if isinstance(event, RequestReceived):
+                got.append(event)
+                done.set()
+
+        far = TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0), on_event=far_tu)
+        relay_box: list[TransactionEndpoint] = []
+
+        def relay_tu(event: TransactionEvent) -> None:
+            if isinstance(event, RequestReceived):
+                relay = relay_box[0]
+                relay.respond(event.txn_id, make_response(event.request, 200, to_tag="r"))
+                relay.send_request(simple_request("MESSAGE", call_id="relayed"), far.local("TCP"))
+
+        relay = TransactionEndpoint(tcp=("127.0.0.1", 0), on_event=relay_tu)
+        relay_box.append(relay)
+        async with far, relay, TransactionEndpoint() as client:
+            with anyio.fail_after(10):
+                await client.request(simple_request("OPTIONS"), relay.local("UDP"))
+                await done.wait()
+        return len(got)
+
+    assert asyncio.run(main()) == 1

@@ -235,6 +235,7 @@ class StreamTransport:
     _by_address: dict[tuple[str, int], _Connection] = attrs.field(factory=dict)
     _next_id: int = 1
     _task_group: TaskGroup | None = None
+    _connect_tx: MemoryObjectSendStream[_Connection] | None = None
     _listeners: list[SocketListener] = attrs.Factory(list)
     _local: Peer | None = None
 
@@ -254,6 +255,12 @@ class StreamTransport:
         """Listen and serve incoming connections in ``task_group``."""
         self.deliver, self.on_error = deliver, on_error
         self._task_group = task_group
+        # send() may run in a datagram callback (no task: anyio cannot start tasks there),
+        # so new connections are handed to one connector task through a memory stream.
+        self._connect_tx, connect_rx = anyio.create_memory_object_stream[_Connection](
+            self.send_queue_size
+        )
+        task_group.start_soon(self._connector, connect_rx, task_group)
         if self.name == "TLS" and self.server_context is None:
             # Client-only TLS: no listener; responses come back on our connections.
             self._local = Peer(self.name, self.host, self.port or 5061)
@@ -334,17 +341,31 @@ class StreamTransport:
         if conn is None:
             conn = self._by_address.get((target.host, target.port))
         if conn is None:
-            if self._task_group is None:
+            if self._connect_tx is None:
                 self.on_error(txn_id, "transport not started")
                 return
             conn = self._register((target.host, target.port))
-            self._task_group.start_soon(self._connect, conn)
+            try:
+                self._connect_tx.send_nowait(conn)
+            except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
+                self.stats["dropped_connect_queue_full"] += 1
+                self._unregister(conn, f"{self.name} too many pending connects")
+                if txn_id is not None:
+                    self.on_error(txn_id, f"{self.name} too many pending connects")
+                return
         try:
             conn.send_tx.send_nowait((data, txn_id))
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.stats["dropped_send_queue_full"] += 1
             if txn_id is not None:
                 self.on_error(txn_id, f"{self.name} send queue to {conn.remote} full")
+
+    async def _connector(
+        self, pending: MemoryObjectReceiveStream[_Connection], tg: TaskGroup
+    ) -> None:
+        async with pending:
+            async for conn in pending:
+                tg.start_soon(self._connect, conn)
 
     async def _connect(self, conn: _Connection) -> None:
         host, port = conn.remote
@@ -433,6 +454,8 @@ class StreamTransport:
         for listener in self._listeners:
             await listener.aclose()
         self._listeners = []
+        if self._connect_tx is not None:
+            self._connect_tx.close()
         for conn in list(self._connections.values()):
             if conn.stream is not None:
                 await conn.stream.aclose()
