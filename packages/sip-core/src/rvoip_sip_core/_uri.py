@@ -72,7 +72,11 @@ def _escape(text: str, safe: frozenset[str]) -> str:
         elif c in safe:
             out.append(c)
         else:
-            out.extend(f"%{b:02X}" for b in c.encode("utf-8", "surrogatepass"))
+            try:  # a byte smuggled in by surrogateescape decoding goes back out as that byte
+                raw = c.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raw = c.encode("utf-8", "surrogatepass")
+            out.extend(f"%{b:02X}" for b in raw)
     return "".join(out)
 
 
