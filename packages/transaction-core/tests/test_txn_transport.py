@@ -17,8 +17,10 @@ from rvoip_sip_core import Response, make_response, parse_message
 from rvoip_transaction_core import (
     Peer,
     RequestReceived,
+    TimerConfig,
     TransactionEndpoint,
     TransactionEvent,
+    TransactionTimeoutError,
     TransportFailedError,
     tune_datagram_transport,
 )
@@ -297,3 +299,16 @@ def test_tcp_connect_started_from_a_datagram_callback_under_asyncio_run() -> Non
         return len(got)
 
     assert asyncio.run(main()) == 1
+
+
+async def test_timer_task_fires_timer_f_against_a_silent_peer(anyio_backend: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives, never answers
+        port = silent.getsockname()[1]
+        config = TimerConfig(t1=0.005, t2=0.04, t4=0.05)
+        async with TransactionEndpoint(config=config, timer_resolution=0.001) as ep:
+            with anyio.fail_after(10), pytest.raises(TransactionTimeoutError):
+                await ep.request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.1", port))
+            # RFC 3261 §17.1.2.2: E retransmits (deadline order: E before F), then F fires
+            assert ep.stats["udp_sent"] >= 2  # at least one retransmission before F
+            assert ep.stats["timeout_F"] == 1
