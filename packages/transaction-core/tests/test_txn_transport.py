@@ -312,3 +312,12 @@ async def test_timer_task_fires_timer_f_against_a_silent_peer(anyio_backend: str
             # RFC 3261 §17.1.2.2: E retransmits (deadline order: E before F), then F fires
             assert ep.stats["udp_sent"] >= 2  # at least one retransmission before F
             assert ep.stats["timeout_F"] == 1
+
+
+async def test_request_for_a_transport_we_do_not_have_fails_cleanly(anyio_backend: str) -> None:
+    async with TransactionEndpoint() as ep:
+        # the layer can build the Via (set_local) but no TCP transport is running
+        ep.layer.set_local("TCP", "127.0.0.1", 5999)
+        with anyio.fail_after(10), pytest.raises(TransportFailedError):
+            await ep.request(simple_request("OPTIONS"), Peer("TCP", "127.0.0.1", 5999))
+        assert ep.stats["dropped_no_transport"] == 1

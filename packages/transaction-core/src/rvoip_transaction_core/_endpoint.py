@@ -218,9 +218,7 @@ class TransactionEndpoint:
 
     def _on_error(self, txn_id: int | None, reason: str) -> None:
         if txn_id is None:
-            self._stats_extra["transport_errors_untracked"] = (
-                self._stats_extra.get("transport_errors_untracked", 0) + 1
-            )
+            self._count("transport_errors_untracked")
             return
         self.layer.transport_failed(txn_id, reason, self._clock())
         self._flush()
@@ -240,10 +238,10 @@ class TransactionEndpoint:
                 for tx in transmits:
                     transport = self.transports.get(tx.target.transport)
                     if transport is None:
+                        self._count("dropped_no_transport")
                         if tx.txn_id is not None:
-                            layer.transport_failed(
-                                tx.txn_id, f"no {tx.target.transport} transport", 0.0
-                            )
+                            reason = f"no {tx.target.transport} transport"
+                            layer.transport_failed(tx.txn_id, reason, self._clock())
                         continue
                     transport.send(tx.data, tx.target, tx.txn_id)
                 for event in events:
@@ -284,8 +282,10 @@ class TransactionEndpoint:
         try:
             self._events_tx.send_nowait(event)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            key = "dropped_tu_events"
-            self._stats_extra[key] = self._stats_extra.get(key, 0) + 1
+            self._count("dropped_tu_events")
+
+    def _count(self, key: str) -> None:
+        self._stats_extra[key] = self._stats_extra.get(key, 0) + 1
 
     async def _timer_loop(self) -> None:
         layer = self.layer
