@@ -1,16 +1,18 @@
 """Media engine load: N concurrent G.711 streams, both ways, on loopback.
 
 The engine process (this one) runs N RTP sessions (rvoip-rtp-core, rtcp-mux) and one
-MediaEngine clock; every stream sends 50 packets/s of PCMU and receives the same
-back from a reflector subprocess (plain sockets, one port, echoes each RTP packet to
-its source with the SSRC changed so it looks like a remote party). Printed: CPU of
-the engine process per stream, late packets (sent > 10 ms after the tick's deadline),
-send-time lateness p50/p99/max, and what the receive side saw.
+MediaEngine clock; every stream sends 50 packets/s of PCMU and receives 50 packets/s.
+``--peer pairs`` (default): the streams are N/2 calls inside this process, stream 2k
+talking to stream 2k+1, so every cost (both ends) is in the measured process.
+``--peer reflector``: every stream talks to a reflector subprocess (plain sockets, one
+port) that echoes each RTP packet with the SSRC changed. Printed: CPU of the engine
+process per stream, late packets (sent > 10 ms after the tick's deadline), send-time
+lateness percentiles, and what the receive side saw.
 
     .venv/bin/python tools/bench/media_engine.py [--streams 500] [--seconds 30]
-        [--loop uvloop|asyncio|trio] [--pin]
+        [--loop uvloop|asyncio|trio] [--peer pairs|reflector] [--pin]
 
-``--pin`` puts the engine on CPU 0 and the reflector on CPU 1 (Linux).
+``--pin`` puts the engine on CPU 0 (and the reflector on CPU 1) (Linux).
 """
 
 from __future__ import annotations
@@ -64,6 +66,18 @@ print(echoed, flush=True)
 """
 
 
+def runqueue_wait() -> float:
+    """Seconds this process's threads waited for a CPU (Linux schedstat; 0 elsewhere)."""
+    total = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/schedstat") as fh:
+                total += int(fh.read().split()[1])
+    except OSError:
+        return 0.0
+    return total / 1e9
+
+
 class FrameCounter:
     """A sink that only counts frames (what an IVR that ignores input costs)."""
 
@@ -76,17 +90,21 @@ class FrameCounter:
         self.frames += 1
 
 
-async def run(args: argparse.Namespace, reflector_port: int) -> None:
+async def run(args: argparse.Namespace, reflector_port: int | None) -> None:
     engine = MediaEngine()
     tone = ToneGenerator(1000.0).read(8000)  # 1 s of tone, looped: cheap per frame
-    config = RtpSessionConfig(
-        local_host="127.0.0.1", rtcp_mux=True, remote_rtp=("127.0.0.1", reflector_port)
-    )
+    config = RtpSessionConfig(local_host="127.0.0.1", rtcp_mux=True)
     streams: list[MediaStream] = []
     async with contextlib.AsyncExitStack() as stack:
-        for _ in range(args.streams):
-            session = await stack.enter_async_context(open_rtp_session(config))
-            session.set_remote(("127.0.0.1", reflector_port))
+        sessions = [
+            await stack.enter_async_context(open_rtp_session(config)) for _ in range(args.streams)
+        ]
+        for i, session in enumerate(sessions):
+            if reflector_port is not None:
+                session.set_remote(("127.0.0.1", reflector_port))
+            else:  # calls inside this process: 2k <-> 2k+1
+                session.set_remote(sessions[i ^ 1].local_rtp_address)
+        for session in sessions:
             streams.append(
                 engine.add_stream(
                     session, Codec.PCMU, 20, SamplesSource(tone, loop=True), FrameCounter()
@@ -95,11 +113,17 @@ async def run(args: argparse.Namespace, reflector_port: int) -> None:
         async with run_media_engine(engine) as clock:
             await anyio.sleep(args.warmup)
             clock.stats = ClockStats(late_threshold=0.01)
-            cpu0, wall0 = time.process_time(), time.monotonic()
+            cpu0, wall0, wait0 = time.process_time(), time.monotonic(), runqueue_wait()
             await anyio.sleep(args.seconds)
             cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+            wait = runqueue_wait() - wait0
             stats = clock.stats
         report(args, engine, streams, stats, cpu, wall)
+        print(
+            f"  waited for a CPU (run queue): {wait:.2f} s = {100 * wait / wall:.1f} % of the time "
+            f"(other load on the machine; 1-min load average {os.getloadavg()[0]:.2f} "
+            f"on {os.cpu_count()} CPUs)"
+        )
 
 
 def report(
@@ -119,7 +143,8 @@ def report(
     empty = sum(s.frames_empty for s in streams)
     print(
         f"media engine: {n} PCMU streams both ways, {wall:.1f} s measured "
-        f"(after {args.warmup:.0f} s warm-up), loop={args.loop}, kernel={BACKEND}, "
+        f"(after {args.warmup:.0f} s warm-up), peer={args.peer}, loop={args.loop}, "
+        f"kernel={BACKEND}, "
         f"python {sys.version.split()[0]}"
     )
     print(
@@ -138,7 +163,7 @@ def report(
         f"p99 {1000 * stats.percentile(99):.2f} ms, p99.9 {1000 * stats.percentile(99.9):.2f} ms"
     )
     print(
-        f"  receive: frames played {played}, concealed {concealed}, empty {empty}; "
+        f"  receive (whole run): frames played {played}, concealed {concealed}, empty {empty}; "
         f"jitter-buffer late {sum(j.late for j in jb)}, dropped "
         f"{sum(j.dropped_overflow + j.dropped_adapt for j in jb)}; RTP loss mean "
         f"{np.mean(lost) if lost else 0.0:.3f} % max {max(lost) if lost else 0.0:.3f} %; "
@@ -154,8 +179,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio", "trio"], default="uvloop")
+    parser.add_argument("--peer", choices=["pairs", "reflector"], default="pairs")
     parser.add_argument("--pin", action="store_true", help="engine on CPU 0, reflector on 1")
     args = parser.parse_args()
+    if args.peer == "pairs" and args.streams % 2:
+        parser.error("--peer pairs needs an even number of streams")
+    backend = "trio" if args.loop == "trio" else "asyncio"
+    options = {"use_uvloop": True} if args.loop == "uvloop" else {}
+    if args.peer == "pairs":
+        if args.pin:
+            os.sched_setaffinity(0, {0})
+        anyio.run(run, args, None, backend=backend, backend_options=options)
+        return
     reflector_args = [sys.executable, "-c", REFLECTOR, str(args.seconds + args.warmup + 60)]
     if args.pin:
         os.sched_setaffinity(0, {0})
@@ -164,8 +199,6 @@ def main() -> None:
     try:
         assert reflector.stdout is not None
         port = int(reflector.stdout.readline())
-        backend = "trio" if args.loop == "trio" else "asyncio"
-        options = {"use_uvloop": True} if args.loop == "uvloop" else {}
         anyio.run(run, args, port, backend=backend, backend_options=options)
     finally:
         reflector.terminate()
