@@ -316,7 +316,7 @@ class CoordinatorBase(abc.ABC):
         call.media.close()
         self._calls.pop(call.id, None)
         self._ended[call.id] = call
-        while len(self._ended) > 256:
+        while len(self._ended) > 64:
             self._ended.popitem(last=False)
         if call.leg is not None:
             self._by_leg.pop(call.leg, None)

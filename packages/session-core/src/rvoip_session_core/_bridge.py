@@ -37,9 +37,8 @@ class BridgeInfo:
 class _Member:
     media: CallMedia
     tap: Callable[[NDArray[np.int16]], None]
-    frames: collections.deque[NDArray[np.int16]] = attrs.field(
-        factory=lambda: collections.deque(maxlen=_DEPTH)
-    )
+    # What each other member said and this one has not heard yet, per speaker.
+    inbox: dict[SessionId, collections.deque[NDArray[np.int16]]] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -49,18 +48,30 @@ class Bridge:
     id: BridgeId
     members: dict[SessionId, _Member] = attrs.field(factory=dict)
 
-    def feed_for(self, session_id: SessionId) -> Callable[[int], NDArray[np.int16]]:
-        """The source function of ``session_id``: the other members' audio, mixed."""
+    def tap_for(self, speaker: SessionId) -> Callable[[NDArray[np.int16]], None]:
+        """The sink tap of ``speaker``: hands each received frame to every other member."""
+
+        def tap(frame: NDArray[np.int16]) -> None:
+            for sid, member in self.members.items():
+                if sid != speaker:
+                    queue = member.inbox.get(speaker)
+                    if queue is None:
+                        queue = member.inbox[speaker] = collections.deque(maxlen=_DEPTH)
+                    queue.append(frame)
+
+        return tap
+
+    def feed_for(self, listener: SessionId) -> Callable[[int], NDArray[np.int16]]:
+        """The source of ``listener``: one frame from each other member, mixed."""
 
         def feed(n: int) -> NDArray[np.int16]:
+            member = self.members.get(listener)
             frames = []
-            for sid, member in self.members.items():
-                if sid == session_id or not member.frames:
-                    continue
-                frame = member.frames.popleft()
-                if len(frame) != n:
-                    frame = np.resize(frame, n)
-                frames.append(frame)
+            if member is not None:
+                for queue in member.inbox.values():
+                    if queue:
+                        frame = queue.popleft()
+                        frames.append(frame if len(frame) == n else np.resize(frame, n))
             if not frames:
                 return np.zeros(n, dtype=np.int16)
             if len(frames) == 1:
@@ -115,8 +126,7 @@ class BridgeManager:
             raise InvalidState("the call is already in a bridge", session_id=sid)
         if media.stream is None:
             raise InvalidState("the call has no audio stream yet", session_id=sid)
-        member = _Member(media, tap=lambda frame: None)
-        member.tap = member.frames.append
+        member = _Member(media, tap=bridge.tap_for(sid))
         bridge.members[sid] = member
         media.frame_taps.append(member.tap)
         media.slot.bridge_feed = bridge.feed_for(sid)
@@ -135,6 +145,8 @@ class BridgeManager:
         if member.tap in member.media.frame_taps:
             member.media.frame_taps.remove(member.tap)
         member.media.slot.bridge_feed = None
+        for other in bridge.members.values():
+            other.inbox.pop(session_id, None)
         self.events.publish(ParticipantRemoved(bridge.id, session_id, reason))
 
     def destroy(self, bridge_id: str) -> list[SessionId]:

@@ -307,3 +307,5 @@ async def media_task(
         if media.stream is not None:
             media.engine.remove_stream(media.stream)
             media.stream = None
+        media.rtp = None
+        media.gate = None

@@ -1,0 +1,83 @@
+"""Tests of the per-call media helpers: sources, the source slot, the send gate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from rvoip_media_core import SilenceSource, WavSink, detect_tone
+from rvoip_session_core import MediaError
+from rvoip_session_core._media import (
+    GatedSession,
+    SourceSlot,
+    make_source,
+    samples_source,
+    tone_source,
+    wav_source,
+)
+
+
+def test_tone_source_is_a_clean_tone() -> None:
+    assert detect_tone(tone_source(1000).read(160), 1000)
+
+
+def test_make_source_accepts_paths_samples_sources_and_none(tmp_path: Path) -> None:
+    path = tmp_path / "a.wav"
+    with WavSink(path) as sink:
+        sink.write(np.arange(320, dtype=np.int16))
+    assert (make_source(str(path)).read(320) == np.arange(320)).all()
+    assert (make_source(path).read(4) == [0, 1, 2, 3]).all()
+    assert (make_source([5, 6]).read(3) == [5, 6, 0]).all()
+    assert (make_source(None).read(2) == 0).all()
+    silence = SilenceSource()
+    assert make_source(silence) is silence
+    with pytest.raises(MediaError, match="not an audio source"):
+        make_source(3.5)  # type: ignore[arg-type]
+    with pytest.raises(MediaError, match="cannot play"):
+        wav_source(tmp_path / "missing.wav")
+
+
+def test_slot_prefers_bridge_then_queued_frames_then_source() -> None:
+    slot = SourceSlot(source=samples_source(np.full(1000, 9, dtype=np.int16)))
+    slot.queued.append(np.arange(100, dtype=np.int16))
+    slot.queued.append(np.arange(100, 200, dtype=np.int16))
+    first = slot.read(160)
+    assert (first == np.arange(160)).all()
+    second = slot.read(160)
+    assert (second[:40] == np.arange(160, 200)).all()
+    assert (second[40:] == 0).all()
+    assert (slot.read(160) == 9).all()
+    slot.bridge_feed = lambda n: np.full(n, 3, dtype=np.int16)
+    assert (slot.read(160) == 3).all()
+
+
+class RecordingRtp:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def send_payload(self, payload: bytes, *args: Any) -> None:
+        self.sent.append(payload)
+
+    def set_packet_handler(self, handler: object) -> None:
+        self.handler = handler
+
+    def statistics(self) -> str:
+        return "stats"
+
+
+def test_gate_drops_media_when_the_direction_forbids_sending() -> None:
+    rtp = RecordingRtp()
+    gate = GatedSession(rtp)  # type: ignore[arg-type]
+    gate.send_payload(b"a", 0)
+    gate.may_send = False
+    gate.send_payload(b"b", 160)
+    gate.may_send = True
+    gate.paused = True
+    gate.send_payload(b"c", 320)
+    assert rtp.sent == [b"a"]
+    assert gate.statistics() == "stats"
+    gate.set_packet_handler(None)
+    assert rtp.handler is None
