@@ -47,7 +47,7 @@ from rvoip_media_core._jitter import (
     make_handles,
     pop_many,
 )
-from rvoip_media_core._mixer import mix, mix_minus
+from rvoip_media_core._mixer import Conference, Participant, mix, mix_minus
 from rvoip_media_core._plc import Concealer
 from rvoip_media_core._sources import (
     AudioSink,
@@ -83,6 +83,7 @@ __all__ = [
     "ClockStats",
     "Codec",
     "Concealer",
+    "Conference",
     "EModelParams",
     "EModelResult",
     "FrameCodec",
@@ -94,6 +95,7 @@ __all__ = [
     "MediaError",
     "MediaStream",
     "Outgoing",
+    "Participant",
     "PopStatus",
     "QualityMetrics",
     "RtpSessionLike",

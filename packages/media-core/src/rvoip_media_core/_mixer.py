@@ -28,3 +28,92 @@ def mix(frames: ArrayLike) -> NDArray[np.int16]:
     total = x.astype(np.int32).sum(axis=0, dtype=np.int32)
     result: NDArray[np.int16] = np.clip(total, -32768, 32767).astype(np.int16)
     return result
+
+
+class Conference:
+    """An N-way conference on the media engine: each participant hears the others' sum.
+
+    ``join()`` returns a participant whose ``sink`` takes the audio received from that
+    party and whose ``source`` yields what it should hear (mix-minus, saturating). Use
+    them as a stream's sink and source: the engine plays out after sending, so the mix
+    of the frames received at tick t is sent at tick t+1 (one packet time of delay).
+    """
+
+    __slots__ = ("_frames", "_mixed", "_next_id", "_stale", "samples")
+
+    def __init__(self, samples: int = 160) -> None:
+        """A conference with ``samples`` samples per frame (160 = 20 ms at 8 kHz)."""
+        self.samples = samples
+        self._frames: dict[int, NDArray[np.int16] | None] = {}
+        self._mixed: dict[int, NDArray[np.int16]] = {}
+        self._next_id = 0
+        self._stale = True
+
+    @property
+    def size(self) -> int:
+        """Number of participants."""
+        return len(self._frames)
+
+    def join(self) -> Participant:
+        """Add a participant (it hears silence until others speak)."""
+        pid = self._next_id
+        self._next_id += 1
+        self._frames[pid] = None
+        self._stale = True
+        return Participant(self, pid)
+
+    def leave(self, participant: Participant) -> None:
+        """Remove a participant (idempotent)."""
+        self._frames.pop(participant.id, None)
+        self._mixed.pop(participant.id, None)
+        self._stale = True
+
+    def _put(self, pid: int, frame: NDArray[np.int16]) -> None:
+        if pid in self._frames:
+            self._frames[pid] = frame
+            self._stale = True
+
+    def _get(self, pid: int, n: int) -> NDArray[np.int16]:
+        if n != self.samples:
+            raise ValueError(f"conference frames are {self.samples} samples, asked for {n}")
+        if self._stale:
+            self._mix()
+        out = self._mixed.get(pid)
+        return out if out is not None else np.zeros(n, dtype=np.int16)
+
+    def _mix(self) -> None:
+        pids = list(self._frames)
+        silence = np.zeros(self.samples, dtype=np.int16)
+        rows = []
+        for pid in pids:
+            frame = self._frames[pid]
+            rows.append(silence if frame is None or frame.shape != (self.samples,) else frame)
+            # Each received frame is heard once: a party that stops sending goes silent.
+            self._frames[pid] = None
+        mixed = mix_minus(np.stack(rows)) if rows else np.zeros((0, self.samples), np.int16)
+        self._mixed = {pid: mixed[i] for i, pid in enumerate(pids)}
+        self._stale = False
+
+
+class Participant:
+    """One party of a ``Conference``: ``sink`` for its received audio, ``source`` for its mix."""
+
+    __slots__ = ("conference", "id")
+
+    def __init__(self, conference: Conference, pid: int) -> None:
+        """Created by ``Conference.join``."""
+        self.conference = conference
+        self.id = pid
+
+    def sink(self, frame: NDArray[np.int16]) -> None:
+        """Audio received from this party (one frame per packet time)."""
+        self.conference._put(self.id, frame)
+
+    def read(self, n: int) -> NDArray[np.int16]:
+        """What this party hears: everybody else's latest frames, summed."""
+        return self.conference._get(self.id, n)
+
+    @property
+    def source(self) -> Participant:
+        """The participant as an ``AudioSource`` (it has ``read``)."""
+        return self
