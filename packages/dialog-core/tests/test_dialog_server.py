@@ -25,12 +25,13 @@ from rvoip_dialog_core import (
     OptionsReceived,
     ReferReceived,
     ReInviteReceived,
+    ResponseForRequest,
     SendRequest,
     SendResponse,
     TerminationReason,
     UpdateReceived,
 )
-from rvoip_sip_core import Request, Response, make_request, parse_uri
+from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
 CONFIG = DialogConfig(contact="sip:bob@127.0.0.1:5070", via_host="127.0.0.1", via_port=5070)
 
@@ -537,3 +538,41 @@ def test_update_in_early_dialog_while_invite_pending() -> None:
     dl.on_request(update, "u", 0.5)
     (event,) = dl.take_events()
     assert isinstance(event, UpdateReceived)
+
+
+def test_no_reinvite_or_early_bye_before_the_ack() -> None:
+    """RFC 3261 §14.1 and §15: the callee waits for the ACK before re-INVITE or BYE."""
+    dl = layer()
+    did, _ = answered(dl)
+    with pytest.raises(DialogUsageError):
+        dl.reinvite(did, b"v=0\r\n", now=0.1)
+    ref = dl.bye(did, now=0.1)
+    assert dl.take_actions() == []  # the BYE waits for the ACK
+    assert dl.dialog(did) is not None
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.2)
+    (bye,) = dl.take_actions()
+    assert isinstance(bye, SendRequest)
+    assert bye.request.method == "BYE"
+    events = dl.take_events()
+    assert isinstance(events[0], AckReceived)
+    assert events[1] == DialogTerminated(did, TerminationReason.LOCAL_BYE)
+    dl.on_response(make_response(bye.request, 200), 0.3)
+    (done,) = dl.take_events()
+    assert isinstance(done, ResponseForRequest)
+    assert done.ref == ref
+
+
+def test_481_before_the_ack_does_not_end_the_dialog() -> None:
+    """Regression: our 2xx was lost, the caller answered our INFO 481; the dialog lives on.
+
+    Ending it stopped the 2xx retransmissions and left the caller's INVITE unanswered.
+    """
+    dl = layer()
+    did, _ = answered(dl)
+    dl.info(did, b"Signal=1\r\n", "application/dtmf-relay", now=0.1)
+    (info,) = dl.take_actions()
+    assert isinstance(info, SendRequest)
+    dl.on_response(make_response(info.request, 481), 0.2)
+    assert dl.dialog(did) is not None
+    dl.handle_timers(0.5)
+    assert [a.response.status for a in dl.take_actions() if isinstance(a, SendResponse)] == [200]

@@ -110,6 +110,27 @@ class LayerBase:
                 self._reply(pending.request, pending.server, 487, to_tag=dialog.id.local_tag)
         self._emit(DialogTerminated(dialog.id, reason, status))
 
+    def _awaiting_ack(self, dialog_id: DialogId) -> UasInvite | None:
+        """Our 2xx to the dialog's initial INVITE, still waiting for its ACK."""
+        for uas in self._uas_invites.values():
+            if uas.dialog_id == dialog_id and uas.response is not None and not uas.reinvite:
+                return uas
+        return None
+
+    def _send_bye(self, dialog: Dialog, reason: TerminationReason, ref: int | None = None) -> None:
+        """Send a BYE the layer decided on (``ref``: the TU's, else internal) and end."""
+        bye = dialog.build_request("BYE", self.config, self._rng)
+        internal = ref is None
+        self._send(
+            ClientRequest(
+                ref=self._new_ref() if ref is None else ref,
+                request=bye,
+                dialog_id=None if internal else dialog.id,
+                internal=internal,
+            )
+        )
+        self._end_dialog(dialog, reason)
+
     def _reply(
         self,
         request: Request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import attrs
@@ -223,9 +224,18 @@ class ClientSide(ReferSide):
         the dialog at once (§15); re-INVITE and UPDATE are target refreshes and retried after
         a 491 (§14.1); the 2xx of a re-INVITE is ACKed by the layer.
         """
-        return self._request(
-            self._dialog(dialog_id), method, body, content_type, headers, refresh=False
-        ).ref
+        dialog = self._dialog(dialog_id)
+        if method.upper() == "BYE":
+            uas = self._awaiting_ack(dialog_id)
+            if uas is not None:
+                # RFC 3261 §15: the callee MUST NOT send BYE before the ACK of its 2xx
+                # (or the ACK timeout); it is sent when that comes.
+                if uas.bye_ref is None:
+                    uas.bye_ref = self._new_ref()
+                return uas.bye_ref
+            with contextlib.suppress(DialogUsageError):
+                self.ack(dialog_id, now=now)  # a held-back ACK goes out before the BYE
+        return self._request(dialog, method, body, content_type, headers, refresh=False).ref
 
     def _request(
         self,
@@ -242,6 +252,9 @@ class ClientSide(ReferSide):
             raise DialogUsageError(f"{method} is sent by the layer itself")
         if method == "INVITE" and dialog.state is not DialogState.CONFIRMED:
             raise DialogUsageError(f"re-INVITE needs a confirmed dialog: {dialog.id}")
+        if method == "INVITE" and self._invite_in_progress(dialog.id):
+            # RFC 3261 §14.1: no new INVITE while another is in progress in either direction.
+            raise DialogUsageError(f"an INVITE transaction is in progress in {dialog.id}")
         if method == "BYE":
             transition(dialog.role, dialog.state, Trigger.LOCAL_BYE)  # raises when not allowed
         extra = list(headers)
@@ -371,6 +384,10 @@ class ClientSide(ReferSide):
         tag = response.to.tag
         if status < 200:
             if status == 100:
+                # RFC 3261 §9.1: any provisional (100 too) means the CANCEL can go now.
+                inv.provisional = True
+                if inv.cancel_requested and not inv.cancel_sent:
+                    self._send_cancel(inv, now)
                 return
             rseq = self._reliable_rseq(response)
             if tag and rseq is not None:
@@ -451,6 +468,22 @@ class ClientSide(ReferSide):
             self._end_dialog(dialog, reason)
         if inv.winner is None and not inv.failed:
             self._fail_invite(inv, make_response(inv.request, 487, "Request Terminated"))
+
+    def _invite_in_progress(self, dialog_id: DialogId) -> bool:
+        if self._pending_client(dialog_id, ("INVITE",)) or self._pending_server(
+            dialog_id, ("INVITE",)
+        ):
+            return True
+        # Our 2xx (initial INVITE or re-INVITE) not yet ACKed, or our ACK held back.
+        if any(u.dialog_id == dialog_id for u in self._uas_invites.values()):
+            return True
+        return any(
+            c.request.method == "INVITE"
+            and c.awaiting_ack
+            and c.dialog_id in (dialog_id, None)
+            and (c.leg is None or c.leg == dialog_id.leg)
+            for c in self._client.values()
+        )
 
     def _resend_ack(self, creq: ClientRequest, remote: str) -> bool:
         # RFC 3261 §13.2.2.4: each retransmission of the 2xx gets the same ACK again.
@@ -598,8 +631,15 @@ class ClientSide(ReferSide):
             self._emit(SessionRefreshDue(dialog.id))
         if not creq.internal and not creq.refresh:
             self._emit(ResponseForRequest(creq.ref, creq.dialog_id, method, response))
-        if dialog is not None and response.status in (408, 481) and method != "BYE":
+        if (
+            dialog is not None
+            and response.status in (408, 481)
+            and method != "BYE"
+            and self._awaiting_ack(dialog.id) is None
+        ):
             # RFC 3261 §12.2.1.2: a 481 or 408 to a request in a dialog ends the dialog.
+            # Not while our 2xx waits for its ACK: the peer may just not have it yet; the
+            # retransmissions go on and the ACK timeout ends a dead dialog.
             reason = (
                 TerminationReason.NO_DIALOG if response.status == 481 else TerminationReason.TIMEOUT
             )

@@ -140,11 +140,7 @@ class DialogLayer(ClientSide):
             del self._uas_invites[handle]
             dialog = self._dialogs.get(uas.dialog_id)
             if dialog is not None:
-                bye = dialog.build_request("BYE", self.config, self._rng)
-                self._send(
-                    ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True)
-                )
-                self._end_dialog(dialog, TerminationReason.ACK_TIMEOUT)
+                self._send_bye(dialog, TerminationReason.ACK_TIMEOUT, uas.bye_ref)
             return
         if uas.retransmit_at is not None and uas.retransmit_at <= now and uas.response:
             # RFC 3261 §13.3.1.4: retransmit at T1, doubling up to T2.

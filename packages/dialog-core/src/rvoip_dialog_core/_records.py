@@ -97,6 +97,8 @@ class UasInvite:
     prack_interval: float = 0.0
     prack_at: float | None = None
     prack_give_up: float | None = None
+    bye_ref: int | None = None
+    """RFC 3261 §15: the TU hung up before the ACK came; the BYE (with this ref) waits."""
 
 
 @attrs.define(eq=False)

@@ -336,6 +336,9 @@ class ServerSide(LayerBase):
                 if dialog is not None:
                     dialog.move(Trigger.ACK)
                 self._emit(AckReceived(did, request))
+                if dialog is not None and uas.bye_ref is not None:
+                    # RFC 3261 §15: the hang-up held back until the ACK goes out now.
+                    self._send_bye(dialog, TerminationReason.LOCAL_BYE, uas.bye_ref)
                 return
         self.stats["ack_unmatched"] += 1
 
