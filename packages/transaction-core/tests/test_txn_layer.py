@@ -242,3 +242,15 @@ def test_stateless_ack_gets_a_via() -> None:
     (tx,) = lay.take_transmits()
     assert tx.txn_id is None
     assert b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK" in tx.data
+
+
+def test_response_with_a_foreign_sent_by_is_discarded() -> None:
+    lay = layer()
+    txn = lay.send_request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.2", 5060), 0.0)
+    request = parse_message(lay.take_transmits()[0].data)
+    assert isinstance(request, Request)
+    via = str(request.top_via).replace("127.0.0.1:5060", "198.51.100.1:5060")
+    forged = make_response(request.with_header("Via", via), 200)
+    lay.receive(forged.encode(), SRC, 0.1)
+    assert lay.stats["dropped_response_sent_by_mismatch"] == 1  # RFC 3261 §18.1.2
+    assert lay.state(txn) is State.TRYING

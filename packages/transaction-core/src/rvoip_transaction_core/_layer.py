@@ -73,6 +73,7 @@ class TransactionLayer:
     Statistics (``stats``, a Counter) name every message that did not start or advance a
     transaction: ``dropped_too_large``, ``dropped_unparseable``, ``answered_400``,
     ``dropped_bad_response`` (not exactly one Via, §18.1.2), ``dropped_stray_response``,
+    ``dropped_response_sent_by_mismatch`` (§18.1.2),
     ``absorbed_response`` (table says ignore), ``absorbed_request_retransmission``,
     ``absorbed_ack``, ``answered_482_merged``, ``answered_481_cancel``, plus
     ``requests_received``, ``responses_received``, ``transmits``, ``retransmissions``.
@@ -180,6 +181,8 @@ class TransactionLayer:
         machine = INVITE_CLIENT if request.method == "INVITE" else NON_INVITE_CLIENT
         txn = self._new(machine, request, target, key)
         txn.request_bytes = data
+        sent_host, sent_port = request.top_via.sent_by
+        txn.sent_by = (sent_host.lower(), sent_port)
         self._clients[key] = txn
         txn.start(now)
         return txn.id
@@ -283,6 +286,11 @@ class TransactionLayer:
         txn = self._clients.get(client_key(branch or "", response.cseq.method))
         if txn is None:
             self.stats["dropped_stray_response"] += 1
+            return
+        host, port = vias[0].sent_by
+        if (host.lower(), port) != txn.sent_by:
+            # RFC 3261 §18.1.2: a response whose sent-by is not ours is discarded.
+            self.stats["dropped_response_sent_by_mismatch"] += 1
             return
         event = event_for_response(response.status)
         if not txn.allows(event):

@@ -78,6 +78,7 @@ class Transaction:
     cancels: int | None = None
     failure_reason: str = "transport error"
     finished: bool = False
+    sent_by: tuple[str, int | None] | None = None
 
     @property
     def reliable(self) -> bool:
