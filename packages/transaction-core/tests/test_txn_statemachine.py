@@ -85,13 +85,18 @@ class LayerMachine(RuleBasedStateMachine):
         branch=st.sampled_from(BRANCHES),
         to_tag=st.sampled_from([None, "srv"]),
         call=st.integers(0, 2),
+        tcp=st.booleans(),
     )
-    def receive_request(self, method: str, branch: str, to_tag: str | None, call: int) -> None:
-        via = f"SIP/2.0/UDP 127.0.0.5:5070;branch={branch}"
+    def receive_request(
+        self, method: str, branch: str, to_tag: str | None, call: int, tcp: bool
+    ) -> None:
+        transport = "TCP" if tcp else "UDP"
+        via = f"SIP/2.0/{transport} 127.0.0.5:5070;branch={branch}"
         request = simple_request(method, via=via, to_tag=to_tag, call_id=f"c{call}")
         data = request.encode()
         self.received_wire.append(data)
-        self.layer.receive(data, PEER, self.now)
+        source = Peer("TCP", "127.0.0.5", 40000, connection=1) if tcp else PEER
+        self.layer.receive(data, source, self.now)
         self._drain()
 
     @precondition(lambda self: self.received_wire)
