@@ -321,3 +321,19 @@ async def test_request_for_a_transport_we_do_not_have_fails_cleanly(anyio_backen
         with anyio.fail_after(10), pytest.raises(TransportFailedError):
             await ep.request(simple_request("OPTIONS"), Peer("TCP", "127.0.0.1", 5999))
         assert ep.stats["dropped_no_transport"] == 1
+
+
+async def test_a_failing_tu_callback_is_counted_not_fatal(anyio_backend: str) -> None:
+    calls: list[TransactionEvent] = []
+
+    def broken(event: TransactionEvent) -> None:
+        calls.append(event)
+        raise RuntimeError("TU bug")
+
+    async with TransactionEndpoint(on_event=broken) as server, TransactionEndpoint() as client:
+        client.send_request(simple_request("OPTIONS", call_id="x1"), server.local("UDP"))
+        client.send_request(simple_request("OPTIONS", call_id="x2"), server.local("UDP"))
+        with anyio.fail_after(10):
+            while len(calls) < 2:
+                await anyio.sleep(0.01)
+        assert server.stats["tu_callback_errors"] >= 2

@@ -8,6 +8,7 @@ the layer's next deadline; it is woken only when a new deadline is earlier.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import ssl
@@ -37,6 +38,8 @@ from ._types import (
 )
 
 __all__ = ["TransactionEndpoint"]
+
+logger = logging.getLogger(__name__)
 
 
 @attrs.define(eq=False)
@@ -277,7 +280,13 @@ class TransactionEndpoint:
                 waiter.done.set()
             return
         if self.on_event is not None:
-            self.on_event(event)
+            try:
+                self.on_event(event)
+            except Exception:
+                # A failing TU must not take the receive path (a datagram callback or the
+                # transport's receive task) down with it: log, count, carry on.
+                self._count("tu_callback_errors")
+                logger.exception("transaction user callback failed on %r", event)
             return
         try:
             self._events_tx.send_nowait(event)
