@@ -350,3 +350,22 @@ async def test_stop_ends_calls_on_both_sides() -> None:
         assert not alice.is_running
         assert await wait_until(lambda: bool(bob_handler.ended))
         assert await bob.list_active_sessions() == []
+
+
+async def test_call_over_tcp() -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").with_transport("tcp").build() as alice,
+        await loopback_builder("bob").with_transport("tcp").build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        assert alice.local_uri.endswith(";transport=tcp")
+        call = await alice.create_outgoing_call(
+            "sip:alice@127.0.0.1", uri_of(bob, "bob") + ";transport=tcp"
+        )
+        await alice.wait_for_answer(call.id, 5)
+        await alice.send_dtmf(call.id, "7", method="info")
+        await alice.terminate_session(call.id)
+        assert await wait_until(lambda: not bob._calls)
+    assert trace.kinds("alice") == ["INVITE", "ACK", "INFO", "BYE"]
+    assert trace.requests("INVITE")[0].top_via.transport == "TCP"

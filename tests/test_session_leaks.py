@@ -6,8 +6,8 @@ from __future__ import annotations
 import gc
 import os
 import sys
-import tracemalloc
 
+import anyio
 import pytest
 
 from rvoip_session_core import SessionCoordinator
@@ -53,8 +53,7 @@ async def run_calls(count: int, *, measure_memory: bool = False) -> int:
             assert await wait_until(lambda: not alice._calls and not bob._calls)
             if measure_memory and i == count // 5:
                 gc.collect()
-                tracemalloc.start()
-                start = tracemalloc.take_snapshot()
+                start = len(gc.get_objects())
         assert_idle(alice)
         assert_idle(bob)
         stats = await alice.get_stats()
@@ -62,10 +61,10 @@ async def run_calls(count: int, *, measure_memory: bool = False) -> int:
         if fds_before is not None:
             assert open_fds() == fds_before
         if measure_memory:
+            # Dialog-core keeps each finished INVITE 64*T1 for late 2xx: let that pass.
+            await anyio.sleep(64 * 0.1 + 0.5)
             gc.collect()
-            diff = tracemalloc.take_snapshot().compare_to(start, "filename")
-            growth = sum(d.size_diff for d in diff)
-            tracemalloc.stop()
+            growth = len(gc.get_objects()) - start
         return growth
 
 
@@ -77,5 +76,5 @@ async def test_hundred_calls_leave_nothing_behind() -> None:
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_thousand_calls_leave_nothing_behind_and_memory_is_flat() -> None:
     growth = await run_calls(1000, measure_memory=True)
-    # 800 calls after the baseline: well under 1 KB per call retained (bounded caches).
-    assert growth < 800 * 1024
+    # 800 calls after the baseline: the number of live objects does not grow with calls.
+    assert growth < 800

@@ -396,7 +396,9 @@ class SipPart(CoordinatorBase):
         self._finish(call, CallState.Failed, reason, response.status)
 
     def _dialog_ended(self, call: Call, reason: TerminationReason, status: int | None) -> None:
-        if reason in _BYE_REASONS:
+        if reason is TerminationReason.LOCAL_BYE:
+            self._finish(call, CallState.Terminated, call.end_reason or "local hangup")
+        elif reason in _BYE_REASONS:
             self._finish(call, CallState.Terminated, _BYE_REASONS[reason])
         elif reason in (
             TerminationReason.CANCELLED,
