@@ -23,11 +23,13 @@ from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
 OPS = [
     *["invite"] * 3,
     "ring",
+    "ring_reliable",
     *["answer"] * 4,
     "reject",
     "cancel",
     *["bye"] * 2,
     "reinvite",
+    "glare",
     "update",
     "info",
     "refer",
@@ -84,19 +86,32 @@ def run_chaos(ops: list[tuple[str, bool]], seed: int, loss: float) -> str:
         target = f"sip:{other.name}@127.0.0.1:{other.address.port}"
         confirmed = [d for d in actor.dialog.dialogs if d.state is DialogState.CONFIRMED]
         invites = [e for e in actor.events if isinstance(e, IncomingInvite)]
-        if op in ("ring", "answer", "reject") and not invites:
+        if op in ("ring", "ring_reliable", "answer", "reject") and not invites:
             actor = other  # the callee is whoever has a call waiting
             invites = [e for e in actor.events if isinstance(e, IncomingInvite)]
         try:
             if op == "invite":
                 legs.append(actor.dialog.invite(target, from_="sip:x@127.0.0.1", now=net.now))
-            elif op in ("ring", "answer", "reject") and invites:
-                status = {"ring": 180, "answer": 200, "reject": 486}[op]
-                actor.dialog.respond(invites[0].ref, status, body=b"v=0\r\n", now=net.now)
+            elif op in ("ring", "ring_reliable", "answer", "reject") and invites:
+                status = {"ring": 180, "ring_reliable": 183, "answer": 200, "reject": 486}[op]
+                actor.dialog.respond(
+                    invites[0].ref,
+                    status,
+                    body=b"v=0\r\n",
+                    reliable=op == "ring_reliable",
+                    now=net.now,
+                )
                 if status >= 200:
                     actor.events.remove(invites[0])
             elif op == "cancel" and legs:
                 actor.dialog.cancel(rng.choice(legs), now=net.now)
+            elif op == "glare" and confirmed:
+                # Both sides re-INVITE at once (RFC 3261 §14.1): 491s, then random retries.
+                did = rng.choice(confirmed).id
+                mirror = type(did)(did.call_id, did.remote_tag, did.local_tag)
+                actor.dialog.reinvite(did, b"v=0\r\n", now=net.now)
+                if other.dialog.dialog(mirror) is not None:
+                    other.dialog.reinvite(mirror, b"v=0\r\n", now=net.now)
             elif op in ("bye", "reinvite", "update", "info", "refer") and confirmed:
                 did = rng.choice(confirmed).id
                 if op == "bye":

@@ -192,7 +192,13 @@ def test_bye_ends_dialog_with_200() -> None:
     assert isinstance(events[0], ByeReceived)
     assert events[1] == DialogTerminated(did, TerminationReason.REMOTE_BYE)
     assert len(dl) == 0
+    # The unACKed 2xx is still retransmitted so the caller's INVITE completes; the late
+    # ACK stops it without any event for the ended dialog.
+    assert dl.next_deadline() == 0.5
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 1.1)
+    assert dl.take_events() == []
     assert dl.next_deadline() is None
+    assert sum(dl.pending().values()) == 0
 
 
 def test_bye_on_early_dialog_ends_pending_invite_with_487() -> None:

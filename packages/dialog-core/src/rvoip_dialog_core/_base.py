@@ -43,6 +43,8 @@ class LayerBase:
         self._actions: list[Action] = []
         self._events: list[DialogEvent] = []
         self._next_ref = 0
+        self._now = 0.0
+        """The latest time given by any input (for deadlines set inside shared helpers)."""
         self._session_timers = SessionTimers(config)
 
     # --- helpers --------------------------------------------------
@@ -95,9 +97,12 @@ class LayerBase:
         self._dialogs.pop(dialog.id, None)
         self._refers.pop(dialog.id, None)
         self._session_timers.stop(dialog.id)
-        for handle, uas in list(self._uas_invites.items()):
-            if uas.dialog_id == dialog.id and uas.response is not None:
-                del self._uas_invites[handle]
+        # A 2xx of ours still waiting for its ACK keeps being retransmitted (the peer's
+        # INVITE transaction must complete); the ACK timeout then just forgets it.
+        for creq in self._client.values():
+            if creq.dialog_id == dialog.id and creq.request.method == "INVITE" and not creq.final:
+                # A re-INVITE whose dialog ended: give its answer 64*T1, then report 408.
+                creq.expires_at = self._now + 64 * self.config.t1
         for creq in list(self._retries):
             if creq.dialog_id == dialog.id:
                 self._retries.remove(creq)

@@ -224,6 +224,7 @@ class ClientSide(ReferSide):
         the dialog at once (§15); re-INVITE and UPDATE are target refreshes and retried after
         a 491 (§14.1); the 2xx of a re-INVITE is ACKed by the layer.
         """
+        self._now = now
         dialog = self._dialog(dialog_id)
         if method.upper() == "BYE":
             uas = self._awaiting_ack(dialog_id)
@@ -274,7 +275,9 @@ class ClientSide(ReferSide):
             body=body,
             content_type=content_type,
         )
-        creq = ClientRequest(ref=self._new_ref(), request=req, dialog_id=dialog.id, refresh=refresh)
+        creq = ClientRequest(
+            ref=self._new_ref(), request=req, dialog_id=dialog.id, refresh=refresh, dialog=dialog
+        )
         self._send(creq)
         if method == "BYE":
             # RFC 3261 §15: the session and dialog end as soon as the BYE is sent.
@@ -336,6 +339,7 @@ class ClientSide(ReferSide):
 
     def on_response(self, response: Response, now: float) -> None:
         """A response arrived on one of our client transactions (including 2xx retransmissions)."""
+        self._now = now
         if malformed(response) is not None:
             self.stats["response_malformed"] += 1
             return
@@ -594,13 +598,17 @@ class ClientSide(ReferSide):
         if 200 <= status < 300:
             if self._resend_ack(creq, ""):
                 return
+            creq.final = True
+            creq.expires_at = now + 64 * self.config.t1
             if dialog is None:
+                # The dialog ended (BYE) while the re-INVITE was out: ACK the 2xx anyway,
+                # so the peer stops retransmitting it.
+                if creq.dialog is not None:
+                    self._send_ack(creq, creq.dialog, "")
                 return
             # RFC 3261 §12.2.1.2: the 2xx to a target refresh updates the remote target.
             dialog.refresh_target(response)
             self._session_timers.from_response(dialog.id, response, now)
-            creq.final = True
-            creq.expires_at = now + 64 * self.config.t1
             if creq.defer_ack:
                 creq.awaiting_ack.add("")
             else:

@@ -56,9 +56,14 @@ class DialogLayer(ClientSide):
 
     def handle_timers(self, now: float) -> None:
         """Run everything due at ``now``: 2xx retransmissions, ACK timeouts, glare retries."""
+        self._now = now
         for key, creq in list(self._client.items()):
             if creq.expires_at is not None and creq.expires_at <= now:
                 del self._client[key]
+                if not creq.final and not creq.internal:
+                    # A re-INVITE of an ended dialog never got its answer.
+                    timeout = make_response(creq.request, 408, "Request Timeout")
+                    self._emit(ResponseForRequest(creq.ref, creq.dialog_id, "INVITE", timeout))
                 if creq.leg is not None:
                     self._uac_invites.pop(creq.leg, None)
         for inv in list(self._uac_invites.values()):
@@ -122,6 +127,7 @@ class DialogLayer(ClientSide):
                 dialog_id=creq.dialog_id,
                 refresh=creq.refresh,
                 defer_ack=creq.defer_ack,
+                dialog=dialog,
             )
         )
 

@@ -41,6 +41,8 @@ class ClientRequest:
     """The TU sends the ACK itself (``DialogLayer.ack``), to carry the SDP answer."""
     awaiting_ack: set[str] = attrs.Factory(set)
     """Remote tags whose 2xx waits for the TU's ACK (``defer_ack``)."""
+    dialog: Dialog | None = None
+    """The dialog a re-INVITE was sent in (to ACK a 2xx that arrives after it ended)."""
 
 
 @attrs.define(eq=False)

@@ -60,6 +60,7 @@ class ServerSide(LayerBase):
             now: Current time.
             cancels: For CANCEL, the handle of the INVITE transaction it matches (§9.2).
         """
+        self._now = now
         problem = malformed(request)
         if problem is not None:
             self.stats["request_malformed"] += 1
@@ -333,10 +334,11 @@ class ServerSide(LayerBase):
             ):
                 del self._uas_invites[handle]
                 dialog = self._dialogs.get(did)
-                if dialog is not None:
-                    dialog.move(Trigger.ACK)
+                if dialog is None:
+                    return  # the dialog ended meanwhile; the ACK only completes the INVITE
+                dialog.move(Trigger.ACK)
                 self._emit(AckReceived(did, request))
-                if dialog is not None and uas.bye_ref is not None:
+                if uas.bye_ref is not None:
                     # RFC 3261 §15: the hang-up held back until the ACK goes out now.
                     self._send_bye(dialog, TerminationReason.LOCAL_BYE, uas.bye_ref)
                 return
