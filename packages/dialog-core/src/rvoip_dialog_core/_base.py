@@ -87,6 +87,8 @@ class LayerBase:
         self, dialog: Dialog, reason: TerminationReason, status: int | None = None
     ) -> None:
         if dialog.state is DialogState.TERMINATED:
+            if self._dialogs.get(dialog.id) is dialog:
+                del self._dialogs[dialog.id]
             return
         try:
             dialog.move(Trigger[reason.name])
@@ -95,6 +97,9 @@ class LayerBase:
             self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
             dialog.state = DialogState.TERMINATED
         self._dialogs.pop(dialog.id, None)
+        inv = self._uac_invites.get(dialog.id.leg)
+        if inv is not None and inv.early.get(dialog.id.remote_tag) is dialog:
+            del inv.early[dialog.id.remote_tag]
         self._refers.pop(dialog.id, None)
         self._session_timers.stop(dialog.id)
         # A 2xx of ours still waiting for its ACK keeps being retransmitted (the peer's

@@ -439,7 +439,7 @@ class ClientSide(ReferSide):
         if self._resend_ack(creq, remote):
             return
         dialog = inv.early.pop(remote, None)
-        if dialog is None:
+        if dialog is None or dialog.state is DialogState.TERMINATED:
             dialog = Dialog.from_uac(inv.request, response)
         if dialog.state is DialogState.EARLY:
             dialog.move(Trigger.SUCCESS)
@@ -642,10 +642,11 @@ class ClientSide(ReferSide):
         if (
             dialog is not None
             and response.status in (408, 481)
-            and method != "BYE"
+            and method not in ("BYE", "PRACK")
             and self._awaiting_ack(dialog.id) is None
         ):
-            # RFC 3261 §12.2.1.2: a 481 or 408 to a request in a dialog ends the dialog.
+            # RFC 3261 §12.2.1.2: a 481 or 408 to a request in a dialog ends the dialog (not
+            # to PRACK: RFC 3262 §3 answers 481 once the provisional is no longer pending).
             # Not while our 2xx waits for its ACK: the peer may just not have it yet; the
             # retransmissions go on and the ACK timeout ends a dead dialog.
             reason = (
