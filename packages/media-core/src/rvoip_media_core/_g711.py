@@ -186,7 +186,7 @@ class FrameCodec:
     kernel pointers are bound once at construction, so a call is one C call.
     """
 
-    __slots__ = ("codec", "decode", "encode", "payload", "pcm")
+    __slots__ = ("_keep", "codec", "decode", "encode", "payload", "pcm")
 
     def __init__(self, codec: Codec, samples: int = 160, frames: int = 1) -> None:
         """Allocate buffers for ``frames`` frames of ``samples`` samples each."""
@@ -200,11 +200,17 @@ class FrameCodec:
         if BACKEND == "cffi":
             pcm_ptr = ffi.from_buffer("int16_t[]", self.pcm)
             pay_ptr = ffi.from_buffer("uint8_t[]", self.payload)
-            enc = lib.rv_ulaw_encode if ulaw else lib.rv_alaw_encode
-            dec = lib.rv_ulaw_decode if ulaw else lib.rv_alaw_decode
-            # Encode pcm into payload / decode payload into pcm, in place.
-            self.encode = functools.partial(enc, pcm_ptr, pay_ptr, n)
-            self.decode = functools.partial(dec, pay_ptr, pcm_ptr, n)
+            enc_job = ffi.new("rv_g711_job_t *")
+            enc_job.src, enc_job.dst, enc_job.n = pcm_ptr, pay_ptr, n
+            enc_job.op = 0 if ulaw else 1
+            dec_job = ffi.new("rv_g711_job_t *")
+            dec_job.src, dec_job.dst, dec_job.n = pay_ptr, pcm_ptr, n
+            dec_job.op = 2 if ulaw else 3
+            # The jobs hold raw pointers: keep the buffers' cdata alive with them.
+            self._keep: tuple[Any, ...] = (pcm_ptr, pay_ptr, enc_job, dec_job)
+            # One pointer argument per call: the cheapest cffi call there is.
+            self.encode = functools.partial(lib.rv_g711_run, enc_job)
+            self.decode = functools.partial(lib.rv_g711_run, dec_job)
         else:
             np_enc = _g711_numpy.ulaw_encode if ulaw else _g711_numpy.alaw_encode
             np_dec = _g711_numpy.ulaw_decode if ulaw else _g711_numpy.alaw_decode
@@ -216,4 +222,5 @@ class FrameCodec:
             def dec_np() -> None:
                 pcm_arr[...] = np_dec(pay_arr)
 
+            self._keep = ()
             self.encode, self.decode = enc_np, dec_np

@@ -153,3 +153,14 @@ void rv_alaw_decode_b(const char *src, char *dst, size_t n)
 {
     for (size_t i = 0; i < n; i++) memcpy(dst + 2 * i, &alaw_dec_table[(uint8_t)src[i]], 2);
 }
+
+void rv_g711_run(const rv_g711_job_t *job)
+{
+    switch (job->op) {
+    case 0: rv_ulaw_encode((const int16_t *)job->src, (uint8_t *)job->dst, job->n); break;
+    case 1: rv_alaw_encode((const int16_t *)job->src, (uint8_t *)job->dst, job->n); break;
+    case 2: rv_ulaw_decode((const uint8_t *)job->src, (int16_t *)job->dst, job->n); break;
+    case 3: rv_alaw_decode((const uint8_t *)job->src, (int16_t *)job->dst, job->n); break;
+    default: break;
+    }
+}

@@ -27,6 +27,14 @@ typedef struct {
 } rv_jb_t;
 
 /* cdef-begin */
+/* A prepared G.711 call: one pointer argument is the cheapest cffi call (per-frame use). */
+typedef struct {
+    const void *src;
+    void *dst;
+    size_t n;
+    int op; /* 0 ulaw encode, 1 alaw encode, 2 ulaw decode, 3 alaw decode */
+} rv_g711_job_t;
+void rv_g711_run(const rv_g711_job_t *job);
 
 
 void rv_g711_init(void);
