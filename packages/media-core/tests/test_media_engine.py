@@ -21,6 +21,7 @@ from rvoip_media_core import (
     detect_tone,
     run_media_engine,
 )
+from rvoip_media_core._driver import schedule_next
 from rvoip_rtp_core import RtpPacket
 
 
@@ -211,3 +212,17 @@ def test_broken_source_and_sink_do_not_stop_other_streams() -> None:
 class _BrokenSource:
     def read(self, n: int) -> np.ndarray:
         raise RuntimeError("source bug")
+
+
+def test_schedule_is_drift_free_and_skips_when_far_behind() -> None:
+    deadline = 100.0
+    # However late each tick finishes (up to the limit), the grid does not move.
+    for k in range(1, 50):
+        deadline, skipped = schedule_next(deadline, deadline + 0.015, 0.02, 3)
+        assert skipped == 0
+        assert deadline == pytest.approx(100.0 + 0.02 * k)
+    # A 1 s stall: skip whole ticks instead of bursting, stay on the grid.
+    nxt, skipped = schedule_next(101.0, 102.0, 0.02, 3)
+    assert skipped == 49
+    assert nxt == pytest.approx(102.0)
+    assert round((nxt - 100.0) / 0.02, 6).is_integer()

@@ -55,6 +55,23 @@ class ClockStats:
         return _BINS * _BIN
 
 
+def schedule_next(
+    deadline: float, now: float, tick: float, max_behind_ticks: int
+) -> tuple[float, int]:
+    """The deadline to run next after the tick at ``deadline`` ran, and ticks skipped.
+
+    Drift-free: the next deadline is always ``deadline + tick`` on the fixed grid, however
+    long processing took; only when more than ``max_behind_ticks`` behind (a suspended
+    process, overload) whole ticks are skipped instead of sent in a burst.
+    """
+    nxt = deadline + tick
+    behind = now - nxt
+    if behind > max_behind_ticks * tick:
+        skip = int(behind / tick)
+        return nxt + skip * tick, skip
+    return nxt, 0
+
+
 @attrs.define(eq=False)
 class MediaClock:
     """Runs ``engine.tick`` every ``tick`` seconds and sends what it returns."""
@@ -94,14 +111,9 @@ class MediaClock:
             delay = deadline - clock()
             if delay > 0:
                 await anyio.sleep(delay)
-            behind = clock() - deadline
-            if behind > self.max_behind_ticks * self.tick:
-                # Far behind (suspended process, overload): skip ticks rather than burst.
-                skip = int(behind / self.tick)
-                self.stats.skipped_ticks += skip
-                deadline += skip * self.tick
             self.process(deadline)
-            deadline += self.tick
+            deadline, skipped = schedule_next(deadline, clock(), self.tick, self.max_behind_ticks)
+            self.stats.skipped_ticks += skipped
 
 
 @asynccontextmanager
