@@ -6,7 +6,7 @@ import contextlib
 import random
 
 from hypothesis import event as hypothesis_event
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
@@ -61,6 +61,26 @@ def answer(agent: Agent, event: object, rng: random.Random, now: float, reject_c
 
 
 @settings(max_examples=60)
+# Regressions found by this property (each once left a transaction or dialog behind):
+# a 481 to the callee's UPDATE before its 2xx was ACKed ended the dialog;
+@example([("invite", True), ("invite", False), ("answer", False), ("update", False)], 6588, 0.3)
+# a 2xx to a glared re-INVITE arrived after the BYE and was never ACKed;
+@example(
+    [("invite", True), ("invite", False), ("answer", False), ("invite", False), ("glare", False)]
+    + [("invite", False)] * 3
+    + [("bye", False)],
+    156,
+    0.3,
+)
+# a 481 to a retransmitted PRACK ended the early dialog that the late 2xx then revived.
+@example(
+    [("invite", False)]
+    + [("ring", False)] * 5
+    + [("answer", False), ("invite", False), ("ring", False), ("ring_reliable", False)]
+    + [("cancel", True), ("bye", False), ("ring_reliable", False), ("answer", False)],
+    51800,
+    0.3,
+)
 @given(
     st.lists(st.tuples(st.sampled_from(OPS), st.booleans()), min_size=5, max_size=25),
     st.integers(min_value=0, max_value=10_000),
