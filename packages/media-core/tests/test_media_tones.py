@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rvoip_media_core import (
     DTMF_FREQUENCIES,
+    DtmfDetector,
     ToneGenerator,
     detect_dtmf,
     detect_tone,
@@ -79,3 +80,32 @@ def test_generator_validation() -> None:
         ToneGenerator((400.0, 450.0), amplitude=0.6)
     with pytest.raises(ValueError, match="frequency"):
         ToneGenerator(())
+
+
+def test_dtmf_detector_debounces_key_presses() -> None:
+    keys: list[str] = []
+    detector = DtmfDetector(keys.append)
+    silence = np.zeros(160, dtype=np.int16)
+    for key in "159#":
+        gen = dtmf_generator(key)
+        results = [detector(gen.read(160)) for _ in range(4)]  # 80 ms press
+        assert results == [None, key, None, None]
+        detector.feed(silence)
+    gen = dtmf_generator("7")
+    detector.feed(gen.read(160))  # 20 ms blip: too short
+    detector.feed(silence)
+    # Two different keys back to back are two presses.
+    for key in "00":
+        for _ in range(3):
+            detector.feed(dtmf_generator(key).read(160))
+        detector.feed(silence)
+    assert keys == ["1", "5", "9", "#", "0", "0"]
+
+
+def test_dtmf_detector_single_frame_mode() -> None:
+    keys: list[str] = []
+    detector = DtmfDetector(keys.append, min_frames=1)
+    gen = dtmf_generator("A")
+    assert detector.feed(gen.read(160)) == "A"
+    assert detector.feed(gen.read(160)) is None
+    assert keys == ["A"]

@@ -60,6 +60,7 @@ from rvoip_media_core._sources import (
 )
 from rvoip_media_core._tones import (
     DTMF_FREQUENCIES,
+    DtmfDetector,
     ToneGenerator,
     detect_dtmf,
     detect_tone,
@@ -84,6 +85,7 @@ __all__ = [
     "Codec",
     "Concealer",
     "Conference",
+    "DtmfDetector",
     "EModelParams",
     "EModelResult",
     "FrameCodec",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -128,3 +128,44 @@ def detect_dtmf(
     if others_low * 4.0 > lo or others_high * 4.0 > hi:
         return None
     return _KEYPAD[row][col]
+
+
+class DtmfDetector:
+    """In-band DTMF detection on a stream of frames, debounced: a key is reported once
+    when seen in ``min_frames`` consecutive frames, and re-armed after a frame without it.
+
+    Use it as (or inside) a stream's sink: ``detector.feed(frame)`` or ``detector(frame)``.
+    """
+
+    __slots__ = ("_candidate", "_count", "_reported", "min_frames", "on_digit", "sample_rate")
+
+    def __init__(
+        self,
+        on_digit: Callable[[str], None],
+        min_frames: int = 2,
+        sample_rate: int = 8000,
+    ) -> None:
+        """Call ``on_digit(key)`` for each key press (≥ ``min_frames`` × 20 ms of tone)."""
+        self.on_digit = on_digit
+        self.min_frames = min_frames
+        self.sample_rate = sample_rate
+        self._candidate: str | None = None
+        self._count = 0
+        self._reported = False
+
+    def feed(self, frame: ArrayLike) -> str | None:
+        """Analyse one frame; returns the key if this frame completes a detection."""
+        key = detect_dtmf(frame, self.sample_rate)
+        if key is None or key != self._candidate:
+            self._candidate, self._count, self._reported = key, 1 if key else 0, False
+            if key is None or self.min_frames > 1:
+                return None
+        else:
+            self._count += 1
+        if not self._reported and self._count >= self.min_frames:
+            self._reported = True
+            self.on_digit(key)
+            return key
+        return None
+
+    __call__ = feed
