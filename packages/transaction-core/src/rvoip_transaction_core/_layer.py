@@ -66,7 +66,7 @@ UDP_SIZE_LIMIT = 1300
 _RECOVERED_NEEDED = ("via", "from", "to", "call-id", "cseq")
 
 
-@attrs.define(eq=False)
+@attrs.define(eq=False, kw_only=True)
 class TransactionLayer:
     """All client and server transactions of an endpoint, sans-IO.
 
@@ -83,17 +83,17 @@ class TransactionLayer:
     config: TimerConfig = attrs.field(factory=TimerConfig)
     max_message_size: int = 65535
     send_trying: bool = True
-    stats: Counter[str] = attrs.field(factory=Counter)
-    _local: dict[str, tuple[str, int]] = attrs.field(factory=dict)
-    _by_id: dict[int, Transaction] = attrs.field(factory=dict)
-    _clients: dict[Hashable, Transaction] = attrs.field(factory=dict)
-    _servers: dict[Hashable, Transaction] = attrs.field(factory=dict)
-    _merge: dict[Hashable, Transaction] = attrs.field(factory=dict)
-    _heap: list[tuple[float, int, Transaction, Timer]] = attrs.field(factory=list)
-    _transmits: list[Transmit] = attrs.field(factory=list)
-    _events: list[TransactionEvent] = attrs.field(factory=list)
-    _next_id: int = 1
-    _next_token: int = 1
+    stats: Counter[str] = attrs.field(factory=Counter, init=False)
+    _local: dict[str, tuple[str, int]] = attrs.field(factory=dict, init=False)
+    _by_id: dict[int, Transaction] = attrs.field(factory=dict, init=False)
+    _clients: dict[Hashable, Transaction] = attrs.field(factory=dict, init=False)
+    _servers: dict[Hashable, Transaction] = attrs.field(factory=dict, init=False)
+    _merge: dict[Hashable, Transaction] = attrs.field(factory=dict, init=False)
+    _heap: list[tuple[float, int, Transaction, Timer]] = attrs.field(factory=list, init=False)
+    _transmits: list[Transmit] = attrs.field(factory=list, init=False)
+    _events: list[TransactionEvent] = attrs.field(factory=list, init=False)
+    _next_id: int = attrs.field(default=1, init=False)
+    _next_token: int = attrs.field(default=1, init=False)
 
     # ------------------------------------------------------------------ set-up / output
 

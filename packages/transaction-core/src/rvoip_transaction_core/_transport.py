@@ -111,10 +111,10 @@ class UdpTransport:
     stats: Counter[str] = attrs.field(factory=Counter)
     deliver: Deliver = _noop_deliver
     on_error: OnError = _noop_error
-    _asyncio: asyncio.DatagramTransport | None = None
-    _socket: UDPSocket | None = None
-    _raw: socket.socket | None = None
-    _local: Peer | None = None
+    _asyncio: asyncio.DatagramTransport | None = attrs.field(default=None, init=False)
+    _socket: UDPSocket | None = attrs.field(default=None, init=False)
+    _raw: socket.socket | None = attrs.field(default=None, init=False)
+    _local: Peer | None = attrs.field(default=None, init=False)
 
     @property
     def reliable(self) -> bool:
@@ -231,13 +231,13 @@ class StreamTransport:
     stats: Counter[str] = attrs.field(factory=Counter)
     deliver: Deliver = _noop_deliver
     on_error: OnError = _noop_error
-    _connections: dict[int, _Connection] = attrs.field(factory=dict)
-    _by_address: dict[tuple[str, int], _Connection] = attrs.field(factory=dict)
-    _next_id: int = 1
-    _task_group: TaskGroup | None = None
-    _connect_tx: MemoryObjectSendStream[_Connection] | None = None
-    _listeners: list[SocketListener] = attrs.Factory(list)
-    _local: Peer | None = None
+    _connections: dict[int, _Connection] = attrs.field(factory=dict, init=False)
+    _by_address: dict[tuple[str, int], _Connection] = attrs.field(factory=dict, init=False)
+    _next_id: int = attrs.field(default=1, init=False)
+    _task_group: TaskGroup | None = attrs.field(default=None, init=False)
+    _connect_tx: MemoryObjectSendStream[_Connection] | None = attrs.field(default=None, init=False)
+    _listeners: list[SocketListener] = attrs.field(factory=list, init=False)
+    _local: Peer | None = attrs.field(default=None, init=False)
 
     @property
     def reliable(self) -> bool:
