@@ -369,3 +369,16 @@ async def test_call_over_tcp() -> None:
         assert await wait_until(lambda: not bob._calls)
     assert trace.kinds("alice") == ["INVITE", "ACK", "INFO", "BYE"]
     assert trace.requests("INVITE")[0].top_via.transport == "TCP"
+
+
+async def test_stop_tells_the_handler_about_every_call() -> None:
+    alice_handler = Recorder()
+    async with await loopback_builder("bob", Ignorer()).build() as bob:
+        alice = await loopback_builder("alice", alice_handler).build()
+        async with alice:
+            ringing = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+            with pytest.raises(TimeoutError):
+                await alice.wait_for_answer(ringing.id, 0.2)
+        # The CANCEL sent by stop() is usually answered (487) before the sockets close.
+        assert [r for _, r in alice_handler.ended] in (["cancelled"], ["coordinator stopped"])
+        assert await wait_until(lambda: not bob._calls)

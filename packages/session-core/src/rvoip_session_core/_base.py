@@ -83,6 +83,7 @@ class CoordinatorBase(abc.ABC):
         self._hooks_send: MemoryObjectSendStream[Hook] | None = None
         self._hooks_recv: MemoryObjectReceiveStream[Hook] | None = None
         self._sip_send: MemoryObjectSendStream[object] | None = None
+        self._hooks_done: anyio.Event | None = None
         self._running = False
         self.counters = {"total": 0, "failed": 0, "incoming": 0, "outgoing": 0}
         self.message_tap: Callable[[str, bytes, tuple[str, int]], None] | None = None
@@ -104,6 +105,7 @@ class CoordinatorBase(abc.ABC):
             stack.callback(tg.cancel_scope.cancel)
             self._tg = tg
             send, recv = anyio.create_memory_object_stream[Hook](10000)
+            self._hooks_done = anyio.Event()
             self._hooks_send, self._hooks_recv = send, recv
             stack.callback(send.close)
             sip_send, sip_recv = anyio.create_memory_object_stream[object](100_000)
@@ -139,23 +141,38 @@ class CoordinatorBase(abc.ABC):
         self._running = True
 
     async def stop(self) -> None:
-        """End every call (BYE, CANCEL or reject), then close sockets and tasks."""
+        """End every call (BYE, CANCEL or reject), then close sockets and tasks.
+
+        The hang-ups run shielded from cancellation, and the sockets and tasks are
+        released even when the ``async with`` block is left by an error or a timeout.
+        """
         if not self._running or self._stack is None:
             return
-        for call in list(self._calls.values()):
-            with contextlib.suppress(Exception):
-                self._hang_up(call, "coordinator stopped")
-        # Let the last BYEs/CANCELs leave and the hooks run before the sockets close.
-        with anyio.move_on_after(0.05):
-            await anyio.sleep(0.02)
-        for call in list(self._calls.values()):
-            self._finish(call, CallState.Terminated, "coordinator stopped")
         self._running = False
-        self._events.close()
         stack, self._stack = self._stack, None
-        await stack.aclose()
-        self._tg = None
-        self._endpoint = None
+        try:
+            with anyio.CancelScope(shield=True):
+                for call in list(self._calls.values()):
+                    try:
+                        self._hang_up(call, "coordinator stopped")
+                    except Exception:
+                        log.exception("hanging up call %s on stop failed", call.id)
+                # Let the last BYEs/CANCELs leave and the hooks run before sockets close.
+                await anyio.sleep(0.02)
+                for call in list(self._calls.values()):
+                    self._finish(call, CallState.Terminated, "coordinator stopped")
+                # Run the hooks already queued (on_call_ended ...) before the tasks stop.
+                if self._hooks_send is not None:
+                    self._hooks_send.close()
+                    with anyio.move_on_after(1.0):
+                        if self._hooks_done is not None:
+                            await self._hooks_done.wait()
+        finally:
+            self._events.close()
+            # Not shielded: the stack holds our task group, whose scope encloses this one.
+            await stack.aclose()
+            self._tg = None
+            self._endpoint = None
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -278,12 +295,16 @@ class CoordinatorBase(abc.ABC):
             log.warning("handler hook dropped (queue full or closed)")
 
     async def _run_hooks(self, recv: MemoryObjectReceiveStream[Hook]) -> None:
-        async with recv:
-            async for hook in recv:
-                try:
-                    await hook()
-                except Exception:
-                    log.exception("call handler hook failed")
+        try:
+            async with recv:
+                async for hook in recv:
+                    try:
+                        await hook()
+                    except Exception:
+                        log.exception("call handler hook failed")
+        finally:
+            if self._hooks_done is not None:
+                self._hooks_done.set()
 
     def _set_state(self, call: Call, new: CallState, reason: str | None = None) -> None:
         old = call.state
