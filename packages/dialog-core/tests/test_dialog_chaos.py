@@ -5,11 +5,13 @@ from __future__ import annotations
 import contextlib
 import random
 
+import attrs
 from hypothesis import event as hypothesis_event
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
+    DialogConfig,
     DialogState,
     DialogUsageError,
     IncomingInvite,
@@ -33,6 +35,7 @@ OPS = [
     "update",
     "info",
     "refer",
+    "wait",
 ]
 
 
@@ -63,7 +66,9 @@ def answer(agent: Agent, event: object, rng: random.Random, now: float, reject_c
 @settings(max_examples=60)
 # Regressions found by this property (each once left a transaction or dialog behind):
 # a 481 to the callee's UPDATE before its 2xx was ACKed ended the dialog;
-@example([("invite", True), ("invite", False), ("answer", False), ("update", False)], 6588, 0.3)
+@example(
+    [("invite", True), ("invite", False), ("answer", False), ("update", False)], 6588, 0.3, 1800
+)
 # a 2xx to a glared re-INVITE arrived after the BYE and was never ACKed;
 @example(
     [("invite", True), ("invite", False), ("answer", False), ("invite", False), ("glare", False)]
@@ -71,6 +76,7 @@ def answer(agent: Agent, event: object, rng: random.Random, now: float, reject_c
     + [("bye", False)],
     156,
     0.3,
+    1800,
 )
 # a 481 to a retransmitted PRACK ended the early dialog that the late 2xx then revived.
 @example(
@@ -80,17 +86,23 @@ def answer(agent: Agent, event: object, rng: random.Random, now: float, reject_c
     + [("cancel", True), ("bye", False), ("ring_reliable", False), ("answer", False)],
     51800,
     0.3,
+    1800,
 )
 @given(
     st.lists(st.tuples(st.sampled_from(OPS), st.booleans()), min_size=5, max_size=25),
     st.integers(min_value=0, max_value=10_000),
     st.sampled_from([0.0, 0.1, 0.3]),
+    st.sampled_from([90, 1800]),
 )
-def test_random_operations_with_loss(ops: list[tuple[str, bool]], seed: int, loss: float) -> None:
-    hypothesis_event(f"reached: {run_chaos(ops, seed, loss)}")
+def test_random_operations_with_loss(
+    ops: list[tuple[str, bool]], seed: int, loss: float, session_expires: int
+) -> None:
+    hypothesis_event(f"reached: {run_chaos(ops, seed, loss, session_expires)}")
 
 
-def run_chaos(ops: list[tuple[str, bool]], seed: int, loss: float) -> str:
+def run_chaos(
+    ops: list[tuple[str, bool]], seed: int, loss: float, session_expires: int = 1800
+) -> str:
     """Play ``ops`` between two agents with ``loss``, wind down, check nothing is left."""
     rng = random.Random(seed)
 
@@ -98,8 +110,12 @@ def run_chaos(ops: list[tuple[str, bool]], seed: int, loss: float) -> str:
         return rng.random() < loss
 
     net = VirtualNetwork(drop=drop)
-    alice = net.add("alice", 5060, seed=seed)
-    bob = net.add("bob", 5070, seed=seed + 1)
+
+    def timers(config: DialogConfig) -> DialogConfig:
+        return attrs.evolve(config, session_expires=session_expires)
+
+    alice = net.add("alice", 5060, seed=seed, configure=timers)
+    bob = net.add("bob", 5070, seed=seed + 1, configure=timers)
     legs = []
     for op, alice_acts in ops:
         actor, other = (alice, bob) if alice_acts else (bob, alice)
@@ -149,7 +165,7 @@ def run_chaos(ops: list[tuple[str, bool]], seed: int, loss: float) -> str:
         net.pump()
         serve(alice, rng, net.now)
         serve(bob, rng, net.now)
-        net.advance(rng.choice([0.0, 0.2, 2.0]))
+        net.advance(60.0 if op == "wait" else rng.choice([0.0, 0.2, 2.0]))
     methods = {getattr(r.message, "method", None) for r in net.wire}
     reached = "BYE" if "BYE" in methods else "ACK" if "ACK" in methods else "none"
     # Wind down: give up on calls not answered (as wait_for_answer would), reject what
