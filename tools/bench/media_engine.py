@@ -169,6 +169,10 @@ def report(
         f"{np.mean(lost) if lost else 0.0:.3f} % max {max(lost) if lost else 0.0:.3f} %; "
         f"receive-queue drops {sum(r.receive_queue_drops for r in rtp)}"
     )
+    if args.verbose:
+        for s, r in zip(streams, rtp, strict=True):
+            if r.received is not None and r.received.loss_percent > 1.0:
+                print(f"    stream {s.id}: {r.received} jb={s.jitter.stats()}")
     mos = [s.statistics(bpl=engine.bpl).quality.mos_score for s in streams[:50]]
     print(f"  MOS (first 50 streams): min {min(mos):.2f} mean {np.mean(mos):.2f}")
 
@@ -180,6 +184,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio", "trio"], default="uvloop")
     parser.add_argument("--peer", choices=["pairs", "reflector"], default="pairs")
+    parser.add_argument("--verbose", action="store_true", help="print lossy streams")
     parser.add_argument("--pin", action="store_true", help="engine on CPU 0, reflector on 1")
     args = parser.parse_args()
     if args.peer == "pairs" and args.streams % 2:
