@@ -34,6 +34,7 @@ from rvoip_transaction_core import (
     ResponseReceived,
     TimerConfig,
     TransactionEndpoint,
+    TransactionError,
     TransactionEvent,
     TransactionTerminated,
     TransactionTimeout,
@@ -283,11 +284,17 @@ class DialogEndpoint:
                     if isinstance(action, SendRequest):
                         layer.on_transport_error(action.request, anyio.current_time())
                     continue
-                if isinstance(action, SendAck):
-                    txn.send_stateless(action.request, target)
-                else:
-                    txn_id = txn.send_request(action.request, target)
-                    self._client_txns[txn_id] = action.request
+                try:
+                    if isinstance(action, SendAck):
+                        txn.send_stateless(action.request, target)
+                    else:
+                        txn_id = txn.send_request(action.request, target)
+                        self._client_txns[txn_id] = action.request
+                except TransactionError as exc:
+                    self.stats["send_failed"] += 1
+                    logger.warning("cannot send %s: %s", action.request.method, exc)
+                    if isinstance(action, SendRequest):
+                        layer.on_transport_error(action.request, anyio.current_time())
         for event in layer.take_events():
             self._deliver(event)
         self._wakeup.set()
