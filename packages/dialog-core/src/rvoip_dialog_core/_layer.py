@@ -12,15 +12,15 @@ import random
 
 from rvoip_sip_core import make_response
 
-from ._client import ClientSide
 from ._config import DialogConfig
 from ._events import ResponseForRequest, SendResponse, TerminationReason
 from ._records import ClientRequest, UasInvite
+from ._responses import ResponseSide
 
 __all__ = ["DialogLayer"]
 
 
-class DialogLayer(ClientSide):
+class DialogLayer(ResponseSide):
     """All the dialogs of one user agent, as a sans-IO state machine.
 
     Args:
