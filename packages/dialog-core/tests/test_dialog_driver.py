@@ -128,3 +128,27 @@ async def test_callback_mode_and_out_of_dialog_options(anyio_backend: str) -> No
         assert answer.ref == ref
         assert answer.response.status == 200
         assert "INVITE" in (answer.response.headers.get("Allow") or "")
+
+
+@pytest.mark.anyio
+async def test_loopback_call_over_tcp(anyio_backend: str) -> None:
+    tcp = ("127.0.0.1", 0)
+    async with (
+        DialogEndpoint(udp=None, tcp=tcp, user="bob") as bob,
+        DialogEndpoint(udp=None, tcp=tcp, user="alice") as alice,
+    ):
+        port = bob.local("TCP").port
+        assert bob.config.contact.endswith(";transport=tcp")
+        with anyio.fail_after(10):
+            alice.invite(f"sip:bob@127.0.0.1:{port};transport=tcp", from_="sip:alice@127.0.0.1")
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            assert incoming.request.top_via.transport == "TCP"
+            bob.respond(incoming.ref, 200, body=SDP)
+            confirmed = await wait_for(alice, DialogConfirmed)
+            assert isinstance(confirmed, DialogConfirmed)
+            assert isinstance(await wait_for(bob, AckReceived), AckReceived)
+            alice.bye(confirmed.dialog_id)
+            done = await wait_for(alice, ResponseForRequest)
+            assert isinstance(done, ResponseForRequest)
+            assert done.response.status == 200
