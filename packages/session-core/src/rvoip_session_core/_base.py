@@ -41,6 +41,18 @@ log = logging.getLogger("rvoip_session_core")
 Hook = Callable[[], Awaitable[None]]
 
 
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``, also when a task group wrapped it in a group."""
+    if isinstance(exc, OSError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
 class _TappedTransport:
     """Delegates to a transport, reporting each message sent to ``message_tap``."""
 
@@ -125,9 +137,13 @@ class CoordinatorBase(abc.ABC):
             )
             try:
                 self._endpoint = await stack.enter_async_context(endpoint)
-            except OSError as exc:
+            except Exception as exc:
+                error = _os_error(exc)
+                if error is None:
+                    raise
                 raise TransportError(
-                    f"cannot bind SIP {cfg.transport} on {cfg.bind_host}:{cfg.sip_port}: {exc}"
+                    f"cannot bind SIP {cfg.transport} on {cfg.bind_host}:{cfg.sip_port}: "
+                    f"{error.strerror or error}"
                 ) from None
             self._install_tap()
             self._clock = await stack.enter_async_context(run_media_engine(self._engine))

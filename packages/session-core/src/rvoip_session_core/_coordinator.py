@@ -8,7 +8,7 @@ from datetime import timedelta
 import anyio
 import attrs
 
-from rvoip_dialog_core import DialogId, DialogUsageError
+from rvoip_dialog_core import DialogId, DialogUsageError, target_for
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
 from rvoip_session_core._call import Call
 from rvoip_session_core._config import SessionConfig
@@ -19,6 +19,7 @@ from rvoip_session_core._errors import (
     MediaError,
     SessionError,
     Timeout,
+    TransportError,
 )
 from rvoip_session_core._events import BridgeEventType, EventSubscription
 from rvoip_session_core._handlers import CallHandler
@@ -35,7 +36,16 @@ from rvoip_session_core._types import (
     SessionId,
     SessionStats,
 )
-from rvoip_sip_core import Request, Response, SipParseError, parse_uri
+from rvoip_sip_core import (
+    Request,
+    Response,
+    SipParseError,
+    make_request,
+    new_call_id,
+    new_tag,
+    parse_uri,
+)
+from rvoip_transaction_core import TransactionTimeoutError, TransportFailedError
 
 log = logging.getLogger("rvoip_session_core")
 
@@ -335,6 +345,42 @@ class SessionCoordinator(MediaPart):
         for pending in self._pending.values():
             if pending.call_id == call.id:
                 pending.done.set()
+
+    async def send_options(self, target: str, timeout: Seconds = 5.0) -> Response:
+        """SIP ping: send OPTIONS to ``target`` outside any dialog; returns the response.
+
+        Raises:
+            InvalidState: ``target`` is not a SIP URI with an IP address.
+            Timeout: no final response in time (RFC 3261 Timer F).
+            TransportError: the message could not be sent.
+        """
+        try:
+            uri = parse_uri(target)
+        except SipParseError as exc:
+            raise InvalidState(f"bad target URI {target!r}: {exc.reason}") from None
+        request = make_request(
+            "OPTIONS",
+            uri,
+            from_=f"<{self.local_uri}>;tag={new_tag(self._rng)}",
+            to=f"<{uri}>",
+            call_id=new_call_id(self._rng, self.local_sip_address[0]),
+            cseq=1,
+            via=None,
+            contact=f"<{self.local_uri}>",
+            headers=[("Accept", "application/sdp")],
+        )
+        peer = target_for(request, self.config.transport)
+        if peer is None:
+            raise InvalidState(f"no IP address to send to in {target!r} (no DNS here)")
+        try:
+            with anyio.fail_after(_seconds(timeout)):
+                return await self.endpoint.transactions.request(request, peer)
+        except TimeoutError:
+            raise Timeout(f"no answer to OPTIONS from {target}") from None
+        except TransactionTimeoutError:
+            raise Timeout(f"no answer to OPTIONS from {target}") from None
+        except TransportFailedError as exc:
+            raise TransportError(f"cannot reach {target}: {exc}") from None
 
     # --- queries --------------------------------------------------------------------------
 

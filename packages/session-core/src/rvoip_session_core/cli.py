@@ -1,9 +1,11 @@
-"""The ``rvoip`` command line: ``rvoip demo`` and friends."""
+"""The ``rvoip`` command line: ``demo``, ``call``, ``answer`` and ``options``."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+
+from rvoip_session_core._cli_commands import add_commands, run_answer, run_call, run_options
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -35,6 +37,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--backend", choices=("asyncio", "trio"), default="asyncio", help="async backend"
     )
+    add_commands(sub)
     return parser
 
 
@@ -51,5 +54,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "demo":
         return _demo(args)
+    if args.command == "call":
+        return run_call(args)
+    if args.command == "answer":
+        if args.reject and not 400 <= args.reject <= 699:
+            parser.error("--reject needs a 4xx-6xx status")
+        return run_answer(args)
+    if args.command == "options":
+        return run_options(args)
     parser.print_help()
     return 2

@@ -1,0 +1,232 @@
+"""``rvoip call``, ``rvoip answer`` and ``rvoip options``: one-call tools for scripts.
+
+Exit codes: 0 success, 1 the call failed (the peer refused it), 2 usage error (bad URI),
+3 local network error (port in use, cannot bind), 4 no answer or unreachable peer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import anyio
+
+from rvoip_media_core import WavSink
+from rvoip_session_core._config import SessionManagerBuilder
+from rvoip_session_core._coordinator import SessionCoordinator
+from rvoip_session_core._errors import (
+    CallFailed,
+    ConfigurationError,
+    MediaError,
+    SessionError,
+    Timeout,
+    TransportError,
+)
+from rvoip_session_core._events import CallEnded, CallEstablished
+from rvoip_session_core._handlers import AutoAnswerHandler
+from rvoip_session_core._media import AudioSourceSpec, tone_source
+from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
+from rvoip_sip_core import SipParseError, parse_uri
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NETWORK, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+
+
+def fail(message: str, code: int) -> int:
+    """Print a one-line error and return the exit code."""
+    print(f"rvoip: {message}", file=sys.stderr)
+    return code
+
+
+def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the call, answer and options sub-commands."""
+    call = sub.add_parser("call", help="call a SIP URI, play audio, send DTMF, hang up")
+    call.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5070")
+    call.add_argument("--from", dest="from_", default=None, help="our From URI")
+    call.add_argument("--duration", type=float, default=3.0, help="seconds to stay connected")
+    call.add_argument("--dtmf", default="", help="DTMF digits to send after the answer")
+    call.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for answer")
+    _common(call, default_port=0)
+    answer = sub.add_parser("answer", help="wait for calls and answer them")
+    answer.add_argument("--auto", action="store_true", help="answer every call (default)")
+    answer.add_argument("--max-calls", type=int, default=0, help="exit after N calls (0: never)")
+    answer.add_argument(
+        "--reject", type=int, default=0, metavar="STATUS", help="refuse every call with STATUS"
+    )
+    _common(answer, default_port=5060)
+    options = sub.add_parser("options", help="SIP ping: send OPTIONS and print the answer")
+    options.add_argument("uri", help="whom to ping, e.g. sip:127.0.0.1:5060")
+    options.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    options.add_argument("--port", type=int, default=0, help="local SIP port (0: any)")
+    options.add_argument("--host", default="127.0.0.1", help="local address to bind")
+
+
+def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
+    parser.add_argument("--port", type=int, default=default_port, help="local SIP port")
+    parser.add_argument("--host", default="127.0.0.1", help="local IP address to bind")
+    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
+    parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
+    parser.add_argument("--record", default=None, help="write received audio to this WAV")
+    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+
+
+def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
+    return (
+        SessionManagerBuilder()
+        .with_local_address(f"sip:{user}@{args.host}")
+        .with_sip_port(args.port)
+        .with_transport(args.transport)
+    )
+
+
+def _source(args: argparse.Namespace) -> AudioSourceSpec:
+    if args.play:
+        return str(args.play)
+    if args.tone:
+        return tone_source(args.tone)
+    return None
+
+
+async def _record(coordinator: SessionCoordinator, session_id: str, path: str) -> None:
+    subscription = await coordinator.subscribe_to_audio_frames(session_id)
+    with WavSink(path) as sink:
+        async for frame in subscription:
+            sink.write(frame.samples)
+
+
+def _quality_line(stats: object) -> str:
+    q = getattr(stats, "quality_metrics", None)
+    if q is None:
+        return "no media statistics"
+    mos = "-" if q.mos_score is None else f"{q.mos_score:.2f}"
+    return (
+        f"MOS {mos}, loss {q.packet_loss_percent:.1f}%, jitter {q.jitter_ms:.1f} ms, "
+        f"packets sent {getattr(stats, 'packets_sent', 0)} "
+        f"received {getattr(stats, 'packets_received', 0)}"
+    )
+
+
+def run_call(args: argparse.Namespace) -> int:
+    """``rvoip call``."""
+    try:
+        parse_uri(args.uri)
+    except SipParseError as exc:
+        return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
+    try:
+        result: int = anyio.run(_call, args, backend=args.backend)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_FAILED)
+    return result
+
+
+async def _call(args: argparse.Namespace) -> int:
+    try:
+        coordinator = await _builder(args, "rvoip").build()
+        await coordinator.start()
+    except (TransportError, ConfigurationError) as exc:
+        return fail(str(exc), EXIT_NETWORK)
+    async with coordinator, anyio.create_task_group() as tg:
+        from_ = args.from_ or coordinator.local_uri
+        try:
+            call = await coordinator.create_outgoing_call(from_, args.uri)
+            started = time.monotonic()
+            await coordinator.wait_for_answer(call.id, args.timeout)
+            print(f"connected to {args.uri} in {(time.monotonic() - started) * 1000:.0f} ms")
+            await coordinator.set_audio_source(call.id, _source(args))
+            if args.record:
+                tg.start_soon(_record, coordinator, call.id, args.record)
+            if args.dtmf:
+                await coordinator.send_dtmf(call.id, args.dtmf)
+                print(f"sent DTMF {args.dtmf}")
+            await anyio.sleep(args.duration)
+            print(_quality_line(await coordinator.get_media_statistics(call.id)))
+            await coordinator.terminate_session(call.id)
+            print("hung up")
+        except CallFailed as exc:
+            code = EXIT_UNREACHABLE if exc.status in (408, 503) else EXIT_FAILED
+            return fail(f"call to {args.uri} failed: {exc.status} {exc.reason}", code)
+        except Timeout:
+            return fail(f"no answer from {args.uri}", EXIT_UNREACHABLE)
+        except (MediaError, SessionError) as exc:
+            return fail(str(exc), EXIT_FAILED)
+        finally:
+            tg.cancel_scope.cancel()
+    return EXIT_OK
+
+
+def run_answer(args: argparse.Namespace) -> int:
+    """``rvoip answer``."""
+    try:
+        result: int = anyio.run(_answer, args, backend=args.backend)
+    except KeyboardInterrupt:
+        return EXIT_OK
+    return result
+
+
+class _AnswerHandler(AutoAnswerHandler):
+    def __init__(self, reject: int) -> None:
+        self.reject = reject
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return Reject("Rejected", self.reject) if self.reject else Accept(None)
+
+
+async def _answer(args: argparse.Namespace) -> int:
+    handler = _AnswerHandler(args.reject)
+    try:
+        coordinator = await _builder(args, "rvoip").with_handler(handler).build()
+        await coordinator.start()
+    except (TransportError, ConfigurationError) as exc:
+        return fail(str(exc), EXIT_NETWORK)
+    print(f"answering at {coordinator.local_uri}", flush=True)
+    ended = 0
+    async with coordinator, anyio.create_task_group() as tg:
+        events = coordinator.events()
+        async for event in events:
+            if isinstance(event, CallEstablished):
+                await coordinator.set_audio_source(event.session_id, _source(args))
+                if args.record and ended == 0:
+                    tg.start_soon(_record, coordinator, event.session_id, args.record)
+                print(f"call {event.session_id}: answered", flush=True)
+            elif isinstance(event, CallEnded):
+                ended += 1
+                print(f"call {event.session_id}: ended ({event.reason})", flush=True)
+                if args.max_calls and ended >= args.max_calls:
+                    break
+        tg.cancel_scope.cancel()
+    return EXIT_OK
+
+
+def run_options(args: argparse.Namespace) -> int:
+    """``rvoip options``."""
+    try:
+        parse_uri(args.uri)
+    except SipParseError as exc:
+        return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
+    result: int = anyio.run(_options, args)
+    return result
+
+
+async def _options(args: argparse.Namespace) -> int:
+    builder = SessionManagerBuilder().with_local_address(f"sip:rvoip@{args.host}")
+    try:
+        coordinator = await builder.with_sip_port(args.port).build()
+        await coordinator.start()
+    except (TransportError, ConfigurationError) as exc:
+        return fail(str(exc), EXIT_NETWORK)
+    async with coordinator:
+        started = time.monotonic()
+        try:
+            response = await coordinator.send_options(args.uri, args.timeout)
+        except Timeout as exc:
+            return fail(str(exc), EXIT_UNREACHABLE)
+        except SessionError as exc:
+            return fail(str(exc), EXIT_UNREACHABLE)
+        took = (time.monotonic() - started) * 1000
+        print(f"{response.status} {response.reason} from {args.uri} in {took:.1f} ms")
+        for name in ("Allow", "Supported", "Accept", "User-Agent", "Server"):
+            value = response.headers.get(name)
+            if value:
+                print(f"  {name}: {value}")
+        return EXIT_OK if 200 <= response.status < 300 else EXIT_FAILED
