@@ -1,7 +1,8 @@
 """Fixtures of the SIPp interop suite: the ``sipp`` runner, pcaps, a coordinator factory.
 
-Every test here is marked ``interop`` and skips (saying why) when ``sipp`` is not on
-PATH. SIPp and the coordinators talk over 127.0.0.1 on ports chosen free at run time.
+Every test here is marked ``interop`` (deselect with ``-m "not interop"``); the ones
+that drive SIPp skip, saying why, when ``sipp`` is not on PATH. SIPp and the
+coordinators talk over 127.0.0.1 on ports chosen free at run time.
 """
 
 from __future__ import annotations
@@ -21,14 +22,6 @@ from rvoip_session_core import (
     CallHandler,
     SessionManagerBuilder,
 )
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test of this directory ``interop``."""
-    here = Path(__file__).resolve().parent
-    for item in items:
-        if Path(str(item.fspath)).resolve().parent == here:
-            item.add_marker(pytest.mark.interop)
 
 
 @pytest.fixture

@@ -85,6 +85,7 @@ class SippResult:
     errors: str
     messages: str
     screen: str
+    output: str
 
     def count(self, column: str) -> int:
         """An integer column of the final statistics row (e.g. ``FailedCall(C)``); -1 if absent."""
@@ -109,7 +110,8 @@ class SippResult:
             f"SIPp {self.name}: exit {self.returncode}, {counters}\n"
             f"--- errors ---\n{self.errors[-3000:]}\n"
             f"--- messages (tail) ---\n{self.messages[-4000:]}\n"
-            f"--- screen (tail) ---\n{self.screen[-1500:]}"
+            f"--- screen (tail) ---\n{self.screen[-1500:]}\n"
+            f"--- output (tail) ---\n{self.output[-1500:]}"
         )
 
 
@@ -203,6 +205,7 @@ class Sipp:
             _read(Path(f"{base}.errors.log")),
             _read(Path(f"{base}.messages.log")),
             _read(Path(f"{base}.screen.log")),
+            _read(Path(f"{base}.stdout")),
         )
 
     async def run(self, scenario: str, *, timeout: float = 20.0, **kw: Any) -> SippResult:

@@ -23,7 +23,7 @@ from rvoip_media_core import Codec
 from rvoip_session_core import CallState, SessionManagerBuilder
 from rvoip_session_core.testing import wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])

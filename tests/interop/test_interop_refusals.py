@@ -18,7 +18,7 @@ from rvoip_session_core import (
 )
 from rvoip_session_core.testing import wait_until
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
 
 async def test_we_cancel_before_answer_and_sipp_uas_sends_487(
