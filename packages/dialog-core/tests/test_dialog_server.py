@@ -550,8 +550,6 @@ def test_no_reinvite_or_early_bye_before_the_ack() -> None:
     """RFC 3261 §14.1 and §15: the callee waits for the ACK before re-INVITE or BYE."""
     dl = layer()
     did, _ = answered(dl)
-    with pytest.raises(DialogUsageError):
-        dl.reinvite(did, b"v=0\r\n", now=0.1)
     ref = dl.bye(did, now=0.1)
     assert dl.take_actions() == []  # the BYE waits for the ACK
     assert dl.dialog(did) is not None
@@ -582,3 +580,30 @@ def test_481_before_the_ack_does_not_end_the_dialog() -> None:
     assert dl.dialog(did) is not None
     dl.handle_timers(0.5)
     assert [a.response.status for a in dl.take_actions() if isinstance(a, SendResponse)] == [200]
+
+
+def test_reinvite_waits_until_the_invite_transaction_ends() -> None:
+    """RFC 3261 §14.1: a re-INVITE asked for before the ACK goes out after it."""
+    dl = layer()
+    did, _ = answered(dl)
+    ref = dl.reinvite(did, b"v=1\r\n", now=0.1)
+    assert dl.take_actions() == []
+    assert dl.pending()["deferred"] == 1
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.2)
+    (action,) = dl.take_actions()
+    assert isinstance(action, SendRequest)
+    assert action.request.method == "INVITE"
+    assert action.request.body == b"v=1\r\n"
+    dl.on_response(make_response(action.request, 200), 0.3)
+    events = [e for e in dl.take_events() if isinstance(e, ResponseForRequest)]
+    assert [(e.ref, e.response.status) for e in events] == [(ref, 200)]
+
+
+def test_waiting_reinvite_reported_481_when_the_dialog_ends() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    ref = dl.reinvite(did, b"v=1\r\n", now=0.1)
+    dl.on_request(req("BYE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKbye"), "bye", 0.2)
+    done = [e for e in dl.take_events() if isinstance(e, ResponseForRequest)]
+    assert [(e.ref, e.response.status) for e in done] == [(ref, 481)]
+    assert dl.pending()["deferred"] == 0

@@ -19,7 +19,7 @@ from ._events import (
     SendResponse,
     TerminationReason,
 )
-from ._records import ClientRequest, ServerRequest, UacInvite, UasInvite
+from ._records import ClientRequest, DeferredRequest, ServerRequest, UacInvite, UasInvite
 from ._session_timer import SessionTimers
 from ._states import Trigger
 
@@ -39,6 +39,7 @@ class LayerBase:
         self._uas_invites: dict[object, UasInvite] = {}
         self._server: dict[int, ServerRequest] = {}
         self._retries: list[ClientRequest] = []
+        self._deferred: list[DeferredRequest] = []
         self._refers: dict[DialogId, int] = {}
         self._actions: list[Action] = []
         self._events: list[DialogEvent] = []
@@ -198,4 +199,5 @@ class LayerBase:
             uas_invites=len(self._uas_invites),
             server=len(self._server),
             retries=len(self._retries),
+            deferred=len(self._deferred),
         )

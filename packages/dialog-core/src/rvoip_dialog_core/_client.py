@@ -9,6 +9,7 @@ from rvoip_sip_core import (
     Request,
     Uri,
     make_request,
+    make_response,
     new_call_id,
     new_tag,
     parse_uri,
@@ -16,11 +17,8 @@ from rvoip_sip_core import (
 
 from ._dialog import Dialog, DialogId, DialogState, LegId, make_via
 from ._errors import DialogUsageError
-from ._events import (
-    SendAck,
-    TerminationReason,
-)
-from ._records import ClientRequest, UacInvite
+from ._events import ResponseForRequest, SendAck, TerminationReason
+from ._records import ClientRequest, DeferredRequest, UacInvite
 from ._refer import ReferSide
 from ._states import Trigger, transition
 
@@ -221,7 +219,7 @@ class ClientSide(ReferSide):
                 return uas.bye_ref
             with contextlib.suppress(DialogUsageError):
                 self.ack(dialog_id, now=now)  # a held-back ACK goes out before the BYE
-        return self._request(dialog, method, body, content_type, headers, refresh=False).ref
+        return self._request(dialog, method, body, content_type, headers, refresh=False)
 
     def _request(
         self,
@@ -232,15 +230,23 @@ class ClientSide(ReferSide):
         headers: Headers,
         *,
         refresh: bool,
-    ) -> ClientRequest:
+        defer_ack: bool = False,
+        ref: int | None = None,
+    ) -> int:
         method = method.upper()
         if method in ("ACK", "CANCEL", "PRACK"):
             raise DialogUsageError(f"{method} is sent by the layer itself")
         if method == "INVITE" and dialog.state is not DialogState.CONFIRMED:
             raise DialogUsageError(f"re-INVITE needs a confirmed dialog: {dialog.id}")
         if method == "INVITE" and self._invite_in_progress(dialog.id):
-            # RFC 3261 §14.1: no new INVITE while another is in progress in either direction.
-            raise DialogUsageError(f"an INVITE transaction is in progress in {dialog.id}")
+            # RFC 3261 §14.1: no new INVITE while another is in progress in either direction:
+            # it waits (see _send_deferred).
+            ref = self._new_ref() if ref is None else ref
+            headers = tuple(headers)
+            self._deferred.append(
+                DeferredRequest(ref, dialog, body, content_type, headers, defer_ack)
+            )
+            return ref
         if method == "BYE":
             transition(dialog.role, dialog.state, Trigger.LOCAL_BYE)  # raises when not allowed
         extra = list(headers)
@@ -261,13 +267,41 @@ class ClientSide(ReferSide):
             content_type=content_type,
         )
         creq = ClientRequest(
-            ref=self._new_ref(), request=req, dialog_id=dialog.id, refresh=refresh, dialog=dialog
+            ref=self._new_ref() if ref is None else ref,
+            request=req,
+            dialog_id=dialog.id,
+            refresh=refresh,
+            defer_ack=defer_ack,
+            dialog=dialog,
         )
         self._send(creq)
         if method == "BYE":
             # RFC 3261 §15: the session and dialog end as soon as the BYE is sent.
             self._end_dialog(dialog, TerminationReason.LOCAL_BYE)
-        return creq
+        return creq.ref
+
+    def _send_deferred(self) -> None:
+        """Send the re-INVITEs that waited for the dialog's INVITE transaction to end."""
+        for deferred in list(self._deferred):
+            dialog = deferred.dialog
+            if self._dialogs.get(dialog.id) is not dialog:
+                # The dialog ended before the re-INVITE could go: report a 481 for it.
+                self._deferred.remove(deferred)
+                never_sent = dialog.build_request("INVITE", self.config, self._rng)
+                gone = make_response(never_sent, 481, "Call/Transaction Does Not Exist")
+                self._emit(ResponseForRequest(deferred.ref, dialog.id, "INVITE", gone))
+            elif not self._invite_in_progress(dialog.id):
+                self._deferred.remove(deferred)
+                self._request(
+                    dialog,
+                    "INVITE",
+                    deferred.body,
+                    deferred.content_type,
+                    deferred.headers,
+                    refresh=False,
+                    defer_ack=deferred.defer_ack,
+                    ref=deferred.ref,
+                )
 
     def bye(self, dialog_id: DialogId, *, now: float) -> int:
         """Hang up a dialog with BYE (RFC 3261 §15.1.1); returns the request ref."""
@@ -287,11 +321,15 @@ class ClientSide(ReferSide):
 
         With ``defer_ack`` (an offer-less re-INVITE) the TU sends the ACK with :meth:`ack`.
         """
-        creq = self._request(
-            self._dialog(dialog_id), "INVITE", body, content_type, headers, refresh=False
+        return self._request(
+            self._dialog(dialog_id),
+            "INVITE",
+            body,
+            content_type,
+            headers,
+            refresh=False,
+            defer_ack=defer_ack,
         )
-        creq.defer_ack = defer_ack
-        return creq.ref
 
     def update(
         self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = (), now: float

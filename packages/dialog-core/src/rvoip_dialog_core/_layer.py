@@ -9,8 +9,9 @@ Inputs come from the transaction layer (``on_request``, ``on_ack``, ``on_respons
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 
-from rvoip_sip_core import make_response
+from rvoip_sip_core import Request, Response, make_response
 
 from ._config import DialogConfig
 from ._events import ResponseForRequest, SendResponse, TerminationReason
@@ -30,6 +31,51 @@ class DialogLayer(ResponseSide):
 
     def __init__(self, config: DialogConfig, *, rng: random.Random) -> None:
         super().__init__(config, rng)
+
+    # --- inputs: each may end an INVITE transaction, releasing a waiting re-INVITE ----------
+
+    def on_request(
+        self, request: Request, server: object, now: float, *, cancels: object | None = None
+    ) -> None:
+        """A request arrived on a new server transaction (see :class:`ServerSide`)."""
+        super().on_request(request, server, now, cancels=cancels)
+        self._send_deferred()
+
+    def on_ack(self, request: Request, now: float) -> None:
+        """An ACK for one of our 2xx arrived."""
+        super().on_ack(request, now)
+        self._send_deferred()
+
+    def on_response(self, response: Response, now: float) -> None:
+        """A response arrived on one of our client transactions."""
+        super().on_response(response, now)
+        self._send_deferred()
+
+    def respond(
+        self,
+        ref: int,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] = (),
+        reliable: bool | None = None,
+        now: float,
+    ) -> Response:
+        """Answer a request the TU was given (see :meth:`ServerSide.respond`)."""
+        response = super().respond(
+            ref,
+            status,
+            reason,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            reliable=reliable,
+            now=now,
+        )
+        self._send_deferred()
+        return response
 
     # --- time -----------------------------------------------------------------------------
 
@@ -80,6 +126,7 @@ class DialogLayer(ResponseSide):
             self._retry(creq)
         for handle, uas in list(self._uas_invites.items()):
             self._uas_timers(handle, uas, now)
+        self._send_deferred()
         for dialog_id, timer in self._session_timers.due(now):
             dialog = self._dialogs.get(dialog_id)
             if dialog is None:

@@ -10,6 +10,7 @@ from ._dialog import Dialog, DialogId, LegId
 
 __all__ = [
     "ClientRequest",
+    "DeferredRequest",
     "ReferSubscription",
     "ServerRequest",
     "UacInvite",
@@ -43,6 +44,21 @@ class ClientRequest:
     """Remote tags whose 2xx waits for the TU's ACK (``defer_ack``)."""
     dialog: Dialog | None = None
     """The dialog a re-INVITE was sent in (to ACK a 2xx that arrives after it ended)."""
+
+
+@attrs.define(eq=False)
+class DeferredRequest:
+    """A re-INVITE the TU asked for while another INVITE was in progress (RFC 3261 §14.1).
+
+    It is sent, with the next CSeq, as soon as the dialog has no INVITE in progress.
+    """
+
+    ref: int
+    dialog: Dialog
+    body: bytes
+    content_type: str | None
+    headers: tuple[tuple[str, str], ...]
+    defer_ack: bool
 
 
 @attrs.define(eq=False)
