@@ -382,3 +382,24 @@ async def test_stop_tells_the_handler_about_every_call() -> None:
         # The CANCEL sent by stop() is usually answered (487) before the sockets close.
         assert [r for _, r in alice_handler.ended] in (["cancelled"], ["coordinator stopped"])
         assert await wait_until(lambda: not bob._calls)
+
+
+async def test_prepared_call_sends_the_prepared_offer() -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").with_preferred_codecs(["PCMA"]).build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        prepared = await SessionControl.prepare_outgoing_call(
+            alice, "sip:alice@127.0.0.1", uri_of(bob, "bob")
+        )
+        assert f"m=audio {prepared.local_rtp_port} RTP/AVP 8 101" in prepared.sdp_offer
+        assert (await alice.get_session(prepared.session_id)).state is CallState.Initiating
+        assert trace.requests("INVITE") == []
+        session = await SessionControl.initiate_prepared_call(alice, prepared)
+        await alice.wait_for_answer(session.id, 5)
+        assert trace.requests("INVITE")[0].body.decode() == prepared.sdp_offer
+        assert (await alice.get_media_info(session.id)).codec == "PCMA"
+        with pytest.raises(InvalidState):
+            await alice.initiate_prepared_call(prepared)
