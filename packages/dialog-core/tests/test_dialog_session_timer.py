@@ -52,7 +52,11 @@ def test_negotiation_and_refresh_by_uac_at_half_interval() -> None:
     ok = [m for m in net.messages(status=200) if isinstance(m, Response)][-1]
     assert ok.headers.get("Session-Expires") == "1800;refresher=uac"
     assert ok.headers.get("Require") == "timer"
-    assert alice.of_type(DialogConfirmed)
+    (confirmed,) = alice.of_type(DialogConfirmed)
+    assert isinstance(confirmed, DialogConfirmed)
+    timer = alice.dialog.session_timer(confirmed.dialog_id)
+    assert timer is not None
+    assert (timer.interval, timer.we_refresh, timer.due) == (1800, True, net.now + 900)
     start = net.now
     net.advance(899.0)
     assert net.messages(method="UPDATE") == []

@@ -41,6 +41,7 @@ from ._events import (
 from ._layer import DialogLayer
 from ._records import ReferSubscription
 from ._rules import glare_delay, parse_sipfrag_status, sipfrag
+from ._session_timer import SessionTimer
 from ._states import DIALOG_UAC, DIALOG_UAS, DialogMachine, DialogState, Role, Trigger, transition
 
 __version__ = "0.1.0"
@@ -85,6 +86,7 @@ __all__ = [
     "SendRequest",
     "SendResponse",
     "SessionRefreshDue",
+    "SessionTimer",
     "TerminationReason",
     "Trigger",
     "UpdateReceived",

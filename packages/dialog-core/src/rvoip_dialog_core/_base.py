@@ -20,7 +20,7 @@ from ._events import (
     TerminationReason,
 )
 from ._records import ClientRequest, DeferredRequest, ServerRequest, UacInvite, UasInvite
-from ._session_timer import SessionTimers
+from ._session_timer import SessionTimer, SessionTimers
 from ._states import Trigger
 
 __all__ = ["LayerBase"]
@@ -71,6 +71,10 @@ class LayerBase:
     def dialog(self, dialog_id: DialogId) -> Dialog | None:
         """The live dialog with this id (None once it has ended)."""
         return self._dialogs.get(dialog_id)
+
+    def session_timer(self, dialog_id: DialogId) -> SessionTimer | None:
+        """The running RFC 4028 session timer of a dialog (interval, who refreshes, due)."""
+        return self._session_timers.get(dialog_id)
 
     @property
     def dialogs(self) -> tuple[Dialog, ...]:

@@ -16,7 +16,6 @@ from rvoip_sip_core import (
     Uri,
     make_request,
     new_branch,
-    parse_uri,
 )
 from rvoip_sip_core._lexer import quote
 
@@ -273,8 +272,3 @@ def make_via(config: DialogConfig, rng: random.Random) -> str:
     if ":" in host and not host.startswith("["):
         host = f"[{host}]"
     return f"SIP/2.0/{config.transport} {host}:{config.via_port};branch={new_branch(rng)};rport"
-
-
-def contact_uri(config: DialogConfig) -> Uri:
-    """The configured Contact as a parsed URI."""
-    return parse_uri(config.contact)
