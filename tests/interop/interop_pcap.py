@@ -121,7 +121,7 @@ def read_pcap(data: bytes) -> list[UdpDatagram]:
         payload = frame[start : start + udp_len - _UDP.size]
         src = (str(ipaddress.IPv4Address(fields[8])), sport)
         dst = (str(ipaddress.IPv4Address(fields[9])), dport)
-        out.append(UdpDatagram(sec + usec / 1_000_000, payload, src, dst))
+        out.append(UdpDatagram((sec * 1_000_000 + usec) / 1_000_000, payload, src, dst))
     return out
 
 

@@ -66,15 +66,6 @@ def free_udp_port(span: int = 1) -> int:
     raise RuntimeError("no free UDP port range found on 127.0.0.1")
 
 
-async def wait_bound(port: int, timeout: float = 5.0) -> bool:
-    """Wait until something (SIPp) has bound UDP ``port`` on 127.0.0.1."""
-    with anyio.move_on_after(timeout):
-        while _port_is_free(port):
-            await anyio.sleep(0.01)
-        return True
-    return False
-
-
 @attrs.frozen
 class SippResult:
     """What one SIPp run left behind."""
@@ -231,6 +222,23 @@ class Sipp:
                 env={**os.environ, "TERM": "dumb"},
             )
         return process, label
+
+    async def start_server(
+        self, scenario: str, *, local_port: int, **kw: Any
+    ) -> tuple[anyio.abc.Process, str]:
+        """Start a SIPp UAS on ``local_port`` and wait until it listens there.
+
+        Raises:
+            AssertionError: SIPp exited or did not bind within 5 s (with its report).
+        """
+        process, name = await self.start(scenario, local_port=local_port, **kw)
+        with anyio.move_on_after(5.0):
+            while _port_is_free(local_port) and process.returncode is None:
+                await anyio.sleep(0.01)
+        if _port_is_free(local_port):
+            result = await self.finish(process, name, 1.0)
+            raise AssertionError(f"SIPp did not start listening:\n{result.report()}")
+        return process, name
 
     async def finish(
         self, process: anyio.abc.Process, name: str, deadline: float = 30.0

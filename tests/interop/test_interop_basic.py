@@ -17,7 +17,7 @@ import anyio
 import pytest
 from interop_calls import MediaMonitor, Recorder
 from interop_pcap import datagrams, g711_tone_rtp, rfc4733_rtp, write_pcap
-from interop_sipp import HOST, Sipp, free_udp_port, wait_bound
+from interop_sipp import HOST, Sipp, free_udp_port
 
 from rvoip_media_core import Codec
 from rvoip_session_core import CallState, SessionManagerBuilder
@@ -100,8 +100,7 @@ async def test_our_uac_against_sipp_uas(
 ) -> None:
     calls = 3
     port = free_udp_port()
-    process, name = await sipp.start("uas", local_port=port, calls=calls, timeout=25)
-    assert await wait_bound(port)
+    process, name = await sipp.start_server("uas", local_port=port, calls=calls, timeout=25)
     handler = Recorder()
     async with await builder(handler, "alice").build() as coordinator:
         for _ in range(calls):

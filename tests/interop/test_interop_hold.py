@@ -7,7 +7,7 @@ from collections.abc import Callable
 import anyio
 import pytest
 from interop_calls import Recorder
-from interop_sipp import HOST, Sipp, free_udp_port, wait_bound
+from interop_sipp import HOST, Sipp, free_udp_port
 
 from rvoip_session_core import (
     CallState,
@@ -25,9 +25,11 @@ pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 async def watch_directions(
     coordinator: SessionCoordinator, seen: dict[SessionId, list[str]]
 ) -> None:
-    """Record each change of every active call's negotiated audio direction."""
+    """Record each change of every answered call's negotiated audio direction."""
     while True:
         for session in await coordinator.list_active_sessions():
+            if not session.state.is_established:
+                continue
             try:
                 info = await coordinator.get_media_info(session.id)
             except SessionError:
@@ -67,8 +69,7 @@ async def test_we_hold_and_resume_toward_sipp_uas(
     sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
 ) -> None:
     port = free_udp_port()
-    process, name = await sipp.start("uas_hold.xml", local_port=port, calls=1, timeout=15)
-    assert await wait_bound(port)
+    process, name = await sipp.start_server("uas_hold.xml", local_port=port, calls=1, timeout=15)
     async with await builder(Recorder(), "alice").build() as coordinator:
         session = await coordinator.create_outgoing_call(
             "sip:alice@127.0.0.1", f"sip:held@{HOST}:{port}"

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import pytest
 from interop_calls import Recorder
-from interop_sipp import HOST, Sipp, free_udp_port, wait_bound
+from interop_sipp import HOST, Sipp, free_udp_port
 
 from rvoip_session_core import (
     CallCancelled,
@@ -26,8 +26,9 @@ async def test_we_cancel_before_answer_and_sipp_uas_sends_487(
 ) -> None:
     calls = 2
     port = free_udp_port()
-    process, name = await sipp.start("uas_cancel.xml", local_port=port, calls=calls, timeout=20)
-    assert await wait_bound(port)
+    process, name = await sipp.start_server(
+        "uas_cancel.xml", local_port=port, calls=calls, timeout=20
+    )
     handler = Recorder()
     async with await builder(handler, "alice").build() as coordinator:
         events = coordinator.events()
@@ -102,8 +103,7 @@ async def test_sipp_uas_486_fails_our_call_with_the_status(
     sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
 ) -> None:
     port = free_udp_port()
-    process, name = await sipp.start("uas_busy.xml", local_port=port, calls=1, timeout=15)
-    assert await wait_bound(port)
+    process, name = await sipp.start_server("uas_busy.xml", local_port=port, calls=1, timeout=15)
     async with await builder(Recorder(), "alice").build() as coordinator:
         session = await coordinator.create_outgoing_call(
             "sip:alice@127.0.0.1", f"sip:busy@{HOST}:{port}"

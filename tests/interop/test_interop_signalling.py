@@ -9,7 +9,7 @@ import anyio
 import pytest
 from interop_calls import Recorder
 from interop_pcap import datagrams, rfc4733_rtp, write_pcap
-from interop_sipp import HOST, Sipp, free_udp_port, wait_bound
+from interop_sipp import HOST, Sipp, free_udp_port
 
 from rvoip_session_core import CallState, DtmfReceived, SessionManagerBuilder
 from rvoip_session_core.testing import wait_until
@@ -130,10 +130,9 @@ async def test_sipp_refers_us_to_a_second_sipp(
     sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
 ) -> None:
     target_port = free_udp_port()
-    target, target_name = await sipp.start(
+    target, target_name = await sipp.start_server(
         "uas_answer.xml", name="target", local_port=target_port, calls=1, timeout=15
     )
-    assert await wait_bound(target_port)
     refer_to = f"sip:carol@{HOST}:{target_port}"
     handler = Recorder()
     async with await builder(handler).build() as coordinator:
