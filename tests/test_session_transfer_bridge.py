@@ -124,6 +124,8 @@ async def test_bridge_relays_audio_both_ways_and_reports_events() -> None:
         bridge_events = await bob.subscribe_to_bridge_events()
         bridge = await bob.bridge_sessions(leg_a.id, leg_c.id)
         assert [b.id for b in await bob.list_bridges()] == [bridge]
+        # Same codec on both legs: RTP packets are relayed as they are.
+        assert (await bob.get_bridge_info(bridge)).mode == "relay"
         await alice.set_audio_source(a_call.id, tone_source(700))
         await carol.set_audio_source(c_call.id, tone_source(1400))
         await anyio.sleep(0.1)
@@ -146,3 +148,27 @@ async def test_bridge_relays_audio_both_ways_and_reports_events() -> None:
         event = await next_event(bridge_events, BridgeEvent.BridgeDestroyed)
         assert isinstance(event, BridgeEvent.BridgeDestroyed)
         assert await bob.list_bridges() == []
+
+
+async def test_bridge_between_different_codecs_transcodes() -> None:
+    async with (
+        await loopback_builder("alice").with_preferred_codecs(["PCMU"]).build() as alice,
+        await loopback_builder("bob").build() as bob,
+        await loopback_builder("carol").with_preferred_codecs(["PCMA"]).build() as carol,
+    ):
+        a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        c_call = await carol.create_outgoing_call("sip:carol@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(a_call.id, 5)
+        await carol.wait_for_answer(c_call.id, 5)
+        assert (await alice.get_media_info(a_call.id)).codec == "PCMU"
+        assert (await carol.get_media_info(c_call.id)).codec == "PCMA"
+        legs = await active_calls(bob, 2)
+        bridge = await bob.bridge_sessions(legs[0].id, legs[1].id)
+        assert (await bob.get_bridge_info(bridge)).mode == "mix"
+        await alice.set_audio_source(a_call.id, tone_source(700))
+        await carol.set_audio_source(c_call.id, tone_source(1400))
+        await anyio.sleep(0.1)
+        hits, total = await count_tone_frames(carol, c_call.id, 700, 0.5)
+        assert hits > total // 3
+        hits, total = await count_tone_frames(alice, a_call.id, 1400, 0.5)
+        assert hits > total // 3

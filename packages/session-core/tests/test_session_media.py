@@ -81,3 +81,22 @@ def test_gate_drops_media_when_the_direction_forbids_sending() -> None:
     assert gate.statistics() == "stats"
     gate.set_packet_handler(None)
     assert rtp.handler is None
+
+
+def test_gate_relays_received_packets_and_holds_back_engine_packets() -> None:
+    from rvoip_rtp_core import RtpPacket
+
+    rtp = RecordingRtp()
+    gate = GatedSession(rtp)  # type: ignore[arg-type]
+    engine_seen: list[int] = []
+    relayed: list[int] = []
+    gate.set_packet_handler(lambda packet, arrival: engine_seen.append(packet.sequence_number))
+    gate.relay = lambda packet: relayed.append(packet.sequence_number)
+    packet = RtpPacket(0, 7, 160, 1234, b"x" * 160)
+    rtp.handler(packet, 0.0)
+    assert engine_seen == [7]
+    assert relayed == [7]
+    gate.relaying = True
+    gate.send_payload(b"engine", 0)
+    gate.forward(packet, 0)
+    assert rtp.sent == [b"x" * 160]

@@ -31,6 +31,8 @@ class BridgeInfo:
 
     id: BridgeId
     participants: tuple[SessionId, ...]
+    mode: str = "mix"
+    """``relay`` (two calls, same codec: packets forwarded as they are) or ``mix``."""
 
 
 @attrs.define(eq=False)
@@ -47,6 +49,26 @@ class Bridge:
 
     id: BridgeId
     members: dict[SessionId, _Member] = attrs.field(factory=dict)
+    mode: str = "mix"
+
+    def choose_mode(self) -> None:
+        """Relay packets between two calls with the same codec, else decode and mix."""
+        medias = [m.media for m in self.members.values()]
+        for media in medias:
+            media.relay_audio_to(None)
+            media.set_relaying(False)
+        self.mode = "mix"
+        if len(medias) != 2:
+            return
+        a, b = medias
+        na, nb = a.negotiated, b.negotiated
+        if na is None or nb is None or na.codec != nb.codec or na.ptime_ms != nb.ptime_ms:
+            return
+        a.relay_audio_to(b)
+        b.relay_audio_to(a)
+        a.set_relaying(True)
+        b.set_relaying(True)
+        self.mode = "relay"
 
     def tap_for(self, speaker: SessionId) -> Callable[[NDArray[np.int16]], None]:
         """The sink tap of ``speaker``: hands each received frame to every other member."""
@@ -130,6 +152,7 @@ class BridgeManager:
         bridge.members[sid] = member
         media.frame_taps.append(member.tap)
         media.slot.bridge_feed = bridge.feed_for(sid)
+        bridge.choose_mode()
         self.events.publish(ParticipantAdded(bridge.id, sid))
 
     def remove(self, bridge_id: str, session_id: SessionId, reason: str) -> None:
@@ -145,8 +168,11 @@ class BridgeManager:
         if member.tap in member.media.frame_taps:
             member.media.frame_taps.remove(member.tap)
         member.media.slot.bridge_feed = None
+        member.media.relay_audio_to(None)
+        member.media.set_relaying(False)
         for other in bridge.members.values():
             other.inbox.pop(session_id, None)
+        bridge.choose_mode()
         self.events.publish(ParticipantRemoved(bridge.id, session_id, reason))
 
     def destroy(self, bridge_id: str) -> list[SessionId]:
@@ -170,7 +196,7 @@ class BridgeManager:
 
     def list(self) -> list[BridgeInfo]:
         """Every bridge with its participants."""
-        return [BridgeInfo(b.id, tuple(b.members)) for b in self._bridges.values()]
+        return [BridgeInfo(b.id, tuple(b.members), b.mode) for b in self._bridges.values()]
 
     def close(self) -> None:
         """Destroy every bridge and end the event subscriptions."""

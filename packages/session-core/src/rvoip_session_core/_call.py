@@ -7,7 +7,7 @@ from datetime import datetime
 import anyio
 import attrs
 
-from rvoip_dialog_core import DialogId, LegId, ReferSubscription
+from rvoip_dialog_core import DialogId, LegId
 from rvoip_session_core._media import CallMedia
 from rvoip_session_core._types import CallSession, CallState, IncomingCall, SessionId
 from rvoip_sip_core import Response, SessionDescription
@@ -48,12 +48,9 @@ class Call:
     cancel_requested: bool = False
     answered: anyio.Event = attrs.field(factory=anyio.Event)
     ended: anyio.Event = attrs.field(factory=anyio.Event)
-    bridge_id: str | None = None
-    refer_subscription: ReferSubscription | None = None
-    transfer_of: SessionId | None = None
+    transfer_of: SessionId | None = None  # for a transferee's new call: the referred call
     transfer_done: anyio.Event = attrs.field(factory=anyio.Event)
     transfer_status: int | None = None
-    sdp_version: int = 0
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

@@ -445,7 +445,7 @@ class SessionCoordinator(MediaPart):
     async def get_bridge_info(self, bridge_id: str) -> BridgeInfo:
         """One bridge and its participants."""
         bridge = self._bridges.get(bridge_id)
-        return BridgeInfo(bridge.id, tuple(bridge.members))
+        return BridgeInfo(bridge.id, tuple(bridge.members), bridge.mode)
 
     async def subscribe_to_bridge_events(self) -> EventSubscription[BridgeEventType]:
         """ParticipantAdded / ParticipantRemoved / BridgeDestroyed from now on."""

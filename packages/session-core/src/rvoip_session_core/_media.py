@@ -141,7 +141,10 @@ class GatedSession:
     rtp: RtpSession
     may_send: bool = True
     paused: bool = False
+    relaying: bool = False
+    relay: Callable[[RtpPacket], None] | None = None
     sent: int = 0
+    _handler: Callable[[Any, float], None] | None = None
 
     def send_payload(
         self,
@@ -151,14 +154,29 @@ class GatedSession:
         payload_type: int | None = None,
         now: float | None = None,
     ) -> None:
-        """Send one packet when the direction allows it."""
-        if self.may_send and not self.paused:
+        """Send one engine packet when the direction allows it (not while relaying)."""
+        if self.may_send and not self.paused and not self.relaying:
             self.rtp.send_payload(payload, timestamp, marker, payload_type, now)
             self.sent += 1
 
+    def forward(self, packet: RtpPacket, payload_type: int) -> None:
+        """Send a packet relayed from a bridged call: payload and timing unchanged."""
+        if self.may_send and not self.paused:
+            self.rtp.send_payload(packet.payload, packet.timestamp, packet.marker, payload_type)
+            self.sent += 1
+
     def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None:
-        """Delegate to the RTP session."""
-        self.rtp.set_packet_handler(handler)
+        """Install the engine's handler (packets also go to ``relay`` when set)."""
+        self._handler = handler
+        self.rtp.set_packet_handler(None if handler is None else self._receive)
+
+    def _receive(self, packet: RtpPacket, arrival: float) -> None:
+        handler = self._handler
+        if handler is not None:
+            handler(packet, arrival)
+        relay = self.relay
+        if relay is not None:
+            relay(packet)
 
     def statistics(self) -> Any:
         """Delegate to the RTP session."""
@@ -247,6 +265,32 @@ class CallMedia:
         for note in notes:
             if isinstance(note, DtmfEnded):
                 self.on_dtmf(note.digit, note.duration * 1000 // SAMPLE_RATE)
+
+    def relay_audio_to(self, other: CallMedia | None) -> None:
+        """Relay this call's received audio packets, unchanged, out of ``other`` (None: stop).
+
+        For a bridge of two calls with the same codec: no decode, mix or encode, and the
+        other call's own engine packets are held back while relaying.
+        """
+        gate, neg = self.gate, self.negotiated
+        if gate is None:
+            return
+        if other is None or neg is None:
+            gate.relay = None
+            return
+        codec_pt = neg.payload_type
+
+        def relay(packet: RtpPacket) -> None:
+            target, target_neg = other.gate, other.negotiated
+            if packet.payload_type == codec_pt and target is not None and target_neg is not None:
+                target.forward(packet, target_neg.payload_type)
+
+        gate.relay = relay
+
+    def set_relaying(self, relaying: bool) -> None:
+        """Hold back the engine's packets while another call's audio is relayed here."""
+        if self.gate is not None:
+            self.gate.relaying = relaying
 
     def subscribe_frames(self) -> EventSubscription[AudioFrame]:
         """Receive every decoded frame from now on."""
