@@ -13,7 +13,15 @@ from collections.abc import Callable
 
 import attrs
 
-from rvoip_sip_core import Message, Request, parse_message
+from rvoip_sip_core import (
+    Message,
+    Request,
+    Response,
+    make_request,
+    make_response,
+    parse_message,
+)
+from rvoip_sip_core._lexer import split_list
 from rvoip_transaction_core import (
     AckReceived as TxnAckReceived,
 )
@@ -35,7 +43,10 @@ from ._driver import target_for
 from ._events import DialogEvent, SendAck, SendRequest, SendResponse
 from ._layer import DialogLayer
 
-__all__ = ["Agent", "VirtualNetwork", "WireRecord"]
+__all__ = ["Agent", "ForkingProxy", "Relay", "VirtualNetwork", "WireRecord"]
+
+Relay = Callable[[Message, Peer], list[tuple[Message, Peer]]]
+"""A network node that is not a user agent: message and source in, messages to send out."""
 
 
 @attrs.frozen
@@ -84,7 +95,8 @@ class VirtualNetwork:
         self.drop = drop
         self.agents: dict[tuple[str, int], Agent] = {}
         self.wire: list[WireRecord] = []
-        self._queue: list[tuple[Agent, Transmit]] = []
+        self.relays: dict[tuple[str, int], tuple[Peer, Relay]] = {}
+        self._queue: list[tuple[Peer, Transmit]] = []
 
     def add(
         self,
@@ -111,6 +123,12 @@ class VirtualNetwork:
         agent = Agent(name, Peer("UDP", host, port), txn, DialogLayer(config, rng=rng))
         self.agents[(host, port)] = agent
         return agent
+
+    def add_relay(self, port: int, relay: Relay, *, host: str = "127.0.0.1") -> Peer:
+        """Put a relay (e.g. a :class:`ForkingProxy`) at ``host:port``; returns its address."""
+        address = Peer("UDP", host, port)
+        self.relays[(host, port)] = (address, relay)
+        return address
 
     # --- pumping ------------------------------------------------------------------------------
 
@@ -169,7 +187,7 @@ class VirtualNetwork:
                 moved |= self._txn_events(agent)
                 moved |= self._dialog_actions(agent)
                 for transmit in agent.txn.take_transmits():
-                    self._queue.append((agent, transmit))
+                    self._queue.append((agent.address, transmit))
             queue, self._queue = self._queue, []
             for source, transmit in queue:
                 moved = True
@@ -178,18 +196,21 @@ class VirtualNetwork:
                 return
         raise RuntimeError("virtual network did not settle")
 
-    def _deliver(self, source: Agent, transmit: Transmit) -> None:
-        record = WireRecord(
-            self.now, source.address, transmit.target, parse_message(transmit.data), False
-        )
+    def _deliver(self, source: Peer, transmit: Transmit) -> None:
+        record = WireRecord(self.now, source, transmit.target, parse_message(transmit.data), False)
         if self.drop is not None and self.drop(record):
             record = attrs.evolve(record, dropped=True)
         self.wire.append(record)
         if record.dropped:
             return
-        target = self.agents.get((transmit.target.host, transmit.target.port))
+        key = (transmit.target.host, transmit.target.port)
+        target = self.agents.get(key)
         if target is not None:
-            target.txn.receive(transmit.data, source.address, self.now)
+            target.txn.receive(transmit.data, source, self.now)
+        elif key in self.relays:
+            address, relay = self.relays[key]
+            for message, to in relay(record.message, source):
+                self._queue.append((address, Transmit(message.encode(), to, None)))
 
     # --- time ---------------------------------------------------------------------------------
 
@@ -234,3 +255,125 @@ class VirtualNetwork:
                 continue
             out.append(msg)
         return out
+
+
+class ForkingProxy:
+    """A forking proxy for tests (RFC 3261 §16), transaction-stateful only as far as needed.
+
+    An INVITE goes to every target, each fork under its own Via branch. Provisional and 2xx
+    responses are passed back at once; a 2xx also CANCELs the forks still pending (§16.7
+    step 10). Non-2xx finals are ACKed here (hop by hop) and only the best one is passed
+    back, once every fork has answered (§16.7 step 6). A CANCEL from the caller is answered
+    200 and sent to every pending fork. No Record-Route: requests inside dialogs and the ACK
+    of a 2xx go directly between the user agents.
+    """
+
+    def __init__(self, address: Peer, targets: list[Peer]) -> None:
+        self.address = address
+        self.targets = targets
+        self._forks: dict[str, list[tuple[Request, int | None]]] = {}
+        self._replies: dict[str, dict[int, Response]] = {}
+        self._chosen: dict[str, int] = {}
+
+    def _via(self, branch: str) -> str:
+        return f"SIP/2.0/UDP {self.address.host}:{self.address.port};branch={branch}"
+
+    def __call__(self, message: Message, source: Peer) -> list[tuple[Message, Peer]]:
+        """Handle one message; returns what to send where."""
+        if isinstance(message, Request):
+            return self._request(message, source)
+        return self._response(message)
+
+    def _request(self, request: Request, source: Peer) -> list[tuple[Message, Peer]]:
+        branch = request.top_via.branch or ""
+        if request.method == "INVITE" and branch not in self._forks:
+            forks = [
+                request.prepend_header("Via", self._via(f"{branch}.{i}"))
+                for i in range(len(self.targets))
+            ]
+            self._forks[branch] = [(fork, None) for fork in forks]
+            return list(zip(forks, self.targets, strict=True))
+        if request.method == "CANCEL" and branch in self._forks:
+            out: list[tuple[Message, Peer]] = [(make_response(request, 200), source)]
+            return out + self._cancel_pending(branch)
+        chosen = self._chosen.get(branch)
+        if request.method == "ACK" and chosen is not None:
+            # The caller's ACK for the failure passed back goes to the fork that sent it.
+            ack = request.prepend_header("Via", self._via(f"{branch}.{chosen}"))
+            return [(ack, self.targets[chosen])]
+        return []  # retransmissions (the forks retransmit themselves) and stray ACKs
+
+    def _cancel_pending(self, branch: str) -> list[tuple[Message, Peer]]:
+        out: list[tuple[Message, Peer]] = []
+        pending = zip(self._forks[branch], self.targets, strict=True)
+        for i, ((fork, final), target) in enumerate(pending):
+            if final is None:
+                # RFC 3261 §9.1: the fork's Request-URI, Call-ID, From, To, CSeq number and
+                # top Via (only), method CANCEL.
+                cancel = make_request(
+                    "CANCEL",
+                    fork.uri,
+                    from_=fork.headers.get("From") or "",
+                    to=fork.headers.get("To") or "",
+                    call_id=fork.call_id,
+                    cseq=fork.cseq.seq,
+                    via=self._via(f"{branch}.{i}"),
+                )
+                out.append((cancel, target))
+        return out
+
+    def _response(self, response: Response) -> list[tuple[Message, Peer]]:
+        vias = [v for line in response.headers.get_all("Via") for v in split_list(line)]
+        branch, _, index = (response.top_via.branch or "").rpartition(".")
+        if len(vias) < 2 or branch not in self._forks or not index.isdigit():
+            return []
+        if response.cseq.method == "CANCEL":
+            return []  # the caller's CANCEL was answered here already
+        reply = self._strip(response)
+        host, port = reply.top_via.sent_by
+        upstream = Peer("UDP", host.strip("[]"), port or 5060)
+        i = int(index)
+        forks = self._forks[branch]
+        fork, final = forks[i]
+        if response.status < 200:
+            return [(reply, upstream)]
+        if final is None:
+            forks[i] = (fork, response.status)
+        if response.status < 300:
+            return [(reply, upstream), *self._cancel_pending(branch)]
+        chosen = self._chosen.get(branch)
+        if chosen is not None:
+            # Decided: the chosen fork's retransmissions go up, the others are ACKed again.
+            return [(reply, upstream)] if i == chosen else [self._ack(branch, i, response)]
+        if any(f is not None and f < 300 for _, f in forks):
+            return [self._ack(branch, i, response)]  # a 2xx won: absorb the failure
+        self._replies.setdefault(branch, {})[i] = response
+        if any(f is None for _, f in forks):
+            return []  # RFC 3261 §16.7 step 6: wait until every fork has answered
+        # RFC 3261 §16.7 step 6: pass back the best (lowest-class) final response; ACK the rest.
+        replies = self._replies.pop(branch)
+        best = min(replies, key=lambda k: replies[k].status)
+        self._chosen[branch] = best
+        out = [self._ack(branch, k, r) for k, r in replies.items() if k != best]
+        return [*out, (reply if best == i else self._strip(replies[best]), upstream)]
+
+    def _strip(self, response: Response) -> Response:
+        vias = [v for line in response.headers.get_all("Via") for v in split_list(line)]
+        reply = response.without_header("Via")
+        for via in reversed(vias[1:]):
+            reply = reply.prepend_header("Via", via)
+        return reply
+
+    def _ack(self, branch: str, i: int, response: Response) -> tuple[Message, Peer]:
+        # RFC 3261 §17.1.1.3: the proxy's client transaction ACKs a non-2xx itself.
+        fork = self._forks[branch][i][0]
+        ack = make_request(
+            "ACK",
+            fork.uri,
+            from_=fork.headers.get("From") or "",
+            to=response.headers.get("To") or "",
+            call_id=fork.call_id,
+            cseq=fork.cseq.seq,
+            via=self._via(f"{branch}.{i}"),
+        )
+        return ack, self.targets[i]
