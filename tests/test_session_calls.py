@@ -403,3 +403,30 @@ async def test_prepared_call_sends_the_prepared_offer() -> None:
         assert (await alice.get_media_info(session.id)).codec == "PCMA"
         with pytest.raises(InvalidState):
             await alice.initiate_prepared_call(prepared)
+
+
+async def test_slow_handler_rings_so_the_caller_can_cancel() -> None:
+    class Slow(AutoAnswerHandler):
+        stopped = False
+
+        async def on_incoming_call(self, call: IncomingCall) -> Decision:
+            try:
+                await anyio.sleep(30)
+            finally:
+                Slow.stopped = True
+            return CallDecision.Accept(None)
+
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", Slow()).build() as bob,
+    ):
+        trace.attach(bob, "bob")
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        assert await wait_until(lambda: bool(trace.responses(180)))
+        await alice.terminate_session(call.id)
+        with pytest.raises(CallFailed) as info:
+            await alice.wait_for_answer(call.id, 5)
+        assert info.value.status == 487
+        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: Slow.stopped)  # the handler was cancelled too

@@ -62,6 +62,9 @@ from rvoip_sip_core import Request, Response, SessionDescription
 
 log = logging.getLogger("rvoip_session_core")
 
+RING_AFTER = 0.5
+"""Seconds an incoming call waits for the handler's decision before a 180 is sent."""
+
 _BYE_REASONS = {
     TerminationReason.LOCAL_BYE: "local hangup",
     TerminationReason.REMOTE_BYE: "remote hangup",
@@ -278,16 +281,29 @@ class SipPart(CoordinatorBase):
             return
         incoming = call.incoming
         self._publish(IncomingCallReceived(call.id, incoming))
-        try:
-            with anyio.fail_after(self.config.incoming_call_timeout):
-                decision = normalize_decision(await self.handler.on_incoming_call(incoming))
-        except TimeoutError:
-            self._reject(call, 480, "Temporarily Unavailable", "no decision in time")
+        self.task_group.start_soon(self._ring_if_slow, call)
+        decisions: list[Decision] = []
+        async with anyio.create_task_group() as tg:
+
+            async def stop_when_ended() -> None:
+                # The caller gave up (CANCEL): stop asking the handler.
+                await call.ended.wait()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(stop_when_ended)
+            try:
+                with anyio.fail_after(self.config.incoming_call_timeout):
+                    answer = await self.handler.on_incoming_call(incoming)
+                decisions.append(normalize_decision(answer))
+            except TimeoutError:
+                self._reject(call, 480, "Temporarily Unavailable", "no decision in time")
+            except Exception:
+                log.exception("on_incoming_call failed for call %s", call.id)
+                self._reject(call, 500, "Server Internal Error", "call handler raised")
+            tg.cancel_scope.cancel()
+        if not decisions:
             return
-        except Exception:
-            log.exception("on_incoming_call failed for call %s", call.id)
-            self._reject(call, 500, "Server Internal Error", "call handler raised")
-            return
+        decision = decisions[0]
         await self._decide(call, decision)
 
     async def _decide(self, call: Call, decision: Decision) -> None:
@@ -307,6 +323,15 @@ class SipPart(CoordinatorBase):
                 self._respond(call, 180, "Ringing")
                 self._set_state(call, CallState.Ringing, "deferred")
                 self.task_group.start_soon(self._defer_deadline, call)
+
+    async def _ring_if_slow(self, call: Call) -> None:
+        # A handler that takes a while still gets the caller a 180, which also lets the
+        # caller CANCEL (RFC 3261 §9.1 waits for a provisional response).
+        with anyio.move_on_after(RING_AFTER):
+            await call.ended.wait()
+        waiting = call.state is CallState.Initiating and call.invite_ref is not None
+        if waiting and self._respond(call, 180, "Ringing"):
+            self._set_state(call, CallState.Ringing, "handler still deciding")
 
     async def _defer_deadline(self, call: Call) -> None:
         with anyio.move_on_after(self.config.incoming_call_timeout):
