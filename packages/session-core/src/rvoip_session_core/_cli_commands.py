@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from datetime import UTC, datetime
 
 import anyio
 
@@ -23,7 +24,7 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
-from rvoip_session_core._events import CallEnded, CallEstablished
+from rvoip_session_core._events import CallEnded, CallEstablished, MediaQualityReport
 from rvoip_session_core._handlers import AutoAnswerHandler
 from rvoip_session_core._media import AudioSourceSpec, tone_source
 from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
@@ -77,6 +78,7 @@ def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
         .with_local_address(f"sip:{user}@{args.host}")
         .with_sip_port(args.port)
         .with_transport(args.transport)
+        .with_quality_interval(2.0)
     )
 
 
@@ -189,6 +191,20 @@ async def _answer(args: argparse.Namespace) -> int:
                 if args.record and ended == 0:
                     tg.start_soon(_record, coordinator, event.session_id, args.record)
                 print(f"call {event.session_id}: answered", flush=True)
+            elif isinstance(event, MediaQualityReport):
+                try:
+                    session = await coordinator.get_session(event.session_id)
+                except SessionError:
+                    continue  # it ended meanwhile
+                since = session.established_at or session.started_at
+                up = (datetime.now(UTC) - since).total_seconds() if since else 0.0
+                mos = event.metrics.mos_score
+                print(
+                    f"call {event.session_id}: {session.state.name} {up:.0f}s "
+                    f"MOS {'-' if mos is None else f'{mos:.2f}'} "
+                    f"loss {event.metrics.packet_loss_percent:.1f}%",
+                    flush=True,
+                )
             elif isinstance(event, CallEnded):
                 ended += 1
                 print(f"call {event.session_id}: ended ({event.reason})", flush=True)
