@@ -353,3 +353,29 @@ def test_cancel_without_final_response_gives_up_after_64_t1() -> None:
     assert isinstance(events[-1], InviteFailed)
     assert events[-1].response.status == 408
     assert sum(dl.pending().values()) == 0
+
+
+def test_transport_error_fails_the_invite_with_503() -> None:
+    dl, leg, invite = start()
+    dl.on_transport_error(invite, 0.1)
+    (event,) = dl.take_events()
+    assert isinstance(event, InviteFailed)
+    assert event.response.status == 503
+    assert event.leg == leg
+
+
+def test_out_of_dialog_request_keeps_a_given_contact() -> None:
+    dl = DialogLayer(CONFIG, rng=random.Random(9))
+    dl.send_request(
+        "REGISTER",
+        "sip:registrar.example.com",
+        from_="sip:alice@example.com",
+        to="sip:alice@example.com",
+        headers=[("Contact", "<sip:alice@127.0.0.1:5060>;expires=60")],
+        now=0.0,
+    )
+    (action,) = dl.take_actions()
+    assert isinstance(action, SendRequest)
+    assert action.request.headers.get_all("Contact") == ["<sip:alice@127.0.0.1:5060>;expires=60"]
+    with pytest.raises(DialogUsageError):
+        dl.send_request("INVITE", "sip:x@127.0.0.1", from_="sip:a@b", now=0.0)

@@ -25,6 +25,7 @@ from rvoip_dialog_core import (
     OptionsReceived,
     ReferReceived,
     ReInviteReceived,
+    RequestReceived,
     ResponseForRequest,
     SendRequest,
     SendResponse,
@@ -607,3 +608,42 @@ def test_waiting_reinvite_reported_481_when_the_dialog_ends() -> None:
     done = [e for e in dl.take_events() if isinstance(e, ResponseForRequest)]
     assert [(e.ref, e.response.status) for e in done] == [(ref, 481)]
     assert dl.pending()["deferred"] == 0
+
+
+def test_second_refer_in_a_dialog_uses_event_id() -> None:
+    """RFC 3515 §2.4.6: later REFERs in one dialog are told apart by ``id=<CSeq>``."""
+    dl = layer()
+    did, _ = answered(dl)
+    events = []
+    for cseq in (2, 3):
+        refer = req(
+            "REFER",
+            cseq=cseq,
+            to_tag=did.local_tag,
+            branch=f"z9hG4bKr{cseq}",
+            headers=[("Refer-To", "<sip:carol@127.0.0.1>")],
+        )
+        dl.on_request(refer, f"r{cseq}", 1.0)
+        (event,) = dl.take_events()
+        assert isinstance(event, ReferReceived)
+        events.append(dl.accept_refer(event.ref, now=1.0).event)
+    assert events == ["refer", "refer;id=3"]
+
+
+def test_extra_methods_reach_the_tu_inside_and_outside_dialogs() -> None:
+    cfg = DialogConfig(
+        contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1, extra_methods=("MESSAGE",)
+    )
+    dl = DialogLayer(cfg, rng=random.Random(0))
+    dl.on_request(req("MESSAGE", branch="z9hG4bKm1", body=b"hi", content_type="text/plain"), "m", 0)
+    (outside,) = dl.take_events()
+    assert isinstance(outside, RequestReceived)
+    assert outside.dialog_id is None
+    dl.respond(outside.ref, 200, now=0.0)
+    assert [r.status for r in responses(dl)] == [200]
+    did, _ = answered(dl)
+    inside = req("MESSAGE", cseq=2, to_tag=did.local_tag, branch="z9hG4bKm2", body=b"yo")
+    dl.on_request(inside, "m2", 1.0)
+    (event,) = dl.take_events()
+    assert isinstance(event, RequestReceived)
+    assert event.dialog_id == did
