@@ -12,7 +12,10 @@ lateness percentiles, and what the receive side saw.
     .venv/bin/python tools/bench/media_engine.py [--streams 500] [--seconds 30]
         [--loop uvloop|asyncio|trio] [--peer pairs|reflector] [--pin]
 
-``--pin`` puts the engine on CPU 0 (and the reflector on CPU 1) (Linux).
+``--pin`` puts the engine on CPU 0 (and the reflector on CPU 1) (Linux). On a shared
+machine the run-queue wait line shows how much other load starved the process; to
+measure what one reserved core does, run it as
+``chrt -f 10 .venv/bin/python tools/bench/media_engine.py --pin`` (root, SCHED_FIFO).
 """
 
 from __future__ import annotations
