@@ -8,9 +8,12 @@ import pytest
 from rvoip_session_core import (
     AutoAnswerHandler,
     BridgeEvent,
+    CallDecision,
     CallFailed,
     CallSession,
     CallState,
+    Decision,
+    IncomingCall,
     SessionCoordinator,
     SessionId,
     TransferProgress,
@@ -172,3 +175,29 @@ async def test_bridge_between_different_codecs_transcodes() -> None:
         assert hits > total // 3
         hits, total = await count_tone_frames(alice, a_call.id, 1400, 0.5)
         assert hits > total // 3
+
+
+class Busy(AutoAnswerHandler):
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return CallDecision.Reject("Busy Here", 486)
+
+
+async def test_failed_transfer_is_reported_and_the_call_goes_on() -> None:
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+        await loopback_builder("carol", Busy()).build() as carol,
+    ):
+        bob_events = bob.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        (bob_call,) = await active_calls(bob, 1)
+        await bob.transfer_session(bob_call.id, uri_of(carol, "carol"))
+        assert await bob.wait_for_transfer(bob_call.id, 10) == 486
+        progress = None
+        while progress is None or not progress.final:
+            progress = await next_event(bob_events, TransferProgress)
+            assert isinstance(progress, TransferProgress)
+        assert progress.status == 486
+        assert (await bob.get_session(bob_call.id)).state is CallState.Active
+        assert (await alice.get_session(call.id)).state is CallState.Active
