@@ -162,3 +162,14 @@ def test_round_trip_is_idempotent(pcm: np.ndarray) -> None:
 
 def test_backend_is_reported() -> None:
     assert BACKEND in ("cffi", "numpy")
+
+
+def test_bytes_paths_large_buffers() -> None:
+    """Beyond the per-thread scratch buffer the bytes functions still convert exactly."""
+    pcm = ALL.tobytes()
+    assert ulaw_encode_bytes(pcm) == ref.ulaw_encode(ALL).tobytes()
+    codes = alaw_encode_bytes(pcm)
+    assert codes == ref.alaw_encode(ALL).tobytes()
+    assert alaw_decode_bytes(codes) == ref.alaw_decode(np.frombuffer(codes, np.uint8)).tobytes()
+    assert ulaw_decode_bytes(b"") == b""
+    assert ulaw_encode_bytes(b"") == b""

@@ -90,18 +90,14 @@ alaw_decode = _make_decoder(lib and lib.rv_alaw_decode, _g711_numpy.alaw_decode)
 alaw_decode.__doc__ = "A-law codes (array or bytes) to int16 PCM of the same shape (G.191)."
 
 
+_SCRATCH_BYTES = 8192
+
+
 class _Scratch(threading.local):
     """Per-thread output buffer of the bytes functions (cffi releases the GIL in C)."""
 
     def __init__(self) -> None:
-        self.buf: Any = ffi.new("char[]", 4096) if ffi is not None else None
-        self.size = 4096
-
-    def get(self, n: int) -> Any:
-        if n > self.size:
-            self.buf = ffi.new("char[]", n)
-            self.size = n
-        return self.buf
+        self.buf: Any = ffi.new("char[]", _SCRATCH_BYTES) if ffi is not None else None
 
 
 _scratch = _Scratch()
@@ -110,52 +106,58 @@ _scratch = _Scratch()
 def _make_encode_bytes(
     c_name: str, np_func: Callable[[NDArray[np.int16]], NDArray[np.uint8]]
 ) -> Callable[[bytes], bytes]:
-    if BACKEND == "cffi":
-        c_func = getattr(lib, c_name)
-        unpack = ffi.unpack
-        scratch = _scratch
-
-        def encode_bytes(pcm: bytes) -> bytes:
-            size = len(pcm)
-            if size & 1:
-                raise ValueError(f"16-bit PCM needs an even byte count, got {size}")
-            n = size >> 1
-            out = scratch.buf if n <= scratch.size else scratch.get(n)
-            c_func(pcm, out, n)
-            result: bytes = unpack(out, n)
-            return result
-
-        return encode_bytes
-
     def encode_bytes_np(pcm: bytes) -> bytes:
         if len(pcm) & 1:
             raise ValueError(f"16-bit PCM needs an even byte count, got {len(pcm)}")
         return np_func(np.frombuffer(pcm, dtype=np.int16)).tobytes()
 
-    return encode_bytes_np
+    if BACKEND != "cffi":
+        return encode_bytes_np
+    c_func = getattr(lib, c_name)
+    unpack = ffi.unpack
+    scratch = _scratch
+
+    def encode_bytes(pcm: bytes) -> bytes:
+        size = len(pcm)
+        if size & 1 or size > 2 * _SCRATCH_BYTES:  # odd (error) or large: general path
+            return encode_bytes_np(pcm) if size & 1 else _g711_big(c_func, pcm, size >> 1, 1)
+        out = scratch.buf
+        c_func(pcm, out, size >> 1)
+        result: bytes = unpack(out, size >> 1)
+        return result
+
+    return encode_bytes
 
 
 def _make_decode_bytes(
     c_name: str, np_func: Callable[[NDArray[np.uint8]], NDArray[np.int16]]
 ) -> Callable[[bytes], bytes]:
-    if BACKEND == "cffi":
-        c_func = getattr(lib, c_name)
-        unpack = ffi.unpack
-        scratch = _scratch
-
-        def decode_bytes(codes: bytes) -> bytes:
-            n = len(codes)
-            out = scratch.buf if 2 * n <= scratch.size else scratch.get(2 * n)
-            c_func(codes, out, n)
-            result: bytes = unpack(out, 2 * n)
-            return result
-
-        return decode_bytes
-
     def decode_bytes_np(codes: bytes) -> bytes:
         return np_func(np.frombuffer(codes, dtype=np.uint8)).tobytes()
 
-    return decode_bytes_np
+    if BACKEND != "cffi":
+        return decode_bytes_np
+    c_func = getattr(lib, c_name)
+    unpack = ffi.unpack
+    scratch = _scratch
+
+    def decode_bytes(codes: bytes) -> bytes:
+        n = len(codes)
+        if 2 * n > _SCRATCH_BYTES:
+            return _g711_big(c_func, codes, n, 2)
+        out = scratch.buf
+        c_func(codes, out, n)
+        result: bytes = unpack(out, 2 * n)
+        return result
+
+    return decode_bytes
+
+
+def _g711_big(c_func: Any, data: bytes, n: int, out_per_item: int) -> bytes:
+    out = ffi.new("char[]", max(1, n * out_per_item))
+    c_func(data, out, n)
+    result: bytes = ffi.unpack(out, n * out_per_item)
+    return result
 
 
 ulaw_encode_bytes = _make_encode_bytes("rv_ulaw_encode_b", _g711_numpy.ulaw_encode)
