@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from rvoip_sip_core import make_response
@@ -103,6 +103,9 @@ def test_invite_accepted_with_lost_2xx_is_retransmitted_by_the_tu_and_acked() ->
 
 
 @given(st.lists(st.booleans(), max_size=40), st.sampled_from(["OPTIONS", "INVITE"]))
+# Regression: INVITE and 100 arrive, then the 404 and all its retransmissions are lost; the
+# INVITE client sat in Proceeding for ever until Timer C was added (181 s by default).
+@example(losses=[False, False] + [True] * 11, method="INVITE")
 def test_any_loss_pattern_gives_one_final_or_a_timeout_and_everything_ends(
     losses: list[bool], method: str
 ) -> None:

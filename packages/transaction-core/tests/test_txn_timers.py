@@ -286,3 +286,44 @@ def test_invite_client_non_2xx_acks_each_final_and_timer_d() -> None:
     ack = acks[0].transmit.data.decode()
     assert "CSeq: 1 ACK" in ack
     assert ";tag=x" in ack
+
+
+def _ringing_invite(
+    net: MemoryNetwork, seen: list[tuple[float, TransactionEvent]]
+) -> tuple[Node, Node, list[RequestReceived], int]:
+    server_events: list[RequestReceived] = []
+
+    def server_tu(node: Node, event: TransactionEvent) -> None:
+        if isinstance(event, RequestReceived):
+            server_events.append(event)
+            ringing = make_response(event.request, 180, to_tag="r")
+            node.layer.respond(event.txn_id, ringing, net.now)
+
+    a = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
+    b = net.add("127.0.0.2", 5060, tu=server_tu)
+    txn = a.layer.send_request(simple_request("INVITE"), b.peer(), 0.0)
+    net.pump()
+    return a, b, server_events, txn
+
+
+def test_invite_client_timer_c_ends_a_proceeding_invite_and_is_reset_by_provisionals() -> None:
+    net = MemoryNetwork()
+    seen: list[tuple[float, TransactionEvent]] = []
+    a, b, server_events, txn = _ringing_invite(net, seen)
+    assert a.layer.state(txn) is State.PROCEEDING
+    net.run(100.0)
+    ringing = make_response(server_events[0].request, 180, to_tag="r")
+    b.layer.respond(server_events[0].txn_id, ringing, net.now)  # resets C at t=100
+    net.run(1000.0)
+    # RFC 3261 §16.6: Timer C > 3 min (181 s by default) from the last provisional
+    assert (281.0, TransactionTimeout(txn, "C")) in seen
+    assert seen[-1] == (281.0, TransactionTerminated(txn))
+
+
+def test_timer_c_can_be_disabled() -> None:
+    net = MemoryNetwork(config=TimerConfig(c=None))
+    seen: list[tuple[float, TransactionEvent]] = []
+    a, _b, _events, txn = _ringing_invite(net, seen)
+    net.run(10_000.0)
+    assert a.layer.state(txn) is State.PROCEEDING
+    assert not any(isinstance(e, TransactionTimeout) for _, e in seen)

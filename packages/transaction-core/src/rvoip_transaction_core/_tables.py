@@ -30,7 +30,7 @@ class State(enum.Enum):
 
 
 class Timer(enum.Enum):
-    """The RFC 3261 timers (table 4) plus RFC 6026's L and M; C is left to the TU."""
+    """The RFC 3261 timers (table 4) plus RFC 6026's L and M."""
 
     # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
     # on the hot path (table and timer lookups).
@@ -38,6 +38,7 @@ class Timer(enum.Enum):
 
     A = "A"
     B = "B"
+    C = "C"
     D = "D"
     E = "E"
     F = "F"
@@ -71,6 +72,7 @@ class Event(enum.Enum):
     TRANSPORT_ERROR = "transport error"
     TIMER_A = "Timer A"
     TIMER_B = "Timer B"
+    TIMER_C = "Timer C"
     TIMER_D = "Timer D"
     TIMER_E = "Timer E"
     TIMER_F = "Timer F"
@@ -102,6 +104,7 @@ class Action(enum.Enum):
     ARM_A = "start A"
     BACKOFF_A = "A x2"
     ARM_B = "start B"
+    ARM_C = "(re)start C"
     ARM_D = "start D"
     ARM_E = "start E"
     BACKOFF_E = "E=min(2E,T2)"
@@ -147,11 +150,14 @@ INVITE_CLIENT = Machine(
     table={
         (S.CALLING, E.TIMER_A): (S.CALLING, (A.SEND_REQUEST, A.BACKOFF_A)),
         (S.CALLING, E.TIMER_B): (S.TERMINATED, (A.TIMEOUT,)),
-        (S.CALLING, E.RECV_1XX): (S.PROCEEDING, (A.DELIVER,)),
+        # RFC 3261 §16.6/§16.8 Timer C (> 3 min, reset by each provisional): without it an
+        # INVITE whose final response is lost after a 1xx would wait for ever.
+        (S.CALLING, E.RECV_1XX): (S.PROCEEDING, (A.DELIVER, A.ARM_C)),
         (S.CALLING, E.RECV_2XX): (S.ACCEPTED, (A.DELIVER, A.ARM_M)),
         (S.CALLING, E.RECV_FINAL): (S.COMPLETED, (A.SEND_ACK, A.DELIVER, A.ARM_D)),
         (S.CALLING, E.TRANSPORT_ERROR): (S.TERMINATED, (A.TRANSPORT_ERROR,)),
-        (S.PROCEEDING, E.RECV_1XX): (S.PROCEEDING, (A.DELIVER,)),
+        (S.PROCEEDING, E.RECV_1XX): (S.PROCEEDING, (A.DELIVER, A.ARM_C)),
+        (S.PROCEEDING, E.TIMER_C): (S.TERMINATED, (A.TIMEOUT,)),
         (S.PROCEEDING, E.RECV_2XX): (S.ACCEPTED, (A.DELIVER, A.ARM_M)),
         (S.PROCEEDING, E.RECV_FINAL): (S.COMPLETED, (A.SEND_ACK, A.DELIVER, A.ARM_D)),
         (S.PROCEEDING, E.TRANSPORT_ERROR): (S.TERMINATED, (A.TRANSPORT_ERROR,)),
@@ -170,14 +176,14 @@ INVITE_CLIENT = Machine(
     },
     timers={
         S.CALLING: frozenset({Timer.A, Timer.B}),
-        S.PROCEEDING: frozenset(),
+        S.PROCEEDING: frozenset({Timer.C}),
         S.COMPLETED: frozenset({Timer.D}),
         S.ACCEPTED: frozenset({Timer.M}),
         S.TERMINATED: frozenset(),
     },
     events=frozenset(
         {E.RECV_1XX, E.RECV_2XX, E.RECV_FINAL, E.TRANSPORT_ERROR}
-        | {E.TIMER_A, E.TIMER_B, E.TIMER_D, E.TIMER_M}
+        | {E.TIMER_A, E.TIMER_B, E.TIMER_C, E.TIMER_D, E.TIMER_M}
     ),
 )
 
@@ -300,6 +306,7 @@ ARMS: Mapping[Action, Timer] = {
     A.ARM_A: Timer.A,
     A.BACKOFF_A: Timer.A,
     A.ARM_B: Timer.B,
+    A.ARM_C: Timer.C,
     A.ARM_D: Timer.D,
     A.ARM_E: Timer.E,
     A.BACKOFF_E: Timer.E,

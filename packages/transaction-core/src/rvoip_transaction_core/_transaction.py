@@ -208,6 +208,8 @@ class Transaction:
                 value = min(2 * self.intervals[timer], cfg.t2)
             self.intervals[timer] = value
             return value
+        if timer is Timer.C:
+            return cfg.c
         if timer is Timer.D:
             return 0.0 if reliable else cfg.d
         if timer in (Timer.I, Timer.K):

@@ -30,12 +30,18 @@ class Peer:
 
 @attrs.frozen
 class TimerConfig:
-    """RFC 3261 timer base values (§17.1.1.1, table 4); derived timers use ``64 * t1``."""
+    """RFC 3261 timer base values (§17.1.1.1, table 4); derived timers use ``64 * t1``.
+
+    ``c`` is Timer C for INVITE client transactions in Proceeding (RFC 3261 §16.6: more
+    than 3 minutes, reset by each provisional); None disables it (then only the TU ends a
+    ringing INVITE, with CANCEL).
+    """
 
     t1: float = 0.5
     t2: float = 4.0
     t4: float = 5.0
     d: float = 32.0
+    c: float | None = 181.0
 
 
 @attrs.frozen
@@ -81,7 +87,7 @@ class ResponseReceived:
 
 @attrs.frozen
 class TransactionTimeout:
-    """Timer B/F (client, treat as 408 per RFC 3261 §8.1.3.1) or H (no ACK) fired."""
+    """Timer B/F/C (client, treat as 408 per RFC 3261 §8.1.3.1) or H (no ACK) fired."""
 
     txn_id: int
     timer: str
