@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable
 
 from rvoip_sip_core import Request, Response, make_response, new_tag
@@ -35,6 +35,12 @@ class LayerBase:
         self.stats: Counter[str] = Counter()
         self._dialogs: dict[DialogId, Dialog] = {}
         self._client: dict[tuple[str, str], ClientRequest] = {}
+        # INVITEs that got their 2xx: kept 64*T1 to ACK retransmissions and late forks,
+        # expiring in order (a deque: every one lives exactly 64*T1).
+        self._completed: dict[tuple[str, str], ClientRequest] = {}
+        self._expiry: deque[tuple[float, tuple[str, str]]] = deque()
+        # 2xx whose ACK the TU sends itself (defer_ack): dialog -> (request, remote key).
+        self._held: dict[DialogId, tuple[ClientRequest, str]] = {}
         self._uac_invites: dict[LegId, UacInvite] = {}
         self._uas_invites: dict[object, UasInvite] = {}
         self._server: dict[int, ServerRequest] = {}
@@ -61,6 +67,15 @@ class LayerBase:
         key = (creq.request.top_via.branch or "", creq.request.method)
         self._client[key] = creq
         self._actions.append(SendRequest(creq.request))
+
+    def _complete(self, creq: ClientRequest, now: float) -> None:
+        """Our INVITE got its (first) 2xx: keep it 64*T1 for retransmissions and forks."""
+        key = (creq.request.top_via.branch or "", creq.request.method)
+        self._client.pop(key, None)
+        creq.final = True
+        creq.expires_at = now + 64 * self.config.t1
+        self._completed[key] = creq
+        self._expiry.append((creq.expires_at, key))
 
     def _dialog(self, dialog_id: DialogId) -> Dialog:
         dialog = self._dialogs.get(dialog_id)
@@ -199,6 +214,8 @@ class LayerBase:
         return Counter(
             dialogs=len(self._dialogs),
             client=len(self._client),
+            completed=len(self._completed),
+            held_acks=len(self._held),
             uac_invites=len(self._uac_invites),
             uas_invites=len(self._uas_invites),
             server=len(self._server),

@@ -366,13 +366,7 @@ class ClientSide(ReferSide):
         # Our 2xx (initial INVITE or re-INVITE) not yet ACKed, or our ACK held back.
         if any(u.dialog_id == dialog_id for u in self._uas_invites.values()):
             return True
-        return any(
-            c.request.method == "INVITE"
-            and c.awaiting_ack
-            and c.dialog_id in (dialog_id, None)
-            and (c.leg is None or c.leg == dialog_id.leg)
-            for c in self._client.values()
-        )
+        return dialog_id in self._held
 
     def _resend_ack(self, creq: ClientRequest, remote: str) -> bool:
         # RFC 3261 §13.2.2.4: each retransmission of the 2xx gets the same ACK again.
@@ -406,6 +400,9 @@ class ClientSide(ReferSide):
         )
         creq.acks[remote] = ack
         creq.awaiting_ack.discard(remote)
+        held = self._held.get(dialog.id)
+        if held is not None and held[0] is creq:
+            del self._held[dialog.id]
         self._actions.append(SendAck(ack))
 
     def ack(
@@ -422,17 +419,10 @@ class ClientSide(ReferSide):
             DialogUsageError: no 2xx of this dialog is waiting for an ACK.
         """
         dialog = self._dialog(dialog_id)
-        for creq in self._client.values():
-            if creq.request.method != "INVITE":
-                continue
-            if creq.leg == dialog_id.leg and dialog_id.remote_tag in creq.awaiting_ack:
-                remote = dialog_id.remote_tag
-            elif creq.dialog_id == dialog_id and "" in creq.awaiting_ack:
-                remote = ""
-            else:
-                continue
-            if body and content_type is None:
-                content_type = "application/sdp"
-            self._send_ack(creq, dialog, remote, body, content_type)
-            return
-        raise DialogUsageError(f"no 2xx waiting for an ACK in dialog {dialog_id}")
+        held = self._held.get(dialog_id)
+        if held is None:
+            raise DialogUsageError(f"no 2xx waiting for an ACK in dialog {dialog_id}")
+        creq, remote = held
+        if body and content_type is None:
+            content_type = "application/sdp"
+        self._send_ack(creq, dialog, remote, body, content_type)

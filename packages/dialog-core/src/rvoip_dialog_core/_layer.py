@@ -86,6 +86,8 @@ class DialogLayer(ResponseSide):
         if session is not None:
             times.append(session)
         times.extend(c.expires_at for c in self._client.values() if c.expires_at is not None)
+        if self._expiry:
+            times.append(self._expiry[0][0])
         times.extend(
             i.cancel_deadline for i in self._uac_invites.values() if i.cancel_deadline is not None
         )
@@ -112,6 +114,17 @@ class DialogLayer(ResponseSide):
                     self._emit(ResponseForRequest(creq.ref, creq.dialog_id, "INVITE", timeout))
                 if creq.leg is not None:
                     self._uac_invites.pop(creq.leg, None)
+        while self._expiry and self._expiry[0][0] <= now:
+            at, key = self._expiry.popleft()
+            done = self._completed.get(key)
+            if done is None or done.expires_at != at:
+                continue  # a later 2xx (another fork) extended it: a newer entry follows
+            del self._completed[key]
+            if done.leg is not None and self._uac_invites.get(done.leg) is not None:
+                self._uac_invites.pop(done.leg, None)
+            for did, (held, _) in list(self._held.items()):
+                if held is done:
+                    del self._held[did]  # the TU never sent its ACK
         for inv in list(self._uac_invites.values()):
             if inv.cancel_deadline is not None and inv.cancel_deadline <= now:
                 # RFC 3261 §9.1: no final response 64*T1 after the CANCEL: give up (408).

@@ -44,7 +44,7 @@ class ResponseSide(ClientSide):
             self.stats["response_malformed"] += 1
             return
         key = (response.top_via.branch or "", response.cseq.method)
-        creq = self._client.get(key)
+        creq = self._client.get(key) or self._completed.get(key)
         if creq is None:
             self.stats["response_unmatched"] += 1
             return
@@ -144,11 +144,11 @@ class ResponseSide(ClientSide):
         if dialog.state is DialogState.EARLY:
             dialog.move(Trigger.SUCCESS)
         dialog.update_from_response(response)
-        creq.final = True
-        creq.expires_at = now + 64 * self.config.t1
+        self._complete(creq, now)
         wins = inv.winner is None and not inv.failed and not inv.cancel_requested
         if wins and creq.defer_ack:
             creq.awaiting_ack.add(remote)
+            self._held[dialog.id] = (creq, remote)
         else:
             self._send_ack(creq, dialog, remote)
         if wins:
@@ -219,8 +219,7 @@ class ResponseSide(ClientSide):
         if 200 <= status < 300:
             if self._resend_ack(creq, ""):
                 return
-            creq.final = True
-            creq.expires_at = now + 64 * self.config.t1
+            self._complete(creq, now)
             if dialog is None:
                 # The dialog ended (BYE) while the re-INVITE was out: ACK the 2xx anyway,
                 # so the peer stops retransmitting it.
@@ -232,6 +231,7 @@ class ResponseSide(ClientSide):
             self._session_timers.from_response(dialog.id, response, now)
             if creq.defer_ack:
                 creq.awaiting_ack.add("")
+                self._held[dialog.id] = (creq, "")
             else:
                 self._send_ack(creq, dialog, "")
             self._emit(ResponseForRequest(creq.ref, creq.dialog_id, "INVITE", response))
