@@ -96,7 +96,7 @@ def _check(st: StreamStatistics, heard: list[np.ndarray], drop: bool, bpl: float
     discarded = 100.0 * (jb.dropped_overflow + jb.dropped_adapt) / received.packets_expected
 
     def g107_mos(loss: float) -> float:
-        return mos_from_r(emodel_r_factor(m2e, loss, bpl=bpl))
+        return mos_from_r(emodel_r_factor(m2e, loss, bpl=bpl, burst_r=st.burst_ratio))
 
     assert st.quality.packet_loss_percent == pytest.approx(received.loss_percent + discarded)
     assert st.quality.mos_score == pytest.approx(g107_mos(st.quality.packet_loss_percent))

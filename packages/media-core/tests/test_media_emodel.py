@@ -97,3 +97,27 @@ def test_quality_from_statistics_uses_rtp_figures() -> None:
     assert q.r_factor == pytest.approx(emodel_r_factor(25.0 + 40.0 + 20.0, 5.0))
     nothing = quality_from_statistics(_Session(None, None))  # type: ignore[arg-type]
     assert nothing.packet_loss_percent == 0.0
+
+
+def test_loss_run_tracker_burst_ratio() -> None:
+    import random
+
+    from rvoip_media_core import LossRunTracker
+
+    rng = random.Random(4)
+    random_loss = LossRunTracker()
+    for _ in range(20000):
+        random_loss.update(rng.random() < 0.1)
+    assert random_loss.burst_ratio == pytest.approx(1.0, abs=0.1)
+    bursty = LossRunTracker()
+    for k in range(20000):
+        bursty.update(k % 50 < 5)  # 5 lost in a row every 50: 10 % loss in bursts
+    # p = 1/45, q = 1/5 -> BurstR = 1 / (0.0222 + 0.2) = 4.5
+    assert bursty.burst_ratio == pytest.approx(4.5, rel=0.01)
+    isolated = LossRunTracker()
+    for k in range(1000):
+        isolated.update(k % 20 == 10)  # smoother than random: reported as 1
+    assert isolated.burst_ratio == 1.0
+    assert LossRunTracker().burst_ratio == 1.0
+    # The E-model uses it: bursty loss hurts more than random loss at equal Ppl (G.107).
+    assert emodel_r_factor(0, 5.0, burst_r=4.5) < emodel_r_factor(0, 5.0)

@@ -167,6 +167,51 @@ def mos_from_r(r: float) -> float:
     return 1.0 + 0.035 * r + r * (r - 60.0) * (100.0 - r) * 7e-6
 
 
+class LossRunTracker:
+    """Estimates G.107's BurstR from the sequence of received/lost frames.
+
+    A two-state (found/lost) Markov model: p = P(lost | previous found),
+    q = P(found | previous lost) and BurstR = 1 / (p + q) (G.107 §7.5 note; 1 for random
+    loss, > 1 for bursty loss). Loss smoother than random is reported as 1 (the model's
+    random-loss value), never below.
+    """
+
+    __slots__ = ("_prev_lost", "found_found", "found_lost", "lost_found", "lost_lost")
+
+    def __init__(self) -> None:
+        """Start with no history."""
+        self.found_found = self.found_lost = self.lost_found = self.lost_lost = 0
+        self._prev_lost: bool | None = None
+
+    def update(self, lost: bool) -> None:
+        """Record the next frame: lost (concealed) or found (played)."""
+        prev = self._prev_lost
+        if prev is not None:
+            if prev:
+                if lost:
+                    self.lost_lost += 1
+                else:
+                    self.lost_found += 1
+            elif lost:
+                self.found_lost += 1
+            else:
+                self.found_found += 1
+        self._prev_lost = lost
+
+    @property
+    def burst_ratio(self) -> float:
+        """BurstR of what was seen so far (1.0 with no loss)."""
+        found = self.found_found + self.found_lost
+        lost = self.lost_found + self.lost_lost
+        if found == 0 or lost == 0 or self.found_lost == 0:
+            return 1.0
+        p = self.found_lost / found
+        q = self.lost_found / lost
+        if p + q <= 0.0:
+            return 1.0
+        return max(1.0, 1.0 / (p + q))
+
+
 @attrs.frozen
 class QualityMetrics:
     """Call quality estimated with the E-model from measured statistics."""
@@ -208,6 +253,7 @@ def quality_from_statistics(
     jitter: JitterStats | None = None,
     ie: float = G711_IE,
     bpl: float = G711_BPL_NO_PLC,
+    burst_r: float = 1.0,
 ) -> QualityMetrics:
     """QualityMetrics of the received stream from rtp-core ``SessionStatistics``.
 
@@ -233,4 +279,5 @@ def quality_from_statistics(
         packetization_ms=packetization_ms,
         ie=ie,
         bpl=bpl,
+        burst_r=burst_r,
     )

@@ -17,6 +17,7 @@ import numpy as np
 
 from rvoip_media_core._emodel import (
     G711_BPL_APPENDIX_I_PLC,
+    LossRunTracker,
     QualityMetrics,
     quality_from_statistics,
 )
@@ -66,6 +67,7 @@ class StreamStatistics:
     jitter_buffer_ms: float
     rtp: Any  # rvoip_rtp_core.SessionStatistics
     quality: QualityMetrics
+    burst_ratio: float = 1.0  # G.107 BurstR estimated from the play-out loss pattern
 
 
 @attrs.define(eq=False)
@@ -91,6 +93,7 @@ class MediaStream:
     oversize_packets: int = 0
     source_errors: int = 0
     sink_errors: int = 0
+    loss_runs: LossRunTracker = attrs.field(factory=LossRunTracker)
     remote_ssrc: int | None = None
 
     @property
@@ -127,12 +130,14 @@ class MediaStream:
         jb = self.jitter.stats()
         jb_ms = self.jitter.delay_ms(SAMPLE_RATE)
         rtp = self.session.statistics()
+        burst_r = self.loss_runs.burst_ratio
         quality = quality_from_statistics(
             rtp,
             jitter_buffer_ms=jb_ms,
             packetization_ms=float(self.ptime_ms),
             jitter=jb,
             bpl=bpl,
+            burst_r=burst_r,
         )
         return StreamStatistics(
             self.frames_sent,
@@ -143,6 +148,7 @@ class MediaStream:
             jb_ms,
             rtp,
             quality,
+            burst_r,
         )
 
 
@@ -311,9 +317,11 @@ class MediaEngine:
                     frame[:k] = pcm[i, :k]
                 frame = conc.good(frame)
                 stream.frames_played += 1
+                stream.loss_runs.update(False)
             elif status == _LOST:
                 frame = conc.conceal()
                 stream.frames_concealed += 1
+                stream.loss_runs.update(True)
             else:
                 frame = conc.conceal() if conc.active else np.zeros(samples, dtype=np.int16)
                 stream.frames_empty += 1
