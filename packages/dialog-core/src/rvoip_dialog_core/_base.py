@@ -41,6 +41,7 @@ class LayerBase:
         self._expiry: deque[tuple[float, tuple[str, str]]] = deque()
         # 2xx whose ACK the TU sends itself (defer_ack): dialog -> (request, remote key).
         self._held: dict[DialogId, tuple[ClientRequest, str]] = {}
+        self._cancelling: dict[LegId, UacInvite] = {}  # CANCEL sent, final still awaited
         self._uac_invites: dict[LegId, UacInvite] = {}
         self._uas_invites: dict[object, UasInvite] = {}
         self._server: dict[int, ServerRequest] = {}
@@ -216,6 +217,7 @@ class LayerBase:
             client=len(self._client),
             completed=len(self._completed),
             held_acks=len(self._held),
+            cancelling=len(self._cancelling),
             uac_invites=len(self._uac_invites),
             uas_invites=len(self._uas_invites),
             server=len(self._server),

@@ -187,6 +187,7 @@ class ClientSide(ReferSide):
         )
         inv.cancel_sent = True
         inv.cancel_deadline = now + 64 * self.config.t1
+        self._cancelling[inv.leg] = inv
         self._send(ClientRequest(ref=inv.ref, request=cancel, dialog_id=None, leg=inv.leg))
 
     # --- session-layer commands: in-dialog requests ------------------------------------------

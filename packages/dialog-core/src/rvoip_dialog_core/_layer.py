@@ -89,7 +89,7 @@ class DialogLayer(ResponseSide):
         if self._expiry:
             times.append(self._expiry[0][0])
         times.extend(
-            i.cancel_deadline for i in self._uac_invites.values() if i.cancel_deadline is not None
+            i.cancel_deadline for i in self._cancelling.values() if i.cancel_deadline is not None
         )
         for uas in self._uas_invites.values():
             if uas.retransmit_at is not None:
@@ -125,8 +125,11 @@ class DialogLayer(ResponseSide):
             for did, (held, _) in list(self._held.items()):
                 if held is done:
                     del self._held[did]  # the TU never sent its ACK
-        for inv in list(self._uac_invites.values()):
-            if inv.cancel_deadline is not None and inv.cancel_deadline <= now:
+        for inv in list(self._cancelling.values()):
+            if inv.winner is not None or inv.failed or self._uac_invites.get(inv.leg) is not inv:
+                del self._cancelling[inv.leg]  # settled: a final response came
+            elif inv.cancel_deadline is not None and inv.cancel_deadline <= now:
+                del self._cancelling[inv.leg]
                 # RFC 3261 §9.1: no final response 64*T1 after the CANCEL: give up (408).
                 inv.cancel_deadline = None
                 if inv.winner is None and not inv.failed:

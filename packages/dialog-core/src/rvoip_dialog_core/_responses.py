@@ -202,6 +202,7 @@ class ResponseSide(ClientSide):
 
     def _fail_invite(self, inv: UacInvite, response: Response) -> None:
         inv.failed = True
+        self._cancelling.pop(inv.leg, None)
         reason = TerminationReason.CANCELLED if inv.cancel_requested else TerminationReason.REJECTED
         if response.status in (408, 503) and not inv.cancel_requested:
             reason = TerminationReason.TIMEOUT if response.status == 408 else reason
