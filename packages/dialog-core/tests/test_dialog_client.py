@@ -379,3 +379,19 @@ def test_out_of_dialog_request_keeps_a_given_contact() -> None:
     assert action.request.headers.get_all("Contact") == ["<sip:alice@127.0.0.1:5060>;expires=60"]
     with pytest.raises(DialogUsageError):
         dl.send_request("INVITE", "sip:x@127.0.0.1", from_="sip:a@b", now=0.0)
+
+
+def test_cancel_and_bye_carry_extra_headers() -> None:
+    """RFC 3326: a Reason on the CANCEL and on the BYE."""
+    dl, leg, invite = start()
+    reason = ("Reason", 'SIP;cause=200;text="Call completed elsewhere"')
+    dl.cancel(leg, headers=[reason], now=0.1)
+    dl.on_response(reply(invite, 180, "b1"), 0.2)
+    (cancel,) = dl.take_actions()
+    assert isinstance(cancel, SendRequest)
+    assert cancel.request.headers.get("Reason") == reason[1]
+    dl2, did = confirmed(2)
+    dl2.bye(did, headers=[("Reason", "Q.850;cause=16")], now=1.0)
+    (bye,) = dl2.take_actions()
+    assert isinstance(bye, SendRequest)
+    assert bye.request.headers.get("Reason") == "Q.850;cause=16"

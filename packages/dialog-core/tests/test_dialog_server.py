@@ -647,3 +647,13 @@ def test_extra_methods_reach_the_tu_inside_and_outside_dialogs() -> None:
     (event,) = dl.take_events()
     assert isinstance(event, RequestReceived)
     assert event.dialog_id == did
+
+
+def test_held_back_bye_keeps_its_headers() -> None:
+    dl = layer()
+    did, _ = answered(dl)
+    dl.bye(did, headers=[("Reason", "Q.850;cause=16")], now=0.1)
+    dl.on_request(req("ACK", to_tag=did.local_tag, branch="z9hG4bKack"), None, 0.2)
+    (bye,) = dl.take_actions()
+    assert isinstance(bye, SendRequest)
+    assert bye.request.headers.get("Reason") == "Q.850;cause=16"

@@ -148,9 +148,15 @@ class LayerBase:
                 return uas
         return None
 
-    def _send_bye(self, dialog: Dialog, reason: TerminationReason, ref: int | None = None) -> None:
+    def _send_bye(
+        self,
+        dialog: Dialog,
+        reason: TerminationReason,
+        ref: int | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         """Send a BYE the layer decided on (``ref``: the TU's, else internal) and end."""
-        bye = dialog.build_request("BYE", self.config, self._rng)
+        bye = dialog.build_request("BYE", self.config, self._rng, headers=headers)
         internal = ref is None
         self._send(
             ClientRequest(

@@ -155,8 +155,8 @@ class ClientSide(ReferSide):
             content_type=content_type,
         )
 
-    def cancel(self, leg: LegId, *, now: float) -> None:
-        """Cancel our pending INVITE (RFC 3261 §9.1).
+    def cancel(self, leg: LegId, *, headers: Headers = (), now: float) -> None:
+        """Cancel our pending INVITE (RFC 3261 §9.1); ``headers`` e.g. a Reason (RFC 3326).
 
         The CANCEL waits for the first provisional response (§9.1: it SHOULD NOT be sent
         before one); once a final response arrived it is too late and nothing is sent.
@@ -167,6 +167,7 @@ class ClientSide(ReferSide):
         if inv.winner is not None or inv.failed or inv.cancel_requested:
             return
         inv.cancel_requested = True
+        inv.cancel_headers = tuple(headers)
         if inv.provisional:
             self._send_cancel(inv, now)
 
@@ -175,6 +176,7 @@ class ClientSide(ReferSide):
         # as the INVITE; method CANCEL.
         invite = inv.request
         extra = [("Route", r) for r in invite.headers.get_all("Route")]
+        extra.extend(inv.cancel_headers)
         cancel = make_request(
             "CANCEL",
             invite.uri,
@@ -217,6 +219,7 @@ class ClientSide(ReferSide):
                 # (or the ACK timeout); it is sent when that comes.
                 if uas.bye_ref is None:
                     uas.bye_ref = self._new_ref()
+                    uas.bye_headers = tuple(headers)
                 return uas.bye_ref
             with contextlib.suppress(DialogUsageError):
                 self.ack(dialog_id, now=now)  # a held-back ACK goes out before the BYE
@@ -304,9 +307,12 @@ class ClientSide(ReferSide):
                     ref=deferred.ref,
                 )
 
-    def bye(self, dialog_id: DialogId, *, now: float) -> int:
-        """Hang up a dialog with BYE (RFC 3261 §15.1.1); returns the request ref."""
-        return self.request(dialog_id, "BYE", now=now)
+    def bye(self, dialog_id: DialogId, *, headers: Headers = (), now: float) -> int:
+        """Hang up a dialog with BYE (RFC 3261 §15.1.1); returns the request ref.
+
+        ``headers`` are extra lines, e.g. ``Reason`` (RFC 3326).
+        """
+        return self.request(dialog_id, "BYE", headers=headers, now=now)
 
     def reinvite(
         self,

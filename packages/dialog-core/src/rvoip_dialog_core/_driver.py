@@ -404,9 +404,9 @@ class DialogEndpoint:
         """Send a held-back ACK (``defer_ack``) with the SDP answer."""
         self._do(lambda now: self.layer.ack(dialog_id, body, content_type=content_type, now=now))
 
-    def cancel(self, leg: LegId) -> None:
+    def cancel(self, leg: LegId, *, headers: Headers = ()) -> None:
         """CANCEL a pending INVITE (see :meth:`DialogLayer.cancel`)."""
-        self._do(lambda now: self.layer.cancel(leg, now=now))
+        self._do(lambda now: self.layer.cancel(leg, headers=headers, now=now))
 
     def respond(
         self,
@@ -449,9 +449,9 @@ class DialogEndpoint:
             )
         )
 
-    def bye(self, dialog_id: DialogId) -> int:
-        """Hang up with BYE."""
-        return self._do(lambda now: self.layer.bye(dialog_id, now=now))
+    def bye(self, dialog_id: DialogId, *, headers: Headers = ()) -> int:
+        """Hang up with BYE (``headers``: e.g. a Reason)."""
+        return self._do(lambda now: self.layer.bye(dialog_id, headers=headers, now=now))
 
     def reinvite(
         self,

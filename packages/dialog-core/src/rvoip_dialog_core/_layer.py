@@ -209,7 +209,7 @@ class DialogLayer(ResponseSide):
             del self._uas_invites[handle]
             dialog = self._dialogs.get(uas.dialog_id)
             if dialog is not None:
-                self._send_bye(dialog, TerminationReason.ACK_TIMEOUT, uas.bye_ref)
+                self._send_bye(dialog, TerminationReason.ACK_TIMEOUT, uas.bye_ref, uas.bye_headers)
             return
         if uas.retransmit_at is not None and uas.retransmit_at <= now and uas.response:
             # RFC 3261 §13.3.1.4: retransmit at T1, doubling up to T2.

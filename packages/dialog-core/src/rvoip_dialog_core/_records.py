@@ -74,6 +74,8 @@ class UacInvite:
     cancel_sent: bool = False
     winner: DialogId | None = None
     failed: bool = False
+    cancel_headers: tuple[tuple[str, str], ...] = ()
+    """Extra header lines for the CANCEL (e.g. a Reason, RFC 3326)."""
     cancel_deadline: float | None = None
     """RFC 3261 §9.1: give up 64*T1 after the CANCEL if no final response came."""
     rseqs: dict[str, int] = attrs.Factory(dict)
@@ -117,6 +119,7 @@ class UasInvite:
     prack_give_up: float | None = None
     bye_ref: int | None = None
     """RFC 3261 §15: the TU hung up before the ACK came; the BYE (with this ref) waits."""
+    bye_headers: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.define(eq=False)

@@ -340,7 +340,9 @@ class ServerSide(LayerBase):
                 self._emit(AckReceived(did, request))
                 if uas.bye_ref is not None:
                     # RFC 3261 §15: the hang-up held back until the ACK goes out now.
-                    self._send_bye(dialog, TerminationReason.LOCAL_BYE, uas.bye_ref)
+                    self._send_bye(
+                        dialog, TerminationReason.LOCAL_BYE, uas.bye_ref, uas.bye_headers
+                    )
                 return
         self.stats["ack_unmatched"] += 1
 
