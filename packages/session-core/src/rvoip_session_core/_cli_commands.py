@@ -91,7 +91,10 @@ def _source(args: argparse.Namespace) -> AudioSourceSpec:
 
 
 async def _record(coordinator: SessionCoordinator, session_id: str, path: str) -> None:
-    subscription = await coordinator.subscribe_to_audio_frames(session_id)
+    try:
+        subscription = await coordinator.subscribe_to_audio_frames(session_id)
+    except SessionError:
+        return
     with WavSink(path) as sink:
         async for frame in subscription:
             sink.write(frame.samples)
@@ -187,9 +190,12 @@ async def _answer(args: argparse.Namespace) -> int:
         events = coordinator.events()
         async for event in events:
             if isinstance(event, CallEstablished):
-                await coordinator.set_audio_source(event.session_id, _source(args))
-                if args.record and ended == 0:
-                    tg.start_soon(_record, coordinator, event.session_id, args.record)
+                try:
+                    await coordinator.set_audio_source(event.session_id, _source(args))
+                    if args.record and ended == 0:
+                        tg.start_soon(_record, coordinator, event.session_id, args.record)
+                except SessionError:
+                    pass  # the call already ended; its CallEnded event follows
                 print(f"call {event.session_id}: answered", flush=True)
             elif isinstance(event, MediaQualityReport):
                 try:
