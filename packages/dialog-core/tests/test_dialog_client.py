@@ -20,13 +20,14 @@ from rvoip_dialog_core import (
     InviteFailed,
     InviteProgress,
     LegId,
+    ReInviteReceived,
     ResponseForRequest,
     SendAck,
     SendRequest,
     TerminationReason,
     glare_delay,
 )
-from rvoip_sip_core import Request, Response, make_response
+from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
 CONFIG = DialogConfig(contact="sip:alice@127.0.0.1:5060", via_host="127.0.0.1", via_port=5060)
 
@@ -395,3 +396,50 @@ def test_cancel_and_bye_carry_extra_headers() -> None:
     (bye,) = dl2.take_actions()
     assert isinstance(bye, SendRequest)
     assert bye.request.headers.get("Reason") == "Q.850;cause=16"
+
+
+def test_glare_retry_waits_for_the_peers_reinvite_to_finish() -> None:
+    dl, did = confirmed()
+    ref = dl.reinvite(did, b"ours", now=1.0)
+    (ours,) = dl.take_actions()
+    assert isinstance(ours, SendRequest)
+    dl.on_response(make_response(ours.request, 491), 1.1)
+    (glare,) = dl.take_events()
+    assert isinstance(glare, GlareRetryScheduled)
+    # Bob's re-INVITE goes first and is still unanswered when our retry is due.
+    theirs = make_request(
+        "INVITE",
+        parse_uri("sip:alice@127.0.0.1:5060"),
+        from_="<sip:bob@127.0.0.1:5070>;tag=b1",
+        to=f"<sip:bob@127.0.0.1:5070>;tag={did.local_tag}",
+        call_id=did.call_id,
+        cseq=7,
+        via="SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKtheirs",
+        body=b"theirs",
+        content_type="application/sdp",
+    )
+    dl.on_request(theirs, "srv", 1.2)
+    (incoming,) = dl.take_events()
+    assert isinstance(incoming, ReInviteReceived)
+    dl.handle_timers(glare.at)
+    assert not [a for a in dl.take_actions() if isinstance(a, SendRequest)]
+    assert dl.pending()["deferred"] == 1
+    dl.respond(incoming.ref, 200, body=b"answer", now=glare.at + 0.1)
+    ack = make_request(
+        "ACK",
+        parse_uri("sip:alice@127.0.0.1:5060"),
+        from_="<sip:bob@127.0.0.1:5070>;tag=b1",
+        to=f"<sip:bob@127.0.0.1:5070>;tag={did.local_tag}",
+        call_id=did.call_id,
+        cseq=7,
+        via="SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKack",
+    )
+    dl.take_actions()
+    dl.on_ack(ack, glare.at + 0.2)
+    (retry,) = [a for a in dl.take_actions() if isinstance(a, SendRequest)]
+    assert retry.request.method == "INVITE"
+    assert retry.request.body == b"ours"
+    assert retry.request.headers.get_all("Allow") == ours.request.headers.get_all("Allow")
+    dl.on_response(make_response(retry.request, 200), glare.at + 0.3)
+    done = [e for e in dl.take_events() if isinstance(e, ResponseForRequest)]
+    assert [(e.ref, e.response.status) for e in done] == [(ref, 200)]

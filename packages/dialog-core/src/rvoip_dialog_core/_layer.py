@@ -15,7 +15,7 @@ from rvoip_sip_core import Request, Response, make_response
 
 from ._config import DialogConfig
 from ._events import ResponseForRequest, SendResponse, TerminationReason
-from ._records import ClientRequest, UasInvite
+from ._records import ClientRequest, DeferredRequest, UasInvite
 from ._responses import ResponseSide
 
 __all__ = ["DialogLayer"]
@@ -167,14 +167,19 @@ class DialogLayer(ResponseSide):
                 ResponseForRequest(creq.ref, creq.dialog_id, old.method, make_response(old, 481))
             )
             return
-        keep = ("Via", "Route", "From", "To", "Call-ID", "CSeq", "Max-Forwards", "Contact")
-        extra = tuple(
-            (name, value)
-            for name, value in old.headers
-            if name.title() not in keep
-            and name.lower() not in ("call-id", "cseq", "content-length", "content-type")
-        )
+        # The headers the dialog builds itself are made afresh; the TU's extra ones are kept.
+        rebuilt = {"via", "route", "from", "to", "call-id", "cseq", "max-forwards", "contact"}
+        rebuilt |= {"content-length", "content-type"}
+        extra = tuple((n, v) for n, v in old.headers if n.lower() not in rebuilt)
         ctype = old.headers.get("Content-Type")
+        if old.method == "INVITE" and self._invite_in_progress(dialog.id):
+            # RFC 3261 §14.1: the peer's INVITE went first and is still in progress: wait.
+            layer_made = {"allow", "supported", "session-expires", "min-se", "user-agent"}
+            tu_headers = tuple((n, v) for n, v in extra if n.lower() not in layer_made)
+            self._deferred.append(
+                DeferredRequest(creq.ref, dialog, old.body, ctype, tu_headers, creq.defer_ack)
+            )
+            return
         req = dialog.build_request(
             old.method,
             self.config,
