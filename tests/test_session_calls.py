@@ -133,7 +133,7 @@ async def test_tone_flows_stops_on_hold_and_returns_on_resume() -> None:
         assert hits > total // 2
         await SessionControl.hold_session(alice, call.id)
         assert (await alice.get_session(call.id)).state is CallState.OnHold
-        await anyio.sleep(0.15)  # frames already in the jitter buffer play out
+        await anyio.sleep(0.3)  # frames already in the jitter buffer play out
         assert (await count_tone_frames(alice, call.id, 1000, 0.4))[0] == 0
         assert (await count_tone_frames(bob, bob_call.id, 600, 0.4))[0] == 0
         info = await alice.get_media_info(call.id)
@@ -163,7 +163,7 @@ async def test_mute_keeps_rtp_flowing_as_silence() -> None:
         bob_call = await only_call(bob)
         await alice.set_audio_source(call.id, tone_source(800))
         await alice.stop_audio_transmission(call.id)
-        await anyio.sleep(0.15)
+        await anyio.sleep(0.3)
         before = await bob.get_media_statistics(bob_call.id)
         assert (await count_tone_frames(bob, bob_call.id, 800, 0.4))[0] == 0
         after = await bob.get_media_statistics(bob_call.id)

@@ -130,7 +130,7 @@ async def _script(
     step("DTMF (RFC 4733)", digits == DIGITS, f"sent {DIGITS!r}, bob received {digits!r}")
 
     await alice.hold_session(call.id)
-    await anyio.sleep(0.15)
+    await anyio.sleep(0.3)  # the jitter buffer (up to 12 frames) plays out
     hits, total = await count_tone_frames(bob, bob_id, TONE_HZ, 0.4)
     held = (await alice.get_session(call.id)).state is CallState.OnHold
     step("hold", held and hits == 0, f"state OnHold, tone in {hits}/{total} frames at bob")
