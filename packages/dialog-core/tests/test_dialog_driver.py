@@ -107,6 +107,9 @@ def test_target_for_uses_route_then_request_uri() -> None:
     assert target_for(request("sips:b@127.0.0.1")) == Peer("TLS", "127.0.0.1", 5061)
     assert target_for(request("sip:b@example.com")) is None
     assert target_for(request("sip:b@localhost:7")) == Peer("UDP", "127.0.0.1", 7)
+    # A strict router is the Request-URI; the Route then ends with the remote target.
+    strict = request("sip:127.0.0.1:5998", "<sip:b@10.0.0.9>")
+    assert target_for(strict) == Peer("UDP", "127.0.0.1", 5998)
 
 
 @pytest.mark.anyio

@@ -57,12 +57,15 @@ Headers = Iterable[tuple[str, str]]
 
 
 def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
-    """Where to send a request (RFC 3263 without DNS): first Route, else the Request-URI.
+    """Where to send a request (RFC 3263 without DNS): the first Route if it is a loose
+    router, else the Request-URI (which holds the strict router, RFC 3261 §12.2.1.1).
 
     Returns None when the host is not an IP literal (or ``localhost``); this layer does no DNS.
     """
     routes = request.routes
-    uri: Uri = routes[0].uri if routes else request.uri
+    first = routes[0].uri if routes else None
+    loose = isinstance(first, SipUri) and first.lr
+    uri: Uri = first if loose and first is not None else request.uri
     if not isinstance(uri, SipUri):
         return None
     host = uri.maddr or uri.host
