@@ -222,7 +222,9 @@ class Ignorer(AutoAnswerHandler):
     ("handler", "status"),
     [(Rejecter(), 486), (Forwarder(), 302), (Exploder(), 500)],
 )
-async def test_refused_calls_fail_with_the_status(handler: CallHandler, status: int) -> None:
+async def test_refused_calls_fail_with_the_status(
+    handler: CallHandler, status: int, caplog: pytest.LogCaptureFixture
+) -> None:
     trace = SipTrace()
     async with (
         await loopback_builder("alice").build() as alice,
@@ -240,6 +242,9 @@ async def test_refused_calls_fail_with_the_status(handler: CallHandler, status: 
         assert await wait_until(lambda: not bob._calls)
         assert (await alice.get_stats()).failed_sessions == 1
     final = trace.responses(status)[0]
+    if status == 500:
+        assert "on_incoming_call failed" in caplog.text
+        assert "handler bug" in caplog.text
     if status == 302:
         assert final.headers.get("Contact") == "<sip:voicemail@127.0.0.1:5999>"
 

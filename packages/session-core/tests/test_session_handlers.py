@@ -6,6 +6,8 @@ import logging
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_session_core import (
     Accept,
@@ -204,3 +206,18 @@ async def test_composite_fans_out_hooks_and_survives_a_failing_handler(
     await chain.on_media_quality(sid, QualityMetrics(None, None, 0.0, 0.0))
     assert await chain.on_incoming_transfer_request(sid, "sip:c@h", None) is False
     assert await CompositeHandler().on_incoming_transfer_request(sid, "sip:c@h", None) is True
+
+
+@given(st.text(max_size=30), st.text(max_size=30))
+def test_routing_star_matches_any_suffix(prefix: str, rest: str) -> None:
+    router = RoutingHandler().add_route(prefix + "*", "sip:target@h")
+    assert router.route_for(prefix + rest) == "sip:target@h"
+    assert RoutingHandler().add_route("*", "sip:t@h").route_for(prefix + rest) == "sip:t@h"
+
+
+@given(st.text(alphabet="abc.:@*", max_size=20), st.text(alphabet="abc.:@", max_size=20))
+def test_routing_never_raises_and_literal_patterns_match_themselves(pattern: str, uri: str) -> None:
+    router = RoutingHandler().add_route(pattern, "sip:t@h")
+    router.route_for(uri)
+    literal = RoutingHandler().add_route(uri, "sip:t@h")
+    assert literal.route_for(uri) == "sip:t@h"
