@@ -16,6 +16,7 @@ from rvoip_dialog_core import (
     InviteFailed,
     ResponseForRequest,
     TerminationReason,
+    next_hop,
     target_for,
 )
 from rvoip_sip_core import Request, make_request, parse_uri
@@ -106,7 +107,9 @@ def test_target_for_uses_route_then_request_uri() -> None:
     assert target_for(routed) == Peer("TCP", "127.0.0.1", 5999)
     assert target_for(request("sips:b@127.0.0.1")) == Peer("TLS", "127.0.0.1", 5061)
     assert target_for(request("sip:b@example.com")) is None
-    assert target_for(request("sip:b@localhost:7")) == Peer("UDP", "127.0.0.1", 7)
+    # Host names need DNS: target_for declines, next_hop tells where.
+    assert target_for(request("sip:b@localhost:7")) is None
+    assert next_hop(request("sip:b@localhost:7")) == Peer("UDP", "localhost", 7)
     # A strict router is the Request-URI; the Route then ends with the remote target.
     strict = request("sip:127.0.0.1:5998", "<sip:b@10.0.0.9>")
     assert target_for(strict) == Peer("UDP", "127.0.0.1", 5998)
@@ -155,3 +158,16 @@ async def test_loopback_call_over_tcp(anyio_backend: str) -> None:
             done = await wait_for(alice, ResponseForRequest)
             assert isinstance(done, ResponseForRequest)
             assert done.response.status == 200
+
+
+@pytest.mark.anyio
+async def test_host_names_are_resolved_by_the_driver(anyio_backend: str) -> None:
+    async with DialogEndpoint(user="bob") as bob, DialogEndpoint(user="alice") as alice:
+        with anyio.fail_after(10):
+            alice.invite(f"sip:bob@localhost:{bob.local().port}", from_="sip:alice@localhost")
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            bob.respond(incoming.ref, 486)
+            busy = await wait_for(alice, InviteFailed)
+            assert isinstance(busy, InviteFailed)
+            assert busy.response.status == 486

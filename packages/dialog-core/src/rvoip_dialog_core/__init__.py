@@ -8,7 +8,7 @@ session layer, and its next deadline. :class:`DialogEndpoint` runs it on transac
 
 from ._config import DEFAULT_ALLOW, DialogConfig
 from ._dialog import Dialog, DialogId, LegId, make_via
-from ._driver import DialogEndpoint, target_for
+from ._driver import DialogEndpoint, next_hop, target_for
 from ._errors import DialogError, DialogUsageError
 from ._events import (
     AckReceived,
@@ -93,6 +93,7 @@ __all__ = [
     "__version__",
     "glare_delay",
     "make_via",
+    "next_hop",
     "parse_sipfrag_status",
     "sipfrag",
     "target_for",

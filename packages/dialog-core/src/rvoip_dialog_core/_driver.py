@@ -16,12 +16,15 @@ import ipaddress
 import logging
 import math
 import random
+import socket
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
 from typing import Self, TypeVar
 
 import anyio
+import anyio.abc
+import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from rvoip_sip_core import Request, Response, SipUri, Uri, parse_uri
@@ -48,7 +51,7 @@ from ._events import DialogEvent, SendAck, SendRequest, SendResponse
 from ._layer import DialogLayer
 from ._records import ReferSubscription
 
-__all__ = ["DialogEndpoint", "target_for"]
+__all__ = ["DialogEndpoint", "next_hop", "target_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,11 +59,11 @@ T = TypeVar("T")
 Headers = Iterable[tuple[str, str]]
 
 
-def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
-    """Where to send a request (RFC 3263 without DNS): the first Route if it is a loose
-    router, else the Request-URI (which holds the strict router, RFC 3261 §12.2.1.1).
+def next_hop(request: Request, default_transport: str = "UDP") -> Peer | None:
+    """Where a request goes (RFC 3263 §4 without NAPTR/SRV): the first Route if it is a loose
+    router, else the Request-URI (which holds a strict router, RFC 3261 §12.2.1.1).
 
-    Returns None when the host is not an IP literal (or ``localhost``); this layer does no DNS.
+    The host may be a name; None when the URI is not a SIP URI.
     """
     routes = request.routes
     first = routes[0].uri if routes else None
@@ -70,17 +73,25 @@ def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
         return None
     host = uri.maddr or uri.host
     host = host[1:-1] if host.startswith("[") else host
-    if host.lower() == "localhost":
-        host = "127.0.0.1"
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return None
     transport = (uri.transport or default_transport).upper()
     if uri.scheme == "sips":
         transport = "TLS"
     port = uri.port or (5061 if transport == "TLS" else 5060)
     return Peer(transport, host, port)
+
+
+def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
+    """The :func:`next_hop` when its host is an IP literal (no DNS needed), else None."""
+    hop = next_hop(request, default_transport)
+    return hop if hop is not None and _is_ip(hop.host) else None
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 class DialogEndpoint:
@@ -126,6 +137,7 @@ class DialogEndpoint:
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
         self._flushing = False
+        self._tg: anyio.abc.TaskGroup | None = None
         self.stats: Counter[str] = Counter()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -138,6 +150,7 @@ class DialogEndpoint:
             self._stack.callback(send.close)
             self._stack.callback(recv.close)
             tg = await self._stack.enter_async_context(anyio.create_task_group())
+            self._tg = tg
             self._stack.callback(tg.cancel_scope.cancel)
             txn = TransactionEndpoint(
                 udp=self._udp,
@@ -271,7 +284,6 @@ class DialogEndpoint:
 
     def _flush_once(self) -> None:
         layer = self.layer
-        txn = self.transactions
         default = layer.config.transport
         for _ in range(1000):
             actions = layer.take_actions()
@@ -281,26 +293,49 @@ class DialogEndpoint:
                 if isinstance(action, SendResponse):
                     self._respond(action.server, action.response)
                     continue
-                target = target_for(action.request, default)
-                if target is None:
+                hop = next_hop(action.request, default)
+                if hop is None:
                     self.stats["unresolvable_target"] += 1
                     if isinstance(action, SendRequest):
                         layer.on_transport_error(action.request, anyio.current_time())
-                    continue
-                try:
-                    if isinstance(action, SendAck):
-                        txn.send_stateless(action.request, target)
-                    else:
-                        txn_id = txn.send_request(action.request, target)
-                        self._client_txns[txn_id] = action.request
-                except TransactionError as exc:
-                    self.stats["send_failed"] += 1
-                    logger.warning("cannot send %s: %s", action.request.method, exc)
-                    if isinstance(action, SendRequest):
-                        layer.on_transport_error(action.request, anyio.current_time())
+                elif not _is_ip(hop.host) and self._tg is not None:
+                    # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
+                    self._tg.start_soon(self._resolve_and_send, action, hop)
+                else:
+                    self._send_to(action, hop)
         for event in layer.take_events():
             self._deliver(event)
         self._wakeup.set()
+
+    def _send_to(self, action: SendRequest | SendAck, target: Peer) -> None:
+        txn = self.transactions
+        try:
+            if isinstance(action, SendAck):
+                txn.send_stateless(action.request, target)
+            else:
+                txn_id = txn.send_request(action.request, target)
+                self._client_txns[txn_id] = action.request
+        except TransactionError as exc:
+            self.stats["send_failed"] += 1
+            logger.warning("cannot send %s: %s", action.request.method, exc)
+            if isinstance(action, SendRequest):
+                self.layer.on_transport_error(action.request, anyio.current_time())
+
+    async def _resolve_and_send(self, action: SendRequest | SendAck, hop: Peer) -> None:
+        # Resolve in the address family the transport is bound to.
+        family = socket.AF_INET6 if ":" in self.layer.config.via_host else socket.AF_INET
+        try:
+            with anyio.fail_after(self.layer.config.t1 * 64):
+                infos = await anyio.getaddrinfo(hop.host, hop.port, family=family)
+        except (OSError, TimeoutError):
+            infos = []
+        if not infos:
+            self.stats["unresolvable_target"] += 1
+            if isinstance(action, SendRequest):
+                self.layer.on_transport_error(action.request, anyio.current_time())
+        else:
+            self._send_to(action, attrs.evolve(hop, host=str(infos[0][4][0])))
+        self._flush()
 
     def _respond(self, server: object, response: Response) -> None:
         if not isinstance(server, int):
