@@ -8,13 +8,14 @@ and message logs for assertion messages.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
 import shutil
 import socket
 import subprocess
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +241,20 @@ class Sipp:
             raise AssertionError(f"SIPp did not start listening:\n{result.report()}")
         return process, name
 
+    @contextlib.asynccontextmanager
+    async def serve(
+        self, scenario: str, *, local_port: int, **kw: Any
+    ) -> AsyncIterator[SippServer]:
+        """A SIPp UAS listening on ``local_port`` for the block; killed if not finished."""
+        process, name = await self.start_server(scenario, local_port=local_port, **kw)
+        server = SippServer(self, process, name)
+        try:
+            yield server
+        finally:
+            if server.result is None:
+                with anyio.CancelScope(shield=True):
+                    await self.finish(process, name, 0.0)
+
     async def finish(
         self, process: anyio.abc.Process, name: str, deadline: float = 30.0
     ) -> SippResult:
@@ -253,3 +268,19 @@ class Sipp:
         await process.aclose()
         code = process.returncode if process.returncode is not None else -9
         return self.result(name, code)
+
+
+@attrs.define(eq=False)
+class SippServer:
+    """A SIPp UAS started by ``Sipp.serve``."""
+
+    sipp: Sipp
+    process: anyio.abc.Process
+    name: str
+    result: SippResult | None = None
+
+    async def finish(self, deadline: float = 30.0) -> SippResult:
+        """Wait for SIPp to complete its calls and exit (killed after ``deadline`` s)."""
+        if self.result is None:
+            self.result = await self.sipp.finish(self.process, self.name, deadline)
+        return self.result

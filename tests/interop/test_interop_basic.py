@@ -100,21 +100,21 @@ async def test_our_uac_against_sipp_uas(
 ) -> None:
     calls = 3
     port = free_udp_port()
-    process, name = await sipp.start_server("uas", local_port=port, calls=calls, timeout=25)
-    handler = Recorder()
-    async with await builder(handler, "alice").build() as coordinator:
-        for _ in range(calls):
-            session = await coordinator.create_outgoing_call(
-                "sip:alice@127.0.0.1", f"sip:service@{HOST}:{port}"
-            )
-            await coordinator.wait_for_answer(session.id, 5.0)
-            assert (await coordinator.get_session(session.id)).state is CallState.Active
-            info = await coordinator.get_media_info(session.id)
-            assert (info.codec, info.payload_type) == ("PCMU", 0)
-            await coordinator.terminate_session(session.id)
-        assert await wait_until(lambda: len(handler.ended) == calls)
-        assert set(handler.reasons()) == {"local hangup"}
-    result = await sipp.finish(process, name, 30)
+    async with sipp.serve("uas", local_port=port, calls=calls, timeout=25) as uas:
+        handler = Recorder()
+        async with await builder(handler, "alice").build() as coordinator:
+            for _ in range(calls):
+                session = await coordinator.create_outgoing_call(
+                    "sip:alice@127.0.0.1", f"sip:service@{HOST}:{port}"
+                )
+                await coordinator.wait_for_answer(session.id, 5.0)
+                assert (await coordinator.get_session(session.id)).state is CallState.Active
+                info = await coordinator.get_media_info(session.id)
+                assert (info.codec, info.payload_type) == ("PCMU", 0)
+                await coordinator.terminate_session(session.id)
+            assert await wait_until(lambda: len(handler.ended) == calls)
+            assert set(handler.reasons()) == {"local hangup"}
+            result = await uas.finish(30)
     assert result.returncode == 0, result.report()
     assert (result.successful, result.failed) == (calls, 0), result.report()
 
@@ -140,3 +140,31 @@ async def test_sipp_uac_with_ten_percent_loss_recovers_by_retransmission(
         with anyio.fail_after(10):
             while await coordinator.list_active_sessions():
                 await anyio.sleep(0.05)
+
+
+async def test_our_uac_against_sipp_uas_with_ten_percent_loss(
+    sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    # Our client side recovers: INVITE and BYE retransmitted, ACK re-sent for each
+    # retransmitted 200 (RFC 3261 §13.2.2.4). The built-in uas keeps each finished call
+    # for 4 s, long enough to answer a retransmitted BYE whose 200 SIPp dropped.
+    calls = 15
+    port = free_udp_port()
+    async with sipp.serve(
+        "uas", local_port=port, calls=calls, timeout=40, extra=["-lost", "10"]
+    ) as uas:
+        handler = Recorder()
+        async with await builder(handler, "alice").build() as coordinator:
+            for _ in range(calls):
+                session = await coordinator.create_outgoing_call(
+                    "sip:alice@127.0.0.1", f"sip:service@{HOST}:{port}"
+                )
+                await coordinator.wait_for_answer(session.id, 10.0)
+                await coordinator.terminate_session(session.id)
+            assert await wait_until(lambda: len(handler.ended) == calls, timeout=10.0)
+            assert set(handler.reasons()) == {"local hangup"}
+            # A BYE whose 200 SIPp dropped is still being retransmitted: stay up until SIPp
+            # has seen every call through.
+            result = await uas.finish(45)
+    assert result.returncode == 0, result.report()
+    assert (result.successful, result.failed) == (calls, 0), result.report()

@@ -69,8 +69,10 @@ async def test_we_hold_and_resume_toward_sipp_uas(
     sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
 ) -> None:
     port = free_udp_port()
-    process, name = await sipp.start_server("uas_hold.xml", local_port=port, calls=1, timeout=15)
-    async with await builder(Recorder(), "alice").build() as coordinator:
+    async with (
+        sipp.serve("uas_hold.xml", local_port=port, calls=1, timeout=15) as uas,
+        await builder(Recorder(), "alice").build() as coordinator,
+    ):
         session = await coordinator.create_outgoing_call(
             "sip:alice@127.0.0.1", f"sip:held@{HOST}:{port}"
         )
@@ -83,6 +85,6 @@ async def test_we_hold_and_resume_toward_sipp_uas(
         assert (await coordinator.get_session(session.id)).state is CallState.Active
         assert (await coordinator.get_media_info(session.id)).direction == "sendrecv"
         await coordinator.terminate_session(session.id)
-    result = await sipp.finish(process, name, 20)
+        result = await uas.finish(20)
     assert result.returncode == 0, result.report()
     assert (result.successful, result.failed) == (1, 0), result.report()

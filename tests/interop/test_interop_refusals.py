@@ -26,31 +26,29 @@ async def test_we_cancel_before_answer_and_sipp_uas_sends_487(
 ) -> None:
     calls = 2
     port = free_udp_port()
-    process, name = await sipp.start_server(
-        "uas_cancel.xml", local_port=port, calls=calls, timeout=20
-    )
-    handler = Recorder()
-    async with await builder(handler, "alice").build() as coordinator:
-        events = coordinator.events()
-        for _ in range(calls):
-            session = await coordinator.create_outgoing_call(
-                "sip:alice@127.0.0.1", f"sip:ringing@{HOST}:{port}"
-            )
+    async with sipp.serve("uas_cancel.xml", local_port=port, calls=calls, timeout=20) as uas:
+        handler = Recorder()
+        async with await builder(handler, "alice").build() as coordinator:
+            events = coordinator.events()
+            for _ in range(calls):
+                session = await coordinator.create_outgoing_call(
+                    "sip:alice@127.0.0.1", f"sip:ringing@{HOST}:{port}"
+                )
 
-            async def ringing(sid: str = session.id) -> bool:
-                return (await coordinator.get_session(sid)).state is CallState.Ringing
+                async def ringing(sid: str = session.id) -> bool:
+                    return (await coordinator.get_session(sid)).state is CallState.Ringing
 
-            assert await wait_until(ringing)
-            await coordinator.terminate_session(session.id)
-            with pytest.raises(CallCancelled):
-                await coordinator.wait_for_answer(session.id, 5.0)
-        assert await wait_until(lambda: len(handler.ended) == calls)
-        states = []
-        while (event := events.receive_nowait()) is not None:
-            if isinstance(event, StateChanged) and event.new_state.is_final:
-                states.append(event.new_state)
-        assert states == [CallState.Cancelled] * calls
-    result = await sipp.finish(process, name, 25)
+                assert await wait_until(ringing)
+                await coordinator.terminate_session(session.id)
+                with pytest.raises(CallCancelled):
+                    await coordinator.wait_for_answer(session.id, 5.0)
+            assert await wait_until(lambda: len(handler.ended) == calls)
+            states = []
+            while (event := events.receive_nowait()) is not None:
+                if isinstance(event, StateChanged) and event.new_state.is_final:
+                    states.append(event.new_state)
+            assert states == [CallState.Cancelled] * calls
+            result = await uas.finish(25)
     assert result.returncode == 0, result.report()
     assert (result.successful, result.failed) == (calls, 0), result.report()
 
@@ -103,8 +101,10 @@ async def test_sipp_uas_486_fails_our_call_with_the_status(
     sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
 ) -> None:
     port = free_udp_port()
-    process, name = await sipp.start_server("uas_busy.xml", local_port=port, calls=1, timeout=15)
-    async with await builder(Recorder(), "alice").build() as coordinator:
+    async with (
+        sipp.serve("uas_busy.xml", local_port=port, calls=1, timeout=15) as uas,
+        await builder(Recorder(), "alice").build() as coordinator,
+    ):
         session = await coordinator.create_outgoing_call(
             "sip:alice@127.0.0.1", f"sip:busy@{HOST}:{port}"
         )
@@ -112,6 +112,6 @@ async def test_sipp_uas_486_fails_our_call_with_the_status(
             await coordinator.wait_for_answer(session.id, 5.0)
         assert failure.value.status == 486
         assert await coordinator.list_active_sessions() == []
-    result = await sipp.finish(process, name, 20)
+        result = await uas.finish(20)
     assert result.returncode == 0, result.report()
     assert (result.successful, result.failed) == (1, 0), result.report()

@@ -130,35 +130,35 @@ async def test_sipp_refers_us_to_a_second_sipp(
     sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
 ) -> None:
     target_port = free_udp_port()
-    target, target_name = await sipp.start_server(
+    async with sipp.serve(
         "uas_answer.xml", name="target", local_port=target_port, calls=1, timeout=15
-    )
-    refer_to = f"sip:carol@{HOST}:{target_port}"
-    handler = Recorder()
-    async with await builder(handler).build() as coordinator:
-        result = await sipp.run(
-            "uac_refer.xml",
-            name="transferor",
-            local_port=free_udp_port(),
-            remote=coordinator.local_sip_address,
-            calls=1,
-            timeout=15,
-            variables={"refer_to": refer_to},
-        )
-        assert result.returncode == 0, result.report()
-        assert (result.successful, result.failed) == (1, 0), result.report()
-        notified = received_notify_bodies(result.messages)
-        assert notified[-1] == "SIP/2.0 200 OK", notified
-        assert all(line.startswith("SIP/2.0 1") for line in notified[:-1]), notified
-        assert [target for _, target in handler.transfers] == [refer_to]
-        # The transferee's new call to the target is up; the transferor hung up on us.
-        sessions = await coordinator.list_active_sessions()
-        assert [(s.to, s.state) for s in sessions] == [(refer_to, CallState.Active)]
-        assert "remote hangup" in handler.reasons()
-        await coordinator.terminate_session(sessions[0].id)
-        with anyio.fail_after(5):
-            while await coordinator.list_active_sessions():
-                await anyio.sleep(0.02)
-    target_result = await sipp.finish(target, target_name, 20)
+    ) as target:
+        refer_to = f"sip:carol@{HOST}:{target_port}"
+        handler = Recorder()
+        async with await builder(handler).build() as coordinator:
+            result = await sipp.run(
+                "uac_refer.xml",
+                name="transferor",
+                local_port=free_udp_port(),
+                remote=coordinator.local_sip_address,
+                calls=1,
+                timeout=15,
+                variables={"refer_to": refer_to},
+            )
+            assert result.returncode == 0, result.report()
+            assert (result.successful, result.failed) == (1, 0), result.report()
+            notified = received_notify_bodies(result.messages)
+            assert notified[-1] == "SIP/2.0 200 OK", notified
+            assert all(line.startswith("SIP/2.0 1") for line in notified[:-1]), notified
+            assert [target for _, target in handler.transfers] == [refer_to]
+            # The transferee's new call to the target is up; the transferor hung up on us.
+            sessions = await coordinator.list_active_sessions()
+            assert [(s.to, s.state) for s in sessions] == [(refer_to, CallState.Active)]
+            assert "remote hangup" in handler.reasons()
+            await coordinator.terminate_session(sessions[0].id)
+            with anyio.fail_after(5):
+                while await coordinator.list_active_sessions():
+                    await anyio.sleep(0.02)
+            target_result = await target.finish(20)
     assert target_result.returncode == 0, target_result.report()
     assert (target_result.successful, target_result.failed) == (1, 0), target_result.report()
