@@ -168,3 +168,36 @@ async def test_our_uac_against_sipp_uas_with_ten_percent_loss(
             result = await uas.finish(45)
     assert result.returncode == 0, result.report()
     assert (result.successful, result.failed) == (calls, 0), result.report()
+
+
+async def test_sipp_late_offer_gets_our_offer_in_the_200(
+    sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    handler = Recorder()
+    media_port = free_udp_port(4)
+    async with await builder(handler).build() as coordinator:
+        seen: list[tuple[str | None, tuple[str, int] | None]] = []
+
+        async def watch() -> None:
+            while True:
+                for session in await coordinator.list_active_sessions():
+                    if session.state is CallState.Active:
+                        info = await coordinator.get_media_info(session.id)
+                        seen.append((info.codec, info.remote_rtp_address))
+                await anyio.sleep(0.02)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(watch)
+            result = await sipp.run(
+                "uac_late_offer.xml",
+                local_port=free_udp_port(),
+                remote=coordinator.local_sip_address,
+                media_port=media_port,
+                calls=1,
+                timeout=10,
+            )
+            tg.cancel_scope.cancel()
+        assert result.returncode == 0, result.report()
+        assert (result.successful, result.failed) == (1, 0), result.report()
+        # The answer in SIPp's ACK was applied: PCMU toward SIPp's media port.
+        assert ("PCMU", (HOST, media_port)) in seen, seen
