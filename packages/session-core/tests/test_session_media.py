@@ -100,3 +100,28 @@ def test_gate_relays_received_packets_and_holds_back_engine_packets() -> None:
     gate.send_payload(b"engine", 0)
     gate.forward(packet, 0)
     assert rtp.sent == [b"x" * 160]
+
+
+def test_dtmf_is_decoded_per_rtp_source_and_flushed_at_close() -> None:
+    from rvoip_media_core import MediaEngine
+    from rvoip_rtp_core import DtmfEncoder, RtpPacket
+    from rvoip_session_core import SessionId
+    from rvoip_session_core._media import CallMedia
+    from rvoip_session_core._offer_answer import NegotiatedAudio
+
+    digits: list[str] = []
+    media = CallMedia(SessionId("s"), MediaEngine(), on_dtmf=lambda d, ms: digits.append(d))
+    media.negotiated = NegotiatedAudio("PCMU", 0, 101, None, True, True)
+
+    def feed(ssrc: int, digit: str, timestamp: int, *, end: bool = True) -> None:
+        for seq, p in enumerate(DtmfEncoder().packets(digit, 800)):
+            packet = RtpPacket(101, seq, timestamp, ssrc, p.payload, p.marker)
+            if end or not p.payload[1] & 0x80:
+                media._other_packet(packet, 0.0)
+
+    feed(1, "1", 320000)
+    feed(2, "4", 1000)  # a second source with lower timestamps is not "old"
+    feed(2, "5", 3000, end=False)
+    assert digits == ["1", "4"]
+    media.close()
+    assert digits == ["1", "4", "5"]

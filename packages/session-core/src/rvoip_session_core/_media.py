@@ -200,7 +200,7 @@ class CallMedia:
     muted: bool = False
     held: bool = False
     closed: anyio.Event = attrs.field(factory=anyio.Event)
-    _dtmf: DtmfDecoder = attrs.field(factory=DtmfDecoder)
+    _dtmf: dict[int, DtmfDecoder] = attrs.field(factory=dict)
 
     @property
     def local_port(self) -> int | None:
@@ -258,8 +258,15 @@ class CallMedia:
         negotiated = self.negotiated
         if negotiated is None or packet.payload_type != negotiated.dtmf_payload_type:
             return
+        # RFC 4733 §2.5.2: an event is identified by its timestamp within one source's
+        # stream, so each SSRC gets its own decoder (a re-INVITE may change the source).
+        decoder = self._dtmf.get(packet.ssrc)
+        if decoder is None:
+            if len(self._dtmf) >= 8:
+                self._dtmf.clear()
+            decoder = self._dtmf[packet.ssrc] = DtmfDecoder()
         try:
-            notes = self._dtmf.feed_packet(packet)
+            notes = decoder.feed_packet(packet)
         except RtpError:
             return
         for note in notes:
@@ -315,7 +322,15 @@ class CallMedia:
             await anyio.sleep(gap)
 
     def close(self) -> None:
-        """Stop the stream and let the media task close the RTP session."""
+        """Stop the stream and let the media task close the RTP session.
+
+        A DTMF event still in progress (its end packets never came) is reported now.
+        """
+        decoders, self._dtmf = self._dtmf, {}
+        for decoder in decoders.values():
+            for note in decoder.flush():
+                if isinstance(note, DtmfEnded):
+                    self.on_dtmf(note.digit, note.duration * 1000 // SAMPLE_RATE)
         if self.stream is not None:
             self.engine.remove_stream(self.stream)
             self.stream = None
