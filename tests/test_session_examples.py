@@ -22,6 +22,15 @@ EXPECTED = {
         "nobody: 404 No Route",
     ],
     "composite_chain": ["403 Blocked", "302 Moved Temporarily", "queued (1 waiting)"],
+    "softphone": [
+        "phone: Initiating -> Active",
+        "far end: DTMF 4",
+        "far end: DTMF #",
+        "phone: Active -> OnHold",
+        "phone: OnHold -> Active",
+        "far end: call ended (remote hangup)",
+    ],
+    "quality_monitoring": ["report 2: MOS", "(good)", "customer side:", "RTT"],
 }
 
 
