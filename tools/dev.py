@@ -46,18 +46,24 @@ def environment() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(VENV)
+    # Interpreters installed by pyenv (the nox matrix wants 3.11, 3.12, 3.13): put
+    # their bin directories right after the venv's, ahead of pyenv's shims, so
+    # `python3.12` resolves without depending on PYENV_VERSION.
     pyenv_root = Path(env.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
-    if pyenv_root.is_dir() and "PYENV_VERSION" not in env:
-        wanted = [p.name for p in sorted(pyenv_root.iterdir()) if p.name[:4] in {"3.11", "3.12", "3.13"}]
-        if wanted:
-            env["PYENV_VERSION"] = ":".join(wanted)
+    if pyenv_root.is_dir():
+        extra = [
+            str(version / "bin")
+            for version in sorted(pyenv_root.iterdir())
+            if version.name.startswith(("3.11.", "3.12.", "3.13."))
+        ]
+        env["PATH"] = os.pathsep.join([str(BIN), *extra, env["PATH"]])
     env.setdefault("UV_PYTHON_DOWNLOADS", "never")
     return env
 
 
 def setup() -> None:
     """Create .venv and install the six packages (editable) and the dev tools."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 (this script may be run by an older python3)
         sys.exit(f"rvoip needs Python 3.11 or newer; this is {sys.version.split()[0]}")
     if not (BIN / "python").exists():
         print(f"creating {VENV}", flush=True)
@@ -66,8 +72,18 @@ def setup() -> None:
     if not (BIN / "uv").exists():
         run(BIN / "python", "-m", "pip", "install", "-q", "--upgrade", "pip", "uv", env=env)
     editable = [arg for pkg in PACKAGES for arg in ("-e", pkg)]
-    run(BIN / "uv", "pip", "install", "-q", "--python", BIN / "python",
-        "-r", "tools/requirements-dev.txt", *editable, env=env)
+    run(
+        BIN / "uv",
+        "pip",
+        "install",
+        "-q",
+        "--python",
+        BIN / "python",
+        "-r",
+        "tools/requirements-dev.txt",
+        *editable,
+        env=env,
+    )
 
 
 def install_system_tools() -> None:
@@ -76,8 +92,11 @@ def install_system_tools() -> None:
     if not missing:
         return
     if shutil.which("apt-get") is None or (hasattr(os, "geteuid") and os.geteuid() != 0):
-        print(f"note: {', '.join(missing)} not installed and cannot be installed here; "
-              "the interop tests that need them will skip and say so", flush=True)
+        print(
+            f"note: {', '.join(missing)} not installed and cannot be installed here; "
+            "the interop tests that need them will skip and say so",
+            flush=True,
+        )
         return
     apt_env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     run("apt-get", "update", "-qq", env=apt_env)
@@ -98,7 +117,17 @@ def main(argv: list[str]) -> None:
         install_system_tools()
         env["RVOIP_MEDIA_REQUIRE_EXTENSION"] = "1"
         env["HYPOTHESIS_PROFILE"] = "ci"
-        run(BIN / "nox", "-f", ROOT / "noxfile.py", "-s", "tests", "lint", "typecheck", *extra, env=env)
+        run(
+            BIN / "nox",
+            "-f",
+            ROOT / "noxfile.py",
+            "-s",
+            "tests",
+            "lint",
+            "typecheck",
+            *extra,
+            env=env,
+        )
     elif command == "setup":
         pass
     else:
