@@ -1,4 +1,8 @@
-"""Fixtures of the SIPp interop suite: the ``sipp`` runner, pcaps, a coordinator factory.
+"""Fixtures of the SIPp interop suite: the ``sipp`` runner and a coordinator ``builder``.
+
+This directory goes on ``sys.path`` so the tests import its helper modules:
+``interop_sipp`` (runs SIPp, reads its statistics), ``interop_pcap`` (writes the
+captures SIPp replays) and ``interop_calls`` (recording handler, media monitor).
 
 Every test here is marked ``interop`` (deselect with ``-m "not interop"``); the ones
 that drive SIPp skip, saying why, when ``sipp`` is not on PATH. SIPp and the
@@ -46,9 +50,9 @@ def sipp_version_line(sipp_exe: str) -> str:
 
 
 @pytest.fixture
-def sipp(sipp_exe: str, tmp_path: Path) -> Sipp:
+def sipp(sipp_exe: str, sipp_version_line: str, tmp_path: Path) -> Sipp:
     """A SIPp runner writing its statistics and logs into the test's tmp dir."""
-    return Sipp(sipp_exe, tmp_path)
+    return Sipp(sipp_exe, tmp_path, sipp_version_line)
 
 
 def interop_builder(

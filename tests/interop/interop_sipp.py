@@ -126,6 +126,7 @@ class Sipp:
 
     exe: str
     workdir: Path
+    version: str = ""
     runs: int = 0
 
     def command(
@@ -191,7 +192,7 @@ class Sipp:
         """Collect the files a run named ``name`` wrote."""
         base = self.workdir / name
         return SippResult(
-            name,
+            f"{name} ({self.version})" if self.version else name,
             returncode,
             _last_stats_row(Path(f"{base}.stat.csv")),
             _read(Path(f"{base}.errors.log")),
