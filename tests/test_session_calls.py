@@ -30,6 +30,7 @@ from rvoip_session_core.testing import (
     count_tone_frames,
     loopback_builder,
     next_event,
+    released,
     uri_of,
     wait_until,
 )
@@ -101,8 +102,7 @@ async def test_basic_call_sip_ladder_events_and_hangup() -> None:
         assert ended.reason == "local hangup"
         assert await wait_until(lambda: bool(bob_handler.ended))
         assert bob_handler.ended[0][1] == "remote hangup"
-        assert await alice.list_active_sessions() == []
-        assert await bob.list_active_sessions() == []
+        assert await wait_until(lambda: released(alice) and released(bob))
         with pytest.raises(SessionNotFound):
             await alice.get_session(call.id)
     assert trace.kinds("alice") == ["INVITE", "ACK", "BYE"]
@@ -239,7 +239,7 @@ async def test_refused_calls_fail_with_the_status(
         assert call.id in str(info.value)
         ended = await next_event(events, CallEnded)
         assert isinstance(ended, CallEnded)
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: released(alice) and released(bob))
         assert (await alice.get_stats()).failed_sessions == 1
     final = trace.responses(status)[0]
     if status == 500:
@@ -264,6 +264,7 @@ async def test_deferred_call_rings_and_is_answered_480_at_the_deadline() -> None
         with pytest.raises(CallFailed) as info:
             await alice.wait_for_answer(call.id, 5)
         assert info.value.status == 480
+        assert await wait_until(lambda: released(alice) and released(bob))
     assert trace.kinds("bob")[:3] == ["100/INVITE", "180/INVITE", "480/INVITE"]
 
 
@@ -305,7 +306,7 @@ async def test_cancel_before_answer() -> None:
         await alice.terminate_session(call.id)
         ended = await next_event(events, CallEnded)
         assert isinstance(ended, CallEnded)
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: released(alice) and released(bob))
     assert "CANCEL" in trace.kinds("alice")
     assert trace.responses(487)
     assert "BYE" not in trace.kinds("alice")
@@ -338,6 +339,7 @@ async def test_bob_hangs_up_and_control_of_ended_call_fails() -> None:
         await bob.terminate_session(bob_call.id)
         assert await wait_until(lambda: bool(alice_handler.ended))
         assert alice_handler.ended[0][1] == "remote hangup"
+        assert await wait_until(lambda: released(alice) and released(bob))
         with pytest.raises(SessionNotFound):
             await alice.hold_session(call.id)
         stats = await alice.get_stats()
@@ -433,5 +435,5 @@ async def test_slow_handler_rings_so_the_caller_can_cancel() -> None:
         with pytest.raises(CallFailed) as info:
             await alice.wait_for_answer(call.id, 5)
         assert info.value.status == 487
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: released(alice) and released(bob))
         assert await wait_until(lambda: Slow.stopped)  # the handler was cancelled too

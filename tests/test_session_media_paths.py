@@ -23,6 +23,7 @@ from rvoip_session_core.testing import (
     count_tone_frames,
     loopback_builder,
     next_event,
+    released,
     uri_of,
     wait_until,
 )
@@ -57,8 +58,7 @@ async def test_no_peer_times_out_with_408_and_releases_everything() -> None:
         with pytest.raises(CallFailed) as info:
             await alice.wait_for_answer(call.id, 10)
         assert info.value.status == 408
-        assert await alice.list_active_sessions() == []
-        assert alice._engine.streams == []
+        assert released(alice)
 
 
 async def test_unresolvable_target_fails_with_503() -> None:
@@ -67,6 +67,7 @@ async def test_unresolvable_target_fails_with_503() -> None:
         with pytest.raises(CallFailed) as info:
             await alice.wait_for_answer(call.id, 5)
         assert info.value.status == 503
+        assert await wait_until(lambda: released(alice))
 
 
 async def test_quality_reports_reach_events_and_the_handler() -> None:

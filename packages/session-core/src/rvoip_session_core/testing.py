@@ -31,6 +31,20 @@ def loopback_builder(
     )
 
 
+def released(coordinator: SessionCoordinator) -> bool:
+    """True when no call, dialog, pending request, media stream or RTP port is left."""
+    allocator = coordinator._allocator
+    return (
+        not coordinator._calls
+        and not coordinator._by_dialog
+        and not coordinator._by_leg
+        and not coordinator._pending
+        and not coordinator._engine.streams
+        and (allocator is None or not allocator.in_use)
+        and len(coordinator.endpoint.layer) == 0
+    )
+
+
 def uri_of(coordinator: SessionCoordinator, user: str) -> str:
     """``sip:user@host:port`` of a started coordinator."""
     host, port = coordinator.local_sip_address
