@@ -21,6 +21,7 @@ from rvoip_session_core import (
     MediaControl,
     SessionControl,
     SessionId,
+    SessionManagerBuilder,
     SessionNotFound,
     StateChanged,
     tone_source,
@@ -437,3 +438,35 @@ async def test_slow_handler_rings_so_the_caller_can_cancel() -> None:
         assert info.value.status == 487
         assert await wait_until(lambda: released(alice) and released(bob))
         assert await wait_until(lambda: Slow.stopped)  # the handler was cancelled too
+
+
+def ipv6_loopback() -> bool:
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
+async def test_call_over_ipv6_loopback() -> None:
+    def builder(user: str) -> SessionManagerBuilder:
+        return loopback_builder(user).with_local_address(f"sip:{user}@[::1]")
+
+    async with (
+        await builder("alice").build() as alice,
+        await builder("bob").build() as bob,
+    ):
+        host, port = bob.local_sip_address
+        assert host == "::1"
+        call = await alice.create_outgoing_call("sip:alice@[::1]", f"sip:bob@[::1]:{port}")
+        await alice.wait_for_answer(call.id, 5)
+        info = await alice.get_media_info(call.id)
+        assert "c=IN IP6 ::1" in (info.local_sdp or "")
+        bob_call = await only_call(bob)
+        await alice.set_audio_source(call.id, tone_source(1000))
+        hits, total = await count_tone_frames(bob, bob_call.id, 1000, 0.5)
+        assert hits > total // 3
