@@ -470,3 +470,28 @@ async def test_call_over_ipv6_loopback() -> None:
         await alice.set_audio_source(call.id, tone_source(1000))
         hits, total = await count_tone_frames(bob, bob_call.id, 1000, 0.5)
         assert hits > total // 3
+
+
+async def test_both_sides_hold_at_once_glare_is_retried() -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        trace.attach(bob, "bob")
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        bob_call = await only_call(bob)
+        with anyio.fail_after(15):
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(alice.hold_session, call.id)
+                tg.start_soon(bob.hold_session, bob_call.id)
+        # Each side holds the other: RFC 3264 §8.4 inactive both ways.
+        assert (await alice.get_media_info(call.id)).direction == "inactive"
+        assert (await bob.get_media_info(bob_call.id)).direction == "inactive"
+        assert (await bob.get_session(bob_call.id)).state is CallState.OnHold
+        await alice.resume_session(call.id)
+        await bob.resume_session(bob_call.id)
+        assert (await alice.get_media_info(call.id)).direction == "sendrecv"
+    assert trace.responses(491)  # RFC 3261 §14.1: one re-INVITE lost the race and was retried
