@@ -41,8 +41,8 @@ def sipp_version(exe: str) -> str:
     return "SIPp (unknown version)"
 
 
-def _port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+def _port_is_free(port: int, kind: int = socket.SOCK_DGRAM) -> bool:
+    with socket.socket(socket.AF_INET, kind) as sock:
         try:
             sock.bind((HOST, port))
         except OSError:
@@ -228,16 +228,20 @@ class Sipp:
     async def start_server(
         self, scenario: str, *, local_port: int, **kw: Any
     ) -> tuple[anyio.abc.Process, str]:
-        """Start a SIPp UAS on ``local_port`` and wait until it listens there.
+        """Start a SIPp UAS on ``local_port`` (UDP, or TCP with ``-t t1``/``tn`` in ``extra``)
+        and wait until it listens there.
 
         Raises:
             AssertionError: SIPp exited or did not bind within 5 s (with its report).
         """
         process, name = await self.start(scenario, local_port=local_port, **kw)
+        extra = list(kw.get("extra", ()))
+        tcp = "-t" in extra and extra[extra.index("-t") + 1 :][:1] in (["t1"], ["tn"])
+        kind = socket.SOCK_STREAM if tcp else socket.SOCK_DGRAM
         with anyio.move_on_after(5.0):
-            while _port_is_free(local_port) and process.returncode is None:
+            while _port_is_free(local_port, kind) and process.returncode is None:
                 await anyio.sleep(0.01)
-        if _port_is_free(local_port):
+        if _port_is_free(local_port, kind):
             result = await self.finish(process, name, 1.0)
             raise AssertionError(f"SIPp did not start listening:\n{result.report()}")
         return process, name
