@@ -50,6 +50,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     _common(call, default_port=0)
     answer = sub.add_parser("answer", help="wait for calls and answer them")
     answer.add_argument("--auto", action="store_true", help="answer every call (default)")
+    answer.add_argument("--quiet", action="store_true", help="no per-call lines (for load tests)")
     answer.add_argument("--max-calls", type=int, default=0, help="exit after N calls (0: never)")
     answer.add_argument(
         "--reject", type=int, default=0, metavar="STATUS", help="refuse every call with STATUS"
@@ -186,6 +187,12 @@ async def _answer(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_NETWORK)
     print(f"answering at {coordinator.local_uri}", flush=True)
     ended = 0
+    quiet: bool = args.quiet
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(text, flush=True)
+
     async with coordinator, anyio.create_task_group() as tg:
         events = coordinator.events()
         async for event in events:
@@ -196,7 +203,7 @@ async def _answer(args: argparse.Namespace) -> int:
                         tg.start_soon(_record, coordinator, event.session_id, args.record)
                 except SessionError:
                     pass  # the call already ended; its CallEnded event follows
-                print(f"call {event.session_id}: answered", flush=True)
+                say(f"call {event.session_id}: answered")
             elif isinstance(event, MediaQualityReport):
                 try:
                     session = await coordinator.get_session(event.session_id)
@@ -205,15 +212,14 @@ async def _answer(args: argparse.Namespace) -> int:
                 since = session.established_at or session.started_at
                 up = (datetime.now(UTC) - since).total_seconds() if since else 0.0
                 mos = event.metrics.mos_score
-                print(
+                say(
                     f"call {event.session_id}: {session.state.name} {up:.0f}s "
                     f"MOS {'-' if mos is None else f'{mos:.2f}'} "
-                    f"loss {event.metrics.packet_loss_percent:.1f}%",
-                    flush=True,
+                    f"loss {event.metrics.packet_loss_percent:.1f}%"
                 )
             elif isinstance(event, CallEnded):
                 ended += 1
-                print(f"call {event.session_id}: ended ({event.reason})", flush=True)
+                say(f"call {event.session_id}: ended ({event.reason})")
                 if args.max_calls and ended >= args.max_calls:
                     break
         tg.cancel_scope.cancel()
