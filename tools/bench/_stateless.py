@@ -12,12 +12,18 @@ Prints ``{"port": P}`` once bound, then runs until stdin closes or a ``quit`` li
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
-import os
 import sys
-from typing import Any, cast
+from pathlib import Path
+
+# tools/bench/concurrent.py would shadow the stdlib package ``concurrent`` that asyncio
+# imports: take this script's directory off the import path first.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+from typing import Any, cast  # noqa: E402
 
 _COPY = (b"via:", b"v:", b"from:", b"f:", b"to:", b"t:", b"call-id:", b"i:", b"cseq:")
 _SDP = (
@@ -67,7 +73,7 @@ class _Protocol(asyncio.DatagramProtocol):
 
 async def _serve(port: int) -> None:
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(
+    transport, _protocol = await loop.create_datagram_endpoint(
         _Protocol, local_addr=("127.0.0.1", port)
     )
     # the stdlib loop reads each datagram into a 256 KiB buffer (PACKAGING-NOTES §3.3)

@@ -30,9 +30,9 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _sipp_run import (  # noqa: E402
+# tools/bench is on the path (this script's directory) for _sipp_run; note that
+# tools/bench/concurrent.py shadows the stdlib ``concurrent``: nothing here imports asyncio.
+from _sipp_run import (
     HERE,
     Server,
     Step,
