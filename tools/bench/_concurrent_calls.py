@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _sipp_run import Server, cpu_plan, free_udp_port, proc_rss_kib
+from _sipp_run import Server, cpu_plan, free_udp_port, proc_rss_kib, quiet_flag
 
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
@@ -40,6 +40,7 @@ from rvoip_session_core import SessionManagerBuilder, tone_source
 def answer_command(port: int) -> list[str]:
     """``rvoip answer --auto`` sending a tone (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1", "--tone", "440"]
+    args += quiet_flag()
     script = Path(sys.executable).with_name("rvoip")
     if script.exists():
         return [str(script), *args]

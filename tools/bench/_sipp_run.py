@@ -283,6 +283,19 @@ def run_step(
     return step, cmd
 
 
+def quiet_flag() -> list[str]:
+    """``["--quiet"]`` when this ``rvoip answer`` has it (no per-call output lines)."""
+    script = Path(sys.executable).with_name("rvoip")
+    cmd = [str(script)] if script.exists() else [sys.executable, "-m", "rvoip_session_core"]
+    try:
+        out = subprocess.run(
+            [*cmd, "answer", "--help"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return ["--quiet"] if "--quiet" in out else []
+
+
 def python_cmd() -> list[str]:
     """The interpreter running this script (the project's .venv in normal use)."""
     return [sys.executable]

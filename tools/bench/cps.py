@@ -39,11 +39,12 @@ from _sipp_run import (
     cpu_plan,
     free_udp_port,
     python_cmd,
+    quiet_flag,
     run_step,
     sipp_exe,
 )
 
-DEFAULT_RATES = "200,400,600,800,1000,1200,1400,1600,2000,2500,3000"
+DEFAULT_RATES = "200,400,600,800,1000,1200,1500,2000,2500,3000,4000,5000,6000,8000,10000"
 QUICK_RATES = "50,100"
 _UVLOOP = (
     "import sys, asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
@@ -54,6 +55,7 @@ _UVLOOP = (
 def rvoip_command(port: int, loop: str) -> list[str]:
     """``rvoip answer --auto`` on ``port`` (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1"]
+    args += quiet_flag()
     if loop == "uvloop":
         return [*python_cmd(), "-c", _UVLOOP, *args]
     script = Path(sys.executable).with_name("rvoip")
