@@ -1,6 +1,6 @@
 """Benchmarks of rvoip_rtp_core: packet codec, statistics, and sessions on loopback.
 
-Run: ``.venv/bin/python packages/rtp-core/bench/rtp_bench.py [--pairs 100] [--ticks 100]``.
+Run: ``.venv/bin/python tools/bench/rtp.py [--pairs 100] [--ticks 100]``.
 Prints per-operation times and CPU µs per RTP packet (one send + one receive) for
 sessions on loopback under asyncio, asyncio+uvloop and trio.
 """
