@@ -151,6 +151,21 @@ async def test_rtcp_timer_sends_reports() -> None:
         assert a.statistics().rtcp_sent >= 2
 
 
+async def test_rtcp_reports_stop_when_the_session_closes() -> None:
+    cfg = RtpSessionConfig(rtcp_min_time=0.02)
+    async with open_rtp_session(cfg) as b:
+        async with open_rtp_session(cfg) as a:
+            a.set_remote(b.local_rtp_address)
+            with anyio.fail_after(5):
+                while b.statistics().rtcp_received < 2:
+                    await anyio.sleep(0.01)
+        await anyio.sleep(0.05)  # a's closing BYE lands
+        received = b.statistics().rtcp_received
+        await anyio.sleep(0.2)  # several report intervals: a's timer must be gone
+        assert b.statistics().rtcp_received == received
+        assert a.closed
+
+
 async def test_srtp_round_trip_between_sessions() -> None:
     ka = SrtpKeyParams.generate(secrets.token_bytes)
     kb = SrtpKeyParams.generate(secrets.token_bytes, "AES_CM_128_HMAC_SHA1_32")

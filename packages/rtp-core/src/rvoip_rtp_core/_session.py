@@ -182,6 +182,7 @@ class RtpSession:
     _queue_send: Any
     _queue_recv: Any
     _transports: list[asyncio.BaseTransport]
+    _rtcp_handle: asyncio.TimerHandle | None
     _udp: list[anyio.abc.UDPSocket]
     tuned_transport: bool
     send_errors: int
@@ -214,6 +215,7 @@ class RtpSession:
         self._latched_ssrc = None
         self._latched_rtcp = False
         self._transports = []
+        self._rtcp_handle = None
         self._udp = []
         self.tuned_transport = False
         self.send_errors = 0
@@ -240,7 +242,7 @@ class RtpSession:
 
         return send
 
-    async def _start(self, tg: anyio.abc.TaskGroup) -> None:
+    async def _start(self, tg: anyio.abc.TaskGroup | None) -> None:
         if sniffio.current_async_library() == "asyncio":
             loop = asyncio.get_running_loop()
             transport, _ = await loop.create_datagram_endpoint(
@@ -258,6 +260,8 @@ class RtpSession:
                 _tune_transport(rtcp_transport)
                 self._send_rtcp = rtcp_transport.sendto
         else:
+            if tg is None:
+                raise RtpError("the trio path needs a task group for its readers")
             udp = await anyio.abc.UDPSocket.from_socket(self._rtp_sock)
             self._udp.append(udp)
             tg.start_soon(self._reader, udp, self._on_rtp_datagram)
@@ -265,9 +269,15 @@ class RtpSession:
                 rtcp_udp = await anyio.abc.UDPSocket.from_socket(self._rtcp_sock)
                 self._udp.append(rtcp_udp)
                 tg.start_soon(self._reader, rtcp_udp, self._on_rtcp_datagram)
+            if self.config.rtcp_enabled:
+                self.core.start(self._clock())
+                tg.start_soon(self._rtcp_timer)
+            return
         if self.config.rtcp_enabled:
+            # asyncio: a loop timer, not a task per session (set-up and teardown cost at
+            # hundreds of calls per second).
             self.core.start(self._clock())
-            tg.start_soon(self._rtcp_timer)
+            self._arm_rtcp(loop)
 
     async def _reader(
         self, udp: anyio.abc.UDPSocket, on_datagram: Callable[[bytes, Any], None]
@@ -281,6 +291,25 @@ class RtpSession:
                 self.receive_errors += 1
                 continue
             on_datagram(data, addr)
+
+    def _arm_rtcp(self, loop: asyncio.AbstractEventLoop) -> None:
+        deadline = self.core.get_timer()
+        if deadline is None or self.closed:
+            self._rtcp_handle = None
+            return
+        self._rtcp_handle = loop.call_later(
+            max(0.0, deadline - self._clock()), self._on_rtcp_due, loop
+        )
+
+    def _on_rtcp_due(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self.closed:
+            return
+        try:
+            data = self.core.handle_timer(self._clock())
+            if data is not None:
+                self._emit_rtcp(data)
+        finally:
+            self._arm_rtcp(loop)
 
     async def _rtcp_timer(self) -> None:
         while True:
@@ -497,6 +526,9 @@ class RtpSession:
             with contextlib.suppress(OSError, SrtpError):
                 self._emit_rtcp(self.core.build_bye(self._clock()))
         self.closed = True
+        if self._rtcp_handle is not None:
+            self._rtcp_handle.cancel()
+            self._rtcp_handle = None
         for transport in self._transports:
             transport.close()
         for sock in (self._rtp_sock, self._rtcp_sock):
@@ -557,6 +589,15 @@ async def open_rtp_session(
         if sockets[2] is not None and config.port_allocator is not None:
             config.port_allocator.release(sockets[2])
         raise
+    if sniffio.current_async_library() == "asyncio":
+        # Callback transports and a loop timer: no task of our own, so no task group
+        # (its set-up and teardown are a measurable share of a short call).
+        try:
+            await session._start(None)
+            yield session
+        finally:
+            session.close()
+        return
     body_error: BaseException | None = None
     async with anyio.create_task_group() as tg:
         try:
