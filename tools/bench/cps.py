@@ -156,6 +156,12 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/SIPp to CPUs")
     parser.add_argument("--retries", type=int, default=1, help="re-runs of a failing step")
     parser.add_argument("--skip-stateless", action="store_true")
+    parser.add_argument(
+        "--rvoip-cmd",
+        default=None,
+        help="measure this command instead of rvoip answer ({port} is replaced; it must print "
+        "'answering at' when ready)",
+    )
     parser.add_argument("--quick", action="store_true", help="smoke test: 2 short steps each")
     args = parser.parse_args()
     if args.quick:
@@ -172,14 +178,20 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="rvoip-cps-") as tmp:
         work = Path(tmp)
         port = free_udp_port()
-        best, cmd = ramp("rvoip", rvoip_command(port, args.loop), "answering at", port, args, work)
+        command = (
+            shlex.split(args.rvoip_cmd.replace("{port}", str(port)))
+            if args.rvoip_cmd
+            else rvoip_command(port, args.loop)
+        )
+        best, cmd = ramp("rvoip", command, "answering at", port, args, work)
         ceiling: Step | None = None
         if not args.skip_stateless:
             port = free_udp_port()
             ceiling, _ = ramp("stateless", stateless_command(port), '"port"', port, args, work)
     print()
     print("SIPp step command (last):", shlex.join(cmd))
-    print(headline(f"rvoip answer --auto ({args.loop})", best, top))
+    label = args.rvoip_cmd or f"rvoip answer --auto ({args.loop})"
+    print(headline(label, best, top))
     if not args.skip_stateless:
         print(headline("stateless ceiling", ceiling, top))
         if best is not None and ceiling is not None:
