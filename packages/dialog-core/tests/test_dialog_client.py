@@ -443,3 +443,19 @@ def test_glare_retry_waits_for_the_peers_reinvite_to_finish() -> None:
     dl.on_response(make_response(retry.request, 200), glare.at + 0.3)
     done = [e for e in dl.take_events() if isinstance(e, ResponseForRequest)]
     assert [(e.ref, e.response.status) for e in done] == [(ref, 200)]
+
+
+def test_cancel_goes_out_after_100_trying() -> None:
+    # RFC 3261 §9.1: any provisional response, 100 Trying included, allows the CANCEL.
+    dl, leg, invite = start()
+    dl.cancel(leg, now=0.1)
+    assert dl.take_actions() == []
+    dl.on_response(reply(invite, 100, None), 0.2)
+    (action,) = dl.take_actions()
+    assert isinstance(action, SendRequest)
+    assert action.request.method == "CANCEL"
+    dl2, leg2, invite2 = start(2)
+    dl2.on_response(reply(invite2, 100, None), 0.1)
+    dl2.cancel(leg2, now=0.2)
+    (action2,) = dl2.take_actions()
+    assert action2.request.method == "CANCEL"

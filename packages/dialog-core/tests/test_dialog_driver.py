@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import anyio
 import pytest
 
@@ -20,7 +22,7 @@ from rvoip_dialog_core import (
     target_for,
 )
 from rvoip_sip_core import Request, make_request, parse_uri
-from rvoip_transaction_core import Peer
+from rvoip_transaction_core import Peer, TimerConfig, TransactionEvent
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
@@ -171,3 +173,46 @@ async def test_host_names_are_resolved_by_the_driver(anyio_backend: str) -> None
             busy = await wait_for(alice, InviteFailed)
             assert isinstance(busy, InviteFailed)
             assert busy.response.status == 486
+
+
+@pytest.mark.anyio
+async def test_commands_issued_inside_the_callback_are_sent(anyio_backend: str) -> None:
+    # Regression: a respond() or bye() made inside on_event used to wait for a later flush.
+    # Alice's T1 is long, so no retransmission can push bob's answer out for him.
+    bob_seen: list[DialogEvent] = []
+    holder: list[DialogEndpoint] = []
+
+    def on_event(event: DialogEvent) -> None:
+        bob_seen.append(event)
+        if isinstance(event, IncomingInvite):
+            holder[0].respond(event.ref, 180)
+            holder[0].respond(event.ref, 200, body=SDP)
+        elif isinstance(event, AckReceived):
+            holder[0].bye(event.dialog_id)
+
+    class Checked(DialogEndpoint):
+        # After each transaction event the layer must have nothing left to send.
+        leftovers: ClassVar[list[object]] = []
+
+        def _on_txn_event(self, event: TransactionEvent) -> None:
+            super()._on_txn_event(event)
+            self.leftovers.extend(self.layer.take_actions())
+
+    slow = TimerConfig(t1=20.0, t2=40.0)
+    async with (
+        Checked(user="bob", on_event=on_event) as bob,
+        DialogEndpoint(user="alice", timers=slow) as alice,
+    ):
+        holder.append(bob)
+        with anyio.fail_after(10):
+            alice.invite(f"sip:bob@127.0.0.1:{bob.local().port}", from_="sip:a@127.0.0.1", body=SDP)
+            confirmed = await wait_for(alice, DialogConfirmed)
+            assert isinstance(confirmed, DialogConfirmed)
+            bye = await wait_for(alice, ByeReceived)
+            assert isinstance(bye, ByeReceived)
+            ended = await wait_for(alice, DialogTerminated)
+            assert isinstance(ended, DialogTerminated)
+            assert ended.reason is TerminationReason.REMOTE_BYE
+        assert bob.leftovers == []
+        kinds = {type(e) for e in bob_seen}
+        assert {IncomingInvite, AckReceived, DialogTerminated} <= kinds

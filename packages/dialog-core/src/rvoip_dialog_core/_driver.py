@@ -47,7 +47,7 @@ from rvoip_transaction_core import (
 
 from ._config import DialogConfig
 from ._dialog import DialogId, LegId
-from ._events import DialogEvent, SendAck, SendRequest, SendResponse
+from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
 from ._layer import DialogLayer
 from ._records import ReferSubscription
 
@@ -137,6 +137,7 @@ class DialogEndpoint:
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
         self._flushing = False
+        self._armed = math.inf
         self._tg: anyio.abc.TaskGroup | None = None
         self.stats: Counter[str] = Counter()
 
@@ -233,8 +234,10 @@ class DialogEndpoint:
     async def _timer_loop(self) -> None:
         while True:
             deadline = self.layer.next_deadline()
-            with anyio.CancelScope(deadline=deadline if deadline is not None else math.inf):
+            self._armed = deadline if deadline is not None else math.inf
+            with anyio.CancelScope(deadline=self._armed):
                 await self._wakeup.wait()
+            self._armed = -math.inf  # awake: no flush needs to wake us until we sleep again
             self._wakeup = anyio.Event()
             try:
                 self.layer.handle_timers(anyio.current_time())
@@ -275,37 +278,49 @@ class DialogEndpoint:
 
     def _flush(self) -> None:
         if self._flushing:
-            return  # re-entered from a transaction callback: the outer loop picks it up
+            return  # re-entered (a callback or a transaction event): the outer loop drains it
         self._flushing = True
         try:
-            self._flush_once()
+            self._flush_all()
         finally:
             self._flushing = False
+        deadline = self.layer.next_deadline()
+        if deadline is not None and deadline < self._armed:
+            # Wake the timer task only when the earliest deadline moved earlier.
+            self._wakeup.set()
 
-    def _flush_once(self) -> None:
+    def _flush_all(self) -> None:
+        # Drain until quiet: an ``on_event`` callback may issue commands (respond, bye ...)
+        # whose actions and events are handled here, in order, before returning.
+        layer = self.layer
+        for _ in range(10_000):
+            actions = layer.take_actions()
+            events = layer.take_events() if not actions else []
+            if not actions and not events:
+                return
+            self._run_actions(actions)
+            for event in events:
+                self._deliver(event)
+        self.stats["flush_overrun"] += 1
+        logger.warning("dialog flush still busy after 10000 rounds")
+
+    def _run_actions(self, actions: list[Action]) -> None:
         layer = self.layer
         default = layer.config.transport
-        for _ in range(1000):
-            actions = layer.take_actions()
-            if not actions:
-                break
-            for action in actions:
-                if isinstance(action, SendResponse):
-                    self._respond(action.server, action.response)
-                    continue
-                hop = next_hop(action.request, default)
-                if hop is None:
-                    self.stats["unresolvable_target"] += 1
-                    if isinstance(action, SendRequest):
-                        layer.on_transport_error(action.request, anyio.current_time())
-                elif not _is_ip(hop.host) and self._tg is not None:
-                    # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
-                    self._tg.start_soon(self._resolve_and_send, action, hop)
-                else:
-                    self._send_to(action, hop)
-        for event in layer.take_events():
-            self._deliver(event)
-        self._wakeup.set()
+        for action in actions:
+            if isinstance(action, SendResponse):
+                self._respond(action.server, action.response)
+                continue
+            hop = next_hop(action.request, default)
+            if hop is None:
+                self.stats["unresolvable_target"] += 1
+                if isinstance(action, SendRequest):
+                    layer.on_transport_error(action.request, anyio.current_time())
+            elif not _is_ip(hop.host) and self._tg is not None:
+                # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
+                self._tg.start_soon(self._resolve_and_send, action, hop)
+            else:
+                self._send_to(action, hop)
 
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> None:
         txn = self.transactions
