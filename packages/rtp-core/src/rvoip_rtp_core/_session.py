@@ -138,9 +138,19 @@ def _open_sockets(
     for _ in range(_EPHEMERAL_ATTEMPTS):
         rtp = _socket_for(host, 0)
         # RFC 3550 §11: RTP on an even port, RTCP on the next odd one.
-        if rtp.getsockname()[1] % 2:
-            rtp.close()
-            continue
+        odd = rtp.getsockname()[1]
+        if odd % 2:
+            if mux:
+                rtp.close()
+                continue
+            # The kernel gave an odd port: keep it for RTCP, try the even one below for RTP
+            # (half of all draws; saves a socket per session set-up).
+            try:
+                even = _socket_for(host, odd - 1)
+            except OSError:
+                rtp.close()
+                continue
+            return even, rtp, None
         if mux:
             return rtp, None, None
         try:
