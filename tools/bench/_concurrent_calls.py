@@ -155,6 +155,12 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true")
     parser.add_argument("--tracemalloc", action="store_true", help="also Python heap per call")
     parser.add_argument("--quick", action="store_true", help="smoke test: 20 calls, 2 s")
+    parser.add_argument(
+        "--answer-cmd",
+        default=None,
+        help="run this answerer instead of rvoip answer ({port} is replaced; it must print "
+        "'answering at' when ready)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.calls, args.seconds = min(args.calls, 20), min(args.seconds, 2.0)
@@ -165,7 +171,11 @@ def main() -> int:
         print(f"(answerer on CPU {server_cpu}, caller on CPU {caller_cpu})", flush=True)
     with tempfile.TemporaryDirectory(prefix="rvoip-concurrent-") as tmp:
         port = free_udp_port()
-        cmd = answer_command(port)
+        cmd = (
+            shlex.split(args.answer_cmd.replace("{port}", str(port)))
+            if args.answer_cmd
+            else answer_command(port)
+        )
         print("answerer:", shlex.join(cmd), flush=True)
         server = Server.start("answer", cmd, Path(tmp) / "answer.log", "answering at", server_cpu)
         try:
