@@ -51,6 +51,40 @@ def test_tone_is_phase_continuous_across_frames() -> None:
     assert np.max(np.abs(frames - expected)) <= 1
 
 
+@given(
+    st.lists(st.integers(1, 3999), min_size=1, max_size=2),
+    st.lists(st.integers(0, 2500), min_size=1, max_size=12),
+    st.floats(0.0, 0.3),
+)
+def test_tone_reads_any_split_equal_the_sine_sum(
+    freqs: list[int], sizes: list[int], amplitude: float
+) -> None:
+    # Integer frequencies are served from a shared periodic table; the reads, however they
+    # are split (including across the table's end), are the sampled sine sum within 1 LSB.
+    tone = ToneGenerator([float(f) for f in freqs], amplitude)
+    out = np.concatenate([tone.read(n) for n in sizes])
+    assert out.dtype == np.int16
+    k = np.arange(sum(sizes))
+    exact = sum(np.sin(2 * np.pi * f * k / 8000) for f in freqs) * amplitude * 32767
+    assert out.shape == (sum(sizes),)
+    if out.size:
+        assert np.max(np.abs(out - np.rint(exact))) <= 1
+
+
+def test_tone_frames_are_private_copies() -> None:
+    a, b = ToneGenerator(440.0), ToneGenerator(440.0)
+    frame = a.read(160)
+    frame[:] = 0  # a caller may write into its frame; other generators are not affected
+    assert np.array_equal(b.read(160), ToneGenerator(440.0).read(160))
+    assert b.read(160).any()
+
+
+def test_non_integer_tone_is_computed() -> None:
+    split, whole = ToneGenerator(440.5), ToneGenerator(440.5)
+    frames = np.concatenate([split.read(160), split.read(161)])
+    assert np.array_equal(frames, whole.read(321))
+
+
 def test_detect_tone() -> None:
     frame = ToneGenerator(1000.0).read(160)
     assert detect_tone(frame, 1000.0)

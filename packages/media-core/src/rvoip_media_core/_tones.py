@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -19,13 +20,54 @@ DTMF_FREQUENCIES: dict[str, tuple[float, float]] = {
 }
 
 
+def _period(frequencies: tuple[float, ...], sample_rate: int) -> int | None:
+    """Samples after which the sum of the tones repeats exactly, or None (not integral)."""
+    period = 1
+    for f in frequencies:
+        if not float(f).is_integer() or f <= 0:
+            return None
+        period = math.lcm(period, sample_rate // math.gcd(sample_rate, int(f)))
+    return period if period <= sample_rate else None
+
+
+_TABLE_SPARE = 1024  # extra samples after one period, so most reads are one slice
+_TABLES: dict[tuple[tuple[float, ...], float, int], NDArray[np.int16]] = {}
+
+
+def _table(freqs: tuple[float, ...], amplitude: float, sample_rate: int, period: int) -> Any:
+    """One period (plus spare) of the tone sum, shared by all generators with that key."""
+    key = (freqs, amplitude, sample_rate)
+    table = _TABLES.get(key)
+    if table is None:
+        if len(_TABLES) >= 64:  # bounded: many distinct tones fall back to a fresh table
+            _TABLES.clear()
+        k = np.arange(period + _TABLE_SPARE, dtype=np.float64) % period
+        phases = np.outer(np.array([2.0 * math.pi * f / sample_rate for f in freqs]), k)
+        table = np.rint(np.sin(phases).sum(axis=0) * (amplitude * 32767.0)).astype(np.int16)
+        table.flags.writeable = False
+        _TABLES[key] = table
+    return table
+
+
 class ToneGenerator:
     """A sum of sine tones as int16 frames, continuous in phase from one read to the next.
 
-    ``amplitude`` is the peak of each component as a fraction of full scale.
+    ``amplitude`` is the peak of each component as a fraction of full scale. Integer
+    frequencies repeat after at most one second of samples: those read slices of one
+    precomputed period shared by every generator of the same tone (a call-centre's
+    hundreds of tone sources cost no sine evaluations per frame).
     """
 
-    __slots__ = ("_phase", "_step", "amplitude", "frequencies", "sample_rate")
+    __slots__ = (
+        "_period",
+        "_phase",
+        "_pos",
+        "_step",
+        "_table",
+        "amplitude",
+        "frequencies",
+        "sample_rate",
+    )
 
     def __init__(
         self,
@@ -48,9 +90,24 @@ class ToneGenerator:
         self.sample_rate = sample_rate
         self._step = np.array([2.0 * math.pi * f / sample_rate for f in freqs])
         self._phase = np.zeros(len(freqs))
+        self._pos = 0
+        self._period = _period(freqs, sample_rate)
+        self._table = (
+            None
+            if self._period is None
+            else _table(freqs, float(amplitude), sample_rate, self._period)
+        )
 
     def read(self, n: int = 160) -> NDArray[np.int16]:
         """The next ``n`` samples."""
+        table, period = self._table, self._period
+        if table is not None and period is not None:
+            pos = self._pos
+            self._pos = (pos + n) % period
+            if pos + n <= len(table):
+                out: NDArray[np.int16] = table[pos : pos + n].copy()
+                return out
+            return np.take(table, np.arange(pos, pos + n) % period)
         k = np.arange(n, dtype=np.float64)
         phases = self._phase[:, None] + self._step[:, None] * k[None, :]
         signal = np.sin(phases).sum(axis=0) * (self.amplitude * 32767.0)
