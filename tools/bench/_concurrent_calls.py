@@ -2,7 +2,7 @@
 """tools/bench/concurrent.py: N calls held with G.711 audio both ways between two rvoip processes.
 
     .venv/bin/python tools/bench/concurrent.py [--calls 500] [--seconds 10] [--setup-rate 100]
-        [--no-pin] [--tracemalloc] [--quick]
+        [--loop asyncio|uvloop] [--no-pin] [--tracemalloc] [--quick]
 
 One process is ``rvoip answer --auto --tone 440`` (pinned to CPU 0); this process is the
 caller (pinned to CPU 1): a SessionCoordinator places ``--calls`` calls to it at
@@ -36,11 +36,18 @@ from _sipp_run import Server, cpu_plan, free_udp_port, proc_rss_kib, quiet_flag
 
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
+_UVLOOP = (
+    "import sys, asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
+    "from rvoip_session_core.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
-def answer_command(port: int) -> list[str]:
+
+def answer_command(port: int, loop: str = "asyncio") -> list[str]:
     """``rvoip answer --auto`` sending a tone (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1", "--tone", "440"]
     args += quiet_flag()
+    if loop == "uvloop":
+        return [sys.executable, "-c", _UVLOOP, *args]
     script = Path(sys.executable).with_name("rvoip")
     if script.exists():
         return [str(script), *args]
@@ -153,6 +160,12 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="hold window measured")
     parser.add_argument("--setup-rate", type=float, default=100.0, help="calls placed per s")
     parser.add_argument("--no-pin", action="store_true")
+    parser.add_argument(
+        "--loop",
+        choices=("asyncio", "uvloop"),
+        default="asyncio",
+        help="event loop of both processes (asyncio: as rvoip answer ships)",
+    )
     parser.add_argument("--tracemalloc", action="store_true", help="also Python heap per call")
     parser.add_argument("--quick", action="store_true", help="smoke test: 20 calls, 2 s")
     parser.add_argument(
@@ -174,12 +187,14 @@ def main() -> int:
         cmd = (
             shlex.split(args.answer_cmd.replace("{port}", str(port)))
             if args.answer_cmd
-            else answer_command(port)
+            else answer_command(port, args.loop)
         )
         print("answerer:", shlex.join(cmd), flush=True)
         server = Server.start("answer", cmd, Path(tmp) / "answer.log", "answering at", server_cpu)
         try:
-            f = anyio.run(caller, args, server, port)
+            f = anyio.run(
+                caller, args, server, port, backend_options={"use_uvloop": args.loop == "uvloop"}
+            )
         finally:
             server.stop()
     late_pct = f["late"] / f["packets"] * 100 if f["packets"] else float("nan")
