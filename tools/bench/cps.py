@@ -141,8 +141,8 @@ def headline(label: str, best: Step | None, top: float) -> str:
     capped = " (the top of the ramp: the ceiling is at least this)" if best.rate >= top else ""
     return (
         f"{label}: {best.rate:g} calls/s with 0 failures (achieved {best.achieved:,.0f}/s), "
-        f"INVITE->200 p50 {fmt(best.percentile(50))} ms, p99 {fmt(best.percentile(99))} ms"
-        f"{capped}"
+        f"INVITE->200 p50 {fmt(best.percentile(50))} ms, p99 {fmt(best.percentile(99))} ms, "
+        f"server CPU {best.server_cpu / max(best.successful, 1) * 1e6:,.0f} us/call{capped}"
     )
 
 
