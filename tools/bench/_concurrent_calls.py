@@ -32,7 +32,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _sipp_run import Server, cpu_plan, free_udp_port, proc_rss_kib, quiet_flag
+from _sipp_run import (
+    Server,
+    cpu_plan,
+    free_udp_port,
+    proc_rss_kib,
+    quiet_flag,
+    run_queue_wait,
+)
 
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
@@ -111,9 +118,11 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
         heap1 = tracemalloc.get_traced_memory()[0] if args.tracemalloc else 0
         rss1, srv_rss1 = proc_rss_kib(os.getpid()), proc_rss_kib(server.proc.pid)
         packets0, late0, late_ticks0 = _clock_counts(coordinator)
+        wait0, srv_wait0 = run_queue_wait(os.getpid()), run_queue_wait(server.proc.pid)
         cpu0, srv_cpu0, t0 = time.process_time(), server.cpu, time.monotonic()
         await anyio.sleep(args.seconds)
         cpu1, srv_cpu1, t1 = time.process_time(), server.cpu, time.monotonic()
+        wait1, srv_wait1 = run_queue_wait(os.getpid()), run_queue_wait(server.proc.pid)
         packets1, late1, late_ticks1 = _clock_counts(coordinator)
         loss: list[float] = []
         for sid in ids:
@@ -150,6 +159,8 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
             "rss_per_call_kb": (rss1 - rss0) * 1.024 / n,
             "srv_rss_per_call_kb": (srv_rss1 - srv_rss0) * 1.024 / n,
             "heap_per_call_kb": (heap1 - heap0) / 1000 / n,
+            "wait_pct": (wait1 - wait0) / window * 100,
+            "srv_wait_pct": (srv_wait1 - srv_wait0) / window * 100,
         }
 
 
@@ -212,6 +223,10 @@ def main() -> int:
         f"CPU per call: caller {f['cpu_per_call_ms']:.2f} ms/s ({f['cores']:.2f} cores for "
         f"{f['held']:.0f} calls), answerer {f['srv_cpu_per_call_ms']:.2f} ms/s "
         f"({f['srv_cores']:.2f} cores)"
+    )
+    print(
+        f"run-queue wait (other load on the machine took the CPU): caller "
+        f"{f['wait_pct']:.1f} %, answerer {f['srv_wait_pct']:.1f} % of the window"
     )
     heap = f" , Python heap {f['heap_per_call_kb']:.1f} KB/call" if args.tracemalloc else ""
     print(

@@ -69,6 +69,17 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
+def run_queue_wait(pid: int) -> float:
+    """Seconds ``pid`` has spent runnable but waiting for a CPU (Linux schedstat), or nan.
+
+    On a shared machine this says how much of a window other load took from the process.
+    """
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def proc_rss_kib(pid: int) -> int:
     """Resident set size of ``pid`` in KiB (Linux /proc), 0 when unknown."""
     try:
@@ -144,6 +155,7 @@ class Step:
     server_cpu: float
     sipp_cpu: float
     returncode: int
+    server_wait: float = float("nan")
 
     @property
     def achieved(self) -> float:
@@ -243,6 +255,7 @@ def run_step(
     workdir.mkdir(parents=True, exist_ok=True)
     cmd = sipp_command(exe, target, free_udp_port(), rate, calls, hold_ms, seconds * 3 + 15)
     before_server = server.cpu
+    before_wait = run_queue_wait(server.proc.pid)
     before_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     proc = subprocess.run(
         cmd,
@@ -255,6 +268,7 @@ def run_step(
     )
     after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
     server_cpu = server.cpu - before_server
+    server_wait = run_queue_wait(server.proc.pid) - before_wait
     sipp_cpu = (after_children.ru_utime + after_children.ru_stime) - (
         before_children.ru_utime + before_children.ru_stime
     )
@@ -279,6 +293,7 @@ def run_step(
         server_cpu=server_cpu,
         sipp_cpu=sipp_cpu,
         returncode=proc.returncode,
+        server_wait=server_wait,
     )
     return step, cmd
 

@@ -11,8 +11,10 @@ the target rate; the ramp stops at the first step that fails (after ``--retries`
 re-runs, since the machine is shared) or at the last rate. The same ramp is then run
 against tools/bench/_stateless.py (a stateless responder on uvloop: the ceiling of this
 machine with SIPp beside it). Printed per step: achieved calls/s, failures, SIPp
-retransmissions, INVITE->200 p50/p99 (SIPp -trace_rtt, ms resolution), and CPU per call
-of the server and of SIPp; then the headline figures and the ratio.
+retransmissions, INVITE->200 p50/p99 (SIPp -trace_rtt, ms resolution), CPU per call
+of the server and of SIPp, and the server's run-queue wait (% of the step it was runnable
+but other load had the CPU: a high figure marks a step disturbed by the shared machine);
+then the headline figures and the ratio.
 
 On a 2-core machine the server is pinned to CPU 0 and SIPp to CPU 1 (``--no-pin`` to
 let the kernel choose), so the ramp measures what one core of server does.
@@ -92,7 +94,7 @@ def ramp(
     print(
         f"{'target/s':>9} {'calls':>6} {'ok':>6} {'failed':>6} {'retrans':>7} "
         f"{'achieved/s':>10} {'p50 ms':>7} {'p99 ms':>7} {'server us/call':>14} "
-        f"{'SIPp us/call':>12}",
+        f"{'SIPp us/call':>12} {'srv wait %':>10}",
         flush=True,
     )
     server = Server.start(label, command, workdir / f"{label}.log", ready, server_cpu)
@@ -112,6 +114,7 @@ def ramp(
                     sipp_cpu,
                 )
                 per_call = max(step.successful, 1)
+                wait = step.server_wait / step.elapsed * 100 if step.elapsed > 0 else math.nan
                 mark = (
                     "" if step.passed else "  FAIL" + (" (retry)" if attempt < args.retries else "")
                 )
@@ -120,7 +123,9 @@ def ramp(
                     f"{step.retransmissions:>7} {step.achieved:>10,.0f} "
                     f"{fmt(step.percentile(50))} {fmt(step.percentile(99)):>7} "
                     f"{step.server_cpu / per_call * 1e6:>14,.0f} "
-                    f"{step.sipp_cpu / per_call * 1e6:>12,.0f}{mark}",
+                    f"{step.sipp_cpu / per_call * 1e6:>12,.0f} "
+                    f"{fmt(wait, 1):>10}"
+                    f"{mark}",
                     flush=True,
                 )
                 if step.passed:
