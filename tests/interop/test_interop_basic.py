@@ -150,8 +150,12 @@ async def test_our_uac_against_sipp_uas_with_ten_percent_loss(
     # for 4 s, long enough to answer a retransmitted BYE whose 200 SIPp dropped.
     calls = 15
     port = free_udp_port()
+    # With 10 % loss both ways an INVITE may need several retransmissions (0.5, 1, 2, 4 s
+    # ...): each answer is waited for up to Timer B (64*T1 = 32 s, RFC 3261 §17.1.1.2), and
+    # SIPp's own global timeout leaves room for a few such calls.
+    timer_b = 64 * 0.5
     async with sipp.serve(
-        "uas", local_port=port, calls=calls, timeout=40, extra=["-lost", "10"]
+        "uas", local_port=port, calls=calls, timeout=120, extra=["-lost", "10"]
     ) as uas:
         handler = Recorder()
         async with await builder(handler, "alice").build() as coordinator:
@@ -159,13 +163,14 @@ async def test_our_uac_against_sipp_uas_with_ten_percent_loss(
                 session = await coordinator.create_outgoing_call(
                     "sip:alice@127.0.0.1", f"sip:service@{HOST}:{port}"
                 )
-                await coordinator.wait_for_answer(session.id, 10.0)
+                await coordinator.wait_for_answer(session.id, timer_b + 1.0)
                 await coordinator.terminate_session(session.id)
-            assert await wait_until(lambda: len(handler.ended) == calls, timeout=10.0)
+            # The last BYE may need retransmissions too (Timer F, also 64*T1).
+            assert await wait_until(lambda: len(handler.ended) == calls, timeout=timer_b + 1.0)
             assert set(handler.reasons()) == {"local hangup"}
             # A BYE whose 200 SIPp dropped is still being retransmitted: stay up until SIPp
             # has seen every call through.
-            result = await uas.finish(45)
+            result = await uas.finish(125)
     assert result.returncode == 0, result.report()
     assert (result.successful, result.failed) == (calls, 0), result.report()
 

@@ -97,6 +97,8 @@ class CoordinatorBase(abc.ABC):
         self._sip_send: MemoryObjectSendStream[object] | None = None
         self._hooks_done: anyio.Event | None = None
         self._running = False
+        self._ringing: collections.deque[tuple[float, Call]] = collections.deque()
+        self._ring_wake: anyio.Event | None = None
         self.counters = {"total": 0, "failed": 0, "incoming": 0, "outgoing": 0}
         self.message_tap: Callable[[str, bytes, tuple[str, int]], None] | None = None
 
@@ -148,6 +150,7 @@ class CoordinatorBase(abc.ABC):
             self._install_tap()
             self._clock = await stack.enter_async_context(run_media_engine(self._engine))
             tg.start_soon(self._run_hooks, recv)
+            tg.start_soon(self._ring_loop)
             if cfg.quality_interval > 0:
                 tg.start_soon(self._quality_loop)
         except BaseException:
@@ -360,6 +363,8 @@ class CoordinatorBase(abc.ABC):
         if call.dialog_id is not None:
             self._by_dialog.pop(call.dialog_id, None)
         self._on_call_gone(call, reason)
+        if call.decide_scope is not None:
+            call.decide_scope.cancel()
         call.ended.set()
         call.transfer_done.set()
         self._publish(CallEnded(call.id, reason))
@@ -407,6 +412,10 @@ class CoordinatorBase(abc.ABC):
     @abc.abstractmethod
     def _dtmf(self, session_id: SessionId, digit: str, duration_ms: int, method: str) -> None:
         """A DTMF digit arrived on a call."""
+
+    @abc.abstractmethod
+    async def _ring_loop(self) -> None:
+        """Send a 180 for incoming calls whose handler is still deciding."""
 
     @abc.abstractmethod
     async def _quality_loop(self) -> None:

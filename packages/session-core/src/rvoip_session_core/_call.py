@@ -51,6 +51,8 @@ class Call:
     transfer_of: SessionId | None = None  # for a transferee's new call: the referred call
     transfer_done: anyio.Event = attrs.field(factory=anyio.Event)
     transfer_status: int | None = None
+    decide_scope: anyio.CancelScope | None = None
+    """While the handler decides on an incoming call: cancelled when the call ends."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

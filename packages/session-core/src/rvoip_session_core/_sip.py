@@ -281,30 +281,23 @@ class SipPart(CoordinatorBase):
             return
         incoming = call.incoming
         self._publish(IncomingCallReceived(call.id, incoming))
-        self.task_group.start_soon(self._ring_if_slow, call)
-        decisions: list[Decision] = []
-        async with anyio.create_task_group() as tg:
-
-            async def stop_when_ended() -> None:
-                # The caller gave up (CANCEL): stop asking the handler.
-                await call.ended.wait()
-                tg.cancel_scope.cancel()
-
-            tg.start_soon(stop_when_ended)
+        self._ring_later(call)
+        decision: Decision | None = None
+        # The caller may give up (CANCEL) while the handler decides: _finish cancels this.
+        scope = call.decide_scope = anyio.CancelScope()
+        with scope:
             try:
                 with anyio.fail_after(self.config.incoming_call_timeout):
                     answer = await self.handler.on_incoming_call(incoming)
-                decisions.append(normalize_decision(answer))
+                decision = normalize_decision(answer)
             except TimeoutError:
                 self._reject(call, 480, "Temporarily Unavailable", "no decision in time")
             except Exception:
                 log.exception("on_incoming_call failed for call %s", call.id)
                 self._reject(call, 500, "Server Internal Error", "call handler raised")
-            tg.cancel_scope.cancel()
-        if not decisions:
-            return
-        decision = decisions[0]
-        await self._decide(call, decision)
+        call.decide_scope = None
+        if decision is not None:
+            await self._decide(call, decision)
 
     async def _decide(self, call: Call, decision: Decision) -> None:
         if call.state.is_final:
@@ -324,14 +317,30 @@ class SipPart(CoordinatorBase):
                 self._set_state(call, CallState.Ringing, "deferred")
                 self.task_group.start_soon(self._defer_deadline, call)
 
-    async def _ring_if_slow(self, call: Call) -> None:
-        # A handler that takes a while still gets the caller a 180, which also lets the
-        # caller CANCEL (RFC 3261 §9.1 waits for a provisional response).
-        with anyio.move_on_after(RING_AFTER):
-            await call.ended.wait()
-        waiting = call.state is CallState.Initiating and call.invite_ref is not None
-        if waiting and self._respond(call, 180, "Ringing"):
-            self._set_state(call, CallState.Ringing, "handler still deciding")
+    def _ring_later(self, call: Call) -> None:
+        # A handler that takes a while still gets the caller a 180 (one shared task, no
+        # task per call: every call waits the same RING_AFTER, so the queue stays sorted).
+        self._ringing.append((anyio.current_time() + RING_AFTER, call))
+        if len(self._ringing) == 1 and self._ring_wake is not None:
+            self._ring_wake.set()
+
+    async def _ring_loop(self) -> None:
+        """Send the 180 of every incoming call still undecided after ``RING_AFTER``."""
+        queue = self._ringing
+        while True:
+            if not queue:
+                self._ring_wake = anyio.Event()
+                await self._ring_wake.wait()
+                continue
+            due, call = queue[0]
+            delay = due - anyio.current_time()
+            if delay > 0:
+                await anyio.sleep(delay)
+                continue
+            queue.popleft()
+            waiting = call.state is CallState.Initiating and call.invite_ref is not None
+            if waiting and self._respond(call, 180, "Ringing"):
+                self._set_state(call, CallState.Ringing, "handler still deciding")
 
     async def _defer_deadline(self, call: Call) -> None:
         with anyio.move_on_after(self.config.incoming_call_timeout):
