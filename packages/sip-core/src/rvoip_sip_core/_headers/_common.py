@@ -1,4 +1,4 @@
-"""Shared pieces of the typed headers: the parameter mixin and number checks."""
+"""Shared pieces of the typed headers: grammar fragments, the parameter mixin, number checks."""
 
 from __future__ import annotations
 
@@ -8,11 +8,57 @@ from typing import Self
 import attrs
 
 from .._errors import SipParseError
-from .._lexer import Params, format_params
+from .._lexer import Params, format_params, normalize_lws, parse_params
 
-__all__ = ["ParamsMixin", "is_digits", "lower", "parse_int"]
+__all__ = [
+    "CALLID_RE",
+    "TOKEN",
+    "WS",
+    "ParamsMixin",
+    "head_and_params",
+    "is_digits",
+    "lower",
+    "parse_int",
+    "tail_params",
+]
 
 _DIGITS_RE = re.compile(r"[0-9]+\Z")
+# RFC 3261 §25.1: token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~")
+TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
+WS = r"[ \t]*"
+# RFC 3261 §25.1: callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" /
+# "*" / "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" /
+# "[" / "]" / "?" / "{" / "}")
+_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
+CALLID_RE = re.compile(_WORD + r"(?:@" + _WORD + r")?\Z")
+_HEAD_RE = re.compile(WS + "(" + TOKEN + ")" + WS)
+
+
+def tail_params(text: str, pos: int, what: str) -> Params:
+    """Parse the ``*(;param)`` that follows ``text[:pos]`` (nothing else may follow).
+
+    Raises:
+        SipParseError: other text after the value.
+    """
+    rest = text[pos:].strip(" \t")
+    if not rest:
+        return ()
+    if rest[0] != ";":
+        raise SipParseError(f"unexpected text in {what}: {text[:60]!r}")
+    return parse_params(rest)
+
+
+def head_and_params(value: str, what: str) -> tuple[str, Params]:
+    """Parse ``token *(;param)`` (LWS tolerated), e.g. Event or Content-Disposition.
+
+    Raises:
+        SipParseError: malformed value.
+    """
+    text = normalize_lws(value)
+    m = _HEAD_RE.match(text)
+    if m is None:
+        raise SipParseError(f"malformed {what} {value[:60]!r}")
+    return m.group(1), tail_params(text, m.end(), what)
 
 
 def lower(text: str) -> str:

@@ -14,7 +14,7 @@ import attrs
 from .._errors import SipParseError
 from .._lexer import Params, normalize_lws, parse_params, quote, split_simple_params
 from .._uri import SipUri, Uri, parse_uri
-from ._common import ParamsMixin, is_digits
+from ._common import TOKEN, ParamsMixin, is_digits
 
 __all__ = [
     "Contact",
@@ -28,11 +28,10 @@ __all__ = [
     "parse_name_addr",
 ]
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # Fast path: ["Display" |Token Token ]<sip:user@host[:port][;p[=v]]>[;name[=value]]...
 # in one regex (the URI's common shape included), without LWS oddities or escapes.
 _FAST_RE = re.compile(
-    r'(?:"([^"\\]*)" ?|(' + _TOKEN + r"(?: " + _TOKEN + r")*) ?)?"
+    r'(?:"([^"\\]*)" ?|(' + TOKEN + r"(?: " + TOKEN + r")*) ?)?"
     r"<(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$,]+)@)?([A-Za-z0-9][A-Za-z0-9\-.]*)(?::([0-9]{1,5}))?"
     r"(;[A-Za-z0-9\-_.!~*'()\[\]/:&+$;=]*)?>"
     r"(;[A-Za-z0-9\-.!%*_+`'~;=]*)?\Z"

@@ -15,6 +15,7 @@ from typing import ClassVar, Self
 import attrs
 
 from .._errors import SipParseError
+from ._common import TOKEN
 
 __all__ = [
     "AuthChallenge",
@@ -30,10 +31,9 @@ __all__ = [
 AuthParams = tuple[tuple[str, str], ...]
 """Ordered ``(name, value)`` auth-params; values unquoted (quoted-pairs resolved)."""
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_TOKEN_FULL = re.compile(_TOKEN + r"\Z")
+_TOKEN_FULL = re.compile(TOKEN + r"\Z")
 _WS = r"[ \t\r\n]*"
-_SCHEME_RE = re.compile(_WS + "(" + _TOKEN + ")" + r"(?:[ \t\r\n]+|\Z)")
+_SCHEME_RE = re.compile(_WS + "(" + TOKEN + ")" + r"(?:[ \t\r\n]+|\Z)")
 # RFC 7235 §2.1: token68 = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
 _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*" + _WS + r"\Z")
 # RFC 3261 §25.1 / RFC 7616 §3.3: auth-param = token EQUAL ( token / quoted-string ).
@@ -42,7 +42,7 @@ _TOKEN68_RE = re.compile(r"[A-Za-z0-9\-._~+/]+=*" + _WS + r"\Z")
 _PARAM_RE = re.compile(
     _WS
     + "("
-    + _TOKEN
+    + TOKEN
     + ")"
     + _WS
     + "="

@@ -13,31 +13,14 @@ import attrs
 
 from .._errors import SipParseError
 from .._lexer import Params, normalize_lws, parse_params, quote, unquote
-from ._common import ParamsMixin, is_digits, lower
+from ._common import CALLID_RE, WS, ParamsMixin, head_and_params, is_digits, lower
 
 __all__ = ["Event", "Reason", "Replaces", "Server", "SubscriptionState", "UserAgent", "Warning"]
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_WS = r"[ \t]*"
-_HEAD_RE = re.compile(_WS + "(" + _TOKEN + ")" + _WS)
-_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
-_CALLID_RE = re.compile(_WORD + r"(?:@" + _WORD + r")?\Z")
 # RFC 3261 §20.43: warning-value = warn-code SP warn-agent SP warn-text; warn-code = 3DIGIT
 _WARNING_RE = re.compile(
-    _WS + r"([0-9]{3})[ \t]+([^\s\"]+)[ \t]+(\"(?:[^\"\\]|\\[\s\S])*\")" + _WS + r"\Z"
+    WS + r"([0-9]{3})[ \t]+([^\s\"]+)[ \t]+(\"(?:[^\"\\]|\\[\s\S])*\")" + WS + r"\Z"
 )
-
-
-def _head_and_params(value: str, what: str) -> tuple[str, Params]:
-    """Parse ``token *(;param)`` (LWS tolerated)."""
-    text = normalize_lws(value)
-    m = _HEAD_RE.match(text)
-    if m is None:
-        raise SipParseError(f"malformed {what} {value[:60]!r}")
-    rest = text[m.end() :].strip(" \t")
-    if rest and rest[0] != ";":
-        raise SipParseError(f"unexpected text in {what}: {value[:60]!r}")
-    return m.group(1), parse_params(rest) if rest else ()
 
 
 def _delta(v: str | None) -> int | None:
@@ -61,7 +44,7 @@ class Event(ParamsMixin):
         Raises:
             SipParseError: malformed value.
         """
-        package, params = _head_and_params(value, cls.NAME)
+        package, params = head_and_params(value, cls.NAME)
         return cls(package, params)
 
     @property
@@ -90,7 +73,7 @@ class SubscriptionState(ParamsMixin):
         Raises:
             SipParseError: malformed value or non-numeric expires/retry-after.
         """
-        state, params = _head_and_params(value, cls.NAME)
+        state, params = head_and_params(value, cls.NAME)
         for k, v in params:
             if k.lower() in ("expires", "retry-after") and (v is None or not is_digits(v)):
                 raise SipParseError(f"invalid Subscription-State {k} {v!r}")
@@ -136,7 +119,7 @@ class Replaces(ParamsMixin):
         text = normalize_lws(value)
         call_id, semi, rest = text.partition(";")
         call_id = call_id.strip(" \t")
-        if not _CALLID_RE.match(call_id):
+        if not CALLID_RE.match(call_id):
             raise SipParseError(f"invalid Replaces call-id {value[:60]!r}")
         params = parse_params(semi + rest) if semi else ()
         rep = cls(call_id, params)
@@ -180,7 +163,7 @@ class Reason(ParamsMixin):
         Raises:
             SipParseError: malformed value or a non-numeric cause.
         """
-        protocol, params = _head_and_params(value, cls.NAME)
+        protocol, params = head_and_params(value, cls.NAME)
         for k, v in params:
             if k.lower() == "cause" and (v is None or not is_digits(v)):
                 raise SipParseError(f"invalid Reason cause {v!r}")

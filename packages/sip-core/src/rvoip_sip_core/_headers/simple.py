@@ -8,8 +8,18 @@ from typing import ClassVar, Self
 import attrs
 
 from .._errors import SipParseError
-from .._lexer import Params, normalize_lws, parse_params
-from ._common import ParamsMixin, is_digits, lower, parse_int
+from .._lexer import Params, normalize_lws
+from ._common import (
+    CALLID_RE,
+    TOKEN,
+    WS,
+    ParamsMixin,
+    head_and_params,
+    is_digits,
+    lower,
+    parse_int,
+    tail_params,
+)
 
 __all__ = [
     "CSeq",
@@ -27,30 +37,13 @@ __all__ = [
     "SessionExpires",
 ]
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
-_WS = r"[ \t]*"
 _U32 = 2**32 - 1
 
-# RFC 3261 §25.1: callid = word [ "@" word ]; word = 1*(alphanum / "-" / "." / "!" / "%" /
-# "*" / "_" / "+" / "`" / "'" / "~" / "(" / ")" / "<" / ">" / ":" / "\" / DQUOTE / "/" /
-# "[" / "]" / "?" / "{" / "}")
-_WORD = r"[A-Za-z0-9\-.!%*_+`'~()<>:\\\"/\[\]?{}]+"
-_CALLID_RE = re.compile(_WORD + r"(?:@" + _WORD + r")?\Z")
 _CSEQ_FAST_RE = re.compile(r"([0-9]+) ([A-Z]+)\Z")
-_CSEQ_RE = re.compile(_WS + r"([0-9]+)[ \t]+(" + _TOKEN + ")" + _WS + r"\Z")
-_RACK_RE = re.compile(_WS + r"([0-9]+)[ \t]+([0-9]+)[ \t]+(" + _TOKEN + ")" + _WS + r"\Z")
-_DELTA_RE = re.compile(_WS + r"([0-9]+)" + _WS + r"(?=;|\(|\Z)")
-_MEDIA_RE = re.compile(_WS + "(" + _TOKEN + ")" + _WS + "/" + _WS + "(" + _TOKEN + ")" + _WS)
-_TOKEN_RE = re.compile(_WS + "(" + _TOKEN + ")" + _WS)
-
-
-def _tail_params(text: str, pos: int, what: str) -> Params:
-    rest = text[pos:].strip(" \t")
-    if not rest:
-        return ()
-    if rest[0] != ";":
-        raise SipParseError(f"unexpected text in {what}: {text[:60]!r}")
-    return parse_params(rest)
+_CSEQ_RE = re.compile(WS + r"([0-9]+)[ \t]+(" + TOKEN + ")" + WS + r"\Z")
+_RACK_RE = re.compile(WS + r"([0-9]+)[ \t]+([0-9]+)[ \t]+(" + TOKEN + ")" + WS + r"\Z")
+_DELTA_RE = re.compile(WS + r"([0-9]+)" + WS + r"(?=;|\(|\Z)")
+_MEDIA_RE = re.compile(WS + "(" + TOKEN + ")" + WS + "/" + WS + "(" + TOKEN + ")" + WS)
 
 
 def _int_header_parse(value: str, what: str, low: int, high: int) -> int:
@@ -77,10 +70,10 @@ class CallId:
         Raises:
             SipParseError: empty or containing characters outside RFC 3261 ``word``.
         """
-        if _CALLID_RE.match(value):
+        if CALLID_RE.match(value):
             return cls(value)
         text = normalize_lws(value).strip(" \t")
-        if not _CALLID_RE.match(text):
+        if not CALLID_RE.match(text):
             raise SipParseError(f"invalid Call-ID {value[:60]!r}")
         return cls(text)
 
@@ -263,7 +256,7 @@ class RetryAfter(ParamsMixin):
             end = _scan_comment(text, pos)
             comment = text[pos + 1 : end - 1]
             pos = end
-        params = _tail_params(text, pos, "Retry-After")
+        params = tail_params(text, pos, "Retry-After")
         d = next((v for k, v in params if k.lower() == "duration"), None)
         if d is not None:
             parse_int(d, "Retry-After duration", 0, _U32)
@@ -300,7 +293,7 @@ class _DeltaParams(ParamsMixin):
         if m is None:
             raise SipParseError(f"malformed {cls.NAME} {value[:60]!r}")
         seconds = parse_int(m.group(1), cls.NAME, 0, _U32)
-        return cls(seconds, _tail_params(text, m.end(), cls.NAME))
+        return cls(seconds, tail_params(text, m.end(), cls.NAME))
 
     def __str__(self) -> str:
         return f"{self.seconds}{self._params_text()}"
@@ -347,7 +340,7 @@ class _MediaType(ParamsMixin):
         m = _MEDIA_RE.match(text)
         if m is None:
             raise SipParseError(f"malformed {cls.NAME} {value[:60]!r}")
-        return cls(m.group(1), m.group(2), _tail_params(text, m.end(), cls.NAME))
+        return cls(m.group(1), m.group(2), tail_params(text, m.end(), cls.NAME))
 
     @property
     def media_type(self) -> str:
@@ -390,11 +383,8 @@ class ContentDisposition(ParamsMixin):
         Raises:
             SipParseError: malformed value.
         """
-        text = normalize_lws(value)
-        m = _TOKEN_RE.match(text)
-        if m is None:
-            raise SipParseError(f"malformed Content-Disposition {value[:60]!r}")
-        return cls(m.group(1), _tail_params(text, m.end(), cls.NAME))
+        disposition, params = head_and_params(value, cls.NAME)
+        return cls(disposition, params)
 
     @property
     def handling(self) -> str | None:

@@ -10,11 +10,10 @@ import attrs
 from .._errors import SipParseError
 from .._lexer import normalize_lws, parse_params, split_simple_params
 from .._uri import _check_ipv6
-from ._common import ParamsMixin, is_digits, parse_int
+from ._common import TOKEN, ParamsMixin, is_digits, parse_int
 
 __all__ = ["Via"]
 
-_TOKEN = r"[A-Za-z0-9\-.!%*_+`'~]+"
 # Fast path: "SIP/2.0/UDP host[:port][;name[=value]]..." with no LWS and no quotes.
 _FAST_RE = re.compile(
     r"SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9][A-Za-z0-9\-.]*)(?::([0-9]{1,5}))?"
@@ -24,7 +23,7 @@ _FAST_RE = re.compile(
 #   sent-protocol = protocol-name SLASH protocol-version SLASH transport (SLASH = SWS "/" SWS)
 #   sent-by = host [ COLON port ]
 _GENERAL_RE = re.compile(
-    r"[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*(" + _TOKEN + r")[ \t]*/[ \t]*(" + _TOKEN + r")"
+    r"[ \t]*(" + TOKEN + r")[ \t]*/[ \t]*(" + TOKEN + r")[ \t]*/[ \t]*(" + TOKEN + r")"
     r"[ \t]+(\[[^\]]*\]|[A-Za-z0-9_][A-Za-z0-9\-_.]*)"
     r"(?:[ \t]*:[ \t]*([0-9]+))?[ \t]*(;.*)?\Z",
     re.DOTALL,
