@@ -148,32 +148,6 @@ def build_credentials(
         DigestError: the challenge is not Digest, lacks a nonce, or uses an unknown
             algorithm or only unknown qop values.
     """
-    return _build_credentials(
-        challenge,
-        username=username,
-        password=password,
-        method=method,
-        uri=uri,
-        cnonce=cnonce,
-        nc=nc,
-        body=body,
-        prefer_auth_int=prefer_auth_int,
-    )
-
-
-def _build_credentials(
-    challenge: AuthChallenge,
-    *,
-    username: str,
-    password: str,
-    method: str,
-    uri: str,
-    cnonce: str,
-    nc: int = 1,
-    body: bytes = b"",
-    prefer_auth_int: bool = False,
-) -> Authorization | ProxyAuthorization:
-    """Implementation of :func:`build_credentials` without the overloads."""
     if not challenge.is_digest:
         raise DigestError(f"cannot answer auth scheme {challenge.scheme!r}")
     nonce = challenge.nonce
@@ -247,7 +221,11 @@ class DigestClient:
         self, challenge: WWWAuthenticate, method: str, uri: str, body: bytes = b""
     ) -> Authorization: ...
     def authorize(
-        self, challenge: AuthChallenge, method: str, uri: str, body: bytes = b""
+        self,
+        challenge: WWWAuthenticate | ProxyAuthenticate,
+        method: str,
+        uri: str,
+        body: bytes = b"",
     ) -> Authorization | ProxyAuthorization:
         """Credentials for a request (``method``, Request-URI text ``uri``, ``body``).
 
@@ -260,11 +238,11 @@ class DigestClient:
         return self._authorize(challenge, method, uri, body)
 
     def _authorize(
-        self, challenge: AuthChallenge, method: str, uri: str, body: bytes
+        self, challenge: WWWAuthenticate | ProxyAuthenticate, method: str, uri: str, body: bytes
     ) -> Authorization | ProxyAuthorization:
         key = (challenge.realm or "", challenge.nonce or "")
         count = self._counts.get(key, 0) + 1
-        creds = _build_credentials(
+        creds = build_credentials(
             challenge,
             username=self.username,
             password=self.password,
@@ -299,8 +277,8 @@ class DigestClient:
             cls, name = ProxyAuthenticate, ProxyAuthorization.NAME
         else:
             return None
-        chosen: dict[str, AuthChallenge] = {}
-        challenge: AuthChallenge
+        chosen: dict[str, WWWAuthenticate | ProxyAuthenticate] = {}
+        challenge: WWWAuthenticate | ProxyAuthenticate
         for value in response.headers.get_all(cls.NAME):
             try:
                 challenge = cls.parse(value)
@@ -432,16 +410,18 @@ class DigestServer:
         """A fresh nonce stamped with ``now`` (seconds)."""
         stamp = max(0, int(now * 1000))
         raw = _NONCE_STRUCT.pack(stamp, self.rng.getrandbits(96).to_bytes(12, "big"))
-        mac = hmac.new(self._secret, raw, hashlib.sha256).digest()[:_MAC_LEN]
-        return base64.urlsafe_b64encode(raw + mac).decode().rstrip("=")
+        return base64.urlsafe_b64encode(raw + self._mac(raw)).decode().rstrip("=")
+
+    def _mac(self, raw: bytes) -> bytes:
+        """The nonce's truncated HMAC-SHA256 under the server secret (makes it self-validating)."""
+        return hmac.new(self._secret, raw, hashlib.sha256).digest()[:_MAC_LEN]
 
     def _nonce_time(self, nonce: str) -> float | None:
         if len(nonce) != 43 or not re.fullmatch(r"[A-Za-z0-9_-]+", nonce):
             return None
         blob = base64.urlsafe_b64decode(nonce + "=")
         raw, mac = blob[: _NONCE_STRUCT.size], blob[_NONCE_STRUCT.size :]
-        expected = hmac.new(self._secret, raw, hashlib.sha256).digest()[:_MAC_LEN]
-        if not hmac.compare_digest(mac, expected):
+        if not hmac.compare_digest(mac, self._mac(raw)):
             return None
         stamp: int = _NONCE_STRUCT.unpack(raw)[0]
         return stamp / 1000.0

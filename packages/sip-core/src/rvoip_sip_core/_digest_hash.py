@@ -173,10 +173,17 @@ def compute_ha1(
         DigestError: unknown algorithm.
     """
     fn, sess = split_algorithm(algorithm)
-    ha1 = fn(f"{username}:{realm}:{password}".encode())
-    if sess:
-        ha1 = fn(f"{ha1}:{nonce}:{cnonce}".encode())
-    return ha1
+    return _session_ha1(fn, sess, _plain_ha1(fn, username, realm, password), nonce, cnonce)
+
+
+def _plain_ha1(fn: Callable[[bytes], str], username: str, realm: str, password: str) -> str:
+    # RFC 7616 §3.4.2: A1 = unq(username) ":" unq(realm) ":" passwd
+    return fn(f"{username}:{realm}:{password}".encode())
+
+
+def _session_ha1(fn: Callable[[bytes], str], sess: bool, ha1: str, nonce: str, cnonce: str) -> str:
+    # RFC 7616 §3.4.2: for -sess, A1 = H(unq(username):unq(realm):passwd):unq(nonce):unq(cnonce)
+    return fn(f"{ha1}:{nonce}:{cnonce}".encode()) if sess else ha1
 
 
 def compute_digest_response(
@@ -208,11 +215,9 @@ def compute_digest_response(
     if ha1 is None:
         if password is None:
             raise DigestError("compute_digest_response needs a password or an ha1")
-        ha1 = fn(f"{username}:{realm}:{password}".encode())
+        ha1 = _plain_ha1(fn, username, realm, password)
     cnonce = cnonce or ""
-    if sess:
-        # RFC 7616 §3.4.2: A1 = H(unq(username):unq(realm):passwd):unq(nonce):unq(cnonce)
-        ha1 = fn(f"{ha1}:{nonce}:{cnonce}".encode())
+    ha1 = _session_ha1(fn, sess, ha1, nonce, cnonce)
     qop_l = None if qop is None else qop.lower()
     # RFC 7616 §3.4.3: A2 = Method ":" request-uri, plus ":" H(body) for auth-int.
     if qop_l == "auth-int":
