@@ -234,19 +234,30 @@ def test_invite_server_accepted_state_timer_l_and_acks_to_tu() -> None:
     assert seen[-1] == (32.0, TransactionTerminated(request.txn_id))
 
 
-def test_invite_client_accepted_passes_2xx_retransmissions_until_timer_m() -> None:
-    net = MemoryNetwork()
+def _invite_sent(
+    net: MemoryNetwork, seen: list[tuple[float, TransactionEvent]], *, ring: bool = False
+) -> tuple[Node, Node, list[RequestReceived], int]:
+    """Client a (events into ``seen``) sends an INVITE to server b; b answers 180 if ``ring``."""
     server_events: list[RequestReceived] = []
 
     def server_tu(node: Node, event: TransactionEvent) -> None:
         if isinstance(event, RequestReceived):
             server_events.append(event)
+            if ring:
+                ringing = make_response(event.request, 180, to_tag="r")
+                node.layer.respond(event.txn_id, ringing, net.now)
 
-    seen: list[tuple[float, TransactionEvent]] = []
     a = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
     b = net.add("127.0.0.2", 5060, tu=server_tu)
     txn = a.layer.send_request(simple_request("INVITE"), b.peer(), 0.0)
     net.pump()
+    return a, b, server_events, txn
+
+
+def test_invite_client_accepted_passes_2xx_retransmissions_until_timer_m() -> None:
+    net = MemoryNetwork()
+    seen: list[tuple[float, TransactionEvent]] = []
+    a, b, server_events, txn = _invite_sent(net, seen)
     ok = make_response(server_events[0].request, 200, to_tag=new_tag(b.layer.rng))
     b.layer.respond(server_events[0].txn_id, ok, 0.0)
     net.pump()
@@ -261,19 +272,10 @@ def test_invite_client_accepted_passes_2xx_retransmissions_until_timer_m() -> No
 
 def test_invite_client_non_2xx_acks_each_final_and_timer_d() -> None:
     net = MemoryNetwork()
-    server_events: list[RequestReceived] = []
-
-    def server_tu(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
-            server_events.append(event)
-
-    seen: list[tuple[float, TransactionEvent]] = []
-    a = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
-    b = net.add("127.0.0.2", 5060, tu=server_tu)
     # lose the first ACK so the server retransmits its final and the client ACKs again
     net.drop = lambda i, tx: tx.data.startswith(b"ACK") and i < 4
-    txn = a.layer.send_request(simple_request("INVITE"), b.peer(), 0.0)
-    net.pump()
+    seen: list[tuple[float, TransactionEvent]] = []
+    a, b, server_events, txn = _invite_sent(net, seen)
     busy = make_response(server_events[0].request, 486, to_tag="x")
     b.layer.respond(server_events[0].txn_id, busy, 0.0)
     net.run(200.0)
@@ -288,28 +290,10 @@ def test_invite_client_non_2xx_acks_each_final_and_timer_d() -> None:
     assert ";tag=x" in ack
 
 
-def _ringing_invite(
-    net: MemoryNetwork, seen: list[tuple[float, TransactionEvent]]
-) -> tuple[Node, Node, list[RequestReceived], int]:
-    server_events: list[RequestReceived] = []
-
-    def server_tu(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
-            server_events.append(event)
-            ringing = make_response(event.request, 180, to_tag="r")
-            node.layer.respond(event.txn_id, ringing, net.now)
-
-    a = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
-    b = net.add("127.0.0.2", 5060, tu=server_tu)
-    txn = a.layer.send_request(simple_request("INVITE"), b.peer(), 0.0)
-    net.pump()
-    return a, b, server_events, txn
-
-
 def test_invite_client_timer_c_ends_a_proceeding_invite_and_is_reset_by_provisionals() -> None:
     net = MemoryNetwork()
     seen: list[tuple[float, TransactionEvent]] = []
-    a, b, server_events, txn = _ringing_invite(net, seen)
+    a, b, server_events, txn = _invite_sent(net, seen, ring=True)
     assert a.layer.state(txn) is State.PROCEEDING
     net.run(100.0)
     ringing = make_response(server_events[0].request, 180, to_tag="r")
@@ -323,7 +307,7 @@ def test_invite_client_timer_c_ends_a_proceeding_invite_and_is_reset_by_provisio
 def test_timer_c_can_be_disabled() -> None:
     net = MemoryNetwork(config=TimerConfig(c=None))
     seen: list[tuple[float, TransactionEvent]] = []
-    a, _b, _events, txn = _ringing_invite(net, seen)
+    a, _b, _events, txn = _invite_sent(net, seen, ring=True)
     net.run(10_000.0)
     assert a.layer.state(txn) is State.PROCEEDING
     assert not any(isinstance(e, TransactionTimeout) for _, e in seen)
