@@ -8,8 +8,8 @@ copies come from the ``with_*`` helpers or ``attrs.evolve``.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Self
+from collections.abc import Callable, Iterable
+from typing import Self, TypeVar
 
 import attrs
 
@@ -167,6 +167,20 @@ def _number(attr: Attribute | None) -> float | None:
     return value if value == value and value not in (float("inf"), float("-inf")) else None
 
 
+_T = TypeVar("_T")
+
+
+def _parse_each(values: Iterable[str], parse: Callable[[str], _T]) -> tuple[_T, ...]:
+    """Each value through ``parse``, in order; malformed ones (SdpParseError) are skipped."""
+    out = []
+    for value in values:
+        try:
+            out.append(parse(value))
+        except SdpParseError:
+            continue
+    return tuple(out)
+
+
 class _HasAttributes:
     """Attribute helpers shared by session and media level."""
 
@@ -259,13 +273,7 @@ class MediaDescription(_HasAttributes):
 
     def rtpmaps(self) -> tuple[RtpMap, ...]:
         """All well-formed ``a=rtpmap`` values in order (malformed ones are skipped)."""
-        out = []
-        for value in self.attribute_values("rtpmap"):
-            try:
-                out.append(RtpMap.parse(value))
-            except SdpParseError:
-                continue
-        return tuple(out)
+        return _parse_each(self.attribute_values("rtpmap"), RtpMap.parse)
 
     def rtpmap(self, payload_type: int) -> RtpMap | None:
         """The mapping for ``payload_type``: its rtpmap, else the RFC 3551 static one."""
@@ -289,13 +297,7 @@ class MediaDescription(_HasAttributes):
 
     def fmtps(self) -> tuple[Fmtp, ...]:
         """All ``a=fmtp`` values in order."""
-        out = []
-        for value in self.attribute_values("fmtp"):
-            try:
-                out.append(Fmtp.parse(value))
-            except SdpParseError:
-                continue
-        return tuple(out)
+        return _parse_each(self.attribute_values("fmtp"), Fmtp.parse)
 
     def fmtp(self, fmt: str | int) -> Fmtp | None:
         """The fmtp of format ``fmt`` (e.g. 101), or None."""
@@ -330,13 +332,7 @@ class MediaDescription(_HasAttributes):
 
     def crypto(self) -> tuple[Crypto, ...]:
         """All well-formed ``a=crypto`` lines (RFC 4568) in preference order."""
-        out = []
-        for value in self.attribute_values("crypto"):
-            try:
-                out.append(Crypto.parse(value))
-            except SdpParseError:
-                continue
-        return tuple(out)
+        return _parse_each(self.attribute_values("crypto"), Crypto.parse)
 
     @property
     def mid(self) -> str | None:
