@@ -8,24 +8,22 @@ from cffi import FFI
 
 HERE = Path(__file__).resolve().parent
 MODULE_NAME = "rvoip_media_core._kernel_cffi"
-# The jitter buffer struct is exposed field by field (counters are read from Python);
-# the slot ring stays opaque ("...;" lets the C compiler fill in the layout).
-STRUCT_CDEF = """
-typedef struct {
-    int32_t capacity, max_payload, samples_per_frame, clock_rate;
-    int32_t min_frames, max_frames, target;
-    int32_t started, playing, have_transit, buffered, advanced;
-    int64_t next_ext, max_ext;
-    uint32_t last_transit;
-    int64_t jitter16;
-    uint64_t received, played, late, duplicate, dropped_overflow, dropped_adapt, concealed;
-    ...;
-} rv_jb_t;
-"""
-CDEF = (
-    STRUCT_CDEF
-    + ((HERE / "kernel.h").read_text().split("/* cdef-begin */")[1].split("/* cdef-end */")[0])
-)
+_HEADER = (HERE / "kernel.h").read_text()
+
+
+def _struct_cdef(header: str) -> str:
+    """kernel.h's ``rv_jb_t`` with its slot ring made opaque (one definition of the fields).
+
+    The jitter buffer struct is exposed field by field (counters are read from Python);
+    the slot ring stays opaque ("...;" lets the C compiler fill in the layout).
+    """
+    body = header.split("typedef struct {", 2)[2].split("} rv_jb_t;")[0]
+    fields = [line for line in body.splitlines() if line.strip() and "slots[" not in line]
+    return "typedef struct {\n" + "\n".join(fields) + "\n    ...;\n} rv_jb_t;\n"
+
+
+STRUCT_CDEF = _struct_cdef(_HEADER)
+CDEF = STRUCT_CDEF + _HEADER.split("/* cdef-begin */")[1].split("/* cdef-end */")[0]
 SOURCES = ["g711.c", "jitter.c"]
 
 
