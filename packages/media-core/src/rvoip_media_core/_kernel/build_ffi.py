@@ -17,7 +17,8 @@ def _struct_cdef(header: str) -> str:
     The jitter buffer struct is exposed field by field (counters are read from Python);
     the slot ring stays opaque ("...;" lets the C compiler fill in the layout).
     """
-    body = header.split("typedef struct {", 2)[2].split("} rv_jb_t;")[0]
+    end = header.index("} rv_jb_t;")
+    body = header[header.rindex("typedef struct {", 0, end) + len("typedef struct {") : end]
     fields = [line for line in body.splitlines() if line.strip() and "slots[" not in line]
     return "typedef struct {\n" + "\n".join(fields) + "\n    ...;\n} rv_jb_t;\n"
 
