@@ -51,6 +51,8 @@ class Call:
     transfer_of: SessionId | None = None  # for a transferee's new call: the referred call
     transfer_done: anyio.Event = attrs.field(factory=anyio.Event)
     transfer_status: int | None = None
+    sdp_text: tuple[SessionDescription, str] | None = None
+    """The text of the last local SDP sent (kept with the object it was made from)."""
     decide_scope: anyio.CancelScope | None = None
     """While the handler decides on an incoming call: cancelled when the call ends."""
 

@@ -220,8 +220,12 @@ async def _answer(args: argparse.Namespace) -> int:
             elif isinstance(event, CallEnded):
                 ended += 1
                 say(f"call {event.session_id}: ended ({event.reason})")
-                if args.max_calls and ended >= args.max_calls:
-                    break
+                if args.max_calls:
+                    # Under load a slow reader can miss events: count from the coordinator.
+                    stats = await coordinator.get_stats()
+                    done = max(ended, stats.total_sessions - stats.active_sessions)
+                    if done >= args.max_calls:
+                        break
         tg.cancel_scope.cancel()
     return EXIT_OK
 

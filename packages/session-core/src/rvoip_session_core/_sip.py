@@ -361,7 +361,8 @@ class SipPart(CoordinatorBase):
             self._reject(call, exc.status, "Not Acceptable Here", str(exc))
             return
         call.local_sdp = local
-        if not self._respond(call, 200, "OK", body=local.encode(), content_type="application/sdp"):
+        body = (_cached_text(call, local) or "").encode("utf-8", "surrogateescape")
+        if not self._respond(call, 200, "OK", body=body, content_type="application/sdp"):
             self._finish(call, CallState.Failed, "the INVITE can no longer be answered")
 
     # --- outgoing calls -------------------------------------------------------------------
@@ -405,10 +406,11 @@ class SipPart(CoordinatorBase):
         call.established_at = datetime.now(UTC)
         self._set_state(call, CallState.Active, "answered")
         call.answered.set()
-        self._publish(CallEstablished(call.id, _text(local), _text(remote)))
+        local_text, remote_text = _cached_text(call, local), _text(remote)
+        self._publish(CallEstablished(call.id, local_text, remote_text))
         snapshot = call.snapshot()
         handler = self.handler
-        self._hook(lambda: handler.on_call_established(snapshot, _text(local), _text(remote)))
+        self._hook(lambda: handler.on_call_established(snapshot, local_text, remote_text))
 
     def _answer_in_ack(self, call: Call, request: Request) -> None:
         try:
@@ -554,6 +556,18 @@ class SipPart(CoordinatorBase):
         self._publish(DtmfReceived(session_id, digit, duration_ms, method))
         handler = self.handler
         self._hook(lambda: handler.on_dtmf(session_id, digit))
+
+
+def _cached_text(call: Call, sdp: SessionDescription | None) -> str | None:
+    """``str(sdp)``, remembered on the call (our answer is sent, then reported twice)."""
+    if sdp is None:
+        return None
+    cached = call.sdp_text
+    if cached is not None and cached[0] is sdp:
+        return cached[1]
+    text = str(sdp)
+    call.sdp_text = (sdp, text)
+    return text
 
 
 def _text(sdp: SessionDescription | None) -> str | None:
