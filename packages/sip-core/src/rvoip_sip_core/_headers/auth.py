@@ -137,6 +137,29 @@ def _param(params: AuthParams, name: str) -> str | None:
     return None
 
 
+class _QopFields:
+    """``qop``, ``cnonce`` and ``nc``: sent in credentials, echoed in Authentication-Info."""
+
+    __slots__ = ()
+    params: AuthParams
+
+    @property
+    def qop(self) -> str | None:
+        """The chosen/applied ``qop`` lower-cased, or None (RFC 2069 compatibility)."""
+        value = _param(self.params, "qop")
+        return None if value is None else value.lower()
+
+    @property
+    def cnonce(self) -> str | None:
+        """The ``cnonce`` parameter (the client nonce)."""
+        return _param(self.params, "cnonce")
+
+    @property
+    def nc(self) -> int | None:
+        """The nonce count as an int (``nc=00000001`` → 1); None if absent or not hex."""
+        return _parse_nc(_param(self.params, "nc"))
+
+
 @attrs.frozen
 class _AuthBase:
     """A scheme with either auth-params or a token68 (RFC 7235 §2.1 shape)."""
@@ -257,7 +280,7 @@ class AuthChallenge(_AuthBase):
 
 
 @attrs.frozen
-class AuthCredentials(_AuthBase):
+class AuthCredentials(_AuthBase, _QopFields):
     """Credentials (Authorization or Proxy-Authorization value)."""
 
     _BARE: ClassVar[frozenset[str]] = _CREDENTIALS_BARE
@@ -290,22 +313,6 @@ class AuthCredentials(_AuthBase):
         """The ``response`` parameter (the request digest)."""
         return self.param("response")
 
-    @property
-    def cnonce(self) -> str | None:
-        """The ``cnonce`` parameter."""
-        return self.param("cnonce")
-
-    @property
-    def qop(self) -> str | None:
-        """The chosen ``qop`` lower-cased, or None (RFC 2069 compatibility)."""
-        value = self.param("qop")
-        return None if value is None else value.lower()
-
-    @property
-    def nc(self) -> int | None:
-        """The nonce count as an int (``nc=00000001`` → 1); None if absent or not hex."""
-        return _parse_nc(self.param("nc"))
-
 
 @attrs.frozen
 class WWWAuthenticate(AuthChallenge):
@@ -336,7 +343,7 @@ class ProxyAuthorization(AuthCredentials):
 
 
 @attrs.frozen
-class AuthenticationInfo:
+class AuthenticationInfo(_QopFields):
     """``Authentication-Info`` (RFC 3261 §20.6, RFC 7616 §3.5): parameters, no scheme."""
 
     params: AuthParams = ()
@@ -372,19 +379,3 @@ class AuthenticationInfo:
     def rspauth(self) -> str | None:
         """The server's response digest proving it knows the password (RFC 7616 §3.5)."""
         return self.param("rspauth")
-
-    @property
-    def qop(self) -> str | None:
-        """The qop the server applied, lower-cased."""
-        value = self.param("qop")
-        return None if value is None else value.lower()
-
-    @property
-    def cnonce(self) -> str | None:
-        """The client nonce echoed back."""
-        return self.param("cnonce")
-
-    @property
-    def nc(self) -> int | None:
-        """The nonce count echoed back, as an int."""
-        return _parse_nc(self.param("nc"))
