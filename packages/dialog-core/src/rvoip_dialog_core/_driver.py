@@ -12,6 +12,7 @@ at once. One task sleeps until the layer's next deadline. Session-core uses it a
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import math
@@ -86,7 +87,9 @@ def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
     return hop if hop is not None and _is_ip(hop.host) else None
 
 
+@functools.lru_cache(maxsize=256)
 def _is_ip(host: str) -> bool:
+    # Called for every message sent; the few peers' hosts repeat, so remember them.
     try:
         ipaddress.ip_address(host)
     except ValueError:
