@@ -14,7 +14,7 @@ from urllib.parse import unquote as _pct_decode
 import attrs
 
 from ._errors import SipParseError
-from ._lexer import Params, split_simple_params
+from ._lexer import Params, format_params, split_simple_params
 
 __all__ = ["AbsoluteUri", "SipUri", "TelUri", "Uri", "parse_uri"]
 
@@ -420,11 +420,7 @@ class TelUri:
         return hash(self._compare_key())
 
     def __str__(self) -> str:
-        return (
-            "tel:"
-            + self.number
-            + "".join(f";{k}" if v is None else f";{k}={v}" for k, v in self.params)
-        )
+        return "tel:" + self.number + format_params(self.params)
 
 
 _ABS_OPAQUE_RE = re.compile(r"[^\x00-\x20\x7f\"<>]+\Z")

@@ -97,6 +97,7 @@ class ParamsMixin:
 
     def param(self, name: str) -> str | None:
         """Value of parameter ``name`` (case-insensitive); None if absent or a bare flag."""
+        # _lexer.get_param inlined: Via branch and header tags are read on every message.
         lname = name.lower()
         for k, v in self.params:
             if k.lower() == lname:

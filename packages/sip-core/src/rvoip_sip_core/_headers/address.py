@@ -12,7 +12,14 @@ from typing import ClassVar, Self
 import attrs
 
 from .._errors import SipParseError
-from .._lexer import Params, normalize_lws, parse_params, quote, split_simple_params
+from .._lexer import (
+    Params,
+    format_params,
+    normalize_lws,
+    parse_params,
+    quote,
+    split_simple_params,
+)
 from .._uri import SipUri, Uri, parse_uri
 from ._common import TOKEN, ParamsMixin, is_digits
 
@@ -125,7 +132,7 @@ def parse_name_addr(value: str) -> tuple[str | None, Uri, Params]:
 
 
 def _format(display: str | None, uri: object, params: Params) -> str:
-    p = "".join(f";{k}" if v is None else f";{k}={v}" for k, v in params)
+    p = format_params(params)
     if display is None:
         return f"<{uri}>{p}"
     return f"{quote(display)} <{uri}>{p}"

@@ -15,6 +15,7 @@ from typing import ClassVar, Self
 import attrs
 
 from .._errors import SipParseError
+from .._lexer import get_param
 from ._common import TOKEN
 
 __all__ = [
@@ -129,14 +130,6 @@ def _parse_nc(value: str | None) -> int | None:
     return int(value, 16)
 
 
-def _param(params: AuthParams, name: str) -> str | None:
-    lname = name.lower()
-    for key, value in params:
-        if key.lower() == lname:
-            return value
-    return None
-
-
 class _QopFields:
     """``qop``, ``cnonce`` and ``nc``: sent in credentials, echoed in Authentication-Info."""
 
@@ -146,18 +139,18 @@ class _QopFields:
     @property
     def qop(self) -> str | None:
         """The chosen/applied ``qop`` lower-cased, or None (RFC 2069 compatibility)."""
-        value = _param(self.params, "qop")
+        value = get_param(self.params, "qop")
         return None if value is None else value.lower()
 
     @property
     def cnonce(self) -> str | None:
         """The ``cnonce`` parameter (the client nonce)."""
-        return _param(self.params, "cnonce")
+        return get_param(self.params, "cnonce")
 
     @property
     def nc(self) -> int | None:
         """The nonce count as an int (``nc=00000001`` → 1); None if absent or not hex."""
-        return _parse_nc(_param(self.params, "nc"))
+        return _parse_nc(get_param(self.params, "nc"))
 
 
 @attrs.frozen
@@ -196,7 +189,7 @@ class _AuthBase:
 
     def param(self, name: str) -> str | None:
         """Value of the first parameter called ``name`` (case-insensitive), or None."""
-        return _param(self.params, name)
+        return get_param(self.params, name)
 
     def with_param(self, name: str, value: str | None) -> Self:
         """Copy with ``name`` set to ``value`` (replacing in place) or removed (None)."""
@@ -368,7 +361,7 @@ class AuthenticationInfo(_QopFields):
 
     def param(self, name: str) -> str | None:
         """Value of the first parameter called ``name`` (case-insensitive), or None."""
-        return _param(self.params, name)
+        return get_param(self.params, name)
 
     @property
     def nextnonce(self) -> str | None:
