@@ -158,14 +158,25 @@ def test_non_invite_server_timer_j_keeps_completed_for_64_t1_over_udp() -> None:
     assert seen[-1] == (32.0, TransactionTerminated(first.txn_id))
 
 
-def test_invite_server_timer_g_backs_off_to_t2_and_timer_h_reports_missing_ack() -> None:
-    net = MemoryNetwork()
-    seen: list[tuple[float, TransactionEvent]] = []
+def _invite_received(
+    net: MemoryNetwork,
+    seen: list[tuple[float, TransactionEvent]],
+    data: bytes | None = None,
+    source: Peer = CLIENT,
+) -> tuple[Node, RequestReceived]:
+    """Server b (events into ``seen``) receives an INVITE at t=0; returns b and the event."""
     b = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
-    b.layer.receive(invite_bytes(), CLIENT, 0.0)
+    b.layer.receive(invite_bytes() if data is None else data, source, 0.0)
     net.pump()
     request = seen[0][1]
     assert isinstance(request, RequestReceived)
+    return b, request
+
+
+def test_invite_server_timer_g_backs_off_to_t2_and_timer_h_reports_missing_ack() -> None:
+    net = MemoryNetwork()
+    seen: list[tuple[float, TransactionEvent]] = []
+    b, request = _invite_received(net, seen)
     b.layer.respond(request.txn_id, make_response(request.request, 486, to_tag="t1"), 0.0)
     net.run(100.0)
     sent = net.sent(b)
@@ -179,11 +190,7 @@ def test_invite_server_timer_g_backs_off_to_t2_and_timer_h_reports_missing_ack()
 def test_invite_server_ack_moves_to_confirmed_and_timer_i_is_t4() -> None:
     net = MemoryNetwork()
     seen: list[tuple[float, TransactionEvent]] = []
-    b = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
-    b.layer.receive(invite_bytes(), CLIENT, 0.0)
-    net.pump()
-    request = seen[0][1]
-    assert isinstance(request, RequestReceived)
+    b, request = _invite_received(net, seen)
     b.layer.respond(request.txn_id, make_response(request.request, 486, to_tag="t1"), 0.0)
     net.run(1.0)
     b.layer.receive(ack_bytes(to_tag="t1"), CLIENT, net.now)
@@ -199,12 +206,8 @@ def test_invite_server_ack_moves_to_confirmed_and_timer_i_is_t4() -> None:
 def test_invite_server_over_tcp_has_no_timer_g_and_timer_i_zero() -> None:
     net = MemoryNetwork()
     seen: list[tuple[float, TransactionEvent]] = []
-    b = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
     tcp_client = Peer("TCP", "127.0.0.5", 5070)
-    b.layer.receive(invite_bytes(transport="TCP"), tcp_client, 0.0)
-    net.pump()
-    request = seen[0][1]
-    assert isinstance(request, RequestReceived)
+    b, request = _invite_received(net, seen, invite_bytes(transport="TCP"), tcp_client)
     b.layer.respond(request.txn_id, make_response(request.request, 486, to_tag="t1"), 0.0)
     net.run(10.0)
     assert [d.first_line for d in net.sent(b)] == ["SIP/2.0 100 Trying", "SIP/2.0 486 Busy Here"]
@@ -216,11 +219,7 @@ def test_invite_server_over_tcp_has_no_timer_g_and_timer_i_zero() -> None:
 def test_invite_server_accepted_state_timer_l_and_acks_to_tu() -> None:
     net = MemoryNetwork()
     seen: list[tuple[float, TransactionEvent]] = []
-    b = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
-    b.layer.receive(invite_bytes(), CLIENT, 0.0)
-    net.pump()
-    request = seen[0][1]
-    assert isinstance(request, RequestReceived)
+    b, request = _invite_received(net, seen)
     ok = make_response(request.request, 200, to_tag="t2")
     b.layer.respond(request.txn_id, ok, 0.0)
     assert b.layer.state(request.txn_id) is State.ACCEPTED
