@@ -313,6 +313,26 @@ async def test_cancel_before_answer() -> None:
     assert "BYE" not in trace.kinds("alice")
 
 
+async def test_cancel_right_after_the_invite_goes_after_100_trying() -> None:
+    # RFC 3261 §9.1: the 100 Trying the callee's transaction sends is enough for the CANCEL;
+    # no 180 is needed (the handler here never decides).
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", Ignorer()).build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        trace.attach(bob, "bob")
+        events = alice.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.terminate_session(call.id)
+        ended = await next_event(events, CallEnded)
+        assert isinstance(ended, CallEnded)
+        assert await wait_until(lambda: released(alice) and released(bob))
+    assert "CANCEL" in trace.kinds("alice")
+    assert trace.responses(487)
+
+
 async def test_wait_for_answer_times_out_and_call_keeps_ringing() -> None:
     async with (
         await loopback_builder("alice").build() as alice,

@@ -65,6 +65,9 @@ log = logging.getLogger("rvoip_session_core")
 RING_AFTER = 0.5
 """Seconds an incoming call waits for the handler's decision before a 180 is sent."""
 
+RING_TICK = 0.05
+"""Shortest sleep of the task that sends those 180s (it rings the calls due in a batch)."""
+
 _BYE_REASONS = {
     TerminationReason.LOCAL_BYE: "local hangup",
     TerminationReason.REMOTE_BYE: "remote hangup",
@@ -332,15 +335,15 @@ class SipPart(CoordinatorBase):
                 self._ring_wake = anyio.Event()
                 await self._ring_wake.wait()
                 continue
-            due, call = queue[0]
-            delay = due - anyio.current_time()
-            if delay > 0:
-                await anyio.sleep(delay)
-                continue
-            queue.popleft()
-            waiting = call.state is CallState.Initiating and call.invite_ref is not None
-            if waiting and self._respond(call, 180, "Ringing"):
-                self._set_state(call, CallState.Ringing, "handler still deciding")
+            now = anyio.current_time()
+            while queue and queue[0][0] <= now:
+                _, call = queue.popleft()
+                waiting = call.state is CallState.Initiating and call.invite_ref is not None
+                if waiting and self._respond(call, 180, "Ringing"):
+                    self._set_state(call, CallState.Ringing, "handler still deciding")
+            if queue:
+                # The 180's timing is loose: wake at most every RING_TICK, ringing a batch.
+                await anyio.sleep(max(queue[0][0] - now, RING_TICK))
 
     async def _defer_deadline(self, call: Call) -> None:
         with anyio.move_on_after(self.config.incoming_call_timeout):
