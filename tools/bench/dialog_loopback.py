@@ -3,7 +3,7 @@
 Each call is INVITE / 100 / 200 / ACK / BYE / 200 between two DialogEndpoints in one
 process, ``--concurrency`` calls in flight at a time.
 
-    .venv/bin/python packages/dialog-core/bench/loopback.py [--calls 2000] [--concurrency 20]
+    .venv/bin/python tools/bench/dialog_loopback.py [--calls 2000] [--concurrency 20]
         [--backend asyncio|trio]
 """
 

@@ -4,7 +4,7 @@ Two figures, best of ``--repeat`` runs:
 - dialog layers alone, message objects handed across (INVITE/180/200/ACK/BYE/200);
 - the full sans-IO stack: dialog + transaction layers, bytes serialized and parsed.
 
-    .venv/bin/python packages/dialog-core/bench/calls.py [--calls 2000] [--repeat 5]
+    .venv/bin/python tools/bench/dialogs.py [--calls 2000] [--repeat 5]
 """
 
 from __future__ import annotations
