@@ -26,7 +26,7 @@ def test_explicit_sip_port_wins_over_the_uri_port() -> None:
     assert config.sip_port == 0
 
 
-def test_hostname_local_address_binds_the_bind_addr_and_advertises_the_name() -> None:
+def test_hostname_local_address_binds_the_bind_addr_and_advertises_the_bound_address() -> None:
     config = (
         SessionManagerBuilder()
         .with_local_address("sip:bob@pbx.example.com")
@@ -35,7 +35,8 @@ def test_hostname_local_address_binds_the_bind_addr_and_advertises_the_name() ->
     )
     assert config.bind_host == "127.0.0.1"
     assert config.sip_port == 5080
-    assert config.public_host == "pbx.example.com"
+    assert config.public_host is None  # Via/Contact/SDP carry the bound address
+    assert config.advertised_host == "127.0.0.1"
 
 
 def test_ipv6_local_address() -> None:

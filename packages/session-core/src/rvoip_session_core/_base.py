@@ -132,7 +132,7 @@ class CoordinatorBase(abc.ABC):
                 udp=addr if cfg.transport == "UDP" else None,
                 tcp=addr if cfg.transport == "TCP" else None,
                 user=cfg.user or "rvoip",
-                config=self._dialog_config(),
+                config=None,  # replaced below, once the bound address is known
                 timers=TimerConfig(t1=cfg.t1, t2=cfg.t2),
                 rng=random.Random(self._rng.getrandbits(64)),
                 on_event=self._on_dialog_event_safe,
@@ -147,6 +147,8 @@ class CoordinatorBase(abc.ABC):
                     f"cannot bind SIP {cfg.transport} on {cfg.bind_host}:{cfg.sip_port}: "
                     f"{error.strerror or error}"
                 ) from None
+            # Via and Contact carry the port actually bound (port 0 picks one).
+            self._endpoint.layer.config = self._dialog_config(self._endpoint.local(cfg.transport))
             self._install_tap()
             self._clock = await stack.enter_async_context(run_media_engine(self._engine))
             tg.start_soon(self._run_hooks, recv)
@@ -210,17 +212,16 @@ class CoordinatorBase(abc.ABC):
         """True between start() and stop()."""
         return self._running
 
-    def _dialog_config(self) -> DialogConfig | None:
+    def _dialog_config(self, bound: Peer) -> DialogConfig:
+        """Contact/Via of the bound socket: its port always, its host unless a public one is set."""
         cfg = self.config
-        if cfg.sip_port == 0 and cfg.public_host is None:
-            return None  # the endpoint builds it from the bound address
-        host = cfg.advertised_host
+        host = cfg.public_host or bound.host
         shown = f"[{host}]" if ":" in host else host
         param = "" if cfg.transport == "UDP" else f";transport={cfg.transport.lower()}"
         return DialogConfig(
-            contact=f"sip:{cfg.user or 'rvoip'}@{shown}:{cfg.sip_port}{param}",
+            contact=f"sip:{cfg.user or 'rvoip'}@{shown}:{bound.port}{param}",
             via_host=host,
-            via_port=cfg.sip_port,
+            via_port=bound.port,
             transport=cfg.transport,
             t1=cfg.t1,
             t2=cfg.t2,

@@ -253,12 +253,11 @@ class SessionManagerBuilder:
         if self._bind_addr is not None:
             bind_host, bind_port = _split_hostport(self._bind_addr)
         public = self._public_address
-        if uri_host is not None:
-            if is_ip_literal(uri_host):
-                # ARCHITECTURE §4: an IP literal in the local address is what we bind.
-                bind_host = uri_host.strip("[]")
-            elif public is None:
-                public = uri_host
+        if uri_host is not None and is_ip_literal(uri_host):
+            # ARCHITECTURE §4: an IP literal in the local address is what we bind. A host
+            # name is not advertised: Via/Contact/SDP carry the bound address (a peer could
+            # not reach us at a name that need not resolve to it) or with_public_address.
+            bind_host = uri_host.strip("[]")
         port = self._sip_port
         if port is None:
             port = uri_port if uri_port is not None else bind_port
