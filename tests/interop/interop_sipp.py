@@ -12,6 +12,7 @@ import contextlib
 import csv
 import io
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -25,6 +26,7 @@ import attrs
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 HOST = "127.0.0.1"
+_LOST = re.compile(r"message (?:\(retrans\) )?(?:voluntary )?lost \((?:recv|while sending)\)")
 
 
 def find_sipp() -> str | None:
@@ -93,6 +95,15 @@ class SippResult:
     def failed(self) -> int:
         """Calls SIPp counted as failed."""
         return self.count("FailedCall(C)")
+
+    @property
+    def losses(self) -> int:
+        """Messages SIPp dropped on purpose (``-lost``), counted in its message log.
+
+        SIPp logs "message lost (recv)", "message (retrans) lost (recv)" and "message
+        voluntary lost (while sending)"; a loss test checks this to know it lost something.
+        """
+        return len(_LOST.findall(self.messages))
 
     def report(self) -> str:
         """A text for assertion messages: exit code, counters and the tail of the logs."""
