@@ -17,7 +17,16 @@ import anyio
 import anyio.abc
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_dialog_core import DialogConfig, DialogEndpoint, DialogId, LegId
+from rvoip_dialog_core import (
+    ByeReceived,
+    CancelReceived,
+    DialogConfig,
+    DialogEndpoint,
+    DialogId,
+    DialogTerminated,
+    InviteFailed,
+    LegId,
+)
 from rvoip_media_core import MediaClock, MediaEngine, run_media_engine
 from rvoip_rtp_core import PortAllocator
 from rvoip_session_core._call import Call, PendingRequest
@@ -334,6 +343,8 @@ class CoordinatorBase(abc.ABC):
             log.debug("call %s: ignoring %s -> %s", call.id, old.name, new.name)
             return
         call.state = new
+        if not (new.is_established or new.is_in_progress):
+            call.media.stop_sending()  # the call is ending: no RTP after our/their BYE
         self._publish(StateChanged(call.id, old, new, reason))
         handler = self.handler
         self._hook(lambda: handler.on_call_state_changed(call.id, old, new, reason))
@@ -383,10 +394,32 @@ class CoordinatorBase(abc.ABC):
         # sent, so events are queued and handled by _dispatch_dialog_events in order.
         if self._sip_send is None:
             return
+        self._stop_media_now(event)
         try:
             self._sip_send.send_nowait(event)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             log.warning("dialog event %s dropped", type(event).__name__)
+
+    def _stop_media_now(self, event: object) -> None:
+        """Stop sending RTP the moment a call ends, not when its queued event is handled.
+
+        Under load the dispatch queue lags; RTP must not go on after a BYE or CANCEL.
+        """
+        call: Call | None = None
+        match event:
+            case (
+                ByeReceived(dialog_id=did)
+                | CancelReceived(dialog_id=did)
+                | DialogTerminated(dialog_id=did)
+            ):
+                call = self._call_for_dialog(did)
+                if call is not None and call.dialog_id not in (None, did):
+                    call = None  # another fork of the same INVITE ended
+            case InviteFailed(leg=leg):
+                sid = self._by_leg.get(leg)
+                call = None if sid is None else self._calls.get(sid)
+        if call is not None:
+            call.media.stop_sending()
 
     async def _dispatch_dialog_events(self, recv: MemoryObjectReceiveStream[object]) -> None:
         async with recv:

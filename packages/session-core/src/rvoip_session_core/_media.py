@@ -200,6 +200,7 @@ class CallMedia:
     muted: bool = False
     held: bool = False
     closed: anyio.Event = attrs.field(factory=anyio.Event)
+    sending_stopped: bool = False
     _dtmf: dict[int, DtmfDecoder] = attrs.field(factory=dict)
 
     @property
@@ -229,8 +230,19 @@ class CallMedia:
                 on_packet=self._other_packet,
             )
         assert self.gate is not None
-        self.gate.may_send = negotiated.send and negotiated.remote_address is not None
+        self.gate.may_send = (
+            negotiated.send and negotiated.remote_address is not None and not self.sending_stopped
+        )
         self._update_mute()
+
+    def stop_sending(self) -> None:
+        """The call is ending (BYE, CANCEL, failure): no RTP leaves from now on, for good.
+
+        Receiving goes on until ``close``; a later offer/answer cannot restart sending.
+        """
+        self.sending_stopped = True
+        if self.gate is not None:
+            self.gate.may_send = False
 
     def set_muted(self, muted: bool) -> None:
         """Mute (silence keeps flowing) or unmute the microphone side."""
@@ -310,6 +322,8 @@ class CallMedia:
             raise MediaError("the peer did not accept telephone-event", session_id=self.session_id)
         gate = self.gate
         for digit in digits:
+            if self.sending_stopped:
+                return
             # RFC 4733: audio is suppressed while an event is sent, so the event's packets
             # do not interleave with audio packets in the receiver's jitter buffer.
             if gate is not None:
@@ -326,6 +340,7 @@ class CallMedia:
 
         A DTMF event still in progress (its end packets never came) is reported now.
         """
+        self.stop_sending()
         decoders, self._dtmf = self._dtmf, {}
         for decoder in decoders.values():
             for note in decoder.flush():
