@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import importlib.util
+import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
+import anyio.to_thread
 import pytest
+import sniffio
 
+from rvoip_session_core import CallEnded, _cli_commands
+from rvoip_session_core._cli_commands import resolve_loop
 from rvoip_session_core.cli import main
+from rvoip_session_core.testing import loopback_builder, next_event
 
 
 def test_demo_verifies_every_step(capsys: pytest.CaptureFixture[str]) -> None:
@@ -92,3 +101,85 @@ def test_errors_have_one_line_and_script_friendly_exit_codes(
     err = capsys.readouterr().err
     assert "Address already in use" in err
     assert err.count("\n") == 1
+
+
+def _start_answer(*extra: str) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rvoip_session_core", "answer", "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert line.startswith("answering at sip:"), line
+    return proc, line.split()[-1]
+
+
+def _stop(proc: subprocess.Popen[str], signum: int) -> tuple[int, str]:
+    try:
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=15)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return proc.returncode, err
+
+
+@pytest.mark.anyio
+async def test_answer_stops_on_sigint_and_hangs_up_the_active_call() -> None:
+    proc, uri = _start_answer("--tone", "440")
+    try:
+        async with await loopback_builder("alice").build() as alice:
+            events = alice.events()
+            call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri)
+            await alice.wait_for_answer(call.id, 5)
+            code, err = await anyio.to_thread.run_sync(_stop, proc, signal.SIGINT)
+            ended = await next_event(events, CallEnded)
+            assert isinstance(ended, CallEnded)
+            assert ended.reason == "remote hangup"  # the CLI sent BYE before exiting
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 130
+    assert "stopped by SIGINT" in err
+
+
+def test_answer_without_calls_stops_on_sigint_and_sigterm() -> None:
+    for signum, expected in ((signal.SIGINT, 130), (signal.SIGTERM, 143)):
+        proc, _ = _start_answer()
+        code, err = _stop(proc, signum)
+        assert code == expected
+        assert err.count("\n") == 1  # one line, no traceback
+
+
+def test_loop_choice_prefers_uvloop_and_falls_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert resolve_loop("trio") == ("trio", {})
+    assert resolve_loop("asyncio") == ("asyncio", {})
+    assert resolve_loop(None) == ("asyncio", {"use_uvloop": True})  # installed in the venv
+    assert resolve_loop("uvloop") == ("asyncio", {"use_uvloop": True})
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert resolve_loop(None) == ("asyncio", {})  # not importable: silently stdlib asyncio
+    assert resolve_loop("uvloop") == ("asyncio", {})
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [([], "uvloop"), (["--loop", "asyncio"], "asyncio"), (["--loop", "trio"], "trio")],
+)
+def test_commands_run_on_the_chosen_loop(
+    monkeypatch: pytest.MonkeyPatch, argv: list[str], expected: str
+) -> None:
+    seen: list[str] = []
+
+    async def fake_options(args: object) -> int:
+        seen.append(sniffio.current_async_library())
+        if seen[-1] == "asyncio":
+            seen[-1] = type(asyncio.get_running_loop()).__module__.split(".")[0]
+        return 0
+
+    monkeypatch.setattr(_cli_commands, "_options", fake_options)
+    assert main(["options", "sip:127.0.0.1:9", *argv]) == 0
+    assert seen == [expected]

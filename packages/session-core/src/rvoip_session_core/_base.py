@@ -53,6 +53,9 @@ Hook = Callable[[], Awaitable[None]]
 def _os_error(exc: BaseException) -> OSError | None:
     """The OSError behind ``exc``, also when a task group wrapped it in a group."""
     if isinstance(exc, OSError):
+        cause = exc.__cause__
+        if not exc.errno and isinstance(cause, OSError) and cause.errno:
+            return cause  # uvloop: "could not bind ..." caused by "[Errno 98] Address in use"
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:

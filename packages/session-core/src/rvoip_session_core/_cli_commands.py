@@ -1,17 +1,26 @@
 """``rvoip call``, ``rvoip answer`` and ``rvoip options``: one-call tools for scripts.
 
 Exit codes: 0 success, 1 the call failed (the peer refused it), 2 usage error (bad URI),
-3 local network error (port in use, cannot bind), 4 no answer or unreachable peer.
+3 local network error (port in use, cannot bind), 4 no answer or unreachable peer,
+130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM (128 + signal number, as shells
+report it; active calls are hung up first).
+
+Event loop: uvloop when it is installed, else the stdlib asyncio loop; ``--loop`` picks one.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import signal
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
+import anyio.abc
 
 from rvoip_media_core import WavSink
 from rvoip_session_core._config import SessionManagerBuilder
@@ -31,6 +40,63 @@ from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
 from rvoip_sip_core import SipParseError, parse_uri
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NETWORK, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
+EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+LOOPS = ("asyncio", "uvloop", "trio")
+
+
+def resolve_loop(choice: str | None) -> tuple[str, dict[str, Any]]:
+    """The anyio backend and options for ``--loop`` (None: uvloop if installed, else asyncio)."""
+    if choice == "trio":
+        return "trio", {}
+    if choice in (None, "uvloop") and importlib.util.find_spec("uvloop") is not None:
+        return "asyncio", {"use_uvloop": True}
+    return "asyncio", {}
+
+
+def run_async(
+    func: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
+) -> int:
+    """Run a command's coroutine on the event loop chosen by ``--loop``."""
+    backend, options = resolve_loop(getattr(args, "loop", None))
+    result: int = anyio.run(func, args, backend=backend, backend_options=options)
+    return result
+
+
+def add_loop_option(parser: argparse.ArgumentParser) -> None:
+    """``--loop asyncio|uvloop|trio`` (``--backend`` is kept as its old spelling)."""
+    parser.add_argument(
+        "--loop",
+        "--backend",
+        dest="loop",
+        choices=LOOPS,
+        default=None,
+        help="event loop (default: uvloop when installed, else asyncio)",
+    )
+
+
+async def _cancel_on_signal(
+    scope: anyio.CancelScope,
+    caught: list[int],
+    *,
+    task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Cancel ``scope`` on SIGINT/SIGTERM so the command hangs up and exits cleanly."""
+    try:
+        with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            task_status.started()
+            async for signum in signals:
+                caught.append(int(signum))
+                scope.cancel()
+                return
+    except NotImplementedError:  # e.g. asyncio on Windows: Ctrl-C raises KeyboardInterrupt
+        task_status.started()
+
+
+def _signal_exit(caught: list[int]) -> int:
+    signum = caught[0]
+    name = signal.Signals(signum).name
+    print(f"rvoip: stopped by {name}", file=sys.stderr, flush=True)
+    return 128 + signum
 
 
 def fail(message: str, code: int) -> int:
@@ -61,6 +127,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     options.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     options.add_argument("--port", type=int, default=0, help="local SIP port (0: any)")
     options.add_argument("--host", default="127.0.0.1", help="local address to bind")
+    add_loop_option(options)
 
 
 def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -70,7 +137,7 @@ def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
     parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
     parser.add_argument("--record", default=None, help="write received audio to this WAV")
-    parser.add_argument("--backend", choices=("asyncio", "trio"), default="asyncio")
+    add_loop_option(parser)
 
 
 def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
@@ -120,10 +187,9 @@ def run_call(args: argparse.Namespace) -> int:
     except SipParseError as exc:
         return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
     try:
-        result: int = anyio.run(_call, args, backend=args.backend)
+        return run_async(_call, args)
     except KeyboardInterrupt:
-        return fail("interrupted", EXIT_FAILED)
-    return result
+        return fail("interrupted", EXIT_SIGINT)
 
 
 async def _call(args: argparse.Namespace) -> int:
@@ -132,7 +198,9 @@ async def _call(args: argparse.Namespace) -> int:
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)
+    caught: list[int] = []
     async with coordinator, anyio.create_task_group() as tg:
+        await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
         from_ = args.from_ or coordinator.local_uri
         try:
             call = await coordinator.create_outgoing_call(from_, args.uri)
@@ -158,16 +226,16 @@ async def _call(args: argparse.Namespace) -> int:
             return fail(str(exc), EXIT_FAILED)
         finally:
             tg.cancel_scope.cancel()
-    return EXIT_OK
+    # Leaving ``async with coordinator`` hung the call up (BYE or CANCEL) on a signal too.
+    return _signal_exit(caught) if caught else EXIT_OK
 
 
 def run_answer(args: argparse.Namespace) -> int:
     """``rvoip answer``."""
     try:
-        result: int = anyio.run(_answer, args, backend=args.backend)
+        return run_async(_answer, args)
     except KeyboardInterrupt:
-        return EXIT_OK
-    return result
+        return fail("interrupted", EXIT_SIGINT)
 
 
 class _AnswerHandler(AutoAnswerHandler):
@@ -185,7 +253,6 @@ async def _answer(args: argparse.Namespace) -> int:
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)
-    print(f"answering at {coordinator.local_uri}", flush=True)
     ended = 0
     quiet: bool = args.quiet
 
@@ -193,7 +260,11 @@ async def _answer(args: argparse.Namespace) -> int:
         if not quiet:
             print(text, flush=True)
 
+    caught: list[int] = []
     async with coordinator, anyio.create_task_group() as tg:
+        await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
+        # Printed once Ctrl-C/SIGTERM are handled: scripts may signal us right after it.
+        print(f"answering at {coordinator.local_uri}", flush=True)
         events = coordinator.events()
         async for event in events:
             if isinstance(event, CallEstablished):
@@ -227,7 +298,8 @@ async def _answer(args: argparse.Namespace) -> int:
                     if done >= args.max_calls:
                         break
         tg.cancel_scope.cancel()
-    return EXIT_OK
+    # Leaving ``async with coordinator`` hung up every active call (BYE, CANCEL or 480).
+    return _signal_exit(caught) if caught else EXIT_OK
 
 
 def run_options(args: argparse.Namespace) -> int:
@@ -236,8 +308,10 @@ def run_options(args: argparse.Namespace) -> int:
         parse_uri(args.uri)
     except SipParseError as exc:
         return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
-    result: int = anyio.run(_options, args)
-    return result
+    try:
+        return run_async(_options, args)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_SIGINT)
 
 
 async def _options(args: argparse.Namespace) -> int:

@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from rvoip_session_core._cli_commands import add_commands, run_answer, run_call, run_options
+from rvoip_session_core._cli_commands import (
+    add_commands,
+    add_loop_option,
+    resolve_loop,
+    run_answer,
+    run_call,
+    run_options,
+)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -15,7 +22,8 @@ def _demo(args: argparse.Namespace) -> int:
     from rvoip_session_core._demo import format_quality, run_demo
 
     print("rvoip demo: alice, bob and carol on 127.0.0.1 (UDP, G.711, RFC 4733)")
-    report = anyio.run(run_demo, backend=args.backend)
+    backend, options = resolve_loop(args.loop)
+    report = anyio.run(run_demo, backend=backend, backend_options=options)
     if not args.no_ladder:
         print("\nSIP ladder (every message sent, times in seconds):")
         print(report.ladder)
@@ -34,9 +42,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run a self-contained three-party call on 127.0.0.1")
     demo.add_argument("--no-ladder", action="store_true", help="do not print the SIP ladder")
-    demo.add_argument(
-        "--backend", choices=("asyncio", "trio"), default="asyncio", help="async backend"
-    )
+    add_loop_option(demo)
     add_commands(sub)
     return parser
 
