@@ -108,8 +108,8 @@ class BridgeManager:
     """All bridges of a coordinator and their event hub."""
 
     events: EventHub[BridgeEventType] = attrs.field(factory=EventHub)
-    _bridges: dict[BridgeId, Bridge] = attrs.field(factory=dict)
-    _ids: itertools.count[int] = attrs.field(factory=lambda: itertools.count(1))
+    _bridges: dict[BridgeId, Bridge] = attrs.field(init=False, factory=dict)
+    _ids: itertools.count[int] = attrs.field(init=False, factory=lambda: itertools.count(1))
     prefix: str = "bridge"
 
     def create(self) -> BridgeId:

@@ -124,21 +124,21 @@ class SessionManagerBuilder:
         '127.0.0.1'
     """
 
-    _sip_port: int | None = None
-    _local_address: str | None = None
-    _bind_addr: str | None = None
-    _public_address: str | None = None
-    _handler: CallHandler | None = None
-    _media_ports: tuple[int, int] | None = None
-    _transport: str = "UDP"
-    _codecs: tuple[str, ...] = SUPPORTED_CODECS
-    _dtmf_pt: int = 101
-    _incoming_timeout: float = 60.0
-    _quality_interval: float = 5.0
-    _t1: float = 0.5
-    _t2: float = 4.0
-    _user_agent: str = "rvoip-python/0.1"
-    _rng_seed: int | None = None
+    _sip_port: int | None = attrs.field(init=False, default=None)
+    _local_address: str | None = attrs.field(init=False, default=None)
+    _bind_addr: str | None = attrs.field(init=False, default=None)
+    _public_address: str | None = attrs.field(init=False, default=None)
+    _handler: CallHandler | None = attrs.field(init=False, default=None)
+    _media_ports: tuple[int, int] | None = attrs.field(init=False, default=None)
+    _transport: str = attrs.field(init=False, default="UDP")
+    _codecs: tuple[str, ...] = attrs.field(init=False, default=SUPPORTED_CODECS)
+    _dtmf_pt: int = attrs.field(init=False, default=101)
+    _incoming_timeout: float = attrs.field(init=False, default=60.0)
+    _quality_interval: float = attrs.field(init=False, default=5.0)
+    _t1: float = attrs.field(init=False, default=0.5)
+    _t2: float = attrs.field(init=False, default=4.0)
+    _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
+    _rng_seed: int | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""

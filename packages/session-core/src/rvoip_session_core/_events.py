@@ -215,8 +215,8 @@ class EventHub(Generic[E]):
     """Publishes each event to every live subscription, never blocking the publisher."""
 
     buffer: int = 1000
-    _subscribers: set[EventSubscription[E]] = attrs.field(factory=set)
-    _closed: bool = False
+    _subscribers: set[EventSubscription[E]] = attrs.field(init=False, factory=set)
+    _closed: bool = attrs.field(init=False, default=False)
 
     def subscribe(self) -> EventSubscription[E]:
         """A new subscription that sees every event published from now on."""

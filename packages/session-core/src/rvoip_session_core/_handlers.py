@@ -96,8 +96,8 @@ class QueueHandler(CallHandler):
     """
 
     max_queue_size: int = 100
-    _queue: collections.deque[IncomingCall] = attrs.field(factory=collections.deque)
-    _waiters: list[anyio.Event] = attrs.field(factory=list)
+    _queue: collections.deque[IncomingCall] = attrs.field(init=False, factory=collections.deque)
+    _waiters: list[anyio.Event] = attrs.field(init=False, factory=list)
 
     def __attrs_post_init__(self) -> None:
         if self.max_queue_size < 1:
@@ -171,7 +171,7 @@ class RoutingHandler(CallHandler):
     """
 
     default: Decision = attrs.field(factory=lambda: Reject("No Route", 404))
-    _routes: list[tuple[str, re.Pattern[str], str]] = attrs.field(factory=list)
+    _routes: list[tuple[str, re.Pattern[str], str]] = attrs.field(init=False, factory=list)
 
     def add_route(self, pattern: str, target: str) -> RoutingHandler:
         """Forward calls whose called URI matches ``pattern`` to ``target``; returns self."""
@@ -219,7 +219,7 @@ class CompositeHandler(CallHandler):
     """
 
     default: Decision = attrs.field(factory=lambda: Reject("Decline", 603))
-    _handlers: list[CallHandler] = attrs.field(factory=list)
+    _handlers: list[CallHandler] = attrs.field(init=False, factory=list)
 
     def add_handler(self, handler: CallHandler) -> CompositeHandler:
         """Append ``handler`` to the chain; returns self so calls can be chained."""

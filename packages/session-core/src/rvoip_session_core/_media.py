@@ -106,7 +106,9 @@ class SourceSlot:
         factory=lambda: collections.deque(maxlen=500)
     )
     bridge_feed: Callable[[int], NDArray[np.int16]] | None = None
-    _pending: NDArray[np.int16] = attrs.field(factory=lambda: np.zeros(0, dtype=np.int16))
+    _pending: NDArray[np.int16] = attrs.field(
+        init=False, factory=lambda: np.zeros(0, dtype=np.int16)
+    )
 
     def read(self, n: int) -> NDArray[np.int16]:
         """The next ``n`` samples to encode."""
@@ -144,7 +146,7 @@ class GatedSession:
     relaying: bool = False
     relay: Callable[[RtpPacket], None] | None = None
     sent: int = 0
-    _handler: Callable[[Any, float], None] | None = None
+    _handler: Callable[[Any, float], None] | None = attrs.field(init=False, default=None)
 
     def send_payload(
         self,
@@ -201,7 +203,7 @@ class CallMedia:
     held: bool = False
     closed: anyio.Event = attrs.field(factory=anyio.Event)
     sending_stopped: bool = False
-    _dtmf: dict[int, DtmfDecoder] = attrs.field(factory=dict)
+    _dtmf: dict[int, DtmfDecoder] = attrs.field(init=False, factory=dict)
 
     @property
     def local_port(self) -> int | None:
