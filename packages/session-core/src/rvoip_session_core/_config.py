@@ -148,7 +148,11 @@ class SessionManagerBuilder:
         return self
 
     def with_local_address(self, uri: str) -> SessionManagerBuilder:
-        """Our SIP identity, e.g. ``sip:alice@127.0.0.1:5060``; an IP host is also bound."""
+        """Our SIP identity, e.g. ``sip:alice@127.0.0.1:5060``; an IP host is also bound.
+
+        A host name is not advertised (Via/Contact/SDP carry the bound address): use
+        ``with_public_address`` to advertise another address.
+        """
         split_uri_hostport(uri)
         self._local_address = uri
         return self
