@@ -183,3 +183,32 @@ def test_commands_run_on_the_chosen_loop(
     monkeypatch.setattr(_cli_commands, "_options", fake_options)
     assert main(["options", "sip:127.0.0.1:9", *argv]) == 0
     assert seen == [expected]
+
+
+@pytest.mark.anyio
+async def test_call_stops_on_sigint_and_hangs_up() -> None:
+    async with await loopback_builder("bob").build() as bob:
+        events = bob.events()
+        host, port = bob.local_sip_address
+        command = [sys.executable, "-m", "rvoip_session_core", "call", f"sip:bob@{host}:{port}"]
+        command += ["--duration", "60"]
+        proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert proc.stdout is not None
+            line = await anyio.to_thread.run_sync(proc.stdout.readline)
+            assert line.startswith("connected to"), line
+            code, err = await anyio.to_thread.run_sync(_stop, proc, signal.SIGINT)
+            ended = await next_event(events, CallEnded)
+            assert isinstance(ended, CallEnded)
+            assert ended.reason == "remote hangup"
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert code == 130
+    assert "stopped by SIGINT" in err
