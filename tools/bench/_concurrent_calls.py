@@ -43,18 +43,13 @@ from _sipp_run import (
 
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
-_UVLOOP = (
-    "import sys, asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "from rvoip_session_core.cli import main; sys.exit(main(sys.argv[1:]))"
-)
-
 
 def answer_command(port: int, loop: str = "asyncio") -> list[str]:
     """``rvoip answer --auto`` sending a tone (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1", "--tone", "440"]
     args += quiet_flag()
-    if loop == "uvloop":
-        return [sys.executable, "-c", _UVLOOP, *args]
+    # The CLI picks uvloop when installed; name the loop so the run measures what it says.
+    args += ["--loop", loop]
     script = Path(sys.executable).with_name("rvoip")
     if script.exists():
         return [str(script), *args]

@@ -18,8 +18,8 @@ then the headline figures and the ratio.
 
 On a 2-core machine the server is pinned to CPU 0 and SIPp to CPU 1 (``--no-pin`` to
 let the kernel choose), so the ramp measures what one core of server does.
-``rvoip answer`` runs as shipped (``--loop asyncio``: stdlib event loop); ``--loop uvloop``
-runs the same CLI with uvloop's event loop policy installed first.
+``rvoip answer`` runs with the event loop named by ``--loop`` (``asyncio``: the stdlib
+loop; ``uvloop``, which the CLI itself picks by default when uvloop is installed).
 """
 
 from __future__ import annotations
@@ -48,18 +48,14 @@ from _sipp_run import (
 
 DEFAULT_RATES = "200,400,600,800,1000,1200,1500,2000,2500,3000,4000,5000,6000,8000,10000"
 QUICK_RATES = "50,100"
-_UVLOOP = (
-    "import sys, asyncio, uvloop; asyncio.set_event_loop_policy(uvloop.EventLoopPolicy()); "
-    "from rvoip_session_core.cli import main; sys.exit(main(sys.argv[1:]))"
-)
 
 
 def rvoip_command(port: int, loop: str) -> list[str]:
     """``rvoip answer --auto`` on ``port`` (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1"]
     args += quiet_flag()
-    if loop == "uvloop":
-        return [*python_cmd(), "-c", _UVLOOP, *args]
+    # The CLI picks uvloop when installed; name the loop so each step measures what it says.
+    args += ["--loop", loop]
     script = Path(sys.executable).with_name("rvoip")
     if script.exists():
         return [str(script), *args]
