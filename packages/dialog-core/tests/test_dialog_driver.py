@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 from typing import ClassVar
 
 import anyio
@@ -160,6 +161,61 @@ async def test_loopback_call_over_tcp(anyio_backend: str) -> None:
             done = await wait_for(alice, ResponseForRequest)
             assert isinstance(done, ResponseForRequest)
             assert done.response.status == 200
+
+
+@pytest.mark.anyio
+async def test_loopback_call_over_tls(
+    anyio_backend: str, dialog_tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server, client = dialog_tls_contexts
+    tls = ("127.0.0.1", 0)
+    kw = {"udp": None, "tls": tls, "tls_server_context": server, "tls_client_context": client}
+    async with (
+        DialogEndpoint(user="bob", **kw) as bob,  # type: ignore[arg-type]
+        DialogEndpoint(user="alice", **kw) as alice,  # type: ignore[arg-type]
+    ):
+        port = bob.local("TLS").port
+        # RFC 3261 §26.2: a TLS-only endpoint advertises a sips Contact.
+        assert bob.config.contact == f"sips:bob@127.0.0.1:{port}"
+        with anyio.fail_after(10):
+            alice.invite(f"sips:bob@127.0.0.1:{port}", from_="sips:alice@127.0.0.1")
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            assert incoming.request.top_via.transport == "TLS"
+            assert incoming.request.contacts[0].uri.scheme == "sips"
+            bob.respond(incoming.ref, 200, body=SDP)
+            confirmed = await wait_for(alice, DialogConfirmed)
+            assert isinstance(confirmed, DialogConfirmed)
+            assert isinstance(await wait_for(bob, AckReceived), AckReceived)
+            alice.bye(confirmed.dialog_id)
+            bye = await wait_for(bob, ByeReceived)
+            assert isinstance(bye, ByeReceived)
+            done = await wait_for(alice, ResponseForRequest)
+            assert isinstance(done, ResponseForRequest)
+            assert done.response.status == 200
+
+
+@pytest.mark.anyio
+async def test_a_udp_endpoint_sends_tls_requests_with_a_tls_via(
+    anyio_backend: str, dialog_tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    server, client = dialog_tls_contexts
+    tls = ("127.0.0.1", 0)
+    async with (
+        DialogEndpoint(udp=None, tls=tls, tls_server_context=server, user="bob") as bob,
+        DialogEndpoint(tls=tls, tls_client_context=client, user="alice") as alice,
+    ):
+        port = bob.local("TLS").port
+        with anyio.fail_after(10):
+            alice.invite(f"sip:bob@127.0.0.1:{port};transport=tls", from_="sip:alice@127.0.0.1")
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            # RFC 3261 §18.1.1: the Via names the transport the request went out on.
+            assert incoming.request.top_via.transport == "TLS"
+            bob.respond(incoming.ref, 486)
+            busy = await wait_for(alice, InviteFailed)
+            assert isinstance(busy, InviteFailed)
+            assert busy.response.status == 486
 
 
 @pytest.mark.anyio

@@ -18,6 +18,7 @@ import logging
 import math
 import random
 import socket
+import ssl
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
 from types import TracebackType
@@ -103,6 +104,10 @@ class DialogEndpoint:
     Args:
         udp: UDP bind address (``("127.0.0.1", 0)`` picks a free port); None disables UDP.
         tcp: TCP bind address, or None.
+        tls: TLS bind address, or None (listens only with ``tls_server_context``; requests
+            to ``sips:`` or ``;transport=tls`` URIs go over TLS either way).
+        tls_server_context: Certificate and key for accepting TLS connections.
+        tls_client_context: Context for outgoing TLS (default: system CAs).
         user: User part of the Contact built from the bound address.
         config: Full dialog configuration; built from the bound address when None.
         timers: Transaction timers (T1/T2 are copied into the dialog configuration).
@@ -117,6 +122,9 @@ class DialogEndpoint:
         *,
         udp: tuple[str, int] | None = ("127.0.0.1", 0),
         tcp: tuple[str, int] | None = None,
+        tls: tuple[str, int] | None = None,
+        tls_server_context: ssl.SSLContext | None = None,
+        tls_client_context: ssl.SSLContext | None = None,
         user: str = "rvoip",
         config: DialogConfig | None = None,
         timers: TimerConfig | None = None,
@@ -126,6 +134,9 @@ class DialogEndpoint:
     ) -> None:
         self._udp = udp
         self._tcp = tcp
+        self._tls = tls
+        self._tls_server_context = tls_server_context
+        self._tls_client_context = tls_client_context
         self._user = user
         self._config = config
         self._timers = timers or TimerConfig()
@@ -159,12 +170,15 @@ class DialogEndpoint:
             txn = TransactionEndpoint(
                 udp=self._udp,
                 tcp=self._tcp,
+                tls=self._tls,
+                tls_server_context=self._tls_server_context,
+                tls_client_context=self._tls_client_context,
                 config=self._timers,
                 rng=self._rng,
                 on_event=self._on_txn_event,
             )
             self._txn = await self._stack.enter_async_context(txn)
-            transport = "UDP" if self._udp is not None else "TCP"
+            transport = "UDP" if self._udp is not None else "TCP" if self._tcp else "TLS"
             local = txn.local(transport)
             config = self._config or self._default_config(local)
             self._layer = DialogLayer(config, rng=self._rng)
@@ -185,10 +199,12 @@ class DialogEndpoint:
     def _default_config(self, local: Peer) -> DialogConfig:
         host = f"[{local.host}]" if ":" in local.host else local.host
         transport_param = (
-            "" if local.transport == "UDP" else f";transport={local.transport.lower()}"
+            "" if local.transport in ("UDP", "TLS") else f";transport={local.transport.lower()}"
         )
+        # RFC 3261 §26.2 / RFC 5630: a TLS-only user agent advertises a sips Contact.
+        scheme = "sips" if local.transport == "TLS" else "sip"
         return DialogConfig(
-            contact=f"sip:{self._user}@{host}:{local.port}{transport_param}",
+            contact=f"{scheme}:{self._user}@{host}:{local.port}{transport_param}",
             via_host=local.host,
             via_port=local.port,
             transport=local.transport,
@@ -325,13 +341,28 @@ class DialogEndpoint:
             else:
                 self._send_to(action, hop)
 
+    def _via_for(self, request: Request, target: Peer) -> Request:
+        """The request with its top Via naming the transport it actually leaves on."""
+        via = request.top_via
+        if via.transport.upper() == target.transport:
+            return request
+        try:
+            local = self.transactions.local(target.transport)
+        except (KeyError, RuntimeError):
+            return request  # not bound: the send itself reports the failure
+        # RFC 3261 §18.1.1: the Via transport is the one used to send the request.
+        return request.with_header(
+            "Via", attrs.evolve(via, transport=target.transport, port=local.port)
+        )
+
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> None:
         txn = self.transactions
         try:
+            wire = self._via_for(action.request, target)
             if isinstance(action, SendAck):
-                txn.send_stateless(action.request, target)
+                txn.send_stateless(wire, target)
             else:
-                txn_id = txn.send_request(action.request, target)
+                txn_id = txn.send_request(wire, target)
                 self._client_txns[txn_id] = action.request
         except TransactionError as exc:
             self.stats["send_failed"] += 1
