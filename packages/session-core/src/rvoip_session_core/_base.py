@@ -140,9 +140,13 @@ class CoordinatorBase(abc.ABC):
             tg.start_soon(self._dispatch_dialog_events, sip_recv)
             cfg = self.config
             addr = (cfg.bind_host, cfg.sip_port)
+            tls_server, tls_client = cfg.tls_contexts()
             endpoint = DialogEndpoint(
                 udp=addr if cfg.transport == "UDP" else None,
                 tcp=addr if cfg.transport == "TCP" else None,
+                tls=addr if cfg.transport == "TLS" else None,
+                tls_server_context=tls_server,
+                tls_client_context=tls_client,
                 user=cfg.user or "rvoip",
                 config=None,  # replaced below, once the bound address is known
                 timers=TimerConfig(t1=cfg.t1, t2=cfg.t2),
@@ -229,9 +233,11 @@ class CoordinatorBase(abc.ABC):
         cfg = self.config
         host = cfg.public_host or bound.host
         shown = f"[{host}]" if ":" in host else host
-        param = "" if cfg.transport == "UDP" else f";transport={cfg.transport.lower()}"
+        param = "" if cfg.transport in ("UDP", "TLS") else f";transport={cfg.transport.lower()}"
+        # RFC 3261 §26.2 / RFC 5630: over TLS we advertise a sips Contact.
+        scheme = "sips" if cfg.transport == "TLS" else "sip"
         return DialogConfig(
-            contact=f"sip:{cfg.user or 'rvoip'}@{shown}:{bound.port}{param}",
+            contact=f"{scheme}:{cfg.user or 'rvoip'}@{shown}:{bound.port}{param}",
             via_host=host,
             via_port=bound.port,
             transport=cfg.transport,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 SUPPORTED_CODECS = ("PCMU", "PCMA")
 """Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
 
-SUPPORTED_TRANSPORTS = ("UDP", "TCP")
+SUPPORTED_TRANSPORTS = ("UDP", "TCP", "TLS")
 
 
 def is_ip_literal(host: str) -> bool:
@@ -78,7 +79,10 @@ class SessionConfig:
         sip_port: SIP port (0: ephemeral; the bound port is then advertised).
         user: the user part of our Contact (from ``with_local_address``).
         public_host: host advertised in Via/Contact/SDP instead of the bound one, if set.
-        transport: "UDP" or "TCP".
+        transport: "UDP", "TCP" or "TLS".
+        tls_certfile, tls_keyfile: PEM certificate chain and key we present over TLS.
+        tls_cafile: PEM bundle to verify peers with (None: the system CAs).
+        tls_verify: verify the peer's certificate and host (False only for test setups).
         media_ports: (start, end) range of even RTP ports, or None for ephemeral ports.
         preferred_codecs: codec names in our order of preference.
         dtmf_payload_type: payload type offered for RFC 4733 telephone-event.
@@ -106,11 +110,35 @@ class SessionConfig:
     user_agent: str = "rvoip-python/0.1"
     rng_seed: int | None = None
     event_buffer: int = 1000
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    tls_cafile: str | None = None
+    tls_verify: bool = True
 
     @property
     def advertised_host(self) -> str:
         """The host put in Via, Contact and SDP ``c=``: public host, else the bound one."""
         return self.public_host or self.bind_host
+
+    def tls_contexts(self) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+        """(server, client) SSL contexts for the TLS transport; (None, None) for UDP/TCP.
+
+        Raises:
+            ConfigurationError: a certificate, key or CA file cannot be loaded.
+        """
+        if self.transport != "TLS":
+            return None, None
+        try:
+            server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            if self.tls_certfile is not None:
+                server.load_cert_chain(self.tls_certfile, self.tls_keyfile)
+            client = ssl.create_default_context(cafile=self.tls_cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"cannot load TLS files: {exc}") from None
+        if not self.tls_verify:
+            client.check_hostname = False
+            client.verify_mode = ssl.CERT_NONE
+        return server, client
 
 
 @attrs.define
@@ -139,6 +167,7 @@ class SessionManagerBuilder:
     _t2: float = attrs.field(init=False, default=4.0)
     _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
     _rng_seed: int | None = attrs.field(init=False, default=None)
+    _tls: tuple[str, str | None, str | None, bool] | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -187,11 +216,26 @@ class SessionManagerBuilder:
         return self
 
     def with_transport(self, transport: str) -> SessionManagerBuilder:
-        """SIP transport: ``udp`` (default) or ``tcp``."""
+        """SIP transport: ``udp`` (default), ``tcp`` or ``tls`` (``tls`` needs ``with_tls``)."""
         name = transport.upper()
         if name not in SUPPORTED_TRANSPORTS:
             raise ConfigurationError(f"unsupported transport {transport!r}")
         self._transport = name
+        return self
+
+    def with_tls(
+        self,
+        certfile: str,
+        keyfile: str | None = None,
+        cafile: str | None = None,
+        verify: bool = True,
+    ) -> SessionManagerBuilder:
+        """Certificate (and key, unless in ``certfile``) for SIP over TLS, and how to verify.
+
+        ``cafile`` verifies peers (None: the system CAs); ``verify=False`` accepts any peer
+        certificate (test setups only). With ``with_transport("tls")`` the Contact is sips.
+        """
+        self._tls = (str(certfile), None if keyfile is None else str(keyfile), cafile, verify)
         return self
 
     def with_preferred_codecs(self, codecs: Iterable[str]) -> SessionManagerBuilder:
@@ -267,6 +311,9 @@ class SessionManagerBuilder:
             port = uri_port if uri_port is not None else bind_port
         if port is None:
             port = 5060
+        if self._transport == "TLS" and self._tls is None:
+            raise ConfigurationError("the TLS transport needs with_tls(certfile=..., keyfile=...)")
+        certfile, keyfile, cafile, verify = self._tls or (None, None, None, True)
         return SessionConfig(
             bind_host=bind_host.strip("[]"),
             sip_port=port,
@@ -282,6 +329,10 @@ class SessionManagerBuilder:
             t2=self._t2,
             user_agent=self._user_agent,
             rng_seed=self._rng_seed,
+            tls_certfile=certfile,
+            tls_keyfile=keyfile,
+            tls_cafile=None if cafile is None else str(cafile),
+            tls_verify=verify,
         )
 
     @property
