@@ -103,6 +103,47 @@ def test_errors_have_one_line_and_script_friendly_exit_codes(
     assert err.count("\n") == 1
 
 
+def test_call_and_answer_over_tls(session_tls_files: tuple[Path, Path]) -> None:
+    cert, key = (str(f) for f in session_tls_files)
+    tls = ["--transport", "tls", "--cert", cert, "--key", key]
+    answer = [sys.executable, "-m", "rvoip_session_core", "answer", "--port", "0", "--tone", "440"]
+    proc = subprocess.Popen(
+        [*answer, *tls],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("answering at sips:"), line
+        target = line.split()[-1]
+        call = [sys.executable, "-m", "rvoip_session_core", "call", target, "--duration", "0.6"]
+        verified = subprocess.run(
+            [*call, *tls, "--ca", cert], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert verified.returncode == 0, verified.stderr
+        assert f"connected to {target}" in verified.stdout
+        assert "hung up" in verified.stdout
+        insecure = subprocess.run(
+            [*call, *tls, "--insecure"], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert insecure.returncode == 0, insecure.stderr
+        assert "connected to" in insecure.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_tls_without_a_certificate_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["answer", "--port", "0", "--transport", "tls"]) == 3
+    err = capsys.readouterr().err
+    assert err.startswith("rvoip: --transport tls needs --cert")
+    assert err.count("\n") == 1
+
+
 def _start_answer(*extra: str) -> tuple[subprocess.Popen[str], str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "rvoip_session_core", "answer", "--port", "0", *extra],

@@ -133,7 +133,13 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     parser.add_argument("--port", type=int, default=default_port, help="local SIP port")
     parser.add_argument("--host", default="127.0.0.1", help="local IP address to bind")
-    parser.add_argument("--transport", choices=("udp", "tcp"), default="udp")
+    parser.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
+    parser.add_argument("--cert", default=None, help="TLS: our PEM certificate (chain)")
+    parser.add_argument("--key", default=None, help="TLS: its PEM key (if not in --cert)")
+    parser.add_argument("--ca", default=None, help="TLS: PEM CAs to verify peers (default: system)")
+    parser.add_argument(
+        "--insecure", action="store_true", help="TLS: do not verify the peer (test setups only)"
+    )
     parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
     parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
     parser.add_argument("--record", default=None, help="write received audio to this WAV")
@@ -141,13 +147,18 @@ def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
 
 
 def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
-    return (
+    builder = (
         SessionManagerBuilder()
         .with_local_address(f"sip:{user}@{args.host}")
         .with_sip_port(args.port)
         .with_transport(args.transport)
         .with_quality_interval(2.0)
     )
+    if args.transport == "tls" and args.cert is None:
+        raise ConfigurationError("--transport tls needs --cert (and --key unless in the cert)")
+    if args.cert is not None:
+        builder = builder.with_tls(args.cert, args.key, cafile=args.ca, verify=not args.insecure)
+    return builder
 
 
 def _source(args: argparse.Namespace) -> AudioSourceSpec:
