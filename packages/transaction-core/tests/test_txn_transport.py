@@ -112,6 +112,47 @@ async def test_tls_request_response(anyio_backend: str, tls_files: tuple[Path, P
     assert stats["tls_connected"] == 1
 
 
+async def test_tls_listener_survives_clients_that_abort_the_handshake(
+    anyio_backend: str, tls_files: tuple[Path, Path]
+) -> None:
+    """A client that drops out of the TLS handshake must not take the endpoint down.
+
+    Regression: a peer that closed the TCP connection during the handshake (e.g. after
+    failing to verify our certificate) raised anyio.EndOfStream out of the accept task,
+    which tore down the endpoint's task group and every call on it.
+    """
+    server_ctx, client_ctx = contexts(tls_files)
+    holder: list[TransactionEndpoint] = []
+    server = TransactionEndpoint(
+        on_event=responder(holder),
+        udp=None,
+        tls=("127.0.0.1", 0),
+        tls_server_context=server_ctx,
+    )
+    holder.append(server)
+    async with server:
+        target = server.local("TLS")
+        rejecting = ssl.create_default_context()  # no CA for our self-signed certificate
+        for _ in range(2):  # a bare TCP connect-and-close, then a client refusing the cert
+            raw = await anyio.connect_tcp(target.host, target.port)
+            await raw.aclose()
+        with pytest.raises(ssl.SSLError):
+            await anyio.connect_tcp(target.host, target.port, tls=True, ssl_context=rejecting)
+        client_endpoint = TransactionEndpoint(
+            udp=None,
+            tls=("127.0.0.1", 0),
+            tls_server_context=server_ctx,
+            tls_client_context=client_ctx,
+        )
+        async with client_endpoint as client:
+            with anyio.fail_after(10):
+                response = await client.request(simple_request("OPTIONS"), target)
+        assert response.status == 200
+        with anyio.fail_after(5):
+            while server.stats.get("tls_tls_handshake_failures", 0) < 3:
+                await anyio.sleep(0.01)
+
+
 async def test_crlf_keepalive_ping_is_answered(anyio_backend: str) -> None:
     async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0)) as ep:
         local = ep.local("TCP")

@@ -323,7 +323,13 @@ class StreamTransport:
                     stream = await TLSStream.wrap(
                         stream, ssl_context=self.server_context, standard_compatible=False
                     )
-            except (OSError, TimeoutError, ssl.SSLError, anyio.BrokenResourceError):
+            except (
+                OSError,
+                TimeoutError,
+                ssl.SSLError,
+                anyio.BrokenResourceError,
+                anyio.EndOfStream,  # the peer closed during the handshake (e.g. refused our cert)
+            ):
                 self.stats["tls_handshake_failures"] += 1
                 with anyio.CancelScope(shield=True):
                     await stream.aclose()
