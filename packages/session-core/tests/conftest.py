@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
+
+from rvoip_transaction_core.testing import self_signed_certificate
 
 
 @pytest.fixture(params=["asyncio", "trio"])
@@ -18,18 +18,8 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
 @pytest.fixture(scope="session")
 def session_tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(certificate, key) PEM files, self-signed for 127.0.0.1, made with the openssl CLI."""
-    if shutil.which("openssl") is None:
+    files = self_signed_certificate(tmp_path_factory.mktemp("session-tls"))
+    if files is None:
         pytest.skip("openssl CLI not found: cannot generate a test certificate")
-    folder = tmp_path_factory.mktemp("session-tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
+    cert, key = files
     return cert, key

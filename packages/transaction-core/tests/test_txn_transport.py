@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
 import ssl
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +22,7 @@ from rvoip_transaction_core import (
     TransportFailedError,
     tune_datagram_transport,
 )
-from rvoip_transaction_core.testing import simple_request
+from rvoip_transaction_core.testing import self_signed_certificate, simple_request
 
 pytestmark = pytest.mark.anyio
 
@@ -32,20 +30,10 @@ pytestmark = pytest.mark.anyio
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """A self-signed certificate for 127.0.0.1, made with the openssl CLI."""
-    if shutil.which("openssl") is None:
+    files = self_signed_certificate(tmp_path_factory.mktemp("tls"))
+    if files is None:
         pytest.skip("openssl CLI not found: cannot generate a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        [
-            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=60,
-    )  # fmt: skip
+    cert, key = files
     return cert, key
 
 

@@ -8,7 +8,10 @@ Timer B's 32 s take no wall time. Reused by the layers above (dialog-core tests)
 from __future__ import annotations
 
 import random
+import shutil
+import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import attrs
 
@@ -18,7 +21,14 @@ from ._endpoint import TransactionEndpoint
 from ._layer import TransactionLayer
 from ._types import Peer, RequestReceived, TimerConfig, TransactionEvent, Transmit
 
-__all__ = ["Delivery", "MemoryNetwork", "Node", "Responder", "simple_request"]
+__all__ = [
+    "Delivery",
+    "MemoryNetwork",
+    "Node",
+    "Responder",
+    "self_signed_certificate",
+    "simple_request",
+]
 
 # A TU callback: (node, event) -> None; it may call node.layer.respond(...)/send_request(...)
 TuHandler = Callable[["Node", TransactionEvent], None]
@@ -182,3 +192,25 @@ class Responder:
             response = make_response(event.request, self.status, to_tag=tag)
             self.endpoint.respond(event.txn_id, response)
             self.answered += 1
+
+
+def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path] | None:
+    """Write a self-signed certificate for the IP ``host`` into ``folder`` (openssl CLI).
+
+    Returns ``(certificate, key)`` PEM paths, or None when the ``openssl`` command is not
+    installed (tests then skip with that reason). Used by the TLS tests of every layer.
+    """
+    if shutil.which("openssl") is None:
+        return None
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+            "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
+            "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )  # fmt: skip
+    return cert, key
