@@ -30,7 +30,7 @@ PACKAGES = [
     "packages/media-core",
     "packages/session-core",
 ]
-APT_PACKAGES = {"sipp": "sip-tester"}
+APT_PACKAGES = {"sipp": "sip-tester", "tshark": "tshark", "openssl": "openssl"}
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
@@ -87,7 +87,7 @@ def setup() -> None:
 
 
 def install_system_tools() -> None:
-    """Install the real SIP software the interop tests drive (Debian, as root)."""
+    """Install what the interop and TLS tests drive: SIPp, tshark, openssl (Debian, as root)."""
     missing = [pkg for tool, pkg in APT_PACKAGES.items() if shutil.which(tool) is None]
     if not missing:
         return
