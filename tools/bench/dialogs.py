@@ -1,10 +1,18 @@
 """Call set-up/tear-down throughput of the dialog layer (no sockets, virtual clock).
 
-Two figures, best of ``--repeat`` runs:
-- dialog layers alone, message objects handed across (INVITE/180/200/ACK/BYE/200);
-- the full sans-IO stack: dialog + transaction layers, bytes serialized and parsed.
+Figures, best of ``--repeat`` runs:
+- ``layers``: two dialog layers alone, message objects handed across
+  (INVITE/180/200/ACK/BYE/200);
+- ``stack``: the full sans-IO stack: dialog + transaction layers, bytes serialized and parsed;
+- ``uas``: the callee path of one server call as ``rvoip answer`` runs it (INVITE with SDP ->
+  200 with SDP, ACK, BYE -> 200), the dialog layer only, CPU time (``time.process_time``)
+  per call. Messages are parsed from wire bytes beforehand and given the header accesses
+  the transaction layer makes, so the lazy header parses the dialog layer triggers count;
+- ``uas-driver``: the same through the anyio ``DialogEndpoint`` (a stub in place of the
+  transaction endpoint; the 200 is sent from inside ``on_event``), CPU time per call.
 
-    .venv/bin/python tools/bench/dialogs.py [--calls 2000] [--repeat 5]
+    .venv/bin/python tools/bench/dialogs.py [--calls 2000] [--repeat 5] [--inflight 50]
+        [--mode layers|stack|uas|uas-driver ...]
 """
 
 from __future__ import annotations
@@ -12,10 +20,15 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Callable
+
+import anyio
 
 from rvoip_dialog_core import (
     DialogConfig,
     DialogConfirmed,
+    DialogEndpoint,
+    DialogEvent,
     DialogLayer,
     IncomingInvite,
     SendAck,
@@ -23,7 +36,8 @@ from rvoip_dialog_core import (
     SendResponse,
 )
 from rvoip_dialog_core.testing import VirtualNetwork
-from rvoip_sip_core import Request
+from rvoip_sip_core import Request, Response, parse_message
+from rvoip_transaction_core import AckReceived, Peer, RequestReceived
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
@@ -99,14 +113,170 @@ def full_stack(calls: int) -> float:
     return time.perf_counter() - start
 
 
+UAS_CONFIG = DialogConfig(contact="sip:rvoip@127.0.0.1:5060", via_host="127.0.0.1", via_port=5060)
+SIPP = Peer("UDP", "127.0.0.1", 5061)
+
+
+def _wire(method: str, n: int, to_tag: str | None, seq: int, body: bytes = b"") -> Request:
+    """A SIPp-style request of call ``n``, parsed from bytes, with the transaction layer's
+    header accesses already made (top Via, CSeq, Call-ID, To, From)."""
+    to = "<sip:service@127.0.0.1:5060>" + (f";tag={to_tag}" if to_tag else "")
+    ctype = "Content-Type: application/sdp\r\n" if body else ""
+    text = (
+        f"{method} sip:service@127.0.0.1:5060 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK-{n}-{method}\r\n"
+        f"From: sipp <sip:sipp@127.0.0.1:5061>;tag={n}SIPpTag00{n}\r\n"
+        f"To: service {to}\r\n"
+        f"Call-ID: {n}-4242@127.0.0.1\r\n"
+        f"CSeq: {seq} {method}\r\n"
+        "Contact: sip:sipp@127.0.0.1:5061\r\n"
+        "Max-Forwards: 70\r\n"
+        f"{ctype}"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    message = parse_message(text.encode() + body)
+    assert isinstance(message, Request)
+    message.top_via, message.cseq, message.call_id, message.to, message.from_  # noqa: B018
+    return message
+
+
+def _uas_batches(
+    calls: int,
+    inflight: int,
+    invite: Callable[[int, Request], str],
+    ack: Callable[[Request], None],
+    bye: Callable[[int, Request], None],
+    first: int = 0,
+) -> float:
+    """CPU seconds spent in ``invite``/``ack``/``bye`` for ``calls`` calls, ``inflight`` at
+    a time (``invite`` returns the To tag the 200 carried)."""
+    spent = 0.0
+    clock = time.process_time
+    n, end = first, first + calls
+    while n < end:
+        batch = range(n, min(n + inflight, end))
+        n = batch.stop
+        invites = [(i, _wire("INVITE", i, None, 1, SDP)) for i in batch]
+        start = clock()
+        tags = [(i, invite(i, req)) for i, req in invites]
+        spent += clock() - start
+        acks = [_wire("ACK", i, tag, 1) for i, tag in tags]
+        start = clock()
+        for req in acks:
+            ack(req)
+        spent += clock() - start
+        byes = [(i, _wire("BYE", i, tag, 2)) for i, tag in tags]
+        start = clock()
+        for i, req in byes:
+            bye(i, req)
+        spent += clock() - start
+    return spent
+
+
+def uas_layer(calls: int, inflight: int = 50) -> float:
+    """CPU seconds of the bare dialog layer for ``calls`` callee calls (see module doc)."""
+    layer = DialogLayer(UAS_CONFIG, rng=random.Random(3))
+    now = 0.0
+
+    def drain() -> None:
+        layer.take_actions()
+        layer.take_events()
+        layer.next_deadline()  # the driver asks after every input
+
+    def invite(i: int, req: Request) -> str:
+        layer.on_request(req, 2 * i, now)
+        layer.take_actions()
+        (event,) = layer.take_events()
+        assert isinstance(event, IncomingInvite)
+        layer.respond(event.ref, 200, "OK", body=SDP, content_type="application/sdp", now=now)
+        drain()
+        return event.dialog_id.local_tag
+
+    def ack(req: Request) -> None:
+        layer.on_ack(req, now)
+        drain()
+
+    def bye(i: int, req: Request) -> None:
+        layer.on_request(req, 2 * i + 1, now)
+        drain()
+
+    spent = _uas_batches(calls, inflight, invite, ack, bye)
+    assert not any(layer.pending().values()), layer.pending()
+    return spent
+
+
+class _StubTransactions:
+    """Stands in for the TransactionEndpoint: responses are counted, not sent."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def respond(self, txn_id: int, response: Response) -> None:
+        self.sent += 1
+
+
+def uas_driver(calls: int, inflight: int = 50) -> float:
+    """CPU seconds of the anyio driver + layer for ``calls`` callee calls (see module doc)."""
+
+    async def run() -> float:
+        tags: dict[int, str] = {}
+        endpoint: list[DialogEndpoint] = []
+
+        def on_event(event: DialogEvent) -> None:
+            if isinstance(event, IncomingInvite):
+                tags[event.dialog_id.call_id] = event.dialog_id.local_tag
+                endpoint[0].respond(event.ref, 200, "OK", body=SDP, content_type="application/sdp")
+
+        async with DialogEndpoint(user="rvoip", on_event=on_event) as ep:
+            endpoint.append(ep)
+            stub = _StubTransactions()
+            ep._txn = stub  # type: ignore[assignment]  # bench: no sockets under the layer
+
+            def invite(i: int, req: Request) -> str:
+                ep._on_txn_event(RequestReceived(2 * i, req, SIPP))
+                return tags.pop(req.call_id)
+
+            def ack(req: Request) -> None:
+                ep._on_txn_event(AckReceived(req, SIPP))
+
+            def bye(i: int, req: Request) -> None:
+                ep._on_txn_event(RequestReceived(2 * i + 1, req, SIPP))
+
+            spent = 0.0
+            # Let the timer task run between batches, as the event loop would.
+            for start in range(0, calls, inflight):
+                count = min(inflight, calls - start)
+                spent += _uas_batches(count, inflight, invite, ack, bye, first=start)
+                await anyio.sleep(0)
+            assert stub.sent == 2 * calls, stub.sent
+            assert len(ep.layer) == 0
+            return spent
+
+    return anyio.run(run)
+
+
+MODES: dict[str, tuple[str, Callable[..., float]]] = {
+    "layers": ("dialog layers only", layers_only),
+    "stack": ("dialog+transaction+wire", full_stack),
+    "uas": ("UAS call, layer (CPU)", uas_layer),
+    "uas-driver": ("UAS call, driver (CPU)", uas_driver),
+}
+
+
 def main() -> None:
-    """Print calls per second for both set-ups."""
+    """Print calls per second and the cost of one call for each set-up."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--inflight", type=int, default=50, help="UAS calls in flight")
+    parser.add_argument("--mode", nargs="*", choices=list(MODES), default=list(MODES))
     args = parser.parse_args()
-    for name, fn in (("dialog layers only", layers_only), ("dialog+transaction+wire", full_stack)):
-        best = min(fn(args.calls) for _ in range(args.repeat))
+    for mode in args.mode:
+        name, fn = MODES[mode]
+        if mode.startswith("uas"):
+            best = min(fn(args.calls, args.inflight) for _ in range(args.repeat))
+        else:
+            best = min(fn(args.calls) for _ in range(args.repeat))
         print(
             f"{name:26s} {args.calls / best:9.0f} calls/s  ({best / args.calls * 1e6:.0f} µs/call)"
         )
