@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import random
 import secrets
@@ -10,7 +9,6 @@ import socket
 
 import anyio
 import pytest
-import sniffio
 
 from rvoip_rtp_core import (
     PortAllocator,
@@ -227,18 +225,6 @@ async def test_body_exception_propagates_unwrapped() -> None:
     with pytest.raises(KeyError):
         async with open_rtp_session(_CFG):
             raise KeyError("boom")
-
-
-async def test_stdlib_asyncio_transport_is_tuned() -> None:
-    async with open_rtp_session(_CFG) as a:
-        if sniffio.current_async_library() == "asyncio":
-            loop = asyncio.get_running_loop()
-            expected = type(loop).__module__.startswith("asyncio")
-            assert a.tuned_transport == expected
-            if expected:
-                assert a._transports[0].max_size == 2048  # type: ignore[attr-defined]
-        else:
-            assert not a.tuned_transport
 
 
 async def test_send_dtmf_over_loopback() -> None:

@@ -65,7 +65,13 @@ from ._seq import (
     ts_gt,
     ts_lt,
 )
-from ._session import Address, RtpSession, RtpSessionConfig, open_rtp_session
+from ._session import (
+    Address,
+    RtpSession,
+    RtpSessionConfig,
+    open_rtp_session,
+    open_rtp_session_now,
+)
 from ._session_core import RtpSessionCore
 from ._srtp import SRTP_SUITES, SrtpContext, SrtpKeyParams, SrtpSessionKeys
 from ._stats import (
@@ -150,6 +156,7 @@ __all__ = [
     "ntp_middle32",
     "ntp_to_time",
     "open_rtp_session",
+    "open_rtp_session_now",
     "parse_rtcp",
     "rtcp_interval",
     "rtt_from_report",

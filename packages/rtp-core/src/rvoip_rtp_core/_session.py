@@ -1,10 +1,10 @@
 """The RTP session driver: sockets and clock at the edge of :class:`RtpSessionCore`.
 
-Asyncio: one callback ``asyncio.DatagramProtocol`` per socket feeds the core
-synchronously from ``datagram_received`` (uvloop's fast path when running on uvloop;
-on the stdlib selector loop the transport's private ``max_size`` is lowered to 2048,
-see PACKAGING-NOTES §3). Trio: an anyio ``UDPSocket`` reader task per socket. Sending
-is always a synchronous ``sendto`` without awaiting.
+Asyncio (stdlib loop or uvloop): the non-blocking sockets are watched with
+``loop.add_reader``; the callback reads with ``recvfrom(2048)`` and feeds the core
+synchronously: no transport, no task, so :func:`open_rtp_session_now` opens a session from
+plain synchronous code running in the loop. Trio: an anyio ``UDPSocket`` reader task per
+socket. Sending is always a synchronous ``sendto`` without awaiting.
 """
 
 from __future__ import annotations
@@ -24,22 +24,24 @@ import attrs
 import sniffio
 
 from ._dtmf import DtmfEncoder
-from ._errors import PortsExhaustedError, RtpError, RtpSessionClosedError, SrtpError
+from ._errors import RtpError, RtpSessionClosedError, SrtpError
 from ._packet import RtpPacket, is_rtcp
 from ._ports import PortAllocator
 from ._rtcp import RtcpPacket
 from ._session_core import RtpSessionCore
+from ._sockets import SessionSockets, bind_session_sockets
 from ._srtp import SrtpContext, SrtpSessionKeys
 from ._stats import RTCP_MIN_TIME, SessionStatistics
 
-__all__ = ["Address", "RtpSession", "RtpSessionConfig", "open_rtp_session"]
+__all__ = ["Address", "RtpSession", "RtpSessionConfig", "open_rtp_session", "open_rtp_session_now"]
 
 Address = tuple[str, int]
 PacketHandler = Callable[[RtpPacket, float], None]
 RtcpHandler = Callable[[list[RtcpPacket], float], None]
+# PACKAGING-NOTES §3.3: read at most 2048 bytes (asyncio's own 256 KiB read size costs an
+# mmap/munmap per datagram); a larger datagram is truncated, which RTP never needs.
 _DATAGRAM_MAX_SIZE = 2048
 _LOG = logging.getLogger("rvoip_rtp_core")
-_EPHEMERAL_ATTEMPTS = 64
 
 
 @attrs.frozen
@@ -61,105 +63,6 @@ class RtpSessionConfig:
     session_bandwidth: float = 64000.0
     rtcp_enabled: bool = True
     rtcp_min_time: float = RTCP_MIN_TIME
-
-
-def _tune_transport(transport: asyncio.BaseTransport) -> bool:
-    """Lower the stdlib selector transport's 256 KiB read size to 2048 (guarded).
-
-    PACKAGING-NOTES §3.3: ``recvfrom(256 KiB)`` costs an mmap/mremap/munmap per
-    datagram. The attribute is private; apply it only when it is the expected int.
-    """
-    current = getattr(transport, "max_size", None)
-    if isinstance(current, int) and current > _DATAGRAM_MAX_SIZE:
-        try:
-            transport.max_size = _DATAGRAM_MAX_SIZE  # type: ignore[attr-defined]
-        except AttributeError:
-            return False
-        return True
-    return False
-
-
-class _Protocol(asyncio.DatagramProtocol):
-    """Feeds datagrams to a callback synchronously; no task per packet."""
-
-    def __init__(self, on_datagram: Callable[[bytes, Any], None]) -> None:
-        self.datagram_received = on_datagram  # type: ignore[method-assign,assignment]
-        self.errors = 0
-
-    def error_received(self, exc: Exception) -> None:
-        self.errors += 1  # ICMP errors etc.: the transport stays open
-
-
-def _socket_for(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setblocking(False)
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
-
-
-def _bind_pair(host: str, port: int, mux: bool) -> tuple[socket.socket, socket.socket | None]:
-    rtp = _socket_for(host, port)
-    if mux:
-        return rtp, None
-    try:
-        rtcp = _socket_for(host, rtp.getsockname()[1] + 1)
-    except OSError:
-        rtp.close()
-        raise
-    return rtp, rtcp
-
-
-def _open_sockets(
-    config: RtpSessionConfig,
-) -> tuple[socket.socket, socket.socket | None, int | None]:
-    """Bind RTP (even port) and RTCP (next port, unless rtcp-mux); returns the allocated port."""
-    host, mux = config.local_host, config.rtcp_mux
-    if config.port:
-        rtp, rtcp = _bind_pair(host, config.port, mux)
-        return rtp, rtcp, None
-    allocator = config.port_allocator
-    if allocator is not None:
-        for _ in range(allocator.capacity):
-            port = allocator.acquire()
-            try:
-                rtp, rtcp = _bind_pair(host, port, mux)
-            except OSError:
-                allocator.release(port)  # held by another program: try the next pair
-                continue
-            return rtp, rtcp, port
-        raise PortsExhaustedError(
-            f"no bindable RTP port pair on {host} in {allocator.start}-{allocator.end}"
-        )
-    for _ in range(_EPHEMERAL_ATTEMPTS):
-        rtp = _socket_for(host, 0)
-        # RFC 3550 §11: RTP on an even port, RTCP on the next odd one.
-        odd = rtp.getsockname()[1]
-        if odd % 2:
-            if mux:
-                rtp.close()
-                continue
-            # The kernel gave an odd port: keep it for RTCP, try the even one below for RTP
-            # (half of all draws; saves a socket per session set-up).
-            try:
-                even = _socket_for(host, odd - 1)
-            except OSError:
-                rtp.close()
-                continue
-            return even, rtp, None
-        if mux:
-            return rtp, None, None
-        try:
-            rtcp = _socket_for(host, rtp.getsockname()[1] + 1)
-        except OSError:
-            rtp.close()
-            continue
-        return rtp, rtcp, None
-    raise PortsExhaustedError(f"could not bind an even ephemeral RTP port pair on {host}")
 
 
 @attrs.define(eq=False, init=False)
@@ -185,16 +88,14 @@ class RtpSession:
     _rtp_sock: socket.socket
     _rtcp_sock: socket.socket | None
     _port: int | None
-    _send_rtp: Callable[[bytes, Address], None]
-    _send_rtcp: Callable[[bytes, Address], None]
+    _rtcp_out: socket.socket
     _latched_ssrc: int | None
     _latched_rtcp: bool
     _queue_send: Any
     _queue_recv: Any
-    _transports: list[asyncio.BaseTransport]
+    _loop: asyncio.AbstractEventLoop | None
     _rtcp_handle: asyncio.TimerHandle | None
     _udp: list[anyio.abc.UDPSocket]
-    tuned_transport: bool
     send_errors: int
     receive_errors: int
     handler_errors: int
@@ -205,7 +106,7 @@ class RtpSession:
         core: RtpSessionCore,
         clock: Callable[[], float],
         handler: PacketHandler | None,
-        sockets: tuple[socket.socket, socket.socket | None, int | None],
+        sockets: SessionSockets,
     ) -> None:
         self.config = config
         self.core = core
@@ -224,70 +125,63 @@ class RtpSession:
         self.closed = False
         self._latched_ssrc = None
         self._latched_rtcp = False
-        self._transports = []
+        self._loop = None
         self._rtcp_handle = None
         self._udp = []
-        self.tuned_transport = False
         self.send_errors = 0
         self.receive_errors = 0
         self.handler_errors = 0
-        self._queue_send, self._queue_recv = anyio.create_memory_object_stream[RtpPacket](
-            config.receive_queue_size
-        )
-        self._send_rtp = self._sock_sender(self._rtp_sock)
-        self._send_rtcp = self._sock_sender(self._rtcp_sock or self._rtp_sock)
+        # The receive queue is created on first use: a session with a packet handler
+        # never needs one.
+        self._queue_send = self._queue_recv = None
+        self._rtcp_out = self._rtcp_sock or self._rtp_sock
         if config.remote_rtp is not None:
             self.set_remote(config.remote_rtp, config.remote_rtcp)
 
     # -- set-up ------------------------------------------------------------------------
 
-    def _sock_sender(self, sock: socket.socket) -> Callable[[bytes, Address], None]:
-        sendto = sock.sendto
-
-        def send(data: bytes, addr: Address) -> None:
-            try:
-                sendto(data, addr)
-            except OSError:  # full buffer or ICMP error: the datagram is lost
-                self.send_errors += 1
-
-        return send
-
-    async def _start(self, tg: anyio.abc.TaskGroup | None) -> None:
-        if sniffio.current_async_library() == "asyncio":
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Protocol(self._on_rtp_datagram), sock=self._rtp_sock
+    def _start_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Readers on the loop and a loop timer for RTCP: no transport and no task (their
+        # set-up and teardown are a measurable share of a short call at high call rates).
+        self._loop = loop
+        loop.add_reader(
+            self._rtp_sock.fileno(), self._on_readable, self._rtp_sock, self._on_rtp_datagram
+        )
+        if self._rtcp_sock is not None:
+            loop.add_reader(
+                self._rtcp_sock.fileno(),
+                self._on_readable,
+                self._rtcp_sock,
+                self._on_rtcp_datagram,
             )
-            self._transports.append(transport)
-            self.tuned_transport = _tune_transport(transport)
-            self._send_rtp = transport.sendto
-            self._send_rtcp = transport.sendto
-            if self._rtcp_sock is not None:
-                rtcp_transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Protocol(self._on_rtcp_datagram), sock=self._rtcp_sock
-                )
-                self._transports.append(rtcp_transport)
-                _tune_transport(rtcp_transport)
-                self._send_rtcp = rtcp_transport.sendto
-        else:
-            if tg is None:
-                raise RtpError("the trio path needs a task group for its readers")
-            udp = await anyio.abc.UDPSocket.from_socket(self._rtp_sock)
-            self._udp.append(udp)
-            tg.start_soon(self._reader, udp, self._on_rtp_datagram)
-            if self._rtcp_sock is not None:
-                rtcp_udp = await anyio.abc.UDPSocket.from_socket(self._rtcp_sock)
-                self._udp.append(rtcp_udp)
-                tg.start_soon(self._reader, rtcp_udp, self._on_rtcp_datagram)
-            if self.config.rtcp_enabled:
-                self.core.start(self._clock())
-                tg.start_soon(self._rtcp_timer)
-            return
         if self.config.rtcp_enabled:
-            # asyncio: a loop timer, not a task per session (set-up and teardown cost at
-            # hundreds of calls per second).
             self.core.start(self._clock())
             self._arm_rtcp(loop)
+
+    def _on_readable(self, sock: socket.socket, on_datagram: Callable[[bytes, Any], None]) -> None:
+        # hot path: one datagram per readiness callback, as asyncio's own datagram transport
+        # does (the loop calls again while more are queued; draining until EAGAIN would cost
+        # a failing recvfrom and an exception per wake-up at 50 packets/s).
+        try:
+            data, addr = sock.recvfrom(_DATAGRAM_MAX_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # e.g. an ICMP error reported on the socket: keep reading
+            self.receive_errors += 1
+            return
+        on_datagram(data, addr)
+
+    async def _start_trio(self, tg: anyio.abc.TaskGroup) -> None:
+        udp = await anyio.abc.UDPSocket.from_socket(self._rtp_sock)
+        self._udp.append(udp)
+        tg.start_soon(self._reader, udp, self._on_rtp_datagram)
+        if self._rtcp_sock is not None:
+            rtcp_udp = await anyio.abc.UDPSocket.from_socket(self._rtcp_sock)
+            self._udp.append(rtcp_udp)
+            tg.start_soon(self._reader, rtcp_udp, self._on_rtcp_datagram)
+        if self.config.rtcp_enabled:
+            self.core.start(self._clock())
+            tg.start_soon(self._rtcp_timer)
 
     async def _reader(
         self, udp: anyio.abc.UDPSocket, on_datagram: Callable[[bytes, Any], None]
@@ -365,8 +259,11 @@ class RtpSession:
             except Exception:
                 self._handler_failed("packet")
             return
+        send = self._queue_send
+        if send is None:
+            send = self._make_queue()
         try:
-            self._queue_send.send_nowait(packet)
+            send.send_nowait(packet)
         except anyio.WouldBlock:
             self.core.receive_queue_drops += 1
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -401,8 +298,18 @@ class RtpSession:
         if self.handler_errors <= 10:
             _LOG.exception("RTP session %s handler raised", kind)
 
+    def _make_queue(self) -> Any:
+        self._queue_send, self._queue_recv = anyio.create_memory_object_stream[RtpPacket](
+            self.config.receive_queue_size
+        )
+        return self._queue_send
+
     async def receive(self) -> RtpPacket:
         """The next received packet (when no handler is set)."""
+        if self._queue_recv is None:
+            if self.closed:
+                raise RtpSessionClosedError("RTP session is closed")
+            self._make_queue()
         try:
             packet: RtpPacket = await self._queue_recv.receive()
         except (anyio.EndOfStream, anyio.ClosedResourceError):
@@ -480,7 +387,10 @@ class RtpSession:
         flt = self.outgoing_filter
         if flt is not None and not flt(data):
             return
-        self._send_rtp(data, addr)
+        try:
+            self._rtp_sock.sendto(data, addr)
+        except OSError:  # full buffer or ICMP error: the datagram is lost
+            self.send_errors += 1
 
     def _emit_rtcp(self, data: bytes) -> None:
         addr = self.remote_rtcp_address
@@ -488,7 +398,10 @@ class RtpSession:
             return
         if self._srtp is not None:
             data = self._srtp.protect_rtcp(data)
-        self._send_rtcp(data, addr)
+        try:
+            self._rtcp_out.sendto(data, addr)
+        except OSError:  # full buffer or ICMP error: the datagram is lost
+            self.send_errors += 1
 
     def send_rtcp_report(self) -> None:
         """Send an SR/RR + SDES now (reports are also sent on the RFC 3550 A.7 schedule)."""
@@ -533,22 +446,32 @@ class RtpSession:
         if self.closed:
             return
         if self.config.rtcp_enabled:
-            with contextlib.suppress(OSError, SrtpError):
+            with contextlib.suppress(SrtpError):
                 self._emit_rtcp(self.core.build_bye(self._clock()))
+        self._shut()
+
+    def _shut(self) -> None:
+        # Everything close() does after the BYE (also undoes a failed start).
         self.closed = True
         if self._rtcp_handle is not None:
             self._rtcp_handle.cancel()
             self._rtcp_handle = None
-        for transport in self._transports:
-            transport.close()
+        loop = self._loop
+        if loop is not None:
+            self._loop = None
+            if not loop.is_closed():
+                loop.remove_reader(self._rtp_sock.fileno())
+                if self._rtcp_sock is not None:
+                    loop.remove_reader(self._rtcp_sock.fileno())
         for sock in (self._rtp_sock, self._rtcp_sock):
             if sock is None or sock.fileno() < 0:
                 continue
             if self._udp:
                 anyio.notify_closing(sock)  # wake the trio reader before the fd goes away
             sock.close()
-        self._queue_send.close()
-        self._queue_recv.close()
+        if self._queue_send is not None:
+            self._queue_send.close()
+            self._queue_recv.close()
         if self._port is not None and self.config.port_allocator is not None:
             self.config.port_allocator.release(self._port)
             self._port = None
@@ -558,6 +481,87 @@ class RtpSession:
         self.close()
         for udp in self._udp:
             await udp.aclose()
+
+
+def _running_asyncio_loop() -> asyncio.AbstractEventLoop:
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    # sniffio: trio names itself (also in guest mode over an asyncio loop); asyncio
+    # leaves both unset, and a plain loop callback has no task to sniff.
+    library = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
+    if loop is None or library not in (None, "asyncio"):
+        raise RtpError(
+            f"open_rtp_session_now needs a running asyncio or uvloop event loop "
+            f"(running: {library or 'none'}); use open_rtp_session under trio"
+        )
+    return loop
+
+
+def _new_session(
+    config: RtpSessionConfig,
+    rng: random.Random | None,
+    clock: Callable[[], float],
+    on_packet: PacketHandler | None,
+) -> RtpSession:
+    core = RtpSessionCore(
+        rng=rng or random.Random(),
+        clock_rate=config.clock_rate,
+        payload_type=config.payload_type,
+        cname=config.cname,
+        session_bandwidth=config.session_bandwidth,
+        rtcp_min_time=config.rtcp_min_time,
+    )
+    allocator = config.port_allocator
+    sockets = bind_session_sockets(config.local_host, config.port, config.rtcp_mux, allocator)
+    try:
+        return RtpSession(config, core, clock, on_packet, sockets)
+    except BaseException:
+        for s in sockets[:2]:
+            if s is not None:
+                s.close()
+        if sockets[2] is not None and allocator is not None:
+            allocator.release(sockets[2])
+        raise
+
+
+_DEFAULT_CONFIG = RtpSessionConfig()
+
+
+def open_rtp_session_now(
+    config: RtpSessionConfig | None = None,
+    *,
+    rng: random.Random | None = None,
+    clock: Callable[[], float] = time.time,
+    on_packet: PacketHandler | None = None,
+) -> RtpSession:
+    """Open and start an RTP session at once, from synchronous code in an asyncio loop.
+
+    No await and no task: usable from a plain callback running in a stdlib asyncio or
+    uvloop event loop. Receiving, RTCP and statistics are those of
+    :func:`open_rtp_session`; the caller must :meth:`RtpSession.close` it (sends the RTCP
+    BYE, closes the sockets, releases the port; idempotent).
+
+    Args:
+        config: sockets, remote, SRTP and RTCP settings.
+        rng: randomness for SSRC, initial sequence/timestamp and RTCP timing.
+        clock: wall clock in seconds (arrival times, NTP timestamps).
+        on_packet: optional ``handler(packet, arrival)`` instead of the receive queue.
+
+    Raises:
+        PortsExhaustedError: no port pair could be bound.
+        OSError: an explicitly configured port could not be bound.
+        RtpError: no asyncio event loop runs in this thread (e.g. under trio).
+    """
+    loop = _running_asyncio_loop()
+    session = _new_session(config or _DEFAULT_CONFIG, rng, clock, on_packet)
+    try:
+        session._start_asyncio(loop)
+    except BaseException:
+        session._shut()
+        raise
+    return session
 
 
 @contextlib.asynccontextmanager
@@ -580,38 +584,19 @@ async def open_rtp_session(
         PortsExhaustedError: no port pair could be bound.
         OSError: an explicitly configured port could not be bound.
     """
-    config = config or RtpSessionConfig()
-    core = RtpSessionCore(
-        rng=rng or random.Random(),
-        clock_rate=config.clock_rate,
-        payload_type=config.payload_type,
-        cname=config.cname,
-        session_bandwidth=config.session_bandwidth,
-        rtcp_min_time=config.rtcp_min_time,
-    )
-    sockets = _open_sockets(config)
-    try:
-        session = RtpSession(config, core, clock, on_packet, sockets)
-    except (RtpError, OSError):
-        for s in sockets[:2]:
-            if s is not None:
-                s.close()
-        if sockets[2] is not None and config.port_allocator is not None:
-            config.port_allocator.release(sockets[2])
-        raise
     if sniffio.current_async_library() == "asyncio":
-        # Callback transports and a loop timer: no task of our own, so no task group
-        # (its set-up and teardown are a measurable share of a short call).
+        # A thin wrapper over the synchronous opener: readers and a loop timer, no task.
+        session = open_rtp_session_now(config, rng=rng, clock=clock, on_packet=on_packet)
         try:
-            await session._start(None)
             yield session
         finally:
             session.close()
         return
+    session = _new_session(config or _DEFAULT_CONFIG, rng, clock, on_packet)
     body_error: BaseException | None = None
     async with anyio.create_task_group() as tg:
         try:
-            await session._start(tg)
+            await session._start_trio(tg)
             yield session
         except BaseException as exc:  # re-raised below, unwrapped by the task group
             body_error = exc

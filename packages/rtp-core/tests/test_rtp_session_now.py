@@ -1,0 +1,155 @@
+"""open_rtp_session_now: a session opened and closed from plain callbacks of an asyncio loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TypeVar
+
+import anyio
+import pytest
+import sniffio
+
+from rvoip_rtp_core import (
+    PortAllocator,
+    PortsExhaustedError,
+    RtcpBye,
+    RtcpPacket,
+    RtpError,
+    RtpPacket,
+    RtpSession,
+    RtpSessionClosedError,
+    RtpSessionConfig,
+    open_rtp_session,
+    open_rtp_session_now,
+)
+
+pytestmark = pytest.mark.anyio
+
+_T = TypeVar("_T")
+_CFG = RtpSessionConfig(local_host="127.0.0.1", rtcp_enabled=False)
+
+
+async def _in_callback(fn: Callable[[], _T]) -> _T:
+    """Run ``fn`` in a plain loop callback (no task, no sniffio context) and return its result."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[_T] = loop.create_future()
+
+    def run() -> None:
+        try:
+            future.set_result(fn())
+        except Exception as exc:
+            future.set_exception(exc)
+
+    loop.call_soon(run)
+    return await future
+
+
+def _asyncio_only() -> None:
+    if sniffio.current_async_library() != "asyncio":
+        pytest.skip("open_rtp_session_now is for asyncio-family loops")
+
+
+async def _wait_for(condition: Callable[[], bool]) -> None:
+    with anyio.fail_after(5):
+        while not condition():
+            await anyio.sleep(0.005)
+
+
+async def test_exchange_statistics_and_bye_from_callbacks() -> None:
+    _asyncio_only()
+    allocator = PortAllocator(40000, 60000)
+    cfg = RtpSessionConfig(port_allocator=allocator)
+    seen: list[RtpPacket] = []
+    rtcp: list[RtcpPacket] = []
+    a = await _in_callback(lambda: open_rtp_session_now(cfg, on_packet=lambda p, t: seen.append(p)))
+    b = await _in_callback(lambda: open_rtp_session_now(cfg))
+    assert allocator.in_use == {a.local_rtp_address[1], b.local_rtp_address[1]}
+    assert a.local_rtcp_address[1] == a.local_rtp_address[1] + 1
+    a.set_remote(b.local_rtp_address)
+    b.set_remote(a.local_rtp_address)
+    a.set_rtcp_handler(lambda packets, t: rtcp.extend(packets))
+    for i in range(10):
+        a.send_payload(bytes([i]) * 160, i * 160, marker=i == 0)
+        b.send_payload(bytes([50 + i]) * 160, i * 160)
+    with anyio.fail_after(5):
+        got = [await b.receive() for _ in range(10)]
+    await _wait_for(lambda: len(seen) == 10)
+    assert [p.payload[0] for p in got] == list(range(10))
+    assert [p.payload[0] for p in seen] == list(range(50, 60))
+    received = b.statistics().received
+    assert received is not None
+    assert (received.packets_received, received.packets_lost) == (9, 0)
+    assert a.statistics().packets_sent == 10
+    b_ssrc = b.ssrc
+    await _in_callback(b.close)  # RTCP BYE, sockets closed, port released
+    await _in_callback(b.close)  # idempotent
+    assert b.closed
+    assert allocator.in_use == {a.local_rtp_address[1]}
+    await _wait_for(lambda: any(isinstance(p, RtcpBye) for p in rtcp))
+    assert RtcpBye((b_ssrc,)) in rtcp
+    with pytest.raises(RtpSessionClosedError):
+        await b.receive()
+    a.close()
+    assert not allocator.in_use
+
+
+async def test_handler_may_close_its_own_session() -> None:
+    _asyncio_only()
+    closed: list[RtpSession] = []
+
+    def close_on_first(packet: RtpPacket, arrival: float) -> None:
+        closed[0].close()
+
+    b = open_rtp_session_now(_CFG, on_packet=close_on_first)
+    closed.append(b)
+    async with open_rtp_session(_CFG) as a:
+        a.set_remote(b.local_rtp_address)
+        for i in range(5):
+            a.send_payload(b"x", i * 160)
+        await _wait_for(lambda: b.closed)
+        await anyio.sleep(0.02)
+        assert b.receive_errors == 0
+        assert b.handler_errors == 0
+
+
+async def test_rtcp_reports_on_the_loop_timer() -> None:
+    _asyncio_only()
+    cfg = RtpSessionConfig(rtcp_min_time=0.05, rtcp_mux=True)
+    a = open_rtp_session_now(cfg)
+    b = open_rtp_session_now(cfg)
+    try:
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        a.send_payload(b"s", 0)
+        await _wait_for(lambda: b.statistics().rtcp_received >= 2)
+        assert a.statistics().rtcp_sent >= 2
+    finally:
+        a.close()
+        b.close()
+
+
+async def test_port_errors_match_the_async_opener() -> None:
+    _asyncio_only()
+    allocator = PortAllocator(40000, 40002)
+    first = open_rtp_session_now(RtpSessionConfig(port_allocator=allocator, rtcp_enabled=False))
+    try:
+        with pytest.raises(PortsExhaustedError):
+            open_rtp_session_now(RtpSessionConfig(port_allocator=allocator))
+        with pytest.raises(OSError):
+            open_rtp_session_now(RtpSessionConfig(port=first.local_rtp_address[1]))
+    finally:
+        first.close()
+    assert not allocator.in_use
+
+
+async def test_refused_without_an_asyncio_loop() -> None:
+    if sniffio.current_async_library() == "asyncio":
+        pytest.skip("this backend is asyncio")
+    with pytest.raises(RtpError, match="use open_rtp_session under trio"):
+        open_rtp_session_now(_CFG)
+
+
+def test_refused_outside_any_loop() -> None:
+    with pytest.raises(RtpError, match="running asyncio or uvloop event loop"):
+        open_rtp_session_now(_CFG)
