@@ -1,8 +1,10 @@
 """Benchmarks of rvoip_rtp_core: packet codec, statistics, and sessions on loopback.
 
-Run: ``.venv/bin/python tools/bench/rtp.py [--pairs 100] [--ticks 100]``.
-Prints per-operation times and CPU µs per RTP packet (one send + one receive) for
-sessions on loopback under asyncio, asyncio+uvloop and trio.
+Run: ``.venv/bin/python tools/bench/rtp.py [--pairs 100] [--ticks 100] [--sessions 1000]``
+(``--only open-close`` runs just the session set-up/teardown figures).
+Prints per-operation times, CPU µs per RTP packet (one send + one receive) for sessions
+on loopback under asyncio, asyncio+uvloop and trio, and CPU µs (process_time) to open and
+close one session (port pair from a PortAllocator, remote set, RTCP on: BYE on close).
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import timeit
 from collections.abc import Callable
 
 import anyio
+import sniffio
 
 from rvoip_rtp_core import (
     HeaderExtension,
+    PortAllocator,
     RtcpReceiverReport,
     RtpPacket,
     RtpSessionConfig,
@@ -25,6 +29,7 @@ from rvoip_rtp_core import (
     SourceStatistics,
     encode_rtp,
     open_rtp_session,
+    open_rtp_session_now,
     parse_rtcp,
 )
 
@@ -115,14 +120,82 @@ def loopback(pairs: int, ticks: int) -> None:
         )
 
 
+_OPEN_CFG = RtpSessionConfig(
+    port_allocator=PortAllocator(30000, 40000), remote_rtp=("127.0.0.1", 9)
+)
+
+
+async def _open_close(sessions: int, repeat: int = 5) -> dict[str, float]:
+    """Best-of-``repeat`` CPU µs per open + close, for each way of opening a session."""
+    rng = random.Random(7)
+
+    def now_shared_rng() -> None:
+        open_rtp_session_now(_OPEN_CFG, rng=rng).close()
+
+    def now_default_rng() -> None:
+        open_rtp_session_now(_OPEN_CFG).close()
+
+    def now_fresh_seeded_rng() -> None:  # what session-core passes today
+        open_rtp_session_now(_OPEN_CFG, rng=random.Random(rng.getrandbits(64))).close()
+
+    out: dict[str, float] = {}
+    for name, fn in (
+        ("open_rtp_session_now(rng=shared)", now_shared_rng),
+        ("open_rtp_session_now(rng=None)", now_default_rng),
+        ("open_rtp_session_now(rng=Random(seed))", now_fresh_seeded_rng),
+    ):
+        if sniffio.current_async_library() != "asyncio":
+            break
+        for _ in range(sessions // 5):  # warm-up
+            fn()
+        best = float("inf")
+        for _ in range(repeat):
+            cpu0 = time.process_time()
+            for _ in range(sessions):
+                fn()
+            best = min(best, time.process_time() - cpu0)
+        out[name] = best / sessions * 1e6
+    best = float("inf")
+    for _ in range(repeat):
+        cpu0 = time.process_time()
+        for _ in range(sessions):
+            async with open_rtp_session(_OPEN_CFG, rng=rng):
+                pass
+        best = min(best, time.process_time() - cpu0)
+    out["async with open_rtp_session(rng=shared)"] = best / sessions * 1e6
+    return out
+
+
+def open_close(sessions: int) -> None:
+    """CPU µs to open and close one session, per backend."""
+    for label, backend, options in (
+        ("asyncio", "asyncio", {}),
+        ("asyncio+uvloop", "asyncio", {"use_uvloop": True}),
+        ("trio", "trio", {}),
+    ):
+        try:
+            rows = anyio.run(_open_close, sessions, backend=backend, backend_options=options)
+        except ImportError as exc:
+            print(f"{label:16s} skipped: {exc}")
+            continue
+        for name, us in rows.items():
+            print(f"{label:16s} open+close {name:42s} {us:7.1f} CPU µs")
+
+
 def main() -> None:
-    """Parse arguments and run both benchmarks."""
+    """Parse arguments and run the benchmarks."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--pairs", type=int, default=100)
     parser.add_argument("--ticks", type=int, default=100)
+    parser.add_argument("--sessions", type=int, default=1000)
+    parser.add_argument("--only", choices=("micro", "loopback", "open-close"))
     args = parser.parse_args()
-    micro()
-    loopback(args.pairs, args.ticks)
+    if args.only in (None, "micro"):
+        micro()
+    if args.only in (None, "loopback"):
+        loopback(args.pairs, args.ticks)
+    if args.only in (None, "open-close"):
+        open_close(args.sessions)
 
 
 if __name__ == "__main__":
