@@ -99,10 +99,7 @@ class LayerBase:
 
     def _capabilities(self) -> list[tuple[str, str]]:
         # Allow and Supported advertised in INVITE/UPDATE/OPTIONS and their answers.
-        return [
-            ("Allow", ", ".join(self.config.all_methods)),
-            ("Supported", ", ".join(self.config.supported)),
-        ]
+        return list(self.config.capabilities)
 
     def _end_dialog(
         self, dialog: Dialog, reason: TerminationReason, status: int | None = None

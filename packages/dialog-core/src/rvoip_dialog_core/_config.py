@@ -60,8 +60,29 @@ class DialogConfig:
     subscription_expires: int = 60
     session_expires: int | None = 1800
     min_se: int = 90
+    # Derived once (hot path: read for every message); recomputed by attrs.evolve.
+    _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
+    _capabilities: tuple[tuple[str, str], ...] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        methods = self.allow + tuple(m for m in self.extra_methods if m not in self.allow)
+        object.__setattr__(self, "_all_methods", methods)
+        object.__setattr__(self, "_supported_lower", frozenset(t.lower() for t in self.supported))
+        capabilities = (("Allow", ", ".join(methods)), ("Supported", ", ".join(self.supported)))
+        object.__setattr__(self, "_capabilities", capabilities)
 
     @property
     def all_methods(self) -> tuple[str, ...]:
         """Methods this layer accepts (``allow`` plus ``extra_methods``)."""
-        return self.allow + tuple(m for m in self.extra_methods if m not in self.allow)
+        return self._all_methods
+
+    @property
+    def supported_lower(self) -> frozenset[str]:
+        """The ``supported`` option tags, lower-cased."""
+        return self._supported_lower
+
+    @property
+    def capabilities(self) -> tuple[tuple[str, str], ...]:
+        """The ``Allow`` and ``Supported`` header lines this layer advertises."""
+        return self._capabilities

@@ -36,7 +36,7 @@ MAX_CSEQ = 2**31 - 1
 """RFC 3261 §8.1.1.5: the CSeq sequence number MUST be less than 2**31."""
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # hot path: a dict key of every lookup
 class LegId:
     """One side of a call before the remote tag is known: Call-ID and our own tag.
 
@@ -47,7 +47,7 @@ class LegId:
     local_tag: str
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # hot path: a dict key of every lookup
 class DialogId:
     """RFC 3261 §12: a dialog is identified by Call-ID, local tag and remote tag."""
 

@@ -23,6 +23,11 @@ __all__ = [
 _SIPFRAG_RE = re.compile(rb"\s*SIP/2\.0\s+(\d{3})\b")
 
 
+# Methods that neither create nor refresh a dialog: the layer (and the TU) read none of
+# their Contact, Route, Record-Route or Request-URI, so those are not parsed for them.
+_NO_TARGET = frozenset({"ACK", "BYE", "CANCEL"})
+
+
 def malformed(message: Request | Response) -> SipParseError | None:
     """Parse every header the dialog layer reads; the error when one is malformed.
 
@@ -30,15 +35,29 @@ def malformed(message: Request | Response) -> SipParseError | None:
     ``status`` (400 usually) is what to answer; 0 means the message cannot be answered
     (its To, From, Call-ID, CSeq or Via is unreadable).
     """
+    # hot path (every message): the headers the transaction layer parsed are cached on the
+    # message; the others are parsed only when the layer reads them for this method.
     try:
-        message.to, message.from_, message.call_id, message.cseq, message.top_via  # noqa: B018
+        cseq = message.cseq
+        message.call_id, message.top_via, message.to, message.from_  # noqa: B018
     except SipParseError as exc:
         return SipParseError(exc.reason, status=0)
+    is_request = isinstance(message, Request)
+    method = message.method if isinstance(message, Request) else cseq.method
     try:
-        message.contacts, message.record_routes, message.routes, message.content_type  # noqa: B018
-        for header in ("Require", "Supported"):
-            option_tags_strict(message, header)
-        if isinstance(message, Request):
+        if method not in _NO_TARGET:
+            message.contacts, message.record_routes, message.routes  # noqa: B018
+        message.content_type  # noqa: B018
+        headers = message.headers
+        # RFC 3261 §8.2.2.3: Require is processed (420); Supported is read for 100rel/timer.
+        # (``in`` first: get_all of an absent header costs a caught exception)
+        if "Require" in headers:
+            for line in headers.get_all("Require"):
+                split_list(line)
+        if "Supported" in headers:
+            for line in headers.get_all("Supported"):
+                split_list(line)
+        if is_request and method not in _NO_TARGET:
             message.uri  # noqa: B018
     except SipParseError as exc:
         return exc
@@ -52,6 +71,8 @@ def option_tags_strict(message: Request | Response, header: str) -> set[str]:
 
 def option_tags(message: Request | Response, header: str) -> set[str]:
     """The option tags of every ``header`` line (Supported, Require …), lower-cased."""
+    if header not in message.headers:
+        return set()  # hot path: get_all of an absent header costs a caught exception
     try:
         return {t.lower() for line in message.headers.get_all(header) for t in split_list(line)}
     except SipParseError:
@@ -63,9 +84,9 @@ def unsupported_extensions(request: Request, config: DialogConfig) -> list[str]:
 
     ACK and CANCEL are exempt: their Require is not processed.
     """
-    if request.method in ("ACK", "CANCEL"):
+    if request.method in ("ACK", "CANCEL") or "Require" not in request.headers:
         return []
-    supported = {tag.lower() for tag in config.supported}
+    supported = config.supported_lower
     out: list[str] = []
     for line in request.headers.get_all("Require"):
         for tag in split_list(line):
@@ -95,7 +116,7 @@ def unacceptable_content_type(request: Request, config: DialogConfig) -> bool:
         # RFC 3261 §20.15: a body without Content-Type; SDP is the only sensible guess.
         return request.method not in ("INVITE", "UPDATE", "PRACK", "ACK")
     mime = f"{ctype.type}/{ctype.subtype}".lower()
-    return mime not in {a.lower() for a in accepted}
+    return all(mime != a.lower() for a in accepted)
 
 
 def glare_delay(owns_call_id: bool, rng: random.Random) -> float:

@@ -63,7 +63,7 @@ class SessionTimers:
     @property
     def enabled(self) -> bool:
         """True when ``timer`` is among the supported option tags."""
-        return "timer" in (t.lower() for t in self.config.supported)
+        return "timer" in self.config.supported_lower
 
     def get(self, dialog_id: DialogId) -> SessionTimer | None:
         """The running timer of a dialog."""
