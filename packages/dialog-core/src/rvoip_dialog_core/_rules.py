@@ -42,7 +42,6 @@ def malformed(message: Request | Response) -> SipParseError | None:
         message.call_id, message.top_via, message.to, message.from_  # noqa: B018
     except SipParseError as exc:
         return SipParseError(exc.reason, status=0)
-    is_request = isinstance(message, Request)
     method = message.method if isinstance(message, Request) else cseq.method
     try:
         if method not in _NO_TARGET:
@@ -57,7 +56,7 @@ def malformed(message: Request | Response) -> SipParseError | None:
         if "Supported" in headers:
             for line in headers.get_all("Supported"):
                 split_list(line)
-        if is_request and method not in _NO_TARGET:
+        if isinstance(message, Request) and method not in _NO_TARGET:
             message.uri  # noqa: B018
     except SipParseError as exc:
         return exc
