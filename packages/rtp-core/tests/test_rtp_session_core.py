@@ -164,3 +164,33 @@ def test_sender_report_until_two_silent_intervals() -> None:
     a.build_rtp(b"x", 0, 1.0)
     kinds = [type(parse_rtcp(a.build_report(t))[0]) for t in (2.0, 3.0, 4.0)]
     assert kinds == [RtcpSenderReport, RtcpSenderReport, RtcpReceiverReport]
+
+
+@given(
+    st.integers(min_value=1, max_value=0xFFFFFFFF),
+    st.text(max_size=300),
+    st.booleans(),
+    st.booleans(),
+)
+def test_report_and_bye_encode_like_the_packet_objects(
+    ssrc: int, cname: str, sent: bool, received: bool
+) -> None:
+    """The directly encoded report, SDES and BYE equal the packet objects' encoding."""
+    from rvoip_rtp_core import SDES_CNAME, SdesChunk, SdesItem, encode_rtcp
+
+    core = RtpSessionCore(rng=random.Random(4), ssrc=ssrc, cname=cname)
+    if sent:
+        core.build_rtp(b"x" * 160, 0, 1.0)
+    if received:
+        peer = RtpSessionCore(rng=random.Random(5))
+        for i in range(3):
+            core.receive_rtp(peer.build_rtp(b"y", i * 160, 1.0), 1.0 + i * 0.02)
+    expected = parse_rtcp(core.build_bye(2.0))
+    sdes = RtcpSourceDescription((SdesChunk(ssrc, (SdesItem(SDES_CNAME, cname.encode()[:255]),)),))
+    assert expected[1:] == [sdes, RtcpBye((ssrc,))]
+    assert isinstance(expected[0], RtcpSenderReport if sent else RtcpReceiverReport)
+    assert len(expected[0].reports) == int(received)
+    assert core.build_bye(2.0) == encode_rtcp(expected)
+    report = core.build_report(3.0)
+    assert report == encode_rtcp(parse_rtcp(report))
+    assert parse_rtcp(report)[1] == sdes

@@ -10,16 +10,15 @@ import attrs
 from ._errors import RtpParseError
 from ._packet import RtpPacket
 from ._rtcp import (
+    RTCP_BYE,
+    RTCP_RR,
+    RTCP_SDES,
     SDES_CNAME,
     ReportBlock,
     RtcpBye,
     RtcpPacket,
     RtcpReceiverReport,
     RtcpSenderReport,
-    RtcpSourceDescription,
-    SdesChunk,
-    SdesItem,
-    encode_rtcp,
     parse_rtcp,
 )
 from ._seq import ntp_from_time
@@ -35,8 +34,10 @@ from ._stats import (
 __all__ = ["RtpSessionCore"]
 
 _HEADER = struct.Struct("!BBHII")
+_HEADER_SSRC = struct.Struct("!BBHI")  # an RTCP header and one SSRC (empty RR, one-source BYE)
 _UDP_IP_OVERHEAD = 28  # RFC 3550 §6.2: the average RTCP size includes lower-layer headers
 _MAX_SOURCES = 32
+_U32 = struct.Struct("!I")
 
 
 @attrs.define(eq=False)
@@ -79,6 +80,8 @@ class RtpSessionCore:
     _initial: bool = attrs.field(default=True, init=False)
     _avg_rtcp_size: float = attrs.field(default=128.0, init=False)
     _pending_bye: list[int] = attrs.field(factory=list, init=False)
+    _sdes: bytes = attrs.field(default=b"", init=False)
+    _sdes_ssrc: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.ssrc:
@@ -265,9 +268,27 @@ class RtpSessionCore:
         self._next_rtcp = now + self._interval(initial=False)
         return data
 
-    def _report_packets(self, now: float) -> list[RtcpPacket]:
-        blocks = tuple(s.report_block(now) for s in list(self._sources.values())[:31] if s.valid)
-        head: RtcpPacket
+    def _sdes_cname(self) -> bytes:
+        # The SDES packet changes only with the SSRC: encode it once (every report and the
+        # BYE at the end of every call carry it).
+        ssrc = self.ssrc
+        if self._sdes_ssrc != ssrc or not self._sdes:
+            cname = (self.cname or "").encode()[:255]
+            # RFC 3550 §6.5: SSRC, items, a null octet ending the list, padding to 32 bits.
+            chunk = _U32.pack(ssrc) + bytes((SDES_CNAME, len(cname))) + cname + b"\0"
+            chunk += bytes(-len(chunk) % 4)
+            self._sdes = _HEADER_SSRC.pack(0x81, RTCP_SDES, len(chunk) // 4, ssrc) + chunk[4:]
+            self._sdes_ssrc = ssrc
+        return self._sdes
+
+    def _report(self, now: float) -> bytes:
+        """The encoded SR or RR, SDES CNAME and any pending collision BYE (RFC 3550 §6.1)."""
+        sources = self._sources
+        blocks = (
+            tuple(s.report_block(now) for s in list(sources.values())[:31] if s.valid)
+            if sources
+            else ()
+        )
         if self._is_sender():
             # RFC 3550 §6.4.1: the SR's RTP timestamp is the same instant as its NTP one.
             rtp_ts = (
@@ -280,20 +301,20 @@ class RtpSessionCore:
                 self.packets_sent & 0xFFFFFFFF,
                 self.octets_sent & 0xFFFFFFFF,
                 blocks,
-            )
+            ).encode()
+        elif blocks:
+            head = RtcpReceiverReport(self.ssrc, blocks).encode()
         else:
-            head = RtcpReceiverReport(self.ssrc, blocks)
-        cname = (self.cname or "").encode()[:255]
-        sdes = RtcpSourceDescription((SdesChunk(self.ssrc, (SdesItem(SDES_CNAME, cname),)),))
-        packets: list[RtcpPacket] = [head, sdes]
+            head = _HEADER_SSRC.pack(0x80, RTCP_RR, 1, self.ssrc)  # hot path: an empty RR
+        data = head + self._sdes_cname()
         if self._pending_bye:
-            packets.append(RtcpBye(tuple(self._pending_bye), b"SSRC collision"))
+            data += RtcpBye(tuple(self._pending_bye), b"SSRC collision").encode()
             self._pending_bye.clear()
-        return packets
+        return data
 
     def build_report(self, now: float) -> bytes:
         """A compound SR (if we sent since the last report) or RR, plus SDES CNAME."""
-        data = encode_rtcp(self._report_packets(now))
+        data = self._report(now)
         self._sent_before_last = self._we_sent
         self._we_sent = False
         self._active_senders.clear()
@@ -304,10 +325,12 @@ class RtpSessionCore:
 
     def build_bye(self, now: float, reason: bytes | None = None) -> bytes:
         """A compound report ending with a BYE for our SSRC (RFC 3550 §6.6)."""
-        packets = self._report_packets(now)
-        packets.append(RtcpBye((self.ssrc,), reason))
+        if reason is None:
+            bye = _HEADER_SSRC.pack(0x81, RTCP_BYE, 1, self.ssrc)
+        else:
+            bye = RtcpBye((self.ssrc,), reason).encode()
         self.rtcp_sent += 1
-        return encode_rtcp(packets)
+        return self._report(now) + bye
 
     def statistics(self) -> SessionStatistics:
         """A snapshot of the session's figures."""
