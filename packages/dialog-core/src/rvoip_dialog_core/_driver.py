@@ -11,6 +11,7 @@ at once. One task sleeps until the layer's next deadline. Session-core uses it a
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import ipaddress
@@ -27,6 +28,7 @@ from typing import Self, TypeVar
 import anyio
 import anyio.abc
 import attrs
+import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from rvoip_sip_core import Request, Response, SipUri, Uri, parse_uri
@@ -86,6 +88,14 @@ def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
     """The :func:`next_hop` when its host is an IP literal (no DNS needed), else None."""
     hop = next_hop(request, default_transport)
     return hop if hop is not None and _is_ip(hop.host) else None
+
+
+def _backend_clock() -> Callable[[], float]:
+    """The running event loop's clock: ``anyio.current_time`` without its per-call lookups."""
+    # hot path: read for every message; anyio.current_time() detects the backend each time.
+    if sniffio.current_async_library() == "asyncio":
+        return asyncio.get_running_loop().time
+    return anyio.current_time
 
 
 @functools.lru_cache(maxsize=256)
@@ -152,6 +162,8 @@ class DialogEndpoint:
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
         self._flushing = False
         self._armed = math.inf
+        self._busy = False  # a flush ran since the timer task last woke
+        self._clock: Callable[[], float] = anyio.current_time
         self._tg: anyio.abc.TaskGroup | None = None
         self.stats: Counter[str] = Counter()
 
@@ -159,6 +171,7 @@ class DialogEndpoint:
 
     async def __aenter__(self) -> Self:
         await self._stack.__aenter__()
+        self._clock = _backend_clock()
         try:
             send, recv = anyio.create_memory_object_stream[DialogEvent](self._queue_size)
             self._send_events, self._recv_events = send, recv
@@ -251,15 +264,22 @@ class DialogEndpoint:
     # --- the engine -----------------------------------------------------------------------
 
     async def _timer_loop(self) -> None:
+        layer = self.layer
         while True:
-            deadline = self.layer.next_deadline()
+            deadline = layer.next_deadline()
+            if deadline is None and self._busy:
+                # hot path: while calls come and go, tick every T1 rather than sleep for
+                # good, so the next call's first deadline (T1 or later) needs no wake-up.
+                deadline = self._clock() + layer.config.t1
+            self._busy = False
             self._armed = deadline if deadline is not None else math.inf
             with anyio.CancelScope(deadline=self._armed):
                 await self._wakeup.wait()
             self._armed = -math.inf  # awake: no flush needs to wake us until we sleep again
-            self._wakeup = anyio.Event()
+            if self._wakeup.is_set():
+                self._wakeup = anyio.Event()
             try:
-                self.layer.handle_timers(anyio.current_time())
+                layer.handle_timers(self._clock())
             except Exception:
                 self.stats["layer_errors"] += 1
                 logger.exception("dialog layer timers failed")
@@ -277,7 +297,7 @@ class DialogEndpoint:
 
     def _feed(self, event: TransactionEvent) -> None:
         layer = self.layer
-        now = anyio.current_time()
+        now = self._clock()
         if isinstance(event, RequestReceived):
             layer.on_request(event.request, event.txn_id, now, cancels=event.cancels)
         elif isinstance(event, TxnAckReceived):
@@ -303,6 +323,7 @@ class DialogEndpoint:
             self._flush_all()
         finally:
             self._flushing = False
+        self._busy = True
         deadline = self.layer.next_deadline()
         if deadline is not None and deadline < self._armed:
             # Wake the timer task only when the earliest deadline moved earlier.
@@ -313,11 +334,16 @@ class DialogEndpoint:
         # whose actions and events are handled here, in order, before returning.
         layer = self.layer
         for _ in range(10_000):
-            actions = layer.take_actions()
-            events = layer.take_events() if not actions else []
-            if not actions and not events:
+            # hot path: the layer's output lists are taken directly (take_actions/events).
+            actions = layer._actions
+            if actions:
+                layer._actions = []
+                self._run_actions(actions)
+                continue
+            events = layer._events
+            if not events:
                 return
-            self._run_actions(actions)
+            layer._events = []
             for event in events:
                 self._deliver(event)
         self.stats["flush_overrun"] += 1
@@ -334,7 +360,7 @@ class DialogEndpoint:
             if hop is None:
                 self.stats["unresolvable_target"] += 1
                 if isinstance(action, SendRequest):
-                    layer.on_transport_error(action.request, anyio.current_time())
+                    layer.on_transport_error(action.request, self._clock())
             elif not _is_ip(hop.host) and self._tg is not None:
                 # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
                 self._tg.start_soon(self._resolve_and_send, action, hop)
@@ -368,7 +394,7 @@ class DialogEndpoint:
             self.stats["send_failed"] += 1
             logger.warning("cannot send %s: %s", action.request.method, exc)
             if isinstance(action, SendRequest):
-                self.layer.on_transport_error(action.request, anyio.current_time())
+                self.layer.on_transport_error(action.request, self._clock())
 
     async def _resolve_and_send(self, action: SendRequest | SendAck, hop: Peer) -> None:
         # Resolve in the address family the transport is bound to.
@@ -381,13 +407,13 @@ class DialogEndpoint:
         if not infos:
             self.stats["unresolvable_target"] += 1
             if isinstance(action, SendRequest):
-                self.layer.on_transport_error(action.request, anyio.current_time())
+                self.layer.on_transport_error(action.request, self._clock())
         else:
             self._send_to(action, attrs.evolve(hop, host=str(infos[0][4][0])))
         self._flush()
 
     def _respond(self, server: object, response: Response) -> None:
-        if not isinstance(server, int):
+        if type(server) is not int:
             self.stats["bad_server_handle"] += 1
             return
         try:
@@ -413,7 +439,7 @@ class DialogEndpoint:
             self.stats["events_dropped"] += 1
 
     def _do(self, command: Callable[[float], T]) -> T:
-        result = command(anyio.current_time())
+        result = command(self._clock())
         self._flush()
         return result
 
@@ -489,7 +515,8 @@ class DialogEndpoint:
         self, dialog_id: DialogId, body: bytes = b"", *, content_type: str | None = None
     ) -> None:
         """Send a held-back ACK (``defer_ack``) with the SDP answer."""
-        self._do(lambda now: self.layer.ack(dialog_id, body, content_type=content_type, now=now))
+        self.layer.ack(dialog_id, body, content_type=content_type, now=self._clock())
+        self._flush()
 
     def cancel(self, leg: LegId, *, headers: Headers = ()) -> None:
         """CANCEL a pending INVITE (see :meth:`DialogLayer.cancel`)."""
@@ -507,18 +534,19 @@ class DialogEndpoint:
         reliable: bool | None = None,
     ) -> Response:
         """Answer a request the TU was given (see :meth:`DialogLayer.respond`)."""
-        return self._do(
-            lambda now: self.layer.respond(
-                ref,
-                status,
-                reason,
-                body=body,
-                content_type=content_type,
-                headers=headers,
-                reliable=reliable,
-                now=now,
-            )
+        # hot path: called directly (no closure through _do).
+        response = self.layer.respond(
+            ref,
+            status,
+            reason,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            reliable=reliable,
+            now=self._clock(),
         )
+        self._flush()
+        return response
 
     def request(
         self,
@@ -538,7 +566,9 @@ class DialogEndpoint:
 
     def bye(self, dialog_id: DialogId, *, headers: Headers = ()) -> int:
         """Hang up with BYE (``headers``: e.g. a Reason)."""
-        return self._do(lambda now: self.layer.bye(dialog_id, headers=headers, now=now))
+        ref = self.layer.bye(dialog_id, headers=headers, now=self._clock())
+        self._flush()
+        return ref
 
     def reinvite(
         self,
