@@ -157,3 +157,50 @@ def test_default_reason_unknown_and_invalid() -> None:
         default_reason(99)
     with pytest.raises(SipUsageError):
         default_reason(700)
+
+
+_ODD_SPACING = (
+    b"INVITE sip:bob@example.com SIP/2.0\r\n"
+    b"Via :  SIP/2.0/UDP p1.example.com;branch=z9hG4bK1 \r\n"
+    b"From:<sip:a@example.com>;tag=aa\r\nt:  Bob <sip:bob@example.com>  \r\n"
+    b"Call-ID: cid\r\nCSeq: 4 INVITE\r\nContact: sip:a@10.0.0.1:5070\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize("read_first", [False, True])
+def test_make_response_copies_lines_as_received_and_shares_typed_values(
+    read_first: bool,
+) -> None:
+    req = parse_message(_ODD_SPACING)
+    assert isinstance(req, Request)
+    if read_first:  # typed values already cached on the request are reused
+        assert (req.top_via.branch, req.from_.tag, req.to.tag, req.cseq.seq) == (
+            "z9hG4bK1",
+            "aa",
+            None,
+            4,
+        )
+    for to_tag, status in (("t1", 200), (None, 100)):
+        resp = make_response(req, status, to_tag=to_tag, headers=[("Server", "x")])
+        wire = resp.encode()
+        # RFC 3261 §8.2.6.2: Via/From/Call-ID/CSeq lines copied byte for byte.
+        assert b"\r\nVia :  SIP/2.0/UDP p1.example.com;branch=z9hG4bK1 \r\n" in wire
+        assert b"\r\nFrom:<sip:a@example.com>;tag=aa\r\n" in wire
+        again = parse_message(wire, strict=True)
+        assert again == resp
+        for typed in (resp, again):
+            assert typed.to == again.to
+            assert typed.to.tag == to_tag
+            assert typed.from_ == req.from_
+            assert typed.vias == req.vias
+            assert typed.cseq == req.cseq
+        if to_tag is None:
+            assert b"\r\nt:  Bob <sip:bob@example.com>  \r\n" in wire
+        else:
+            assert f"\r\nt: Bob <sip:bob@example.com>;tag={to_tag}\r\n".encode() in wire
+
+
+def test_make_response_refuses_a_tag_with_cr_or_lf() -> None:
+    with pytest.raises(SipUsageError):
+        make_response(_invite(), 200, to_tag="a\r\nX: 1")

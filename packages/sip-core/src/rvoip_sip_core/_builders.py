@@ -10,7 +10,8 @@ import random
 from collections.abc import Iterable
 
 from ._errors import SipUsageError
-from ._headers_container import _TOKEN, Headers
+from ._headers import CSeq, From, To, Via
+from ._headers_container import _LWS, _TOKEN, Headers, _make_part, _Part
 from ._message import Request, Response
 from ._names import header_key
 from ._uri import Uri
@@ -102,6 +103,11 @@ REASON_PHRASES: dict[int, str] = {
     607: "Unwanted",  # RFC 8197
     608: "Rejected",  # RFC 8688
 }
+
+# RFC 3261 §8.2.6.2: what a response copies from its request besides the Via lines.
+_COPIED = frozenset({"from", "to", "call-id", "cseq"})
+_COPY_ORDER = ("from", "to", "call-id", "cseq", "timestamp")
+_SHARED = (From, CSeq, Via)
 
 _CLASS_REASONS = {
     1: "Trying",
@@ -205,25 +211,55 @@ def make_response(
             when a tag is to be added).
     """
     reason = default_reason(status) if reason is None else reason
-    items: list[tuple[str, object]] = []
-    vias: list[tuple[str, str]] = []
-    copied: dict[str, tuple[str, str]] = {}
-    for name, value in request.headers:
-        key = header_key(name)
+    if to_tag is not None and ("\r" in to_tag or "\n" in to_tag):
+        raise SipUsageError("To tag contains CR or LF")
+    # hot path: copy the request's raw lines (already split and keyed by the parser)
+    # instead of iterating, re-keying and re-validating every header.
+    source = request.headers
+    parts: list[_Part] = []
+    keys: list[str] = []
+    copied: dict[str, _Part] = {}
+    for part, key in zip(source._parts, source._keys, strict=True):
         if key == "via":
-            vias.append((name, value))
-        elif key in ("from", "to", "call-id", "cseq") or (key == "timestamp" and status == 100):
-            copied.setdefault(key, (name, value))
-    items += vias
-    for key in ("from", "to", "call-id", "cseq", "timestamp"):
-        if key in copied:
-            name, value = copied[key]
-            if key == "to" and to_tag is not None and request.to.tag is None:
-                # RFC 3261 §8.2.6.2: the UAS adds a To tag unless one is there.
-                value = f"{value};tag={to_tag}"
-            items.append((name, value))
-    items.extend(headers)
+            parts.append(part)
+            keys.append(key)
+        elif (key in _COPIED or (key == "timestamp" and status == 100)) and key not in copied:
+            copied[key] = part
+    cache = request._cache
+    add_tag = False
+    for key in _COPY_ORDER:
+        if key not in copied:
+            continue
+        part = copied[key]
+        if key == "to" and to_tag is not None and request.to.tag is None:
+            # RFC 3261 §8.2.6.2: the UAS adds a To tag unless one is there.
+            part = (part[0].rstrip(_LWS), ":", f" {part[2].strip(_LWS)};tag={to_tag}")
+            add_tag = True
+        parts.append(part)
+        keys.append(key)
+    for name, value in headers:
+        part = _make_part(name, value)
+        parts.append(part)
+        keys.append(header_key(part[0]))
     if content_type is not None:
-        items.append(("Content-Type", content_type))
-    items.append(("Content-Length", len(body)))
-    return Response(status, reason, Headers(items), body)
+        parts.append(_make_part("Content-Type", content_type))
+        keys.append("content-type")
+    parts.append(("Content-Length", ":", f" {len(body)}"))
+    keys.append("content-length")
+    response = Response(status, reason, Headers._from_parts(parts, keys), body)
+    # The copied lines are the request's own: share the typed values already parsed.
+    seeded = response._cache
+    for cls in _SHARED:
+        typed = cache.get(cls)
+        if typed is not None:
+            seeded[cls] = typed
+    typed_vias = cache.get((Via, "all"))
+    if typed_vias is not None:
+        seeded[(Via, "all")] = typed_vias
+    to = cache.get(To)
+    if isinstance(to, To) and "to" in copied:
+        if not add_tag:
+            seeded[To] = to
+        elif to_tag and _TOKEN.fullmatch(to_tag):
+            seeded[To] = To(to.uri, to.display_name, (*to.params, ("tag", to_tag)))
+    return response
