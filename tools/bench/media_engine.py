@@ -12,6 +12,15 @@ lateness percentiles, and what the receive side saw.
     .venv/bin/python tools/bench/media_engine.py [--streams 500] [--seconds 30]
         [--loop uvloop|asyncio|trio] [--peer pairs|reflector] [--pin]
 
+Two in-process modes measure CPU (``time.process_time``, robust on a shared machine)
+without sockets; the sessions are stand-ins whose send costs nothing:
+
+    .venv/bin/python tools/bench/media_engine.py --mode churn [--streams 10000]
+        add then remove N streams (a call's set-up and tear-down): us per add, per remove
+    .venv/bin/python tools/bench/media_engine.py --mode tick [--streams 500]
+        one MediaClock tick (read, encode, hand to the session, pop, decode, PLC, sink)
+        with one packet received per stream per tick: us per tick and per stream
+
 ``--pin`` puts the engine on CPU 0 (and the reflector on CPU 1) (Linux). On a shared
 machine the run-queue wait line shows how much other load starved the process; to
 measure what one reserved core does, run it as
@@ -35,6 +44,7 @@ from rvoip_media_core import (
     BACKEND,
     ClockStats,
     Codec,
+    MediaClock,
     MediaEngine,
     MediaStream,
     SamplesSource,
@@ -180,9 +190,125 @@ def report(
     print(f"  MOS (first 50 streams): min {min(mos):.2f} mean {np.mean(mos):.2f}")
 
 
+class NullSession:
+    """An RtpSession stand-in: sending and statistics cost nothing (in-process modes)."""
+
+    __slots__ = ("handler", "sent")
+
+    def __init__(self) -> None:
+        self.handler: Any = None
+        self.sent = 0
+
+    def send_payload(
+        self,
+        payload: bytes,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        self.sent += 1
+
+    def set_packet_handler(self, handler: Any) -> None:
+        self.handler = handler
+
+    def statistics(self) -> None:
+        return None
+
+
+class FakePacket:
+    """What ``MediaStream.receive`` reads of an RTP packet."""
+
+    __slots__ = ("payload", "payload_type", "sequence_number", "ssrc", "timestamp")
+
+    def __init__(self, seq: int, payload: bytes) -> None:
+        self.payload_type = 0
+        self.ssrc = 1234
+        self.sequence_number = seq & 0xFFFF
+        self.timestamp = (seq * 160) & 0xFFFFFFFF
+        self.payload = payload
+
+
+def churn(streams: int, repeat: int) -> None:
+    """Add then remove ``streams`` streams, best of ``repeat``: CPU per add and per remove."""
+    engine = MediaEngine()
+    sessions = [NullSession() for _ in range(streams)]
+    best_add = best_remove = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        added = [engine.add_stream(s, Codec.PCMU, 20) for s in sessions]
+        t1 = time.process_time()
+        for stream in added:
+            engine.remove_stream(stream)
+        t2 = time.process_time()
+        best_add, best_remove = min(best_add, t1 - t0), min(best_remove, t2 - t1)
+    print(
+        f"stream churn: {streams} streams added then removed, best of {repeat} "
+        f"(kernel={BACKEND}, python {sys.version.split()[0]})"
+    )
+    print(
+        f"  add_stream {1e6 * best_add / streams:.2f} us, remove_stream "
+        f"{1e6 * best_remove / streams:.2f} us, together "
+        f"{1e6 * (best_add + best_remove) / streams:.2f} us per stream (process_time)"
+    )
+
+
+def tick_cost(streams: int, repeat: int, ticks: int = 50) -> None:
+    """CPU of one clock tick with ``streams`` streams, each receiving a packet per tick."""
+    engine = MediaEngine()
+    tone = ToneGenerator(1000.0).read(8000)
+    sessions = [NullSession() for _ in range(streams)]
+    added = [
+        engine.add_stream(s, Codec.PCMU, 20, SamplesSource(tone, loop=True), FrameCounter())
+        for s in sessions
+    ]
+    receivers = [s.receive for s in added]
+    clock = MediaClock(engine)
+    payload = bytes(160)
+    seq = 0
+
+    def feed() -> None:
+        nonlocal seq
+        packet = FakePacket(seq, payload)
+        arrival = seq * 0.02
+        for receive in receivers:
+            receive(packet, arrival)
+        seq += 1
+
+    for _ in range(4):  # fill to the jitter buffers' target before measuring
+        feed()
+    best_feed = best_tick = float("inf")
+    for _ in range(repeat):
+        spent_feed = spent_tick = 0.0
+        for _ in range(ticks):
+            t0 = time.process_time()
+            feed()
+            t1 = time.process_time()
+            clock.process(0.0)
+            t2 = time.process_time()
+            spent_feed += t1 - t0
+            spent_tick += t2 - t1
+        best_feed, best_tick = (
+            min(best_feed, spent_feed / ticks),
+            min(best_tick, spent_tick / ticks),
+        )
+    played = sum(s.frames_played for s in added)
+    print(
+        f"media tick: {streams} PCMU streams, best of {repeat} x {ticks} ticks "
+        f"(kernel={BACKEND}, python {sys.version.split()[0]}); frames played {played}"
+    )
+    print(
+        f"  tick (MediaClock.process: send + play-out) {1e6 * best_tick:.0f} us = "
+        f"{1e6 * best_tick / streams:.2f} us per stream; receive (MediaStream.receive) "
+        f"{1e6 * best_feed / streams:.2f} us per packet (process_time)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--streams", type=int, default=500)
+    parser.add_argument("--mode", choices=["net", "tick", "churn"], default="net")
+    parser.add_argument("--streams", type=int, default=None, help="500 (churn: 10000)")
+    parser.add_argument("--repeat", type=int, default=5, help="tick/churn: best of")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio", "trio"], default="uvloop")
@@ -190,6 +316,13 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print lossy streams")
     parser.add_argument("--pin", action="store_true", help="engine on CPU 0, reflector on 1")
     args = parser.parse_args()
+    if args.mode == "churn":
+        churn(args.streams or 10000, args.repeat)
+        return
+    args.streams = args.streams or 500
+    if args.mode == "tick":
+        tick_cost(args.streams, args.repeat)
+        return
     if args.peer == "pairs" and args.streams % 2:
         parser.error("--peer pairs needs an even number of streams")
     backend = "trio" if args.loop == "trio" else "asyncio"

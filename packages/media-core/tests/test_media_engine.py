@@ -226,3 +226,26 @@ def test_schedule_is_drift_free_and_skips_when_far_behind() -> None:
     assert skipped == 49
     assert nxt == pytest.approx(102.0)
     assert round((nxt - 100.0) / 0.02, 6).is_integer()
+
+
+def test_streams_joining_leaving_and_starting_to_receive_between_ticks() -> None:
+    engine = MediaEngine()
+    a, b = FakeSession(ssrc=1), FakeSession(ssrc=2)
+    sa = engine.add_stream(a, Codec.PCMU, 20, ToneGenerator(1000.0))
+    sb = engine.add_stream(b, Codec.PCMU, 20, None)
+    for t in range(3):  # b hears nothing yet: its buffer is never allocated
+        engine.tick(t * 0.02)
+    assert not sb.jitter.allocated
+    assert sb.frames_empty == 3
+    late = engine.add_stream(FakeSession(), Codec.PCMU, 40)
+    for t in range(3, 40):
+        for stream, payload, ts, marker in engine.tick(t * 0.02):
+            stream.session.send_payload(payload, ts, marker)
+        a.deliver_to(b, Codec.PCMU.payload_type, t * 0.02)  # allocates b's buffer
+        if t == 20:
+            engine.remove_stream(sa)
+            engine.remove_stream(late)
+    assert sb.jitter.allocated
+    assert sb.frames_played >= 15  # the cached play-out picked up the new buffer
+    assert late.frames_sent == 9  # every other tick from tick 3 up to tick 20
+    assert engine.streams == [sb]

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from rvoip_media_core import (
     InsertResult,
     JitterBuffer,
+    PlayBatch,
     PopStatus,
     insert_many,
     make_handles,
@@ -290,3 +291,42 @@ def test_insert_many_equals_individual_inserts(backend: str) -> None:
     assert [x.stats() for x in a] == [x.stats() for x in b]
     with pytest.raises(ValueError, match="one entry per buffer"):
         insert_many(a, seqs[:2], seqs, payloads, lens, arrivals)
+
+
+def test_kernel_state_is_allocated_on_the_first_packet(backend: str) -> None:
+    jb = JitterBuffer(backend=backend, min_frames=3, max_frames=8)
+    fresh = jb.stats()
+    assert not jb.allocated
+    assert jb.pop() == (PopStatus.EMPTY, b"")
+    jb.reset()
+    assert not jb.allocated
+    twin = JitterBuffer(backend=backend, min_frames=3, max_frames=8)
+    twin.insert(0, 0, b"\x01", 0.0)
+    twin.reset()  # an allocated buffer back to fresh: the same figures
+    assert twin.allocated
+    assert fresh == twin.stats()
+    assert fresh.target_frames == 3
+    assert jb.insert(0, 0, b"\x01", 0.0) is InsertResult.OK
+    assert jb.allocated
+    assert jb.stats().received == 1
+
+
+def test_play_batch_equals_individual_pops_and_sees_new_allocations(backend: str) -> None:
+    a = [JitterBuffer(backend=backend) for _ in range(4)]
+    b = [JitterBuffer(backend=backend) for _ in range(4)]
+    for j in (1, 3):  # buffers 0 and 2 stay unallocated
+        for k in range(3):
+            a[j].insert(k, k * 160, bytes([j, k]), 0.0)
+            b[j].insert(k, k * 160, bytes([j, k]), 0.0)
+    batch = PlayBatch(a)
+    assert batch.valid
+    for _ in range(3):
+        batch.pop()
+        for j in range(4):
+            status, data = b[j].pop()
+            assert batch.statuses[j] == status
+            assert batch.out[j, : batch.lens[j]].tobytes() == data
+    assert not a[0].allocated
+    assert not a[2].allocated
+    a[0].insert(0, 0, b"\x07", 0.0)
+    assert not batch.valid  # a buffer got its own state: handles must be taken again

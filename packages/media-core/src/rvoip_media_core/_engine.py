@@ -23,7 +23,7 @@ from rvoip_media_core._emodel import (
 )
 from rvoip_media_core._errors import MediaError
 from rvoip_media_core._g711 import Codec, decode, encode
-from rvoip_media_core._jitter import JitterBuffer, JitterStats, make_handles, pop_many
+from rvoip_media_core._jitter import JitterBuffer, JitterStats, PlayBatch
 from rvoip_media_core._plc import Concealer
 from rvoip_media_core._sources import AudioSink, AudioSource, SilenceSource
 
@@ -171,7 +171,12 @@ class MediaEngine:
     _ids: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
     _tick: int = attrs.field(default=0, init=False)
     _version: int = attrs.field(default=0, init=False)
-    _handle_cache: dict[tuple[int, Codec, int, int], tuple[list[MediaStream], Any]] = attrs.field(
+    # Due streams by group, per tick parity (ptime 20 or 40 ms: the pattern repeats every
+    # 2 ticks); rebuilt only when a stream is added or removed.
+    _group_cache: dict[int, dict[tuple[Codec, int, int], list[MediaStream]]] = attrs.field(
+        factory=dict, init=False
+    )
+    _play_cache: dict[tuple[Codec, int, int, int], PlayBatch] = attrs.field(
         factory=dict, init=False
     )
     _pending: dict[tuple[Codec, int, int], list[MediaStream]] = attrs.field(
@@ -255,7 +260,8 @@ class MediaEngine:
 
     def _changed(self) -> None:
         self._version += 1
-        self._handle_cache.clear()
+        self._group_cache.clear()
+        self._play_cache.clear()
 
     def _groups(self) -> dict[tuple[Codec, int, int], list[MediaStream]]:
         groups: dict[tuple[Codec, int, int], list[MediaStream]] = {}
@@ -278,43 +284,44 @@ class MediaEngine:
         The driver sends these right away and then calls ``end_tick`` so the play-out
         work never delays sending. ``now`` is the tick's time (no clock is read here).
         """
-        self._pending = self._groups()
+        parity = self._tick & 1
+        groups = self._group_cache.get(parity)
+        if groups is None:
+            groups = self._group_cache[parity] = self._groups()
+        self._pending = groups
         outgoing: list[Outgoing] = []
-        for (codec, samples, _tpp), streams in self._pending.items():
+        for (codec, samples, _tpp), streams in groups.items():
             self._send_group(codec, samples, streams, outgoing)
         return outgoing
 
     def end_tick(self) -> None:
         """Second half of a tick: pop, decode, conceal and deliver one frame per due stream."""
+        parity = self._tick & 1
         for (codec, samples, tpp), streams in self._pending.items():
-            self._play_group(codec, samples, tpp, streams)
+            self._play_group(codec, samples, tpp, parity, streams)
         self._pending = {}
         self._tick += 1
 
-    def _play_group(self, codec: Codec, samples: int, tpp: int, streams: list[MediaStream]) -> None:
-        n = len(streams)
-        key = (self._version, codec, samples, tpp)
-        cached = self._handle_cache.get(key)
-        handles = None
-        if cached is not None and cached[0] == streams:
-            handles = cached[1]
-        else:
-            handles = make_handles([s.jitter for s in streams])
-            self._handle_cache[key] = (streams, handles)
-        out = np.zeros((n, _STRIDE), dtype=np.uint8)
-        lens = np.zeros(n, dtype=np.int32)
-        statuses = pop_many([s.jitter for s in streams], out, lens, handles).tolist()
-        pcm = decode(codec, out[:, :samples])
-        lens_l = lens.tolist()
-        for i, stream in enumerate(streams):
-            status = statuses[i]
+    def _play_group(
+        self, codec: Codec, samples: int, tpp: int, parity: int, streams: list[MediaStream]
+    ) -> None:
+        key = (codec, samples, tpp, parity)
+        batch = self._play_cache.get(key)
+        if batch is None or batch.owner is not streams or not batch.valid:
+            batch = self._play_cache[key] = PlayBatch([s.jitter for s in streams], owner=streams)
+        batch.pop()
+        pcm = decode(codec, batch.out[:, :samples])
+        # hot path: one pass over plain lists (tolist) instead of numpy scalar indexing.
+        for stream, status, length, frame in zip(
+            streams, batch.statuses.tolist(), batch.lens.tolist(), pcm, strict=True
+        ):
             conc = stream.concealer
             if status == _FRAME:
-                frame = pcm[i]
-                if lens_l[i] != samples:
-                    frame = np.zeros(samples, dtype=np.int16)
-                    k = min(lens_l[i], samples)
-                    frame[:k] = pcm[i, :k]
+                if length != samples:
+                    short = np.zeros(samples, dtype=np.int16)
+                    k = min(length, samples)
+                    short[:k] = frame[:k]
+                    frame = short
                 frame = conc.good(frame)
                 stream.frames_played += 1
                 stream.loss_runs.update(False)
@@ -336,6 +343,7 @@ class MediaEngine:
         self, codec: Codec, samples: int, streams: list[MediaStream], outgoing: list[Outgoing]
     ) -> None:
         silence = np.zeros(samples, dtype=np.int16)
+        shape = silence.shape
         frames: list[Any] = []
         append = frames.append
         for stream in streams:
@@ -344,20 +352,22 @@ class MediaEngine:
                 continue
             try:
                 frame = stream.source.read(samples)
-                if frame.shape != (samples,):
+                if frame.shape != shape:
                     raise MediaError(f"source returned shape {frame.shape}")
                 append(frame)
             except Exception:  # a broken source sends silence; the others go on
                 stream.source_errors += 1
                 append(silence)
-        # One stack + one kernel call for the group; one bytes object, sliced per packet.
-        data = encode(codec, np.stack(frames)).tobytes()
-        for i, stream in enumerate(streams):
+        # One concatenate + one kernel call for the group; one bytes object, sliced per packet.
+        data = encode(codec, np.concatenate(frames)).tobytes()
+        add = outgoing.append
+        start = 0
+        for stream in streams:
             ts = stream.timestamp
+            end = start + samples
             # RFC 3551 §4.1: the marker bit flags the first packet of a talkspurt.
-            outgoing.append(
-                (stream, data[i * samples : (i + 1) * samples], ts, stream.frames_sent == 0)
-            )
+            add((stream, data[start:end], ts, stream.frames_sent == 0))
+            start = end
             stream.timestamp = (ts + samples) & 0xFFFFFFFF
             stream.frames_sent += 1
 

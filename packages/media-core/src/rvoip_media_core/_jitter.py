@@ -38,6 +38,8 @@ class PopStatus(enum.IntEnum):
 _INSERT = (InsertResult.OK, InsertResult.LATE, InsertResult.DUPLICATE)
 _POP = (PopStatus.FRAME, PopStatus.LOST, PopStatus.EMPTY)
 _LOST_RESULT = (PopStatus.LOST, b"")
+_Params = tuple[int, int, int, int, int, int]
+"""(capacity, max_payload, samples_per_frame, clock_rate, min_frames, max_frames)"""
 _EMPTY_RESULT = (PopStatus.EMPTY, b"")
 
 
@@ -76,16 +78,20 @@ class JitterBuffer:
     The target delay is ``1 + ceil(3 × jitter / frame)`` frames, bounded by
     ``min_frames``/``max_frames``; when the buffered span exceeds the target by
     more than 2 frames, playout skips a frame to shrink the delay.
+
+    The kernel state (~21 KB) is allocated on the first received packet, not here:
+    a stream that never receives (a call without media, a send-only stream) costs
+    only this small object, and creating one is cheap on the call set-up path.
+    Until then the buffer behaves exactly as a fresh one (pops are EMPTY).
     """
 
     __slots__ = (
+        "_cffi",
         "_core",
-        "_ffi",
         "_jb",
-        "_len",
         "_lib",
-        "_out",
-        "_ts",
+        "_params",
+        "_scratch",
         "backend",
         "samples_per_frame",
     )
@@ -102,39 +108,53 @@ class JitterBuffer:
         backend: str | None = None,
     ) -> None:
         """Create an empty buffer; ``backend`` overrides the process default (tests)."""
-        _py.validate_params(
-            capacity, max_payload, samples_per_frame, clock_rate, min_frames, max_frames
+        params: _Params = (
+            capacity,
+            max_payload,
+            samples_per_frame,
+            clock_rate,
+            min_frames,
+            max_frames,
         )
-        self.backend = backend or BACKEND
-        if self.backend not in ("cffi", "numpy"):
-            raise ValueError(f"unknown backend {self.backend!r}")
+        # hot path (one per call): each parameter set is validated once per process.
+        if params not in _VALID_PARAMS:
+            _py.validate_params(*params)
+            _VALID_PARAMS.add(params)
+        backend = backend or BACKEND
+        if backend not in ("cffi", "numpy"):
+            raise ValueError(f"unknown backend {backend!r}")
+        self.backend = backend
+        self._cffi = backend == "cffi"
         self.samples_per_frame = samples_per_frame
+        self._params = params
         self._core: _py.PyJitterCore | None = None
         self._jb: Any = None
-        if self.backend == "cffi":
-            ffi, lib = kernel()
-            self._ffi, self._lib = ffi, lib
-            self._jb = ffi.new("rv_jb_t *")
-            lib.rv_jb_init(
-                self._jb,
-                capacity,
-                max_payload,
-                samples_per_frame,
-                clock_rate,
-                min_frames,
-                max_frames,
-            )
-            self._out = ffi.new("uint8_t[]", _py.JB_MAX_PAYLOAD)
-            self._len = ffi.new("int *")
-            self._ts = ffi.new("uint32_t *")
-        else:
-            self._core = _py.PyJitterCore(
-                capacity, max_payload, samples_per_frame, clock_rate, min_frames, max_frames
-            )
+        self._lib: Any = None
+        self._scratch: Any = None
+
+    def _allocate(self) -> Any:
+        """Create the kernel state (first packet, or a caller that needs the handle)."""
+        _EPOCH[0] += 1
+        if not self._cffi:
+            self._core = _py.PyJitterCore(*self._params)
+            return self._core
+        ffi, lib = kernel()
+        self._lib = lib
+        jb = ffi.new("rv_jb_t *")
+        lib.rv_jb_init(jb, *self._params)
+        self._jb = jb
+        return jb
+
+    @property
+    def allocated(self) -> bool:
+        """Whether the kernel state exists (it does once a packet was inserted)."""
+        return self._jb is not None or self._core is not None
 
     @property
     def c_handle(self) -> Any:
         """The kernel's ``rv_jb_t *`` (cffi backend only), for batch calls."""
+        if self._jb is None and self._cffi:
+            return self._allocate()
         return self._jb
 
     def insert(self, seq: int, timestamp: int, payload: bytes, arrival: float) -> InsertResult:
@@ -143,26 +163,46 @@ class JitterBuffer:
         Raises:
             ValueError: the payload is longer than ``max_payload``.
         """
-        if self._core is not None:
-            code = self._core.insert(seq, timestamp, payload, arrival)
-        else:
+        if self._cffi:
+            jb = self._jb
+            if jb is None:
+                jb = self._allocate()
             if type(payload) is not bytes:
                 payload = bytes(payload)
             code = self._lib.rv_jb_insert(
-                self._jb, seq & 0xFFFF, timestamp & 0xFFFFFFFF, payload, len(payload), arrival
+                jb, seq & 0xFFFF, timestamp & 0xFFFFFFFF, payload, len(payload), arrival
             )
+        else:
+            core = self._core
+            if core is None:
+                core = self._allocate()
+            code = core.insert(seq, timestamp, payload, arrival)
         if code < 0:
             raise ValueError(f"payload of {len(payload)} bytes exceeds max_payload")
         return _INSERT[code]
 
     def pop(self) -> tuple[PopStatus, bytes]:
         """Play one frame (call once per packet time)."""
-        if self._core is not None:
+        if not self._cffi:
+            if self._core is None:
+                return _EMPTY_RESULT
             status, data, _ts = self._core.pop()
             return _POP[status], data
-        status = self._lib.rv_jb_pop(self._jb, self._out, self._len, self._ts)
+        if self._jb is None:
+            return _EMPTY_RESULT
+        scratch = self._scratch
+        if scratch is None:
+            ffi, _lib = kernel()
+            scratch = self._scratch = (
+                ffi.new("uint8_t[]", _py.JB_MAX_PAYLOAD),
+                ffi.new("int *"),
+                ffi.new("uint32_t *"),
+                ffi.buffer,
+            )
+        out, length, ts, buffer = scratch
+        status = self._lib.rv_jb_pop(self._jb, out, length, ts)
         if status == _py.JB_FRAME:
-            return PopStatus.FRAME, self._ffi.buffer(self._out, self._len[0])[:]
+            return PopStatus.FRAME, buffer(out, length[0])[:]
         return _LOST_RESULT if status == _py.JB_LOST else _EMPTY_RESULT
 
     def insert_batch(
@@ -189,22 +229,25 @@ class JitterBuffer:
         if n and int(len_a.max()) > stride:
             raise ValueError("a length exceeds the payload stride")
         results = np.empty(n, dtype=np.int8)
-        if self._core is not None:
+        if not self._cffi:
+            core = self._core if self._core is not None else self._allocate()
             for i in range(n):
-                results[i] = self._core.insert(
+                results[i] = core.insert(
                     int(seq_a[i]), int(ts_a[i]), pay[i, : len_a[i]].tobytes(), float(arr_a[i])
                 )
             return results
-        self._lib.rv_jb_insert_batch(
-            self._jb,
+        jb = self.c_handle
+        ffi, lib = kernel()
+        lib.rv_jb_insert_batch(
+            jb,
             n,
-            self._ffi.from_buffer("uint16_t[]", seq_a),
-            self._ffi.from_buffer("uint32_t[]", ts_a),
-            self._ffi.from_buffer("uint8_t[]", pay),
+            ffi.from_buffer("uint16_t[]", seq_a),
+            ffi.from_buffer("uint32_t[]", ts_a),
+            ffi.from_buffer("uint8_t[]", pay),
             stride,
-            self._ffi.from_buffer("uint16_t[]", len_a),
-            self._ffi.from_buffer("double[]", arr_a),
-            self._ffi.from_buffer("int8_t[]", results),
+            ffi.from_buffer("uint16_t[]", len_a),
+            ffi.from_buffer("double[]", arr_a),
+            ffi.from_buffer("int8_t[]", results),
         )
         return results
 
@@ -215,27 +258,30 @@ class JitterBuffer:
         statuses = np.empty(n, dtype=np.int8)
         out = np.zeros((n, stride), dtype=np.uint8)
         lens = np.zeros(n, dtype=np.int32)
-        if self._core is not None:
+        if not self._cffi:
             for i in range(n):
-                status, data, _ts = self._core.pop()
+                status, data = self.pop()
                 statuses[i] = status
                 out[i, : len(data)] = np.frombuffer(data, dtype=np.uint8)
                 lens[i] = len(data)
             return statuses, out, lens
         if stride < _py.JB_MAX_PAYLOAD and n:
             raise ValueError(f"stride must be at least {_py.JB_MAX_PAYLOAD} on the C kernel")
-        self._lib.rv_jb_pop_batch(
-            self._jb,
+        ffi, lib = kernel()
+        lib.rv_jb_pop_batch(
+            self.c_handle,
             n,
-            self._ffi.from_buffer("uint8_t[]", out),
+            ffi.from_buffer("uint8_t[]", out),
             stride,
-            self._ffi.from_buffer("int[]", lens),
-            self._ffi.from_buffer("int8_t[]", statuses),
+            ffi.from_buffer("int[]", lens),
+            ffi.from_buffer("int8_t[]", statuses),
         )
         return statuses, out, lens
 
     def _get(self, name: str) -> int:
-        source = self._core if self._core is not None else self._jb
+        source = self._jb if self._cffi else self._core
+        if source is None:  # not allocated yet: the values of a fresh buffer
+            source = _fresh(self.backend, self._params)
         return int(getattr(source, name))
 
     @property
@@ -266,8 +312,51 @@ class JitterBuffer:
         """Forget all packets, counters and estimates (e.g. on SSRC change)."""
         if self._core is not None:
             self._core.reset()
-        else:
+        elif self._jb is not None:
             self._lib.rv_jb_reset(self._jb)
+
+
+_VALID_PARAMS: set[_Params] = set()
+_EPOCH = [0]  # kernel states allocated so far (engines cache play handles against it)
+_FRESH: dict[tuple[str, _Params], Any] = {}
+_IDLE: list[Any] = []
+
+
+def _fresh(backend: str, params: _Params) -> Any:
+    """A never-used kernel state with these parameters (read-only: stats of a fresh buffer)."""
+    key = (backend, params)
+    state = _FRESH.get(key)
+    if state is None:
+        if backend == "cffi":
+            ffi, lib = kernel()
+            state = ffi.new("rv_jb_t *")
+            lib.rv_jb_init(state, *params)
+        else:
+            state = _py.PyJitterCore(*params)
+        _FRESH[key] = state
+    return state
+
+
+def allocation_epoch() -> int:
+    """Changes whenever a buffer allocates its kernel state (see ``play_handles``)."""
+    return _EPOCH[0]
+
+
+def play_handles(buffers: Sequence[JitterBuffer]) -> Any:
+    """Like ``make_handles`` but without allocating: a buffer that has received nothing
+    yet gets a shared never-started state, which pops EMPTY and is never written.
+
+    Valid until ``allocation_epoch()`` changes (a buffer then got its own state).
+    """
+    if not buffers or any(not b._cffi for b in buffers):
+        return None
+    ffi, lib = kernel()
+    if not _IDLE:
+        idle = ffi.new("rv_jb_t *")
+        lib.rv_jb_init(idle, 2, 1, 1, 1, 1, 1)
+        _IDLE.append(idle)
+    idle = _IDLE[0]
+    return ffi.new("rv_jb_t *[]", [b._jb if b._jb is not None else idle for b in buffers])
 
 
 def pop_many(
@@ -366,3 +455,65 @@ def make_handles(buffers: Sequence[JitterBuffer]) -> Any:
         return None
     ffi, _lib = kernel()
     return ffi.new("rv_jb_t *[]", [b.c_handle for b in buffers])
+
+
+class PlayBatch:
+    """Pops one frame from each of a fixed list of buffers per call, into arrays it owns.
+
+    The engine keeps one per stream group while the group is unchanged: the kernel
+    handles, output arrays and their cffi views are built once, so a tick is one C call.
+    ``valid`` turns False when a buffer of the list allocated its state since (its
+    handle must then be taken again).
+    """
+
+    __slots__ = ("_args", "_handles", "buffers", "epoch", "lens", "out", "owner", "statuses")
+
+    def __init__(
+        self,
+        buffers: Sequence[JitterBuffer],
+        stride: int = _py.JB_MAX_PAYLOAD,
+        owner: object = None,
+    ) -> None:
+        """Prepare for ``buffers`` (kept by reference; do not modify the list).
+
+        ``owner`` is any object the caller wants to check identity against later.
+        """
+        n = len(buffers)
+        self.buffers = buffers
+        self.owner = owner
+        self.epoch = _EPOCH[0]
+        self.out = np.zeros((n, stride), dtype=np.uint8)
+        self.lens = np.zeros(n, dtype=np.int32)
+        self.statuses = np.zeros(n, dtype=np.int8)
+        self._handles = play_handles(buffers)
+        self._args: tuple[Any, ...] | None = None
+        if self._handles is not None:
+            ffi, _lib = kernel()
+            self._args = (
+                self._handles,
+                n,
+                ffi.from_buffer("uint8_t[]", self.out),
+                stride,
+                ffi.from_buffer("int[]", self.lens),
+                ffi.from_buffer("int8_t[]", self.statuses),
+            )
+
+    @property
+    def valid(self) -> bool:
+        """Whether the handles still match the buffers (no allocation since)."""
+        return self.epoch == _EPOCH[0]
+
+    def pop(self) -> None:
+        """One frame from every buffer into ``statuses``/``out``/``lens`` (stale bytes
+        after ``lens[i]`` in a row are left as they were)."""
+        args = self._args
+        if args is not None:
+            kernel()[1].rv_jb_pop_many(*args)
+            return
+        out, lens, statuses = self.out, self.lens, self.statuses
+        for i, buf in enumerate(self.buffers):
+            status, data = buf.pop()
+            statuses[i] = status
+            lens[i] = len(data)
+            if data:
+                out[i, : len(data)] = np.frombuffer(data, dtype=np.uint8)
