@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_sip_core._errors import SipParseError
 from rvoip_sip_core._headers import (
@@ -178,3 +180,38 @@ def test_malformed(cls: type[From], value: str) -> None:
 
 def test_parse_name_addr_tuple() -> None:
     assert parse_name_addr("<sip:a@h>;x=1") == (None, SipUri.parse("sip:a@h"), (("x", "1"),))
+
+
+_SPEC_CHARS = "abcAZ09-_.!~*'()&=+$,;:@%<>\" "
+
+
+@given(
+    st.sampled_from(["sip:", "sips:", "sip:u@", "sip:+1-2@", "sips:a.b@"]),
+    st.text(alphabet="abz09-.", min_size=1, max_size=12),
+    st.sampled_from(["", ":5060", ":0", ":65535", ":65536", ":99999", ":"]),
+    st.text(alphabet=_SPEC_CHARS, max_size=20),
+)
+def test_addr_spec_fast_path_agrees_with_general_parser(
+    prefix: str, host: str, port: str, tail: str
+) -> None:
+    # A leading SP skips the fast paths: both must accept the same values, equally.
+    value = prefix + host + port + tail
+    try:
+        fast: object = parse_name_addr(value)
+    except SipParseError:
+        fast = SipParseError
+    try:
+        general: object = parse_name_addr(" " + value)
+    except SipParseError:
+        general = SipParseError
+    assert fast == general
+    if isinstance(fast, tuple):
+        assert str(fast[1]) == str(general[1])  # type: ignore[index]
+
+
+def test_sipp_contact_addr_spec() -> None:
+    c = Contact.parse("sip:sipp@127.0.0.1:5061")
+    assert c == Contact(SipUri("sip", "sipp", None, "127.0.0.1", 5061))
+    assert Contact.parse("sip:a@h;expires=60;q=0.5").params == (("expires", "60"), ("q", "0.5"))
+    with pytest.raises(SipParseError):
+        Contact.parse("sip:a,b@h")

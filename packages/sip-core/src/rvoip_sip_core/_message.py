@@ -174,22 +174,26 @@ class _MessageMixin:
     @property
     def top_via(self) -> Via:
         """The first Via element (raises SipParseError when there is none)."""
-        return self._required(Via)
+        typed = self._cache.get(Via)  # hot path: read several times per message
+        return typed if typed is not None else self._required(Via)  # type: ignore[return-value]
 
     @property
     def from_(self) -> From:
         """The From header (raises SipParseError when missing or malformed)."""
-        return self._required(From)
+        typed = self._cache.get(From)  # hot path: read several times per message
+        return typed if typed is not None else self._required(From)  # type: ignore[return-value]
 
     @property
     def to(self) -> To:
         """The To header (raises SipParseError when missing or malformed)."""
-        return self._required(To)
+        typed = self._cache.get(To)  # hot path: read several times per message
+        return typed if typed is not None else self._required(To)  # type: ignore[return-value]
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq header (raises SipParseError when missing or malformed)."""
-        return self._required(CSeq)
+        typed = self._cache.get(CSeq)  # hot path: read several times per message
+        return typed if typed is not None else self._required(CSeq)  # type: ignore[return-value]
 
     @property
     def call_id(self) -> str:

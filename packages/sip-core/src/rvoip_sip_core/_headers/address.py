@@ -43,6 +43,13 @@ _FAST_RE = re.compile(
     r"(;[A-Za-z0-9\-_.!~*'()\[\]/:&+$;=]*)?>"
     r"(;[A-Za-z0-9\-.!%*_+`'~;=]*)?\Z"
 )
+# Fast path for the addr-spec form SIPp and many UAs put in Contact: sip:user@host[:port]
+# then header parameters. RFC 3261 §20.10: no ',', ';' or '?' in such a URI, so the
+# user part excludes ',' and every ';' starts a header parameter.
+_SPEC_FAST_RE = re.compile(
+    r"(sips?):(?:([A-Za-z0-9\-_.!~*'()&=+$]+)@)?([A-Za-z0-9][A-Za-z0-9\-.]*)(?::([0-9]{1,5}))?"
+    r"(;[A-Za-z0-9\-.!%*_+`'~;=]*)?\Z"
+)
 # RFC 3261 §25.1: display-name = *(token LWS) / quoted-string. Non-ASCII octets are
 # tolerated in unquoted names (seen from real UAs); ASCII separators such as ',' are not
 # (RFC 4475 §3.1.2.15 baddn).
@@ -79,6 +86,14 @@ def parse_name_addr(value: str) -> tuple[str | None, Uri, Params]:
     Raises:
         SipParseError: malformed value.
     """
+    if value[:1] == "s":
+        m = _SPEC_FAST_RE.match(value)
+        if m is not None:
+            scheme, user, host, port, ptext = m.groups()
+            params = split_simple_params(ptext) if ptext else ()
+            iport = None if port is None else int(port)
+            if params is not None and host[-1] != "-" and (iport is None or iport <= 65535):
+                return None, SipUri(scheme, user, None, host, iport), params
     m = _FAST_RE.match(value)
     if m is not None:
         quoted, tokens, scheme, user, host, port, uptext, ptext = m.groups()
