@@ -1,10 +1,11 @@
 """The RTP session driver: sockets and clock at the edge of :class:`RtpSessionCore`.
 
-Asyncio (stdlib loop or uvloop): the non-blocking sockets are watched with
-``loop.add_reader``; the callback reads with ``recvfrom(2048)`` and feeds the core
-synchronously: no transport, no task, so :func:`open_rtp_session_now` opens a session from
-plain synchronous code running in the loop. Trio: an anyio ``UDPSocket`` reader task per
-socket. Sending is always a synchronous ``sendto`` without awaiting.
+Asyncio (stdlib loop or uvloop): the non-blocking sockets are watched through
+:mod:`._readers` (one epoll set per loop on Linux, else ``loop.add_reader``); the callback
+reads with ``recvfrom(2048)`` and feeds the core synchronously. No transport and no task,
+so :func:`open_rtp_session_now` opens a session from plain synchronous code running in
+the loop. Trio: an anyio ``UDPSocket`` reader task per socket. Sending is always a
+synchronous ``sendto`` without awaiting.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ from ._dtmf import DtmfEncoder
 from ._errors import RtpError, RtpSessionClosedError, SrtpError
 from ._packet import RtpPacket, is_rtcp
 from ._ports import PortAllocator
+from ._readers import Readers, readers_for
 from ._rtcp import RtcpPacket
 from ._session_core import RtpSessionCore
-from ._sockets import SessionSockets, bind_session_sockets
+from ._sockets import SessionSockets, bind_session_sockets, local_host
 from ._srtp import SrtpContext, SrtpSessionKeys
 from ._stats import RTCP_MIN_TIME, SessionStatistics
 
@@ -99,7 +101,7 @@ class RtpSession:
     _latched_rtcp: bool
     _queue_send: Any
     _queue_recv: Any
-    _loop: asyncio.AbstractEventLoop | None
+    _readers: Readers | None
     _rtcp_handle: asyncio.TimerHandle | None
     _udp: list[anyio.abc.UDPSocket]
     send_errors: int
@@ -120,18 +122,17 @@ class RtpSession:
         self._handler = handler
         self._rtcp_handler = None
         self._srtp = SrtpContext(config.srtp.local, config.srtp.remote) if config.srtp else None
-        self._rtp_sock, self._rtcp_sock, self._port = sockets
-        rtp_addr = self._rtp_sock.getsockname()
-        self.local_rtp_address = (rtp_addr[0], rtp_addr[1])
-        rtcp_addr = (self._rtcp_sock or self._rtp_sock).getsockname()
-        self.local_rtcp_address = (rtcp_addr[0], rtcp_addr[1])
+        self._rtp_sock, self._rtcp_sock, self._port, rtp_port = sockets
+        host = local_host(config.local_host, self._rtp_sock)
+        self.local_rtp_address = (host, rtp_port)
+        self.local_rtcp_address = (host, rtp_port if self._rtcp_sock is None else rtp_port + 1)
         self.remote_rtp_address = None
         self.remote_rtcp_address = None
         self.outgoing_filter = None
         self.closed = False
         self._latched_ssrc = None
         self._latched_rtcp = False
-        self._loop = None
+        self._readers = None
         self._rtcp_handle = None
         self._udp = []
         self.send_errors = 0
@@ -147,35 +148,42 @@ class RtpSession:
     # -- set-up ------------------------------------------------------------------------
 
     def _start_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
-        # Readers on the loop and a loop timer for RTCP: no transport and no task (their
+        # Readiness callbacks and a loop timer for RTCP: no transport and no task (their
         # set-up and teardown are a measurable share of a short call at high call rates).
-        self._loop = loop
-        loop.add_reader(
-            self._rtp_sock.fileno(), self._on_readable, self._rtp_sock, self._on_rtp_datagram
-        )
+        readers = self._readers = readers_for(loop)
+        readers.add(self._rtp_sock.fileno(), self._on_rtp_readable)
         if self._rtcp_sock is not None:
-            loop.add_reader(
-                self._rtcp_sock.fileno(),
-                self._on_readable,
-                self._rtcp_sock,
-                self._on_rtcp_datagram,
-            )
+            readers.add(self._rtcp_sock.fileno(), self._on_rtcp_readable)
         if self.config.rtcp_enabled:
             self.core.start(self._clock())
             self._arm_rtcp(loop)
 
-    def _on_readable(self, sock: socket.socket, on_datagram: Callable[[bytes, Any], None]) -> None:
-        # hot path: one datagram per readiness callback, as asyncio's own datagram transport
-        # does (the loop calls again while more are queued; draining until EAGAIN would cost
-        # a failing recvfrom and an exception per wake-up at 50 packets/s).
+    # hot path: one datagram per readiness callback, as asyncio's own datagram transport
+    # reads (the loop calls again while more are queued; draining until EAGAIN would cost
+    # a failing recvfrom and an exception per wake-up at 50 packets/s).
+
+    def _on_rtp_readable(self) -> None:
         try:
-            data, addr = sock.recvfrom(_DATAGRAM_MAX_SIZE)
+            data, addr = self._rtp_sock.recvfrom(_DATAGRAM_MAX_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:  # e.g. an ICMP error reported on the socket: keep reading
             self.receive_errors += 1
             return
-        on_datagram(data, addr)
+        self._on_rtp_datagram(data, addr)
+
+    def _on_rtcp_readable(self) -> None:
+        sock = self._rtcp_sock
+        if sock is None:
+            return
+        try:
+            data, addr = sock.recvfrom(_DATAGRAM_MAX_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            self.receive_errors += 1
+            return
+        self._on_rtcp_datagram(data, addr)
 
     async def _start_trio(self, tg: anyio.abc.TaskGroup) -> None:
         udp = await anyio.abc.UDPSocket.from_socket(self._rtp_sock)
@@ -462,13 +470,12 @@ class RtpSession:
         if self._rtcp_handle is not None:
             self._rtcp_handle.cancel()
             self._rtcp_handle = None
-        loop = self._loop
-        if loop is not None:
-            self._loop = None
-            if not loop.is_closed():
-                loop.remove_reader(self._rtp_sock.fileno())
-                if self._rtcp_sock is not None:
-                    loop.remove_reader(self._rtcp_sock.fileno())
+        readers = self._readers
+        if readers is not None:
+            self._readers = None
+            readers.remove(self._rtp_sock.fileno())
+            if self._rtcp_sock is not None:
+                readers.remove(self._rtcp_sock.fileno())
         for sock in (self._rtp_sock, self._rtcp_sock):
             if sock is None or sock.fileno() < 0:
                 continue
@@ -524,9 +531,9 @@ def _new_session(
     try:
         return RtpSession(config, core, clock, on_packet, sockets)
     except BaseException:
-        for s in sockets[:2]:
-            if s is not None:
-                s.close()
+        for sock in sockets[:2]:
+            if sock is not None:
+                sock.close()
         if sockets[2] is not None and allocator is not None:
             allocator.release(sockets[2])
         raise

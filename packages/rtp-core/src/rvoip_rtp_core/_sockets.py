@@ -7,13 +7,35 @@ import socket
 from ._errors import PortsExhaustedError
 from ._ports import PortAllocator
 
-__all__ = ["bind_session_sockets"]
+__all__ = ["SessionSockets", "bind_session_sockets", "local_host"]
 
 _EPHEMERAL_ATTEMPTS = 64
 # One syscall less per socket than socket() + setblocking(False) where the flag exists.
 _NONBLOCK_DGRAM = socket.SOCK_DGRAM | getattr(socket, "SOCK_NONBLOCK", 0)
 
-SessionSockets = tuple[socket.socket, socket.socket | None, int | None]
+# (RTP socket, RTCP socket or None with mux, port taken from the allocator or None, RTP port)
+SessionSockets = tuple[socket.socket, socket.socket | None, int | None, int]
+_HOSTS: dict[str, str] = {}
+
+
+def local_host(host: str, sock: socket.socket) -> str:
+    """The address ``sock`` is bound to, as ``getsockname`` spells it.
+
+    An IP literal is normalised without a syscall (cached); anything else (a name, a
+    scoped IPv6 address) asks the socket.
+    """
+    known = _HOSTS.get(host)
+    if known is not None:
+        return known
+    name: str = sock.getsockname()[0]
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        literal = socket.inet_ntop(family, socket.inet_pton(family, host))
+    except (OSError, ValueError):
+        return name
+    if literal == name and len(_HOSTS) < 64:
+        _HOSTS[host] = name
+    return name
 
 
 def _socket_for(host: str, port: int) -> socket.socket:
@@ -54,7 +76,7 @@ def bind_session_sockets(
     """
     if port:
         rtp, rtcp = _bind_pair(host, port, mux)
-        return rtp, rtcp, None
+        return rtp, rtcp, None, port
     if allocator is not None:
         for _ in range(allocator.capacity):
             port = allocator.acquire()
@@ -63,7 +85,7 @@ def bind_session_sockets(
             except OSError:
                 allocator.release(port)  # held by another program: try the next pair
                 continue
-            return rtp, rtcp, port
+            return rtp, rtcp, port, port
         raise PortsExhaustedError(
             f"no bindable RTP port pair on {host} in {allocator.start}-{allocator.end}"
         )
@@ -82,13 +104,13 @@ def bind_session_sockets(
             except OSError:
                 rtp.close()
                 continue
-            return even, rtp, None
+            return even, rtp, None, odd - 1
         if mux:
-            return rtp, None, None
+            return rtp, None, None, odd
         try:
             rtcp = _socket_for(host, odd + 1)
         except OSError:
             rtp.close()
             continue
-        return rtp, rtcp, None
+        return rtp, rtcp, None, odd
     raise PortsExhaustedError(f"could not bind an even ephemeral RTP port pair on {host}")
