@@ -32,6 +32,7 @@ from ._matching import (
     response_target,
     server_key,
     stamp_via,
+    trying_bytes,
     with_method,
 )
 from ._tables import (
@@ -44,7 +45,7 @@ from ._tables import (
     State,
     Timer,
 )
-from ._transaction import Transaction, event_for_response, event_for_tu_response
+from ._transaction import Transaction, event_for_response
 from ._types import (
     AckReceived,
     Peer,
@@ -216,15 +217,16 @@ class TransactionLayer:
         txn = self._by_id.get(txn_id)
         if txn is None or txn.is_client:
             raise TransactionUsageError(f"no server transaction {txn_id}")
-        event = event_for_tu_response(response.status)
-        if not txn.allows(event):
+        status = response.status
+        event = Event.TU_1XX if status < 200 else Event.TU_2XX if status < 300 else Event.TU_FINAL
+        if (txn.state, event) not in txn.machine.table:
             raise TransactionUsageError(
-                f"{txn.machine.name} transaction in state {txn.state.value} "
-                f"cannot send a {response.status}"
+                f"{txn.machine.name} transaction in state {txn.state.value} cannot send a {status}"
             )
         txn.response_bytes = response.encode()
-        if response.status >= 200 and txn.machine is INVITE_SERVER:
-            # kept for the RFC 2543 ACK match (§17.2.3)
+        key = txn.key
+        if status >= 200 and isinstance(key, tuple) and key[0] == "2543":
+            # kept for the RFC 2543 ACK match (§17.2.3); a branch match needs no To tag
             txn.to_tag = response.to.tag
         txn.step(event, now)
 
@@ -299,14 +301,30 @@ class TransactionLayer:
         txn.step(event, now, response, source)
 
     def _on_request(self, request: Request, source: Peer, now: float) -> None:
+        # hot path: every request of every call comes through here; the common
+        # (magic-cookie branch, no stamping) case is inlined.
         self.stats["requests_received"] += 1
         method = request.method
         via = request.top_via
         cseq = request.cseq
         if cseq.method != method:
             raise SipParseError("CSeq method does not match the request method")
-        key = server_key(request, via, method)
-        request = stamp_via(request, via, source)
+        branch = via.branch
+        if branch is not None and branch.startswith(MAGIC_COOKIE):
+            # RFC 3261 §17.2.3: branch + sent-by + method (ACK folded onto its INVITE).
+            key: Hashable = (
+                branch,
+                via.host.lower(),
+                via.port,
+                "INVITE" if method == "ACK" else method,
+            )
+        else:
+            key = server_key(request, via, method)
+        if via.host != source.host or via.rport is True:
+            stamped = stamp_via(request, via, source)
+            if stamped is not request:
+                request = stamped
+                via = request.top_via
         txn = self._servers.get(key)
         if method == "ACK":
             self._on_ack(request, source, now, txn)
@@ -315,7 +333,6 @@ class TransactionLayer:
             self.stats["absorbed_request_retransmission"] += 1
             txn.step(Event.RECV_REQUEST, now, request, source)
             return
-        via = request.top_via
         merge_key: Hashable | None = None
         if request.to.tag is None:
             # RFC 3261 §8.2.2.2: same From tag, Call-ID and CSeq as a live transaction but
@@ -334,8 +351,8 @@ class TransactionLayer:
                 self._auto_answer(request, source, key, 481, now)
                 return
             cancels = invite.id
-        machine = INVITE_SERVER if method == "INVITE" else NON_INVITE_SERVER
-        txn = self._new(machine, request, source, key)
+        invite_txn = method == "INVITE"
+        txn = self._new(INVITE_SERVER if invite_txn else NON_INVITE_SERVER, request, source, key)
         txn.response_target = response_target(via, source)
         txn.cancels = cancels
         self._servers[key] = txn
@@ -343,9 +360,11 @@ class TransactionLayer:
             txn.merge_key = merge_key
             self._merge[merge_key] = txn
         txn.start(now)
-        if method == "INVITE" and self.send_trying and txn.allows(Event.TU_1XX):
-            # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself.
-            self.respond(txn.id, make_response(request, 100), now)
+        if invite_txn and self.send_trying and txn.state is State.PROCEEDING:
+            # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself
+            # (built as bytes: the TU never sees it).
+            txn.response_bytes = trying_bytes(request)
+            txn.step(Event.TU_1XX, now)
 
     def _on_ack(self, request: Request, source: Peer, now: float, txn: Transaction | None) -> None:
         if txn is not None and txn.machine is INVITE_SERVER:

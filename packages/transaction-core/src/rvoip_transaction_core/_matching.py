@@ -9,7 +9,7 @@ import attrs
 from rvoip_sip_core import Headers, Request, Response, Via
 from rvoip_sip_core._lexer import split_list
 
-from ._types import Peer
+from ._types import RELIABLE_TRANSPORTS, Peer
 
 MAGIC_COOKIE = "z9hG4bK"
 DEFAULT_PORTS = {"UDP": 5060, "TCP": 5060, "TLS": 5061, "SCTP": 5060, "WS": 80, "WSS": 443}
@@ -86,6 +86,27 @@ def stamp_via(request: Request, via: Via, source: Peer) -> Request:
     return new
 
 
+def trying_bytes(request: Request) -> bytes:
+    """RFC 3261 §8.2.6 / §17.2.1: the wire bytes of the 100 Trying for ``request``.
+
+    The same lines `make_response(request, 100)` would hold (every Via, From, To, Call-ID,
+    CSeq, and Timestamp per §8.2.6.1), written straight from the request's raw values:
+    hot path, one per INVITE, with no Response object that nobody reads.
+    """
+    headers = request.headers
+    lines = ["SIP/2.0 100 Trying"]
+    lines += ["Via: " + value for value in headers.get_all("via")]
+    for name in _TRYING_COPIED:
+        value = headers.get(name)
+        if value is not None:
+            lines.append(f"{name}: {value}")
+    lines.append("Content-Length: 0\r\n\r\n")
+    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+
+
+_TRYING_COPIED = ("From", "To", "Call-ID", "CSeq", "Timestamp")
+
+
 def response_target(via: Via, source: Peer) -> Peer:
     """Where responses of a server transaction go (RFC 3261 §18.2.2, RFC 3581 §4).
 
@@ -93,13 +114,19 @@ def response_target(via: Via, source: Peer) -> Peer:
     the source address and the sent-by port. Unreliable: ``maddr`` if present, else the
     source address with the ``rport`` (the source port) or the sent-by port.
     """
-    _host, port = via.sent_by
-    default = DEFAULT_PORTS.get(source.transport, 5060)
-    if source.reliable:
-        return Peer(source.transport, source.host, port or default, source.connection)
+    port = via.port
+    transport = source.transport
+    if not port:
+        port = DEFAULT_PORTS.get(transport, 5060)
+    if transport in RELIABLE_TRANSPORTS:
+        if port == source.port:
+            return source  # hot path: the Peer we already have (Peer is immutable)
+        return Peer(transport, source.host, port, source.connection)
     maddr = via.maddr
     if maddr:
-        return Peer(source.transport, strip_brackets(maddr), port or default)
+        return Peer(transport, strip_brackets(maddr), port)
     if via.rport is not None:
-        return Peer(source.transport, source.host, source.port)
-    return Peer(source.transport, source.host, port or default)
+        port = source.port
+    if port == source.port and source.connection is None:
+        return source  # hot path: the Peer we already have (Peer is immutable)
+    return Peer(transport, source.host, port)

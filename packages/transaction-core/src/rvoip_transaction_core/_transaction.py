@@ -79,16 +79,15 @@ class Transaction:
     failure_reason: str = "transport error"
     finished: bool = False
     sent_by: tuple[str, int | None] | None = None
+    #: True for the two client machines (read per message: computed once).
+    is_client: bool = attrs.field(
+        init=False, default=attrs.Factory(lambda self: self.machine.name.endswith("client"), True)
+    )
 
     @property
     def reliable(self) -> bool:
         """True over TCP/TLS: no retransmit timers, D/I/J/K are zero."""
         return self.peer.reliable
-
-    @property
-    def is_client(self) -> bool:
-        """True for the two client machines."""
-        return self.machine.name.endswith("client")
 
     def allows(self, event: Event) -> bool:
         """Whether the table has a row for ``event`` in the current state."""
@@ -120,10 +119,13 @@ class Transaction:
         new_state, actions = row
         if new_state is not self.state:
             self.state = new_state
-            allowed = self.machine.timers[new_state]
-            for timer in [t for t in self.tokens if t not in allowed]:
-                del self.tokens[timer]
-        self._run(actions, now, message, source or self.peer, event)
+            tokens = self.tokens
+            if tokens:  # hot path: most server transactions run no timer before their final
+                allowed = self.machine.timers[new_state]
+                for timer in [t for t in tokens if t not in allowed]:
+                    del tokens[timer]
+        if actions:
+            self._run(actions, now, message, source or self.peer, event)
         if new_state in _COMPACT_STATES:
             # Only stored bytes are needed from here on (retransmissions): dropping the
             # parsed request keeps the ~32 s of Completed/Accepted cheap for the GC.
@@ -151,13 +153,18 @@ class Transaction:
         event: Event | None,
     ) -> None:
         owner = self.owner
-        zero: list[Timer] = []
+        zero: list[Timer] | None = None
         for action in actions:
-            if action is Action.SEND_REQUEST:
-                owner._transmit(self.request_bytes, self.peer, self)
-            elif action is Action.SEND_RESPONSE:
+            # hot path: ordered by how often each action runs on a UAS.
+            if action is Action.SEND_RESPONSE:
                 if self.response_bytes is not None and self.response_target is not None:
                     owner._transmit(self.response_bytes, self.response_target, self)
+            elif action is Action.DELIVER:
+                delivered = message if message is not None else self.request
+                if delivered is not None:
+                    owner._deliver(self, delivered, source)
+            elif action is Action.SEND_REQUEST:
+                owner._transmit(self.request_bytes, self.peer, self)
             elif action is Action.SEND_ACK:
                 # RFC 3261 §17.1.1.3: the ACK for a non-2xx is built once and re-sent for
                 # every retransmission of the final response.
@@ -165,10 +172,6 @@ class Transaction:
                     self.ack_bytes = owner._build_ack(self, message)
                 if self.ack_bytes is not None:
                     owner._transmit(self.ack_bytes, self.peer, self)
-            elif action is Action.DELIVER:
-                delivered = message if message is not None else self.request
-                if delivered is not None:
-                    owner._deliver(self, delivered, source)
             elif action is Action.TIMEOUT:
                 owner._timeout(self, _EVENT_TIMER[event] if event is not None else Timer.B)
             elif action is Action.TRANSPORT_ERROR:
@@ -179,14 +182,17 @@ class Transaction:
                 if duration is None:
                     continue
                 if duration <= 0.0:
+                    if zero is None:
+                        zero = []
                     zero.append(timer)
                     continue
                 self.tokens[timer] = owner._schedule(self, timer, now + duration)
         # RFC 3261 §17.1.1.2/§17.2.1: over reliable transports D, I, J, K are zero: the
         # transaction moves on at once instead of waiting for a heap pop.
-        for timer in zero:
-            if self.state is not State.TERMINATED:
-                self.step(TIMER_EVENT[timer], now)
+        if zero is not None:
+            for timer in zero:
+                if self.state is not State.TERMINATED:
+                    self.step(TIMER_EVENT[timer], now)
 
     def _duration(self, action: Action, timer: Timer) -> float | None:
         """Seconds until ``timer`` fires, or None when it does not run on this transport."""
