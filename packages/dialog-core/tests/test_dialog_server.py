@@ -657,3 +657,27 @@ def test_held_back_bye_keeps_its_headers() -> None:
     (bye,) = dl.take_actions()
     assert isinstance(bye, SendRequest)
     assert bye.request.headers.get("Reason") == "Q.850;cause=16"
+
+
+def test_deadlines_of_many_calls_follow_only_the_unacknowledged_2xx() -> None:
+    """next_deadline/handle_timers see only live 2xx retransmissions among many calls."""
+    dl = layer()
+    for i in range(300):
+        invite = req(
+            "INVITE", branch=f"z9hG4bK{i}", body=b"v=0\r\n", content_type="application/sdp"
+        )
+        dl.on_request(invite.with_header("Call-ID", f"call-{i}"), f"inv{i}", i / 100)
+        (incoming,) = dl.take_events()
+        assert isinstance(incoming, IncomingInvite)
+        dl.respond(incoming.ref, 200, body=b"v=0\r\n", now=i / 100)
+        did = incoming.dialog_id
+        if i != 150:
+            ack = req("ACK", to_tag=did.local_tag, branch=f"z9hG4bKack{i}")
+            dl.on_request(ack.with_header("Call-ID", did.call_id), None, i / 100)
+        assert dl.next_deadline() == (None if i < 150 else pytest.approx(2.0))
+        dl.take_events()
+    dl.take_actions()
+    assert len(dl._timeline) < 150  # entries of acknowledged calls are dropped
+    dl.handle_timers(2.0)
+    assert [a.server for a in dl.take_actions()] == ["inv150"]
+    assert dl.next_deadline() == pytest.approx(2.0 + 1.0)

@@ -7,6 +7,7 @@ import attrs
 from rvoip_dialog_core import (
     DialogConfig,
     DialogConfirmed,
+    DialogId,
     DialogTerminated,
     IncomingInvite,
     InviteFailed,
@@ -147,3 +148,22 @@ def test_answer_picks_refresher() -> None:
     asked = invite([("Session-Expires", "600;refresher=uas"), ("Supported", "timer")])
     assert timers.answer(asked)[1] == (600, "uas")
     assert timers.too_small(invite([("Session-Expires", "60")])) == 90
+
+
+def test_timers_heap_skips_stopped_and_replaced_timers() -> None:
+    """Stopped or restarted timers never surface as deadlines, and their entries are dropped."""
+    config = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1)
+    timers = SessionTimers(config)
+    ids = [DialogId(f"c{i}", "l", "r") for i in range(500)]
+    for i, did in enumerate(ids):
+        timers.start(did, 100, we_refresh=True, now=float(i))
+    for did in ids[:-2]:
+        timers.stop(did)
+    timers.start(ids[-1], 1000, we_refresh=True, now=0.0)  # replaced: due 500, not 549
+    assert timers.next_deadline() == 500.0
+    timers.stop(ids[-1])
+    assert timers.next_deadline() == 498.0 + 50.0
+    timers.start(ids[-1], 1000, we_refresh=True, now=0.0)
+    assert len(timers._heap) < 200  # stale entries compacted away
+    assert [did for did, _ in timers.due(10_000.0)] == [ids[-1], ids[-2]]
+    assert timers.next_deadline() is None

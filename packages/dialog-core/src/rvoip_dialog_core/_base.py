@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import random
 from collections import Counter, deque
 from collections.abc import Iterable
@@ -54,6 +56,53 @@ class LayerBase:
         self._now = 0.0
         """The latest time given by any input (for deadlines set inside shared helpers)."""
         self._session_timers = SessionTimers(config)
+        # Deadlines of the records above, (when, n, record), for next_deadline: an entry is
+        # dropped lazily once its record left its table or its deadline changed.
+        self._timeline: list[tuple[float, int, UasInvite | ClientRequest | UacInvite]] = []
+        self._order = itertools.count()
+        self._compact_at = 64
+
+    # --- deadlines --------------------------------------------------------------------------
+
+    def _at(self, when: float, record: UasInvite | ClientRequest | UacInvite) -> None:
+        """Note a deadline just set on ``record`` (every deadline assignment calls this)."""
+        heap = self._timeline
+        heapq.heappush(heap, (when, next(self._order), record))
+        if len(heap) > self._compact_at:
+            # Entries of finished records: drop them before they pile up (amortized O(1)).
+            heap[:] = [e for e in heap if self._live(e[0], e[2])]
+            heapq.heapify(heap)
+            self._compact_at = max(64, 2 * len(heap))
+
+    def _at_uas(self, uas: UasInvite) -> None:
+        """Note the earliest deadline of a UAS INVITE after any of its deadlines changed."""
+        when = _uas_next(uas)
+        if when is not None:
+            self._at(when, uas)
+
+    def _live(self, when: float, record: UasInvite | ClientRequest | UacInvite) -> bool:
+        """Whether a timeline entry still stands for a deadline of a live record."""
+        if isinstance(record, UasInvite):
+            live = self._uas_invites.get(record.pending.server) is record
+            return live and when == _uas_next(record)
+        if isinstance(record, ClientRequest):
+            if when == record.expires_at:
+                request = record.request
+                key = (request.top_via.branch or "", request.method)
+                if self._client.get(key) is record:
+                    return True
+            return when == record.retry_at and record in self._retries
+        return when == record.cancel_deadline and self._cancelling.get(record.leg) is record
+
+    def _timeline_next(self) -> float | None:
+        """The earliest live deadline of the timeline (stale entries on top dropped)."""
+        heap = self._timeline
+        while heap:
+            when, _, record = heap[0]
+            if self._live(when, record):
+                return when
+            heapq.heappop(heap)
+        return None
 
     # --- helpers --------------------------------------------------
 
@@ -126,6 +175,7 @@ class LayerBase:
             if creq.dialog_id == dialog.id and creq.request.method == "INVITE" and not creq.final:
                 # A re-INVITE whose dialog ended: give its answer 64*T1, then report 408.
                 creq.expires_at = self._now + 64 * self.config.t1
+                self._at(creq.expires_at, creq)
         for creq in list(self._retries):
             if creq.dialog_id == dialog.id:
                 self._retries.remove(creq)
@@ -227,3 +277,13 @@ class LayerBase:
             retries=len(self._retries),
             deferred=len(self._deferred),
         )
+
+
+def _uas_next(uas: UasInvite) -> float | None:
+    """The earliest of a UAS INVITE's deadlines (2xx retransmission, ACK and PRACK waits)."""
+    times = [
+        t
+        for t in (uas.retransmit_at, uas.give_up_at, uas.prack_at, uas.prack_give_up)
+        if t is not None
+    ]
+    return min(times) if times else None

@@ -190,6 +190,7 @@ class ClientSide(ReferSide):
         inv.cancel_sent = True
         inv.cancel_deadline = now + 64 * self.config.t1
         self._cancelling[inv.leg] = inv
+        self._at(inv.cancel_deadline, inv)
         self._send(ClientRequest(ref=inv.ref, request=cancel, dialog_id=None, leg=inv.leg))
 
     # --- session-layer commands: in-dialog requests ------------------------------------------

@@ -8,6 +8,7 @@ Inputs come from the transaction layer (``on_request``, ``on_ack``, ``on_respons
 
 from __future__ import annotations
 
+import heapq
 import random
 from collections.abc import Iterable
 
@@ -81,26 +82,16 @@ class DialogLayer(ResponseSide):
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do (None: nothing scheduled)."""
-        times: list[float] = [c.retry_at for c in self._retries if c.retry_at is not None]
+        # hot path (the driver asks after every message): heads of heaps, no table walks.
+        best = self._timeline_next()
         session = self._session_timers.next_deadline()
-        if session is not None:
-            times.append(session)
-        times.extend(c.expires_at for c in self._client.values() if c.expires_at is not None)
+        if session is not None and (best is None or session < best):
+            best = session
         if self._expiry:
-            times.append(self._expiry[0][0])
-        times.extend(
-            i.cancel_deadline for i in self._cancelling.values() if i.cancel_deadline is not None
-        )
-        for uas in self._uas_invites.values():
-            if uas.retransmit_at is not None:
-                times.append(uas.retransmit_at)
-            if uas.give_up_at is not None:
-                times.append(uas.give_up_at)
-            if uas.prack_at is not None:
-                times.append(uas.prack_at)
-            if uas.prack_give_up is not None:
-                times.append(uas.prack_give_up)
-        return min(times) if times else None
+            completed = self._expiry[0][0]
+            if best is None or completed < best:
+                best = completed
+        return best
 
     def handle_timers(self, now: float) -> None:
         """Run everything due at ``now``: 2xx retransmissions, ACK timeouts, glare retries."""
@@ -140,8 +131,15 @@ class DialogLayer(ResponseSide):
         for creq in [c for c in self._retries if c.retry_at is not None and c.retry_at <= now]:
             self._retries.remove(creq)
             self._retry(creq)
-        for handle, uas in list(self._uas_invites.items()):
-            self._uas_timers(handle, uas, now)
+        # Only the UAS INVITEs with a deadline due (their timeline entries), not all of them.
+        heap, due = self._timeline, list[UasInvite]()
+        while heap and heap[0][0] <= now:
+            when, _, record = heapq.heappop(heap)
+            if isinstance(record, UasInvite) and record not in due and self._live(when, record):
+                due.append(record)
+        for uas in due:
+            if self._uas_invites.get(uas.pending.server) is uas:
+                self._uas_timers(uas.pending.server, uas, now)
         self._send_deferred()
         for dialog_id, timer in self._session_timers.due(now):
             dialog = self._dialogs.get(dialog_id)
@@ -209,6 +207,7 @@ class DialogLayer(ResponseSide):
             self._actions.append(SendResponse(uas.reliable, uas.pending.server))
             uas.prack_interval *= 2
             uas.prack_at = now + uas.prack_interval
+            self._at_uas(uas)
         if uas.give_up_at is not None and uas.give_up_at <= now:
             # RFC 3261 §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
             del self._uas_invites[handle]
@@ -222,3 +221,4 @@ class DialogLayer(ResponseSide):
             self.stats["2xx_retransmitted"] += 1
             uas.interval = min(uas.interval * 2, self.config.t2)
             uas.retransmit_at = now + uas.interval
+            self._at_uas(uas)

@@ -251,6 +251,7 @@ class ResponseSide(ClientSide):
             creq.final = False
             creq.retry_at = now + glare_delay(dialog.role is Role.UAC, self._rng)
             self._retries.append(creq)
+            self._at(creq.retry_at, creq)
             self._emit(GlareRetryScheduled(creq.ref, dialog.id, creq.retry_at))
             return
         if 200 <= response.status < 300 and method == "UPDATE" and dialog is not None:

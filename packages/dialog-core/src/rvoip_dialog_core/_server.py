@@ -443,6 +443,7 @@ class ServerSide(LayerBase):
                 uas.interval = self.config.t1
                 uas.retransmit_at = now + self.config.t1
                 uas.give_up_at = now + 64 * self.config.t1
+                self._at_uas(uas)
             else:
                 del self._uas_invites[pending.server]
         if initial and did is not None and status >= 300:
@@ -465,6 +466,7 @@ class ServerSide(LayerBase):
         uas.prack_interval = self.config.t1
         uas.prack_at = now + self.config.t1
         uas.prack_give_up = now + 64 * self.config.t1
+        self._at_uas(uas)
 
     def _on_prack(self, dialog: Dialog, request: Request, server: object, now: float) -> None:
         try:
@@ -485,6 +487,8 @@ class ServerSide(LayerBase):
                 uas.reliable, uas.prack_at, uas.prack_give_up = None, None, None
                 if uas.reliable_queue:
                     self._send_reliable(uas, uas.reliable_queue.pop(0), now)
+                else:
+                    self._at_uas(uas)
                 self._emit(PrackReceived(dialog.id, request))
                 return
         # RFC 3262 §3: a PRACK that matches no unacknowledged reliable provisional: 481.

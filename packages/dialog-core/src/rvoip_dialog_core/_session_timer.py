@@ -6,6 +6,8 @@ session if no refresh arrives before ``interval - min(32, interval / 3)`` (§10)
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 
 import attrs
@@ -59,6 +61,11 @@ class SessionTimers:
     def __init__(self, config: DialogConfig) -> None:
         self.config = config
         self._timers: dict[DialogId, SessionTimer] = {}
+        # (due, n, dialog, timer), popped lazily: an entry whose timer was replaced,
+        # stopped or parked (due = inf) is dropped when it reaches the top.
+        self._heap: list[tuple[float, int, DialogId, SessionTimer]] = []
+        self._order = itertools.count()
+        self._compact_at = 64
 
     @property
     def enabled(self) -> bool:
@@ -119,7 +126,14 @@ class SessionTimers:
         # RFC 4028 §10: the refresher refreshes at half the interval; the other side ends
         # the session at interval - min(32, interval/3) without a refresh.
         due = now + (interval / 2 if we_refresh else interval - min(32.0, interval / 3))
-        self._timers[dialog_id] = SessionTimer(interval, we_refresh, due)
+        timers, heap = self._timers, self._heap
+        timer = timers[dialog_id] = SessionTimer(interval, we_refresh, due)
+        heapq.heappush(heap, (due, next(self._order), dialog_id, timer))
+        if len(heap) > self._compact_at:
+            # Stopped and replaced timers' entries: drop them before they pile up.
+            heap[:] = [e for e in heap if timers.get(e[2]) is e[3] and e[3].due == e[0]]
+            heapq.heapify(heap)
+            self._compact_at = max(64, 2 * len(heap))
 
     def from_response(self, dialog_id: DialogId, response: Response, now: float) -> None:
         """A 2xx to our INVITE/UPDATE: start the timer it negotiated (RFC 4028 §7.2)."""
@@ -143,8 +157,14 @@ class SessionTimers:
 
     def next_deadline(self) -> float | None:
         """The earliest refresh or expiry."""
-        due = min((t.due for t in self._timers.values()), default=math.inf)
-        return None if due == math.inf else due
+        # hot path (asked after every message): the top of the heap, stale entries dropped.
+        heap, timers = self._heap, self._timers
+        while heap:
+            due, _, did, timer = heap[0]
+            if timers.get(did) is timer and timer.due == due:
+                return due
+            heapq.heappop(heap)
+        return None
 
     def due(self, now: float) -> list[tuple[DialogId, SessionTimer]]:
         """Timers due at ``now``.
@@ -152,7 +172,12 @@ class SessionTimers:
         An expired one is removed; a refresher's waits (no deadline) for the refresh's 2xx,
         which restarts it.
         """
-        out = [(did, t) for did, t in self._timers.items() if t.due <= now]
+        heap, timers = self._heap, self._timers
+        out: list[tuple[DialogId, SessionTimer]] = []
+        while heap and heap[0][0] <= now:
+            due, _, did, timer = heapq.heappop(heap)
+            if timers.get(did) is timer and timer.due == due:
+                out.append((did, timer))
         for did, timer in out:
             if timer.we_refresh:
                 timer.due = math.inf
