@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 import pytest
 from hypothesis import given
@@ -31,6 +33,8 @@ from rvoip_sip_core._sdp import (
     make_media,
     make_sdp,
     parse_sdp,
+    parse_uint,
+    split_fields,
 )
 from rvoip_sip_core.testing.sdp_strategies import (
     cryptos,
@@ -557,3 +561,27 @@ def test_offer_then_answer_flow() -> None:
         parse_sdp(str(reoffer)), "192.0.2.2", port=5000, codecs=[PCMA], sess_id=7, sess_version=1
     )
     assert reanswer.media[0].direction == "recvonly"
+
+
+@given(st.text(alphabet=" \t0a²٣\r", max_size=12))
+def test_split_fields_and_parse_uint_match_their_grammar(text: str) -> None:
+    # split_fields: runs of SP/HTAB separate fields; parse_uint: 1 to 20 ASCII digits.
+    assert split_fields(text) == [f for f in re.split(r"[ \t]+", text) if f]
+    if re.fullmatch(r"[0-9]{1,20}", text):
+        assert parse_uint(text, "n") == int(text)
+    else:
+        with pytest.raises(SdpParseError):
+            parse_uint(text, "n")
+    assert parse_uint("9" * 20, "n") == 10**20 - 1
+    with pytest.raises(SdpParseError):
+        parse_uint("1" * 21, "n")
+
+
+def test_rtpmap_view_shares_parsed_values() -> None:
+    media = MediaDescription(
+        "audio", 4000, "RTP/AVP", ("0", "96"), attributes=(Attribute("rtpmap", "96 opus/48000/2"),)
+    )
+    again = attrs.evolve(media, port=4002)
+    assert media.rtpmap(96) == RtpMap(96, "opus", 48000, 2)
+    assert media.rtpmap(96) is again.rtpmap(96)
+    assert media.rtpmap(0) == RtpMap(0, "PCMU", 8000, 1)

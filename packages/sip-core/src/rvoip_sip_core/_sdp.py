@@ -129,15 +129,11 @@ def _parse_zones(value: str) -> tuple[TimeZone, ...]:
     )
 
 
-def _parse_attribute(value: str) -> Attribute:
-    # RFC 8866 §5.13: a=<attribute-name>[:<attribute-value>]
-    name, colon, rest = value.partition(":")
-    if not name:
-        raise SdpParseError(f"malformed a= line {value[:60]!r}")
-    return Attribute(name, rest if colon else None)
+_MediaHead = tuple[str, int, str, tuple[str, ...], int | None]
 
 
-def _parse_media_line(value: str) -> MediaDescription:
+def _parse_media_line(value: str) -> _MediaHead:
+    """``m=`` fields: media, port, proto, formats, port count (built once with its lines)."""
     fields = split_fields(value)
     if len(fields) < 3:
         raise SdpParseError(f"malformed m= line {value[:60]!r}")
@@ -146,7 +142,7 @@ def _parse_media_line(value: str) -> MediaDescription:
     if port > 65535:
         raise SdpParseError(f"media port out of range: {port}")
     count = parse_uint(count_text, "media port count") if slash else None
-    return MediaDescription(fields[0], port, fields[2], tuple(fields[3:]), port_count=count)
+    return fields[0], port, fields[2], tuple(fields[3:]), count
 
 
 class _Section:
@@ -173,9 +169,7 @@ _MEDIA_SINGLE = frozenset("ik")
 
 
 def _add_line(section: _Section, letter: str, value: str, *, media: bool) -> None:
-    if letter == "a":
-        section.attributes.append(_parse_attribute(value))
-    elif letter == "c" and (media or not section.connections):
+    if letter == "c" and (media or not section.connections):
         section.connections.append(_parse_connection(value))
     elif letter == "c":
         raise SdpParseError("more than one session-level c= line")
@@ -202,13 +196,14 @@ def _add_line(section: _Section, letter: str, value: str, *, media: bool) -> Non
         section.unknown.append((letter, value))
 
 
-def _build_media(head: MediaDescription, section: _Section) -> MediaDescription:
+def _build_media(head: _MediaHead, section: _Section) -> MediaDescription:
+    media, port, proto, formats, port_count = head
     return MediaDescription(
-        head.media,
-        head.port,
-        head.proto,
-        head.formats,
-        port_count=head.port_count,
+        media,
+        port,
+        proto,
+        formats,
+        port_count=port_count,
         information=section.single.get("i"),
         connections=tuple(section.connections),
         bandwidths=tuple(section.bandwidths),
@@ -237,7 +232,7 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
     if len(text) > _MAX_SDP:
         raise SdpParseError("SDP body too large")
     session = _Section()
-    medias: list[tuple[MediaDescription, _Section]] = []
+    medias: list[tuple[_MediaHead, _Section]] = []
     current = session
     seen_any = False
     for raw in text.split("\n"):
@@ -248,6 +243,13 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
         if len(line) < 2 or line[1] != "=" or not ("a" <= line[0] <= "z"):
             raise SdpParseError(f"malformed SDP line {line[:40]!r}")
         letter, value = line[0], line[2:]
+        if letter == "a" and seen_any:
+            # hot path: most lines are attributes. RFC 8866 §5.13: a=<name>[:<value>]
+            name, colon, rest = value.partition(":")
+            if not name:
+                raise SdpParseError(f"malformed a= line {value[:60]!r}")
+            current.attributes.append(Attribute(name, rest if colon else None))
+            continue
         if not seen_any:
             # RFC 8866 §5: the description starts with v=.
             if letter != "v":

@@ -226,6 +226,31 @@ def _lines_of(prefix: str, items: Iterable[object]) -> list[str]:
     return [f"{prefix}={item}" for item in items]
 
 
+def _attribute_lines(attributes: tuple[Attribute, ...]) -> list[str]:
+    """``a=`` lines; Attribute.__str__ inlined for the exact class."""
+    return [
+        ("a=" + a.name if a.value is None else f"a={a.name}:{a.value}")
+        if type(a) is Attribute
+        else f"a={a}"
+        for a in attributes
+    ]
+
+
+# RtpMap values seen on the wire repeat ("0 PCMU/8000"): parse each text once (bounded).
+_RTPMAP_MEMO: dict[str, RtpMap] = {}
+_MEMO_LIMIT = 1024
+
+
+def _rtpmap_of(value: str) -> RtpMap:
+    """``RtpMap.parse`` memoised (RtpMap is immutable, so sharing instances is safe)."""
+    mapping = _RTPMAP_MEMO.get(value)
+    if mapping is None:
+        mapping = RtpMap.parse(value)
+        if len(_RTPMAP_MEMO) < _MEMO_LIMIT:
+            _RTPMAP_MEMO[value] = mapping
+    return mapping
+
+
 @attrs.frozen
 class MediaDescription(_HasAttributes):
     """One ``m=`` section: ``m=<media> <port>[/<count>] <proto> <fmt> ...`` and its lines (§5.14).
@@ -253,16 +278,20 @@ class MediaDescription(_HasAttributes):
         out = [" ".join(("m=" + self.media, port, self.proto, *self.formats))]
         if self.information is not None:
             out.append(f"i={self.information}")
-        out += _lines_of("c", self.connections)
-        out += _lines_of("b", self.bandwidths)
+        # hot path (every answer is serialized): skip empty groups, format a= lines inline.
+        if self.connections:
+            out += _lines_of("c", self.connections)
+        if self.bandwidths:
+            out += _lines_of("b", self.bandwidths)
         if self.key is not None:
             out.append(f"k={self.key}")
-        out += _lines_of("a", self.attributes)
-        out += [f"{letter}={value}" for letter, value in self.unknown_lines]
+        out += _attribute_lines(self.attributes)
+        if self.unknown_lines:
+            out += [f"{letter}={value}" for letter, value in self.unknown_lines]
         return out
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return "\r\n".join(self.lines()) + "\r\n"
 
     # -- typed views ---------------------------------------------------------------
 
@@ -273,7 +302,7 @@ class MediaDescription(_HasAttributes):
 
     def rtpmaps(self) -> tuple[RtpMap, ...]:
         """All well-formed ``a=rtpmap`` values in order (malformed ones are skipped)."""
-        return _parse_each(self.attribute_values("rtpmap"), RtpMap.parse)
+        return _parse_each(self.attribute_values("rtpmap"), _rtpmap_of)
 
     def rtpmap(self, payload_type: int) -> RtpMap | None:
         """The mapping for ``payload_type``: its rtpmap, else the RFC 3551 static one."""
@@ -377,26 +406,32 @@ class SessionDescription(_HasAttributes):
             out.append(f"i={self.information}")
         if self.uri is not None:
             out.append(f"u={self.uri}")
-        out += _lines_of("e", self.emails)
-        out += _lines_of("p", self.phones)
+        if self.emails:
+            out += _lines_of("e", self.emails)
+        if self.phones:
+            out += _lines_of("p", self.phones)
         if self.connection is not None:
             out.append(f"c={self.connection}")
-        out += _lines_of("b", self.bandwidths)
+        if self.bandwidths:
+            out += _lines_of("b", self.bandwidths)
         for timing in self.times:
             out.append(f"t={timing.start} {timing.stop}")
-            out += _lines_of("r", timing.repeats)
+            if timing.repeats:
+                out += _lines_of("r", timing.repeats)
         if self.time_zones:
             out.append("z=" + " ".join(f"{z.adjustment} {z.offset}" for z in self.time_zones))
         if self.key is not None:
             out.append(f"k={self.key}")
-        out += _lines_of("a", self.attributes)
-        out += [f"{letter}={value}" for letter, value in self.unknown_lines]
+        if self.attributes:
+            out += _attribute_lines(self.attributes)
+        if self.unknown_lines:
+            out += [f"{letter}={value}" for letter, value in self.unknown_lines]
         for media in self.media:
             out += media.lines()
         return out
 
     def __str__(self) -> str:
-        return "".join(line + "\r\n" for line in self.lines())
+        return "\r\n".join(self.lines()) + "\r\n"
 
     def encode(self) -> bytes:
         """The wire form (UTF-8; undecodable input bytes are restored as they came)."""
