@@ -17,9 +17,10 @@ without sockets; the sessions are stand-ins whose send costs nothing:
 
     .venv/bin/python tools/bench/media_engine.py --mode churn [--streams 10000]
         add then remove N streams (a call's set-up and tear-down): us per add, per remove
-    .venv/bin/python tools/bench/media_engine.py --mode tick [--streams 500]
+    .venv/bin/python tools/bench/media_engine.py --mode tick [--streams 500] [--phases 1]
         one MediaClock tick (read, encode, hand to the session, pop, decode, PLC, sink)
         with one packet received per stream per tick: us per tick and per stream
+        (``--phases 4``: the tick split in 4 parts, as the clock does above 64 streams)
 
 ``--pin`` puts the engine on CPU 0 (and the reflector on CPU 1) (Linux). On a shared
 machine the run-queue wait line shows how much other load starved the process; to
@@ -42,6 +43,8 @@ import numpy as np
 
 from rvoip_media_core import (
     BACKEND,
+    PHASES,
+    SPLIT_ABOVE,
     ClockStats,
     Codec,
     MediaClock,
@@ -123,7 +126,7 @@ async def run(args: argparse.Namespace, reflector_port: int | None) -> None:
                     session, Codec.PCMU, 20, SamplesSource(tone, loop=True), FrameCounter()
                 )
             )
-        async with run_media_engine(engine) as clock:
+        async with run_media_engine(engine, phases=args.phases) as clock:
             await anyio.sleep(args.warmup)
             clock.stats = ClockStats(late_threshold=0.01)
             cpu0, wall0, wait0 = time.process_time(), time.monotonic(), runqueue_wait()
@@ -253,7 +256,7 @@ def churn(streams: int, repeat: int) -> None:
     )
 
 
-def tick_cost(streams: int, repeat: int, ticks: int = 50) -> None:
+def tick_cost(streams: int, repeat: int, phases: int, ticks: int = 50) -> None:
     """CPU of one clock tick with ``streams`` streams, each receiving a packet per tick."""
     engine = MediaEngine()
     tone = ToneGenerator(1000.0).read(8000)
@@ -284,7 +287,8 @@ def tick_cost(streams: int, repeat: int, ticks: int = 50) -> None:
             t0 = time.process_time()
             feed()
             t1 = time.process_time()
-            clock.process(0.0)
+            for phase in range(phases):
+                clock.process(0.0, phase, phases)
             t2 = time.process_time()
             spent_feed += t1 - t0
             spent_tick += t2 - t1
@@ -294,8 +298,9 @@ def tick_cost(streams: int, repeat: int, ticks: int = 50) -> None:
         )
     played = sum(s.frames_played for s in added)
     print(
-        f"media tick: {streams} PCMU streams, best of {repeat} x {ticks} ticks "
-        f"(kernel={BACKEND}, python {sys.version.split()[0]}); frames played {played}"
+        f"media tick: {streams} PCMU streams, {phases} phase(s) per tick, best of {repeat} x "
+        f"{ticks} ticks (kernel={BACKEND}, python {sys.version.split()[0]}); "
+        f"frames played {played}"
     )
     print(
         f"  tick (MediaClock.process: send + play-out) {1e6 * best_tick:.0f} us = "
@@ -309,6 +314,13 @@ def main() -> None:
     parser.add_argument("--mode", choices=["net", "tick", "churn"], default="net")
     parser.add_argument("--streams", type=int, default=None, help="500 (churn: 10000)")
     parser.add_argument("--repeat", type=int, default=5, help="tick/churn: best of")
+    parser.add_argument(
+        "--phases",
+        type=int,
+        default=None,
+        help="parts of a tick (default: 1 in tick mode, "
+        f"the clock's {PHASES} above {SPLIT_ABOVE} streams in net mode)",
+    )
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--loop", choices=["uvloop", "asyncio", "trio"], default="uvloop")
@@ -320,8 +332,9 @@ def main() -> None:
         churn(args.streams or 10000, args.repeat)
         return
     args.streams = args.streams or 500
+    args.phases = args.phases or PHASES
     if args.mode == "tick":
-        tick_cost(args.streams, args.repeat)
+        tick_cost(args.streams, args.repeat, args.phases or 1)
         return
     if args.peer == "pairs" and args.streams % 2:
         parser.error("--peer pairs needs an even number of streams")

@@ -249,3 +249,41 @@ def test_streams_joining_leaving_and_starting_to_receive_between_ticks() -> None
     assert sb.frames_played >= 15  # the cached play-out picked up the new buffer
     assert late.frames_sent == 9  # every other tick from tick 3 up to tick 20
     assert engine.streams == [sb]
+
+
+def test_tick_split_in_phases_sends_each_stream_once_per_packet_time() -> None:
+    engine = MediaEngine()
+    sessions = [FakeSession() for _ in range(10)]
+    streams = [
+        engine.add_stream(s, Codec.PCMU, 20 if i < 7 else 40) for i, s in enumerate(sessions)
+    ]
+    assert engine.phase_sizes(4) == [2, 3, 3, 2]  # stream ids 1..10
+    for t in range(4):
+        seen: list[int] = []
+        for phase in range(4):
+            out = engine.begin_tick(t * 0.02, phase, 4)
+            assert all(o[0].id % 4 == phase for o in out)
+            seen += [o[0].id for o in out]
+            engine.end_tick()
+            assert engine.ticks == t + (phase == 3)
+        ptime_40_due = [s.id for s in streams[7:] if s.id % 2 == t % 2]
+        assert sorted(seen) == [s.id for s in streams[:7]] + ptime_40_due
+    assert [s.frames_sent for s in streams] == [4] * 7 + [2] * 3
+    assert [s.frames_empty for s in streams] == [4] * 7 + [2] * 3
+    assert [s.timestamp for s in streams] == [640] * 7 + [640] * 3
+
+
+def test_clock_splits_ticks_above_the_threshold_and_counts_a_late_tick_once() -> None:
+    engine = MediaEngine()
+    for _ in range(5):
+        engine.add_stream(FakeSession())
+    now = [50.0]
+    clock = MediaClock(engine, clock=lambda: now[0], wall_clock=lambda: 0.0, split_above=4)
+    assert clock.phase_count() == 4
+    assert MediaClock(engine).phase_count() == 1  # 5 streams: below the default threshold
+    now[0] = 50.021
+    for phase in range(4):  # phases start 21, 16, 11 and 6 ms late: one late tick
+        clock.process(50.0 + phase * 0.005, phase, 4)
+    st = clock.stats
+    assert (st.ticks, st.late_ticks, st.packets) == (1, 1, 5)
+    assert st.late_packets == 5 - engine.phase_sizes(4)[3]  # phase 3 is within 10 ms

@@ -2,7 +2,7 @@
 WAV, mixing, E-model quality and the batch media engine."""
 
 from rvoip_media_core._backend import BACKEND, KERNEL_ENV
-from rvoip_media_core._driver import ClockStats, MediaClock, run_media_engine
+from rvoip_media_core._driver import PHASES, SPLIT_ABOVE, ClockStats, MediaClock, run_media_engine
 from rvoip_media_core._emodel import (
     G711_BPL_APPENDIX_I_PLC,
     G711_BPL_NO_PLC,
@@ -80,6 +80,8 @@ __all__ = [
     "G711_BPL_NO_PLC",
     "G711_IE",
     "KERNEL_ENV",
+    "PHASES",
+    "SPLIT_ABOVE",
     "AudioSink",
     "AudioSource",
     "CallbackSource",

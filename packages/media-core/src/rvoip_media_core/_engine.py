@@ -152,6 +152,8 @@ class MediaStream:
         )
 
 
+_GroupKey = tuple[Codec, int, int]  # (codec, samples per packet, ticks per packet)
+
 Outgoing = tuple[MediaStream, bytes, int, bool]
 """(stream, payload, RTP media timestamp, marker) — one packet to send this tick."""
 
@@ -171,22 +173,26 @@ class MediaEngine:
     _ids: Any = attrs.field(factory=lambda: itertools.count(1), init=False)
     _tick: int = attrs.field(default=0, init=False)
     _version: int = attrs.field(default=0, init=False)
-    # Due streams by group, per tick parity (ptime 20 or 40 ms: the pattern repeats every
-    # 2 ticks); rebuilt only when a stream is added or removed.
-    _group_cache: dict[int, dict[tuple[Codec, int, int], list[MediaStream]]] = attrs.field(
+    # Due streams by group, per (tick parity, phase, phases): ptime 20 or 40 ms, so the
+    # pattern repeats every 2 ticks; rebuilt only when a stream is added or removed.
+    _group_cache: dict[tuple[int, int, int], dict[_GroupKey, list[MediaStream]]] = attrs.field(
         factory=dict, init=False
     )
-    _play_cache: dict[tuple[Codec, int, int, int], PlayBatch] = attrs.field(
+    _play_cache: dict[tuple[_GroupKey, tuple[int, int, int]], PlayBatch] = attrs.field(
         factory=dict, init=False
     )
-    _pending: dict[tuple[Codec, int, int], list[MediaStream]] = attrs.field(
-        factory=dict, init=False
-    )
+    _pending: dict[_GroupKey, list[MediaStream]] = attrs.field(factory=dict, init=False)
+    _pending_key: tuple[int, int, int] = attrs.field(default=(0, 0, 1), init=False)
 
     @property
     def streams(self) -> list[MediaStream]:
         """The streams now in the engine."""
         return list(self._streams.values())
+
+    @property
+    def stream_count(self) -> int:
+        """How many streams are in the engine (cheaper than ``len(streams)``)."""
+        return len(self._streams)
 
     @property
     def ticks(self) -> int:
@@ -263,14 +269,24 @@ class MediaEngine:
         self._group_cache.clear()
         self._play_cache.clear()
 
-    def _groups(self) -> dict[tuple[Codec, int, int], list[MediaStream]]:
-        groups: dict[tuple[Codec, int, int], list[MediaStream]] = {}
+    def _groups(self, phase: int, phases: int) -> dict[_GroupKey, list[MediaStream]]:
+        groups: dict[_GroupKey, list[MediaStream]] = {}
         tick = self._tick
         for stream in self._streams.values():
+            sid = stream.id
+            if sid % phases != phase:
+                continue
             tpp = stream.ticks_per_packet
-            if tick % tpp == stream.id % tpp:
+            if tick % tpp == sid % tpp:
                 groups.setdefault((stream.codec, stream.samples, tpp), []).append(stream)
         return groups
+
+    def phase_sizes(self, phases: int) -> list[int]:
+        """How many streams each of ``phases`` phases of a tick holds (see ``begin_tick``)."""
+        sizes = [0] * phases
+        for sid in self._streams:
+            sizes[sid % phases] += 1
+        return sizes
 
     def tick(self, now: float) -> list[Outgoing]:
         """Process one packet time: the packets to send, then play-out (``begin`` + ``end``)."""
@@ -278,34 +294,44 @@ class MediaEngine:
         self.end_tick()
         return outgoing
 
-    def begin_tick(self, now: float) -> list[Outgoing]:
+    def begin_tick(self, now: float, phase: int = 0, phases: int = 1) -> list[Outgoing]:
         """First half of a tick: read every due source, encode in batches, return packets.
 
         The driver sends these right away and then calls ``end_tick`` so the play-out
         work never delays sending. ``now`` is the tick's time (no clock is read here).
+
+        With ``phases`` > 1 a tick is split in that many parts spread over the packet
+        time: this call takes only the streams with ``id % phases == phase``, and the
+        driver calls begin/end for phases 0 .. phases-1 in order (the tick counter moves
+        after the last). Each stream still sends exactly every packet time, at its own
+        offset, and no single wake-up has to send every stream's packet.
         """
-        parity = self._tick & 1
-        groups = self._group_cache.get(parity)
+        key = (self._tick & 1, phase, phases)
+        groups = self._group_cache.get(key)
         if groups is None:
-            groups = self._group_cache[parity] = self._groups()
+            groups = self._group_cache[key] = self._groups(phase, phases)
         self._pending = groups
+        self._pending_key = key
         outgoing: list[Outgoing] = []
         for (codec, samples, _tpp), streams in groups.items():
             self._send_group(codec, samples, streams, outgoing)
         return outgoing
 
     def end_tick(self) -> None:
-        """Second half of a tick: pop, decode, conceal and deliver one frame per due stream."""
-        parity = self._tick & 1
-        for (codec, samples, tpp), streams in self._pending.items():
-            self._play_group(codec, samples, tpp, parity, streams)
+        """Second half of a tick (or of its phase): pop, decode, conceal and deliver one
+        frame per due stream."""
+        key = self._pending_key
+        for group, streams in self._pending.items():
+            self._play_group(group, key, streams)
         self._pending = {}
-        self._tick += 1
+        if key[1] == key[2] - 1:  # the last phase of the tick
+            self._tick += 1
 
     def _play_group(
-        self, codec: Codec, samples: int, tpp: int, parity: int, streams: list[MediaStream]
+        self, group: _GroupKey, tick_key: tuple[int, int, int], streams: list[MediaStream]
     ) -> None:
-        key = (codec, samples, tpp, parity)
+        codec, samples, _tpp = group
+        key = (group, tick_key)
         batch = self._play_cache.get(key)
         if batch is None or batch.owner is not streams or not batch.valid:
             batch = self._play_cache[key] = PlayBatch([s.jitter for s in streams], owner=streams)
