@@ -21,7 +21,14 @@ from ._events import (
     SendResponse,
     TerminationReason,
 )
-from ._records import ClientRequest, DeferredRequest, ServerRequest, UacInvite, UasInvite
+from ._records import (
+    ClientRequest,
+    DeferredRequest,
+    DialogTable,
+    ServerRequest,
+    UacInvite,
+    UasInvite,
+)
 from ._session_timer import SessionTimer, SessionTimers
 from ._states import Trigger
 
@@ -45,8 +52,8 @@ class LayerBase:
         self._held: dict[DialogId, tuple[ClientRequest, str]] = {}
         self._cancelling: dict[LegId, UacInvite] = {}  # CANCEL sent, final still awaited
         self._uac_invites: dict[LegId, UacInvite] = {}
-        self._uas_invites: dict[object, UasInvite] = {}
-        self._server: dict[int, ServerRequest] = {}
+        self._uas_invites: DialogTable[object, UasInvite] = DialogTable()
+        self._server: DialogTable[int, ServerRequest] = DialogTable()
         self._retries: list[ClientRequest] = []
         self._deferred: list[DeferredRequest] = []
         self._refers: dict[DialogId, int] = {}
@@ -176,11 +183,10 @@ class LayerBase:
                 # A re-INVITE whose dialog ended: give its answer 64*T1, then report 408.
                 creq.expires_at = self._now + 64 * self.config.t1
                 self._at(creq.expires_at, creq)
-        for creq in list(self._retries):
-            if creq.dialog_id == dialog.id:
-                self._retries.remove(creq)
-        for ref, pending in list(self._server.items()):
-            if pending.dialog_id == dialog.id and not pending.final_sent:
+        if self._retries:
+            self._retries[:] = [c for c in self._retries if c.dialog_id != dialog.id]
+        for ref, pending in self._server.of(dialog.id):
+            if not pending.final_sent:
                 # RFC 3261 §15.1.2: requests still pending in the ended dialog get 487.
                 del self._server[ref]
                 pending.final_sent = True
@@ -190,8 +196,8 @@ class LayerBase:
 
     def _awaiting_ack(self, dialog_id: DialogId) -> UasInvite | None:
         """Our 2xx to the dialog's initial INVITE, still waiting for its ACK."""
-        for uas in self._uas_invites.values():
-            if uas.dialog_id == dialog_id and uas.response is not None and not uas.reinvite:
+        for _, uas in self._uas_invites.of(dialog_id):
+            if uas.response is not None and not uas.reinvite:
                 return uas
         return None
 

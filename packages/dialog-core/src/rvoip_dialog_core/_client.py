@@ -372,7 +372,7 @@ class ClientSide(ReferSide):
         ):
             return True
         # Our 2xx (initial INVITE or re-INVITE) not yet ACKed, or our ACK held back.
-        if any(u.dialog_id == dialog_id for u in self._uas_invites.values()):
+        if self._uas_invites.of(dialog_id):
             return True
         return dialog_id in self._held
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import ItemsView, Iterator, ValuesView
+from typing import Generic, Protocol, TypeVar
+
 import attrs
 
 from rvoip_sip_core import Request, Response
@@ -11,6 +14,7 @@ from ._dialog import Dialog, DialogId, LegId
 __all__ = [
     "ClientRequest",
     "DeferredRequest",
+    "DialogTable",
     "ReferSubscription",
     "ServerRequest",
     "UacInvite",
@@ -132,3 +136,82 @@ class ReferSubscription:
     dialog_id: DialogId
     event: str
     terminated: bool = False
+
+
+class _OfDialog(Protocol):
+    @property
+    def dialog_id(self) -> DialogId | None: ...
+
+
+K = TypeVar("K")
+R = TypeVar("R", bound=_OfDialog)
+
+
+class DialogTable(Generic[K, R]):
+    """A dict of pending records that is also indexed by the dialog each one belongs to.
+
+    Hot path: ACK, BYE and the end of a dialog find the dialog's records without walking
+    every pending request of the layer. A record's ``dialog_id`` must not change once in.
+    """
+
+    __slots__ = ("_by_dialog", "_items")
+
+    def __init__(self) -> None:
+        self._items: dict[K, R] = {}
+        self._by_dialog: dict[DialogId, dict[K, R]] = {}
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self._items)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._items
+
+    def __getitem__(self, key: K) -> R:
+        return self._items[key]
+
+    def get(self, key: K) -> R | None:
+        """The record under ``key``, or None."""
+        return self._items.get(key)
+
+    def values(self) -> ValuesView[R]:
+        """All records, in insertion order."""
+        return self._items.values()
+
+    def items(self) -> ItemsView[K, R]:
+        """All (key, record) pairs, in insertion order."""
+        return self._items.items()
+
+    def __setitem__(self, key: K, record: R) -> None:
+        self.pop(key)
+        self._items[key] = record
+        did = record.dialog_id
+        if did is not None:
+            group = self._by_dialog.get(did)
+            if group is None:
+                group = self._by_dialog[did] = {}
+            group[key] = record
+
+    def __delitem__(self, key: K) -> None:
+        if self.pop(key) is None:
+            raise KeyError(key)
+
+    def pop(self, key: K, default: R | None = None) -> R | None:
+        """Remove and return the record under ``key`` (``default`` when there is none)."""
+        record = self._items.pop(key, None)
+        if record is None:
+            return default
+        did = record.dialog_id
+        if did is not None:
+            group = self._by_dialog[did]
+            del group[key]
+            if not group:
+                del self._by_dialog[did]
+        return record
+
+    def of(self, dialog_id: DialogId) -> list[tuple[K, R]]:
+        """The (key, record) pairs of one dialog, in insertion order (a copy)."""
+        group = self._by_dialog.get(dialog_id)
+        return list(group.items()) if group else []

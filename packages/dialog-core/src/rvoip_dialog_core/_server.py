@@ -186,8 +186,8 @@ class ServerSide(LayerBase):
         # The initial INVITE (no To tag) does not count: UPDATE is allowed while it is
         # pending (RFC 3311 §5.1).
         return any(
-            p.dialog_id == did and p.request.method in methods and p.request.to.tag is not None
-            for p in self._server.values()
+            p.request.method in methods and p.request.to.tag is not None
+            for _, p in self._server.of(did)
         )
 
     def _in_dialog(self, dialog: Dialog, request: Request, server: object, now: float) -> None:
@@ -203,10 +203,7 @@ class ServerSide(LayerBase):
                 return
             if self._pending_server(did, ("INVITE", "UPDATE")) or (
                 method == "INVITE"
-                and any(
-                    u.dialog_id == did and u.response is not None
-                    for u in self._uas_invites.values()
-                )
+                and any(u.response is not None for _, u in self._uas_invites.of(did))
             ):
                 # RFC 3261 §14.2: their previous re-INVITE is still pending: 500 + Retry-After.
                 retry = str(self._rng.randint(0, 10))
@@ -227,8 +224,8 @@ class ServerSide(LayerBase):
                 self._emit(UpdateReceived(pending.ref, did, request, request.body))
         elif method == "BYE":
             self._reply(request, server, 200)
-            for handle, uas in list(self._uas_invites.items()):
-                if uas.dialog_id == did and not uas.pending.final_sent:
+            for handle, uas in self._uas_invites.of(did):
+                if not uas.pending.final_sent:
                     # RFC 3261 §15.1.2: a BYE for an early dialog ends the pending INVITE (487).
                     del self._uas_invites[handle]
                     self._server.pop(uas.pending.ref, None)
@@ -326,12 +323,8 @@ class ServerSide(LayerBase):
             return
         did = DialogId(request.call_id, request.to.tag or "", request.from_.tag or "")
         seq = request.cseq.seq
-        for handle, uas in list(self._uas_invites.items()):
-            if (
-                uas.dialog_id == did
-                and uas.response is not None
-                and uas.pending.request.cseq.seq == seq
-            ):
+        for handle, uas in self._uas_invites.of(did):
+            if uas.response is not None and uas.pending.request.cseq.seq == seq:
                 del self._uas_invites[handle]
                 dialog = self._dialogs.get(did)
                 if dialog is None:
@@ -473,12 +466,11 @@ class ServerSide(LayerBase):
             rack = request.header(RAck)
         except SipParseError:
             rack = None
-        for uas in self._uas_invites.values():
+        for _, uas in self._uas_invites.of(dialog.id):
             out = uas.reliable
             if (
                 rack is not None
                 and out is not None
-                and uas.dialog_id == dialog.id
                 and rack.method == "INVITE"
                 and rack.cseq == uas.pending.request.cseq.seq
                 and rack.rseq == uas.rseq - len(uas.reliable_queue)
