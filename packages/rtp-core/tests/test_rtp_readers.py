@@ -86,6 +86,9 @@ def test_epoll_hub_is_shared_per_loop(factory: Callable[[], asyncio.AbstractEven
         assert isinstance(hub, _EpollHub)
         assert readers_for(loop) is hub
         await _exercise(hub)
+        # The last socket removed closes the set: no descriptor stays behind.
+        assert hub._epoll.closed
+        assert readers_for(loop) is not hub
 
     _run(factory, test)
     other: list[Readers] = []

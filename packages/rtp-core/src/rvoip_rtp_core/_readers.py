@@ -4,7 +4,8 @@ On Linux all sessions of a loop share one epoll set that the loop watches as a s
 reader: registering a socket is one ``epoll_ctl`` at open and one at close, where the
 loop's own ``add_reader`` costs uvloop four syscalls to add and three to remove (libuv's
 pollability probe) and the stdlib loop its selector bookkeeping in Python. One wake-up of
-the loop also serves every socket that is ready. Elsewhere the loop's readers are used.
+the loop also serves every socket that is ready. The set exists while the loop has open
+sessions (its descriptor is closed with the last one). Elsewhere the loop's readers are used.
 """
 
 from __future__ import annotations
@@ -47,11 +48,12 @@ class _LoopReaders:
 
 
 class _EpollHub:
-    """One epoll set per loop, registered with the loop as one reader for its lifetime."""
+    """One epoll set per loop, registered with the loop as one reader while it has sockets."""
 
-    __slots__ = ("__weakref__", "_callbacks", "_epoll", "_poll", "_register", "_unregister")
+    __slots__ = ("_callbacks", "_epoll", "_loop", "_poll", "_register", "_unregister")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = weakref.ref(loop)  # _HUBS must not keep the loop alive
         self._epoll = select.epoll()
         self._poll = self._epoll.poll
         self._register = self._epoll.register
@@ -68,8 +70,22 @@ class _EpollHub:
         self._callbacks[fd] = callback
 
     def remove(self, fd: int) -> None:
-        if self._callbacks.pop(fd, None) is not None:
-            self._unregister(fd)
+        callbacks = self._callbacks
+        if callbacks.pop(fd, None) is None:
+            return
+        self._unregister(fd)
+        if not callbacks:
+            self._close()
+
+    def _close(self) -> None:
+        # The last socket is gone: give the descriptor back (a later session makes a new set).
+        loop = self._loop()
+        if loop is not None:
+            if _HUBS.get(loop) is self:
+                del _HUBS[loop]
+            if not loop.is_closed():
+                loop.remove_reader(self._epoll.fileno())
+        self._epoll.close()
 
     def _on_ready(self) -> None:
         # hot path: one epoll_wait(0) for every ready socket of the loop.
@@ -80,13 +96,15 @@ class _EpollHub:
                 callback()
 
 
-_HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Readers] = weakref.WeakKeyDictionary()
+_HUBS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _EpollHub] = weakref.WeakKeyDictionary()
+_HAS_EPOLL = hasattr(select, "epoll")
 
 
 def readers_for(loop: asyncio.AbstractEventLoop) -> Readers:
-    """The reader registry of ``loop`` (created on first use, one per loop)."""
-    readers = _HUBS.get(loop)
-    if readers is None:
-        readers = _EpollHub(loop) if hasattr(select, "epoll") else _LoopReaders(loop)
-        _HUBS[loop] = readers
-    return readers
+    """The reader registry for the sockets of a new session on ``loop``."""
+    if not _HAS_EPOLL:
+        return _LoopReaders(loop)
+    hub = _HUBS.get(loop)
+    if hub is None:
+        hub = _HUBS[loop] = _EpollHub(loop)
+    return hub
