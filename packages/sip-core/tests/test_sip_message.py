@@ -168,3 +168,46 @@ def test_encode_refuses_start_line_injection() -> None:
         Request("OPTIONS", "sip:a@b\n", Headers()).encode()
     with pytest.raises(SipUsageError):
         Response(200, "OK", Headers([("X-A", "\ud800")])).encode()
+
+
+def test_typed_values_are_shared_between_messages_with_the_same_text() -> None:
+    a, b = wire_request(), wire_request()
+    assert a is not b
+    # Frozen values parsed once per distinct text; Via (unique branch per message) is not.
+    assert a.from_ is b.from_
+    assert a.cseq is b.cseq
+    assert a.headers_of(Allow) == b.headers_of(Allow)
+    assert a.top_via == b.top_via
+    assert a.top_via is not b.top_via
+    other = a.with_header("CSeq", "8 INVITE")
+    assert other.cseq == CSeq(8, "INVITE")
+    assert a.cseq == CSeq(7, "INVITE")
+
+
+def test_shared_typed_values_stay_bounded() -> None:
+    from rvoip_sip_core import _message
+
+    for n in range(_message._SHARED_LIMIT + 10):
+        msg = parse_message(WIRE.replace(b"7 INVITE", f"{n} INVITE".encode()))
+        assert msg.cseq.seq == n
+    assert len(_message._SHARED) <= _message._SHARED_LIMIT
+
+
+@attrs.define(eq=False)
+class _Mutable:
+    NAME = "X-Odd"
+    MULTI = False
+    text: str
+
+    @classmethod
+    def parse(cls, value: str) -> _Mutable:
+        return cls(value)
+
+
+def test_header_classes_of_other_packages_are_parsed_per_message() -> None:
+    a, b = wire_request(), wire_request()
+    first, second = a.header(_Mutable), b.header(_Mutable)
+    assert first is not None
+    assert second is not None
+    assert first is not second
+    assert first.text == second.text == "spaced value"

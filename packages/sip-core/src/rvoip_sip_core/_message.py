@@ -14,7 +14,17 @@ from typing import ClassVar, Protocol, Self, TypeVar
 import attrs
 
 from ._errors import SipParseError, SipUsageError
-from ._headers import Contact, ContentType, CSeq, From, RecordRoute, Route, To, Via
+from ._headers import (
+    HEADER_TYPES,
+    Contact,
+    ContentType,
+    CSeq,
+    From,
+    RecordRoute,
+    Route,
+    To,
+    Via,
+)
 from ._headers_container import Headers
 from ._lexer import split_list
 from ._names import header_key
@@ -53,6 +63,28 @@ def recover_fields(headers: Headers) -> dict[str, str]:
 
 _KEYS_OF: dict[type, str] = {}
 _UNSET = object()
+
+# Typed values shared across messages: the same From/To/Contact/CSeq/Content-Type text
+# comes back in every request of a dialog (and often of every call), and the typed
+# header classes of this package are frozen, so one parse per distinct text serves all.
+# Via is left out: its branch makes every value new. Bounded: cleared when full.
+_SHARED: dict[tuple[type, str], object] = {}
+_SHARED_LIMIT = 2048
+_SHAREABLE = frozenset(cls for cls in HEADER_TYPES.values() if cls is not Via)
+
+
+def _parse_typed(cls: type[H], value: str) -> H:
+    """``cls.parse(value)``, memoised for the immutable header types of this package."""
+    if cls not in _SHAREABLE:
+        return cls.parse(value)
+    key = (cls, value)
+    typed = _SHARED.get(key)
+    if typed is None:
+        typed = cls.parse(value)
+        if len(_SHARED) >= _SHARED_LIMIT:
+            _SHARED.clear()
+        _SHARED[key] = typed
+    return typed  # type: ignore[return-value]
 
 
 def _key_of(cls: type[HeaderType]) -> str:
@@ -130,13 +162,12 @@ class _MessageMixin:
         found = cache.get((cls, "all"))
         if found is None:
             values = self.headers._values(_KEYS_OF.get(cls) or _key_of(cls))
-            parse = cls.parse
             items: list[H] = []
             for value in values:
                 if not cls.MULTI or (value and "," not in value):
-                    items.append(parse(value))
+                    items.append(_parse_typed(cls, value))
                 else:
-                    items.extend(parse(item) for item in split_list(value))
+                    items.extend(_parse_typed(cls, item) for item in split_list(value))
             found = cache[(cls, "all")] = tuple(items)
         return found  # type: ignore[return-value]
 
@@ -154,7 +185,7 @@ class _MessageMixin:
                 typed = items[0] if items else None
             else:
                 value = self.headers._first(_KEYS_OF.get(cls) or _key_of(cls))
-                typed = None if value is None else cls.parse(value)
+                typed = None if value is None else _parse_typed(cls, value)
             cache[cls] = typed
         return typed  # type: ignore[return-value]
 
