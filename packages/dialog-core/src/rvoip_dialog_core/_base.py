@@ -171,10 +171,12 @@ class LayerBase:
             self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
             dialog.state = DialogState.TERMINATED
         self._dialogs.pop(dialog.id, None)
-        inv = self._uac_invites.get(dialog.id.leg)
+        # hot path: the tables below are often empty (a plain UAS has no UAC INVITEs).
+        inv = self._uac_invites.get(dialog.id.leg) if self._uac_invites else None
         if inv is not None and inv.early.get(dialog.id.remote_tag) is dialog:
             del inv.early[dialog.id.remote_tag]
-        self._refers.pop(dialog.id, None)
+        if self._refers:
+            self._refers.pop(dialog.id, None)
         self._session_timers.stop(dialog.id)
         # A 2xx of ours still waiting for its ACK keeps being retransmitted (the peer's
         # INVITE transaction must complete); the ACK timeout then just forgets it.

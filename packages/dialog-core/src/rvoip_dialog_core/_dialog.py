@@ -106,8 +106,9 @@ class Dialog:
     id: DialogId
     role: Role
     state: DialogState
-    local_party: str
-    remote_party: str
+    # Formatted on first use (hot path: a UAS that never sends a request never needs them).
+    _local_party: str | From | To = attrs.field(alias="local_party")
+    _remote_party: str | From | To = attrs.field(alias="remote_party")
     remote_target: Uri
     route_set: tuple[str, ...]
     local_seq: int | None
@@ -131,8 +132,8 @@ class Dialog:
                 DialogState.INIT,
                 Trigger.SUCCESS if 200 <= response.status < 300 else Trigger.PROVISIONAL,
             ),
-            local_party=party_of(request.from_),
-            remote_party=party_of(response.to),
+            local_party=request.from_,
+            remote_party=response.to,
             remote_target=request.uri,
             route_set=(),
             local_seq=request.cseq.seq,
@@ -158,8 +159,8 @@ class Dialog:
             id=DialogId(request.call_id, local_tag, request.from_.tag or ""),
             role=Role.UAS,
             state=transition(Role.UAS, DialogState.INIT, Trigger.PROVISIONAL),
-            local_party=party_of(request.to),
-            remote_party=party_of(request.from_),
+            local_party=request.to,
+            remote_party=request.from_,
             remote_target=target,
             route_set=tuple(str(rr) for rr in request.record_routes),
             local_seq=None,
@@ -167,6 +168,22 @@ class Dialog:
             secure=isinstance(request.uri, SipUri) and request.uri.scheme == "sips",
             invite_seq=request.cseq.seq,
         )
+
+    @property
+    def local_party(self) -> str:
+        """Our From (UAC) / To (UAS) value without the tag."""
+        party = self._local_party
+        if not isinstance(party, str):
+            party = self._local_party = party_of(party)
+        return party
+
+    @property
+    def remote_party(self) -> str:
+        """The peer's From / To value without the tag."""
+        party = self._remote_party
+        if not isinstance(party, str):
+            party = self._remote_party = party_of(party)
+        return party
 
     def update_from_response(self, response: Response) -> None:
         """Recompute route set and remote target from a response to the creating INVITE.

@@ -231,7 +231,7 @@ class ServerSide(LayerBase):
                     self._server.pop(uas.pending.ref, None)
                     uas.pending.final_sent = True
                     self._reply(uas.pending.request, handle, 487, to_tag=did.local_tag)
-            inv = self._uac_invites.get(did.leg)
+            inv = self._uac_invites.get(did.leg) if self._uac_invites else None
             if inv is not None:
                 inv.early.pop(did.remote_tag, None)
             self._emit(ByeReceived(did, request))
@@ -379,7 +379,7 @@ class ServerSide(LayerBase):
             extra.extend(self._capabilities())
         if method in ("INVITE", "UPDATE") and 100 < status < 300:
             extra.append(("Contact", f"<{self.config.contact}>"))
-            if initial:
+            if initial and "Record-Route" in request.headers:
                 # RFC 3261 §12.1.1: dialog-creating responses copy Record-Route.
                 extra.extend(("Record-Route", rr) for rr in request.headers.get_all("Record-Route"))
         negotiated: tuple[int, str] | None = None
