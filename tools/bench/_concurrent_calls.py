@@ -21,7 +21,7 @@ The caller's late-packet counter is read from the coordinator's media clock
 "Late" is unchanged from the media clock's definition: a packet handed to the socket more
 than 10 ms after its scheduled send time — half a packet time, far inside any receiver's
 jitter buffer (2-12 frames here) but a clear sign of a stalled clock. A stream's scheduled
-times are its own 20 ms grid: above 64 streams the clock spreads the streams over 4
+times are its own 20 ms grid: above 200 streams the clock spreads the streams over 4
 phases 5 ms apart (stream id % 4), and a packet is measured against its phase's time,
 which is when that stream's packet is due (its RTP timestamps advance 160 per 20 ms on
 that grid; no frame is read before its slot).

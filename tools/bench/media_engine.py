@@ -20,7 +20,7 @@ without sockets; the sessions are stand-ins whose send costs nothing:
     .venv/bin/python tools/bench/media_engine.py --mode tick [--streams 500] [--phases 1]
         one MediaClock tick (read, encode, hand to the session, pop, decode, PLC, sink)
         with one packet received per stream per tick: us per tick and per stream
-        (``--phases 4``: the tick split in 4 parts, as the clock does above 64 streams)
+        (``--phases 4``: the tick split in 4 parts, as the clock does above 200 streams)
 
 ``--pin`` puts the engine on CPU 0 (and the reflector on CPU 1) (Linux). On a shared
 machine the run-queue wait line shows how much other load starved the process; to
@@ -332,10 +332,10 @@ def main() -> None:
         churn(args.streams or 10000, args.repeat)
         return
     args.streams = args.streams or 500
-    args.phases = args.phases or PHASES
     if args.mode == "tick":
         tick_cost(args.streams, args.repeat, args.phases or 1)
         return
+    args.phases = args.phases or PHASES
     if args.peer == "pairs" and args.streams % 2:
         parser.error("--peer pairs needs an even number of streams")
     backend = "trio" if args.loop == "trio" else "asyncio"

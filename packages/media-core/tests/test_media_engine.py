@@ -287,3 +287,18 @@ def test_clock_splits_ticks_above_the_threshold_and_counts_a_late_tick_once() ->
     st = clock.stats
     assert (st.ticks, st.late_ticks, st.packets) == (1, 1, 5)
     assert st.late_packets == 5 - engine.phase_sizes(4)[3]  # phase 3 is within 10 ms
+
+
+def test_phase_count_has_hysteresis() -> None:
+    engine = MediaEngine()
+    streams = [engine.add_stream(FakeSession()) for _ in range(8)]
+    clock = MediaClock(engine, split_above=8)
+    assert clock.phase_count() == 1
+    streams.append(engine.add_stream(FakeSession()))
+    assert clock.phase_count() == 4  # 9 > 8: split
+    engine.remove_stream(streams.pop())
+    engine.remove_stream(streams.pop())
+    assert clock.phase_count() == 4  # 7 streams: still above 3/4 of the threshold
+    engine.remove_stream(streams.pop())
+    assert clock.phase_count() == 1
+    assert streams[0].payload_type == Codec.PCMU.value

@@ -95,6 +95,10 @@ class MediaStream:
     sink_errors: int = 0
     loss_runs: LossRunTracker = attrs.field(factory=LossRunTracker)
     remote_ssrc: int | None = None
+    # hot path: the codec's payload type as a plain int (Enum.value is a slow descriptor).
+    payload_type: int = attrs.field(
+        init=False, default=attrs.Factory(lambda self: self.codec.value, takes_self=True)
+    )
 
     @property
     def samples(self) -> int:
@@ -108,7 +112,7 @@ class MediaStream:
 
     def receive(self, packet: Any, arrival: float) -> None:
         """Feed one received RTP packet (called from the session's datagram callback)."""
-        if packet.payload_type != self.codec.value:  # value = static payload type
+        if packet.payload_type != self.payload_type:
             if self.on_packet is not None:
                 self.on_packet(packet, arrival)
             return
