@@ -11,7 +11,7 @@ from collections.abc import Iterable
 
 from ._errors import SipUsageError
 from ._headers import CSeq, From, To, Via
-from ._headers_container import _LWS, _TOKEN, Headers, _make_part, _Part
+from ._headers_container import _LWS, _TOKEN, Headers, _make_part
 from ._message import Request, Response
 from ._names import header_key
 from ._uri import Uri
@@ -104,8 +104,8 @@ REASON_PHRASES: dict[int, str] = {
     608: "Rejected",  # RFC 8688
 }
 
-# RFC 3261 §8.2.6.2: what a response copies from its request besides the Via lines.
-_COPIED = frozenset({"from", "to", "call-id", "cseq"})
+# RFC 3261 §8.2.6: what a response copies from its request besides the Via lines
+# (Timestamp only into a 100, §8.2.6.1).
 _COPY_ORDER = ("from", "to", "call-id", "cseq", "timestamp")
 _SHARED = (From, CSeq, Via)
 
@@ -216,25 +216,25 @@ def make_response(
     # hot path: copy the request's raw lines (already split and keyed by the parser)
     # instead of iterating, re-keying and re-validating every header.
     source = request.headers
-    parts: list[_Part] = []
-    keys: list[str] = []
-    copied: dict[str, _Part] = {}
-    for part, key in zip(source._parts, source._keys, strict=True):
-        if key == "via":
-            parts.append(part)
-            keys.append(key)
-        elif (key in _COPIED or (key == "timestamp" and status == 100)) and key not in copied:
-            copied[key] = part
-    cache = request._cache
+    src_parts = source._parts
+    src_keys = source._keys
+    if src_keys.count("via") == 1:
+        parts = [src_parts[src_keys.index("via")]]
+    else:
+        parts = [part for part, key in zip(src_parts, src_keys, strict=True) if key == "via"]
+    keys = ["via"] * len(parts)
     add_tag = False
+    has_to = False
     for key in _COPY_ORDER:
-        if key not in copied:
+        if key not in src_keys or (key == "timestamp" and status != 100):
             continue
-        part = copied[key]
-        if key == "to" and to_tag is not None and request.to.tag is None:
-            # RFC 3261 §8.2.6.2: the UAS adds a To tag unless one is there.
-            part = (part[0].rstrip(_LWS), ":", f" {part[2].strip(_LWS)};tag={to_tag}")
-            add_tag = True
+        part = src_parts[src_keys.index(key)]
+        if key == "to":
+            has_to = True
+            if to_tag is not None and request.to.tag is None:
+                # RFC 3261 §8.2.6.2: the UAS adds a To tag unless one is there.
+                part = (part[0].rstrip(_LWS), ":", f" {part[2].strip(_LWS)};tag={to_tag}")
+                add_tag = True
         parts.append(part)
         keys.append(key)
     for name, value in headers:
@@ -248,6 +248,7 @@ def make_response(
     keys.append("content-length")
     response = Response(status, reason, Headers._from_parts(parts, keys), body)
     # The copied lines are the request's own: share the typed values already parsed.
+    cache = request._cache
     seeded = response._cache
     for cls in _SHARED:
         typed = cache.get(cls)
@@ -257,7 +258,7 @@ def make_response(
     if typed_vias is not None:
         seeded[(Via, "all")] = typed_vias
     to = cache.get(To)
-    if isinstance(to, To) and "to" in copied:
+    if isinstance(to, To) and has_to:
         if not add_tag:
             seeded[To] = to
         elif to_tag and _TOKEN.fullmatch(to_tag):

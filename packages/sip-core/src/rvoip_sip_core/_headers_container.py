@@ -75,23 +75,18 @@ class Headers:
         return self
 
     def _find(self, key: str) -> list[int]:
+        # hot path: membership first (C scan), no ValueError raised for a missing header.
         keys = self._keys
-        found: list[int] = []
-        try:
-            pos = keys.index(key)
-            while True:
-                found.append(pos)
-                pos = keys.index(key, pos + 1)
-        except ValueError:
-            return found
+        if key not in keys:
+            return []
+        return [pos for pos, k in enumerate(keys) if k == key]
 
     def _first(self, key: str) -> str | None:
         """Value of the first line whose lookup key is ``key`` (already a header_key)."""
-        try:
-            pos = self._keys.index(key)
-        except ValueError:
+        keys = self._keys
+        if key not in keys:
             return None
-        return self._parts[pos][2].strip(_LWS)
+        return self._parts[keys.index(key)][2].strip(_LWS)
 
     def _values(self, key: str) -> list[str]:
         """Values of the lines whose lookup key is ``key`` (already a header_key)."""
@@ -110,11 +105,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """Return the value of the first line named ``name``, or None."""
-        try:
-            pos = self._keys.index(header_key(name))
-        except ValueError:
-            return None
-        return self._parts[pos][2].strip(_LWS)
+        return self._first(header_key(name))
 
     def get_all(self, name: str) -> list[str]:
         """Return the values of every line named ``name`` (lines, not comma elements)."""

@@ -81,6 +81,33 @@ def _parse_origin(value: str) -> Origin:
     return Origin(*fields)
 
 
+# c= and t= values repeat across calls from the same peer ("IN IP4 192.0.2.1", "0 0"):
+# their frozen values are parsed once per distinct text (bounded, cleared when full).
+_CONNECTIONS: dict[str, Connection] = {}
+_TIMINGS: dict[str, Timing] = {}
+_MEMO_LIMIT = 512
+
+
+def _connection_of(value: str) -> Connection:
+    connection = _CONNECTIONS.get(value)
+    if connection is None:
+        connection = _parse_connection(value)
+        if len(_CONNECTIONS) >= _MEMO_LIMIT:
+            _CONNECTIONS.clear()
+        _CONNECTIONS[value] = connection
+    return connection
+
+
+def _timing_of(value: str) -> Timing:
+    timing = _TIMINGS.get(value)
+    if timing is None:
+        timing = _parse_timing(value)
+        if len(_TIMINGS) >= _MEMO_LIMIT:
+            _TIMINGS.clear()
+        _TIMINGS[value] = timing
+    return timing
+
+
 def _parse_connection(value: str) -> Connection:
     fields = split_fields(value)
     if len(fields) != 3:
@@ -170,7 +197,7 @@ _MEDIA_SINGLE = frozenset("ik")
 
 def _add_line(section: _Section, letter: str, value: str, *, media: bool) -> None:
     if letter == "c" and (media or not section.connections):
-        section.connections.append(_parse_connection(value))
+        section.connections.append(_connection_of(value))
     elif letter == "c":
         raise SdpParseError("more than one session-level c= line")
     elif letter == "b":
@@ -185,7 +212,7 @@ def _add_line(section: _Section, letter: str, value: str, *, media: bool) -> Non
     elif letter == "p":
         section.phones.append(value)
     elif letter == "t":
-        section.times.append(_parse_timing(value))
+        section.times.append(_timing_of(value))
     elif letter == "r":
         if not section.times:
             raise SdpParseError("r= line before any t= line")
