@@ -35,6 +35,8 @@ class Concealer:
         "_pos",
         "_rate",
         "_silent_after",
+        "_wave",
+        "_wave16",
         "frame_samples",
     )
 
@@ -50,6 +52,10 @@ class Concealer:
         self._period: NDArray[np.float64] | None = None
         self._pos = 0
         self._fade = max(1, sample_rate // 400)  # 2.5 ms cross-fades
+        # The whole concealment of a loss (repeated period × attenuation), computed once
+        # when the loss starts: each lost frame is then a slice, not ten numpy calls.
+        self._wave: NDArray[np.float64] | None = None
+        self._wave16: NDArray[np.int16] | None = None
 
     @property
     def lost_samples(self) -> int:
@@ -79,45 +85,58 @@ class Concealer:
         self._frames = []
         self._lost_samples = 0
         self._period = None
+        self._wave = self._wave16 = None
 
     def _end_loss(self, frame: NDArray[np.int16]) -> NDArray[np.int16]:
         x = frame.astype(np.float64)
-        if self._period is not None and x.size >= self._fade:
-            synth = self._synth(self._fade) * self._gain_at(self._lost_samples, self._fade)
-            ramp = np.linspace(0.0, 1.0, self._fade, endpoint=False)
-            x[: self._fade] = synth * (1.0 - ramp) + x[: self._fade] * ramp
+        fade, lost, wave = self._fade, self._lost_samples, self._wave
+        if self._period is not None and x.size >= fade:
+            if wave is not None and lost + fade <= wave.size:
+                synth = wave[lost : lost + fade]
+            else:  # past the precomputed span: the attenuation is 0 there anyway
+                synth = self._synth(fade) * self._gain_at(lost, fade)
+            ramp = _ramp(fade)
+            x[:fade] = synth * (1.0 - ramp) + x[:fade] * ramp
         self._lost_samples = 0
         self._period = None
+        self._wave = self._wave16 = None
         self._frames = []
         return np.clip(np.rint(x), -32768, 32767).astype(np.int16)
 
     def conceal(self) -> NDArray[np.int16]:
         """A replacement for one lost frame."""
         n = self.frame_samples
-        if not self._frames or self._lost_samples >= self._silent_after:
-            self._lost_samples += n
+        lost = self._lost_samples
+        if not self._frames or lost >= self._silent_after:
+            self._lost_samples = lost + n
             return np.zeros(n, dtype=np.int16)
-        if self._lost_samples == 0:
+        if lost == 0:
             self._start_loss()
-        out = self._synth(n) * self._gain_at(self._lost_samples, n)
-        self._lost_samples += n
+        wave16, period = self._wave16, self._period
+        self._lost_samples = lost + n
+        if wave16 is not None and period is not None:
+            self._pos = (self._pos + n) % period.size
+            return wave16[lost : lost + n].copy()
+        out = self._synth(n) * self._gain_at(lost, n)
         return np.clip(np.rint(out), -32768, 32767).astype(np.int16)
 
     def _start_loss(self) -> None:
         h = np.concatenate(self._frames).astype(np.float64)[-self._hist_len :]
+        size = h.size
         lo = max(1, int(self._rate * _MIN_PITCH_MS / 1000))
-        hi = min(h.size // 2, int(self._rate * _MAX_PITCH_MS / 1000))
-        period_len = min(self.frame_samples, h.size)
+        hi = min(size // 2, int(self._rate * _MAX_PITCH_MS / 1000))
+        period_len = min(self.frame_samples, size)
         energy = float(np.dot(h, h))
         if energy > 0.0 and hi > lo:
             # Normalised cross-correlation of the last `hi` samples with the same
-            # length `lag` samples earlier, for every lag at once.
+            # length `lag` samples earlier, for every lag lo..hi at once: the window
+            # for lag L is h[size-hi-L : size-L]. np.correlate gives them from lag hi
+            # down to lo; the window energies are a moving sum of squares.
             tail = h[-hi:]
-            windows = np.lib.stride_tricks.sliding_window_view(h, hi)
-            starts = h.size - hi - np.arange(lo, hi + 1)
-            past = windows[starts]
-            dots = past @ tail
-            denom = np.sqrt(np.einsum("ij,ij->i", past, past) * float(np.dot(tail, tail)))
+            span = h[size - 2 * hi : size - lo]
+            dots = np.correlate(span, tail, mode="valid")[::-1]
+            energies = np.correlate(span * span, _ones(hi), mode="valid")[::-1]
+            denom = np.sqrt(energies * float(np.dot(tail, tail)))
             with np.errstate(divide="ignore", invalid="ignore"):
                 corr = np.where(denom > 0.0, dots / denom, -1.0)
             best = int(np.argmax(corr))
@@ -126,12 +145,17 @@ class Concealer:
         period = h[-period_len:].copy()
         # Smooth the seam: the start of the repeated period blends with what preceded it.
         f = min(self._fade, period_len // 4)
-        if f > 0 and h.size >= period_len + f:
-            ramp = np.linspace(0.0, 1.0, f, endpoint=False)
+        if f > 0 and size >= period_len + f:
+            ramp = _ramp(f)
             before = h[-period_len - f : -period_len]
             period[-f:] = period[-f:] * (1.0 - ramp) + before * ramp
         self._period = period
         self._pos = 0
+        # Everything a loss can play: up to 60 ms (then silence) plus one frame.
+        total = self._silent_after + max(self.frame_samples, self._fade)
+        wave = np.resize(period, total) * _gain_curve(self._rate, total)
+        self._wave = wave
+        self._wave16 = np.clip(np.rint(wave), -32768, 32767).astype(np.int16)
 
     def _synth(self, n: int) -> NDArray[np.float64]:
         period = self._period
@@ -147,3 +171,40 @@ class Concealer:
         gain = 1.0 - _ATTENUATION_PER_10MS * np.maximum(t - _ATTENUATE_AFTER_MS, 0.0) / 10.0
         result: NDArray[np.float64] = np.clip(gain, 0.0, 1.0)
         return result
+
+
+_RAMPS: dict[int, NDArray[np.float64]] = {}
+_ONES: dict[int, NDArray[np.float64]] = {}
+_CURVES: dict[tuple[int, int], NDArray[np.float64]] = {}
+
+
+def _ramp(n: int) -> NDArray[np.float64]:
+    """``linspace(0, 1, n, endpoint=False)``, cached (read-only)."""
+    ramp = _RAMPS.get(n)
+    if ramp is None:
+        ramp = _RAMPS[n] = np.linspace(0.0, 1.0, n, endpoint=False)
+        ramp.flags.writeable = False
+    return ramp
+
+
+def _ones(n: int) -> NDArray[np.float64]:
+    """``ones(n)``, cached (read-only)."""
+    ones = _ONES.get(n)
+    if ones is None:
+        ones = _ONES[n] = np.ones(n)
+        ones.flags.writeable = False
+    return ones
+
+
+def _gain_curve(rate: int, n: int) -> NDArray[np.float64]:
+    """The attenuation of samples 0..n-1 of a loss (as ``Concealer._gain_at(0, n)``), cached."""
+    key = (rate, n)
+    curve = _CURVES.get(key)
+    if curve is None:
+        if len(_CURVES) >= 16:
+            _CURVES.clear()
+        t = np.arange(n) * (1000.0 / rate)
+        gain = 1.0 - _ATTENUATION_PER_10MS * np.maximum(t - _ATTENUATE_AFTER_MS, 0.0) / 10.0
+        curve = _CURVES[key] = np.clip(gain, 0.0, 1.0)
+        curve.flags.writeable = False
+    return curve
