@@ -289,9 +289,9 @@ class LayerBase:
 
 def _uas_next(uas: UasInvite) -> float | None:
     """The earliest of a UAS INVITE's deadlines (2xx retransmission, ACK and PRACK waits)."""
-    times = [
-        t
-        for t in (uas.retransmit_at, uas.give_up_at, uas.prack_at, uas.prack_give_up)
-        if t is not None
-    ]
-    return min(times) if times else None
+    # hot path: no list built.
+    best = None
+    for t in (uas.retransmit_at, uas.give_up_at, uas.prack_at, uas.prack_give_up):
+        if t is not None and (best is None or t < best):
+            best = t
+    return best

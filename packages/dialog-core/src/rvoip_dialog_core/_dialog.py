@@ -145,28 +145,38 @@ class Dialog:
         return dialog
 
     @classmethod
-    def from_uas(cls, request: Request, local_tag: str) -> Dialog:
+    def from_uas(
+        cls, request: Request, local_tag: str, *, dialog_id: DialogId | None = None
+    ) -> Dialog:
         """Create the dialog a callee gets when it answers an INVITE with a tag.
 
         RFC 3261 §12.1.1: route set from Record-Route in order, remote target from the
-        Contact, remote CSeq from the request, local CSeq empty.
+        Contact, remote CSeq from the request, local CSeq empty. ``dialog_id``: the id
+        already made of the request and ``local_tag``, when the caller has it.
         """
+        # hot path (every incoming call): each header is read once.
         contacts = request.contacts
+        from_ = request.from_
         target = contacts[0].uri if contacts and contacts[0].uri is not None else None
         if target is None:
-            target = request.from_.uri
+            target = from_.uri
+        if dialog_id is None:
+            dialog_id = DialogId(request.call_id, local_tag, from_.tag or "")
+        rrs = request.record_routes
+        uri = request.uri
+        seq = request.cseq.seq
         return cls(
-            id=DialogId(request.call_id, local_tag, request.from_.tag or ""),
+            id=dialog_id,
             role=Role.UAS,
             state=transition(Role.UAS, DialogState.INIT, Trigger.PROVISIONAL),
             local_party=request.to,
-            remote_party=request.from_,
+            remote_party=from_,
             remote_target=target,
-            route_set=tuple(str(rr) for rr in request.record_routes),
+            route_set=tuple(str(rr) for rr in rrs) if rrs else (),
             local_seq=None,
-            remote_seq=request.cseq.seq,
-            secure=isinstance(request.uri, SipUri) and request.uri.scheme == "sips",
-            invite_seq=request.cseq.seq,
+            remote_seq=seq,
+            secure=isinstance(uri, SipUri) and uri.scheme == "sips",
+            invite_seq=seq,
         )
 
     @property

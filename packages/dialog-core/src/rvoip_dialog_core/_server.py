@@ -491,7 +491,7 @@ class ServerSide(LayerBase):
         if status >= 300:
             return
         if dialog is None:
-            dialog = Dialog.from_uas(request, did.local_tag)
+            dialog = Dialog.from_uas(request, did.local_tag, dialog_id=did)
             self._dialogs[did] = dialog
             if status < 200:
                 self._emit(DialogEarly(did, request))
