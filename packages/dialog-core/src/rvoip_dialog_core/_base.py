@@ -34,6 +34,9 @@ from ._states import Trigger
 
 __all__ = ["LayerBase"]
 
+# The dialog state machine's trigger for each way a dialog ends (same names).
+_TRIGGER_OF = {reason: Trigger[reason.name] for reason in TerminationReason}
+
 
 class LayerBase:
     """The dialog layer's tables (dialogs, pending requests, timers) and shared helpers."""
@@ -165,7 +168,7 @@ class LayerBase:
                 del self._dialogs[dialog.id]
             return
         try:
-            dialog.move(Trigger[reason.name])
+            dialog.move(_TRIGGER_OF[reason])
         except DialogUsageError:
             # Not in the table: still end it (a dialog is never left half-alive).
             self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
@@ -237,16 +240,18 @@ class LayerBase:
         send: bool = True,
     ) -> Response:
         extra = list(headers)
-        if self.config.user_agent:
-            extra.append(("Server", self.config.user_agent))
-        if to_tag is None and request.to.tag is None and status > 100:
+        user_agent = self.config.user_agent
+        if user_agent:
+            extra.append(("Server", user_agent))
+        tagged = request.to.tag is not None
+        if to_tag is None and not tagged and status > 100:
             # RFC 3261 §8.2.6.2: a response without To tag gets one (stateless rejections).
             to_tag = new_tag(self._rng)
         response = make_response(
             request,
             status,
             reason,
-            to_tag=to_tag if request.to.tag is None else None,
+            to_tag=None if tagged else to_tag,
             headers=extra,
             body=body,
             content_type=content_type,
