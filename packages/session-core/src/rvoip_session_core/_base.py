@@ -15,6 +15,7 @@ from typing import Self
 
 import anyio
 import anyio.abc
+import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 from rvoip_dialog_core import (
@@ -39,8 +40,8 @@ from rvoip_session_core._events import (
     SessionEventType,
     StateChanged,
 )
-from rvoip_session_core._handlers import CallHandler
-from rvoip_session_core._media import CallMedia, media_task
+from rvoip_session_core._handlers import CallHandler, overridden_hooks
+from rvoip_session_core._media import CallMedia, media_task, open_media_now
 from rvoip_session_core._state import can_transition
 from rvoip_session_core._types import CallState, SessionId
 from rvoip_transaction_core import Peer, TimerConfig
@@ -82,6 +83,49 @@ class _TappedTransport:
         return getattr(self._inner, name)
 
 
+_ENDING_EVENTS = frozenset({ByeReceived, CancelReceived, DialogTerminated, InviteFailed})
+"""Dialog events after which a call must send no more RTP."""
+
+
+class _EventGate:
+    """Holds dialog events back while session-core is inside a dialog-endpoint command.
+
+    A command issued outside the endpoint's own flush (e.g. ``invite()`` from a task) may
+    flush and deliver events for a call before session-core has recorded the command's
+    result (the leg, the request ref); such events wait in ``held`` until the outermost
+    command (``with gate:``) returns, then are handled in order. Every other event is
+    handled at once, in the endpoint's callback.
+    """
+
+    __slots__ = ("_handle", "depth", "draining", "held")
+
+    def __init__(self, handle: Callable[[object], None]) -> None:
+        self._handle = handle
+        self.depth = 0
+        self.draining = False
+        self.held: collections.deque[object] = collections.deque()
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.depth -= 1
+        if not self.depth and self.held and not self.draining:
+            self.run(None)
+
+    def run(self, event: object | None) -> None:
+        """Handle ``event`` (if any), then every held event, in order."""
+        self.draining = True
+        handle, held = self._handle, self.held
+        try:
+            if event is not None:
+                handle(event)
+            while held:
+                handle(held.popleft())
+        finally:
+            self.draining = False
+
+
 class CoordinatorBase(abc.ABC):
     """State and plumbing shared by the coordinator's parts (not public API)."""
 
@@ -106,13 +150,16 @@ class CoordinatorBase(abc.ABC):
         self._clock: MediaClock | None = None
         self._hooks_send: MemoryObjectSendStream[Hook] | None = None
         self._hooks_recv: MemoryObjectReceiveStream[Hook] | None = None
-        self._sip_send: MemoryObjectSendStream[object] | None = None
+        self._gate = _EventGate(self._handle_dialog_event)
+        self._dispatching = False
+        # asyncio/uvloop: RTP sessions open synchronously (no task per call); trio: a task.
+        self._sync_media = False
         self._hooks_done: anyio.Event | None = None
         self._running = False
         self._ringing: collections.deque[tuple[float, Call]] = collections.deque()
         self._ring_wake: anyio.Event | None = None
         self.counters = {"total": 0, "failed": 0, "incoming": 0, "outgoing": 0}
-        self.message_tap: Callable[[str, bytes, tuple[str, int]], None] | None = None
+        self._message_tap: Callable[[str, bytes, tuple[str, int]], None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -134,10 +181,9 @@ class CoordinatorBase(abc.ABC):
             self._hooks_done = anyio.Event()
             self._hooks_send, self._hooks_recv = send, recv
             stack.callback(send.close)
-            sip_send, sip_recv = anyio.create_memory_object_stream[object](100_000)
-            self._sip_send = sip_send
-            stack.callback(sip_send.close)
-            tg.start_soon(self._dispatch_dialog_events, sip_recv)
+            self._dispatching = True
+            self._sync_media = sniffio.current_async_library() == "asyncio"
+            stack.callback(self._stop_dispatch)
             cfg = self.config
             addr = (cfg.bind_host, cfg.sip_port)
             tls_server, tls_client = cfg.tls_contexts()
@@ -165,7 +211,8 @@ class CoordinatorBase(abc.ABC):
                 ) from None
             # Via and Contact carry the port actually bound (port 0 picks one).
             self._endpoint.layer.config = self._dialog_config(self._endpoint.local(cfg.transport))
-            self._install_tap()
+            if self._message_tap is not None:
+                self._install_tap()
             self._clock = await stack.enter_async_context(run_media_engine(self._engine))
             tg.start_soon(self._run_hooks, recv)
             tg.start_soon(self._ring_loop)
@@ -246,11 +293,36 @@ class CoordinatorBase(abc.ABC):
             user_agent=cfg.user_agent,
         )
 
+    @property
+    def message_tap(self) -> Callable[[str, bytes, tuple[str, int]], None] | None:
+        """Called as ``tap("out", data, (host, port))`` for every SIP message sent, or None.
+
+        The transports are wrapped only while a tap is set (no cost per message otherwise).
+        """
+        return self._message_tap
+
+    @message_tap.setter
+    def message_tap(self, tap: Callable[[str, bytes, tuple[str, int]], None] | None) -> None:
+        self._message_tap = tap
+        if self._endpoint is None:
+            return  # start() installs it
+        if tap is None:
+            self._remove_tap()
+        else:
+            self._install_tap()
+
     def _install_tap(self) -> None:
         """Report every SIP message sent (for ladders and tests) through ``message_tap``."""
         transports = self.endpoint.transactions.transports
         for name, transport in list(transports.items()):
-            transports[name] = _TappedTransport(transport, self)  # type: ignore[assignment]
+            if not isinstance(transport, _TappedTransport):
+                transports[name] = _TappedTransport(transport, self)  # type: ignore[assignment]
+
+    def _remove_tap(self) -> None:
+        transports = self.endpoint.transactions.transports
+        for name, transport in list(transports.items()):
+            if isinstance(transport, _TappedTransport):
+                transports[name] = transport._inner  # type: ignore[assignment]
 
     @property
     def endpoint(self) -> DialogEndpoint:
@@ -314,14 +386,30 @@ class CoordinatorBase(abc.ABC):
         self._by_dialog[dialog_id] = call.id
 
     async def _open_media(self, call: Call) -> None:
+        if self._sync_media:
+            self._open_media_now(call)
+            return
         await self.task_group.start(
             media_task, call.media, self.config.bind_host, self._allocator, self._rng
         )
+
+    def _open_media_now(self, call: Call) -> None:
+        """Open the call's RTP at once (asyncio/uvloop: no task; raises MediaError)."""
+        open_media_now(call.media, self.config.bind_host, self._allocator, self._rng)
 
     # --- state, events, hooks -------------------------------------------------------------
 
     def _publish(self, event: SessionEventType) -> None:
         self._events.publish(event)
+
+    @property
+    def _listened(self) -> bool:
+        """True when someone subscribed to session events (else none need be built)."""
+        return bool(self._events.subscriber_count)
+
+    def _wants(self, hook: str) -> bool:
+        """True when the handler overrides the optional ``hook`` (so it is worth queuing)."""
+        return hook in overridden_hooks(self.handler)
 
     def _hook(self, hook: Hook) -> None:
         """Run a handler hook in order with the others, logging (never raising) its error."""
@@ -354,9 +442,17 @@ class CoordinatorBase(abc.ABC):
         call.state = new
         if not (new.is_established or new.is_in_progress):
             call.media.stop_sending()  # the call is ending: no RTP after our/their BYE
-        self._publish(StateChanged(call.id, old, new, reason))
-        handler = self.handler
-        self._hook(lambda: handler.on_call_state_changed(call.id, old, new, reason))
+        self._state_changed(call.id, old, new, reason)
+
+    def _state_changed(
+        self, sid: SessionId, old: CallState, new: CallState, reason: str | None
+    ) -> None:
+        # hot path: no event object nor hook closure when nobody listens.
+        if self._events.subscriber_count:
+            self._publish(StateChanged(sid, old, new, reason))
+        if self._wants("on_call_state_changed"):
+            handler = self.handler
+            self._hook(lambda: handler.on_call_state_changed(sid, old, new, reason))
 
     def _finish(self, call: Call, state: CallState, reason: str, status: int | None = None) -> None:
         """End a call: final state, release media, registry entries and waiters."""
@@ -366,9 +462,7 @@ class CoordinatorBase(abc.ABC):
         if not can_transition(old, state):
             state = CallState.Terminated
         call.state = state
-        self._publish(StateChanged(call.id, old, state, reason))
-        handler = self.handler
-        self._hook(lambda: handler.on_call_state_changed(call.id, old, state, reason))
+        self._state_changed(call.id, old, state, reason)
         call.end_reason = reason
         if status is not None:
             call.final_status = status
@@ -388,31 +482,48 @@ class CoordinatorBase(abc.ABC):
             call.decide_scope.cancel()
         call.ended.set()
         call.transfer_done.set()
-        self._publish(CallEnded(call.id, reason))
+        if self._events.subscriber_count:
+            self._publish(CallEnded(call.id, reason))
         snapshot = call.snapshot()
+        handler = self.handler
         self._hook(lambda: handler.on_call_ended(snapshot, reason))
 
     def events(self) -> EventSubscription[SessionEventType]:
         """Typed session events (state changes, DTMF, quality, transfer) from now on."""
         return self._events.subscribe()
 
-    # --- dialog events: queued by the endpoint's callback, handled in one task ----------
+    # --- dialog events: handled in the endpoint's callback, in order --------------------
 
     def _on_dialog_event_safe(self, event: object) -> None:
-        # The endpoint calls this inside its flush; commands issued from here would not be
-        # sent, so events are queued and handled by _dispatch_dialog_events in order.
-        if self._sip_send is None:
+        # hot path: handled inline (no queue, no task hop). Commands issued from here are
+        # drained by the endpoint's flush once we return; events arriving while one of our
+        # commands runs, or while held events are handled, wait their turn in the gate.
+        if not self._dispatching:
             return
-        self._stop_media_now(event)
+        if type(event) in _ENDING_EVENTS:
+            # RTP stops at once, whatever happens to the event next (held back, or a
+            # subclass that handles it later): no RTP after a BYE or CANCEL.
+            self._stop_media_now(event)
+        gate = self._gate
+        if gate.depth or gate.draining:
+            gate.held.append(event)
+        else:
+            gate.run(event)
+
+    def _stop_dispatch(self) -> None:
+        self._dispatching = False
+        self._gate.held.clear()
+
+    def _handle_dialog_event(self, event: object) -> None:
         try:
-            self._sip_send.send_nowait(event)
-        except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            log.warning("dialog event %s dropped", type(event).__name__)
+            self._on_dialog_event(event)
+        except Exception:
+            log.exception("handling dialog event %s failed", type(event).__name__)
 
     def _stop_media_now(self, event: object) -> None:
-        """Stop sending RTP the moment a call ends, not when its queued event is handled.
+        """Stop sending RTP the moment a call ends, also when its event is held back.
 
-        Under load the dispatch queue lags; RTP must not go on after a BYE or CANCEL.
+        RTP must not go on after a BYE or CANCEL, even while the event waits its turn.
         """
         call: Call | None = None
         match event:
@@ -429,14 +540,6 @@ class CoordinatorBase(abc.ABC):
                 call = None if sid is None else self._calls.get(sid)
         if call is not None:
             call.media.stop_sending()
-
-    async def _dispatch_dialog_events(self, recv: MemoryObjectReceiveStream[object]) -> None:
-        async with recv:
-            async for event in recv:
-                try:
-                    self._on_dialog_event(event)
-                except Exception:
-                    log.exception("handling dialog event %s failed", type(event).__name__)
 
     # --- implemented by the parts ---------------------------------------------------------
 

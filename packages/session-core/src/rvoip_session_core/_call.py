@@ -8,6 +8,7 @@ import anyio
 import attrs
 
 from rvoip_dialog_core import DialogId, LegId
+from rvoip_session_core._events import LazyEvent
 from rvoip_session_core._media import CallMedia
 from rvoip_session_core._types import CallSession, CallState, IncomingCall, SessionId
 from rvoip_sip_core import Response, SessionDescription
@@ -46,10 +47,10 @@ class Call:
     final_status: int | None = None
     final_reason: str | None = None
     cancel_requested: bool = False
-    answered: anyio.Event = attrs.field(factory=anyio.Event)
-    ended: anyio.Event = attrs.field(factory=anyio.Event)
+    answered: LazyEvent = attrs.field(factory=LazyEvent)
+    ended: LazyEvent = attrs.field(factory=LazyEvent)
     transfer_of: SessionId | None = None  # for a transferee's new call: the referred call
-    transfer_done: anyio.Event = attrs.field(factory=anyio.Event)
+    transfer_done: LazyEvent = attrs.field(factory=LazyEvent)
     transfer_status: int | None = None
     sdp_text: tuple[SessionDescription, str] | None = None
     """The text of the last local SDP sent (kept with the object it was made from)."""

@@ -256,6 +256,9 @@ class _AnswerHandler(AutoAnswerHandler):
     async def on_incoming_call(self, call: IncomingCall) -> Decision:
         return Reject("Rejected", self.reject) if self.reject else Accept(None)
 
+    def decide_now(self, call: IncomingCall) -> Decision | None:
+        return Reject("Rejected", self.reject) if self.reject else Accept(None)
+
 
 async def _answer(args: argparse.Namespace) -> int:
     handler = _AnswerHandler(args.reject)

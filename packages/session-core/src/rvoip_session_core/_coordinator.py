@@ -21,7 +21,7 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
-from rvoip_session_core._events import BridgeEventType, EventSubscription
+from rvoip_session_core._events import BridgeEventType, EventSubscription, LazyEvent
 from rvoip_session_core._handlers import CallHandler
 from rvoip_session_core._media_control import MediaPart
 from rvoip_session_core._offer_answer import negotiated, parse_offer, with_direction
@@ -117,9 +117,10 @@ class SessionCoordinator(MediaPart):
         if call.leg is not None:
             raise InvalidState("the call was already initiated", session_id=call.id)
         body = b"" if call.local_sdp is None else call.local_sdp.encode()
-        leg = self.endpoint.invite(call.to, from_=call.from_, body=body)
-        call.leg = leg
-        self._by_leg[leg] = call.id
+        with self._gate:  # events of this INVITE wait until the leg is recorded
+            leg = self.endpoint.invite(call.to, from_=call.from_, body=body)
+            call.leg = leg
+            self._by_leg[leg] = call.id
         return call.snapshot()
 
     async def create_outgoing_call(
@@ -146,7 +147,7 @@ class SessionCoordinator(MediaPart):
         with anyio.move_on_after(timeout):
             async with anyio.create_task_group() as tg:
 
-                async def first(event: anyio.Event) -> None:
+                async def first(event: LazyEvent) -> None:
                     await event.wait()
                     tg.cancel_scope.cancel()
 
@@ -277,7 +278,7 @@ class SessionCoordinator(MediaPart):
         call = self._established_call(session_id)
         previous = call.state
         self._set_state(call, CallState.Transferring, f"transfer to {target}")
-        call.transfer_done = anyio.Event()
+        call.transfer_done = LazyEvent()
         call.transfer_status = None
         response = await self._request(call, "REFER", refer_to=target)
         if response.status >= 300:
@@ -306,6 +307,10 @@ class SessionCoordinator(MediaPart):
     def _hang_up(self, call: Call, reason: str) -> None:
         if call.state.is_final:
             return
+        with self._gate:  # the call's events wait until its new state is recorded
+            self._hang_up_now(call, reason)
+
+    def _hang_up_now(self, call: Call, reason: str) -> None:
         endpoint = self.endpoint
         if call.direction == "incoming" and call.invite_ref is not None:
             self._reject(call, 480, "Temporarily Unavailable", reason)
@@ -452,10 +457,10 @@ class SessionCoordinator(MediaPart):
         return self._bridges.events.subscribe()
 
 
-async def _either(a: anyio.Event, b: anyio.Event) -> None:
+async def _either(a: LazyEvent, b: LazyEvent) -> None:
     async with anyio.create_task_group() as tg:
 
-        async def first(event: anyio.Event) -> None:
+        async def first(event: LazyEvent) -> None:
             await event.wait()
             tg.cancel_scope.cancel()
 

@@ -158,6 +158,40 @@ class BridgeEvent:
 
 # --- fan-out -------------------------------------------------------------------------
 
+
+class LazyEvent:
+    """``anyio.Event``'s set/is_set/wait, the real event made only when someone waits.
+
+    hot path: ``anyio.Event()`` costs several microseconds (a backend lookup) and a call
+    has four of them, most only ever set.
+    """
+
+    __slots__ = ("_event", "_set")
+
+    def __init__(self) -> None:
+        self._event: anyio.Event | None = None
+        self._set = False
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter."""
+        self._set = True
+        if self._event is not None:
+            self._event.set()
+
+    def is_set(self) -> bool:
+        """True once set."""
+        return self._set
+
+    async def wait(self) -> None:
+        """Wait until set (a checkpoint when already set)."""
+        event = self._event
+        if event is None:
+            event = self._event = anyio.Event()
+            if self._set:
+                event.set()
+        await event.wait()
+
+
 E = TypeVar("E")
 
 

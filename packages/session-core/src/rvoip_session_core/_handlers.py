@@ -45,6 +45,17 @@ class CallHandler(abc.ABC):
     async def on_call_ended(self, call: CallSession, reason: str) -> None:
         """A call (incoming or outgoing) ended; ``reason`` says how."""
 
+    def decide_now(self, call: IncomingCall) -> Decision | None:
+        """Optional synchronous decision, made without awaiting; None asks ``on_incoming_call``.
+
+        A handler that can decide at once (auto-answer, routing) returns its decision here,
+        so the coordinator answers in the SIP event itself: no task, timeout or cancel
+        scope per call. It is used only when the class defining it is the one defining
+        ``on_incoming_call`` or a subclass of it, so a subclass that overrides
+        ``on_incoming_call`` alone is always asked asynchronously.
+        """
+        return None
+
     async def screen_call(self, call: IncomingCall) -> Decision | None:
         """Like ``on_incoming_call`` but may return None for "no opinion".
 
@@ -76,11 +87,51 @@ class CallHandler(abc.ABC):
         return True
 
 
+_DECIDES_NOW: dict[type[CallHandler], bool] = {}
+
+
+def decides_now(handler: CallHandler) -> bool:
+    """Whether ``handler.decide_now`` may be asked (checked once per handler class).
+
+    Only when a class overrides ``decide_now`` at the level of its ``on_incoming_call``
+    or below: a subclass overriding ``on_incoming_call`` alone must be asked by it.
+    """
+    cls = type(handler)
+    known = _DECIDES_NOW.get(cls)
+    if known is None:
+        mro = cls.__mro__
+        decider = next(c for c in mro if "decide_now" in c.__dict__)
+        asker = next(c for c in mro if "on_incoming_call" in c.__dict__)
+        known = _DECIDES_NOW[cls] = decider is not CallHandler and issubclass(decider, asker)
+    return known
+
+
+_HOOKS = ("on_call_established", "on_call_state_changed", "on_dtmf", "on_media_quality")
+_OVERRIDDEN: dict[type[CallHandler], frozenset[str]] = {}
+
+
+def overridden_hooks(handler: CallHandler) -> frozenset[str]:
+    """The optional hooks ``handler``'s class overrides (checked once per class).
+
+    The coordinator queues only these: a do-nothing default is not worth a task hop.
+    """
+    cls = type(handler)
+    hooks = _OVERRIDDEN.get(cls)
+    if hooks is None:
+        hooks = frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(CallHandler, h))
+        _OVERRIDDEN[cls] = hooks
+    return hooks
+
+
 class AutoAnswerHandler(CallHandler):
     """Answers every call with a generated SDP answer."""
 
     async def on_incoming_call(self, call: IncomingCall) -> Decision:
         """Accept, letting the coordinator build the SDP answer."""
+        return Accept(None)
+
+    def decide_now(self, call: IncomingCall) -> Decision | None:
+        """Accept at once (no task per call)."""
         return Accept(None)
 
     async def on_call_ended(self, call: CallSession, reason: str) -> None:
@@ -196,8 +247,18 @@ class RoutingHandler(CallHandler):
         decision = await self.screen_call(call)
         return decision if decision is not None else self.default
 
+    def decide_now(self, call: IncomingCall) -> Decision | None:
+        """The same decision as ``on_incoming_call``, made at once (routing never waits)."""
+        if type(self).screen_call is not RoutingHandler.screen_call:
+            return None  # a subclass screens differently (maybe awaiting): ask it
+        decision = self._route(call)
+        return decision if decision is not None else self.default
+
     async def screen_call(self, call: IncomingCall) -> Decision | None:
         """Forward on a matching route (To URI, then Request-URI), else no opinion."""
+        return self._route(call)
+
+    def _route(self, call: IncomingCall) -> Decision | None:
         for uri in (call.to, call.request_uri):
             if uri:
                 target = self.route_for(uri)

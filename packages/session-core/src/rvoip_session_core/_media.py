@@ -1,7 +1,9 @@
 """The audio of one call: its RTP session, its stream in the media engine, sources and sinks.
 
-The RTP session lives in a task of its own (``media_task``) so it is opened and closed
-in one task, as anyio/trio require; ``CallMedia`` is the handle the coordinator keeps.
+On asyncio/uvloop the RTP session is opened synchronously (``open_media_now``) and closed by
+``CallMedia.close``. Under trio it lives in a task of its own (``media_task``) so it is
+opened and closed in one task, as trio requires. ``CallMedia`` is the handle the
+coordinator keeps.
 """
 
 from __future__ import annotations
@@ -39,9 +41,10 @@ from rvoip_rtp_core import (
     RtpSession,
     RtpSessionConfig,
     open_rtp_session,
+    open_rtp_session_now,
 )
 from rvoip_session_core._errors import MediaError
-from rvoip_session_core._events import EventHub, EventSubscription
+from rvoip_session_core._events import EventHub, EventSubscription, LazyEvent
 from rvoip_session_core._offer_answer import NegotiatedAudio
 from rvoip_session_core._types import SessionId
 
@@ -201,8 +204,10 @@ class CallMedia:
     frame_taps: list[Callable[[NDArray[np.int16]], None]] = attrs.field(factory=list)
     muted: bool = False
     held: bool = False
-    closed: anyio.Event = attrs.field(factory=anyio.Event)
+    closed: LazyEvent = attrs.field(factory=LazyEvent)
     sending_stopped: bool = False
+    owns_rtp: bool = False
+    """True when ``rtp`` was opened by ``open_media_now``: ``close`` closes it."""
     _dtmf: dict[int, DtmfDecoder] = attrs.field(init=False, factory=dict)
 
     @property
@@ -355,6 +360,33 @@ class CallMedia:
         self.frame_taps.clear()
         self.slot.bridge_feed = None
         self.closed.set()
+        if self.owns_rtp:
+            self.owns_rtp = False
+            rtp, self.rtp, self.gate = self.rtp, None, None
+            if rtp is not None:
+                try:
+                    rtp.close()
+                except (RtpError, OSError) as exc:
+                    log.warning("closing RTP of call %s failed: %s", self.session_id, exc)
+
+
+def open_media_now(
+    media: CallMedia, host: str, allocator: PortAllocator | None, rng: random.Random
+) -> None:
+    """Open the call's RTP session at once, without a task (asyncio/uvloop only).
+
+    ``media.close()`` closes it again.
+
+    Raises:
+        MediaError: no RTP port pair could be bound (or the loop is not asyncio's).
+    """
+    config = RtpSessionConfig(local_host=host, port_allocator=allocator, cname=media.session_id)
+    try:
+        rtp = open_rtp_session_now(config, rng=random.Random(rng.getrandbits(64)))
+    except (RtpError, OSError) as exc:
+        raise MediaError(f"cannot open RTP: {exc}", session_id=media.session_id) from exc
+    media.rtp = rtp
+    media.owns_rtp = True
 
 
 async def media_task(

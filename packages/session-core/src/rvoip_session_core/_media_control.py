@@ -136,10 +136,13 @@ class MediaPart(SipPart):
         handler = self.handler
         while True:
             await anyio.sleep(interval)
+            if not (self._listened or self._wants("on_media_quality")):
+                continue  # nobody reads the reports: no statistics per call
             for call in list(self._calls.values()):
                 stats = self._media_statistics(call)
                 if stats is None or stats.quality_metrics is None or not stats.packets_received:
                     continue
                 metrics = stats.quality_metrics
                 self._publish(MediaQualityReport(call.id, metrics))
-                self._hook(functools.partial(handler.on_media_quality, call.id, metrics))
+                if self._wants("on_media_quality"):
+                    self._hook(functools.partial(handler.on_media_quality, call.id, metrics))

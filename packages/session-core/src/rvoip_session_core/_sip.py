@@ -39,6 +39,7 @@ from rvoip_session_core._events import (
     TransferProgress,
     TransferRequested,
 )
+from rvoip_session_core._handlers import decides_now
 from rvoip_session_core._offer_answer import (
     SdpNegotiationError,
     build_answer,
@@ -136,12 +137,13 @@ class SipPart(CoordinatorBase):
         """Answer the call's pending INVITE; False when it can no longer be answered."""
         if call.invite_ref is None:
             return False
-        try:
-            self.endpoint.respond(call.invite_ref, status, reason, **kw)  # type: ignore[arg-type]
-        except DialogUsageError:
-            return False
-        if status >= 200:
-            call.invite_ref = None
+        with self._gate:  # events of this answer wait until it is recorded
+            try:
+                self.endpoint.respond(call.invite_ref, status, reason, **kw)  # type: ignore[arg-type]
+            except DialogUsageError:
+                return False
+            if status >= 200:
+                call.invite_ref = None
         return True
 
     def _reject(self, call: Call, status: int, reason: str, why: str) -> None:
@@ -157,17 +159,18 @@ class SipPart(CoordinatorBase):
         if did is None:
             raise CallFailed(481, "no dialog", session_id=call.id)
         endpoint = self.endpoint
-        try:
-            if method == "INVITE":
-                ref = endpoint.reinvite(did, kw.get("body", b""))  # type: ignore[arg-type]
-            elif method == "REFER":
-                ref = endpoint.refer(did, str(kw["refer_to"]), referred_by=self.local_uri)
-            else:
-                ref = endpoint.request(did, method, **kw)  # type: ignore[arg-type]
-        except DialogUsageError as exc:
-            raise CallFailed(481, str(exc), session_id=call.id) from None
         pending = PendingRequest(method, call.id)
-        self._pending[ref] = pending
+        with self._gate:  # the response may come at once: record the request first
+            try:
+                if method == "INVITE":
+                    ref = endpoint.reinvite(did, kw.get("body", b""))  # type: ignore[arg-type]
+                elif method == "REFER":
+                    ref = endpoint.refer(did, str(kw["refer_to"]), referred_by=self.local_uri)
+                else:
+                    ref = endpoint.request(did, method, **kw)  # type: ignore[arg-type]
+            except DialogUsageError as exc:
+                raise CallFailed(481, str(exc), session_id=call.id) from None
+            self._pending[ref] = pending
         limit = timeout if timeout is not None else 64 * self.config.t1 + 2.0
         try:
             with anyio.fail_after(limit):
@@ -268,11 +271,36 @@ class SipPart(CoordinatorBase):
             call.to,
             request.body.decode("utf-8", "replace") if request.body else None,
             headers=tuple(request.headers),
-            received_at=datetime.now(UTC),
+            received_at=call.started_at,  # the same moment: one clock read per call
             request_uri=str(request.uri),
             display_name=request.from_.display_name,
         )
+        if self._sync_media and decides_now(self.handler):
+            try:
+                decision = self.handler.decide_now(call.incoming)
+            except Exception:
+                log.exception("decide_now failed for call %s", call.id)
+                self._reject(call, 500, "Server Internal Error", "call handler raised")
+                return
+            if decision is not None:
+                self._decide_at_once(call, decision)
+                return
         self.task_group.start_soon(self._offer_to_handler, call)
+
+    def _decide_at_once(self, call: Call, decision: Decision) -> None:
+        """The handler decided synchronously: media, event and answer, all inline.
+
+        hot path: no task, cancel scope or timeout per call, and no 180 from the ring loop.
+        """
+        try:
+            self._open_media_now(call)
+        except SessionError as exc:
+            self._reject(call, 503, "Service Unavailable", f"no media: {exc}")
+            return
+        if self._listened:
+            assert call.incoming is not None
+            self._publish(IncomingCallReceived(call.id, call.incoming))
+        self._apply_decision(call, normalize_decision(decision))
 
     async def _offer_to_handler(self, call: Call) -> None:
         try:
@@ -303,6 +331,9 @@ class SipPart(CoordinatorBase):
             await self._decide(call, decision)
 
     async def _decide(self, call: Call, decision: Decision) -> None:
+        self._apply_decision(call, decision)
+
+    def _apply_decision(self, call: Call, decision: Decision) -> None:
         if call.state.is_final:
             return
         match decision:
@@ -409,11 +440,16 @@ class SipPart(CoordinatorBase):
         call.established_at = datetime.now(UTC)
         self._set_state(call, CallState.Active, "answered")
         call.answered.set()
+        listened, wanted = self._listened, self._wants("on_call_established")
+        if not (listened or wanted):
+            return  # hot path: nobody reads the SDP texts
         local_text, remote_text = _cached_text(call, local), _text(remote)
-        self._publish(CallEstablished(call.id, local_text, remote_text))
-        snapshot = call.snapshot()
-        handler = self.handler
-        self._hook(lambda: handler.on_call_established(snapshot, local_text, remote_text))
+        if listened:
+            self._publish(CallEstablished(call.id, local_text, remote_text))
+        if wanted:
+            snapshot = call.snapshot()
+            handler = self.handler
+            self._hook(lambda: handler.on_call_established(snapshot, local_text, remote_text))
 
     def _answer_in_ack(self, call: Call, request: Request) -> None:
         try:
@@ -502,10 +538,12 @@ class SipPart(CoordinatorBase):
         self._publish(TransferRequested(call.id, target, ok))
         endpoint = self.endpoint
         if not ok:
-            endpoint.respond(ref, 603, "Decline")
+            with self._gate:
+                endpoint.respond(ref, 603, "Decline")
             return
         try:
-            subscription = endpoint.accept_refer(ref)
+            with self._gate:
+                subscription = endpoint.accept_refer(ref)
         except DialogUsageError:
             return
         ours = call.to if call.direction == "incoming" else call.from_
@@ -522,7 +560,8 @@ class SipPart(CoordinatorBase):
                 (408, "Request Timeout") if isinstance(exc, Timeout) else (503, str(exc))
             )
         try:
-            endpoint.notify_refer(subscription, status, _phrase(reason))
+            with self._gate:
+                endpoint.notify_refer(subscription, status, _phrase(reason))
         except DialogUsageError:
             log.debug("transfer of call %s: dialog gone before the final NOTIFY", call.id)
 
@@ -557,8 +596,9 @@ class SipPart(CoordinatorBase):
 
     def _dtmf(self, session_id: SessionId, digit: str, duration_ms: int, method: str) -> None:
         self._publish(DtmfReceived(session_id, digit, duration_ms, method))
-        handler = self.handler
-        self._hook(lambda: handler.on_dtmf(session_id, digit))
+        if self._wants("on_dtmf"):
+            handler = self.handler
+            self._hook(lambda: handler.on_dtmf(session_id, digit))
 
 
 def _cached_text(call: Call, sdp: SessionDescription | None) -> str | None:
