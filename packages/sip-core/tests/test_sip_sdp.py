@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from rvoip_sip_core._errors import SipParseError
 from rvoip_sip_core._sdp import (
+    DIRECTIONS,
     STATIC_PAYLOAD_TYPES,
     Attribute,
     Bandwidth,
@@ -585,3 +586,44 @@ def test_rtpmap_view_shares_parsed_values() -> None:
     assert media.rtpmap(96) == RtpMap(96, "opus", 48000, 2)
     assert media.rtpmap(96) is again.rtpmap(96)
     assert media.rtpmap(0) == RtpMap(0, "PCMU", 8000, 1)
+
+
+_PTS = st.sampled_from([0, 8, 18, 96, 97, 101])
+_MAP_ATTRS = st.builds(
+    lambda pt, name, rate: Attribute("rtpmap", f"{pt} {name}/{rate}"),
+    _PTS,
+    st.sampled_from(["PCMU", "pcma", "opus", "telephone-event", "G729"]),
+    st.sampled_from([8000, 48000]),
+)
+_OTHER_ATTRS = st.one_of(
+    st.builds(lambda pt, p: Attribute("fmtp", f"{pt} {p}"), _PTS, st.sampled_from(["0-16", "a=1"])),
+    st.just(Attribute("rtpmap", "malformed")),
+    st.just(Attribute("fmtp", "")),
+    st.sampled_from(DIRECTIONS).map(Attribute),
+)
+
+
+@given(
+    st.lists(_PTS, min_size=1, max_size=5),
+    st.lists(st.one_of(_MAP_ATTRS, _OTHER_ATTRS), max_size=8),
+    st.lists(_MAP_ATTRS.map(lambda a: RtpMap.parse(a.value or "")), max_size=3),
+)
+def test_answer_media_matches_the_per_payload_type_views(
+    pts: list[int], attrs_: list[Attribute], supported: list[RtpMap]
+) -> None:
+    offer = MediaDescription(
+        "audio", 4000, "RTP/AVP", tuple(str(pt) for pt in pts), attributes=tuple(attrs_)
+    )
+    answer = answer_media(offer, supported, port=5000)
+    expected = [
+        m
+        for pt in offer.payload_types
+        if (m := offer.rtpmap(pt)) is not None and any(codecs_match(m, s) for s in supported)
+    ]
+    if not expected:
+        assert answer.port == 0
+        return
+    assert answer.formats == tuple(str(m.payload_type) for m in expected)
+    assert answer.rtpmaps() == tuple(expected)
+    wanted = [f for f in (offer.fmtp(m.payload_type) for m in expected) if f is not None]
+    assert answer.fmtps() == tuple(wanted)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ._sdp_attrs import Attribute, Crypto, Fmtp, RtpMap
+from ._sdp_attrs import STATIC_PAYLOAD_TYPES, Attribute, Crypto, Fmtp, RtpMap
 from ._sdp_model import DIRECTIONS, Connection, MediaDescription, Origin, SessionDescription
 
 __all__ = [
@@ -173,14 +173,25 @@ def answer_media(
     """
     if offer.port == 0:
         return _rejected(offer)
+    # hot path (every incoming call): the offer's rtpmap and fmtp lines are parsed once
+    # here rather than once per payload type; the first line for a number wins, as in
+    # MediaDescription.rtpmap / fmtp.
+    maps: dict[int, RtpMap] = {}
+    for mapping in offer.rtpmaps():
+        maps.setdefault(mapping.payload_type, mapping)
     chosen: list[RtpMap] = []
     for pt in offer.payload_types:
-        mapping = offer.rtpmap(pt)
-        if mapping is not None and any(codecs_match(mapping, s) for s in supported):
-            chosen.append(mapping)
+        found = maps.get(pt) or STATIC_PAYLOAD_TYPES.get(pt)
+        if found is not None and any(codecs_match(found, s) for s in supported):
+            chosen.append(found)
     if not chosen:
         return _rejected(offer)
-    fmtps = [f for f in (offer.fmtp(c.payload_type) for c in chosen) if f is not None]
+    fmtps: list[Fmtp] = []
+    if offer.has_attribute("fmtp"):
+        by_format: dict[str, Fmtp] = {}
+        for fmtp in offer.fmtps():
+            by_format.setdefault(fmtp.format, fmtp)
+        fmtps = [by_format[key] for c in chosen if (key := str(c.payload_type)) in by_format]
     return make_media(
         port,
         chosen,

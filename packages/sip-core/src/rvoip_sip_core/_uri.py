@@ -59,9 +59,16 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 _STRICT_PARAMS = frozenset({"user", "ttl", "method", "maddr", "transport"})
 
 
+# hot path of str(uri): one regex call tells that a component needs no escaping.
+_PLAIN_RE = {
+    safe: re.compile("[" + re.escape("".join(sorted(safe - {"%"}))) + "]*\\Z")
+    for safe in (_SAFE_PASSWORD, _SAFE_PARAM, _SAFE_HEADER, _SAFE_USER)
+}
+
+
 def _escape(text: str, safe: frozenset[str]) -> str:
     """%-escape characters outside ``safe``; a ``%`` that starts a valid escape stays."""
-    if all(c in safe for c in text) and "%" not in text:
+    if _PLAIN_RE[safe].match(text):
         return text
     out: list[str] = []
     n = len(text)
@@ -246,29 +253,26 @@ class SipUri:
         return attrs.evolve(self, params=tuple(p for p in self.params if p[0].lower() not in drop))
 
     def __str__(self) -> str:
-        parts = [self.scheme, ":"]
-        if self.user is not None:
-            parts.append(_escape(self.user, _SAFE_USER))
+        # hot path (Contact, Request-URI, dialog targets): a few concatenations.
+        user = self.user
+        if user is None:
+            out = self.scheme + ":" + self.host
+        else:
+            userinfo = _escape(user, _SAFE_USER)
             if self.password is not None:
-                parts.append(":")
-                parts.append(_escape(self.password, _SAFE_PASSWORD))
-            parts.append("@")
-        parts.append(self.host)
+                userinfo += ":" + _escape(self.password, _SAFE_PASSWORD)
+            out = self.scheme + ":" + userinfo + "@" + self.host
         if self.port is not None:
-            parts.append(f":{self.port}")
+            out += f":{self.port}"
         for k, v in self.params:
-            parts.append(";" + _escape(k, _SAFE_PARAM))
+            out += ";" + _escape(k, _SAFE_PARAM)
             if v is not None:
-                parts.append("=" + _escape(v, _SAFE_PARAM))
+                out += "=" + _escape(v, _SAFE_PARAM)
         if self.headers:
-            parts.append("?")
-            parts.append(
-                "&".join(
-                    _escape(k, _SAFE_HEADER) + "=" + _escape(v, _SAFE_HEADER)
-                    for k, v in self.headers
-                )
+            out += "?" + "&".join(
+                _escape(k, _SAFE_HEADER) + "=" + _escape(v, _SAFE_HEADER) for k, v in self.headers
             )
-        return "".join(parts)
+        return out
 
     def _compare_key(self) -> tuple[tuple[Any, ...], dict[str, str | None]]:
         """(parts that must match, other params compared only when in both)."""
