@@ -16,7 +16,8 @@ Two in-process modes measure CPU (``time.process_time``, robust on a shared mach
 without sockets; the sessions are stand-ins whose send costs nothing:
 
     .venv/bin/python tools/bench/media_engine.py --mode churn [--streams 10000]
-        add then remove N streams (a call's set-up and tear-down): us per add, per remove
+        add then remove N streams (a call's set-up and tear-down): us per add, per remove;
+        then N short calls: 20 streams added per tick, one tick, removed (us per call)
     .venv/bin/python tools/bench/media_engine.py --mode tick [--streams 500] [--phases 1]
         one MediaClock tick (read, encode, hand to the session, pop, decode, PLC, sink)
         with one packet received per stream per tick: us per tick and per stream
@@ -253,6 +254,23 @@ def churn(streams: int, repeat: int) -> None:
         f"  add_stream {1e6 * best_add / streams:.2f} us, remove_stream "
         f"{1e6 * best_remove / streams:.2f} us, together "
         f"{1e6 * (best_add + best_remove) / streams:.2f} us per stream (process_time)"
+    )
+    # Calls as the call-rate benchmark makes them (1,000/s, no hold, no RTP received):
+    # 20 streams join per 20 ms tick, are ticked once (one packet sent each) and leave.
+    clock = MediaClock(engine)
+    per_tick = 20
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.process_time()
+        for lo in range(0, streams, per_tick):
+            batch = [engine.add_stream(s, Codec.PCMU, 20) for s in sessions[lo : lo + per_tick]]
+            clock.process(0.0)
+            for stream in batch:
+                engine.remove_stream(stream)
+        best = min(best, time.process_time() - t0)
+    print(
+        f"  short calls ({per_tick} join, one tick, leave; as at 1,000 calls/s): "
+        f"{1e6 * best / streams:.2f} us per call"
     )
 
 

@@ -280,9 +280,11 @@ class MediaEngine:
             sid = stream.id
             if sid % phases != phase:
                 continue
-            tpp = stream.ticks_per_packet
+            ptime = stream.ptime_ms  # hot path (rebuilt on every add/remove): no properties
+            tpp = ptime // 20
             if tick % tpp == sid % tpp:
-                groups.setdefault((stream.codec, stream.samples, tpp), []).append(stream)
+                key = (stream.codec, ptime * SAMPLE_RATE // 1000, tpp)
+                groups.setdefault(key, []).append(stream)
         return groups
 
     def phase_sizes(self, phases: int) -> list[int]:
@@ -340,10 +342,15 @@ class MediaEngine:
         if batch is None or batch.owner is not streams or not batch.valid:
             batch = self._play_cache[key] = PlayBatch([s.jitter for s in streams], owner=streams)
         batch.pop()
-        pcm = decode(codec, batch.out[:, :samples])
+        statuses = batch.statuses.tolist()
+        # Nothing received (streams that never get RTP, e.g. a call set up and torn down
+        # at once): no decode. Rows of other statuses are never read.
+        pcm: Any = (
+            decode(codec, batch.out[:, :samples]) if _FRAME in statuses else [None] * len(streams)
+        )
         # hot path: one pass over plain lists (tolist) instead of numpy scalar indexing.
         for stream, status, length, frame in zip(
-            streams, batch.statuses.tolist(), batch.lens.tolist(), pcm, strict=True
+            streams, statuses, batch.lens.tolist(), pcm, strict=True
         ):
             conc = stream.concealer
             if status == _FRAME:
