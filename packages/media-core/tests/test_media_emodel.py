@@ -121,3 +121,14 @@ def test_loss_run_tracker_burst_ratio() -> None:
     assert LossRunTracker().burst_ratio == 1.0
     # The E-model uses it: bursty loss hurts more than random loss at equal Ppl (G.107).
     assert emodel_r_factor(0, 5.0, burst_r=4.5) < emodel_r_factor(0, 5.0)
+
+
+@pytest.mark.parametrize(
+    ("m2e", "loss", "burst"), [(40.0, 0.0, 1.0), (180.0, 3.5, 1.7), (400.0, 12.0, 1.0)]
+)
+def test_r_factor_repeats_the_direct_model(m2e: float, loss: float, burst: float) -> None:
+    direct = emodel(
+        EModelParams(t=m2e, tr=2 * m2e, ta=m2e, ie=0.0, bpl=25.1, ppl=loss, burst_r=burst)
+    ).r
+    for _ in range(3):  # the same inputs again: the same figure (the result is cached)
+        assert emodel_r_factor(m2e, loss, ie=0.0, bpl=25.1, burst_r=burst) == direct

@@ -7,6 +7,7 @@ G.107 Table 3; G.711 planning values per G.113 Appendix I (Ie 0, Bpl 4.3 without
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -148,9 +149,16 @@ def emodel_r_factor(
     """
     t = mouth_to_ear_ms if echo_delay_ms is None else echo_delay_ms
     tr = 2.0 * mouth_to_ear_ms if round_trip_ms is None else round_trip_ms
-    params = EModelParams(
-        t=t, tr=tr, ta=mouth_to_ear_ms, ie=ie, bpl=bpl, ppl=packet_loss_percent, burst_r=burst_r
-    )
+    return _r_factor(t, tr, mouth_to_ear_ms, ie, bpl, packet_loss_percent, burst_r)
+
+
+@functools.lru_cache(maxsize=4096)
+def _r_factor(
+    t: float, tr: float, ta: float, ie: float, bpl: float, ppl: float, burst_r: float
+) -> float:
+    # Calls of one process mostly share their figures (no loss, the same buffer delay):
+    # a periodic quality report of many calls then costs a lookup each, not a model.
+    params = EModelParams(t=t, tr=tr, ta=ta, ie=ie, bpl=bpl, ppl=ppl, burst_r=burst_r)
     return emodel(params).r
 
 

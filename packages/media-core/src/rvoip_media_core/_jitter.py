@@ -60,18 +60,6 @@ class JitterStats:
     jitter: int  # RFC 3550 interarrival jitter estimate, timestamp units
 
 
-_FIELDS = (
-    "received",
-    "played",
-    "late",
-    "duplicate",
-    "dropped_overflow",
-    "dropped_adapt",
-    "concealed",
-    "buffered",
-)
-
-
 class JitterBuffer:
     """One stream's jitter buffer with an adaptive target delay.
 
@@ -305,8 +293,22 @@ class JitterBuffer:
 
     def stats(self) -> JitterStats:
         """A snapshot of the counters."""
-        values = {name: self._get(name) for name in _FIELDS}
-        return JitterStats(**values, target_frames=self.target_frames, jitter=self.jitter)
+        source = self._jb if self._cffi else self._core
+        if source is None:  # not allocated yet: the values of a fresh buffer
+            source = _fresh(self.backend, self._params)
+        s = source  # one attribute read per field (cffi struct or the Python core)
+        return JitterStats(
+            int(s.received),
+            int(s.played),
+            int(s.late),
+            int(s.duplicate),
+            int(s.dropped_overflow),
+            int(s.dropped_adapt),
+            int(s.concealed),
+            int(s.buffered),
+            int(s.target),
+            int(s.jitter16) >> 4,
+        )
 
     def reset(self) -> None:
         """Forget all packets, counters and estimates (e.g. on SSRC change)."""
