@@ -5,7 +5,8 @@ responder's CPU µs per datagram / per call, and the sans-IO layer's CPU per tra
     python tools/bench/transactions.py                      # asyncio+uvloop, then stdlib asyncio
     python tools/bench/transactions.py --loops trio --rates 500,1000 --seconds 3
     python tools/bench/transactions.py --scenario call --loops uvloop --rates 500,1000
-    python tools/bench/transactions.py --sans-io-only       # the two sans-IO figures only
+    python tools/bench/transactions.py --sans-io-only       # the sans-IO figures only
+    python tools/bench/transactions.py --loopback-only      # + the in-process UDP loopback
     python tools/bench/transactions.py --sans-io-only --profile   # + cProfile of the call path
 
 A child process runs a responder (`TransactionEndpoint` answering every OPTIONS with 200)
@@ -118,15 +119,15 @@ _SDP = (
 )
 
 
-def _call_datagrams(i: int) -> tuple[bytes, bytes, bytes]:
+def _call_datagrams(i: int, sent_by: str = "127.0.0.5:5070") -> tuple[bytes, bytes, bytes]:
     """INVITE (with SDP), ACK and BYE of call ``i`` as SIPp's _uac_cps.xml sends them."""
     head = (
-        "Via: SIP/2.0/UDP 127.0.0.5:5070;branch=z9hG4bK-{branch}\r\n"
-        "From: sipp <sip:sipp@127.0.0.5:5070>;tag=42SIPpTag00{i}\r\n"
+        f"Via: SIP/2.0/UDP {sent_by};branch=z9hG4bK-{{branch}}\r\n"
+        f"From: sipp <sip:sipp@{sent_by}>;tag=42SIPpTag00{{i}}\r\n"
         "To: bench <sip:bench@127.0.0.1:5060>{to_tag}\r\n"
         "Call-ID: {i}-42@127.0.0.5\r\n"
         "CSeq: {cseq}\r\n"
-        "Contact: sip:sipp@127.0.0.5:5070\r\n"
+        f"Contact: sip:sipp@{sent_by}\r\n"
         "Max-Forwards: 70\r\n"
     )
     start = "{} sip:bench@127.0.0.1:5060 SIP/2.0\r\n"
@@ -219,6 +220,90 @@ def sans_io_call_figure(
     return elapsed / count * 1e6
 
 
+def loopback_figure(loop: str, count: int = 6000, window: int = 40) -> tuple[float, float]:
+    """The endpoint over UDP loopback, in process: (CPU µs, Python calls) per UAS call.
+
+    A raw client socket on the same event loop places ``count`` calls, ``window`` at a
+    time: INVITE, ACK once the 200 is in, BYE, next call on the BYE's 200. The figure
+    includes the client's few calls and syscalls (the same before and after a change);
+    the second figure is the same run's Python function calls per call under cProfile
+    (immune to machine load).
+    """
+    import asyncio
+    import cProfile
+    import pstats
+
+    import anyio
+
+    from rvoip_transaction_core import TransactionEndpoint
+    from rvoip_transaction_core.testing import Responder
+
+    async def run(profile: bool) -> float:
+        responder = Responder(200)
+        aloop = asyncio.get_running_loop()
+        done = asyncio.Event()
+        async with TransactionEndpoint(udp=("127.0.0.1", 0), on_event=responder) as ep:
+            responder.endpoint = ep
+            server = ("127.0.0.1", ep.local("UDP").port)
+            state = {"next": 0, "finished": 0}
+
+            class Client(asyncio.DatagramProtocol):
+                def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                    self.transport = transport
+
+                def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+                    if not data.startswith(b"SIP/2.0 200"):
+                        return  # 100 Trying
+                    at = data.index(b"Call-ID: ") + 9
+                    i = int(data[at : data.index(b"-", at)])
+                    if b"CSeq: 1 INVITE" in data:
+                        self.transport.sendto(calls[i][1], server)  # type: ignore[attr-defined]
+                        self.transport.sendto(calls[i][2], server)  # type: ignore[attr-defined]
+                        return
+                    state["finished"] += 1
+                    if state["finished"] == count:
+                        done.set()
+                    elif state["next"] < count:
+                        self.start()
+
+                def start(self) -> None:
+                    i = state["next"]
+                    state["next"] += 1
+                    self.transport.sendto(calls[i][0], server)  # type: ignore[attr-defined]
+
+            transport, client = await aloop.create_datagram_endpoint(
+                Client, local_addr=("127.0.0.1", 0)
+            )
+            port = transport.get_extra_info("sockname")[1]
+            calls = [_call_datagrams(i, f"127.0.0.1:{port}") for i in range(count)]
+            profiler = cProfile.Profile() if profile else None
+            if profiler is not None:
+                profiler.enable()
+            start = time.process_time()
+            for _ in range(window):
+                client.start()
+            with anyio.fail_after(60):
+                await done.wait()
+            elapsed = time.process_time() - start
+            transport.close()
+            if profiler is not None:
+                profiler.disable()
+                return float(pstats.Stats(profiler).total_calls) / count  # type: ignore[attr-defined]
+            return elapsed / count * 1e6
+
+    def go(profile: bool) -> float:
+        return float(
+            anyio.run(
+                run,
+                profile,
+                backend="asyncio",
+                backend_options={"use_uvloop": loop == "uvloop"},
+            )
+        )
+
+    return go(False), go(True)
+
+
 def run_step(
     sipp: str, port: int, rate: int, seconds: float, scenario: str
 ) -> tuple[list[str], float, int]:
@@ -245,6 +330,7 @@ def main() -> int:
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="options")
     parser.add_argument("--sans-io-only", action="store_true", help="skip the SIPp runs")
     parser.add_argument("--profile", action="store_true", help="cProfile the sans-IO call")
+    parser.add_argument("--loopback-only", action="store_true", help="stop before SIPp")
     parser.add_argument("--repeat", type=int, default=3, help="sans-IO runs (best is shown)")
     args = parser.parse_args()
     if args.serve:
@@ -259,6 +345,15 @@ def main() -> int:
     sans_io_call_figure(2000, profile=True, show=args.profile, calls_seen=seen)
     print(f"sans-IO layer: {seen[0]:.0f} Python function calls per UAS call (cProfile)")
     if args.sans_io_only:
+        return 0
+    for loop in ("uvloop", "asyncio"):
+        runs = [loopback_figure(loop) for _ in range(args.repeat)]
+        cpu, calls = min(r[0] for r in runs), runs[0][1]
+        print(
+            f"endpoint over UDP loopback ({loop}, in process, client included): "
+            f"{cpu:.1f} µs CPU and {calls:.0f} Python calls per UAS call"
+        )
+    if args.loopback_only:
         return 0
     sipp = shutil.which("sipp")
     if sipp is None:

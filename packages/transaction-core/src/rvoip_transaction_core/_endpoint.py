@@ -2,12 +2,14 @@
 one timer task.
 
 Received bytes go into the layer synchronously (from the datagram callback or the stream
-reader), the layer's transmits go straight to the transports, and one task sleeps until
-the layer's next deadline; it is woken only when a new deadline is earlier.
+reader), the layer's transmits go straight to the transports, and the layer's next deadline
+is one timer: a loop ``call_at`` handle on asyncio/uvloop, a sleeping task on trio; it is
+re-armed only when a new deadline falls in an earlier slot.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import random
@@ -80,6 +82,8 @@ class TransactionEndpoint:
     _flushing: bool = attrs.field(default=False, init=False)
     _waiters: dict[int, _Waiter] = attrs.field(factory=dict, init=False)
     _clock: Callable[[], float] = attrs.field(default=anyio.current_time, init=False)
+    _loop: asyncio.AbstractEventLoop | None = attrs.field(default=None, init=False)
+    _handle: asyncio.TimerHandle | None = attrs.field(default=None, init=False)
     _events_tx: MemoryObjectSendStream[TransactionEvent] = attrs.field(init=False)
     _events_rx: MemoryObjectReceiveStream[TransactionEvent] = attrs.field(init=False)
 
@@ -101,6 +105,7 @@ class TransactionEndpoint:
         # which is the clock anyio uses on asyncio.
         loop = running_asyncio_loop()
         self._clock = loop.time if loop is not None else anyio.current_time
+        self._loop = loop
         tg = anyio.create_task_group()
         await tg.__aenter__()
         self._tg = tg
@@ -112,7 +117,8 @@ class TransactionEndpoint:
                 await self._add(self._stream("TCP", self.tcp))
             if self.tls is not None:
                 await self._add(self._stream("TLS", self.tls))
-            tg.start_soon(self._timer_loop)
+            if loop is None:
+                tg.start_soon(self._timer_loop)  # trio: a task; asyncio: loop.call_at
         except BaseException as exc:
             tg.cancel_scope.cancel()
             await self._close_transports()
@@ -127,6 +133,10 @@ class TransactionEndpoint:
         tb: TracebackType | None,
     ) -> bool | None:
         assert self._tg is not None
+        self._loop = None  # no timer re-armed from here on
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
         self._tg.cancel_scope.cancel()
         with anyio.CancelScope(shield=True):
             await self._close_transports()
@@ -227,37 +237,78 @@ class TransactionEndpoint:
         self._flush()
 
     def _flush(self) -> None:
-        """Send the layer's transmits, hand out its events, re-arm the timer task."""
+        """Send the layer's transmits, hand out its events, re-arm the timer."""
         if self._flushing:
             return
         self._flushing = True
         layer = self.layer
+        transports = self.transports
         try:
+            # hot path (once per datagram and per TU call): the layer's output lists are
+            # swapped out directly (same package) rather than through take_*() copies.
             while True:
-                transmits = layer.take_transmits()
-                events = layer.take_events()
+                transmits = layer._transmits
+                events = layer._events
                 if not transmits and not events:
                     break
-                for tx in transmits:
-                    transport = self.transports.get(tx.target.transport)
-                    if transport is None:
-                        self._count("dropped_no_transport")
-                        if tx.txn_id is not None:
-                            reason = f"no {tx.target.transport} transport"
-                            layer.transport_failed(tx.txn_id, reason, self._clock())
+                if transmits:
+                    layer._transmits = []
+                    for tx in transmits:
+                        target = tx.target
+                        transport = transports.get(target.transport)
+                        if transport is None:
+                            self._count("dropped_no_transport")
+                            if tx.txn_id is not None:
+                                reason = f"no {target.transport} transport"
+                                layer.transport_failed(tx.txn_id, reason, self._clock())
+                            continue
+                        transport.send(tx.data, target, tx.txn_id)
+                if events:
+                    layer._events = []
+                    on_event = self.on_event
+                    if on_event is None or self._waiters:
+                        for event in events:
+                            self._dispatch(event)
                         continue
-                    transport.send(tx.data, tx.target, tx.txn_id)
-                for event in events:
-                    self._dispatch(event)
+                    for event in events:
+                        try:
+                            on_event(event)
+                        except Exception:
+                            self._tu_failed(event)
         finally:
             self._flushing = False
         deadline = layer.next_deadline()
-        if (
-            deadline is not None
-            and self._slot(deadline) < self._scheduled
-            and self._wake is not None
-        ):
+        # A wake-up is already due by _scheduled: only an earlier slot re-arms.
+        if deadline is not None and deadline < self._scheduled:
+            self._rearm(deadline)
+
+    def _rearm(self, deadline: float) -> None:
+        """Wake the timer up at ``deadline``'s slot when that is before the armed one."""
+        slot = self._slot(deadline)
+        if slot >= self._scheduled:
+            return
+        loop = self._loop
+        if loop is not None:
+            # asyncio: one loop timer handle instead of a task with an Event and a cancel
+            # scope (anyio's sniffio/current_task lookups per wake-up).
+            if self._handle is not None:
+                self._handle.cancel()
+            self._scheduled = slot
+            self._handle = loop.call_at(slot, self._on_timer)
+        elif self._wake is not None:
             self._wake.set()
+
+    def _on_timer(self) -> None:
+        """asyncio: the armed slot is due; fire the layer's timers and re-arm."""
+        self._handle = None
+        self._scheduled = math.inf
+        try:
+            self.layer.handle_timers(self._clock())
+        except Exception:
+            # Outside any task: log and carry on rather than lose every later timer.
+            self._count("timer_errors")
+            logger.exception("transaction timer handling failed")
+        self._flush()  # sends what the timers produced and arms the next slot
 
     def _slot(self, deadline: float) -> float:
         """Round a deadline up to the timer resolution so close deadlines share one wake-up."""
@@ -283,15 +334,18 @@ class TransactionEndpoint:
             try:
                 self.on_event(event)
             except Exception:
-                # A failing TU must not take the receive path (a datagram callback or the
-                # transport's receive task) down with it: log, count, carry on.
-                self._count("tu_callback_errors")
-                logger.exception("transaction user callback failed on %r", event)
+                self._tu_failed(event)
             return
         try:
             self._events_tx.send_nowait(event)
         except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
             self._count("dropped_tu_events")
+
+    def _tu_failed(self, event: TransactionEvent) -> None:
+        # A failing TU must not take the receive path (a datagram callback or the
+        # transport's receive task) down with it: log, count, carry on.
+        self._count("tu_callback_errors")
+        logger.exception("transaction user callback failed on %r", event)
 
     def _count(self, key: str) -> None:
         self._stats_extra[key] = self._stats_extra.get(key, 0) + 1

@@ -35,6 +35,8 @@ OnError = Callable[[int | None, str], None]
 
 # Large enough for any UDP datagram, small enough to stay under glibc's mmap threshold.
 DATAGRAM_READ_SIZE = 65535
+# Source addresses whose Peer objects a UDP transport keeps for reuse.
+PEER_CACHE_SIZE = 4096
 
 
 class Transport(Protocol):
@@ -70,14 +72,24 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
 
     def __init__(self, owner: UdpTransport) -> None:
         self.owner = owner
+        self.stats = owner.stats
+        # Peer per source address: immutable, so one object serves every datagram from it.
+        self.peers: dict[tuple[str | int, ...], Peer] = {}
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        # hot path: one call per datagram, straight into the layer.
+        stats = self.stats
+        stats["received"] += 1
         owner = self.owner
-        owner.stats["received"] += 1
         if len(data) > owner.max_message_size:
-            owner.stats["dropped_too_large"] += 1
+            stats["dropped_too_large"] += 1
             return
-        owner.deliver(data, Peer("UDP", str(addr[0]), int(addr[1])))
+        peer = self.peers.get(addr)
+        if peer is None:
+            if len(self.peers) >= PEER_CACHE_SIZE:
+                self.peers.clear()  # bounded: a scan of many sources just refills it
+            peer = self.peers[addr] = Peer("UDP", str(addr[0]), int(addr[1]))
+        owner.deliver(data, peer)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors cannot be tied to a transaction on an unconnected socket.
@@ -100,6 +112,10 @@ def _noop_error(txn_id: int | None, reason: str) -> None:
     return None
 
 
+def _not_started(data: bytes, address: tuple[str, int]) -> None:
+    raise OSError("transport not started")
+
+
 @attrs.define(eq=False)
 class UdpTransport:
     """SIP over UDP (unreliable: the transactions retransmit)."""
@@ -115,6 +131,9 @@ class UdpTransport:
     _socket: UDPSocket | None = attrs.field(default=None, init=False)
     _raw: socket.socket | None = attrs.field(default=None, init=False)
     _local: Peer | None = attrs.field(default=None, init=False)
+    _sendto: Callable[[bytes, tuple[str, int]], object] = attrs.field(
+        default=_not_started, init=False
+    )
 
     @property
     def reliable(self) -> bool:
@@ -140,11 +159,13 @@ class UdpTransport:
             if tune_datagram_transport(transport):
                 self.stats["read_size_tuned"] = 1
             self._asyncio = transport
+            self._sendto = transport.sendto
             sockname = transport.get_extra_info("sockname")
         else:
             sock = await anyio.create_udp_socket(local_host=self.host, local_port=self.port)
             self._socket = sock
             self._raw = sock.extra(SocketAttribute.raw_socket)
+            self._sendto = self._raw.sendto
             sockname = self._raw.getsockname()
             task_group.start_soon(self._receive_loop, sock)
         self._local = Peer("UDP", str(sockname[0]), int(sockname[1]))
@@ -162,14 +183,9 @@ class UdpTransport:
 
     def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
         """Send one datagram now; a failure goes to ``on_error`` (RFC 3261 §18.4)."""
-        address = (target.host, target.port)
         try:
-            if self._asyncio is not None:
-                self._asyncio.sendto(data, address)
-            elif self._raw is not None:
-                self._raw.sendto(data, address)
-            else:
-                raise OSError("transport not started")
+            # hot path: the started transport's sendto, bound once
+            self._sendto(data, (target.host, target.port))
         except (BlockingIOError, InterruptedError):
             self.stats["dropped_send_would_block"] += 1
             return
@@ -181,6 +197,7 @@ class UdpTransport:
 
     async def aclose(self) -> None:
         """Close the socket."""
+        self._sendto = _not_started
         if self._asyncio is not None:
             self._asyncio.close()
             self._asyncio = None
