@@ -11,7 +11,8 @@ and hangs up. Every call then carries 50 PCMU packets/s each way, through each
 process's media engine (jitter buffer, decode, PLC, encode, RTCP).
 
 Printed for the hold window: the caller's late packets (the media clock's counter:
-packets sent more than 10 ms after their tick) and late ticks, loss seen by the calls,
+packets sent more than 10 ms after their slot) and late ticks, loss seen by the calls
+(since set-up, and within the window from the RTP counters),
 CPU per call (ms of CPU per second of call, and % of a core per 100 calls) for both
 processes, and memory per call (RSS after set-up minus RSS before, / N; with
 ``--tracemalloc`` also Python-heap bytes per call in the caller).
@@ -162,6 +163,14 @@ class QuietSampler:
             self.sample()
             await anyio.sleep(self.period)
 
+    def late_by_second(self) -> list[int]:
+        """Late packets in each second of the window (where they cluster says why)."""
+        per = round(1.0 / self.period)
+        rows = self.samples
+        return [
+            rows[min(i + per, len(rows) - 1)][2] - rows[i][2] for i in range(0, len(rows) - 1, per)
+        ]
+
     def quiet(self) -> tuple[int, int, int, int]:
         """(quiet packets, quiet late packets, quiet intervals, intervals)."""
         packets = late = quiet = 0
@@ -175,6 +184,25 @@ class QuietSampler:
                 quiet += 1
             prev_ok = ok
         return packets, late, quiet, max(len(rows) - 1, 0)
+
+
+async def _loss(coordinator: Any, ids: list[str]) -> tuple[list[float], int, int]:
+    """(loss % per call since its start, packets received, packets lost) over the calls."""
+    loss: list[float] = []
+    received = lost = 0
+    for sid in ids:
+        try:
+            stats = await coordinator.get_media_statistics(sid)
+        except Exception:  # ended meanwhile: not counted
+            continue
+        if stats is None:
+            continue
+        received += int(stats.packets_received)
+        lost += int(stats.packets_lost)
+        q = getattr(stats, "quality_metrics", None)
+        if q is not None:
+            loss.append(float(q.packet_loss_percent))
+    return loss, received, lost
 
 
 async def _hang_up(coordinator: Any, session_id: str) -> None:
@@ -231,6 +259,10 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
         sampler = QuietSampler(coordinator)
         heap1 = tracemalloc.get_traced_memory()[0] if args.tracemalloc else 0
         rss1, srv_rss1 = proc_rss_kib(os.getpid()), proc_rss_kib(server.proc.pid)
+        _loss0, received0, lost0 = await _loss(coordinator, ids)
+        # The collection and the statistics above hold the loop for a moment: let the
+        # media clock catch up before the window opens, so that stall is not counted.
+        await anyio.sleep(0.2)
         packets0, late0, late_ticks0 = _clock_counts(coordinator)
         wait0, srv_wait0 = run_queue_wait(os.getpid()), run_queue_wait(server.proc.pid)
         hist0 = _clock_histogram(coordinator)
@@ -246,15 +278,7 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
         quiet_packets, quiet_late, quiet_n, intervals = sampler.quiet()
         wait1, srv_wait1 = run_queue_wait(os.getpid()), run_queue_wait(server.proc.pid)
         packets1, late1, late_ticks1 = _clock_counts(coordinator)
-        loss: list[float] = []
-        for sid in ids:
-            try:
-                stats = await coordinator.get_media_statistics(sid)
-            except Exception:  # ended meanwhile: not counted
-                continue
-            q = getattr(stats, "quality_metrics", None)
-            if q is not None:
-                loss.append(float(q.packet_loss_percent))
+        loss, received1, lost1 = await _loss(coordinator, ids)
         with anyio.move_on_after(30):
             async with anyio.create_task_group() as tg:
                 for sid in ids:
@@ -274,6 +298,8 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
             "ticks": window / 0.02,
             "loss_mean": sum(loss) / len(loss) if loss else float("nan"),
             "loss_max": max(loss) if loss else float("nan"),
+            "window_received": received1 - received0,
+            "window_lost": lost1 - lost0,
             "cpu_per_call_ms": (cpu1 - cpu0) / window / n * 1000,
             "srv_cpu_per_call_ms": (srv_cpu1 - srv_cpu0) / window / n * 1000,
             "cores": (cpu1 - cpu0) / window,
@@ -293,6 +319,7 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
             "gc_count": pauses.count,  # type: ignore[dict-item]
             "gc_longest_ms": [x * 1000 for x in pauses.longest],  # type: ignore[dict-item]
             "gc_total_ms": pauses.total * 1000,
+            "late_by_second": sampler.late_by_second(),  # type: ignore[dict-item]
         }
 
 
@@ -367,6 +394,7 @@ def main() -> int:
         f"{f['quiet_intervals']} of {f['intervals']}): {f['quiet_late']:.0f} of "
         f"{f['quiet_packets']:.0f} = {quiet_pct:.3f} %"
     )
+    print(f"  late packets in each second of the window: {f['late_by_second']}")
     print(
         f"  send lateness after the slot: p50 {f['p50_ms']:.1f} ms, p99 {f['p99_ms']:.1f} ms, "
         f"p99.9 {f['p999_ms']:.1f} ms"
@@ -377,7 +405,13 @@ def main() -> int:
         + "/".join(f"{x:.1f}" for x in f["gc_longest_ms"])
         + f" ms, total {f['gc_total_ms']:.0f} ms in the window"
     )
-    print(f"loss seen by the calls: mean {f['loss_mean']:.2f} %, max {f['loss_max']:.2f} %")
+    expected = f["window_received"] + f["window_lost"]
+    window_loss = 100.0 * f["window_lost"] / expected if expected > 0 else float("nan")
+    print(
+        f"loss seen by the calls (since set-up): mean {f['loss_mean']:.2f} %, max "
+        f"{f['loss_max']:.2f} %; in the window: {f['window_lost']:.0f} of {expected:.0f} "
+        f"= {window_loss:.3f} %"
+    )
     print(
         f"CPU per call: caller {f['cpu_per_call_ms']:.2f} ms/s ({f['cores']:.2f} cores for "
         f"{f['held']:.0f} calls), answerer {f['srv_cpu_per_call_ms']:.2f} ms/s "
