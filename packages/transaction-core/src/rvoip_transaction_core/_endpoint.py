@@ -79,6 +79,7 @@ class TransactionEndpoint:
     _tg: TaskGroup | None = attrs.field(default=None, init=False)
     _wake: anyio.Event | None = attrs.field(default=None, init=False)
     _scheduled: float = attrs.field(default=math.inf, init=False)
+    _armed_for: float = attrs.field(default=math.inf, init=False)
     _flushing: bool = attrs.field(default=False, init=False)
     _waiters: dict[int, _Waiter] = attrs.field(factory=dict, init=False)
     _clock: Callable[[], float] = attrs.field(default=anyio.current_time, init=False)
@@ -278,14 +279,16 @@ class TransactionEndpoint:
         finally:
             self._flushing = False
         deadline = layer.next_deadline()
-        # A wake-up is already due by _scheduled: only an earlier slot re-arms.
-        if deadline is not None and deadline < self._scheduled:
+        # hot path: the wake-up armed for _armed_for covers every later deadline (slots
+        # grow with deadlines), so only an earlier one costs a slot computation.
+        if deadline is not None and deadline < self._armed_for:
             self._rearm(deadline)
 
     def _rearm(self, deadline: float) -> None:
         """Wake the timer up at ``deadline``'s slot when that is before the armed one."""
         slot = self._slot(deadline)
         if slot >= self._scheduled:
+            self._armed_for = deadline  # same slot: later checks stop here
             return
         loop = self._loop
         if loop is not None:
@@ -294,6 +297,7 @@ class TransactionEndpoint:
             if self._handle is not None:
                 self._handle.cancel()
             self._scheduled = slot
+            self._armed_for = deadline
             self._handle = loop.call_at(slot, self._on_timer)
         elif self._wake is not None:
             self._wake.set()
@@ -301,7 +305,7 @@ class TransactionEndpoint:
     def _on_timer(self) -> None:
         """asyncio: the armed slot is due; fire the layer's timers and re-arm."""
         self._handle = None
-        self._scheduled = math.inf
+        self._scheduled = self._armed_for = math.inf
         try:
             self.layer.handle_timers(self._clock())
         except Exception:
@@ -354,6 +358,7 @@ class TransactionEndpoint:
         layer = self.layer
         while True:
             deadline = layer.next_deadline()
+            self._armed_for = math.inf if deadline is None else deadline
             if deadline is not None:
                 deadline = self._slot(deadline)  # never early, at most one slot late
             self._scheduled = math.inf if deadline is None else deadline

@@ -15,7 +15,7 @@ import attrs
 from rvoip_sip_core import Request, Response
 
 from ._tables import ARMS, TIMER_EVENT, Action, Event, Machine, State, Timer
-from ._types import Peer, TimerConfig, TransactionUsageError
+from ._types import RELIABLE_TRANSPORTS, Peer, TimerConfig, TransactionUsageError
 
 __all__ = ["Owner", "Transaction", "event_for_response", "event_for_tu_response"]
 
@@ -197,7 +197,9 @@ class Transaction:
     def _duration(self, action: Action, timer: Timer) -> float | None:
         """Seconds until ``timer`` fires, or None when it does not run on this transport."""
         cfg = self.config
-        reliable = self.reliable
+        if timer in _64_T1:
+            return 64 * cfg.t1  # B, F, H, L, M: on every transport
+        reliable = self.peer.transport in RELIABLE_TRANSPORTS  # hot path: no property calls
         if timer in (Timer.A, Timer.E, Timer.G):
             # RFC 3261 §17.1.1.2: retransmit timers only run over unreliable transports.
             if reliable:
@@ -220,13 +222,14 @@ class Transaction:
             return 0.0 if reliable else cfg.d
         if timer in (Timer.I, Timer.K):
             return 0.0 if reliable else cfg.t4
-        if timer is Timer.J:
-            return 0.0 if reliable else 64 * cfg.t1
-        # B, F, H, L, M
-        return 64 * cfg.t1
+        # J
+        return 0.0 if reliable else 64 * cfg.t1
 
 
 _COMPACT_STATES = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED})
+
+# Timers of 64*T1 on every transport (RFC 3261 table 4; RFC 6026 §7.1 and §8.4 for L and M).
+_64_T1 = frozenset({Timer.B, Timer.F, Timer.H, Timer.L, Timer.M})
 
 # The timer behind a timer event (for TIMEOUT's report).
 _EVENT_TIMER: dict[Event, Timer] = {event: timer for timer, event in TIMER_EVENT.items()}
