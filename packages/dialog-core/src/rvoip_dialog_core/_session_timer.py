@@ -40,9 +40,13 @@ def _min_se(message: Request | Response) -> int:
 
 
 def _supports_timer(message: Request | Response) -> bool:
-    tags = [t.lower() for line in message.headers.get_all("Supported") for t in split_list(line)]
-    tags += [t.lower() for line in message.headers.get_all("Require") for t in split_list(line)]
-    return "timer" in tags
+    headers = message.headers
+    for name in ("Supported", "Require"):
+        if name in headers:  # hot path: get_all of an absent header raises inside
+            for line in headers.get_all(name):
+                if any(t.lower() == "timer" for t in split_list(line)):
+                    return True
+    return False
 
 
 @attrs.define(eq=False)

@@ -31,6 +31,10 @@ class Role(enum.Enum):
     UAC = "uac"
     UAS = "uas"
 
+    # hot path: members are singletons compared by identity, so hash by identity in C
+    # (Enum.__hash__ is a Python function, and every transition looks up enum keys).
+    __hash__ = object.__hash__
+
 
 class DialogState(enum.Enum):
     """RFC 3261 §12: early (after a 1xx with a tag), confirmed (after a 2xx), terminated."""
@@ -40,6 +44,8 @@ class DialogState(enum.Enum):
     EARLY = "early"
     CONFIRMED = "confirmed"
     TERMINATED = "terminated"
+
+    __hash__ = object.__hash__  # hot path: see Role
 
 
 class Trigger(enum.Enum):
@@ -59,6 +65,8 @@ class Trigger(enum.Enum):
     NO_DIALOG = "481"
     TRANSPORT_ERROR = "transport error"
     SESSION_EXPIRED = "session expired"
+
+    __hash__ = object.__hash__  # hot path: see Role
 
 
 @attrs.frozen
