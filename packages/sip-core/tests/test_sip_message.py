@@ -179,6 +179,7 @@ def test_typed_values_are_shared_between_messages_with_the_same_text() -> None:
     assert a.headers_of(Allow) == b.headers_of(Allow)
     assert a.top_via == b.top_via
     assert a.top_via is not b.top_via
+    assert a.uri is b.uri
     other = a.with_header("CSeq", "8 INVITE")
     assert other.cseq == CSeq(8, "INVITE")
     assert a.cseq == CSeq(7, "INVITE")

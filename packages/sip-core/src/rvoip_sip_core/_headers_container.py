@@ -26,15 +26,23 @@ _TOKEN = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _LWS = " \t"
 
 
+# Header names already checked to be tokens, as given -> stripped (bounded memo).
+_GOOD_NAMES: dict[str, str] = {}
+
+
 def _make_part(name: str, value: object) -> _Part:
     """Build one header line from a name and a value, refusing header injection."""
     text = value if isinstance(value, str) else str(value)
-    name = name.strip()
-    if not _TOKEN.fullmatch(name):
-        raise SipUsageError(f"invalid header name {name!r}")
+    clean = _GOOD_NAMES.get(name)
+    if clean is None:
+        clean = name.strip()
+        if not _TOKEN.fullmatch(clean):
+            raise SipUsageError(f"invalid header name {clean!r}")
+        if len(_GOOD_NAMES) < 1024:
+            _GOOD_NAMES[name] = clean
     if "\r" in text or "\n" in text:
-        raise SipUsageError(f"header value of {name} contains CR or LF")
-    return (name, ":", " " + text.strip(_LWS))
+        raise SipUsageError(f"header value of {clean} contains CR or LF")
+    return (clean, ":", " " + text.strip(_LWS))
 
 
 class Headers:

@@ -70,6 +70,7 @@ _UNSET = object()
 # Via is left out: its branch makes every value new. Bounded: cleared when full.
 _SHARED: dict[tuple[type, str], object] = {}
 _SHARED_LIMIT = 2048
+_URIS: dict[str, object] = {}
 _SHAREABLE = frozenset(cls for cls in HEADER_TYPES.values() if cls is not Via)
 
 
@@ -326,7 +327,15 @@ class Request(_MessageMixin):
         if isinstance(uri, str):
             cached = self._cache.get("uri")
             if cached is None:
-                cached = self._cache["uri"] = parse_uri(uri)
+                # The Request-URI of in-dialog requests is our own Contact, the same text
+                # in every call: parsed once, shared (URIs are frozen), bounded like _SHARED.
+                cached = _URIS.get(uri)
+                if cached is None:
+                    cached = parse_uri(uri)
+                    if len(_URIS) >= _SHARED_LIMIT:
+                        _URIS.clear()
+                    _URIS[uri] = cached
+                self._cache["uri"] = cached
             return cached  # type: ignore[return-value]
         return uri
 
