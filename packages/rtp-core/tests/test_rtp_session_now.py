@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio
 import pytest
@@ -153,3 +153,40 @@ async def test_refused_without_an_asyncio_loop() -> None:
 def test_refused_outside_any_loop() -> None:
     with pytest.raises(RtpError, match="running asyncio or uvloop event loop"):
         open_rtp_session_now(_CFG)
+
+
+class _NoReaderLoop(asyncio.SelectorEventLoop):
+    """Like Windows' proactor loop: no public add_reader / remove_reader."""
+
+    def add_reader(self, fd: Any, callback: Callable[..., object], *args: Any) -> None:  # type: ignore[override]
+        raise NotImplementedError
+
+    def remove_reader(self, fd: Any) -> bool:
+        raise NotImplementedError
+
+
+def test_loop_without_add_reader_falls_back_to_transports() -> None:
+    async def main() -> None:
+        with pytest.raises(RtpError, match="no add_reader"):
+            open_rtp_session_now(_CFG)
+        cfg = RtpSessionConfig(rtcp_min_time=0.05)
+        rtcp: list[RtcpPacket] = []
+        async with open_rtp_session(cfg) as a:
+            a.set_rtcp_handler(lambda packets, t: rtcp.extend(packets))
+            async with open_rtp_session(cfg) as b:
+                a.set_remote(b.local_rtp_address)
+                b.set_remote(a.local_rtp_address)
+                for i in range(5):
+                    a.send_payload(bytes([i]), i * 160)
+                with anyio.fail_after(5):
+                    got = [await b.receive() for _ in range(5)]
+                assert [p.payload for p in got] == [bytes([i]) for i in range(5)]
+                b_ssrc = b.ssrc
+            await _wait_for(lambda: RtcpBye((b_ssrc,)) in rtcp)
+            assert b.closed
+
+    loop = _NoReaderLoop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()

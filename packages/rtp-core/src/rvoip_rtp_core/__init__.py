@@ -19,6 +19,7 @@ from ._errors import (
     RtpSessionClosedError,
     SrtpError,
 )
+from ._open import open_rtp_session, open_rtp_session_now
 from ._packet import (
     EXTENSION_PROFILE_ONE_BYTE,
     EXTENSION_PROFILE_TWO_BYTE,
@@ -65,13 +66,7 @@ from ._seq import (
     ts_gt,
     ts_lt,
 )
-from ._session import (
-    Address,
-    RtpSession,
-    RtpSessionConfig,
-    open_rtp_session,
-    open_rtp_session_now,
-)
+from ._session import Address, RtpSession, RtpSessionConfig
 from ._session_core import RtpSessionCore
 from ._srtp import SRTP_SUITES, SrtpContext, SrtpKeyParams, SrtpSessionKeys
 from ._stats import (

@@ -12,31 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
-import os
-import random
 import socket
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
 import anyio.abc
 import attrs
-import sniffio
 
 from ._dtmf import DtmfEncoder
-from ._errors import RtpError, RtpSessionClosedError, SrtpError
+from ._errors import RtpSessionClosedError, SrtpError
 from ._packet import RtpPacket, is_rtcp
 from ._ports import PortAllocator
 from ._readers import Readers, readers_for
 from ._rtcp import RtcpPacket
 from ._session_core import RtpSessionCore
-from ._sockets import SessionSockets, bind_session_sockets, local_host
+from ._sockets import SessionSockets, local_host
 from ._srtp import SrtpContext, SrtpSessionKeys
 from ._stats import RTCP_MIN_TIME, SessionStatistics
 
-__all__ = ["Address", "RtpSession", "RtpSessionConfig", "open_rtp_session", "open_rtp_session_now"]
+__all__ = ["Address", "PacketHandler", "RtpSession", "RtpSessionConfig"]
 
 Address = tuple[str, int]
 PacketHandler = Callable[[RtpPacket, float], None]
@@ -45,11 +42,9 @@ RtcpHandler = Callable[[list[RtcpPacket], float], None]
 # mmap/munmap per datagram); a larger datagram is truncated, which RTP never needs.
 _DATAGRAM_MAX_SIZE = 2048
 _LOG = logging.getLogger("rvoip_rtp_core")
-# The RNG of sessions opened without one: seeding a fresh random.Random() from urandom
-# costs ~30 µs per session. Reseeded in a forked child so processes never share SSRCs.
-_DEFAULT_RNG = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_DEFAULT_RNG.seed)
+
+
+_NO_TRANSPORTS: list[asyncio.BaseTransport] = []  # shared, never appended to
 
 
 @attrs.frozen
@@ -71,6 +66,17 @@ class RtpSessionConfig:
     session_bandwidth: float = 64000.0
     rtcp_enabled: bool = True
     rtcp_min_time: float = RTCP_MIN_TIME
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    """Feeds a transport's datagrams to the session synchronously (no task per packet)."""
+
+    def __init__(self, session: RtpSession, on_datagram: Callable[[bytes, Any], None]) -> None:
+        self._session = session
+        self.datagram_received = on_datagram  # type: ignore[method-assign,assignment]
+
+    def error_received(self, exc: Exception) -> None:
+        self._session.receive_errors += 1  # ICMP errors etc.: the transport stays open
 
 
 @attrs.define(eq=False, init=False)
@@ -102,6 +108,7 @@ class RtpSession:
     _queue_send: Any
     _queue_recv: Any
     _readers: Readers | None
+    _transports: list[asyncio.BaseTransport]
     _rtcp_handle: asyncio.TimerHandle | None
     _udp: list[anyio.abc.UDPSocket]
     send_errors: int
@@ -133,6 +140,7 @@ class RtpSession:
         self._latched_ssrc = None
         self._latched_rtcp = False
         self._readers = None
+        self._transports = _NO_TRANSPORTS
         self._rtcp_handle = None
         self._udp = []
         self.send_errors = 0
@@ -150,8 +158,9 @@ class RtpSession:
     def _start_asyncio(self, loop: asyncio.AbstractEventLoop) -> None:
         # Readiness callbacks and a loop timer for RTCP: no transport and no task (their
         # set-up and teardown are a measurable share of a short call at high call rates).
-        readers = self._readers = readers_for(loop)
+        readers = readers_for(loop)
         readers.add(self._rtp_sock.fileno(), self._on_rtp_readable)
+        self._readers = readers
         if self._rtcp_sock is not None:
             readers.add(self._rtcp_sock.fileno(), self._on_rtcp_readable)
         if self.config.rtcp_enabled:
@@ -184,6 +193,23 @@ class RtpSession:
             self.receive_errors += 1
             return
         self._on_rtcp_datagram(data, addr)
+
+    async def _start_transports(self, loop: asyncio.AbstractEventLoop) -> None:
+        # Loops that cannot watch a socket (Windows' proactor loop has no add_reader):
+        # callback datagram transports feed the same receive path.
+        self._transports = []
+        for sock, on_datagram in (
+            (self._rtp_sock, self._on_rtp_datagram),
+            (self._rtcp_sock, self._on_rtcp_datagram),
+        ):
+            if sock is not None:
+                transport, _ = await loop.create_datagram_endpoint(
+                    functools.partial(_Protocol, self, on_datagram), sock=sock
+                )
+                self._transports.append(transport)
+        if self.config.rtcp_enabled:
+            self.core.start(self._clock())
+            self._arm_rtcp(loop)
 
     async def _start_trio(self, tg: anyio.abc.TaskGroup) -> None:
         udp = await anyio.abc.UDPSocket.from_socket(self._rtp_sock)
@@ -470,12 +496,9 @@ class RtpSession:
         if self._rtcp_handle is not None:
             self._rtcp_handle.cancel()
             self._rtcp_handle = None
-        readers = self._readers
-        if readers is not None:
-            self._readers = None
-            readers.remove(self._rtp_sock.fileno())
-            if self._rtcp_sock is not None:
-                readers.remove(self._rtcp_sock.fileno())
+        self._shut_readers()
+        for transport in self._transports:
+            transport.close()
         for sock in (self._rtp_sock, self._rtcp_sock):
             if sock is None or sock.fileno() < 0:
                 continue
@@ -489,135 +512,16 @@ class RtpSession:
             self.config.port_allocator.release(self._port)
             self._port = None
 
+    def _shut_readers(self) -> None:
+        readers = self._readers
+        if readers is not None:
+            self._readers = None
+            readers.remove(self._rtp_sock.fileno())
+            if self._rtcp_sock is not None:
+                readers.remove(self._rtcp_sock.fileno())
+
     async def aclose(self) -> None:
         """Close the session (see :meth:`close`)."""
         self.close()
         for udp in self._udp:
             await udp.aclose()
-
-
-def _running_asyncio_loop() -> asyncio.AbstractEventLoop:
-    try:
-        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = None
-    # sniffio: trio names itself (also in guest mode over an asyncio loop); asyncio
-    # leaves both unset, and a plain loop callback has no task to sniff.
-    library = sniffio.thread_local.name or sniffio.current_async_library_cvar.get()
-    if loop is None or library not in (None, "asyncio"):
-        raise RtpError(
-            f"open_rtp_session_now needs a running asyncio or uvloop event loop "
-            f"(running: {library or 'none'}); use open_rtp_session under trio"
-        )
-    return loop
-
-
-def _new_session(
-    config: RtpSessionConfig,
-    rng: random.Random | None,
-    clock: Callable[[], float],
-    on_packet: PacketHandler | None,
-) -> RtpSession:
-    core = RtpSessionCore(
-        rng=rng or _DEFAULT_RNG,
-        clock_rate=config.clock_rate,
-        payload_type=config.payload_type,
-        cname=config.cname,
-        session_bandwidth=config.session_bandwidth,
-        rtcp_min_time=config.rtcp_min_time,
-    )
-    allocator = config.port_allocator
-    sockets = bind_session_sockets(config.local_host, config.port, config.rtcp_mux, allocator)
-    try:
-        return RtpSession(config, core, clock, on_packet, sockets)
-    except BaseException:
-        for sock in sockets[:2]:
-            if sock is not None:
-                sock.close()
-        if sockets[2] is not None and allocator is not None:
-            allocator.release(sockets[2])
-        raise
-
-
-_DEFAULT_CONFIG = RtpSessionConfig()
-
-
-def open_rtp_session_now(
-    config: RtpSessionConfig | None = None,
-    *,
-    rng: random.Random | None = None,
-    clock: Callable[[], float] = time.time,
-    on_packet: PacketHandler | None = None,
-) -> RtpSession:
-    """Open and start an RTP session at once, from synchronous code in an asyncio loop.
-
-    No await and no task: usable from a plain callback running in a stdlib asyncio or
-    uvloop event loop. Receiving, RTCP and statistics are those of
-    :func:`open_rtp_session`; the caller must :meth:`RtpSession.close` it (sends the RTCP
-    BYE, closes the sockets, releases the port; idempotent).
-
-    Args:
-        config: sockets, remote, SRTP and RTCP settings.
-        rng: randomness for SSRC, initial sequence/timestamp and RTCP timing (default:
-            one process-wide generator seeded from the OS).
-        clock: wall clock in seconds (arrival times, NTP timestamps).
-        on_packet: optional ``handler(packet, arrival)`` instead of the receive queue.
-
-    Raises:
-        PortsExhaustedError: no port pair could be bound.
-        OSError: an explicitly configured port could not be bound.
-        RtpError: no asyncio event loop runs in this thread (e.g. under trio).
-    """
-    loop = _running_asyncio_loop()
-    session = _new_session(config or _DEFAULT_CONFIG, rng, clock, on_packet)
-    try:
-        session._start_asyncio(loop)
-    except BaseException:
-        session._shut()
-        raise
-    return session
-
-
-@contextlib.asynccontextmanager
-async def open_rtp_session(
-    config: RtpSessionConfig | None = None,
-    *,
-    rng: random.Random | None = None,
-    clock: Callable[[], float] = time.time,
-    on_packet: PacketHandler | None = None,
-) -> AsyncIterator[RtpSession]:
-    """Open an RTP session; it is closed (BYE sent, port released) on exit.
-
-    Args:
-        config: sockets, remote, SRTP and RTCP settings.
-        rng: randomness for SSRC, initial sequence/timestamp and RTCP timing (default:
-            one process-wide generator seeded from the OS).
-        clock: wall clock in seconds (arrival times, NTP timestamps).
-        on_packet: optional ``handler(packet, arrival)`` instead of the receive queue.
-
-    Raises:
-        PortsExhaustedError: no port pair could be bound.
-        OSError: an explicitly configured port could not be bound.
-    """
-    if sniffio.current_async_library() == "asyncio":
-        # A thin wrapper over the synchronous opener: readers and a loop timer, no task.
-        session = open_rtp_session_now(config, rng=rng, clock=clock, on_packet=on_packet)
-        try:
-            yield session
-        finally:
-            session.close()
-        return
-    session = _new_session(config or _DEFAULT_CONFIG, rng, clock, on_packet)
-    body_error: BaseException | None = None
-    async with anyio.create_task_group() as tg:
-        try:
-            await session._start_trio(tg)
-            yield session
-        except BaseException as exc:  # re-raised below, unwrapped by the task group
-            body_error = exc
-        finally:
-            with anyio.CancelScope(shield=True):
-                await session.aclose()
-            tg.cancel_scope.cancel()
-    if body_error is not None:
-        raise body_error
