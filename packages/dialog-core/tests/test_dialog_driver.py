@@ -272,3 +272,73 @@ async def test_commands_issued_inside_the_callback_are_sent(anyio_backend: str) 
         assert bob.leftovers == []
         kinds = {type(e) for e in bob_seen}
         assert {IncomingInvite, AckReceived, DialogTerminated} <= kinds
+
+
+class _CountingTransactions:
+    """Stands in for the TransactionEndpoint under a driver fed events directly."""
+
+    def __init__(self) -> None:
+        self.responses: list[int] = []
+
+    def respond(self, txn_id: int, response: object) -> None:
+        self.responses.append(txn_id)
+
+
+def _uas_request(method: str, n: int, to_tag: str | None, seq: int) -> Request:
+    to = "<sip:rvoip@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
+    return make_request(
+        method,
+        parse_uri("sip:rvoip@127.0.0.1"),
+        from_=f"<sip:sipp@127.0.0.1:5061>;tag=f{n}",
+        to=to,
+        call_id=f"call-{n}",
+        cseq=seq,
+        via=f"SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK{method}{n}",
+        contact=None if method == "BYE" else "<sip:sipp@127.0.0.1:5061>",
+        body=SDP if method == "INVITE" else b"",
+        content_type="application/sdp" if method == "INVITE" else None,
+    )
+
+
+@pytest.mark.anyio
+async def test_inline_answers_do_not_wake_the_timer_task_per_call(anyio_backend: str) -> None:
+    """Calls answered from ``on_event`` need no timer wake-up each; idle, the task sleeps."""
+    from rvoip_transaction_core import AckReceived as TxnAck
+    from rvoip_transaction_core import RequestReceived
+
+    tags: dict[str, str] = {}
+    endpoints: list[DialogEndpoint] = []
+
+    def on_event(event: DialogEvent) -> None:
+        if isinstance(event, IncomingInvite):
+            tags[event.dialog_id.call_id] = event.dialog_id.local_tag
+            endpoints[0].respond(event.ref, 200, body=SDP)
+
+    source = Peer("UDP", "127.0.0.1", 5061)
+    async with DialogEndpoint(on_event=on_event, timers=TimerConfig(t1=0.05)) as ep:
+        endpoints.append(ep)
+        stub = _CountingTransactions()
+        ep._txn = stub  # type: ignore[assignment]
+        wakes = 0
+        handle_timers = ep.layer.handle_timers
+
+        def counting(now: float) -> None:
+            nonlocal wakes
+            wakes += 1
+            handle_timers(now)
+
+        ep.layer.handle_timers = counting  # type: ignore[method-assign]
+        with anyio.fail_after(10):
+            for n in range(50):
+                ep._on_txn_event(RequestReceived(3 * n, _uas_request("INVITE", n, None, 1), source))
+                tag = tags.pop(f"call-{n}")
+                ep._on_txn_event(TxnAck(_uas_request("ACK", n, tag, 1), source))
+                ep._on_txn_event(RequestReceived(3 * n + 1, _uas_request("BYE", n, tag, 2), source))
+                await anyio.sleep(0)  # the timer task may run between calls
+            assert len(stub.responses) == 100
+            assert len(ep.layer) == 0
+            assert wakes < 10  # one per call before (each 2xx woke the task to arm T1)
+            await anyio.sleep(0.5)  # ten T1: the task ticks at most twice more, then sleeps
+            settled = wakes
+            await anyio.sleep(0.25)
+            assert wakes == settled

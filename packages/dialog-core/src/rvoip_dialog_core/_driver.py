@@ -278,6 +278,7 @@ class DialogEndpoint:
             self._armed = -math.inf  # awake: no flush needs to wake us until we sleep again
             if self._wakeup.is_set():
                 self._wakeup = anyio.Event()
+            busy = self._busy  # messages or commands came while we slept
             try:
                 layer.handle_timers(self._clock())
             except Exception:
@@ -285,6 +286,7 @@ class DialogEndpoint:
                 logger.exception("dialog layer timers failed")
                 await anyio.sleep(self.layer.config.t1)  # a failing timer must not spin
             self._flush()
+            self._busy = busy  # our own flush is no sign of traffic: idle, stop ticking
 
     def _on_txn_event(self, event: TransactionEvent) -> None:
         try:
