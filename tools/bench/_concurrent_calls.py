@@ -36,7 +36,11 @@ overall one what this run got. On a machine busy with other jobs, ``--rt`` (Linu
 runs both processes SCHED_FIFO (priority 10; the answerer inherits it): other load then
 cannot delay them, and the figure measures the media path rather than the neighbours.
 It takes no more CPU than a normal run (both processes are event-driven; the kernel
-keeps 5 % for others even if one spun). Also printed: send-lateness percentiles over the window,
+keeps 5 % for others even if one spun). That reserve cuts both ways: a process that
+needs more than 95 % of its core (co-running jobs can slow a core's work by a third)
+is stopped for the rest of each second, a ~50 ms stall that shows as run-queue wait
+and as p99 lateness near 50 ms; such a run measures the machine, not the media path.
+Also printed: send-lateness percentiles over the window,
 and the caller's garbage-collector pauses (count and longest, per generation). After the
 calls are set up the caller calls ``gc.freeze()`` (``--no-gc-freeze`` to compare): the
 objects of 500 calls then no longer make every full collection walk them all.
