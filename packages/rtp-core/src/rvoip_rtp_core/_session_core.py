@@ -13,6 +13,7 @@ from ._rtcp import (
     RTCP_BYE,
     RTCP_RR,
     RTCP_SDES,
+    RTCP_SR,
     SDES_CNAME,
     ReportBlock,
     RtcpBye,
@@ -34,7 +35,8 @@ from ._stats import (
 __all__ = ["RtpSessionCore"]
 
 _HEADER = struct.Struct("!BBHII")
-_HEADER_SSRC = struct.Struct("!BBHI")  # an RTCP header and one SSRC (empty RR, one-source BYE)
+_HEADER_SSRC = struct.Struct("!BBHI")  # an RTCP header and one SSRC (RR, SDES, BYE)
+_SR_HEAD = struct.Struct("!BBHIQIII")  # RFC 3550 §6.4.1: header and sender info
 _UDP_IP_OVERHEAD = 28  # RFC 3550 §6.2: the average RTCP size includes lower-layer headers
 _MAX_SOURCES = 32
 _U32 = struct.Struct("!I")
@@ -283,30 +285,34 @@ class RtpSessionCore:
 
     def _report(self, now: float) -> bytes:
         """The encoded SR or RR, SDES CNAME and any pending collision BYE (RFC 3550 §6.1)."""
+        # hot path: packed directly (the same bytes as RtcpSenderReport/RtcpReceiverReport
+        # .encode(), without building the packet objects).
         sources = self._sources
-        blocks = (
-            tuple(s.report_block(now) for s in list(sources.values())[:31] if s.valid)
-            if sources
-            else ()
-        )
+        count = 0
+        blocks = b""
+        if sources:
+            # RFC 3550 §6.4: at most 31 report blocks (5-bit count).
+            encoded = [s.report_block(now).encode() for s in list(sources.values())[:31] if s.valid]
+            count = len(encoded)
+            blocks = b"".join(encoded)
         if self._is_sender():
             # RFC 3550 §6.4.1: the SR's RTP timestamp is the same instant as its NTP one.
             rtp_ts = (
                 self._last_rtp_ts + round((now - self._last_send) * self.clock_rate)
             ) & 0xFFFFFFFF
-            head = RtcpSenderReport(
+            head = _SR_HEAD.pack(
+                0x80 | count,
+                RTCP_SR,
+                6 + 6 * count,
                 self.ssrc,
                 ntp_from_time(now),
                 rtp_ts,
                 self.packets_sent & 0xFFFFFFFF,
                 self.octets_sent & 0xFFFFFFFF,
-                blocks,
-            ).encode()
-        elif blocks:
-            head = RtcpReceiverReport(self.ssrc, blocks).encode()
+            )
         else:
-            head = _HEADER_SSRC.pack(0x80, RTCP_RR, 1, self.ssrc)  # hot path: an empty RR
-        data = head + self._sdes_cname()
+            head = _HEADER_SSRC.pack(0x80 | count, RTCP_RR, 1 + 6 * count, self.ssrc)
+        data = head + blocks + self._sdes_cname()
         if self._pending_bye:
             data += RtcpBye(tuple(self._pending_bye), b"SSRC collision").encode()
             self._pending_bye.clear()
