@@ -33,6 +33,7 @@ TICK_SAMPLES = 160
 _FRAME = 0
 _LOST = 1
 _STRIDE = 320
+_SILENCE = SilenceSource()  # stateless: one for every silent stream
 
 
 class RtpSessionLike(Protocol):
@@ -238,7 +239,7 @@ class MediaEngine:
             session=rtp_session,
             codec=codec,
             ptime_ms=ptime,
-            source=source if source is not None else SilenceSource(),
+            source=source if source is not None else _SILENCE,
             sink=sink,
             jitter=jb,
             concealer=Concealer(samples, SAMPLE_RATE),
@@ -258,7 +259,7 @@ class MediaEngine:
 
     def set_source(self, stream: MediaStream, source: AudioSource | None) -> None:
         """Replace what a stream sends (None: silence)."""
-        stream.source = source if source is not None else SilenceSource()
+        stream.source = source if source is not None else _SILENCE
 
     def set_sink(self, stream: MediaStream, sink: AudioSink | None) -> None:
         """Replace where a stream's received audio goes."""
