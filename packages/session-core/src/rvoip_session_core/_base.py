@@ -42,6 +42,7 @@ from rvoip_session_core._events import (
 )
 from rvoip_session_core._handlers import CallHandler, overridden_hooks
 from rvoip_session_core._media import CallMedia, media_task, open_media_now
+from rvoip_session_core._overload import LagMonitor, watch_loop_lag
 from rvoip_session_core._state import can_transition
 from rvoip_session_core._types import CallState, SessionId
 from rvoip_transaction_core import Peer, TimerConfig
@@ -158,7 +159,16 @@ class CoordinatorBase(abc.ABC):
         self._running = False
         self._ringing: collections.deque[tuple[float, Call]] = collections.deque()
         self._ring_wake: anyio.Event | None = None
-        self.counters = {"total": 0, "failed": 0, "incoming": 0, "outgoing": 0}
+        self.counters = {
+            "total": 0,
+            "failed": 0,
+            "incoming": 0,
+            "outgoing": 0,
+            "overload_rejected": 0,
+        }
+        lag = config.overload_lag
+        self.loop_lag: LagMonitor | None = None if lag is None else LagMonitor(lag)
+        """Event-loop lag watch when ``overload_lag`` is set (its ``injected`` is for tests)."""
         self._message_tap: Callable[[str, bytes, tuple[str, int]], None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -216,6 +226,8 @@ class CoordinatorBase(abc.ABC):
             self._clock = await stack.enter_async_context(run_media_engine(self._engine))
             tg.start_soon(self._run_hooks, recv)
             tg.start_soon(self._ring_loop)
+            if self.loop_lag is not None:
+                tg.start_soon(watch_loop_lag, self.loop_lag)
             if cfg.quality_interval > 0:
                 tg.start_soon(self._quality_loop)
         except BaseException:

@@ -119,6 +119,19 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     answer.add_argument("--quiet", action="store_true", help="no per-call lines (for load tests)")
     answer.add_argument("--max-calls", type=int, default=0, help="exit after N calls (0: never)")
     answer.add_argument(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="answer new calls 503 (Retry-After) while N calls are up",
+    )
+    answer.add_argument(
+        "--overload-lag",
+        type=float,
+        default=0.1,
+        help="answer new calls 503 while the event loop lags more than this many seconds "
+        "(default 0.1; 0 turns it off)",
+    )
+    answer.add_argument(
         "--reject", type=int, default=0, metavar="STATUS", help="refuse every call with STATUS"
     )
     _common(answer, default_port=5060)
@@ -263,7 +276,10 @@ class _AnswerHandler(AutoAnswerHandler):
 async def _answer(args: argparse.Namespace) -> int:
     handler = _AnswerHandler(args.reject)
     try:
-        coordinator = await _builder(args, "rvoip").with_handler(handler).build()
+        builder = _builder(args, "rvoip").with_handler(handler)
+        builder = builder.with_max_concurrent_calls(args.max_concurrent)
+        lag = args.overload_lag if args.overload_lag and args.overload_lag > 0 else None
+        coordinator = await builder.with_overload_lag(lag).build()
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)

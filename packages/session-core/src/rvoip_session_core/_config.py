@@ -92,6 +92,10 @@ class SessionConfig:
         t1, t2: RFC 3261 timers.
         user_agent: User-Agent/Server header value.
         rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs); None for os entropy.
+        max_concurrent_calls: calls at once beyond which new INVITEs get 503 (None: no cap).
+        overload_lag: event-loop lateness (seconds) beyond which new INVITEs get 503 until
+            it recovers (None: not watched).
+        overload_retry_after: seconds announced in the Retry-After of those 503s.
     """
 
     bind_host: str = "127.0.0.1"
@@ -114,6 +118,9 @@ class SessionConfig:
     tls_keyfile: str | None = None
     tls_cafile: str | None = None
     tls_verify: bool = True
+    max_concurrent_calls: int | None = None
+    overload_lag: float | None = None
+    overload_retry_after: int = 1
 
     @property
     def advertised_host(self) -> str:
@@ -168,6 +175,9 @@ class SessionManagerBuilder:
     _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
     _rng_seed: int | None = attrs.field(init=False, default=None)
     _tls: tuple[str, str | None, str | None, bool] | None = attrs.field(init=False, default=None)
+    _max_calls: int | None = attrs.field(init=False, default=None)
+    _overload_lag: float | None = attrs.field(init=False, default=None)
+    _retry_after: int = attrs.field(init=False, default=1)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -280,6 +290,32 @@ class SessionManagerBuilder:
         self._user_agent = value
         return self
 
+    def with_max_concurrent_calls(self, limit: int | None) -> SessionManagerBuilder:
+        """Refuse new INVITEs with 503 + Retry-After while ``limit`` calls are up (None: no cap).
+
+        RFC 3261 §21.5.4: better a quick 503 than accepting calls the server cannot finish.
+        """
+        if limit is not None and limit < 1:
+            raise ConfigurationError(f"max concurrent calls must be at least 1: {limit}")
+        self._max_calls = limit
+        return self
+
+    def with_overload_lag(
+        self, seconds: float | None, retry_after: int = 1
+    ) -> SessionManagerBuilder:
+        """Refuse new INVITEs (503, ``Retry-After: retry_after``) while the event loop lags.
+
+        A timer measures its own lateness every 50 ms; above ``seconds`` (e.g. 0.1) new
+        calls are refused until it falls to half of that. None turns the watch off.
+        """
+        if seconds is not None and seconds <= 0:
+            raise ConfigurationError(f"the overload lag must be positive: {seconds}")
+        if retry_after < 0:
+            raise ConfigurationError(f"Retry-After must not be negative: {retry_after}")
+        self._overload_lag = None if seconds is None else float(seconds)
+        self._retry_after = retry_after
+        return self
+
     def with_rng_seed(self, seed: int) -> SessionManagerBuilder:
         """Seed the coordinator's RNG (reproducible tags and branches in tests)."""
         self._rng_seed = seed
@@ -333,6 +369,9 @@ class SessionManagerBuilder:
             tls_keyfile=keyfile,
             tls_cafile=None if cafile is None else str(cafile),
             tls_verify=verify,
+            max_concurrent_calls=self._max_calls,
+            overload_lag=self._overload_lag,
+            overload_retry_after=self._retry_after,
         )
 
     @property

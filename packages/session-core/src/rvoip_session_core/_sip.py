@@ -47,6 +47,7 @@ from rvoip_session_core._offer_answer import (
     negotiated,
     parse_offer,
 )
+from rvoip_session_core._overload import overloaded
 from rvoip_session_core._state import parse_dtmf_info
 from rvoip_session_core._types import (
     Accept,
@@ -254,6 +255,14 @@ class SipPart(CoordinatorBase):
     # --- incoming calls -------------------------------------------------------------------
 
     def _incoming_invite(self, event: IncomingInvite) -> None:
+        cfg = self.config
+        if overloaded(len(self._calls), cfg.max_concurrent_calls, self.loop_lag):
+            # RFC 3261 §21.5.4: refuse what we cannot finish, saying when to come back.
+            self.counters["overload_rejected"] += 1
+            retry = (("Retry-After", str(cfg.overload_retry_after)),)
+            with self._gate:
+                self.endpoint.respond(event.ref, 503, "Service Unavailable", headers=retry)
+            return
         request = event.request
         from_ = str(request.from_.uri)
         call = self._new_call("incoming", from_, str(request.to.uri))
