@@ -54,11 +54,12 @@ class Headers:
     untouched. Equality compares the names and values.
     """
 
-    __slots__ = ("_keys", "_parts", "_text")
+    __slots__ = ("_items", "_keys", "_parts", "_text")
 
     _parts: Sequence[_Part]
     _keys: Sequence[str]
     _text: str | None
+    _items: list[tuple[str, str]] | None
 
     def __init__(self, items: Iterable[tuple[str, object]] = ()) -> None:
         """Build headers from ``(name, value)`` pairs (values turned into text with str()).
@@ -70,6 +71,7 @@ class Headers:
         self._parts = parts
         self._keys = [header_key(part[0]) for part in parts]
         self._text = None
+        self._items = None
 
     @classmethod
     def _from_parts(
@@ -80,6 +82,7 @@ class Headers:
         self._parts = parts
         self._keys = keys
         self._text = text
+        self._items = None
         return self
 
     def _find(self, key: str) -> list[int]:
@@ -123,15 +126,21 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and header_key(name) in self._keys
 
+    def _pairs(self) -> list[tuple[str, str]]:
+        """The ``(name, value)`` pairs, LWS removed; built once (the lines never change)."""
+        items = self._items
+        if items is None:
+            items = self._items = [(p[0].rstrip(_LWS), p[2].strip(_LWS)) for p in self._parts]
+        return items
+
     def __iter__(self) -> Iterator[tuple[str, str]]:
-        return ((part[0].rstrip(_LWS), part[2].strip(_LWS)) for part in self._parts)
+        return iter(self._pairs())
 
     def __len__(self) -> int:
         return len(self._parts)
 
     def __getitem__(self, index: int) -> tuple[str, str]:
-        part = self._parts[index]
-        return (part[0].rstrip(_LWS), part[2].strip(_LWS))
+        return self._pairs()[index]
 
     def __bool__(self) -> bool:
         return bool(self._parts)
@@ -139,13 +148,13 @@ class Headers:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Headers):
             return NotImplemented
-        return list(self) == list(other)
+        return self._pairs() == other._pairs()
 
     def __hash__(self) -> int:
-        return hash(tuple(self))
+        return hash(tuple(self._pairs()))
 
     def __repr__(self) -> str:
-        return f"Headers({list(self)!r})"
+        return f"Headers({self._pairs()!r})"
 
     @property
     def text(self) -> str:

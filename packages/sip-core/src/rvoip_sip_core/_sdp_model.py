@@ -193,7 +193,7 @@ class _HasAttributes:
 
     def attribute_values(self, name: str) -> tuple[str, ...]:
         """Values of every ``name`` attribute in order (``""`` for property attributes)."""
-        return tuple(a.value or "" for a in self.attributes if a.name == name)
+        return tuple([a.value or "" for a in self.attributes if a.name == name])
 
     def has_attribute(self, name: str) -> bool:
         """True if an attribute called ``name`` is present."""
@@ -298,11 +298,18 @@ class MediaDescription(_HasAttributes):
     @property
     def payload_types(self) -> tuple[int, ...]:
         """The formats that are RTP payload type numbers, in offer order."""
-        return tuple(int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) < 4)
+        return tuple([int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) < 4])
 
     def rtpmaps(self) -> tuple[RtpMap, ...]:
         """All well-formed ``a=rtpmap`` values in order (malformed ones are skipped)."""
-        return _parse_each(self.attribute_values("rtpmap"), _rtpmap_of)
+        out: list[RtpMap] = []
+        for attr in self.attributes:  # hot path: read for every payload type of a call
+            if attr.name == "rtpmap":
+                try:
+                    out.append(_rtpmap_of(attr.value or ""))
+                except SdpParseError:
+                    continue
+        return tuple(out)
 
     def rtpmap(self, payload_type: int) -> RtpMap | None:
         """The mapping for ``payload_type``: its rtpmap, else the RFC 3551 static one."""
