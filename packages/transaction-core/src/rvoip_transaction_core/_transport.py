@@ -171,13 +171,19 @@ class UdpTransport:
         self._local = Peer("UDP", str(sockname[0]), int(sockname[1]))
 
     async def _receive_loop(self, sock: UDPSocket) -> None:
+        peers: dict[tuple[str, int], Peer] = {}  # one immutable Peer per source, as on asyncio
         try:
-            async for data, (host, port) in sock:
+            async for data, address in sock:
                 self.stats["received"] += 1
                 if len(data) > self.max_message_size:
                     self.stats["dropped_too_large"] += 1
                     continue
-                self.deliver(data, Peer("UDP", host, port))
+                peer = peers.get(address)
+                if peer is None:
+                    if len(peers) >= PEER_CACHE_SIZE:
+                        peers.clear()
+                    peer = peers[address] = Peer("UDP", address[0], address[1])
+                self.deliver(data, peer)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return
 
@@ -255,6 +261,9 @@ class StreamTransport:
     _connect_tx: MemoryObjectSendStream[_Connection] | None = attrs.field(default=None, init=False)
     _listeners: list[SocketListener] = attrs.field(factory=list, init=False)
     _local: Peer | None = attrs.field(default=None, init=False)
+    # The clock anyio uses, bound once: on asyncio the loop's, without the backend
+    # lookup (sniffio) anyio.current_time() makes per call; read per message.
+    _clock: Callable[[], float] = attrs.field(default=anyio.current_time, init=False)
 
     @property
     def reliable(self) -> bool:
@@ -271,6 +280,8 @@ class StreamTransport:
     async def start(self, task_group: TaskGroup, deliver: Deliver, on_error: OnError) -> None:
         """Listen and serve incoming connections in ``task_group``."""
         self.deliver, self.on_error = deliver, on_error
+        loop = running_asyncio_loop()
+        self._clock = loop.time if loop is not None else anyio.current_time
         self._task_group = task_group
         # send() may run in a datagram callback (no task: anyio cannot start tasks there),
         # so new connections are handed to one connector task through a memory stream.
@@ -413,7 +424,7 @@ class StreamTransport:
 
     async def _run(self, conn: _Connection) -> None:
         assert conn.stream is not None
-        conn.last_activity = anyio.current_time()
+        conn.last_activity = self._clock()
         reason = "connection closed"
         try:
             async with anyio.create_task_group() as tg:
@@ -430,7 +441,7 @@ class StreamTransport:
         framer = StreamFramer(max_head=self.max_message_size, max_body=self.max_message_size)
         remote = conn.remote
         while True:
-            idle_left = conn.last_activity + self.idle_timeout - anyio.current_time()
+            idle_left = conn.last_activity + self.idle_timeout - self._clock()
             if idle_left <= 0:
                 self.stats["closed_idle"] += 1
                 return "idle connection closed"
@@ -441,7 +452,7 @@ class StreamTransport:
                     return "connection closed by peer"
                 except (OSError, ssl.SSLError) as exc:
                     return f"connection error: {exc}"
-                conn.last_activity = anyio.current_time()
+                conn.last_activity = self._clock()
                 try:
                     frames = framer.feed(data)
                 except SipParseError as exc:
@@ -470,7 +481,7 @@ class StreamTransport:
                 scope.cancel()
                 return
             self.stats["sent"] += 1
-            conn.last_activity = anyio.current_time()
+            conn.last_activity = self._clock()
 
     async def aclose(self) -> None:
         """Stop listening and close every connection."""
