@@ -627,3 +627,15 @@ def test_answer_media_matches_the_per_payload_type_views(
     assert answer.rtpmaps() == tuple(expected)
     wanted = [f for f in (offer.fmtp(m.payload_type) for m in expected) if f is not None]
     assert answer.fmtps() == tuple(wanted)
+
+
+def test_serialization_is_kept_and_derived_copies_serialize_afresh() -> None:
+    sdp = make_sdp("192.0.2.1", [make_media(4000, [RtpMap(0, "PCMU", 8000)])], sess_id=1)
+    text = str(sdp)
+    assert str(sdp) is text
+    assert sdp.encode() == text.encode()
+    assert attrs.fields(SessionDescription)[-1].name == "unknown_lines"  # no hidden field
+    moved = sdp.with_media(0, sdp.media[0].with_port(4002))
+    assert "m=audio 4002 " in str(moved)
+    assert "m=audio 4000 " in str(sdp)
+    assert moved.with_next_version().origin.sess_version == "1"

@@ -8,6 +8,7 @@ copies come from the ``with_*`` helpers or ``attrs.evolve``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Self, TypeVar
 
@@ -437,12 +438,17 @@ class SessionDescription(_HasAttributes):
             out += media.lines()
         return out
 
-    def __str__(self) -> str:
+    @functools.cached_property
+    def _wire(self) -> str:
+        # The value is frozen: serialize once (the UAS sends its answer and keeps its text).
         return "\r\n".join(self.lines()) + "\r\n"
+
+    def __str__(self) -> str:
+        return self._wire
 
     def encode(self) -> bytes:
         """The wire form (UTF-8; undecodable input bytes are restored as they came)."""
-        return str(self).encode("utf-8", "surrogateescape")
+        return self._wire.encode("utf-8", "surrogateescape")
 
     def __bytes__(self) -> bytes:
         return self.encode()
