@@ -250,3 +250,13 @@ def test_arbitrary_text_raises_only_parse_error(text: str) -> None:
         except SipParseError:
             continue
         assert parse_uri(str(uri)) == uri
+
+
+def test_text_is_built_once_and_derived_uris_have_their_own() -> None:
+    uri = SipUri.parse("sip:alice@example.com:5070;transport=tcp")
+    text = str(uri)
+    assert str(uri) is text
+    assert text == "sip:alice@example.com:5070;transport=tcp"
+    assert str(uri.with_params(transport="udp")) == "sip:alice@example.com:5070;transport=udp"
+    assert str(uri.without_params("transport")) == "sip:alice@example.com:5070"
+    assert str(uri) == text

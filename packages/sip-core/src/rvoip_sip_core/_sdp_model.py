@@ -296,15 +296,20 @@ class MediaDescription(_HasAttributes):
 
     # -- typed views ---------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def payload_types(self) -> tuple[int, ...]:
         """The formats that are RTP payload type numbers, in offer order."""
         return tuple([int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) < 4])
 
     def rtpmaps(self) -> tuple[RtpMap, ...]:
         """All well-formed ``a=rtpmap`` values in order (malformed ones are skipped)."""
+        return self._rtpmaps
+
+    @functools.cached_property
+    def _rtpmaps(self) -> tuple[RtpMap, ...]:
+        # hot path: read for every payload type of a call; the value is frozen.
         out: list[RtpMap] = []
-        for attr in self.attributes:  # hot path: read for every payload type of a call
+        for attr in self.attributes:
             if attr.name == "rtpmap":
                 try:
                     out.append(_rtpmap_of(attr.value or ""))

@@ -6,6 +6,7 @@ for well-formed input; comparison unescapes them as RFC 3261 §19.1.4 requires.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Any, ClassVar
@@ -253,7 +254,12 @@ class SipUri:
         return attrs.evolve(self, params=tuple(p for p in self.params if p[0].lower() not in drop))
 
     def __str__(self) -> str:
-        # hot path (Contact, Request-URI, dialog targets): a few concatenations.
+        return self._text
+
+    @functools.cached_property
+    def _text(self) -> str:
+        # hot path (Contact, Request-URI, dialog targets): built once per frozen value,
+        # and parsed URIs are shared between messages (see _message._SHARED).
         user = self.user
         if user is None:
             out = self.scheme + ":" + self.host
