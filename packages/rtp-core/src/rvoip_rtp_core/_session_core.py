@@ -226,7 +226,8 @@ class RtpSessionCore:
     # -- RTCP --------------------------------------------------------------------------
 
     def _interval(self, initial: bool) -> float:
-        members = 1 + sum(1 for s in self._sources.values() if s.valid)
+        sources = self._sources
+        members = 1 + sum(1 for s in sources.values() if s.valid) if sources else 1
         we_sent = self._is_sender()
         senders = len(self._active_senders) + (1 if we_sent else 0)
         return rtcp_interval(
