@@ -27,6 +27,7 @@ from rvoip_session_core import (
     RoutingHandler,
     SessionId,
 )
+from rvoip_session_core._handlers import decides_now, overridden_hooks
 
 
 def incoming(n: int = 1, to: str = "sip:bob@127.0.0.1:5070", frm: str = "sip:a@h") -> IncomingCall:
@@ -225,3 +226,60 @@ def test_routing_never_raises_and_literal_patterns_match_themselves(pattern: str
     router.route_for(uri)
     literal = RoutingHandler().add_route(uri, "sip:t@h")
     assert literal.route_for(uri) == "sip:t@h"
+
+
+# --- deciding at once and the hooks worth queuing ------------------------------------
+
+
+class PlainAnswer(AutoAnswerHandler):
+    """Overrides nothing: inherits the auto-answer's synchronous decision."""
+
+
+class CustomAnswer(AutoAnswerHandler):
+    """Overrides on_incoming_call only: its decide_now must not be trusted."""
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        return Reject("Busy Here", 486)
+
+
+class EndWatcher(AutoAnswerHandler):
+    async def on_call_ended(self, call: CallSession, reason: str) -> None:
+        """Overrides the auto-answer's empty hook."""
+
+    async def on_dtmf(self, session_id: SessionId, digit: str) -> None:
+        """An optional hook."""
+
+
+def test_decide_now_is_used_only_at_or_below_on_incoming_call() -> None:
+    assert decides_now(AutoAnswerHandler())
+    assert decides_now(PlainAnswer())
+    assert decides_now(RoutingHandler())
+    assert not decides_now(CustomAnswer())
+    assert not decides_now(QueueHandler())
+    assert not decides_now(CompositeHandler())
+    assert not decides_now(Blacklist())
+    assert AutoAnswerHandler().decide_now(incoming()) == Accept(None)
+    assert Blacklist().decide_now(incoming()) is None
+
+
+def test_routing_decides_now_as_it_would_asynchronously() -> None:
+    router = RoutingHandler().add_route("sip:support@*", "sip:queue@10.0.0.9")
+    assert router.decide_now(incoming(to="sip:support@example.com")) == Forward(
+        "sip:queue@10.0.0.9"
+    )
+    assert router.decide_now(incoming(to="sip:sales@example.com")) == Reject("No Route", 404)
+
+
+def test_only_implemented_hooks_are_worth_queuing() -> None:
+    assert overridden_hooks(AutoAnswerHandler()) == frozenset()
+    assert overridden_hooks(RoutingHandler()) == frozenset()
+    assert overridden_hooks(EndWatcher()) == {"on_call_ended", "on_dtmf"}
+    assert overridden_hooks(QueueHandler()) == {"on_call_ended"}
+    composite = overridden_hooks(CompositeHandler())
+    assert composite == {
+        "on_call_ended",
+        "on_call_established",
+        "on_call_state_changed",
+        "on_dtmf",
+        "on_media_quality",
+    }

@@ -40,7 +40,7 @@ from rvoip_session_core._events import (
     SessionEventType,
     StateChanged,
 )
-from rvoip_session_core._handlers import CallHandler, overridden_hooks
+from rvoip_session_core._handlers import CallHandler, decides_now, overridden_hooks
 from rvoip_session_core._media import CallMedia, media_task, open_media_now
 from rvoip_session_core._overload import LagMonitor, watch_loop_lag
 from rvoip_session_core._state import can_transition
@@ -132,7 +132,9 @@ class CoordinatorBase(abc.ABC):
 
     def __init__(self, config: SessionConfig, handler: CallHandler) -> None:
         self.config = config
-        self.handler = handler
+        self._handler = handler
+        self._wanted = overridden_hooks(handler)
+        self._decides_now = decides_now(handler)
         self._rng = random.Random(config.rng_seed)
         self._engine = MediaEngine()
         self._allocator = PortAllocator(*config.media_ports) if config.media_ports else None
@@ -419,9 +421,20 @@ class CoordinatorBase(abc.ABC):
         """True when someone subscribed to session events (else none need be built)."""
         return bool(self._events.subscriber_count)
 
+    @property
+    def handler(self) -> CallHandler:
+        """The application's call handler."""
+        return self._handler
+
+    @handler.setter
+    def handler(self, handler: CallHandler) -> None:
+        self._handler = handler
+        self._wanted = overridden_hooks(handler)
+        self._decides_now = decides_now(handler)
+
     def _wants(self, hook: str) -> bool:
-        """True when the handler overrides the optional ``hook`` (so it is worth queuing)."""
-        return hook in overridden_hooks(self.handler)
+        """True when the handler implements ``hook`` (so it is worth queuing)."""
+        return hook in self._wanted
 
     def _hook(self, hook: Hook) -> None:
         """Run a handler hook in order with the others, logging (never raising) its error."""
@@ -462,7 +475,7 @@ class CoordinatorBase(abc.ABC):
         # hot path: no event object nor hook closure when nobody listens.
         if self._events.subscriber_count:
             self._publish(StateChanged(sid, old, new, reason))
-        if self._wants("on_call_state_changed"):
+        if "on_call_state_changed" in self._wanted:
             handler = self.handler
             self._hook(lambda: handler.on_call_state_changed(sid, old, new, reason))
 
@@ -496,9 +509,10 @@ class CoordinatorBase(abc.ABC):
         call.transfer_done.set()
         if self._events.subscriber_count:
             self._publish(CallEnded(call.id, reason))
-        snapshot = call.snapshot()
-        handler = self.handler
-        self._hook(lambda: handler.on_call_ended(snapshot, reason))
+        if "on_call_ended" in self._wanted:
+            snapshot = call.snapshot()
+            handler = self.handler
+            self._hook(lambda: handler.on_call_ended(snapshot, reason))
 
     def events(self) -> EventSubscription[SessionEventType]:
         """Typed session events (state changes, DTMF, quality, transfer) from now on."""

@@ -295,6 +295,10 @@ async def _answer(args: argparse.Namespace) -> int:
         await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
         # Printed once Ctrl-C/SIGTERM are handled: scripts may signal us right after it.
         print(f"answering at {coordinator.local_uri}", flush=True)
+        if quiet and not (args.max_calls or args.record or args.play or args.tone):
+            # Nothing to print, count or play: no event subscription, so the coordinator
+            # builds no session events at all (a load-test server's common case).
+            await anyio.sleep_forever()
         events = coordinator.events()
         async for event in events:
             if isinstance(event, CallEstablished):

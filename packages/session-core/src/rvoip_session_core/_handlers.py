@@ -111,15 +111,19 @@ _OVERRIDDEN: dict[type[CallHandler], frozenset[str]] = {}
 
 
 def overridden_hooks(handler: CallHandler) -> frozenset[str]:
-    """The optional hooks ``handler``'s class overrides (checked once per class).
+    """The hooks ``handler``'s class really implements (checked once per class).
 
-    The coordinator queues only these: a do-nothing default is not worth a task hop.
+    The coordinator queues only these: a do-nothing hook is not worth a task hop. That is
+    every optional hook left at its default, and ``on_call_ended`` when it is one of the
+    ready-made handlers' empty ones.
     """
     cls = type(handler)
     hooks = _OVERRIDDEN.get(cls)
     if hooks is None:
-        hooks = frozenset(h for h in _HOOKS if getattr(cls, h) is not getattr(CallHandler, h))
-        _OVERRIDDEN[cls] = hooks
+        names = [h for h in _HOOKS if getattr(cls, h) is not getattr(CallHandler, h)]
+        if cls.on_call_ended not in _EMPTY_ON_CALL_ENDED:
+            names.append("on_call_ended")
+        hooks = _OVERRIDDEN[cls] = frozenset(names)
     return hooks
 
 
@@ -353,3 +357,7 @@ async def _guarded(hook: Awaitable[None]) -> None:
         await hook
     except Exception:
         log.exception("call handler hook failed")
+
+
+# The ready-made handlers whose on_call_ended does nothing (no hook is queued for them).
+_EMPTY_ON_CALL_ENDED = frozenset({AutoAnswerHandler.on_call_ended, RoutingHandler.on_call_ended})

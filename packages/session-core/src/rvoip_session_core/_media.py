@@ -97,6 +97,10 @@ def make_source(spec: AudioSourceSpec) -> AudioSource:
     raise MediaError(f"not an audio source: {spec!r}")
 
 
+_NO_SAMPLES: NDArray[np.int16] = np.zeros(0, dtype=np.int16)
+_NO_SAMPLES.flags.writeable = False  # shared by every slot: never written, only replaced
+
+
 @attrs.define(eq=False)
 class SourceSlot:
     """What a call sends, read by the engine each packet time.
@@ -109,9 +113,7 @@ class SourceSlot:
         factory=lambda: collections.deque(maxlen=500)
     )
     bridge_feed: Callable[[int], NDArray[np.int16]] | None = None
-    _pending: NDArray[np.int16] = attrs.field(
-        init=False, factory=lambda: np.zeros(0, dtype=np.int16)
-    )
+    _pending: NDArray[np.int16] = attrs.field(init=False, default=_NO_SAMPLES)
 
     def read(self, n: int) -> NDArray[np.int16]:
         """The next ``n`` samples to encode."""
@@ -382,7 +384,9 @@ def open_media_now(
     """
     config = RtpSessionConfig(local_host=host, port_allocator=allocator, cname=media.session_id)
     try:
-        rtp = open_rtp_session_now(config, rng=random.Random(rng.getrandbits(64)))
+        # hot path: the coordinator's RNG itself (one thread, no task of its own); seeding
+        # a new random.Random per call costs more than the rest of this function.
+        rtp = open_rtp_session_now(config, rng=rng)
     except (RtpError, OSError) as exc:
         raise MediaError(f"cannot open RTP: {exc}", session_id=media.session_id) from exc
     media.rtp = rtp

@@ -39,7 +39,6 @@ from rvoip_session_core._events import (
     TransferProgress,
     TransferRequested,
 )
-from rvoip_session_core._handlers import decides_now
 from rvoip_session_core._offer_answer import (
     SdpNegotiationError,
     build_answer,
@@ -284,7 +283,7 @@ class SipPart(CoordinatorBase):
             request_uri=str(request.uri),
             display_name=request.from_.display_name,
         )
-        if self._sync_media and decides_now(self.handler):
+        if self._sync_media and self._decides_now:
             try:
                 decision = self.handler.decide_now(call.incoming)
             except Exception:
