@@ -25,7 +25,7 @@ from ._headers import (
     To,
     Via,
 )
-from ._headers_container import Headers
+from ._headers_container import _LWS, Headers
 from ._lexer import split_list
 from ._names import header_key
 from ._uri import Uri, parse_uri
@@ -162,9 +162,16 @@ class _MessageMixin:
         cache = self._cache
         found = cache.get((cls, "all"))
         if found is None:
-            values = self.headers._values(_KEYS_OF.get(cls) or _key_of(cls))
+            headers = self.headers
+            keys = headers._keys
+            key = _KEYS_OF.get(cls) or _key_of(cls)
+            if keys.count(key) == 1:  # hot path: one line (e.g. the single Via of a UAC)
+                value = headers._parts[keys.index(key)][2].strip(_LWS)
+                if not cls.MULTI or (value and "," not in value):
+                    found = cache[(cls, "all")] = (_parse_typed(cls, value),)
+                    return found
             items: list[H] = []
-            for value in values:
+            for value in headers._values(key):
                 if not cls.MULTI or (value and "," not in value):
                     items.append(_parse_typed(cls, value))
                 else:
@@ -185,8 +192,17 @@ class _MessageMixin:
                 items = self.headers_of(cls)
                 typed = items[0] if items else None
             else:
-                value = self.headers._first(_KEYS_OF.get(cls) or _key_of(cls))
-                typed = None if value is None else _parse_typed(cls, value)
+                # hot path (From, To, CSeq, ...): the first line, typed, shared when seen.
+                headers = self.headers
+                keys = headers._keys
+                key = _KEYS_OF.get(cls) or _key_of(cls)
+                if key in keys:
+                    value = headers._parts[keys.index(key)][2].strip(_LWS)
+                    typed = _SHARED.get((cls, value))
+                    if typed is None:
+                        typed = _parse_typed(cls, value)
+                else:
+                    typed = None
             cache[cls] = typed
         return typed  # type: ignore[return-value]
 
