@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_sip_core import (
     REASON_PHRASES,
@@ -19,6 +21,9 @@ from rvoip_sip_core import (
     new_tag,
     parse_message,
 )
+from rvoip_sip_core._headers import To
+from rvoip_sip_core._uri import Uri
+from rvoip_sip_core.testing.header_strategies import display_names, generic_params, uris
 
 RFC3261_CODES = [
     100, 180, 181, 182, 183, 200, 300, 301, 302, 305, 380, 400, 401, 402, 403, 404, 405,
@@ -204,3 +209,21 @@ def test_make_response_copies_lines_as_received_and_shares_typed_values(
 def test_make_response_refuses_a_tag_with_cr_or_lf() -> None:
     with pytest.raises(SipUsageError):
         make_response(_invite(), 200, to_tag="a\r\nX: 1")
+
+
+@given(uris(), display_names(), generic_params(), st.sampled_from(["t1", "a-B.c!%*_+`'~9"]))
+def test_shared_to_with_tag_equals_the_parsed_line(
+    uri: Uri, display: str | None, params: tuple[tuple[str, str | None], ...], tag: str
+) -> None:
+    # The To typed from the request plus the tag must be what the response line parses to.
+    params = tuple(p for p in params if p[0].lower() != "tag")
+    to = To(uri, display, params)
+    req = make_request(
+        "INVITE", "sip:b@h", from_="<sip:a@h>;tag=1", to=to, call_id="c", cseq=1, via=None
+    )
+    assert req.to == to
+    resp = make_response(req, 200, to_tag=tag)
+    wire = parse_message(resp.encode())
+    assert resp.to == wire.to
+    assert str(resp.to) == str(wire.to)
+    assert resp.to.tag == tag
