@@ -153,7 +153,7 @@ def _start_answer(*extra: str) -> tuple[subprocess.Popen[str], str]:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert line.startswith("answering at sip:"), line
+    assert line.startswith(("answering at sip:", "answering at sips:")), line
     return proc, line.split()[-1]
 
 
@@ -253,3 +253,23 @@ async def test_call_stops_on_sigint_and_hangs_up() -> None:
                 proc.wait()
     assert code == 130
     assert "stopped by SIGINT" in err
+
+
+@pytest.mark.parametrize("transport", ["tcp", "tls"])
+def test_options_over_tcp_and_tls(transport: str, session_tls_files: tuple[Path, Path]) -> None:
+    cert, key = (str(f) for f in session_tls_files)
+    flags = ["--transport", transport]
+    if transport == "tls":
+        flags += ["--cert", cert, "--key", key]
+    proc, target = _start_answer(*flags)
+    try:
+        assert (";transport=tcp" in target) == (transport == "tcp")
+        ping = [sys.executable, "-m", "rvoip_session_core", "options", target, *flags]
+        if transport == "tls":
+            ping += ["--ca", cert]
+        done = subprocess.run(ping, capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert f"200 OK from {target}" in done.stdout
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -127,9 +127,10 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     answer.add_argument(
         "--overload-lag",
         type=float,
-        default=0.1,
-        help="answer new calls 503 while the event loop lags more than this many seconds "
-        "(default 0.1; 0 turns it off)",
+        default=0.0,
+        metavar="SECONDS",
+        help="answer new calls 503 while the event loop lags more than this (e.g. 0.1; "
+        "default 0: not watched)",
     )
     answer.add_argument(
         "--reject", type=int, default=0, metavar="STATUS", help="refuse every call with STATUS"
@@ -138,13 +139,21 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     options = sub.add_parser("options", help="SIP ping: send OPTIONS and print the answer")
     options.add_argument("uri", help="whom to ping, e.g. sip:127.0.0.1:5060")
     options.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
-    options.add_argument("--port", type=int, default=0, help="local SIP port (0: any)")
-    options.add_argument("--host", default="127.0.0.1", help="local address to bind")
+    _network(options, default_port=0)
     add_loop_option(options)
 
 
 def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
-    parser.add_argument("--port", type=int, default=default_port, help="local SIP port")
+    _network(parser, default_port=default_port)
+    parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
+    parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
+    parser.add_argument("--record", default=None, help="write received audio to this WAV")
+    add_loop_option(parser)
+
+
+def _network(parser: argparse.ArgumentParser, *, default_port: int) -> None:
+    """Local address, transport and TLS files: the options every command shares."""
+    parser.add_argument("--port", type=int, default=default_port, help="local SIP port (0: any)")
     parser.add_argument("--host", default="127.0.0.1", help="local IP address to bind")
     parser.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
     parser.add_argument("--cert", default=None, help="TLS: our PEM certificate (chain)")
@@ -153,10 +162,6 @@ def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     parser.add_argument(
         "--insecure", action="store_true", help="TLS: do not verify the peer (test setups only)"
     )
-    parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
-    parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
-    parser.add_argument("--record", default=None, help="write received audio to this WAV")
-    add_loop_option(parser)
 
 
 def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
@@ -349,9 +354,8 @@ def run_options(args: argparse.Namespace) -> int:
 
 
 async def _options(args: argparse.Namespace) -> int:
-    builder = SessionManagerBuilder().with_local_address(f"sip:rvoip@{args.host}")
     try:
-        coordinator = await builder.with_sip_port(args.port).build()
+        coordinator = await _builder(args, "rvoip").build()
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)
