@@ -165,7 +165,11 @@ class _MessageMixin:
             headers = self.headers
             keys = headers._keys
             key = _KEYS_OF.get(cls) or _key_of(cls)
-            if keys.count(key) == 1:  # hot path: one line (e.g. the single Via of a UAC)
+            count = keys.count(key)
+            if not count:  # hot path: Route/Record-Route checked on every request
+                found = cache[(cls, "all")] = ()
+                return found
+            if count == 1:  # hot path: one line (e.g. the single Via of a UAC)
                 value = headers._parts[keys.index(key)][2].strip(_LWS)
                 if not cls.MULTI or (value and "," not in value):
                     found = cache[(cls, "all")] = (_parse_typed(cls, value),)
