@@ -175,6 +175,17 @@ def _parse_media_line(value: str) -> _MediaHead:
 class _Section:
     """Lines gathered for one level (session or one media) before building the value."""
 
+    __slots__ = (
+        "attributes",
+        "bandwidths",
+        "connections",
+        "emails",
+        "phones",
+        "single",
+        "times",
+        "unknown",
+    )
+
     def __init__(self) -> None:
         self.single: dict[str, str] = {}
         self.emails: list[str] = []
@@ -297,7 +308,7 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
     return SessionDescription(
         _parse_origin(single["o"]),
         single["s"],
-        tuple(_build_media(head, sec) for head, sec in medias),
+        tuple([_build_media(head, sec) for head, sec in medias]),
         version=parse_uint(single["v"].strip(" \t"), "SDP version"),
         information=single.get("i"),
         uri=single.get("u"),
