@@ -18,6 +18,7 @@ from rvoip_transaction_core import (
     TimerConfig,
     TransactionEndpoint,
     TransactionEvent,
+    TransactionLayer,
     TransactionTimeoutError,
     TransportFailedError,
     tune_datagram_transport,
@@ -366,3 +367,49 @@ async def test_a_failing_tu_callback_is_counted_not_fatal(anyio_backend: str) ->
             while len(calls) < 2:
                 await anyio.sleep(0.01)
         assert server.stats["tu_callback_errors"] >= 2
+
+
+async def test_udp_reuses_one_peer_per_source(anyio_backend: str) -> None:
+    seen: list[RequestReceived] = []
+
+    def collect(event: TransactionEvent) -> None:
+        if isinstance(event, RequestReceived):
+            seen.append(event)
+
+    async with TransactionEndpoint(on_event=collect) as server, TransactionEndpoint() as client:
+        client.send_request(simple_request("OPTIONS", call_id="p1"), server.local("UDP"))
+        client.send_request(simple_request("OPTIONS", call_id="p2"), server.local("UDP"))
+        with anyio.fail_after(10):
+            while len(seen) < 2:
+                await anyio.sleep(0.01)
+    # Peer is immutable: the transport hands the same object out for one source address
+    assert seen[0].source == client.local("UDP")
+    assert seen[0].source is seen[1].source
+
+
+class _FlakyLayer(TransactionLayer):
+    """A layer whose first handle_timers call fails (a bug in timer handling)."""
+
+    failed: bool = False
+
+    def handle_timers(self, now: float) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("timer bug")
+        super().handle_timers(now)
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_a_failing_timer_on_asyncio_is_counted_and_timers_go_on(anyio_backend: str) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives, never answers
+        port = silent.getsockname()[1]
+        config = TimerConfig(t1=0.005, t2=0.04, t4=0.05)
+        ep = TransactionEndpoint(config=config, timer_resolution=0.001)
+        ep.layer = _FlakyLayer(config=config)
+        async with ep:
+            with anyio.fail_after(10), pytest.raises(TransactionTimeoutError):
+                await ep.request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.1", port))
+            # the loop timer handle was re-armed after the failure: E and F still ran
+            assert ep.stats["timer_errors"] == 1
+            assert ep.stats["timeout_F"] == 1

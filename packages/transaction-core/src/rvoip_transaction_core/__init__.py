@@ -6,7 +6,7 @@ heap); `TransactionEndpoint` drives it with anyio and the transports. See API.md
 
 from ._endpoint import TransactionEndpoint
 from ._layer import UDP_SIZE_LIMIT, TransactionLayer
-from ._matching import MAGIC_COOKIE, response_target, server_key, stamp_via
+from ._matching import MAGIC_COOKIE, response_target, server_key, stamp_via, trying_bytes
 from ._tables import (
     INVITE_CLIENT,
     INVITE_SERVER,
@@ -88,5 +88,6 @@ __all__ = [
     "response_target",
     "server_key",
     "stamp_via",
+    "trying_bytes",
     "tune_datagram_transport",
 ]
