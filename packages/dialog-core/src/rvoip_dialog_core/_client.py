@@ -287,6 +287,8 @@ class ClientSide(ReferSide):
 
     def _send_deferred(self) -> None:
         """Send the re-INVITEs that waited for the dialog's INVITE transaction to end."""
+        if not self._deferred:
+            return  # hot path: runs after every input, and there is rarely one waiting
         for deferred in list(self._deferred):
             dialog = deferred.dialog
             if self._dialogs.get(dialog.id) is not dialog:

@@ -298,7 +298,8 @@ class DialogEndpoint:
         self._flush()
 
     def _feed(self, event: TransactionEvent) -> None:
-        layer = self.layer
+        layer = self._layer  # hot path: not the checking property
+        assert layer is not None
         now = self._clock()
         if isinstance(event, RequestReceived):
             layer.on_request(event.request, event.txn_id, now, cancels=event.cancels)
@@ -326,7 +327,9 @@ class DialogEndpoint:
         finally:
             self._flushing = False
         self._busy = True
-        deadline = self.layer.next_deadline()
+        layer = self._layer
+        assert layer is not None
+        deadline = layer.next_deadline()
         if deadline is not None and deadline < self._armed:
             # Wake the timer task only when the earliest deadline moved earlier.
             self._wakeup.set()
@@ -334,7 +337,8 @@ class DialogEndpoint:
     def _flush_all(self) -> None:
         # Drain until quiet: an ``on_event`` callback may issue commands (respond, bye ...)
         # whose actions and events are handled here, in order, before returning.
-        layer = self.layer
+        layer = self._layer  # hot path: not the checking property
+        assert layer is not None
         for _ in range(10_000):
             # hot path: the layer's output lists are taken directly (take_actions/events).
             actions = layer._actions
@@ -352,7 +356,8 @@ class DialogEndpoint:
         logger.warning("dialog flush still busy after 10000 rounds")
 
     def _run_actions(self, actions: list[Action]) -> None:
-        layer = self.layer
+        layer = self._layer  # hot path: not the checking property
+        assert layer is not None
         default = layer.config.transport
         for action in actions:
             if isinstance(action, SendResponse):
@@ -419,7 +424,9 @@ class DialogEndpoint:
             self.stats["bad_server_handle"] += 1
             return
         try:
-            self.transactions.respond(server, response)
+            txn = self._txn
+            assert txn is not None
+            txn.respond(server, response)
         except TransactionUsageError:
             # The server transaction is gone (e.g. a late 2xx retransmission): nothing to do.
             self.stats["response_dropped"] += 1
