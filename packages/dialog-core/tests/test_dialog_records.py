@@ -51,6 +51,8 @@ def test_table_matches_a_plain_dict_and_its_dialog_index(
             with pytest.raises(KeyError):
                 del table[key]
         assert list(table.items()) == list(model.items())
+        assert table.get(key) is model.get(key)
+        assert (key in table) == (key in model)
         assert len(table) == len(model)
         for dialog in DIALOGS:
             expected = [(k, r) for k, r in model.items() if r.dialog_id == dialog]

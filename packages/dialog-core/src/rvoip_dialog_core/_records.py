@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, ValuesView
+from collections.abc import Callable, ItemsView, Iterator, ValuesView
 from typing import Generic, Protocol, TypeVar
 
 import attrs
@@ -154,11 +154,14 @@ class DialogTable(Generic[K, R]):
     every pending request of the layer. A record's ``dialog_id`` must not change once in.
     """
 
-    __slots__ = ("_by_dialog", "_items")
+    __slots__ = ("_by_dialog", "_items", "get")
 
     def __init__(self) -> None:
         self._items: dict[K, R] = {}
         self._by_dialog: dict[DialogId, dict[K, R]] = {}
+        # hot path: lookups go straight to the dict's own (C) get.
+        self.get: Callable[[K], R | None] = self._items.get
+        """The record under a key, or None."""
 
     def __len__(self) -> int:
         return len(self._items)
@@ -171,10 +174,6 @@ class DialogTable(Generic[K, R]):
 
     def __getitem__(self, key: K) -> R:
         return self._items[key]
-
-    def get(self, key: K) -> R | None:
-        """The record under ``key``, or None."""
-        return self._items.get(key)
 
     def values(self) -> ValuesView[R]:
         """All records, in insertion order."""
