@@ -150,7 +150,7 @@ class BridgeManager:
             raise InvalidState("the call has no audio stream yet", session_id=sid)
         member = _Member(media, tap=bridge.tap_for(sid))
         bridge.members[sid] = member
-        media.frame_taps.append(member.tap)
+        media.add_frame_tap(member.tap)
         media.slot.bridge_feed = bridge.feed_for(sid)
         bridge.choose_mode()
         self.events.publish(ParticipantAdded(bridge.id, sid))

@@ -235,7 +235,8 @@ class CallMedia:
                 codec,
                 20 if negotiated.ptime_ms < 40 else 40,
                 source=self.slot,
-                sink=self._sink,
+                # hot path: no sink (no Python call per packet time) until someone listens.
+                sink=self._sink if self.frame_taps or self.frames.subscriber_count else None,
                 on_packet=self._other_packet,
             )
         assert self.gate is not None
@@ -322,7 +323,19 @@ class CallMedia:
 
     def subscribe_frames(self) -> EventSubscription[AudioFrame]:
         """Receive every decoded frame from now on."""
-        return self.frames.subscribe()
+        subscription = self.frames.subscribe()
+        self._attach_sink()
+        return subscription
+
+    def add_frame_tap(self, tap: Callable[[NDArray[np.int16]], None]) -> None:
+        """Call ``tap`` with every decoded frame from now on (bridges mix them)."""
+        self.frame_taps.append(tap)
+        self._attach_sink()
+
+    def _attach_sink(self) -> None:
+        stream = self.stream
+        if stream is not None and stream.sink is None:
+            self.engine.set_sink(stream, self._sink)
 
     async def send_dtmf(self, digits: str, duration: float = 0.1, gap: float = 0.06) -> None:
         """Send ``digits`` as RFC 4733 events, one after the other."""

@@ -20,7 +20,6 @@ from rvoip_sip_core import (
     SdpParseError,
     SessionDescription,
     answer_media,
-    codecs_match,
     make_media,
     make_sdp,
     parse_sdp,
@@ -33,6 +32,18 @@ CODEC_MAPS: dict[str, RtpMap] = {
     "PCMA": RtpMap(8, "PCMA", 8000),
 }
 """The audio codecs the media plane implements, with their RFC 3551 static numbers."""
+
+# hot path: (encoding lowercased, clock rate, channels) -> our codec name, for codecs_match
+# without a scan per rtpmap (RFC 4855 §3: encoding names are case-insensitive).
+_CODEC_KEYS: dict[tuple[str, int, int], str] = {
+    (m.encoding.lower(), m.clock_rate, m.channels or 1): name for name, m in CODEC_MAPS.items()
+}
+
+
+def _codec_name(mapping: RtpMap) -> str | None:
+    """Our name of the codec ``mapping`` describes (as ``codecs_match``), or None."""
+    return _CODEC_KEYS.get((mapping.encoding.lower(), mapping.clock_rate, mapping.channels or 1))
+
 
 _SENDS = frozenset({"sendrecv", "sendonly"})
 _RECEIVES = frozenset({"sendrecv", "recvonly"})
@@ -105,7 +116,7 @@ def build_offer(
 
 
 def _is_audio_codec(mapping: RtpMap | None) -> bool:
-    return mapping is not None and any(codecs_match(mapping, m) for m in CODEC_MAPS.values())
+    return mapping is not None and _codec_name(mapping) is not None
 
 
 def build_answer(
@@ -183,6 +194,7 @@ def negotiated(
         raise SdpNegotiationError("the answer accepted no audio stream")
     a_media = answer.media[index]
     codec: RtpMap | None = None
+    name: str | None = None
     dtmf: int | None = None
     for pt in a_media.payload_types:
         mapping = a_media.rtpmap(pt)
@@ -190,9 +202,11 @@ def negotiated(
             continue
         if mapping.encoding.lower() == TELEPHONE_EVENT and dtmf is None:
             dtmf = pt
-        elif codec is None and _is_audio_codec(mapping):
-            codec = mapping
-    if codec is None:
+        elif codec is None:
+            name = _codec_name(mapping)
+            if name is not None:
+                codec = mapping
+    if codec is None or name is None:
         raise SdpNegotiationError("the answer holds no audio codec we implement")
     l_media, r_media = local.media[index], remote.media[index]
     local_dir = local.direction_for(l_media)
@@ -202,7 +216,6 @@ def negotiated(
     if connection is not None and r_media.port != 0 and connection.address not in ("0.0.0.0", "::"):
         remote_addr = (connection.address, r_media.port)
     ptime = r_media.ptime
-    name = next(n for n, m in CODEC_MAPS.items() if codecs_match(m, codec))
     return NegotiatedAudio(
         codec=name,
         payload_type=codec.payload_type,
