@@ -77,3 +77,21 @@ def test_malformed_reports_instead_of_raising(name: str, value: str) -> None:
         return  # refused by the builder (not a wire case)
     problem = malformed(req)
     assert problem is None or problem.status in (0, 400, 416, 420)
+
+
+def test_malformed_checks_only_what_the_method_uses() -> None:
+    """Contact, routes and option tags are checked where the layer reads them (RFC 3261)."""
+    bad_contact = [("Contact", "<sip:")]
+    assert malformed(request("INVITE", bad_contact)) is not None
+    assert malformed(request("UPDATE", bad_contact)) is not None
+    # BYE, ACK and CANCEL neither create nor refresh a dialog: their Contact is not read.
+    for method in ("BYE", "ACK", "CANCEL"):
+        assert malformed(request(method, bad_contact)) is None
+    bad_require = [("Require", '100rel, "x')]
+    # RFC 3261 §8.2.2.3: Require is processed in BYE (420), not in ACK or CANCEL.
+    assert malformed(request("BYE", bad_require)) is not None
+    assert malformed(request("ACK", bad_require)) is None
+    assert malformed(request("CANCEL", bad_require)) is None
+    assert malformed(request("INVITE", [("Supported", "timer, <x")])) is not None
+    assert malformed(request("BYE", [("Content-Type", "nonsense")])) is not None
+    assert malformed(request("BYE", [])) is None

@@ -42,21 +42,24 @@ def malformed(message: Request | Response) -> SipParseError | None:
         message.call_id, message.top_via, message.to, message.from_  # noqa: B018
     except SipParseError as exc:
         return SipParseError(exc.reason, status=0)
+    is_request = isinstance(message, Request)
     method = message.method if isinstance(message, Request) else cseq.method
+    targets = method not in _NO_TARGET
     try:
-        if method not in _NO_TARGET:
+        if targets:
             message.contacts, message.record_routes, message.routes  # noqa: B018
         message.content_type  # noqa: B018
         headers = message.headers
-        # RFC 3261 §8.2.2.3: Require is processed (420); Supported is read for 100rel/timer.
-        # (``in`` first: get_all of an absent header costs a caught exception)
-        if "Require" in headers:
+        # RFC 3261 §8.2.2.3: Require is processed (420) except in ACK and CANCEL; Supported
+        # is read for 100rel/timer in INVITE and UPDATE exchanges. (``in`` first: get_all
+        # of an absent header costs a caught exception.)
+        if (targets or (is_request and method == "BYE")) and "Require" in headers:
             for line in headers.get_all("Require"):
                 split_list(line)
-        if "Supported" in headers:
+        if targets and "Supported" in headers:
             for line in headers.get_all("Supported"):
                 split_list(line)
-        if isinstance(message, Request) and method not in _NO_TARGET:
+        if targets and isinstance(message, Request):
             message.uri  # noqa: B018
     except SipParseError as exc:
         return exc
