@@ -296,7 +296,7 @@ class MediaDescription(_HasAttributes):
 
     # -- typed views ---------------------------------------------------------------
 
-    @functools.cached_property
+    @property
     def payload_types(self) -> tuple[int, ...]:
         """The formats that are RTP payload type numbers, in offer order."""
         return tuple([int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) < 4])
