@@ -342,3 +342,28 @@ async def test_inline_answers_do_not_wake_the_timer_task_per_call(anyio_backend:
             settled = wakes
             await anyio.sleep(0.25)
             assert wakes == settled
+
+
+@pytest.mark.anyio
+async def test_unacknowledged_2xx_wakes_the_idle_timer_task(anyio_backend: str) -> None:
+    """An idle endpoint's first deadline (a 2xx awaiting its ACK) is armed and fires."""
+    from rvoip_transaction_core import RequestReceived
+
+    endpoints: list[DialogEndpoint] = []
+
+    def on_event(event: DialogEvent) -> None:
+        if isinstance(event, IncomingInvite):
+            endpoints[0].respond(event.ref, 200, body=SDP)
+
+    source = Peer("UDP", "127.0.0.1", 5061)
+    async with DialogEndpoint(on_event=on_event, timers=TimerConfig(t1=0.05)) as ep:
+        endpoints.append(ep)
+        stub = _CountingTransactions()
+        ep._txn = stub  # type: ignore[assignment]
+        await anyio.sleep(0.3)  # idle: the timer task sleeps with nothing armed
+        ep._on_txn_event(RequestReceived(7, _uas_request("INVITE", 1, None, 1), source))
+        assert stub.responses == [7]
+        with anyio.fail_after(10):
+            while len(stub.responses) < 3:  # RFC 3261 §13.3.1.4: T1, then 2*T1 later
+                await anyio.sleep(0.01)
+        assert set(stub.responses) == {7}

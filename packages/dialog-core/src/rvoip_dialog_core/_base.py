@@ -71,6 +71,8 @@ class LayerBase:
         self._timeline: list[tuple[float, int, UasInvite | ClientRequest | UacInvite]] = []
         self._order = itertools.count()
         self._compact_at = 64
+        self._deadlines_added = 0
+        """Counts deadlines set (the earliest deadline can only move earlier when it grows)."""
 
     # --- deadlines --------------------------------------------------------------------------
 
@@ -78,6 +80,7 @@ class LayerBase:
         """Note a deadline just set on ``record`` (every deadline assignment calls this)."""
         heap = self._timeline
         heapq.heappush(heap, (when, next(self._order), record))
+        self._deadlines_added += 1
         if len(heap) > self._compact_at:
             # Entries of finished records: drop them before they pile up (amortized O(1)).
             heap[:] = [e for e in heap if self._live(e[0], e[2])]
@@ -136,6 +139,7 @@ class LayerBase:
         creq.expires_at = now + 64 * self.config.t1
         self._completed[key] = creq
         self._expiry.append((creq.expires_at, key))
+        self._deadlines_added += 1
 
     def _dialog(self, dialog_id: DialogId) -> Dialog:
         dialog = self._dialogs.get(dialog_id)

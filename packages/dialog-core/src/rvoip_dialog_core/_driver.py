@@ -163,6 +163,7 @@ class DialogEndpoint:
         self._flushing = False
         self._armed = math.inf
         self._busy = False  # a flush ran since the timer task last woke
+        self._deadlines_seen = 0  # the layer's count of deadlines set, at the last check
         self._clock: Callable[[], float] = anyio.current_time
         self._tg: anyio.abc.TaskGroup | None = None
         self.stats: Counter[str] = Counter()
@@ -329,6 +330,11 @@ class DialogEndpoint:
         self._busy = True
         layer = self._layer
         assert layer is not None
+        # hot path: the earliest deadline can only move earlier when one was set.
+        added = layer._deadlines_added + layer._session_timers._started
+        if added == self._deadlines_seen:
+            return
+        self._deadlines_seen = added
         deadline = layer.next_deadline()
         if deadline is not None and deadline < self._armed:
             # Wake the timer task only when the earliest deadline moved earlier.

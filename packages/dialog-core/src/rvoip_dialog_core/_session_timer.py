@@ -70,6 +70,8 @@ class SessionTimers:
         self._heap: list[tuple[float, int, DialogId, SessionTimer]] = []
         self._order = itertools.count()
         self._compact_at = 64
+        self._started = 0
+        """Counts timers started (see ``LayerBase._deadlines_added``)."""
 
     @property
     def enabled(self) -> bool:
@@ -133,6 +135,7 @@ class SessionTimers:
         timers, heap = self._timers, self._heap
         timer = timers[dialog_id] = SessionTimer(interval, we_refresh, due)
         heapq.heappush(heap, (due, next(self._order), dialog_id, timer))
+        self._started += 1
         if len(heap) > self._compact_at:
             # Stopped and replaced timers' entries: drop them before they pile up.
             heap[:] = [e for e in heap if timers.get(e[2]) is e[3] and e[3].due == e[0]]
