@@ -8,7 +8,7 @@ session layer, and its next deadline. :class:`DialogEndpoint` runs it on transac
 
 from ._config import DEFAULT_ALLOW, DialogConfig
 from ._dialog import Dialog, DialogId, LegId, make_via
-from ._driver import DialogEndpoint, next_hop, target_for
+from ._driver import DialogEndpoint
 from ._errors import DialogError, DialogUsageError
 from ._events import (
     AckReceived,
@@ -38,6 +38,7 @@ from ._events import (
     TerminationReason,
     UpdateReceived,
 )
+from ._hops import next_hop, target_for
 from ._layer import DialogLayer
 from ._records import ReferSubscription
 from ._rules import glare_delay, parse_sipfrag_status, sipfrag

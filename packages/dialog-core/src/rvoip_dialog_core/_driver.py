@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ipaddress
 import logging
 import math
 import random
@@ -31,7 +29,7 @@ import attrs
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response, SipUri, Uri, parse_uri
+from rvoip_sip_core import Request, Response, Uri, parse_uri
 from rvoip_transaction_core import (
     AckReceived as TxnAckReceived,
 )
@@ -52,42 +50,16 @@ from rvoip_transaction_core import (
 from ._config import DialogConfig
 from ._dialog import DialogId, LegId
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
+from ._hops import is_ip, next_hop
 from ._layer import DialogLayer
 from ._records import ReferSubscription
 
-__all__ = ["DialogEndpoint", "next_hop", "target_for"]
+__all__ = ["DialogEndpoint"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Headers = Iterable[tuple[str, str]]
-
-
-def next_hop(request: Request, default_transport: str = "UDP") -> Peer | None:
-    """Where a request goes (RFC 3263 §4 without NAPTR/SRV): the first Route if it is a loose
-    router, else the Request-URI (which holds a strict router, RFC 3261 §12.2.1.1).
-
-    The host may be a name; None when the URI is not a SIP URI.
-    """
-    routes = request.routes
-    first = routes[0].uri if routes else None
-    loose = isinstance(first, SipUri) and first.lr
-    uri: Uri = first if loose and first is not None else request.uri
-    if not isinstance(uri, SipUri):
-        return None
-    host = uri.maddr or uri.host
-    host = host[1:-1] if host.startswith("[") else host
-    transport = (uri.transport or default_transport).upper()
-    if uri.scheme == "sips":
-        transport = "TLS"
-    port = uri.port or (5061 if transport == "TLS" else 5060)
-    return Peer(transport, host, port)
-
-
-def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
-    """The :func:`next_hop` when its host is an IP literal (no DNS needed), else None."""
-    hop = next_hop(request, default_transport)
-    return hop if hop is not None and _is_ip(hop.host) else None
 
 
 def _backend_clock() -> Callable[[], float]:
@@ -96,16 +68,6 @@ def _backend_clock() -> Callable[[], float]:
     if sniffio.current_async_library() == "asyncio":
         return asyncio.get_running_loop().time
     return anyio.current_time
-
-
-@functools.lru_cache(maxsize=256)
-def _is_ip(host: str) -> bool:
-    # Called for every message sent; the few peers' hosts repeat, so remember them.
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 class DialogEndpoint:
@@ -374,7 +336,7 @@ class DialogEndpoint:
                 self.stats["unresolvable_target"] += 1
                 if isinstance(action, SendRequest):
                     layer.on_transport_error(action.request, self._clock())
-            elif not _is_ip(hop.host) and self._tg is not None:
+            elif not is_ip(hop.host) and self._tg is not None:
                 # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
                 self._tg.start_soon(self._resolve_and_send, action, hop)
             else:

@@ -39,8 +39,8 @@ from rvoip_transaction_core import (
 )
 
 from ._config import DialogConfig
-from ._driver import target_for
 from ._events import DialogEvent, SendAck, SendRequest, SendResponse
+from ._hops import target_for
 from ._layer import DialogLayer
 
 __all__ = ["Agent", "ForkingProxy", "Relay", "VirtualNetwork", "WireRecord"]
