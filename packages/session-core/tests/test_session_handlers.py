@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from rvoip_session_core import (
     Accept,
     AutoAnswerHandler,
+    CallFailed,
     CallHandler,
     CallSession,
     CallState,
@@ -27,7 +28,9 @@ from rvoip_session_core import (
     RoutingHandler,
     SessionId,
 )
+from rvoip_session_core._call import Call
 from rvoip_session_core._handlers import decides_now, overridden_hooks
+from rvoip_session_core.testing import loopback_builder, released, uri_of, wait_until
 
 
 def incoming(n: int = 1, to: str = "sip:bob@127.0.0.1:5070", frm: str = "sip:a@h") -> IncomingCall:
@@ -283,3 +286,27 @@ def test_only_implemented_hooks_are_worth_queuing() -> None:
         "on_dtmf",
         "on_media_quality",
     }
+
+
+@pytest.mark.anyio
+async def test_a_call_refused_at_once_binds_no_rtp() -> None:
+    router = RoutingHandler().add_route("sip:support@*", "sip:queue@127.0.0.1:5999")
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", router).build() as bob,
+    ):
+        opened: list[str] = []
+        original = bob._open_media_now
+
+        def spy(call: Call) -> None:
+            opened.append(call.id)
+            original(call)
+
+        bob._open_media_now = spy  # type: ignore[method-assign]
+        for user, status in (("nobody", 404), ("support", 302)):
+            call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, user))
+            with pytest.raises(CallFailed) as info:
+                await alice.wait_for_answer(call.id, 5)
+            assert info.value.status == status
+        assert opened == []
+        assert await wait_until(lambda: released(alice) and released(bob))

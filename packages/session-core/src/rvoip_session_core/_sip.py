@@ -299,16 +299,19 @@ class SipPart(CoordinatorBase):
         """The handler decided synchronously: media, event and answer, all inline.
 
         hot path: no task, cancel scope or timeout per call, and no 180 from the ring loop.
+        A call refused or forwarded at once never binds RTP ports.
         """
-        try:
-            self._open_media_now(call)
-        except SessionError as exc:
-            self._reject(call, 503, "Service Unavailable", f"no media: {exc}")
-            return
+        decision = normalize_decision(decision)
+        if isinstance(decision, Accept | Defer):
+            try:
+                self._open_media_now(call)
+            except SessionError as exc:
+                self._reject(call, 503, "Service Unavailable", f"no media: {exc}")
+                return
         if self._listened:
             assert call.incoming is not None
             self._publish(IncomingCallReceived(call.id, call.incoming))
-        self._apply_decision(call, normalize_decision(decision))
+        self._apply_decision(call, decision)
 
     async def _offer_to_handler(self, call: Call) -> None:
         try:
