@@ -50,7 +50,8 @@ class CallHandler(abc.ABC):
 
         A handler that can decide at once (auto-answer, routing) returns its decision here,
         so the coordinator answers in the SIP event itself: no task, timeout or cancel
-        scope per call. It is used only when the class defining it is the one defining
+        scope per call. It runs inside that event, so it must be quick and never block.
+        It is used only when the class defining it is the one defining
         ``on_incoming_call`` or a subclass of it, so a subclass that overrides
         ``on_incoming_call`` alone is always asked asynchronously.
         """
