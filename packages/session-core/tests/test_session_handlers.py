@@ -296,13 +296,18 @@ async def test_a_call_refused_at_once_binds_no_rtp() -> None:
         await loopback_builder("bob", router).build() as bob,
     ):
         opened: list[str] = []
-        original = bob._open_media_now
+        original, original_async = bob._open_media_now, bob._open_media
 
         def spy(call: Call) -> None:
             opened.append(call.id)
             original(call)
 
+        async def spy_async(call: Call) -> None:  # the trio path opens media in a task
+            opened.append(call.id)
+            await original_async(call)
+
         bob._open_media_now = spy  # type: ignore[method-assign]
+        bob._open_media = spy_async  # type: ignore[method-assign]
         for user, status in (("nobody", 404), ("support", 302)):
             call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, user))
             with pytest.raises(CallFailed) as info:

@@ -283,7 +283,7 @@ class SipPart(CoordinatorBase):
             request_uri=str(request.uri),
             display_name=request.from_.display_name,
         )
-        if self._sync_media and self._decides_now:
+        if self._decides_now:
             try:
                 decision = self.handler.decide_now(call.incoming)
             except Exception:
@@ -291,7 +291,10 @@ class SipPart(CoordinatorBase):
                 self._reject(call, 500, "Server Internal Error", "call handler raised")
                 return
             if decision is not None:
-                self._decide_at_once(call, decision)
+                if self._sync_media:
+                    self._decide_at_once(call, decision)
+                else:  # trio: the RTP session needs a task of its own
+                    self.task_group.start_soon(self._decided_with_media_task, call, decision)
                 return
         self.task_group.start_soon(self._offer_to_handler, call)
 
@@ -308,6 +311,21 @@ class SipPart(CoordinatorBase):
             except SessionError as exc:
                 self._reject(call, 503, "Service Unavailable", f"no media: {exc}")
                 return
+        self._decided(call, decision)
+
+    async def _decided_with_media_task(self, call: Call, decision: Decision) -> None:
+        """Trio: the decision is made, only the media task is awaited (no timeout, no 180)."""
+        decision = normalize_decision(decision)
+        if isinstance(decision, Accept | Defer):
+            try:
+                await self._open_media(call)
+            except SessionError as exc:
+                self._reject(call, 503, "Service Unavailable", f"no media: {exc}")
+                return
+        if not call.state.is_final:  # the caller may have cancelled meanwhile
+            self._decided(call, decision)
+
+    def _decided(self, call: Call, decision: Decision) -> None:
         if self._listened:
             assert call.incoming is not None
             self._publish(IncomingCallReceived(call.id, call.incoming))
