@@ -2,7 +2,7 @@
 """CPU per call of session-core's stateful UAS (what ``rvoip answer --auto`` runs), in process.
 
     .venv/bin/python tools/bench/session_uas.py [--calls 3000] [--inflight 20]
-        [--loop uvloop|asyncio|trio] [--warmup 200] [--max-concurrent N]
+        [--loop uvloop|asyncio|trio] [--warmup 200] [--max-concurrent N] [--tune-gc]
 
 One process: a ``SessionCoordinator`` with the auto-answer handler on 127.0.0.1 port 0, and a
 minimal raw-UDP UAC sending SIPp-like INVITE (with SDP) / ACK / BYE (the templates of
@@ -15,6 +15,7 @@ measured around its send/parse code and printed too (it is small: string formatt
 from __future__ import annotations
 
 import argparse
+import gc
 import socket
 import time
 from typing import Any
@@ -74,6 +75,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     if args.max_concurrent:
         builder = builder.with_max_concurrent_calls(args.max_concurrent)
     coordinator = await builder.build()
+    if args.tune_gc:
+        gc.collect()
+        gc.freeze()
+        gc.set_threshold(10_000, 20, 20)  # what rvoip answer does once started
     media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # absorbs the server's RTP
     media.bind(("127.0.0.1", 0))
     media.setblocking(False)
@@ -92,6 +97,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             target = (rip, rport)
             total = args.warmup + args.calls
             state = {"started": 0, "done": 0, "failed": 0, "uac_cpu": 0.0, "t0": 0.0, "c0": 0.0}
+            collections = [0, 0, 0]  # garbage collections by generation, while measuring
+
+            def count_gc(phase: str, info: dict[str, int]) -> None:
+                if phase == "start" and state["t0"]:
+                    collections[info["generation"]] += 1
+
+            gc.callbacks.append(count_gc)
             byes: set[bytes] = set()
             rejected: set[bytes] = set()
             finished = anyio.Event()
@@ -155,6 +167,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     state["uac_cpu"] += time.process_time() - c
             wall = time.perf_counter() - state["t0"]
             cpu = time.process_time() - state["c0"]
+            gc.callbacks.remove(count_gc)
             stats = await coordinator.get_stats()
     media.close()
     return {
@@ -165,6 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "failed": state["failed"],
         "rejected": coordinator.counters.get("overload_rejected", 0),
         "active_after": stats.active_sessions,
+        "gc": collections,
     }
 
 
@@ -177,6 +191,9 @@ def main() -> None:
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio", "trio"])
     parser.add_argument("--max-concurrent", type=int, default=0)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--tune-gc", action="store_true", help="tune the garbage collector as rvoip answer does"
+    )
     args = parser.parse_args()
     backend, options = resolve_loop(args.loop)
     r = anyio.run(run, args, backend=backend, backend_options=options)
@@ -186,7 +203,8 @@ def main() -> None:
     print(
         f"{args.loop}: {calls} calls, {args.inflight} in flight: {calls / r['wall']:.0f} calls/s, "
         f"CPU {per_call:.0f} us/call (UAC share ~{uac:.0f} us, server ~{per_call - uac:.0f} us); "
-        f"failed {r['failed']}, overload-rejected {r['rejected']}"
+        f"failed {r['failed']}, overload-rejected {r['rejected']}; "
+        f"GC runs by generation {r['gc']}"
     )
 
 

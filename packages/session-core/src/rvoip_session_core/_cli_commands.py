@@ -11,6 +11,7 @@ Event loop: uvloop when it is installed, else the stdlib asyncio loop; ``--loop`
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import signal
 import sys
@@ -267,6 +268,18 @@ def run_answer(args: argparse.Namespace) -> int:
         return fail("interrupted", EXIT_SIGINT)
 
 
+def _tune_gc_for_serving() -> None:
+    """Fewer garbage collections for a process answering many calls a second.
+
+    A call's objects are nearly all freed by reference counting, yet each call allocates
+    enough of them to run a young collection every few calls: collect young objects less
+    often, and keep the startup heap (modules, classes) out of the older collections.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
+
+
 class _AnswerHandler(AutoAnswerHandler):
     def __init__(self, reject: int) -> None:
         self.reject = reject
@@ -288,6 +301,7 @@ async def _answer(args: argparse.Namespace) -> int:
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)
+    _tune_gc_for_serving()
     ended = 0
     quiet: bool = args.quiet
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import functools
 import logging
 from datetime import UTC, datetime
 
@@ -476,9 +477,8 @@ class SipPart(CoordinatorBase):
         if listened:
             self._publish(CallEstablished(call.id, local_text, remote_text))
         if wanted:
-            snapshot = call.snapshot()
-            handler = self.handler
-            self._hook(lambda: handler.on_call_established(snapshot, local_text, remote_text))
+            hook = self.handler.on_call_established
+            self._hook(functools.partial(hook, call.snapshot(), local_text, remote_text))
 
     def _answer_in_ack(self, call: Call, request: Request) -> None:
         try:
@@ -626,8 +626,7 @@ class SipPart(CoordinatorBase):
     def _dtmf(self, session_id: SessionId, digit: str, duration_ms: int, method: str) -> None:
         self._publish(DtmfReceived(session_id, digit, duration_ms, method))
         if self._wants("on_dtmf"):
-            handler = self.handler
-            self._hook(lambda: handler.on_dtmf(session_id, digit))
+            self._hook(functools.partial(self.handler.on_dtmf, session_id, digit))
 
 
 def _cached_text(call: Call, sdp: SessionDescription | None) -> str | None:
