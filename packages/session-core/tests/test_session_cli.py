@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib.util
 import signal
 import socket
@@ -273,3 +274,14 @@ def test_options_over_tcp_and_tls(transport: str, session_tls_files: tuple[Path,
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+def test_answer_tunes_the_garbage_collector_for_serving() -> None:
+    before = gc.get_threshold()
+    try:
+        _cli_commands._tune_gc_for_serving()
+        assert gc.get_threshold() == (10_000, 20, 20)
+        assert gc.get_freeze_count() > 0  # the startup heap is out of the collections
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
