@@ -285,3 +285,20 @@ def test_answer_tunes_the_garbage_collector_for_serving() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.anyio
+async def test_quiet_answer_takes_calls_without_events_and_stops_on_sigterm() -> None:
+    proc, uri = _start_answer("--quiet")
+    try:
+        async with await loopback_builder("alice").build() as alice:
+            call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri)
+            await alice.wait_for_answer(call.id, 5)
+            await alice.terminate_session(call.id)
+        code, err = await anyio.to_thread.run_sync(_stop, proc, signal.SIGTERM)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert code == 143
+    assert err.count("\n") == 1
