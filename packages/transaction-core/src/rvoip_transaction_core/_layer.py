@@ -224,6 +224,10 @@ class TransactionLayer:
                 f"{txn.machine.name} transaction in state {txn.state.value} cannot send a {status}"
             )
         txn.response_bytes = response.encode()
+        if txn.trying_owed:
+            # A response from the TU: the deferred 100 Trying is no longer owed.
+            txn.trying_owed = False
+            txn.tokens.pop(Timer.TRYING, None)
         key = txn.key
         if status >= 200 and isinstance(key, tuple) and key[0] == "2543":
             # kept for the RFC 2543 ACK match (§17.2.3); a branch match needs no To tag
@@ -371,10 +375,17 @@ class TransactionLayer:
             self._merge[merge_key] = txn
         txn.start(now)
         if invite_txn and self.send_trying and txn.state is State.PROCEEDING:
-            # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself
-            # (built as bytes: the TU never sees it).
-            txn.response_bytes = trying_bytes(request)
-            txn.step(Event.TU_1XX, now)
+            delay = self.config.trying_after
+            if delay:
+                # RFC 3261 §17.2.1: the 100 may be skipped if the TU answers within 200 ms:
+                # it is sent by Timer 100 (or on a retransmission) if no response came yet.
+                txn.trying_owed = True
+                txn.tokens[Timer.TRYING] = self._schedule(txn, Timer.TRYING, now + delay)
+            else:
+                # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself
+                # (built as bytes: the TU never sees it).
+                txn.response_bytes = trying_bytes(request)
+                txn.step(Event.TU_1XX, now)
 
     def _on_ack(self, request: Request, source: Peer, now: float, txn: Transaction | None) -> None:
         if txn is not None and txn.machine is INVITE_SERVER:

@@ -49,6 +49,9 @@ class Timer(enum.Enum):
     K = "K"
     L = "L"
     M = "M"
+    #: Not an RFC timer: the delayed 100 Trying of an INVITE server transaction
+    #: (``TimerConfig.trying_after``; RFC 3261 §17.2.1's 200 ms allowance).
+    TRYING = "100"
 
 
 class Event(enum.Enum):
@@ -83,9 +86,10 @@ class Event(enum.Enum):
     TIMER_K = "Timer K"
     TIMER_L = "Timer L"
     TIMER_M = "Timer M"
+    TIMER_TRYING = "Timer 100"
 
 
-TIMER_EVENT: Mapping[Timer, Event] = {t: Event["TIMER_" + t.value] for t in Timer}
+TIMER_EVENT: Mapping[Timer, Event] = {t: Event["TIMER_" + t.name] for t in Timer}
 
 
 class Action(enum.Enum):
@@ -98,6 +102,7 @@ class Action(enum.Enum):
     SEND_REQUEST = "send request"
     SEND_RESPONSE = "send response"
     SEND_ACK = "send ACK"
+    SEND_TRYING = "send 100 if deferred and no response yet"
     DELIVER = "to TU"
     TIMEOUT = "timeout to TU"
     TRANSPORT_ERROR = "transport error to TU"
@@ -231,8 +236,10 @@ INVITE_SERVER = Machine(
     initial=S.PROCEEDING,
     start_actions=(A.DELIVER,),
     table={
-        # RFC 3261 §17.2.1: a retransmitted INVITE gets the last provisional again.
-        (S.PROCEEDING, E.RECV_REQUEST): (S.PROCEEDING, (A.SEND_RESPONSE,)),
+        # RFC 3261 §17.2.1: a retransmitted INVITE gets the last provisional again; with
+        # the 100 deferred (TimerConfig.trying_after) and no response yet, the 100 at once.
+        (S.PROCEEDING, E.RECV_REQUEST): (S.PROCEEDING, (A.SEND_RESPONSE, A.SEND_TRYING)),
+        (S.PROCEEDING, E.TIMER_TRYING): (S.PROCEEDING, (A.SEND_TRYING,)),
         (S.PROCEEDING, E.RECV_ACK): (S.PROCEEDING, ()),  # no final sent yet: stray ACK
         (S.PROCEEDING, E.TU_1XX): (S.PROCEEDING, (A.SEND_RESPONSE,)),
         (S.PROCEEDING, E.TU_2XX): (S.ACCEPTED, (A.SEND_RESPONSE, A.ARM_L)),
@@ -255,7 +262,7 @@ INVITE_SERVER = Machine(
         (S.ACCEPTED, E.TIMER_L): (S.TERMINATED, _TERM),
     },
     timers={
-        S.PROCEEDING: frozenset(),
+        S.PROCEEDING: frozenset({Timer.TRYING}),
         S.COMPLETED: frozenset({Timer.G, Timer.H}),
         S.CONFIRMED: frozenset({Timer.I}),
         S.ACCEPTED: frozenset({Timer.L}),
@@ -263,7 +270,7 @@ INVITE_SERVER = Machine(
     },
     events=frozenset(
         {E.RECV_REQUEST, E.RECV_ACK, E.TU_1XX, E.TU_2XX, E.TU_FINAL, E.TRANSPORT_ERROR}
-        | {E.TIMER_G, E.TIMER_H, E.TIMER_I, E.TIMER_L}
+        | {E.TIMER_G, E.TIMER_H, E.TIMER_I, E.TIMER_L, E.TIMER_TRYING}
     ),
 )
 

@@ -14,6 +14,7 @@ import attrs
 
 from rvoip_sip_core import Request, Response
 
+from ._matching import trying_bytes
 from ._tables import ARMS, TIMER_EVENT, Action, Event, Machine, State, Timer
 from ._types import RELIABLE_TRANSPORTS, Peer, TimerConfig, TransactionUsageError
 
@@ -79,6 +80,9 @@ class Transaction:
     failure_reason: str = "transport error"
     finished: bool = False
     sent_by: tuple[str, int | None] | None = None
+    #: INVITE server: the 100 Trying was deferred (``TimerConfig.trying_after``) and is
+    #: still owed until the TU's first response, the 100 timer, or an INVITE retransmission.
+    trying_owed: bool = False
     #: True for the two client machines (read per message: computed once).
     is_client: bool = attrs.field(
         init=False, default=attrs.Factory(lambda self: self.machine.name.endswith("client"), True)
@@ -172,6 +176,8 @@ class Transaction:
                     self.ack_bytes = owner._build_ack(self, message)
                 if self.ack_bytes is not None:
                     owner._transmit(self.ack_bytes, self.peer, self)
+            elif action is Action.SEND_TRYING:
+                self._send_deferred_trying()
             elif action is Action.TIMEOUT:
                 owner._timeout(self, _EVENT_TIMER[event] if event is not None else Timer.B)
             elif action is Action.TRANSPORT_ERROR:
@@ -193,6 +199,21 @@ class Transaction:
             for timer in zero:
                 if self.state is not State.TERMINATED:
                     self.step(TIMER_EVENT[timer], now)
+
+    def _send_deferred_trying(self) -> None:
+        """Send the deferred 100 Trying unless the TU has sent a response meanwhile."""
+        if not self.trying_owed:
+            return
+        self.trying_owed = False
+        self.tokens.pop(Timer.TRYING, None)
+        request = self.request
+        target = self.response_target
+        if self.response_bytes is None and request is not None and target is not None:
+            # RFC 3261 §17.2.1: the TU did not answer within trying_after (or the INVITE was
+            # retransmitted first): the 100 Trying goes out now, and is the provisional
+            # resent for later retransmissions.
+            self.response_bytes = trying_bytes(request)
+            self.owner._transmit(self.response_bytes, target, self)
 
     def _duration(self, action: Action, timer: Timer) -> float | None:
         """Seconds until ``timer`` fires, or None when it does not run on this transport."""

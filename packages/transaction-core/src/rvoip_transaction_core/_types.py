@@ -35,6 +35,11 @@ class TimerConfig:
     ``c`` is Timer C for INVITE client transactions in Proceeding (RFC 3261 §16.6: more
     than 3 minutes, reset by each provisional); None disables it (then only the TU ends a
     ringing INVITE, with CANCEL).
+
+    ``trying_after`` delays the INVITE server transaction's 100 Trying: 0 (the default)
+    sends it at once; a value > 0 sends it only if the TU has sent no response after that
+    many seconds (a TU that answers quickly saves a datagram per call). RFC 3261 §17.2.1
+    allows skipping the 100 only when the TU responds within 200 ms, so at most 0.2.
     """
 
     t1: float = 0.5
@@ -42,6 +47,13 @@ class TimerConfig:
     t4: float = 5.0
     d: float = 32.0
     c: float | None = 181.0
+    trying_after: float = attrs.field(default=0.0)
+
+    @trying_after.validator
+    def _check_trying_after(self, _attribute: attrs.Attribute[float], value: float) -> None:
+        # RFC 3261 §17.2.1: the 100 may be skipped only if the TU answers within 200 ms.
+        if not 0.0 <= value <= 0.2:
+            raise ValueError(f"trying_after must be between 0 and 0.2 seconds, got {value!r}")
 
 
 @attrs.frozen
