@@ -14,6 +14,7 @@ from rvoip_session_core import (
     CallHandler,
     CallSession,
     CallState,
+    ConfigurationError,
     Decision,
     DtmfReceived,
     IncomingCall,
@@ -108,14 +109,34 @@ async def test_basic_call_sip_ladder_events_and_hangup() -> None:
             await alice.get_session(call.id)
     assert trace.kinds("alice") == ["INVITE", "ACK", "BYE"]
     bob_kinds = trace.kinds("bob")
-    assert bob_kinds[0] == "100/INVITE"
-    assert "200/INVITE" in bob_kinds
+    # RFC 3261 §17.2.1: bob answers within 200 ms, so no 100 Trying goes out.
+    assert bob_kinds[0] == "200/INVITE"
+    assert "100/INVITE" not in bob_kinds
     assert bob_kinds[-1] == "200/BYE"
     invite = trace.requests("INVITE")[0]
     assert invite.headers.get("Contact") is not None
     assert "127.0.0.1" in str(invite.top_via)
     assert b"c=IN IP4 127.0.0.1" in invite.body
     assert "INVITE" in trace.ladder()
+
+
+async def test_trying_sent_at_once_when_configured() -> None:
+    trace = SipTrace()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").with_trying_after(0).build() as bob,
+    ):
+        trace.attach(bob, "bob")
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        await alice.terminate_session(call.id)
+        assert await wait_until(lambda: "200/BYE" in trace.kinds("bob"))
+    assert trace.kinds("bob")[:2] == ["100/INVITE", "200/INVITE"]
+
+
+def test_trying_after_is_bounded_by_the_rfc_200_ms() -> None:
+    with pytest.raises(ConfigurationError, match=r"0\.5"):
+        loopback_builder("bob").with_trying_after(0.5)
 
 
 async def test_tone_flows_stops_on_hold_and_returns_on_resume() -> None:
@@ -266,7 +287,8 @@ async def test_deferred_call_rings_and_is_answered_480_at_the_deadline() -> None
             await alice.wait_for_answer(call.id, 5)
         assert info.value.status == 480
         assert await wait_until(lambda: released(alice) and released(bob))
-    assert trace.kinds("bob")[:3] == ["100/INVITE", "180/INVITE", "480/INVITE"]
+    # The deferral rings at once, so no 100 Trying is owed (RFC 3261 §17.2.1).
+    assert trace.kinds("bob")[:2] == ["180/INVITE", "480/INVITE"]
 
 
 async def test_deferred_call_accepted_later_with_generated_answer() -> None:

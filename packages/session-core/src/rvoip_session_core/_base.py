@@ -208,7 +208,7 @@ class CoordinatorBase(abc.ABC):
                 tls_client_context=tls_client,
                 user=cfg.user or "rvoip",
                 config=None,  # replaced below, once the bound address is known
-                timers=TimerConfig(t1=cfg.t1, t2=cfg.t2),
+                timers=TimerConfig(t1=cfg.t1, t2=cfg.t2, trying_after=cfg.trying_after),
                 rng=random.Random(self._rng.getrandbits(64)),
                 on_event=self._on_dialog_event_safe,
             )

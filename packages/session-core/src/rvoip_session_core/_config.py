@@ -90,6 +90,9 @@ class SessionConfig:
         ptime_ms: packet time of the audio we send.
         quality_interval: seconds between ``on_media_quality`` reports (0 disables).
         t1, t2: RFC 3261 timers.
+        trying_after: seconds an incoming INVITE may wait for our first response before the
+            transaction layer sends 100 Trying itself (RFC 3261 §17.2.1: not needed when the
+            TU answers or rings within 200 ms; 0 sends it at once).
         user_agent: User-Agent/Server header value.
         rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs); None for os entropy.
         max_concurrent_calls: calls at once beyond which new INVITEs get 503 (None: no cap).
@@ -111,6 +114,7 @@ class SessionConfig:
     quality_interval: float = 5.0
     t1: float = 0.5
     t2: float = 4.0
+    trying_after: float = 0.2
     user_agent: str = "rvoip-python/0.1"
     rng_seed: int | None = None
     event_buffer: int = 1000
@@ -172,6 +176,7 @@ class SessionManagerBuilder:
     _quality_interval: float = attrs.field(init=False, default=5.0)
     _t1: float = attrs.field(init=False, default=0.5)
     _t2: float = attrs.field(init=False, default=4.0)
+    _trying_after: float = attrs.field(init=False, default=0.2)
     _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
     _rng_seed: int | None = attrs.field(init=False, default=None)
     _tls: tuple[str, str | None, str | None, bool] | None = attrs.field(init=False, default=None)
@@ -285,6 +290,18 @@ class SessionManagerBuilder:
         self._t1, self._t2 = t1, t2
         return self
 
+    def with_trying_after(self, seconds: float) -> SessionManagerBuilder:
+        """Delay of the automatic 100 Trying to an incoming INVITE (0 to 0.2 s, default 0.2).
+
+        RFC 3261 §17.2.1 lets a UAS skip the 100 when its TU answers or rings within
+        200 ms: one datagram less per call. 0 sends the 100 the moment the INVITE arrives.
+        """
+        seconds = float(seconds)
+        if not 0.0 <= seconds <= 0.2:
+            raise ConfigurationError(f"trying_after must be between 0 and 0.2 seconds: {seconds}")
+        self._trying_after = seconds
+        return self
+
     def with_user_agent(self, value: str) -> SessionManagerBuilder:
         """Value of the User-Agent and Server headers."""
         self._user_agent = value
@@ -363,6 +380,7 @@ class SessionManagerBuilder:
             quality_interval=self._quality_interval,
             t1=self._t1,
             t2=self._t2,
+            trying_after=self._trying_after,
             user_agent=self._user_agent,
             rng_seed=self._rng_seed,
             tls_certfile=certfile,
