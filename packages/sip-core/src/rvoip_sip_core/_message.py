@@ -27,6 +27,7 @@ from ._headers import (
 )
 from ._headers_container import _LWS, Headers
 from ._lexer import split_list
+from ._memo import remember
 from ._names import header_key
 from ._uri import Uri, parse_uri
 
@@ -81,10 +82,7 @@ def _parse_typed(cls: type[H], value: str) -> H:
     key = (cls, value)
     typed = _SHARED.get(key)
     if typed is None:
-        typed = cls.parse(value)
-        if len(_SHARED) >= _SHARED_LIMIT:
-            _SHARED.clear()
-        _SHARED[key] = typed
+        typed = remember(_SHARED, key, cls.parse(value), _SHARED_LIMIT)
     return typed  # type: ignore[return-value]
 
 
@@ -351,10 +349,7 @@ class Request(_MessageMixin):
                 # in every call: parsed once, shared (URIs are frozen), bounded like _SHARED.
                 cached = _URIS.get(uri)
                 if cached is None:
-                    cached = parse_uri(uri)
-                    if len(_URIS) >= _SHARED_LIMIT:
-                        _URIS.clear()
-                    _URIS[uri] = cached
+                    cached = remember(_URIS, uri, parse_uri(uri), _SHARED_LIMIT)
                 self._cache["uri"] = cached
             return cached  # type: ignore[return-value]
         return uri

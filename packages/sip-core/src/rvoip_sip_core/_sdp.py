@@ -8,6 +8,7 @@ order, unknown line types (kept), and short ``o=`` lines. It raises only
 
 from __future__ import annotations
 
+from ._memo import remember
 from ._sdp_attrs import (
     STATIC_PAYLOAD_TYPES,
     Attribute,
@@ -91,20 +92,14 @@ _MEMO_LIMIT = 512
 def _connection_of(value: str) -> Connection:
     connection = _CONNECTIONS.get(value)
     if connection is None:
-        connection = _parse_connection(value)
-        if len(_CONNECTIONS) >= _MEMO_LIMIT:
-            _CONNECTIONS.clear()
-        _CONNECTIONS[value] = connection
+        connection = remember(_CONNECTIONS, value, _parse_connection(value), _MEMO_LIMIT)
     return connection
 
 
 def _timing_of(value: str) -> Timing:
     timing = _TIMINGS.get(value)
     if timing is None:
-        timing = _parse_timing(value)
-        if len(_TIMINGS) >= _MEMO_LIMIT:
-            _TIMINGS.clear()
-        _TIMINGS[value] = timing
+        timing = remember(_TIMINGS, value, _parse_timing(value), _MEMO_LIMIT)
     return timing
 
 

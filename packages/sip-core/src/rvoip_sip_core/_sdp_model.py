@@ -14,6 +14,7 @@ from typing import Self, TypeVar
 
 import attrs
 
+from ._memo import remember
 from ._sdp_attrs import (
     STATIC_PAYLOAD_TYPES,
     Attribute,
@@ -246,9 +247,7 @@ def _rtpmap_of(value: str) -> RtpMap:
     """``RtpMap.parse`` memoised (RtpMap is immutable, so sharing instances is safe)."""
     mapping = _RTPMAP_MEMO.get(value)
     if mapping is None:
-        mapping = RtpMap.parse(value)
-        if len(_RTPMAP_MEMO) < _MEMO_LIMIT:
-            _RTPMAP_MEMO[value] = mapping
+        mapping = remember(_RTPMAP_MEMO, value, RtpMap.parse(value), _MEMO_LIMIT)
     return mapping
 
 
