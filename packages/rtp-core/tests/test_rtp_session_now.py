@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
 import pytest
-import sniffio
 
 from rvoip_rtp_core import (
     PortAllocator,
@@ -45,9 +45,15 @@ async def _in_callback(fn: Callable[[], _T]) -> _T:
     return await future
 
 
-def _asyncio_only() -> None:
-    if sniffio.current_async_library() != "asyncio":
-        pytest.skip("open_rtp_session_now is for asyncio-family loops")
+_ASYNCIO_LOOPS: list[Any] = [pytest.param(("asyncio", {}), id="asyncio")]
+if importlib.util.find_spec("uvloop") is not None:
+    _ASYNCIO_LOOPS.append(pytest.param(("asyncio", {"use_uvloop": True}), id="asyncio+uvloop"))
+
+
+@pytest.fixture(params=_ASYNCIO_LOOPS)
+def anyio_backend(request: pytest.FixtureRequest) -> Any:
+    """open_rtp_session_now is for asyncio-family loops: stdlib asyncio and uvloop."""
+    return request.param
 
 
 async def _wait_for(condition: Callable[[], bool]) -> None:
@@ -57,7 +63,6 @@ async def _wait_for(condition: Callable[[], bool]) -> None:
 
 
 async def test_exchange_statistics_and_bye_from_callbacks() -> None:
-    _asyncio_only()
     allocator = PortAllocator(40000, 60000)
     cfg = RtpSessionConfig(port_allocator=allocator)
     seen: list[RtpPacket] = []
@@ -95,7 +100,6 @@ async def test_exchange_statistics_and_bye_from_callbacks() -> None:
 
 
 async def test_handler_may_close_its_own_session() -> None:
-    _asyncio_only()
     closed: list[RtpSession] = []
 
     def close_on_first(packet: RtpPacket, arrival: float) -> None:
@@ -114,7 +118,6 @@ async def test_handler_may_close_its_own_session() -> None:
 
 
 async def test_rtcp_reports_on_the_loop_timer() -> None:
-    _asyncio_only()
     cfg = RtpSessionConfig(rtcp_min_time=0.05, rtcp_mux=True)
     a = open_rtp_session_now(cfg)
     b = open_rtp_session_now(cfg)
@@ -130,7 +133,6 @@ async def test_rtcp_reports_on_the_loop_timer() -> None:
 
 
 async def test_port_errors_match_the_async_opener() -> None:
-    _asyncio_only()
     allocator = PortAllocator(40000, 40002)
     first = open_rtp_session_now(RtpSessionConfig(port_allocator=allocator, rtcp_enabled=False))
     try:
@@ -143,9 +145,8 @@ async def test_port_errors_match_the_async_opener() -> None:
     assert not allocator.in_use
 
 
+@pytest.mark.parametrize("anyio_backend", [pytest.param(("trio", {}), id="trio")])
 async def test_refused_without_an_asyncio_loop() -> None:
-    if sniffio.current_async_library() == "asyncio":
-        pytest.skip("this backend is asyncio")
     with pytest.raises(RtpError, match="use open_rtp_session under trio"):
         open_rtp_session_now(_CFG)
 
