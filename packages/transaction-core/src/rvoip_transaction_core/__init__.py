@@ -4,6 +4,7 @@ The sans-IO core is `TransactionLayer` (four table-driven machines, matching, on
 heap); `TransactionEndpoint` drives it with anyio and the transports. See API.md.
 """
 
+from ._deadlines import Clock, Deadlines, SystemClock
 from ._endpoint import TransactionEndpoint
 from ._layer import UDP_SIZE_LIMIT, TransactionLayer
 from ._matching import MAGIC_COOKIE, response_target, server_key, stamp_via, trying_bytes
@@ -59,6 +60,8 @@ __all__ = [
     "UDP_SIZE_LIMIT",
     "AckReceived",
     "Action",
+    "Clock",
+    "Deadlines",
     "Deliver",
     "Event",
     "Machine",
@@ -68,6 +71,7 @@ __all__ = [
     "ResponseReceived",
     "State",
     "StreamTransport",
+    "SystemClock",
     "Timer",
     "TimerConfig",
     "Transaction",
