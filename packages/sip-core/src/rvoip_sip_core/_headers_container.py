@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 
 from ._errors import SipUsageError
+from ._memo import remember_name
 from ._names import header_key
 
 __all__ = ["Headers"]
@@ -38,8 +39,7 @@ def _make_part(name: str, value: object) -> _Part:
         clean = name.strip()
         if not _TOKEN.fullmatch(clean):
             raise SipUsageError(f"invalid header name {clean!r}")
-        if len(_GOOD_NAMES) < 1024:
-            _GOOD_NAMES[name] = clean
+        remember_name(_GOOD_NAMES, name, clean, 1024)
     if "\r" in text or "\n" in text:
         raise SipUsageError(f"header value of {clean} contains CR or LF")
     return (clean, ":", " " + text.strip(_LWS))

@@ -82,7 +82,7 @@ def _parse_typed(cls: type[H], value: str) -> H:
     key = (cls, value)
     typed = _SHARED.get(key)
     if typed is None:
-        typed = remember(_SHARED, key, cls.parse(value), _SHARED_LIMIT)
+        typed = remember(_SHARED, key, cls.parse(value), _SHARED_LIMIT, len(value))
     return typed  # type: ignore[return-value]
 
 
@@ -349,7 +349,7 @@ class Request(_MessageMixin):
                 # in every call: parsed once, shared (URIs are frozen), bounded like _SHARED.
                 cached = _URIS.get(uri)
                 if cached is None:
-                    cached = remember(_URIS, uri, parse_uri(uri), _SHARED_LIMIT)
+                    cached = remember(_URIS, uri, parse_uri(uri), _SHARED_LIMIT, len(uri))
                 self._cache["uri"] = cached
             return cached  # type: ignore[return-value]
         return uri

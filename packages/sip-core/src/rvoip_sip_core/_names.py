@@ -7,6 +7,8 @@ any spelling to one lower-case long name. Both functions memoise known names.
 
 from __future__ import annotations
 
+from ._memo import remember_name
+
 __all__ = ["COMPACT_FORMS", "canonical_name", "header_key"]
 
 # RFC 3261 §7.3.3 and the IANA "Header Fields" registry: compact form -> long name.
@@ -56,7 +58,7 @@ _CANONICAL.update({name.lower(): name for name in COMPACT_FORMS.values()})
 _CANONICAL.update(COMPACT_FORMS)
 
 _KEYS: dict[str, str] = {}
-_CACHE_LIMIT = 4096  # names from the wire are unbounded: memoise only this many
+_CACHE_LIMIT = 4096  # names from the wire are unbounded: bounded memo (see _memo)
 
 
 def header_key(name: str) -> str:
@@ -73,8 +75,7 @@ def header_key(name: str) -> str:
         lower = name.lower()
         long = COMPACT_FORMS.get(lower)
         key = long.lower() if long is not None else lower
-        if len(_KEYS) < _CACHE_LIMIT:
-            _KEYS[name] = key
+        remember_name(_KEYS, name, key, _CACHE_LIMIT)
     return key
 
 

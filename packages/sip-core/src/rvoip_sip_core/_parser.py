@@ -12,9 +12,11 @@ import re
 from itertools import repeat
 from operator import itemgetter
 
+from . import _memo
 from ._errors import SipParseError
 from ._headers import CSeq, Expires
 from ._headers_container import Headers
+from ._memo import remember_name
 from ._message import Message, Request, Response, recover_fields
 from ._names import header_key
 from ._uri import SipUri
@@ -53,7 +55,19 @@ _METHODS: set[str] = {
     "SUBSCRIBE",
     "PUBLISH",
 }
+_STANDARD_METHODS = frozenset(_METHODS)
 _MEMO_LIMIT = 4096
+
+
+def _remember_method(method: str) -> None:
+    """Add a checked extension method to the bounded memo (short ones only; see _memo)."""
+    if len(method) > _memo.MAX_NAME_CHARS:
+        return
+    if len(_METHODS) >= _MEMO_LIMIT:
+        _METHODS.clear()
+        _METHODS.update(_STANDARD_METHODS)
+    _METHODS.add(method)
+
 
 # RFC 3261 §7.3.1: these may appear only once (a second, different value is an error).
 _SINGLE = ("from", "to", "call-id", "cseq", "max-forwards", "content-type", "content-length")
@@ -121,8 +135,7 @@ def _check_lines(
                     is_request=not start.upper().startswith("SIP/"),
                 )
             key = header_key(name)
-            if len(names) < _MEMO_LIMIT:
-                names[part[0]] = key
+            remember_name(names, part[0], key, _MEMO_LIMIT)
         out.append(key)
     return parts, out
 
@@ -282,8 +295,7 @@ def _parse(data: bytes, max_size: int, allow_short_body: bool) -> Message:
                 recovered=recover_fields(headers),
                 is_request=True,
             )
-        if len(_METHODS) < _MEMO_LIMIT:
-            _METHODS.add(method)
+        _remember_method(method)
     if not _URI_SHAPE.match(uri):
         raise SipParseError(
             f"malformed Request-URI {uri[:40]!r}",

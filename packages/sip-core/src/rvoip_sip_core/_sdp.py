@@ -92,14 +92,16 @@ _MEMO_LIMIT = 512
 def _connection_of(value: str) -> Connection:
     connection = _CONNECTIONS.get(value)
     if connection is None:
-        connection = remember(_CONNECTIONS, value, _parse_connection(value), _MEMO_LIMIT)
+        connection = remember(
+            _CONNECTIONS, value, _parse_connection(value), _MEMO_LIMIT, len(value)
+        )
     return connection
 
 
 def _timing_of(value: str) -> Timing:
     timing = _TIMINGS.get(value)
     if timing is None:
-        timing = remember(_TIMINGS, value, _parse_timing(value), _MEMO_LIMIT)
+        timing = remember(_TIMINGS, value, _parse_timing(value), _MEMO_LIMIT, len(value))
     return timing
 
 

@@ -247,7 +247,7 @@ def _rtpmap_of(value: str) -> RtpMap:
     """``RtpMap.parse`` memoised (RtpMap is immutable, so sharing instances is safe)."""
     mapping = _RTPMAP_MEMO.get(value)
     if mapping is None:
-        mapping = remember(_RTPMAP_MEMO, value, RtpMap.parse(value), _MEMO_LIMIT)
+        mapping = remember(_RTPMAP_MEMO, value, RtpMap.parse(value), _MEMO_LIMIT, len(value))
     return mapping
 
 
