@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import random
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -10,10 +12,12 @@ from hypothesis import strategies as st
 
 from rvoip_sip_core import (
     REASON_PHRASES,
+    SYSTEM_RANDOM,
     Request,
     SipUri,
     SipUsageError,
     default_reason,
+    make_cnonce,
     make_request,
     make_response,
     new_branch,
@@ -227,3 +231,31 @@ def test_shared_to_with_tag_equals_the_parsed_line(
     assert resp.to == wire.to
     assert str(resp.to) == str(wire.to)
     assert resp.to.tag == tag
+
+
+@pytest.mark.parametrize("make", [new_branch, new_tag, new_call_id, make_cnonce])
+def test_wire_identifiers_default_to_the_os_csprng(make: Callable[..., str]) -> None:
+    """Issue 10: tags, branches, Call-IDs and cnonces had no default source of randomness.
+
+    Every caller had to pass an RNG, and a ``random.Random()`` (Mersenne Twister) there is
+    predictable after 624 outputs: an attacker who sees enough tags and branches forges
+    the next ones (off-path CANCEL/BYE injection). The default is now the OS CSPRNG.
+    """
+    default = inspect.signature(make).parameters["rng"].default
+    assert default is SYSTEM_RANDOM
+    assert isinstance(default, random.SystemRandom)
+    assert make() != make()
+
+
+def test_system_random_ignores_seeding() -> None:
+    """Two SystemRandom "seeded" alike still differ: no Mersenne Twister state behind it."""
+    a, b = random.SystemRandom(1), random.SystemRandom(1)
+    assert a.getrandbits(128) != b.getrandbits(128)
+    SYSTEM_RANDOM.seed(7)  # a no-op for SystemRandom
+    assert new_tag() != new_tag()
+
+
+def test_call_id_without_host() -> None:
+    call_id = new_call_id(random.Random(3))
+    assert len(call_id) == 24
+    assert "@" not in call_id

@@ -7,7 +7,16 @@ import tracemalloc
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rvoip_sip_core import _message, _names, _parser, _sdp, _sdp_model, header_key, parse_message
+from rvoip_sip_core import (
+    Request,
+    _message,
+    _names,
+    _parser,
+    _sdp,
+    _sdp_model,
+    header_key,
+    parse_message,
+)
 from rvoip_sip_core._memo import MAX_NAME_CHARS, MAX_VALUE_CHARS, remember, remember_name
 from rvoip_sip_core._sdp import parse_sdp
 
@@ -73,6 +82,7 @@ def test_distinct_big_names_and_values_do_not_pin_memory() -> None:
         base = tracemalloc.get_traced_memory()[0]
         for index in range(200):
             msg = parse_message(_hostile(index, 32_768))
+            assert isinstance(msg, Request)
             touch = (msg.from_, msg.cseq, msg.uri, msg.headers.get(f"X-{index:08d}" + "x" * 32_768))
             assert touch[0] is not None
             sdp = f"v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 {'h' * 4096}{index}\r\n"

@@ -7,6 +7,7 @@ re-exported here; the ``_``-prefixed modules are the implementation.
 from . import _digest, _headers, _sdp, _uri
 from ._builders import (
     REASON_PHRASES,
+    SYSTEM_RANDOM,
     default_reason,
     make_request,
     make_response,
@@ -31,6 +32,7 @@ __all__ = [
     "COMPACT_FORMS",
     "DEFAULT_MAX_SIZE",
     "REASON_PHRASES",
+    "SYSTEM_RANDOM",
     "HeaderType",
     "Headers",
     "KeepAlive",

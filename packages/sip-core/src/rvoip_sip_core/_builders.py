@@ -1,7 +1,8 @@
 """Builders: new requests, responses to requests (RFC 3261 §8.2.6), identifiers.
 
-Randomness comes from an injected `random.Random` so callers (and tests) decide
-the source; nothing here reads a clock.
+Randomness comes from an injected `random.Random` so tests can seed it; by default it is
+:data:`SYSTEM_RANDOM` (the OS CSPRNG), because tags, branches and Call-IDs go on the
+wire and must not be predictable. Nothing here reads a clock.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ._uri import Uri
 
 __all__ = [
     "REASON_PHRASES",
+    "SYSTEM_RANDOM",
     "default_reason",
     "make_request",
     "make_response",
@@ -25,6 +27,14 @@ __all__ = [
     "new_call_id",
     "new_tag",
 ]
+
+SYSTEM_RANDOM: random.Random = random.SystemRandom()
+"""The default source of wire identifiers: ``random.SystemRandom`` reads ``os.urandom``.
+
+A Mersenne Twister (``random.Random``) can be reconstructed from 624 outputs, after
+which an attacker predicts every later tag, branch and Call-ID (RFC 3261 §19.3 wants tags
+cryptographically random; §8.1.1.7 branches unique). Tests inject a seeded generator.
+"""
 
 BRANCH_COOKIE = "z9hG4bK"  # RFC 3261 §8.1.1.7 magic cookie
 
@@ -130,18 +140,33 @@ def default_reason(status: int) -> str:
     return REASON_PHRASES.get(status) or _CLASS_REASONS[status // 100]
 
 
-def new_branch(rng: random.Random) -> str:
-    """Return a fresh Via branch: the RFC 3261 magic cookie and 64 random bits."""
+def new_branch(rng: random.Random = SYSTEM_RANDOM) -> str:
+    """Return a fresh Via branch: the RFC 3261 magic cookie and 64 random bits.
+
+    Args:
+        rng: the random source (the OS CSPRNG unless a test injects a seeded one).
+    """
     return f"{BRANCH_COOKIE}{rng.getrandbits(64):016x}"
 
 
-def new_tag(rng: random.Random) -> str:
-    """Return a From/To tag with 64 random bits (RFC 3261 §19.3 asks for at least 32)."""
+def new_tag(rng: random.Random = SYSTEM_RANDOM) -> str:
+    """Return a From/To tag with 64 random bits (RFC 3261 §19.3 asks for at least 32).
+
+    Args:
+        rng: the random source (the OS CSPRNG unless a test injects a seeded one).
+    """
     return f"{rng.getrandbits(64):016x}"
 
 
-def new_call_id(rng: random.Random, host: str) -> str:
-    """Return a globally unique Call-ID: 96 random bits ``@host`` (RFC 3261 §8.1.1.4)."""
+def new_call_id(rng: random.Random = SYSTEM_RANDOM, host: str | None = None) -> str:
+    """Return a globally unique Call-ID: 96 random bits ``@host`` (RFC 3261 §8.1.1.4).
+
+    Args:
+        rng: the random source (the OS CSPRNG unless a test injects a seeded one).
+        host: the part after ``@``; None leaves it out (``callid = word ["@" word]``).
+    """
+    if host is None:
+        return f"{rng.getrandbits(96):024x}"
     return f"{rng.getrandbits(96):024x}@{host}"
 
 
