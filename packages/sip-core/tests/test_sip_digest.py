@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import random
+import secrets
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rvoip_sip_core import SipUsageError
 from rvoip_sip_core._builders import make_request, make_response
 from rvoip_sip_core._digest import (
+    STRONG_ALGORITHMS,
     DigestClient,
     DigestError,
     DigestServer,
@@ -550,3 +553,129 @@ def test_server_accepts_only_growing_nonce_counts(counts: list[int]) -> None:
         if not expected or nc > expected[-1]:
             expected.append(nc)
     assert accepted == expected
+
+
+def test_server_treats_a_nonce_with_an_evicted_record_as_stale() -> None:
+    """Issue 10: a nonce whose nc record was evicted could be replayed.
+
+    The replay table is bounded (``max_nonces``); when a live record was evicted, the
+    next use of that nonce looked like a first use (last nc 0), so a captured response
+    with nc=1 was accepted again. Now such a nonce is stale: the client gets a new
+    nonce (``stale=true``) and the replay is refused.
+    """
+    server = _server(max_nonces=2)
+    client = DigestClient("bob", "pw", random.Random(4))
+    captured = []
+    for i in range(3):
+        (challenge,) = server.challenge(float(i))
+        creds = client.authorize(challenge, "OPTIONS", "sip:x")
+        assert server.verify(creds, method="OPTIONS", now=float(i), password="pw").ok
+        captured.append(creds)
+    replay = server.verify(captured[0], method="OPTIONS", now=3.0, password="pw")
+    assert (replay.ok, replay.stale) == (False, True)
+    # A nonce issued after the eviction is still accepted on its first use.
+    (fresh,) = server.challenge(4.0)
+    creds = client.authorize(fresh, "OPTIONS", "sip:x")
+    assert server.verify(creds, method="OPTIONS", now=4.0, password="pw").ok
+
+
+def test_server_refuses_rfc2069_responses_unless_allowed() -> None:
+    """Issue 10: ``qop=()`` silently made RFC 2069 challenges whose responses replay.
+
+    A qop-less response has no nonce count, so it can be replayed until the nonce
+    expires. Such a server now needs ``allow_rfc2069=True``; without it the
+    configuration is refused, and a qop-less response is refused by a qop server.
+    """
+    with pytest.raises(SipUsageError):
+        _server(qop=())
+    legacy = _server(qop=(), allow_rfc2069=True)
+    (challenge,) = legacy.challenge(0.0)
+    assert challenge.qop_options == ()
+    creds = DigestClient("bob", "pw", random.Random(4)).authorize(challenge, "INVITE", "sip:x")
+    assert creds.qop is None
+    assert legacy.verify(creds, method="INVITE", now=1.0, password="pw").ok
+    modern = _server()
+    (challenge,) = modern.challenge(0.0)
+    # Forge the RFC 2069 form against a qop=auth nonce: refused.
+    creds = build_credentials(
+        challenge.with_param("qop", None),
+        username="bob",
+        password="pw",
+        method="INVITE",
+        uri="sip:x",
+        cnonce="c",
+    )
+    verdict = modern.verify(creds, method="INVITE", now=1.0, password="pw")
+    assert not verdict.ok
+    assert "qop missing" in verdict.reason
+
+
+def test_server_nonces_come_from_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without an injected rng, the secret and the nonces' random parts use ``secrets``."""
+    calls: list[int] = []
+    real = secrets.token_bytes
+
+    def recording(count: int) -> bytes:
+        calls.append(count)
+        return real(count)
+
+    monkeypatch.setattr(secrets, "token_bytes", recording)
+    server = DigestServer("atlanta.com")
+    assert calls == [32]
+    first, second = server.make_nonce(1.0), server.make_nonce(1.0)
+    assert calls == [32, 12, 12]
+    assert first != second
+    (challenge,) = server.challenge(1.0)
+    creds = DigestClient("bob", "pw").authorize(challenge, "INVITE", "sip:x")
+    assert server.verify(creds, method="INVITE", now=2.0, password="pw").ok
+
+
+def _challenge(algorithm: str, qop: str | None = "auth") -> WWWAuthenticate:
+    params = [("realm", "r"), ("nonce", "n"), ("algorithm", algorithm)]
+    if qop is not None:
+        params.append(("qop", qop))
+    return WWWAuthenticate("Digest", tuple(params))
+
+
+def test_client_policy_refuses_md5_and_qopless_downgrades() -> None:
+    """Issue 10: a man in the middle could strip SHA-256 challenges and qop.
+
+    The client answered whatever it was offered, MD5 and RFC 2069 included. With
+    ``allowed_algorithms=STRONG_ALGORITHMS`` and ``require_qop=True`` it refuses both.
+    """
+    strict = DigestClient("u", "p", allowed_algorithms=STRONG_ALGORITHMS, require_qop=True)
+    assert "MD5" not in STRONG_ALGORITHMS
+    assert not strict.can_answer(_challenge("MD5"))
+    assert not strict.can_answer(_challenge("SHA-256", qop=None))
+    assert strict.can_answer(_challenge("SHA-256"))
+    with pytest.raises(DigestError):
+        strict.authorize(_challenge("MD5"), "INVITE", "sip:x")
+    with pytest.raises(DigestError):
+        strict.authorize(_challenge("SHA-256", qop=None), "INVITE", "sip:x")
+    # The permissive default still answers both (interoperability with old servers).
+    lax = DigestClient("u", "p", random.Random(1))
+    assert lax.can_answer(_challenge("MD5", qop=None))
+    request = make_request(
+        "INVITE",
+        "sip:x",
+        from_="<sip:u@r>;tag=1",
+        to="<sip:x>",
+        call_id="c",
+        cseq=1,
+        via="SIP/2.0/UDP h;branch=z9hG4bK1",
+    )
+    md5_only = make_response(request, 401, headers=[("WWW-Authenticate", _challenge("MD5"))])
+    assert strict.authorize_request(request, md5_only) is None
+    both = make_response(
+        request,
+        401,
+        headers=[
+            ("WWW-Authenticate", _challenge("MD5")),
+            ("WWW-Authenticate", _challenge("SHA-256")),
+        ],
+    )
+    retried = strict.authorize_request(request, both)
+    assert retried is not None
+    creds = retried.header(Authorization)
+    assert creds is not None
+    assert creds.algorithm == "SHA-256"

@@ -4,8 +4,15 @@ Client side: :func:`build_credentials` (pure) and :class:`DigestClient` (keeps t
 nonce counts) turn a ``WWW-Authenticate``/``Proxy-Authenticate`` challenge into
 ``Authorization``/``Proxy-Authorization`` credentials. Server side:
 :func:`verify_credentials` (pure, constant-time) and :class:`DigestServer`, which makes
-self-validating nonces from an injected RNG and a ``now`` argument and rejects replayed
-nonce counts. No clock or global randomness is read here (sans-IO).
+self-validating nonces (random parts from :mod:`secrets`, or an RNG a test injects) and a
+``now`` argument and rejects replayed nonce counts. No clock is read here (sans-IO).
+
+Hardening settings (issue 10): the server refuses responses without qop unless
+``allow_rfc2069=True`` (RFC 2069 responses carry no nonce count, so a captured one can be
+replayed for the nonce's whole lifetime), and treats a nonce whose replay record was
+evicted from its bounded table as stale. The client can refuse weak algorithms
+(``allowed_algorithms``, e.g. :data:`STRONG_ALGORITHMS`) and qop-less challenges
+(``require_qop=True``) so a man in the middle cannot downgrade it to MD5 or RFC 2069.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import hashlib
 import hmac
 import random
 import re
+import secrets
 import struct
 import urllib.parse
 from collections.abc import Iterable, Sequence
@@ -22,6 +30,7 @@ from typing import TypeVar, overload
 
 import attrs
 
+from ._builders import SYSTEM_RANDOM
 from ._digest_hash import (
     SUPPORTED_ALGORITHMS,
     DigestError,
@@ -33,7 +42,7 @@ from ._digest_hash import (
     sha512_256_fallback,
     split_algorithm,
 )
-from ._errors import SipParseError
+from ._errors import SipParseError, SipUsageError
 from ._headers.auth import (
     AuthChallenge,
     AuthCredentials,
@@ -46,6 +55,7 @@ from ._headers.auth import (
 from ._message import Request, Response
 
 __all__ = [
+    "STRONG_ALGORITHMS",
     "SUPPORTED_ALGORITHMS",
     "DigestClient",
     "DigestError",
@@ -65,9 +75,13 @@ __all__ = [
 
 _QOPS = ("auth", "auth-int")
 
+STRONG_ALGORITHMS: tuple[str, ...] = tuple(a for a in SUPPORTED_ALGORITHMS if "MD5" not in a)
+"""The algorithms without MD5 (RFC 8760 §3: MD5 is kept only for backward compatibility);
+pass as ``DigestClient(allowed_algorithms=...)`` to refuse an MD5 downgrade."""
 
-def make_cnonce(rng: random.Random, nbytes: int = 12) -> str:
-    """A client nonce: ``nbytes`` random bytes from ``rng`` as hex."""
+
+def make_cnonce(rng: random.Random = SYSTEM_RANDOM, nbytes: int = 12) -> str:
+    """A client nonce: ``nbytes`` random bytes from ``rng`` (the OS CSPRNG by default) as hex."""
     return rng.getrandbits(nbytes * 8).to_bytes(nbytes, "big").hex()
 
 
@@ -199,18 +213,41 @@ def build_credentials(
 class DigestClient:
     """A UAC's digest state: credentials and the nonce count per (realm, nonce).
 
-    ``rng`` makes the cnonces (pass ``random.SystemRandom()`` in production).
+    Attributes:
+        username: the user name.
+        password: the password.
+        rng: makes the cnonces (the OS CSPRNG unless a test injects a seeded one).
+        prefer_auth_int: answer with qop ``auth-int`` when both are offered.
+        allowed_algorithms: the algorithms this client answers (default: all it
+            supports). Pass :data:`STRONG_ALGORITHMS` to refuse MD5, so a man in the
+            middle who strips the stronger challenges gets no answer (downgrade
+            protection, RFC 8760 §2.4 and §3).
+        require_qop: refuse challenges without qop ``auth``/``auth-int`` (RFC 2069
+            style responses have no cnonce or nonce count). Default False for
+            interoperability with old servers.
     """
 
     username: str
     password: str
-    rng: random.Random
+    rng: random.Random = SYSTEM_RANDOM
     prefer_auth_int: bool = False
+    allowed_algorithms: Sequence[str] = SUPPORTED_ALGORITHMS
+    require_qop: bool = False
     _counts: dict[tuple[str, str], int] = attrs.field(factory=dict, init=False)
+    _allowed: frozenset[str] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self._allowed = frozenset(a.upper() for a in self.allowed_algorithms)
 
     def can_answer(self, challenge: AuthChallenge) -> bool:
-        """True if ``challenge`` is a Digest challenge this client can answer."""
-        return _supported(challenge)
+        """True if ``challenge`` is a Digest challenge this client can and may answer."""
+        return _supported(challenge) and self._permits(challenge)
+
+    def _permits(self, challenge: AuthChallenge) -> bool:
+        """The downgrade policy: an allowed algorithm, and qop when ``require_qop``."""
+        if challenge.algorithm.upper() not in self._allowed:
+            return False
+        return not self.require_qop or any(q in _QOPS for q in challenge.qop_options)
 
     @overload
     def authorize(
@@ -233,8 +270,14 @@ class DigestClient:
         the requests it sent with a nonce); a new nonce starts again at 1.
 
         Raises:
-            DigestError: the challenge cannot be answered.
+            DigestError: the challenge cannot be answered, or this client's policy
+                (``allowed_algorithms``, ``require_qop``) refuses it.
         """
+        if challenge.is_digest and not self._permits(challenge):
+            raise DigestError(
+                f"refusing digest challenge (algorithm {challenge.algorithm!r}, "
+                f"qop {challenge.qop_options!r}): not allowed by this client's policy"
+            )
         return self._authorize(challenge, method, uri, body)
 
     def _authorize(
@@ -285,7 +328,7 @@ class DigestClient:
             except SipParseError:
                 continue
             realm = challenge.realm or ""
-            if realm not in chosen and _supported(challenge):
+            if realm not in chosen and self.can_answer(challenge):
                 chosen[realm] = challenge
         if not chosen:
             return None
@@ -385,31 +428,57 @@ _MAC_LEN = 12
 class DigestServer:
     """A UAS/registrar/proxy digest authenticator for one realm.
 
-    Nonces are ``base64url(ms-timestamp | 12 random bytes | HMAC)`` under a secret drawn
-    from ``rng`` at construction, so they are self-validating; the highest nc seen per
-    nonce is remembered (bounded by ``max_nonces`` and the nonce lifetime) to reject
-    replays.
+    Nonces are ``base64url(ms-timestamp | 12 random bytes | HMAC)`` under a 256-bit secret
+    drawn at construction, so they are self-validating; the highest nc seen per nonce is
+    remembered (bounded by ``max_nonces`` and the nonce lifetime) to reject replays.
+
+    Attributes:
+        realm: the protection realm.
+        rng: None (the default) draws the secret and the nonces' random parts from
+            :mod:`secrets`; a test may inject a seeded ``random.Random``.
+        algorithms: offered algorithms, preferred first (one challenge each).
+        qop: offered qop values. Empty only with ``allow_rfc2069``.
+        nonce_lifetime: seconds a nonce is accepted; older ones get ``stale=true``.
+        max_nonces: most nonces whose nonce count is remembered. When a live record
+            must be evicted, every nonce issued no later than it is treated as stale
+            from then on (the client retries with a fresh nonce; a replay is never
+            accepted for want of a record).
+        opaque: the opaque value to send, if any.
+        allow_rfc2069: accept responses without qop (RFC 2069 style; they carry no nonce
+            count, so a captured response replays until the nonce expires). Default False:
+            a response without qop is refused.
     """
 
     realm: str
-    rng: random.Random
+    rng: random.Random | None = None
     algorithms: Sequence[str] = ("MD5",)
     qop: Sequence[str] = ("auth",)
     nonce_lifetime: float = 300.0
     max_nonces: int = 10_000
     opaque: str | None = None
+    allow_rfc2069: bool = False
     _secret: bytes = attrs.field(init=False)
     _seen: dict[str, tuple[float, int]] = attrs.field(factory=dict, init=False)
+    # Latest issue time among live records evicted from _seen (see max_nonces).
+    _evicted_upto: float = attrs.field(default=float("-inf"), init=False)
 
     def __attrs_post_init__(self) -> None:
-        self._secret = self.rng.getrandbits(256).to_bytes(32, "big")
+        self._secret = self._random_bytes(32)
         for algorithm in self.algorithms:
             split_algorithm(algorithm)
+        if not self.qop and not self.allow_rfc2069:
+            raise SipUsageError("DigestServer(qop=()) makes RFC 2069 challenges: set allow_rfc2069")
+
+    def _random_bytes(self, count: int) -> bytes:
+        """``count`` random bytes: :mod:`secrets` unless a test injected ``rng``."""
+        if self.rng is None:
+            return secrets.token_bytes(count)
+        return self.rng.getrandbits(count * 8).to_bytes(count, "big")
 
     def make_nonce(self, now: float) -> str:
         """A fresh nonce stamped with ``now`` (seconds)."""
         stamp = max(0, int(now * 1000))
-        raw = _NONCE_STRUCT.pack(stamp, self.rng.getrandbits(96).to_bytes(12, "big"))
+        raw = _NONCE_STRUCT.pack(stamp, self._random_bytes(12))
         return base64.urlsafe_b64encode(raw + self._mac(raw)).decode().rstrip("=")
 
     def _mac(self, raw: bytes) -> bytes:
@@ -461,7 +530,11 @@ class DigestServer:
             for key in [k for k, (t, _) in self._seen.items() if t < horizon]:
                 del self._seen[key]
             while len(self._seen) >= self.max_nonces:
-                del self._seen[next(iter(self._seen))]
+                oldest = next(iter(self._seen))
+                issued, _ = self._seen.pop(oldest)
+                # The evicted nonce is still live: remember that records up to its
+                # issue time are gone, so its next use is stale rather than "first".
+                self._evicted_upto = max(self._evicted_upto, issued)
 
     def verify(
         self,
@@ -478,9 +551,10 @@ class DigestServer:
         """Check credentials of a request received at ``now``.
 
         Checks realm, that the nonce is ours, the response (constant time), the qop
-        policy, nonce age (stale) and that nc grows for each use of a nonce (replay).
-        Give ``request_uri`` (the Request-URI text) to also require the digest ``uri``
-        to name it (RFC 7616 §3.4.6).
+        policy (no qop is refused unless ``allow_rfc2069``), nonce age (stale) and that
+        nc grows for each use of a nonce (replay); a nonce whose record was evicted is
+        stale. Give ``request_uri`` (the Request-URI text) to also require the digest
+        ``uri`` to name it (RFC 7616 §3.4.6).
         """
         if not credentials.is_digest or credentials.realm != self.realm:
             return DigestVerdict(False, reason="wrong scheme or realm")
@@ -493,9 +567,13 @@ class DigestServer:
         if issued is None:
             return DigestVerdict(False, reason="nonce not issued here")
         qop = credentials.qop
-        if self.qop and qop not in self.qop:
-            # RFC 7616 §3.4: a client answering a challenge with qop MUST send qop.
-            return DigestVerdict(False, reason="qop missing or not offered")
+        if qop is None:
+            # RFC 7616 §3.4: a client answering a challenge with qop MUST send qop; a
+            # qop-less (RFC 2069) response has no nc, so nothing stops its replay.
+            if self.qop or not self.allow_rfc2069:
+                return DigestVerdict(False, reason="qop missing (RFC 2069 response refused)")
+        elif self.qop and qop not in self.qop:
+            return DigestVerdict(False, reason="qop not offered")
         if not verify_credentials(
             credentials,
             method=method,
@@ -509,7 +587,12 @@ class DigestServer:
             return DigestVerdict(False, stale=True, reason="nonce expired")
         if qop is not None:
             nc = credentials.nc or 0
-            _, last = self._seen.get(nonce, (issued, 0))
+            record = self._seen.get(nonce)
+            if record is None and issued <= self._evicted_upto:
+                # Its nc record may have been evicted: a replay would look like a first
+                # use. RFC 7616 §3.3: stale=true makes the client retry with a new nonce.
+                return DigestVerdict(False, stale=True, reason="nonce record evicted")
+            last = 0 if record is None else record[1]
             if nc <= last:
                 return DigestVerdict(False, reason="nonce count replayed")
             self._prune(now)
