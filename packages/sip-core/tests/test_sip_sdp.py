@@ -30,6 +30,7 @@ from rvoip_sip_core._sdp import (
     answer_direction,
     answer_media,
     codecs_match,
+    is_ip_literal,
     make_answer,
     make_media,
     make_sdp,
@@ -639,3 +640,92 @@ def test_serialization_is_kept_and_derived_copies_serialize_afresh() -> None:
     assert "m=audio 4002 " in str(moved)
     assert "m=audio 4000 " in str(sdp)
     assert moved.with_next_version().origin.sess_version == "1"
+
+
+def _sdp_with(media_line: str, extra: str = "") -> str:
+    head = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+    return f"{head}{media_line}\r\n{extra}"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "m=audio 65536 RTP/AVP 0",
+        "m=audio 99999999 RTP/AVP 0",
+        "m=audio 65534/2 RTP/AVP 0",  # second stream's RTP at 65536
+        "m=audio 49170/0 RTP/AVP 0",
+        "m=application 65535/2 UDP/BFCP *",
+    ],
+)
+def test_media_ports_outside_0_65535_are_parse_errors(line: str) -> None:
+    """Issue 10: a port range from m=<port>/<count> could run past 65535 unchecked.
+
+    Only the first port was range-checked, so ``m=audio 65534/2`` (RTP streams at 65534
+    and 65536) parsed, and a socket layer computing the later ports would fail.
+    """
+    with pytest.raises(SdpParseError):
+        parse_sdp(_sdp_with(line))
+
+
+@pytest.mark.parametrize(
+    ("line", "count"),
+    [
+        ("m=audio 0 RTP/AVP 0", None),
+        ("m=audio 65535 RTP/AVP 0", None),
+        ("m=video 49170/2 RTP/AVP 31", 2),
+        ("m=audio 65532/2 RTP/AVP 0", 2),
+        ("m=application 65534/2 UDP/BFCP *", 2),
+    ],
+)
+def test_media_ports_inside_the_range_parse(line: str, count: int | None) -> None:
+    media = parse_sdp(_sdp_with(line)).media[0]
+    assert media.port_count == count
+
+
+def test_rtcp_port_above_65535_is_refused() -> None:
+    """Issue 10: ``a=rtcp:70000`` parsed to a port no socket can use."""
+    with pytest.raises(SdpParseError):
+        Rtcp.parse("70000")
+    with pytest.raises(SdpParseError):
+        Rtcp.parse("65536 IN IP4 192.0.2.1")
+    assert Rtcp.parse("65535").port == 65535
+    media = parse_sdp(_sdp_with("m=audio 4000 RTP/AVP 0", "a=rtcp:65536\r\n")).media[0]
+    assert media.rtcp is None  # malformed a=rtcp reads as absent
+
+
+@pytest.mark.parametrize(
+    ("address", "literal"),
+    [
+        ("192.0.2.1", True),
+        ("0.0.0.0", True),
+        ("2001:db8::1", True),
+        ("::", True),
+        ("pbx.example.com", False),
+        ("localhost", False),
+        ("192.0.2", False),
+        ("192.0.2.1.example", False),
+        ("", False),
+        ("[2001:db8::1]", False),
+    ],
+)
+def test_is_ip_literal(address: str, literal: bool) -> None:
+    assert is_ip_literal(address) is literal
+
+
+@pytest.mark.parametrize(
+    ("text", "literal"),
+    [
+        ("IN IP4 192.0.2.1", True),
+        ("IN IP6 2001:db8::1", True),
+        ("IN IP4 224.2.1.1/127", True),
+        ("IN IP4 pbx.example.com", False),
+        ("IN IP6 pbx.example.com", False),
+        ("IN IP4 2001:db8::1", False),
+        ("IN IP6 192.0.2.1", False),
+        ("ATM NSAP 47.0005.80.ffe100", False),
+    ],
+)
+def test_connection_is_ip_literal(text: str, literal: bool) -> None:
+    sdp = parse_sdp(f"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc={text}\r\nt=0 0\r\n")
+    assert sdp.connection is not None
+    assert sdp.connection.is_ip_literal is literal

@@ -38,6 +38,7 @@ from ._sdp_model import (
     SessionDescription,
     TimeZone,
     Timing,
+    is_ip_literal,
 )
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "answer_direction",
     "answer_media",
     "codecs_match",
+    "is_ip_literal",
     "make_answer",
     "make_media",
     "make_sdp",
@@ -164,8 +166,15 @@ def _parse_media_line(value: str) -> _MediaHead:
     port_text, slash, count_text = fields[1].partition("/")
     port = parse_uint(port_text, "media port")
     if port > 65535:
+        # RFC 8866 §5.14: <port> is a transport port, 0..65535 for UDP/TCP.
         raise SdpParseError(f"media port out of range: {port}")
     count = parse_uint(count_text, "media port count") if slash else None
+    if count is not None:
+        # RFC 8866 §5.14: m=<media> <port>/<number of ports>; for RTP every stream uses
+        # two ports (RTP even, RTCP the next), so the last port is port + 2*count - 1.
+        step = 2 if "RTP" in fields[2].upper() else 1
+        if count == 0 or port + step * count - 1 > 65535:
+            raise SdpParseError(f"media port range out of range: {fields[1][:30]!r}")
     return fields[0], port, fields[2], tuple(fields[3:]), count
 
 

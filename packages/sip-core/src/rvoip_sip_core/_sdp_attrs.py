@@ -187,11 +187,15 @@ class Rtcp:
             SdpParseError: malformed value.
         """
         fields = split_fields(value)
+        if len(fields) not in (1, 4):
+            raise SdpParseError(f"malformed rtcp attribute {value[:40]!r}")
+        port = parse_uint(fields[0], "rtcp port")
+        if port > 65535:
+            # RFC 3605 §2.1: rtcp-attribute = "a=rtcp:" port ... (a 16-bit transport port).
+            raise SdpParseError(f"rtcp port out of range: {port}")
         if len(fields) == 1:
-            return cls(parse_uint(fields[0], "rtcp port"))
-        if len(fields) == 4:
-            return cls(parse_uint(fields[0], "rtcp port"), fields[1], fields[2], fields[3])
-        raise SdpParseError(f"malformed rtcp attribute {value[:40]!r}")
+            return cls(port)
+        return cls(port, fields[1], fields[2], fields[3])
 
     def __str__(self) -> str:
         if self.address is None:

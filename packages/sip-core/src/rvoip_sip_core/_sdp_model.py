@@ -9,6 +9,7 @@ copies come from the ``with_*`` helpers or ``attrs.evolve``.
 from __future__ import annotations
 
 import functools
+import ipaddress
 from collections.abc import Callable, Iterable
 from typing import Self, TypeVar
 
@@ -34,6 +35,7 @@ __all__ = [
     "SessionDescription",
     "TimeZone",
     "Timing",
+    "is_ip_literal",
 ]
 
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -75,6 +77,20 @@ class Origin:
         return attrs.evolve(self, sess_version="1")
 
 
+def is_ip_literal(address: str) -> bool:
+    """True if ``address`` is an IPv4 or IPv6 address literal, not a host name.
+
+    RFC 8866 §5.7 allows an FQDN as connection-address; using one means a DNS lookup
+    on the call path (slow, and an attacker-chosen name to resolve). Callers that
+    refuse host names check with this (or :attr:`Connection.is_ip_literal`).
+    """
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
 @attrs.frozen
 class Connection:
     """``c=<nettype> <addrtype> <connection-address>`` (§5.7).
@@ -95,6 +111,22 @@ class Connection:
         if self.count is not None:
             out += f"/{self.count}"
         return out
+
+    @property
+    def is_ip_literal(self) -> bool:
+        """True if the address is an IP literal of the family ``addrtype`` names.
+
+        ``IN IP4 192.0.2.1`` and ``IN IP6 2001:db8::1`` are; a host name
+        (``IN IP4 pbx.example.com``), a family mismatch (``IN IP4 ::1``) or another
+        nettype are not.
+        """
+        if self.nettype.upper() != "IN":
+            return False
+        try:
+            parsed = ipaddress.ip_address(self.address)
+        except ValueError:
+            return False
+        return parsed.version == (6 if self.addrtype.upper() == "IP6" else 4)
 
 
 @attrs.frozen
