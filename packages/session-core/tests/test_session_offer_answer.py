@@ -148,3 +148,98 @@ def test_answer_is_the_offer_order_intersection(
     result = negotiated(offer, answer, answer_is_local=False)
     assert result.codec == common[0]
     assert result.dtmf_payload_type == (dynamic[0] if dynamic else None)
+
+
+def _offer(media: str, connection: str = "IN IP4 192.0.2.7") -> str:
+    return (
+        f"v=0\r\no=peer 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc={connection}\r\nt=0 0\r\n"
+        f"{media}\r\na=rtpmap:0 PCMU/8000\r\n"
+    )
+
+
+@pytest.mark.parametrize("proto", ["RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP"])
+def test_a_secure_offer_is_never_answered_in_clear(proto: str) -> None:
+    """Issue 10: an RTP/SAVP offer was answered RTP/SAVP with no a=crypto.
+
+    The peer asked for SRTP; the answer claimed the secure profile and the media plane
+    then sent plain RTP. Calls have no SRTP yet, so such a stream is rejected (port 0)
+    and an offer with nothing else gets 488 naming the reason.
+    """
+    offer = parse_sdp(
+        _offer(f"m=audio 40000 {proto} 0", "IN IP4 192.0.2.7") + "a=crypto:1 "
+        "AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n"
+    )
+    with pytest.raises(SdpNegotiationError) as caught:
+        build_answer(offer, "127.0.0.1", 31000, sess_id=1)
+    assert caught.value.status == 488
+    assert "SRTP" in str(caught.value)
+
+
+def test_a_secure_stream_is_rejected_and_a_plain_one_taken() -> None:
+    text = _offer("m=audio 40000 RTP/SAVP 0") + "m=audio 40002 RTP/AVP 0\r\n"
+    answer = build_answer(parse_sdp(text), "127.0.0.1", 31000, sess_id=1)
+    assert [(m.port, m.proto) for m in answer.media] == [(0, "RTP/SAVP"), (31000, "RTP/AVP")]
+    result = negotiated(answer, parse_sdp(text), answer_is_local=True)
+    assert result.remote_address == ("192.0.2.7", 40002)
+
+
+@pytest.mark.parametrize("port", [65535])
+def test_a_port_without_room_for_rtcp_is_refused(port: int) -> None:
+    """Issue 10: ``m=audio 65535`` reached the RTP socket, whose RTCP port was 65536.
+
+    rtp-core sends RTCP to port + 1 (RFC 3550 §11), and sendto() to 65536 raises
+    OverflowError in the media task. The stream is refused (488 when nothing is left).
+    """
+    offer = parse_sdp(_offer(f"m=audio {port} RTP/AVP 0"))
+    with pytest.raises(SdpNegotiationError) as caught:
+        build_answer(offer, "127.0.0.1", 31000, sess_id=1)
+    assert caught.value.status == 488
+    assert "RTCP" in str(caught.value)
+
+
+@pytest.mark.parametrize("connection", ["IN IP4 pbx.example.com", "IN IP4 localhost", "IN IP4 ::1"])
+def test_a_host_name_in_c_is_refused_not_resolved(connection: str) -> None:
+    """Issue 10: a host name in c= went to the media plane, to be resolved per packet.
+
+    RFC 8866 §5.7 allows an FQDN, but resolving attacker-chosen names on the call path
+    blocks it and leaks the lookup. Only IP literals (of the c= address type) are used.
+    """
+    offer = parse_sdp(_offer("m=audio 40000 RTP/AVP 0", connection))
+    with pytest.raises(SdpNegotiationError) as caught:
+        build_answer(offer, "127.0.0.1", 31000, sess_id=1)
+    assert caught.value.status == 488
+    assert "not an IP literal" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("media", "connection", "reason"),
+    [
+        ("m=audio 65535 RTP/AVP 0", "IN IP4 192.0.2.7", "RTCP"),
+        ("m=audio 40000 RTP/SAVP 0", "IN IP4 192.0.2.7", "SRTP"),
+        ("m=audio 40000 RTP/AVP 0", "IN IP4 media.example.com", "IP literal"),
+    ],
+)
+def test_an_unusable_remote_answer_fails_negotiation(
+    media: str, connection: str, reason: str
+) -> None:
+    """The same checks apply to the answer to our offer (and to a remote offer we answered)."""
+    local = build_offer("127.0.0.1", 30000, sess_id=5)
+    remote = parse_sdp(_offer(media, connection))
+    with pytest.raises(SdpNegotiationError) as caught:
+        negotiated(local, remote, answer_is_local=False)
+    assert caught.value.status == 488
+    assert reason in str(caught.value)
+
+
+def test_hold_address_and_ipv6_literals_still_work() -> None:
+    local = build_offer("127.0.0.1", 30000, sess_id=5)
+    held = negotiated(
+        local, parse_sdp(_offer("m=audio 40000 RTP/AVP 0", "IN IP4 0.0.0.0")), answer_is_local=False
+    )
+    assert held.remote_address is None
+    v6 = negotiated(
+        local,
+        parse_sdp(_offer("m=audio 40000 RTP/AVPF 0", "IN IP6 2001:db8::7")),
+        answer_is_local=False,
+    )
+    assert v6.remote_address == ("2001:db8::7", 40000)

@@ -4,6 +4,19 @@ Pure functions over rvoip_sip_core's SDP model. The answer keeps the offerer's c
 order and payload numbers (sip-core's ``answer_media``); this module adds the session
 policy: which codecs we support, 488 when no audio codec is common, hold directions,
 and what the two descriptions together mean for the media plane (``NegotiatedAudio``).
+
+Every SDP here came from the network, so a stream is usable only when (issue 10):
+
+* its transport is plain RTP (``RTP/AVP``, ``RTP/AVPF``): an ``RTP/SAVP``/``SAVPF``
+  offer asks for SRTP, which calls do not do yet, and must never be answered in clear;
+* its port leaves room for RTCP on the next port (1..65534; RTCP of ``m=audio 65535``
+  would be 65536, which no socket takes);
+* its ``c=`` address is an IP literal of its address type: a host name would need a
+  DNS lookup on the call path (slow, and resolving an attacker-chosen name).
+
+An unusable offered stream is answered with port 0 (RFC 3264 §6); when none is left
+the offer gets 488 with the reasons. A remote answer (or offer, for a local answer)
+whose chosen stream is unusable fails :func:`negotiated` with 488 the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +27,7 @@ import attrs
 
 from rvoip_session_core._errors import MediaError
 from rvoip_sip_core import (
+    Connection,
     Fmtp,
     MediaDescription,
     RtpMap,
@@ -44,6 +58,13 @@ def _codec_name(mapping: RtpMap) -> str | None:
     """Our name of the codec ``mapping`` describes (as ``codecs_match``), or None."""
     return _CODEC_KEYS.get((mapping.encoding.lower(), mapping.clock_rate, mapping.channels or 1))
 
+
+PLAIN_RTP_PROFILES = frozenset({"RTP/AVP", "RTP/AVPF"})
+"""Transports the media plane speaks: plain RTP (RFC 3551, RFC 4585). Secure profiles
+(RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVP...) are refused until calls do SRTP."""
+
+MAX_RTP_PORT = 65534
+"""Highest remote RTP port used: RTCP goes to the next port (RFC 3550 §11), 65535 at most."""
 
 _SENDS = frozenset({"sendrecv", "sendonly"})
 _RECEIVES = frozenset({"sendrecv", "recvonly"})
@@ -119,6 +140,24 @@ def _is_audio_codec(mapping: RtpMap | None) -> bool:
     return mapping is not None and _codec_name(mapping) is not None
 
 
+def _unusable(media: MediaDescription, connection: Connection | None) -> str | None:
+    """Why a live (port != 0) stream from the network cannot be used, or None if it can."""
+    proto = media.proto.upper()
+    if proto not in PLAIN_RTP_PROFILES:
+        if "SAVP" in proto:
+            # RFC 3264 §6 / RFC 4568 §7.1: a secure stream we cannot key must be rejected,
+            # never answered as plain RTP.
+            return f"{media.proto} (SRTP) is not supported"
+        return f"transport {media.proto[:40]!r} is not supported"
+    if not 0 < media.port <= MAX_RTP_PORT:
+        # RFC 3550 §11: RTCP on port + 1, which must still be a port (<= 65535).
+        return f"port {media.port} leaves no room for RTCP"
+    if connection is not None and not connection.is_ip_literal:
+        # RFC 8866 §5.7 allows an FQDN; resolving one would block the call path.
+        return f"c= address {connection.address[:60]!r} is not an IP literal"
+    return None
+
+
 def build_answer(
     offer: SessionDescription,
     address: str,
@@ -133,18 +172,27 @@ def build_answer(
 ) -> SessionDescription:
     """Answer ``offer`` (RFC 3264 §6): take its first audio stream with a common codec.
 
-    Every other m-line is answered with port 0, as are offered port-0 streams. The
-    chosen stream lists the common codecs in the offerer's order with its numbers.
+    Every other m-line is answered with port 0, as are offered port-0 streams and
+    unusable ones (secure profiles, a port without room for RTCP, a host name in c=;
+    see the module docstring). The chosen stream lists the common codecs in the
+    offerer's order with its numbers.
 
     Raises:
-        SdpNegotiationError: no audio stream with a common codec (answer 488).
+        SdpNegotiationError: no usable audio stream with a common codec (answer 488;
+            the message says why each audio stream was refused).
     """
     supported = supported_maps(codecs, dtmf_payload_type)
     answered: list[MediaDescription] = []
+    refused: list[str] = []
     taken = False
     for offered in offer.media:
         answer = MediaDescription(offered.media, 0, offered.proto, offered.formats or ("0",))
         if not taken and offered.media == "audio" and offered.port != 0:
+            problem = _unusable(offered, offer.connection_for(offered))
+            if problem is not None:
+                refused.append(problem)
+                answered.append(answer)
+                continue
             candidate = answer_media(
                 offered,
                 supported,
@@ -162,6 +210,9 @@ def build_answer(
                 taken = True
         answered.append(answer)
     if not taken:
+        if refused:
+            reasons = "; ".join(refused)
+            raise SdpNegotiationError(f"no usable audio stream in the offer: {reasons}")
         raise SdpNegotiationError("no common audio codec in the offer (488 Not Acceptable Here)")
     return make_sdp(address, answered, sess_id=sess_id, sess_version=sess_version)
 
@@ -186,7 +237,9 @@ def negotiated(
     receive, and the reverse for receiving.
 
     Raises:
-        SdpNegotiationError: the answer accepted no audio stream.
+        SdpNegotiationError: the answer accepted no audio stream, or the remote
+            side's stream is unusable (secure profile, port without room for RTCP, host
+            name in c=; status 488).
     """
     answer = local if answer_is_local else remote
     index = _audio_index(answer)
@@ -212,6 +265,9 @@ def negotiated(
     local_dir = local.direction_for(l_media)
     remote_dir = remote.direction_for(r_media)
     connection = remote.connection_for(r_media)
+    problem = _unusable(r_media, connection)
+    if problem is not None:
+        raise SdpNegotiationError(f"unusable remote audio stream: {problem}")
     remote_addr = None
     if connection is not None and r_media.port != 0 and connection.address not in ("0.0.0.0", "::"):
         remote_addr = (connection.address, r_media.port)
