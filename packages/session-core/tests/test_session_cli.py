@@ -302,3 +302,45 @@ async def test_quiet_answer_takes_calls_without_events_and_stops_on_sigterm() ->
             proc.wait()
     assert code == 143
     assert err.count("\n") == 1
+
+
+_BLOCK_TRIO = (
+    "import sys; sys.modules['trio'] = None; "  # import trio now raises ImportError
+    "from rvoip_session_core.cli import main; sys.exit(main(sys.argv[1:]))"
+)
+
+
+@pytest.mark.parametrize(
+    "argv", [["options", "sip:127.0.0.1:9"], ["demo", "--no-ladder"], ["answer", "--port", "0"]]
+)
+def test_loop_trio_without_trio_is_a_one_line_error(argv: list[str]) -> None:
+    """Issue 10: ``--loop trio`` without trio installed ended in an ImportError traceback.
+
+    anyio imports its trio backend only inside ``anyio.run``, so the user got a long
+    traceback instead of being told what to install. Now: one line naming
+    ``pip install trio`` and the usage exit code, before any socket is opened.
+    """
+    result = subprocess.run(
+        [sys.executable, "-c", _BLOCK_TRIO, *argv, "--loop", "trio"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == _cli_commands.EXIT_USAGE
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1
+    assert "pip install trio" in result.stderr
+    assert result.stdout == ""
+
+
+def test_loop_trio_check_in_process(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _cli_commands.missing_loop("trio") is None  # installed in the dev venv
+    assert _cli_commands.missing_loop(None) is None
+    monkeypatch.setitem(sys.modules, "trio", None)
+    assert _cli_commands.missing_loop("asyncio") is None
+    assert main(["options", "sip:127.0.0.1:9", "--loop", "trio"]) == _cli_commands.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err == "rvoip: --loop trio needs trio, which is not installed: pip install trio\n"

@@ -54,6 +54,18 @@ def resolve_loop(choice: str | None) -> tuple[str, dict[str, Any]]:
     return "asyncio", {}
 
 
+def missing_loop(choice: str | None) -> str | None:
+    """A one-line error when the ``--loop`` choice cannot run here, else None.
+
+    trio is an optional dependency: without it anyio's trio backend fails deep inside
+    ``anyio.run`` with an ImportError traceback. uvloop needs no check (its absence
+    falls back to asyncio, see :func:`resolve_loop`).
+    """
+    if choice == "trio" and importlib.util.find_spec("trio") is None:
+        return "--loop trio needs trio, which is not installed: pip install trio"
+    return None
+
+
 def run_async(
     func: Callable[[argparse.Namespace], Awaitable[int]], args: argparse.Namespace
 ) -> int:

@@ -6,8 +6,11 @@ import argparse
 from collections.abc import Sequence
 
 from rvoip_session_core._cli_commands import (
+    EXIT_USAGE,
     add_commands,
     add_loop_option,
+    fail,
+    missing_loop,
     resolve_loop,
     run_answer,
     run_call,
@@ -58,6 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = _build_parser()
     args = parser.parse_args(argv)
+    problem = missing_loop(getattr(args, "loop", None))
+    if problem is not None:
+        return fail(problem, EXIT_USAGE)
     if args.command == "demo":
         return _demo(args)
     if args.command == "call":
