@@ -679,3 +679,32 @@ def test_client_policy_refuses_md5_and_qopless_downgrades() -> None:
     creds = retried.header(Authorization)
     assert creds is not None
     assert creds.algorithm == "SHA-256"
+
+
+def test_non_utf8_octets_in_credentials_do_not_escape_as_unicode_errors() -> None:
+    """Found by the mutated-corpus property: a non-UTF-8 byte in a nonce crashed verify.
+
+    The parser keeps undecodable octets as surrogates (surrogateescape); the digest code
+    hashed ``text.encode()``, so ``verify_credentials`` raised UnicodeEncodeError from a
+    single flipped byte in an Authorization header. The hashes now cover the octets as
+    received, and such credentials simply do not verify.
+    """
+    msg = parse_message(
+        b"REGISTER sip:h SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n"
+        b"From: <sip:u@h>;tag=1\r\nTo: <sip:u@h>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n"
+        b'Authorization: Digest username="u\x80", realm="r", nonce="\x80n", uri="sip:h", '
+        b'response="00000000000000000000000000000000"\r\nContent-Length: 0\r\n\r\n'
+    )
+    creds = msg.header(Authorization)
+    assert creds is not None
+    assert not verify_credentials(creds, method="REGISTER", password="pw")
+    expected = compute_digest_response(
+        username="u\udc80",
+        realm="r",
+        password="pw",
+        nonce="\udc80n",
+        method="REGISTER",
+        uri="sip:h",
+    )
+    good = creds.with_param("response", expected)
+    assert verify_credentials(good, method="REGISTER", password="pw")

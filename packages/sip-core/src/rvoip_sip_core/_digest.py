@@ -94,6 +94,11 @@ def _supported(challenge: AuthChallenge) -> bool:
     return not offered or any(q in _QOPS for q in offered)
 
 
+def _octets(text: str) -> bytes:
+    """The octets of wire text (undecodable bytes were kept as surrogates by the parser)."""
+    return text.encode("utf-8", "surrogateescape")
+
+
 _C = TypeVar("_C", bound=AuthChallenge)
 
 
@@ -380,7 +385,7 @@ def verify_credentials(
             if username is None:
                 return False
             expected_user = hash_username(algorithm, username, realm)
-            if not hmac.compare_digest(wire_user.encode(), expected_user.encode()):
+            if not hmac.compare_digest(_octets(wire_user), _octets(expected_user)):
                 return False
         else:
             username = wire_user
@@ -404,7 +409,7 @@ def verify_credentials(
     except DigestError:
         return False
     # RFC 7616 §5.12: compare in constant time.
-    return hmac.compare_digest(expected.encode(), response.lower().encode())
+    return hmac.compare_digest(_octets(expected), _octets(response.lower()))
 
 
 @attrs.frozen

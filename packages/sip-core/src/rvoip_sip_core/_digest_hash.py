@@ -150,7 +150,9 @@ def digest_hash(algorithm: str, data: str | bytes) -> str:
         DigestError: unknown algorithm.
     """
     fn, _ = split_algorithm(algorithm)
-    return fn(data.encode() if isinstance(data, str) else data)
+    # Text from the wire keeps undecodable octets as surrogates (surrogateescape): hash
+    # the octets as received instead of failing on them.
+    return fn(data.encode("utf-8", "surrogateescape") if isinstance(data, str) else data)
 
 
 def hash_username(algorithm: str, username: str, realm: str) -> str:
@@ -178,12 +180,12 @@ def compute_ha1(
 
 def _plain_ha1(fn: Callable[[bytes], str], username: str, realm: str, password: str) -> str:
     # RFC 7616 §3.4.2: A1 = unq(username) ":" unq(realm) ":" passwd
-    return fn(f"{username}:{realm}:{password}".encode())
+    return fn(f"{username}:{realm}:{password}".encode("utf-8", "surrogateescape"))
 
 
 def _session_ha1(fn: Callable[[bytes], str], sess: bool, ha1: str, nonce: str, cnonce: str) -> str:
     # RFC 7616 §3.4.2: for -sess, A1 = H(unq(username):unq(realm):passwd):unq(nonce):unq(cnonce)
-    return fn(f"{ha1}:{nonce}:{cnonce}".encode()) if sess else ha1
+    return fn(f"{ha1}:{nonce}:{cnonce}".encode("utf-8", "surrogateescape")) if sess else ha1
 
 
 def compute_digest_response(
@@ -221,16 +223,16 @@ def compute_digest_response(
     qop_l = None if qop is None else qop.lower()
     # RFC 7616 §3.4.3: A2 = Method ":" request-uri, plus ":" H(body) for auth-int.
     if qop_l == "auth-int":
-        ha2 = fn(f"{method}:{uri}:{fn(body)}".encode())
+        ha2 = fn(f"{method}:{uri}:{fn(body)}".encode("utf-8", "surrogateescape"))
     elif qop_l in (None, "auth"):
-        ha2 = fn(f"{method}:{uri}".encode())
+        ha2 = fn(f"{method}:{uri}".encode("utf-8", "surrogateescape"))
     else:
         raise DigestError(f"unsupported qop {qop!r}")
     if qop_l is None:
         # RFC 2617 §3.2.2.1 / RFC 2069: request-digest = KD(H(A1), nonce:H(A2))
-        return fn(f"{ha1}:{nonce}:{ha2}".encode())
+        return fn(f"{ha1}:{nonce}:{ha2}".encode("utf-8", "surrogateescape"))
     nc_text = format_nc(nc) if isinstance(nc, int) else (nc or "")
-    return fn(f"{ha1}:{nonce}:{nc_text}:{cnonce}:{qop_l}:{ha2}".encode())
+    return fn(f"{ha1}:{nonce}:{nc_text}:{cnonce}:{qop_l}:{ha2}".encode("utf-8", "surrogateescape"))
 
 
 def format_nc(count: int) -> str:
