@@ -153,7 +153,12 @@ def media_descriptions() -> st.SearchStrategy[MediaDescription]:
         key=st.none() | text_values(),
         attributes=st.lists(attributes(), max_size=8).map(tuple),
         unknown_lines=_unknown,
-    )
+    ).filter(_ports_fit)
+
+
+def _ports_fit(media: MediaDescription) -> bool:
+    """RFC 8866 §5.14: a ``<port>/<count>`` range ends by 65535 (the parser checks it)."""
+    return media.port_count is None or media.port + 2 * media.port_count - 1 <= 65535
 
 
 def session_descriptions() -> st.SearchStrategy[SessionDescription]:
