@@ -91,6 +91,20 @@ def is_ip_literal(address: str) -> bool:
     return True
 
 
+def _is_literal_of(nettype: str, addrtype: str, address: str) -> bool:
+    if nettype.upper() != "IN":
+        return False
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return parsed.version == (6 if addrtype.upper() == "IP6" else 4)
+
+
+# Connection.is_ip_literal per (nettype, addrtype, address): ipaddress costs ~5 us a call.
+_LITERALS: dict[tuple[str, str, str], bool] = {}
+
+
 @attrs.frozen
 class Connection:
     """``c=<nettype> <addrtype> <connection-address>`` (§5.7).
@@ -120,13 +134,11 @@ class Connection:
         (``IN IP4 pbx.example.com``), a family mismatch (``IN IP4 ::1``) or another
         nettype are not.
         """
-        if self.nettype.upper() != "IN":
-            return False
-        try:
-            parsed = ipaddress.ip_address(self.address)
-        except ValueError:
-            return False
-        return parsed.version == (6 if self.addrtype.upper() == "IP6" else 4)
+        key = (self.nettype, self.addrtype, self.address)
+        known = _LITERALS.get(key)  # hot path: read for every call's c= line
+        if known is None:
+            known = remember(_LITERALS, key, _is_literal_of(*key), 512, len(self.address))
+        return known
 
 
 @attrs.frozen
