@@ -729,3 +729,16 @@ def test_connection_is_ip_literal(text: str, literal: bool) -> None:
     sdp = parse_sdp(f"v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc={text}\r\nt=0 0\r\n")
     assert sdp.connection is not None
     assert sdp.connection.is_ip_literal is literal
+
+
+@given(st.ip_addresses())
+def test_every_ip_address_text_is_a_literal(address: object) -> None:
+    assert is_ip_literal(str(address))
+    family = "IP6" if ":" in str(address) else "IP4"
+    assert Connection("IN", family, str(address)).is_ip_literal
+
+
+@given(st.text(max_size=60), st.sampled_from(["IP4", "IP6", "ip4", "X"]))
+def test_is_ip_literal_never_raises(text: str, family: str) -> None:
+    verdict = is_ip_literal(text)
+    assert Connection("IN", family, text).is_ip_literal in (False, verdict)
