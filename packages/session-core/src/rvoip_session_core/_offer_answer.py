@@ -151,7 +151,7 @@ def _unusable(media: MediaDescription, connection: Connection | None) -> str | N
         return f"transport {media.proto[:40]!r} is not supported"
     if not 0 < media.port <= MAX_RTP_PORT:
         # RFC 3550 §11: RTCP on port + 1, which must still be a port (<= 65535).
-        return f"port {media.port} leaves no room for RTCP"
+        return f"port {media.port} is not a usable RTP port (1..{MAX_RTP_PORT}: RTCP is port + 1)"
     if connection is not None and not connection.is_ip_literal:
         # RFC 8866 §5.7 allows an FQDN; resolving one would block the call path.
         return f"c= address {connection.address[:60]!r} is not an IP literal"
