@@ -15,6 +15,7 @@ from rvoip_sip_core import Response, make_response, parse_message
 from rvoip_transaction_core import (
     Peer,
     RequestReceived,
+    StreamLimits,
     TimerConfig,
     TransactionEndpoint,
     TransactionEvent,
@@ -154,7 +155,9 @@ async def test_crlf_keepalive_ping_is_answered(anyio_backend: str) -> None:
 
 
 async def test_idle_connections_are_closed(anyio_backend: str) -> None:
-    async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0), idle_timeout=0.05) as ep:
+    async with TransactionEndpoint(
+        udp=None, tcp=("127.0.0.1", 0), stream_limits=StreamLimits(idle_timeout=0.05)
+    ) as ep:
         local = ep.local("TCP")
         with anyio.fail_after(10):
             stream = await anyio.connect_tcp(local.host, local.port)
