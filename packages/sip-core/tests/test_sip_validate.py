@@ -104,6 +104,11 @@ def test_max_forwards_must_be_a_number_up_to_255(value: bytes) -> None:
     assert (fault.status, fault.reason) == (400, "Invalid Max-Forwards header field")
 
 
+def test_leading_zeros_are_valid_numbers() -> None:
+    data = VALID.replace(b"Max-Forwards: 70", b"Max-Forwards: 070")
+    assert fault_of(data.replace(b"Content-Length: 0", b"Content-Length: 00")) is None
+
+
 def test_cseq_method_must_match_and_number_must_parse() -> None:
     mismatch = fault_of(VALID.replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 INVITE"))
     assert mismatch is not None

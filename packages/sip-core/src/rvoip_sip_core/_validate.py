@@ -42,6 +42,11 @@ SINGLE_VALUE_HEADERS = (
     "content-type",
 )
 
+_REQUIRED = frozenset(REQUIRED_REQUEST_HEADERS)
+# Max-Forwards values as usually written (0..255, no leading zeros): one set lookup.
+_HOPS = frozenset(str(hops) for hops in range(256))
+_LWS = " \t"
+
 # RFC 3261 §8.2.2.1: a Request-URI of a scheme we do not understand gets 416.
 SUPPORTED_URI_SCHEMES = frozenset({"sip", "sips", "tel"})
 
@@ -111,15 +116,20 @@ def check_request(
         return _fault(505, "Version Not Supported", f"unsupported {request.version[:20]}")
     headers = request.headers
     keys = headers._keys  # same package: the parser's lookup keys, one per line
-    for key in REQUIRED_REQUEST_HEADERS:
-        if key not in keys:
-            return _bad(f"Missing {_NAMES[key]} header field")
-    for key in SINGLE_VALUE_HEADERS:
-        if keys.count(key) > 1:
-            values = headers._values(key)
-            if any(value != values[0] for value in values):
-                return _bad(f"Conflicting {_NAMES[key]} header fields")
-    if not headers._first("call-id"):
+    parts = headers._parts
+    present = set(keys)
+    # hot path: one set build and a subset test instead of a scan per header
+    if not present >= _REQUIRED:
+        for key in REQUIRED_REQUEST_HEADERS:
+            if key not in present:
+                return _bad(f"Missing {_NAMES[key]} header field")
+    if len(present) != len(keys):  # some header is repeated (often Via, Contact, Route)
+        for key in SINGLE_VALUE_HEADERS:
+            if keys.count(key) > 1:
+                values = headers._values(key)
+                if any(value != values[0] for value in values):
+                    return _bad(f"Conflicting {_NAMES[key]} header fields")
+    if not parts[keys.index("call-id")][2].strip(_LWS):
         return _bad("Empty Call-ID header field")
     try:
         cseq = request.cseq
@@ -128,16 +138,18 @@ def check_request(
     if cseq.method != request.method:
         # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
         return _bad("CSeq method does not match the request method")
-    try:
-        request.max_forwards  # noqa: B018 - parsing is the check (0..255, §20.22)
-    except SipParseError:
+    hops = parts[keys.index("max-forwards")][2].strip(_LWS)
+    if hops not in _HOPS and not (hops.isascii() and hops.isdigit() and int(hops) <= 255):
+        # RFC 3261 §20.22: Max-Forwards = 1*DIGIT, in 0..255 (as Message.max_forwards).
         return _bad("Invalid Max-Forwards header field")
-    length = headers._first("content-length")
-    if length is not None and (
-        not (length.isascii() and length.isdigit()) or int(length) != len(request.body)
-    ):
-        # RFC 3261 §18.3 / §20.14: the body length must match Content-Length.
-        return _bad("Invalid Content-Length header field")
+    if "content-length" in present:
+        length = parts[keys.index("content-length")][2].strip(_LWS)
+        size = len(request.body)
+        if length != str(size) and not (
+            length.isascii() and length.isdigit() and int(length) == size
+        ):
+            # RFC 3261 §18.3 / §20.14: the body length must match Content-Length.
+            return _bad("Invalid Content-Length header field")
     scheme = request.uri_text.partition(":")[0]
     if scheme not in schemes and scheme.lower() not in schemes:
         # RFC 3261 §8.2.2.1: "the server SHOULD reject the request with a 416".
