@@ -337,7 +337,11 @@ class TransactionEndpoint:
             # Outside any task: log and carry on rather than lose every later timer.
             self._count("timer_errors")
             logger.exception("transaction timer handling failed")
-        self._flush()  # sends what the timers produced and arms the next slot
+        try:
+            self._flush()  # sends what the timers produced and arms the next slot
+        except Exception:
+            self._count("timer_errors")
+            logger.exception("sending what the transaction timers produced failed")
 
     def _slot(self, deadline: float) -> float:
         """Round a deadline up to the timer resolution so close deadlines share one wake-up."""
@@ -395,5 +399,11 @@ class TransactionEndpoint:
                 if delay > 0:
                     with anyio.move_on_after(delay):
                         await wake.wait()
-            layer.handle_timers(self._clock())
-            self._flush()
+            try:
+                layer.handle_timers(self._clock())
+                self._flush()
+            except Exception:
+                # As on asyncio: one failing timer must not end this task (and with it
+                # the endpoint's task group and every transaction).
+                self._count("timer_errors")
+                logger.exception("transaction timer handling failed")
