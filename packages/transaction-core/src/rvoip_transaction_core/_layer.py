@@ -16,6 +16,7 @@ from collections.abc import Hashable, Mapping
 import attrs
 
 from rvoip_sip_core import (
+    SUPPORTED_URI_SCHEMES,
     Headers,
     Request,
     Response,
@@ -96,6 +97,8 @@ class TransactionLayer:
     config: TimerConfig = attrs.field(factory=TimerConfig)
     max_message_size: int = 65535
     send_trying: bool = True
+    # RFC 3261 §8.2.2.1: Request-URI schemes answered; another one gets 416.
+    uri_schemes: frozenset[str] = SUPPORTED_URI_SCHEMES
     stats: Counter[str] = attrs.field(factory=Counter, init=False)
     _local: dict[str, tuple[str, int]] = attrs.field(factory=dict, init=False)
     _by_id: dict[int, Transaction] = attrs.field(factory=dict, init=False)
@@ -407,7 +410,7 @@ class TransactionLayer:
             txn.step(Event.RECV_REQUEST, now, request, source)
             return
         # RFC 3261 §8.2: validate before acting, for every new server transaction.
-        fault = check_request(request)
+        fault = check_request(request, schemes=self.uri_schemes)
         if fault is not None:
             self._reject(request, source, fault.status, fault.reason, fault.warning)
             return
@@ -459,7 +462,7 @@ class TransactionLayer:
                 # RFC 3261 §17.2.3: a 2543 ACK matches only with the To tag of our response.
                 txn = None
         if txn is None or txn.machine is not INVITE_SERVER:
-            if check_request(request) is not None:
+            if check_request(request, schemes=self.uri_schemes) is not None:
                 # RFC 3261 §17.1.1.3 / §8.2: an ACK is never answered; an invalid one
                 # that matches no transaction is dropped, not passed to the TU.
                 self.stats["dropped_invalid_ack"] += 1

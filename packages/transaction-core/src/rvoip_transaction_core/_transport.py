@@ -100,6 +100,9 @@ class StreamLimits:
         accept_backoff_max: longest such pause.
         linger: seconds a connection closed after a framing error (400/413 answered) has
             to flush that answer before it is closed.
+        reject_head_size: first bytes of a message kept while it is framed, to answer a
+            framing error from its header section; a longer header section is closed
+            unanswered.
     """
 
     message_read_timeout: float = 10.0
@@ -112,6 +115,7 @@ class StreamLimits:
     accept_backoff: float = 0.05
     accept_backoff_max: float = 1.0
     linger: float = 2.0
+    reject_head_size: int = 16384
 
     def connection_cap(self) -> int:
         """``max_connections``, lowered to stay ``fd_reserve`` below the soft fd limit."""
@@ -125,9 +129,6 @@ class StreamLimits:
 DATAGRAM_READ_SIZE = 65535
 # Source addresses whose Peer objects a UDP transport keeps for reuse.
 PEER_CACHE_SIZE = 4096
-# First bytes of a stream message kept while it is framed, to answer a framing error
-# (400/413) from its header section; a longer header section is closed unanswered.
-REJECT_HEAD_SIZE = 16384
 
 
 class Transport(Protocol):
@@ -669,10 +670,11 @@ class StreamTransport:
         clock = self._clock
         peer = Peer(self.name, remote[0], remote[1], conn.id)
         # When the first byte of the message still being framed arrived (None: between
-        # messages), and its first REJECT_HEAD_SIZE bytes (to answer a framing error
-        # from its header section without re-copying a trickled body).
+        # messages), and its first keep bytes (to answer a framing error from its
+        # header section without re-copying a trickled body).
         started: float | None = None
         head = b""
+        keep = limits.reject_head_size
         while True:
             now = clock()
             wait = conn.last_activity + limits.idle_timeout - now
@@ -714,9 +716,9 @@ class StreamTransport:
             elif frames or started is None:
                 # A new message began in this chunk: it is the chunk's unframed tail.
                 started = now
-                head = data[-buffered:][:REJECT_HEAD_SIZE]
-            elif len(head) < REJECT_HEAD_SIZE:
-                head += data[: REJECT_HEAD_SIZE - len(head)]
+                head = data[-buffered:][:keep]
+            elif len(head) < keep:
+                head += data[: keep - len(head)]
             for frame in frames:
                 conn.last_activity = now  # only a complete message resets the idle timer
                 if isinstance(frame, KeepAlive):
