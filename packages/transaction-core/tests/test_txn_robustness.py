@@ -14,6 +14,8 @@ from pathlib import Path
 
 import anyio
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_sip_core import Request, Response, parse_message
 from rvoip_transaction_core import (
@@ -123,6 +125,41 @@ def test_empty_via_line_before_the_top_via_does_not_raise() -> None:
     assert event.request.top_via.received == "192.0.2.7"
     assert event.request.top_via.rport == 40000
     assert layer.stats["receive_errors"] == 0
+
+
+VIA_PIECES = st.sampled_from(
+    [
+        "",
+        ",",
+        " , ",
+        "SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bKp1;rport",
+        "SIP/2.0/UDP [2001:db8::1];branch=z9hG4bKp2;rport=;received",
+        "SIP/2.0/TCP 192.0.2.7;branch=z9hG4bKp3;maddr=some.name;rport",
+        'SIP/2.0/TCP h;branch="z9hG4bK,q";rport',
+        "SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bKp4",
+        "SIP/2.0/TCP 192.0.2.7;received=192.0.2.9;RPORT=1",
+        "junk",
+    ]
+)
+
+
+@given(st.lists(st.lists(VIA_PIECES, max_size=3).map(", ".join), min_size=1, max_size=4))
+def test_any_via_lines_are_answered_delivered_or_dropped_never_raised(lines: list[str]) -> None:
+    """Property: whatever the Via lines (empty, commas, bad elements), the top-Via rewrite
+    and matching raise nothing and hit no unexpected exception (receive_errors stays 0)."""
+    vias = "".join(f"Via: {line}\r\n" for line in lines)
+    data = DEATH.format(transport="TCP").replace(
+        "Via: \r\nVia: SIP/2.0/TCP 192.0.2.7:5060;branch=z9hG4bKdeath;rport\r\n", vias
+    )
+    for source in (Peer("TCP", "192.0.2.8", 40000, 1), Peer("UDP", "192.0.2.8", 40000)):
+        layer = TransactionLayer(rng=random.Random(1))
+        layer.set_local(source.transport, "127.0.0.1", 5060)
+        layer.receive(data.encode(), source, 0.0)
+        assert layer.stats["receive_errors"] == 0
+        for event in layer.take_events():
+            if isinstance(event, RequestReceived):
+                top = event.request.top_via  # the rewritten top Via parses
+                assert top.received is None or top.received == "192.0.2.8"
 
 
 @pytest.mark.parametrize("transport", ["TCP", "TLS"])
