@@ -15,6 +15,7 @@ from rvoip_sip_core import Response, make_response, parse_message
 from rvoip_transaction_core import (
     Peer,
     RequestReceived,
+    StreamLimits,
     TimerConfig,
     TransactionEndpoint,
     TransactionEvent,
@@ -154,7 +155,9 @@ async def test_crlf_keepalive_ping_is_answered(anyio_backend: str) -> None:
 
 
 async def test_idle_connections_are_closed(anyio_backend: str) -> None:
-    async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0), idle_timeout=0.05) as ep:
+    async with TransactionEndpoint(
+        udp=None, tcp=("127.0.0.1", 0), stream_limits=StreamLimits(idle_timeout=0.05)
+    ) as ep:
         local = ep.local("TCP")
         with anyio.fail_after(10):
             stream = await anyio.connect_tcp(local.host, local.port)
@@ -411,5 +414,23 @@ async def test_a_failing_timer_on_asyncio_is_counted_and_timers_go_on(anyio_back
             with anyio.fail_after(10), pytest.raises(TransactionTimeoutError):
                 await ep.request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.1", port))
             # the loop timer handle was re-armed after the failure: E and F still ran
+            assert ep.stats["timer_errors"] == 1
+            assert ep.stats["timeout_F"] == 1
+
+
+@pytest.mark.parametrize("anyio_backend", ["trio"])
+async def test_a_failing_timer_on_trio_does_not_end_the_endpoint(anyio_backend: str) -> None:
+    """Regression (issue 10): on trio the timer is a task of the endpoint's task group; an
+    exception from handle_timers escaped it and ended the group (every transaction and
+    listener). It is now counted (timer_errors) and logged, and the timers go on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))  # receives, never answers
+        port = silent.getsockname()[1]
+        config = TimerConfig(t1=0.005, t2=0.04, t4=0.05)
+        ep = TransactionEndpoint(config=config, timer_resolution=0.001)
+        ep.layer = _FlakyLayer(config=config)
+        async with ep:
+            with anyio.fail_after(10), pytest.raises(TransactionTimeoutError):
+                await ep.request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.1", port))
             assert ep.stats["timer_errors"] == 1
             assert ep.stats["timeout_F"] == 1

@@ -25,6 +25,14 @@ from ._names import COMPACT_FORMS, canonical_name, header_key
 from ._parser import DEFAULT_MAX_SIZE, parse_message, validate
 from ._sdp import *  # noqa: F403
 from ._uri import *  # noqa: F403
+from ._validate import (
+    REQUIRED_REQUEST_HEADERS,
+    SINGLE_VALUE_HEADERS,
+    SUPPORTED_URI_SCHEMES,
+    RequestFault,
+    check_max_forwards,
+    check_request,
+)
 
 __version__ = "0.1.0"
 
@@ -32,12 +40,16 @@ __all__ = [
     "COMPACT_FORMS",
     "DEFAULT_MAX_SIZE",
     "REASON_PHRASES",
+    "REQUIRED_REQUEST_HEADERS",
+    "SINGLE_VALUE_HEADERS",
+    "SUPPORTED_URI_SCHEMES",
     "SYSTEM_RANDOM",
     "HeaderType",
     "Headers",
     "KeepAlive",
     "Message",
     "Request",
+    "RequestFault",
     "Response",
     "SipError",
     "SipParseError",
@@ -45,6 +57,8 @@ __all__ = [
     "StreamFramer",
     "__version__",
     "canonical_name",
+    "check_max_forwards",
+    "check_request",
     "default_reason",
     "header_key",
     "make_request",

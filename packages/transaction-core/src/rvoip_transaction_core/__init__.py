@@ -24,9 +24,12 @@ from ._transaction import Transaction
 from ._transport import (
     Deliver,
     OnError,
+    OnReject,
+    StreamLimits,
     StreamTransport,
     Transport,
     UdpTransport,
+    is_ip_literal,
     tune_datagram_transport,
 )
 from ._types import (
@@ -66,10 +69,12 @@ __all__ = [
     "Event",
     "Machine",
     "OnError",
+    "OnReject",
     "Peer",
     "RequestReceived",
     "ResponseReceived",
     "State",
+    "StreamLimits",
     "StreamTransport",
     "SystemClock",
     "Timer",
@@ -89,6 +94,7 @@ __all__ = [
     "TransportFailure",
     "UdpTransport",
     "__version__",
+    "is_ip_literal",
     "response_target",
     "server_key",
     "stamp_via",

@@ -26,7 +26,13 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from rvoip_sip_core import Request, Response
 
 from ._layer import TransactionLayer
-from ._transport import StreamTransport, Transport, UdpTransport, running_asyncio_loop
+from ._transport import (
+    StreamLimits,
+    StreamTransport,
+    Transport,
+    UdpTransport,
+    running_asyncio_loop,
+)
 from ._types import (
     Peer,
     ResponseReceived,
@@ -59,6 +65,12 @@ class TransactionEndpoint:
     `respond`/`send_request` re-entrantly) or, when it is None, through `events()`.
     Timers fire at most ``timer_resolution`` seconds late (never early): deadlines in one
     slot share a wake-up of the timer task, which matters at thousands of transactions/s.
+
+    ``rng`` makes the branches and tags the layer puts on the wire: the OS CSPRNG
+    (`random.SystemRandom`) unless a test injects a seeded generator. ``stream_limits``
+    bounds what TCP/TLS peers can hold (see `StreamLimits`). No message from the network
+    can end the endpoint: a failure on one message's path is counted
+    (``deliver_errors``, ``receive_errors``) and logged.
     """
 
     udp: tuple[str, int] | None = ("127.0.0.1", 0)
@@ -70,7 +82,7 @@ class TransactionEndpoint:
     rng: random.Random | None = None
     on_event: Callable[[TransactionEvent], None] | None = None
     event_queue_size: int = 1024
-    idle_timeout: float = 64.0
+    stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
     max_message_size: int = 65535
     timer_resolution: float = 0.005
     layer: TransactionLayer = attrs.field(init=False)
@@ -90,7 +102,7 @@ class TransactionEndpoint:
 
     def __attrs_post_init__(self) -> None:
         self.layer = TransactionLayer(
-            rng=self.rng or random.Random(),
+            rng=self.rng or random.SystemRandom(),
             config=self.config,
             max_message_size=self.max_message_size,
         )
@@ -149,10 +161,12 @@ class TransactionEndpoint:
             name=name,
             host=where[0],
             port=where[1],
-            server_context=self.tls_server_context,
-            client_context=self.tls_client_context,
-            idle_timeout=self.idle_timeout,
+            # TLS contexts only for TLS: a TCP listener given one would expect a handshake.
+            server_context=self.tls_server_context if name == "TLS" else None,
+            client_context=self.tls_client_context if name == "TLS" else None,
+            limits=self.stream_limits,
             max_message_size=self.max_message_size,
+            on_reject=self._reject,
         )
 
     async def _add(self, transport: Transport) -> None:
@@ -227,7 +241,18 @@ class TransactionEndpoint:
     # ------------------------------------------------------------------ plumbing
 
     def _deliver(self, data: bytes, source: Peer) -> None:
-        self.layer.receive(data, source, self._clock())
+        try:
+            self.layer.receive(data, source, self._clock())
+            self._flush()
+        except Exception:
+            # Rule (issue 10): one message's failure ends neither the transport's
+            # receive path nor the endpoint.
+            self._count("deliver_errors")
+            logger.exception("delivering a message from %s:%s failed", source.host, source.port)
+
+    def _reject(self, head: bytes, source: Peer, status: int, reason: str) -> None:
+        """A stream message the framer refused: answer it from its header section."""
+        self.layer.reject_stream_message(head, source, status, reason)
         self._flush()
 
     def _on_error(self, txn_id: int | None, reason: str) -> None:
@@ -312,7 +337,11 @@ class TransactionEndpoint:
             # Outside any task: log and carry on rather than lose every later timer.
             self._count("timer_errors")
             logger.exception("transaction timer handling failed")
-        self._flush()  # sends what the timers produced and arms the next slot
+        try:
+            self._flush()  # sends what the timers produced and arms the next slot
+        except Exception:
+            self._count("timer_errors")
+            logger.exception("sending what the transaction timers produced failed")
 
     def _slot(self, deadline: float) -> float:
         """Round a deadline up to the timer resolution so close deadlines share one wake-up."""
@@ -370,5 +399,11 @@ class TransactionEndpoint:
                 if delay > 0:
                     with anyio.move_on_after(delay):
                         await wake.wait()
-            layer.handle_timers(self._clock())
-            self._flush()
+            try:
+                layer.handle_timers(self._clock())
+                self._flush()
+            except Exception:
+                # As on asyncio: one failing timer must not end this task (and with it
+                # the endpoint's task group and every transaction).
+                self._count("timer_errors")
+                logger.exception("transaction timer handling failed")

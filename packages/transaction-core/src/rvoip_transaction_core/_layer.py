@@ -8,17 +8,21 @@ Bytes and TU calls go in with the current time; transmits and TU events come out
 from __future__ import annotations
 
 import heapq
+import logging
 import random
 from collections import Counter
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 
 import attrs
 
 from rvoip_sip_core import (
+    SUPPORTED_URI_SCHEMES,
     Headers,
     Request,
     Response,
+    SipError,
     SipParseError,
+    check_request,
     make_response,
     new_branch,
     new_tag,
@@ -62,6 +66,8 @@ from ._types import (
 
 __all__ = ["TransactionLayer"]
 
+logger = logging.getLogger(__name__)
+
 # RFC 3261 §18.1.1: requests larger than this that would go over UDP use TCP instead.
 UDP_SIZE_LIMIT = 1300
 _RECOVERED_NEEDED = ("via", "from", "to", "call-id", "cseq")
@@ -72,7 +78,12 @@ class TransactionLayer:
     """All client and server transactions of an endpoint, sans-IO.
 
     Statistics (``stats``, a Counter) name every message that did not start or advance a
-    transaction: ``dropped_too_large``, ``dropped_unparseable``, ``answered_400``,
+    transaction: ``dropped_too_large``, ``dropped_unparseable``, ``answered_400`` (and
+    ``answered_416``, ``answered_505`` ...: a request refused by `check_request` or the
+    parser, with a Warning naming the fault), ``rejected_invalid`` (refused by
+    `check_request`), ``dropped_invalid_ack`` (an ACK for no transaction that fails
+    `check_request`), ``receive_errors`` (an unexpected exception on one message's path:
+    counted, logged, answered 400 when a request can be formed, never raised),
     ``dropped_bad_response`` (not exactly one Via, §18.1.2), ``dropped_stray_response``,
     ``dropped_response_sent_by_mismatch`` (§18.1.2),
     ``absorbed_response`` (table says ignore), ``absorbed_request_retransmission``,
@@ -80,10 +91,14 @@ class TransactionLayer:
     ``requests_received``, ``responses_received``, ``transmits``, ``retransmissions``.
     """
 
-    rng: random.Random = attrs.field(factory=random.Random)
+    # Branches and the To tags of the layer's own answers go on the wire: the OS CSPRNG
+    # by default (RFC 3261 §19.3); a test injects a seeded random.Random.
+    rng: random.Random = attrs.field(factory=random.SystemRandom)
     config: TimerConfig = attrs.field(factory=TimerConfig)
     max_message_size: int = 65535
     send_trying: bool = True
+    # RFC 3261 §8.2.2.1: Request-URI schemes answered; another one gets 416.
+    uri_schemes: frozenset[str] = SUPPORTED_URI_SCHEMES
     stats: Counter[str] = attrs.field(factory=Counter, init=False)
     _local: dict[str, tuple[str, int]] = attrs.field(factory=dict, init=False)
     _by_id: dict[int, Transaction] = attrs.field(factory=dict, init=False)
@@ -246,6 +261,12 @@ class TransactionLayer:
         except SipParseError as exc:
             self._bad_input(exc, source)
             return
+        except Exception:
+            # No input may end the caller (a listener, a task group): a parser bug is
+            # counted and logged, the datagram dropped.
+            self.stats["receive_errors"] += 1
+            logger.exception("parsing a message from %s:%s failed", source.host, source.port)
+            return
         # hot path: receive_message's body, inlined (one frame less per datagram)
         try:
             if isinstance(message, Request):
@@ -254,6 +275,8 @@ class TransactionLayer:
                 self._on_response(message, source, now)
         except SipParseError as exc:
             self._bad_message(exc, message, source)
+        except Exception:
+            self._internal_error(message, source)
 
     def receive_message(self, message: Request | Response, source: Peer, now: float) -> None:
         """Feed one parsed message (e.g. from a stream framer)."""
@@ -264,22 +287,61 @@ class TransactionLayer:
                 self._on_response(message, source, now)
         except SipParseError as exc:
             self._bad_message(exc, message, source)
+        except Exception:
+            self._internal_error(message, source)
+
+    def reject_stream_message(self, head: bytes, source: Peer, status: int, reason: str) -> None:
+        """Answer a stream message the framer refused, from its first bytes.
+
+        RFC 3261 §18.3 / §21.4.11: a body over the limit gets 413 (a missing or invalid
+        Content-Length 400) when the header section shows a request that is not an ACK
+        with a Via and a CSeq; the transport then closes the connection.
+        """
+        end = head.find(b"\r\n\r\n")
+        section = head[:end] if end >= 0 else head
+        try:
+            message = parse_message(section + b"\r\n\r\n")
+        except SipParseError as exc:
+            rec, is_request = exc.recovered, exc.is_request
+        except Exception:
+            self.stats["dropped_unparseable"] += 1
+            return
+        else:
+            rec, is_request = _raw_fields(message), isinstance(message, Request)
+        cseq = rec.get("cseq", "")
+        if is_request is not True or not cseq or cseq.rstrip().upper().endswith("ACK"):
+            self.stats["dropped_unparseable"] += 1
+            return
+        phrase = "Request Entity Too Large" if status == 413 else reason
+        self._answer_fault(rec, source, status, phrase, reason)
+
+    def _internal_error(self, message: Request | Response, source: Peer) -> None:
+        """An unexpected exception on one message's path: count, log, answer 400, go on.
+
+        Rule (issue 10): no input from the network can end a listener, a task group or
+        the process. The request is answered 400 when a response can be formed.
+        """
+        self.stats["receive_errors"] += 1
+        logger.exception("handling a message from %s:%s failed", source.host, source.port)
+        try:
+            self._bad_message(SipParseError("Bad Request"), message, source)
+        except Exception:
+            logger.exception("answering a failed message with 400 failed")
 
     def _bad_message(self, exc: SipParseError, message: Request | Response, source: Peer) -> None:
         """A mandatory header is missing or malformed (typed lazily on access)."""
-        if not exc.recovered:
-            recovered = {
-                key: ", ".join(values) if key == "via" else values[0]
-                for key in _RECOVERED_NEEDED
-                if (values := message.headers.get_all(key))
-            }
-            exc = SipParseError(
-                exc.reason,
-                status=exc.status,
-                recovered=recovered,
-                is_request=isinstance(message, Request),
-            )
-        self._bad_input(exc, source)
+        if not isinstance(message, Request) or message.method == "ACK":
+            # RFC 3261 §17.2.3 / §18.1.2: no response to a response or to an ACK.
+            self.stats["dropped_unparseable"] += 1
+            return
+        reason = " ".join(exc.reason.split())[:120] or "Bad Request"
+        status = exc.status if 400 <= exc.status < 700 else 400
+        self._answer_fault(_raw_fields(message), source, status, reason, reason)
+
+    def _reject(self, request: Request, source: Peer, status: int, reason: str, fault: str) -> None:
+        """RFC 3261 §8.2: answer a request that failed `check_request`, statelessly."""
+        self.stats["rejected_invalid"] += 1
+        self._answer_fault(_raw_fields(request), source, status, reason, fault)
 
     def transport_failed(self, txn_id: int, reason: str, now: float) -> None:
         """The transport could not deliver for ``txn_id`` (RFC 3261 §17.1.4, §17.2.4)."""
@@ -347,6 +409,11 @@ class TransactionLayer:
             self.stats["absorbed_request_retransmission"] += 1
             txn.step(Event.RECV_REQUEST, now, request, source)
             return
+        # RFC 3261 §8.2: validate before acting, for every new server transaction.
+        fault = check_request(request, schemes=self.uri_schemes)
+        if fault is not None:
+            self._reject(request, source, fault.status, fault.reason, fault.warning)
+            return
         merge_key: Hashable | None = None
         if request.to.tag is None:
             # RFC 3261 §8.2.2.2: same From tag, Call-ID and CSeq as a live transaction but
@@ -395,6 +462,11 @@ class TransactionLayer:
                 # RFC 3261 §17.2.3: a 2543 ACK matches only with the To tag of our response.
                 txn = None
         if txn is None or txn.machine is not INVITE_SERVER:
+            if check_request(request, schemes=self.uri_schemes) is not None:
+                # RFC 3261 §17.1.1.3 / §8.2: an ACK is never answered; an invalid one
+                # that matches no transaction is dropped, not passed to the TU.
+                self.stats["dropped_invalid_ack"] += 1
+                return
             # RFC 6026 §7.1: the ACK for a 2xx (new branch) goes straight to the TU.
             self._events.append(AckReceived(request, source, None))
             return
@@ -414,33 +486,52 @@ class TransactionLayer:
         self.respond(txn.id, make_response(request, status, to_tag=new_tag(self.rng)), now)
 
     def _bad_input(self, exc: SipParseError, source: Peer) -> None:
-        """RFC 3261 §8.2 / §16.3: answer 400 when we can build a response, else drop."""
+        """RFC 3261 §8.2 / §16.3: answer 400 when we can build a response, else drop.
+
+        The message did not parse: it is answered only when it was a request (not an
+        ACK, told by its CSeq) whose Via and CSeq could be read.
+        """
         rec = exc.recovered
         cseq = rec.get("cseq", "")
-        if (
-            exc.is_request is not True
-            or any(k not in rec for k in _RECOVERED_NEEDED)
-            or cseq.rstrip().upper().endswith("ACK")
-        ):
+        if exc.is_request is not True or not cseq or cseq.rstrip().upper().endswith("ACK"):
             self.stats["dropped_unparseable"] += 1
             return
         reason = " ".join(exc.reason.split())[:120] or "Bad Request"
         status = exc.status if 400 <= exc.status < 700 else 400
-        to = rec["to"]
-        if ";tag=" not in to.replace(" ", "").lower():
-            to = f"{to};tag={new_tag(self.rng)}"
-        headers = Headers(
-            [
-                ("Via", rec["via"]),
-                ("From", rec["from"]),
-                ("To", to),
-                ("Call-ID", rec["call-id"]),
-                ("CSeq", cseq),
-            ]
-        )
+        self._answer_fault(rec, source, status, reason, reason)
+
+    def _answer_fault(
+        self, rec: Mapping[str, str], source: Peer, status: int, reason: str, fault: str
+    ) -> None:
+        """Send a stateless error response built from a request's raw header values.
+
+        RFC 3261 §8.2.6.2: the response copies Via, From, To (adding a tag), Call-ID and
+        CSeq; those missing from the request are left out (e.g. RFC 4475 `insuf`), but
+        without a Via there is nowhere to send it. RFC 3261 §20.43: ``Warning: 399``
+        names the fault for a human.
+        """
+        via = rec.get("via")
+        if not via:
+            self.stats["dropped_unparseable"] += 1
+            return
+        items: list[tuple[str, object]] = [("Via", via)]
+        if "from" in rec:
+            items.append(("From", rec["from"]))
+        to = rec.get("to")
+        if to is not None:
+            if ";tag=" not in to.replace(" ", "").lower():
+                to = f"{to};tag={new_tag(self.rng)}"
+            items.append(("To", to))
+        if "call-id" in rec:
+            items.append(("Call-ID", rec["call-id"]))
+        if "cseq" in rec:
+            items.append(("CSeq", rec["cseq"]))
+        local = self._local.get(source.transport)
+        agent = "rvoip" if local is None else _hostport(*local)
+        items.append(("Warning", f'399 {agent} "{_quoted_text(fault)}"'))
         try:
-            data = Response(status, reason, headers).encode()
-        except ValueError:
+            data = Response(status, _quoted_text(reason), Headers(items)).encode()
+        except (ValueError, SipError):
             self.stats["dropped_unparseable"] += 1
             return
         self.stats[f"answered_{status}"] += 1
@@ -513,3 +604,22 @@ class TransactionLayer:
         if txn.merge_key is not None and self._merge.get(txn.merge_key) is txn:
             del self._merge[txn.merge_key]
         self._events.append(TransactionTerminated(txn.id))
+
+
+def _raw_fields(message: Request | Response) -> dict[str, str]:
+    """The raw Via (every line), From, To, Call-ID and CSeq values of ``message``."""
+    headers = message.headers
+    return {
+        key: ", ".join(values) if key == "via" else values[0]
+        for key in _RECOVERED_NEEDED
+        if (values := headers.get_all(key))
+    }
+
+
+def _quoted_text(text: str) -> str:
+    """``text`` made safe inside a quoted-string or a reason phrase (no quotes, controls)."""
+    return "".join(c if c.isprintable() and c not in '"\\' else "?" for c in text)
+
+
+def _hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

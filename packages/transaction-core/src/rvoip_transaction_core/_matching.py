@@ -58,16 +58,18 @@ def client_key(branch: str, method: str) -> Hashable:
 
 def replace_top_via(message: Request | Response, via: Via) -> Request | Response:
     """Return ``message`` with its first Via element replaced (other lines untouched)."""
-    positions = message.headers.positions("Via")
-    if not positions:
-        return message.prepend_header("Via", str(via))
-    first = positions[0]
     items = list(message.headers)
-    name, value = items[first]
-    elements = split_list(value)
-    elements[0] = str(via)
-    items[first] = (name, ", ".join(elements))
-    return attrs.evolve(message, headers=Headers(items))
+    for position in message.headers.positions("Via"):
+        name, value = items[position]
+        elements = split_list(value)
+        if not elements:
+            # An empty Via line ("Via: " or "Via: ,") holds no element: the top Via is on
+            # a later line. (Regression: elements[0] raised IndexError here.)
+            continue
+        elements[0] = str(via)
+        items[position] = (name, ", ".join(elements))
+        return attrs.evolve(message, headers=Headers(items))
+    return message.prepend_header("Via", str(via))
 
 
 def stamp_via(request: Request, via: Via, source: Peer) -> Request:

@@ -6,12 +6,23 @@ Every transport is started inside a task group with two synchronous callbacks:
 blocks. UDP under asyncio is a callback `asyncio.DatagramProtocol` that feeds the layer
 straight from ``datagram_received`` (PACKAGING-NOTES §3: ~3x cheaper than anyio's socket);
 under trio it is anyio's UDP socket. TCP and TLS use anyio streams and sip-core's
-`StreamFramer`.
+`StreamFramer`, bounded by one `StreamLimits` settings object.
+
+Rule (issue 10): no input from the network can end a listener, a task group or the
+process. Every per-message path (the datagram callback, the trio UDP receive task, each
+connection reader) catches everything one message raises, counts it (``deliver_errors``)
+and carries on. Targets must be IP literals: a host name never reaches ``sendto`` or a
+connect (each would resolve it synchronously or per packet); the layer that chooses a
+target resolves names once, asynchronously.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
+import ipaddress
+import logging
+import resource
 import socket
 import ssl
 from collections import Counter
@@ -28,10 +39,91 @@ from rvoip_sip_core import KeepAlive, SipParseError, StreamFramer
 
 from ._types import Peer
 
-__all__ = ["Deliver", "OnError", "StreamTransport", "Transport", "UdpTransport"]
+__all__ = [
+    "Deliver",
+    "OnError",
+    "OnReject",
+    "StreamLimits",
+    "StreamTransport",
+    "Transport",
+    "UdpTransport",
+    "is_ip_literal",
+]
+
+logger = logging.getLogger(__name__)
 
 Deliver = Callable[[bytes, Peer], None]
 OnError = Callable[[int | None, str], None]
+# A stream message the framer refused: (its first bytes, source, status, reason).
+OnReject = Callable[[bytes, Peer, int, str], None]
+
+# accept() errors that mean "out of descriptors or memory": back off instead of spinning.
+_ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
+
+
+def is_ip_literal(host: str) -> bool:
+    """True when ``host`` is an IPv4 or IPv6 address literal (no brackets), not a name.
+
+    Sending to a name would resolve it synchronously (``sendto``) on every packet; the
+    transports refuse names, the layer choosing the target resolves them once.
+    """
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@attrs.frozen
+class StreamLimits:
+    """Limits of the TCP/TLS transports against exhaustion (issue 10), safe by default.
+
+    What Kamailio's ``tcp_msg_read_timeout``, ``tcp_connection_lifetime`` and
+    ``tcp_max_connections`` do, in one place.
+
+    Attributes:
+        message_read_timeout: a message must be complete within this many seconds of its
+            first byte, else the connection is closed (one byte every 25 s must not hold
+            a connection).
+        idle_timeout: a connection with no complete message received (a CRLFCRLF
+            keep-alive counts, RFC 5626 §3.5.1) and nothing sent for this long is closed;
+            partial bytes do not reset it.
+        connect_timeout: seconds for an outgoing TCP connect (TLS: including the handshake).
+        tls_handshake_timeout: seconds an accepted connection has to finish its TLS
+            handshake.
+        max_connections: global cap on open plus handshaking connections; the effective
+            cap is also kept ``fd_reserve`` below the soft ``RLIMIT_NOFILE``.
+        max_connections_per_ip: cap on accepted (incoming) connections from one address.
+        fd_reserve: descriptors left free for UDP sockets, RTP, files, logging.
+        accept_backoff: first pause after accept() fails with EMFILE/ENFILE/ENOBUFS/ENOMEM;
+            doubles up to ``accept_backoff_max`` and resets after a successful accept.
+        accept_backoff_max: longest such pause.
+        linger: seconds a connection closed after a framing error (400/413 answered) has
+            to flush that answer before it is closed.
+        reject_head_size: first bytes of a message kept while it is framed, to answer a
+            framing error from its header section; a longer header section is closed
+            unanswered.
+    """
+
+    message_read_timeout: float = 10.0
+    idle_timeout: float = 64.0
+    connect_timeout: float = 10.0
+    tls_handshake_timeout: float = 10.0
+    max_connections: int = 4096
+    max_connections_per_ip: int = 64
+    fd_reserve: int = 128
+    accept_backoff: float = 0.05
+    accept_backoff_max: float = 1.0
+    linger: float = 2.0
+    reject_head_size: int = 16384
+
+    def connection_cap(self) -> int:
+        """``max_connections``, lowered to stay ``fd_reserve`` below the soft fd limit."""
+        soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft == resource.RLIM_INFINITY or soft <= 0:
+            return self.max_connections
+        return max(1, min(self.max_connections, soft - self.fd_reserve))
+
 
 # Large enough for any UDP datagram, small enough to stay under glibc's mmap threshold.
 DATAGRAM_READ_SIZE = 65535
@@ -89,11 +181,21 @@ class _DatagramProtocol(asyncio.DatagramProtocol):
             if len(self.peers) >= PEER_CACHE_SIZE:
                 self.peers.clear()  # bounded: a scan of many sources just refills it
             peer = self.peers[addr] = Peer("UDP", str(addr[0]), int(addr[1]))
-        owner.deliver(data, peer)
+        try:
+            owner.deliver(data, peer)
+        except Exception:
+            # Outside any task: a failure here must not reach the event loop's handler.
+            _deliver_failed(stats, peer)
 
     def error_received(self, exc: Exception) -> None:
         # ICMP errors cannot be tied to a transaction on an unconnected socket.
         self.owner.stats["icmp_errors"] += 1
+
+
+def _deliver_failed(stats: Counter[str], peer: Peer) -> None:
+    """One message's path raised: count and log; the caller goes on with the next one."""
+    stats["deliver_errors"] += 1
+    logger.exception("a message from %s %s:%s failed", peer.transport, peer.host, peer.port)
 
 
 def running_asyncio_loop() -> asyncio.AbstractEventLoop | None:
@@ -134,6 +236,8 @@ class UdpTransport:
     _sendto: Callable[[bytes, tuple[str, int]], object] = attrs.field(
         default=_not_started, init=False
     )
+    # Target hosts already checked to be IP literals (bounded, like the Peer cache).
+    _literals: set[str] = attrs.field(factory=set, init=False)
 
     @property
     def reliable(self) -> bool:
@@ -183,21 +287,37 @@ class UdpTransport:
                     if len(peers) >= PEER_CACHE_SIZE:
                         peers.clear()
                     peer = peers[address] = Peer("UDP", address[0], address[1])
-                self.deliver(data, peer)
+                try:
+                    self.deliver(data, peer)
+                except Exception:
+                    _deliver_failed(self.stats, peer)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return
 
     def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
-        """Send one datagram now; a failure goes to ``on_error`` (RFC 3261 §18.4)."""
+        """Send one datagram now; a failure goes to ``on_error`` (RFC 3261 §18.4).
+
+        A target host that is not an IP literal (e.g. a Via ``maddr=some.name``) is
+        refused and counted (``refused_not_ip_literal``): ``sendto`` would resolve it
+        synchronously inside the event loop, on every packet.
+        """
+        host = target.host
+        if host not in self._literals:  # hot path: one set lookup per datagram
+            if not _literal_or_refused(self.stats, target):
+                self.on_error(txn_id, f"UDP target {host[:60]!r} is not an IP address")
+                return
+            if len(self._literals) >= PEER_CACHE_SIZE:
+                self._literals.clear()
+            self._literals.add(host)
         try:
             # hot path: the started transport's sendto, bound once
-            self._sendto(data, (target.host, target.port))
+            self._sendto(data, (host, target.port))
         except (BlockingIOError, InterruptedError):
             self.stats["dropped_send_would_block"] += 1
             return
-        except OSError as exc:
+        except (OSError, OverflowError, ValueError, TypeError) as exc:
             self.stats["send_errors"] += 1
-            self.on_error(txn_id, f"UDP send to {target.host}:{target.port} failed: {exc}")
+            self.on_error(txn_id, f"UDP send to {host}:{target.port} failed: {exc}")
             return
         self.stats["sent"] += 1
 
@@ -213,15 +333,36 @@ class UdpTransport:
             self._raw = None
 
 
+def _literal_or_refused(stats: Counter[str], target: Peer) -> bool:
+    """True for an IP-literal target; else count and log the refusal."""
+    if is_ip_literal(target.host):
+        return True
+    stats["refused_not_ip_literal"] += 1
+    logger.warning(
+        "refused to send to %s target %r: not an IP address (no DNS in the send path)",
+        target.transport,
+        target.host[:60],
+    )
+    return False
+
+
 @attrs.define(eq=False)
 class _Connection:
-    """One TCP/TLS connection: a writer queue and (once connected) its stream."""
+    """One TCP/TLS connection: a writer queue and (once connected) its stream.
+
+    ``server_name`` is the TLS name an outgoing connection verified (RFC 5922 §7: the
+    certificate is checked against the URI host, sent as SNI); None for incoming ones and
+    for connections verified against the IP.
+    """
 
     id: int
     remote: tuple[str, int]
     queue_size: int
+    server_name: str | None = None
+    incoming: bool = False
     stream: ByteStream | None = None
     closed: bool = False
+    linger: bool = False
     last_activity: float = 0.0
     send_tx: MemoryObjectSendStream[tuple[bytes, int | None]] = attrs.field(init=False)
     send_rx: MemoryObjectReceiveStream[tuple[bytes, int | None]] = attrs.field(init=False)
@@ -236,9 +377,13 @@ class _Connection:
 class StreamTransport:
     """SIP over TCP, or TLS (``name="TLS"``; listens only when ``server_context`` is given).
 
-    Connections are reused by remote address, answered on the connection a request came
-    on (RFC 3261 §18.2.2), closed after ``idle_timeout`` seconds without traffic, and
-    answer CRLFCRLF keep-alive pings with CRLF (RFC 5626 §3.5.1).
+    Connections are reused by remote address (and, for TLS, the verified server name),
+    answered on the connection a request came on (RFC 3261 §18.2.2), and answer CRLFCRLF
+    keep-alive pings with CRLF (RFC 5626 §3.5.1). ``limits`` bounds what a peer can hold:
+    per-message read deadline, idle timeout, handshake timeout, global and per-IP
+    connection caps, accept back-off. A message the framer refuses (no Content-Length,
+    body over ``max_message_size``) is handed to ``on_reject`` (the endpoint answers
+    400/413) and the connection is closed once that answer is flushed.
     """
 
     name: str = "TCP"
@@ -246,16 +391,20 @@ class StreamTransport:
     port: int = 0
     server_context: ssl.SSLContext | None = None
     client_context: ssl.SSLContext | None = None
-    idle_timeout: float = 64.0
-    connect_timeout: float = 10.0
+    limits: StreamLimits = attrs.field(factory=StreamLimits)
     max_message_size: int = 65535
     send_queue_size: int = 256
-    max_connections: int = 10000
     stats: Counter[str] = attrs.field(factory=Counter)
     deliver: Deliver = _noop_deliver
     on_error: OnError = _noop_error
+    on_reject: OnReject | None = None
     _connections: dict[int, _Connection] = attrs.field(factory=dict, init=False)
-    _by_address: dict[tuple[str, int], _Connection] = attrs.field(factory=dict, init=False)
+    _by_address: dict[tuple[str, int, str | None], _Connection] = attrs.field(
+        factory=dict, init=False
+    )
+    _per_ip: Counter[str] = attrs.field(factory=Counter, init=False)
+    _handshaking: int = attrs.field(default=0, init=False)
+    _cap: int = attrs.field(default=0, init=False)
     _next_id: int = attrs.field(default=1, init=False)
     _task_group: TaskGroup | None = attrs.field(default=None, init=False)
     _connect_tx: MemoryObjectSendStream[_Connection] | None = attrs.field(default=None, init=False)
@@ -280,6 +429,7 @@ class StreamTransport:
     async def start(self, task_group: TaskGroup, deliver: Deliver, on_error: OnError) -> None:
         """Listen and serve incoming connections in ``task_group``."""
         self.deliver, self.on_error = deliver, on_error
+        self._cap = self.limits.connection_cap()
         loop = running_asyncio_loop()
         self._clock = loop.time if loop is not None else anyio.current_time
         self._task_group = task_group
@@ -304,28 +454,49 @@ class StreamTransport:
             task_group.start_soon(self._accept_loop, listener, task_group)
 
     async def _accept_loop(self, listener: SocketListener, tg: TaskGroup) -> None:
+        limits = self.limits
+        backoff = limits.accept_backoff
         while True:
             try:
                 stream = await listener.accept()
             except (anyio.ClosedResourceError, anyio.BrokenResourceError):
                 return
-            except OSError:
+            except OSError as exc:
                 self.stats["accept_errors"] += 1
+                if exc.errno in _ACCEPT_EXHAUSTED:
+                    # Out of descriptors: accept() would fail again at once (the pending
+                    # connection stays queued); pause instead of spinning the loop.
+                    self.stats["accept_backoffs"] += 1
+                    await anyio.sleep(backoff)
+                    backoff = min(backoff * 2, limits.accept_backoff_max)
                 continue
+            backoff = limits.accept_backoff
             tg.start_soon(self._accepted, stream)
 
-    def _register(self, remote: tuple[str, int]) -> _Connection:
-        conn = _Connection(self._next_id, remote, self.send_queue_size)
+    def _open_count(self) -> int:
+        return len(self._connections) + self._handshaking
+
+    def _register(
+        self, remote: tuple[str, int], server_name: str | None = None, *, incoming: bool = False
+    ) -> _Connection:
+        conn = _Connection(self._next_id, remote, self.send_queue_size, server_name, incoming)
         self._next_id += 1
         self._connections[conn.id] = conn
-        self._by_address[remote] = conn
+        self._by_address[(remote[0], remote[1], server_name)] = conn
+        if incoming:
+            self._per_ip[remote[0]] += 1
         return conn
 
     def _unregister(self, conn: _Connection, reason: str) -> None:
+        if conn.closed:
+            return
         conn.closed = True
         self._connections.pop(conn.id, None)
-        if self._by_address.get(conn.remote) is conn:
-            del self._by_address[conn.remote]
+        key = (conn.remote[0], conn.remote[1], conn.server_name)
+        if self._by_address.get(key) is conn:
+            del self._by_address[key]
+        if conn.incoming:
+            self._release_ip(conn.remote[0])
         conn.send_tx.close()
         # Whatever was still queued never reached the peer: tell the owners.
         while True:
@@ -338,16 +509,41 @@ class StreamTransport:
                 self.on_error(txn_id, reason)
         conn.send_rx.close()
 
+    def _release_ip(self, ip: str) -> None:
+        left = self._per_ip[ip] - 1
+        if left > 0:
+            self._per_ip[ip] = left
+        else:
+            del self._per_ip[ip]
+
     async def _accepted(self, stream: ByteStream) -> None:
-        remote = stream.extra(SocketAttribute.remote_address)
-        assert isinstance(remote, tuple)
-        if len(self._connections) >= self.max_connections:
+        try:
+            remote = stream.extra(SocketAttribute.remote_address)
+            assert isinstance(remote, tuple)
+            ip, port = str(remote[0]), int(remote[1])
+        except Exception:
+            self.stats["accept_errors"] += 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            return
+        limits = self.limits
+        if self._open_count() >= self._cap:
             self.stats["refused_too_many_connections"] += 1
-            await stream.aclose()
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
+            return
+        if self._per_ip[ip] >= limits.max_connections_per_ip:
+            self.stats["refused_too_many_connections_per_ip"] += 1
+            with anyio.CancelScope(shield=True):
+                await stream.aclose()
             return
         if self.server_context is not None:
+            # Counted against both caps while handshaking (a peer that never finishes
+            # holds a descriptor until tls_handshake_timeout).
+            self._handshaking += 1
+            self._per_ip[ip] += 1
             try:
-                with anyio.fail_after(self.connect_timeout):
+                with anyio.fail_after(limits.tls_handshake_timeout):
                     stream = await TLSStream.wrap(
                         stream, ssl_context=self.server_context, standard_compatible=False
                     )
@@ -362,23 +558,39 @@ class StreamTransport:
                 with anyio.CancelScope(shield=True):
                     await stream.aclose()
                 return
+            finally:
+                self._handshaking -= 1
+                self._release_ip(ip)
         self.stats["accepted"] += 1
-        conn = self._register((str(remote[0]), int(remote[1])))
+        conn = self._register((ip, port), incoming=True)
         conn.stream = stream
         await self._run(conn)
 
     def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
-        """Queue ``data`` on the target connection (opened or reused as needed)."""
+        """Queue ``data`` on the target connection (opened or reused as needed).
+
+        A new connection goes only to an IP literal (``refused_not_ip_literal``
+        otherwise); over TLS, ``target.server_name`` (when set) is sent as SNI and the
+        server certificate is verified against it (RFC 5922 §7), else against the IP.
+        """
         conn = None
         if target.connection is not None:
             conn = self._connections.get(target.connection)
         if conn is None:
-            conn = self._by_address.get((target.host, target.port))
+            conn = self._by_address.get((target.host, target.port, target.server_name))
         if conn is None:
             if self._connect_tx is None:
                 self.on_error(txn_id, "transport not started")
                 return
-            conn = self._register((target.host, target.port))
+            if not _literal_or_refused(self.stats, target):
+                self.on_error(txn_id, f"{self.name} target {target.host[:60]!r} is not an IP")
+                return
+            if self._open_count() >= self._cap:
+                self.stats["refused_too_many_connections"] += 1
+                self.on_error(txn_id, f"{self.name} connection limit reached")
+                return
+            server_name = target.server_name if self.name == "TLS" else None
+            conn = self._register((target.host, target.port), server_name)
             try:
                 self._connect_tx.send_nowait(conn)
             except (anyio.WouldBlock, anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -404,12 +616,15 @@ class StreamTransport:
     async def _connect(self, conn: _Connection) -> None:
         host, port = conn.remote
         try:
-            with anyio.fail_after(self.connect_timeout):
+            with anyio.fail_after(self.limits.connect_timeout):
                 if self.name == "TLS":
+                    # RFC 5922 §7.3: verify the certificate against the name the target
+                    # was resolved from (SNI, RFC 6066 §3), not the IP we connect to.
                     stream: ByteStream = await anyio.connect_tcp(
                         host,
                         port,
                         ssl_context=self.client_context or ssl.create_default_context(),
+                        tls_hostname=conn.server_name,
                         tls_standard_compatible=False,
                     )
                 else:
@@ -429,8 +644,19 @@ class StreamTransport:
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self._writer, conn, tg.cancel_scope)
-                reason = await self._reader(conn)
-                tg.cancel_scope.cancel()
+                try:
+                    reason = await self._reader(conn)
+                except Exception as exc:
+                    # Rule (issue 10): nothing a peer sends ends more than its connection.
+                    self.stats["reader_errors"] += 1
+                    logger.exception("%s connection reader failed", self.name)
+                    reason = f"connection reader failed: {exc!r}"[:200]
+                if conn.linger:
+                    # Let the writer flush the 400/413 just queued, then stop it.
+                    conn.send_tx.close()
+                    tg.cancel_scope.deadline = anyio.current_time() + self.limits.linger
+                else:
+                    tg.cancel_scope.cancel()
         finally:
             self._unregister(conn, reason)
             with anyio.CancelScope(shield=True):
@@ -440,34 +666,82 @@ class StreamTransport:
         assert conn.stream is not None
         framer = StreamFramer(max_head=self.max_message_size, max_body=self.max_message_size)
         remote = conn.remote
+        limits = self.limits
+        clock = self._clock
+        peer = Peer(self.name, remote[0], remote[1], conn.id)
+        # When the first byte of the message still being framed arrived (None: between
+        # messages), and its first keep bytes (to answer a framing error from its
+        # header section without re-copying a trickled body).
+        started: float | None = None
+        head = b""
+        keep = limits.reject_head_size
         while True:
-            idle_left = conn.last_activity + self.idle_timeout - self._clock()
-            if idle_left <= 0:
+            now = clock()
+            wait = conn.last_activity + limits.idle_timeout - now
+            if wait <= 0:
                 self.stats["closed_idle"] += 1
                 return "idle connection closed"
-            with anyio.move_on_after(idle_left):
+            if started is not None:
+                read_left = started + limits.message_read_timeout - now
+                if read_left <= 0:
+                    # Kamailio's tcp_msg_read_timeout: a trickled message holds no socket.
+                    self.stats["closed_read_timeout"] += 1
+                    return "message not complete within the read timeout"
+                wait = min(wait, read_left)
+            data = b""
+            with anyio.move_on_after(wait):
                 try:
                     data = await conn.stream.receive()
                 except (anyio.EndOfStream, anyio.BrokenResourceError, anyio.ClosedResourceError):
                     return "connection closed by peer"
                 except (OSError, ssl.SSLError) as exc:
                     return f"connection error: {exc}"
-                conn.last_activity = self._clock()
+            if not data:
+                continue  # a deadline passed: checked at the top of the loop
+            now = clock()
+            try:
+                frames = framer.feed(data)
+            except SipParseError as exc:
+                # RFC 3261 §18.3: a stream that cannot be framed is closed; the request
+                # is answered first when its header section can be read (413 for a body
+                # over the limit, 400 for a missing Content-Length).
+                self.stats["closed_unframeable"] += 1
+                self._reject(head + data if started is not None else data, peer, exc)
+                conn.linger = True
+                return f"stream framing error: {exc.reason}"
+            buffered = framer.buffered
+            if not buffered:
+                started = None
+                head = b""
+            elif frames or started is None:
+                # A new message began in this chunk: it is the chunk's unframed tail.
+                started = now
+                head = data[-buffered:][:keep]
+            elif len(head) < keep:
+                head += data[: keep - len(head)]
+            for frame in frames:
+                conn.last_activity = now  # only a complete message resets the idle timer
+                if isinstance(frame, KeepAlive):
+                    if frame.ping:
+                        # RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
+                        self.stats["keepalive_pongs"] += 1
+                        self.send(b"\r\n", peer)
+                    continue
+                self.stats["received"] += 1
                 try:
-                    frames = framer.feed(data)
-                except SipParseError as exc:
-                    # RFC 3261 §18.3: a stream that cannot be framed is closed.
-                    self.stats["closed_unframeable"] += 1
-                    return f"stream framing error: {exc.reason}"
-                for frame in frames:
-                    if isinstance(frame, KeepAlive):
-                        if frame.ping:
-                            # RFC 5626 §3.5.1: answer a CRLFCRLF ping with a CRLF pong.
-                            self.stats["keepalive_pongs"] += 1
-                            self.send(b"\r\n", Peer(self.name, *remote, conn.id))
-                        continue
-                    self.stats["received"] += 1
-                    self.deliver(frame, Peer(self.name, remote[0], remote[1], conn.id))
+                    self.deliver(frame, peer)
+                except Exception:
+                    _deliver_failed(self.stats, peer)
+
+    def _reject(self, head: bytes, peer: Peer, exc: SipParseError) -> None:
+        """Hand a message the framer refused to ``on_reject`` (it answers 400/413)."""
+        on_reject = self.on_reject
+        if on_reject is None or not head:
+            return
+        try:
+            on_reject(head, peer, exc.status, exc.reason)
+        except Exception:
+            _deliver_failed(self.stats, peer)
 
     async def _writer(self, conn: _Connection, scope: anyio.CancelScope) -> None:
         assert conn.stream is not None

@@ -15,12 +15,20 @@ class Peer:
 
     ``connection`` is the id of the stream connection a message arrived on (TCP/TLS);
     responses go back on it while it is open (RFC 3261 §18.2.2).
+
+    ``host`` is an IP address literal: the transports refuse names (no DNS in the send
+    path). ``server_name`` is the host name the target was resolved from, e.g.
+    ``example.com`` for ``sips:bob@example.com``: over TLS it is sent as SNI and the
+    server certificate is verified against it instead of the IP (RFC 5922 §7). It is a
+    verification hint, not part of the address: left out of equality and hashing; a TLS
+    connection is reused only for the same ``(host, port, server_name)``.
     """
 
     transport: str
     host: str
     port: int
     connection: int | None = None
+    server_name: str | None = attrs.field(default=None, eq=False)
 
     @property
     def reliable(self) -> bool:

@@ -19,6 +19,7 @@ from rvoip_sip_core import Request, make_request, make_response
 
 from ._endpoint import TransactionEndpoint
 from ._layer import TransactionLayer
+from ._transport import is_ip_literal
 from ._types import Peer, RequestReceived, TimerConfig, TransactionEvent, Transmit
 
 __all__ = [
@@ -195,19 +196,24 @@ class Responder:
 
 
 def self_signed_certificate(folder: Path, host: str = "127.0.0.1") -> tuple[Path, Path] | None:
-    """Write a self-signed certificate for the IP ``host`` into ``folder`` (openssl CLI).
+    """Write a self-signed certificate for ``host`` into ``folder`` (openssl CLI).
 
-    Returns ``(certificate, key)`` PEM paths, or None when the ``openssl`` command is not
-    installed (tests then skip with that reason). Used by the TLS tests of every layer.
+    ``host`` is an IP (subjectAltName IP) or a host name (subjectAltName DNS, for the
+    RFC 5922 server-name tests); the certificate doubles as its own test CA (load it as
+    ``cafile``). Returns ``(certificate, key)`` PEM paths, or None when the ``openssl``
+    command is not installed (tests then skip with that reason). Used by the TLS tests
+    of every layer.
     """
     if shutil.which("openssl") is None:
         return None
-    cert, key = folder / "cert.pem", folder / "key.pem"
+    san = f"IP:{host}" if is_ip_literal(host) else f"DNS:{host}"
+    stem = host.replace(":", "_")
+    cert, key = folder / f"{stem}-cert.pem", folder / f"{stem}-key.pem"
     subprocess.run(
         [
             "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
             "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2",
-            "-subj", f"/CN={host}", "-addext", f"subjectAltName=IP:{host}",
+            "-subj", f"/CN={host}", "-addext", f"subjectAltName={san}",
         ],
         check=True,
         capture_output=True,
