@@ -27,8 +27,10 @@ __all__ = [
 ]
 
 # RFC 3261 §8.1.1: a valid request holds at least To, From, CSeq, Call-ID, Max-Forwards
-# and Via (lookup keys: lower-case long names).
-REQUIRED_REQUEST_HEADERS = ("via", "to", "from", "call-id", "cseq", "max-forwards")
+# and Via (lookup keys: lower-case long names). Max-Forwards is the UAC's duty; a UAS needs
+# it for nothing (§8.2 checks none of it) and RFC 2543-era or sloppy UAs leave it out, so a
+# missing one is accepted (as a proxy would add 70, §16.6 step 3) and checked when present.
+REQUIRED_REQUEST_HEADERS = ("via", "to", "from", "call-id", "cseq")
 
 # RFC 3261 §7.3.1: only headers whose grammar is a comma-separated list may appear on
 # several lines; these are single-valued (RFC 4475 §3.1.2.19 `multi01`).
@@ -99,10 +101,10 @@ def check_request(
     In order: SIP version (505, §8.2.2 / §21.5.6); the required headers present
     (§8.1.1; RFC 4475 `insuf`); single-value headers not repeated with different values
     (§7.3.1; RFC 4475 `multi01`); an empty Call-ID; CSeq parses (number < 2**31) and its
-    method equals the request method (§8.1.1.5); Max-Forwards a number in 0..255
-    (§20.22); Content-Length, when present, a number equal to the body length (§20.14);
-    the Request-URI scheme supported (416, §8.2.2.1). Max-Forwards 0 is accepted (see
-    `check_max_forwards`).
+    method equals the request method (§8.1.1.5); Max-Forwards, when present (a missing
+    one is accepted), a number in 0..255 (§20.22); Content-Length, when present, a
+    number equal to the body length (§20.14); the Request-URI scheme supported (416,
+    §8.2.2.1). Max-Forwards 0 is accepted (see `check_max_forwards`).
 
     Args:
         request: a parsed request (e.g. from `parse_message`).
@@ -138,10 +140,11 @@ def check_request(
     if cseq.method != request.method:
         # RFC 3261 §8.1.1.5: the CSeq method MUST match the request method.
         return _bad("CSeq method does not match the request method")
-    hops = parts[keys.index("max-forwards")][2].strip(_LWS)
-    if hops not in _HOPS and not (hops.isascii() and hops.isdigit() and int(hops) <= 255):
-        # RFC 3261 §20.22: Max-Forwards = 1*DIGIT, in 0..255 (as Message.max_forwards).
-        return _bad("Invalid Max-Forwards header field")
+    if "max-forwards" in present:
+        hops = parts[keys.index("max-forwards")][2].strip(_LWS)
+        if hops not in _HOPS and not (hops.isascii() and hops.isdigit() and int(hops) <= 255):
+            # RFC 3261 §20.22: Max-Forwards = 1*DIGIT, in 0..255 (as Message.max_forwards).
+            return _bad("Invalid Max-Forwards header field")
     if "content-length" in present:
         length = parts[keys.index("content-length")][2].strip(_LWS)
         size = len(request.body)
