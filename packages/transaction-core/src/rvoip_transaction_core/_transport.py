@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
 import resource
 import socket
@@ -35,7 +34,7 @@ from anyio.abc import ByteStream, SocketAttribute, SocketListener, TaskGroup, UD
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from anyio.streams.tls import TLSStream
 
-from rvoip_sip_core import KeepAlive, SipParseError, StreamFramer
+from rvoip_sip_core import KeepAlive, SipParseError, StreamFramer, is_ip_literal
 
 from ._types import Peer
 
@@ -59,19 +58,6 @@ OnReject = Callable[[bytes, Peer, int, str], None]
 
 # accept() errors that mean "out of descriptors or memory": back off instead of spinning.
 _ACCEPT_EXHAUSTED = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
-
-
-def is_ip_literal(host: str) -> bool:
-    """True when ``host`` is an IPv4 or IPv6 address literal (no brackets), not a name.
-
-    Sending to a name would resolve it synchronously (``sendto``) on every packet; the
-    transports refuse names, the layer choosing the target resolves them once.
-    """
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
 
 
 @attrs.frozen

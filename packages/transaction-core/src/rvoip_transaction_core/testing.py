@@ -15,11 +15,10 @@ from pathlib import Path
 
 import attrs
 
-from rvoip_sip_core import Request, make_request, make_response
+from rvoip_sip_core import Request, is_ip_literal, make_request, make_response
 
 from ._endpoint import TransactionEndpoint
 from ._layer import TransactionLayer
-from ._transport import is_ip_literal
 from ._types import Peer, RequestReceived, TimerConfig, TransactionEvent, Transmit
 
 __all__ = [

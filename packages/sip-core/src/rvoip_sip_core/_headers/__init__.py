@@ -20,8 +20,11 @@ from .address import (
     parse_name_addr,
 )
 from .auth import (
+    AuthChallenge,
+    AuthCredentials,
     AuthenticationInfo,
     Authorization,
+    AuthParams,
     ProxyAuthenticate,
     ProxyAuthorization,
     WWWAuthenticate,
@@ -50,6 +53,9 @@ __all__ = [
     "HEADER_TYPES",
     "Accept",
     "Allow",
+    "AuthChallenge",
+    "AuthCredentials",
+    "AuthParams",
     "AuthenticationInfo",
     "Authorization",
     "CSeq",
