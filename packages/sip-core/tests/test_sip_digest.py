@@ -369,6 +369,36 @@ def test_authentication_info_rspauth() -> None:
     assert info.nc == 1
 
 
+def test_authentication_info_with_userhash_needs_the_real_username() -> None:
+    """With userhash the credentials carry H(user:realm): rspauth over it would be wrong.
+
+    authentication_info used to hash the hashed name silently; now it asks for the name.
+    """
+    challenge = WWWAuthenticate.parse(
+        'Digest realm="r", nonce="n", algorithm=SHA-256, qop="auth", userhash=true'
+    )
+    creds = build_credentials(
+        challenge, username="bob", password="pw", method="INVITE", uri="sip:x", cnonce="c"
+    )
+    server = _server()
+    with pytest.raises(SipUsageError):
+        server.authentication_info(creds, password="pw")
+    info = server.authentication_info(creds, password="pw", username="bob")
+    expected = compute_digest_response(
+        algorithm="SHA-256",
+        username="bob",
+        realm="r",
+        password="pw",
+        nonce="n",
+        method="",
+        uri="sip:x",
+        qop="auth",
+        nc=1,
+        cnonce="c",
+    )
+    assert info.rspauth == expected
+
+
 def test_format_nc() -> None:
     assert format_nc(1) == "00000001"
     assert format_nc(0xABCDEF12) == "abcdef12"

@@ -616,8 +616,14 @@ class DigestServer:
     ) -> AuthenticationInfo:
         """Authentication-Info for a 2xx (RFC 7616 §3.5): rspauth, qop, cnonce, nc.
 
-        ``now`` adds a ``nextnonce``. With ``userhash`` pass the real ``username``.
+        ``now`` adds a ``nextnonce``. With ``userhash`` pass the real ``username`` (or
+        ``ha1``): the hashed name in the credentials cannot give the right ``rspauth``.
+
+        Raises:
+            SipUsageError: ``userhash`` credentials with a ``password`` but no ``username``.
         """
+        if credentials.userhash and username is None and ha1 is None:
+            raise SipUsageError("userhash credentials: pass the real username (or ha1)")
         user = username if credentials.userhash and username else credentials.username
         qop = credentials.qop
         rspauth = compute_digest_response(
