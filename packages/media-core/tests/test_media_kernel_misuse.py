@@ -56,7 +56,7 @@ def _guarded(shape: tuple[int, ...], dtype: Any, order: str, writeable: bool) ->
     dtype = np.dtype(dtype)
     count = int(np.prod(shape)) if shape else 1
     canvas = np.full(count * dtype.itemsize + _GUARD, 0xA5, dtype=np.uint8)
-    arr = canvas[: count * dtype.itemsize].view(dtype).reshape(shape, order=order)  # type: ignore[call-overload]
+    arr = canvas[: count * dtype.itemsize].view(dtype).reshape(shape, order=order)
     arr.flags.writeable = writeable
     return arr, canvas
 
@@ -205,7 +205,7 @@ def test_pop_batch_refuses_bad_counts(backend: str) -> None:
         jb.pop_batch(2.5, 320)  # type: ignore[arg-type]
 
 
-_G711 = [
+_G711: list[tuple[Any, Any, Any]] = [
     (ulaw_encode, oracle.ulaw_encode, np.int16),
     (alaw_encode, oracle.alaw_encode, np.int16),
     (ulaw_decode, oracle.ulaw_decode, np.uint8),
@@ -255,3 +255,52 @@ def test_g711_bytes_raise_or_match_the_oracle(data: bytes) -> None:
         except (TypeError, ValueError):
             continue
         assert got == ref(np.frombuffer(bytes(data), dtype=native)).tobytes()
+
+
+@backends
+def test_pop_many_refuses_short_or_mistyped_outputs(backend: str) -> None:
+    """Bug: ``pop_many`` checked only ``out.shape[1]``.
+
+    An ``out`` with fewer rows than buffers, an int8 or too-short ``lengths``, or a
+    read-only ``out`` (e.g. ``np.frombuffer`` of bytes) let the kernel write past the
+    array or into immutable memory. Each is refused before the kernel runs, and the
+    guard after each array stays intact.
+    """
+    buffers = _filled(4, backend)
+    cases = [
+        (_guarded((1, 320), np.uint8, "C", True), _guarded((4,), np.int32, "C", True), ValueError),
+        (_guarded((4, 320), np.uint8, "C", True), _guarded((4,), np.int8, "C", True), TypeError),
+        (_guarded((4, 320), np.uint8, "C", True), _guarded((2,), np.int32, "C", True), ValueError),
+        (_guarded((4, 320), np.uint8, "C", False), _guarded((4,), np.int32, "C", True), ValueError),
+        (_guarded((4, 320), np.int16, "C", True), _guarded((4,), np.int32, "C", True), TypeError),
+    ]
+    for (out, out_canvas), (lengths, len_canvas), error in cases:
+        with pytest.raises(error):
+            pop_many(buffers, out, lengths)
+        assert _guard_intact(out_canvas)
+        assert _guard_intact(len_canvas)
+    with pytest.raises(TypeError):
+        pop_many(buffers, [[0] * 320] * 4, np.zeros(4, np.int32))  # type: ignore[arg-type]
+    assert [b.stats().played for b in buffers] == [0, 0, 0, 0]  # nothing was popped
+
+
+@backends
+def test_handles_of_other_buffers_are_refused(backend: str) -> None:
+    """Bug: a handle array made for other (or fewer) buffers was trusted: the kernel
+    read past its end or popped/inserted into the wrong streams."""
+    if backend != "cffi":
+        pytest.skip("handles exist on the C kernel only")
+    buffers = _filled(3, backend)
+    out = np.zeros((3, 320), np.uint8)
+    lengths = np.zeros(3, np.int32)
+    with pytest.raises(ValueError, match="other buffers"):
+        pop_many(buffers, out, lengths, make_handles(buffers[:1]))
+    with pytest.raises(ValueError, match="other buffers"):
+        pop_many(buffers, out, lengths, make_handles(list(reversed(buffers))))
+    fresh = [JitterBuffer(backend=backend) for _ in range(3)]
+    payloads = np.zeros((3, 320), np.uint8)
+    with pytest.raises(ValueError, match="cannot be inserted"):
+        insert_many(
+            fresh, [1, 2, 3], [0, 0, 0], payloads, [4, 4, 4], [0.0] * 3, play_handles(fresh)
+        )
+    pop_many(buffers, out, lengths, make_handles(buffers))
