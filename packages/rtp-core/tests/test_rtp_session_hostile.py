@@ -17,6 +17,7 @@ from rvoip_rtp_core import (
     RtcpReceiverReport,
     RtpError,
     RtpSessionConfig,
+    SrtpError,
     encode_rtcp,
     encode_rtp,
     open_rtp_session,
@@ -192,3 +193,24 @@ def test_default_rng_is_the_os_csprng() -> None:
     from rvoip_rtp_core import RtpSessionCore
 
     assert isinstance(RtpSessionCore().rng, random.SystemRandom)
+
+
+class _FailingSrtp:
+    """An SRTP context whose protection fails (e.g. a key past its packet limit)."""
+
+    def protect_rtp(self, data: bytes) -> bytes:
+        raise SrtpError("SRTP protect failed: key limit")
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        raise SrtpError("SRTCP protect failed: key limit")
+
+
+async def test_srtp_protect_errors_never_reach_the_loop() -> None:
+    """Bug: an SrtpError from protecting a scheduled RTCP report escaped the RTCP timer
+    (under trio: the task group, the process); now it is counted like a send error."""
+    async with open_rtp_session(RtpSessionConfig(rtcp_min_time=0.02)) as a:
+        a.set_remote(("127.0.0.1", 9))
+        a._srtp = _FailingSrtp()  # type: ignore[assignment]
+        a.send_payload(b"x", 0)
+        assert a.send_errors == 1
+        await _wait_for(lambda: a.send_errors >= 3, "scheduled reports")

@@ -507,14 +507,18 @@ class RtpSession:
         """
         if self.closed:
             raise RtpSessionClosedError("RTP session is closed")
-        addr = self.remote_rtp_address
+        addr = self._latch.rtp_target
         if addr is None:
             return
         data = self.core.build_rtp(
             payload, timestamp, self._clock() if now is None else now, marker, payload_type
         )
         if self._srtp is not None:
-            data = self._srtp.protect_rtp(data)
+            try:
+                data = self._srtp.protect_rtp(data)
+            except SrtpError as exc:  # e.g. the key's packet limit: lost, counted
+                self._send_failed(exc)
+                return
         flt = self.outgoing_filter
         if flt is not None and not flt(data):
             return
@@ -524,11 +528,15 @@ class RtpSession:
             self._send_failed(exc)
 
     def _emit_rtcp(self, data: bytes) -> None:
-        addr = self.remote_rtcp_address
+        addr = self._latch.rtcp_target
         if addr is None:
             return
         if self._srtp is not None:
-            data = self._srtp.protect_rtcp(data)
+            try:
+                data = self._srtp.protect_rtcp(data)
+            except SrtpError as exc:  # raised from the RTCP timer it would end the trio task
+                self._send_failed(exc)
+                return
         try:
             self._rtcp_out.sendto(data, addr)
         except Exception as exc:  # never into the loop: see _send_failed
