@@ -25,6 +25,7 @@ behaviour). The arrival address and ``now`` are arguments: no socket, no clock.
 from __future__ import annotations
 
 import ipaddress
+import socket
 from typing import Any, Literal
 
 import attrs
@@ -66,13 +67,19 @@ def check_remote(address: Address, what: str = "remote") -> Address:
         raise RtpError(f"{what} port {port!r} is not in 1-65535")
     if not isinstance(host, str):
         raise RtpError(f"{what} host {host!r} is not an IP literal")
+    # Compare with what recvfrom reports: the canonical spelling ("::1", not "0::1").
+    # inet_pton parses literals only (never a resolver; "127.1" is refused) in ~0.3 µs.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        ip = ipaddress.ip_address(host)
+        return (socket.inet_ntop(family, socket.inet_pton(family, host)), port)
+    except (OSError, ValueError):
+        pass
+    try:
+        ip = ipaddress.ip_address(host)  # e.g. a scoped IPv6 address ("fe80::1%eth0")
     except ValueError:
         raise RtpError(
             f"{what} host {host!r} is not an IP literal (resolve names before setting it)"
         ) from None
-    # Compare with what recvfrom reports: the canonical spelling ("::1", not "0::1").
     return (str(ip), port)
 
 

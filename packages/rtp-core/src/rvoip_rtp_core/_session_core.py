@@ -98,13 +98,15 @@ class RtpSessionCore:
     _sdes_ssrc: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
+        # One draw for the session (one urandom call with the default CSPRNG): SSRC,
+        # CNAME, and RFC 3550 §5.1's random initial sequence number and timestamp.
+        bits = self.rng.getrandbits(128)
         if not self.ssrc:
-            self.ssrc = self.rng.getrandbits(32) or 1
+            self.ssrc = (bits & 0xFFFFFFFF) or 1
         if self.cname is None:
-            self.cname = f"rvoip-{self.rng.getrandbits(48):012x}"
-        # RFC 3550 §5.1: initial sequence number and timestamp are random.
-        self._seq = self.rng.getrandbits(16)
-        self._ts_offset = self.rng.getrandbits(32)
+            self.cname = f"rvoip-{(bits >> 32) & 0xFFFFFFFFFFFF:012x}"
+        self._seq = (bits >> 80) & 0xFFFF
+        self._ts_offset = (bits >> 96) & 0xFFFFFFFF
 
     # -- sending -----------------------------------------------------------------------
 
