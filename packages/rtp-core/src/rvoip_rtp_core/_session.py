@@ -454,15 +454,12 @@ class RtpSession:
                 loop), an address of the other IP family than the local socket, or a
                 port (also the derived RTCP port) outside 1-65535.
         """
-        family = self._rtp_sock.family
+        local_v6 = ":" in self.local_rtp_address[0]  # (socket.family is a slow property)
         for addr in (rtp, rtcp):
-            if addr is not None and isinstance(addr[0], str):
-                v6 = ":" in addr[0]
-                if v6 != (family == socket.AF_INET6):
-                    raise RtpError(
-                        f"remote {addr[0]!r} is not of the local socket's address family"
-                    )
-        self._latch.set_remote(rtp, rtcp)
+            host = addr[0] if isinstance(addr, tuple) and addr else None
+            if isinstance(host, str) and (":" in host) != local_v6:
+                raise RtpError(f"remote {host!r} is not of the local socket's address family")
+        self._latch.set_remote(rtp, rtcp)  # validates the rest (RtpError)
 
     def last_activity(self) -> float | None:
         """When the last accepted RTP or RTCP packet arrived, by this session's clock.
