@@ -48,6 +48,11 @@ def micro() -> None:
     peer = RtpSessionCore(rng=random.Random(2))
     stream = [core.build_rtp(bytes(160), i * 160, 0.0) for i in range(200_000)]
     feed = iter(stream)
+    # The driver's call: the arrival address checked against the locked source.
+    latched = RtpSessionCore(rng=random.Random(3))
+    source = ("127.0.0.1", 40000)
+    latched.latch.set_remote(source)
+    feed_latched = iter(stream)
     stats = SourceStatistics(1, 8000)
     seqs = iter(range(10**7))
     rows = [
@@ -59,6 +64,12 @@ def micro() -> None:
         (
             "RtpSessionCore.receive_rtp",
             _per_call(lambda: peer.receive_rtp(next(feed), 0.0), len(stream) // 3),
+        ),
+        (
+            "RtpSessionCore.receive_rtp (+source)",
+            _per_call(
+                lambda: latched.receive_rtp(next(feed_latched), 0.0, source), len(stream) // 3
+            ),
         ),
         (
             "SourceStatistics.update",

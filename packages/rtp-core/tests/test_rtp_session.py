@@ -6,6 +6,7 @@ import contextlib
 import random
 import secrets
 import socket
+from collections.abc import Callable
 
 import anyio
 import pytest
@@ -62,6 +63,7 @@ async def test_packet_handler_and_queue_drops() -> None:
     seen: list[tuple[int, float]] = []
     async with open_rtp_session(cfg) as a, open_rtp_session(cfg) as b:
         a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
         for i in range(10):
             a.send_payload(b"q", i * 160)
         with anyio.fail_after(5):
@@ -78,13 +80,20 @@ async def test_packet_handler_and_queue_drops() -> None:
 
 
 async def test_symmetric_rtp_latches_to_source() -> None:
-    """The peer's packets come from an address other than the one signalled."""
+    """The peer's packets come from an address other than the one signalled (a NAT).
+
+    Strict latching: the consistent stream latches after the probation's packets (the
+    ones before are dropped), within the probation time.
+    """
     async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
         a.set_remote(("127.0.0.1", 9))  # wrong address from "SDP"
         b.set_remote(a.local_rtp_address)
-        b.send_payload(b"hello", 0)
-        await _receive_n(a, 1)
+        for i in range(4):
+            b.send_payload(b"hello", i * 160)
+        [first] = await _receive_n(a, 1)
+        assert first.sequence_number == (b.core.next_sequence_number - 1) & 0xFFFF
         assert a.remote_rtp_address == b.local_rtp_address
+        assert a.statistics().rtp_source_drops == 3
         a.send_payload(b"back", 0)
         [p] = await _receive_n(b, 1)
         assert p.payload == b"back"
@@ -154,6 +163,7 @@ async def test_rtcp_reports_stop_when_the_session_closes() -> None:
     async with open_rtp_session(cfg) as b:
         async with open_rtp_session(cfg) as a:
             a.set_remote(b.local_rtp_address)
+            b.set_remote(a.local_rtp_address)
             with anyio.fail_after(5):
                 while b.statistics().rtcp_received < 2:
                     await anyio.sleep(0.01)
@@ -232,6 +242,7 @@ async def test_send_dtmf_over_loopback() -> None:
 
     async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
         a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
         a.send_payload(bytes(160), 0)  # audio first: the source passes probation
         await a.send_dtmf("5", duration=0.06, packet_time=0.01)
         packets = await _receive_n(b, 1 + 5 + 3)
@@ -260,14 +271,15 @@ async def test_many_sessions_share_one_process() -> None:
     pairs = 16
     ticks = 10
     received: dict[int, list[int]] = {i: [] for i in range(2 * pairs)}
+
+    def recorder(i: int) -> Callable[[RtpPacket, float], None]:
+        return lambda p, t: received[i].append(p.sequence_number)
+
     async with contextlib.AsyncExitStack() as stack:
         sessions = []
         for i in range(2 * pairs):
             session = await stack.enter_async_context(
-                open_rtp_session(
-                    RtpSessionConfig(rtcp_enabled=False),
-                    on_packet=lambda p, t, i=i: received[i].append(p.sequence_number),
-                )
+                open_rtp_session(RtpSessionConfig(rtcp_enabled=False), on_packet=recorder(i))
             )
             sessions.append(session)
         for i in range(0, 2 * pairs, 2):
@@ -292,6 +304,7 @@ async def test_outgoing_filter_loss_is_measured() -> None:
     """Dropping 5 % of packets after packetisation shows as 5 % loss at the receiver."""
     async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
         a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
         count = [0]
 
         def drop_every_20th(data: bytes) -> bool:
@@ -345,7 +358,8 @@ async def test_ipv6_loopback() -> None:
         assert a.local_rtp_address[0] == "::1"
         a.set_remote(b.local_rtp_address)
         b.set_remote(("::1", 9))
-        a.send_payload(b"v6", 0)
+        for i in range(4):  # not the signalled source: latched after the probation
+            a.send_payload(b"v6", i * 160)
         [p] = await _receive_n(b, 1)
         assert p.payload == b"v6"
         assert b.remote_rtp_address == a.local_rtp_address  # latched
@@ -376,6 +390,7 @@ async def test_rtcp_handler_sees_peer_bye() -> None:
         a.set_rtcp_handler(lambda packets, t: seen.extend(packets))
         async with open_rtp_session() as b:
             b.set_remote(a.local_rtp_address)
+            a.set_remote(b.local_rtp_address)
             b_ssrc = b.ssrc
         with anyio.fail_after(5):
             while not any(isinstance(p, RtcpBye) for p in seen):
@@ -393,6 +408,7 @@ async def test_failing_handler_does_not_kill_the_session(caplog: pytest.LogCaptu
 
     async with open_rtp_session(_CFG, on_packet=handler) as b, open_rtp_session(_CFG) as a:
         a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
         a.send_payload(b"1", 0)
         with anyio.fail_after(5):
             while not calls:

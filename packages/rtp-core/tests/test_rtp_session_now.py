@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,6 +21,7 @@ from rvoip_rtp_core import (
     RtpSession,
     RtpSessionClosedError,
     RtpSessionConfig,
+    encode_rtp,
     open_rtp_session,
     open_rtp_session_now,
 )
@@ -185,6 +187,39 @@ def test_loop_without_add_reader_falls_back_to_transports() -> None:
                 b_ssrc = b.ssrc
             await _wait_for(lambda: RtcpBye((b_ssrc,)) in rtcp)
             assert b.closed
+
+    loop = _NoReaderLoop()
+    try:
+        loop.run_until_complete(main())
+    finally:
+        loop.close()
+
+
+def test_transport_path_drops_strangers_and_never_raises_send_errors() -> None:
+    """The datagram-transport fallback shares the latch and the send-error handling.
+
+    Bug: only OSError was caught around sendto; an OverflowError (RTCP port 65536)
+    escaped from the RTCP timer callback. And any new SSRC re-latched the destination.
+    """
+
+    async def main() -> None:
+        cfg = RtpSessionConfig(rtcp_min_time=0.02)
+        async with open_rtp_session(cfg) as a, open_rtp_session(_CFG) as b:
+            a.set_remote(b.local_rtp_address)
+            b.set_remote(a.local_rtp_address)
+            b.send_payload(b"peer", 0)  # the signalled peer latches at once
+            with anyio.fail_after(5):
+                assert (await a.receive()).payload == b"peer"
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+                attacker.bind(("127.0.0.1", 0))
+                for seq in range(6):
+                    attacker.sendto(encode_rtp(0, seq, 0, 0xBAD, b"x"), a.local_rtp_address)
+                await _wait_for(lambda: a.statistics().rtp_source_drops == 6)
+            assert a.remote_rtp_address == b.local_rtp_address
+            a.core.latch.rtp_target = ("127.0.0.1", 65536)  # forced past the validation
+            a.core.latch.rtcp_target = ("127.0.0.1", 65536)
+            a.send_payload(b"x", 0)
+            await _wait_for(lambda: a.send_errors >= 3)  # and the RTCP timer's reports
 
     loop = _NoReaderLoop()
     try:

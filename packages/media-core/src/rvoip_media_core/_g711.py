@@ -32,14 +32,19 @@ class Codec(enum.Enum):
         return self.value
 
 
+# The C kernel is handed ``src.size`` elements of a C-contiguous copy and an ``out`` it
+# allocates itself with the same shape: no caller array is ever written through.
+# np.asarray(order="C") keeps a 0-d input 0-d (ascontiguousarray made it 1-D).
+
+
 def _as_pcm(pcm: ArrayLike) -> NDArray[np.int16]:
-    return np.ascontiguousarray(pcm, dtype=np.int16)
+    return np.asarray(pcm, dtype=np.int16, order="C")
 
 
 def _as_codes(codes: ArrayLike | bytes) -> NDArray[np.uint8]:
     if isinstance(codes, bytes | bytearray | memoryview):
         return np.frombuffer(codes, dtype=np.uint8)
-    return np.ascontiguousarray(codes, dtype=np.uint8)
+    return np.asarray(codes, dtype=np.uint8, order="C")
 
 
 def _make_encoder(

@@ -7,6 +7,7 @@ its pure-Python twin (fallback and test oracle). Both give identical results.
 from __future__ import annotations
 
 import enum
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,88 @@ _LOST_RESULT = (PopStatus.LOST, b"")
 _Params = tuple[int, int, int, int, int, int]
 """(capacity, max_payload, samples_per_frame, clock_rate, min_frames, max_frames)"""
 _EMPTY_RESULT = (PopStatus.EMPTY, b"")
+_C_INT = np.dtype(np.intc)  # the kernel's ``int`` (lengths)
+_U8 = np.dtype(np.uint8)
+
+
+def _check_out(arr: object, name: str, dtype: np.dtype[Any], rows: int, ndim: int) -> None:
+    """Refuse an output array the kernel would write out of bounds of.
+
+    The C kernel trusts its pointers and counts: a short or wrongly typed ``out`` would
+    be written past its end, a read-only one (``np.frombuffer`` of bytes) written
+    through. Checked once per batch call, never per element (~0.2 µs). Contiguity is
+    enforced where the array is handed to C (``ffi.from_buffer`` refuses a strided
+    buffer with ``ValueError``); the numpy path handles strides itself.
+
+    Raises:
+        TypeError: not a numpy array of ``dtype``.
+        ValueError: wrong dimensions, fewer than ``rows`` rows, or read-only.
+    """
+    if not isinstance(arr, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(arr).__name__}")
+    if arr.dtype is not dtype and arr.dtype != dtype:
+        raise TypeError(f"{name} must have dtype {dtype}, got {arr.dtype}")
+    if arr.ndim != ndim or arr.shape[0] < rows:
+        raise ValueError(f"{name} must be {ndim}-D with at least {rows} rows, got {arr.shape}")
+    if not arr.flags.writeable:
+        raise ValueError(f"{name} is read-only")
+
+
+def _check_inputs(
+    n: int,
+    arrays: Sequence[NDArray[Any]],
+    pay: NDArray[np.uint8],
+    len_a: NDArray[np.uint16],
+    rule: str,
+) -> int:
+    """Check the input arrays of a batch insert against the count; returns the stride."""
+    if pay.ndim != 2 or pay.shape[0] != n or any(a.size != n for a in arrays):
+        raise ValueError(f"{rule} ({n} entries; payloads {n} x stride, got {pay.shape})")
+    stride = int(pay.shape[1])
+    if n and int(len_a.max()) > stride:
+        raise ValueError("a length exceeds the payload stride")
+    return stride
+
+
+class KernelHandles:
+    """The C array of kernel states of a list of buffers, with what it was built for.
+
+    ``pop_many``/``insert_many`` check it against the buffers they are given: a handle
+    array of other (or fewer) buffers would make the kernel read or write the wrong
+    state, or past the array's end.
+    """
+
+    __slots__ = ("_source", "array", "buffers", "epoch", "shared_idle")
+
+    def __init__(
+        self,
+        array: Any,
+        buffers: Sequence[JitterBuffer],
+        epoch: int,
+        shared_idle: bool,
+    ) -> None:
+        """Wrap ``array`` (``rv_jb_t *[]``) built for ``buffers`` at ``epoch``."""
+        self.array = array
+        # Holding the buffers keeps their kernel states alive as long as the raw pointers.
+        self.buffers = tuple(buffers)
+        self._source = buffers  # the sequence it was made from (identity fast path)
+        self.epoch = epoch
+        self.shared_idle = shared_idle  # unallocated buffers point at a shared idle state
+
+    def check(self, buffers: Sequence[JitterBuffer], writing: bool) -> None:
+        """Raise ``ValueError`` unless these handles are valid for ``buffers``.
+
+        The same sequence object as at creation with the same length passes at once (a
+        list edited in place to other buffers of the same length then pops those it was
+        made for: wrong, but memory-safe, since the handles keep their buffers alive);
+        anything else is compared buffer by buffer.
+        """
+        if (buffers is not self._source or len(buffers) != len(self.buffers)) and (
+            self.buffers != tuple(buffers)
+        ):
+            raise ValueError("handles were made for other buffers")
+        if self.shared_idle and (writing or self.epoch != _EPOCH[0]):
+            raise ValueError("play handles are stale or cannot be inserted into")
 
 
 @attrs.frozen
@@ -211,11 +294,9 @@ class JitterBuffer:
         arr_a = np.ascontiguousarray(arrivals, dtype=np.float64)
         pay = np.ascontiguousarray(payloads, dtype=np.uint8)
         n = seq_a.size
-        if not (ts_a.size == len_a.size == arr_a.size == n and pay.shape[0] == n):
-            raise ValueError("insert_batch arrays must have the same length")
-        stride = pay.shape[1] if pay.ndim == 2 else 0
-        if n and int(len_a.max()) > stride:
-            raise ValueError("a length exceeds the payload stride")
+        stride = _check_inputs(
+            n, (ts_a, len_a, arr_a), pay, len_a, "insert_batch arrays must have the same length"
+        )
         results = np.empty(n, dtype=np.int8)
         if not self._cffi:
             core = self._core if self._core is not None else self._allocate()
@@ -243,6 +324,10 @@ class JitterBuffer:
         self, n: int, stride: int = 320
     ) -> tuple[NDArray[np.int8], NDArray[np.uint8], NDArray[np.int32]]:
         """Pop ``n`` ticks in one kernel call: (statuses, payloads ``n × stride``, lengths)."""
+        n = operator.index(n)
+        stride = operator.index(stride)
+        if n < 0 or stride < 0:
+            raise ValueError("pop_batch needs n >= 0 and stride >= 0")
         statuses = np.empty(n, dtype=np.int8)
         out = np.zeros((n, stride), dtype=np.uint8)
         lens = np.zeros(n, dtype=np.int32)
@@ -344,7 +429,7 @@ def allocation_epoch() -> int:
     return _EPOCH[0]
 
 
-def play_handles(buffers: Sequence[JitterBuffer]) -> Any:
+def play_handles(buffers: Sequence[JitterBuffer]) -> KernelHandles | None:
     """Like ``make_handles`` but without allocating: a buffer that has received nothing
     yet gets a shared never-started state, which pops EMPTY and is never written.
 
@@ -358,31 +443,44 @@ def play_handles(buffers: Sequence[JitterBuffer]) -> Any:
         lib.rv_jb_init(idle, 2, 1, 1, 1, 1, 1)
         _IDLE.append(idle)
     idle = _IDLE[0]
-    return ffi.new("rv_jb_t *[]", [b._jb if b._jb is not None else idle for b in buffers])
+    array = ffi.new("rv_jb_t *[]", [b._jb if b._jb is not None else idle for b in buffers])
+    return KernelHandles(array, buffers, _EPOCH[0], shared_idle=True)
 
 
 def pop_many(
     buffers: Sequence[JitterBuffer],
     out: NDArray[np.uint8],
     lengths: NDArray[np.int32],
-    handles: Any = None,
+    handles: KernelHandles | None = None,
 ) -> NDArray[np.int8]:
     """Pop one frame from each buffer (one kernel call when all are on the C kernel).
 
-    ``out`` is ``len(buffers) × stride`` (stride ≥ 320 on the C kernel) and ``lengths``
-    int32 of ``len(buffers)``; returns the ``PopStatus`` values as int8. ``handles``
-    may pass a cached ``make_handles(buffers)`` to save rebuilding it every tick.
+    ``out`` is uint8 ``len(buffers) × stride`` (stride ≥ 320 on the C kernel) and
+    ``lengths`` C-int (int32) of ``len(buffers)``, both C-contiguous and writeable;
+    returns the ``PopStatus`` values as int8. ``handles`` may pass a cached
+    ``make_handles(buffers)`` to save rebuilding it every tick.
+
+    Raises:
+        TypeError: ``out``/``lengths`` of the wrong type or dtype.
+        ValueError: wrong shapes, too few rows, strided or read-only arrays, or
+            ``handles`` made for other buffers.
     """
     n = len(buffers)
+    _check_out(out, "out", _U8, n, 2)
+    _check_out(lengths, "lengths", _C_INT, n, 1)
     statuses = np.empty(n, dtype=np.int8)
-    if n and all(b.backend == "cffi" for b in buffers):
+    # Handles exist only for buffers all on the C kernel: checking them against the
+    # buffers also answers which path to take (cheaper than asking every buffer).
+    if handles is not None:
+        handles.check(buffers, writing=False)
+    elif n and all(b.backend == "cffi" for b in buffers):
+        handles = _new_handles(buffers)
+    if handles is not None and n:
         if out.shape[1] < _py.JB_MAX_PAYLOAD:
             raise ValueError(f"out stride must be at least {_py.JB_MAX_PAYLOAD}")
-        if handles is None:
-            handles = make_handles(buffers)
         ffi, lib = kernel()
         lib.rv_jb_pop_many(
-            handles,
+            handles.array,
             n,
             ffi.from_buffer("uint8_t[]", out),
             out.shape[1],
@@ -406,7 +504,7 @@ def insert_many(
     payloads: NDArray[np.uint8],
     lengths: ArrayLike,
     arrivals: ArrayLike,
-    handles: Any = None,
+    handles: KernelHandles | None = None,
 ) -> NDArray[np.int8]:
     """Insert one packet into each buffer (one kernel call when all use the C kernel).
 
@@ -419,18 +517,22 @@ def insert_many(
     arr_a = np.ascontiguousarray(arrivals, dtype=np.float64)
     pay = np.ascontiguousarray(payloads, dtype=np.uint8)
     n = len(buffers)
-    if not (seq_a.size == ts_a.size == len_a.size == arr_a.size == pay.shape[0] == n):
-        raise ValueError("insert_many arrays must have one entry per buffer")
-    stride = pay.shape[1] if pay.ndim == 2 else 0
-    if n and int(len_a.max()) > stride:
-        raise ValueError("a length exceeds the payload stride")
+    stride = _check_inputs(
+        n,
+        (seq_a, ts_a, len_a, arr_a),
+        pay,
+        len_a,
+        "insert_many arrays must have one entry per buffer",
+    )
     results = np.empty(n, dtype=np.int8)
-    if n and all(b.backend == "cffi" for b in buffers):
-        if handles is None:
-            handles = make_handles(buffers)
+    if handles is not None:
+        handles.check(buffers, writing=True)
+    elif n and all(b.backend == "cffi" for b in buffers):
+        handles = _new_handles(buffers)
+    if handles is not None and n:
         ffi, lib = kernel()
         lib.rv_jb_insert_many(
-            handles,
+            handles.array,
             n,
             ffi.from_buffer("uint16_t[]", seq_a),
             ffi.from_buffer("uint32_t[]", ts_a),
@@ -451,12 +553,20 @@ def insert_many(
     return results
 
 
-def make_handles(buffers: Sequence[JitterBuffer]) -> Any:
-    """The C array of kernel handles for ``pop_many`` (None unless all use the C kernel)."""
+def make_handles(buffers: Sequence[JitterBuffer]) -> KernelHandles | None:
+    """The kernel handles for ``pop_many``/``insert_many`` (None unless all use the C kernel).
+
+    Allocates every buffer's state; valid for exactly these buffers, in this order.
+    """
     if not buffers or any(b.backend != "cffi" for b in buffers):
         return None
+    return _new_handles(buffers)
+
+
+def _new_handles(buffers: Sequence[JitterBuffer]) -> KernelHandles:
     ffi, _lib = kernel()
-    return ffi.new("rv_jb_t *[]", [b.c_handle for b in buffers])
+    array = ffi.new("rv_jb_t *[]", [b.c_handle for b in buffers])
+    return KernelHandles(array, buffers, _EPOCH[0], shared_idle=False)
 
 
 class PlayBatch:
@@ -481,6 +591,10 @@ class PlayBatch:
         ``owner`` is any object the caller wants to check identity against later.
         """
         n = len(buffers)
+        if stride < _py.JB_MAX_PAYLOAD:
+            # The kernel writes up to JB_MAX_PAYLOAD bytes per row: a narrower row would
+            # make the last one overrun the array.
+            raise ValueError(f"stride must be at least {_py.JB_MAX_PAYLOAD}")
         self.buffers = buffers
         self.owner = owner
         self.epoch = _EPOCH[0]
@@ -492,7 +606,7 @@ class PlayBatch:
         if self._handles is not None:
             ffi, _lib = kernel()
             self._args = (
-                self._handles,
+                self._handles.array,
                 n,
                 ffi.from_buffer("uint8_t[]", self.out),
                 stride,

@@ -19,6 +19,7 @@ from ._errors import (
     RtpSessionClosedError,
     SrtpError,
 )
+from ._latch import LATCH_MODES, LatchMode, SourceLatch, check_remote
 from ._open import open_rtp_session, open_rtp_session_now
 from ._packet import (
     EXTENSION_PROFILE_ONE_BYTE,
@@ -87,6 +88,7 @@ __all__ = [
     "DTMF_EVENTS",
     "EXTENSION_PROFILE_ONE_BYTE",
     "EXTENSION_PROFILE_TWO_BYTE",
+    "LATCH_MODES",
     "MAX_DROPOUT",
     "MAX_MISORDER",
     "MIN_SEQUENTIAL",
@@ -109,6 +111,7 @@ __all__ = [
     "DtmfPacket",
     "DtmfStarted",
     "HeaderExtension",
+    "LatchMode",
     "PortAllocator",
     "PortsExhaustedError",
     "ReceptionStats",
@@ -133,6 +136,7 @@ __all__ = [
     "SdesChunk",
     "SdesItem",
     "SessionStatistics",
+    "SourceLatch",
     "SourceStatistics",
     "SrtpContext",
     "SrtpError",
@@ -142,6 +146,7 @@ __all__ = [
     "XrBlock",
     "XrVoipMetrics",
     "__version__",
+    "check_remote",
     "digit_for_event",
     "encode_rtcp",
     "encode_rtp",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable
@@ -19,11 +18,11 @@ from ._sockets import bind_session_sockets
 
 __all__ = ["open_rtp_session", "open_rtp_session_now"]
 
-# The RNG of sessions opened without one: seeding a fresh random.Random() from urandom
-# costs ~30 µs per session. Reseeded in a forked child so processes never share SSRCs.
-_DEFAULT_RNG = random.Random()
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_DEFAULT_RNG.seed)
+# The RNG of sessions opened without one: the OS CSPRNG (os.urandom), so SSRCs, initial
+# sequence numbers and timestamps cannot be predicted from earlier ones (a Mersenne
+# Twister's state is recovered from ~624 outputs). Used per session and per RTCP
+# report, never per packet; stateless, so a forked child shares nothing.
+_DEFAULT_RNG: random.Random = random.SystemRandom()
 
 
 def _running_asyncio_loop() -> asyncio.AbstractEventLoop:
@@ -55,6 +54,7 @@ def _new_session(
         cname=config.cname,
         session_bandwidth=config.session_bandwidth,
         rtcp_min_time=config.rtcp_min_time,
+        latch=config.new_latch(),
     )
     allocator = config.port_allocator
     sockets = bind_session_sockets(config.local_host, config.port, config.rtcp_mux, allocator)
@@ -89,7 +89,7 @@ def open_rtp_session_now(
     Args:
         config: sockets, remote, SRTP and RTCP settings.
         rng: randomness for SSRC, initial sequence/timestamp and RTCP timing (default:
-            one process-wide generator seeded from the OS).
+            the OS CSPRNG, ``random.SystemRandom``).
         clock: wall clock in seconds (arrival times, NTP timestamps).
         on_packet: optional ``handler(packet, arrival)`` instead of the receive queue.
 
@@ -126,7 +126,7 @@ async def open_rtp_session(
     Args:
         config: sockets, remote, SRTP and RTCP settings.
         rng: randomness for SSRC, initial sequence/timestamp and RTCP timing (default:
-            one process-wide generator seeded from the OS).
+            the OS CSPRNG, ``random.SystemRandom``).
         clock: wall clock in seconds (arrival times, NTP timestamps).
         on_packet: optional ``handler(packet, arrival)`` instead of the receive queue.
 

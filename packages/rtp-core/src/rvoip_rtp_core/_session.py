@@ -23,7 +23,17 @@ import anyio.abc
 import attrs
 
 from ._dtmf import DtmfEncoder
-from ._errors import RtpSessionClosedError, SrtpError
+from ._errors import RtpError, RtpSessionClosedError, SrtpError
+from ._latch import (
+    DEFAULT_LATCH_MODE,
+    DEFAULT_PROBATION_PACKETS,
+    DEFAULT_PROBATION_TIME,
+    DEFAULT_RELEARN_AFTER,
+    LATCH_MODES,
+    LatchMode,
+    SourceLatch,
+    check_remote,
+)
 from ._packet import RtpPacket, is_rtcp
 from ._ports import PortAllocator
 from ._readers import Readers, readers_for
@@ -47,17 +57,39 @@ _LOG = logging.getLogger("rvoip_rtp_core")
 _NO_TRANSPORTS: list[asyncio.BaseTransport] = []  # shared, never appended to
 
 
+def _check_remote_field(
+    _config: RtpSessionConfig, field: attrs.Attribute[Address | None], value: Address | None
+) -> None:
+    if value is not None:
+        check_remote(value, field.name.replace("_", " "))
+
+
 @attrs.frozen
 class RtpSessionConfig:
-    """How to open an RTP session (all fields optional)."""
+    """How to open an RTP session (all fields optional).
+
+    Remote addresses must be IP literals with ports in 1-65535 (and room for the
+    derived RTCP port): a bad one raises :class:`RtpError` here, not at the first send.
+
+    ``latch`` chooses which source is accepted (see :class:`SourceLatch`): ``strict``
+    (default) learns it during a probation preferring the signalled address, then
+    locks it; ``learn`` also re-learns after ``latch_relearn_after`` seconds of
+    silence; ``off`` accepts everything and re-latches on every new SSRC.
+    ``symmetric_rtp`` sends to the latched source (else always to the signalled one).
+    """
 
     local_host: str = "127.0.0.1"
     port: int = 0  # explicit even RTP port; 0 = allocator or ephemeral even port
     port_allocator: PortAllocator | None = None
     rtcp_mux: bool = False
-    remote_rtp: Address | None = None
-    remote_rtcp: Address | None = None  # default: RTP port + 1, or the RTP port with mux
+    remote_rtp: Address | None = attrs.field(default=None, validator=_check_remote_field)
+    # default: RTP port + 1, or the RTP port with mux
+    remote_rtcp: Address | None = attrs.field(default=None, validator=_check_remote_field)
     symmetric_rtp: bool = True
+    latch: LatchMode = DEFAULT_LATCH_MODE
+    latch_probation_packets: int = DEFAULT_PROBATION_PACKETS
+    latch_probation_time: float = DEFAULT_PROBATION_TIME
+    latch_relearn_after: float = DEFAULT_RELEARN_AFTER
     clock_rate: int = 8000
     payload_type: int = 0
     cname: str | None = None
@@ -66,6 +98,26 @@ class RtpSessionConfig:
     session_bandwidth: float = 64000.0
     rtcp_enabled: bool = True
     rtcp_min_time: float = RTCP_MIN_TIME
+
+    def __attrs_post_init__(self) -> None:
+        if self.latch not in LATCH_MODES:
+            raise RtpError(f"latch mode {self.latch!r} is not one of {LATCH_MODES}")
+        rtp = self.remote_rtp
+        rtcp_derived = rtp is not None and self.remote_rtcp is None and not self.rtcp_mux
+        if rtcp_derived and rtp is not None and rtp[1] >= 0xFFFF:
+            # RFC 3550 §11: RTCP on the next higher port, which must exist.
+            raise RtpError(f"remote RTP port {rtp[1]} leaves no port for RTCP")
+
+    def new_latch(self) -> SourceLatch:
+        """The :class:`SourceLatch` these settings describe (one per session)."""
+        return SourceLatch(
+            mode=self.latch,
+            rtcp_mux=self.rtcp_mux,
+            follow=self.symmetric_rtp,
+            probation_packets=self.latch_probation_packets,
+            probation_time=self.latch_probation_time,
+            relearn_after=self.latch_relearn_after,
+        )
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -91,8 +143,6 @@ class RtpSession:
     core: RtpSessionCore
     local_rtp_address: Address
     local_rtcp_address: Address
-    remote_rtp_address: Address | None
-    remote_rtcp_address: Address | None
     outgoing_filter: Callable[[bytes], bool] | None
     closed: bool
     _clock: Callable[[], float]
@@ -103,8 +153,8 @@ class RtpSession:
     _rtcp_sock: socket.socket | None
     _port: int | None
     _rtcp_out: socket.socket
-    _latched_ssrc: int | None
-    _latched_rtcp: bool
+    _latch: SourceLatch
+    _opened_at: float
     _queue_send: Any
     _queue_recv: Any
     _readers: Readers | None
@@ -133,12 +183,10 @@ class RtpSession:
         host = local_host(config.local_host, self._rtp_sock)
         self.local_rtp_address = (host, rtp_port)
         self.local_rtcp_address = (host, rtp_port if self._rtcp_sock is None else rtp_port + 1)
-        self.remote_rtp_address = None
-        self.remote_rtcp_address = None
         self.outgoing_filter = None
         self.closed = False
-        self._latched_ssrc = None
-        self._latched_rtcp = False
+        self._latch = core.latch
+        self._opened_at = clock()
         self._readers = None
         self._transports = _NO_TRANSPORTS
         self._rtcp_handle = None
@@ -282,16 +330,11 @@ class RtpSession:
             except SrtpError:
                 self.core.srtp_failures += 1
                 return
-        packet = self.core.receive_rtp(data, now)
+        # Symmetric RTP (RFC 4961) within the latch's rules: the core accepts the source
+        # (or drops and counts it) and moves the send destination when it latches.
+        packet = self.core.receive_rtp(data, now, addr)
         if packet is None:
             return
-        if self.config.symmetric_rtp and packet.ssrc != self._latched_ssrc:
-            # Symmetric RTP (RFC 4961): send to where the peer's packets come from.
-            self._latched_ssrc = packet.ssrc
-            source = (addr[0], addr[1])
-            self.remote_rtp_address = source
-            if self.config.rtcp_mux:
-                self.remote_rtcp_address = source
         handler = self._handler
         if handler is not None:
             try:
@@ -319,12 +362,9 @@ class RtpSession:
                 self.core.srtp_failures += 1
                 return
         now = self._clock()
-        packets = self.core.receive_rtcp(data, now)
+        packets = self.core.receive_rtcp(data, now, addr)
         if not packets:
             return
-        if self.config.symmetric_rtp and not self._latched_rtcp:
-            self._latched_rtcp = True
-            self.remote_rtcp_address = (addr[0], addr[1])
         if self._rtcp_handler is not None:
             try:
                 self._rtcp_handler(packets, now)
@@ -388,14 +428,62 @@ class RtpSession:
         """Our current SSRC (changes after an SSRC collision)."""
         return self.core.ssrc
 
+    @property
+    def remote_rtp_address(self) -> Address | None:
+        """Where RTP is sent: the signalled address, or the latched source."""
+        return self._latch.rtp_target
+
+    @property
+    def remote_rtcp_address(self) -> Address | None:
+        """Where RTCP is sent: the signalled address, or the latched source."""
+        return self._latch.rtcp_target
+
     def set_remote(self, rtp: Address, rtcp: Address | None = None) -> None:
-        """Where to send; symmetric RTP may later re-latch to the peer's real source."""
-        self.remote_rtp_address = rtp
-        if rtcp is None:
-            rtcp = rtp if self.config.rtcp_mux else (rtp[0], rtp[1] + 1)
-        self.remote_rtcp_address = rtcp
-        self._latched_ssrc = None
-        self._latched_rtcp = False
+        """Set the signalled remote (SDP); the latch may later move to the peer's source.
+
+        A changed address starts a new latching probation; the same one again keeps
+        the latched source.
+
+        Args:
+            rtp: the remote RTP address; the host must be an IP literal.
+            rtcp: the remote RTCP address (default: RTP port + 1, or the RTP address
+                with rtcp-mux).
+
+        Raises:
+            RtpError: a host name (it would be resolved on every send, blocking the
+                loop), an address of the other IP family than the local socket, or a
+                port (also the derived RTCP port) outside 1-65535.
+        """
+        local_v6 = ":" in self.local_rtp_address[0]  # (socket.family is a slow property)
+        for addr in (rtp, rtcp):
+            host = addr[0] if isinstance(addr, tuple) and addr else None
+            if isinstance(host, str) and (":" in host) != local_v6:
+                raise RtpError(f"remote {host!r} is not of the local socket's address family")
+        self._latch.set_remote(rtp, rtcp)  # validates the rest (RtpError)
+
+    def last_activity(self) -> float | None:
+        """When the last accepted RTP or RTCP packet arrived, by this session's clock.
+
+        See :meth:`RtpSessionCore.last_activity`; None when nothing arrived yet.
+        """
+        return self.core.last_activity()
+
+    def media_idle(self, now: float | None = None, rtcp_counts: bool = True) -> float:
+        """Seconds since the last accepted RTP (or RTCP) packet, or since opening.
+
+        For a media inactivity timeout in the session layer (no timer runs here).
+        On hold only RTCP flows: keep ``rtcp_counts`` True then; False measures RTP
+        alone (an active call whose RTP stopped).
+
+        Args:
+            now: the current time by this session's clock (read if omitted).
+            rtcp_counts: whether received RTCP counts as activity.
+        """
+        core = self.core
+        last = core.last_activity() if rtcp_counts else core.last_rtp_received
+        if now is None:
+            now = self._clock()
+        return now - (self._opened_at if last is None else last)
 
     def send_payload(
         self,
@@ -416,32 +504,48 @@ class RtpSession:
         """
         if self.closed:
             raise RtpSessionClosedError("RTP session is closed")
-        addr = self.remote_rtp_address
+        addr = self._latch.rtp_target
         if addr is None:
             return
         data = self.core.build_rtp(
             payload, timestamp, self._clock() if now is None else now, marker, payload_type
         )
         if self._srtp is not None:
-            data = self._srtp.protect_rtp(data)
+            try:
+                data = self._srtp.protect_rtp(data)
+            except SrtpError as exc:  # e.g. the key's packet limit: lost, counted
+                self._send_failed(exc)
+                return
         flt = self.outgoing_filter
         if flt is not None and not flt(data):
             return
         try:
             self._rtp_sock.sendto(data, addr)
-        except OSError:  # full buffer or ICMP error: the datagram is lost
-            self.send_errors += 1
+        except Exception as exc:  # never into the loop: see _send_failed
+            self._send_failed(exc)
 
     def _emit_rtcp(self, data: bytes) -> None:
-        addr = self.remote_rtcp_address
+        addr = self._latch.rtcp_target
         if addr is None:
             return
         if self._srtp is not None:
-            data = self._srtp.protect_rtcp(data)
+            try:
+                data = self._srtp.protect_rtcp(data)
+            except SrtpError as exc:  # raised from the RTCP timer it would end the trio task
+                self._send_failed(exc)
+                return
         try:
             self._rtcp_out.sendto(data, addr)
-        except OSError:  # full buffer or ICMP error: the datagram is lost
-            self.send_errors += 1
+        except Exception as exc:  # never into the loop: see _send_failed
+            self._send_failed(exc)
+
+    def _send_failed(self, exc: Exception) -> None:
+        # A full buffer or an ICMP error (OSError) loses the datagram; a bad destination
+        # (OverflowError, ValueError, TypeError) must not escape either: raised from a
+        # loop callback or the trio RTCP task it would end the task group, the process.
+        self.send_errors += 1
+        if self.send_errors == 1:
+            _LOG.warning("RTP session send failed (counted from now on): %r", exc)
 
     def send_rtcp_report(self) -> None:
         """Send an SR/RR + SDES now (reports are also sent on the RFC 3550 A.7 schedule)."""

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 import struct
+from typing import Any
 
 import attrs
 
 from ._errors import RtpParseError
+from ._latch import SourceLatch
 from ._packet import RtpPacket
 from ._rtcp import (
     RTCP_BYE,
@@ -47,16 +49,24 @@ class RtpSessionCore:
     """One RTP session's protocol state, fed bytes and ``now`` (seconds), never a socket.
 
     The driver calls :meth:`build_rtp` to send, :meth:`receive_rtp` /
-    :meth:`receive_rtcp` with datagrams, and :meth:`handle_timer` at :meth:`get_timer`.
+    :meth:`receive_rtcp` with datagrams and their source address, and
+    :meth:`handle_timer` at :meth:`get_timer`. ``latch`` decides which source is
+    accepted and where to send (see :class:`SourceLatch`).
+
+    ``rng`` draws the SSRC, the initial sequence number and timestamp and the RTCP
+    interval randomisation: the OS CSPRNG by default (RFC 3550 §5.1 wants them
+    unpredictable; a seeded generator only when a test injects one). It is used per
+    session and per RTCP report, never per packet.
     """
 
-    rng: random.Random
+    rng: random.Random = attrs.field(factory=random.SystemRandom)
     clock_rate: int = 8000
     payload_type: int = 0
     cname: str | None = None
     session_bandwidth: float = 64000.0  # bits/s; RTCP gets 5 % (RFC 3550 §6.2)
     rtcp_min_time: float = RTCP_MIN_TIME
     ssrc: int = attrs.field(default=0)
+    latch: SourceLatch = attrs.field(factory=SourceLatch)
     packets_sent: int = attrs.field(default=0, init=False)
     octets_sent: int = attrs.field(default=0, init=False)
     rtcp_sent: int = attrs.field(default=0, init=False)
@@ -68,6 +78,8 @@ class RtpSessionCore:
     last_timestamp: int | None = attrs.field(default=None, init=False)
     remote_report: RemoteReport | None = attrs.field(default=None, init=False)
     rtt: float | None = attrs.field(default=None, init=False)
+    last_rtp_received: float | None = attrs.field(default=None, init=False)
+    last_rtcp_received: float | None = attrs.field(default=None, init=False)
     _seq: int = attrs.field(default=0, init=False)
     _ts_offset: int = attrs.field(default=0, init=False)
     _last_rtp_ts: int = attrs.field(default=0, init=False)
@@ -86,13 +98,15 @@ class RtpSessionCore:
     _sdes_ssrc: int = attrs.field(default=0, init=False)
 
     def __attrs_post_init__(self) -> None:
+        # One draw for the session (one urandom call with the default CSPRNG): SSRC,
+        # CNAME, and RFC 3550 §5.1's random initial sequence number and timestamp.
+        bits = self.rng.getrandbits(128)
         if not self.ssrc:
-            self.ssrc = self.rng.getrandbits(32) or 1
+            self.ssrc = (bits & 0xFFFFFFFF) or 1
         if self.cname is None:
-            self.cname = f"rvoip-{self.rng.getrandbits(48):012x}"
-        # RFC 3550 §5.1: initial sequence number and timestamp are random.
-        self._seq = self.rng.getrandbits(16)
-        self._ts_offset = self.rng.getrandbits(32)
+            self.cname = f"rvoip-{(bits >> 32) & 0xFFFFFFFFFFFF:012x}"
+        self._seq = (bits >> 80) & 0xFFFF
+        self._ts_offset = (bits >> 96) & 0xFFFFFFFF
 
     # -- sending -----------------------------------------------------------------------
 
@@ -150,11 +164,18 @@ class RtpSessionCore:
             src = self._sources[ssrc] = SourceStatistics(ssrc, self.clock_rate)
         return src
 
-    def receive_rtp(self, data: bytes, now: float) -> RtpPacket | None:
+    def receive_rtp(self, data: bytes, now: float, source: Any = None) -> RtpPacket | None:
         """Account a received RTP datagram; returns the packet to deliver, or None.
 
-        None means unparseable, or rejected by RFC 3550 A.1 validation (a large jump).
-        Packets of a source on probation are delivered but not yet counted.
+        None means unparseable, from a source address the latch refuses, or rejected by
+        RFC 3550 A.1 validation (a large jump). Packets of a source on (RFC 3550 A.1)
+        probation are delivered but not yet counted.
+
+        Args:
+            data: the datagram (after SRTP unprotection).
+            now: arrival time in seconds (monotonic or wall clock, consistently).
+            source: the address it came from, as ``recvfrom`` gives it; None skips the
+                source check (a driver that filtered already, or a test).
         """
         try:
             packet = RtpPacket.parse(data)
@@ -162,6 +183,12 @@ class RtpSessionCore:
             self.invalid_packets += 1
             return None
         ssrc = packet.ssrc
+        # Before the collision check and the statistics: a refused source changes nothing.
+        if source is not None and not self.latch.accept_rtp(
+            source, ssrc, packet.sequence_number, now
+        ):
+            return None
+        self.last_rtp_received = now
         if ssrc == self.ssrc:
             self._new_ssrc_after_collision()
         src = self._sources.get(ssrc) or self._source(ssrc)
@@ -189,13 +216,25 @@ class RtpSessionCore:
             if rtt is not None:
                 self.rtt = rtt
 
-    def receive_rtcp(self, data: bytes, now: float) -> list[RtcpPacket]:
-        """Account a received (compound) RTCP datagram; returns its packets ([] if invalid)."""
+    def receive_rtcp(self, data: bytes, now: float, source: Any = None) -> list[RtcpPacket]:
+        """Account a received (compound) RTCP datagram; returns its packets.
+
+        [] means unparseable or from a source address the latch refuses.
+
+        Args:
+            data: the datagram (after SRTCP unprotection).
+            now: arrival time in seconds.
+            source: the address it came from, as ``recvfrom`` gives it; None skips the
+                source check.
+        """
         try:
             packets = parse_rtcp(data)
         except RtpParseError:
             self.invalid_packets += 1
             return []
+        if source is not None and not self.latch.accept_rtcp(source, now):
+            return []
+        self.last_rtcp_received = now
         self.rtcp_received += 1
         # RFC 3550 A.7: avg_rtcp_size = 1/16 * packet_size + 15/16 * avg_rtcp_size.
         self._avg_rtcp_size += (len(data) + _UDP_IP_OVERHEAD - self._avg_rtcp_size) / 16.0
@@ -213,6 +252,20 @@ class RtpSessionCore:
                 for s in p.sources:
                     self._active_senders.discard(s)
         return packets
+
+    def last_activity(self) -> float | None:
+        """When the last accepted RTP or RTCP packet arrived (None if none yet).
+
+        For a media inactivity timeout: the session layer ends a call when ``now``
+        minus this exceeds its limit. On hold only RTCP may flow, which this counts;
+        :attr:`last_rtp_received` and :attr:`last_rtcp_received` are the two parts.
+        No timer runs here: the caller compares with its own clock.
+        """
+        rtp = self.last_rtp_received
+        rtcp = self.last_rtcp_received
+        if rtp is None:
+            return rtcp
+        return rtp if rtcp is None or rtp >= rtcp else rtcp
 
     def source(self, ssrc: int) -> SourceStatistics | None:
         """The receiver statistics of one remote source, if seen."""
@@ -355,4 +408,6 @@ class RtpSessionCore:
             invalid_packets=self.invalid_packets,
             ssrc_collisions=self.ssrc_collisions,
             srtp_failures=self.srtp_failures,
+            rtp_source_drops=self.latch.rtp_drops,
+            rtcp_source_drops=self.latch.rtcp_drops,
         )

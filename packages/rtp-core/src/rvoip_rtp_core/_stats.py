@@ -78,6 +78,8 @@ class SessionStatistics:
     invalid_packets: int
     ssrc_collisions: int
     srtp_failures: int
+    rtp_source_drops: int = 0  # RTP dropped for its source address (see SourceLatch)
+    rtcp_source_drops: int = 0  # RTCP dropped for its source address
 
 
 @attrs.define(eq=False)
