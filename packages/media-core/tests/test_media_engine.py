@@ -14,8 +14,8 @@ from rvoip_media_core import (
     ClockStats,
     Codec,
     MediaClock,
+    MediaCoreError,
     MediaEngine,
-    MediaError,
     SamplesSource,
     ToneGenerator,
     detect_tone,
@@ -124,7 +124,7 @@ def test_mute_set_source_and_ptime_40() -> None:
     engine.mute(stream, False)
     engine.set_source(stream, None)
     assert next(o for t in range(6, 8) for o in engine.tick(t * 0.02))[1] == bytes([0xFF]) * 320
-    with pytest.raises(MediaError, match="ptime"):
+    with pytest.raises(MediaCoreError, match="ptime"):
         engine.add_stream(FakeSession(), Codec.PCMU, 30)
 
 

@@ -10,7 +10,7 @@ from rvoip_media_core._emodel import (
     EModelParams,
     EModelResult,
     LossRunTracker,
-    QualityMetrics,
+    QualityEstimate,
     emodel,
     emodel_r_factor,
     mos_from_r,
@@ -24,7 +24,7 @@ from rvoip_media_core._engine import (
     RtpSessionLike,
     StreamStatistics,
 )
-from rvoip_media_core._errors import MediaError, WavFormatError
+from rvoip_media_core._errors import MediaCoreError, WavFormatError
 from rvoip_media_core._g711 import (
     Codec,
     FrameCodec,
@@ -100,14 +100,14 @@ __all__ = [
     "KernelHandles",
     "LossRunTracker",
     "MediaClock",
+    "MediaCoreError",
     "MediaEngine",
-    "MediaError",
     "MediaStream",
     "Outgoing",
     "Participant",
     "PlayBatch",
     "PopStatus",
-    "QualityMetrics",
+    "QualityEstimate",
     "RtpSessionLike",
     "SamplesSource",
     "SilenceSource",
@@ -144,3 +144,8 @@ __all__ = [
     "ulaw_encode",
     "ulaw_encode_bytes",
 ]
+
+# Old names, kept for one release (not in __all__): session-core's public API has its own
+# QualityMetrics (the seed's) and MediaError, so media-core's were renamed to tell them apart.
+QualityMetrics = QualityEstimate
+MediaError = MediaCoreError

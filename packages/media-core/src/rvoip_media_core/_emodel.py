@@ -221,7 +221,7 @@ class LossRunTracker:
 
 
 @attrs.frozen
-class QualityMetrics:
+class QualityEstimate:
     """Call quality estimated with the E-model from measured statistics."""
 
     mos_score: float
@@ -242,15 +242,15 @@ def quality_metrics(
     ie: float = G711_IE,
     bpl: float = G711_BPL_NO_PLC,
     burst_r: float = 1.0,
-) -> QualityMetrics:
-    """QualityMetrics from loss, jitter and delay figures.
+) -> QualityEstimate:
+    """QualityEstimate from loss, jitter and delay figures.
 
     Mouth-to-ear delay = RTT/2 (one-way network) + jitter-buffer delay + packetisation.
     """
     m2e = round_trip_ms / 2.0 + jitter_buffer_ms + packetization_ms
     loss = max(0.0, packet_loss_percent)
     r = emodel_r_factor(m2e, loss, ie=ie, bpl=bpl, burst_r=burst_r)
-    return QualityMetrics(mos_from_r(r), r, loss, jitter_ms, round_trip_ms, m2e)
+    return QualityEstimate(mos_from_r(r), r, loss, jitter_ms, round_trip_ms, m2e)
 
 
 def quality_from_statistics(
@@ -262,8 +262,8 @@ def quality_from_statistics(
     ie: float = G711_IE,
     bpl: float = G711_BPL_NO_PLC,
     burst_r: float = 1.0,
-) -> QualityMetrics:
-    """QualityMetrics of the received stream from rtp-core ``SessionStatistics``.
+) -> QualityEstimate:
+    """QualityEstimate of the received stream from rtp-core ``SessionStatistics``.
 
     Loss is the RFC 3550 cumulative loss of the received stream; with ``jitter``
     (the jitter buffer's counters) packets discarded as late or to shrink the delay

@@ -18,10 +18,10 @@ import numpy as np
 from rvoip_media_core._emodel import (
     G711_BPL_APPENDIX_I_PLC,
     LossRunTracker,
-    QualityMetrics,
+    QualityEstimate,
     quality_from_statistics,
 )
-from rvoip_media_core._errors import MediaError
+from rvoip_media_core._errors import MediaCoreError
 from rvoip_media_core._g711 import Codec, decode, encode
 from rvoip_media_core._jitter import JitterBuffer, JitterStats, PlayBatch
 from rvoip_media_core._plc import Concealer
@@ -67,7 +67,7 @@ class StreamStatistics:
     jitter_buffer: JitterStats
     jitter_buffer_ms: float
     rtp: Any  # rvoip_rtp_core.SessionStatistics
-    quality: QualityMetrics
+    quality: QualityEstimate
     burst_ratio: float = 1.0  # G.107 BurstR estimated from the play-out loss pattern
 
 
@@ -226,7 +226,7 @@ class MediaEngine:
             on_packet: receives RTP packets of other payload types (e.g. RFC 4733).
         """
         if ptime not in (20, 40):
-            raise MediaError(f"ptime {ptime} ms not supported (20 or 40)")
+            raise MediaCoreError(f"ptime {ptime} ms not supported (20 or 40)")
         samples = ptime * SAMPLE_RATE // 1000
         jb = JitterBuffer(
             samples_per_frame=samples,
@@ -391,7 +391,7 @@ class MediaEngine:
             try:
                 frame = stream.source.read(samples)
                 if frame.shape != shape:
-                    raise MediaError(f"source returned shape {frame.shape}")
+                    raise MediaCoreError(f"source returned shape {frame.shape}")
                 append(frame)
             except Exception:  # a broken source sends silence; the others go on
                 stream.source_errors += 1

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 
-class MediaError(Exception):
+class MediaCoreError(Exception):
     """Base class of every error raised by rvoip_media_core."""
 
 
-class WavFormatError(MediaError):
+class WavFormatError(MediaCoreError):
     """A WAV file is missing, unreadable, or in a format the WAV source/sink cannot take."""
