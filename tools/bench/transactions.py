@@ -87,7 +87,7 @@ def free_port() -> int:
 def sans_io_figure(count: int = 20000) -> float:
     """CPU µs per OPTIONS transaction through the sans-IO layer alone."""
     from rvoip_sip_core import make_response
-    from rvoip_transaction_core import Peer, RequestReceived, TransactionLayer
+    from rvoip_transaction_core import Peer, TransactionLayer, TransactionRequest
     from rvoip_transaction_core.testing import simple_request
 
     layer = TransactionLayer(rng=random.Random(1))
@@ -104,7 +104,7 @@ def sans_io_figure(count: int = 20000) -> float:
         now += 0.0001
         layer.receive(data, source, now)
         for event in layer.take_events():
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 layer.respond(event.txn_id, make_response(event.request, 200, to_tag="x"), now)
         layer.take_transmits()
         layer.handle_timers(now)
@@ -163,7 +163,7 @@ def sans_io_call_figure(
     if calls_seen is None:
         calls_seen = []
     from rvoip_sip_core import Request, make_response, parse_message
-    from rvoip_transaction_core import Peer, RequestReceived, TransactionLayer
+    from rvoip_transaction_core import Peer, TransactionLayer, TransactionRequest
 
     layer = TransactionLayer(rng=random.Random(1))
     source = Peer("UDP", "127.0.0.5", 5070)
@@ -192,14 +192,14 @@ def sans_io_call_figure(
         now += 0.002
         receive(invite, source, now)
         for event in take_events():
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 respond(event.txn_id, ok_invite, now)
         sent += len(take_transmits())
         receive(ack, source, now)
         take_events()
         receive(bye, source, now)
         for event in take_events():
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 respond(event.txn_id, ok_bye, now)
         sent += len(take_transmits())
         handle_timers(now)

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rvoip_transaction_core import Peer, RequestReceived, TransactionLayer
+from rvoip_transaction_core import Peer, TransactionLayer, TransactionRequest
 from rvoip_transaction_core.testing import simple_request
 
 SRC = Peer("UDP", "127.0.0.5", 5070)
@@ -31,7 +31,7 @@ def fresh() -> TransactionLayer:
 def feed(layer: TransactionLayer, data: bytes) -> None:
     layer.receive(data, SRC, 0.0)
     for event in layer.take_events():
-        assert not isinstance(event, RequestReceived) or event.request.method != "ACK"
+        assert not isinstance(event, TransactionRequest) or event.request.method != "ACK"
     layer.take_transmits()
     layer.handle_timers(100.0)
 

@@ -8,12 +8,12 @@ import pytest
 
 from rvoip_sip_core import Request, make_response, parse_message
 from rvoip_transaction_core import (
-    AckReceived,
     Peer,
-    RequestReceived,
     ResponseReceived,
     State,
+    TransactionAck,
     TransactionLayer,
+    TransactionRequest,
     TransactionTerminated,
     TransactionUsageError,
     TransportFailure,
@@ -37,8 +37,8 @@ def wire(method: str, branch: str, **kw: object) -> bytes:
     return simple_request(method, "127.0.0.1", 5060, via=via, **kw).encode()  # type: ignore[arg-type]
 
 
-def requests(events: list[object]) -> list[RequestReceived]:
-    return [e for e in events if isinstance(e, RequestReceived)]
+def requests(events: list[object]) -> list[TransactionRequest]:
+    return [e for e in events if isinstance(e, TransactionRequest)]
 
 
 def test_retransmitted_request_is_absorbed_and_answered_with_the_last_response() -> None:
@@ -72,7 +72,7 @@ def test_rfc2543_fallback_matches_on_uri_tags_call_id_cseq_and_via() -> None:
     lay.respond(req.txn_id, make_response(req.request, 486, to_tag="tt"), 0.2)
     # RFC 3261 §17.2.3: the ACK matches only with the To tag of our response
     lay.receive(wire("ACK", "old1", to_tag="other"), SRC, 0.3)
-    assert any(isinstance(e, AckReceived) for e in lay.take_events())
+    assert any(isinstance(e, TransactionAck) for e in lay.take_events())
     lay.receive(wire("ACK", "old1", to_tag="tt"), SRC, 0.4)
     assert lay.state(req.txn_id) is State.CONFIRMED
 
@@ -81,7 +81,7 @@ def test_ack_for_2xx_goes_to_the_tu_with_no_transaction() -> None:
     lay = layer()
     lay.receive(wire("ACK", "z9hG4bKnew", to_tag="t"), SRC, 0.0)
     (event,) = lay.take_events()
-    assert isinstance(event, AckReceived)
+    assert isinstance(event, TransactionAck)
     assert event.txn_id is None
 
 

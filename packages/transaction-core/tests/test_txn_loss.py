@@ -7,10 +7,10 @@ from hypothesis import strategies as st
 
 from rvoip_sip_core import make_response
 from rvoip_transaction_core import (
-    AckReceived,
-    RequestReceived,
     ResponseReceived,
+    TransactionAck,
     TransactionEvent,
+    TransactionRequest,
     TransactionTerminated,
     TransactionTimeout,
     Transmit,
@@ -22,7 +22,7 @@ def answering(net: MemoryNetwork, status: int):  # type: ignore[no-untyped-def]
     """A server TU answering every request at once with ``status``."""
 
     def tu(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             tag = "srv" if status >= 200 else None
             response = make_response(event.request, status, to_tag=tag)
             node.layer.respond(event.txn_id, response, net.now)
@@ -40,7 +40,7 @@ def test_options_survives_losing_the_first_request_and_the_first_response() -> N
     assert [d.first_line for d in net.sent(b)] == ["SIP/2.0 200 OK"] * 2
     oks = [e for e in a.events if isinstance(e, ResponseReceived)]
     assert len(oks) == 1
-    assert len([e for e in b.events if isinstance(e, RequestReceived)]) == 1
+    assert len([e for e in b.events if isinstance(e, TransactionRequest)]) == 1
     assert a.events[-1] == TransactionTerminated(txn)
     assert len(a.layer) == 0
     assert len(b.layer) == 0
@@ -76,10 +76,10 @@ def test_invite_rejected_with_lost_trying_final_and_ack() -> None:
 
 def test_invite_accepted_with_lost_2xx_is_retransmitted_by_the_tu_and_acked() -> None:
     net = MemoryNetwork(drop=lambda i, tx: tx.data.startswith(b"SIP/2.0 200") and i < 3)
-    pending: list[RequestReceived] = []
+    pending: list[TransactionRequest] = []
 
     def uas(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             pending.append(event)
 
     def uac(node: Node, event: TransactionEvent) -> None:
@@ -96,7 +96,7 @@ def test_invite_accepted_with_lost_2xx_is_retransmitted_by_the_tu_and_acked() ->
     net.run(0.5)
     b.layer.respond(pending[0].txn_id, ok, net.now)  # RFC 3261 §13.3.1.4: UAS core resends
     net.run_until_idle()
-    assert len([e for e in b.events if isinstance(e, AckReceived)]) == 1
+    assert len([e for e in b.events if isinstance(e, TransactionAck)]) == 1
     assert len([e for e in a.events if isinstance(e, ResponseReceived)]) >= 1
     assert len(a.layer) == 0
     assert len(b.layer) == 0
@@ -121,6 +121,6 @@ def test_any_loss_pattern_gives_one_final_or_a_timeout_and_everything_ends(
     timeouts = [e for e in a.events if isinstance(e, TransactionTimeout)]
     assert len(finals) + len(timeouts) == 1
     assert a.events[-1] == TransactionTerminated(txn)
-    assert len([e for e in b.events if isinstance(e, RequestReceived)]) <= 1
+    assert len([e for e in b.events if isinstance(e, TransactionRequest)]) <= 1
     assert len(a.layer) == 0
     assert len(b.layer) == 0

@@ -19,11 +19,11 @@ from hypothesis import strategies as st
 
 from rvoip_sip_core import Request, Response, parse_message
 from rvoip_transaction_core import (
-    AckReceived,
     Peer,
-    RequestReceived,
+    TransactionAck,
     TransactionEndpoint,
     TransactionLayer,
+    TransactionRequest,
     UdpTransport,
 )
 from rvoip_transaction_core import _layer as layer_module
@@ -121,7 +121,7 @@ def test_empty_via_line_before_the_top_via_does_not_raise() -> None:
     layer.set_local("TCP", "127.0.0.1", 5060)
     layer.receive(DEATH.format(transport="TCP").encode(), Peer("TCP", "192.0.2.7", 40000, 1), 0.0)
     (event,) = layer.take_events()
-    assert isinstance(event, RequestReceived)
+    assert isinstance(event, TransactionRequest)
     assert event.request.top_via.received == "192.0.2.7"
     assert event.request.top_via.rport == 40000
     assert layer.stats["receive_errors"] == 0
@@ -157,7 +157,7 @@ def test_any_via_lines_are_answered_delivered_or_dropped_never_raised(lines: lis
         layer.receive(data.encode(), source, 0.0)
         assert layer.stats["receive_errors"] == 0
         for event in layer.take_events():
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 top = event.request.top_via  # the rewritten top Via parses
                 assert top.received is None or top.received == "192.0.2.8"
 
@@ -353,7 +353,7 @@ def test_max_forwards_zero_reaches_the_uas(corpora: Path) -> None:
     layer.receive(
         (corpora / "rfc4475" / "zeromf.dat").read_bytes(), Peer("UDP", "192.0.2.1", 5060), 0.0
     )
-    assert any(isinstance(event, RequestReceived) for event in layer.take_events())
+    assert any(isinstance(event, TransactionRequest) for event in layer.take_events())
 
 
 def test_invalid_ack_for_no_transaction_is_dropped_and_counted() -> None:
@@ -374,7 +374,7 @@ def test_invalid_ack_for_no_transaction_is_dropped_and_counted() -> None:
     assert layer.stats["dropped_invalid_ack"] == 1
     good = ack.replace(b"CSeq: 1 ACK", b"Call-ID: c@x\r\nCSeq: 1 ACK")
     layer.receive(good, source, 0.0)
-    assert [type(event) for event in layer.take_events()] == [AckReceived]
+    assert [type(event) for event in layer.take_events()] == [TransactionAck]
 
 
 # ------------------------------------------------------------------ item 3: CSPRNG

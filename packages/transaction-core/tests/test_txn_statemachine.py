@@ -13,11 +13,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from rvoip_sip_core import Request, make_response, parse_message
 from rvoip_transaction_core import (
     MACHINES,
-    Event,
+    MachineEvent,
     Peer,
-    RequestReceived,
     State,
     TransactionLayer,
+    TransactionRequest,
     TransactionTerminated,
     TransactionUsageError,
 )
@@ -55,7 +55,7 @@ class LayerMachine(RuleBasedStateMachine):
             txn_id = getattr(event, "txn_id", None)
             if txn_id is not None:
                 assert txn_id not in self.terminated, f"event after termination: {event}"
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 self.created.add(event.txn_id)
                 self.server[event.txn_id] = event.request
             if isinstance(event, TransactionTerminated):
@@ -111,7 +111,13 @@ class LayerMachine(RuleBasedStateMachine):
         txn = data.draw(st.sampled_from(sorted(self.server)))
         request = self.server[txn]
         state = self.layer.state(txn)
-        event = Event.TU_1XX if status < 200 else Event.TU_2XX if status < 300 else Event.TU_FINAL
+        event = (
+            MachineEvent.TU_1XX
+            if status < 200
+            else MachineEvent.TU_2XX
+            if status < 300
+            else MachineEvent.TU_FINAL
+        )
         allowed = any((state, event) in m.table for m in MACHINES if m.name.endswith("server"))
         response = make_response(request, status, to_tag=None if status == 100 else "srv")
         try:
@@ -168,7 +174,7 @@ class LayerMachine(RuleBasedStateMachine):
         parse_message(simple_request("OPTIONS", via="SIP/2.0/UDP h;branch=z9hG4bKz").encode())
 
 
-def _row(layer: TransactionLayer, txn: int, event: Event) -> bool:
+def _row(layer: TransactionLayer, txn: int, event: MachineEvent) -> bool:
     state = layer.state(txn)
     return state is not None and any((state, event) in m.table for m in MACHINES)
 

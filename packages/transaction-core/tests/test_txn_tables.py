@@ -9,16 +9,16 @@ from typing import ClassVar
 
 import pytest
 
-from rvoip_transaction_core import MACHINES, Event, Machine, State
+from rvoip_transaction_core import MACHINES, Machine, MachineEvent, State
 from rvoip_transaction_core._tables import ARMS, TIMER_EVENT
 
 WIRE_EVENTS = {
-    Event.RECV_1XX,
-    Event.RECV_2XX,
-    Event.RECV_FINAL,
-    Event.RECV_REQUEST,
-    Event.RECV_ACK,
-    Event.TRANSPORT_ERROR,
+    MachineEvent.RECV_1XX,
+    MachineEvent.RECV_2XX,
+    MachineEvent.RECV_FINAL,
+    MachineEvent.RECV_REQUEST,
+    MachineEvent.RECV_ACK,
+    MachineEvent.TRANSPORT_ERROR,
 }
 TOOLS = Path(__file__).resolve().parents[3] / "tools" / "diagrams.py"
 

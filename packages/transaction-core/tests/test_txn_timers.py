@@ -8,13 +8,13 @@ import pytest
 
 from rvoip_sip_core import make_response, new_tag
 from rvoip_transaction_core import (
-    AckReceived,
     Peer,
-    RequestReceived,
     ResponseReceived,
     State,
     TimerConfig,
+    TransactionAck,
     TransactionEvent,
+    TransactionRequest,
     TransactionTerminated,
     TransactionTimeout,
 )
@@ -87,7 +87,7 @@ def test_non_invite_client_in_proceeding_retransmits_every_t2() -> None:
     server_txns: list[int] = []
 
     def server_tu(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             server_txns.append(event.txn_id)
             node.layer.respond(event.txn_id, make_response(event.request, 100), net.now)
 
@@ -126,7 +126,7 @@ def test_reliable_non_invite_client_never_retransmits_and_timer_k_is_zero() -> N
     net2 = MemoryNetwork()
 
     def answer(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             node.layer.respond(event.txn_id, make_response(event.request, 200), net2.now)
 
     c = net2.add("127.0.0.1", 5060)
@@ -148,7 +148,7 @@ def test_non_invite_server_timer_j_keeps_completed_for_64_t1_over_udp() -> None:
     b.layer.receive(data, CLIENT, 0.0)
     net.pump()
     ((_, first),) = seen
-    assert isinstance(first, RequestReceived)
+    assert isinstance(first, TransactionRequest)
     b.layer.respond(first.txn_id, make_response(first.request, 200), 0.0)
     net.run(10.0)
     b.layer.receive(data, CLIENT, net.now)  # a retransmission gets the final again
@@ -163,13 +163,13 @@ def _invite_received(
     seen: list[tuple[float, TransactionEvent]],
     data: bytes | None = None,
     source: Peer = CLIENT,
-) -> tuple[Node, RequestReceived]:
+) -> tuple[Node, TransactionRequest]:
     """Server b (events into ``seen``) receives an INVITE at t=0; returns b and the event."""
     b = net.add("127.0.0.1", 5060, tu=recorder(net, seen))
     b.layer.receive(invite_bytes() if data is None else data, source, 0.0)
     net.pump()
     request = seen[0][1]
-    assert isinstance(request, RequestReceived)
+    assert isinstance(request, TransactionRequest)
     return b, request
 
 
@@ -197,7 +197,7 @@ def test_invite_server_ack_moves_to_confirmed_and_timer_i_is_t4() -> None:
     assert b.layer.state(request.txn_id) is State.CONFIRMED
     net.run(100.0)
     # ACK absorbed (not delivered), terminated at 1.0 + T4
-    assert not any(isinstance(e, AckReceived) for _, e in seen)
+    assert not any(isinstance(e, TransactionAck) for _, e in seen)
     assert seen[-1] == (6.0, TransactionTerminated(request.txn_id))
     finals = [d.time for d in net.sent(b) if d.first_line.startswith("SIP/2.0 486")]
     assert finals == [0.0, 0.5]
@@ -229,18 +229,18 @@ def test_invite_server_accepted_state_timer_l_and_acks_to_tu() -> None:
     net.run(100.0)
     lines = [d.first_line for d in net.sent(b)]
     assert lines == ["SIP/2.0 100 Trying", "SIP/2.0 200 OK", "SIP/2.0 200 OK"]
-    assert any(isinstance(e, AckReceived) for _, e in seen)
+    assert any(isinstance(e, TransactionAck) for _, e in seen)
     assert seen[-1] == (32.0, TransactionTerminated(request.txn_id))
 
 
 def _invite_sent(
     net: MemoryNetwork, seen: list[tuple[float, TransactionEvent]], *, ring: bool = False
-) -> tuple[Node, Node, list[RequestReceived], int]:
+) -> tuple[Node, Node, list[TransactionRequest], int]:
     """Client a (events into ``seen``) sends an INVITE to server b; b answers 180 if ``ring``."""
-    server_events: list[RequestReceived] = []
+    server_events: list[TransactionRequest] = []
 
     def server_tu(node: Node, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             server_events.append(event)
             if ring:
                 ringing = make_response(event.request, 180, to_tag="r")

@@ -14,12 +14,12 @@ import pytest
 from rvoip_sip_core import Response, make_response, parse_message
 from rvoip_transaction_core import (
     Peer,
-    RequestReceived,
     StreamLimits,
     TimerConfig,
     TransactionEndpoint,
     TransactionEvent,
     TransactionLayer,
+    TransactionRequest,
     TransactionTimeoutError,
     TransportFailedError,
     tune_datagram_transport,
@@ -51,7 +51,7 @@ def responder(holder: list[TransactionEndpoint], status: int = 200) -> Callable[
     """A TU answering every request with ``status`` (the endpoint is filled in later)."""
 
     def on_event(event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived) and event.request.method != "ACK":
+        if isinstance(event, TransactionRequest) and event.request.method != "ACK":
             tag = None if status < 200 else "uas"
             holder[0].respond(event.txn_id, make_response(event.request, status, to_tag=tag))
 
@@ -232,16 +232,16 @@ async def test_stdlib_datagram_read_size_is_lowered(anyio_backend: str) -> None:
 
 
 async def test_invite_ack_flow_through_event_streams(anyio_backend: str) -> None:
-    from rvoip_transaction_core import AckReceived, ResponseReceived
+    from rvoip_transaction_core import ResponseReceived, TransactionAck
 
     async with TransactionEndpoint() as uas, TransactionEndpoint() as uac:
 
         async def serve() -> None:
             async for event in uas.events():
-                if isinstance(event, RequestReceived):
+                if isinstance(event, TransactionRequest):
                     uas.respond(event.txn_id, make_response(event.request, 180, to_tag="u"))
                     uas.respond(event.txn_id, make_response(event.request, 200, to_tag="u"))
-                elif isinstance(event, AckReceived):
+                elif isinstance(event, TransactionAck):
                     return
 
         with anyio.fail_after(10):
@@ -306,11 +306,11 @@ def test_tcp_connect_started_from_a_datagram_callback_under_asyncio_run() -> Non
     datagram callback, where anyio cannot start tasks; a connector task does it instead."""
 
     async def main() -> int:
-        got: list[RequestReceived] = []
+        got: list[TransactionRequest] = []
         done = anyio.Event()
 
         def far_tu(event: TransactionEvent) -> None:
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 got.append(event)
                 done.set()
 
@@ -318,7 +318,7 @@ def test_tcp_connect_started_from_a_datagram_callback_under_asyncio_run() -> Non
         relay_box: list[TransactionEndpoint] = []
 
         def relay_tu(event: TransactionEvent) -> None:
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 relay = relay_box[0]
                 relay.respond(event.txn_id, make_response(event.request, 200, to_tag="r"))
                 relay.send_request(simple_request("MESSAGE", call_id="relayed"), far.local("TCP"))
@@ -373,10 +373,10 @@ async def test_a_failing_tu_callback_is_counted_not_fatal(anyio_backend: str) ->
 
 
 async def test_udp_reuses_one_peer_per_source(anyio_backend: str) -> None:
-    seen: list[RequestReceived] = []
+    seen: list[TransactionRequest] = []
 
     def collect(event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             seen.append(event)
 
     async with TransactionEndpoint(on_event=collect) as server, TransactionEndpoint() as client:

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from rvoip_sip_core import Request, make_response, parse_message
 from rvoip_transaction_core import (
     Peer,
-    RequestReceived,
     State,
     TimerConfig,
     TransactionEndpoint,
     TransactionEvent,
     TransactionLayer,
+    TransactionRequest,
 )
 from rvoip_transaction_core.testing import simple_request
 
@@ -41,7 +41,7 @@ def start(layer: TransactionLayer, now: float = 0.0) -> tuple[int, Request]:
     events = layer.take_events()
     assert len(events) == 1
     event = events[0]
-    assert isinstance(event, RequestReceived)
+    assert isinstance(event, TransactionRequest)
     return event.txn_id, event.request
 
 
@@ -196,7 +196,7 @@ async def test_loopback_udp_through_the_endpoint(anyio_backend: str, answer: boo
     holder: list[TransactionEndpoint] = []
 
     def on_event(event: TransactionEvent) -> None:
-        if answer and isinstance(event, RequestReceived):
+        if answer and isinstance(event, TransactionRequest):
             holder[0].respond(event.txn_id, make_response(event.request, 200, to_tag="uas"))
 
     config = TimerConfig(trying_after=0.2)

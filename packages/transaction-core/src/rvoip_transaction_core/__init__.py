@@ -14,9 +14,9 @@ from ._tables import (
     MACHINES,
     NON_INVITE_CLIENT,
     NON_INVITE_SERVER,
-    Action,
-    Event,
     Machine,
+    MachineAction,
+    MachineEvent,
     State,
     Timer,
 )
@@ -34,13 +34,13 @@ from ._transport import (
 )
 from ._types import (
     RELIABLE_TRANSPORTS,
-    AckReceived,
     Peer,
-    RequestReceived,
     ResponseReceived,
     TimerConfig,
+    TransactionAck,
     TransactionError,
     TransactionEvent,
+    TransactionRequest,
     TransactionTerminated,
     TransactionTimeout,
     TransactionTimeoutError,
@@ -61,17 +61,15 @@ __all__ = [
     "NON_INVITE_SERVER",
     "RELIABLE_TRANSPORTS",
     "UDP_SIZE_LIMIT",
-    "AckReceived",
-    "Action",
     "Clock",
     "Deadlines",
     "Deliver",
-    "Event",
     "Machine",
+    "MachineAction",
+    "MachineEvent",
     "OnError",
     "OnReject",
     "Peer",
-    "RequestReceived",
     "ResponseReceived",
     "State",
     "StreamLimits",
@@ -80,10 +78,12 @@ __all__ = [
     "Timer",
     "TimerConfig",
     "Transaction",
+    "TransactionAck",
     "TransactionEndpoint",
     "TransactionError",
     "TransactionEvent",
     "TransactionLayer",
+    "TransactionRequest",
     "TransactionTerminated",
     "TransactionTimeout",
     "TransactionTimeoutError",
@@ -101,3 +101,10 @@ __all__ = [
     "trying_bytes",
     "tune_datagram_transport",
 ]
+
+# Old names, kept for one release (not in __all__): dialog-core's AckReceived and
+# RequestReceived, and sip-core's Event header, are public names meaning other things.
+RequestReceived = TransactionRequest
+AckReceived = TransactionAck
+Event = MachineEvent
+Action = MachineAction

@@ -44,19 +44,19 @@ from ._tables import (
     INVITE_SERVER,
     NON_INVITE_CLIENT,
     NON_INVITE_SERVER,
-    Event,
     Machine,
+    MachineEvent,
     State,
     Timer,
 )
 from ._transaction import Transaction, event_for_response
 from ._types import (
-    AckReceived,
     Peer,
-    RequestReceived,
     ResponseReceived,
     TimerConfig,
+    TransactionAck,
     TransactionEvent,
+    TransactionRequest,
     TransactionTerminated,
     TransactionTimeout,
     TransactionUsageError,
@@ -233,7 +233,13 @@ class TransactionLayer:
         if txn is None or txn.is_client:
             raise TransactionUsageError(f"no server transaction {txn_id}")
         status = response.status
-        event = Event.TU_1XX if status < 200 else Event.TU_2XX if status < 300 else Event.TU_FINAL
+        event = (
+            MachineEvent.TU_1XX
+            if status < 200
+            else MachineEvent.TU_2XX
+            if status < 300
+            else MachineEvent.TU_FINAL
+        )
         if (txn.state, event) not in txn.machine.table:
             raise TransactionUsageError(
                 f"{txn.machine.name} transaction in state {txn.state.value} cannot send a {status}"
@@ -351,7 +357,7 @@ class TransactionLayer:
             return
         self.stats["transport_errors"] += 1
         txn.failure_reason = reason
-        txn.step(Event.TRANSPORT_ERROR, now)
+        txn.step(MachineEvent.TRANSPORT_ERROR, now)
 
     def _on_response(self, response: Response, source: Peer, now: float) -> None:
         self.stats["responses_received"] += 1
@@ -407,7 +413,7 @@ class TransactionLayer:
             return
         if txn is not None:
             self.stats["absorbed_request_retransmission"] += 1
-            txn.step(Event.RECV_REQUEST, now, request, source)
+            txn.step(MachineEvent.RECV_REQUEST, now, request, source)
             return
         # RFC 3261 §8.2: validate before acting, for every new server transaction.
         fault = check_request(request, schemes=self.uri_schemes)
@@ -452,7 +458,7 @@ class TransactionLayer:
                 # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself
                 # (built as bytes: the TU never sees it).
                 txn.response_bytes = trying_bytes(request)
-                txn.step(Event.TU_1XX, now)
+                txn.step(MachineEvent.TU_1XX, now)
 
     def _on_ack(self, request: Request, source: Peer, now: float, txn: Transaction | None) -> None:
         if txn is not None and txn.machine is INVITE_SERVER:
@@ -468,10 +474,10 @@ class TransactionLayer:
                 self.stats["dropped_invalid_ack"] += 1
                 return
             # RFC 6026 §7.1: the ACK for a 2xx (new branch) goes straight to the TU.
-            self._events.append(AckReceived(request, source, None))
+            self._events.append(TransactionAck(request, source, None))
             return
-        if txn.allows(Event.RECV_ACK):
-            txn.step(Event.RECV_ACK, now, request, source)
+        if txn.allows(MachineEvent.RECV_ACK):
+            txn.step(MachineEvent.RECV_ACK, now, request, source)
         else:
             self.stats["absorbed_ack"] += 1
 
@@ -563,9 +569,9 @@ class TransactionLayer:
         if isinstance(message, Response):
             self._events.append(ResponseReceived(txn.id, message, source))
         elif message.method == "ACK":
-            self._events.append(AckReceived(message, source, txn.id))
+            self._events.append(TransactionAck(message, source, txn.id))
         else:
-            self._events.append(RequestReceived(txn.id, message, source, txn.cancels))
+            self._events.append(TransactionRequest(txn.id, message, source, txn.cancels))
 
     def _timeout(self, txn: Transaction, timer: Timer) -> None:
         self.stats[f"timeout_{timer.value}"] += 1

@@ -54,7 +54,7 @@ class Timer(enum.Enum):
     TRYING = "100"
 
 
-class Event(enum.Enum):
+class MachineEvent(enum.Enum):
     """An input to a machine: a message class, a TU call, a timer or a transport error."""
 
     # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
@@ -89,10 +89,10 @@ class Event(enum.Enum):
     TIMER_TRYING = "Timer 100"
 
 
-TIMER_EVENT: Mapping[Timer, Event] = {t: Event["TIMER_" + t.name] for t in Timer}
+TIMER_EVENT: Mapping[Timer, MachineEvent] = {t: MachineEvent["TIMER_" + t.name] for t in Timer}
 
 
-class Action(enum.Enum):
+class MachineAction(enum.Enum):
     """What a transition does; the interpreter in ``_transaction.py`` performs it."""
 
     # Members are singletons: identity hashing is correct and skips Enum's Python __hash__
@@ -125,7 +125,7 @@ class Action(enum.Enum):
     ARM_M = "start M"
 
 
-Table = Mapping[tuple[State, Event], tuple[State, tuple[Action, ...]]]
+Table = Mapping[tuple[State, MachineEvent], tuple[State, tuple[MachineAction, ...]]]
 
 
 @attrs.frozen
@@ -138,14 +138,14 @@ class Machine:
 
     name: str
     initial: State
-    start_actions: tuple[Action, ...]
+    start_actions: tuple[MachineAction, ...]
     table: Table
     timers: Mapping[State, frozenset[Timer]]
-    events: frozenset[Event]
+    events: frozenset[MachineEvent]
 
 
-S, E, A = State, Event, Action
-_TERM: tuple[Action, ...] = ()
+S, E, A = State, MachineEvent, MachineAction
+_TERM: tuple[MachineAction, ...] = ()
 
 # RFC 3261 §17.1.1.2 (figure 5) with RFC 6026 §8.4 (Accepted, Timer M).
 INVITE_CLIENT = Machine(
@@ -309,7 +309,7 @@ NON_INVITE_SERVER = Machine(
 MACHINES: tuple[Machine, ...] = (INVITE_CLIENT, NON_INVITE_CLIENT, INVITE_SERVER, NON_INVITE_SERVER)
 
 # Timers that an action starts, used by the interpreter.
-ARMS: Mapping[Action, Timer] = {
+ARMS: Mapping[MachineAction, Timer] = {
     A.ARM_A: Timer.A,
     A.BACKOFF_A: Timer.A,
     A.ARM_B: Timer.B,

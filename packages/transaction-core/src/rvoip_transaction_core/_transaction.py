@@ -15,7 +15,7 @@ import attrs
 from rvoip_sip_core import Request, Response
 
 from ._matching import trying_bytes
-from ._tables import ARMS, TIMER_EVENT, Action, Event, Machine, State, Timer
+from ._tables import ARMS, TIMER_EVENT, Machine, MachineAction, MachineEvent, State, Timer
 from ._types import RELIABLE_TRANSPORTS, Peer, TimerConfig, TransactionUsageError
 
 __all__ = ["Owner", "Transaction", "event_for_response", "event_for_tu_response"]
@@ -33,22 +33,22 @@ class Owner(Protocol):
     def _terminated(self, txn: Transaction) -> None: ...
 
 
-def event_for_response(status: int) -> Event:
+def event_for_response(status: int) -> MachineEvent:
     """Classify a received response for a client machine."""
     if status < 200:
-        return Event.RECV_1XX
+        return MachineEvent.RECV_1XX
     if status < 300:
-        return Event.RECV_2XX
-    return Event.RECV_FINAL
+        return MachineEvent.RECV_2XX
+    return MachineEvent.RECV_FINAL
 
 
-def event_for_tu_response(status: int) -> Event:
+def event_for_tu_response(status: int) -> MachineEvent:
     """Classify a response the TU passes to a server machine."""
     if status < 200:
-        return Event.TU_1XX
+        return MachineEvent.TU_1XX
     if status < 300:
-        return Event.TU_2XX
-    return Event.TU_FINAL
+        return MachineEvent.TU_2XX
+    return MachineEvent.TU_FINAL
 
 
 @attrs.define(eq=False)
@@ -93,7 +93,7 @@ class Transaction:
         """True over TCP/TLS: no retransmit timers, D/I/J/K are zero."""
         return self.peer.reliable
 
-    def allows(self, event: Event) -> bool:
+    def allows(self, event: MachineEvent) -> bool:
         """Whether the table has a row for ``event`` in the current state."""
         return (self.state, event) in self.machine.table
 
@@ -103,7 +103,7 @@ class Transaction:
 
     def step(
         self,
-        event: Event,
+        event: MachineEvent,
         now: float,
         message: Request | Response | None = None,
         source: Peer | None = None,
@@ -150,37 +150,37 @@ class Transaction:
 
     def _run(
         self,
-        actions: tuple[Action, ...],
+        actions: tuple[MachineAction, ...],
         now: float,
         message: Request | Response | None,
         source: Peer,
-        event: Event | None,
+        event: MachineEvent | None,
     ) -> None:
         owner = self.owner
         zero: list[Timer] | None = None
         for action in actions:
             # hot path: ordered by how often each action runs on a UAS.
-            if action is Action.SEND_RESPONSE:
+            if action is MachineAction.SEND_RESPONSE:
                 if self.response_bytes is not None and self.response_target is not None:
                     owner._transmit(self.response_bytes, self.response_target, self)
-            elif action is Action.DELIVER:
+            elif action is MachineAction.DELIVER:
                 delivered = message if message is not None else self.request
                 if delivered is not None:
                     owner._deliver(self, delivered, source)
-            elif action is Action.SEND_REQUEST:
+            elif action is MachineAction.SEND_REQUEST:
                 owner._transmit(self.request_bytes, self.peer, self)
-            elif action is Action.SEND_ACK:
+            elif action is MachineAction.SEND_ACK:
                 # RFC 3261 §17.1.1.3: the ACK for a non-2xx is built once and re-sent for
                 # every retransmission of the final response.
                 if self.ack_bytes is None and isinstance(message, Response):
                     self.ack_bytes = owner._build_ack(self, message)
                 if self.ack_bytes is not None:
                     owner._transmit(self.ack_bytes, self.peer, self)
-            elif action is Action.SEND_TRYING:
+            elif action is MachineAction.SEND_TRYING:
                 self._send_deferred_trying()
-            elif action is Action.TIMEOUT:
+            elif action is MachineAction.TIMEOUT:
                 owner._timeout(self, _EVENT_TIMER[event] if event is not None else Timer.B)
-            elif action is Action.TRANSPORT_ERROR:
+            elif action is MachineAction.TRANSPORT_ERROR:
                 owner._transport_error(self, self.failure_reason)
             else:
                 timer = ARMS[action]
@@ -215,7 +215,7 @@ class Transaction:
             self.response_bytes = trying_bytes(request)
             self.owner._transmit(self.response_bytes, target, self)
 
-    def _duration(self, action: Action, timer: Timer) -> float | None:
+    def _duration(self, action: MachineAction, timer: Timer) -> float | None:
         """Seconds until ``timer`` fires, or None when it does not run on this transport."""
         cfg = self.config
         if timer in _64_T1:
@@ -225,11 +225,11 @@ class Transaction:
             # RFC 3261 §17.1.1.2: retransmit timers only run over unreliable transports.
             if reliable:
                 return None
-            if action in (Action.ARM_A, Action.ARM_E, Action.ARM_G):
+            if action in (MachineAction.ARM_A, MachineAction.ARM_E, MachineAction.ARM_G):
                 value = cfg.t1
-            elif action is Action.E_AT_T2:
+            elif action is MachineAction.E_AT_T2:
                 value = cfg.t2
-            elif action is Action.BACKOFF_A:
+            elif action is MachineAction.BACKOFF_A:
                 # RFC 3261 §17.1.1.2: Timer A doubles, with no T2 cap.
                 value = 2 * self.intervals[timer]
             else:
@@ -253,4 +253,4 @@ _COMPACT_STATES = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED})
 _64_T1 = frozenset({Timer.B, Timer.F, Timer.H, Timer.L, Timer.M})
 
 # The timer behind a timer event (for TIMEOUT's report).
-_EVENT_TIMER: dict[Event, Timer] = {event: timer for timer, event in TIMER_EVENT.items()}
+_EVENT_TIMER: dict[MachineEvent, Timer] = {event: timer for timer, event in TIMER_EVENT.items()}

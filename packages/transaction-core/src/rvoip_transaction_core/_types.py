@@ -74,7 +74,7 @@ class Transmit:
 
 
 @attrs.frozen
-class RequestReceived:
+class TransactionRequest:
     """A new server transaction: the TU answers with ``respond(txn_id, ...)``.
 
     The top Via already carries ``received``/``rport``. For a CANCEL, ``cancels`` is the id
@@ -88,7 +88,7 @@ class RequestReceived:
 
 
 @attrs.frozen
-class AckReceived:
+class TransactionAck:
     """An ACK not absorbed by a transaction: the ACK for a 2xx (RFC 6026 §7.1)."""
 
     request: Request
@@ -129,8 +129,8 @@ class TransactionTerminated:
 
 
 TransactionEvent = (
-    RequestReceived
-    | AckReceived
+    TransactionRequest
+    | TransactionAck
     | ResponseReceived
     | TransactionTimeout
     | TransportFailure

@@ -19,7 +19,7 @@ from rvoip_sip_core import Request, is_ip_literal, make_request, make_response
 
 from ._endpoint import TransactionEndpoint
 from ._layer import TransactionLayer
-from ._types import Peer, RequestReceived, TimerConfig, TransactionEvent, Transmit
+from ._types import Peer, TimerConfig, TransactionEvent, TransactionRequest, Transmit
 
 __all__ = [
     "Delivery",
@@ -187,7 +187,7 @@ class Responder:
     answered: int = 0
 
     def __call__(self, event: TransactionEvent) -> None:
-        if isinstance(event, RequestReceived) and self.endpoint is not None:
+        if isinstance(event, TransactionRequest) and self.endpoint is not None:
             tag = None if self.status < 200 else "rvoip"
             response = make_response(event.request, self.status, to_tag=tag)
             self.endpoint.respond(event.txn_id, response)
