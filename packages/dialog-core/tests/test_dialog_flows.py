@@ -416,7 +416,7 @@ def test_many_sequential_calls_leave_nothing_behind() -> None:
     for agent in (alice, bob):
         assert sum(agent.dialog.pending().values()) == 0, agent.dialog.pending()
         assert len(agent.txn) == 0
-        assert len(agent.dialog._session_timers) == 0
+        assert agent.dialog.pending()["session_timers"] == 0
 
 
 def test_invite_with_replaces_names_the_dialog_it_replaces() -> None:

@@ -15,6 +15,7 @@ from rvoip_dialog_core import (
     TerminationReason,
 )
 from rvoip_dialog_core._session_timer import SessionTimers
+from rvoip_dialog_core._timeline import Timeline
 from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
 from rvoip_sip_core import Request, Response, make_request, parse_uri
 
@@ -153,7 +154,8 @@ def test_answer_picks_refresher() -> None:
 def test_timers_heap_skips_stopped_and_replaced_timers() -> None:
     """Stopped or restarted timers never surface as deadlines, and their entries are dropped."""
     config = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1)
-    timers = SessionTimers(config)
+    timeline = Timeline()
+    timers = SessionTimers(config, timeline)
     ids = [DialogId(f"c{i}", "l", "r") for i in range(500)]
     for i, did in enumerate(ids):
         timers.start(did, 100, we_refresh=True, now=float(i))
@@ -164,6 +166,6 @@ def test_timers_heap_skips_stopped_and_replaced_timers() -> None:
     timers.stop(ids[-1])
     assert timers.next_deadline() == 498.0 + 50.0
     timers.start(ids[-1], 1000, we_refresh=True, now=0.0)
-    assert len(timers._heap) < 200  # stale entries compacted away
+    assert len(timeline) < 200  # stale entries compacted away
     assert [did for did, _ in timers.due(10_000.0)] == [ids[-1], ids[-2]]
     assert timers.next_deadline() is None
