@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ._events import Action, DialogEvent
 
 __all__ = ["Outbox"]
@@ -15,30 +17,31 @@ class Outbox:
     :meth:`take_events`.
     """
 
-    __slots__ = ("_actions", "_events")
+    __slots__ = ("_actions", "_events", "emit", "send")
 
     def __init__(self) -> None:
         self._actions: list[Action] = []
         self._events: list[DialogEvent] = []
-
-    def send(self, action: Action) -> None:
+        # hot path (several per message): the lists' own append, no Python-level call.
+        self.send: Callable[[Action], None] = self._actions.append
         """Queue a wire action (request, ACK or response) for the driver."""
-        self._actions.append(action)
-
-    def emit(self, event: DialogEvent) -> None:
+        self.emit: Callable[[DialogEvent], None] = self._events.append
         """Queue an event for the session layer."""
-        self._events.append(event)
 
     def take_actions(self) -> list[Action]:
         """The queued actions, in order (and forget them)."""
-        out = self._actions
-        if out:
-            self._actions = []
+        actions = self._actions
+        if not actions:
+            return []
+        out = actions.copy()
+        actions.clear()  # the same list: ``send`` stays bound to it
         return out
 
     def take_events(self) -> list[DialogEvent]:
         """The queued events, in order (and forget them)."""
-        out = self._events
-        if out:
-            self._events = []
+        events = self._events
+        if not events:
+            return []
+        out = events.copy()
+        events.clear()  # the same list: ``emit`` stays bound to it
         return out

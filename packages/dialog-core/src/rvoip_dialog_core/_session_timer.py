@@ -74,6 +74,7 @@ class SessionTimers:
         self._config = config
         self._timeline = timeline if timeline is not None else Timeline()
         self._timers: dict[DialogId, SessionTimer] = {}
+        self._own_answer: tuple[int, list[tuple[str, str]]] = (0, [])
 
     def configure(self, config: DialogConfig) -> None:
         """Use a new configuration from now on (running timers keep their interval)."""
@@ -137,7 +138,11 @@ class SessionTimers:
             # RFC 4028 §9: "the UAS MAY ... insert a Session-Expires header field in the
             # response" and, the UAC not having asked, be the refresher itself
             # (refresher=uas needs no Require: timer from a UAC that may not support it).
-            return [("Session-Expires", f"{own};refresher=uas")], (own, "uas")
+            cached = self._own_answer
+            if cached[0] != own:
+                # hot path (every call by default): one header list per interval.
+                cached = self._own_answer = (own, [("Session-Expires", f"{own};refresher=uas")])
+            return cached[1], (own, "uas")
         interval = max(se.seconds, _min_se(request))
         refresher = se.refresher
         uac_supports = _supports_timer(request)
@@ -150,6 +155,10 @@ class SessionTimers:
             # RFC 4028 §9: a UAC refresher must be told it has to refresh.
             headers.append(("Require", "timer"))
         return headers, (interval, refresher)
+
+    def own_headers(self) -> list[tuple[str, str]]:
+        """The header lines of the last answer that started a timer of our own."""
+        return self._own_answer[1]
 
     def own_interval(self, request: Request) -> int | None:
         """The interval we run on our own for an INVITE that asked for none (None: off).

@@ -479,8 +479,9 @@ class UasRequests:
         if did is not None and method in ("INVITE", "UPDATE") and status < 300:
             if negotiated is not None:
                 interval, refresher = negotiated
-                # Our own timer when the peer asked for none (RFC 4028 §9).
-                own = "Session-Expires" not in request.headers
+                # Our own timer when the peer asked for none (RFC 4028 §9): the answer
+                # carries the one cached Session-Expires line of our own interval.
+                own = bool(timer_headers) and timer_headers is self._timers.own_headers()
                 self._timers.start(did, interval, refresher == "uas", now, own=own)
             else:
                 self._timers.stop(did)
