@@ -25,8 +25,8 @@ from rvoip_dialog_core import (
     SendAck,
     SendRequest,
     TerminationReason,
-    glare_delay,
 )
+from rvoip_dialog_core.rules import glare_delay
 from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
 CONFIG = DialogConfig(contact="sip:alice@127.0.0.1:5060", via_host="127.0.0.1", via_port=5060)

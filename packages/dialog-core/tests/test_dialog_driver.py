@@ -19,9 +19,9 @@ from rvoip_dialog_core import (
     InviteFailed,
     ResponseForRequest,
     TerminationReason,
-    next_hop,
     target_for,
 )
+from rvoip_dialog_core.rules import next_hop
 from rvoip_sip_core import Request, make_request, parse_uri
 from rvoip_transaction_core import Peer, TimerConfig, TransactionEvent
 
