@@ -112,16 +112,17 @@ def invite_request(branch: str = "z9hG4bKc1", extra: tuple[tuple[str, str], ...]
 def test_outbox_keeps_order_and_take_forgets() -> None:
     out = Outbox()
     request = invite_request()
-    send, emit = out.send, out.emit
-    send(SendRequest(request))
-    send(SendAck(request))
-    emit(DialogTerminated(DialogId("c", "l", "r"), TerminationReason.LOCAL_BYE, None))
-    assert [type(a) for a in out.take_actions()] == [SendRequest, SendAck]
+    out.send(SendRequest(request))
+    out.send(SendAck(request))
+    out.emit(DialogTerminated(DialogId("c", "l", "r"), TerminationReason.LOCAL_BYE, None))
+    taken = out.take_actions()
+    assert [type(a) for a in taken] == [SendRequest, SendAck]
     assert out.take_actions() == []
     assert len(out.take_events()) == 1
-    # send/emit stay bound to the queue after a take (they are the lists' own append).
-    send(SendRequest(request))
+    # A take hands the list over: what is queued next goes to a fresh one.
+    out.send(SendRequest(request))
     assert len(out.take_actions()) == 1
+    assert len(taken) == 2
 
 
 # --- Timeline -------------------------------------------------------------------------------

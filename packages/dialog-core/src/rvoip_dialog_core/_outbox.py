@@ -23,6 +23,8 @@ class Outbox:
         self._actions: list[Action] = []
         self._events: list[DialogEvent] = []
         # hot path (several per message): the lists' own append, no Python-level call.
+        # Callers look ``send``/``emit`` up on the outbox each time (never keep them): a
+        # take installs a fresh list and re-binds them to it.
         self.send: Callable[[Action], None] = self._actions.append
         """Queue a wire action (request, ACK or response) for the driver."""
         self.emit: Callable[[DialogEvent], None] = self._events.append
@@ -30,18 +32,16 @@ class Outbox:
 
     def take_actions(self) -> list[Action]:
         """The queued actions, in order (and forget them)."""
-        actions = self._actions
-        if not actions:
-            return []
-        out = actions.copy()
-        actions.clear()  # the same list: ``send`` stays bound to it
+        out = self._actions
+        if out:
+            fresh: list[Action] = []
+            self._actions, self.send = fresh, fresh.append
         return out
 
     def take_events(self) -> list[DialogEvent]:
         """The queued events, in order (and forget them)."""
-        events = self._events
-        if not events:
-            return []
-        out = events.copy()
-        events.clear()  # the same list: ``emit`` stays bound to it
+        out = self._events
+        if out:
+            fresh: list[DialogEvent] = []
+            self._events, self.emit = fresh, fresh.append
         return out

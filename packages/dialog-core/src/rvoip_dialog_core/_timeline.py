@@ -9,6 +9,7 @@ due keys and hands each back to the collaborator that owns its type.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from rvoip_transaction_core import Deadlines
 
@@ -24,26 +25,26 @@ class Timeline:
     message (hot path: most messages set no deadline earlier than the armed one).
     """
 
-    __slots__ = ("_deadlines", "_moved", "_seen")
+    __slots__ = ("_deadlines", "_moved", "_seen", "cancel", "get", "pop_due")
 
     def __init__(self) -> None:
         self._deadlines: Deadlines[object] = Deadlines()
         self._seen = math.inf
         self._moved = True
+        # hot path: these need no bookkeeping here, so they are the heap's own methods.
+        deadlines = self._deadlines
+        self.cancel: Callable[[object], None] = deadlines.cancel
+        """Forget a key's deadline (no error when it has none)."""
+        self.get: Callable[[object], float | None] = deadlines.get
+        """A key's deadline, or None."""
+        self.pop_due: Callable[[float], list[object]] = deadlines.pop_due
+        """The keys due at ``now`` (removed), earliest first."""
 
     def set(self, key: object, when: float) -> None:
         """Set (or move) ``key``'s deadline."""
         self._deadlines.set(key, when)
         if when < self._seen:
             self._moved = True
-
-    def cancel(self, key: object) -> None:
-        """Forget ``key``'s deadline (no error when it has none)."""
-        self._deadlines.cancel(key)
-
-    def get(self, key: object) -> float | None:
-        """``key``'s deadline, or None."""
-        return self._deadlines.get(key)
 
     def next(self) -> float | None:
         """The earliest deadline (remembered for :meth:`deadline_moved`)."""
@@ -55,10 +56,6 @@ class Timeline:
     def deadline_moved(self) -> bool:
         """Whether a deadline earlier than the last :meth:`next` answer was set since."""
         return self._moved
-
-    def pop_due(self, now: float) -> list[object]:
-        """The keys due at ``now`` (removed), earliest first."""
-        return self._deadlines.pop_due(now)
 
     def __len__(self) -> int:
         return len(self._deadlines)
