@@ -182,7 +182,9 @@ async def test_loopback_call_over_tls(
             incoming = await wait_for(bob, IncomingInvite)
             assert isinstance(incoming, IncomingInvite)
             assert incoming.request.top_via.transport == "TLS"
-            assert incoming.request.contacts[0].uri.scheme == "sips"
+            uri = incoming.request.contacts[0].uri
+            assert uri is not None
+            assert uri.scheme == "sips"
             bob.respond(incoming.ref, 200, body=SDP)
             confirmed = await wait_for(alice, DialogConfirmed)
             assert isinstance(confirmed, DialogConfirmed)

@@ -101,7 +101,7 @@ def test_invite_ringing_then_ok_creates_early_then_confirmed_dialog() -> None:
     assert ok.content_type is not None
     assert ok.content_type.subtype == "sdp"
     assert [type(e) for e in dl.take_events()] == [DialogConfirmed]
-    assert [a.server for a in dl.take_actions()] == ["inv", "inv"]
+    assert [a.server for a in dl.take_actions() if isinstance(a, SendResponse)] == ["inv", "inv"]
     with pytest.raises(DialogUsageError):
         dl.respond(incoming.ref, 486, now=0.0)
 
@@ -683,5 +683,5 @@ def test_deadlines_of_many_calls_follow_only_the_unacknowledged_2xx() -> None:
     dl.take_actions()
     assert dl.pending()["deadlines"] < 150  # entries of acknowledged calls are dropped
     dl.handle_timers(2.0)
-    assert [a.server for a in dl.take_actions()] == ["inv150"]
+    assert [a.server for a in dl.take_actions() if isinstance(a, SendResponse)] == ["inv150"]
     assert dl.next_deadline() == pytest.approx(2.0 + 1.0)

@@ -99,7 +99,7 @@ def test_422_retried_with_peer_min_se() -> None:
     net, alice, bob = setup({"min_se": 1900})
     answer_call(net, alice, bob)
     invites = net.messages(method="INVITE")
-    assert [m.status for m in net.messages(status=422)] == [422]
+    assert [getattr(m, "status", None) for m in net.messages(status=422)] == [422]
     assert invites[1].headers.get("Session-Expires") == "1900"
     assert invites[1].cseq.seq == invites[0].cseq.seq + 1
     assert invites[1].call_id == invites[0].call_id
@@ -112,7 +112,7 @@ def test_refresh_update_refused_asks_tu_for_reinvite() -> None:
     net, alice, bob = setup({"allow": allow})
     answer_call(net, alice, bob)
     net.advance(901.0)
-    assert [m.status for m in net.messages(status=405)] == [405]
+    assert [getattr(m, "status", None) for m in net.messages(status=405)] == [405]
     assert len(alice.of_type(SessionRefreshDue)) == 1
 
 
