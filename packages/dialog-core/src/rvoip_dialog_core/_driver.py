@@ -174,7 +174,8 @@ class DialogEndpoint:
         self._busy = False  # a flush ran since the timer task last woke
         self._clock: Callable[[], float] = anyio.current_time
         self._tg: anyio.abc.TaskGroup | None = None
-        self._commands: dict[str, Callable[..., object]] = {}
+        self._commands: list[str] = []
+        """Names of the commands cached on this instance for the running layer."""
         self.stats: Counter[str] = Counter()
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -207,6 +208,8 @@ class DialogEndpoint:
             self._layer = DialogLayer(
                 config, rng=self._rng, clock=self._given_clock or _FunctionClock(self._clock)
             )
+            for name in self._commands:
+                self.__dict__.pop(name, None)  # bound to a previous layer
             self._commands.clear()
             tg.start_soon(self._timer_loop)
         except BaseException:
@@ -355,15 +358,14 @@ class DialogEndpoint:
         # whose actions and events are handled here, in order, before returning.
         layer = self._layer  # hot path: not the checking property
         assert layer is not None
-        take_actions, take_events = layer.take_actions, layer.take_events
+        take_output = layer.take_output
         for _ in range(10_000):
-            actions = take_actions()
+            output = take_output()
+            if output is None:
+                return
+            actions, events = output
             if actions:
                 self._run_actions(actions)
-                continue
-            events = take_events()
-            if not events:
-                return
             for event in events:
                 self._deliver(event)
         self.stats["flush_overrun"] += 1
@@ -474,9 +476,6 @@ class DialogEndpoint:
         self, method: Callable[Concatenate[DialogLayer, P], R], name: str
     ) -> Callable[P, R]:
         """``method`` of the running layer, followed by a flush (see :class:`_Command`)."""
-        cached = self._commands.get(name)
-        if cached is not None:
-            return cached  # type: ignore[return-value]  # made below for this very method
         bound: Callable[P, R] = getattr(self.layer, name)
         flush = self._flush
 
@@ -486,7 +485,10 @@ class DialogEndpoint:
             return result
 
         run.__doc__ = method.__doc__
-        self._commands[name] = run
+        # hot path: later lookups of ``endpoint.<name>`` find it in the instance dict (a
+        # _Command has no __set__, so the instance wins) without calling the descriptor.
+        self.__dict__[name] = run
+        self._commands.append(name)
         return run
 
     # --- commands: the layer's own, run at the clock's time, then flushed --------------------

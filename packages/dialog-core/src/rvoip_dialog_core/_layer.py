@@ -123,6 +123,10 @@ class DialogLayer:
         """Actions for the driver, in order (and forget them)."""
         self.take_events: Callable[[], list[DialogEvent]] = self._out.take_events
         """Events for the session layer, in order (and forget them)."""
+        self.take_output: Callable[[], tuple[list[Action], list[DialogEvent]] | None] = (
+            self._out.take
+        )
+        """Actions and events at once (None when there are none): a driver's flush loop."""
         self.deadline_moved: Callable[[], bool] = self._timeline.deadline_moved
         """Whether a deadline earlier than the last ``next_deadline()`` answer was set since
         (the driver re-arms its timer only then)."""

@@ -38,6 +38,23 @@ class Outbox:
             self._actions, self.send = fresh, fresh.append
         return out
 
+    def take(self) -> tuple[list[Action], list[DialogEvent]] | None:
+        """Both queues at once (None when both are empty), for a driver's flush loop.
+
+        Hot path: one call per round of a flush instead of two, and a single check when
+        there is nothing to do (the common case at the end of every flush).
+        """
+        actions, events = self._actions, self._events
+        if not actions and not events:
+            return None
+        if actions:
+            fresh_actions: list[Action] = []
+            self._actions, self.send = fresh_actions, fresh_actions.append
+        if events:
+            fresh_events: list[DialogEvent] = []
+            self._events, self.emit = fresh_events, fresh_events.append
+        return actions, events
+
     def take_events(self) -> list[DialogEvent]:
         """The queued events, in order (and forget them)."""
         out = self._events
