@@ -71,19 +71,23 @@ class SessionTimers:
     """
 
     def __init__(self, config: DialogConfig, timeline: Timeline | None = None) -> None:
-        self._config = config
         self._timeline = timeline if timeline is not None else Timeline()
         self._timers: dict[DialogId, SessionTimer] = {}
         self._own_answer: tuple[int, list[tuple[str, str]]] = (0, [])
+        self.configure(config)
 
     def configure(self, config: DialogConfig) -> None:
         """Use a new configuration from now on (running timers keep their interval)."""
         self._config = config
+        # Derived once (hot path: asked for every INVITE and UPDATE).
+        self._enabled = "timer" in config.supported_lower
+        wanted = config.uas_session_expires
+        self._own = None if wanted is None else max(wanted, config.min_se, ABSOLUTE_MIN_SE)
 
     @property
     def enabled(self) -> bool:
         """True when ``timer`` is among the supported option tags."""
-        return "timer" in self._config.supported_lower
+        return self._enabled
 
     def get(self, dialog_id: DialogId) -> SessionTimer | None:
         """The running timer of a dialog."""
@@ -91,7 +95,7 @@ class SessionTimers:
 
     def request_headers(self, dialog_id: DialogId | None) -> list[tuple[str, str]]:
         """Session-Expires and Min-SE for an INVITE or UPDATE we send (RFC 4028 §7.1)."""
-        if not self.enabled:
+        if not self._enabled:
             return []
         config = self._config
         timer = self._timers.get(dialog_id) if dialog_id is not None else None
@@ -106,7 +110,7 @@ class SessionTimers:
 
     def too_small(self, request: Request) -> int | None:
         """RFC 4028 §8.1: our Min-SE when the request's Session-Expires is below it (422)."""
-        if not self.enabled:
+        if not self._enabled:
             return None
         se = _session_expires(request)
         if se is not None and se.seconds < self._config.min_se:
@@ -124,7 +128,7 @@ class SessionTimers:
         ``refresher=uas`` if ``uas_session_expires`` is set (see :meth:`own_interval`);
         a later request of the peer's in ``dialog_id`` keeps that own timer going.
         """
-        if not self.enabled:
+        if not self._enabled:
             return [], None
         se = _session_expires(request)
         if se is None:
@@ -165,13 +169,10 @@ class SessionTimers:
 
         Never below the request's Min-SE (RFC 4028 §9) nor our own ``min_se``.
         """
-        wanted = self._config.uas_session_expires
-        if wanted is None:
-            return None
-        floor = self._config.min_se
-        if "Min-SE" in request.headers:
-            floor = max(floor, _min_se(request))
-        return max(wanted, floor, ABSOLUTE_MIN_SE)
+        own = self._own
+        if own is not None and "Min-SE" in request.headers:
+            own = max(own, _min_se(request))
+        return own
 
     def start(
         self,
@@ -194,7 +195,7 @@ class SessionTimers:
 
     def from_response(self, dialog_id: DialogId, response: Response, now: float) -> None:
         """A 2xx to our INVITE/UPDATE: start the timer it negotiated (RFC 4028 §7.2)."""
-        if not self.enabled:
+        if not self._enabled:
             return
         se = _session_expires(response)
         if se is None:
@@ -212,7 +213,7 @@ class SessionTimers:
 
     def retry_interval(self, response: Response) -> int | None:
         """RFC 4028 §7.4: the larger Session-Expires to retry with after a 422."""
-        if response.status != 422 or not self.enabled:
+        if response.status != 422 or not self._enabled:
             return None
         return _min_se(response)
 
