@@ -159,6 +159,7 @@ def test_store_finds_dialogs_by_id_and_call_id() -> None:
     assert store.require(dialog.id) is dialog
     assert store.holds(dialog)
     assert store.of_call_id("unit-1") == [dialog]
+    assert store.of_leg(dialog.id.leg) == [dialog]
     assert dialog.id in store
     store.remove(dialog)
     assert len(store) == 0

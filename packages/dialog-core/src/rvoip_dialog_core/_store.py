@@ -1,10 +1,10 @@
-"""The dialog store: the live dialogs of a layer, by dialog id and by Call-ID."""
+"""The dialog store: the live dialogs of a layer, by dialog id, call leg and Call-ID."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from ._dialog import Dialog, DialogId
+from ._dialog import Dialog, DialogId, LegId
 from ._errors import DialogUsageError
 
 __all__ = ["DialogStore"]
@@ -13,8 +13,8 @@ __all__ = ["DialogStore"]
 class DialogStore:
     """Live dialogs (early and confirmed), keyed by :class:`DialogId`.
 
-    Forked early dialogs of one call leg are also found through the UAC INVITE that made
-    them; this store only answers "which dialog is this message for".
+    Lookups by id are the hot path (a dict); by call leg and by Call-ID are scans, for the
+    rarer questions ("the forks of this call", "every dialog of this Call-ID").
     """
 
     __slots__ = ("_dialogs", "get")
@@ -48,6 +48,10 @@ class DialogStore:
         """Forget a dialog (when it is the one stored under its id)."""
         if self._dialogs.get(dialog.id) is dialog:
             del self._dialogs[dialog.id]
+
+    def of_leg(self, leg: LegId) -> list[Dialog]:
+        """The live dialogs of one call leg (the forks of one INVITE of ours, or one call)."""
+        return [d for d in self._dialogs.values() if d.id.leg == leg]
 
     def of_call_id(self, call_id: str) -> list[Dialog]:
         """The live dialogs of one Call-ID (forks of one call share it)."""
