@@ -506,8 +506,12 @@ class DialogLayer:
         return self._timeline.next()
 
     def handle_timers(self, now: float) -> None:
-        """Run everything due at ``now``: retransmissions, ACK/PRACK/CANCEL timeouts, glare
-        retries, session refreshes and expiries."""
+        """Run everything due at ``now`` (popped from the timeline, earliest first).
+
+        2xx and reliable-1xx retransmissions, ACK/PRACK/CANCEL timeouts, completed INVITEs
+        forgotten, glare retries, session refreshes and expiries; an exception in one is
+        counted (``timer_errors``) and the others still run.
+        """
         self._now = now
         for key in self._timeline.pop_due(now):
             try:
