@@ -360,3 +360,86 @@ def test_peer_bye_stops_the_own_timer() -> None:
     net.advance(100.0)
     assert bob.dialog.pending()["session_timers"] == 0
     assert bob.dialog.next_deadline() is None
+
+
+# --- through the driver on a real UDP socket ------------------------------------------------
+
+_VALID_INVITE = (
+    b"INVITE sip:bob@127.0.0.1 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{n}\r\n"
+    b"Max-Forwards: 70\r\n"
+    b"From: <sip:mallory@127.0.0.1>;tag=m{n}\r\n"
+    b"To: <sip:bob@127.0.0.1>\r\n"
+    b"Call-ID: mut-{n}\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Contact: <sip:mallory@127.0.0.1:{port}>\r\n"
+    b"Supported: 100rel, timer\r\n"
+    b"Session-Expires: 120\r\n"
+    b"Content-Type: application/sdp\r\n"
+    b"Content-Length: 4\r\n\r\nv=0\n"
+)
+
+
+def _mutate(data: bytes, rng: random.Random) -> bytes:
+    """One hostile variant of a valid request: lines dropped, doubled, swapped or garbled."""
+    lines = data.split(b"\r\n")
+    for _ in range(rng.randint(1, 3)):
+        i = rng.randrange(1, len(lines))
+        op = rng.randrange(5)
+        if op == 0:
+            del lines[i]
+        elif op == 1:
+            lines.insert(i, lines[i])
+        elif op == 2:
+            j = rng.randrange(1, len(lines))
+            lines[i], lines[j] = lines[j], lines[i]
+        elif op == 3:
+            noise = bytes(rng.choice(b"<>;,=:@\"' *\\\x00\xff0123456789") for _ in range(5))
+            lines[i] = lines[i][: rng.randrange(len(lines[i]) + 1)] + noise
+        else:
+            lines[i] = lines[i].upper()
+    return b"\r\n".join(lines)
+
+
+@pytest.mark.anyio
+async def test_mutated_invites_over_udp_leave_the_endpoint_answering(anyio_backend: str) -> None:
+    """Issue 10: mutated INVITEs sent to a running endpoint over UDP never end it nor fail
+    inside the dialog layer; afterwards it still answers an OPTIONS with 200."""
+    import anyio
+
+    answered: list[int] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, IncomingInvite):
+            ep.respond(event.ref, 486)
+
+    async with DialogEndpoint(udp=("127.0.0.1", 0), on_event=on_event) as ep:
+        port = ep.local("UDP").port
+        async with await anyio.create_udp_socket(local_host="127.0.0.1") as sock:
+            mine = sock.extra(anyio.abc.SocketAttribute.local_port)
+            rng = random.Random(10)
+            for n in range(150):
+                valid = _VALID_INVITE.replace(b"{port}", str(mine).encode())
+                data = _mutate(valid.replace(b"{n}", str(n).encode()), rng)
+                await sock.sendto(data, "127.0.0.1", port)
+            options = (
+                "OPTIONS sip:bob@127.0.0.1 SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{mine};branch=z9hG4bKopt\r\n"
+                "Max-Forwards: 70\r\nFrom: <sip:m@127.0.0.1>;tag=o\r\nTo: <sip:bob@127.0.0.1>\r\n"
+                "Call-ID: opt-1\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+            ).encode()
+            with anyio.fail_after(10):
+                # Retransmitted like a UDP client would (Timer E): the answers to the
+                # mutated INVITEs may overflow our socket's receive buffer meanwhile.
+                while not answered:
+                    await sock.sendto(options, "127.0.0.1", port)
+                    with anyio.move_on_after(0.5):
+                        while True:
+                            packet, _ = await sock.receive()
+                            if b"Call-ID: opt-1" in packet:
+                                answered.append(int(packet.split(b" ", 2)[1]))
+                                break
+        stats = ep.layer.stats
+        assert stats["request_errors"] == stats["ack_errors"] == stats["timer_errors"] == 0
+        assert ep.stats["layer_errors"] == ep.stats["action_errors"] == 0
+    assert answered == [200]
