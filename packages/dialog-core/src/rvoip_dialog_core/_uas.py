@@ -2,7 +2,8 @@
 
 Requests are checked (``malformed`` and the dialog rules) before anything acts on them; an
 INVITE's 2xx is retransmitted until its ACK (RFC 3261 §13.3.1.4) and a reliable
-provisional until its PRACK (RFC 3262 §3), each on the layer's timeline."""
+provisional until its PRACK (RFC 3262 §3), each on the layer's timeline.
+"""
 
 from __future__ import annotations
 
