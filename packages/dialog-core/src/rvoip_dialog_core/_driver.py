@@ -1,8 +1,11 @@
 """A thin anyio driver: a dialog layer glued onto transaction-core's ``TransactionEndpoint``.
 
-The transaction endpoint owns the sockets; its events are fed (synchronously, with
-``anyio.current_time()``) into the sans-IO :class:`DialogLayer`, whose actions are executed
-at once. One task sleeps until the layer's next deadline. Session-core uses it as::
+The transaction endpoint owns the sockets; its events are fed synchronously, with the time
+of the endpoint's one clock (injected, or the running loop's: asyncio's ``loop.time`` read
+directly), into the sans-IO :class:`DialogLayer`, whose actions are executed at once. The
+endpoint's commands are the layer's own methods (see :class:`_Command`). One task sleeps
+until the layer's next deadline, re-armed only when ``deadline_moved()``. Session-core
+uses it as::
 
     async with DialogEndpoint(udp=("127.0.0.1", 0), user="alice") as ep:
         leg = ep.invite("sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1")
