@@ -11,8 +11,15 @@ Figures, best of ``--repeat`` runs:
 - ``uas-driver``: the same through the anyio ``DialogEndpoint`` (a stub in place of the
   transaction endpoint; the 200 is sent from inside ``on_event``), CPU time per call.
 
+Options that split the cost of a call: ``--no-own-session-timer`` (``uas_session_expires``
+None: no RFC 4028 timer of our own per call), ``--seeded-rng`` (the driver's identifiers
+from a seeded ``random.Random`` instead of the OS CSPRNG), ``--without-shortcuts`` (the
+driver asks the layer for its next deadline after every flush and takes its output through
+two façade calls, as it would without ``deadline_moved()`` / ``take_output()``).
+
     .venv/bin/python tools/bench/dialogs.py [--calls 2000] [--repeat 5] [--inflight 50]
-        [--mode layers|stack|uas|uas-driver ...]
+        [--mode layers|stack|uas|uas-driver ...] [--no-own-session-timer] [--seeded-rng]
+        [--without-shortcuts]
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ import argparse
 import random
 import time
 from collections.abc import Callable
+from typing import Any
 
 import anyio
+import attrs
 
 from rvoip_dialog_core import (
     DialogConfig,
@@ -115,6 +124,26 @@ def full_stack(calls: int) -> float:
 
 UAS_CONFIG = DialogConfig(contact="sip:rvoip@127.0.0.1:5060", via_host="127.0.0.1", via_port=5060)
 SIPP = Peer("UDP", "127.0.0.1", 5061)
+OPTIONS: dict[str, bool] = {"own_timer": True, "seeded": False, "shortcuts": True}
+"""Set from the command line (see the module doc)."""
+
+
+def _uas_config(config: DialogConfig) -> DialogConfig:
+    if OPTIONS["own_timer"] or not hasattr(config, "uas_session_expires"):
+        return config
+    return attrs.evolve(config, uas_session_expires=None)
+
+
+def _without_shortcuts(layer: Any) -> None:
+    """Make the driver work as it would without the layer's narrow hot-path methods."""
+    out = layer.take_actions, layer.take_events
+
+    def take_output() -> Any:
+        actions, events = out[0](), out[1]()
+        return (actions, events) if actions or events else None
+
+    layer.take_output = take_output
+    layer.deadline_moved = lambda: True
 
 
 def _wire(method: str, n: int, to_tag: str | None, seq: int, body: bytes = b"") -> Request:
@@ -175,7 +204,7 @@ def _uas_batches(
 
 def uas_layer(calls: int, inflight: int = 50) -> float:
     """CPU seconds of the bare dialog layer for ``calls`` callee calls (see module doc)."""
-    layer = DialogLayer(UAS_CONFIG, rng=random.Random(3))
+    layer = DialogLayer(_uas_config(UAS_CONFIG), rng=random.Random(3))
     now = 0.0
 
     def drain() -> None:
@@ -219,7 +248,7 @@ def uas_driver(calls: int, inflight: int = 50) -> float:
     """CPU seconds of the anyio driver + layer for ``calls`` callee calls (see module doc)."""
 
     async def run() -> float:
-        tags: dict[int, str] = {}
+        tags: dict[str, str] = {}
         endpoint: list[DialogEndpoint] = []
 
         def on_event(event: DialogEvent) -> None:
@@ -227,8 +256,12 @@ def uas_driver(calls: int, inflight: int = 50) -> float:
                 tags[event.dialog_id.call_id] = event.dialog_id.local_tag
                 endpoint[0].respond(event.ref, 200, "OK", body=SDP, content_type="application/sdp")
 
-        async with DialogEndpoint(user="rvoip", on_event=on_event) as ep:
+        rng = random.Random(3) if OPTIONS["seeded"] else None
+        async with DialogEndpoint(user="rvoip", on_event=on_event, rng=rng) as ep:
             endpoint.append(ep)
+            ep.layer.config = _uas_config(ep.layer.config)
+            if not OPTIONS["shortcuts"]:
+                _without_shortcuts(ep.layer)
             stub = _StubTransactions()
             ep._txn = stub  # type: ignore[assignment]  # bench: no sockets under the layer
 
@@ -270,7 +303,13 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--inflight", type=int, default=50, help="UAS calls in flight")
     parser.add_argument("--mode", nargs="*", choices=list(MODES), default=list(MODES))
+    parser.add_argument("--no-own-session-timer", action="store_true")
+    parser.add_argument("--seeded-rng", action="store_true")
+    parser.add_argument("--without-shortcuts", action="store_true")
     args = parser.parse_args()
+    OPTIONS["own_timer"] = not args.no_own_session_timer
+    OPTIONS["seeded"] = args.seeded_rng
+    OPTIONS["shortcuts"] = not args.without_shortcuts
     for mode in args.mode:
         name, fn = MODES[mode]
         if mode.startswith("uas"):

@@ -25,8 +25,8 @@ from rvoip_dialog_core import (
     SendAck,
     SendRequest,
     TerminationReason,
-    glare_delay,
 )
+from rvoip_dialog_core.rules import glare_delay
 from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
 CONFIG = DialogConfig(contact="sip:alice@127.0.0.1:5060", via_host="127.0.0.1", via_port=5060)
@@ -91,6 +91,7 @@ def test_ringing_then_ok_acks_and_confirms() -> None:
     # After 64*T1 the leg is forgotten.
     deadline = dl.next_deadline()
     assert deadline == pytest.approx(1.0 + 32.0)
+    assert deadline is not None
     dl.handle_timers(deadline)
     assert dl.pending()["client"] == 0
     assert dl.pending()["uac_invites"] == 0
@@ -458,4 +459,5 @@ def test_cancel_goes_out_after_100_trying() -> None:
     dl2.on_response(reply(invite2, 100, None), 0.1)
     dl2.cancel(leg2, now=0.2)
     (action2,) = dl2.take_actions()
+    assert isinstance(action2, SendRequest)
     assert action2.request.method == "CANCEL"

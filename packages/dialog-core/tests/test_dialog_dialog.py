@@ -7,7 +7,14 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rvoip_dialog_core import Dialog, DialogConfig, DialogId, DialogState, Role, make_via
+from rvoip_dialog_core import (
+    Dialog,
+    DialogConfig,
+    DialogId,
+    DialogState,
+    Role,
+)
+from rvoip_dialog_core.rules import make_via
 from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
 CONFIG = DialogConfig(contact="sip:alice@10.0.0.1:5060", via_host="10.0.0.1", via_port=5060)

@@ -19,9 +19,9 @@ from rvoip_dialog_core import (
     InviteFailed,
     ResponseForRequest,
     TerminationReason,
-    next_hop,
     target_for,
 )
+from rvoip_dialog_core.rules import next_hop
 from rvoip_sip_core import Request, make_request, parse_uri
 from rvoip_transaction_core import Peer, TimerConfig, TransactionEvent
 
@@ -182,7 +182,9 @@ async def test_loopback_call_over_tls(
             incoming = await wait_for(bob, IncomingInvite)
             assert isinstance(incoming, IncomingInvite)
             assert incoming.request.top_via.transport == "TLS"
-            assert incoming.request.contacts[0].uri.scheme == "sips"
+            uri = incoming.request.contacts[0].uri
+            assert uri is not None
+            assert uri.scheme == "sips"
             bob.respond(incoming.ref, 200, body=SDP)
             confirmed = await wait_for(alice, DialogConfirmed)
             assert isinstance(confirmed, DialogConfirmed)
@@ -367,3 +369,39 @@ async def test_unacknowledged_2xx_wakes_the_idle_timer_task(anyio_backend: str) 
             while len(stub.responses) < 3:  # RFC 3261 §13.3.1.4: T1, then 2*T1 later
                 await anyio.sleep(0.01)
         assert set(stub.responses) == {7}
+
+
+class _FailingOnceTransactions(_CountingTransactions):
+    """A transaction endpoint whose first send fails with an unexpected error."""
+
+    def respond(self, txn_id: int, response: object) -> None:
+        if not self.failed:
+            self.failed = True
+            raise RuntimeError("unexpected")
+        super().respond(txn_id, response)
+
+    failed = False
+
+
+@pytest.mark.anyio
+async def test_one_failing_action_does_not_lose_the_rest(anyio_backend: str) -> None:
+    """Bug (issue 10): an unexpected exception while sending one action of a flush escaped
+    the driver's event handling (into the transport's receive path) and the actions queued
+    after it were never sent. Now each action is run on its own, failures counted."""
+    from rvoip_transaction_core import RequestReceived
+
+    endpoints: list[DialogEndpoint] = []
+
+    def on_event(event: DialogEvent) -> None:
+        if isinstance(event, IncomingInvite):
+            endpoints[0].respond(event.ref, 180)
+            endpoints[0].respond(event.ref, 200, body=SDP)
+
+    source = Peer("UDP", "127.0.0.1", 5061)
+    async with DialogEndpoint(on_event=on_event) as ep:
+        endpoints.append(ep)
+        stub = _FailingOnceTransactions()
+        ep._txn = stub  # type: ignore[assignment]
+        ep._on_txn_event(RequestReceived(7, _uas_request("INVITE", 1, None, 1), source))
+        assert stub.responses == [7]  # the 180 failed, the 200 still went out
+        assert ep.stats["action_errors"] == 1

@@ -416,7 +416,7 @@ def test_many_sequential_calls_leave_nothing_behind() -> None:
     for agent in (alice, bob):
         assert sum(agent.dialog.pending().values()) == 0, agent.dialog.pending()
         assert len(agent.txn) == 0
-        assert len(agent.dialog._session_timers) == 0
+        assert agent.dialog.pending()["session_timers"] == 0
 
 
 def test_invite_with_replaces_names_the_dialog_it_replaces() -> None:
@@ -441,5 +441,5 @@ def test_invite_with_replaces_names_the_dialog_it_replaces() -> None:
             BOB, from_="sip:carol@127.0.0.1", headers=[("Replaces", bad)], now=net.now
         )
         net.pump()
-        assert [m.status for m in net.messages(status=status)] == [status]
+        assert [getattr(m, "status", None) for m in net.messages(status=status)] == [status]
     assert len(bob.of_type(IncomingInvite)) == 1

@@ -5,13 +5,16 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rvoip_dialog_core import DialogConfig, parse_sipfrag_status, sipfrag
+from rvoip_dialog_core import (
+    DialogConfig,
+)
 from rvoip_dialog_core._rules import (
     malformed,
     option_tags,
     unacceptable_content_type,
     unsupported_extensions,
 )
+from rvoip_dialog_core.rules import parse_sipfrag_status, sipfrag
 from rvoip_sip_core import Request, make_request, parse_uri
 
 CONFIG = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=5070)

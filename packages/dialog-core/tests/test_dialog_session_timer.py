@@ -15,6 +15,7 @@ from rvoip_dialog_core import (
     TerminationReason,
 )
 from rvoip_dialog_core._session_timer import SessionTimers
+from rvoip_dialog_core._timeline import Timeline
 from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
 from rvoip_sip_core import Request, Response, make_request, parse_uri
 
@@ -98,7 +99,7 @@ def test_422_retried_with_peer_min_se() -> None:
     net, alice, bob = setup({"min_se": 1900})
     answer_call(net, alice, bob)
     invites = net.messages(method="INVITE")
-    assert [m.status for m in net.messages(status=422)] == [422]
+    assert [getattr(m, "status", None) for m in net.messages(status=422)] == [422]
     assert invites[1].headers.get("Session-Expires") == "1900"
     assert invites[1].cseq.seq == invites[0].cseq.seq + 1
     assert invites[1].call_id == invites[0].call_id
@@ -111,7 +112,7 @@ def test_refresh_update_refused_asks_tu_for_reinvite() -> None:
     net, alice, bob = setup({"allow": allow})
     answer_call(net, alice, bob)
     net.advance(901.0)
-    assert [m.status for m in net.messages(status=405)] == [405]
+    assert [getattr(m, "status", None) for m in net.messages(status=405)] == [405]
     assert len(alice.of_type(SessionRefreshDue)) == 1
 
 
@@ -153,7 +154,8 @@ def test_answer_picks_refresher() -> None:
 def test_timers_heap_skips_stopped_and_replaced_timers() -> None:
     """Stopped or restarted timers never surface as deadlines, and their entries are dropped."""
     config = DialogConfig(contact="sip:b@127.0.0.1", via_host="127.0.0.1", via_port=1)
-    timers = SessionTimers(config)
+    timeline = Timeline()
+    timers = SessionTimers(config, timeline)
     ids = [DialogId(f"c{i}", "l", "r") for i in range(500)]
     for i, did in enumerate(ids):
         timers.start(did, 100, we_refresh=True, now=float(i))
@@ -164,6 +166,6 @@ def test_timers_heap_skips_stopped_and_replaced_timers() -> None:
     timers.stop(ids[-1])
     assert timers.next_deadline() == 498.0 + 50.0
     timers.start(ids[-1], 1000, we_refresh=True, now=0.0)
-    assert len(timers._heap) < 200  # stale entries compacted away
+    assert len(timeline) < 200  # stale entries compacted away
     assert [did for did, _ in timers.due(10_000.0)] == [ids[-1], ids[-2]]
     assert timers.next_deadline() is None

@@ -9,15 +9,12 @@ from pathlib import Path
 import pytest
 
 from rvoip_dialog_core import (
-    DIALOG_UAC,
-    DIALOG_UAS,
     DialogState,
     DialogUsageError,
     Role,
     TerminationReason,
-    Trigger,
-    transition,
 )
+from rvoip_dialog_core.rules import DIALOG_UAC, DIALOG_UAS, Trigger, transition
 
 ROOT = Path(__file__).resolve().parents[3]
 

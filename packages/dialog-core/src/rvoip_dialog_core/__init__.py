@@ -4,10 +4,15 @@ The sans-IO :class:`DialogLayer` takes transaction-layer events and ``now`` and 
 :class:`SendRequest` / :class:`SendAck` / :class:`SendResponse` actions, TU events for the
 session layer, and its next deadline. :class:`DialogEndpoint` runs it on transaction-core's
 ``TransactionEndpoint`` under asyncio or trio.
+
+The state table (``DIALOG_UAC``, ``DIALOG_UAS``, ``DialogMachine``, ``Trigger``,
+``transition``) and the helpers ``make_via``, ``next_hop``, ``glare_delay``, ``sipfrag``
+and ``parse_sipfrag_status`` are internals: they stay importable from here for one
+release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``.
 """
 
 from ._config import DEFAULT_ALLOW, DialogConfig
-from ._dialog import Dialog, DialogId, LegId, make_via
+from ._dialog import Dialog, DialogId, LegId
 from ._driver import DialogEndpoint
 from ._errors import DialogError, DialogUsageError
 from ._events import (
@@ -38,19 +43,30 @@ from ._events import (
     TerminationReason,
     UpdateReceived,
 )
-from ._hops import next_hop, target_for
+from ._hops import target_for
 from ._layer import DialogLayer
 from ._records import ReferSubscription
-from ._rules import glare_delay, parse_sipfrag_status, sipfrag
 from ._session_timer import SessionTimer
-from ._states import DIALOG_UAC, DIALOG_UAS, DialogMachine, DialogState, Role, Trigger, transition
+from ._states import DialogState, Role
+
+# Internals kept importable from the top level for one release (not in __all__).
+from .rules import (  # noqa: F401
+    DIALOG_UAC,
+    DIALOG_UAS,
+    DialogMachine,
+    Trigger,
+    glare_delay,
+    make_via,
+    next_hop,
+    parse_sipfrag_status,
+    sipfrag,
+    transition,
+)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_ALLOW",
-    "DIALOG_UAC",
-    "DIALOG_UAS",
     "AckReceived",
     "Action",
     "ByeReceived",
@@ -64,7 +80,6 @@ __all__ = [
     "DialogEvent",
     "DialogId",
     "DialogLayer",
-    "DialogMachine",
     "DialogState",
     "DialogTerminated",
     "DialogUsageError",
@@ -89,14 +104,7 @@ __all__ = [
     "SessionRefreshDue",
     "SessionTimer",
     "TerminationReason",
-    "Trigger",
     "UpdateReceived",
     "__version__",
-    "glare_delay",
-    "make_via",
-    "next_hop",
-    "parse_sipfrag_status",
-    "sipfrag",
     "target_for",
-    "transition",
 ]

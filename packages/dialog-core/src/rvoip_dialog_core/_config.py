@@ -43,6 +43,11 @@ class DialogConfig:
         subscription_expires: Expires of the implicit REFER subscription, seconds.
         session_expires: Session interval we ask for in INVITEs (RFC 4028; None: none).
         min_se: The smallest session interval we accept (RFC 4028 Min-SE, >= 90).
+        uas_session_expires: As UAS, the session interval we run on our own when the
+            peer's INVITE asks for none (RFC 4028 §9, ``refresher=uas``): we refresh at
+            half of it with UPDATE and end the dialog with BYE when a refresh fails
+            (408/481 or no answer), so a vanished peer cannot hold a call for ever.
+            None: off. Needs ``timer`` in ``supported``.
     """
 
     contact: str
@@ -60,6 +65,7 @@ class DialogConfig:
     subscription_expires: int = 60
     session_expires: int | None = 1800
     min_se: int = 90
+    uas_session_expires: int | None = 1800
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)

@@ -1,8 +1,11 @@
 """A thin anyio driver: a dialog layer glued onto transaction-core's ``TransactionEndpoint``.
 
-The transaction endpoint owns the sockets; its events are fed (synchronously, with
-``anyio.current_time()``) into the sans-IO :class:`DialogLayer`, whose actions are executed
-at once. One task sleeps until the layer's next deadline. Session-core uses it as::
+The transaction endpoint owns the sockets; its events are fed synchronously, with the time
+of the endpoint's one clock (injected, or the running loop's: asyncio's ``loop.time`` read
+directly), into the sans-IO :class:`DialogLayer`, whose actions are executed at once. The
+endpoint's commands are the layer's own methods (see :class:`_Command`). One task sleeps
+until the layer's next deadline, re-armed only when ``deadline_moved()``. Session-core
+uses it as::
 
     async with DialogEndpoint(udp=("127.0.0.1", 0), user="alice") as ep:
         leg = ep.invite("sip:bob@127.0.0.1:5070", from_="sip:alice@127.0.0.1")
@@ -18,10 +21,11 @@ import math
 import random
 import socket
 import ssl
+import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Concatenate, Generic, ParamSpec, Self, TypeVar, overload
 
 import anyio
 import anyio.abc
@@ -29,11 +33,12 @@ import attrs
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response, Uri, parse_uri
+from rvoip_sip_core import Request, Response
 from rvoip_transaction_core import (
     AckReceived as TxnAckReceived,
 )
 from rvoip_transaction_core import (
+    Clock,
     Peer,
     RequestReceived,
     ResponseReceived,
@@ -48,18 +53,16 @@ from rvoip_transaction_core import (
 )
 
 from ._config import DialogConfig
-from ._dialog import DialogId, LegId
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
 from ._hops import is_ip, next_hop
 from ._layer import DialogLayer
-from ._records import ReferSubscription
 
 __all__ = ["DialogEndpoint"]
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
-Headers = Iterable[tuple[str, str]]
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def _backend_clock() -> Callable[[], float]:
@@ -68,6 +71,47 @@ def _backend_clock() -> Callable[[], float]:
     if sniffio.current_async_library() == "asyncio":
         return asyncio.get_running_loop().time
     return anyio.current_time
+
+
+class _FunctionClock:
+    """A :class:`Clock` over a ``now`` function (the loop's clock) and ``time.time``."""
+
+    __slots__ = ("now", "wall")
+
+    def __init__(self, now: Callable[[], float]) -> None:
+        self.now = now
+        self.wall = time.time
+
+
+class _Command(Generic[P, R]):
+    """A :class:`DialogLayer` command exposed on the endpoint without restating it.
+
+    Reading ``endpoint.<name>`` gives the layer's bound method wrapped so that the
+    endpoint flushes (sends the actions, delivers the events, re-arms its timer) after it
+    ran; the layer reads the time from the endpoint's clock when ``now`` is omitted. The
+    wrapper is made once per started endpoint and cached on it.
+    """
+
+    def __init__(self, method: Callable[Concatenate[DialogLayer, P], R]) -> None:
+        self._method = method
+        self._name = method.__name__
+        self.__doc__ = method.__doc__
+
+    def __set_name__(self, owner: type[object], name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, endpoint: None, owner: type[object]) -> Self: ...
+
+    @overload
+    def __get__(self, endpoint: DialogEndpoint, owner: type[object]) -> Callable[P, R]: ...
+
+    def __get__(
+        self, endpoint: DialogEndpoint | None, owner: type[object]
+    ) -> Self | Callable[P, R]:
+        if endpoint is None:
+            return self
+        return endpoint.command(self._method, self._name)
 
 
 class DialogEndpoint:
@@ -83,7 +127,10 @@ class DialogEndpoint:
         user: User part of the Contact built from the bound address.
         config: Full dialog configuration; built from the bound address when None.
         timers: Transaction timers (T1/T2 are copied into the dialog configuration).
-        rng: Random source (default: seeded by the OS).
+        rng: Source of tags, branches, Call-IDs and CSeq starts for both layers (default:
+            ``random.SystemRandom()``, the OS CSPRNG; inject a seeded one only in tests).
+        clock: The one time source of both layers (default: the running event loop's
+            clock, read directly on asyncio).
         on_event: Synchronous callback for dialog events; when None they queue for
             :meth:`events`.
         event_queue_size: Bound of that queue (drops are counted in ``stats``).
@@ -101,6 +148,7 @@ class DialogEndpoint:
         config: DialogConfig | None = None,
         timers: TimerConfig | None = None,
         rng: random.Random | None = None,
+        clock: Clock | None = None,
         on_event: Callable[[DialogEvent], None] | None = None,
         event_queue_size: int = 1024,
     ) -> None:
@@ -112,7 +160,9 @@ class DialogEndpoint:
         self._user = user
         self._config = config
         self._timers = timers or TimerConfig()
-        self._rng = rng or random.Random()
+        # RFC 3261 §19.3 / issue 10: identifiers on the wire come from the OS CSPRNG.
+        self._rng = rng if rng is not None else random.SystemRandom()
+        self._given_clock = clock
         self._on_event = on_event
         self._queue_size = event_queue_size
         self._stack = contextlib.AsyncExitStack()
@@ -125,16 +175,17 @@ class DialogEndpoint:
         self._flushing = False
         self._armed = math.inf
         self._busy = False  # a flush ran since the timer task last woke
-        self._deadlines_seen = 0  # the layer's count of deadlines set, at the last check
         self._clock: Callable[[], float] = anyio.current_time
         self._tg: anyio.abc.TaskGroup | None = None
+        self._commands: list[str] = []
+        """Names of the commands cached on this instance for the running layer."""
         self.stats: Counter[str] = Counter()
 
     # --- lifecycle --------------------------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         await self._stack.__aenter__()
-        self._clock = _backend_clock()
+        self._clock = self._given_clock.now if self._given_clock else _backend_clock()
         try:
             send, recv = anyio.create_memory_object_stream[DialogEvent](self._queue_size)
             self._send_events, self._recv_events = send, recv
@@ -157,7 +208,12 @@ class DialogEndpoint:
             transport = "UDP" if self._udp is not None else "TCP" if self._tcp else "TLS"
             local = txn.local(transport)
             config = self._config or self._default_config(local)
-            self._layer = DialogLayer(config, rng=self._rng)
+            self._layer = DialogLayer(
+                config, rng=self._rng, clock=self._given_clock or _FunctionClock(self._clock)
+            )
+            for name in self._commands:
+                self.__dict__.pop(name, None)  # bound to a previous layer
+            self._commands.clear()
             tg.start_soon(self._timer_loop)
         except BaseException:
             await self._stack.__aexit__(None, None, None)
@@ -293,10 +349,8 @@ class DialogEndpoint:
         layer = self._layer
         assert layer is not None
         # hot path: the earliest deadline can only move earlier when one was set.
-        added = layer._deadlines_added + layer._session_timers._started
-        if added == self._deadlines_seen:
+        if not layer.deadline_moved():
             return
-        self._deadlines_seen = added
         deadline = layer.next_deadline()
         if deadline is not None and deadline < self._armed:
             # Wake the timer task only when the earliest deadline moved earlier.
@@ -307,17 +361,14 @@ class DialogEndpoint:
         # whose actions and events are handled here, in order, before returning.
         layer = self._layer  # hot path: not the checking property
         assert layer is not None
+        take_output = layer.take_output
         for _ in range(10_000):
-            # hot path: the layer's output lists are taken directly (take_actions/events).
-            actions = layer._actions
-            if actions:
-                layer._actions = []
-                self._run_actions(actions)
-                continue
-            events = layer._events
-            if not events:
+            output = take_output()
+            if output is None:
                 return
-            layer._events = []
+            actions, events = output
+            if actions:
+                self._run_actions(actions)
             for event in events:
                 self._deliver(event)
         self.stats["flush_overrun"] += 1
@@ -328,19 +379,28 @@ class DialogEndpoint:
         assert layer is not None
         default = layer.config.transport
         for action in actions:
-            if isinstance(action, SendResponse):
-                self._respond(action.server, action.response)
-                continue
-            hop = next_hop(action.request, default)
-            if hop is None:
-                self.stats["unresolvable_target"] += 1
-                if isinstance(action, SendRequest):
-                    layer.on_transport_error(action.request, self._clock())
-            elif not is_ip(hop.host) and self._tg is not None:
-                # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
-                self._tg.start_soon(self._resolve_and_send, action, hop)
-            else:
-                self._send_to(action, hop)
+            try:
+                self._run_action(layer, action, default)
+            except Exception:
+                # Whatever a peer's message led to (e.g. a Contact we cannot route), one
+                # failed send must not lose the actions after it nor end the receive path.
+                self.stats["action_errors"] += 1
+                logger.exception("dialog action failed: %r", action)
+
+    def _run_action(self, layer: DialogLayer, action: Action, default: str) -> None:
+        if isinstance(action, SendResponse):
+            self._respond(action.server, action.response)
+            return
+        hop = next_hop(action.request, default)
+        if hop is None:
+            self.stats["unresolvable_target"] += 1
+            if isinstance(action, SendRequest):
+                layer.on_transport_error(action.request, self._clock())
+        elif not is_ip(hop.host) and self._tg is not None:
+            # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
+            self._tg.start_soon(self._resolve_and_send, action, hop)
+        else:
+            self._send_to(action, hop)
 
     def _via_for(self, request: Request, target: Peer) -> Request:
         """The request with its top Via naming the transport it actually leaves on."""
@@ -415,171 +475,39 @@ class DialogEndpoint:
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.stats["events_dropped"] += 1
 
-    def _do(self, command: Callable[[float], T]) -> T:
-        result = command(self._clock())
-        self._flush()
-        return result
+    def command(
+        self, method: Callable[Concatenate[DialogLayer, P], R], name: str
+    ) -> Callable[P, R]:
+        """``method`` of the running layer, followed by a flush (see :class:`_Command`)."""
+        bound: Callable[P, R] = getattr(self.layer, name)
+        flush = self._flush
 
-    # --- commands (each runs the layer with the current time, then sends) -------------------
+        def run(*args: P.args, **kwargs: P.kwargs) -> R:
+            result = bound(*args, **kwargs)
+            flush()
+            return result
 
-    def invite(
-        self,
-        target: str | Uri,
-        *,
-        from_: str,
-        to: str | None = None,
-        body: bytes = b"",
-        content_type: str | None = None,
-        headers: Headers = (),
-        route: Iterable[str] = (),
-        call_id: str | None = None,
-        tag: str | None = None,
-        cseq: int | None = None,
-        defer_ack: bool = False,
-    ) -> LegId:
-        """Send an initial INVITE (see :meth:`DialogLayer.invite`)."""
-        uri = parse_uri(target) if isinstance(target, str) else target
-        return self._do(
-            lambda now: self.layer.invite(
-                uri,
-                from_=from_,
-                to=to,
-                body=body,
-                content_type=content_type,
-                headers=headers,
-                route=route,
-                call_id=call_id,
-                tag=tag,
-                cseq=cseq,
-                defer_ack=defer_ack,
-                now=now,
-            )
-        )
+        run.__doc__ = method.__doc__
+        # hot path: later lookups of ``endpoint.<name>`` find it in the instance dict (a
+        # _Command has no __set__, so the instance wins) without calling the descriptor.
+        self.__dict__[name] = run
+        self._commands.append(name)
+        return run
 
-    def send_request(
-        self,
-        method: str,
-        target: str | Uri,
-        *,
-        from_: str,
-        to: str | None = None,
-        body: bytes = b"",
-        content_type: str | None = None,
-        headers: Headers = (),
-        call_id: str | None = None,
-        tag: str | None = None,
-        cseq: int | None = None,
-    ) -> int:
-        """Send a request outside any dialog (see :meth:`DialogLayer.send_request`)."""
-        uri = parse_uri(target) if isinstance(target, str) else target
-        return self._do(
-            lambda now: self.layer.send_request(
-                method,
-                uri,
-                from_=from_,
-                to=to,
-                body=body,
-                content_type=content_type,
-                headers=headers,
-                call_id=call_id,
-                tag=tag,
-                cseq=cseq,
-                now=now,
-            )
-        )
+    # --- commands: the layer's own, run at the clock's time, then flushed --------------------
+    # Each is the DialogLayer method of the same name (same signature and docstring; ``now``
+    # defaults to the endpoint's clock), followed by sending what it produced.
 
-    def ack(
-        self, dialog_id: DialogId, body: bytes = b"", *, content_type: str | None = None
-    ) -> None:
-        """Send a held-back ACK (``defer_ack``) with the SDP answer."""
-        self.layer.ack(dialog_id, body, content_type=content_type, now=self._clock())
-        self._flush()
-
-    def cancel(self, leg: LegId, *, headers: Headers = ()) -> None:
-        """CANCEL a pending INVITE (see :meth:`DialogLayer.cancel`)."""
-        self._do(lambda now: self.layer.cancel(leg, headers=headers, now=now))
-
-    def respond(
-        self,
-        ref: int,
-        status: int,
-        reason: str | None = None,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        headers: Headers = (),
-        reliable: bool | None = None,
-    ) -> Response:
-        """Answer a request the TU was given (see :meth:`DialogLayer.respond`)."""
-        # hot path: called directly (no closure through _do).
-        response = self.layer.respond(
-            ref,
-            status,
-            reason,
-            body=body,
-            content_type=content_type,
-            headers=headers,
-            reliable=reliable,
-            now=self._clock(),
-        )
-        self._flush()
-        return response
-
-    def request(
-        self,
-        dialog_id: DialogId,
-        method: str,
-        *,
-        body: bytes = b"",
-        content_type: str | None = None,
-        headers: Headers = (),
-    ) -> int:
-        """Send a request in a dialog (see :meth:`DialogLayer.request`); returns its ref."""
-        return self._do(
-            lambda now: self.layer.request(
-                dialog_id, method, body=body, content_type=content_type, headers=headers, now=now
-            )
-        )
-
-    def bye(self, dialog_id: DialogId, *, headers: Headers = ()) -> int:
-        """Hang up with BYE (``headers``: e.g. a Reason)."""
-        ref = self.layer.bye(dialog_id, headers=headers, now=self._clock())
-        self._flush()
-        return ref
-
-    def reinvite(
-        self,
-        dialog_id: DialogId,
-        body: bytes = b"",
-        *,
-        headers: Headers = (),
-        defer_ack: bool = False,
-    ) -> int:
-        """Send a re-INVITE (a 491 is retried after the §14.1 delay)."""
-        return self._do(
-            lambda now: self.layer.reinvite(
-                dialog_id, body, headers=headers, defer_ack=defer_ack, now=now
-            )
-        )
-
-    def update(self, dialog_id: DialogId, body: bytes = b"") -> int:
-        """Send an UPDATE."""
-        return self._do(lambda now: self.layer.update(dialog_id, body, now=now))
-
-    def info(self, dialog_id: DialogId, body: bytes, content_type: str) -> int:
-        """Send an INFO."""
-        return self._do(lambda now: self.layer.info(dialog_id, body, content_type, now=now))
-
-    def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
-        """Send a REFER (blind transfer)."""
-        return self._do(
-            lambda now: self.layer.refer(dialog_id, refer_to, referred_by=referred_by, now=now)
-        )
-
-    def accept_refer(self, ref: int) -> ReferSubscription:
-        """Accept a REFER: 202 and the first NOTIFY (100 Trying)."""
-        return self._do(lambda now: self.layer.accept_refer(ref, now=now))
-
-    def notify_refer(self, subscription: ReferSubscription, status: int, reason: str) -> int:
-        """Report the referred call's progress (a final status ends the subscription)."""
-        return self._do(lambda now: self.layer.notify_refer(subscription, status, reason, now=now))
+    invite = _Command(DialogLayer.invite)
+    send_request = _Command(DialogLayer.send_request)
+    ack = _Command(DialogLayer.ack)
+    cancel = _Command(DialogLayer.cancel)
+    respond = _Command(DialogLayer.respond)
+    request = _Command(DialogLayer.request)
+    bye = _Command(DialogLayer.bye)
+    reinvite = _Command(DialogLayer.reinvite)
+    update = _Command(DialogLayer.update)
+    info = _Command(DialogLayer.info)
+    refer = _Command(DialogLayer.refer)
+    accept_refer = _Command(DialogLayer.accept_refer)
+    notify_refer = _Command(DialogLayer.notify_refer)

@@ -4,53 +4,227 @@ Inputs come from the transaction layer (``on_request``, ``on_ack``, ``on_respons
 ``on_timeout``, ``on_transport_error``) and from the session layer (``invite``, ``respond``,
 ``bye``, ``reinvite`` …). Outputs are pulled: ``take_actions()`` for the driver,
 ``take_events()`` for the session layer, ``next_deadline()`` / ``handle_timers(now)`` for time.
+
+:class:`DialogLayer` is a façade over collaborators, each owning its own state:
+
+- :class:`~._store.DialogStore`: the live dialogs;
+- :class:`~._uas.UasRequests`: requests received, the TU's answers, 2xx/1xx retransmission;
+- :class:`~._uac.UacInvites`: our initial INVITEs, forks, CANCEL;
+- :class:`~._client.ClientRequests`: every request we send, ACKs, 491 retries;
+- :class:`~._refer.ReferSubscriptions`: accepted REFERs and their NOTIFYs;
+- :class:`~._session_timer.SessionTimers`: RFC 4028 timers;
+- :class:`~._timeline.Timeline`: all their deadlines on one keyed heap;
+- :class:`~._outbox.Outbox`: the actions and events they produce.
+
+The façade routes inputs, answers the collaborators' cross-cutting questions
+(:class:`~._hooks.LayerHooks`: ending a dialog, "is an INVITE in progress") and catches
+every exception an input provokes, so that no message from the network can escape.
 """
 
 from __future__ import annotations
 
-import heapq
+import contextlib
+import logging
 import random
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable
 
-from rvoip_sip_core import Request, Response, make_response
+from rvoip_sip_core import Request, Response, Uri, parse_uri
+from rvoip_transaction_core import Clock, SystemClock
 
+from ._client import ClientRequests, Headers
 from ._config import DialogConfig
-from ._events import ResponseForRequest, SendResponse, TerminationReason
-from ._records import ClientRequest, DeferredRequest, UasInvite
-from ._responses import ResponseSide
+from ._dialog import Dialog, DialogId, DialogState, LegId
+from ._errors import DialogUsageError
+from ._events import Action, DialogEvent, DialogTerminated, TerminationReason
+from ._outbox import Outbox
+from ._records import ClientRequest, ReferSubscription, UacInvite, UasInvite
+from ._refer import ReferSubscriptions
+from ._rules import malformed
+from ._session_timer import SessionTimer, SessionTimers
+from ._states import Trigger
+from ._store import DialogStore
+from ._timeline import Timeline
+from ._uac import UacInvites
+from ._uas import UasRequests
 
 __all__ = ["DialogLayer"]
 
+logger = logging.getLogger(__name__)
 
-class DialogLayer(ResponseSide):
+# The dialog state machine's trigger for each way a dialog ends (same names).
+_TRIGGER_OF = {reason: Trigger[reason.name] for reason in TerminationReason}
+
+
+class DialogLayer:
     """All the dialogs of one user agent, as a sans-IO state machine.
 
     Args:
         config: Local identity, timers and advertised capabilities.
-        rng: Source of tags, branches, Call-IDs and glare delays (inject a seeded one in tests).
+        rng: Source of tags, branches, Call-IDs, CSeq starts and glare delays. Default:
+            ``random.SystemRandom()`` (the OS CSPRNG, RFC 3261 §19.3: tags and Call-IDs
+            must not be guessable); inject a seeded ``random.Random`` only in tests.
+        clock: Where a command given no ``now`` reads the time (a driver injects its
+            own; default ``SystemClock``). Inputs from the transaction layer and
+            ``handle_timers`` always take ``now``.
     """
 
-    def __init__(self, config: DialogConfig, *, rng: random.Random) -> None:
-        super().__init__(config, rng)
+    def __init__(
+        self,
+        config: DialogConfig,
+        *,
+        rng: random.Random | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self._config = config
+        self._rng = rng if rng is not None else random.SystemRandom()
+        self._clock = clock if clock is not None else SystemClock()
+        self.stats: Counter[str] = Counter()
+        """Counters (malformed messages, retransmissions, errors caught …)."""
+        self._next_ref = 0
+        self._now = 0.0
+        """The latest time given by any input (for deadlines set while ending a dialog)."""
+        rng = self._rng
+        self._out = Outbox()
+        self._timeline = Timeline()
+        self._store = DialogStore()
+        self._timers = SessionTimers(config, self._timeline)
+        self._client = ClientRequests(
+            config, rng, self.stats, self._out, self._store, self._timeline, self._timers, self
+        )
+        self._uas = UasRequests(
+            config,
+            rng,
+            self.stats,
+            self._out,
+            self._store,
+            self._timeline,
+            self._timers,
+            self._client,
+            self,
+        )
+        self._uac = UacInvites(
+            config,
+            rng,
+            self.stats,
+            self._out,
+            self._store,
+            self._timeline,
+            self._timers,
+            self._client,
+            self,
+        )
+        self._refers = ReferSubscriptions(
+            config, rng, self._store, self._uas, self._client, self.new_ref
+        )
+        # hot path: the driver takes the output after every input; these are the
+        # collaborators' own bound methods (no façade call in between).
+        self.take_actions: Callable[[], list[Action]] = self._out.take_actions
+        """Actions for the driver, in order (and forget them)."""
+        self.take_events: Callable[[], list[DialogEvent]] = self._out.take_events
+        """Events for the session layer, in order (and forget them)."""
+        self.take_output: Callable[[], tuple[list[Action], list[DialogEvent]] | None] = (
+            self._out.take
+        )
+        """Actions and events at once (None when there are none): a driver's flush loop."""
+        self.deadline_moved: Callable[[], bool] = self._timeline.deadline_moved
+        """Whether a deadline earlier than the last ``next_deadline()`` answer was set since
+        (the driver re-arms its timer only then)."""
 
-    # --- inputs: each may end an INVITE transaction, releasing a waiting re-INVITE ----------
+    # --- configuration ----------------------------------------------------------------------
+
+    @property
+    def config(self) -> DialogConfig:
+        """Local identity, timers and capabilities (assignable, e.g. once a port is bound)."""
+        return self._config
+
+    @config.setter
+    def config(self, config: DialogConfig) -> None:
+        self._config = config
+        for part in (self._timers, self._client, self._uas, self._uac, self._refers):
+            part.configure(config)
+
+    # --- inputs from the transaction layer ----------------------------------------------------
 
     def on_request(
         self, request: Request, server: object, now: float, *, cancels: object | None = None
     ) -> None:
-        """A request arrived on a new server transaction (see :class:`ServerSide`)."""
-        super().on_request(request, server, now, cancels=cancels)
-        self._send_deferred()
+        """A request arrived on a new server transaction (``server`` is the driver's handle).
+
+        Every request is checked before anything acts on it (malformed headers get 400
+        with a reason naming the fault); nothing a request provokes escapes as an
+        exception: it is counted in ``stats["request_errors"]`` and answered 500.
+
+        Args:
+            request: The request.
+            server: Handle of its server transaction, given back in ``SendResponse``.
+            now: Current time.
+            cancels: For CANCEL, the handle of the INVITE transaction it matches (§9.2).
+        """
+        self._now = now
+        try:
+            self._uas.on_request(request, server, now, cancels=cancels)
+            self._client.send_deferred()
+        except Exception:
+            self._failed_input("request_errors", request)
+            self._answer_failure(request, server)
 
     def on_ack(self, request: Request, now: float) -> None:
-        """An ACK for one of our 2xx arrived."""
-        super().on_ack(request, now)
-        self._send_deferred()
+        """An ACK for one of our 2xx arrived (outside any transaction, RFC 3261 §13.3.1.4)."""
+        self._now = now
+        try:
+            self._uas.on_ack(request, now)
+            self._client.send_deferred()
+        except Exception:
+            self._failed_input("ack_errors", request)
 
     def on_response(self, response: Response, now: float) -> None:
-        """A response arrived on one of our client transactions."""
-        super().on_response(response, now)
-        self._send_deferred()
+        """A response arrived on one of our client transactions (2xx retransmissions too)."""
+        self._now = now
+        try:
+            self._on_response(response, now)
+            self._client.send_deferred()
+        except Exception:
+            self._failed_input("response_errors", response)
+
+    def _on_response(self, response: Response, now: float) -> None:
+        if malformed(response) is not None:
+            self.stats["response_malformed"] += 1
+            return
+        creq = self._client.match(response)
+        if creq is None:
+            self.stats["response_unmatched"] += 1
+            return
+        if creq.leg is not None and creq.request.method == "INVITE":
+            self._uac.on_response(creq, response, now)
+        else:
+            self._client.on_response(creq, response, now)
+
+    def on_timeout(self, request: Request, now: float) -> None:
+        """Our client transaction for ``request`` timed out: treated as 408 (§8.1.3.1)."""
+        response = self._client.failed(request, 408, "Request Timeout")
+        if response is not None:
+            self.on_response(response, now)
+
+    def on_transport_error(self, request: Request, now: float) -> None:
+        """The transport failed for ``request``: treated as 503 (RFC 3261 §8.1.3.1)."""
+        response = self._client.failed(request, 503, "Service Unavailable")
+        if response is not None:
+            self.on_response(response, now)
+
+    def _failed_input(self, counter: str, message: Request | Response) -> None:
+        # A bug or an unforeseen malformation: never let it escape to the transport (RFC
+        # 3261 §8.2 rejects what it cannot process; the process must survive any input).
+        self.stats[counter] += 1
+        logger.exception("dialog layer failed on %s", type(message).__name__)
+
+    def _answer_failure(self, request: Request, server: object) -> None:
+        if request.method == "ACK":
+            return
+        with contextlib.suppress(Exception):
+            self._uas.reply(request, server, 500, "Server Internal Error")
+
+    # --- commands: answers ------------------------------------------------------------------
 
     def respond(
         self,
@@ -62,10 +236,24 @@ class DialogLayer(ResponseSide):
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] = (),
         reliable: bool | None = None,
-        now: float,
+        now: float | None = None,
     ) -> Response:
-        """Answer a request the TU was given (see :meth:`ServerSide.respond`)."""
-        response = super().respond(
+        """Answer a request the TU was given (``IncomingInvite``, re-INVITE, REFER …).
+
+        For INVITE a tagged 1xx creates the early dialog, a 2xx confirms it and is
+        retransmitted until the ACK (RFC 3261 §13.3.1.4), a 3xx–6xx ends it. A 1xx is
+        sent reliably (RFC 3262, PRACKed) when the INVITE requires ``100rel``, or when
+        ``reliable`` is True and the INVITE supports it.
+
+        Returns:
+            The response sent.
+
+        Raises:
+            DialogUsageError: unknown ref, or a final response was already sent.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        response = self._uas.respond(
             ref,
             status,
             reason,
@@ -75,150 +263,379 @@ class DialogLayer(ResponseSide):
             reliable=reliable,
             now=now,
         )
-        self._send_deferred()
+        self._client.send_deferred()
         return response
+
+    def accept_refer(self, ref: int, *, now: float | None = None) -> ReferSubscription:
+        """Accept a REFER: 202, then the first NOTIFY (``SIP/2.0 100 Trying``, RFC 3515 §2.4.4).
+
+        Returns:
+            The implicit subscription, for :meth:`notify_refer`.
+        """
+        at = self._clock.now() if now is None else now
+        return self._refers.accept(
+            ref, lambda r, status, reason: self.respond(r, status, reason, now=at), at
+        )
+
+    def notify_refer(
+        self, subscription: ReferSubscription, status: int, reason: str, *, now: float | None = None
+    ) -> int:
+        """Report the referred call's progress in a NOTIFY with a sipfrag status line.
+
+        A final status (>= 200) terminates the subscription (RFC 3515 §2.4.5).
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        return self._refers.notify(subscription, status, reason)
+
+    # --- commands: requests -----------------------------------------------------------------
+
+    def invite(
+        self,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+        defer_ack: bool = False,
+        now: float | None = None,
+    ) -> LegId:
+        """Send an initial INVITE to ``target``; returns the call leg that names the call.
+
+        Args:
+            target: Request-URI.
+            from_: Our From value (name-addr or URI) without a tag.
+            to: The To value (defaults to the target).
+            body: The offer (SDP), or empty for an offer-less INVITE.
+            content_type: Type of ``body`` (``application/sdp`` when a body is given).
+            headers: Extra header lines (e.g. Authorization when answering a challenge).
+            route: A pre-loaded route set (outbound proxy), as Route values.
+            call_id: Use this Call-ID instead of a fresh one.
+            tag: Use this From tag; with ``call_id`` and a higher ``cseq`` this retries a
+                challenged INVITE on the same call leg (RFC 3261 §22.2).
+            cseq: CSeq number (default: random).
+            defer_ack: Do not ACK the 2xx; the TU calls :meth:`ack` with the SDP answer
+                (an offer-less INVITE gets the offer in the 2xx, RFC 3261 §13.2.1).
+            now: Current time.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        return self._uac.invite(
+            target,
+            from_=from_,
+            to=to,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            route=route,
+            call_id=call_id,
+            tag=tag,
+            cseq=cseq,
+            defer_ack=defer_ack,
+        )
+
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Send a request outside any dialog (OPTIONS, MESSAGE, REGISTER …); returns its ref.
+
+        The final response comes back as ``ResponseForRequest`` (dialog_id None).
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        return self._client.send_request(
+            method,
+            parse_uri(target) if isinstance(target, str) else target,
+            from_=from_,
+            to=to,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            route=route,
+            call_id=call_id,
+            tag=tag,
+            cseq=cseq,
+        )
+
+    def cancel(self, leg: LegId, *, headers: Headers = (), now: float | None = None) -> None:
+        """Cancel our pending INVITE (RFC 3261 §9.1); ``headers`` e.g. a Reason (RFC 3326).
+
+        The CANCEL waits for the first provisional response (§9.1: it SHOULD NOT be sent
+        before one); once a final response arrived it is too late and nothing is sent.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        self._uac.cancel(leg, headers, now)
+
+    def request(
+        self,
+        dialog_id: DialogId,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        now: float | None = None,
+    ) -> int:
+        """Send any request in a dialog (RFC 3261 §12.2.1.1); returns its ref.
+
+        The final response comes back as ``ResponseForRequest`` with that ref. BYE ends
+        the dialog at once (§15); re-INVITE and UPDATE are target refreshes and retried after
+        a 491 (§14.1); the 2xx of a re-INVITE is ACKed by the layer.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        dialog = self._store.require(dialog_id)
+        if method.upper() == "BYE":
+            # RFC 3261 §15: the callee MUST NOT send BYE before the ACK of its 2xx (or the
+            # ACK timeout); it is sent when that comes.
+            held = self._uas.hold_bye(dialog_id, headers)
+            if held is not None:
+                return held
+            with contextlib.suppress(DialogUsageError):
+                self._client.ack(dialog_id)  # a held-back ACK goes out before the BYE
+        return self._client.request(dialog, method, body, content_type, headers, refresh=False)
+
+    def bye(self, dialog_id: DialogId, *, headers: Headers = (), now: float | None = None) -> int:
+        """Hang up a dialog with BYE (RFC 3261 §15.1.1); returns the request ref.
+
+        ``headers`` are extra lines, e.g. ``Reason`` (RFC 3326).
+        """
+        return self.request(dialog_id, "BYE", headers=headers, now=now)
+
+    def reinvite(
+        self,
+        dialog_id: DialogId,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        headers: Headers = (),
+        defer_ack: bool = False,
+        now: float | None = None,
+    ) -> int:
+        """Send a re-INVITE (new offer, or none) in a confirmed dialog (RFC 3261 §14.1).
+
+        With ``defer_ack`` (an offer-less re-INVITE) the TU sends the ACK with :meth:`ack`.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        return self._client.request(
+            self._store.require(dialog_id),
+            "INVITE",
+            body,
+            content_type,
+            headers,
+            refresh=False,
+            defer_ack=defer_ack,
+        )
+
+    def update(
+        self,
+        dialog_id: DialogId,
+        body: bytes = b"",
+        *,
+        headers: Headers = (),
+        now: float | None = None,
+    ) -> int:
+        """Send an UPDATE (RFC 3311), e.g. to refresh the session or change media early."""
+        return self.request(dialog_id, "UPDATE", body=body, headers=headers, now=now)
+
+    def info(
+        self, dialog_id: DialogId, body: bytes, content_type: str, *, now: float | None = None
+    ) -> int:
+        """Send an INFO (e.g. ``application/dtmf-relay``) in a dialog."""
+        return self.request(dialog_id, "INFO", body=body, content_type=content_type, now=now)
+
+    def refer(
+        self,
+        dialog_id: DialogId,
+        refer_to: str,
+        *,
+        referred_by: str | None = None,
+        headers: Headers = (),
+        now: float | None = None,
+    ) -> int:
+        """Send a REFER (RFC 3515): ask the peer to call ``refer_to`` and report by NOTIFY."""
+        target = refer_to if "<" in refer_to else f"<{refer_to}>"
+        extra = [("Refer-To", target)]
+        if referred_by is not None:
+            extra.append(("Referred-By", referred_by if "<" in referred_by else f"<{referred_by}>"))
+        extra.extend(headers)
+        return self.request(dialog_id, "REFER", headers=extra, now=now)
+
+    def ack(
+        self,
+        dialog_id: DialogId,
+        body: bytes = b"",
+        *,
+        content_type: str | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Send the ACK the layer held back (``defer_ack``), e.g. with the SDP answer.
+
+        Raises:
+            DialogUsageError: no 2xx of this dialog is waiting for an ACK.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        self._client.ack(dialog_id, body, content_type=content_type)
 
     # --- time -----------------------------------------------------------------------------
 
     def next_deadline(self) -> float | None:
         """The earliest time ``handle_timers`` has work to do (None: nothing scheduled)."""
-        # hot path (the driver asks after every message): heads of heaps, no table walks.
-        best = self._timeline_next()
-        session = self._session_timers.next_deadline()
-        if session is not None and (best is None or session < best):
-            best = session
-        if self._expiry:
-            completed = self._expiry[0][0]
-            if best is None or completed < best:
-                best = completed
-        return best
+        return self._timeline.next()
 
     def handle_timers(self, now: float) -> None:
-        """Run everything due at ``now``: 2xx retransmissions, ACK timeouts, glare retries."""
+        """Run everything due at ``now`` (popped from the timeline, earliest first).
+
+        2xx and reliable-1xx retransmissions, ACK/PRACK/CANCEL timeouts, completed INVITEs
+        forgotten, glare retries, session refreshes and expiries; an exception in one is
+        counted (``timer_errors``) and the others still run.
+        """
         self._now = now
-        for key, creq in list(self._client.items()):
-            if creq.expires_at is not None and creq.expires_at <= now:
-                del self._client[key]
-                if not creq.final and not creq.internal:
-                    # A re-INVITE of an ended dialog never got its answer.
-                    timeout = make_response(creq.request, 408, "Request Timeout")
-                    self._emit(ResponseForRequest(creq.ref, creq.dialog_id, "INVITE", timeout))
-                if creq.leg is not None:
-                    self._uac_invites.pop(creq.leg, None)
-        while self._expiry and self._expiry[0][0] <= now:
-            at, key = self._expiry.popleft()
-            done = self._completed.get(key)
-            if done is None or done.expires_at != at:
-                continue  # a later 2xx (another fork) extended it: a newer entry follows
-            del self._completed[key]
-            if done.leg is not None and self._uac_invites.get(done.leg) is not None:
-                self._uac_invites.pop(done.leg, None)
-            for did, (held, _) in list(self._held.items()):
-                if held is done:
-                    del self._held[did]  # the TU never sent its ACK
-        for inv in list(self._cancelling.values()):
-            if inv.winner is not None or inv.failed or self._uac_invites.get(inv.leg) is not inv:
-                del self._cancelling[inv.leg]  # settled: a final response came
-            elif inv.cancel_deadline is not None and inv.cancel_deadline <= now:
-                del self._cancelling[inv.leg]
-                # RFC 3261 §9.1: no final response 64*T1 after the CANCEL: give up (408).
-                inv.cancel_deadline = None
-                if inv.winner is None and not inv.failed:
-                    branch = inv.request.top_via.branch or ""
-                    self._client.pop((branch, "INVITE"), None)
-                    self._client.pop((branch, "CANCEL"), None)
-                    self._fail_invite(inv, make_response(inv.request, 408, "Request Timeout"))
-        for creq in [c for c in self._retries if c.retry_at is not None and c.retry_at <= now]:
-            self._retries.remove(creq)
-            self._retry(creq)
-        # Only the UAS INVITEs with a deadline due (their timeline entries), not all of them.
-        heap, due = self._timeline, list[UasInvite]()
-        while heap and heap[0][0] <= now:
-            when, _, record = heapq.heappop(heap)
-            if isinstance(record, UasInvite) and record not in due and self._live(when, record):
-                due.append(record)
-        for uas in due:
-            if self._uas_invites.get(uas.pending.server) is uas:
-                self._uas_timers(uas.pending.server, uas, now)
-        self._send_deferred()
-        for dialog_id, timer in self._session_timers.due(now):
-            dialog = self._dialogs.get(dialog_id)
-            if dialog is None:
-                continue
-            if timer.we_refresh:
-                # RFC 4028 §10: refresh at half the interval (an UPDATE without a body).
-                self._request(dialog, "UPDATE", b"", None, (), refresh=True)
-            else:
-                # RFC 4028 §10: no refresh in time: send BYE and end the session.
-                bye = dialog.build_request("BYE", self.config, self._rng)
-                self._send(
-                    ClientRequest(ref=self._new_ref(), request=bye, dialog_id=None, internal=True)
-                )
-                self._end_dialog(dialog, TerminationReason.SESSION_EXPIRED)
+        for key in self._timeline.pop_due(now):
+            try:
+                self._on_deadline(key, now)
+            except Exception:
+                self.stats["timer_errors"] += 1
+                logger.exception("dialog layer failed on a deadline of %r", key)
+        self._client.send_deferred()
 
-    def _retry(self, creq: ClientRequest) -> None:
-        creq.retry_at = None
-        dialog = self._dialogs.get(creq.dialog_id) if creq.dialog_id else None
-        old = creq.request
+    def _on_deadline(self, key: object, now: float) -> None:
+        if isinstance(key, UasInvite):
+            self._uas.on_deadline(key, now)
+        elif isinstance(key, ClientRequest):
+            finished = self._client.on_deadline(key, now)
+            if finished is not None:
+                self._uac.finished(finished)
+        elif isinstance(key, UacInvite):
+            self._uac.on_deadline(key)
+        elif isinstance(key, SessionTimer):
+            self._session_timer_due(key)
+
+    def _session_timer_due(self, timer: SessionTimer) -> None:
+        if not self._timers.fire(timer) or timer.dialog_id is None:
+            return
+        dialog = self._store.get(timer.dialog_id)
         if dialog is None:
-            self._emit(
-                ResponseForRequest(creq.ref, creq.dialog_id, old.method, make_response(old, 481))
-            )
             return
-        # The headers the dialog builds itself are made afresh; the TU's extra ones are kept.
-        rebuilt = {"via", "route", "from", "to", "call-id", "cseq", "max-forwards", "contact"}
-        rebuilt |= {"content-length", "content-type"}
-        extra = tuple((n, v) for n, v in old.headers if n.lower() not in rebuilt)
-        ctype = old.headers.get("Content-Type")
-        if old.method == "INVITE" and self._invite_in_progress(dialog.id):
-            # RFC 3261 §14.1: the peer's INVITE went first and is still in progress: wait.
-            layer_made = {"allow", "supported", "session-expires", "min-se", "user-agent"}
-            tu_headers = tuple((n, v) for n, v in extra if n.lower() not in layer_made)
-            self._deferred.append(
-                DeferredRequest(creq.ref, dialog, old.body, ctype, tu_headers, creq.defer_ack)
-            )
+        if timer.we_refresh:
+            # RFC 4028 §10: refresh at half the interval (an UPDATE without a body).
+            self._client.request(dialog, "UPDATE", b"", None, (), refresh=True)
+        else:
+            # RFC 4028 §10: no refresh in time: send BYE and end the session.
+            self.send_bye(dialog, TerminationReason.SESSION_EXPIRED)
+
+    # --- LayerHooks: what the collaborators ask of the façade ---------------------------------
+
+    def new_ref(self) -> int:
+        """A fresh reference number for a request or an answer the TU is given."""
+        self._next_ref += 1
+        return self._next_ref
+
+    def end_dialog(
+        self, dialog: Dialog, reason: TerminationReason, status: int | None = None
+    ) -> None:
+        """End a dialog everywhere (tables, timers, pending requests) and report it."""
+        if dialog.state is DialogState.TERMINATED:
+            self._store.remove(dialog)
             return
-        req = dialog.build_request(
-            old.method,
-            self.config,
-            self._rng,
-            headers=extra,
-            body=old.body,
-            content_type=ctype,
-        )
-        self._send(
+        try:
+            dialog.move(_TRIGGER_OF[reason])
+        except DialogUsageError:
+            # Not in the table: still end it (a dialog is never left half-alive).
+            self.stats[f"forced_end_{dialog.state.value}_{reason.value}"] += 1
+            dialog.state = DialogState.TERMINATED
+        did = dialog.id
+        self._store.remove(dialog)
+        self._uac.dialog_ended(dialog)
+        self._refers.dialog_ended(did)
+        self._timers.stop(did)
+        # A 2xx of ours still waiting for its ACK keeps being retransmitted (the peer's
+        # INVITE transaction must complete); the ACK timeout then just forgets it.
+        self._client.dialog_ended(did, self._now)
+        self._uas.dialog_ended(did)
+        self._out.emit(DialogTerminated(did, reason, status))
+
+    def send_bye(
+        self,
+        dialog: Dialog,
+        reason: TerminationReason,
+        ref: int | None = None,
+        headers: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        """Send a BYE the layer decided on (``ref``: the TU's, else internal) and end."""
+        bye = dialog.build_request("BYE", self._config, self._rng, headers=headers)
+        internal = ref is None
+        self._client.send(
             ClientRequest(
-                ref=creq.ref,
-                request=req,
-                dialog_id=creq.dialog_id,
-                refresh=creq.refresh,
-                defer_ack=creq.defer_ack,
-                dialog=dialog,
+                ref=self.new_ref() if ref is None else ref,
+                request=bye,
+                dialog_id=None if internal else dialog.id,
+                internal=internal,
             )
+        )
+        self.end_dialog(dialog, reason)
+
+    def invite_in_progress(self, dialog_id: DialogId) -> bool:
+        """RFC 3261 §14.1: an INVITE transaction (either direction) is still open."""
+        return (
+            self._client.pending(dialog_id, ("INVITE",))
+            or self._uas.pending(dialog_id, ("INVITE",))
+            # Our 2xx (initial INVITE or re-INVITE) not yet ACKed, or our ACK held back.
+            or self._uas.has_invites(dialog_id)
+            or self._client.holds_ack(dialog_id)
         )
 
-    def _uas_timers(self, handle: object, uas: UasInvite, now: float) -> None:
-        if uas.prack_give_up is not None and uas.prack_give_up <= now:
-            # RFC 3262 §3: no PRACK within 64*T1: reject the INVITE with a 5xx.
-            self.respond(uas.pending.ref, 500, "Reliable Provisional Not Acknowledged", now=now)
-            return
-        if uas.prack_at is not None and uas.prack_at <= now and uas.reliable is not None:
-            # RFC 3262 §3: retransmit the reliable provisional, T1 doubling each time.
-            self._actions.append(SendResponse(uas.reliable, uas.pending.server))
-            uas.prack_interval *= 2
-            uas.prack_at = now + uas.prack_interval
-            self._at_uas(uas)
-        if uas.give_up_at is not None and uas.give_up_at <= now:
-            # RFC 3261 §13.3.1.4: no ACK within 64*T1: end the dialog with a BYE.
-            del self._uas_invites[handle]
-            dialog = self._dialogs.get(uas.dialog_id)
-            if dialog is not None:
-                self._send_bye(dialog, TerminationReason.ACK_TIMEOUT, uas.bye_ref, uas.bye_headers)
-            return
-        if uas.retransmit_at is not None and uas.retransmit_at <= now and uas.response:
-            # RFC 3261 §13.3.1.4: retransmit at T1, doubling up to T2.
-            self._actions.append(SendResponse(uas.response, uas.pending.server))
-            self.stats["2xx_retransmitted"] += 1
-            uas.interval = min(uas.interval * 2, self.config.t2)
-            uas.retransmit_at = now + uas.interval
-            self._at_uas(uas)
+    def awaiting_ack(self, dialog_id: DialogId) -> bool:
+        """Our 2xx to the dialog's initial INVITE still waits for its ACK."""
+        return self._uas.awaiting_ack(dialog_id) is not None
+
+    # --- state --------------------------------------------------------------------------------
+
+    def dialog(self, dialog_id: DialogId) -> Dialog | None:
+        """The live dialog with this id (None once it has ended)."""
+        return self._store.get(dialog_id)
+
+    def session_timer(self, dialog_id: DialogId) -> SessionTimer | None:
+        """The running RFC 4028 session timer of a dialog (interval, who refreshes, due)."""
+        return self._timers.get(dialog_id)
+
+    @property
+    def dialogs(self) -> tuple[Dialog, ...]:
+        """All live dialogs, early and confirmed."""
+        return self._store.all()
+
+    def __len__(self) -> int:
+        """Number of live dialogs (early and confirmed)."""
+        return len(self._store)
+
+    def pending(self) -> Counter[str]:
+        """Sizes of the internal tables (to check nothing leaks after many calls)."""
+        counts: Counter[str] = Counter(dialogs=len(self._store))
+        counts.update(self._client.counts())
+        counts.update(self._uac.counts())
+        counts.update(self._uas.counts())
+        counts["session_timers"] = len(self._timers)
+        counts["deadlines"] = len(self._timeline)
+        return counts

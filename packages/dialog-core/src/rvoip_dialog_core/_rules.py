@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 import re
 
-from rvoip_sip_core import Request, Response, SipParseError
+from rvoip_sip_core import Request, Response, SipParseError, SipUri
 from rvoip_sip_core._lexer import split_list
 
 from ._config import DialogConfig
@@ -63,6 +63,37 @@ def malformed(message: Request | Response) -> SipParseError | None:
             message.uri  # noqa: B018
     except SipParseError as exc:
         return exc
+    if is_request:
+        return _request_fault(message, method, cseq.method)  # type: ignore[arg-type]
+    return None
+
+
+# Requests that establish a dialog or refresh its target (RFC 3261 §8.1.1.8, §12.2;
+# RFC 3311 §5.1): their Contact becomes the remote target.
+_TARGET_REFRESH = frozenset({"INVITE", "UPDATE"})
+
+
+def _request_fault(request: Request, method: str, cseq_method: str) -> SipParseError | None:
+    """The dialog-specific fault of a well-parsed request, as a 400 naming it (or None)."""
+    if cseq_method != method:
+        # RFC 3261 §8.1.1.5: "The method MUST match that of the request."
+        return SipParseError("CSeq method does not match the request method", status=400)
+    if method in _TARGET_REFRESH:
+        contacts = request.contacts
+        # RFC 3261 §8.1.1.8: "the Contact header field MUST be present and contain exactly
+        # one SIP or SIPS URI in any request that can result in the establishment of a
+        # dialog" (an in-dialog refresh may omit it: the remote target then stays).
+        if not contacts:
+            if request.to.tag is None:
+                return SipParseError("Missing Contact", status=400)
+        elif len(contacts) != 1:
+            return SipParseError("Contact must hold exactly one URI", status=400)
+        else:
+            uri = contacts[0].uri
+            if uri is None:
+                return SipParseError("Contact '*' is only allowed in REGISTER", status=400)
+            if not isinstance(uri, SipUri):
+                return SipParseError("Contact must be a SIP or SIPS URI", status=400)
     return None
 
 

@@ -6,8 +6,6 @@ session if no refresh arrives before ``interval - min(32, interval / 3)`` (§10)
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import math
 
 import attrs
@@ -17,6 +15,7 @@ from rvoip_sip_core._lexer import split_list
 
 from ._config import DialogConfig
 from ._dialog import DialogId
+from ._timeline import Timeline
 
 __all__ = ["SessionTimer", "SessionTimers"]
 
@@ -57,26 +56,38 @@ class SessionTimer:
     we_refresh: bool
     due: float
     """When we refresh (we_refresh) or when the session expires (otherwise)."""
+    dialog_id: DialogId | None = None
+    own: bool = False
+    """We run it on our own as UAS: the peer's INVITE asked for none (RFC 4028 §9)."""
 
 
 class SessionTimers:
-    """The session timers of all dialogs of a layer."""
+    """The session timers of all dialogs of a layer, on the layer's timeline.
 
-    def __init__(self, config: DialogConfig) -> None:
-        self.config = config
+    Args:
+        config: Intervals (``session_expires``, ``min_se``, ``uas_session_expires``) and
+            whether ``timer`` is supported at all.
+        timeline: Where each running timer's deadline is kept (keyed by the timer).
+    """
+
+    def __init__(self, config: DialogConfig, timeline: Timeline | None = None) -> None:
+        self._timeline = timeline if timeline is not None else Timeline()
         self._timers: dict[DialogId, SessionTimer] = {}
-        # (due, n, dialog, timer), popped lazily: an entry whose timer was replaced,
-        # stopped or parked (due = inf) is dropped when it reaches the top.
-        self._heap: list[tuple[float, int, DialogId, SessionTimer]] = []
-        self._order = itertools.count()
-        self._compact_at = 64
-        self._started = 0
-        """Counts timers started (see ``LayerBase._deadlines_added``)."""
+        self._own_answer: tuple[int, list[tuple[str, str]]] = (0, [])
+        self.configure(config)
+
+    def configure(self, config: DialogConfig) -> None:
+        """Use a new configuration from now on (running timers keep their interval)."""
+        self._config = config
+        # Derived once (hot path: asked for every INVITE and UPDATE).
+        self._enabled = "timer" in config.supported_lower
+        wanted = config.uas_session_expires
+        self._own = None if wanted is None else max(wanted, config.min_se, ABSOLUTE_MIN_SE)
 
     @property
     def enabled(self) -> bool:
         """True when ``timer`` is among the supported option tags."""
-        return "timer" in self.config.supported_lower
+        return self._enabled
 
     def get(self, dialog_id: DialogId) -> SessionTimer | None:
         """The running timer of a dialog."""
@@ -84,36 +95,58 @@ class SessionTimers:
 
     def request_headers(self, dialog_id: DialogId | None) -> list[tuple[str, str]]:
         """Session-Expires and Min-SE for an INVITE or UPDATE we send (RFC 4028 §7.1)."""
-        if not self.enabled:
+        if not self._enabled:
             return []
+        config = self._config
         timer = self._timers.get(dialog_id) if dialog_id is not None else None
         if timer is not None:
             refresher = "uac" if timer.we_refresh else "uas"
             value = f"{timer.interval};refresher={refresher}"
-        elif self.config.session_expires is not None:
-            value = str(max(self.config.session_expires, self.config.min_se))
+        elif config.session_expires is not None:
+            value = str(max(config.session_expires, config.min_se))
         else:
             return []
-        return [("Session-Expires", value), ("Min-SE", str(self.config.min_se))]
+        return [("Session-Expires", value), ("Min-SE", str(config.min_se))]
 
     def too_small(self, request: Request) -> int | None:
         """RFC 4028 §8.1: our Min-SE when the request's Session-Expires is below it (422)."""
-        if not self.enabled:
+        if not self._enabled:
             return None
         se = _session_expires(request)
-        if se is not None and se.seconds < self.config.min_se:
-            return self.config.min_se
+        if se is not None and se.seconds < self._config.min_se:
+            return self._config.min_se
         return None
 
-    def answer(self, request: Request) -> tuple[list[tuple[str, str]], tuple[int, str] | None]:
+    def answer(
+        self, request: Request, *, initial: bool = False, dialog_id: DialogId | None = None
+    ) -> tuple[list[tuple[str, str]], tuple[int, str] | None]:
         """Headers for our 2xx to an INVITE/UPDATE and the negotiated (interval, refresher).
 
         RFC 4028 §9: the interval is the request's; the refresher is the one it asked for,
-        else the UAC when it supports timers, else us.
+        else the UAC when it supports timers, else us. When the request asked for no
+        session timer and ``initial`` (the dialog's first INVITE), we run our own with
+        ``refresher=uas`` if ``uas_session_expires`` is set (see :meth:`own_interval`);
+        a later request of the peer's in ``dialog_id`` keeps that own timer going.
         """
-        se = _session_expires(request) if self.enabled else None
-        if se is None:
+        if not self._enabled:
             return [], None
+        se = _session_expires(request)
+        if se is None:
+            if initial:
+                own = self.own_interval(request)
+            else:
+                timer = self._timers.get(dialog_id) if dialog_id is not None else None
+                own = timer.interval if timer is not None and timer.own else None
+            if own is None:
+                return [], None
+            # RFC 4028 §9: "the UAS MAY ... insert a Session-Expires header field in the
+            # response" and, the UAC not having asked, be the refresher itself
+            # (refresher=uas needs no Require: timer from a UAC that may not support it).
+            cached = self._own_answer
+            if cached[0] != own:
+                # hot path (every call by default): one header list per interval.
+                cached = self._own_answer = (own, [("Session-Expires", f"{own};refresher=uas")])
+            return cached[1], (own, "uas")
         interval = max(se.seconds, _min_se(request))
         refresher = se.refresher
         uac_supports = _supports_timer(request)
@@ -127,69 +160,94 @@ class SessionTimers:
             headers.append(("Require", "timer"))
         return headers, (interval, refresher)
 
-    def start(self, dialog_id: DialogId, interval: int, we_refresh: bool, now: float) -> None:
+    def own_headers(self) -> list[tuple[str, str]]:
+        """The header lines of the last answer that started a timer of our own."""
+        return self._own_answer[1]
+
+    def own_interval(self, request: Request) -> int | None:
+        """The interval we run on our own for an INVITE that asked for none (None: off).
+
+        Never below the request's Min-SE (RFC 4028 §9) nor our own ``min_se``.
+        """
+        own = self._own
+        if own is not None and "Min-SE" in request.headers:
+            own = max(own, _min_se(request))
+        return own
+
+    def start(
+        self,
+        dialog_id: DialogId,
+        interval: int,
+        we_refresh: bool,
+        now: float,
+        *,
+        own: bool = False,
+    ) -> None:
         """(Re)start a dialog's session timer after a successful refresh."""
         # RFC 4028 §10: the refresher refreshes at half the interval; the other side ends
         # the session at interval - min(32, interval/3) without a refresh.
         due = now + (interval / 2 if we_refresh else interval - min(32.0, interval / 3))
-        timers, heap = self._timers, self._heap
-        timer = timers[dialog_id] = SessionTimer(interval, we_refresh, due)
-        heapq.heappush(heap, (due, next(self._order), dialog_id, timer))
-        self._started += 1
-        if len(heap) > self._compact_at:
-            # Stopped and replaced timers' entries: drop them before they pile up.
-            heap[:] = [e for e in heap if timers.get(e[2]) is e[3] and e[3].due == e[0]]
-            heapq.heapify(heap)
-            self._compact_at = max(64, 2 * len(heap))
+        old = self._timers.get(dialog_id)
+        if old is not None:
+            self._timeline.cancel(old)
+        timer = self._timers[dialog_id] = SessionTimer(interval, we_refresh, due, dialog_id, own)
+        self._timeline.set(timer, due)
 
     def from_response(self, dialog_id: DialogId, response: Response, now: float) -> None:
         """A 2xx to our INVITE/UPDATE: start the timer it negotiated (RFC 4028 §7.2)."""
-        if not self.enabled:
+        if not self._enabled:
             return
         se = _session_expires(response)
         if se is None:
-            self._timers.pop(dialog_id, None)
+            old = self._timers.get(dialog_id)
+            if old is not None and old.own and old.we_refresh:
+                # Our own timer (the peer runs none): its refresh needs no Session-Expires
+                # in the answer; keep refreshing at the same interval.
+                self.start(dialog_id, old.interval, True, now, own=True)
+                return
+            self.stop(dialog_id)
             return
-        self.start(dialog_id, se.seconds, se.refresher != "uas", now)
+        old = self._timers.get(dialog_id)
+        own = old is not None and old.own and se.refresher != "uas"
+        self.start(dialog_id, se.seconds, se.refresher != "uas", now, own=own)
 
     def retry_interval(self, response: Response) -> int | None:
         """RFC 4028 §7.4: the larger Session-Expires to retry with after a 422."""
-        if response.status != 422 or not self.enabled:
+        if response.status != 422 or not self._enabled:
             return None
         return _min_se(response)
 
     def stop(self, dialog_id: DialogId) -> None:
         """Forget a dialog's timer (the dialog ended)."""
-        self._timers.pop(dialog_id, None)
+        timer = self._timers.pop(dialog_id, None)
+        if timer is not None:
+            self._timeline.cancel(timer)
 
     def next_deadline(self) -> float | None:
-        """The earliest refresh or expiry."""
-        # hot path (asked after every message): the top of the heap, stale entries dropped.
-        heap, timers = self._heap, self._timers
-        while heap:
-            due, _, did, timer = heap[0]
-            if timers.get(did) is timer and timer.due == due:
-                return due
-            heapq.heappop(heap)
-        return None
+        """The earliest deadline of the timeline these timers are kept on."""
+        return self._timeline.next()
 
-    def due(self, now: float) -> list[tuple[DialogId, SessionTimer]]:
-        """Timers due at ``now``.
+    def fire(self, timer: SessionTimer) -> bool:
+        """A timer's deadline came (popped from the timeline); False when it is stale.
 
         An expired one is removed; a refresher's waits (no deadline) for the refresh's 2xx,
         which restarts it.
         """
-        heap, timers = self._heap, self._timers
+        did = timer.dialog_id
+        if did is None or self._timers.get(did) is not timer:
+            return False
+        if timer.we_refresh:
+            timer.due = math.inf
+        else:
+            del self._timers[did]
+        return True
+
+    def due(self, now: float) -> list[tuple[DialogId, SessionTimer]]:
+        """Timers due at ``now`` when these timers have a timeline of their own."""
         out: list[tuple[DialogId, SessionTimer]] = []
-        while heap and heap[0][0] <= now:
-            due, _, did, timer = heapq.heappop(heap)
-            if timers.get(did) is timer and timer.due == due:
-                out.append((did, timer))
-        for did, timer in out:
-            if timer.we_refresh:
-                timer.due = math.inf
-            else:
-                del self._timers[did]
+        for key in self._timeline.pop_due(now):
+            if isinstance(key, SessionTimer) and key.dialog_id is not None and self.fire(key):
+                out.append((key.dialog_id, key))
         return out
 
     def __len__(self) -> int:
