@@ -46,7 +46,7 @@ from rvoip_dialog_core import (
 )
 from rvoip_dialog_core.testing import VirtualNetwork
 from rvoip_sip_core import Request, Response, parse_message
-from rvoip_transaction_core import AckReceived, Peer, RequestReceived
+from rvoip_transaction_core import Peer, TransactionAck, TransactionRequest
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
@@ -266,14 +266,14 @@ def uas_driver(calls: int, inflight: int = 50) -> float:
             ep._txn = stub  # type: ignore[assignment]  # bench: no sockets under the layer
 
             def invite(i: int, req: Request) -> str:
-                ep._on_txn_event(RequestReceived(2 * i, req, SIPP))
+                ep._on_txn_event(TransactionRequest(2 * i, req, SIPP))
                 return tags.pop(req.call_id)
 
             def ack(req: Request) -> None:
-                ep._on_txn_event(AckReceived(req, SIPP))
+                ep._on_txn_event(TransactionAck(req, SIPP))
 
             def bye(i: int, req: Request) -> None:
-                ep._on_txn_event(RequestReceived(2 * i + 1, req, SIPP))
+                ep._on_txn_event(TransactionRequest(2 * i + 1, req, SIPP))
 
             spent = 0.0
             # Let the timer task run between batches, as the event loop would.

@@ -305,8 +305,8 @@ def _uas_request(method: str, n: int, to_tag: str | None, seq: int) -> Request:
 @pytest.mark.anyio
 async def test_inline_answers_do_not_wake_the_timer_task_per_call(anyio_backend: str) -> None:
     """Calls answered from ``on_event`` need no timer wake-up each; idle, the task sleeps."""
-    from rvoip_transaction_core import AckReceived as TxnAck
-    from rvoip_transaction_core import RequestReceived
+    from rvoip_transaction_core import TransactionAck as TxnAck
+    from rvoip_transaction_core import TransactionRequest
 
     tags: dict[str, str] = {}
     endpoints: list[DialogEndpoint] = []
@@ -332,10 +332,14 @@ async def test_inline_answers_do_not_wake_the_timer_task_per_call(anyio_backend:
         ep.layer.handle_timers = counting  # type: ignore[method-assign]
         with anyio.fail_after(10):
             for n in range(50):
-                ep._on_txn_event(RequestReceived(3 * n, _uas_request("INVITE", n, None, 1), source))
+                ep._on_txn_event(
+                    TransactionRequest(3 * n, _uas_request("INVITE", n, None, 1), source)
+                )
                 tag = tags.pop(f"call-{n}")
                 ep._on_txn_event(TxnAck(_uas_request("ACK", n, tag, 1), source))
-                ep._on_txn_event(RequestReceived(3 * n + 1, _uas_request("BYE", n, tag, 2), source))
+                ep._on_txn_event(
+                    TransactionRequest(3 * n + 1, _uas_request("BYE", n, tag, 2), source)
+                )
                 await anyio.sleep(0)  # the timer task may run between calls
             assert len(stub.responses) == 100
             assert len(ep.layer) == 0
@@ -349,7 +353,7 @@ async def test_inline_answers_do_not_wake_the_timer_task_per_call(anyio_backend:
 @pytest.mark.anyio
 async def test_unacknowledged_2xx_wakes_the_idle_timer_task(anyio_backend: str) -> None:
     """An idle endpoint's first deadline (a 2xx awaiting its ACK) is armed and fires."""
-    from rvoip_transaction_core import RequestReceived
+    from rvoip_transaction_core import TransactionRequest
 
     endpoints: list[DialogEndpoint] = []
 
@@ -363,7 +367,7 @@ async def test_unacknowledged_2xx_wakes_the_idle_timer_task(anyio_backend: str) 
         stub = _CountingTransactions()
         ep._txn = stub  # type: ignore[assignment]
         await anyio.sleep(0.3)  # idle: the timer task sleeps with nothing armed
-        ep._on_txn_event(RequestReceived(7, _uas_request("INVITE", 1, None, 1), source))
+        ep._on_txn_event(TransactionRequest(7, _uas_request("INVITE", 1, None, 1), source))
         assert stub.responses == [7]
         with anyio.fail_after(10):
             while len(stub.responses) < 3:  # RFC 3261 §13.3.1.4: T1, then 2*T1 later
@@ -388,7 +392,7 @@ async def test_one_failing_action_does_not_lose_the_rest(anyio_backend: str) -> 
     """Bug (issue 10): an unexpected exception while sending one action of a flush escaped
     the driver's event handling (into the transport's receive path) and the actions queued
     after it were never sent. Now each action is run on its own, failures counted."""
-    from rvoip_transaction_core import RequestReceived
+    from rvoip_transaction_core import TransactionRequest
 
     endpoints: list[DialogEndpoint] = []
 
@@ -402,6 +406,6 @@ async def test_one_failing_action_does_not_lose_the_rest(anyio_backend: str) -> 
         endpoints.append(ep)
         stub = _FailingOnceTransactions()
         ep._txn = stub  # type: ignore[assignment]
-        ep._on_txn_event(RequestReceived(7, _uas_request("INVITE", 1, None, 1), source))
+        ep._on_txn_event(TransactionRequest(7, _uas_request("INVITE", 1, None, 1), source))
         assert stub.responses == [7]  # the 180 failed, the 200 still went out
         assert ep.stats["action_errors"] == 1

@@ -35,17 +35,15 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 
 from rvoip_sip_core import Request, Response
 from rvoip_transaction_core import (
-    AckReceived as TxnAckReceived,
-)
-from rvoip_transaction_core import (
     Clock,
     Peer,
-    RequestReceived,
     ResponseReceived,
     TimerConfig,
+    TransactionAck,
     TransactionEndpoint,
     TransactionError,
     TransactionEvent,
+    TransactionRequest,
     TransactionTerminated,
     TransactionTimeout,
     TransactionUsageError,
@@ -320,9 +318,9 @@ class DialogEndpoint:
         layer = self._layer  # hot path: not the checking property
         assert layer is not None
         now = self._clock()
-        if isinstance(event, RequestReceived):
+        if isinstance(event, TransactionRequest):
             layer.on_request(event.request, event.txn_id, now, cancels=event.cancels)
-        elif isinstance(event, TxnAckReceived):
+        elif isinstance(event, TransactionAck):
             layer.on_ack(event.request, now)
         elif isinstance(event, ResponseReceived):
             layer.on_response(event.response, now)

@@ -23,14 +23,12 @@ from rvoip_sip_core import (
 )
 from rvoip_sip_core._lexer import split_list
 from rvoip_transaction_core import (
-    AckReceived as TxnAckReceived,
-)
-from rvoip_transaction_core import (
     Peer,
-    RequestReceived,
     ResponseReceived,
     TimerConfig,
+    TransactionAck,
     TransactionLayer,
+    TransactionRequest,
     TransactionTerminated,
     TransactionTimeout,
     TransactionUsageError,
@@ -160,9 +158,9 @@ class VirtualNetwork:
         events = agent.txn.take_events()
         layer = agent.dialog
         for event in events:
-            if isinstance(event, RequestReceived):
+            if isinstance(event, TransactionRequest):
                 layer.on_request(event.request, event.txn_id, self.now, cancels=event.cancels)
-            elif isinstance(event, TxnAckReceived):
+            elif isinstance(event, TransactionAck):
                 layer.on_ack(event.request, self.now)
             elif isinstance(event, ResponseReceived):
                 layer.on_response(event.response, self.now)
