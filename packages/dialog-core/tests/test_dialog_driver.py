@@ -409,3 +409,62 @@ async def test_one_failing_action_does_not_lose_the_rest(anyio_backend: str) -> 
         ep._on_txn_event(TransactionRequest(7, _uas_request("INVITE", 1, None, 1), source))
         assert stub.responses == [7]  # the 180 failed, the 200 still went out
         assert ep.stats["action_errors"] == 1
+
+
+@pytest.fixture(scope="module")
+def localhost_tls_contexts(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server certificate naming only DNS:localhost, and a client that verifies names."""
+    from rvoip_transaction_core.testing import self_signed_certificate
+
+    files = self_signed_certificate(tmp_path_factory.mktemp("tls-localhost"), "localhost")
+    if files is None:
+        pytest.skip("openssl CLI not found: cannot make a test certificate")
+    cert, key = files
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=str(cert))
+    return server, client
+
+
+@pytest.mark.anyio
+async def test_a_tls_target_named_by_host_is_verified_against_the_name(
+    anyio_backend: str, localhost_tls_contexts: tuple[ssl.SSLContext, ssl.SSLContext]
+) -> None:
+    """RFC 5922 §7: ``sips:bob@localhost`` is checked against "localhost" (SNI), not the IP.
+
+    The driver resolved the name and sent to the bare address, so the certificate (which
+    names only DNS:localhost) was checked against 127.0.0.1 and the call failed; the
+    resolved target now carries the name as ``Peer.server_name``.
+    """
+    server, client = localhost_tls_contexts
+    tls = ("127.0.0.1", 0)
+    async with (
+        DialogEndpoint(udp=None, tls=tls, tls_server_context=server, user="bob") as bob,
+        DialogEndpoint(tls=tls, tls_client_context=client, user="alice") as alice,
+    ):
+        port = bob.local("TLS").port
+        with anyio.fail_after(10):
+            alice.invite(f"sips:bob@localhost:{port}", from_="sips:alice@127.0.0.1")
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            bob.respond(incoming.ref, 486)
+            busy = await wait_for(alice, InviteFailed)
+            assert isinstance(busy, InviteFailed)
+            assert busy.response.status == 486
+
+
+def test_names_are_cached_for_their_ttl() -> None:
+    """A name is resolved once per TTL, not per request; the cache stays bounded."""
+    from rvoip_dialog_core._hops import NameCache
+
+    cache = NameCache(ttl=60.0, size=2)
+    assert cache.get("pbx.example", 5060, 2, 0.0) is None
+    cache.put("pbx.example", 5060, 2, "192.0.2.7", 0.0)
+    assert cache.get("pbx.example", 5060, 2, 59.0) == "192.0.2.7"
+    assert cache.get("pbx.example", 5060, 2, 60.0) is None
+    cache.put("a.example", 1, 2, "192.0.2.1", 0.0)
+    cache.put("b.example", 1, 2, "192.0.2.2", 0.0)
+    assert cache.get("b.example", 1, 2, 1.0) == "192.0.2.2"
+    assert cache.get("pbx.example", 5060, 2, 1.0) is None

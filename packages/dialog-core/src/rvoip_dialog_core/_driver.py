@@ -52,7 +52,7 @@ from rvoip_transaction_core import (
 
 from ._config import DialogConfig
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
-from ._hops import is_ip, next_hop
+from ._hops import NameCache, is_ip, next_hop
 from ._layer import DialogLayer
 
 __all__ = ["DialogEndpoint"]
@@ -167,6 +167,7 @@ class DialogEndpoint:
         self._txn: TransactionEndpoint | None = None
         self._layer: DialogLayer | None = None
         self._client_txns: dict[int, Request] = {}
+        self._names = NameCache()
         self._wakeup = anyio.Event()
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
@@ -430,19 +431,27 @@ class DialogEndpoint:
                 self.layer.on_transport_error(action.request, self._clock())
 
     async def _resolve_and_send(self, action: SendRequest | SendAck, hop: Peer) -> None:
-        # Resolve in the address family the transport is bound to.
+        # Resolve in the address family the transport is bound to, once per NameCache.ttl
+        # (no DNS per request), asynchronously and with a timeout.
         family = socket.AF_INET6 if ":" in self.layer.config.via_host else socket.AF_INET
-        try:
-            with anyio.fail_after(self.layer.config.t1 * 64):
-                infos = await anyio.getaddrinfo(hop.host, hop.port, family=family)
-        except (OSError, TimeoutError):
-            infos = []
-        if not infos:
+        address = self._names.get(hop.host, hop.port, family, self._clock())
+        if address is None:
+            try:
+                with anyio.fail_after(self.layer.config.t1 * 64):
+                    infos = await anyio.getaddrinfo(hop.host, hop.port, family=family)
+            except (OSError, TimeoutError):
+                infos = []
+            if infos:
+                address = str(infos[0][4][0])
+                self._names.put(hop.host, hop.port, family, address, self._clock())
+        if address is None:
             self.stats["unresolvable_target"] += 1
             if isinstance(action, SendRequest):
                 self.layer.on_transport_error(action.request, self._clock())
         else:
-            self._send_to(action, attrs.evolve(hop, host=str(infos[0][4][0])))
+            # RFC 5922 §7: a TLS target named by host is verified against that name (SNI),
+            # not against the address it resolved to.
+            self._send_to(action, attrs.evolve(hop, host=address, server_name=hop.host))
         self._flush()
 
     def _respond(self, server: object, response: Response) -> None:

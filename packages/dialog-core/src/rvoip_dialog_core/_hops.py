@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
-import ipaddress
 
-from rvoip_sip_core import Request, SipUri, Uri
+import attrs
+
+from rvoip_sip_core import Request, SipUri, Uri, is_ip_literal
 from rvoip_transaction_core import Peer
 
-__all__ = ["is_ip", "next_hop", "target_for"]
+__all__ = ["NameCache", "is_ip", "next_hop", "target_for"]
 
 
 def next_hop(request: Request, default_transport: str = "UDP") -> Peer | None:
@@ -41,9 +42,30 @@ def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
 @functools.lru_cache(maxsize=256)
 def is_ip(host: str) -> bool:
     """Whether ``host`` is an IP address literal (not a name to resolve)."""
-    # Called for every message sent; the few peers' hosts repeat, so remember them.
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
+    return is_ip_literal(host)
+
+
+@attrs.define(eq=False)
+class NameCache:
+    """Host names resolved for SIP targets, kept ``ttl`` seconds (bounded to ``size``).
+
+    ``getaddrinfo`` gives no TTL, so a fixed one stands in; the point is that a name is
+    resolved once per ``ttl``, asynchronously, not once per request.
+    """
+
+    ttl: float = 60.0
+    size: int = 256
+    _entries: dict[tuple[str, int, int], tuple[float, str]] = attrs.field(factory=dict)
+
+    def get(self, host: str, port: int, family: int, now: float) -> str | None:
+        """The address ``host`` resolved to, or None when unknown or expired."""
+        entry = self._entries.get((host, port, family))
+        if entry is None or entry[0] <= now:
+            return None
+        return entry[1]
+
+    def put(self, host: str, port: int, family: int, address: str, now: float) -> None:
+        """Remember ``host`` -> ``address`` until ``now + ttl``."""
+        if len(self._entries) >= self.size:
+            self._entries.clear()  # bounded: a burst of names costs lookups, not memory
+        self._entries[(host, port, family)] = (now + self.ttl, address)
