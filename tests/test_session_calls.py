@@ -416,7 +416,7 @@ async def test_call_over_tcp() -> None:
         await alice.wait_for_answer(call.id, 5)
         await alice.send_dtmf(call.id, "7", method="info")
         await alice.terminate_session(call.id)
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
     assert trace.kinds("alice") == ["INVITE", "ACK", "INFO", "BYE"]
     assert trace.requests("INVITE")[0].top_via.transport == "TCP"
 
@@ -431,7 +431,7 @@ async def test_stop_tells_the_handler_about_every_call() -> None:
                 await alice.wait_for_answer(ringing.id, 0.2)
         # The CANCEL sent by stop() is usually answered (487) before the sockets close.
         assert [r for _, r in alice_handler.ended] in (["cancelled"], ["coordinator stopped"])
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
 
 
 async def test_prepared_call_sends_the_prepared_offer() -> None:

@@ -80,7 +80,7 @@ async def test_blind_transfer_connects_transferee_to_target() -> None:
         assert isinstance(final, TransferProgress)
         assert (final.status, final.final) == (200, True)
         # Bob hangs up the original call; Alice now talks to Carol, with audio.
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
         (alice_call,) = await active_calls(alice, 1)
         assert alice_call.to == uri_of(carol, "carol")
         (carol_call,) = await active_calls(carol, 1)

@@ -9,17 +9,38 @@ from hypothesis import strategies as st
 
 from rvoip_session_core import CallState
 from rvoip_session_core._state import (
-    TRANSITIONS,
+    CALL_MACHINE,
+    ENDING_TRIGGERS,
+    Trigger,
     can_transition,
     dtmf_relay_body,
+    next_state,
     parse_dtmf_info,
 )
 
 
-def test_every_state_has_a_row_and_finals_are_dead_ends() -> None:
-    assert set(TRANSITIONS) == set(CallState)
+def test_every_live_state_has_rows_and_finals_are_dead_ends() -> None:
+    sources = {state for state, _ in CALL_MACHINE.table}
     for state in CallState:
-        assert (not TRANSITIONS[state]) == state.is_final
+        assert (state not in sources) == state.is_final
+
+
+def test_every_live_state_can_end_and_ending_triggers_lead_to_final_states() -> None:
+    for state in CallState:
+        if state.is_final:
+            continue
+        reachable = {next_state(state, t) for t in ENDING_TRIGGERS} - {None}
+        assert reachable
+        assert all(s is not None and s.is_final for s in reachable)
+    for (_, trigger), (new, _) in CALL_MACHINE.table.items():
+        if trigger in ENDING_TRIGGERS:
+            assert new.is_final
+
+
+def test_triggers_that_do_not_apply_are_ignored() -> None:
+    assert next_state(CallState.Initiating, Trigger.HOLD) is None
+    assert next_state(CallState.Terminated, Trigger.ANSWERED) is None
+    assert next_state(CallState.Active, Trigger.HOLD) is CallState.OnHold
 
 
 def test_typical_paths_are_legal() -> None:

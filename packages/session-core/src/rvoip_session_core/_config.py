@@ -14,6 +14,16 @@ from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 
 if TYPE_CHECKING:
     from rvoip_session_core._coordinator import SessionCoordinator
+    from rvoip_transaction_core import Clock
+
+DEFAULT_MAX_CONCURRENT_CALLS = 1000
+"""Calls at once beyond which new INVITEs get 503 + Retry-After, unless set otherwise."""
+
+DEFAULT_MEDIA_TIMEOUT = 60.0
+"""Seconds without any RTP or RTCP after which an answered call is ended (BYE + Reason)."""
+
+DEFAULT_STOP_TIMEOUT = 2.0
+"""Seconds ``stop()`` waits for the BYEs of the calls it ends to be answered."""
 
 SUPPORTED_CODECS = ("PCMU", "PCMA")
 """Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
@@ -94,11 +104,21 @@ class SessionConfig:
             transaction layer sends 100 Trying itself (RFC 3261 §17.2.1: not needed when the
             TU answers or rings within 200 ms; 0 sends it at once).
         user_agent: User-Agent/Server header value.
-        rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs); None for os entropy.
-        max_concurrent_calls: calls at once beyond which new INVITEs get 503 (None: no cap).
+        rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs) for reproducible
+            tests; None (the default) draws every identifier from the OS CSPRNG
+            (``random.SystemRandom``), as RFC 3261 §19.3 wants of tags and branches.
+        max_concurrent_calls: calls at once beyond which new INVITEs get 503 + Retry-After
+            (default 1,000; None: no cap).
         overload_lag: event-loop lateness (seconds) beyond which new INVITEs get 503 until
             it recovers (None: not watched).
-        overload_retry_after: seconds announced in the Retry-After of those 503s.
+        overload_retry_after: seconds announced in the Retry-After of those 503s (also of
+            the 503 answered when no RTP port pair is left).
+        media_timeout: seconds an answered call may go without receiving any RTP or RTCP
+            before it is ended with a BYE carrying ``Reason: SIP;cause=408;text="RTP
+            timeout"`` (RFC 3326); default 60, None disables. RTCP alone keeps a held call up.
+        stop_timeout: seconds ``stop()`` waits for the BYEs/CANCELs of the calls it ends to
+            be answered (retransmitted meanwhile) before closing the sockets; default 2.
+        clock: the clock every timer of the coordinator reads (None: the event loop's).
     """
 
     bind_host: str = "127.0.0.1"
@@ -122,9 +142,12 @@ class SessionConfig:
     tls_keyfile: str | None = None
     tls_cafile: str | None = None
     tls_verify: bool = True
-    max_concurrent_calls: int | None = None
+    max_concurrent_calls: int | None = DEFAULT_MAX_CONCURRENT_CALLS
     overload_lag: float | None = None
     overload_retry_after: int = 1
+    media_timeout: float | None = DEFAULT_MEDIA_TIMEOUT
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    clock: Clock | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def advertised_host(self) -> str:
@@ -180,9 +203,12 @@ class SessionManagerBuilder:
     _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
     _rng_seed: int | None = attrs.field(init=False, default=None)
     _tls: tuple[str, str | None, str | None, bool] | None = attrs.field(init=False, default=None)
-    _max_calls: int | None = attrs.field(init=False, default=None)
+    _max_calls: int | None = attrs.field(init=False, default=DEFAULT_MAX_CONCURRENT_CALLS)
     _overload_lag: float | None = attrs.field(init=False, default=None)
     _retry_after: int = attrs.field(init=False, default=1)
+    _media_timeout: float | None = attrs.field(init=False, default=DEFAULT_MEDIA_TIMEOUT)
+    _stop_timeout: float = attrs.field(init=False, default=DEFAULT_STOP_TIMEOUT)
+    _clock: Clock | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -311,6 +337,7 @@ class SessionManagerBuilder:
         """Refuse new INVITEs with 503 + Retry-After while ``limit`` calls are up (None: no cap).
 
         RFC 3261 §21.5.4: better a quick 503 than accepting calls the server cannot finish.
+        The default is 1,000 (``DEFAULT_MAX_CONCURRENT_CALLS``).
         """
         if limit is not None and limit < 1:
             raise ConfigurationError(f"max concurrent calls must be at least 1: {limit}")
@@ -331,6 +358,34 @@ class SessionManagerBuilder:
             raise ConfigurationError(f"Retry-After must not be negative: {retry_after}")
         self._overload_lag = None if seconds is None else float(seconds)
         self._retry_after = retry_after
+        return self
+
+    def with_media_timeout(self, seconds: float | None) -> SessionManagerBuilder:
+        """End an answered call after ``seconds`` without any RTP or RTCP (None: never).
+
+        The BYE carries ``Reason: SIP;cause=408;text="RTP timeout"`` (RFC 3326) and the
+        call's end reason says "media timeout". RTCP alone keeps a call up, so a held call
+        (where only RTCP flows) is not ended. Default 60 s.
+        """
+        if seconds is not None and seconds <= 0:
+            raise ConfigurationError(f"the media timeout must be positive: {seconds}")
+        self._media_timeout = None if seconds is None else float(seconds)
+        return self
+
+    def with_stop_timeout(self, seconds: float) -> SessionManagerBuilder:
+        """How long ``stop()`` waits for the calls it hangs up to end (default 2 s)."""
+        if seconds < 0:
+            raise ConfigurationError(f"the stop timeout must not be negative: {seconds}")
+        self._stop_timeout = float(seconds)
+        return self
+
+    def with_clock(self, clock: Clock) -> SessionManagerBuilder:
+        """The clock the coordinator's timers read (``now()`` monotonic, ``wall()`` epoch).
+
+        Default: the running event loop's clock. Its ``now`` must advance like the loop's
+        (the timer task sleeps for the difference).
+        """
+        self._clock = clock
         return self
 
     def with_rng_seed(self, seed: int) -> SessionManagerBuilder:
@@ -390,6 +445,9 @@ class SessionManagerBuilder:
             max_concurrent_calls=self._max_calls,
             overload_lag=self._overload_lag,
             overload_retry_after=self._retry_after,
+            media_timeout=self._media_timeout,
+            stop_timeout=self._stop_timeout,
+            clock=self._clock,
         )
 
     @property

@@ -33,15 +33,12 @@ def loopback_builder(
 
 def released(coordinator: SessionCoordinator) -> bool:
     """True when no call, dialog, pending request, media stream or RTP port is left."""
-    allocator = coordinator._allocator
+    media = coordinator.media_manager
     return (
-        not coordinator._calls
-        and not coordinator._by_dialog
-        and not coordinator._by_leg
-        and not coordinator._pending
-        and not coordinator._engine.streams
-        and (allocator is None or not allocator.in_use)
-        and len(coordinator.endpoint.layer) == 0
+        coordinator.registry.is_empty()
+        and not media.engine.streams
+        and not media.ports_in_use
+        and coordinator.endpoint.dialog_count() == 0
     )
 
 
