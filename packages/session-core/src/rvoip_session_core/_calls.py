@@ -146,6 +146,8 @@ class CallLayer:
         self.gate = EventGate(self._handle_safe)
         self.dispatching = False
         self._idle: LazyEvent | None = None
+        self._stopping = False
+        self._byes: set[int] = set()  # refs of BYEs sent while stopping, until answered
         self.transfers: TransferService | None = None
         """Set by the coordinator: handles REFER and NOTIFY (blind transfer)."""
 
@@ -278,7 +280,7 @@ class CallLayer:
         call.media.close()
         registry = self._registry
         registry.retire(call)
-        if self._idle is not None and not len(registry):
+        if self._idle is not None and not (len(registry) or self._byes):
             self._idle.set()
         if call.deadlines:
             deadlines = self._deadlines
@@ -295,9 +297,17 @@ class CallLayer:
         if self._hooks.wants("on_call_ended"):
             self._hooks.call_ended(call.snapshot(), reason)
 
+    def begin_stop(self) -> None:
+        """From now on remember each BYE sent until it is answered (see ``wait_idle``)."""
+        self._stopping = True
+
     async def wait_idle(self) -> None:
-        """Wait until no call is left (``stop()`` waits so for its BYEs to be answered)."""
-        if not len(self._registry):
+        """Wait until no call is left and every BYE sent since ``begin_stop`` is answered.
+
+        RFC 3261 §15.1.1: the BYE's client transaction retransmits it (Timer E) until a
+        final response or Timer F; ``stop()`` waits for that before closing the sockets.
+        """
+        if not (len(self._registry) or self._byes):
             return
         idle = self._idle = LazyEvent()
         try:
@@ -413,6 +423,10 @@ class CallLayer:
                 if pending is not None:
                     pending.response = response
                     pending.done.set()
+                if self._byes:
+                    self._byes.discard(ref)
+                    if self._idle is not None and not (self._byes or len(registry)):
+                        self._idle.set()
             case RequestReceived(ref=ref):
                 self.endpoint.respond(ref, 501, "Not Implemented")
             case _:
@@ -553,9 +567,12 @@ class CallLayer:
             self.fire(call, Trigger.HANG_UP, reason)
             call.end_reason = reason
             try:
-                endpoint.bye(call.dialog_id, headers=headers)
+                ref = endpoint.bye(call.dialog_id, headers=headers)
             except DialogUsageError:
                 self.finish(call, Trigger.ENDED, reason)
+            else:
+                if self._stopping:
+                    self._byes.add(ref)
         else:
             self.finish(call, Trigger.ENDED, reason)
 

@@ -340,14 +340,14 @@ class SessionCoordinator:
         BYE lost once still reaches the peer; calls not ended in time are dropped.
         """
         layer = self._layer
+        layer.begin_stop()
         for call in self._registry:
             try:
                 layer.hang_up(call, "coordinator stopped")
             except Exception:
                 log.exception("hanging up call %s on stop failed", call.id)
-        if len(self._registry):
-            with anyio.move_on_after(self.config.stop_timeout):
-                await layer.wait_idle()
+        with anyio.move_on_after(self.config.stop_timeout):
+            await layer.wait_idle()
         for call in self._registry:
             layer.finish(call, Trigger.ENDED, "coordinator stopped")
         # Run the hooks already queued (on_call_ended ...) before the tasks stop.

@@ -1,4 +1,5 @@
-"""Helpers for tests, examples and the demo: loopback endpoints, SIP traces, tone meters."""
+"""Helpers for tests, examples and the demo: loopback endpoints, SIP traces, tone meters,
+and whole calls between coordinators in virtual time (``VirtualCalls``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,31 @@ from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._events import EventSubscription
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._ladder import LadderEntry, render_ladder
+from rvoip_session_core._virtual import (
+    MediaRecord,
+    MemoryMedia,
+    MemoryRtp,
+    VirtualCalls,
+    virtual_time_backend,
+)
 from rvoip_sip_core import Request, Response, SipParseError, parse_message
+
+__all__ = [
+    "MediaRecord",
+    "MemoryMedia",
+    "MemoryRtp",
+    "SipTrace",
+    "TracedMessage",
+    "VirtualCalls",
+    "count_tone_frames",
+    "listen_for_dtmf_tones",
+    "loopback_builder",
+    "next_event",
+    "released",
+    "uri_of",
+    "virtual_time_backend",
+    "wait_until",
+]
 
 
 def loopback_builder(
