@@ -12,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rvoip_session_core import (
-    Accept,
     AutoAnswerHandler,
     CallFailed,
     CallHandler,
@@ -33,6 +32,7 @@ from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._handlers import decides_now, overridden_hooks
 from rvoip_session_core._media import CallMedia
 from rvoip_session_core._media_manager import SocketMedia
+from rvoip_session_core._types import Accept
 from rvoip_session_core.testing import loopback_builder, released, uri_of, wait_until
 
 

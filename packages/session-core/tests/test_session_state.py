@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -77,3 +78,21 @@ def test_dtmf_bodies_without_a_digit_give_none() -> None:
 def test_dtmf_parser_never_raises(ctype: str, body: bytes) -> None:
     result = parse_dtmf_info(ctype, body)
     assert result is None or (len(result[0]) == 1 and result[1] >= 0)
+
+
+def test_call_state_diagram_is_current() -> None:
+    """docs/diagrams/calls.md is drawn from CALL_MACHINE (python tools/diagrams.py --calls)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[3] / "tools" / "diagrams.py"
+    if not script.exists():
+        pytest.skip("tools/diagrams.py not in this checkout")
+    result = subprocess.run(
+        [sys.executable, str(script), "--calls", "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
