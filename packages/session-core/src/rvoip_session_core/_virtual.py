@@ -28,6 +28,7 @@ import attrs
 from rvoip_dialog_core import (
     DialogConfig,
     DialogId,
+    DialogLayer,
     LegId,
     ReferSubscription,
     ResponseForRequest,
@@ -48,7 +49,7 @@ from rvoip_session_core._errors import MediaError, TransportError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import CallMedia
 from rvoip_sip_core import Request, Response, Uri, parse_uri
-from rvoip_transaction_core import Peer, TimerConfig
+from rvoip_transaction_core import Peer, TimerConfig, TransactionLayer
 
 __all__ = [
     "MemoryMedia",
@@ -512,15 +513,21 @@ class VirtualCalls:
             await self._tg.__aexit__(*exc_info)
         return None
 
-    def builder(self, user: str, handler: CallHandler | None = None) -> SessionManagerBuilder:
-        """A builder for a coordinator at the next free virtual address (127.0.0.1:50xx)."""
+    def builder(
+        self, user: str, handler: CallHandler | None = None, *, t1: float = 0.5
+    ) -> SessionManagerBuilder:
+        """A builder for a coordinator at the next free virtual address (127.0.0.1:50xx).
+
+        RFC 3261's timers by default (T1 = 0.5 s, T2 = 8 T1): virtual time makes them cheap.
+        """
         self._ports += 2
         return (
             SessionManagerBuilder()
             .with_local_address(f"sip:{user}@127.0.0.1:{self._ports}")
             .with_handler(handler if handler is not None else AutoAnswerHandler())
             .with_rng_seed(self._ports)
-            .with_quality_interval(0)
+            .with_sip_timers(t1, t1 * 8)
+            .with_quality_interval(0.5)
         )
 
     def coordinator(self, builder: SessionManagerBuilder) -> SessionCoordinator:
@@ -559,13 +566,14 @@ class VirtualCalls:
         if (host, port) in self.sip.agents:
             raise TransportError(f"cannot bind SIP UDP on {host}:{port}: address in use")
         bound = Peer("UDP", host, port)
-        agent = self.sip.add(
-            cfg.user or "rvoip",
-            port,
-            host=host,
-            seed=rng.getrandbits(32),
-            configure=lambda _: dialog_config(cfg, bound),
-        )
+        # The coordinator's own timers (T1, T2, the delayed 100 Trying), not the network's.
+        agent_rng = random.Random(rng.getrandbits(64))
+        timers = TimerConfig(t1=cfg.t1, t2=cfg.t2, trying_after=cfg.trying_after)
+        txn = TransactionLayer(config=timers, rng=agent_rng)
+        txn.set_local("UDP", host, port)
+        dialogs = DialogLayer(dialog_config(cfg, bound), rng=agent_rng)
+        agent = Agent(cfg.user or "rvoip", bound, txn, dialogs)
+        self.sip.agents[(host, port)] = agent
         endpoint = _VirtualEndpoint(self, agent, on_event)
         self._endpoints.append(endpoint)
         try:
