@@ -39,7 +39,6 @@ from rvoip_dialog_core import (
     UpdateReceived,
 )
 from rvoip_session_core._call import Call, PendingRequest
-from rvoip_session_core._config import SessionConfig
 from rvoip_session_core._driver import EventGate, SipEndpoint, not_started
 from rvoip_session_core._errors import CallFailed, MediaError, SessionError
 from rvoip_session_core._events import (
@@ -64,6 +63,7 @@ from rvoip_session_core._offer_answer import (
 )
 from rvoip_session_core._overload import LagMonitor, overloaded
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import ENDING_TRIGGERS, Trigger, next_state, parse_dtmf_info
 from rvoip_session_core._transfer import TransferService, bare_uri, phrase
 from rvoip_session_core._types import (

@@ -36,7 +36,6 @@ from rvoip_dialog_core import target_for
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
 from rvoip_session_core._call import Call
 from rvoip_session_core._calls import CallLayer
-from rvoip_session_core._config import SessionConfig
 from rvoip_session_core._driver import (
     DeadlineTimer,
     EndpointFactory,
@@ -74,6 +73,7 @@ from rvoip_session_core._offer_answer import (
 )
 from rvoip_session_core._overload import LAG_INTERVAL, LagMonitor, watch_loop_lag
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
 from rvoip_session_core._transfer import TransferService
 from rvoip_session_core._types import (

@@ -23,8 +23,8 @@ import anyio
 import sniffio
 
 from rvoip_dialog_core import DialogConfig, DialogEndpoint, DialogId, LegId, ReferSubscription
-from rvoip_session_core._config import SessionConfig
 from rvoip_session_core._errors import InvalidState, TransportError
+from rvoip_session_core._settings import SessionConfig
 from rvoip_sip_core import Request, Response, Uri
 from rvoip_transaction_core import Clock, Peer, TimerConfig
 

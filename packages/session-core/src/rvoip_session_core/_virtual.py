@@ -42,12 +42,13 @@ from rvoip_rtp_core import (
     RtpSessionClosedError,
     RtpSessionCore,
 )
-from rvoip_session_core._config import SessionConfig, SessionManagerBuilder
+from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._driver import MessageTap, SipEndpoint, dialog_config
 from rvoip_session_core._errors import MediaError, TransportError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import CallMedia
+from rvoip_session_core._settings import SessionConfig
 from rvoip_sip_core import Request, Response, Uri, parse_uri
 from rvoip_transaction_core import Peer, TimerConfig, TransactionLayer
 

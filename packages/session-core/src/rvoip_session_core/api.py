@@ -8,7 +8,7 @@ from __future__ import annotations
 import warnings
 
 from rvoip_session_core._bridge import BridgeInfo
-from rvoip_session_core._config import SessionConfig, SessionManagerBuilder
+from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._control import MediaControl, SessionControl
 from rvoip_session_core._coordinator import PreparedCall, SessionCoordinator
 from rvoip_session_core._errors import (
@@ -57,6 +57,7 @@ from rvoip_session_core._media import (
     wav_source,
 )
 from rvoip_session_core._offer_answer import SdpNegotiationError
+from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._types import (
     Accept as _Accept,
 )
