@@ -243,7 +243,9 @@ async def open_socket_endpoint(
         user=cfg.user or "rvoip",
         config=None,  # replaced below, once the bound address is known
         timers=TimerConfig(t1=cfg.t1, t2=cfg.t2, trying_after=cfg.trying_after),
-        rng=random.Random(rng.getrandbits(64)),
+        # Tags, branches and Call-IDs: the OS CSPRNG itself unless a test seeded the RNG
+        # (RFC 3261 §19.3; a Mersenne Twister's state can be recovered from its outputs).
+        rng=rng if isinstance(rng, random.SystemRandom) else random.Random(rng.getrandbits(64)),
         on_event=on_event,
     )
     async with contextlib.AsyncExitStack() as stack:
