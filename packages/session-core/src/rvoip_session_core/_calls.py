@@ -265,7 +265,9 @@ class CallLayer:
         # hot path: no event object nor hook closure when nobody listens.
         if self._events.subscriber_count:
             self._events.publish(StateChanged(sid, old, new, reason))
-        self._hooks.state_changed(sid, old, new, reason)
+        hooks = self._hooks
+        if "on_call_state_changed" in hooks.wanted:
+            hooks.state_changed(sid, old, new, reason)
 
     def finish(self, call: Call, trigger: Trigger, reason: str, status: int | None = None) -> None:
         """End a call: final state, release media, registry entries, deadlines and waiters."""
@@ -294,8 +296,9 @@ class CallLayer:
         call.transfer_done.set()
         if self._events.subscriber_count:
             self._events.publish(CallEnded(call.id, reason))
-        if self._hooks.wants("on_call_ended"):
-            self._hooks.call_ended(call.snapshot(), reason)
+        hooks = self._hooks
+        if "on_call_ended" in hooks.wanted:
+            hooks.call_ended(call.snapshot(), reason)
 
     def begin_stop(self) -> None:
         """From now on remember each BYE sent until it is answered (see ``wait_idle``)."""
@@ -333,7 +336,11 @@ class CallLayer:
             # RTP stops at once, whatever happens to the event next (held back, or handled
             # later): no RTP after a BYE or CANCEL.
             self._stop_media_now(event)
-        self.gate.offer(event)
+        gate = self.gate  # hot path: EventGate.offer inlined
+        if gate.depth or gate.draining:
+            gate.held.append(event)
+        else:
+            gate.run(event)
 
     def _handle_safe(self, event: object) -> None:
         try:
@@ -783,7 +790,8 @@ class CallLayer:
         self.fire(call, Trigger.ANSWERED, "answered")
         call.answered.set()
         hooks = self._hooks
-        listened, wanted = self._listened, hooks.wants("on_call_established")
+        listened = bool(self._events.subscriber_count)
+        wanted = "on_call_established" in hooks.wanted
         if not (listened or wanted):
             return  # hot path: nobody reads the SDP texts
         local_text, remote_text = _cached_text(call, local), _text(remote)

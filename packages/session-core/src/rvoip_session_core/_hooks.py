@@ -42,7 +42,8 @@ class HookRunner:
 
     def __init__(self, handler: CallHandler) -> None:
         self._handler = handler
-        self._wanted = overridden_hooks(handler)
+        self.wanted: frozenset[str] = overridden_hooks(handler)
+        """The hooks the handler implements (only these are queued)."""
         self._decides_now = decides_now(handler)
         self._send: MemoryObjectSendStream[Hook] | None = None
         self._recv: MemoryObjectReceiveStream[Hook] | None = None
@@ -56,7 +57,7 @@ class HookRunner:
     @handler.setter
     def handler(self, handler: CallHandler) -> None:
         self._handler = handler
-        self._wanted = overridden_hooks(handler)
+        self.wanted = overridden_hooks(handler)
         self._decides_now = decides_now(handler)
 
     @property
@@ -66,7 +67,7 @@ class HookRunner:
 
     def wants(self, hook: str) -> bool:
         """True when the handler implements ``hook`` (so it is worth queuing)."""
-        return hook in self._wanted
+        return hook in self.wanted
 
     def decide_now(self, incoming: IncomingCall) -> Decision | None:
         """The handler's synchronous decision (may raise: the caller answers 500)."""
@@ -120,29 +121,29 @@ class HookRunner:
         self, sid: SessionId, old: CallState, new: CallState, reason: str | None
     ) -> None:
         """Queue ``on_call_state_changed`` (when implemented)."""
-        if "on_call_state_changed" in self._wanted:
+        if "on_call_state_changed" in self.wanted:
             self.submit(
                 functools.partial(self._handler.on_call_state_changed, sid, old, new, reason)
             )
 
     def call_ended(self, call: CallSession, reason: str) -> None:
         """Queue ``on_call_ended`` (when implemented)."""
-        if "on_call_ended" in self._wanted:
+        if "on_call_ended" in self.wanted:
             self.submit(functools.partial(self._handler.on_call_ended, call, reason))
 
     def call_established(self, call: CallSession, local: str | None, remote: str | None) -> None:
         """Queue ``on_call_established`` (when implemented)."""
-        if "on_call_established" in self._wanted:
+        if "on_call_established" in self.wanted:
             self.submit(functools.partial(self._handler.on_call_established, call, local, remote))
 
     def dtmf(self, sid: SessionId, digit: str) -> None:
         """Queue ``on_dtmf`` (when implemented)."""
-        if "on_dtmf" in self._wanted:
+        if "on_dtmf" in self.wanted:
             self.submit(functools.partial(self._handler.on_dtmf, sid, digit))
 
     def media_quality(self, sid: SessionId, metrics: QualityMetrics) -> None:
         """Queue ``on_media_quality`` (when implemented)."""
-        if "on_media_quality" in self._wanted:
+        if "on_media_quality" in self.wanted:
             self.submit(functools.partial(self._handler.on_media_quality, sid, metrics))
 
     async def incoming_call(self, incoming: IncomingCall) -> Decision:
