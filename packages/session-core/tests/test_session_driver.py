@@ -95,3 +95,17 @@ async def test_the_tap_wraps_the_transports_only_while_set() -> None:
         await alice.terminate_session(call.id)
         assert await wait_until(lambda: released(alice) and released(bob))
         assert len(trace.messages) == count  # the BYE went out untraced
+
+
+@pytest.mark.anyio
+async def test_a_failing_call_task_is_logged_not_raised(caplog: pytest.LogCaptureFixture) -> None:
+    """Call tasks (a handler's decision, a transfer) run in the coordinator's task group:
+    an error in one must not end the group, and with it every other call."""
+    from rvoip_session_core._driver import guarded
+
+    async def broken(x: int) -> None:
+        raise ValueError(f"bug {x}")
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(guarded, broken, 7)
+    assert "bug 7" in caplog.text

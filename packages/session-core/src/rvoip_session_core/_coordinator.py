@@ -42,6 +42,7 @@ from rvoip_session_core._driver import (
     LoopClock,
     MessageTap,
     SipEndpoint,
+    guarded,
     not_started,
     open_socket_endpoint,
 )
@@ -319,7 +320,7 @@ class SessionCoordinator:
         # No await from here to attach: an INVITE arriving now is handled, not dropped.
         stack.callback(self._detach)
         self._endpoint = endpoint
-        layer.attach(endpoint, tg.start_soon, timer.wake, clock)
+        layer.attach(endpoint, self._start_soon, timer.wake, clock)
         if self._message_tap is not None:
             endpoint.set_tap(self._message_tap)
         tg.start_soon(timer.run)
@@ -435,7 +436,7 @@ class SessionCoordinator:
     def _start_soon(self, func: Any, *args: object) -> None:
         if self._tg is None:
             raise not_started()
-        self._tg.start_soon(func, *args)
+        self._tg.start_soon(guarded, func, *args)
 
     # --- collaborators and plumbing -------------------------------------------------------
 

@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 import anyio
@@ -357,6 +357,15 @@ class DeadlineTimer:
             except Exception:
                 log.exception("call layer timers failed")
                 await anyio.sleep(0.05)  # a failing timer must not spin
+
+
+async def guarded(func: Callable[..., Awaitable[object]], *args: object) -> None:
+    """Run a call task, logging (never raising) its error: one call's bug must not end
+    the coordinator's task group and with it every other call."""
+    try:
+        await func(*args)
+    except Exception:
+        log.exception("call task %s failed", getattr(func, "__qualname__", func))
 
 
 def not_started() -> InvalidState:
