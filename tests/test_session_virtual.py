@@ -369,3 +369,26 @@ async def test_no_handler_error_escapes_the_event_path() -> None:
         bob.call_layer.on_event(object())  # an event nobody knows is ignored
         assert bob.is_running
         assert released(bob)
+
+
+class ShiftedClock:
+    """The loop's (virtual) time, with a wall clock of its own: 2001-09-09 plus ``now``."""
+
+    def now(self) -> float:
+        return anyio.current_time()
+
+    def wall(self) -> float:
+        return 1_000_000_000.0 + anyio.current_time()
+
+
+async def test_the_injected_clock_dates_the_calls() -> None:
+    """One clock, injected once: call timestamps come from it, not from datetime.now()."""
+    async with VirtualCalls() as net:
+        alice = await net.add("alice", builder=net.builder("alice").with_clock(ShiftedClock()))
+        bob = await net.add("bob")
+        a, _ = await connect(net, alice, bob)
+        session = await alice.get_session(a)
+        assert session.started_at is not None
+        assert session.established_at is not None
+        assert session.started_at.year == 2001
+        assert session.direction == "outgoing"  # a StrEnum: equal to the old string

@@ -97,3 +97,19 @@ def test_call_state_diagram_is_current() -> None:
     drawn = tool.render(tool.CALLS_TITLE, tool.CALL_TABLES)
     current = (root / "docs" / "diagrams" / "calls.md").read_text(encoding="utf-8")
     assert current == drawn, "run: python tools/diagrams.py --calls"
+
+
+@given(st.lists(st.sampled_from(list(Trigger)), max_size=30))
+def test_any_trigger_sequence_keeps_final_states_final(triggers: list[Trigger]) -> None:
+    """Driven by the table as the call layer drives it: a trigger that does not apply is
+    ignored, an ending trigger always ends the call, and nothing leaves a final state."""
+    state = CALL_MACHINE.initial
+    for trigger in triggers:
+        if state.is_final:
+            assert next_state(state, trigger) is None
+            continue
+        new = next_state(state, trigger)
+        if trigger in ENDING_TRIGGERS:
+            new = new or CallState.Terminated
+            assert new.is_final
+        state = new or state
