@@ -1,6 +1,13 @@
-"""Calls between two coordinators on 127.0.0.1: SIP on the wire, public events, real audio."""
+"""Calls between two coordinators: SIP on the wire, public events, real audio.
+
+Most run in virtual time on the in-memory networks (``VirtualCalls``): no sockets, no
+sleeps. A few stay on real 127.0.0.1 / ::1 sockets (UDP, TCP, IPv6) on asyncio and trio.
+"""
 
 from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 import pytest
@@ -29,15 +36,30 @@ from rvoip_session_core import (
 )
 from rvoip_session_core.testing import (
     SipTrace,
+    VirtualCalls,
     count_tone_frames,
     loopback_builder,
     next_event,
     released,
     uri_of,
+    virtual_time_backend,
     wait_until,
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Virtual time (trio + MockClock) unless a test asks for real loops."""
+    return virtual_time_backend()
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[VirtualCalls]:
+    """The in-memory SIP and media networks the virtual-time tests' coordinators share."""
+    async with VirtualCalls() as calls:
+        yield calls
 
 
 class Recorder(AutoAnswerHandler):
@@ -76,6 +98,7 @@ async def only_call(coordinator: object) -> CallSession:
     return sessions[0]
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_basic_call_sip_ladder_events_and_hangup() -> None:
     bob_handler = Recorder()
     trace = SipTrace()
@@ -120,11 +143,11 @@ async def test_basic_call_sip_ladder_events_and_hangup() -> None:
     assert "INVITE" in trace.ladder()
 
 
-async def test_trying_sent_at_once_when_configured() -> None:
+async def test_trying_sent_at_once_when_configured(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").with_trying_after(0).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob").with_trying_after(0)) as bob,
     ):
         trace.attach(bob, "bob")
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
@@ -139,10 +162,10 @@ def test_trying_after_is_bounded_by_the_rfc_200_ms() -> None:
         loopback_builder("bob").with_trying_after(0.5)
 
 
-async def test_tone_flows_stops_on_hold_and_returns_on_resume() -> None:
+async def test_tone_flows_stops_on_hold_and_returns_on_resume(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
@@ -175,10 +198,10 @@ async def test_tone_flows_stops_on_hold_and_returns_on_resume() -> None:
         assert stats.codec == "PCMU"
 
 
-async def test_mute_keeps_rtp_flowing_as_silence() -> None:
+async def test_mute_keeps_rtp_flowing_as_silence(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
@@ -198,11 +221,11 @@ async def test_mute_keeps_rtp_flowing_as_silence() -> None:
 
 
 @pytest.mark.parametrize("method", ["rfc4733", "info"])
-async def test_dtmf_digits_sent_are_digits_received(method: str) -> None:
+async def test_dtmf_digits_sent_are_digits_received(net: VirtualCalls, method: str) -> None:
     bob_handler = Recorder()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", bob_handler).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", bob_handler)) as bob,
     ):
         events = bob.events()
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
@@ -245,12 +268,12 @@ class Ignorer(AutoAnswerHandler):
     [(Rejecter(), 486), (Forwarder(), 302), (Exploder(), 500)],
 )
 async def test_refused_calls_fail_with_the_status(
-    handler: CallHandler, status: int, caplog: pytest.LogCaptureFixture
+    net: VirtualCalls, handler: CallHandler, status: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", handler).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", handler)) as bob,
     ):
         trace.attach(bob, "bob")
         events = alice.events()
@@ -271,11 +294,11 @@ async def test_refused_calls_fail_with_the_status(
         assert final.headers.get("Contact") == "<sip:voicemail@127.0.0.1:5999>"
 
 
-async def test_deferred_call_rings_and_is_answered_480_at_the_deadline() -> None:
+async def test_deferred_call_rings_and_is_answered_480_at_the_deadline(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", Ignorer()).with_incoming_call_timeout(0.5).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", Ignorer()).with_incoming_call_timeout(0.5)) as bob,
     ):
         trace.attach(bob, "bob")
         events = alice.events()
@@ -291,7 +314,7 @@ async def test_deferred_call_rings_and_is_answered_480_at_the_deadline() -> None
     assert trace.kinds("bob")[:2] == ["180/INVITE", "480/INVITE"]
 
 
-async def test_deferred_call_accepted_later_with_generated_answer() -> None:
+async def test_deferred_call_accepted_later_with_generated_answer(net: VirtualCalls) -> None:
     pending: list[IncomingCall] = []
 
     class Deferrer(AutoAnswerHandler):
@@ -300,8 +323,8 @@ async def test_deferred_call_accepted_later_with_generated_answer() -> None:
             return CallDecision.Defer
 
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", Deferrer()).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", Deferrer())) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         assert await wait_until(lambda: bool(pending))
@@ -315,11 +338,11 @@ async def test_deferred_call_accepted_later_with_generated_answer() -> None:
             await bob.accept_incoming_call(incoming)
 
 
-async def test_cancel_before_answer() -> None:
+async def test_cancel_before_answer(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", Ignorer()).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", Ignorer())) as bob,
     ):
         trace.attach(alice, "alice")
         trace.attach(bob, "bob")
@@ -335,13 +358,13 @@ async def test_cancel_before_answer() -> None:
     assert "BYE" not in trace.kinds("alice")
 
 
-async def test_cancel_right_after_the_invite_goes_after_100_trying() -> None:
+async def test_cancel_right_after_the_invite_goes_after_100_trying(net: VirtualCalls) -> None:
     # RFC 3261 §9.1: the 100 Trying the callee's transaction sends is enough for the CANCEL;
     # no 180 is needed (the handler here never decides).
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", Ignorer()).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", Ignorer())) as bob,
     ):
         trace.attach(alice, "alice")
         trace.attach(bob, "bob")
@@ -355,10 +378,10 @@ async def test_cancel_right_after_the_invite_goes_after_100_trying() -> None:
     assert trace.responses(487)
 
 
-async def test_wait_for_answer_times_out_and_call_keeps_ringing() -> None:
+async def test_wait_for_answer_times_out_and_call_keeps_ringing(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", Ignorer()).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", Ignorer())) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         with pytest.raises(TimeoutError):
@@ -368,11 +391,11 @@ async def test_wait_for_answer_times_out_and_call_keeps_ringing() -> None:
             await alice.hold_session(call.id)
 
 
-async def test_bob_hangs_up_and_control_of_ended_call_fails() -> None:
+async def test_bob_hangs_up_and_control_of_ended_call_fails(net: VirtualCalls) -> None:
     alice_handler = Recorder()
     async with (
-        await loopback_builder("alice", alice_handler).build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice", alice_handler)) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
@@ -389,10 +412,10 @@ async def test_bob_hangs_up_and_control_of_ended_call_fails() -> None:
         assert (stats.active_sessions, stats.total_sessions, stats.outgoing_calls) == (0, 1, 1)
 
 
-async def test_stop_ends_calls_on_both_sides() -> None:
+async def test_stop_ends_calls_on_both_sides(net: VirtualCalls) -> None:
     bob_handler = Recorder()
-    async with await loopback_builder("bob", bob_handler).build() as bob:
-        alice = await loopback_builder("alice").build()
+    async with net.coordinator(net.builder("bob", bob_handler)) as bob:
+        alice = net.coordinator(net.builder("alice"))
         await SessionControl.start(alice)
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await SessionControl.wait_for_answer(alice, call.id, 5)
@@ -402,6 +425,7 @@ async def test_stop_ends_calls_on_both_sides() -> None:
         assert await bob.list_active_sessions() == []
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_call_over_tcp() -> None:
     trace = SipTrace()
     async with (
@@ -416,29 +440,29 @@ async def test_call_over_tcp() -> None:
         await alice.wait_for_answer(call.id, 5)
         await alice.send_dtmf(call.id, "7", method="info")
         await alice.terminate_session(call.id)
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
     assert trace.kinds("alice") == ["INVITE", "ACK", "INFO", "BYE"]
     assert trace.requests("INVITE")[0].top_via.transport == "TCP"
 
 
-async def test_stop_tells_the_handler_about_every_call() -> None:
+async def test_stop_tells_the_handler_about_every_call(net: VirtualCalls) -> None:
     alice_handler = Recorder()
-    async with await loopback_builder("bob", Ignorer()).build() as bob:
-        alice = await loopback_builder("alice", alice_handler).build()
+    async with net.coordinator(net.builder("bob", Ignorer())) as bob:
+        alice = net.coordinator(net.builder("alice", alice_handler))
         async with alice:
             ringing = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
             with pytest.raises(TimeoutError):
                 await alice.wait_for_answer(ringing.id, 0.2)
         # The CANCEL sent by stop() is usually answered (487) before the sockets close.
         assert [r for _, r in alice_handler.ended] in (["cancelled"], ["coordinator stopped"])
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
 
 
-async def test_prepared_call_sends_the_prepared_offer() -> None:
+async def test_prepared_call_sends_the_prepared_offer(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").with_preferred_codecs(["PCMA"]).build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice").with_preferred_codecs(["PCMA"])) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         trace.attach(alice, "alice")
         prepared = await SessionControl.prepare_outgoing_call(
@@ -455,7 +479,7 @@ async def test_prepared_call_sends_the_prepared_offer() -> None:
             await alice.initiate_prepared_call(prepared)
 
 
-async def test_slow_handler_rings_so_the_caller_can_cancel() -> None:
+async def test_slow_handler_rings_so_the_caller_can_cancel(net: VirtualCalls) -> None:
     class Slow(AutoAnswerHandler):
         stopped = False
 
@@ -468,8 +492,8 @@ async def test_slow_handler_rings_so_the_caller_can_cancel() -> None:
 
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", Slow()).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob", Slow())) as bob,
     ):
         trace.attach(bob, "bob")
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
@@ -493,6 +517,7 @@ def ipv6_loopback() -> bool:
     return True
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 @pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback (::1) on this machine")
 async def test_call_over_ipv6_loopback() -> None:
     def builder(user: str) -> SessionManagerBuilder:
@@ -514,11 +539,11 @@ async def test_call_over_ipv6_loopback() -> None:
         assert hits > total // 3
 
 
-async def test_both_sides_hold_at_once_glare_is_retried() -> None:
+async def test_both_sides_hold_at_once_glare_is_retried(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         trace.attach(alice, "alice")
         trace.attach(bob, "bob")

@@ -23,19 +23,15 @@ def open_fds() -> int | None:
 
 
 def assert_idle(coordinator: SessionCoordinator) -> None:
-    assert coordinator._calls == {}
-    assert coordinator._by_dialog == {}
-    assert coordinator._by_leg == {}
-    assert coordinator._pending == {}
-    assert coordinator._engine.streams == []
-    assert coordinator._allocator is not None
-    assert coordinator._allocator.in_use == frozenset()
-    assert len(coordinator.endpoint.layer) == 0  # no live dialogs
+    assert coordinator.registry.is_empty()  # no call, leg, dialog or pending request
+    assert coordinator.media_manager.engine.streams == []
+    assert coordinator.media_manager.ports_in_use == frozenset()
+    assert coordinator.endpoint.dialog_count() == 0  # no live dialogs
 
 
 def in_use(*coordinators: SessionCoordinator) -> bool:
     """True while an RTP port of one of the coordinators is still taken."""
-    return any(c._allocator is not None and c._allocator.in_use for c in coordinators)
+    return any(c.media_manager.ports_in_use for c in coordinators)
 
 
 async def run_calls(count: int, *, measure_memory: bool = False) -> int:
@@ -56,7 +52,9 @@ async def run_calls(count: int, *, measure_memory: bool = False) -> int:
                 (leg,) = await bob.list_active_sessions()
                 await bob.terminate_session(leg.id)
             # Under trio the RTP session closes in its own task, just after the call ends.
-            assert await wait_until(lambda: not (alice._calls or bob._calls or in_use(alice, bob)))
+            assert await wait_until(
+                lambda: not (len(alice.registry) or len(bob.registry) or in_use(alice, bob))
+            )
             if measure_memory and i == count // 5:
                 gc.collect()
                 start = len(gc.get_objects())

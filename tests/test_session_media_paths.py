@@ -3,6 +3,9 @@ new media, frames in and out, and a three-party mixed bridge (both backends)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import anyio
 import numpy as np
 import pytest
@@ -20,15 +23,30 @@ from rvoip_session_core import (
 )
 from rvoip_session_core.testing import (
     SipTrace,
+    VirtualCalls,
     count_tone_frames,
     loopback_builder,
     next_event,
     released,
     uri_of,
+    virtual_time_backend,
     wait_until,
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Virtual time (trio + MockClock) unless a test asks for real loops."""
+    return virtual_time_backend()
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[VirtualCalls]:
+    """The in-memory SIP and media networks the virtual-time tests' coordinators share."""
+    async with VirtualCalls() as calls:
+        yield calls
 
 
 class QualityWatcher(AutoAnswerHandler):
@@ -52,8 +70,8 @@ async def answered(coordinator: SessionCoordinator, count: int) -> list[str]:
     return ids
 
 
-async def test_no_peer_times_out_with_408_and_releases_everything() -> None:
-    async with await loopback_builder("alice", t1=0.02).build() as alice:
+async def test_no_peer_times_out_with_408_and_releases_everything(net: VirtualCalls) -> None:
+    async with net.coordinator(net.builder("alice", t1=0.02)) as alice:
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", "sip:nobody@127.0.0.1:9")
         with pytest.raises(CallFailed) as info:
             await alice.wait_for_answer(call.id, 10)
@@ -61,6 +79,7 @@ async def test_no_peer_times_out_with_408_and_releases_everything() -> None:
         assert released(alice)
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
 async def test_unresolvable_target_fails_with_503() -> None:
     async with await loopback_builder("alice").build() as alice:
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", "sip:bob@example.invalid")
@@ -70,11 +89,11 @@ async def test_unresolvable_target_fails_with_503() -> None:
         assert await wait_until(lambda: released(alice))
 
 
-async def test_quality_reports_reach_events_and_the_handler() -> None:
+async def test_quality_reports_reach_events_and_the_handler(net: VirtualCalls) -> None:
     watcher = QualityWatcher()
     async with (
-        await loopback_builder("alice", watcher).build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice", watcher)) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         events = alice.events()
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
@@ -87,11 +106,11 @@ async def test_quality_reports_reach_events_and_the_handler() -> None:
         assert await wait_until(lambda: bool(watcher.reports))
 
 
-async def test_update_media_renegotiates_to_the_other_codec() -> None:
+async def test_update_media_renegotiates_to_the_other_codec(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").with_preferred_codecs(["PCMA", "PCMU"]).build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob").with_preferred_codecs(["PCMA", "PCMU"])) as bob,
     ):
         trace.attach(alice, "alice")
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
@@ -112,10 +131,10 @@ async def test_update_media_renegotiates_to_the_other_codec() -> None:
         assert len(trace.requests("INVITE")) == 3
 
 
-async def test_frames_sent_by_the_application_are_heard() -> None:
+async def test_frames_sent_by_the_application_are_heard(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
@@ -132,12 +151,12 @@ async def test_frames_sent_by_the_application_are_heard() -> None:
         assert isinstance(tone, np.ndarray)
 
 
-async def test_three_party_bridge_mixes_audio_for_each_listener() -> None:
+async def test_three_party_bridge_mixes_audio_for_each_listener(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("hub").build() as hub,
-        await loopback_builder("a").build() as a,
-        await loopback_builder("b").build() as b,
-        await loopback_builder("c").build() as c,
+        net.coordinator(net.builder("hub")) as hub,
+        net.coordinator(net.builder("a")) as a,
+        net.coordinator(net.builder("b")) as b,
+        net.coordinator(net.builder("c")) as c,
     ):
         calls = {}
         for name, peer in (("a", a), ("b", b), ("c", c)):

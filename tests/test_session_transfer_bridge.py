@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from typing import Any
+
 import anyio
 import pytest
 
@@ -22,14 +25,28 @@ from rvoip_session_core import (
 )
 from rvoip_session_core.testing import (
     SipTrace,
+    VirtualCalls,
     count_tone_frames,
-    loopback_builder,
     next_event,
     uri_of,
+    virtual_time_backend,
     wait_until,
 )
 
 pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Virtual time (trio + MockClock) unless a test asks for real loops."""
+    return virtual_time_backend()
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[VirtualCalls]:
+    """The in-memory SIP and media networks the virtual-time tests' coordinators share."""
+    async with VirtualCalls() as calls:
+        yield calls
 
 
 async def active_calls(coordinator: SessionCoordinator, count: int) -> list[CallSession]:
@@ -52,12 +69,12 @@ class NoTransfers(AutoAnswerHandler):
         return False
 
 
-async def test_blind_transfer_connects_transferee_to_target() -> None:
+async def test_blind_transfer_connects_transferee_to_target(net: VirtualCalls) -> None:
     trace = SipTrace()
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
-        await loopback_builder("carol").build() as carol,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
     ):
         for coordinator, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
             trace.attach(coordinator, name)
@@ -80,7 +97,7 @@ async def test_blind_transfer_connects_transferee_to_target() -> None:
         assert isinstance(final, TransferProgress)
         assert (final.status, final.final) == (200, True)
         # Bob hangs up the original call; Alice now talks to Carol, with audio.
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
         (alice_call,) = await active_calls(alice, 1)
         assert alice_call.to == uri_of(carol, "carol")
         (carol_call,) = await active_calls(carol, 1)
@@ -97,10 +114,10 @@ async def test_blind_transfer_connects_transferee_to_target() -> None:
     assert (notifies[-1].headers.get("Subscription-State") or "").startswith("terminated")
 
 
-async def test_transferee_may_refuse_with_603() -> None:
+async def test_transferee_may_refuse_with_603(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice", NoTransfers()).build() as alice,
-        await loopback_builder("bob").build() as bob,
+        net.coordinator(net.builder("alice", NoTransfers())) as alice,
+        net.coordinator(net.builder("bob")) as bob,
     ):
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
@@ -111,11 +128,11 @@ async def test_transferee_may_refuse_with_603() -> None:
         assert (await bob.get_session(bob_call.id)).state is CallState.Active
 
 
-async def test_bridge_relays_audio_both_ways_and_reports_events() -> None:
+async def test_bridge_relays_audio_both_ways_and_reports_events(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
-        await loopback_builder("carol").build() as carol,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
     ):
         a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         c_call = await carol.create_outgoing_call("sip:carol@127.0.0.1", uri_of(bob, "bob"))
@@ -153,11 +170,11 @@ async def test_bridge_relays_audio_both_ways_and_reports_events() -> None:
         assert await bob.list_bridges() == []
 
 
-async def test_bridge_between_different_codecs_transcodes() -> None:
+async def test_bridge_between_different_codecs_transcodes(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").with_preferred_codecs(["PCMU"]).build() as alice,
-        await loopback_builder("bob").build() as bob,
-        await loopback_builder("carol").with_preferred_codecs(["PCMA"]).build() as carol,
+        net.coordinator(net.builder("alice").with_preferred_codecs(["PCMU"])) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol").with_preferred_codecs(["PCMA"])) as carol,
     ):
         a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         c_call = await carol.create_outgoing_call("sip:carol@127.0.0.1", uri_of(bob, "bob"))
@@ -182,11 +199,11 @@ class Busy(AutoAnswerHandler):
         return CallDecision.Reject("Busy Here", 486)
 
 
-async def test_failed_transfer_is_reported_and_the_call_goes_on() -> None:
+async def test_failed_transfer_is_reported_and_the_call_goes_on(net: VirtualCalls) -> None:
     async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob").build() as bob,
-        await loopback_builder("carol", Busy()).build() as carol,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol", Busy())) as carol,
     ):
         bob_events = bob.events()
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))

@@ -10,7 +10,10 @@ enums (their ``.value`` is shown) or strings. Optional ``start_actions``.
         rvoip_transaction_core:INVITE_CLIENT rvoip_transaction_core:NON_INVITE_CLIENT ...
     python tools/diagrams.py --check OUTPUT.md ...   # exit 1 if the file is out of date
 
-With no arguments it (re)writes docs/diagrams/transactions.md from rvoip_transaction_core.
+With no arguments it (re)writes docs/diagrams/transactions.md from rvoip_transaction_core;
+``--calls`` (re)writes docs/diagrams/calls.md from session-core's call-state table.
+
+    python tools/diagrams.py --calls [--check]
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ TRANSACTION_TABLES: tuple[str, ...] = (
     "rvoip_transaction_core:INVITE_SERVER",
     "rvoip_transaction_core:NON_INVITE_SERVER",
 )
+
+CALL_TABLES: tuple[str, ...] = ("rvoip_session_core._state:CALL_MACHINE",)
+CALLS_TITLE = "Call states of session-core (states and triggers of the call layer)"
 
 
 def label(item: object) -> str:
@@ -105,9 +111,13 @@ def render(title: str, specs: Iterable[str]) -> str:
 def main(argv: list[str]) -> int:
     """Write (or with ``--check`` verify) a diagrams document."""
     check = "--check" in argv
-    args = [a for a in argv if a != "--check"]
+    calls = "--calls" in argv
+    args = [a for a in argv if a not in ("--check", "--calls")]
     specs: tuple[str, ...]
-    if not args:
+    if calls:
+        out = ROOT / "docs" / "diagrams" / "calls.md"
+        title, specs = CALLS_TITLE, CALL_TABLES
+    elif not args:
         out = ROOT / "docs" / "diagrams" / "transactions.md"
         title, specs = "SIP transaction state machines (RFC 3261 §17, RFC 6026)", TRANSACTION_TABLES
     else:

@@ -9,10 +9,10 @@ from rvoip_session_core import (
     BridgeEvent,
     BridgeId,
     CallState,
-    EventHub,
     SessionEvent,
     SessionId,
 )
+from rvoip_session_core._events import EventHub
 
 
 def test_bridge_events_match_like_the_seed() -> None:

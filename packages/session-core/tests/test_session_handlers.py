@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import string
+from typing import Any
 
 import anyio
 import pytest
@@ -11,7 +12,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rvoip_session_core import (
-    Accept,
     AutoAnswerHandler,
     CallFailed,
     CallHandler,
@@ -28,8 +28,11 @@ from rvoip_session_core import (
     RoutingHandler,
     SessionId,
 )
-from rvoip_session_core._call import Call
+from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._handlers import decides_now, overridden_hooks
+from rvoip_session_core._media import CallMedia
+from rvoip_session_core._media_manager import SocketMedia
+from rvoip_session_core._types import Accept
 from rvoip_session_core.testing import loopback_builder, released, uri_of, wait_until
 
 
@@ -291,23 +294,21 @@ def test_only_implemented_hooks_are_worth_queuing() -> None:
 @pytest.mark.anyio
 async def test_a_call_refused_at_once_binds_no_rtp() -> None:
     router = RoutingHandler().add_route("sip:support@*", "sip:queue@127.0.0.1:5999")
-    async with (
-        await loopback_builder("alice").build() as alice,
-        await loopback_builder("bob", router).build() as bob,
-    ):
-        opened: list[str] = []
-        original, original_async = bob._open_media_now, bob._open_media
+    opened: list[str] = []
 
-        def spy(call: Call) -> None:
-            opened.append(call.id)
-            original(call)
+    class Spy(SocketMedia):
+        def open_now(self, media: CallMedia, *args: Any) -> None:
+            opened.append(media.session_id)
+            super().open_now(media, *args)
 
-        async def spy_async(call: Call) -> None:  # the trio path opens media in a task
-            opened.append(call.id)
-            await original_async(call)
+        async def open_in_task(self, tg: Any, media: CallMedia, *args: Any) -> None:
+            opened.append(media.session_id)  # the trio path opens media in a task
+            await super().open_in_task(tg, media, *args)
 
-        bob._open_media_now = spy  # type: ignore[method-assign]
-        bob._open_media = spy_async  # type: ignore[method-assign]
+    bob_coordinator = SessionCoordinator(
+        loopback_builder("bob").config(), router, media_backend=Spy()
+    )
+    async with await loopback_builder("alice").build() as alice, bob_coordinator as bob:
         for user, status in (("nobody", 404), ("support", 302)):
             call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, user))
             with pytest.raises(CallFailed) as info:

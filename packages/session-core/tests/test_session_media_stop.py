@@ -41,7 +41,8 @@ class AnswerWithPeerPort(AutoAnswerHandler):
 
 def lag_call_end_events(coordinator: SessionCoordinator, seconds: float) -> None:
     """Handle BYE/termination events ``seconds`` late, as a loaded event loop would."""
-    original: Callable[[object], None] = coordinator._on_dialog_event
+    layer = coordinator.call_layer
+    original: Callable[[object], None] = layer.handle
 
     async def later(event: object) -> None:
         await anyio.sleep(seconds)
@@ -53,7 +54,7 @@ def lag_call_end_events(coordinator: SessionCoordinator, seconds: float) -> None
         else:
             original(event)
 
-    coordinator._on_dialog_event = lagging  # type: ignore[method-assign]
+    layer.handle = lagging  # type: ignore[method-assign]
 
 
 async def _collect(sock: anyio.abc.UDPSocket, sequence: list[int], seconds: float) -> None:
@@ -78,7 +79,7 @@ async def test_no_rtp_after_bye(who_hangs_up: str) -> None:
             before: list[int] = []
             await _collect(peer_rtp, before, 0.1)
             assert before  # alice's audio reaches the peer's RTP port
-            gate = alice._calls[call.id].media.gate
+            gate = alice.registry.get(call.id).media.gate
             assert gate is not None
             sent_at_bye = gate.sent  # packets alice sent before the BYE
             if who_hangs_up == "caller":
@@ -88,7 +89,7 @@ async def test_no_rtp_after_bye(who_hangs_up: str) -> None:
                 await bob.terminate_session(bob_call.id)
             after: list[int] = []
             await _collect(peer_rtp, after, 0.5)
-            assert await wait_until(lambda: not alice._calls)
+            assert await wait_until(lambda: not len(alice.registry))
     # Packets in flight are allowed, and one more tick for the BYE to arrive; nothing later.
     assert len(before) + len(after) <= sent_at_bye + 1
     assert len(set(before + after)) == len(before) + len(after)  # each packet counted once

@@ -93,7 +93,7 @@ def test_builder_validates_and_carries_the_settings() -> None:
     assert (config.max_concurrent_calls, config.overload_lag) == (5, 0.2)
     assert config.overload_retry_after == 3
     default = SessionManagerBuilder().config()
-    assert (default.max_concurrent_calls, default.overload_lag) == (None, None)
+    assert (default.max_concurrent_calls, default.overload_lag) == (1000, None)
 
 
 # --- on loopback -----------------------------------------------------------------------
@@ -121,9 +121,9 @@ async def test_calls_beyond_the_cap_get_503_with_retry_after() -> None:
         assert bob.counters["overload_rejected"] == 1
         (response,) = trace.responses(503)
         assert response.headers.get("Retry-After") == "1"
-        assert len(bob._calls) == 1  # the refused INVITE left no call behind
+        assert len(bob.registry) == 1  # the refused INVITE left no call behind
         await alice.terminate_session(first.id)
-        assert await wait_until(lambda: not bob._calls)
+        assert await wait_until(lambda: not len(bob.registry))
         again = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(again.id, 5)  # below the cap again: answered
         await alice.terminate_session(again.id)

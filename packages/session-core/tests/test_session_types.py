@@ -8,7 +8,6 @@ import attrs
 import pytest
 
 from rvoip_session_core import (
-    Accept,
     CallCancelled,
     CallDecision,
     CallFailed,
@@ -25,7 +24,7 @@ from rvoip_session_core import (
     Timeout,
     TransportError,
 )
-from rvoip_session_core._types import normalize_decision
+from rvoip_session_core._types import Accept, normalize_decision
 
 
 def describe(decision: object) -> str:

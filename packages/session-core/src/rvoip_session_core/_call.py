@@ -10,7 +10,13 @@ import attrs
 from rvoip_dialog_core import DialogId, LegId
 from rvoip_session_core._events import LazyEvent
 from rvoip_session_core._media import CallMedia
-from rvoip_session_core._types import CallSession, CallState, IncomingCall, SessionId
+from rvoip_session_core._types import (
+    CallDirection,
+    CallSession,
+    CallState,
+    IncomingCall,
+    SessionId,
+)
 from rvoip_sip_core import Response, SessionDescription
 
 
@@ -29,7 +35,7 @@ class Call:
     """Everything the coordinator knows about one call."""
 
     id: SessionId
-    direction: str
+    direction: CallDirection
     from_: str
     to: str
     state: CallState
@@ -56,6 +62,12 @@ class Call:
     """The text of the last local SDP sent (kept with the object it was made from)."""
     decide_scope: anyio.CancelScope | None = None
     """While the handler decides on an incoming call: cancelled when the call ends."""
+    deadlines: tuple[str, ...] = ()
+    """Kinds of call-layer deadline set for this call (cancelled when it ends)."""
+    media_seen: tuple[int, int] | None = None
+    """(RTP, RTCP) packets received at the last media check."""
+    media_seen_at: float | None = None
+    """When ``media_seen`` last changed (monotonic; None: media not watched)."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

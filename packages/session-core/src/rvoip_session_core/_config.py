@@ -1,155 +1,41 @@
-"""``SessionConfig`` and ``SessionManagerBuilder``: how a coordinator is set up."""
+"""``SessionManagerBuilder``: chain the settings, then build a coordinator."""
 
 from __future__ import annotations
 
-import ipaddress
-import ssl
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
+from rvoip_session_core._settings import (
+    DEFAULT_MAX_CONCURRENT_CALLS,
+    DEFAULT_MEDIA_TIMEOUT,
+    DEFAULT_STOP_TIMEOUT,
+    SUPPORTED_CODECS,
+    SUPPORTED_TRANSPORTS,
+    SessionConfig,
+    is_ip_literal,
+    split_hostport,
+    split_uri_hostport,
+)
 
 if TYPE_CHECKING:
-    from rvoip_session_core._coordinator import SessionCoordinator
+    from rvoip_transaction_core import Clock
 
-SUPPORTED_CODECS = ("PCMU", "PCMA")
-"""Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
-
-SUPPORTED_TRANSPORTS = ("UDP", "TCP", "TLS")
-
-
-def is_ip_literal(host: str) -> bool:
-    """True for an IPv4 or IPv6 literal (IPv6 with or without brackets)."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
-
-
-def split_uri_hostport(uri: str) -> tuple[str | None, str | None, int | None]:
-    """(user, host, port) of a ``sip:user@host:port;params`` text, without a full parse.
-
-    Raises:
-        ConfigurationError: when the text is not a sip/sips URI.
-    """
-    text = uri.strip()
-    if text.startswith("<") and text.endswith(">"):
-        text = text[1:-1]
-    scheme, sep, rest = text.partition(":")
-    if not sep or scheme.lower() not in ("sip", "sips") or not rest:
-        raise ConfigurationError(f"not a SIP URI: {uri!r}")
-    rest = rest.split(";", 1)[0].split("?", 1)[0]
-    user: str | None = None
-    if "@" in rest:
-        user, rest = rest.rsplit("@", 1)
-        user = user.split(":", 1)[0] or None
-    port: int | None = None
-    if rest.startswith("["):
-        end = rest.find("]")
-        if end < 0:
-            raise ConfigurationError(f"bad IPv6 host in {uri!r}")
-        host, tail = rest[1:end], rest[end + 1 :]
-        if tail.startswith(":"):
-            port = _port(tail[1:], uri)
-    else:
-        host, _, port_text = rest.partition(":")
-        if port_text:
-            port = _port(port_text, uri)
-    if not host:
-        raise ConfigurationError(f"no host in {uri!r}")
-    return user, host, port
-
-
-def _port(text: str, uri: str) -> int:
-    if not text.isdigit() or not 0 <= int(text) <= 65535:
-        raise ConfigurationError(f"bad port in {uri!r}")
-    return int(text)
-
-
-@attrs.frozen
-class SessionConfig:
-    """Everything a coordinator needs to know, resolved from the builder.
-
-    Attributes:
-        bind_host: the IP literal the SIP and RTP sockets bind (no brackets).
-        sip_port: SIP port (0: ephemeral; the bound port is then advertised).
-        user: the user part of our Contact (from ``with_local_address``).
-        public_host: host advertised in Via/Contact/SDP instead of the bound one, if set.
-        transport: "UDP", "TCP" or "TLS".
-        tls_certfile, tls_keyfile: PEM certificate chain and key we present over TLS.
-        tls_cafile: PEM bundle to verify peers with (None: the system CAs).
-        tls_verify: verify the peer's certificate and host (False only for test setups).
-        media_ports: (start, end) range of even RTP ports, or None for ephemeral ports.
-        preferred_codecs: codec names in our order of preference.
-        dtmf_payload_type: payload type offered for RFC 4733 telephone-event.
-        incoming_call_timeout: seconds a deferred call may ring before it gets 480.
-        ptime_ms: packet time of the audio we send.
-        quality_interval: seconds between ``on_media_quality`` reports (0 disables).
-        t1, t2: RFC 3261 timers.
-        trying_after: seconds an incoming INVITE may wait for our first response before the
-            transaction layer sends 100 Trying itself (RFC 3261 §17.2.1: not needed when the
-            TU answers or rings within 200 ms; 0 sends it at once).
-        user_agent: User-Agent/Server header value.
-        rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs); None for os entropy.
-        max_concurrent_calls: calls at once beyond which new INVITEs get 503 (None: no cap).
-        overload_lag: event-loop lateness (seconds) beyond which new INVITEs get 503 until
-            it recovers (None: not watched).
-        overload_retry_after: seconds announced in the Retry-After of those 503s.
-    """
-
-    bind_host: str = "127.0.0.1"
-    sip_port: int = 5060
-    user: str | None = None
-    public_host: str | None = None
-    transport: str = "UDP"
-    media_ports: tuple[int, int] | None = None
-    preferred_codecs: tuple[str, ...] = SUPPORTED_CODECS
-    dtmf_payload_type: int = 101
-    incoming_call_timeout: float = 60.0
-    ptime_ms: int = 20
-    quality_interval: float = 5.0
-    t1: float = 0.5
-    t2: float = 4.0
-    trying_after: float = 0.2
-    user_agent: str = "rvoip-python/0.1"
-    rng_seed: int | None = None
-    event_buffer: int = 1000
-    tls_certfile: str | None = None
-    tls_keyfile: str | None = None
-    tls_cafile: str | None = None
-    tls_verify: bool = True
-    max_concurrent_calls: int | None = None
-    overload_lag: float | None = None
-    overload_retry_after: int = 1
-
-    @property
-    def advertised_host(self) -> str:
-        """The host put in Via, Contact and SDP ``c=``: public host, else the bound one."""
-        return self.public_host or self.bind_host
-
-    def tls_contexts(self) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-        """(server, client) SSL contexts for the TLS transport; (None, None) for UDP/TCP.
-
-        Raises:
-            ConfigurationError: a certificate, key or CA file cannot be loaded.
-        """
-        if self.transport != "TLS":
-            return None, None
-        try:
-            server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            if self.tls_certfile is not None:
-                server.load_cert_chain(self.tls_certfile, self.tls_keyfile)
-            client = ssl.create_default_context(cafile=self.tls_cafile)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigurationError(f"cannot load TLS files: {exc}") from None
-        if not self.tls_verify:
-            client.check_hostname = False
-            client.verify_mode = ssl.CERT_NONE
-        return server, client
+__all__ = [
+    "DEFAULT_MAX_CONCURRENT_CALLS",
+    "DEFAULT_MEDIA_TIMEOUT",
+    "DEFAULT_STOP_TIMEOUT",
+    "SUPPORTED_CODECS",
+    "SUPPORTED_TRANSPORTS",
+    "SessionConfig",
+    "SessionManagerBuilder",
+    "is_ip_literal",
+    "split_uri_hostport",
+]
 
 
 @attrs.define
@@ -180,9 +66,12 @@ class SessionManagerBuilder:
     _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
     _rng_seed: int | None = attrs.field(init=False, default=None)
     _tls: tuple[str, str | None, str | None, bool] | None = attrs.field(init=False, default=None)
-    _max_calls: int | None = attrs.field(init=False, default=None)
+    _max_calls: int | None = attrs.field(init=False, default=DEFAULT_MAX_CONCURRENT_CALLS)
     _overload_lag: float | None = attrs.field(init=False, default=None)
     _retry_after: int = attrs.field(init=False, default=1)
+    _media_timeout: float | None = attrs.field(init=False, default=DEFAULT_MEDIA_TIMEOUT)
+    _stop_timeout: float = attrs.field(init=False, default=DEFAULT_STOP_TIMEOUT)
+    _clock: Clock | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -203,7 +92,7 @@ class SessionManagerBuilder:
 
     def with_local_bind_addr(self, addr: str) -> SessionManagerBuilder:
         """Address to bind when the local address is no IP literal: ``host[:port]``."""
-        host, port = _split_hostport(addr)
+        host, port = split_hostport(addr)
         if not is_ip_literal(host):
             raise ConfigurationError(f"bind address must be an IP literal: {addr!r}")
         self._bind_addr = addr
@@ -311,6 +200,7 @@ class SessionManagerBuilder:
         """Refuse new INVITEs with 503 + Retry-After while ``limit`` calls are up (None: no cap).
 
         RFC 3261 §21.5.4: better a quick 503 than accepting calls the server cannot finish.
+        The default is 1,000 (``DEFAULT_MAX_CONCURRENT_CALLS``).
         """
         if limit is not None and limit < 1:
             raise ConfigurationError(f"max concurrent calls must be at least 1: {limit}")
@@ -333,6 +223,34 @@ class SessionManagerBuilder:
         self._retry_after = retry_after
         return self
 
+    def with_media_timeout(self, seconds: float | None) -> SessionManagerBuilder:
+        """End an answered call after ``seconds`` without any RTP or RTCP (None: never).
+
+        The BYE carries ``Reason: SIP;cause=408;text="RTP timeout"`` (RFC 3326) and the
+        call's end reason says "media timeout". RTCP alone keeps a call up, so a held call
+        (where only RTCP flows) is not ended. Default 60 s.
+        """
+        if seconds is not None and seconds <= 0:
+            raise ConfigurationError(f"the media timeout must be positive: {seconds}")
+        self._media_timeout = None if seconds is None else float(seconds)
+        return self
+
+    def with_stop_timeout(self, seconds: float) -> SessionManagerBuilder:
+        """How long ``stop()`` waits for the calls it hangs up to end (default 2 s)."""
+        if seconds < 0:
+            raise ConfigurationError(f"the stop timeout must not be negative: {seconds}")
+        self._stop_timeout = float(seconds)
+        return self
+
+    def with_clock(self, clock: Clock) -> SessionManagerBuilder:
+        """The clock the coordinator's timers read (``now()`` monotonic, ``wall()`` epoch).
+
+        Default: the running event loop's clock. Its ``now`` must advance like the loop's
+        (the timer task sleeps for the difference).
+        """
+        self._clock = clock
+        return self
+
     def with_rng_seed(self, seed: int) -> SessionManagerBuilder:
         """Seed the coordinator's RNG (reproducible tags and branches in tests)."""
         self._rng_seed = seed
@@ -352,7 +270,7 @@ class SessionManagerBuilder:
         bind_host = "127.0.0.1"
         bind_port: int | None = None
         if self._bind_addr is not None:
-            bind_host, bind_port = _split_hostport(self._bind_addr)
+            bind_host, bind_port = split_hostport(self._bind_addr)
         public = self._public_address
         if uri_host is not None and is_ip_literal(uri_host):
             # ARCHITECTURE §4: an IP literal in the local address is what we bind. A host
@@ -390,6 +308,9 @@ class SessionManagerBuilder:
             max_concurrent_calls=self._max_calls,
             overload_lag=self._overload_lag,
             overload_retry_after=self._retry_after,
+            media_timeout=self._media_timeout,
+            stop_timeout=self._stop_timeout,
+            clock=self._clock,
         )
 
     @property
@@ -399,20 +320,4 @@ class SessionManagerBuilder:
 
     async def build(self) -> SessionCoordinator:
         """Create the coordinator (not started: ``await coordinator.start()`` or ``async with``)."""
-        from rvoip_session_core._coordinator import SessionCoordinator
-
         return SessionCoordinator(self.config(), self.handler)
-
-
-def _split_hostport(addr: str) -> tuple[str, int | None]:
-    text = addr.strip()
-    if text.startswith("["):
-        end = text.find("]")
-        if end < 0:
-            raise ConfigurationError(f"bad address {addr!r}")
-        host, tail = text[1:end], text[end + 1 :]
-        return host, (_port(tail[1:], addr) if tail.startswith(":") else None)
-    if text.count(":") > 1:
-        return text, None
-    host, _, port = text.partition(":")
-    return host, (_port(port, addr) if port else None)

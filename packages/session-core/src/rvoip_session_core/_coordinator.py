@@ -1,17 +1,51 @@
-"""``SessionCoordinator``: the seed's SessionControl and MediaControl on one object."""
+"""``SessionCoordinator``: a thin façade over the call layer and its collaborators.
+
+Who does what:
+
+- ``CallLayer`` (``_calls.py``): every call's state machine, driven by dialog events and
+  deadlines; the table of states and triggers is in ``_state.py``.
+- ``CallRegistry`` (``_registry.py``): calls by id, leg and dialog; the ended calls.
+- ``HookRunner`` (``_hooks.py``): the application's handler and its decision strategy.
+- ``MediaManager`` (``_media_manager.py``): RTP sessions, the media engine, statistics.
+- ``TransferService`` (``_transfer.py``): blind transfer, through a ``CallPlacer``.
+- the driver (``_driver.py``): the SIP endpoint, the event gate, one timer task.
+- ``BridgeManager`` (``_bridge.py``): calls whose audio is connected.
+
+The public methods below check their arguments and delegate. The lifecycle (``start``,
+``stop``, ``run``, ``async with``) is here too.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import random
 from datetime import timedelta
+from types import TracebackType
+from typing import Any, Self
 
 import anyio
+import anyio.abc
 import attrs
+import numpy as np
+import sniffio
+from numpy.typing import ArrayLike
 
-from rvoip_dialog_core import DialogId, DialogUsageError, target_for
+from rvoip_dialog_core import target_for
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
 from rvoip_session_core._call import Call
-from rvoip_session_core._config import SessionConfig
+from rvoip_session_core._calls import CallLayer
+from rvoip_session_core._driver import (
+    DeadlineTimer,
+    EndpointFactory,
+    LoopClock,
+    MessageTap,
+    SipEndpoint,
+    guarded,
+    not_started,
+    open_socket_endpoint,
+)
 from rvoip_session_core._errors import (
     CallCancelled,
     CallFailed,
@@ -21,23 +55,42 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
-from rvoip_session_core._events import BridgeEventType, EventSubscription, LazyEvent
+from rvoip_session_core._events import (
+    BridgeEventType,
+    EventHub,
+    EventSubscription,
+    LazyEvent,
+    SessionEventType,
+)
 from rvoip_session_core._handlers import CallHandler
-from rvoip_session_core._media_control import MediaPart
-from rvoip_session_core._offer_answer import negotiated, parse_offer, with_direction
-from rvoip_session_core._state import DTMF_DIGITS, dtmf_relay_body
+from rvoip_session_core._hooks import HookRunner
+from rvoip_session_core._media import AudioFrame, AudioSourceSpec, make_source
+from rvoip_session_core._media_manager import MediaBackend, MediaManager
+from rvoip_session_core._offer_answer import (
+    audio_direction,
+    negotiated,
+    parse_offer,
+    with_direction,
+)
+from rvoip_session_core._overload import LAG_INTERVAL, LagMonitor, watch_loop_lag
+from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
+from rvoip_session_core._transfer import TransferService
 from rvoip_session_core._types import (
     Accept,
     BridgeId,
+    CallDirection,
     CallSession,
     CallState,
     IncomingCall,
+    MediaInfo,
+    MediaStatistics,
     Reject,
     SessionId,
     SessionStats,
 )
 from rvoip_sip_core import (
-    Request,
     Response,
     SipParseError,
     make_request,
@@ -45,11 +98,23 @@ from rvoip_sip_core import (
     new_tag,
     parse_uri,
 )
-from rvoip_transaction_core import TransactionTimeoutError, TransportFailedError
+from rvoip_transaction_core import (
+    Clock,
+    SystemClock,
+    TransactionTimeoutError,
+    TransportFailedError,
+)
 
 log = logging.getLogger("rvoip_session_core")
 
 Seconds = float | timedelta
+
+HOOKS_DRAIN = 1.0
+"""Seconds ``stop()`` lets the hooks already queued (``on_call_ended`` ...) run."""
+
+# Under trio, coordinators started with start() (no runner task) per starting task, in
+# start order: stop() must take them last-in first-out (see SessionCoordinator.start).
+_STARTED_IN_TASK: dict[int, list[SessionCoordinator]] = {}
 
 
 def _seconds(value: Seconds) -> float:
@@ -75,22 +140,396 @@ def _session_id(call: str | IncomingCall | CallSession | PreparedCall) -> str:
     return call
 
 
-class SessionCoordinator(MediaPart):
+class _StartedStatus:
+    """``task_status`` of the asyncio runner task: resolves a future on ``started()``."""
+
+    def __init__(self, future: asyncio.Future[None]) -> None:
+        self._future = future
+
+    def started(self, value: object = None) -> None:
+        if not self._future.done():
+            self._future.set_result(None)
+
+
+class SessionCoordinator:
     """Makes, answers and controls calls; build it with ``SessionManagerBuilder``.
 
-    Start it with ``await coordinator.start()`` (stop with ``stop()``) or use it as
-    ``async with``; ``SessionControl.x(coordinator, ...)`` and ``coordinator.x(...)`` are
-    the same call.
+    Start it with ``await coordinator.start()`` (stop with ``stop()``), use it as
+    ``async with coordinator:``, or run it in a task group with
+    ``await tg.start(coordinator.run)``. ``SessionControl.x(coordinator, ...)`` and
+    ``coordinator.x(...)`` are the same call.
+
+    ``start()``/``stop()`` work for any number of coordinators in any order on asyncio and
+    uvloop (each coordinator owns a runner task), also with ``stop()`` called from another
+    task or after the scope that called ``start()`` ended. trio has no task outside a
+    nursery: there ``start()`` runs the coordinator in the calling task and ``stop()``
+    must come from that task, last started first (``InvalidState`` says so otherwise);
+    ``async with`` or ``nursery.start(coordinator.run)`` have no such rule.
+
+    Args:
+        config: the settings (``SessionManagerBuilder.config()``).
+        handler: the application's call handler.
+        endpoint_factory: opens the SIP endpoint (default: UDP/TCP/TLS sockets); the
+            virtual network of ``rvoip_session_core.testing`` passes its own.
+        media_backend: how RTP opens (default: UDP sockets); tests pass in-memory media.
     """
 
-    def __init__(self, config: SessionConfig, handler: CallHandler) -> None:
-        super().__init__(config, handler)
-        self._bridges = BridgeManager(prefix=f"bridge-{self._prefix}")
+    def __init__(
+        self,
+        config: SessionConfig,
+        handler: CallHandler,
+        *,
+        endpoint_factory: EndpointFactory | None = None,
+        media_backend: MediaBackend | None = None,
+    ) -> None:
+        self.config = config
+        seed = config.rng_seed
+        # Identifiers on the wire come from the OS CSPRNG unless a test seeds the RNG.
+        self._rng: random.Random = random.SystemRandom() if seed is None else random.Random(seed)
+        prefix = f"{self._rng.getrandbits(32):08x}"
+        self._endpoint_factory: EndpointFactory = endpoint_factory or open_socket_endpoint
+        self._hooks = HookRunner(handler)
+        self._registry = CallRegistry(prefix)
+        self._media = MediaManager(config.bind_host, config.media_ports, self._rng, media_backend)
+        self._events: EventHub[SessionEventType] = EventHub(buffer=config.event_buffer)
+        self._bridges = BridgeManager(prefix=f"bridge-{prefix}")
+        lag = config.overload_lag
+        self.loop_lag: LagMonitor | None = None if lag is None else LagMonitor(lag)
+        """Event-loop lag watch when ``overload_lag`` is set (its ``injected`` is for tests)."""
+        self._layer = CallLayer(
+            config,
+            config.clock or SystemClock(),
+            self._registry,
+            self._hooks,
+            self._media,
+            self._events,
+            self._rng,
+            self._bridges.call_ended,
+            self.loop_lag,
+        )
+        self._layer.transfers = TransferService(
+            self._layer,
+            self,
+            self._hooks,
+            self._events,
+            self._registry.find,
+            self._start_soon,
+            self._request,
+        )
+        self._message_tap: MessageTap | None = None
+        self._endpoint: SipEndpoint | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._running = False
+        self._stop_requested: anyio.Event | None = None
+        self._served: anyio.Event | None = None
+        self._runner: asyncio.Task[None] | None = None
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._owner_task: int | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the SIP transport and start the media clock (idempotent).
+
+        On asyncio/uvloop the coordinator runs in a runner task of its own, so any number of
+        coordinators start and stop in any order. Under trio it runs in the calling task
+        (see the class docstring).
+
+        Raises:
+            TransportError: the SIP address could not be bound (e.g. port in use).
+        """
+        if self._running:
+            return
+        if sniffio.current_async_library() == "asyncio":
+            await self._start_runner()
+            return
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await self._open(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        self._stack = stack
+        task = anyio.get_current_task().id
+        self._owner_task = task
+        _STARTED_IN_TASK.setdefault(task, []).append(self)
+
+    async def _start_runner(self) -> None:
+        loop = asyncio.get_running_loop()
+        started: asyncio.Future[None] = loop.create_future()
+        runner = loop.create_task(self._serve(task_status=_StartedStatus(started)))
+        try:
+            await asyncio.wait({started, runner}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            runner.cancel()
+            raise
+        if not started.done():
+            runner.result()  # raises what made the start fail (TransportError ...)
+            raise InvalidState("the coordinator stopped while starting")
+        self._runner = runner
+
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Run the coordinator until ``stop()``: ``await task_group.start(coordinator.run)``.
+
+        The structured form on every backend (trio's nursery included); ``stop()`` may be
+        called from any task.
+        """
+        if self._running:
+            raise InvalidState("the coordinator is already running")
+        await self._serve(task_status=task_status)
+
+    async def _serve(self, *, task_status: Any) -> None:
+        stack = contextlib.AsyncExitStack()
+        await stack.__aenter__()
+        try:
+            await self._open(stack)
+        except BaseException:
+            await stack.aclose()
+            raise
+        stop, served = anyio.Event(), anyio.Event()
+        self._stop_requested, self._served = stop, served
+        try:
+            task_status.started()
+            await stop.wait()
+        finally:
+            try:
+                with anyio.CancelScope(shield=True):
+                    await self._shutdown()
+                await stack.aclose()
+            finally:
+                served.set()
+
+    async def _open(self, stack: contextlib.AsyncExitStack) -> None:
+        """Open everything into ``stack`` (closed in reverse order by ``stop``)."""
+        cfg = self.config
+        tg = await stack.enter_async_context(anyio.create_task_group())
+        stack.callback(tg.cancel_scope.cancel)
+        self._tg = tg
+        clock: Clock = cfg.clock or LoopClock()
+        recv = self._hooks.open()
+        tg.start_soon(self._hooks.run, recv)
+        await stack.enter_async_context(self._media.running(tg))
+        layer = self._layer
+        timer = DeadlineTimer(clock, layer.next_deadline, layer.handle_timers)
+        endpoint = await stack.enter_async_context(
+            self._endpoint_factory(cfg, self._rng, layer.on_event)
+        )
+        # No await from here to attach: an INVITE arriving now is handled, not dropped.
+        stack.callback(self._detach)
+        self._endpoint = endpoint
+        layer.attach(endpoint, self._start_soon, timer.wake, clock)
+        if self._message_tap is not None:
+            endpoint.set_tap(self._message_tap)
+        tg.start_soon(timer.run)
+        if self.loop_lag is not None:
+            tg.start_soon(watch_loop_lag, self.loop_lag, LAG_INTERVAL, clock.now)
+        self._running = True
+
+    def _detach(self) -> None:
+        self._layer.detach()
+        self._endpoint = None
+        self._tg = None
+        self._running = False
+
+    async def _shutdown(self) -> None:
+        """End every call with BYE/CANCEL/480 and wait (``stop_timeout``) for them to end.
+
+        The transactions keep retransmitting meanwhile (RFC 3261 §17.1.2.2 Timer E), so a
+        BYE lost once still reaches the peer; calls not ended in time are dropped.
+        """
+        layer = self._layer
+        layer.begin_stop()
+        for call in self._registry:
+            try:
+                layer.hang_up(call, "coordinator stopped")
+            except Exception:
+                log.exception("hanging up call %s on stop failed", call.id)
+        with anyio.move_on_after(self.config.stop_timeout):
+            await layer.wait_idle()
+        for call in self._registry:
+            layer.finish(call, Trigger.ENDED, "coordinator stopped")
+        # Run the hooks already queued (on_call_ended ...) before the tasks stop.
+        await self._hooks.close(HOOKS_DRAIN)
+        self._events.close()
+        self._bridges.close()
 
     async def stop(self) -> None:
-        """End every call and bridge, then close sockets and tasks."""
-        await super().stop()
-        self._bridges.close()
+        """End every call (BYE, CANCEL or reject), wait for them, then close sockets and tasks.
+
+        Waits up to ``stop_timeout`` (default 2 s) for the BYEs to be answered. The hang-ups
+        run shielded from cancellation, and the sockets and tasks are released even when
+        the ``async with`` block is left by an error or a timeout.
+
+        Raises:
+            InvalidState: under trio, a coordinator started with ``start()`` is stopped from
+                another task, or before a coordinator started after it.
+        """
+        if self._stop_requested is not None and self._served is not None:
+            # Runner task (asyncio) or run(): ask it to stop, wait until it has.
+            stop, served, runner = self._stop_requested, self._served, self._runner
+            stop.set()
+            with anyio.CancelScope(shield=True):
+                await served.wait()
+                if runner is not None:
+                    self._runner = None
+                    await asyncio.wait({runner})
+                    if not runner.cancelled() and runner.exception() is not None:
+                        log.error("coordinator runner failed", exc_info=runner.exception())
+            self._stop_requested = self._served = None
+            return
+        stack = self._stack
+        if stack is None:
+            return
+        self._check_stop_order()
+        self._stack = None
+        try:
+            with anyio.CancelScope(shield=True):
+                await self._shutdown()
+        finally:
+            # Not shielded: the stack holds our task group, whose scope encloses this one.
+            await stack.aclose()
+
+    def _check_stop_order(self) -> None:
+        task = self._owner_task
+        if task is None:
+            return  # entered by async with: stopped by its own exit
+        started = _STARTED_IN_TASK.get(task, [])
+        if anyio.get_current_task().id != task or not started or started[-1] is not self:
+            raise InvalidState(
+                "under trio, a coordinator started with start() runs in the task that "
+                "started it: stop it from that task, the last started first, or run it "
+                "with 'async with coordinator:' or 'await nursery.start(coordinator.run)'"
+            )
+        started.pop()
+        if not started:
+            del _STARTED_IN_TASK[task]
+        self._owner_task = None
+
+    async def __aenter__(self) -> Self:
+        if not self._running:
+            stack = contextlib.AsyncExitStack()
+            await stack.__aenter__()
+            try:
+                await self._open(stack)
+            except BaseException:
+                await stack.aclose()
+                raise
+            self._stack = stack
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    @property
+    def is_running(self) -> bool:
+        """True between start() and stop()."""
+        return self._running
+
+    def _start_soon(self, func: Any, *args: object) -> None:
+        if self._tg is None:
+            raise not_started()
+        self._tg.start_soon(guarded, func, *args)
+
+    # --- collaborators and plumbing -------------------------------------------------------
+
+    @property
+    def handler(self) -> CallHandler:
+        """The application's call handler."""
+        return self._hooks.handler
+
+    @handler.setter
+    def handler(self, handler: CallHandler) -> None:
+        self._hooks.handler = handler
+
+    @property
+    def registry(self) -> CallRegistry:
+        """The call registry (for inspection: live and ended calls, leak checks)."""
+        return self._registry
+
+    @property
+    def call_layer(self) -> CallLayer:
+        """The call layer (for inspection and tests: its ``handle`` takes dialog events)."""
+        return self._layer
+
+    @property
+    def media_manager(self) -> MediaManager:
+        """The media manager (for inspection: engine streams, RTP ports in use)."""
+        return self._media
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """Call counters: total, failed, incoming, outgoing, overload_rejected."""
+        return self._registry.counters
+
+    @property
+    def message_tap(self) -> MessageTap | None:
+        """Called as ``tap("out", data, (host, port))`` for every SIP message sent, or None.
+
+        The transports are wrapped only while a tap is set (no cost per message otherwise).
+        """
+        return self._message_tap
+
+    @message_tap.setter
+    def message_tap(self, tap: MessageTap | None) -> None:
+        self._message_tap = tap
+        if self._endpoint is not None:
+            self._endpoint.set_tap(tap)
+
+    @property
+    def endpoint(self) -> SipEndpoint:
+        """The SIP endpoint (raises InvalidState before start)."""
+        if self._endpoint is None:
+            raise not_started()
+        return self._endpoint
+
+    @property
+    def task_group(self) -> anyio.abc.TaskGroup:
+        """The coordinator's task group (raises InvalidState before start)."""
+        if self._tg is None:
+            raise not_started()
+        return self._tg
+
+    @property
+    def local_sip_address(self) -> tuple[str, int]:
+        """The (host, port) the SIP transport is bound to."""
+        peer = self.endpoint.local(self.config.transport)
+        return peer.host, peer.port
+
+    @property
+    def local_uri(self) -> str:
+        """Our SIP URI with the bound address, e.g. ``sip:alice@127.0.0.1:5060``."""
+        return str(self.endpoint.config.contact)
+
+    def events(self) -> EventSubscription[SessionEventType]:
+        """Typed session events (state changes, DTMF, quality, transfer) from now on."""
+        return self._events.subscribe()
+
+    async def _request(
+        self, call: Call, method: str, timeout: float | None = None, **kw: Any
+    ) -> Response:
+        """Send a request in the call's dialog and wait for its final response."""
+        ref, pending = self._layer.send_request(call, method, **kw)
+        limit = timeout if timeout is not None else 64 * self.config.t1 + 2.0
+        try:
+            with anyio.fail_after(limit):
+                await pending.done.wait()
+        except TimeoutError:
+            raise Timeout(
+                f"no final response to {method} after {limit:.1f}s", session_id=call.id
+            ) from None
+        finally:
+            self._registry.drop_pending(ref)
+        if pending.response is None:
+            raise CallFailed(481, f"the call ended during {method}", session_id=call.id)
+        return pending.response
 
     # --- making calls ---------------------------------------------------------------------
 
@@ -100,27 +539,25 @@ class SessionCoordinator(MediaPart):
             parse_uri(to)
         except SipParseError as exc:
             raise InvalidState(f"bad target URI {to!r}: {exc.reason}") from None
-        call = self._new_call("outgoing", from_, to)
+        if self._endpoint is None:
+            raise not_started()
+        call = self._layer.new_call(CallDirection.Outgoing, from_, to)
         try:
-            await self._open_media(call)
+            await self._media.open(call.media)
         except SessionError:
-            self._finish(call, CallState.Failed, "no media ports")
+            self._layer.finish(call, Trigger.FAILED, "no media ports")
             raise
-        call.local_sdp = self._offer_for(call)
+        call.local_sdp = self._layer.offer_for(call)
         port = call.media.local_port
         assert port is not None
         return PreparedCall(call.id, from_, to, str(call.local_sdp), port)
 
     async def initiate_prepared_call(self, prepared: PreparedCall) -> CallSession:
         """Send the INVITE of a prepared call."""
-        call = self._call(prepared.session_id)
+        call = self._registry.get(prepared.session_id)
         if call.leg is not None:
             raise InvalidState("the call was already initiated", session_id=call.id)
-        body = b"" if call.local_sdp is None else call.local_sdp.encode()
-        with self._gate:  # events of this INVITE wait until the leg is recorded
-            leg = self.endpoint.invite(call.to, from_=call.from_, body=body)
-            call.leg = leg
-            self._by_leg[leg] = call.id
+        self._layer.invite(call)
         return call.snapshot()
 
     async def create_outgoing_call(
@@ -129,7 +566,7 @@ class SessionCoordinator(MediaPart):
         """Call ``to`` as ``from_``; ``sdp`` is the offer (None: generated)."""
         prepared = await self.prepare_outgoing_call(from_, to)
         if sdp is not None:
-            self._call(prepared.session_id).local_sdp = parse_offer(sdp)
+            self._registry.get(prepared.session_id).local_sdp = parse_offer(sdp)
         return await self.initiate_prepared_call(prepared)
 
     async def wait_for_answer(self, session_id: str, timeout: Seconds = 30.0) -> None:
@@ -140,19 +577,13 @@ class SessionCoordinator(MediaPart):
             CallCancelled: it was cancelled.
             Timeout: no answer within ``timeout`` (the call keeps ringing).
         """
-        await self._wait_answer(SessionId(str(session_id)), _seconds(timeout))
+        await self.wait_answered(SessionId(str(session_id)), _seconds(timeout))
 
-    async def _wait_answer(self, session_id: SessionId, timeout: float) -> None:
-        call = self._call_or_ended(session_id)
+    async def wait_answered(self, session_id: SessionId, timeout: float) -> None:
+        """``wait_for_answer`` with seconds (the transfer service's ``CallPlacer``)."""
+        call = self._registry.get_or_ended(session_id)
         with anyio.move_on_after(timeout):
-            async with anyio.create_task_group() as tg:
-
-                async def first(event: LazyEvent) -> None:
-                    await event.wait()
-                    tg.cancel_scope.cancel()
-
-                tg.start_soon(first, call.answered)
-                tg.start_soon(first, call.ended)
+            await _either(call.answered, call.ended)
         if call.answered.is_set():
             return
         if call.state is CallState.Cancelled:
@@ -165,20 +596,25 @@ class SessionCoordinator(MediaPart):
             )
         raise Timeout(f"not answered within {timeout:g}s", session_id=call.id)
 
-    async def _place_call(self, from_: str, to: str) -> Call:
+    async def place_call(self, from_: str, to: str) -> SessionId:
+        """Start an outgoing call and return its id (the transfer service's ``CallPlacer``)."""
         session = await self.create_outgoing_call(from_, to)
-        return self._call(session.id)
+        return session.id
 
     # --- answering ------------------------------------------------------------------------
+
+    def _waiting_call(self, call: IncomingCall | str) -> Call:
+        record = self._registry.get(_session_id(call))
+        if record.direction is not CallDirection.Incoming or record.invite_ref is None:
+            raise InvalidState("the call is not waiting for an answer", session_id=record.id)
+        return record
 
     async def accept_incoming_call(
         self, call: IncomingCall | str, sdp: str | None = None
     ) -> CallSession:
         """Answer a deferred incoming call with 200 (``sdp``: the answer, None to generate)."""
-        record = self._call(_session_id(call))
-        if record.direction != "incoming" or record.invite_ref is None:
-            raise InvalidState("the call is not waiting for an answer", session_id=record.id)
-        await self._decide(record, Accept(sdp))
+        record = self._waiting_call(call)
+        self._layer.decide(record, Accept(sdp))
         with anyio.move_on_after(5.0):
             await _either(record.answered, record.ended)
         return record.snapshot()
@@ -187,15 +623,12 @@ class SessionCoordinator(MediaPart):
         self, call: IncomingCall | str, reason: str = "Decline", status: int = 603
     ) -> None:
         """Refuse a deferred incoming call (default 603 Decline)."""
-        record = self._call(_session_id(call))
-        if record.direction != "incoming" or record.invite_ref is None:
-            raise InvalidState("the call is not waiting for an answer", session_id=record.id)
-        await self._decide(record, Reject(reason, status))
+        self._layer.decide(self._waiting_call(call), Reject(reason, status))
 
     # --- in-call control ------------------------------------------------------------------
 
     def _established_call(self, session_id: str) -> Call:
-        call = self._call(session_id)
+        call = self._registry.get(session_id)
         if not call.state.is_established or call.dialog_id is None:
             raise InvalidState(
                 f"needs an answered call, state is {call.state.name}", session_id=call.id
@@ -208,7 +641,7 @@ class SessionCoordinator(MediaPart):
         if call.state is CallState.OnHold:
             return
         await self._redirect(call, "sendonly", held=True)
-        self._set_state(call, CallState.OnHold, "hold")
+        self._layer.fire(call, Trigger.HOLD, "hold")
 
     async def resume_session(self, session_id: str) -> None:
         """Take the call off hold: re-INVITE with sendrecv."""
@@ -216,7 +649,7 @@ class SessionCoordinator(MediaPart):
         if call.state is not CallState.OnHold:
             return
         await self._redirect(call, "sendrecv", held=False)
-        self._set_state(call, CallState.Active, "resume")
+        self._layer.fire(call, Trigger.RESUME, "resume")
 
     async def _redirect(self, call: Call, direction: str, *, held: bool) -> None:
         if call.local_sdp is None:
@@ -239,7 +672,7 @@ class SessionCoordinator(MediaPart):
         call = self._established_call(session_id)
         if sdp is None:
             assert call.local_sdp is not None
-            offer = self._offer_for(call, "sendonly" if call.media.held else "sendrecv")
+            offer = self._layer.offer_for(call, "sendonly" if call.media.held else "sendrecv")
             offer = attrs.evolve(offer, origin=call.local_sdp.origin).with_next_version()
             body = offer.encode()
         else:
@@ -276,19 +709,13 @@ class SessionCoordinator(MediaPart):
         target our call is hung up. Raises CallFailed if the peer refuses (e.g. 603).
         """
         call = self._established_call(session_id)
-        previous = call.state
-        self._set_state(call, CallState.Transferring, f"transfer to {target}")
-        call.transfer_done = LazyEvent()
-        call.transfer_status = None
-        response = await self._request(call, "REFER", refer_to=target)
-        if response.status >= 300:
-            if call.state is CallState.Transferring:
-                self._set_state(call, previous, f"transfer refused: {response.status}")
-            raise CallFailed(response.status, response.reason, session_id=call.id)
+        transfers = self._layer.transfers
+        assert transfers is not None
+        await transfers.transfer(call, target, 64 * self.config.t1 + 2.0)
 
     async def wait_for_transfer(self, session_id: str, timeout: Seconds = 32.0) -> int:
         """Wait for the final status of a transfer we asked for (200 when it worked)."""
-        call = self._call_or_ended(session_id)
+        call = self._registry.get_or_ended(session_id)
         with anyio.move_on_after(_seconds(timeout)):
             await call.transfer_done.wait()
         if call.transfer_status is None:
@@ -299,57 +726,10 @@ class SessionCoordinator(MediaPart):
 
     async def terminate_session(self, session_id: str) -> None:
         """Hang up: CANCEL before the answer, BYE after, a rejection for unanswered calls."""
-        call = self._call(session_id)
-        self._hang_up(call, "local hangup")
+        call = self._registry.get(session_id)
+        self._layer.hang_up(call, "local hangup")
         with anyio.move_on_after(2.0):
             await call.ended.wait()
-
-    def _hang_up(self, call: Call, reason: str) -> None:
-        if call.state.is_final:
-            return
-        with self._gate:  # the call's events wait until its new state is recorded
-            self._hang_up_now(call, reason)
-
-    def _hang_up_now(self, call: Call, reason: str) -> None:
-        endpoint = self.endpoint
-        if call.direction == "incoming" and call.invite_ref is not None:
-            self._reject(call, 480, "Temporarily Unavailable", reason)
-        elif call.direction == "outgoing" and not call.answered.is_set():
-            if call.leg is None:
-                self._finish(call, CallState.Cancelled, reason)
-                return
-            call.cancel_requested = True
-            self._set_state(call, CallState.Terminating, reason)
-            try:
-                endpoint.cancel(call.leg)
-            except DialogUsageError:
-                self._finish(call, CallState.Cancelled, reason)
-        elif call.dialog_id is not None:
-            self._set_state(call, CallState.Terminating, reason)
-            call.end_reason = reason
-            try:
-                endpoint.bye(call.dialog_id)
-            except DialogUsageError:
-                self._finish(call, CallState.Terminated, reason)
-        else:
-            self._finish(call, CallState.Terminated, reason)
-
-    def _confirmed(self, call: Call, did: DialogId, message: Request | Response) -> None:
-        if call.cancel_requested and call.direction == "outgoing":
-            # The answer crossed our CANCEL: the call is ours, so end it with a BYE.
-            try:
-                self.endpoint.bye(did)
-            except DialogUsageError:
-                pass
-            self._finish(call, CallState.Cancelled, "cancelled")
-            return
-        super()._confirmed(call, did, message)
-
-    def _on_call_gone(self, call: Call, reason: str) -> None:
-        self._bridges.call_ended(call.id, reason)
-        for pending in self._pending.values():
-            if pending.call_id == call.id:
-                pending.done.set()
 
     async def send_options(self, target: str, timeout: Seconds = 5.0) -> Response:
         """SIP ping: send OPTIONS to ``target`` outside any dialog; returns the response.
@@ -379,7 +759,7 @@ class SessionCoordinator(MediaPart):
             raise InvalidState(f"no IP address to send to in {target!r} (no DNS here)")
         try:
             with anyio.fail_after(_seconds(timeout)):
-                return await self.endpoint.transactions.request(request, peer)
+                return await self.endpoint.request_outside_dialog(request, peer)
         except TimeoutError:
             raise Timeout(f"no answer to OPTIONS from {target}") from None
         except TransactionTimeoutError:
@@ -391,22 +771,102 @@ class SessionCoordinator(MediaPart):
 
     async def get_session(self, session_id: str) -> CallSession:
         """The call's current snapshot (SessionNotFound once it ended)."""
-        return self._call(session_id).snapshot()
+        return self._registry.get(session_id).snapshot()
 
     async def list_active_sessions(self) -> list[CallSession]:
         """Every call not yet ended."""
-        return [c.snapshot() for c in self._calls.values() if not c.state.is_final]
+        return [c.snapshot() for c in self._registry if not c.state.is_final]
 
     async def get_stats(self) -> SessionStats:
         """Coordinator-wide counters."""
+        counters = self._registry.counters
         return SessionStats(
-            active_sessions=len(self._calls),
-            total_sessions=self.counters["total"],
-            failed_sessions=self.counters["failed"],
-            incoming_calls=self.counters["incoming"],
-            outgoing_calls=self.counters["outgoing"],
+            active_sessions=len(self._registry),
+            total_sessions=counters["total"],
+            failed_sessions=counters["failed"],
+            incoming_calls=counters["incoming"],
+            outgoing_calls=counters["outgoing"],
             active_bridges=len(self._bridges.list()),
         )
+
+    # --- media (the seed's MediaControl) --------------------------------------------------
+
+    async def generate_sdp_offer(self, session_id: str) -> str:
+        """An SDP offer for the call's audio (RTP port opened if needed)."""
+        call = self._registry.get(session_id)
+        await self._media.ensure_open(call.media)
+        offer = self._layer.offer_for(call)
+        if call.leg is None and call.direction is CallDirection.Outgoing:
+            call.local_sdp = offer
+        return str(offer)
+
+    async def generate_sdp_answer(self, session_id: str, offer: str) -> str:
+        """An SDP answer to ``offer`` for the call (RFC 3264; 488 error if nothing is common).
+
+        Raises:
+            SdpNegotiationError: no common audio codec (``status`` 488) or bad SDP (400).
+        """
+        call = self._registry.get(session_id)
+        await self._media.ensure_open(call.media)
+        parsed = parse_offer(offer)
+        if call.remote_offer is None and call.direction is CallDirection.Incoming:
+            call.remote_offer = parsed
+        return str(self._layer.answer_for(call, parsed))
+
+    async def start_audio_transmission(self, session_id: str) -> None:
+        """Send the call's audio source again (undo ``stop_audio_transmission``)."""
+        self._registry.get(session_id).media.set_muted(False)
+
+    async def stop_audio_transmission(self, session_id: str) -> None:
+        """Mute: RTP keeps flowing, carrying silence."""
+        self._registry.get(session_id).media.set_muted(True)
+
+    async def set_audio_source(self, session_id: str, source: AudioSourceSpec) -> None:
+        """What the call sends: a media-core source (e.g. ``tone_source(1000)``), a WAV path,
+        int16 samples, or None for silence."""
+        self._registry.get(session_id).media.slot.source = make_source(source)
+
+    async def subscribe_to_audio_frames(self, session_id: str) -> EventSubscription[AudioFrame]:
+        """Every decoded 20 ms frame the call receives, from now on."""
+        return self._registry.get(session_id).media.subscribe_frames()
+
+    async def send_audio_frame(self, session_id: str, samples: ArrayLike) -> None:
+        """Queue int16 samples to send before the call's source resumes."""
+        frame = np.asarray(samples, dtype=np.int16).ravel()
+        self._registry.get(session_id).media.slot.queued.append(frame)
+
+    async def get_media_info(self, session_id: str) -> MediaInfo:
+        """What was negotiated for the call's audio."""
+        call = self._registry.get(session_id)
+        media = call.media
+        neg = media.negotiated
+        if neg is not None:
+            direction = neg.direction
+        elif call.local_sdp is not None:
+            direction = audio_direction(call.local_sdp)
+        else:
+            direction = "inactive"
+        return MediaInfo(
+            session_id=call.id,
+            local_sdp=None if call.local_sdp is None else str(call.local_sdp),
+            remote_sdp=None if call.remote_sdp is None else str(call.remote_sdp),
+            local_rtp_port=media.local_port,
+            remote_rtp_address=None if media.rtp is None else media.rtp.remote_rtp_address,
+            codec=None if neg is None else neg.codec,
+            payload_type=None if neg is None else neg.payload_type,
+            direction=direction,
+        )
+
+    async def send_rtcp_report(self, session_id: str) -> None:
+        """Send an RTCP report now (besides the RFC 3550 schedule), e.g. to measure RTT."""
+        rtp = self._registry.get(session_id).media.rtp
+        if rtp is None or rtp.closed:
+            raise MediaError("no RTP session", session_id=session_id)
+        rtp.send_rtcp_report()
+
+    async def get_media_statistics(self, session_id: str) -> MediaStatistics | None:
+        """Counters and E-model quality of the call's audio; None before media started."""
+        return self._media.statistics(self._registry.get(session_id).media)
 
     # --- bridges --------------------------------------------------------------------------
 
@@ -458,6 +918,10 @@ class SessionCoordinator(MediaPart):
 
 
 async def _either(a: LazyEvent, b: LazyEvent) -> None:
+    """Wait until either event is set."""
+    if a.is_set() or b.is_set():
+        await anyio.lowlevel.checkpoint()
+        return
     async with anyio.create_task_group() as tg:
 
         async def first(event: LazyEvent) -> None:

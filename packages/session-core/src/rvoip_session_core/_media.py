@@ -13,7 +13,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import anyio
 import anyio.abc
@@ -38,7 +38,6 @@ from rvoip_rtp_core import (
     PortAllocator,
     RtpError,
     RtpPacket,
-    RtpSession,
     RtpSessionConfig,
     open_rtp_session,
     open_rtp_session_now,
@@ -51,6 +50,61 @@ from rvoip_session_core._types import SessionId
 log = logging.getLogger("rvoip_session_core.media")
 
 SAMPLE_RATE = 8000
+
+
+class CallRtp(Protocol):
+    """What a call's media needs of an RTP session (``rvoip_rtp_core.RtpSession``, or the
+    in-memory session of ``rvoip_session_core.testing``)."""
+
+    @property
+    def local_rtp_address(self) -> tuple[str, int]:
+        """Our bound RTP address."""
+        ...
+
+    @property
+    def remote_rtp_address(self) -> tuple[str, int] | None:
+        """Where RTP is sent (None before the answer)."""
+        ...
+
+    @property
+    def closed(self) -> bool:
+        """True once closed."""
+        ...
+
+    def set_remote(self, rtp: tuple[str, int], rtcp: tuple[str, int] | None = None) -> None:
+        """Where to send RTP (and RTCP)."""
+
+    def send_payload(
+        self,
+        payload: bytes,
+        timestamp: int,
+        marker: bool = False,
+        payload_type: int | None = None,
+        now: float | None = None,
+    ) -> None:
+        """Send one packet."""
+
+    def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None:
+        """Deliver received packets to ``handler(packet, arrival)``."""
+
+    def statistics(self) -> Any:
+        """A ``rvoip_rtp_core.SessionStatistics`` snapshot."""
+
+    async def send_dtmf(
+        self,
+        digit: str,
+        duration: float = 0.1,
+        volume: int = 10,
+        payload_type: int = 101,
+        packet_time: float = 0.02,
+    ) -> None:
+        """Send one RFC 4733 event."""
+
+    def send_rtcp_report(self) -> None:
+        """Send an RTCP report now."""
+
+    def close(self) -> None:
+        """Close the session (idempotent)."""
 
 
 @attrs.frozen(eq=False)
@@ -145,7 +199,7 @@ class GatedSession:
     RFC 3264 §6.1: a recvonly or inactive stream must not send media; RTCP goes on.
     """
 
-    rtp: RtpSession
+    rtp: CallRtp
     may_send: bool = True
     paused: bool = False
     relaying: bool = False
@@ -197,7 +251,7 @@ class CallMedia:
     session_id: SessionId
     engine: MediaEngine
     on_dtmf: Callable[[str, int], None]
-    rtp: RtpSession | None = None
+    rtp: CallRtp | None = None
     gate: GatedSession | None = None
     stream: MediaStream | None = None
     negotiated: NegotiatedAudio | None = None
@@ -412,7 +466,7 @@ async def media_task(
     allocator: PortAllocator | None,
     rng: random.Random,
     *,
-    task_status: anyio.abc.TaskStatus[RtpSession],
+    task_status: anyio.abc.TaskStatus[CallRtp],
 ) -> None:
     """Own the call's RTP session from open to close (run with ``task_group.start``)."""
     config = RtpSessionConfig(local_host=host, port_allocator=allocator, cname=media.session_id)

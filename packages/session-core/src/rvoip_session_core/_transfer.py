@@ -1,70 +1,145 @@
-"""The coordinator's blind transfer (RFC 3515 REFER): as transferee and as transferor."""
+"""Blind transfer (RFC 3515 REFER), as transferee and as transferor.
+
+The service places the transferee's new call through a small ``CallPlacer`` protocol (the
+coordinator implements it) and acts on calls through a ``CallOps`` protocol (the call layer
+implements it), so it depends on neither class.
+"""
 
 from __future__ import annotations
 
-import abc
 import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
-from rvoip_dialog_core import DialogId, DialogUsageError, NotifyReceived
-from rvoip_session_core._base import CoordinatorBase
+from rvoip_dialog_core import DialogUsageError, NotifyReceived
 from rvoip_session_core._call import Call
 from rvoip_session_core._errors import CallFailed, SessionError, Timeout
-from rvoip_session_core._events import TransferProgress, TransferRequested
-from rvoip_session_core._types import CallState, SessionId
-from rvoip_sip_core import Request
+from rvoip_session_core._events import (
+    EventHub,
+    LazyEvent,
+    SessionEventType,
+    TransferProgress,
+    TransferRequested,
+)
+from rvoip_session_core._hooks import HookRunner
+from rvoip_session_core._state import Trigger
+from rvoip_session_core._types import CallDirection, CallState, SessionId
+from rvoip_sip_core import Request, Response
 
 log = logging.getLogger("rvoip_session_core")
 
+TRANSFER_ANSWER_TIMEOUT = 32.0
+"""Seconds the transferee waits for the transfer target to answer (then NOTIFY 408)."""
 
-def _phrase(text: str) -> str:
+
+def phrase(text: str) -> str:
     """A safe reason phrase: one line of printable text."""
     clean = "".join(ch for ch in text if ch.isprintable() and ch not in "\r\n")
     return clean.strip() or "Error"
 
 
-def _bare(uri_text: str) -> str:
+def bare_uri(uri_text: str) -> str:
+    """The URI inside ``<...>`` (or the text itself)."""
     text = uri_text.strip()
     if text.startswith("<") and ">" in text:
         text = text[1 : text.index(">")]
     return text
 
 
-class TransferPart(CoordinatorBase):
-    """REFER in (call the target, report by NOTIFY) and NOTIFY in (our transfer's progress)."""
+class CallPlacer(Protocol):
+    """Places a new outgoing call and waits for its answer (the transferee's new call)."""
 
-    # --- transfer (RFC 3515 blind REFER) -------------------------------------------------
+    async def place_call(self, from_: str, to: str) -> SessionId:
+        """Send an INVITE from ``from_`` to ``to``; returns the new call's id."""
+        ...
 
-    def _refer_received(self, ref: int, did: DialogId, request: Request, refer_to: str) -> None:
-        call = self._call_for_dialog(did)
-        if call is None:
-            self.endpoint.respond(ref, 481, "Call/Transaction Does Not Exist")
-            return
+    async def wait_answered(self, session_id: SessionId, timeout: float) -> None:
+        """Wait until the call is answered; raise CallFailed/CallCancelled/Timeout."""
+
+
+class CallOps(Protocol):
+    """What the service needs of the call layer."""
+
+    @property
+    def endpoint(self) -> Any:
+        """The SIP endpoint (respond, accept_refer, notify_refer)."""
+
+    @property
+    def gate(self) -> Any:
+        """The event gate (``with gate:`` around endpoint commands)."""
+
+    def fire(self, call: Call, trigger: Trigger, reason: str | None = None) -> bool:
+        """Apply a trigger to a call."""
+        ...
+
+    def hang_up(self, call: Call, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
+        """End a call."""
+
+
+Requester = Callable[..., Awaitable[Response]]
+"""``await request(call, method, timeout=..., **kw)``: an in-dialog request's final response."""
+
+
+class TransferService:
+    """REFER in (call the target, report by NOTIFY) and NOTIFY in (our transfer's progress).
+
+    Args:
+        calls: the call layer.
+        placer: places the transferee's new call.
+        hooks: asks the handler whether to follow a REFER.
+        events: the session event hub.
+        find: looks a live call up by id.
+        spawn: starts a task (the transferee's new call runs in one).
+        request: sends an in-dialog request and awaits its final response.
+    """
+
+    def __init__(
+        self,
+        calls: CallOps,
+        placer: CallPlacer,
+        hooks: HookRunner,
+        events: EventHub[SessionEventType],
+        find: Callable[[SessionId], Call | None],
+        spawn: Callable[..., object],
+        request: Requester,
+    ) -> None:
+        self._calls = calls
+        self._placer = placer
+        self._hooks = hooks
+        self._events = events
+        self._find = find
+        self._spawn = spawn
+        self._request = request
+
+    # --- as transferee ---------------------------------------------------------------------
+
+    def refer_received(self, call: Call, ref: int, request: Request, refer_to: str) -> None:
+        """The peer asks us to call ``refer_to`` (RFC 3515 §2.4.2): ask the handler in a task."""
         referred_by = request.headers.get("Referred-By")
-        self.task_group.start_soon(self._transferee, call, ref, _bare(refer_to), referred_by)
+        self._spawn(self._transferee, call, ref, bare_uri(refer_to), referred_by)
 
     async def _transferee(self, call: Call, ref: int, target: str, referred_by: str | None) -> None:
-        try:
-            ok = await self.handler.on_incoming_transfer_request(call.id, target, referred_by)
-        except Exception:
-            log.exception("on_incoming_transfer_request failed for call %s", call.id)
-            ok = False
-        self._publish(TransferRequested(call.id, target, ok))
-        endpoint = self.endpoint
+        ok = await self._hooks.transfer_requested(call.id, target, referred_by)
+        self._events.publish(TransferRequested(call.id, target, ok))
+        calls = self._calls
+        endpoint = calls.endpoint
         if not ok:
-            with self._gate:
+            with calls.gate:
                 endpoint.respond(ref, 603, "Decline")
             return
         try:
-            with self._gate:
+            with calls.gate:
                 subscription = endpoint.accept_refer(ref)
         except DialogUsageError:
             return
-        ours = call.to if call.direction == "incoming" else call.from_
+        ours = call.to if call.direction is CallDirection.Incoming else call.from_
         status, reason = 500, "Server Internal Error"
         try:
-            new = await self._place_call(ours, target)
-            self._calls[new.id].transfer_of = call.id
-            await self._wait_answer(new.id, 32.0)
+            new_id = await self._placer.place_call(ours, target)
+            new = self._find(new_id)
+            if new is not None:
+                new.transfer_of = call.id
+            await self._placer.wait_answered(new_id, TRANSFER_ANSWER_TIMEOUT)
             status, reason = 200, "OK"
         except CallFailed as exc:
             status, reason = exc.status, exc.reason or "Failed"
@@ -73,12 +148,34 @@ class TransferPart(CoordinatorBase):
                 (408, "Request Timeout") if isinstance(exc, Timeout) else (503, str(exc))
             )
         try:
-            with self._gate:
-                endpoint.notify_refer(subscription, status, _phrase(reason))
+            with calls.gate:
+                endpoint.notify_refer(subscription, status, phrase(reason))
         except DialogUsageError:
             log.debug("transfer of call %s: dialog gone before the final NOTIFY", call.id)
 
-    def _transfer_notify(self, call: Call, event: NotifyReceived) -> None:
+    # --- as transferor ---------------------------------------------------------------------
+
+    async def transfer(self, call: Call, target: str, timeout: float) -> None:
+        """REFER the peer to ``target``; returns once the peer accepted (2xx).
+
+        Raises:
+            CallFailed: the peer refused (e.g. 603) or the call ended.
+            Timeout: no final response in time.
+        """
+        calls = self._calls
+        previous = call.state
+        calls.fire(call, Trigger.TRANSFER, f"transfer to {target}")
+        call.transfer_done = LazyEvent()
+        call.transfer_status = None
+        response = await self._request(call, "REFER", timeout=timeout, refer_to=target)
+        if response.status >= 300:
+            if call.state is CallState.Transferring:
+                trigger = Trigger.HOLD if previous is CallState.OnHold else Trigger.TRANSFER_FAILED
+                calls.fire(call, trigger, f"transfer refused: {response.status}")
+            raise CallFailed(response.status, response.reason, session_id=call.id)
+
+    def notify_received(self, call: Call, event: NotifyReceived) -> None:
+        """A NOTIFY of our transfer: report progress; a 2xx ends our part of the call."""
         status = event.sipfrag_status or 0
         reason = ""
         body = event.request.body.decode("utf-8", "replace").split("\r\n", 1)[0]
@@ -86,23 +183,14 @@ class TransferPart(CoordinatorBase):
         if len(parts) == 3:
             reason = parts[2]
         final = event.terminated or status >= 200
-        self._publish(TransferProgress(call.id, status, reason, final))
+        if self._events.subscriber_count:
+            self._events.publish(TransferProgress(call.id, status, reason, final))
         if not final:
             return
         call.transfer_status = status
         call.transfer_done.set()
         if 200 <= status < 300:
             # The transferee reached the target: our part of the call is done.
-            self._hang_up(call, "transferred")
+            self._calls.hang_up(call, "transferred")
         elif call.state is CallState.Transferring:
-            self._set_state(call, CallState.Active, f"transfer failed: {status}")
-
-    # --- implemented by the public part ---------------------------------------------------
-
-    @abc.abstractmethod
-    async def _place_call(self, from_: str, to: str) -> Call:
-        """Start an outgoing call (create_outgoing_call without the public wrapping)."""
-
-    @abc.abstractmethod
-    async def _wait_answer(self, session_id: SessionId, timeout: float) -> None:
-        """Wait until a call is answered; raise on failure or timeout."""
+            self._calls.fire(call, Trigger.TRANSFER_FAILED, f"transfer failed: {status}")

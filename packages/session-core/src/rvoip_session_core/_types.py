@@ -49,6 +49,17 @@ class CallState(enum.Enum):
 _FINAL_STATES = frozenset({CallState.Terminated, CallState.Cancelled, CallState.Failed})
 
 
+class CallDirection(enum.StrEnum):
+    """Who placed a call: this endpoint (``Outgoing``) or the peer (``Incoming``).
+
+    A ``StrEnum``: each member equals its old string value (``"incoming"``/``"outgoing"``),
+    so code comparing ``call.direction == "incoming"`` keeps working.
+    """
+
+    Incoming = "incoming"
+    Outgoing = "outgoing"
+
+
 def _headers_converter(
     value: Mapping[str, str] | tuple[tuple[str, str], ...],
 ) -> tuple[tuple[str, str], ...]:
@@ -100,7 +111,8 @@ class CallSession:
         to: called URI (the To of the dialog's INVITE).
         state: the state when the snapshot was taken.
         started_at: when the call was created (UTC).
-        direction: "outgoing" for calls this endpoint made, "incoming" otherwise.
+        direction: ``CallDirection.Outgoing`` for calls this endpoint made,
+            ``CallDirection.Incoming`` otherwise (equal to the strings of old).
         established_at: when the call was answered, if it was.
     """
 
@@ -109,7 +121,7 @@ class CallSession:
     to: str
     state: CallState
     started_at: datetime | None = None
-    direction: str = "outgoing"
+    direction: CallDirection = attrs.field(default=CallDirection.Outgoing, converter=CallDirection)
     established_at: datetime | None = None
 
     @property

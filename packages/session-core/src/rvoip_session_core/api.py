@@ -5,8 +5,10 @@ This mirrors the seed's ``rvoip_session_core::api`` module.
 
 from __future__ import annotations
 
+import warnings
+
 from rvoip_session_core._bridge import BridgeInfo
-from rvoip_session_core._config import SessionConfig, SessionManagerBuilder
+from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._control import MediaControl, SessionControl
 from rvoip_session_core._coordinator import PreparedCall, SessionCoordinator
 from rvoip_session_core._errors import (
@@ -28,7 +30,6 @@ from rvoip_session_core._events import (
     CallEnded,
     CallEstablished,
     DtmfReceived,
-    EventHub,
     EventSubscription,
     IncomingCallReceived,
     MediaQualityReport,
@@ -40,6 +41,7 @@ from rvoip_session_core._events import (
     TransferProgress,
     TransferRequested,
 )
+from rvoip_session_core._events import EventHub as _EventHub
 from rvoip_session_core._handlers import (
     AutoAnswerHandler,
     CallHandler,
@@ -55,10 +57,14 @@ from rvoip_session_core._media import (
     wav_source,
 )
 from rvoip_session_core._offer_answer import SdpNegotiationError
+from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._types import (
-    Accept,
+    Accept as _Accept,
+)
+from rvoip_session_core._types import (
     BridgeId,
     CallDecision,
+    CallDirection,
     CallSession,
     CallState,
     Decision,
@@ -74,7 +80,6 @@ from rvoip_session_core._types import (
 )
 
 __all__ = [
-    "Accept",
     "AudioFrame",
     "AudioSourceSpec",
     "AutoAnswerHandler",
@@ -86,6 +91,7 @@ __all__ = [
     "BridgeNotFound",
     "CallCancelled",
     "CallDecision",
+    "CallDirection",
     "CallEnded",
     "CallEstablished",
     "CallFailed",
@@ -97,7 +103,6 @@ __all__ = [
     "Decision",
     "Defer",
     "DtmfReceived",
-    "EventHub",
     "EventSubscription",
     "Forward",
     "IncomingCall",
@@ -135,3 +140,24 @@ __all__ = [
     "tone_source",
     "wav_source",
 ]
+
+
+# Kept importable for one release, no longer exported: the bare ``Accept`` clashes with
+# sip-core's ``Accept`` header (use ``CallDecision.Accept``), and ``EventHub`` is the
+# coordinator's internal publisher.
+_DEPRECATED: dict[str, tuple[object, str]] = {
+    "Accept": (_Accept, "use CallDecision.Accept"),
+    "EventHub": (_EventHub, "import it from rvoip_session_core._events"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """The names kept for one release, with a DeprecationWarning."""
+    entry = _DEPRECATED.get(name)
+    if entry is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value, advice = entry
+    warnings.warn(
+        f"rvoip_session_core.{name} is deprecated: {advice}", DeprecationWarning, stacklevel=2
+    )
+    return value

@@ -1,4 +1,5 @@
-"""Helpers for tests, examples and the demo: loopback endpoints, SIP traces, tone meters."""
+"""Helpers for tests, examples and the demo: loopback endpoints, SIP traces, tone meters,
+and whole calls between coordinators in virtual time (``VirtualCalls``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,31 @@ from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._events import EventSubscription
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._ladder import LadderEntry, render_ladder
+from rvoip_session_core._virtual import (
+    MediaRecord,
+    MemoryMedia,
+    MemoryRtp,
+    VirtualCalls,
+    virtual_time_backend,
+)
 from rvoip_sip_core import Request, Response, SipParseError, parse_message
+
+__all__ = [
+    "MediaRecord",
+    "MemoryMedia",
+    "MemoryRtp",
+    "SipTrace",
+    "TracedMessage",
+    "VirtualCalls",
+    "count_tone_frames",
+    "listen_for_dtmf_tones",
+    "loopback_builder",
+    "next_event",
+    "released",
+    "uri_of",
+    "virtual_time_backend",
+    "wait_until",
+]
 
 
 def loopback_builder(
@@ -33,15 +58,12 @@ def loopback_builder(
 
 def released(coordinator: SessionCoordinator) -> bool:
     """True when no call, dialog, pending request, media stream or RTP port is left."""
-    allocator = coordinator._allocator
+    media = coordinator.media_manager
     return (
-        not coordinator._calls
-        and not coordinator._by_dialog
-        and not coordinator._by_leg
-        and not coordinator._pending
-        and not coordinator._engine.streams
-        and (allocator is None or not allocator.in_use)
-        and len(coordinator.endpoint.layer) == 0
+        coordinator.registry.is_empty()
+        and not media.engine.streams
+        and not media.ports_in_use
+        and coordinator.endpoint.dialog_count() == 0
     )
 
 

@@ -1,0 +1,373 @@
+"""The SIP driver: the dialog endpoint, the event gate, the message tap and one timer.
+
+Dialog events are handed to the call layer inline, in the endpoint's own callback (no queue,
+no task hop); the gate holds back the events that arrive while session-core itself is inside
+an endpoint command, until that command's result is recorded. One task sleeps until the call
+layer's next deadline (ring, defer, media checks) and wakes early only when a deadline moves
+earlier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Protocol
+
+import anyio
+import sniffio
+
+from rvoip_dialog_core import DialogConfig, DialogEndpoint, DialogId, LegId, ReferSubscription
+from rvoip_session_core._errors import InvalidState, TransportError
+from rvoip_session_core._settings import SessionConfig
+from rvoip_sip_core import Request, Response, Uri
+from rvoip_transaction_core import Clock, Peer, TimerConfig
+
+log = logging.getLogger("rvoip_session_core")
+
+Headers = Iterable[tuple[str, str]]
+MessageTap = Callable[[str, bytes, tuple[str, int]], None]
+
+
+class SipEndpoint(Protocol):
+    """The dialog-endpoint commands session-core uses (``rvoip_dialog_core.DialogEndpoint``'s
+    public API, or the virtual-network endpoint of ``rvoip_session_core.testing``)."""
+
+    @property
+    def config(self) -> DialogConfig:
+        """Contact, Via and timers in use."""
+        ...
+
+    def local(self, transport: str = "UDP") -> Peer:
+        """The bound address of a transport."""
+        ...
+
+    def invite(self, target: str | Uri, *, from_: str, body: bytes = b"") -> LegId:
+        """Send an initial INVITE."""
+        ...
+
+    def respond(
+        self,
+        ref: int,
+        status: int,
+        reason: str | None = None,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+    ) -> Response:
+        """Answer a request the TU was given."""
+        ...
+
+    def cancel(self, leg: LegId, *, headers: Headers = ()) -> None:
+        """CANCEL a pending INVITE."""
+
+    def bye(self, dialog_id: DialogId, *, headers: Headers = ()) -> int:
+        """Hang up with BYE."""
+        ...
+
+    def request(
+        self,
+        dialog_id: DialogId,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+    ) -> int:
+        """Send a request in a dialog."""
+        ...
+
+    def reinvite(self, dialog_id: DialogId, body: bytes = b"") -> int:
+        """Send a re-INVITE."""
+        ...
+
+    def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
+        """Send a REFER."""
+        ...
+
+    def accept_refer(self, ref: int) -> ReferSubscription:
+        """Accept a REFER (202 and the first NOTIFY)."""
+        ...
+
+    def notify_refer(self, subscription: ReferSubscription, status: int, reason: str) -> int:
+        """Report the referred call's progress."""
+        ...
+
+    async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
+        """Send a request in its own transaction (OPTIONS) and await the final response."""
+        ...
+
+    def set_tap(self, tap: MessageTap | None) -> None:
+        """Report every message sent to ``tap`` (None: stop)."""
+
+    def dialog_count(self) -> int:
+        """Dialogs the endpoint still holds (leak checks)."""
+        ...
+
+
+EndpointFactory = Callable[
+    [SessionConfig, random.Random, Callable[[object], None]],
+    contextlib.AbstractAsyncContextManager[SipEndpoint],
+]
+"""Opens the SIP endpoint of a coordinator: ``factory(config, rng, on_event)``."""
+
+
+class LoopClock:
+    """The running event loop's clock (what ``anyio.sleep`` measures), and the wall clock.
+
+    Read once at start: asyncio's ``loop.time`` directly (no backend lookup per read), trio's
+    ``current_time`` (which is virtual under ``trio.testing.MockClock``).
+    """
+
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now: Callable[[], float]
+        if sniffio.current_async_library() == "asyncio":
+            self.now = asyncio.get_running_loop().time
+        else:
+            self.now = anyio.current_time
+
+    def wall(self) -> float:
+        """Seconds since the Unix epoch."""
+        return time.time()
+
+
+def _os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind ``exc``, also when a task group wrapped it in a group."""
+    if isinstance(exc, OSError):
+        cause = exc.__cause__
+        if not exc.errno and isinstance(cause, OSError) and cause.errno:
+            return cause  # uvloop: "could not bind ..." caused by "[Errno 98] Address in use"
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _os_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+class _TappedTransport:
+    """Delegates to a transport, reporting each message sent to a tap."""
+
+    def __init__(self, inner: object, tap: MessageTap) -> None:
+        self.inner = inner
+        self._tap = tap
+
+    def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
+        self._tap("out", data, (target.host, target.port))
+        self.inner.send(data, target, txn_id)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+
+class _SocketEndpoint:
+    """``DialogEndpoint`` (sockets) seen through the ``SipEndpoint`` protocol."""
+
+    def __init__(self, endpoint: DialogEndpoint) -> None:
+        self._ep = endpoint
+        # hot path: the commands are the endpoint's own bound methods.
+        self.invite = endpoint.invite
+        self.respond = endpoint.respond
+        self.cancel = endpoint.cancel
+        self.bye = endpoint.bye
+        self.request = endpoint.request
+        self.reinvite = endpoint.reinvite
+        self.refer = endpoint.refer
+        self.accept_refer = endpoint.accept_refer
+        self.notify_refer = endpoint.notify_refer
+        self.local = endpoint.local
+
+    @property
+    def config(self) -> DialogConfig:
+        return self._ep.config
+
+    async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
+        return await self._ep.transactions.request(request, peer)
+
+    def set_tap(self, tap: MessageTap | None) -> None:
+        # The transaction endpoint has no public tap: its transports are wrapped (see the
+        # report; a ``TransactionEndpoint.set_tap`` would replace this).
+        transports = self._ep.transactions.transports
+        for name, transport in list(transports.items()):
+            inner = transport.inner if isinstance(transport, _TappedTransport) else transport
+            transports[name] = inner if tap is None else _TappedTransport(inner, tap)  # type: ignore[assignment]
+
+    def dialog_count(self) -> int:
+        return len(self._ep.layer)
+
+
+def dialog_config(cfg: SessionConfig, bound: Peer) -> DialogConfig:
+    """Contact/Via of the bound socket: its port always, its host unless a public one is set."""
+    host = cfg.public_host or bound.host
+    shown = f"[{host}]" if ":" in host else host
+    param = "" if cfg.transport in ("UDP", "TLS") else f";transport={cfg.transport.lower()}"
+    # RFC 3261 §26.2 / RFC 5630: over TLS we advertise a sips Contact.
+    scheme = "sips" if cfg.transport == "TLS" else "sip"
+    return DialogConfig(
+        contact=f"{scheme}:{cfg.user or 'rvoip'}@{shown}:{bound.port}{param}",
+        via_host=host,
+        via_port=bound.port,
+        transport=cfg.transport,
+        t1=cfg.t1,
+        t2=cfg.t2,
+        user_agent=cfg.user_agent,
+    )
+
+
+@contextlib.asynccontextmanager
+async def open_socket_endpoint(
+    cfg: SessionConfig, rng: random.Random, on_event: Callable[[object], None]
+) -> AsyncIterator[SipEndpoint]:
+    """The default ``EndpointFactory``: a ``DialogEndpoint`` bound as the config says.
+
+    Raises:
+        TransportError: the SIP address could not be bound (e.g. port in use).
+    """
+    addr = (cfg.bind_host, cfg.sip_port)
+    tls_server, tls_client = cfg.tls_contexts()
+    endpoint = DialogEndpoint(
+        udp=addr if cfg.transport == "UDP" else None,
+        tcp=addr if cfg.transport == "TCP" else None,
+        tls=addr if cfg.transport == "TLS" else None,
+        tls_server_context=tls_server,
+        tls_client_context=tls_client,
+        user=cfg.user or "rvoip",
+        config=None,  # replaced below, once the bound address is known
+        timers=TimerConfig(t1=cfg.t1, t2=cfg.t2, trying_after=cfg.trying_after),
+        # Tags, branches and Call-IDs: the OS CSPRNG itself unless a test seeded the RNG
+        # (RFC 3261 §19.3; a Mersenne Twister's state can be recovered from its outputs).
+        rng=rng if isinstance(rng, random.SystemRandom) else random.Random(rng.getrandbits(64)),
+        on_event=on_event,
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            entered = await stack.enter_async_context(endpoint)
+        except Exception as exc:
+            error = _os_error(exc)
+            if error is None:
+                raise
+            raise TransportError(
+                f"cannot bind SIP {cfg.transport} on {cfg.bind_host}:{cfg.sip_port}: "
+                f"{error.strerror or error}"
+            ) from None
+        # Via and Contact carry the port actually bound (port 0 picks one). DialogLayer's
+        # ``config`` is a public attribute; see the report for a factory argument instead.
+        entered.layer.config = dialog_config(cfg, entered.local(cfg.transport))
+        yield _SocketEndpoint(entered)
+
+
+class EventGate:
+    """Holds dialog events back while session-core is inside a dialog-endpoint command.
+
+    A command issued outside the endpoint's own flush (e.g. ``invite()`` from a task) may
+    flush and deliver events for a call before session-core has recorded the command's
+    result (the leg, the request ref); such events wait in ``held`` until the outermost
+    command (``with gate:``) returns, then are handled in order. Every other event is
+    handled at once, in the endpoint's callback.
+    """
+
+    __slots__ = ("_handle", "depth", "draining", "held")
+
+    def __init__(self, handle: Callable[[object], None]) -> None:
+        self._handle = handle
+        self.depth = 0
+        self.draining = False
+        self.held: collections.deque[object] = collections.deque()
+
+    def __enter__(self) -> None:
+        self.depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.depth -= 1
+        if not self.depth and self.held and not self.draining:
+            self.run(None)
+
+    def offer(self, event: object) -> None:
+        """Handle ``event`` now, or hold it while a command or a drain is under way."""
+        if self.depth or self.draining:
+            self.held.append(event)
+        else:
+            self.run(event)
+
+    def run(self, event: object | None) -> None:
+        """Handle ``event`` (if any), then every held event, in order."""
+        self.draining = True
+        handle, held = self._handle, self.held
+        try:
+            if event is not None:
+                handle(event)
+            while held:
+                handle(held.popleft())
+        finally:
+            self.draining = False
+
+
+class DeadlineTimer:
+    """One task sleeping until the call layer's next deadline.
+
+    Args:
+        clock: the coordinator's clock (its ``now`` must advance like the loop's).
+        next_deadline: the call layer's earliest deadline (None: none).
+        fire: handles every deadline due at ``now``.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        next_deadline: Callable[[], float | None],
+        fire: Callable[[float], None],
+    ) -> None:
+        self._clock = clock
+        self._next = next_deadline
+        self._fire = fire
+        self._wakeup = anyio.Event()
+        self.armed = math.inf
+        """When the task will wake next (inf: not before a wake-up)."""
+
+    def wake(self, when: float) -> None:
+        """A deadline at ``when`` was set: wake the task if it sleeps past it."""
+        if when < self.armed:
+            self.armed = when
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        """Sleep until each deadline and fire it, for ever (cancel to stop)."""
+        clock = self._clock
+        while True:
+            deadline = self._next()
+            self.armed = deadline if deadline is not None else math.inf
+            delay = math.inf if deadline is None else max(0.0, deadline - clock.now())
+            if delay > 0:
+                with anyio.move_on_after(delay):
+                    await self._wakeup.wait()
+            if self._wakeup.is_set():
+                self._wakeup = anyio.Event()
+            self.armed = -math.inf  # awake: no wake-up needed until we sleep again
+            try:
+                self._fire(clock.now())
+            except Exception:
+                log.exception("call layer timers failed")
+                await anyio.sleep(0.05)  # a failing timer must not spin
+
+
+async def guarded(func: Callable[..., Awaitable[object]], *args: object) -> None:
+    """Run a call task, logging (never raising) its error: one call's bug must not end
+    the coordinator's task group and with it every other call."""
+    try:
+        await func(*args)
+    except Exception:
+        log.exception("call task %s failed", getattr(func, "__qualname__", func))
+
+
+def not_started() -> InvalidState:
+    """The error for using a coordinator before ``start()``."""
+    return InvalidState("the coordinator is not started (await coordinator.start())")

@@ -1,0 +1,220 @@
+"""The media manager: opens and closes each call's RTP, runs the media engine, measures.
+
+It is the only place that knows how RTP sessions are opened on the running event loop
+(the ``MediaBackend``): on asyncio/uvloop synchronously, without a task per call; under trio
+in a task of its own (trio closes a socket in the task that opened it). The tests'
+in-memory media (``rvoip_session_core.testing``) is another backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Protocol
+
+import anyio
+import anyio.abc
+import sniffio
+
+from rvoip_media_core import MediaEngine, run_media_engine
+from rvoip_rtp_core import PortAllocator
+from rvoip_session_core._errors import MediaError
+from rvoip_session_core._media import CallMedia, media_task, open_media_now
+from rvoip_session_core._types import MediaStatistics, QualityMetrics, SessionId
+
+
+class MediaBackend(Protocol):
+    """How RTP sessions are opened and how the engine's clock runs."""
+
+    def opens_now(self) -> bool:
+        """True when ``open_now`` may be used on the running loop (no task per call)."""
+        ...
+
+    def open_now(
+        self, media: CallMedia, host: str, allocator: PortAllocator | None, rng: random.Random
+    ) -> None:
+        """Open ``media``'s RTP session at once (``media.close()`` closes it).
+
+        Raises:
+            MediaError: no port pair could be bound.
+        """
+
+    async def open_in_task(
+        self,
+        tg: anyio.abc.TaskGroup,
+        media: CallMedia,
+        host: str,
+        allocator: PortAllocator | None,
+        rng: random.Random,
+    ) -> None:
+        """Open ``media``'s RTP session in a task of ``tg`` that closes it again.
+
+        Raises:
+            MediaError: no port pair could be bound.
+        """
+
+    def run_engine(self, engine: MediaEngine) -> contextlib.AbstractAsyncContextManager[object]:
+        """Drive ``engine`` every packet time while the context is open."""
+        ...
+
+
+class SocketMedia:
+    """RTP on UDP sockets (rtp-core) and media-core's real-time clock."""
+
+    def opens_now(self) -> bool:
+        """asyncio/uvloop: RTP opens synchronously; trio: a task per session."""
+        return sniffio.current_async_library() == "asyncio"
+
+    def open_now(
+        self, media: CallMedia, host: str, allocator: PortAllocator | None, rng: random.Random
+    ) -> None:
+        """See ``MediaBackend.open_now``."""
+        open_media_now(media, host, allocator, rng)
+
+    async def open_in_task(
+        self,
+        tg: anyio.abc.TaskGroup,
+        media: CallMedia,
+        host: str,
+        allocator: PortAllocator | None,
+        rng: random.Random,
+    ) -> None:
+        """See ``MediaBackend.open_in_task``."""
+        await tg.start(media_task, media, host, allocator, rng)
+
+    def run_engine(self, engine: MediaEngine) -> contextlib.AbstractAsyncContextManager[object]:
+        """media-core's drift-free 20 ms clock."""
+        return run_media_engine(engine)
+
+
+class MediaManager:
+    """Owns the media engine, the RTP port range and every call's media handle.
+
+    Args:
+        host: the address RTP binds to.
+        ports: the RTP port range ``[start, end)``, or None for any free port.
+        rng: the coordinator's RNG (SSRCs, sequence numbers, timestamps).
+        backend: how RTP opens (default: UDP sockets).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        ports: tuple[int, int] | None,
+        rng: random.Random,
+        backend: MediaBackend | None = None,
+    ) -> None:
+        self._host = host
+        self._rng = rng
+        self._backend: MediaBackend = backend if backend is not None else SocketMedia()
+        self._engine = MediaEngine()
+        self._allocator = PortAllocator(*ports) if ports else None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._sync = False
+
+    @property
+    def engine(self) -> MediaEngine:
+        """The media engine every call's stream runs in."""
+        return self._engine
+
+    @property
+    def ports_in_use(self) -> frozenset[int]:
+        """RTP ports currently allocated from the configured range (empty without one)."""
+        return frozenset() if self._allocator is None else self._allocator.in_use
+
+    @property
+    def opens_now(self) -> bool:
+        """True when RTP opens synchronously on this loop (no task per call)."""
+        return self._sync
+
+    @contextlib.asynccontextmanager
+    async def running(self, tg: anyio.abc.TaskGroup) -> AsyncIterator[None]:
+        """Run the engine's clock; media tasks (trio) go into ``tg``."""
+        self._tg = tg
+        self._sync = self._backend.opens_now()
+        try:
+            async with self._backend.run_engine(self._engine):
+                yield
+        finally:
+            self._tg = None
+
+    def new_media(
+        self, sid: SessionId, on_dtmf: Callable[[SessionId, str, int], None]
+    ) -> CallMedia:
+        """A call's (not yet opened) media handle."""
+        # hot path: a partial, not a closure.
+        return CallMedia(sid, self._engine, on_dtmf=functools.partial(on_dtmf, sid))
+
+    def open_now(self, media: CallMedia) -> None:
+        """Open RTP synchronously (only when ``opens_now``).
+
+        Raises:
+            MediaError: no port pair could be bound (e.g. the port range is exhausted).
+        """
+        self._backend.open_now(media, self._host, self._allocator, self._rng)
+
+    async def open(self, media: CallMedia) -> None:
+        """Open RTP by whichever means this loop needs.
+
+        Raises:
+            MediaError: no port pair could be bound, or the manager is not running.
+        """
+        if self._sync:
+            self.open_now(media)
+            return
+        if self._tg is None:
+            raise MediaError("media is not running", session_id=media.session_id)
+        await self._backend.open_in_task(self._tg, media, self._host, self._allocator, self._rng)
+
+    async def ensure_open(self, media: CallMedia) -> None:
+        """Open RTP unless it is open already."""
+        if media.rtp is None:
+            await self.open(media)
+        if media.rtp is None:
+            raise MediaError("RTP could not be opened", session_id=media.session_id)
+
+    def statistics(self, media: CallMedia) -> MediaStatistics | None:
+        """Counters and E-model quality of a call's audio; None before media started."""
+        stream, rtp = media.stream, media.rtp
+        if stream is None or rtp is None:
+            return None
+        stats = self._engine.stream_statistics(stream)
+        rtp_stats = stats.rtp
+        received = rtp_stats.received
+        heard = received is not None and received.packets_received > 0
+        quality = stats.quality
+        metrics = QualityMetrics(
+            mos_score=round(quality.mos_score, 2) if heard else None,
+            r_factor=round(quality.r_factor, 1) if heard else None,
+            packet_loss_percent=max(0.0, quality.packet_loss_percent),
+            jitter_ms=quality.jitter_ms,
+            round_trip_ms=quality.round_trip_ms if rtp_stats.rtt_seconds is not None else None,
+        )
+        return MediaStatistics(
+            session_id=media.session_id,
+            codec=None if media.negotiated is None else media.negotiated.codec,
+            packets_sent=rtp_stats.packets_sent,
+            packets_received=0 if received is None else received.packets_received,
+            bytes_sent=rtp_stats.octets_sent,
+            bytes_received=0 if received is None else received.octets_received,
+            packets_lost=0 if received is None else max(0, received.packets_lost),
+            local_address=rtp.local_rtp_address,
+            remote_address=rtp.remote_rtp_address,
+            quality_metrics=metrics,
+        )
+
+    @staticmethod
+    def activity(media: CallMedia) -> tuple[int, int] | None:
+        """(RTP packets, RTCP packets) received so far on a call, or None without RTP.
+
+        Read from rtp-core's statistics (its packet counters): the media inactivity check
+        compares two readings.
+        """
+        rtp = media.rtp
+        if rtp is None or rtp.closed:
+            return None
+        stats = rtp.statistics()
+        received = stats.received
+        return (0 if received is None else received.packets_received), stats.rtcp_received

@@ -1,0 +1,186 @@
+"""``SessionConfig``: the resolved settings of a coordinator, and the address helpers."""
+
+from __future__ import annotations
+
+import ipaddress
+import ssl
+from typing import TYPE_CHECKING
+
+import attrs
+
+from rvoip_session_core._errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from rvoip_transaction_core import Clock
+
+DEFAULT_MAX_CONCURRENT_CALLS = 1000
+"""Calls at once beyond which new INVITEs get 503 + Retry-After, unless set otherwise."""
+
+DEFAULT_MEDIA_TIMEOUT = 60.0
+"""Seconds without any RTP or RTCP after which an answered call is ended (BYE + Reason)."""
+
+DEFAULT_STOP_TIMEOUT = 2.0
+"""Seconds ``stop()`` waits for the BYEs of the calls it ends to be answered."""
+
+SUPPORTED_CODECS = ("PCMU", "PCMA")
+"""Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
+
+SUPPORTED_TRANSPORTS = ("UDP", "TCP", "TLS")
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for an IPv4 or IPv6 literal (IPv6 with or without brackets)."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def split_uri_hostport(uri: str) -> tuple[str | None, str | None, int | None]:
+    """(user, host, port) of a ``sip:user@host:port;params`` text, without a full parse.
+
+    Raises:
+        ConfigurationError: when the text is not a sip/sips URI.
+    """
+    text = uri.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    scheme, sep, rest = text.partition(":")
+    if not sep or scheme.lower() not in ("sip", "sips") or not rest:
+        raise ConfigurationError(f"not a SIP URI: {uri!r}")
+    rest = rest.split(";", 1)[0].split("?", 1)[0]
+    user: str | None = None
+    if "@" in rest:
+        user, rest = rest.rsplit("@", 1)
+        user = user.split(":", 1)[0] or None
+    port: int | None = None
+    if rest.startswith("["):
+        end = rest.find("]")
+        if end < 0:
+            raise ConfigurationError(f"bad IPv6 host in {uri!r}")
+        host, tail = rest[1:end], rest[end + 1 :]
+        if tail.startswith(":"):
+            port = _port(tail[1:], uri)
+    else:
+        host, _, port_text = rest.partition(":")
+        if port_text:
+            port = _port(port_text, uri)
+    if not host:
+        raise ConfigurationError(f"no host in {uri!r}")
+    return user, host, port
+
+
+def _port(text: str, uri: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) <= 65535:
+        raise ConfigurationError(f"bad port in {uri!r}")
+    return int(text)
+
+
+@attrs.frozen
+class SessionConfig:
+    """Everything a coordinator needs to know, resolved from the builder.
+
+    Attributes:
+        bind_host: the IP literal the SIP and RTP sockets bind (no brackets).
+        sip_port: SIP port (0: ephemeral; the bound port is then advertised).
+        user: the user part of our Contact (from ``with_local_address``).
+        public_host: host advertised in Via/Contact/SDP instead of the bound one, if set.
+        transport: "UDP", "TCP" or "TLS".
+        tls_certfile, tls_keyfile: PEM certificate chain and key we present over TLS.
+        tls_cafile: PEM bundle to verify peers with (None: the system CAs).
+        tls_verify: verify the peer's certificate and host (False only for test setups).
+        media_ports: (start, end) range of even RTP ports, or None for ephemeral ports.
+        preferred_codecs: codec names in our order of preference.
+        dtmf_payload_type: payload type offered for RFC 4733 telephone-event.
+        incoming_call_timeout: seconds a deferred call may ring before it gets 480.
+        ptime_ms: packet time of the audio we send.
+        quality_interval: seconds between ``on_media_quality`` reports (0 disables).
+        t1, t2: RFC 3261 timers.
+        trying_after: seconds an incoming INVITE may wait for our first response before the
+            transaction layer sends 100 Trying itself (RFC 3261 §17.2.1: not needed when the
+            TU answers or rings within 200 ms; 0 sends it at once).
+        user_agent: User-Agent/Server header value.
+        rng_seed: seed of the coordinator's RNG (tags, branches, SSRCs) for reproducible
+            tests; None (the default) draws every identifier from the OS CSPRNG
+            (``random.SystemRandom``), as RFC 3261 §19.3 wants of tags and branches.
+        max_concurrent_calls: calls at once beyond which new INVITEs get 503 + Retry-After
+            (default 1,000; None: no cap).
+        overload_lag: event-loop lateness (seconds) beyond which new INVITEs get 503 until
+            it recovers (None: not watched).
+        overload_retry_after: seconds announced in the Retry-After of those 503s (also of
+            the 503 answered when no RTP port pair is left).
+        media_timeout: seconds an answered call may go without receiving any RTP or RTCP
+            before it is ended with a BYE carrying ``Reason: SIP;cause=408;text="RTP
+            timeout"`` (RFC 3326); default 60, None disables. RTCP alone keeps a held call up.
+        stop_timeout: seconds ``stop()`` waits for the BYEs/CANCELs of the calls it ends to
+            be answered (retransmitted meanwhile) before closing the sockets; default 2.
+        clock: the clock every timer of the coordinator reads (None: the event loop's).
+    """
+
+    bind_host: str = "127.0.0.1"
+    sip_port: int = 5060
+    user: str | None = None
+    public_host: str | None = None
+    transport: str = "UDP"
+    media_ports: tuple[int, int] | None = None
+    preferred_codecs: tuple[str, ...] = SUPPORTED_CODECS
+    dtmf_payload_type: int = 101
+    incoming_call_timeout: float = 60.0
+    ptime_ms: int = 20
+    quality_interval: float = 5.0
+    t1: float = 0.5
+    t2: float = 4.0
+    trying_after: float = 0.2
+    user_agent: str = "rvoip-python/0.1"
+    rng_seed: int | None = None
+    event_buffer: int = 1000
+    tls_certfile: str | None = None
+    tls_keyfile: str | None = None
+    tls_cafile: str | None = None
+    tls_verify: bool = True
+    max_concurrent_calls: int | None = DEFAULT_MAX_CONCURRENT_CALLS
+    overload_lag: float | None = None
+    overload_retry_after: int = 1
+    media_timeout: float | None = DEFAULT_MEDIA_TIMEOUT
+    stop_timeout: float = DEFAULT_STOP_TIMEOUT
+    clock: Clock | None = attrs.field(default=None, eq=False, repr=False)
+
+    @property
+    def advertised_host(self) -> str:
+        """The host put in Via, Contact and SDP ``c=``: public host, else the bound one."""
+        return self.public_host or self.bind_host
+
+    def tls_contexts(self) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
+        """(server, client) SSL contexts for the TLS transport; (None, None) for UDP/TCP.
+
+        Raises:
+            ConfigurationError: a certificate, key or CA file cannot be loaded.
+        """
+        if self.transport != "TLS":
+            return None, None
+        try:
+            server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            if self.tls_certfile is not None:
+                server.load_cert_chain(self.tls_certfile, self.tls_keyfile)
+            client = ssl.create_default_context(cafile=self.tls_cafile)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigurationError(f"cannot load TLS files: {exc}") from None
+        if not self.tls_verify:
+            client.check_hostname = False
+            client.verify_mode = ssl.CERT_NONE
+        return server, client
+
+
+def split_hostport(addr: str) -> tuple[str, int | None]:
+    text = addr.strip()
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise ConfigurationError(f"bad address {addr!r}")
+        host, tail = text[1:end], text[end + 1 :]
+        return host, (_port(tail[1:], addr) if tail.startswith(":") else None)
+    if text.count(":") > 1:
+        return text, None
+    host, _, port = text.partition(":")
+    return host, (_port(port, addr) if port else None)
