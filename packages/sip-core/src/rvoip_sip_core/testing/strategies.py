@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
+import rvoip_sip_core.testing.header_strategies as hs
+
 from .._builders import default_reason, make_request, make_response
 from .._headers import From, To
 from .._headers_container import Headers
 from .._message import Message, Request, Response
 from .._uri import SipUri
-from . import header_strategies as hs
 
 __all__ = [
     "header_names",
