@@ -10,7 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rvoip_session_core import CallFailed, ConfigurationError, SessionManagerBuilder
+from rvoip_session_core import (
+    AutoAnswerHandler,
+    CallFailed,
+    ConfigurationError,
+    SessionManagerBuilder,
+)
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._overload import LagMonitor, overloaded, watch_loop_lag
 from rvoip_session_core.testing import SipTrace, loopback_builder, released, uri_of, wait_until
@@ -191,3 +196,20 @@ async def test_the_answer_command_caps_concurrent_calls() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("argv", "cap"),
+    [([], 1000), (["--max-concurrent", "5"], 5), (["--max-concurrent", "0"], None)],
+)
+def test_rvoip_answer_keeps_the_default_call_cap_unless_told(
+    argv: list[str], cap: int | None
+) -> None:
+    """`rvoip answer` without --max-concurrent passed None to the builder, which turned the
+    1,000-call default cap off: the CLI ran uncapped. Now the default stands; 0 means none."""
+    from rvoip_session_core._cli_commands import answer_builder
+    from rvoip_session_core.cli import _build_parser
+
+    args = _build_parser().parse_args(["answer", "--port", "0", *argv])
+    config = answer_builder(args, AutoAnswerHandler()).config()
+    assert config.max_concurrent_calls == cap

@@ -35,7 +35,7 @@ from rvoip_session_core._errors import (
     TransportError,
 )
 from rvoip_session_core._events import CallEnded, CallEstablished, MediaQualityReport
-from rvoip_session_core._handlers import AutoAnswerHandler
+from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import AudioSourceSpec, tone_source
 from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
 from rvoip_sip_core import SipParseError, parse_uri
@@ -135,7 +135,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--max-concurrent",
         type=int,
         default=None,
-        help="answer new calls 503 (Retry-After) while N calls are up",
+        help="answer new calls 503 (Retry-After) while N calls are up (default 1000; 0: no cap)",
     )
     answer.add_argument(
         "--overload-lag",
@@ -303,13 +303,19 @@ class _AnswerHandler(AutoAnswerHandler):
         return Reject("Rejected", self.reject) if self.reject else Accept(None)
 
 
+def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionManagerBuilder:
+    """The builder ``rvoip answer`` starts from: the common options plus its caps."""
+    builder = _builder(args, "rvoip").with_handler(handler)
+    if args.max_concurrent is not None:  # else the builder's default cap (1,000) stands
+        builder = builder.with_max_concurrent_calls(args.max_concurrent or None)
+    lag = args.overload_lag if args.overload_lag and args.overload_lag > 0 else None
+    return builder.with_overload_lag(lag)
+
+
 async def _answer(args: argparse.Namespace) -> int:
     handler = _AnswerHandler(args.reject)
     try:
-        builder = _builder(args, "rvoip").with_handler(handler)
-        builder = builder.with_max_concurrent_calls(args.max_concurrent)
-        lag = args.overload_lag if args.overload_lag and args.overload_lag > 0 else None
-        coordinator = await builder.with_overload_lag(lag).build()
+        coordinator = await answer_builder(args, handler).build()
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)
