@@ -8,6 +8,7 @@ from ._deadlines import Clock, Deadlines, SystemClock
 from ._endpoint import TransactionEndpoint
 from ._layer import UDP_SIZE_LIMIT, TransactionLayer
 from ._matching import MAGIC_COOKIE, response_target, server_key, stamp_via, trying_bytes
+from ._overload import AdmissionControl, OverloadConfig
 from ._tables import (
     INVITE_CLIENT,
     INVITE_SERVER,
@@ -60,12 +61,14 @@ __all__ = [
     "UDP_SIZE_LIMIT",
     "AckReceived",
     "Action",
+    "AdmissionControl",
     "Clock",
     "Deadlines",
     "Deliver",
     "Event",
     "Machine",
     "OnError",
+    "OverloadConfig",
     "Peer",
     "RequestReceived",
     "ResponseReceived",

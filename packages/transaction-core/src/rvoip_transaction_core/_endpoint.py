@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import random
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -26,6 +27,14 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from rvoip_sip_core import Request, Response
 
 from ._layer import TransactionLayer
+from ._overload import (
+    AdmissionControl,
+    OverloadConfig,
+    call_id_of,
+    new_request_method,
+    response_port,
+    stateless_503,
+)
 from ._transport import StreamTransport, Transport, UdpTransport, running_asyncio_loop
 from ._types import (
     Peer,
@@ -43,6 +52,10 @@ __all__ = ["TransactionEndpoint"]
 
 logger = logging.getLogger(__name__)
 
+# Overload screen: datagrams starting with these bytes (responses, BYE, CANCEL, PRACK)
+# finish or continue admitted calls and skip it with one slice and one set lookup.
+_SCREEN_SKIP = frozenset({b"SIP", b"BYE", b"CAN", b"PRA"})
+
 
 @attrs.define(eq=False)
 class _Waiter:
@@ -59,6 +72,13 @@ class TransactionEndpoint:
     `respond`/`send_request` re-entrantly) or, when it is None, through `events()`.
     Timers fire at most ``timer_resolution`` seconds late (never early): deadlines in one
     slot share a wake-up of the timer task, which matters at thousands of transactions/s.
+
+    Overload control (``overload``, on by default; `OverloadConfig` ``enabled=False``
+    turns it off): while the UDP receive queue says the endpoint is behind, new
+    out-of-dialog requests get a stateless 503 + Retry-After from their raw bytes, before
+    any parse or state; ACK, BYE, CANCEL, responses and in-dialog requests always go
+    through. Counted in ``stats`` as ``shed_<method>`` (e.g. ``shed_invite``),
+    ``absorbed_shed_ack``, ``overload_episodes``, ``overload_drops_seen``.
     """
 
     udp: tuple[str, int] | None = ("127.0.0.1", 0)
@@ -73,6 +93,7 @@ class TransactionEndpoint:
     idle_timeout: float = 64.0
     max_message_size: int = 65535
     timer_resolution: float = 0.005
+    overload: OverloadConfig = attrs.field(factory=OverloadConfig)
     layer: TransactionLayer = attrs.field(init=False)
     transports: dict[str, Transport] = attrs.field(factory=dict, init=False)
     _stats_extra: dict[str, int] = attrs.field(factory=dict, init=False)
@@ -87,6 +108,11 @@ class TransactionEndpoint:
     _handle: asyncio.TimerHandle | None = attrs.field(default=None, init=False)
     _events_tx: MemoryObjectSendStream[TransactionEvent] = attrs.field(init=False)
     _events_rx: MemoryObjectReceiveStream[TransactionEvent] = attrs.field(init=False)
+    # overload control (None when disabled); the To tag of every stateless 503, so the
+    # ACKs of those 503s are recognised in their raw bytes and dropped.
+    _admission: AdmissionControl | None = attrs.field(default=None, init=False)
+    _shed_tag: bytes = attrs.field(factory=lambda: secrets.token_hex(8).encode(), init=False)
+    _shed_any: bool = attrs.field(default=False, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.layer = TransactionLayer(
@@ -94,6 +120,8 @@ class TransactionEndpoint:
             config=self.config,
             max_message_size=self.max_message_size,
         )
+        if self.overload.enabled:
+            self._admission = AdmissionControl(self.overload)
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransactionEvent](
             self.event_queue_size
         )
@@ -114,6 +142,9 @@ class TransactionEndpoint:
             if self.udp is not None:
                 udp = UdpTransport(self.udp[0], self.udp[1], max_message_size=self.max_message_size)
                 await self._add(udp)
+                if self._admission is not None and self.overload.receive_buffer:
+                    # overload control: absorb scheduling hiccups instead of dropping
+                    udp.set_receive_buffer(self.overload.receive_buffer)
             if self.tcp is not None:
                 await self._add(self._stream("TCP", self.tcp))
             if self.tls is not None:
@@ -221,14 +252,71 @@ class TransactionEndpoint:
         for name, transport in self.transports.items():
             for key, value in transport.stats.items():
                 out[f"{name.lower()}_{key}"] = value
+        if self._admission is not None:
+            out.update(self._admission.stats)
         out.update(self._stats_extra)
         return out
 
     # ------------------------------------------------------------------ plumbing
 
     def _deliver(self, data: bytes, source: Peer) -> None:
+        # hot path: the overload screen costs one slice + set lookup for responses,
+        # BYE, CANCEL and PRACK; see _screen for the rest.
+        if (
+            self._admission is not None
+            and data[:3] not in _SCREEN_SKIP
+            and self._screen(self._admission, data, source)
+        ):
+            return
         self.layer.receive(data, source, self._clock())
         self._flush()
+
+    # ------------------------------------------------------------------ overload control
+
+    def _screen(self, admission: AdmissionControl, data: bytes, source: Peer) -> bool:
+        """Overload control on raw bytes; True when the datagram was answered or dropped.
+
+        A new out-of-dialog request is shed with a stateless 503 while the receive queue
+        says we are behind (RFC 3261 §21.5.4), before it is parsed or creates state; the
+        ACK of such a 503 (our shed To tag) is dropped. Anything else goes on as usual.
+        """
+        if data.startswith(b"ACK"):
+            if self._shed_any and self._shed_tag in data:
+                self._count("absorbed_shed_ack")
+                return True
+            return False
+        method = new_request_method(data)
+        if method is None:
+            return False
+        now = self._clock()
+        if admission.needs_sample(now):
+            reading = self._receive_queue()
+            if reading is not None:
+                admission.observe(*reading, now)
+        if admission.admit(method, call_id_of(data), now):
+            return False
+        built = stateless_503(
+            data, source.host, source.port, self._shed_tag.decode(), self.overload.retry_after
+        )
+        transport = self.transports.get(source.transport)
+        if built is None or transport is None:
+            return False  # cannot answer it statelessly: the normal path will
+        response, top_via = built
+        target = source
+        if source.transport == "UDP":
+            # RFC 3261 §18.2.2 / RFC 3581 §4: rport -> source port, else sent-by port.
+            port = response_port(top_via, source.port)
+            if port != source.port:
+                target = Peer("UDP", source.host, port)
+        self._shed_any = True
+        self._count("shed_" + method.decode("ascii", "replace").lower())
+        transport.send(response, target)
+        return True
+
+    def _receive_queue(self) -> tuple[int, int] | None:
+        """The UDP socket's receive-queue reading (the loop's backlog), if measurable."""
+        udp = self.transports.get("UDP")
+        return udp.receive_queue() if isinstance(udp, UdpTransport) else None
 
     def _on_error(self, txn_id: int | None, reason: str) -> None:
         if txn_id is None:
