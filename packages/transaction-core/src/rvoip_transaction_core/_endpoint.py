@@ -24,13 +24,13 @@ import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response
+from rvoip_sip_core import Request, Response, SipParseError, Via
 
 from ._layer import TransactionLayer
+from ._matching import MAGIC_COOKIE
 from ._overload import (
     AdmissionControl,
     OverloadConfig,
-    call_id_of,
     new_request_method,
     response_port,
     stateless_503,
@@ -53,8 +53,10 @@ __all__ = ["TransactionEndpoint"]
 logger = logging.getLogger(__name__)
 
 # Overload screen: datagrams starting with these bytes (responses, BYE, CANCEL, PRACK)
-# finish or continue admitted calls and skip it with one slice and one set lookup.
+# finish or continue admitted calls and skip it with one slice and one set lookup; ACKs
+# too until a 503 was sent (then they are checked for the 503's To tag).
 _SCREEN_SKIP = frozenset({b"SIP", b"BYE", b"CAN", b"PRA"})
+_SCREEN_SKIP_ACK = _SCREEN_SKIP | {b"ACK"}
 
 
 @attrs.define(eq=False)
@@ -113,6 +115,7 @@ class TransactionEndpoint:
     _admission: AdmissionControl | None = attrs.field(default=None, init=False)
     _shed_tag: bytes = attrs.field(factory=lambda: secrets.token_hex(8).encode(), init=False)
     _shed_any: bool = attrs.field(default=False, init=False)
+    _skip: frozenset[bytes] = attrs.field(default=_SCREEN_SKIP_ACK, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.layer = TransactionLayer(
@@ -264,7 +267,7 @@ class TransactionEndpoint:
         # BYE, CANCEL and PRACK; see _screen for the rest.
         if (
             self._admission is not None
-            and data[:3] not in _SCREEN_SKIP
+            and data[:3] not in self._skip
             and self._screen(self._admission, data, source)
         ):
             return
@@ -276,24 +279,27 @@ class TransactionEndpoint:
     def _screen(self, admission: AdmissionControl, data: bytes, source: Peer) -> bool:
         """Overload control on raw bytes; True when the datagram was answered or dropped.
 
-        A new out-of-dialog request is shed with a stateless 503 while the receive queue
-        says we are behind (RFC 3261 §21.5.4), before it is parsed or creates state; the
-        ACK of such a 503 (our shed To tag) is dropped. Anything else goes on as usual.
+        Not overloaded (the usual case), it costs a clock read and two comparisons, plus
+        a queue reading every ``sample_interval``. Overloaded, a new out-of-dialog request
+        is shed, at ``1 - admit_fraction``, with a stateless 503 (RFC 3261 §21.5.4)
+        before it is parsed or creates state, unless its top Via matches a live server
+        transaction (a retransmission: absorbed there as usual). The ACK of one of our
+        503s (our shed To tag) is dropped.
         """
-        if data.startswith(b"ACK"):
-            if self._shed_any and self._shed_tag in data:
+        if data.startswith(b"ACK"):  # reached only once something was shed
+            if self._shed_tag in data:
                 self._count("absorbed_shed_ack")
                 return True
             return False
-        method = new_request_method(data)
-        if method is None:
-            return False
         now = self._clock()
-        if admission.needs_sample(now):
+        if now >= admission.next_sample:
             reading = self._receive_queue()
             if reading is not None:
-                admission.observe(*reading, now)
-        if admission.admit(method, call_id_of(data), now):
+                admission.observe(reading[0], reading[1], now)
+        if admission.admit_fraction >= 1.0:
+            return False
+        method = new_request_method(data)
+        if method is None or admission.admit():
             return False
         built = stateless_503(
             data, source.host, source.port, self._shed_tag.decode(), self.overload.retry_after
@@ -302,16 +308,33 @@ class TransactionEndpoint:
         if built is None or transport is None:
             return False  # cannot answer it statelessly: the normal path will
         response, top_via = built
+        if self._retransmission(top_via, method):
+            self._count("overload_passed_retransmission")
+            return False
         target = source
         if source.transport == "UDP":
             # RFC 3261 §18.2.2 / RFC 3581 §4: rport -> source port, else sent-by port.
             port = response_port(top_via, source.port)
             if port != source.port:
                 target = Peer("UDP", source.host, port)
-        self._shed_any = True
+        if not self._shed_any:
+            self._shed_any = True
+            self._skip = _SCREEN_SKIP  # from now on ACKs are screened for our tag
         self._count("shed_" + method.decode("ascii", "replace").lower())
         transport.send(response, target)
         return True
+
+    def _retransmission(self, top_via: bytes, method: bytes) -> bool:
+        """Whether the request's top Via matches a live server transaction (§17.2.3)."""
+        try:
+            via = Via.parse(top_via.decode("utf-8", "replace"))
+        except (SipParseError, ValueError):
+            return False
+        branch = via.branch
+        if branch is None or not branch.startswith(MAGIC_COOKIE):
+            return False
+        name = method.decode("ascii", "replace")
+        return self.layer.has_server_transaction(branch, via.host, via.port, name)
 
     def _receive_queue(self) -> tuple[int, int] | None:
         """The UDP socket's receive-queue reading (the loop's backlog), if measurable."""

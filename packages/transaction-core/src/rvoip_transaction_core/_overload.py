@@ -14,10 +14,9 @@ The pieces, all sans-IO:
 - `new_request_method`: classifies a datagram from its raw bytes: the method token of a
   request with no To tag (a new out-of-dialog request) or None (a response, ACK, BYE,
   CANCEL, an in-dialog request: those finish calls and always go through).
-- `AdmissionControl`: fed receive-queue observations (queued bytes, buffer size, drop
-  count from ``SO_MEMINFO``) and ``now``, answers admit/shed with hysteresis; remembers
-  the Call-IDs of recently admitted INVITEs so their retransmissions still reach their
-  transactions while it sheds.
+- `AdmissionControl`: fed receive-queue observations (queued bytes and drop count from
+  ``SO_MEMINFO``) and ``now``, keeps the fraction of new requests admitted (AIMD per
+  window) and answers admit/shed.
 - `stateless_503`: the response built from the request's Via/From/To/Call-ID/CSeq lines
   (§8.2.6, §21.5.4), with one To tag per endpoint so the ACKs of these 503s are dropped
   from the raw bytes too.
@@ -34,7 +33,6 @@ import attrs
 __all__ = [
     "AdmissionControl",
     "OverloadConfig",
-    "call_id_of",
     "new_request_method",
     "stateless_503",
 ]
@@ -100,10 +98,6 @@ class OverloadConfig:
         min_admit: the admitted fraction never goes under this (new calls keep a chance).
         sample_interval: seconds between two readings of the queue (a syscall each).
         retry_after: seconds in the 503's Retry-After (RFC 3261 §20.33); 0 leaves it out.
-        remember_admitted: seconds an admitted INVITE's Call-ID is remembered, so that its
-            retransmissions reach its transaction rather than a 503 while shedding.
-        max_remembered: bound on the remembered Call-IDs (per generation of
-            ``remember_admitted / 2`` seconds).
     """
 
     enabled: bool = True
@@ -118,8 +112,6 @@ class OverloadConfig:
     min_admit: float = 0.02
     sample_interval: float = 0.002
     retry_after: int = 1
-    remember_admitted: float = 8.0
-    max_remembered: int = 65536
 
     def __attrs_post_init__(self) -> None:
         if not 0 <= self.queue_low <= self.queue_high or self.receive_buffer < 0:
@@ -130,8 +122,6 @@ class OverloadConfig:
             raise ValueError("need 0 < severe <= decrease < 1 and 0 < increase <= 1")
         if not 0.0 <= self.min_admit <= 1.0:
             raise ValueError("need 0 <= min_admit <= 1")
-        if self.remember_admitted <= 0 or self.max_remembered < 1:
-            raise ValueError("remember_admitted and max_remembered must be positive")
 
 
 def _header_value(lowered: bytes, original: bytes, names: tuple[bytes, ...]) -> bytes | None:
@@ -174,17 +164,6 @@ def new_request_method(data: bytes) -> bytes | None:
     if b"tag" in to.lower() and _TAG_PARAM.search(to) is not None:
         return None
     return method
-
-
-def call_id_of(data: bytes) -> bytes | None:
-    """The raw Call-ID value of a message, or None when it has none (never raises)."""
-    head_end = data.find(b"\r\n\r\n")
-    head = data if head_end < 0 else data[: head_end + 2]
-    value = _header_value(head.lower(), head, (b"\ncall-id:", b"\ni:"))
-    if value is not None:
-        return value.strip(b" \t")
-    match = _CALL_ID_LINE.search(head)
-    return None if match is None else match.group(1)
 
 
 def _stamped_via(value: bytes, host: str, port: int) -> bytes:
@@ -277,12 +256,11 @@ def stateless_503(
 class AdmissionControl:
     """Admit or shed new requests from receive-queue observations (sans-IO).
 
-    The owner calls `needs_sample` then `observe` with a reading when one is due, and
-    `admit` for each new out-of-dialog request. ``admit_fraction`` is the share of new
-    requests admitted (1.0 when not overloaded); admissions are spread evenly by a credit
-    counter (no randomness). ``stats`` counts ``overload_windows`` (windows judged
-    overloaded), ``overload_drops_seen`` (windows with kernel drops) and
-    ``overload_admitted_known_call``.
+    The owner calls `observe` with a reading when ``now >= next_sample``, and `admit` for
+    each new out-of-dialog request while ``admit_fraction < 1``. ``admit_fraction`` is
+    the share of new requests admitted (1.0 when not overloaded); admissions are spread
+    evenly by a credit counter (no randomness). ``stats`` counts ``overload_windows``
+    (windows judged overloaded) and ``overload_drops_seen`` (windows with kernel drops).
     """
 
     config: OverloadConfig = attrs.field(factory=OverloadConfig)
@@ -293,20 +271,13 @@ class AdmissionControl:
     _window_min: float = math.inf  # lowest bytes queued seen in the window
     _window_dropped: bool = False
     _previous_min: float = 0.0  # the last window's lowest reading
-    _next_sample: float = -math.inf
+    next_sample: float = -math.inf  # when a reading is due (read by the owner's hot path)
     _drops: int | None = None
-    _admitted: dict[bytes, None] = attrs.field(factory=dict)
-    _admitted_old: dict[bytes, None] = attrs.field(factory=dict)
-    _rotate_at: float = -math.inf
 
     @property
     def shedding(self) -> bool:
         """Whether some new requests are being refused."""
         return self.admit_fraction < 1.0
-
-    def needs_sample(self, now: float) -> bool:
-        """Whether a new reading of the receive queue is due (cheap: a comparison)."""
-        return now >= self._next_sample
 
     def observe(self, queued: int, drops: int, now: float) -> float:
         """Take one reading of the receive queue; returns ``admit_fraction``.
@@ -317,7 +288,7 @@ class AdmissionControl:
             now: the current time in seconds.
         """
         config = self.config
-        self._next_sample = now + config.sample_interval
+        self.next_sample = now + config.sample_interval
         if self._drops is not None and drops > self._drops:
             self._window_dropped = True
         self._drops = drops
@@ -354,34 +325,14 @@ class AdmissionControl:
         elif low <= config.queue_low and self.admit_fraction < 1.0:
             self.admit_fraction = min(1.0, self.admit_fraction + config.increase)
 
-    def admit(self, method: bytes, call_id: bytes | None, now: float) -> bool:
-        """Whether the new request is admitted.
-
-        An INVITE whose Call-ID was admitted within ``remember_admitted`` seconds is a
-        retransmission (or a request of the same call): admitted, so its transaction
-        absorbs it as usual.
-        """
-        if now >= self._rotate_at:
-            # Two generations of remembered Call-IDs: O(1) expiry without timestamps.
-            half = self.config.remember_admitted / 2
-            self._admitted_old = self._admitted if now < self._rotate_at + half else {}
-            self._admitted = {}
-            self._rotate_at = now + half
-        known = call_id is not None and (call_id in self._admitted or call_id in self._admitted_old)
-        if known:
-            if self.admit_fraction < 1.0:
-                self.stats["overload_admitted_known_call"] += 1
-            return True
+    def admit(self) -> bool:
+        """Whether the next new request is admitted (at ``admit_fraction``, evenly spread)."""
         fraction = self.admit_fraction
-        if fraction < 1.0:
-            # Spread the admissions evenly: admit when the credit reaches one.
-            credit = self._credit + fraction
-            if credit < 1.0:
-                self._credit = credit
-                return False
-            self._credit = credit - 1.0
-        if call_id is not None and method == b"INVITE":
-            admitted = self._admitted
-            if len(admitted) < self.config.max_remembered:
-                admitted[call_id] = None
+        if fraction >= 1.0:
+            return True
+        credit = self._credit + fraction
+        if credit < 1.0:
+            self._credit = credit
+            return False
+        self._credit = credit - 1.0
         return True
