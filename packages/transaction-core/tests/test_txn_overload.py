@@ -143,11 +143,14 @@ def test_response_port_follows_rport_then_sent_by() -> None:
 # ------------------------------------------------------------------ the admission controller
 
 
+BUFFER = 2 * 1024 * 1024  # the kernel's accounting of a 1 MiB SO_RCVBUF
+
+
 def run_windows(control: AdmissionControl, queued: list[int], start: float = 0.0) -> float:
     """Feed one reading per ms; returns the time after the last reading."""
     now = start
     for value in queued:
-        control.observe(value, 0, now)
+        control.observe(value, BUFFER, 0, now)
         now += 0.001
     return now
 
@@ -164,12 +167,13 @@ def test_standing_queue_cuts_admissions_then_they_grow_back() -> None:
     config = OverloadConfig()
     control = AdmissionControl(config)
     # a standing queue that keeps growing: cut every window
-    now = run_windows(control, [300_000 + i * 1000 for i in range(300)])
+    now = run_windows(control, [500_000 + i * 1000 for i in range(300)])
     assert control.admit_fraction < 0.4
     assert control.stats["overload_windows"] >= 5
+    now = run_windows(control, [1_000] * 60, now)  # the window that straddles the change
     low = control.admit_fraction
     now = run_windows(control, [1_000] * 200, now)  # ~4 short-queue windows
-    assert low < control.admit_fraction <= low + 4 * config.increase
+    assert low + config.increase <= control.admit_fraction <= low + 4 * config.increase + 1e-9
     run_windows(control, [1_000] * 5000, now)
     assert control.admit_fraction == 1.0
     assert not control.shedding
@@ -179,37 +183,70 @@ def test_a_standing_queue_that_shrinks_holds_the_fraction() -> None:
     """The queue integrates: once a cut drains it, cutting again every window overshoots."""
     config = OverloadConfig()
     control = AdmissionControl(config)
-    now = run_windows(control, [300_000] * 60)  # one overloaded window
+    now = run_windows(control, [500_000] * 60)  # one overloaded window
     assert control.admit_fraction == pytest.approx(config.decrease)
-    draining = [300_000 - i * 2_000 for i in range(140)]  # still over queue_high, falling
+    draining = [500_000 - i * 800 for i in range(140)]  # still over queue_high, falling
     run_windows(control, draining, now)
     assert control.admit_fraction == pytest.approx(config.decrease)
+
+
+def test_growth_slows_near_the_fraction_of_the_last_cut() -> None:
+    """Past probe_from x the fraction at the last cut the steps are small for
+    probe_windows calm windows (no full-speed overshoot of the capacity just found),
+    then full again (the load may have gone)."""
+    config = OverloadConfig()
+    control = AdmissionControl(config)
+    control.admit_fraction = 0.5
+    now = run_windows(control, [500_000] * 60)  # one cut: 0.5 -> 0.4
+    cut = control.admit_fraction
+    assert cut == pytest.approx(0.5 * config.decrease)
+    now = run_windows(control, [1_000] * 60, now)  # the straddling window
+    steps = []
+    for _ in range(30):
+        before = control.admit_fraction
+        now = run_windows(control, [1_000] * 50, now)
+        steps.append(round(control.admit_fraction - before, 6))
+    slow = config.increase * config.probe_step
+    assert steps[0] == pytest.approx(config.increase)  # 0.4 -> 0.43 (< 0.9 x 0.5)
+    assert steps[2] == pytest.approx(slow)  # 0.46 and up: >= 0.45, slow
+    assert steps[-1] == pytest.approx(config.increase)  # calm long enough: full again
+
+
+def test_thresholds_shrink_with_a_small_buffer() -> None:
+    """Where the kernel grants only the default 208 KiB, a quarter of it is a standing
+    queue (the configured 384 KiB could never be reached)."""
+    control = AdmissionControl(OverloadConfig())
+    now = 0.0
+    for _ in range(60):
+        control.observe(60_000, 212_992, 0, now)
+        now += 0.001
+    assert control.admit_fraction < 1.0
 
 
 def test_a_surge_cuts_harder() -> None:
     config = OverloadConfig()
     control = AdmissionControl(config)
-    run_windows(control, [4 * config.queue_high + 1] * 60)
+    run_windows(control, [config.queue_severe] * 60)
     assert control.admit_fraction == pytest.approx(config.severe)
 
 
 def test_kernel_drops_count_as_overload_even_with_a_short_queue() -> None:
     control = AdmissionControl(OverloadConfig())
     now = run_windows(control, [0] * 60)
-    control.observe(0, 5, now)  # the kernel dropped 5 datagrams since the last reading
+    control.observe(0, BUFFER, 5, now)  # the kernel dropped 5 datagrams since the last reading
     run_windows(control, [0] * 60, now + 0.001)
     assert control.admit_fraction == pytest.approx(OverloadConfig().severe)
     assert control.stats["overload_drops_seen"] == 1
     off = AdmissionControl(OverloadConfig(shed_on_drops=False))
     now = run_windows(off, [0] * 60)
-    off.observe(0, 5, now)
+    off.observe(0, BUFFER, 5, now)
     run_windows(off, [0] * 60, now + 0.001)
     assert off.admit_fraction == 1.0
 
 
 def test_admissions_are_spread_evenly_and_never_under_min_admit() -> None:
     control = AdmissionControl(OverloadConfig(min_admit=0.25))
-    run_windows(control, [500_000] * 3000)
+    run_windows(control, [1_500_000] * 3000)
     assert control.admit_fraction == 0.25
     admitted = [control.admit() for _ in range(100)]
     assert sum(admitted) == 25
@@ -219,6 +256,8 @@ def test_admissions_are_spread_evenly_and_never_under_min_admit() -> None:
 def test_config_validation() -> None:
     with pytest.raises(ValueError):
         OverloadConfig(queue_low=10, queue_high=5)
+    with pytest.raises(ValueError):
+        OverloadConfig(queue_severe=5)
     with pytest.raises(ValueError):
         OverloadConfig(decrease=1.0)
     with pytest.raises(ValueError):
@@ -307,8 +346,9 @@ async def test_udp_transport_reads_its_receive_queue() -> None:
         assert isinstance(udp, UdpTransport)
         reading = udp.receive_queue()
         assert reading is not None
-        queued, drops = reading
+        queued, capacity, drops = reading
         assert queued >= 0
+        assert capacity > 0
         assert drops == 0
         granted = udp.set_receive_buffer(512 * 1024)
         assert granted is not None

@@ -295,7 +295,7 @@ class TransactionEndpoint:
         if now >= admission.next_sample:
             reading = self._receive_queue()
             if reading is not None:
-                admission.observe(reading[0], reading[1], now)
+                admission.observe(reading[0], reading[1], reading[2], now)
         if admission.admit_fraction >= 1.0:
             return False
         method = new_request_method(data)
@@ -336,7 +336,7 @@ class TransactionEndpoint:
         name = method.decode("ascii", "replace")
         return self.layer.has_server_transaction(branch, via.host, via.port, name)
 
-    def _receive_queue(self) -> tuple[int, int] | None:
+    def _receive_queue(self) -> tuple[int, int, int] | None:
         """The UDP socket's receive-queue reading (the loop's backlog), if measurable."""
         udp = self.transports.get("UDP")
         return udp.receive_queue() if isinstance(udp, UdpTransport) else None

@@ -74,12 +74,19 @@ class OverloadConfig:
     so one reading says little; a *standing* queue does (CoDel's idea): each ``window``
     the lowest reading is compared with the thresholds. A window whose lowest reading is
     at or over ``queue_high`` bytes, or in which the kernel dropped datagrams, is
-    overloaded: the fraction of new requests admitted is multiplied by ``decrease``. A
+    overloaded: the fraction of new requests admitted is multiplied by ``decrease``
+    (by ``severe`` past ``queue_severe`` or on drops). A
     window whose lowest reading is at or under ``queue_low`` raises it by ``increase``
     (additive increase, multiplicative decrease: it settles where the admitted calls
-    just fit, instead of flapping between all and none). The socket's receive buffer is
-    raised to ``receive_buffer`` so that the process being descheduled for a few
-    milliseconds on a busy machine queues datagrams instead of dropping them.
+    just fit, instead of flapping between all and none); past ``probe_from`` times the
+    fraction of the last cut, by ``increase * probe_step`` only for ``probe_windows``
+    calm windows, so the fraction stays near the capacity found instead of overshooting
+    it again at full speed, yet recovers quickly once the load has really gone. The
+    socket's receive buffer is raised to ``receive_buffer`` so that a pause of the
+    process (a cold start, a full garbage collection, a busy machine) queues datagrams
+    instead of dropping them; the thresholds shrink with a smaller buffer (at most a
+    quarter, a sixteenth and 60 % of it) so they keep their meaning where the kernel
+    grants less (``net.core.rmem_max``).
 
     Attributes:
         enabled: False turns the control off (every request is admitted, no readings).
@@ -88,13 +95,17 @@ class OverloadConfig:
             (kernel accounting: ~2.3 KB per small datagram on loopback).
         queue_low: bytes: a window whose lowest reading is this or less lets the
             admitted fraction grow again.
+        queue_severe: bytes: a window whose lowest reading is this or more is a surge.
         receive_buffer: bytes asked for the UDP socket's receive buffer (SO_RCVBUF; the
             kernel caps it at ``net.core.rmem_max`` and doubles it); 0 keeps the default.
         shed_on_drops: datagrams dropped by the kernel in a window mean overload.
         decrease: factor applied to the admitted fraction after an overloaded window.
         severe: factor applied instead when the kernel dropped datagrams or the queue
-            stood at four times ``queue_high`` (a sudden surge: react at once).
+            stood at ``queue_severe`` (a sudden surge: react at once).
         increase: added to the admitted fraction after a window with a short queue.
+        probe_from: share of the fraction at the last cut above which it grows slowly.
+        probe_step: share of ``increase`` added per window above that point.
+        probe_windows: calm windows after a cut during which that slow step applies.
         min_admit: the admitted fraction never goes under this (new calls keep a chance).
         sample_interval: seconds between two readings of the queue (a syscall each).
         retry_after: seconds in the 503's Retry-After (RFC 3261 §20.33); 0 leaves it out.
@@ -102,24 +113,34 @@ class OverloadConfig:
 
     enabled: bool = True
     window: float = 0.05
-    queue_high: int = 256 * 1024
+    queue_high: int = 384 * 1024
     queue_low: int = 32 * 1024
+    queue_severe: int = 1024 * 1024
     receive_buffer: int = 1024 * 1024
     shed_on_drops: bool = True
     decrease: float = 0.8
     severe: float = 0.5
     increase: float = 0.03
+    probe_from: float = 0.9
+    probe_step: float = 0.2
+    probe_windows: int = 20
     min_admit: float = 0.02
     sample_interval: float = 0.002
     retry_after: int = 1
 
     def __attrs_post_init__(self) -> None:
-        if not 0 <= self.queue_low <= self.queue_high or self.receive_buffer < 0:
-            raise ValueError("need 0 <= queue_low <= queue_high and receive_buffer >= 0")
+        if not 0 <= self.queue_low <= self.queue_high <= self.queue_severe:
+            raise ValueError("need 0 <= queue_low <= queue_high <= queue_severe")
+        if self.receive_buffer < 0:
+            raise ValueError("receive_buffer must not be negative")
         if self.window <= 0 or self.sample_interval < 0 or self.retry_after < 0:
             raise ValueError("window must be positive, times not negative")
         if not (0.0 < self.severe <= self.decrease < 1.0 and 0.0 < self.increase <= 1.0):
             raise ValueError("need 0 < severe <= decrease < 1 and 0 < increase <= 1")
+        if self.probe_windows < 0:
+            raise ValueError("probe_windows must not be negative")
+        if not (0.0 <= self.probe_from <= 1.0 and 0.0 < self.probe_step <= 1.0):
+            raise ValueError("need 0 <= probe_from <= 1 and 0 < probe_step <= 1")
         if not 0.0 <= self.min_admit <= 1.0:
             raise ValueError("need 0 <= min_admit <= 1")
 
@@ -271,6 +292,12 @@ class AdmissionControl:
     _window_min: float = math.inf  # lowest bytes queued seen in the window
     _window_dropped: bool = False
     _previous_min: float = 0.0  # the last window's lowest reading
+    _cut_at: float = 1.0  # the admitted fraction when the last overloaded window closed
+    _calm: int = 0  # short-queue windows since the last cut
+    _capacity: int = -1  # the buffer size the thresholds below were scaled for
+    _high: float = math.inf
+    _low: float = 0.0
+    _severe: float = math.inf
     next_sample: float = -math.inf  # when a reading is due (read by the owner's hot path)
     _drops: int | None = None
 
@@ -279,11 +306,12 @@ class AdmissionControl:
         """Whether some new requests are being refused."""
         return self.admit_fraction < 1.0
 
-    def observe(self, queued: int, drops: int, now: float) -> float:
+    def observe(self, queued: int, capacity: int, drops: int, now: float) -> float:
         """Take one reading of the receive queue; returns ``admit_fraction``.
 
         Args:
             queued: bytes the kernel holds for the socket (``SK_MEMINFO_RMEM_ALLOC``).
+            capacity: the buffer's size in the same accounting (``SK_MEMINFO_RCVBUF``).
             drops: the socket's count of datagrams dropped so far (``SK_MEMINFO_DROPS``).
             now: the current time in seconds.
         """
@@ -292,6 +320,11 @@ class AdmissionControl:
         if self._drops is not None and drops > self._drops:
             self._window_dropped = True
         self._drops = drops
+        if capacity != self._capacity:
+            self._capacity = capacity
+            self._high = min(config.queue_high, capacity // 4)
+            self._low = min(config.queue_low, capacity // 16)
+            self._severe = min(config.queue_severe, capacity * 6 // 10)
         if self._window_end is None:
             self._window_end = now + config.window
         elif now >= self._window_end:
@@ -303,10 +336,10 @@ class AdmissionControl:
     def _decide(self) -> None:
         """Close a window: AIMD on the admitted fraction from its lowest reading and drops.
 
-        A standing queue that is already shrinking (its lowest reading at least
-        ``1 - decrease`` under the last window's) holds the fraction: the cut already made
-        is draining it, and cutting again every window would overshoot (the queue is an
-        integrator: it takes time to drain).
+        A standing queue that is already shrinking (its lowest reading under the last
+        window's) holds the fraction: the cut already made is draining it, and cutting
+        again every window would overshoot (the queue is an integrator: it takes time
+        to drain).
         """
         config = self.config
         low = self._window_min
@@ -317,13 +350,20 @@ class AdmissionControl:
             self.stats["overload_drops_seen"] += 1
         self._window_min = math.inf
         self._window_dropped = False
-        if dropped or (low >= config.queue_high and low > previous * config.decrease):
+        if dropped or (low >= self._high and low >= previous):
             self.stats["overload_windows"] += 1
-            severe = dropped or low >= 4 * config.queue_high
+            severe = dropped or low >= self._severe
             factor = config.severe if severe else config.decrease
+            self._cut_at = self.admit_fraction
+            self._calm = 0
             self.admit_fraction = max(config.min_admit, self.admit_fraction * factor)
-        elif low <= config.queue_low and self.admit_fraction < 1.0:
-            self.admit_fraction = min(1.0, self.admit_fraction + config.increase)
+        elif low <= self._low and self.admit_fraction < 1.0:
+            step = config.increase
+            self._calm += 1
+            near_cut = self.admit_fraction >= config.probe_from * self._cut_at
+            if near_cut and self._calm <= config.probe_windows:
+                step *= config.probe_step
+            self.admit_fraction = min(1.0, self.admit_fraction + step)
 
     def admit(self) -> bool:
         """Whether the next new request is admitted (at ``admit_fraction``, evenly spread)."""

@@ -214,8 +214,8 @@ class UdpTransport:
         except (OSError, ValueError, TypeError):
             return None
 
-    def receive_queue(self) -> tuple[int, int] | None:
-        """The socket's receive queue: (bytes held, datagrams dropped so far).
+    def receive_queue(self) -> tuple[int, int, int] | None:
+        """The socket's receive queue: (bytes held, buffer size, datagrams dropped so far).
 
         What measures an overload's backlog (the kernel holds the datagrams the loop has
         not read yet; loop lag does not see them): one ``getsockopt(SO_MEMINFO)`` (Linux
@@ -229,7 +229,7 @@ class UdpTransport:
         except (OSError, ValueError, TypeError, struct.error):
             self._meminfo = None  # not supported here: stop asking
             return None
-        return values[0], values[8]
+        return values[0], values[1], values[8]
 
     def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
         """Send one datagram now; a failure goes to ``on_error`` (RFC 3261 §18.4)."""
