@@ -34,6 +34,7 @@ from ._overload import (
     new_request_method,
     response_port,
     stateless_503,
+    top_via_key,
 )
 from ._transport import StreamTransport, Transport, UdpTransport, running_asyncio_loop
 from ._types import (
@@ -76,11 +77,13 @@ class TransactionEndpoint:
     slot share a wake-up of the timer task, which matters at thousands of transactions/s.
 
     Overload control (``overload``, on by default; `OverloadConfig` ``enabled=False``
-    turns it off): while the UDP receive queue says the endpoint is behind, new
-    out-of-dialog requests get a stateless 503 + Retry-After from their raw bytes, before
-    any parse or state; ACK, BYE, CANCEL, responses and in-dialog requests always go
-    through. Counted in ``stats`` as ``shed_<method>`` (e.g. ``shed_invite``),
-    ``absorbed_shed_ack``, ``overload_episodes``, ``overload_drops_seen``.
+    turns it off): while the UDP receive queue says the endpoint is behind, a share of
+    the new out-of-dialog requests get a stateless 503 + Retry-After from their raw
+    bytes, before any parse or state; ACK, BYE, CANCEL, PRACK, responses, in-dialog
+    requests and retransmissions of live transactions always go through. Counted in
+    ``stats`` as ``shed_<method>`` (e.g. ``shed_invite``), ``absorbed_shed_ack``,
+    ``overload_passed_retransmission``, ``overload_windows`` (control windows judged
+    overloaded) and ``overload_drops_seen`` (windows in which the kernel dropped).
     """
 
     udp: tuple[str, int] | None = ("127.0.0.1", 0)
@@ -326,15 +329,20 @@ class TransactionEndpoint:
 
     def _retransmission(self, top_via: bytes, method: bytes) -> bool:
         """Whether the request's top Via matches a live server transaction (§17.2.3)."""
-        try:
-            via = Via.parse(top_via.decode("utf-8", "replace"))
-        except (SipParseError, ValueError):
-            return False
-        branch = via.branch
-        if branch is None or not branch.startswith(MAGIC_COOKIE):
+        key = top_via_key(top_via)
+        if key is None:
+            try:
+                via = Via.parse(top_via.split(b",", 1)[0].decode("utf-8", "replace"))
+            except (SipParseError, ValueError):
+                return False
+            if via.branch is None:
+                return False
+            key = (via.branch, via.host, via.port)
+        branch, host, port = key
+        if not branch.startswith(MAGIC_COOKIE):
             return False
         name = method.decode("ascii", "replace")
-        return self.layer.has_server_transaction(branch, via.host, via.port, name)
+        return self.layer.has_server_transaction(branch, host, port, name)
 
     def _receive_queue(self) -> tuple[int, int, int] | None:
         """The UDP socket's receive-queue reading (the loop's backlog), if measurable."""

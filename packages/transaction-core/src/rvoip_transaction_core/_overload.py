@@ -43,7 +43,6 @@ _NEVER_SHED = frozenset({b"ACK", b"BYE", b"CANCEL", b"PRACK"})
 _TO_LINE = re.compile(rb"\r?\n(?:to|t)[ \t]*:([^\r\n]*)", re.IGNORECASE)
 _CALL_ID_LINE = re.compile(rb"\r?\n(?:call-id|i)[ \t]*:[ \t]*([^\r\n]*?)[ \t]*\r?\n", re.IGNORECASE)
 _TAG_PARAM = re.compile(rb";[ \t]*tag[ \t]*=", re.IGNORECASE)
-_HEADER_NAME = re.compile(rb"^([A-Za-z][A-Za-z0-9.!%*_+`'~-]*)[ \t]*:")
 _COPIED = {
     b"via": b"Via",
     b"v": b"Via",
@@ -72,10 +71,12 @@ class OverloadConfig:
     ``sample_interval`` and only when a new request arrives. The queue is bursty even
     well under saturation (on loopback at 1,500 calls/s: median 20 KB, peaks near 80 KB),
     so one reading says little; a *standing* queue does (CoDel's idea): each ``window``
-    the lowest reading is compared with the thresholds. A window whose lowest reading is
-    at or over ``queue_high`` bytes, or in which the kernel dropped datagrams, is
+    the lowest reading is compared with the thresholds. Two windows in a row whose
+    lowest reading is at or over ``queue_high`` bytes and not shrinking (one such window
+    is what a pause of the process leaves behind, and it drains by itself), or one in
+    which the kernel dropped datagrams or the queue stood at ``queue_severe``, are
     overloaded: the fraction of new requests admitted is multiplied by ``decrease``
-    (by ``severe`` past ``queue_severe`` or on drops). A
+    (by ``severe`` for drops or ``queue_severe``). A
     window whose lowest reading is at or under ``queue_low`` raises it by ``increase``
     (additive increase, multiplicative decrease: it settles where the admitted calls
     just fit, instead of flapping between all and none); past ``probe_from`` times the
@@ -202,6 +203,31 @@ def _stamped_via(value: bytes, host: str, port: int) -> bytes:
     return top.rstrip() + params + (b"," + first[1] if len(first) > 1 else b"")
 
 
+_BRANCH = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*([^; \t,]+)", re.IGNORECASE)
+
+
+def top_via_key(via: bytes) -> tuple[str, str, int | None] | None:
+    """(branch, sent-by host, sent-by port or None) of a raw top Via, None if unsure.
+
+    What a server transaction is matched by (RFC 3261 §17.2.3), read without a parse;
+    None for an IPv6 sent-by or anything unusual (the caller then parses it properly).
+    """
+    top = via.split(b",", 1)[0]
+    sent_by = _SENT_BY.match(top)
+    branch = _BRANCH.search(top)
+    if sent_by is None or branch is None or sent_by.group(1).startswith(b"["):
+        return None
+    port = sent_by.group(2)
+    try:
+        return (
+            branch.group(1).decode("ascii"),
+            sent_by.group(1).decode("ascii"),
+            int(port) if port else None,
+        )
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
 def response_port(via: bytes, source_port: int) -> int:
     """RFC 3261 §18.2.2 / RFC 3581 §4: the port a UDP response goes to.
 
@@ -242,13 +268,13 @@ def stateless_503(
                 copied[last] = (folded_name, (folded + b" " + line.strip()).strip())
             continue
         last = None
-        match = _HEADER_NAME.match(line)
-        if match is None:
+        raw_name, colon, value = line.partition(b":")
+        if not colon:
             return None
-        name = _COPIED.get(match.group(1).lower())
+        name = _COPIED.get(raw_name.rstrip(b" \t").lower())
         if name is None:
             continue
-        value = line[match.end() :].strip()
+        value = value.strip()
         if name != b"Via" and name in seen:
             return None  # repeated single-value header: let the parser answer 400
         seen.add(name)
@@ -294,6 +320,7 @@ class AdmissionControl:
     _previous_min: float = 0.0  # the last window's lowest reading
     _cut_at: float = 1.0  # the admitted fraction when the last overloaded window closed
     _calm: int = 0  # short-queue windows since the last cut
+    _streak: int = 0  # windows in a row with a standing, not shrinking queue
     _capacity: int = -1  # the buffer size the thresholds below were scaled for
     _high: float = math.inf
     _low: float = 0.0
@@ -350,9 +377,11 @@ class AdmissionControl:
             self.stats["overload_drops_seen"] += 1
         self._window_min = math.inf
         self._window_dropped = False
-        if dropped or (low >= self._high and low >= previous):
+        standing = low >= self._high and low >= previous
+        self._streak = self._streak + 1 if standing else 0
+        severe = dropped or low >= self._severe
+        if severe or self._streak >= 2:
             self.stats["overload_windows"] += 1
-            severe = dropped or low >= self._severe
             factor = config.severe if severe else config.decrease
             self._cut_at = self.admit_fraction
             self._calm = 0
