@@ -231,6 +231,7 @@ def main() -> int:
     parser.add_argument("--no-pin", action="store_true", help="do not pin server/SIPp to CPUs")
     parser.add_argument("--rvoip-cmd", default=None, help="server command ({port} replaced)")
     parser.add_argument("--label", default="rvoip answer --auto")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 50/s, 1x and 3x, 2 s")
     parser.add_argument(
         "--base",
         default=None,
@@ -239,6 +240,10 @@ def main() -> int:
         "packages/transaction-core/src), interleaved, so both see the same machine load",
     )
     args = parser.parse_args()
+    if args.quick:
+        args.saturation = args.saturation or 50.0
+        args.multipliers = "1,3"
+        args.seconds = 2.0
     print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
     if sipp_exe() is None:
         print("sipp not found on PATH: nothing measured", flush=True)

@@ -103,7 +103,11 @@ def main() -> int:
     parser.add_argument("--loop", choices=("asyncio", "uvloop"), default="uvloop")
     parser.add_argument("--pcap", type=Path, default=DEFAULT_PCAP, help="RTP to play")
     parser.add_argument("--rvoip-cmd", default=None, help="server command ({port} replaced)")
+    parser.add_argument("--quick", action="store_true", help="smoke test: 20 s at 20 calls/s")
     args = parser.parse_args()
+    if args.quick:
+        args.minutes, args.rate, args.hold_ms = 20 / 60, 20.0, 500
+        args.warmup_minutes, args.sample_seconds = 5 / 60, 1.0
     print("command:", shlex.join([sys.executable, *sys.argv]), flush=True)
     exe = sipp_exe()
     if exe is None:
