@@ -49,3 +49,20 @@ def test_concurrent_quick_prints_late_cpu_and_memory() -> None:
     assert "late packets (caller media clock" in out
     assert "CPU per call: caller " in out
     assert "memory per call: caller RSS " in out
+
+
+def test_overload_quick_prints_the_table_and_the_targets() -> None:
+    out = _run("overload.py")
+    assert "command: " in out
+    assert "saturation 50 calls/s" in out
+    assert "goodput/s" in out
+    assert "worst goodput " in out
+    assert "slowest return to normal " in out
+
+
+def test_soak_quick_prints_memory_growth_and_failed_calls() -> None:
+    out = _run("soak.py")
+    assert "command: " in out
+    assert "RSS after " in out
+    assert "calls: " in out
+    assert " failed of " in out

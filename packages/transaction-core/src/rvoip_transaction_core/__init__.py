@@ -8,6 +8,7 @@ from ._deadlines import Clock, Deadlines, SystemClock
 from ._endpoint import TransactionEndpoint
 from ._layer import UDP_SIZE_LIMIT, TransactionLayer
 from ._matching import MAGIC_COOKIE, response_target, server_key, stamp_via, trying_bytes
+from ._overload import AdmissionControl, OverloadConfig
 from ._tables import (
     INVITE_CLIENT,
     INVITE_SERVER,
@@ -61,6 +62,7 @@ __all__ = [
     "NON_INVITE_SERVER",
     "RELIABLE_TRANSPORTS",
     "UDP_SIZE_LIMIT",
+    "AdmissionControl",
     "Clock",
     "Deadlines",
     "Deliver",
@@ -69,6 +71,7 @@ __all__ = [
     "MachineEvent",
     "OnError",
     "OnReject",
+    "OverloadConfig",
     "Peer",
     "ResponseReceived",
     "State",

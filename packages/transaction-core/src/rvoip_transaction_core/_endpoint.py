@@ -13,6 +13,7 @@ import asyncio
 import logging
 import math
 import random
+import secrets
 import ssl
 from collections.abc import AsyncIterator, Callable
 from types import TracebackType
@@ -23,9 +24,18 @@ import attrs
 from anyio.abc import TaskGroup
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response
+from rvoip_sip_core import Request, Response, SipParseError, Via
 
 from ._layer import TransactionLayer
+from ._matching import MAGIC_COOKIE
+from ._overload import (
+    AdmissionControl,
+    OverloadConfig,
+    new_request_method,
+    response_port,
+    stateless_503,
+    top_via_key,
+)
 from ._transport import (
     StreamLimits,
     StreamTransport,
@@ -49,6 +59,12 @@ __all__ = ["TransactionEndpoint"]
 
 logger = logging.getLogger(__name__)
 
+# Overload screen: datagrams starting with these bytes (responses, BYE, CANCEL, PRACK)
+# finish or continue admitted calls and skip it with one slice and one set lookup; ACKs
+# too until a 503 was sent (then they are checked for the 503's To tag).
+_SCREEN_SKIP = frozenset({b"SIP", b"BYE", b"CAN", b"PRA"})
+_SCREEN_SKIP_ACK = _SCREEN_SKIP | {b"ACK"}
+
 
 @attrs.define(eq=False)
 class _Waiter:
@@ -71,6 +87,15 @@ class TransactionEndpoint:
     bounds what TCP/TLS peers can hold (see `StreamLimits`). No message from the network
     can end the endpoint: a failure on one message's path is counted
     (``deliver_errors``, ``receive_errors``) and logged.
+
+    Overload control (``overload``, on by default; `OverloadConfig` ``enabled=False``
+    turns it off): while the UDP receive queue says the endpoint is behind, a share of
+    the new out-of-dialog requests get a stateless 503 + Retry-After from their raw
+    bytes, before any parse or state; ACK, BYE, CANCEL, PRACK, responses, in-dialog
+    requests and retransmissions of live transactions always go through. Counted in
+    ``stats`` as ``shed_<method>`` (e.g. ``shed_invite``), ``absorbed_shed_ack``,
+    ``overload_passed_retransmission``, ``overload_windows`` (control windows judged
+    overloaded) and ``overload_drops_seen`` (windows in which the kernel dropped).
     """
 
     udp: tuple[str, int] | None = ("127.0.0.1", 0)
@@ -85,6 +110,7 @@ class TransactionEndpoint:
     stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
     max_message_size: int = 65535
     timer_resolution: float = 0.005
+    overload: OverloadConfig = attrs.field(factory=OverloadConfig)
     layer: TransactionLayer = attrs.field(init=False)
     transports: dict[str, Transport] = attrs.field(factory=dict, init=False)
     _stats_extra: dict[str, int] = attrs.field(factory=dict, init=False)
@@ -99,6 +125,12 @@ class TransactionEndpoint:
     _handle: asyncio.TimerHandle | None = attrs.field(default=None, init=False)
     _events_tx: MemoryObjectSendStream[TransactionEvent] = attrs.field(init=False)
     _events_rx: MemoryObjectReceiveStream[TransactionEvent] = attrs.field(init=False)
+    # overload control (None when disabled); the To tag of every stateless 503, so the
+    # ACKs of those 503s are recognised in their raw bytes and dropped.
+    _admission: AdmissionControl | None = attrs.field(default=None, init=False)
+    _shed_tag: bytes = attrs.field(factory=lambda: secrets.token_hex(8).encode(), init=False)
+    _shed_any: bool = attrs.field(default=False, init=False)
+    _skip: frozenset[bytes] = attrs.field(default=_SCREEN_SKIP_ACK, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.layer = TransactionLayer(
@@ -106,6 +138,8 @@ class TransactionEndpoint:
             config=self.config,
             max_message_size=self.max_message_size,
         )
+        if self.overload.enabled:
+            self._admission = AdmissionControl(self.overload)
         self._events_tx, self._events_rx = anyio.create_memory_object_stream[TransactionEvent](
             self.event_queue_size
         )
@@ -126,6 +160,9 @@ class TransactionEndpoint:
             if self.udp is not None:
                 udp = UdpTransport(self.udp[0], self.udp[1], max_message_size=self.max_message_size)
                 await self._add(udp)
+                if self._admission is not None and self.overload.receive_buffer:
+                    # overload control: absorb scheduling hiccups instead of dropping
+                    udp.set_receive_buffer(self.overload.receive_buffer)
             if self.tcp is not None:
                 await self._add(self._stream("TCP", self.tcp))
             if self.tls is not None:
@@ -235,6 +272,8 @@ class TransactionEndpoint:
         for name, transport in self.transports.items():
             for key, value in transport.stats.items():
                 out[f"{name.lower()}_{key}"] = value
+        if self._admission is not None:
+            out.update(self._admission.stats)
         out.update(self._stats_extra)
         return out
 
@@ -242,6 +281,14 @@ class TransactionEndpoint:
 
     def _deliver(self, data: bytes, source: Peer) -> None:
         try:
+            # hot path: the overload screen costs one slice + set lookup for responses,
+            # BYE, CANCEL and PRACK; see _screen for the rest.
+            if (
+                self._admission is not None
+                and data[:3] not in self._skip
+                and self._screen(self._admission, data, source)
+            ):
+                return
             self.layer.receive(data, source, self._clock())
             self._flush()
         except Exception:
@@ -254,6 +301,78 @@ class TransactionEndpoint:
         """A stream message the framer refused: answer it from its header section."""
         self.layer.reject_stream_message(head, source, status, reason)
         self._flush()
+
+    # ------------------------------------------------------------------ overload control
+
+    def _screen(self, admission: AdmissionControl, data: bytes, source: Peer) -> bool:
+        """Overload control on raw bytes; True when the datagram was answered or dropped.
+
+        Not overloaded (the usual case), it costs a clock read and two comparisons, plus
+        a queue reading every ``sample_interval``. Overloaded, a new out-of-dialog request
+        is shed, at ``1 - admit_fraction``, with a stateless 503 (RFC 3261 §21.5.4)
+        before it is parsed or creates state, unless its top Via matches a live server
+        transaction (a retransmission: absorbed there as usual). The ACK of one of our
+        503s (our shed To tag) is dropped.
+        """
+        if data.startswith(b"ACK"):  # reached only once something was shed
+            if self._shed_tag in data:
+                self._count("absorbed_shed_ack")
+                return True
+            return False
+        now = self._clock()
+        if now >= admission.next_sample:
+            reading = self._receive_queue()
+            if reading is not None:
+                admission.observe(reading[0], reading[1], reading[2], now)
+        if admission.admit_fraction >= 1.0:
+            return False
+        method = new_request_method(data)
+        if method is None or admission.admit():
+            return False
+        built = stateless_503(
+            data, source.host, source.port, self._shed_tag.decode(), self.overload.retry_after
+        )
+        transport = self.transports.get(source.transport)
+        if built is None or transport is None:
+            return False  # cannot answer it statelessly: the normal path will
+        response, top_via = built
+        if self._retransmission(top_via, method):
+            self._count("overload_passed_retransmission")
+            return False
+        target = source
+        if source.transport == "UDP":
+            # RFC 3261 §18.2.2 / RFC 3581 §4: rport -> source port, else sent-by port.
+            port = response_port(top_via, source.port)
+            if port != source.port:
+                target = Peer("UDP", source.host, port)
+        if not self._shed_any:
+            self._shed_any = True
+            self._skip = _SCREEN_SKIP  # from now on ACKs are screened for our tag
+        self._count("shed_" + method.decode("ascii", "replace").lower())
+        transport.send(response, target)
+        return True
+
+    def _retransmission(self, top_via: bytes, method: bytes) -> bool:
+        """Whether the request's top Via matches a live server transaction (§17.2.3)."""
+        key = top_via_key(top_via)
+        if key is None:
+            try:
+                via = Via.parse(top_via.split(b",", 1)[0].decode("utf-8", "replace"))
+            except (SipParseError, ValueError):
+                return False
+            if via.branch is None:
+                return False
+            key = (via.branch, via.host, via.port)
+        branch, host, port = key
+        if not branch.startswith(MAGIC_COOKIE):
+            return False
+        name = method.decode("ascii", "replace")
+        return self.layer.has_server_transaction(branch, host, port, name)
+
+    def _receive_queue(self) -> tuple[int, int, int] | None:
+        """The UDP socket's receive-queue reading (the loop's backlog), if measurable."""
+        udp = self.transports.get("UDP")
+        return udp.receive_queue() if isinstance(udp, UdpTransport) else None
 
     def _on_error(self, txn_id: int | None, reason: str) -> None:
         if txn_id is None:

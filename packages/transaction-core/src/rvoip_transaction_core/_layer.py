@@ -148,6 +148,14 @@ class TransactionLayer:
         txn = self._by_id.get(txn_id)
         return None if txn is None else txn.request
 
+    def has_server_transaction(self, branch: str, host: str, port: int | None, method: str) -> bool:
+        """Whether a live server transaction matches this top-Via branch and sent-by.
+
+        RFC 3261 §17.2.3 (magic-cookie branches only): what overload control asks before
+        refusing a request, so a retransmission reaches its transaction instead.
+        """
+        return (branch, host.lower(), port, method) in self._servers
+
     def __len__(self) -> int:
         return len(self._by_id)
 

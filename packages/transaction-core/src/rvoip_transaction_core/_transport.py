@@ -24,6 +24,7 @@ import logging
 import resource
 import socket
 import ssl
+import struct
 from collections import Counter
 from collections.abc import Callable
 from typing import Protocol
@@ -115,6 +116,10 @@ class StreamLimits:
 DATAGRAM_READ_SIZE = 65535
 # Source addresses whose Peer objects a UDP transport keeps for reuse.
 PEER_CACHE_SIZE = 4096
+# Linux getsockopt(SOL_SOCKET, SO_MEMINFO): nine u32 (include/uapi/linux/sock_diag.h);
+# index 0 SK_MEMINFO_RMEM_ALLOC, 1 SK_MEMINFO_RCVBUF, 8 SK_MEMINFO_DROPS.
+SO_MEMINFO = getattr(socket, "SO_MEMINFO", 55)
+_MEMINFO = struct.Struct("9I")
 
 
 class Transport(Protocol):
@@ -224,6 +229,9 @@ class UdpTransport:
     )
     # Target hosts already checked to be IP literals (bounded, like the Peer cache).
     _literals: set[str] = attrs.field(factory=set, init=False)
+    # What receive_queue() reads SO_MEMINFO from (the loop's socket wrapper or the raw
+    # socket); None before start, after close, or where the option is not supported.
+    _meminfo: Callable[[int, int, int], bytes] | None = attrs.field(default=None, init=False)
 
     @property
     def reliable(self) -> bool:
@@ -251,11 +259,14 @@ class UdpTransport:
             self._asyncio = transport
             self._sendto = transport.sendto
             sockname = transport.get_extra_info("sockname")
+            wrapped = transport.get_extra_info("socket")
+            self._meminfo = getattr(wrapped, "getsockopt", None)
         else:
             sock = await anyio.create_udp_socket(local_host=self.host, local_port=self.port)
             self._socket = sock
             self._raw = sock.extra(SocketAttribute.raw_socket)
             self._sendto = self._raw.sendto
+            self._meminfo = self._raw.getsockopt
             sockname = self._raw.getsockname()
             task_group.start_soon(self._receive_loop, sock)
         self._local = Peer("UDP", str(sockname[0]), int(sockname[1]))
@@ -279,6 +290,39 @@ class UdpTransport:
                     _deliver_failed(self.stats, peer)
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             return
+
+    def set_receive_buffer(self, size: int) -> int | None:
+        """Ask for a receive buffer of ``size`` bytes (SO_RCVBUF); the size granted or None.
+
+        The kernel caps the request at ``net.core.rmem_max`` (and reports it doubled).
+        """
+        sock = self._raw
+        if sock is None and self._asyncio is not None:
+            sock = self._asyncio.get_extra_info("socket")
+        if sock is None:
+            return None
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+            return int(sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def receive_queue(self) -> tuple[int, int, int] | None:
+        """The socket's receive queue: (bytes held, buffer size, datagrams dropped so far).
+
+        What measures an overload's backlog (the kernel holds the datagrams the loop has
+        not read yet; loop lag does not see them): one ``getsockopt(SO_MEMINFO)`` (Linux
+        4.6+, ~1-2 us). None where that is not available (then nothing is measured).
+        """
+        meminfo = self._meminfo
+        if meminfo is None:
+            return None
+        try:
+            values = _MEMINFO.unpack(meminfo(socket.SOL_SOCKET, SO_MEMINFO, _MEMINFO.size))
+        except (OSError, ValueError, TypeError, struct.error):
+            self._meminfo = None  # not supported here: stop asking
+            return None
+        return values[0], values[1], values[8]
 
     def send(self, data: bytes, target: Peer, txn_id: int | None = None) -> None:
         """Send one datagram now; a failure goes to ``on_error`` (RFC 3261 §18.4).
@@ -310,6 +354,7 @@ class UdpTransport:
     async def aclose(self) -> None:
         """Close the socket."""
         self._sendto = _not_started
+        self._meminfo = None
         if self._asyncio is not None:
             self._asyncio.close()
             self._asyncio = None
