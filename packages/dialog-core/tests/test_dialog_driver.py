@@ -468,3 +468,20 @@ def test_names_are_cached_for_their_ttl() -> None:
     cache.put("b.example", 1, 2, "192.0.2.2", 0.0)
     assert cache.get("b.example", 1, 2, 1.0) == "192.0.2.2"
     assert cache.get("pbx.example", 5060, 2, 1.0) is None
+
+
+@pytest.mark.anyio
+async def test_overload_and_stream_limits_reach_the_transaction_endpoint(
+    anyio_backend: str,
+) -> None:
+    """DialogEndpoint hands its overload control and stream limits to transaction-core."""
+    from rvoip_transaction_core import OverloadConfig, StreamLimits
+
+    async with DialogEndpoint(user="bob") as bob:
+        assert bob.transactions.overload.enabled
+    limits = StreamLimits(max_connections_per_ip=3)
+    async with DialogEndpoint(
+        user="carol", overload=OverloadConfig(enabled=False), stream_limits=limits
+    ) as carol:
+        assert not carol.transactions.overload.enabled
+        assert carol.transactions.stream_limits == limits

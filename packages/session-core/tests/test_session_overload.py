@@ -213,3 +213,40 @@ def test_rvoip_answer_keeps_the_default_call_cap_unless_told(
     args = _build_parser().parse_args(["answer", "--port", "0", *argv])
     config = answer_builder(args, AutoAnswerHandler()).config()
     assert config.max_concurrent_calls == cap
+
+
+def test_cli_flags_reach_rtp_latching_and_overload_control() -> None:
+    """--rtp-latch and --no-overload-control end up in the coordinator's config."""
+    from rvoip_session_core._cli_commands import answer_builder
+    from rvoip_session_core.cli import _build_parser
+
+    args = _build_parser().parse_args(["answer", "--port", "0"])
+    config = answer_builder(args, AutoAnswerHandler()).config()
+    assert config.rtp_latch == "strict"
+    assert config.overload.enabled
+    argv = ["answer", "--port", "0", "--rtp-latch", "learn", "--no-overload-control"]
+    config = answer_builder(_build_parser().parse_args(argv), AutoAnswerHandler()).config()
+    assert config.rtp_latch == "learn"
+    assert not config.overload.enabled
+
+
+def test_builder_checks_the_rtp_latching_mode() -> None:
+    with pytest.raises(ConfigurationError, match="latching"):
+        SessionManagerBuilder().with_rtp_latching("loose")  # type: ignore[arg-type]
+    assert SessionManagerBuilder().with_rtp_latching("off").config().rtp_latch == "off"
+
+
+@pytest.mark.anyio
+async def test_sip_stats_count_what_the_stack_below_saw() -> None:
+    """``sip_stats()`` exposes the transaction/transport/dialog counters of a coordinator."""
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        await alice.terminate_session(call.id)
+        assert await wait_until(lambda: released(alice) and released(bob))
+        stats = bob.sip_stats()
+        assert stats["udp_received"] >= 3  # INVITE, ACK, BYE
+        assert stats["udp_sent"] >= 2  # 200 to the INVITE, 200 to the BYE

@@ -36,8 +36,10 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from rvoip_sip_core import Request, Response
 from rvoip_transaction_core import (
     Clock,
+    OverloadConfig,
     Peer,
     ResponseReceived,
+    StreamLimits,
     TimerConfig,
     TransactionAck,
     TransactionEndpoint,
@@ -132,6 +134,9 @@ class DialogEndpoint:
         on_event: Synchronous callback for dialog events; when None they queue for
             :meth:`events`.
         event_queue_size: Bound of that queue (drops are counted in ``stats``).
+        overload: Overload control of the transaction endpoint (default: on, see
+            ``OverloadConfig``; ``OverloadConfig(enabled=False)`` turns it off).
+        stream_limits: Limits on TCP/TLS peers (default: ``StreamLimits()``).
     """
 
     def __init__(
@@ -149,8 +154,12 @@ class DialogEndpoint:
         clock: Clock | None = None,
         on_event: Callable[[DialogEvent], None] | None = None,
         event_queue_size: int = 1024,
+        overload: OverloadConfig | None = None,
+        stream_limits: StreamLimits | None = None,
     ) -> None:
         self._udp = udp
+        self._overload = overload or OverloadConfig()
+        self._stream_limits = stream_limits or StreamLimits()
         self._tcp = tcp
         self._tls = tls
         self._tls_server_context = tls_server_context
@@ -202,6 +211,8 @@ class DialogEndpoint:
                 config=self._timers,
                 rng=self._rng,
                 on_event=self._on_txn_event,
+                overload=self._overload,
+                stream_limits=self._stream_limits,
             )
             self._txn = await self._stack.enter_async_context(txn)
             transport = "UDP" if self._udp is not None else "TCP" if self._tcp else "TLS"

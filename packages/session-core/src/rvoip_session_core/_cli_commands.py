@@ -161,6 +161,17 @@ def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
     parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
     parser.add_argument("--record", default=None, help="write received audio to this WAV")
+    parser.add_argument(
+        "--rtp-latch",
+        choices=("strict", "learn", "off"),
+        default="strict",
+        help="where RTP may come from: strict (learn during probation, then lock), learn, off",
+    )
+    parser.add_argument(
+        "--no-overload-control",
+        action="store_true",
+        help="never shed new requests with 503 when the receive queue backs up",
+    )
     add_loop_option(parser)
 
 
@@ -184,7 +195,10 @@ def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
         .with_sip_port(args.port)
         .with_transport(args.transport)
         .with_quality_interval(2.0)
+        .with_rtp_latching(getattr(args, "rtp_latch", "strict"))
     )
+    if getattr(args, "no_overload_control", False):
+        builder = builder.with_overload_control(None)
     if args.transport == "tls" and args.cert is None:
         raise ConfigurationError("--transport tls needs --cert (and --key unless in the cert)")
     if args.cert is not None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_rtp_core import LatchMode
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
@@ -14,6 +15,7 @@ from rvoip_session_core._settings import (
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MEDIA_TIMEOUT,
     DEFAULT_STOP_TIMEOUT,
+    RTP_LATCH_MODES,
     SUPPORTED_CODECS,
     SUPPORTED_TRANSPORTS,
     SessionConfig,
@@ -21,6 +23,7 @@ from rvoip_session_core._settings import (
     split_hostport,
     split_uri_hostport,
 )
+from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
     from rvoip_transaction_core import Clock
@@ -72,6 +75,9 @@ class SessionManagerBuilder:
     _media_timeout: float | None = attrs.field(init=False, default=DEFAULT_MEDIA_TIMEOUT)
     _stop_timeout: float = attrs.field(init=False, default=DEFAULT_STOP_TIMEOUT)
     _clock: Clock | None = attrs.field(init=False, default=None)
+    _rtp_latch: LatchMode = attrs.field(init=False, default="strict")
+    _overload: OverloadConfig = attrs.field(init=False, factory=OverloadConfig)
+    _stream_limits: StreamLimits = attrs.field(init=False, factory=StreamLimits)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -235,6 +241,34 @@ class SessionManagerBuilder:
         self._media_timeout = None if seconds is None else float(seconds)
         return self
 
+    def with_rtp_latching(self, mode: LatchMode) -> SessionManagerBuilder:
+        """Where RTP may come from: "strict" (default), "learn" or "off".
+
+        strict: the source is learnt during a short probation (the address the SDP named
+        latches at once, another only after a run of in-sequence packets), then locked;
+        packets from elsewhere are dropped and counted (Asterisk's strictrtp, pjmedia's
+        NAT probation). learn: the same, re-learnt after a silence. off: any source.
+        """
+        if mode not in RTP_LATCH_MODES:
+            raise ConfigurationError(f"RTP latching must be one of {RTP_LATCH_MODES}: {mode!r}")
+        self._rtp_latch = mode
+        return self
+
+    def with_overload_control(self, config: OverloadConfig | None) -> SessionManagerBuilder:
+        """Transaction-layer overload control (on by default; None turns it off).
+
+        While the UDP receive queue backs up, a share of new out-of-dialog requests get a
+        stateless 503 + Retry-After before they are parsed; ACK, BYE, CANCEL and in-dialog
+        requests always go through (RFC 3261 §21.5.4). See ``OverloadConfig``.
+        """
+        self._overload = config if config is not None else OverloadConfig(enabled=False)
+        return self
+
+    def with_stream_limits(self, limits: StreamLimits) -> SessionManagerBuilder:
+        """Limits on TCP/TLS peers: message read deadline, idle time, connection caps."""
+        self._stream_limits = limits
+        return self
+
     def with_stop_timeout(self, seconds: float) -> SessionManagerBuilder:
         """How long ``stop()`` waits for the calls it hangs up to end (default 2 s)."""
         if seconds < 0:
@@ -311,6 +345,9 @@ class SessionManagerBuilder:
             media_timeout=self._media_timeout,
             stop_timeout=self._stop_timeout,
             clock=self._clock,
+            rtp_latch=self._rtp_latch,
+            overload=self._overload,
+            stream_limits=self._stream_limits,
         )
 
     @property

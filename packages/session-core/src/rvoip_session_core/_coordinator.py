@@ -190,7 +190,9 @@ class SessionCoordinator:
         self._endpoint_factory: EndpointFactory = endpoint_factory or open_socket_endpoint
         self._hooks = HookRunner(handler)
         self._registry = CallRegistry(prefix)
-        self._media = MediaManager(config.bind_host, config.media_ports, self._rng, media_backend)
+        self._media = MediaManager(
+            config.bind_host, config.media_ports, self._rng, media_backend, config.rtp_latch
+        )
         self._events: EventHub[SessionEventType] = EventHub(buffer=config.event_buffer)
         self._bridges = BridgeManager(prefix=f"bridge-{prefix}")
         lag = config.overload_lag
@@ -468,6 +470,14 @@ class SessionCoordinator:
     def counters(self) -> dict[str, int]:
         """Call counters: total, failed, incoming, outgoing, overload_rejected."""
         return self._registry.counters
+
+    def sip_stats(self) -> dict[str, int]:
+        """Counters of the SIP stack (transactions, transports, overload control, dialogs).
+
+        E.g. ``shed_invite`` (new INVITEs answered 503 under overload), ``udp_...``
+        transport counters, ``rejected_invalid`` (requests answered 400), ``dialog_...``.
+        """
+        return self.endpoint.stats()
 
     @property
     def message_tap(self) -> MessageTap | None:

@@ -110,6 +110,10 @@ class SipEndpoint(Protocol):
         """Dialogs the endpoint still holds (leak checks)."""
         ...
 
+    def stats(self) -> dict[str, int]:
+        """Counters of the SIP stack below: transactions, transports, overload, dialogs."""
+        ...
+
 
 EndpointFactory = Callable[
     [SessionConfig, random.Random, Callable[[object], None]],
@@ -204,6 +208,10 @@ class _SocketEndpoint:
     def dialog_count(self) -> int:
         return len(self._ep.layer)
 
+    def stats(self) -> dict[str, int]:
+        dialogs = {f"dialog_{key}": value for key, value in self._ep.stats.items()}
+        return {**self._ep.transactions.stats, **dialogs}
+
 
 def dialog_config(cfg: SessionConfig, bound: Peer) -> DialogConfig:
     """Contact/Via of the bound socket: its port always, its host unless a public one is set."""
@@ -247,6 +255,8 @@ async def open_socket_endpoint(
         # (RFC 3261 §19.3; a Mersenne Twister's state can be recovered from its outputs).
         rng=rng if isinstance(rng, random.SystemRandom) else random.Random(rng.getrandbits(64)),
         on_event=on_event,
+        overload=cfg.overload,
+        stream_limits=cfg.stream_limits,
     )
     async with contextlib.AsyncExitStack() as stack:
         try:

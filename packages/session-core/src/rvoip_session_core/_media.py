@@ -35,6 +35,7 @@ from rvoip_media_core import MediaError as EngineMediaError
 from rvoip_rtp_core import (
     DtmfDecoder,
     DtmfEnded,
+    LatchMode,
     PortAllocator,
     RtpError,
     RtpPacket,
@@ -440,7 +441,11 @@ class CallMedia:
 
 
 def open_media_now(
-    media: CallMedia, host: str, allocator: PortAllocator | None, rng: random.Random
+    media: CallMedia,
+    host: str,
+    allocator: PortAllocator | None,
+    rng: random.Random,
+    latch: LatchMode = "strict",
 ) -> None:
     """Open the call's RTP session at once, without a task (asyncio/uvloop only).
 
@@ -449,7 +454,9 @@ def open_media_now(
     Raises:
         MediaError: no RTP port pair could be bound (or the loop is not asyncio's).
     """
-    config = RtpSessionConfig(local_host=host, port_allocator=allocator, cname=media.session_id)
+    config = RtpSessionConfig(
+        local_host=host, port_allocator=allocator, cname=media.session_id, latch=latch
+    )
     try:
         # hot path: the coordinator's RNG itself (one thread, no task of its own); seeding
         # a new random.Random per call costs more than the rest of this function.
@@ -465,14 +472,21 @@ async def media_task(
     host: str,
     allocator: PortAllocator | None,
     rng: random.Random,
+    latch: LatchMode = "strict",
     *,
     task_status: anyio.abc.TaskStatus[CallRtp],
 ) -> None:
     """Own the call's RTP session from open to close (run with ``task_group.start``)."""
-    config = RtpSessionConfig(local_host=host, port_allocator=allocator, cname=media.session_id)
+    config = RtpSessionConfig(
+        local_host=host, port_allocator=allocator, cname=media.session_id, latch=latch
+    )
+    # SSRCs and sequence starts: the OS CSPRNG itself unless a test seeded the RNG.
+    session_rng = (
+        rng if isinstance(rng, random.SystemRandom) else random.Random(rng.getrandbits(64))
+    )
     started = False
     try:
-        async with open_rtp_session(config, rng=random.Random(rng.getrandbits(64))) as rtp:
+        async with open_rtp_session(config, rng=session_rng) as rtp:
             media.rtp = rtp
             started = True
             task_status.started(rtp)

@@ -19,7 +19,7 @@ import anyio.abc
 import sniffio
 
 from rvoip_media_core import MediaEngine, run_media_engine
-from rvoip_rtp_core import PortAllocator
+from rvoip_rtp_core import LatchMode, PortAllocator
 from rvoip_session_core._errors import MediaError
 from rvoip_session_core._media import CallMedia, media_task, open_media_now
 from rvoip_session_core._types import MediaStatistics, QualityMetrics, SessionId
@@ -61,7 +61,14 @@ class MediaBackend(Protocol):
 
 
 class SocketMedia:
-    """RTP on UDP sockets (rtp-core) and media-core's real-time clock."""
+    """RTP on UDP sockets (rtp-core) and media-core's real-time clock.
+
+    Args:
+        latch: rtp-core's source-latching mode for every call ("strict", "learn", "off").
+    """
+
+    def __init__(self, latch: LatchMode = "strict") -> None:
+        self._latch = latch
 
     def opens_now(self) -> bool:
         """asyncio/uvloop: RTP opens synchronously; trio: a task per session."""
@@ -71,7 +78,7 @@ class SocketMedia:
         self, media: CallMedia, host: str, allocator: PortAllocator | None, rng: random.Random
     ) -> None:
         """See ``MediaBackend.open_now``."""
-        open_media_now(media, host, allocator, rng)
+        open_media_now(media, host, allocator, rng, self._latch)
 
     async def open_in_task(
         self,
@@ -82,7 +89,7 @@ class SocketMedia:
         rng: random.Random,
     ) -> None:
         """See ``MediaBackend.open_in_task``."""
-        await tg.start(media_task, media, host, allocator, rng)
+        await tg.start(media_task, media, host, allocator, rng, self._latch)
 
     def run_engine(self, engine: MediaEngine) -> contextlib.AbstractAsyncContextManager[object]:
         """media-core's drift-free 20 ms clock."""
@@ -97,6 +104,7 @@ class MediaManager:
         ports: the RTP port range ``[start, end)``, or None for any free port.
         rng: the coordinator's RNG (SSRCs, sequence numbers, timestamps).
         backend: how RTP opens (default: UDP sockets).
+        latch: RTP source latching of the default backend ("strict", "learn", "off").
     """
 
     def __init__(
@@ -105,10 +113,11 @@ class MediaManager:
         ports: tuple[int, int] | None,
         rng: random.Random,
         backend: MediaBackend | None = None,
+        latch: LatchMode = "strict",
     ) -> None:
         self._host = host
         self._rng = rng
-        self._backend: MediaBackend = backend if backend is not None else SocketMedia()
+        self._backend: MediaBackend = backend if backend is not None else SocketMedia(latch)
         self._engine = MediaEngine()
         self._allocator = PortAllocator(*ports) if ports else None
         self._tg: anyio.abc.TaskGroup | None = None

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_rtp_core import LatchMode
 from rvoip_session_core._errors import ConfigurationError
+from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
     from rvoip_transaction_core import Clock
@@ -26,6 +28,9 @@ SUPPORTED_CODECS = ("PCMU", "PCMA")
 """Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
 
 SUPPORTED_TRANSPORTS = ("UDP", "TCP", "TLS")
+
+RTP_LATCH_MODES: tuple[LatchMode, ...] = ("strict", "learn", "off")
+"""rtp-core's source-latching modes (strict by default: no RTP hijack, issue 10)."""
 
 
 def is_ip_literal(host: str) -> bool:
@@ -116,6 +121,13 @@ class SessionConfig:
         stop_timeout: seconds ``stop()`` waits for the BYEs/CANCELs of the calls it ends to
             be answered (retransmitted meanwhile) before closing the sockets; default 2.
         clock: the clock every timer of the coordinator reads (None: the event loop's).
+        rtp_latch: where RTP may come from (rtp-core's source latching): "strict" (the
+            default: learnt during a short probation preferring the signalled address, then
+            locked), "learn" (re-learnt after a silence) or "off" (any source, the old way).
+        overload: transaction-layer overload control (stateless 503 from raw bytes while the
+            UDP receive queue backs up; on by default, ``OverloadConfig(enabled=False)``
+            turns it off).
+        stream_limits: limits on TCP/TLS peers (read deadline, idle time, connection caps).
     """
 
     bind_host: str = "127.0.0.1"
@@ -145,6 +157,9 @@ class SessionConfig:
     media_timeout: float | None = DEFAULT_MEDIA_TIMEOUT
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     clock: Clock | None = attrs.field(default=None, eq=False, repr=False)
+    rtp_latch: LatchMode = "strict"
+    overload: OverloadConfig = attrs.field(factory=OverloadConfig)
+    stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
 
     @property
     def advertised_host(self) -> str:

@@ -459,6 +459,9 @@ class _VirtualEndpoint:
     def dialog_count(self) -> int:
         return len(self.agent.dialog)
 
+    def stats(self) -> dict[str, int]:
+        return {f"dialog_{key}": value for key, value in self.agent.dialog.stats.items()}
+
 
 class VirtualCalls:
     """Coordinators on one virtual SIP network and one in-memory media network.
