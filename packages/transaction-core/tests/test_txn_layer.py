@@ -254,3 +254,16 @@ def test_response_with_a_foreign_sent_by_is_discarded() -> None:
     lay.receive(forged.encode(), SRC, 0.1)
     assert lay.stats["dropped_response_sent_by_mismatch"] == 1  # RFC 3261 §18.1.2
     assert lay.state(txn) is State.TRYING
+
+
+def test_take_output_hands_out_both_lists_once() -> None:
+    """The driver's one call per flush round: transmits and events, then nothing."""
+    lay = layer()
+    lay.send_request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.2", 5060), 0.0)
+    transmits, events = lay.take_output()
+    assert len(transmits) == 1
+    assert events == []
+    lay.receive(wire("OPTIONS", "z9hG4bK-take-1"), SRC, 0.0)
+    transmits, events = lay.take_output()
+    assert len(events) == 1
+    assert lay.take_output() == ([], [])

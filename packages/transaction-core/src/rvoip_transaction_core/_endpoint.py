@@ -389,15 +389,13 @@ class TransactionEndpoint:
         layer = self.layer
         transports = self.transports
         try:
-            # hot path (once per datagram and per TU call): the layer's output lists are
-            # swapped out directly (same package) rather than through take_*() copies.
+            # hot path (once per datagram and per TU call): one take_output() per round.
+            take_output = layer.take_output
             while True:
-                transmits = layer._transmits
-                events = layer._events
+                transmits, events = take_output()
                 if not transmits and not events:
                     break
                 if transmits:
-                    layer._transmits = []
                     for tx in transmits:
                         target = tx.target
                         transport = transports.get(target.transport)
@@ -409,7 +407,6 @@ class TransactionEndpoint:
                             continue
                         transport.send(tx.data, target, tx.txn_id)
                 if events:
-                    layer._events = []
                     on_event = self.on_event
                     if on_event is None or self._waiters:
                         for event in events:

@@ -129,6 +129,19 @@ class TransactionLayer:
         out, self._transmits = self._transmits, []
         return out
 
+    def take_output(self) -> tuple[list[Transmit], list[TransactionEvent]]:
+        """Return and clear both outputs at once: the bytes to send and the TU's events.
+
+        One call per flush round for the driver's hot path (instead of two, or of reaching
+        into the lists); an empty list is handed out as is, so do not keep or fill it.
+        """
+        transmits, events = self._transmits, self._events
+        if transmits:
+            self._transmits = []
+        if events:
+            self._events = []
+        return transmits, events
+
     def take_events(self) -> list[TransactionEvent]:
         """Return and clear the events for the TU."""
         out, self._events = self._events, []
