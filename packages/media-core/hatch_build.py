@@ -27,6 +27,12 @@ class CffiBuildHook(BuildHookInterface):  # type: ignore[type-arg]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
+        """Compile the C kernel and add it to the wheel (next to the sources if editable).
+
+        Without a compiler the wheel is pure Python (numpy fallback) unless
+        ``RVOIP_MEDIA_REQUIRE_EXTENSION=1`` makes that an error; ``RVOIP_MEDIA_NO_EXTENSION=1``
+        skips the build.
+        """
         if self.target_name != "wheel" or os.environ.get(SKIP_ENV) == "1":
             return
         root = Path(self.root)
@@ -62,4 +68,5 @@ class CffiBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             shutil.rmtree(tmp, ignore_errors=True)
 
     def finalize(self, version: str, build_data: dict[str, Any], artifact_path: str) -> None:
+        """Remove the staged extension once the wheel is written."""
         shutil.rmtree(Path(self.directory) / ".cffi-stage", ignore_errors=True)

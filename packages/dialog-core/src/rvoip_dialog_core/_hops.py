@@ -13,10 +13,10 @@ __all__ = ["NameCache", "is_ip", "next_hop", "target_for"]
 
 
 def next_hop(request: Request, default_transport: str = "UDP") -> Peer | None:
-    """Where a request goes (RFC 3263 §4 without NAPTR/SRV): the first Route if it is a loose
-    router, else the Request-URI (which holds a strict router, RFC 3261 §12.2.1.1).
+    """Where a request goes (RFC 3263 §4 without NAPTR/SRV).
 
-    The host may be a name; None when the URI is not a SIP URI.
+    The first Route if it is a loose router, else the Request-URI (which holds a strict
+    router, RFC 3261 §12.2.1.1). The host may be a name; None when the URI is not a SIP URI.
     """
     routes = request.routes
     first = routes[0].uri if routes else None

@@ -1,5 +1,8 @@
-"""rvoip_media_core: G.711 and jitter-buffer C kernel (numpy fallback), PLC, tones,
-WAV, mixing, E-model quality and the batch media engine."""
+"""rvoip_media_core: the media plane above rvoip-rtp-core.
+
+G.711 and jitter-buffer C kernel (numpy fallback), PLC, tones, WAV, mixing, E-model
+quality and the batch media engine.
+"""
 
 from rvoip_media_core._backend import BACKEND, KERNEL_ENV
 from rvoip_media_core._driver import PHASES, SPLIT_ABOVE, ClockStats, MediaClock, run_media_engine

@@ -32,8 +32,10 @@ wake-up of an idle process costs CPU of its own; ~0.1 ms on a virtual machine)."
 
 @attrs.define(eq=False)
 class ClockStats:
-    """How punctual the clock was. A packet is late when sent more than
-    ``late_threshold`` after its scheduled time."""
+    """How punctual the clock was.
+
+    A packet is late when sent more than ``late_threshold`` after its scheduled time.
+    """
 
     late_threshold: float = 0.01
     ticks: int = 0
@@ -113,8 +115,11 @@ class MediaClock:
         return self.phases if split else 1
 
     def process(self, deadline: float, phase: int = 0, phases: int = 1) -> None:
-        """Run one tick (or phase ``phase`` of ``phases``) scheduled at ``deadline``
-        (clock time) and send its packets."""
+        """Run one tick and send its packets.
+
+        The tick (or phase ``phase`` of ``phases``) is the one scheduled at ``deadline``
+        (clock time).
+        """
         stats = self.stats
         clock = self.clock
         start = clock()

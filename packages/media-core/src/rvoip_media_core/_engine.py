@@ -46,11 +46,17 @@ class RtpSessionLike(Protocol):
         marker: bool = False,
         payload_type: int | None = None,
         now: float | None = None,
-    ) -> None: ...
+    ) -> None:
+        """Send one encoded frame as an RTP packet."""
+        ...
 
-    def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None: ...
+    def set_packet_handler(self, handler: Callable[[Any, float], None] | None) -> None:
+        """Deliver every received RTP packet, with its arrival time, to ``handler``."""
+        ...
 
-    def statistics(self) -> Any: ...
+    def statistics(self) -> Any:
+        """The session's RTP/RTCP statistics (read for the stream's quality figures)."""
+        ...
 
 
 PacketHandler = Callable[[Any, float], None]
@@ -325,8 +331,10 @@ class MediaEngine:
         return outgoing
 
     def end_tick(self) -> None:
-        """Second half of a tick (or of its phase): pop, decode, conceal and deliver one
-        frame per due stream."""
+        """Second half of a tick (or of its phase): play out the due streams.
+
+        Pops, decodes, conceals and delivers one frame per due stream.
+        """
         key = self._pending_key
         for group, streams in self._pending.items():
             self._play_group(group, key, streams)

@@ -174,6 +174,12 @@ ulaw_decode_bytes = _make_decode_bytes("rv_ulaw_decode_b", _g711_numpy.ulaw_deco
 alaw_decode_bytes = _make_decode_bytes("rv_alaw_decode_b", _g711_numpy.alaw_decode)
 """A-law bytes to native-endian 16-bit PCM bytes."""
 
+# The functions are built by the factories above: give them the docstrings help() shows.
+ulaw_encode_bytes.__doc__ = "Encode native-endian 16-bit PCM bytes to µ-law bytes."
+alaw_encode_bytes.__doc__ = "Encode native-endian 16-bit PCM bytes to A-law bytes."
+ulaw_decode_bytes.__doc__ = "Decode µ-law bytes to native-endian 16-bit PCM bytes."
+alaw_decode_bytes.__doc__ = "Decode A-law bytes to native-endian 16-bit PCM bytes."
+
 
 def encode(codec: Codec, pcm: ArrayLike) -> NDArray[np.uint8]:
     """Encode int16 PCM (any shape) with ``codec``."""

@@ -128,8 +128,11 @@ class KernelHandles:
 
 @attrs.frozen
 class JitterStats:
-    """Counters of a jitter buffer. Every received packet is in exactly one of
-    played, late, duplicate, dropped_overflow, dropped_adapt or buffered."""
+    """Counters of a jitter buffer.
+
+    Every received packet is in exactly one of played, late, duplicate,
+    dropped_overflow, dropped_adapt or buffered.
+    """
 
     received: int
     played: int
@@ -430,8 +433,10 @@ def allocation_epoch() -> int:
 
 
 def play_handles(buffers: Sequence[JitterBuffer]) -> KernelHandles | None:
-    """Like ``make_handles`` but without allocating: a buffer that has received nothing
-    yet gets a shared never-started state, which pops EMPTY and is never written.
+    """Like ``make_handles`` but without allocating.
+
+    A buffer that has received nothing yet gets a shared never-started state, which pops
+    EMPTY and is never written.
 
     Valid until ``allocation_epoch()`` changes (a buffer then got its own state).
     """
@@ -620,8 +625,10 @@ class PlayBatch:
         return self.epoch == _EPOCH[0]
 
     def pop(self) -> None:
-        """One frame from every buffer into ``statuses``/``out``/``lens`` (stale bytes
-        after ``lens[i]`` in a row are left as they were)."""
+        """Pop one frame from every buffer into ``statuses``/``out``/``lens``.
+
+        Stale bytes after ``lens[i]`` in a row are left as they were.
+        """
         args = self._args
         if args is not None:
             kernel()[1].rv_jb_pop_many(*args)

@@ -188,8 +188,10 @@ def detect_dtmf(
 
 
 class DtmfDetector:
-    """In-band DTMF detection on a stream of frames, debounced: a key is reported once
-    when seen in ``min_frames`` consecutive frames, and re-armed after a frame without it.
+    """In-band DTMF detection on a stream of frames, debounced.
+
+    A key is reported once when seen in ``min_frames`` consecutive frames, and re-armed
+    after a frame without it.
 
     Use it as (or inside) a stream's sink: ``detector.feed(frame)`` or ``detector(frame)``.
     """

@@ -311,7 +311,7 @@ def rtcp_interval(
     rng: Callable[[], float],
     min_time: float = RTCP_MIN_TIME,
 ) -> float:
-    """RFC 3550 A.7 rtcp_interval(): seconds until the next RTCP report.
+    """Seconds until the next RTCP report (RFC 3550 A.7's ``rtcp_interval()``).
 
     Args:
         members: session members including us.

@@ -1,5 +1,7 @@
-"""The call layer: dialog events, media readings and ``now`` in; call state, SIP answers,
-media commands, session events and deadlines out.
+"""The call layer: every call's state machine, sans-IO.
+
+Dialog events, media readings and ``now`` go in; call state, SIP answers, media commands,
+session events and deadlines come out.
 
 It holds no socket and reads no loop: time comes from the injected clock, commands go to
 the SIP endpoint and the media manager it is given, and its timers (ring, decision and

@@ -832,8 +832,11 @@ class SessionCoordinator:
         self._registry.get(session_id).media.set_muted(True)
 
     async def set_audio_source(self, session_id: str, source: AudioSourceSpec) -> None:
-        """What the call sends: a media-core source (e.g. ``tone_source(1000)``), a WAV path,
-        int16 samples, or None for silence."""
+        """Choose what the call sends.
+
+        ``source`` is a media-core source (e.g. ``tone_source(1000)``), a WAV path, int16
+        samples, or None for silence.
+        """
         self._registry.get(session_id).media.slot.source = make_source(source)
 
     async def subscribe_to_audio_frames(self, session_id: str) -> EventSubscription[AudioFrame]:

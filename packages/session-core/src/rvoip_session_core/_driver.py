@@ -35,8 +35,11 @@ MessageTap = Callable[[str, bytes, tuple[str, int]], None]
 
 
 class SipEndpoint(Protocol):
-    """The dialog-endpoint commands session-core uses (``rvoip_dialog_core.DialogEndpoint``'s
-    public API, or the virtual-network endpoint of ``rvoip_session_core.testing``)."""
+    """The dialog-endpoint commands session-core uses.
+
+    ``rvoip_dialog_core.DialogEndpoint``'s public API, or the virtual-network endpoint of
+    ``rvoip_session_core.testing``.
+    """
 
     @property
     def config(self) -> DialogConfig:
@@ -370,8 +373,10 @@ class DeadlineTimer:
 
 
 async def guarded(func: Callable[..., Awaitable[object]], *args: object) -> None:
-    """Run a call task, logging (never raising) its error: one call's bug must not end
-    the coordinator's task group and with it every other call."""
+    """Run a call task, logging (never raising) its error.
+
+    One call's bug must not end the coordinator's task group and with it every other call.
+    """
     try:
         await func(*args)
     except Exception:

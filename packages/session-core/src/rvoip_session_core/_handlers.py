@@ -32,9 +32,10 @@ class CallHandler(abc.ABC):
     """What an application implements to take part in calls.
 
     ``on_incoming_call`` and ``on_call_ended`` are required; the other hooks have
-    do-nothing defaults. Every hook runs in the coordinator's task group, so a slow
-    hook delays only its own call; a hook that raises is logged (and an incoming call
-    whose handler raised is answered 500).
+    do-nothing defaults. ``on_incoming_call`` is awaited in a task of its own per call;
+    the other hooks run one at a time, in order, in the coordinator's hook task, so a
+    slow one delays the hooks queued after it. A hook that raises is logged (and an
+    incoming call whose handler raised is answered 500).
     """
 
     @abc.abstractmethod

@@ -54,8 +54,10 @@ SAMPLE_RATE = 8000
 
 
 class CallRtp(Protocol):
-    """What a call's media needs of an RTP session (``rvoip_rtp_core.RtpSession``, or the
-    in-memory session of ``rvoip_session_core.testing``)."""
+    """What a call's media needs of an RTP session.
+
+    ``rvoip_rtp_core.RtpSession``, or the in-memory session of ``rvoip_session_core.testing``.
+    """
 
     @property
     def local_rtp_address(self) -> tuple[str, int]:

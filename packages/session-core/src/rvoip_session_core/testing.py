@@ -1,5 +1,8 @@
-"""Helpers for tests, examples and the demo: loopback endpoints, SIP traces, tone meters,
-and whole calls between coordinators in virtual time (``VirtualCalls``)."""
+"""Helpers for tests, examples and the demo.
+
+Loopback endpoints, SIP traces, tone meters, and whole calls between coordinators in
+virtual time (``VirtualCalls``).
+"""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ def normalize_lws(value: str) -> str:
 
 
 def quote(text: str) -> str:
-    """Return ``text`` as a quoted-string, escaping ``"`` and ``\\`` (RFC 3261 §25.1)."""
+    r"""Return ``text`` as a quoted-string, escaping ``"`` and ``\`` (RFC 3261 §25.1)."""
     if '"' in text or "\\" in text:
         text = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + text + '"'
@@ -79,9 +79,9 @@ def unquote(text: str) -> str:
 
 
 def split_list(value: str) -> list[str]:
-    """Split a comma-separated header value into stripped elements.
+    r"""Split a comma-separated header value into stripped elements.
 
-    Commas inside quoted strings (with ``\\`` escapes) and inside ``<...>`` do not
+    Commas inside quoted strings (with ``\`` escapes) and inside ``<...>`` do not
     split. Empty elements (``a,,b``) are dropped, as a tolerant parser does
     (RFC 3261 §7.3.1 allows a header's empty value, e.g. ``Supported:``).
 

@@ -43,7 +43,9 @@ class HeaderType(Protocol):
     MULTI: ClassVar[bool]
 
     @classmethod
-    def parse(cls, value: str) -> Self: ...
+    def parse(cls, value: str) -> Self:
+        """Parse one header value (raises ``SipParseError`` when it is malformed)."""
+        ...
 
 
 H = TypeVar("H", bound=HeaderType)

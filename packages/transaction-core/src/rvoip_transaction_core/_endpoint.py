@@ -1,5 +1,4 @@
-"""`TransactionEndpoint`: the anyio driver composing a `TransactionLayer`, transports and
-one timer task.
+"""`TransactionEndpoint`: the anyio driver of a `TransactionLayer`, its transports and one timer.
 
 Received bytes go into the layer synchronously (from the datagram callback or the stream
 reader), the layer's transmits go straight to the transports, and the layer's next deadline

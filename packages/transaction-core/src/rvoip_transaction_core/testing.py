@@ -187,6 +187,7 @@ class Responder:
     answered: int = 0
 
     def __call__(self, event: TransactionEvent) -> None:
+        """Answer each new request with ``status`` (the ``on_event`` callback)."""
         if isinstance(event, TransactionRequest) and self.endpoint is not None:
             tag = None if self.status < 200 else "rvoip"
             response = make_response(event.request, self.status, to_tag=tag)

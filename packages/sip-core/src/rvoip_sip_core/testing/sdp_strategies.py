@@ -48,8 +48,10 @@ def words(min_size: int = 1, max_size: int = 12) -> st.SearchStrategy[str]:
 
 
 def text_values(min_size: int = 0, max_size: int = 30) -> st.SearchStrategy[str]:
-    """Free text for s=, i=, a= values: any non-surrogate character except line breaks,
-    with no trailing space or tab."""
+    """Free text for s=, i=, a= values.
+
+    Any non-surrogate character except line breaks, with no trailing space or tab.
+    """
     chars = st.characters(exclude_categories=["Cs"], exclude_characters="\r\n")
     return (
         st.text(chars, min_size=min_size, max_size=max_size)
@@ -89,7 +91,7 @@ def connections() -> st.SearchStrategy[Connection]:
 
 
 def rtpmaps() -> st.SearchStrategy[RtpMap]:
-    """rtpmap values."""
+    """Valid ``a=rtpmap`` values (payload type, encoding name, clock rate, channels)."""
     return st.builds(
         RtpMap,
         st.integers(min_value=0, max_value=127),
