@@ -4,8 +4,7 @@ Each sans-IO layer (transactions, dialogs, calls) keeps many deadlines that move
 cancelled far more often than they fire. Re-heapifying on every change costs O(n); this
 heap instead leaves a superseded entry where it is and drops it when it reaches the top
 (or when stale entries outnumber live ones), so `set`, `cancel` and `next` are amortized
-O(log n) / O(1). One helper, shared by the dialog and session layers (the transaction
-layer keeps a token heap of its own, specialised for its hot path).
+O(log n) / O(1). One helper, shared by the transaction, dialog and session layers.
 """
 
 from __future__ import annotations

@@ -418,7 +418,7 @@ class TransactionEndpoint:
                             self._tu_failed(event)
         finally:
             self._flushing = False
-        deadline = layer.next_deadline()
+        deadline = layer.deadlines.next()  # hot path: the heap itself, no wrapper call
         # hot path: the wake-up armed for _armed_for covers every later deadline (slots
         # grow with deadlines), so only an earlier one costs a slot computation.
         if deadline is not None and deadline < self._armed_for:

@@ -7,7 +7,6 @@ Bytes and TU calls go in with the current time; transmits and TU events come out
 
 from __future__ import annotations
 
-import heapq
 import logging
 import random
 from collections import Counter
@@ -29,6 +28,7 @@ from rvoip_sip_core import (
     parse_message,
 )
 
+from ._deadlines import Deadlines
 from ._matching import (
     MAGIC_COOKIE,
     client_key,
@@ -105,11 +105,11 @@ class TransactionLayer:
     _clients: dict[Hashable, Transaction] = attrs.field(factory=dict, init=False)
     _servers: dict[Hashable, Transaction] = attrs.field(factory=dict, init=False)
     _merge: dict[Hashable, Transaction] = attrs.field(factory=dict, init=False)
-    _heap: list[tuple[float, int, Transaction, Timer]] = attrs.field(factory=list, init=False)
+    deadlines: Deadlines[tuple[Transaction, Timer]] = attrs.field(factory=Deadlines, init=False)
+    """The running timers of every transaction, keyed ``(transaction, timer)``."""
     _transmits: list[Transmit] = attrs.field(factory=list, init=False)
     _events: list[TransactionEvent] = attrs.field(factory=list, init=False)
     _next_id: int = attrs.field(default=1, init=False)
-    _next_token: int = attrs.field(default=1, init=False)
 
     # ------------------------------------------------------------------ set-up / output
 
@@ -118,11 +118,8 @@ class TransactionLayer:
         self._local[transport.upper()] = (host, port)
 
     def next_deadline(self) -> float | None:
-        """The earliest pending timer deadline (may be a stale one: harmless)."""
-        heap = self._heap
-        while heap and heap[0][2].tokens.get(heap[0][3]) != heap[0][1]:
-            heapq.heappop(heap)
-        return heap[0][0] if heap else None
+        """The earliest pending timer deadline."""
+        return self.deadlines.next()
 
     def take_transmits(self) -> list[Transmit]:
         """Return and clear the bytes to send."""
@@ -176,10 +173,13 @@ class TransactionLayer:
 
     def handle_timers(self, now: float) -> None:
         """Fire every timer whose deadline is at or before ``now``."""
-        heap = self._heap
-        while heap and heap[0][0] <= now:
-            _deadline, token, txn, timer = heapq.heappop(heap)
-            txn.fire(timer, token, now)
+        # A timer may arm another one already due (e.g. Timer G re-armed late): repeat.
+        pop_due = self.deadlines.pop_due
+        due = pop_due(now)
+        while due:
+            for txn, timer in due:
+                txn.fire(timer, now)
+            due = pop_due(now)
 
     # ------------------------------------------------------------------ client side
 
@@ -269,7 +269,7 @@ class TransactionLayer:
         if txn.trying_owed:
             # A response from the TU: the deferred 100 Trying is no longer owed.
             txn.trying_owed = False
-            txn.tokens.pop(Timer.TRYING, None)
+            txn.disarm(Timer.TRYING)
         key = txn.key
         if status >= 200 and isinstance(key, tuple) and key[0] == "2543":
             # kept for the RFC 2543 ACK match (§17.2.3); a branch match needs no To tag
@@ -474,7 +474,7 @@ class TransactionLayer:
                 # RFC 3261 §17.2.1: the 100 may be skipped if the TU answers within 200 ms:
                 # it is sent by Timer 100 (or on a retransmission) if no response came yet.
                 txn.trying_owed = True
-                txn.tokens[Timer.TRYING] = self._schedule(txn, Timer.TRYING, now + delay)
+                txn.arm(Timer.TRYING, now + delay)
             else:
                 # RFC 3261 §17.2.1: the INVITE server transaction answers 100 Trying itself
                 # (built as bytes: the TU never sees it).
@@ -600,12 +600,6 @@ class TransactionLayer:
 
     def _transport_error(self, txn: Transaction, reason: str) -> None:
         self._events.append(TransportFailure(txn.id, reason))
-
-    def _schedule(self, txn: Transaction, timer: Timer, deadline: float) -> int:
-        token = self._next_token
-        self._next_token += 1
-        heapq.heappush(self._heap, (deadline, token, txn, timer))
-        return token
 
     def _build_ack(self, txn: Transaction, response: Response) -> bytes:
         # RFC 3261 §17.1.1.3: same Request-URI, Call-ID, From, CSeq number and top Via as

@@ -14,6 +14,7 @@ import attrs
 
 from rvoip_sip_core import Request, Response
 
+from ._deadlines import Deadlines
 from ._matching import trying_bytes
 from ._tables import ARMS, TIMER_EVENT, Machine, MachineAction, MachineEvent, State, Timer
 from ._types import RELIABLE_TRANSPORTS, Peer, TimerConfig, TransactionUsageError
@@ -28,7 +29,9 @@ class Owner(Protocol):
     def _deliver(self, txn: Transaction, message: Request | Response, source: Peer) -> None: ...
     def _timeout(self, txn: Transaction, timer: Timer) -> None: ...
     def _transport_error(self, txn: Transaction, reason: str) -> None: ...
-    def _schedule(self, txn: Transaction, timer: Timer, deadline: float) -> int: ...
+
+    deadlines: Deadlines[tuple[Transaction, Timer]]
+
     def _build_ack(self, txn: Transaction, response: Response) -> bytes: ...
     def _terminated(self, txn: Transaction) -> None: ...
 
@@ -55,9 +58,9 @@ def event_for_tu_response(status: int) -> MachineEvent:
 class Transaction:
     """One client or server transaction, driven by its `Machine` table.
 
-    ``peer`` is the target (client) or the source to answer (server). Timers live in
-    ``tokens`` (timer -> token of the heap entry that is current); the layer's heap pops an
-    entry only when its token is still current, so cancelling is just forgetting the token.
+    ``peer`` is the target (client) or the source to answer (server). ``armed`` holds the
+    timers running; their deadlines live in the layer's `Deadlines` heap (keyed by
+    ``(transaction, timer)``), which drops a cancelled one lazily.
     """
 
     id: int
@@ -72,7 +75,7 @@ class Transaction:
     response_bytes: bytes | None = None
     response_target: Peer | None = None
     ack_bytes: bytes | None = None
-    tokens: dict[Timer, int] = attrs.Factory(dict)
+    armed: set[Timer] = attrs.Factory(set)
     intervals: dict[Timer, float] = attrs.Factory(dict)
     merge_key: Hashable | None = None
     to_tag: str | None = None
@@ -123,11 +126,13 @@ class Transaction:
         new_state, actions = row
         if new_state is not self.state:
             self.state = new_state
-            tokens = self.tokens
-            if tokens:  # hot path: most server transactions run no timer before their final
+            armed = self.armed
+            if armed:  # hot path: most server transactions run no timer before their final
                 allowed = self.machine.timers[new_state]
-                for timer in [t for t in tokens if t not in allowed]:
-                    del tokens[timer]
+                cancel = self.owner.deadlines.cancel
+                for timer in [t for t in armed if t not in allowed]:
+                    armed.discard(timer)
+                    cancel((self, timer))
         if actions:
             self._run(actions, now, message, source or self.peer, event)
         if new_state in _COMPACT_STATES:
@@ -137,14 +142,29 @@ class Transaction:
         if self.state is State.TERMINATED and not self.finished:
             # A zero timer (reliable D/I/J/K) may already have terminated us re-entrantly.
             self.finished = True
-            self.tokens.clear()
+            if self.armed:
+                cancel = self.owner.deadlines.cancel
+                for timer in self.armed:
+                    cancel((self, timer))
+                self.armed.clear()
             self.owner._terminated(self)
 
-    def fire(self, timer: Timer, token: int, now: float) -> bool:
-        """Handle a popped heap entry; stale entries (cancelled or re-armed) are ignored."""
-        if self.tokens.get(timer) != token or self.state is State.TERMINATED:
+    def arm(self, timer: Timer, deadline: float) -> None:
+        """Start (or restart) ``timer`` to fire at ``deadline``."""
+        self.armed.add(timer)
+        self.owner.deadlines.set((self, timer), deadline)
+
+    def disarm(self, timer: Timer) -> None:
+        """Stop ``timer`` if it runs."""
+        if timer in self.armed:
+            self.armed.discard(timer)
+            self.owner.deadlines.cancel((self, timer))
+
+    def fire(self, timer: Timer, now: float) -> bool:
+        """``timer``'s deadline came (the layer popped it): run its table row."""
+        if timer not in self.armed or self.state is State.TERMINATED:
             return False
-        del self.tokens[timer]
+        self.armed.discard(timer)
         self.step(TIMER_EVENT[timer], now)
         return True
 
@@ -192,7 +212,9 @@ class Transaction:
                         zero = []
                     zero.append(timer)
                     continue
-                self.tokens[timer] = owner._schedule(self, timer, now + duration)
+                # hot path: arm() inlined (one call per timer armed)
+                self.armed.add(timer)
+                owner.deadlines.set((self, timer), now + duration)
         # RFC 3261 §17.1.1.2/§17.2.1: over reliable transports D, I, J, K are zero: the
         # transaction moves on at once instead of waiting for a heap pop.
         if zero is not None:
@@ -205,7 +227,7 @@ class Transaction:
         if not self.trying_owed:
             return
         self.trying_owed = False
-        self.tokens.pop(Timer.TRYING, None)
+        self.disarm(Timer.TRYING)
         request = self.request
         target = self.response_target
         if self.response_bytes is None and request is not None and target is not None:
