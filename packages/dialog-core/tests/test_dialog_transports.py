@@ -3,10 +3,12 @@ loopback sockets: one endpoint on UDP, TCP and TLS at once, on asyncio and trio.
 
 from __future__ import annotations
 
+import socket
 import ssl
 from collections.abc import AsyncIterator
 
 import anyio
+import attrs
 import pytest
 
 from rvoip_dialog_core import (
@@ -213,3 +215,69 @@ async def test_a_sips_request_without_any_tls_transport_fails_with_416(anyio_bac
             failed = await wait_for(alice, InviteFailed)
             assert isinstance(failed, InviteFailed)
             assert failed.response.status == 416
+
+
+@pytest.mark.anyio
+async def test_a_secure_dialog_keeps_a_sips_contact_when_the_peer_answers_sip(
+    pair: tuple[DialogEndpoint, DialogEndpoint],
+) -> None:
+    """baresip 1.0 answers a ``sips:`` INVITE with a ``sip:…;transport=tls`` Contact, so our
+    re-INVITE's Request-URI is ``sip:``; the dialog is still secure (RFC 3261 §12.1.1) and
+    our Contact in it stays ``sips:`` (the first version used the sip: TLS Contact there)."""
+    bob, alice = pair
+    tls_port = bob.local("TLS").port
+    sloppy = f"sip:bob@127.0.0.1:{tls_port};transport=tls"
+    bob.layer.config = attrs.evolve(bob.config, sips_contact=sloppy)
+    with anyio.fail_after(10):
+        alice.invite(f"sips:bob@127.0.0.1:{tls_port}", from_="sips:alice@127.0.0.1")
+        incoming = await wait_for(bob, IncomingInvite)
+        assert isinstance(incoming, IncomingInvite)
+        bob.respond(incoming.ref, 200, body=SDP)
+        confirmed = await wait_for(alice, DialogConfirmed)
+        assert isinstance(confirmed, DialogConfirmed)
+        assert contact_of(confirmed.message.contacts) == sloppy
+        alice.reinvite(confirmed.dialog_id, SDP)
+        again = await wait_for(bob, ReInviteReceived)
+        assert isinstance(again, ReInviteReceived)
+        assert again.request.uri.scheme == "sip"
+        assert again.request.top_via.transport == "TLS"
+        assert contact_of(again.request.contacts).startswith("sips:alice@127.0.0.1:")
+
+
+def _shared_port() -> int:
+    """A port free for UDP and TCP on 127.0.0.1 now (RFC 3261 §18: one SIP port for both)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise AssertionError("no port free for UDP and TCP")
+
+
+@pytest.mark.anyio
+async def test_a_large_request_to_a_udp_target_moves_to_tcp(anyio_backend: str) -> None:
+    """RFC 3261 §18.1.1 (transaction-core): over 1,300 bytes, UDP -> TCP to the same
+    address; the Via names TCP (the Contact stays the UDP one: the peer may use either)."""
+    port = _shared_port()
+    where = ("127.0.0.1", port)
+    padding = [(f"X-Pad-{n}", "p" * 80) for n in range(20)]
+    async with (
+        DialogEndpoint(udp=where, tcp=where, user="bob") as bob,
+        DialogEndpoint(udp=LOOP, tcp=LOOP, user="alice") as alice,
+    ):
+        with anyio.fail_after(10):
+            alice.invite(f"sip:bob@127.0.0.1:{port}", from_="sip:alice@127.0.0.1", headers=padding)
+            incoming = await wait_for(bob, IncomingInvite)
+            assert isinstance(incoming, IncomingInvite)
+            assert len(incoming.request.encode()) > 1300
+            assert incoming.request.top_via.transport == "TCP"
+            bob.respond(incoming.ref, 486)
+            busy = await wait_for(alice, InviteFailed)
+            assert isinstance(busy, InviteFailed)
+            assert busy.response.status == 486
+        assert alice.transactions.stats["udp_to_tcp"] == 1

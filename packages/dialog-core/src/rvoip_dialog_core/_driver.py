@@ -432,7 +432,8 @@ class DialogEndpoint:
         Hot path (the preferred transport, a ``sip:`` target): two comparisons.
         """
         via = request.top_via
-        secure = _is_secure_target(request)
+        # Not over TLS: never secure (such a sips: request was refused before).
+        secure = target.transport == "TLS" and _is_secure_target(request)
         if via.transport.upper() == target.transport and not secure:
             return request
         try:
