@@ -103,6 +103,20 @@ async def test_baresip_calls_rvoip_over_tls(
         await anyio.sleep(1.0)  # baresip used to drop the call right after the 200 OK
         assert not phone.seen("CALL_CLOSED"), phone.output()
         assert (await rvoip.get_session(call_id)).state is CallState.Active
+        # baresip holds and resumes (re-INVITEs to our Contact) and sends DTMF.
+        await phone.command("hold")
+        await phone.command("resume")
+        assert await wait_until(
+            lambda: len([r for r in trace.responses(200) if r.cseq.method == "INVITE"]) >= 3,
+            timeout=10,
+        ), phone.output()
+        for answer in trace.responses(200):
+            if answer.cseq.method == "INVITE":
+                assert str(answer.contacts[0].uri) == contact
+        await phone.command("sndcode", "5")
+        assert await wait_until(lambda: "5" in handler.dtmf.get(call_id, []), timeout=5), (
+            phone.output()
+        )
         await rvoip.terminate_session(call_id)
         await phone.event("CALL_CLOSED")
         assert await wait_until(lambda: released(rvoip))
