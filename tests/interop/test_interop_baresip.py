@@ -16,7 +16,7 @@ import pytest
 from interop_baresip import HOST, Baresip, find_baresip
 from interop_calls import Recorder
 
-from rvoip_session_core import CallState, SessionCoordinator, SessionManagerBuilder
+from rvoip_session_core import CallState, SessionCoordinator, SessionId, SessionManagerBuilder
 from rvoip_session_core.testing import SipTrace, released, wait_until
 from rvoip_transaction_core.testing import self_signed_certificate
 
@@ -114,7 +114,8 @@ async def test_baresip_calls_rvoip_over_tls(
             if answer.cseq.method == "INVITE":
                 assert str(answer.contacts[0].uri) == contact
         await phone.command("sndcode", "5")
-        assert await wait_until(lambda: "5" in handler.dtmf.get(call_id, []), timeout=5), (
+        digits = handler.dtmf
+        assert await wait_until(lambda: "5" in digits.get(SessionId(call_id), []), timeout=5), (
             phone.output()
         )
         await rvoip.terminate_session(call_id)
