@@ -125,3 +125,43 @@ def test_builder_transports_and_tls_port() -> None:
         SessionManagerBuilder().with_transport("tls").with_transports("udp").config()
     with pytest.raises(ConfigurationError):
         SessionManagerBuilder().with_transports("sctp")
+
+
+async def test_options_follow_the_target_uri_and_never_downgrade_sips(
+    anyio_backend: str, session_tls_files: tuple[Path, Path]
+) -> None:
+    """``send_options`` builds its request itself (no dialog driver): it used to put the
+    preferred transport's Contact on every OPTIONS and to let a sips: target without a TLS
+    transport end in a transaction-layer error. Now the Contact names the transport used
+    (sips: for sips:) and a sips: target over UDP/TCP is refused with a TransportError."""
+    from rvoip_session_core import TransportError
+
+    trace = SipTrace()
+    async with (
+        await with_cert(loopback_builder("bob"), session_tls_files).build() as bob,
+        await with_cert(loopback_builder("alice"), session_tls_files).build() as alice,
+        await loopback_builder("carol").with_transports("udp", "tcp").build() as carol,
+    ):
+        trace.attach(alice, "alice")
+        host, _port = bob.local_sip_address
+        tls = bob.endpoint.local("TLS")
+        mine = alice.endpoint.local("TLS").port
+        with anyio.fail_after(15):
+            for target, contact in (
+                (
+                    f"sip:bob@{host}:{tls.port};transport=tls",
+                    f"sip:alice@{host}:{mine};transport=tls",
+                ),
+                (f"sips:bob@{host}:{tls.port}", f"sips:alice@{host}:{mine}"),
+            ):
+                response = await alice.send_options(target)
+                assert response.status == 200
+                sent = trace.requests("OPTIONS")[-1]
+                assert sent.top_via.transport == "TLS"
+                assert str(sent.contacts[0].uri) == contact
+            with pytest.raises(TransportError, match="no TLS transport"):
+                await carol.send_options(f"sips:bob@{host}:{tls.port}")
+            # A contradictory transport=udp on a sips: URI does not downgrade it.
+            response = await alice.send_options(f"sips:bob@{host}:{tls.port};transport=udp")
+            assert response.status == 200
+            assert trace.requests("OPTIONS")[-1].top_via.transport == "TLS"
