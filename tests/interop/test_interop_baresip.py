@@ -163,3 +163,26 @@ async def test_rvoip_calls_baresip_over_tls_with_hold_and_dtmf(
         assert request.top_via.transport == "TLS"
         scheme = str(request.contacts[0].uri).split(":")[0] if request.contacts else None
         assert scheme in (None, "sips" if form == "sips" else "sip")
+
+
+async def test_baresip_hangs_up_a_call_rvoip_placed_over_tls(
+    phone: Baresip,
+    builder: Callable[..., SessionManagerBuilder],
+    tls_files: tuple[Path, Path],
+) -> None:
+    """baresip's BYE goes to our Contact, ``sip:alice@127.0.0.1:<TLS port>;transport=tls``:
+    with a certificate rvoip listens there and the call ends cleanly. (A TLS *client*
+    without a certificate has no listener; baresip 1.0 opens a new connection to the
+    Contact instead of reusing ours, so its BYE cannot reach such an rvoip, see
+    docs/tls-and-sips.md. baresip 1.0 sends no BYE to a sips: Contact either.)"""
+    handler = Recorder()
+    rvoip_builder = tls_builder(builder, handler, tls_files, "alice").with_transport("tls")
+    async with await rvoip_builder.build() as rvoip:
+        with anyio.fail_after(30):
+            call = await rvoip.create_outgoing_call(f"sip:alice@{HOST}", phone.uri("tls"))
+            await rvoip.wait_for_answer(call.id, 10)
+            await phone.event("CALL_ESTABLISHED")
+            await phone.command("hangup")
+            await phone.event("CALL_CLOSED")
+            assert await wait_until(lambda: released(rvoip), timeout=10), phone.output()
+        assert [reason for _call, reason in handler.ended] == ["remote hangup"]
