@@ -10,6 +10,8 @@ from collections.abc import AsyncIterator
 import anyio
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
     DialogConfig,
@@ -23,7 +25,7 @@ from rvoip_dialog_core import (
     secure_form,
 )
 from rvoip_dialog_core._uas import is_secure_request
-from rvoip_sip_core import Request, make_request, parse_uri
+from rvoip_sip_core import Request, SipUri, make_request, parse_uri
 
 SDP = (
     b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
@@ -281,3 +283,42 @@ async def test_a_large_request_to_a_udp_target_moves_to_tcp(anyio_backend: str) 
             assert isinstance(busy, InviteFailed)
             assert busy.response.status == 486
         assert alice.transactions.stats["udp_to_tcp"] == 1
+
+
+_USERS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.", min_size=1, max_size=12)
+_HOSTS = st.one_of(
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(str),
+    st.from_regex(
+        r"[a-z]([a-z0-9-]{0,8}[a-z0-9])?(\.[a-z]([a-z0-9-]{0,8}[a-z0-9])?){0,2}", fullmatch=True
+    ),
+)
+
+
+@given(
+    user=_USERS,
+    host=_HOSTS,
+    port=st.integers(1, 65535),
+    transport=st.sampled_from(["udp", "tcp", "tls", "UDP", "TCP", "TLS"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_contact_uris_parse_back_and_their_secure_form_is_sips(
+    user: str, host: str, port: int, transport: str
+) -> None:
+    """Property: ``contact_uri`` gives a sip: URI that parses back to the same user, host,
+    port and transport (none for UDP); ``secure_form`` of it is the sips: URI of the same
+    address without a transport parameter (RFC 5630: sips implies TLS)."""
+    uri = parse_uri(contact_uri(user, host, port, transport))
+    assert isinstance(uri, SipUri)
+    assert (uri.scheme, uri.user, uri.port) == ("sip", user, port)
+    assert uri.host.strip("[]").lower() == host.lower()
+    assert uri.transport == (None if transport.upper() == "UDP" else transport.lower())
+    secure = parse_uri(secure_form(str(uri)))
+    assert isinstance(secure, SipUri)
+    assert (secure.scheme, secure.user, secure.host, secure.port) == (
+        "sips",
+        user,
+        uri.host,
+        port,
+    )
+    assert secure.transport is None
