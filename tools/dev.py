@@ -7,7 +7,7 @@
 
 Needs only Python 3.11+ and a C compiler; everything else is installed here:
 Python packages into ``.venv`` (with uv for speed), and on Debian, when run as
-root, the SIP test peers (``sip-tester``) through apt-get.
+root, the SIP test peers (``sip-tester``, ``baresip-core``) through apt-get.
 """
 
 from __future__ import annotations
@@ -30,7 +30,12 @@ PACKAGES = [
     "packages/media-core",
     "packages/session-core",
 ]
-APT_PACKAGES = {"sipp": "sip-tester", "tshark": "tshark", "openssl": "openssl"}
+APT_PACKAGES = {
+    "sipp": "sip-tester",
+    "tshark": "tshark",
+    "openssl": "openssl",
+    "baresip": "baresip-core",
+}
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:

@@ -175,8 +175,10 @@ async def test_loopback_call_over_tls(
         DialogEndpoint(user="alice", **kw) as alice,  # type: ignore[arg-type]
     ):
         port = bob.local("TLS").port
-        # RFC 3261 §26.2: a TLS-only endpoint advertises a sips Contact.
-        assert bob.config.contact == f"sips:bob@127.0.0.1:{port}"
+        # RFC 5630 §3.1.2: the configured Contact is a sip: URI naming TLS; a sips: one is
+        # used only for secure requests (below).
+        assert bob.config.contact == f"sip:bob@127.0.0.1:{port};transport=tls"
+        assert bob.config.contact_for("TLS", secure=True) == f"sips:bob@127.0.0.1:{port}"
         with anyio.fail_after(10):
             alice.invite(f"sips:bob@127.0.0.1:{port}", from_="sips:alice@127.0.0.1")
             incoming = await wait_for(bob, IncomingInvite)

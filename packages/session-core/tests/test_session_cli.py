@@ -117,11 +117,15 @@ def test_call_and_answer_over_tls(session_tls_files: tuple[Path, Path]) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert line.startswith("answering at sips:"), line
+        # RFC 5630 §3.1.2: a sip: URI naming TLS (sips: only for sips: requests).
+        assert line.startswith("answering at sip:"), line
         target = line.split()[-1]
+        assert target.endswith(";transport=tls"), target
         call = [sys.executable, "-m", "rvoip_session_core", "call", target, "--duration", "0.6"]
+        # Issue 16: a TLS client needs no certificate of its own (``--ca`` verifies bob).
+        client = ["--transport", "tls", "--port", "0", "--ca", cert]
         verified = subprocess.run(
-            [*call, *tls, "--ca", cert], capture_output=True, text=True, timeout=60, check=False
+            [*call, *client], capture_output=True, text=True, timeout=60, check=False
         )
         assert verified.returncode == 0, verified.stderr
         assert f"connected to {target}" in verified.stdout
@@ -141,7 +145,7 @@ def test_tls_without_a_certificate_is_a_one_line_error(
 ) -> None:
     assert main(["answer", "--port", "0", "--transport", "tls"]) == 3
     err = capsys.readouterr().err
-    assert err.startswith("rvoip: --transport tls needs --cert")
+    assert err.startswith("rvoip: answer --transport tls needs --cert")
     assert err.count("\n") == 1
 
 

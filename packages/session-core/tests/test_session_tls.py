@@ -53,8 +53,10 @@ async def test_call_over_tls_with_audio(
     ):
         trace.attach(alice, "alice")
         host, port = bob.local_sip_address
-        # RFC 3261 §26.2: over TLS the Contact is a sips URI.
-        assert alice.local_uri.startswith("sips:alice@127.0.0.1:")
+        # RFC 5630 §3.1.2: the TLS Contact is a sip: URI naming TLS; sips: requests get a
+        # sips: Contact (checked in test_session_transports).
+        assert alice.local_uri.startswith("sip:alice@127.0.0.1:")
+        assert alice.local_uri.endswith(";transport=tls")
         with anyio.fail_after(10):
             call = await alice.create_outgoing_call(
                 "sips:alice@127.0.0.1", f"sips:bob@{host}:{port}"
@@ -92,9 +94,13 @@ async def test_insecure_mode_accepts_an_unknown_certificate(
             assert await wait_until(lambda: released(bob) and released(carol))
 
 
-def test_tls_needs_a_certificate(tmp_path: Path) -> None:
-    with pytest.raises(ConfigurationError, match="with_tls"):
-        SessionManagerBuilder().with_transport("tls").config()
+def test_a_tls_client_needs_no_certificate(tmp_path: Path) -> None:
+    """Issue 16: ``with_transport("tls")`` without ``with_tls`` was refused ("needs
+    with_tls"); a TLS client verifies the server with the system CAs and needs none."""
+    config = SessionManagerBuilder().with_transport("tls").config()
+    assert config.transport == "TLS"
+    assert config.tls_contexts() == (None, None)  # the transport's default context, lazily
+    assert config.served_transports() == ("TLS", "UDP", "TCP")
     builder = SessionManagerBuilder().with_transport("tls").with_tls(str(tmp_path / "none.pem"))
     with pytest.raises(ConfigurationError, match="TLS files"):
         builder.config().tls_contexts()

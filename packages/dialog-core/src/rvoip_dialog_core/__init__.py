@@ -11,7 +11,7 @@ and ``parse_sipfrag_status`` are internals: they stay importable from here for o
 release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``.
 """
 
-from ._config import DEFAULT_ALLOW, DialogConfig
+from ._config import DEFAULT_ALLOW, DialogConfig, contact_uri, secure_form
 from ._dialog import Dialog, DialogId, LegId
 from ._driver import DialogEndpoint
 from ._errors import DialogError, DialogUsageError
@@ -106,5 +106,7 @@ __all__ = [
     "TerminationReason",
     "UpdateReceived",
     "__version__",
+    "contact_uri",
+    "secure_form",
     "target_for",
 ]

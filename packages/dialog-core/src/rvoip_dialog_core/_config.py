@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import attrs
 
-__all__ = ["DEFAULT_ALLOW", "DialogConfig"]
+__all__ = ["DEFAULT_ALLOW", "DialogConfig", "contact_uri", "secure_form"]
 
 DEFAULT_ALLOW: tuple[str, ...] = (
     "INVITE",
@@ -30,7 +30,8 @@ class DialogConfig:
             address the transport actually bound.
         via_host: Host of the ``sent-by`` in the Via of requests we send.
         via_port: Port of the ``sent-by``.
-        transport: Via transport token (``UDP``, ``TCP``, ``TLS``).
+        transport: Via transport token (``UDP``, ``TCP``, ``TLS``): the preferred transport,
+            the one ``contact`` is for.
         t1: RFC 3261 T1 (RTT estimate), seconds.
         t2: RFC 3261 T2 (maximum retransmit interval for non-INVITE and 2xx), seconds.
         allow: Methods advertised in ``Allow``; others are answered 405.
@@ -48,6 +49,11 @@ class DialogConfig:
             half of it with UPDATE and end the dialog with BYE when a refresh fails
             (408/481 or no answer), so a vanished peer cannot hold a call for ever.
             None: off. Needs ``timer`` in ``supported``.
+        contacts: ``(transport, contact URI)`` for each other transport we are reachable on
+            (``("TCP", "sip:alice@127.0.0.1:5060;transport=tcp")``); see `contact_for`.
+        sips_contact: The ``sips:`` Contact URI (our TLS address) used when a request or
+            dialog is secure (RFC 3261 §8.1.1.8, §12.1.1). None: derived from the TLS
+            entry of ``contacts`` (or ``contact``) by changing its scheme.
     """
 
     contact: str
@@ -66,10 +72,14 @@ class DialogConfig:
     session_expires: int | None = 1800
     min_se: int = 90
     uas_session_expires: int | None = 1800
+    contacts: tuple[tuple[str, str], ...] = ()
+    sips_contact: str | None = None
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
     _capabilities: tuple[tuple[str, str], ...] = attrs.field(init=False, eq=False, repr=False)
+    _by_transport: dict[str, str] = attrs.field(init=False, eq=False, repr=False)
+    _secure: str = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         methods = self.allow + tuple(m for m in self.extra_methods if m not in self.allow)
@@ -77,6 +87,25 @@ class DialogConfig:
         object.__setattr__(self, "_supported_lower", frozenset(t.lower() for t in self.supported))
         capabilities = (("Allow", ", ".join(methods)), ("Supported", ", ".join(self.supported)))
         object.__setattr__(self, "_capabilities", capabilities)
+        by_transport = {name.upper(): uri for name, uri in self.contacts}
+        by_transport[self.transport.upper()] = self.contact
+        object.__setattr__(self, "_by_transport", by_transport)
+        secure = self.sips_contact or secure_form(by_transport.get("TLS", self.contact))
+        object.__setattr__(self, "_secure", secure)
+
+    def contact_for(self, transport: str, secure: bool = False) -> str:
+        """Our Contact URI for a message carried over ``transport`` (``UDP``/``TCP``/``TLS``).
+
+        RFC 3261 §8.1.1.8 and §12.1.1: when the Request-URI (or the top Route / Record-Route)
+        is a ``sips:`` URI, the Contact MUST be a ``sips:`` URI too (``secure``). Otherwise
+        it is a ``sip:`` URI naming the transport in use (``;transport=tls`` over TLS):
+        RFC 5630 §3.1.2 — a ``sip:`` request that happens to ride on TLS must not get a
+        ``sips:`` Contact, or the peer's in-dialog requests would demand TLS end to end
+        (baresip drops such a call). Hot path: one dict lookup.
+        """
+        if secure:
+            return self._secure
+        return self._by_transport.get(transport, self.contact)
 
     @property
     def all_methods(self) -> tuple[str, ...]:
@@ -92,3 +121,30 @@ class DialogConfig:
     def capabilities(self) -> tuple[tuple[str, str], ...]:
         """The ``Allow`` and ``Supported`` header lines this layer advertises."""
         return self._capabilities
+
+
+def secure_form(uri: str) -> str:
+    """The ``sips:`` form of a ``sip:`` Contact URI (scheme changed, ``transport=tls`` dropped).
+
+    RFC 5630 §3.1.3 / RFC 3261 §19.1.2: ``sips:`` implies TLS, so the ``transport=tls``
+    parameter is redundant (``transport=tcp``/``udp`` would contradict it and go too).
+    """
+    scheme, sep, rest = uri.partition(":")
+    if not sep or scheme.lower() not in ("sip", "sips"):
+        return uri
+    head, *params = rest.split(";")
+    kept = [p for p in params if not p.lower().startswith("transport=")]
+    return ";".join([f"sips:{head}", *kept])
+
+
+def contact_uri(user: str, host: str, port: int, transport: str) -> str:
+    """Our ``sip:`` Contact URI at ``host:port`` for ``transport`` (RFC 3261 §19.1.1).
+
+    UDP is the default transport of a ``sip:`` URI and goes without parameter; TCP and TLS
+    are named (``;transport=tls``: a ``sip:`` URI reached over TLS, not a ``sips:`` one,
+    RFC 5630 §3.1.2).
+    """
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    name = transport.upper()
+    param = "" if name == "UDP" else f";transport={name.lower()}"
+    return f"sip:{user}@{shown}:{port}{param}"

@@ -282,6 +282,9 @@ class Dialog:
         uri, routes = self.request_uri_and_routes()
         extra: list[tuple[str, str]] = [("Route", r) for r in routes]
         extra.extend(headers)
+        # RFC 3261 §12.1.1 / §8.1.1.8: a dialog created by a sips: request keeps a sips:
+        # Contact in every request of ours, even when the peer's target came back sip:.
+        contact = config.contact_for(config.transport, True) if self.secure else config.contact
         return make_request(
             method,
             uri,
@@ -290,7 +293,7 @@ class Dialog:
             call_id=self.id.call_id,
             cseq=seq,
             via=make_via(config, rng),
-            contact=None if method in ("ACK", "CANCEL", "BYE") else f"<{config.contact}>",
+            contact=None if method in ("ACK", "CANCEL", "BYE") else f"<{contact}>",
             headers=extra,
             body=body,
             content_type=content_type,

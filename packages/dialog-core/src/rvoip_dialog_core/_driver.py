@@ -33,7 +33,7 @@ import attrs
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response
+from rvoip_sip_core import Request, Response, SipUri
 from rvoip_transaction_core import (
     Clock,
     OverloadConfig,
@@ -52,7 +52,7 @@ from rvoip_transaction_core import (
     TransportFailure,
 )
 
-from ._config import DialogConfig
+from ._config import DialogConfig, contact_uri
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
 from ._hops import NameCache, is_ip, next_hop
 from ._layer import DialogLayer
@@ -239,19 +239,21 @@ class DialogEndpoint:
         await self._stack.__aexit__(exc_type, exc, tb)
 
     def _default_config(self, local: Peer) -> DialogConfig:
-        host = f"[{local.host}]" if ":" in local.host else local.host
-        transport_param = (
-            "" if local.transport in ("UDP", "TLS") else f";transport={local.transport.lower()}"
+        # RFC 3261 §18: reachable on every bound transport; the Contact of each message
+        # names the transport it travels on, sips: only for secure requests (RFC 5630).
+        txn = self.transactions
+        contacts = tuple(
+            (name, contact_uri(self._user, peer.host, peer.port, name))
+            for name, peer in ((name, txn.local(name)) for name in txn.transports)
         )
-        # RFC 3261 §26.2 / RFC 5630: a TLS-only user agent advertises a sips Contact.
-        scheme = "sips" if local.transport == "TLS" else "sip"
         return DialogConfig(
-            contact=f"{scheme}:{self._user}@{host}:{local.port}{transport_param}",
+            contact=contact_uri(self._user, local.host, local.port, local.transport),
             via_host=local.host,
             via_port=local.port,
             transport=local.transport,
             t1=self._timers.t1,
             t2=self._timers.t2,
+            contacts=contacts,
         )
 
     @property
@@ -402,6 +404,15 @@ class DialogEndpoint:
             self._respond(action.server, action.response)
             return
         hop = next_hop(action.request, default)
+        if hop is not None and hop.transport != "TLS" and _is_secure_target(action.request):
+            # RFC 3261 §26.2.2 / RFC 5630 §3.1.3: a sips: request goes over TLS on every
+            # hop; one that would leave over UDP/TCP fails, it is never downgraded.
+            self._refuse_insecure(layer, action, hop)
+            return
+        if hop is not None and hop.transport == "TLS" and "TLS" not in self.transactions.transports:
+            # No TLS transport at all (not even client-only): say so, do not try UDP.
+            self._refuse_insecure(layer, action, hop)
+            return
         if hop is None:
             self.stats["unresolvable_target"] += 1
             if isinstance(action, SendRequest):
@@ -413,18 +424,53 @@ class DialogEndpoint:
             self._send_to(action, hop)
 
     def _via_for(self, request: Request, target: Peer) -> Request:
-        """The request with its top Via naming the transport it actually leaves on."""
+        """The request with its top Via and our Contact naming the transport it leaves on.
+
+        RFC 3261 §18.1.1: the Via transport is the one used to send the request. RFC 3261
+        §8.1.1.8 / RFC 5630: our Contact is ``sips:`` when the Request-URI (or the first
+        Route) is, else a ``sip:`` URI for that transport (``;transport=tcp``/``tls``).
+        Hot path (the preferred transport, a ``sip:`` target): two comparisons.
+        """
         via = request.top_via
-        if via.transport.upper() == target.transport:
+        # Not over TLS: never secure (such a sips: request was refused before).
+        secure = target.transport == "TLS" and _is_secure_target(request)
+        if via.transport.upper() == target.transport and not secure:
             return request
         try:
             local = self.transactions.local(target.transport)
         except (KeyError, RuntimeError):
             return request  # not bound: the send itself reports the failure
-        # RFC 3261 §18.1.1: the Via transport is the one used to send the request.
-        return request.with_header(
-            "Via", attrs.evolve(via, transport=target.transport, port=local.port)
+        wire = request
+        if via.transport.upper() != target.transport:
+            wire = wire.with_header(
+                "Via", attrs.evolve(via, transport=target.transport, port=local.port)
+            )
+        config = self.layer.config
+        if request.headers.get("Contact") == f"<{config.contact}>":
+            # Only the Contact the layer put there: a caller's own Contact is left alone.
+            contact = config.contact_for(target.transport, secure)
+            if contact != config.contact:
+                wire = wire.with_header("Contact", f"<{contact}>")
+        return wire
+
+    def _refuse_insecure(
+        self, layer: DialogLayer, action: SendRequest | SendAck, hop: Peer
+    ) -> None:
+        self.stats["sips_refused"] += 1
+        request = action.request
+        logger.warning(
+            "not sending %s to %s over %s: %s needs TLS",
+            request.method,
+            request.uri,
+            hop.transport,
+            "a sips: URI" if _is_secure_target(request) else "the target",
         )
+        if isinstance(action, SendRequest):
+            # 416 Unsupported URI Scheme (RFC 3261 §21.4.14): this UA cannot serve the
+            # scheme over the path it would have to take.
+            layer.on_transport_error(
+                request, self._clock(), status=416, reason="Unsupported URI Scheme"
+            )
 
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> None:
         txn = self.transactions
@@ -529,3 +575,15 @@ class DialogEndpoint:
     refer = _Command(DialogLayer.refer)
     accept_refer = _Command(DialogLayer.accept_refer)
     notify_refer = _Command(DialogLayer.notify_refer)
+
+
+def _is_secure_target(request: Request) -> bool:
+    """Whether ``request`` must travel over TLS: a ``sips:`` Request-URI or first Route."""
+    uri = request.uri
+    if isinstance(uri, SipUri) and uri.scheme == "sips":
+        return True
+    if "Route" not in request.headers:
+        return False
+    routes = request.routes
+    first = routes[0].uri if routes else None
+    return isinstance(first, SipUri) and first.scheme == "sips"

@@ -206,9 +206,19 @@ class DialogLayer:
         if response is not None:
             self.on_response(response, now)
 
-    def on_transport_error(self, request: Request, now: float) -> None:
-        """The transport failed for ``request``: treated as 503 (RFC 3261 §8.1.3.1)."""
-        response = self._client.failed(request, 503, "Service Unavailable")
+    def on_transport_error(
+        self,
+        request: Request,
+        now: float,
+        status: int = 503,
+        reason: str = "Service Unavailable",
+    ) -> None:
+        """The transport failed for ``request``: treated as 503 (RFC 3261 §8.1.3.1).
+
+        ``status``/``reason`` name another local failure, e.g. 416 for a ``sips:`` request
+        that could only leave over a non-TLS transport (RFC 5630 §3.1.3).
+        """
+        response = self._client.failed(request, status, reason)
         if response is not None:
             self.on_response(response, now)
 

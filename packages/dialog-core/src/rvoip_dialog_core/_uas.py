@@ -17,6 +17,7 @@ from rvoip_sip_core import (
     Request,
     Response,
     SipParseError,
+    SipUri,
     make_response,
     new_tag,
 )
@@ -431,7 +432,12 @@ class UasRequests:
         if method in ("INVITE", "UPDATE", "OPTIONS") and status > 100:
             extra.extend(self._config.capabilities)
         if method in ("INVITE", "UPDATE") and 100 < status < 300:
-            extra.append(("Contact", f"<{self._config.contact}>"))
+            # RFC 3261 §12.1.1 / RFC 5630: a sips Contact only for a secure request; for a
+            # sip: request the Contact names the transport it came over (its top Via).
+            contact = self._config.contact_for(
+                request.top_via.transport.upper(), is_secure_request(request)
+            )
+            extra.append(("Contact", f"<{contact}>"))
             if initial and "Record-Route" in request.headers:
                 # RFC 3261 §12.1.1: dialog-creating responses copy Record-Route.
                 extra.extend(("Record-Route", rr) for rr in request.headers.get_all("Record-Route"))
@@ -697,3 +703,23 @@ def _uas_next(uas: UasInvite) -> float | None:
         if t is not None and (best is None or t < best):
             best = t
     return best
+
+
+def is_secure_request(request: Request) -> bool:
+    """Whether a dialog-creating request asks for a ``sips:`` Contact in its answers.
+
+    RFC 3261 §12.1.1: "If the request that initiated the dialog contained a SIPS URI in the
+    Request-URI or in the top Record-Route header field value, if there was any, or the
+    Contact header field if there was no Record-Route header field, the Contact header
+    field in the response MUST be a SIPS URI."
+    """
+    uri = request.uri
+    if isinstance(uri, SipUri) and uri.scheme == "sips":
+        return True
+    if "Record-Route" in request.headers:
+        routes = request.record_routes
+        first = routes[0].uri if routes else None
+    else:
+        contacts = request.contacts
+        first = contacts[0].uri if contacts else None
+    return isinstance(first, SipUri) and first.scheme == "sips"

@@ -179,8 +179,27 @@ def _network(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     """Local address, transport and TLS files: the options every command shares."""
     parser.add_argument("--port", type=int, default=default_port, help="local SIP port (0: any)")
     parser.add_argument("--host", default="127.0.0.1", help="local IP address to bind")
-    parser.add_argument("--transport", choices=("udp", "tcp", "tls"), default="udp")
-    parser.add_argument("--cert", default=None, help="TLS: our PEM certificate (chain)")
+    parser.add_argument(
+        "--transport",
+        choices=("udp", "tcp", "tls"),
+        default="udp",
+        help="preferred transport, for targets naming none (default: udp)",
+    )
+    parser.add_argument(
+        "--transports",
+        default="udp,tcp,tls",
+        help="transports served at once, comma separated (default: udp,tcp,tls; TLS "
+        "listens only with --cert, else it is a client)",
+    )
+    parser.add_argument(
+        "--tls-port",
+        type=int,
+        default=None,
+        help="TLS port (default: 5061 beside 5060, else the SIP port + 1)",
+    )
+    parser.add_argument(
+        "--cert", default=None, help="TLS: our PEM certificate (chain); listen for TLS"
+    )
     parser.add_argument("--key", default=None, help="TLS: its PEM key (if not in --cert)")
     parser.add_argument("--ca", default=None, help="TLS: PEM CAs to verify peers (default: system)")
     parser.add_argument(
@@ -199,9 +218,15 @@ def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
     )
     if getattr(args, "no_overload_control", False):
         builder = builder.with_overload_control(None)
-    if args.transport == "tls" and args.cert is None:
-        raise ConfigurationError("--transport tls needs --cert (and --key unless in the cert)")
-    if args.cert is not None:
+    names = [name.strip() for name in str(args.transports).split(",") if name.strip()]
+    if args.transport not in [name.lower() for name in names]:
+        names.append(args.transport)  # the preferred transport is always served
+    builder = builder.with_transports(*names)
+    if args.tls_port is not None:
+        builder = builder.with_tls_port(args.tls_port)
+    # A TLS client needs no certificate of its own (it verifies the server with the system
+    # CAs or --ca); --cert makes us listen for TLS and serves mutual TLS.
+    if args.cert is not None or args.ca is not None or args.insecure:
         builder = builder.with_tls(args.cert, args.key, cafile=args.ca, verify=not args.insecure)
     return builder
 
@@ -319,6 +344,9 @@ class _AnswerHandler(AutoAnswerHandler):
 
 def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionManagerBuilder:
     """The builder ``rvoip answer`` starts from: the common options plus its caps."""
+    if args.transport == "tls" and args.cert is None:
+        # A TLS *server* presents a certificate; a caller (rvoip call) needs none.
+        raise ConfigurationError("answer --transport tls needs --cert (and --key unless in it)")
     builder = _builder(args, "rvoip").with_handler(handler)
     if args.max_concurrent is not None:  # else the builder's default cap (1,000) stands
         builder = builder.with_max_concurrent_calls(args.max_concurrent or None)

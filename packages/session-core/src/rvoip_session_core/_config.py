@@ -59,6 +59,8 @@ class SessionManagerBuilder:
     _handler: CallHandler | None = attrs.field(init=False, default=None)
     _media_ports: tuple[int, int] | None = attrs.field(init=False, default=None)
     _transport: str = attrs.field(init=False, default="UDP")
+    _transports: tuple[str, ...] = attrs.field(init=False, default=())
+    _tls_port: int | None = attrs.field(init=False, default=None)
     _codecs: tuple[str, ...] = attrs.field(init=False, default=SUPPORTED_CODECS)
     _dtmf_pt: int = attrs.field(init=False, default=101)
     _incoming_timeout: float = attrs.field(init=False, default=60.0)
@@ -68,7 +70,9 @@ class SessionManagerBuilder:
     _trying_after: float = attrs.field(init=False, default=0.2)
     _user_agent: str = attrs.field(init=False, default="rvoip-python/0.1")
     _rng_seed: int | None = attrs.field(init=False, default=None)
-    _tls: tuple[str, str | None, str | None, bool] | None = attrs.field(init=False, default=None)
+    _tls: tuple[str | None, str | None, str | None, bool] | None = attrs.field(
+        init=False, default=None
+    )
     _max_calls: int | None = attrs.field(init=False, default=DEFAULT_MAX_CONCURRENT_CALLS)
     _overload_lag: float | None = attrs.field(init=False, default=None)
     _retry_after: int = attrs.field(init=False, default=1)
@@ -126,26 +130,63 @@ class SessionManagerBuilder:
         return self
 
     def with_transport(self, transport: str) -> SessionManagerBuilder:
-        """SIP transport: ``udp`` (default), ``tcp`` or ``tls`` (``tls`` needs ``with_tls``)."""
+        """The preferred SIP transport: ``udp`` (default), ``tcp`` or ``tls``.
+
+        Requests whose target URI names no transport (no ``transport=``, not ``sips:``) go
+        over it. Every transport of `with_transports` is served at once whatever this says
+        (by default UDP and TCP on the SIP port, TLS beside them). ``tls`` needs no
+        certificate of our own: a TLS client verifies the server (system CAs, or
+        ``with_tls(cafile=...)``); only listening for TLS needs one.
+        """
         name = transport.upper()
         if name not in SUPPORTED_TRANSPORTS:
             raise ConfigurationError(f"unsupported transport {transport!r}")
         self._transport = name
         return self
 
+    def with_transports(self, *transports: str) -> SessionManagerBuilder:
+        """The transports served at once, e.g. ``with_transports("udp", "tcp", "tls")``.
+
+        RFC 3261 §18: a UA listens on UDP and TCP on its SIP port (a request over 1,300
+        bytes moves from UDP to TCP, §18.1.1); TLS listens on the TLS port (see
+        `with_tls_port`) when a certificate is set, else it is a client only. Default: all
+        three. The preferred transport (`with_transport`) must be one of them.
+        """
+        names = tuple(dict.fromkeys(t.upper() for t in transports))
+        unknown = [t for t in names if t not in SUPPORTED_TRANSPORTS]
+        if unknown or not names:
+            raise ConfigurationError(f"unsupported transport list {list(transports)!r}")
+        self._transports = names
+        return self
+
+    def with_tls_port(self, port: int) -> SessionManagerBuilder:
+        """The TLS listening port (default: 5061 beside 5060, else the SIP port + 1; 0: any)."""
+        if not 0 <= port <= 65535:
+            raise ConfigurationError(f"bad TLS port {port}")
+        self._tls_port = port
+        return self
+
     def with_tls(
         self,
-        certfile: str,
+        certfile: str | None = None,
         keyfile: str | None = None,
         cafile: str | None = None,
         verify: bool = True,
     ) -> SessionManagerBuilder:
-        """Certificate (and key, unless in ``certfile``) for SIP over TLS, and how to verify.
+        """TLS files: our certificate (and key, unless in ``certfile``) and how to verify.
 
+        A certificate makes us listen for TLS (and is presented to servers that ask for a
+        client certificate: mutual TLS); without one we are a TLS client only.
         ``cafile`` verifies peers (None: the system CAs); ``verify=False`` accepts any peer
-        certificate (test setups only). With ``with_transport("tls")`` the Contact is sips.
+        certificate (test setups only). Contacts are ``sip:...;transport=tls`` for sip:
+        requests over TLS and ``sips:`` for sips: ones (RFC 5630).
         """
-        self._tls = (str(certfile), None if keyfile is None else str(keyfile), cafile, verify)
+        self._tls = (
+            None if certfile is None else str(certfile),
+            None if keyfile is None else str(keyfile),
+            cafile,
+            verify,
+        )
         return self
 
     def with_preferred_codecs(self, codecs: Iterable[str]) -> SessionManagerBuilder:
@@ -316,8 +357,10 @@ class SessionManagerBuilder:
             port = uri_port if uri_port is not None else bind_port
         if port is None:
             port = 5060
-        if self._transport == "TLS" and self._tls is None:
-            raise ConfigurationError("the TLS transport needs with_tls(certfile=..., keyfile=...)")
+        if self._transports and self._transport not in self._transports:
+            raise ConfigurationError(
+                f"the preferred transport {self._transport} is not among with_transports"
+            )
         certfile, keyfile, cafile, verify = self._tls or (None, None, None, True)
         return SessionConfig(
             bind_host=bind_host.strip("[]"),
@@ -325,6 +368,8 @@ class SessionManagerBuilder:
             user=user,
             public_host=public,
             transport=self._transport,
+            transports=self._transports,
+            tls_port=self._tls_port,
             media_ports=self._media_ports,
             preferred_codecs=self._codecs,
             dtmf_payload_type=self._dtmf_pt,

@@ -93,6 +93,7 @@ from rvoip_session_core._types import (
 from rvoip_sip_core import (
     Response,
     SipParseError,
+    SipUri,
     make_request,
     new_call_id,
     new_tag,
@@ -761,12 +762,25 @@ class SessionCoordinator:
             call_id=new_call_id(self._rng, self.local_sip_address[0]),
             cseq=1,
             via=None,
-            contact=f"<{self.local_uri}>",
+            contact=None,
             headers=[("Accept", "application/sdp")],
         )
         peer = target_for(request, self.config.transport)
         if peer is None:
             raise InvalidState(f"no IP address to send to in {target!r} (no DNS here)")
+        secure = isinstance(uri, SipUri) and uri.scheme == "sips"
+        if secure and peer.transport != "TLS":
+            # RFC 5630 §3.1.3: sips: goes over TLS on every hop, never downgraded.
+            raise TransportError(
+                f"not sending OPTIONS to {target}: a sips: URI needs TLS, not {peer.transport}"
+            )
+        try:
+            self.endpoint.local(peer.transport)
+        except (KeyError, RuntimeError):
+            raise TransportError(f"cannot reach {target}: no {peer.transport} transport") from None
+        # RFC 3261 §8.1.1.8 / RFC 5630: our Contact names the transport used, sips: for sips:.
+        contact = self.endpoint.config.contact_for(peer.transport, secure)
+        request = request.with_header("Contact", f"<{contact}>")
         try:
             with anyio.fail_after(_seconds(timeout)):
                 return await self.endpoint.request_outside_dialog(request, peer)

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import math
 import random
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
@@ -22,7 +23,14 @@ from typing import Protocol
 import anyio
 import sniffio
 
-from rvoip_dialog_core import DialogConfig, DialogEndpoint, DialogId, LegId, ReferSubscription
+from rvoip_dialog_core import (
+    DialogConfig,
+    DialogEndpoint,
+    DialogId,
+    LegId,
+    ReferSubscription,
+    contact_uri,
+)
 from rvoip_session_core._errors import InvalidState, TransportError
 from rvoip_session_core._settings import SessionConfig
 from rvoip_sip_core import Request, Response, Uri
@@ -216,66 +224,98 @@ class _SocketEndpoint:
         return {**self._ep.transactions.stats, **dialogs}
 
 
-def dialog_config(cfg: SessionConfig, bound: Peer) -> DialogConfig:
-    """Contact/Via of the bound socket: its port always, its host unless a public one is set."""
+def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) -> DialogConfig:
+    """Contact/Via of the bound sockets: their ports always, their host unless a public one
+    is set. ``bound`` is the preferred transport's address, ``others`` the other transports.
+
+    RFC 5630 §3.1.2: every Contact is a ``sip:`` URI naming its transport (``;transport=tls``
+    over TLS); the dialog layer turns it into ``sips:`` only for secure requests.
+    """
     host = cfg.public_host or bound.host
-    shown = f"[{host}]" if ":" in host else host
-    param = "" if cfg.transport in ("UDP", "TLS") else f";transport={cfg.transport.lower()}"
-    # RFC 3261 §26.2 / RFC 5630: over TLS we advertise a sips Contact.
-    scheme = "sips" if cfg.transport == "TLS" else "sip"
+    user = cfg.user or "rvoip"
+    contacts = tuple(
+        (peer.transport, contact_uri(user, cfg.public_host or peer.host, peer.port, peer.transport))
+        for peer in others
+    )
     return DialogConfig(
-        contact=f"{scheme}:{cfg.user or 'rvoip'}@{shown}:{bound.port}{param}",
+        contact=contact_uri(user, host, bound.port, bound.transport),
         via_host=host,
         via_port=bound.port,
-        transport=cfg.transport,
+        transport=bound.transport,
         t1=cfg.t1,
         t2=cfg.t2,
         user_agent=cfg.user_agent,
+        contacts=contacts,
     )
+
+
+_BIND_ATTEMPTS = 8
+"""Ephemeral ports tried when ``sip_port`` is 0 and UDP, TCP (and TLS) must share one."""
+
+
+def _free_port(host: str) -> int:
+    """A port the OS gives for UDP on ``host`` now (TCP on it is then tried as well)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
 
 
 @contextlib.asynccontextmanager
 async def open_socket_endpoint(
     cfg: SessionConfig, rng: random.Random, on_event: Callable[[object], None]
 ) -> AsyncIterator[SipEndpoint]:
-    """The default ``EndpointFactory``: a ``DialogEndpoint`` bound as the config says.
+    """The default ``EndpointFactory``: a ``DialogEndpoint`` on every served transport.
+
+    RFC 3261 §18: UDP and TCP on the SIP port at once, TLS on the TLS port beside them
+    (listening with a certificate, a client only without one). With SIP port 0 one free
+    port is picked for UDP and TCP together (a few tries when TCP has it taken).
 
     Raises:
         TransportError: the SIP address could not be bound (e.g. port in use).
     """
-    addr = (cfg.bind_host, cfg.sip_port)
+    served = cfg.served_transports()
     tls_server, tls_client = cfg.tls_contexts()
-    endpoint = DialogEndpoint(
-        udp=addr if cfg.transport == "UDP" else None,
-        tcp=addr if cfg.transport == "TCP" else None,
-        tls=addr if cfg.transport == "TLS" else None,
-        tls_server_context=tls_server,
-        tls_client_context=tls_client,
-        user=cfg.user or "rvoip",
-        config=None,  # replaced below, once the bound address is known
-        timers=TimerConfig(t1=cfg.t1, t2=cfg.t2, trying_after=cfg.trying_after),
-        # Tags, branches and Call-IDs: the OS CSPRNG itself unless a test seeded the RNG
-        # (RFC 3261 §19.3; a Mersenne Twister's state can be recovered from its outputs).
-        rng=rng if isinstance(rng, random.SystemRandom) else random.Random(rng.getrandbits(64)),
-        on_event=on_event,
-        overload=cfg.overload,
-        stream_limits=cfg.stream_limits,
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        try:
-            entered = await stack.enter_async_context(endpoint)
-        except Exception as exc:
-            error = _os_error(exc)
-            if error is None:
-                raise
-            raise TransportError(
-                f"cannot bind SIP {cfg.transport} on {cfg.bind_host}:{cfg.sip_port}: "
-                f"{error.strerror or error}"
-            ) from None
-        # Via and Contact carry the port actually bound (port 0 picks one). DialogLayer's
-        # ``config`` is a public attribute; see the report for a factory argument instead.
-        entered.layer.config = dialog_config(cfg, entered.local(cfg.transport))
-        yield _SocketEndpoint(entered)
+    # Tags, branches and Call-IDs: the OS CSPRNG itself unless a test seeded the RNG
+    # (RFC 3261 §19.3; a Mersenne Twister's state can be recovered from its outputs).
+    ep_rng = rng if isinstance(rng, random.SystemRandom) else random.Random(rng.getrandbits(64))
+    attempts = _BIND_ATTEMPTS if cfg.sip_port == 0 and len(served) > 1 else 1
+    for attempt in range(attempts):
+        port = _free_port(cfg.bind_host) if attempts > 1 else cfg.sip_port
+        addr = (cfg.bind_host, port)
+        endpoint = DialogEndpoint(
+            udp=addr if "UDP" in served else None,
+            tcp=addr if "TCP" in served else None,
+            tls=(cfg.bind_host, cfg.tls_listen_port(cfg.sip_port)) if "TLS" in served else None,
+            tls_server_context=tls_server,
+            tls_client_context=tls_client,
+            user=cfg.user or "rvoip",
+            config=None,  # replaced below, once the bound address is known
+            timers=TimerConfig(t1=cfg.t1, t2=cfg.t2, trying_after=cfg.trying_after),
+            rng=ep_rng,
+            on_event=on_event,
+            overload=cfg.overload,
+            stream_limits=cfg.stream_limits,
+        )
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                entered = await stack.enter_async_context(endpoint)
+            except Exception as exc:
+                error = _os_error(exc)
+                if error is None:
+                    raise
+                if attempt + 1 < attempts:
+                    continue  # the free UDP port was taken for TCP: pick another
+                raise TransportError(
+                    f"cannot bind SIP {'/'.join(served)} on {cfg.bind_host}:{cfg.sip_port}: "
+                    f"{error.strerror or error}"
+                ) from None
+            # Via and Contact carry the ports actually bound (port 0 picks one).
+            # DialogLayer's ``config`` is a public attribute.
+            others = [entered.local(name) for name in served[1:]]
+            entered.layer.config = dialog_config(cfg, entered.local(cfg.transport), others)
+            yield _SocketEndpoint(entered)
+            return
 
 
 class EventGate:

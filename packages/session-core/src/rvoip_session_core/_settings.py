@@ -91,8 +91,19 @@ class SessionConfig:
         sip_port: SIP port (0: ephemeral; the bound port is then advertised).
         user: the user part of our Contact (from ``with_local_address``).
         public_host: host advertised in Via/Contact/SDP instead of the bound one, if set.
-        transport: "UDP", "TCP" or "TLS".
-        tls_certfile, tls_keyfile: PEM certificate chain and key we present over TLS.
+        transport: the preferred transport, "UDP", "TCP" or "TLS": the one a request goes
+            over when its target URI names none (no ``transport=``, not ``sips:``), and the
+            one ``local_sip_address``/``local_uri`` describe.
+        transports: the transports served at once (RFC 3261 §18: a UA does UDP and TCP).
+            Empty (the default): UDP and TCP on ``sip_port`` plus TLS on ``tls_port``.
+            TLS listens only with a certificate (``tls_certfile``); without one it is a
+            TLS *client* (calls to ``sips:``/``transport=tls`` targets work, verified with
+            the system CAs or ``tls_cafile``).
+        tls_port: the TLS listening port. None: 5061 when ``sip_port`` is 5060, an
+            ephemeral one when ``sip_port`` is 0, else ``sip_port + 1`` (the baresip
+            convention).
+        tls_certfile, tls_keyfile: PEM certificate chain and key we present over TLS (as
+            server, and as client to a server asking for one: mutual TLS). Optional.
         tls_cafile: PEM bundle to verify peers with (None: the system CAs).
         tls_verify: verify the peer's certificate and host (False only for test setups).
         media_ports: (start, end) range of even RTP ports, or None for ephemeral ports.
@@ -135,6 +146,8 @@ class SessionConfig:
     user: str | None = None
     public_host: str | None = None
     transport: str = "UDP"
+    transports: tuple[str, ...] = ()
+    tls_port: int | None = None
     media_ports: tuple[int, int] | None = None
     preferred_codecs: tuple[str, ...] = SUPPORTED_CODECS
     dtmf_payload_type: int = 101
@@ -166,22 +179,46 @@ class SessionConfig:
         """The host put in Via, Contact and SDP ``c=``: public host, else the bound one."""
         return self.public_host or self.bind_host
 
+    def served_transports(self) -> tuple[str, ...]:
+        """The transports served at once, the preferred one first (see ``transports``)."""
+        chosen = self.transports or SUPPORTED_TRANSPORTS
+        return (self.transport, *(t for t in chosen if t != self.transport))
+
+    def tls_listen_port(self, sip_port: int) -> int:
+        """The TLS port beside ``sip_port`` (see ``tls_port``)."""
+        if self.tls_port is not None:
+            return self.tls_port
+        if sip_port == 5060:
+            return 5061
+        return 0 if sip_port == 0 else sip_port + 1
+
     def tls_contexts(self) -> tuple[ssl.SSLContext | None, ssl.SSLContext | None]:
-        """(server, client) SSL contexts for the TLS transport; (None, None) for UDP/TCP.
+        """(server, client) SSL contexts for TLS; (None, None) when TLS is not served.
+
+        The server context exists only with a certificate (no certificate: TLS client
+        only). The client context verifies servers with ``tls_cafile`` or the system CAs
+        (None here when neither a CA file nor a client certificate nor ``tls_verify=False``
+        asks for anything special: the transport then makes the default context itself,
+        at the first connection) and presents our certificate when a server asks for one.
 
         Raises:
             ConfigurationError: a certificate, key or CA file cannot be loaded.
         """
-        if self.transport != "TLS":
+        if "TLS" not in self.served_transports():
             return None, None
+        server: ssl.SSLContext | None = None
+        client: ssl.SSLContext | None = None
         try:
-            server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
             if self.tls_certfile is not None:
+                server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
                 server.load_cert_chain(self.tls_certfile, self.tls_keyfile)
-            client = ssl.create_default_context(cafile=self.tls_cafile)
+            if self.tls_cafile is not None or self.tls_certfile is not None or not self.tls_verify:
+                client = ssl.create_default_context(cafile=self.tls_cafile)
+                if self.tls_certfile is not None:
+                    client.load_cert_chain(self.tls_certfile, self.tls_keyfile)
         except (OSError, ssl.SSLError) as exc:
             raise ConfigurationError(f"cannot load TLS files: {exc}") from None
-        if not self.tls_verify:
+        if client is not None and not self.tls_verify:
             client.check_hostname = False
             client.verify_mode = ssl.CERT_NONE
         return server, client
