@@ -225,8 +225,9 @@ class _SocketEndpoint:
 
 
 def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) -> DialogConfig:
-    """Contact/Via of the bound sockets: their ports always, their host unless a public one
-    is set. ``bound`` is the preferred transport's address, ``others`` the other transports.
+    """Contact/Via of the bound sockets: their ports always, their host unless a public one.
+
+    ``bound`` is the preferred transport's address, ``others`` the other transports.
 
     RFC 5630 §3.1.2: every Contact is a ``sip:`` URI naming its transport (``;transport=tls``
     over TLS); the dialog layer turns it into ``sips:`` only for secure requests.
