@@ -32,6 +32,7 @@ from ._digest_hash import (
     hash_username,
     sha512_256_fallback,
     split_algorithm,
+    wire_octets,
 )
 from ._errors import SipParseError
 from ._headers.auth import (
@@ -337,7 +338,7 @@ def verify_credentials(
             if username is None:
                 return False
             expected_user = hash_username(algorithm, username, realm)
-            if not hmac.compare_digest(wire_user.encode(), expected_user.encode()):
+            if not hmac.compare_digest(wire_octets(wire_user), expected_user.encode()):
                 return False
         else:
             username = wire_user
@@ -361,7 +362,7 @@ def verify_credentials(
     except DigestError:
         return False
     # RFC 7616 §5.12: compare in constant time.
-    return hmac.compare_digest(expected.encode(), response.lower().encode())
+    return hmac.compare_digest(expected.encode(), wire_octets(response.lower()))
 
 
 @attrs.frozen

@@ -30,6 +30,25 @@ class DigestError(SipError):
     """A challenge cannot be answered (unknown scheme, algorithm or qop)."""
 
 
+def wire_octets(text: str) -> bytes:
+    """``text`` as the octets it came from on the wire (UTF-8 for what we made ourselves).
+
+    Header values are decoded with ``surrogateescape``, so a non-UTF-8 octet sent by the
+    peer (in a realm, username, nonce, uri ...) is a lone surrogate in the ``str``; a plain
+    ``encode()`` raised UnicodeEncodeError out of the digest code (fuzz finding F-DIGEST-1).
+    The digest is computed over the original octets instead. No cost when the text encodes.
+    """
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        # U+DC80..U+DCFF are escaped wire octets; any other lone surrogate (not made by
+        # the parser) goes through as its UTF-8-like form rather than raising.
+        return b"".join(
+            ch.encode("utf-8", "surrogateescape" if "\udc80" <= ch <= "\udcff" else "surrogatepass")
+            for ch in text
+        )
+
+
 def _hashlib_hex(name: str) -> Callable[[bytes], str]:
     def run(data: bytes) -> str:
         return hashlib.new(name, data).hexdigest()
@@ -150,7 +169,7 @@ def digest_hash(algorithm: str, data: str | bytes) -> str:
         DigestError: unknown algorithm.
     """
     fn, _ = split_algorithm(algorithm)
-    return fn(data.encode() if isinstance(data, str) else data)
+    return fn(wire_octets(data) if isinstance(data, str) else data)
 
 
 def hash_username(algorithm: str, username: str, realm: str) -> str:
@@ -178,12 +197,12 @@ def compute_ha1(
 
 def _plain_ha1(fn: Callable[[bytes], str], username: str, realm: str, password: str) -> str:
     # RFC 7616 §3.4.2: A1 = unq(username) ":" unq(realm) ":" passwd
-    return fn(f"{username}:{realm}:{password}".encode())
+    return fn(wire_octets(f"{username}:{realm}:{password}"))
 
 
 def _session_ha1(fn: Callable[[bytes], str], sess: bool, ha1: str, nonce: str, cnonce: str) -> str:
     # RFC 7616 §3.4.2: for -sess, A1 = H(unq(username):unq(realm):passwd):unq(nonce):unq(cnonce)
-    return fn(f"{ha1}:{nonce}:{cnonce}".encode()) if sess else ha1
+    return fn(wire_octets(f"{ha1}:{nonce}:{cnonce}")) if sess else ha1
 
 
 def compute_digest_response(
@@ -221,16 +240,16 @@ def compute_digest_response(
     qop_l = None if qop is None else qop.lower()
     # RFC 7616 §3.4.3: A2 = Method ":" request-uri, plus ":" H(body) for auth-int.
     if qop_l == "auth-int":
-        ha2 = fn(f"{method}:{uri}:{fn(body)}".encode())
+        ha2 = fn(wire_octets(f"{method}:{uri}:{fn(body)}"))
     elif qop_l in (None, "auth"):
-        ha2 = fn(f"{method}:{uri}".encode())
+        ha2 = fn(wire_octets(f"{method}:{uri}"))
     else:
         raise DigestError(f"unsupported qop {qop!r}")
     if qop_l is None:
         # RFC 2617 §3.2.2.1 / RFC 2069: request-digest = KD(H(A1), nonce:H(A2))
-        return fn(f"{ha1}:{nonce}:{ha2}".encode())
+        return fn(wire_octets(f"{ha1}:{nonce}:{ha2}"))
     nc_text = format_nc(nc) if isinstance(nc, int) else (nc or "")
-    return fn(f"{ha1}:{nonce}:{nc_text}:{cnonce}:{qop_l}:{ha2}".encode())
+    return fn(wire_octets(f"{ha1}:{nonce}:{nc_text}:{cnonce}:{qop_l}:{ha2}"))
 
 
 def format_nc(count: int) -> str:
