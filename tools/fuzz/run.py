@@ -84,6 +84,8 @@ def fuzz(target: str, libfuzzer_args: list[str]) -> None:
         args.append(f"-artifact_prefix={findings}/")
     if target in DICTIONARY and not any(a.startswith("-dict=") for a in args):
         args.append(f"-dict={HERE / DICTIONARY[target]}")
+    if not any(a.startswith("-timeout=") for a in args):
+        args.append("-timeout=10")  # an input running 10 s is a hang: a finding
     if not any(a.startswith("-max_len=") for a in args):
         args.append(f"-max_len={MAX_LEN.get(target, 4096)}")
     if not any(a.startswith(("-runs=", "-max_total_time=")) for a in args):
