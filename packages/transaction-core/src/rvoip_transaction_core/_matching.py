@@ -58,16 +58,18 @@ def client_key(branch: str, method: str) -> Hashable:
 
 def replace_top_via(message: Request | Response, via: Via) -> Request | Response:
     """Return ``message`` with its first Via element replaced (other lines untouched)."""
-    positions = message.headers.positions("Via")
-    if not positions:
-        return message.prepend_header("Via", str(via))
-    first = positions[0]
     items = list(message.headers)
-    name, value = items[first]
-    elements = split_list(value)
-    elements[0] = str(via)
-    items[first] = (name, ", ".join(elements))
-    return attrs.evolve(message, headers=Headers(items))
+    for first in message.headers.positions("Via"):
+        name, value = items[first]
+        elements = split_list(value)
+        # An empty Via line ("Via:" then the real Via on the next line) holds no element:
+        # the top Via is the first element of the first line that has one. Indexing the
+        # empty line raised IndexError out of receive() (fuzz finding F-TXN-1, issue 10).
+        if elements:
+            elements[0] = str(via)
+            items[first] = (name, ", ".join(elements))
+            return attrs.evolve(message, headers=Headers(items))
+    return message.prepend_header("Via", str(via))
 
 
 def stamp_via(request: Request, via: Via, source: Peer) -> Request:
