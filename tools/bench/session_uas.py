@@ -74,6 +74,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     )
     if args.max_concurrent:
         builder = builder.with_max_concurrent_calls(args.max_concurrent)
+    # --without: switch protections off one by one to see what each costs per call.
+    off = set(args.without.split(",")) if args.without else set()
+    if "csprng" in off:
+        builder = builder.with_rng_seed(1)
+    if "latch" in off:
+        builder = builder.with_rtp_latching("off")
+    if "overload" in off:
+        builder = builder.with_overload_control(None)
+    if "media-timeout" in off:
+        builder = builder.with_media_timeout(None)
+    if "tcp-tls" in off:
+        builder = builder.with_transports("udp")
     coordinator = await builder.build()
     if args.tune_gc:
         gc.collect()
@@ -190,6 +202,11 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio", "trio"])
     parser.add_argument("--max-concurrent", type=int, default=0)
+    parser.add_argument(
+        "--without",
+        default="",
+        help="protections to switch off, comma list: csprng,latch,overload,media-timeout,tcp-tls",
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument(
         "--tune-gc", action="store_true", help="tune the garbage collector as rvoip answer does"
