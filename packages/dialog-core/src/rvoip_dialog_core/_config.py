@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import attrs
 
+from rvoip_sip_core import SUPPORTED_ALGORITHMS
+
+from ._auth import Credentials
+
 __all__ = ["DEFAULT_ALLOW", "DialogConfig"]
 
 DEFAULT_ALLOW: tuple[str, ...] = (
@@ -48,6 +52,15 @@ class DialogConfig:
             half of it with UPDATE and end the dialog with BYE when a refresh fails
             (408/481 or no answer), so a vanished peer cannot hold a call for ever.
             None: off. Needs ``timer`` in ``supported``.
+        credentials: Digest credentials by realm (a realm of None answers any realm):
+            a 401/407 to any request we send is retried once with them (RFC 3261 §22).
+            Empty: challenges fail the request.
+        auth_algorithms: Digest algorithms we answer, most preferred first (others are
+            refused, so a man in the middle cannot downgrade us to one left out).
+        auth_require_qop: Refuse challenges without qop (RFC 2069 style, replayable).
+        auth_retries: The most retries one request makes with credentials (a
+            ``stale=true`` challenge is answered again until this bound; a second
+            challenge for a realm already answered fails at once).
     """
 
     contact: str
@@ -66,6 +79,10 @@ class DialogConfig:
     session_expires: int | None = 1800
     min_se: int = 90
     uas_session_expires: int | None = 1800
+    credentials: tuple[Credentials, ...] = ()
+    auth_algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS
+    auth_require_qop: bool = False
+    auth_retries: int = 2
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
