@@ -362,3 +362,37 @@ def test_challenging_callee_over_virtual_network() -> None:
     assert alice.of_type(DialogConfirmed)
     assert not alice.of_type(InviteFailed)
     assert not alice.of_type(RequestReceived)
+
+
+# --- outbound proxy ------------------------------------------------------------------------
+
+
+def test_outbound_proxy_is_a_preloaded_route_for_requests_outside_dialogs() -> None:
+    """RFC 3261 §8.1.2: the INVITE and REGISTER carry Route: <proxy;lr>; an explicit route
+    wins; in the dialog the Record-Route route set applies, not the proxy."""
+    cfg = attrs.evolve(BASE, outbound_proxy="sip:127.0.0.1:5080;lr")
+    dl = DialogLayer(cfg, rng=random.Random(1))
+    _, first = invite(dl)
+    assert first.headers.get_all("Route") == ["<sip:127.0.0.1:5080;lr>"]
+    assert str(first.uri) == BOB
+    dl.send_request("REGISTER", "sip:pbx.example", from_="sip:alice@pbx.example", now=0.0)
+    assert sent(dl).headers.get_all("Route") == ["<sip:127.0.0.1:5080;lr>"]
+    dl.send_request(
+        "OPTIONS",
+        "sip:pbx.example",
+        from_="sip:alice@pbx.example",
+        route=["<sip:127.0.0.1:5090;lr>"],
+        now=0.0,
+    )
+    assert sent(dl).headers.get_all("Route") == ["<sip:127.0.0.1:5090;lr>"]
+    ok = make_response(
+        first,
+        200,
+        to_tag="b",
+        headers=[("Contact", f"<{BOB}>"), ("Record-Route", "<sip:127.0.0.1:5080;lr>")],
+    )
+    dl.on_response(ok, 0.1)
+    (confirmed,) = [e for e in dl.take_events() if isinstance(e, DialogConfirmed)]
+    dl.take_actions()
+    dl.request(confirmed.dialog_id, "INFO", now=0.2)
+    assert sent(dl).headers.get_all("Route") == ["<sip:127.0.0.1:5080;lr>"]

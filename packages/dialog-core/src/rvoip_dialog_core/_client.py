@@ -289,10 +289,14 @@ class ClientRequests:
         to_value = to if to is not None else f"<{uri}>"
         if "<" not in to_value:
             to_value = f"<{to_value}>"
+        config = self._config
+        if config.outbound_proxy is not None and not route:
+            # RFC 3261 §8.1.2: a UAC configured with an outbound proxy puts it in the Route
+            # header (a loose route, ``;lr``) of requests that start a dialog or stand alone.
+            route = (config.outbound_proxy,)
         extra = [("Route", r if "<" in r else f"<{r}>") for r in route]
         extra.extend(headers)
         own_contact = any(name.lower() in ("contact", "m") for name, _ in headers)
-        config = self._config
         if config.user_agent:
             extra.append(("User-Agent", config.user_agent))
         return make_request(

@@ -61,6 +61,11 @@ class DialogConfig:
         auth_retries: The most retries one request makes with credentials (a
             ``stale=true`` challenge is answered again until this bound; a second
             challenge for a realm already answered fails at once).
+        outbound_proxy: A pre-loaded route for requests outside a dialog (RFC 3261
+            §8.1.2: the initial INVITE, REGISTER, OPTIONS …): a Route value such as
+            ``sip:proxy.example.com;lr`` put on each such request that names no route
+            of its own, so it goes to the proxy; in a dialog the route set learnt from
+            Record-Route applies (§12.2.1.1). None: requests go to their Request-URI.
     """
 
     contact: str
@@ -83,6 +88,7 @@ class DialogConfig:
     auth_algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS
     auth_require_qop: bool = False
     auth_retries: int = 2
+    outbound_proxy: str | None = None
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
