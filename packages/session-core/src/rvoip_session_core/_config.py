@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_dialog_core import Credentials
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
@@ -78,6 +79,8 @@ class SessionManagerBuilder:
     _rtp_latch: LatchMode = attrs.field(init=False, default="strict")
     _overload: OverloadConfig = attrs.field(init=False, factory=OverloadConfig)
     _stream_limits: StreamLimits = attrs.field(init=False, factory=StreamLimits)
+    _credentials: tuple[Credentials, ...] = attrs.field(init=False, default=())
+    _outbound_proxy: str | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -290,6 +293,40 @@ class SessionManagerBuilder:
         self._rng_seed = seed
         return self
 
+    def with_credentials(
+        self, username: str, password: str, realm: str | None = None
+    ) -> SessionManagerBuilder:
+        """Digest credentials for challenges of ``realm`` (None: any realm); several allowed.
+
+        A 401/407 to any request the coordinator sends (INVITE, BYE, REGISTER …) is
+        retried once with them (RFC 3261 §22); a second challenge for the same realm fails
+        the request (a call ends with ``CallFailed(status=401/407)`` naming the realm).
+        A later call for the same realm replaces the earlier one. The password never
+        appears in a repr or log line.
+        """
+        if not username:
+            raise ConfigurationError("with_credentials needs a user name")
+        kept = tuple(c for c in self._credentials if c.realm != realm)
+        self._credentials = (*kept, Credentials(username, password, realm))
+        return self
+
+    def with_outbound_proxy(self, uri: str) -> SessionManagerBuilder:
+        """Send requests outside a dialog (INVITE, REGISTER, OPTIONS …) through ``uri``.
+
+        RFC 3261 §8.1.2: the proxy goes in a pre-loaded Route header as a loose route
+        (``;lr`` is added when missing); the request goes to the proxy's address and keeps
+        its Request-URI. In a dialog the route set from Record-Route applies.
+        """
+        text = uri.strip()
+        if text.startswith("<") and text.endswith(">"):
+            text = text[1:-1]
+        split_uri_hostport(text)  # raises ConfigurationError for a non-SIP URI
+        if ";lr" not in text.lower():
+            head, sep, rest = text.partition("?")
+            text = f"{head};lr{sep}{rest}"
+        self._outbound_proxy = text
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -348,6 +385,8 @@ class SessionManagerBuilder:
             rtp_latch=self._rtp_latch,
             overload=self._overload,
             stream_limits=self._stream_limits,
+            credentials=self._credentials,
+            outbound_proxy=self._outbound_proxy,
         )
 
     @property

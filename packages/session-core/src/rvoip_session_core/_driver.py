@@ -106,6 +106,28 @@ class SipEndpoint(Protocol):
         """Send a request in its own transaction (OPTIONS) and await the final response."""
         ...
 
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+    ) -> int:
+        """Send a request outside any dialog through the dialog layer (REGISTER …).
+
+        Its final response comes as ``ResponseForRequest`` with the returned ref; a
+        401/407 is answered with the configured credentials first.
+        """
+        ...
+
     def set_tap(self, tap: MessageTap | None) -> None:
         """Report every message sent to ``tap`` (None: stop)."""
 
@@ -192,6 +214,7 @@ class _SocketEndpoint:
         self.accept_refer = endpoint.accept_refer
         self.notify_refer = endpoint.notify_refer
         self.local = endpoint.local
+        self.send_request = endpoint.send_request
 
     @property
     def config(self) -> DialogConfig:
@@ -231,6 +254,8 @@ def dialog_config(cfg: SessionConfig, bound: Peer) -> DialogConfig:
         t1=cfg.t1,
         t2=cfg.t2,
         user_agent=cfg.user_agent,
+        credentials=cfg.credentials,
+        outbound_proxy=cfg.outbound_proxy,
     )
 
 

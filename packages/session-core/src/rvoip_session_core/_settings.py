@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_dialog_core import Credentials
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_transaction_core import OverloadConfig, StreamLimits
@@ -128,6 +129,10 @@ class SessionConfig:
             UDP receive queue backs up; on by default, ``OverloadConfig(enabled=False)``
             turns it off).
         stream_limits: limits on TCP/TLS peers (read deadline, idle time, connection caps).
+        credentials: digest credentials by realm (None: any realm); a 401/407 to any
+            request is retried once with them (RFC 3261 §22).
+        outbound_proxy: Route (a loose route, ``;lr``) pre-loaded on requests outside a
+            dialog, so they go through that proxy (RFC 3261 §8.1.2); None: none.
     """
 
     bind_host: str = "127.0.0.1"
@@ -160,6 +165,8 @@ class SessionConfig:
     rtp_latch: LatchMode = "strict"
     overload: OverloadConfig = attrs.field(factory=OverloadConfig)
     stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
+    credentials: tuple[Credentials, ...] = ()
+    outbound_proxy: str | None = None
 
     @property
     def advertised_host(self) -> str:

@@ -425,6 +425,38 @@ class _VirtualEndpoint:
         self._after()
         return ref
 
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+    ) -> int:
+        ref = self.agent.dialog.send_request(
+            method,
+            target,
+            from_=from_,
+            to=to,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            route=route,
+            call_id=call_id,
+            tag=tag,
+            cseq=cseq,
+            now=self._now(),
+        )
+        self._after()
+        return ref
+
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         ref = self.agent.dialog.send_request(
             request.method,

@@ -1,0 +1,172 @@
+"""Digest authentication and the outbound proxy, end to end over 127.0.0.1 sockets.
+
+The far end is a bare dialog-core ``DialogEndpoint`` that challenges with sip-core's
+``DigestServer`` (what a PBX does), so the test sees every request on the wire.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Awaitable, Callable
+
+import anyio
+import pytest
+
+from rvoip_dialog_core import DialogEndpoint, IncomingInvite
+from rvoip_session_core import (
+    CallFailed,
+    CallState,
+    SessionCoordinator,
+    SessionManagerBuilder,
+)
+from rvoip_session_core.testing import loopback_builder
+from rvoip_sip_core import AuthCredentials, DigestServer, Request
+from rvoip_transaction_core import TimerConfig
+
+pytestmark = pytest.mark.anyio
+
+PASSWORD = "pa55word"
+ANSWER = (
+    b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+    b"m=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+)
+
+
+class ChallengingPeer:
+    """Answers every INVITE without valid credentials with 401/407, the others with 200."""
+
+    def __init__(self, endpoint: DialogEndpoint, *, proxy: bool = False) -> None:
+        self.endpoint = endpoint
+        self.server = DigestServer("pbx.test", algorithms=("SHA-256", "MD5"))
+        self.proxy = proxy
+        self.invites: list[Request] = []
+        self.verdicts: list[bool] = []
+
+    async def run(self) -> None:
+        name = "Proxy-Authorization" if self.proxy else "Authorization"
+        async for event in self.endpoint.events():
+            if not isinstance(event, IncomingInvite):
+                continue
+            request = event.request
+            self.invites.append(request)
+            value = request.headers.get(name)
+            ok = False
+            if value is not None:
+                verdict = self.server.verify(
+                    AuthCredentials.parse(value),
+                    method="INVITE",
+                    now=anyio.current_time(),
+                    password=PASSWORD,
+                )
+                ok = verdict.ok
+                self.verdicts.append(ok)
+            if ok:
+                self.endpoint.respond(event.ref, 200, body=ANSWER)
+                continue
+            status = 407 if self.proxy else 401
+            header = "Proxy-Authenticate" if self.proxy else "WWW-Authenticate"
+            challenges = self.server.challenge(anyio.current_time(), proxy=self.proxy)
+            self.endpoint.respond(event.ref, status, headers=[(header, str(c)) for c in challenges])
+
+
+Check = Callable[[SessionCoordinator, "ChallengingPeer", int], Awaitable[None]]
+
+
+async def _with_peer(
+    builder: SessionManagerBuilder,
+    check: Check,
+    *,
+    proxy: bool = False,
+) -> None:
+    endpoint = DialogEndpoint(udp=("127.0.0.1", 0), user="pbx", timers=TimerConfig(t1=0.1, t2=0.8))
+    async with endpoint, anyio.create_task_group() as tg:
+        peer = ChallengingPeer(endpoint, proxy=proxy)
+        tg.start_soon(peer.run)
+        port = endpoint.local("UDP").port
+        async with await builder.build() as alice:
+            await check(alice, peer, port)
+        tg.cancel_scope.cancel()
+
+
+@pytest.fixture(params=["asyncio", "trio"])
+def anyio_backend(request: pytest.FixtureRequest) -> str:
+    """Real sockets on both backends."""
+    return str(request.param)
+
+
+@pytest.mark.parametrize("proxy", [False, True])
+async def test_call_to_a_challenging_peer_succeeds_after_the_retry(proxy: bool) -> None:
+    builder = loopback_builder("alice").with_credentials("alice", PASSWORD)
+
+    async def check(alice: SessionCoordinator, peer: ChallengingPeer, port: int) -> None:
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", f"sip:bob@127.0.0.1:{port}")
+        await alice.wait_for_answer(call.id, 5)
+        assert (await alice.get_session(call.id)).state is CallState.Active
+        first, second = peer.invites
+        assert peer.verdicts == [True]
+        assert second.call_id == first.call_id
+        assert second.from_.tag == first.from_.tag
+        assert second.cseq.seq == first.cseq.seq + 1
+        await alice.terminate_session(call.id)
+
+    await _with_peer(builder, check, proxy=proxy)
+
+
+async def test_wrong_password_fails_the_call_naming_realm_and_status() -> None:
+    builder = loopback_builder("alice").with_credentials("alice", "not-it", realm="pbx.test")
+
+    async def check(alice: SessionCoordinator, peer: ChallengingPeer, port: int) -> None:
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", f"sip:bob@127.0.0.1:{port}")
+        with pytest.raises(CallFailed) as failed:
+            await alice.wait_for_answer(call.id, 5)
+        assert failed.value.status == 401
+        assert "pbx.test" in str(failed.value)
+        assert "rejected" in str(failed.value)
+        assert "not-it" not in str(failed.value)
+        assert len(peer.invites) == 2  # one retry, no loop
+        assert peer.verdicts == [False]
+
+    await _with_peer(builder, check)
+
+
+async def test_outbound_proxy_gets_the_invite_with_a_route_header() -> None:
+    """RFC 3261 §8.1.2: the INVITE for bob goes to the proxy's address, Route: <proxy;lr>."""
+    proxy_port = [0]
+
+    async def check(alice: SessionCoordinator, peer: ChallengingPeer, port: int) -> None:
+        # bob's own address (port 9, discard) is never used: the proxy answers.
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", "sip:bob@127.0.0.1:9")
+        await alice.wait_for_answer(call.id, 5)
+        invite = peer.invites[-1]
+        assert str(invite.uri) == "sip:bob@127.0.0.1:9"
+        assert invite.headers.get_all("Route") == [f"<sip:127.0.0.1:{port};lr>"]
+        proxy_port[0] = port
+        await alice.terminate_session(call.id)
+
+    endpoint_port = _free_udp_port()
+    builder = (
+        loopback_builder("alice")
+        .with_credentials("alice", PASSWORD)
+        .with_outbound_proxy(f"sip:127.0.0.1:{endpoint_port}")
+    )
+    await _with_peer_at(builder, check, endpoint_port)
+    assert proxy_port[0] == endpoint_port
+
+
+def _free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def _with_peer_at(builder: SessionManagerBuilder, check: Check, port: int) -> None:
+    endpoint = DialogEndpoint(
+        udp=("127.0.0.1", port), user="proxy", timers=TimerConfig(t1=0.1, t2=0.8)
+    )
+    async with endpoint, anyio.create_task_group() as tg:
+        peer = ChallengingPeer(endpoint, proxy=True)
+        tg.start_soon(peer.run)
+        async with await builder.build() as alice:
+            await check(alice, peer, port)
+        tg.cancel_scope.cancel()
