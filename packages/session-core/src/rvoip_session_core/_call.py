@@ -28,6 +28,8 @@ class PendingRequest:
     call_id: SessionId
     done: anyio.Event = attrs.field(factory=anyio.Event)
     response: Response | None = None
+    auth_failure: str | None = None
+    """Why a 401/407 to it was not answered with credentials (the dialog layer's words)."""
 
 
 @attrs.define(eq=False)

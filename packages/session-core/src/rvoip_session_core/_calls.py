@@ -395,6 +395,12 @@ class CallLayer:
                 call = registry.for_leg(leg)
                 if call is not None:
                     call.auth_failure = reason
+            case AuthenticationFailed(ref=ref, reason=reason):
+                # A request outside the INVITE (REGISTER, BYE …): its ResponseForRequest
+                # follows; the waiter reads the reason.
+                pending = registry.pending(ref)
+                if pending is not None:
+                    pending.auth_failure = reason
             case DialogTerminated(dialog_id=did, reason=reason, status=status):
                 call = registry.for_dialog(did)
                 if call is not None and call.dialog_id == did:

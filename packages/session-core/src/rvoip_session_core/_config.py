@@ -9,6 +9,7 @@ import attrs
 
 from rvoip_dialog_core import Credentials
 from rvoip_rtp_core import LatchMode
+from rvoip_session_core._accounts import Account, RegistrationSettings
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
@@ -81,6 +82,8 @@ class SessionManagerBuilder:
     _stream_limits: StreamLimits = attrs.field(init=False, factory=StreamLimits)
     _credentials: tuple[Credentials, ...] = attrs.field(init=False, default=())
     _outbound_proxy: str | None = attrs.field(init=False, default=None)
+    _registrations: tuple[Account, ...] = attrs.field(init=False, default=())
+    _registration_settings: RegistrationSettings | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -327,6 +330,34 @@ class SessionManagerBuilder:
         self._outbound_proxy = text
         return self
 
+    def with_registration(
+        self,
+        registrar_uri: str,
+        *,
+        username: str,
+        password: str,
+        expires: int = 3600,
+        aor: str | None = None,
+        realm: str | None = None,
+        settings: RegistrationSettings | None = None,
+    ) -> SessionManagerBuilder:
+        """Register with ``registrar_uri`` while the coordinator runs (several allowed).
+
+        RFC 3261 §10: REGISTER for the AOR (default ``sip:username@registrar-host``) with
+        our Contact, answering the registrar's 401/407 with these credentials; refreshed
+        at ``settings.refresh_fraction`` of the granted expires, asked again with the
+        registrar's Min-Expires after a 423, retried with a doubling back-off after a
+        failure, removed (Expires 0) on ``stop()``. The state is reported as
+        ``RegistrationStateChanged`` events and by ``coordinator.registration_status()``.
+        """
+        account = Account(registrar_uri, username, password, aor or "", expires, realm)
+        kept = tuple(a for a in self._registrations if a.aor != account.aor)
+        self._registrations = (*kept, account)
+        self.with_credentials(username, password, realm)
+        if settings is not None:
+            self._registration_settings = settings
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -387,6 +418,8 @@ class SessionManagerBuilder:
             stream_limits=self._stream_limits,
             credentials=self._credentials,
             outbound_proxy=self._outbound_proxy,
+            registrations=self._registrations,
+            registration_settings=self._registration_settings,
         )
 
     @property

@@ -20,9 +20,17 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 import anyio
+import attrs
 import sniffio
 
-from rvoip_dialog_core import DialogConfig, DialogEndpoint, DialogId, LegId, ReferSubscription
+from rvoip_dialog_core import (
+    Credentials,
+    DialogConfig,
+    DialogEndpoint,
+    DialogId,
+    LegId,
+    ReferSubscription,
+)
 from rvoip_session_core._errors import InvalidState, TransportError
 from rvoip_session_core._settings import SessionConfig
 from rvoip_sip_core import Request, Response, Uri
@@ -128,6 +136,9 @@ class SipEndpoint(Protocol):
         """
         ...
 
+    def add_credentials(self, credentials: Credentials) -> None:
+        """Answer challenges of ``credentials.realm`` with these from now on."""
+
     def set_tap(self, tap: MessageTap | None) -> None:
         """Report every message sent to ``tap`` (None: stop)."""
 
@@ -220,6 +231,10 @@ class _SocketEndpoint:
     def config(self) -> DialogConfig:
         return self._ep.config
 
+    def add_credentials(self, credentials: Credentials) -> None:
+        layer = self._ep.layer
+        layer.config = with_credentials(layer.config, credentials)
+
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         return await self._ep.transactions.request(request, peer)
 
@@ -237,6 +252,12 @@ class _SocketEndpoint:
     def stats(self) -> dict[str, int]:
         dialogs = {f"dialog_{key}": value for key, value in self._ep.stats.items()}
         return {**self._ep.transactions.stats, **dialogs}
+
+
+def with_credentials(config: DialogConfig, credentials: Credentials) -> DialogConfig:
+    """``config`` answering ``credentials.realm`` with ``credentials`` (replacing others)."""
+    kept = tuple(c for c in config.credentials if c.realm != credentials.realm)
+    return attrs.evolve(config, credentials=(*kept, credentials))
 
 
 def dialog_config(cfg: SessionConfig, bound: Peer) -> DialogConfig:

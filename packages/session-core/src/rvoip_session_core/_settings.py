@@ -14,6 +14,7 @@ from rvoip_session_core._errors import ConfigurationError
 from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
+    from rvoip_session_core._accounts import Account, RegistrationSettings
     from rvoip_transaction_core import Clock
 
 DEFAULT_MAX_CONCURRENT_CALLS = 1000
@@ -133,6 +134,9 @@ class SessionConfig:
             request is retried once with them (RFC 3261 §22).
         outbound_proxy: Route (a loose route, ``;lr``) pre-loaded on requests outside a
             dialog, so they go through that proxy (RFC 3261 §8.1.2); None: none.
+        registrations: accounts registered at start (and unregistered on stop).
+        registration_settings: refresh and back-off timing (None: the defaults of
+            ``RegistrationSettings``).
     """
 
     bind_host: str = "127.0.0.1"
@@ -167,6 +171,8 @@ class SessionConfig:
     stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
     credentials: tuple[Credentials, ...] = ()
     outbound_proxy: str | None = None
+    registrations: tuple[Account, ...] = ()
+    registration_settings: RegistrationSettings | None = None
 
     @property
     def advertised_host(self) -> str:
