@@ -1,4 +1,4 @@
-"""Digest authentication and the outbound proxy, end to end over 127.0.0.1 sockets.
+"""Digest authentication, registration and the outbound proxy over 127.0.0.1 sockets.
 
 The far end is a bare dialog-core ``DialogEndpoint`` that challenges with sip-core's
 ``DigestServer`` (what a PBX does), so the test sees every request on the wire.
@@ -10,12 +10,14 @@ import socket
 from collections.abc import Awaitable, Callable
 
 import anyio
+import attrs
 import pytest
 
-from rvoip_dialog_core import DialogEndpoint, IncomingInvite
+from rvoip_dialog_core import DialogEndpoint, IncomingInvite, RequestReceived
 from rvoip_session_core import (
     CallFailed,
     CallState,
+    RegistrationState,
     SessionCoordinator,
     SessionManagerBuilder,
 )
@@ -169,4 +171,65 @@ async def _with_peer_at(builder: SessionManagerBuilder, check: Check, port: int)
         tg.start_soon(peer.run)
         async with await builder.build() as alice:
             await check(alice, peer, port)
+        tg.cancel_scope.cancel()
+
+
+class LoopbackRegistrar:
+    """A registrar on a real UDP socket: digest auth (SHA-256), bindings with expiry."""
+
+    def __init__(self, endpoint: DialogEndpoint) -> None:
+        self.endpoint = endpoint
+        self.server = DigestServer("reg.test", algorithms=("SHA-256",))
+        self.bindings: dict[str, str] = {}
+        self.expires_seen: list[str] = []
+
+    async def run(self) -> None:
+        async for event in self.endpoint.events():
+            if not isinstance(event, RequestReceived) or event.request.method != "REGISTER":
+                continue
+            request = event.request
+            now = anyio.current_time()
+            value = request.headers.get("Authorization")
+            ok = value is not None and (
+                self.server.verify(
+                    AuthCredentials.parse(value), method="REGISTER", now=now, password=PASSWORD
+                ).ok
+            )
+            if not ok:
+                challenge = [("WWW-Authenticate", str(c)) for c in self.server.challenge(now)]
+                self.endpoint.respond(event.ref, 401, headers=challenge)
+                continue
+            expires = request.headers.get("Expires") or "3600"
+            self.expires_seen.append(expires)
+            aor, contact = str(request.to.uri), str(request.contacts[0].uri)
+            if expires == "0":
+                self.bindings.pop(aor, None)
+                self.endpoint.respond(event.ref, 200)
+                continue
+            self.bindings[aor] = contact
+            self.endpoint.respond(event.ref, 200, headers=[("Contact", f"<{contact}>;expires=60")])
+
+
+async def test_register_over_loopback_and_unregister_on_stop() -> None:
+    endpoint = DialogEndpoint(udp=("127.0.0.1", 0), user="reg", timers=TimerConfig(t1=0.1, t2=0.8))
+    async with endpoint, anyio.create_task_group() as tg:
+        layer = endpoint.layer
+        layer.config = attrs.evolve(layer.config, extra_methods=("REGISTER",))
+        registrar = LoopbackRegistrar(endpoint)
+        tg.start_soon(registrar.run)
+        port = endpoint.local("UDP").port
+        builder = loopback_builder("alice").with_registration(
+            f"sip:127.0.0.1:{port}", username="alice", password=PASSWORD
+        )
+        async with await builder.build() as alice:
+            with anyio.fail_after(5):
+                while not alice.registration_status() or (
+                    alice.registration_status()[0].state is not RegistrationState.Registered
+                ):
+                    await anyio.sleep(0.02)
+            (status,) = alice.registration_status()
+            assert status.expires == 60
+            assert registrar.bindings == {"sip:alice@127.0.0.1": alice.endpoint.config.contact}
+        assert registrar.bindings == {}
+        assert registrar.expires_seen == ["3600", "0"]
         tg.cancel_scope.cancel()
