@@ -6,7 +6,10 @@ The far end is a bare dialog-core ``DialogEndpoint`` that challenges with sip-co
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable
 
 import anyio
@@ -230,6 +233,88 @@ async def test_register_over_loopback_and_unregister_on_stop() -> None:
             (status,) = alice.registration_status()
             assert status.expires == 60
             assert registrar.bindings == {"sip:alice@127.0.0.1": alice.endpoint.config.contact}
+        assert registrar.bindings == {}
+        assert registrar.expires_seen == ["3600", "0"]
+        tg.cancel_scope.cancel()
+
+
+# --- the command line ------------------------------------------------------------------------
+
+
+async def _run_cli(argv: list[str], password: str | None = None) -> tuple[int, str]:
+    env = dict(os.environ)
+    env.pop("RVOIP_PASSWORD", None)
+    if password is not None:
+        env["RVOIP_PASSWORD"] = password
+    result = await anyio.run_process(
+        [sys.executable, "-m", "rvoip_session_core", *argv], env=env, check=False
+    )
+    return result.returncode, result.stdout.decode() + result.stderr.decode()
+
+
+async def _registrar() -> tuple[DialogEndpoint, LoopbackRegistrar]:
+    endpoint = DialogEndpoint(udp=("127.0.0.1", 0), user="reg", timers=TimerConfig(t1=0.1, t2=0.8))
+    return endpoint, LoopbackRegistrar(endpoint)
+
+
+async def test_cli_register_once_with_the_password_from_the_environment() -> None:
+    endpoint, registrar = await _registrar()
+    async with endpoint, anyio.create_task_group() as tg:
+        layer = endpoint.layer
+        layer.config = attrs.evolve(layer.config, extra_methods=("REGISTER",))
+        tg.start_soon(registrar.run)
+        uri = f"sip:127.0.0.1:{endpoint.local('UDP').port}"
+        code, out = await _run_cli(["register", uri, "--user", "alice", "--once"], PASSWORD)
+        assert code == 0, out
+        assert "registered sip:alice@127.0.0.1 -> sip:alice@127.0.0.1:" in out
+        assert "(expires 60s)" in out
+        assert "unregistered" in out
+        assert registrar.expires_seen == ["3600", "0"]
+        assert registrar.bindings == {}
+        code, out = await _run_cli(
+            ["register", uri, "--user", "alice", "--password", "nope", "--once"]
+        )
+        assert code == 1, out
+        assert "rejected" in out
+        assert "nope" not in out
+        code, out = await _run_cli(["register", uri, "--user", "alice", "--once"])
+        assert code == 2, out
+        assert "RVOIP_PASSWORD" in out
+        tg.cancel_scope.cancel()
+
+
+async def test_cli_call_answers_the_challenge() -> None:
+    endpoint = DialogEndpoint(udp=("127.0.0.1", 0), user="pbx", timers=TimerConfig(t1=0.1, t2=0.8))
+    async with endpoint, anyio.create_task_group() as tg:
+        peer = ChallengingPeer(endpoint)
+        tg.start_soon(peer.run)
+        target = f"sip:bob@127.0.0.1:{endpoint.local('UDP').port}"
+        argv = ["call", target, "--duration", "0.2", "--user", "alice", "--password", PASSWORD]
+        code, out = await _run_cli(argv)
+        assert code == 0, out
+        assert "connected to" in out
+        assert peer.verdicts == [True]
+        assert str(peer.invites[1].from_.uri).startswith("sip:alice@127.0.0.1")
+        tg.cancel_scope.cancel()
+
+
+async def test_cli_answer_registers_and_unregisters_on_sigterm() -> None:
+    endpoint, registrar = await _registrar()
+    async with endpoint, anyio.create_task_group() as tg:
+        layer = endpoint.layer
+        layer.config = attrs.evolve(layer.config, extra_methods=("REGISTER",))
+        tg.start_soon(registrar.run)
+        uri = f"sip:127.0.0.1:{endpoint.local('UDP').port}"
+        env = {**os.environ, "RVOIP_PASSWORD": PASSWORD}
+        argv = ["answer", "--port", "0", "--register", uri, "--user", "alice"]
+        async with await anyio.open_process(
+            [sys.executable, "-m", "rvoip_session_core", *argv], env=env
+        ) as proc:
+            with anyio.fail_after(20):
+                while "sip:alice@127.0.0.1" not in registrar.bindings:
+                    await anyio.sleep(0.05)
+            proc.send_signal(signal.SIGTERM)
+            assert await proc.wait() == 128 + signal.SIGTERM
         assert registrar.bindings == {}
         assert registrar.expires_seen == ["3600", "0"]
         tg.cancel_scope.cancel()
