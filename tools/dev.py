@@ -30,7 +30,12 @@ PACKAGES = [
     "packages/media-core",
     "packages/session-core",
 ]
-APT_PACKAGES = {"sipp": "sip-tester", "tshark": "tshark", "openssl": "openssl"}
+APT_PACKAGES = {
+    "sipp": "sip-tester",
+    "tshark": "tshark",
+    "openssl": "openssl",
+    "kamailio": "kamailio",
+}
 
 
 def run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
