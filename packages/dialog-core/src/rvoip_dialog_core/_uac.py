@@ -181,7 +181,7 @@ class UacInvites:
                 return
             creq.final = True
             self._client.close(creq)
-            if status == 422 and self._retry_422(inv, response):
+            if status == 422 and self._retry_422(inv, creq, response):
                 return
             if status in (401, 407) and self._retry_auth(inv, creq, response):
                 return
@@ -281,7 +281,7 @@ class UacInvites:
             return None
         return None if rseq is None else rseq.value
 
-    def _retry_422(self, inv: UacInvite, response: Response) -> bool:
+    def _retry_422(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
         # RFC 4028 §7.4: after 422, retry with Session-Expires (and Min-SE) raised to the
         # peer's Min-SE; a new CSeq and branch, same Call-ID and tags.
         interval = self._timers.retry_interval(response)
@@ -294,8 +294,15 @@ class UacInvites:
         headers = headers.with_("CSeq", f"{old.cseq.seq + 1} INVITE")
         headers = headers.with_("Via", make_via(self._config, self._rng))
         inv.request = attrs.evolve(old, headers=headers)
+        # The TU's defer_ack carries over: it still sends the ACK with its SDP answer.
         self._client.send(
-            ClientRequest(ref=inv.ref, request=inv.request, dialog_id=None, leg=inv.leg)
+            ClientRequest(
+                ref=inv.ref,
+                request=inv.request,
+                dialog_id=None,
+                leg=inv.leg,
+                defer_ack=creq.defer_ack,
+            )
         )
         return True
 
