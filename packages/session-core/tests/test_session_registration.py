@@ -213,3 +213,17 @@ async def test_no_response_is_a_failure_retried_later(net: VirtualCalls) -> None
     (status,) = alice.registration_status()
     assert status.status in (408, 503, 0)
     assert status.reason
+
+
+def test_passwords_stay_out_of_reprs() -> None:
+    from rvoip_session_core import SessionManagerBuilder
+
+    builder = (
+        SessionManagerBuilder()
+        .with_credentials("alice", "cred-secret")
+        .with_registration(REGISTRAR, username="bob", password="reg-secret")
+    )
+    for text in (repr(builder), repr(builder.config())):
+        assert "cred-secret" not in text
+        assert "reg-secret" not in text
+    assert "bob" in repr(builder.config().registrations)
