@@ -396,3 +396,25 @@ def test_outbound_proxy_is_a_preloaded_route_for_requests_outside_dialogs() -> N
     dl.take_actions()
     dl.request(confirmed.dialog_id, "INFO", now=0.2)
     assert sent(dl).headers.get_all("Route") == ["<sip:127.0.0.1:5080;lr>"]
+
+
+@pytest.mark.parametrize("status", [401, 422])
+def test_cancel_after_a_retry_waits_for_the_new_transactions_provisional(status: int) -> None:
+    """Regression (422; the same rule for 401): a 100 Trying to the first INVITE let a
+    CANCEL asked for after the retry go at once, before the retried INVITE (a new
+    transaction) had any provisional response (RFC 3261 §9.1: SHOULD NOT)."""
+    dl = DialogLayer(config(Credentials("alice", PASSWORD)), rng=random.Random(1))
+    leg, first = invite(dl)
+    dl.on_response(make_response(first, 100), 0.05)
+    if status == 401:
+        dl.on_response(challenge(first, DigestServer("pbx")), 0.1)
+    else:
+        dl.on_response(make_response(first, 422, to_tag="s", headers=[("Min-SE", "3600")]), 0.1)
+    retry = sent(dl)
+    assert retry.cseq.seq == first.cseq.seq + 1
+    dl.cancel(leg, now=0.2)
+    assert dl.take_actions() == []  # waits for a provisional of the retry
+    dl.on_response(make_response(retry, 100), 0.3)
+    (cancel,) = [a.request for a in dl.take_actions() if isinstance(a, SendRequest)]
+    assert cancel.method == "CANCEL"
+    assert cancel.top_via.branch == retry.top_via.branch

@@ -294,6 +294,8 @@ class UacInvites:
         headers = headers.with_("CSeq", f"{old.cseq.seq + 1} INVITE")
         headers = headers.with_("Via", make_via(self._config, self._rng))
         inv.request = attrs.evolve(old, headers=headers)
+        # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
+        inv.provisional = False
         # The TU's defer_ack carries over: it still sends the ACK with its SDP answer.
         self._client.send(
             ClientRequest(
