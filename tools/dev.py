@@ -35,6 +35,7 @@ APT_PACKAGES = {
     "tshark": "tshark",
     "openssl": "openssl",
     "baresip": "baresip-core",
+    "kamailio": "kamailio",
 }
 
 

@@ -169,3 +169,34 @@ def test_timers_heap_skips_stopped_and_replaced_timers() -> None:
     assert len(timeline) < 200  # stale entries compacted away
     assert [did for did, _ in timers.due(10_000.0)] == [ids[-1], ids[-2]]
     assert timers.next_deadline() is None
+
+
+def test_422_retry_keeps_defer_ack() -> None:
+    """Regression: the INVITE resent after a 422 (RFC 4028 §7.4) was a new client
+    transaction without ``defer_ack``, so its 2xx was ACKed by the layer at once and the
+    TU, waiting to send the SDP answer in the ACK (offer-less INVITE), could not: ``ack()``
+    then raised "no 2xx waiting for an ACK"."""
+    net, alice, bob = setup({"min_se": 1900})
+    alice.dialog.invite(BOB, from_="sip:alice@127.0.0.1", defer_ack=True, now=net.now)
+    net.pump()
+    (invite,) = bob.of_type(IncomingInvite)
+    assert isinstance(invite, IncomingInvite)
+    bob.dialog.respond(invite.ref, 200, body=b"v=0\r\n", now=net.now)
+    net.pump()
+    retried = net.messages(method="INVITE")[1]
+    assert isinstance(retried, Request)
+
+    def acks_of_2xx() -> list[Request]:
+        return [
+            m
+            for m in net.messages(method="ACK")
+            if isinstance(m, Request) and m.cseq.seq == retried.cseq.seq
+        ]
+
+    assert acks_of_2xx() == []  # held for the TU
+    (confirmed,) = alice.of_type(DialogConfirmed)
+    assert isinstance(confirmed, DialogConfirmed)
+    alice.dialog.ack(confirmed.dialog_id, b"v=0\r\n", now=net.now)
+    net.pump()
+    (ack,) = acks_of_2xx()
+    assert ack.body == b"v=0\r\n"

@@ -11,6 +11,7 @@ and ``parse_sipfrag_status`` are internals: they stay importable from here for o
 release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``.
 """
 
+from ._auth import AuthRefused, Credentials
 from ._config import DEFAULT_ALLOW, DialogConfig, contact_uri, secure_form
 from ._dialog import Dialog, DialogId, LegId
 from ._driver import DialogEndpoint
@@ -18,6 +19,7 @@ from ._errors import DialogError, DialogUsageError
 from ._events import (
     AckReceived,
     Action,
+    AuthenticationFailed,
     ByeReceived,
     CancelReceived,
     DialogConfirmed,
@@ -69,8 +71,11 @@ __all__ = [
     "DEFAULT_ALLOW",
     "AckReceived",
     "Action",
+    "AuthRefused",
+    "AuthenticationFailed",
     "ByeReceived",
     "CancelReceived",
+    "Credentials",
     "Dialog",
     "DialogConfig",
     "DialogConfirmed",

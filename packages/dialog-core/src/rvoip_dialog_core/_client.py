@@ -1,4 +1,4 @@
-"""Client requests: what we send (out of dialog and in dialog), ACKs, 491 retries.
+"""Client requests: what we send (out of dialog and in dialog), ACKs, 491 and 401/407 retries.
 
 The initial INVITE's forks and CANCEL belong to :mod:`._uac`; this object keeps every
 client transaction we started (keyed by top-Via branch and method), completed INVITEs
@@ -12,6 +12,8 @@ import random
 from collections import Counter
 from collections.abc import Iterable
 
+import attrs
+
 from rvoip_sip_core import (
     Request,
     Response,
@@ -23,10 +25,12 @@ from rvoip_sip_core import (
     parse_uri,
 )
 
+from ._auth import AuthAttempts, Authenticator, AuthRefused
 from ._config import DialogConfig
 from ._dialog import Dialog, DialogId, DialogState, Role, make_via
 from ._errors import DialogUsageError
 from ._events import (
+    AuthenticationFailed,
     GlareRetryScheduled,
     ResponseForRequest,
     SendAck,
@@ -108,10 +112,38 @@ class ClientRequests:
         self._held: dict[DialogId, tuple[ClientRequest, str]] = {}
         self._retries: list[ClientRequest] = []
         self._deferred: list[DeferredRequest] = []
+        self._auth = self._authenticator(config)
+
+    def _authenticator(self, config: DialogConfig) -> Authenticator:
+        return Authenticator(
+            config.credentials,
+            algorithms=config.auth_algorithms,
+            require_qop=config.auth_require_qop,
+            retries=config.auth_retries,
+            rng=self._rng,
+        )
 
     def configure(self, config: DialogConfig) -> None:
         """Use a new configuration from now on."""
+        old = self._config
         self._config = config
+        if (
+            config.credentials,
+            config.auth_algorithms,
+            config.auth_require_qop,
+            config.auth_retries,
+        ) != (old.credentials, old.auth_algorithms, old.auth_require_qop, old.auth_retries):
+            # New credentials start new nonce counts (they answer other challenges).
+            self._auth = self._authenticator(config)
+
+    def authorize(
+        self, request: Request, response: Response, attempts: AuthAttempts
+    ) -> Request | AuthRefused:
+        """``request`` carrying credentials for the 401/407 ``response``, or why not.
+
+        See :meth:`._auth.Authenticator.retry`; the caller sets the new CSeq and Via.
+        """
+        return self._auth.retry(request, response, attempts)
 
     # --- the table ------------------------------------------------------------------------
 
@@ -257,10 +289,14 @@ class ClientRequests:
         to_value = to if to is not None else f"<{uri}>"
         if "<" not in to_value:
             to_value = f"<{to_value}>"
+        config = self._config
+        if config.outbound_proxy is not None and not route:
+            # RFC 3261 §8.1.2: a UAC configured with an outbound proxy puts it in the Route
+            # header (a loose route, ``;lr``) of requests that start a dialog or stand alone.
+            route = (config.outbound_proxy,)
         extra = [("Route", r if "<" in r else f"<{r}>") for r in route]
         extra.extend(headers)
         own_contact = any(name.lower() in ("contact", "m") for name, _ in headers)
-        config = self._config
         if config.user_agent:
             extra.append(("User-Agent", config.user_agent))
         return make_request(
@@ -453,6 +489,8 @@ class ClientRequests:
         creq.final = True
         method = creq.request.method
         status = response.status
+        if status in (401, 407) and self._retry_auth(creq, response):
+            return
         dialog = self._store.get(creq.dialog_id) if creq.dialog_id else None
         if status == 491 and method in ("INVITE", "UPDATE") and dialog is not None:
             # RFC 3261 §14.1: glare; try again after a random wait.
@@ -492,6 +530,47 @@ class ClientRequests:
             # retransmissions go on and the ACK timeout ends a dead dialog.
             reason = TerminationReason.NO_DIALOG if status == 481 else TerminationReason.TIMEOUT
             self._hooks.end_dialog(dialog, reason, status)
+
+    def _retry_auth(self, creq: ClientRequest, response: Response) -> bool:
+        """Send ``creq``'s request again with credentials (True), or report why not."""
+        old = creq.request
+        attempts = creq.auth if creq.auth is not None else AuthAttempts()
+        result = self._auth.retry(old, response, attempts)
+        if isinstance(result, AuthRefused):
+            if not creq.internal:
+                self._out.emit(
+                    AuthenticationFailed(
+                        creq.ref,
+                        None,
+                        creq.dialog_id,
+                        old.method,
+                        result.status,
+                        result.realm,
+                        result.reason,
+                    )
+                )
+            return False
+        # RFC 3261 §22.2 (and §8.1.3.5): the retried request has the same Call-ID, From and
+        # To, a new CSeq (the dialog's next one when the dialog still lives, RFC 3261
+        # §12.2.1.1) and, as a new client transaction, a new branch.
+        dialog = self._store.get(creq.dialog_id) if creq.dialog_id else None
+        seq = dialog.next_local_seq(self._rng) if dialog is not None else old.cseq.seq + 1
+        headers = result.headers.with_("CSeq", f"{seq} {old.method}")
+        headers = headers.with_("Via", make_via(self._config, self._rng))
+        self._stats["auth_retries"] += 1
+        self.send(
+            ClientRequest(
+                ref=creq.ref,
+                request=attrs.evolve(result, headers=headers),
+                dialog_id=creq.dialog_id,
+                internal=creq.internal,
+                refresh=creq.refresh,
+                defer_ack=creq.defer_ack,
+                dialog=creq.dialog,
+                auth=attempts,
+            )
+        )
+        return True
 
     # --- time -----------------------------------------------------------------------------
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import attrs
 
+from rvoip_sip_core import SUPPORTED_ALGORITHMS
+
+from ._auth import Credentials
+
 __all__ = ["DEFAULT_ALLOW", "DialogConfig", "contact_uri", "secure_form"]
 
 DEFAULT_ALLOW: tuple[str, ...] = (
@@ -54,6 +58,20 @@ class DialogConfig:
         sips_contact: The ``sips:`` Contact URI (our TLS address) used when a request or
             dialog is secure (RFC 3261 §8.1.1.8, §12.1.1). None: derived from the TLS
             entry of ``contacts`` (or ``contact``) by changing its scheme.
+        credentials: Digest credentials by realm (a realm of None answers any realm):
+            a 401/407 to any request we send is retried once with them (RFC 3261 §22).
+            Empty: challenges fail the request.
+        auth_algorithms: Digest algorithms we answer, most preferred first (others are
+            refused, so a man in the middle cannot downgrade us to one left out).
+        auth_require_qop: Refuse challenges without qop (RFC 2069 style, replayable).
+        auth_retries: The most retries one request makes with credentials (a
+            ``stale=true`` challenge is answered again until this bound; a second
+            challenge for a realm already answered fails at once).
+        outbound_proxy: A pre-loaded route for requests outside a dialog (RFC 3261
+            §8.1.2: the initial INVITE, REGISTER, OPTIONS …): a Route value such as
+            ``sip:proxy.example.com;lr`` put on each such request that names no route
+            of its own, so it goes to the proxy; in a dialog the route set learnt from
+            Record-Route applies (§12.2.1.1). None: requests go to their Request-URI.
     """
 
     contact: str
@@ -74,6 +92,11 @@ class DialogConfig:
     uas_session_expires: int | None = 1800
     contacts: tuple[tuple[str, str], ...] = ()
     sips_contact: str | None = None
+    credentials: tuple[Credentials, ...] = ()
+    auth_algorithms: tuple[str, ...] = SUPPORTED_ALGORITHMS
+    auth_require_qop: bool = False
+    auth_retries: int = 2
+    outbound_proxy: str | None = None
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)

@@ -17,6 +17,7 @@ from ._dialog import DialogId, LegId
 __all__ = [
     "AckReceived",
     "Action",
+    "AuthenticationFailed",
     "ByeReceived",
     "CancelReceived",
     "DialogConfirmed",
@@ -292,6 +293,35 @@ class SessionRefreshDue:
     dialog_id: DialogId
 
 
+@attrs.frozen
+class AuthenticationFailed:
+    """A request of ours was challenged (401/407) and is not retried with credentials.
+
+    Emitted just before the request's own failure (``InviteFailed`` for an initial
+    INVITE, ``ResponseForRequest`` otherwise, both carrying the 401/407), so the TU can
+    say why: no credentials for the realm, or the ones sent were rejected (a second
+    challenge for a realm already answered, RFC 3261 §22.2).
+
+    Attributes:
+        ref: The request's ref (as in ``ResponseForRequest``; for an initial INVITE the
+            INVITE's own ref).
+        leg: The call leg of an initial INVITE, else None.
+        dialog_id: The dialog of an in-dialog request, else None.
+        method: The request's method.
+        status: 401 or 407.
+        realm: The realm of the challenge that could not be answered.
+        reason: A sentence naming realm and status.
+    """
+
+    ref: int
+    leg: LegId | None
+    dialog_id: DialogId | None
+    method: str
+    status: int
+    realm: str
+    reason: str
+
+
 DialogEvent = (
     IncomingInvite
     | InviteProgress
@@ -313,4 +343,5 @@ DialogEvent = (
     | ResponseForRequest
     | GlareRetryScheduled
     | SessionRefreshDue
+    | AuthenticationFailed
 )

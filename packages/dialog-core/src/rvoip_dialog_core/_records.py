@@ -9,6 +9,7 @@ import attrs
 
 from rvoip_sip_core import Request, Response
 
+from ._auth import AuthAttempts
 from ._dialog import Dialog, DialogId, LegId
 
 __all__ = [
@@ -48,6 +49,8 @@ class ClientRequest:
     """Remote tags whose 2xx waits for the TU's ACK (``defer_ack``)."""
     dialog: Dialog | None = None
     """The dialog a re-INVITE was sent in (to ACK a 2xx that arrives after it ended)."""
+    auth: AuthAttempts | None = None
+    """Realms answered with credentials so far (RFC 3261 §22: one retry per realm)."""
 
 
 @attrs.define(eq=False)
@@ -84,6 +87,8 @@ class UacInvite:
     """RFC 3261 §9.1: give up 64*T1 after the CANCEL if no final response came."""
     rseqs: dict[str, int] = attrs.Factory(dict)
     """RFC 3262 §4: last RSeq PRACKed per remote tag."""
+    auth: AuthAttempts | None = None
+    """Realms answered with credentials so far (RFC 3261 §22: one retry per realm)."""
 
 
 @attrs.define(eq=False)

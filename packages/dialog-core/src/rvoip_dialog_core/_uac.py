@@ -1,4 +1,4 @@
-"""UAC INVITEs: our initial INVITEs, their early dialogs and forks, CANCEL, 422 retry."""
+"""UAC INVITEs: our initial INVITEs, early dialogs and forks, CANCEL, 422 and 401/407 retry."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from rvoip_sip_core import (
     make_response,
 )
 
+from ._auth import AuthAttempts, AuthRefused
 from ._client import ClientRequests, Headers
 from ._config import DialogConfig
 from ._dialog import Dialog, DialogId, DialogState, LegId, make_via
 from ._errors import DialogUsageError
 from ._events import (
+    AuthenticationFailed,
     DialogConfirmed,
     DialogEarly,
     InviteFailed,
@@ -179,7 +181,9 @@ class UacInvites:
                 return
             creq.final = True
             self._client.close(creq)
-            if status == 422 and self._retry_422(inv, response):
+            if status == 422 and self._retry_422(inv, creq, response):
+                return
+            if status in (401, 407) and self._retry_auth(inv, creq, response):
                 return
             self.fail(inv, response)
             return
@@ -277,7 +281,7 @@ class UacInvites:
             return None
         return None if rseq is None else rseq.value
 
-    def _retry_422(self, inv: UacInvite, response: Response) -> bool:
+    def _retry_422(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
         # RFC 4028 §7.4: after 422, retry with Session-Expires (and Min-SE) raised to the
         # peer's Min-SE; a new CSeq and branch, same Call-ID and tags.
         interval = self._timers.retry_interval(response)
@@ -290,8 +294,52 @@ class UacInvites:
         headers = headers.with_("CSeq", f"{old.cseq.seq + 1} INVITE")
         headers = headers.with_("Via", make_via(self._config, self._rng))
         inv.request = attrs.evolve(old, headers=headers)
+        # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
+        inv.provisional = False
+        # The TU's defer_ack carries over: it still sends the ACK with its SDP answer.
         self._client.send(
-            ClientRequest(ref=inv.ref, request=inv.request, dialog_id=None, leg=inv.leg)
+            ClientRequest(
+                ref=inv.ref,
+                request=inv.request,
+                dialog_id=None,
+                leg=inv.leg,
+                defer_ack=creq.defer_ack,
+            )
+        )
+        return True
+
+    def _retry_auth(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
+        # RFC 3261 §22.2: re-originate the INVITE with credentials: same Call-ID, To and
+        # From tag, CSeq + 1, a new branch (the ACK of the 401/407 is the transaction
+        # layer's, §17.1.1.3). Not once a CANCEL was asked for, nor with early dialogs of
+        # the challenged attempt still open (they belong to a transaction that is over).
+        if inv.cancel_requested or inv.early:
+            return False
+        attempts = inv.auth if inv.auth is not None else AuthAttempts()
+        inv.auth = attempts
+        old = inv.request
+        result = self._client.authorize(old, response, attempts)
+        if isinstance(result, AuthRefused):
+            self._out.emit(
+                AuthenticationFailed(
+                    inv.ref, inv.leg, None, "INVITE", result.status, result.realm, result.reason
+                )
+            )
+            return False
+        headers = result.headers.with_("CSeq", f"{old.cseq.seq + 1} INVITE")
+        headers = headers.with_("Via", make_via(self._config, self._rng))
+        inv.request = attrs.evolve(result, headers=headers)
+        # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
+        inv.provisional = False
+        self._stats["auth_retries"] += 1
+        self._client.send(
+            ClientRequest(
+                ref=inv.ref,
+                request=inv.request,
+                dialog_id=None,
+                leg=inv.leg,
+                defer_ack=creq.defer_ack,
+            )
         )
         return True
 

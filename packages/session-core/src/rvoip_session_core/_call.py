@@ -28,6 +28,8 @@ class PendingRequest:
     call_id: SessionId
     done: anyio.Event = attrs.field(factory=anyio.Event)
     response: Response | None = None
+    auth_failure: str | None = None
+    """Why a 401/407 to it was not answered with credentials (the dialog layer's words)."""
 
 
 @attrs.define(eq=False)
@@ -52,6 +54,8 @@ class Call:
     end_reason: str | None = None
     final_status: int | None = None
     final_reason: str | None = None
+    auth_failure: str | None = None
+    """Why a 401/407 to our INVITE was not answered (the dialog layer's sentence)."""
     cancel_requested: bool = False
     answered: LazyEvent = attrs.field(factory=LazyEvent)
     ended: LazyEvent = attrs.field(factory=LazyEvent)

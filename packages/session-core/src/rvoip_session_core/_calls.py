@@ -21,6 +21,7 @@ import anyio
 
 from rvoip_dialog_core import (
     AckReceived,
+    AuthenticationFailed,
     ByeReceived,
     CancelReceived,
     DialogConfirmed,
@@ -389,6 +390,17 @@ class CallLayer:
                 call = registry.for_leg(leg)
                 if call is not None:
                     self._invite_failed(call, response)
+            case AuthenticationFailed(leg=leg, reason=reason) if leg is not None:
+                # Comes just before the INVITE's InviteFailed: keep the reason for it.
+                call = registry.for_leg(leg)
+                if call is not None:
+                    call.auth_failure = reason
+            case AuthenticationFailed(ref=ref, reason=reason):
+                # A request outside the INVITE (REGISTER, BYE …): its ResponseForRequest
+                # follows; the waiter reads the reason.
+                pending = registry.pending(ref)
+                if pending is not None:
+                    pending.auth_failure = reason
             case DialogTerminated(dialog_id=did, reason=reason, status=status):
                 call = registry.for_dialog(did)
                 if call is not None and call.dialog_id == did:
@@ -812,6 +824,9 @@ class CallLayer:
 
     def _invite_failed(self, call: Call, response: Response) -> None:
         call.final_reason = response.reason
+        if call.auth_failure is not None:
+            # e.g. "credentials for realm 'pbx' rejected (401)" rather than "Unauthorized".
+            call.final_reason = f"{response.reason}: {call.auth_failure}"
         if call.cancel_requested or response.status == 487:
             self.finish(call, Trigger.CANCELLED, "cancelled", response.status)
             return

@@ -24,6 +24,11 @@ import anyio
 import anyio.abc
 
 from rvoip_media_core import WavSink
+from rvoip_session_core._cli_accounts import (
+    add_account_options,
+    apply_accounts,
+    describe_registration,
+)
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import (
@@ -34,7 +39,12 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
-from rvoip_session_core._events import CallEnded, CallEstablished, MediaQualityReport
+from rvoip_session_core._events import (
+    CallEnded,
+    CallEstablished,
+    MediaQualityReport,
+    RegistrationStateChanged,
+)
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import AudioSourceSpec, tone_source
 from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
@@ -127,6 +137,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     call.add_argument("--dtmf", default="", help="DTMF digits to send after the answer")
     call.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for answer")
     _common(call, default_port=0)
+    add_account_options(call)
     answer = sub.add_parser("answer", help="wait for calls and answer them")
     answer.add_argument("--auto", action="store_true", help="answer every call (default)")
     answer.add_argument("--quiet", action="store_true", help="no per-call lines (for load tests)")
@@ -149,6 +160,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         "--reject", type=int, default=0, metavar="STATUS", help="refuse every call with STATUS"
     )
     _common(answer, default_port=5060)
+    add_account_options(answer, register=True)
     options = sub.add_parser("options", help="SIP ping: send OPTIONS and print the answer")
     options.add_argument("uri", help="whom to ping, e.g. sip:127.0.0.1:5060")
     options.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
@@ -218,6 +230,7 @@ def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
     )
     if getattr(args, "no_overload_control", False):
         builder = builder.with_overload_control(None)
+    builder = apply_accounts(builder, args)  # --user/--password/--register, if given
     names = [name.strip() for name in str(args.transports).split(",") if name.strip()]
     if args.transport not in [name.lower() for name in names]:
         names.append(args.transport)  # the preferred transport is always served
@@ -401,6 +414,8 @@ async def _answer(args: argparse.Namespace) -> int:
                     f"MOS {'-' if mos is None else f'{mos:.2f}'} "
                     f"loss {event.metrics.packet_loss_percent:.1f}%"
                 )
+            elif isinstance(event, RegistrationStateChanged):
+                say(describe_registration(event.status))
             elif isinstance(event, CallEnded):
                 ended += 1
                 say(f"call {event.session_id}: ended ({event.reason})")

@@ -7,7 +7,9 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_dialog_core import Credentials
 from rvoip_rtp_core import LatchMode
+from rvoip_session_core._accounts import Account, RegistrationSettings
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
@@ -82,6 +84,10 @@ class SessionManagerBuilder:
     _rtp_latch: LatchMode = attrs.field(init=False, default="strict")
     _overload: OverloadConfig = attrs.field(init=False, factory=OverloadConfig)
     _stream_limits: StreamLimits = attrs.field(init=False, factory=StreamLimits)
+    _credentials: tuple[Credentials, ...] = attrs.field(init=False, default=())
+    _outbound_proxy: str | None = attrs.field(init=False, default=None)
+    _registrations: tuple[Account, ...] = attrs.field(init=False, default=())
+    _registration_settings: RegistrationSettings | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -331,6 +337,68 @@ class SessionManagerBuilder:
         self._rng_seed = seed
         return self
 
+    def with_credentials(
+        self, username: str, password: str, realm: str | None = None
+    ) -> SessionManagerBuilder:
+        """Digest credentials for challenges of ``realm`` (None: any realm); several allowed.
+
+        A 401/407 to any request the coordinator sends (INVITE, BYE, REGISTER …) is
+        retried once with them (RFC 3261 §22); a second challenge for the same realm fails
+        the request (a call ends with ``CallFailed(status=401/407)`` naming the realm).
+        A later call for the same realm replaces the earlier one. The password never
+        appears in a repr or log line.
+        """
+        if not username:
+            raise ConfigurationError("with_credentials needs a user name")
+        kept = tuple(c for c in self._credentials if c.realm != realm)
+        self._credentials = (*kept, Credentials(username, password, realm))
+        return self
+
+    def with_outbound_proxy(self, uri: str) -> SessionManagerBuilder:
+        """Send requests outside a dialog (INVITE, REGISTER, OPTIONS …) through ``uri``.
+
+        RFC 3261 §8.1.2: the proxy goes in a pre-loaded Route header as a loose route
+        (``;lr`` is added when missing); the request goes to the proxy's address and keeps
+        its Request-URI. In a dialog the route set from Record-Route applies.
+        """
+        text = uri.strip()
+        if text.startswith("<") and text.endswith(">"):
+            text = text[1:-1]
+        split_uri_hostport(text)  # raises ConfigurationError for a non-SIP URI
+        if ";lr" not in text.lower():
+            head, sep, rest = text.partition("?")
+            text = f"{head};lr{sep}{rest}"
+        self._outbound_proxy = text
+        return self
+
+    def with_registration(
+        self,
+        registrar_uri: str,
+        *,
+        username: str,
+        password: str,
+        expires: int = 3600,
+        aor: str | None = None,
+        realm: str | None = None,
+        settings: RegistrationSettings | None = None,
+    ) -> SessionManagerBuilder:
+        """Register with ``registrar_uri`` while the coordinator runs (several allowed).
+
+        RFC 3261 §10: REGISTER for the AOR (default ``sip:username@registrar-host``) with
+        our Contact, answering the registrar's 401/407 with these credentials; refreshed
+        at ``settings.refresh_fraction`` of the granted expires, asked again with the
+        registrar's Min-Expires after a 423, retried with a doubling back-off after a
+        failure, removed (Expires 0) on ``stop()``. The state is reported as
+        ``RegistrationStateChanged`` events and by ``coordinator.registration_status()``.
+        """
+        account = Account(registrar_uri, username, password, aor or "", expires, realm)
+        kept = tuple(a for a in self._registrations if a.aor != account.aor)
+        self._registrations = (*kept, account)
+        self.with_credentials(username, password, realm)
+        if settings is not None:
+            self._registration_settings = settings
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -393,6 +461,10 @@ class SessionManagerBuilder:
             rtp_latch=self._rtp_latch,
             overload=self._overload,
             stream_limits=self._stream_limits,
+            credentials=self._credentials,
+            outbound_proxy=self._outbound_proxy,
+            registrations=self._registrations,
+            registration_settings=self._registration_settings,
         )
 
     @property

@@ -33,6 +33,7 @@ import sniffio
 from numpy.typing import ArrayLike
 
 from rvoip_dialog_core import target_for
+from rvoip_session_core._accounts import Account
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
 from rvoip_session_core._call import Call
 from rvoip_session_core._calls import CallLayer
@@ -60,6 +61,7 @@ from rvoip_session_core._events import (
     EventHub,
     EventSubscription,
     LazyEvent,
+    RegistrationStatus,
     SessionEventType,
 )
 from rvoip_session_core._handlers import CallHandler
@@ -73,6 +75,7 @@ from rvoip_session_core._offer_answer import (
     with_direction,
 )
 from rvoip_session_core._overload import LAG_INTERVAL, LagMonitor, watch_loop_lag
+from rvoip_session_core._registration import Registrations
 from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
@@ -196,6 +199,9 @@ class SessionCoordinator:
         )
         self._events: EventHub[SessionEventType] = EventHub(buffer=config.event_buffer)
         self._bridges = BridgeManager(prefix=f"bridge-{prefix}")
+        self._registrations = Registrations(
+            self._registry, self._events.publish, config.t1, config.registration_settings
+        )
         lag = config.overload_lag
         self.loop_lag: LagMonitor | None = None if lag is None else LagMonitor(lag)
         """Event-loop lag watch when ``overload_lag`` is set (its ``injected`` is for tests)."""
@@ -330,8 +336,17 @@ class SessionCoordinator:
         if self.loop_lag is not None:
             tg.start_soon(watch_loop_lag, self.loop_lag, LAG_INTERVAL, clock.now)
         self._running = True
+        self._registrations.attach(
+            endpoint,
+            self._start_soon,
+            lambda: new_call_id(self._rng, endpoint.config.via_host),
+            clock.now,
+        )
+        for account in cfg.registrations:
+            self._registrations.register(account)
 
     def _detach(self) -> None:
+        self._registrations.detach()
         self._layer.detach()
         self._endpoint = None
         self._tg = None
@@ -344,6 +359,10 @@ class SessionCoordinator:
         BYE lost once still reaches the peer; calls not ended in time are dropped.
         """
         layer = self._layer
+        # Our bindings go first (REGISTER Expires 0, RFC 3261 §10.2.2), within the same
+        # stop_timeout the hang-ups get.
+        with anyio.move_on_after(self.config.stop_timeout):
+            await self._registrations.unregister_all()
         layer.begin_stop()
         for call in self._registry:
             try:
@@ -522,6 +541,45 @@ class SessionCoordinator:
     def events(self) -> EventSubscription[SessionEventType]:
         """Typed session events (state changes, DTMF, quality, transfer) from now on."""
         return self._events.subscribe()
+
+    # --- registration -----------------------------------------------------------------------
+
+    def register(
+        self,
+        registrar: str,
+        *,
+        username: str,
+        password: str,
+        aor: str | None = None,
+        expires: int = 3600,
+        realm: str | None = None,
+    ) -> str:
+        """Register with ``registrar`` and keep the binding refreshed; returns the AOR.
+
+        Runs in the background: watch ``RegistrationStateChanged`` events or read
+        :meth:`registration_status`. Several accounts may be registered (one per AOR);
+        registering an AOR again replaces its registration. See
+        ``SessionManagerBuilder.with_registration`` for what happens on the wire.
+
+        Raises:
+            InvalidState: the coordinator is not running.
+            ConfigurationError: the registrar is not a SIP URI, or expires is not positive.
+        """
+        account = Account(registrar, username, password, aor or "", expires, realm)
+        self._registrations.register(account)
+        return account.aor
+
+    async def unregister(self, aor: str) -> RegistrationStatus:
+        """Remove our binding for ``aor`` (REGISTER with Expires 0) and stop refreshing it.
+
+        Raises:
+            InvalidState: no registration for ``aor``.
+        """
+        return await self._registrations.unregister(aor)
+
+    def registration_status(self) -> tuple[RegistrationStatus, ...]:
+        """The status of every registration (state, granted expires, last status, reason)."""
+        return self._registrations.statuses()
 
     async def _request(
         self, call: Call, method: str, timeout: float | None = None, **kw: Any

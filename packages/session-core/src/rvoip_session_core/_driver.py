@@ -21,9 +21,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Protocol
 
 import anyio
+import attrs
 import sniffio
 
 from rvoip_dialog_core import (
+    Credentials,
     DialogConfig,
     DialogEndpoint,
     DialogId,
@@ -114,6 +116,31 @@ class SipEndpoint(Protocol):
         """Send a request in its own transaction (OPTIONS) and await the final response."""
         ...
 
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+    ) -> int:
+        """Send a request outside any dialog through the dialog layer (REGISTER …).
+
+        Its final response comes as ``ResponseForRequest`` with the returned ref; a
+        401/407 is answered with the configured credentials first.
+        """
+        ...
+
+    def add_credentials(self, credentials: Credentials) -> None:
+        """Answer challenges of ``credentials.realm`` with these from now on."""
+
     def set_tap(self, tap: MessageTap | None) -> None:
         """Report every message sent to ``tap`` (None: stop)."""
 
@@ -200,10 +227,15 @@ class _SocketEndpoint:
         self.accept_refer = endpoint.accept_refer
         self.notify_refer = endpoint.notify_refer
         self.local = endpoint.local
+        self.send_request = endpoint.send_request
 
     @property
     def config(self) -> DialogConfig:
         return self._ep.config
+
+    def add_credentials(self, credentials: Credentials) -> None:
+        layer = self._ep.layer
+        layer.config = with_credentials(layer.config, credentials)
 
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         return await self._ep.transactions.request(request, peer)
@@ -222,6 +254,12 @@ class _SocketEndpoint:
     def stats(self) -> dict[str, int]:
         dialogs = {f"dialog_{key}": value for key, value in self._ep.stats.items()}
         return {**self._ep.transactions.stats, **dialogs}
+
+
+def with_credentials(config: DialogConfig, credentials: Credentials) -> DialogConfig:
+    """``config`` answering ``credentials.realm`` with ``credentials`` (replacing others)."""
+    kept = tuple(c for c in config.credentials if c.realm != credentials.realm)
+    return attrs.evolve(config, credentials=(*kept, credentials))
 
 
 def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) -> DialogConfig:
@@ -247,6 +285,8 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         t2=cfg.t2,
         user_agent=cfg.user_agent,
         contacts=contacts,
+        credentials=cfg.credentials,
+        outbound_proxy=cfg.outbound_proxy,
     )
 
 

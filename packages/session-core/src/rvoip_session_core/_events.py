@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import math
 from typing import ClassVar, Generic, TypeVar
 
@@ -91,6 +92,52 @@ class TransferProgress:
     final: bool
 
 
+# --- registration ---------------------------------------------------------------------
+
+
+class RegistrationState(enum.Enum):
+    """Where an account's binding stands."""
+
+    Registering = "registering"
+    Registered = "registered"
+    Failed = "failed"
+    """The last attempt failed; another follows after the back-off."""
+    Unregistering = "unregistering"
+    Unregistered = "unregistered"
+
+
+@attrs.frozen
+class RegistrationStatus:
+    """A snapshot of one account's registration.
+
+    Attributes:
+        aor: The address of record.
+        registrar: The registrar URI.
+        state: Where the binding stands.
+        contact: The Contact we register (None before the coordinator started).
+        expires: Seconds granted by the last 2xx (None: not registered).
+        expires_at: Coordinator-clock time the binding lapses (None: not registered).
+        status: SIP status of the last final response (0: none yet or no response).
+        reason: Why the last attempt failed ("" when it did not).
+    """
+
+    aor: str
+    registrar: str
+    state: RegistrationState
+    contact: str | None = None
+    expires: int | None = None
+    expires_at: float | None = None
+    status: int = 0
+    reason: str = ""
+
+
+@attrs.frozen
+class RegistrationStateChanged:
+    """Session event: an account's registration changed state (see ``status``)."""
+
+    status: RegistrationStatus
+
+
 SessionEventType = (
     IncomingCallReceived
     | StateChanged
@@ -100,6 +147,7 @@ SessionEventType = (
     | MediaQualityReport
     | TransferRequested
     | TransferProgress
+    | RegistrationStateChanged
 )
 """Any session event."""
 
@@ -115,6 +163,7 @@ class SessionEvent:
     MediaQualityReport: ClassVar[type[MediaQualityReport]] = MediaQualityReport
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
+    RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
 
 
 # --- bridge events -------------------------------------------------------------------

@@ -8,11 +8,13 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from rvoip_dialog_core import Credentials
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
+    from rvoip_session_core._accounts import Account, RegistrationSettings
     from rvoip_transaction_core import Clock
 
 DEFAULT_MAX_CONCURRENT_CALLS = 1000
@@ -139,6 +141,13 @@ class SessionConfig:
             UDP receive queue backs up; on by default, ``OverloadConfig(enabled=False)``
             turns it off).
         stream_limits: limits on TCP/TLS peers (read deadline, idle time, connection caps).
+        credentials: digest credentials by realm (None: any realm); a 401/407 to any
+            request is retried once with them (RFC 3261 §22).
+        outbound_proxy: Route (a loose route, ``;lr``) pre-loaded on requests outside a
+            dialog, so they go through that proxy (RFC 3261 §8.1.2); None: none.
+        registrations: accounts registered at start (and unregistered on stop).
+        registration_settings: refresh and back-off timing (None: the defaults of
+            ``RegistrationSettings``).
     """
 
     bind_host: str = "127.0.0.1"
@@ -173,6 +182,10 @@ class SessionConfig:
     rtp_latch: LatchMode = "strict"
     overload: OverloadConfig = attrs.field(factory=OverloadConfig)
     stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
+    credentials: tuple[Credentials, ...] = ()
+    outbound_proxy: str | None = None
+    registrations: tuple[Account, ...] = ()
+    registration_settings: RegistrationSettings | None = None
 
     @property
     def advertised_host(self) -> str:

@@ -26,6 +26,7 @@ import anyio.abc
 import attrs
 
 from rvoip_dialog_core import (
+    Credentials,
     DialogConfig,
     DialogId,
     DialogLayer,
@@ -44,7 +45,12 @@ from rvoip_rtp_core import (
 )
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._coordinator import SessionCoordinator
-from rvoip_session_core._driver import MessageTap, SipEndpoint, dialog_config
+from rvoip_session_core._driver import (
+    MessageTap,
+    SipEndpoint,
+    dialog_config,
+    with_credentials,
+)
 from rvoip_session_core._errors import MediaError, TransportError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import CallMedia
@@ -424,6 +430,42 @@ class _VirtualEndpoint:
         ref = self.agent.dialog.notify_refer(subscription, status, reason, now=self._now())
         self._after()
         return ref
+
+    def send_request(
+        self,
+        method: str,
+        target: str | Uri,
+        *,
+        from_: str,
+        to: str | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        call_id: str | None = None,
+        tag: str | None = None,
+        cseq: int | None = None,
+    ) -> int:
+        ref = self.agent.dialog.send_request(
+            method,
+            target,
+            from_=from_,
+            to=to,
+            body=body,
+            content_type=content_type,
+            headers=headers,
+            route=route,
+            call_id=call_id,
+            tag=tag,
+            cseq=cseq,
+            now=self._now(),
+        )
+        self._after()
+        return ref
+
+    def add_credentials(self, credentials: Credentials) -> None:
+        dialog = self.agent.dialog
+        dialog.config = with_credentials(dialog.config, credentials)
 
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         ref = self.agent.dialog.send_request(

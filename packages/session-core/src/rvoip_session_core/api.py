@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 
+from rvoip_session_core._accounts import Account, RegistrationSettings
 from rvoip_session_core._bridge import BridgeInfo
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._control import MediaControl, SessionControl
@@ -35,6 +36,9 @@ from rvoip_session_core._events import (
     MediaQualityReport,
     ParticipantAdded,
     ParticipantRemoved,
+    RegistrationState,
+    RegistrationStateChanged,
+    RegistrationStatus,
     SessionEvent,
     SessionEventType,
     StateChanged,
@@ -80,6 +84,7 @@ from rvoip_session_core._types import (
 )
 
 __all__ = [
+    "Account",
     "AudioFrame",
     "AudioSourceSpec",
     "AutoAnswerHandler",
@@ -118,6 +123,10 @@ __all__ = [
     "PreparedCall",
     "QualityMetrics",
     "QueueHandler",
+    "RegistrationSettings",
+    "RegistrationState",
+    "RegistrationStateChanged",
+    "RegistrationStatus",
     "Reject",
     "RoutingHandler",
     "SdpNegotiationError",

@@ -1,4 +1,4 @@
-"""The ``rvoip`` command line: ``demo``, ``call``, ``answer`` and ``options``."""
+"""The ``rvoip`` command line: ``demo``, ``call``, ``answer``, ``options`` and ``register``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from rvoip_session_core._cli_commands import (
     run_call,
     run_options,
 )
+from rvoip_session_core._cli_register import add_register_command, run_register
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -47,6 +48,7 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-ladder", action="store_true", help="do not print the SIP ladder")
     add_loop_option(demo)
     add_commands(sub)
+    add_register_command(sub)
     return parser
 
 
@@ -74,5 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_answer(args)
     if args.command == "options":
         return run_options(args)
+    if args.command == "register":
+        return run_register(args)
     parser.print_help()
     return 2

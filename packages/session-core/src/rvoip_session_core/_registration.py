@@ -1,0 +1,295 @@
+"""Registration with a registrar (RFC 3261 §10): bindings kept alive, reported, removed.
+
+One :class:`Registrations` per coordinator holds the accounts (one per address of record).
+Each registered account runs one task: REGISTER, wait for the final response (a 401/407
+is answered by the dialog layer with the account's credentials), then sleep until the
+refresh (a fraction of the granted expires) or, after a failure, a bounded back-off.
+A 423 is answered by asking again with the registrar's Min-Expires (§10.2.8). Every
+change of state is published as a :class:`RegistrationStateChanged` session event and
+readable as a :class:`RegistrationStatus`. Unregistering (also on ``stop()``) sends
+REGISTER with ``Expires: 0`` for our own Contact only, leaving other devices' bindings.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import anyio
+import attrs
+
+from rvoip_session_core._accounts import MAX_EXPIRES, Account, RegistrationSettings
+from rvoip_session_core._call import PendingRequest
+from rvoip_session_core._driver import SipEndpoint
+from rvoip_session_core._errors import InvalidState
+from rvoip_session_core._events import (
+    RegistrationState,
+    RegistrationStateChanged,
+    RegistrationStatus,
+)
+from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._types import SessionId
+from rvoip_sip_core import Response, SipParseError
+
+__all__ = [
+    "Account",
+    "RegistrationSettings",
+    "RegistrationState",
+    "RegistrationStateChanged",
+    "RegistrationStatus",
+    "Registrations",
+]
+
+log = logging.getLogger("rvoip_session_core")
+
+
+@attrs.define(eq=False)
+class _Binding:
+    account: Account
+    call_id: str
+    status: RegistrationStatus
+    cseq: int = 0
+    scope: anyio.CancelScope | None = None
+    task_done: anyio.Event = attrs.Factory(anyio.Event)
+
+
+def granted_expires(response: Response, contact: str, asked: int) -> int:
+    """The expires a 2xx to REGISTER grants our binding (RFC 3261 §10.2.4).
+
+    Our Contact's ``expires`` param, else the Expires header, else what we asked for.
+    """
+    ours = _bare(contact)
+    for element in response.contacts:
+        uri = element.uri
+        if uri is not None and element.expires is not None and _bare(str(uri)) == ours:
+            return element.expires
+    value = response.headers.get("Expires")
+    if value is not None and value.strip().isdigit():
+        return int(value.strip())
+    return asked
+
+
+def _bare(uri: str) -> str:
+    text = uri.strip().strip("<>")
+    return text.split(";", 1)[0].lower()
+
+
+class Registrations:
+    """The accounts a coordinator registers, their tasks and their statuses.
+
+    Args:
+        registry: Where requests wait for their ResponseForRequest (by ref).
+        publish: Publishes a session event.
+        t1: RFC 3261 T1 (response timeout default 64*T1 + 2 s).
+        settings: Refresh and back-off timing.
+    """
+
+    def __init__(
+        self,
+        registry: CallRegistry,
+        publish: Callable[[Any], None],
+        t1: float,
+        settings: RegistrationSettings | None = None,
+    ) -> None:
+        self._registry = registry
+        self._publish = publish
+        self._now: Callable[[], float] = lambda: 0.0
+        self._settings = settings or RegistrationSettings()
+        self._timeout = self._settings.response_timeout or 64 * t1 + 2.0
+        self._bindings: dict[str, _Binding] = {}
+        self._endpoint: SipEndpoint | None = None
+        self._start_soon: Callable[..., None] | None = None
+        self._rng_call_id: Callable[[], str] | None = None
+
+    def attach(
+        self,
+        endpoint: SipEndpoint,
+        start_soon: Callable[..., None],
+        new_call_id: Callable[[], str],
+        now: Callable[[], float],
+    ) -> None:
+        """The coordinator started: registrations may run (``now``: its clock)."""
+        self._now = now
+        self._endpoint = endpoint
+        self._start_soon = start_soon
+        self._rng_call_id = new_call_id
+
+    def detach(self) -> None:
+        """The coordinator stopped."""
+        self._endpoint = None
+        self._start_soon = None
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def register(self, account: Account) -> None:
+        """Start registering ``account`` (replacing a running registration of its AOR)."""
+        endpoint, start_soon, new_call_id = self._endpoint, self._start_soon, self._rng_call_id
+        if endpoint is None or start_soon is None or new_call_id is None:
+            raise InvalidState("the coordinator is not running")
+        old = self._bindings.get(account.aor)
+        if old is not None and old.scope is not None:
+            old.scope.cancel()
+        endpoint.add_credentials(account.credentials)
+        binding = _Binding(
+            account,
+            old.call_id if old is not None else new_call_id(),
+            RegistrationStatus(account.aor, account.registrar, RegistrationState.Registering),
+            cseq=old.cseq if old is not None else 0,
+        )
+        self._bindings[account.aor] = binding
+        start_soon(self._run, binding)
+
+    async def unregister(self, aor: str) -> RegistrationStatus:
+        """Remove our binding for ``aor`` (REGISTER with Expires 0) and stop refreshing.
+
+        Raises:
+            InvalidState: no account with that AOR.
+        """
+        binding = self._bindings.get(aor)
+        if binding is None:
+            raise InvalidState(f"no registration for {aor}")
+        if binding.scope is not None:
+            binding.scope.cancel()
+        was = binding.status
+        if self._endpoint is not None and was.state in (
+            RegistrationState.Registered,
+            RegistrationState.Registering,
+            RegistrationState.Failed,
+        ):
+            self._set(binding, state=RegistrationState.Unregistering)
+            response, reason = await self._send(binding, 0)
+            status = 0 if response is None else response.status
+            self._set(
+                binding,
+                state=RegistrationState.Unregistered,
+                expires=None,
+                expires_at=None,
+                status=status,
+                reason=reason,
+            )
+        else:
+            self._set(binding, state=RegistrationState.Unregistered, expires=None, expires_at=None)
+        del self._bindings[aor]
+        return binding.status
+
+    async def unregister_all(self) -> None:
+        """Unregister every account (on ``stop()``), at once."""
+        async with anyio.create_task_group() as tg:
+            for aor in list(self._bindings):
+                tg.start_soon(self._unregister_quietly, aor)
+
+    async def _unregister_quietly(self, aor: str) -> None:
+        try:
+            await self.unregister(aor)
+        except Exception:
+            log.exception("unregistering %s failed", aor)
+
+    def statuses(self) -> tuple[RegistrationStatus, ...]:
+        """Every account's status, by AOR."""
+        return tuple(self._bindings[aor].status for aor in sorted(self._bindings))
+
+    # --- the account's task -------------------------------------------------------------------
+
+    async def _run(self, binding: _Binding) -> None:
+        settings = self._settings
+        backoff = settings.retry_min
+        account = binding.account
+        expires = min(account.expires, MAX_EXPIRES)
+        with anyio.CancelScope() as scope:
+            binding.scope = scope
+            while True:
+                self._set(binding, state=RegistrationState.Registering)
+                response, reason = await self._send(binding, expires)
+                status = 0 if response is None else response.status
+                if response is not None and 200 <= status < 300:
+                    contact = self._contact()
+                    granted = granted_expires(response, contact, expires)
+                    now = self._now()
+                    self._set(
+                        binding,
+                        state=RegistrationState.Registered,
+                        expires=granted,
+                        expires_at=now + granted,
+                        status=status,
+                        reason="",
+                    )
+                    backoff = settings.retry_min
+                    # RFC 3261 §10.2.4: refresh before the binding lapses.
+                    await anyio.sleep(max(1.0, granted * settings.refresh_fraction))
+                    continue
+                if response is not None and status == 423:
+                    # RFC 3261 §10.2.8: ask again with the registrar's Min-Expires.
+                    wanted = _min_expires(response)
+                    if wanted is not None and expires < wanted <= MAX_EXPIRES:
+                        expires = wanted
+                        continue
+                    reason = reason or f"423 with unusable Min-Expires ({wanted})"
+                self._set(
+                    binding,
+                    state=RegistrationState.Failed,
+                    expires=None,
+                    expires_at=None,
+                    status=status,
+                    reason=reason or f"{status} {response.reason if response else ''}".strip(),
+                )
+                await anyio.sleep(backoff)
+                backoff = min(backoff * 2, settings.retry_max)
+
+    def _contact(self) -> str:
+        endpoint = self._endpoint
+        return "" if endpoint is None else endpoint.config.contact
+
+    async def _send(self, binding: _Binding, expires: int) -> tuple[Response | None, str]:
+        """One REGISTER and its final response (None on timeout or error), and a reason."""
+        endpoint = self._endpoint
+        if endpoint is None:
+            return None, "the coordinator stopped"
+        account = binding.account
+        contact = endpoint.config.contact
+        # RFC 3261 §10.2: same Call-ID for every REGISTER of a binding, CSeq growing.
+        cseq = binding.cseq + 1 if binding.cseq else None
+        try:
+            ref = endpoint.send_request(
+                "REGISTER",
+                account.registrar,
+                from_=account.aor,
+                to=account.aor,
+                call_id=binding.call_id,
+                cseq=cseq,
+                headers=[("Contact", f"<{contact}>;expires={expires}"), ("Expires", str(expires))],
+            )
+        except (SipParseError, ValueError) as exc:
+            return None, f"cannot send REGISTER: {exc}"
+        pending = PendingRequest("REGISTER", SessionId(""))
+        self._registry.add_pending(ref, pending)
+        try:
+            with anyio.move_on_after(self._timeout):
+                await pending.done.wait()
+        finally:
+            self._registry.drop_pending(ref)
+        response = pending.response
+        if response is None:
+            return None, f"no response from {account.registrar} in {self._timeout:g}s"
+        binding.cseq = response.cseq.seq
+        if response.status in (401, 407):
+            why = pending.auth_failure or "challenge not answered"
+            return response, f"{response.status} {response.reason}: {why}"
+        return response, ""
+
+    def _set(self, binding: _Binding, **changes: Any) -> None:
+        changes.setdefault("contact", self._contact() or None)
+        old = binding.status
+        new = attrs.evolve(old, **changes)
+        binding.status = new
+        if new.state is not old.state or new.status != old.status or new.expires != old.expires:
+            if new.state is RegistrationState.Failed:
+                log.warning("registration of %s failed: %s", new.aor, new.reason)
+            self._publish(RegistrationStateChanged(new))
+
+
+def _min_expires(response: Response) -> int | None:
+    value = response.headers.get("Min-Expires")
+    if value is None or not value.strip().isdigit():
+        return None
+    return int(value.strip())
