@@ -21,50 +21,10 @@ sys.path.insert(0, str(FUZZ_DIR))
 
 from fuzz_seeds import SEEDS, corpora_path  # noqa: E402
 from fuzz_targets import TARGETS  # noqa: E402
+from mutations import mutate  # noqa: E402
 
 BUDGET_S = 4.0  # per target; seven targets stay well under a minute on two cores
 MUTATIONS = 400
-
-TOKENS = [
-    b"\r\n",
-    b"\r\n\r\n",
-    b";tag=",
-    b";branch=z9hG4bK",
-    b"Content-Length: 99999\r\n",
-    b"Via: SIP/2.0/UDP [::1\r\n",
-    b"CSeq: 4294967296 INVITE\r\n",
-    b"m=audio 65535 RTP/AVP 0\r\n",
-    b'Digest nonce="',
-    b"\x00",
-    b"\xff\xfe",
-    b",",
-    b'"',
-    b"<",
-]
-
-
-def mutate(data: bytes, rng: random.Random, pool: list[bytes]) -> bytes:
-    """One to four libFuzzer-like edits: flip, insert a token, cut, duplicate, splice."""
-    buf = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        op = rng.randrange(6)
-        pos = rng.randrange(len(buf) + 1)
-        if op == 0 and buf:
-            buf[min(pos, len(buf) - 1)] ^= 1 << rng.randrange(8)
-        elif op == 1:
-            buf[pos:pos] = rng.choice(TOKENS)
-        elif op == 2:
-            del buf[pos : pos + rng.randint(1, 64)]
-        elif op == 3:
-            end = min(len(buf), pos + rng.randint(1, 32))
-            buf[pos:pos] = buf[pos:end]
-        elif op == 4:
-            other = rng.choice(pool)
-            cut = rng.randrange(len(other) + 1)
-            buf[pos:] = other[cut:]
-        else:
-            buf[pos:pos] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-    return bytes(buf)
 
 
 @pytest.mark.parametrize("name", sorted(TARGETS))
