@@ -5,11 +5,6 @@ Usage (from the repository root, with the dev venv)::
     .venv/bin/python tools/fuzz/run.py parse -runs=10000000 -max_total_time=3600
     .venv/bin/python tools/fuzz/run.py --replay parse tools/fuzz/findings/parse/crash-*
     .venv/bin/python tools/fuzz/run.py --seeds-only parse
-    .venv/bin/python tools/fuzz/run.py --no-coverage parse -runs=10000000
-
-``--no-coverage`` runs libFuzzer's mutations over the corpus a coverage-guided run built,
-without instrumenting the rvoip packages: no new coverage is learnt, but the targets run
-10-30 times faster, so a long campaign (10 M inputs per target) fits in minutes.
 
 The seed corpus is rebuilt from the shared corpora into ``tools/fuzz/corpus/<target>/``
 (git-ignored) before each run; libFuzzer adds what it finds there. Crashing inputs go to
@@ -74,17 +69,11 @@ def replay(target: str, paths: list[str]) -> int:
     return failed
 
 
-def fuzz(target: str, libfuzzer_args: list[str], *, coverage: bool = True) -> None:
-    """Instrument the rvoip packages, build the seeds and hand over to libFuzzer.
-
-    With ``coverage=False`` nothing is instrumented: mutations of the existing corpus only.
-    """
+def fuzz(target: str, libfuzzer_args: list[str]) -> None:
+    """Instrument the rvoip packages, build the seeds and hand over to libFuzzer."""
     import atheris  # type: ignore[import-untyped]  # optional, untyped
 
-    if coverage:
-        with atheris.instrument_imports(include=PACKAGES):
-            from fuzz_targets import TARGETS
-    else:
+    with atheris.instrument_imports(include=PACKAGES):
         from fuzz_targets import TARGETS
 
     corpus = write_seeds(target)
@@ -128,7 +117,4 @@ if __name__ == "__main__":
     args = sys.argv[1:]
     if (args and args[0] in ("--replay", "--seeds-only")) or not args:
         sys.exit(main(args))
-    if args[0] == "--no-coverage":
-        fuzz(args[1], args[2:], coverage=False)
-    else:
-        fuzz(args[0], args[1:])
+    fuzz(args[0], args[1:])
