@@ -149,3 +149,24 @@ async def test_a_failed_start_raises_the_bind_error() -> None:
         with pytest.raises(TransportError, match="cannot bind"):
             await clash.start()
         assert not clash.is_running
+
+
+@pytest.mark.anyio
+async def test_a_sip_port_in_use_is_a_transport_error_on_every_loop() -> None:
+    """A coordinator whose TCP port is taken (UDP free) raised "Nursery misnesting
+    detected!" under trio instead of TransportError (transaction-core's clean-up bug)."""
+    import socket
+
+    from rvoip_session_core import SessionManagerBuilder, TransportError
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    builder = SessionManagerBuilder().with_local_address("sip:a@127.0.0.1").with_sip_port(port)
+    try:
+        with pytest.raises(TransportError, match=str(port)):
+            async with await builder.build():
+                pass
+    finally:
+        taken.close()

@@ -434,3 +434,25 @@ async def test_a_failing_timer_on_trio_does_not_end_the_endpoint(anyio_backend: 
                 await ep.request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.1", port))
             assert ep.stats["timer_errors"] == 1
             assert ep.stats["timeout_F"] == 1
+
+
+@pytest.mark.anyio
+async def test_a_port_in_use_raises_its_oserror_and_leaves_no_task_group_open() -> None:
+    """Bug: when UDP bound but TCP found its port taken, the clean-up closed the UDP
+    transport inside the already cancelled task group; under trio that close raised
+    Cancelled, the task group was never exited, and the caller's next task group failed
+    with "Nursery misnesting detected!" instead of seeing the OSError."""
+    import socket
+
+    taken = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    try:
+        with pytest.raises(OSError):
+            async with TransactionEndpoint(udp=("127.0.0.1", port), tcp=("127.0.0.1", port)):
+                pass
+        async with anyio.create_task_group():
+            pass  # the caller's own task groups still nest
+    finally:
+        taken.close()

@@ -168,10 +168,15 @@ class TransactionEndpoint:
                 await self._add(self._stream("TLS", self.tls))
             if loop is None:
                 tg.start_soon(self._timer_loop)  # trio: a task; asyncio: loop.call_at
-        except BaseException as exc:
+        except BaseException:
             tg.cancel_scope.cancel()
-            await self._close_transports()
-            await tg.__aexit__(type(exc), exc, exc.__traceback__)
+            # Shielded: inside the cancelled scope the close would raise Cancelled (trio)
+            # and the task group would never be exited ("Nursery misnesting" later).
+            with anyio.CancelScope(shield=True):
+                await self._close_transports()
+            # Exited as if nothing had happened (its children are cancelled), so the caller
+            # sees the original error (e.g. the OSError of a port in use), not a group.
+            await tg.__aexit__(None, None, None)
             raise
         return self
 
