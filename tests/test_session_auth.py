@@ -310,7 +310,13 @@ async def test_cli_answer_registers_and_unregisters_on_sigterm() -> None:
         async with await anyio.open_process(
             [sys.executable, "-m", "rvoip_session_core", *argv], env=env
         ) as proc:
+            assert proc.stdout is not None
+            seen = b""
             with anyio.fail_after(20):
+                # The CLI prints "answering at" once SIGTERM is handled (its documented
+                # cue); the registration may complete before that, during start().
+                while b"answering at" not in seen:
+                    seen += await proc.stdout.receive()
                 while "sip:alice@127.0.0.1" not in registrar.bindings:
                     await anyio.sleep(0.05)
             proc.send_signal(signal.SIGTERM)

@@ -111,7 +111,9 @@ class ClientRequests:
         # 2xx whose ACK the TU sends itself (defer_ack): dialog -> (request, remote key).
         self._held: dict[DialogId, tuple[ClientRequest, str]] = {}
         self._retries: list[ClientRequest] = []
-        self._deferred: list[DeferredRequest] = []
+        self.deferred: list[DeferredRequest] = []
+        """Re-INVITEs waiting for their dialog's INVITE transaction to end (read-only for
+        others: the layer tests it before calling :meth:`send_deferred`, a hot path)."""
         self._auth = self._authenticator(config)
 
     def _authenticator(self, config: DialogConfig) -> Authenticator:
@@ -369,7 +371,7 @@ class ClientRequests:
             # RFC 3261 §14.1: no new INVITE while another is in progress in either direction:
             # it waits (see send_deferred).
             ref = self._hooks.new_ref() if ref is None else ref
-            self._deferred.append(
+            self.deferred.append(
                 DeferredRequest(ref, dialog, body, content_type, tuple(headers), defer_ack)
             )
             return ref
@@ -404,18 +406,18 @@ class ClientRequests:
 
     def send_deferred(self) -> None:
         """Send the re-INVITEs that waited for the dialog's INVITE transaction to end."""
-        if not self._deferred:
+        if not self.deferred:
             return  # hot path: runs after every input, and there is rarely one waiting
-        for deferred in list(self._deferred):
+        for deferred in list(self.deferred):
             dialog = deferred.dialog
             if not self._store.holds(dialog):
                 # The dialog ended before the re-INVITE could go: report a 481 for it.
-                self._deferred.remove(deferred)
+                self.deferred.remove(deferred)
                 never_sent = dialog.build_request("INVITE", self._config, self._rng)
                 gone = make_response(never_sent, 481, "Call/Transaction Does Not Exist")
                 self._out.emit(ResponseForRequest(deferred.ref, dialog.id, "INVITE", gone))
             elif not self._hooks.invite_in_progress(dialog.id):
-                self._deferred.remove(deferred)
+                self.deferred.remove(deferred)
                 self.request(
                     dialog,
                     "INVITE",
@@ -617,7 +619,7 @@ class ClientRequests:
         if old.method == "INVITE" and self._hooks.invite_in_progress(dialog.id):
             # RFC 3261 §14.1: the peer's INVITE went first and is still in progress: wait.
             tu_headers = tuple((n, v) for n, v in extra if n.lower() not in _LAYER_MADE)
-            self._deferred.append(
+            self.deferred.append(
                 DeferredRequest(creq.ref, dialog, old.body, ctype, tu_headers, creq.defer_ack)
             )
             return
@@ -656,5 +658,5 @@ class ClientRequests:
             completed=len(self._completed),
             held_acks=len(self._held),
             retries=len(self._retries),
-            deferred=len(self._deferred),
+            deferred=len(self.deferred),
         )

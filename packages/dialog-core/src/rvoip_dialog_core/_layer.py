@@ -164,7 +164,9 @@ class DialogLayer:
         self._now = now
         try:
             self._uas.on_request(request, server, now, cancels=cancels)
-            self._client.send_deferred()
+            client = self._client
+            if client.deferred:  # hot path: an attribute read; there is rarely one waiting
+                client.send_deferred()
         except Exception:
             self._failed_input("request_errors", request)
             self._answer_failure(request, server)
@@ -174,7 +176,9 @@ class DialogLayer:
         self._now = now
         try:
             self._uas.on_ack(request, now)
-            self._client.send_deferred()
+            client = self._client
+            if client.deferred:  # hot path: an attribute read; there is rarely one waiting
+                client.send_deferred()
         except Exception:
             self._failed_input("ack_errors", request)
 
@@ -183,7 +187,9 @@ class DialogLayer:
         self._now = now
         try:
             self._on_response(response, now)
-            self._client.send_deferred()
+            client = self._client
+            if client.deferred:  # hot path: an attribute read; there is rarely one waiting
+                client.send_deferred()
         except Exception:
             self._failed_input("response_errors", response)
 
@@ -273,7 +279,9 @@ class DialogLayer:
             reliable=reliable,
             now=now,
         )
-        self._client.send_deferred()
+        client = self._client
+        if client.deferred:  # hot path: an attribute read; there is rarely one waiting
+            client.send_deferred()
         return response
 
     def accept_refer(self, ref: int, *, now: float | None = None) -> ReferSubscription:
@@ -529,7 +537,9 @@ class DialogLayer:
             except Exception:
                 self.stats["timer_errors"] += 1
                 logger.exception("dialog layer failed on a deadline of %r", key)
-        self._client.send_deferred()
+        client = self._client
+        if client.deferred:  # hot path: an attribute read; there is rarely one waiting
+            client.send_deferred()
 
     def _on_deadline(self, key: object, now: float) -> None:
         if isinstance(key, UasInvite):

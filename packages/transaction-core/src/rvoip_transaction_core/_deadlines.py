@@ -18,6 +18,10 @@ __all__ = ["Clock", "Deadlines", "SystemClock"]
 
 K = TypeVar("K", bound=Hashable)
 
+COMPACT_MIN = 64
+"""Least number of entries a heap may grow to before stale ones are swept out (a sweep
+comes after max(64, 2 x live) entries, so the heap stays within twice its live size)."""
+
 
 class Deadlines(Generic[K]):
     """At most one deadline per key; the earliest is found in O(1) amortized.
@@ -31,27 +35,35 @@ class Deadlines(Generic[K]):
         timers.pop_due(now + 61)       # ["ring"]
     """
 
-    __slots__ = ("_compact_at", "_heap", "_live", "_order")
+    __slots__ = ("_heap", "_live", "_order", "_room")
 
     def __init__(self) -> None:
         self._heap: list[tuple[float, int, K]] = []
-        self._live: dict[K, tuple[float, int]] = {}
+        # key -> its live heap entry itself: an entry is live iff it *is* the key's
+        # (identity test, no tuple built per check; ``order`` keeps entries distinct).
+        self._live: dict[K, tuple[float, int, K]] = {}
         self._order = 0
-        self._compact_at = 64
+        # Pushes left before the next compaction: the heap holds at most its size after
+        # the last compaction plus these (pops only shrink it), so no len() per push.
+        self._room = COMPACT_MIN
 
     def set(self, key: K, when: float) -> None:
         """Set (or move) ``key``'s deadline to ``when`` (monotonic seconds)."""
         self._order += 1
         order = self._order
-        self._live[key] = (when, order)
+        entry = (when, order, key)
+        self._live[key] = entry
         heap = self._heap
-        heapq.heappush(heap, (when, order, key))
-        if len(heap) > self._compact_at:
-            # Superseded and cancelled entries: drop them before they pile up (amortized).
+        heapq.heappush(heap, entry)
+        self._room -= 1
+        if self._room < 0:
+            # Superseded and cancelled entries: drop them before they pile up (amortized:
+            # the scan is paid by at least max(COMPACT_MIN - live, live) pushes since the last).
             live = self._live
-            heap[:] = [e for e in heap if live.get(e[2]) == (e[0], e[1])]
+            heap[:] = [e for e in heap if live.get(e[2]) is e]
             heapq.heapify(heap)
-            self._compact_at = max(64, 2 * len(heap))
+            size = len(heap)
+            self._room = max(COMPACT_MIN, 2 * size) - size
 
     def cancel(self, key: K) -> None:
         """Forget ``key``'s deadline (no error when it has none)."""
@@ -66,9 +78,9 @@ class Deadlines(Generic[K]):
         """The earliest live deadline, or None (stale entries on top are dropped)."""
         heap, live = self._heap, self._live
         while heap:
-            when, order, key = heap[0]
-            if live.get(key) == (when, order):
-                return when
+            entry = heap[0]
+            if live.get(entry[2]) is entry:
+                return entry[0]
             heapq.heappop(heap)
         return None
 
@@ -77,8 +89,9 @@ class Deadlines(Generic[K]):
         heap, live = self._heap, self._live
         out: list[K] = []
         while heap and heap[0][0] <= now:
-            when, order, key = heapq.heappop(heap)
-            if live.get(key) == (when, order):
+            entry = heapq.heappop(heap)
+            key = entry[2]
+            if live.get(key) is entry:
                 del live[key]
                 out.append(key)
         return out
