@@ -17,7 +17,7 @@ CPU per call (ms of CPU per second of call, and % of a core per 100 calls) for b
 processes, and memory per call (RSS after set-up minus RSS before, / N; with
 ``--tracemalloc`` also Python-heap bytes per call in the caller).
 The caller's late-packet counter is read from the coordinator's media clock
-(``coordinator._clock.stats``, a private attribute: this is a benchmark).
+(``coordinator.media_manager.clock_stats``).
 
 "Late" is unchanged from the media clock's definition: a packet handed to the socket more
 than 10 ms after its scheduled send time — half a packet time, far inside any receiver's
@@ -100,16 +100,15 @@ def real_time() -> bool:
 
 
 def _clock_counts(coordinator: Any) -> tuple[int, int, int]:
-    clock = getattr(coordinator, "_clock", None)
-    stats = getattr(clock, "stats", None)
+    stats = coordinator.media_manager.clock_stats
     if stats is None:
         return 0, 0, 0
     return int(stats.packets), int(stats.late_packets), int(stats.late_ticks)
 
 
 def _clock_histogram(coordinator: Any) -> list[int]:
-    stats = getattr(getattr(coordinator, "_clock", None), "stats", None)
-    return list(getattr(stats, "histogram", []))
+    stats = coordinator.media_manager.clock_stats
+    return list(stats.histogram) if stats is not None else []
 
 
 def _percentile(histogram: list[int], p: float, bin_s: float = 0.0001) -> float:

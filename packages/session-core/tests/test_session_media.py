@@ -125,3 +125,15 @@ def test_dtmf_is_decoded_per_rtp_source_and_flushed_at_close() -> None:
     assert digits == ["1", "4"]
     media.close()
     assert digits == ["1", "4", "5"]
+
+
+@pytest.mark.anyio
+async def test_media_manager_exposes_the_media_clock_counters() -> None:
+    """The media clock's send counters are public (benchmarks read late packets there)."""
+    from rvoip_session_core.testing import loopback_builder
+
+    async with await loopback_builder("bob").build() as bob:
+        stats = bob.media_manager.clock_stats
+        assert stats is not None
+        assert stats.packets >= 0
+    assert bob.media_manager.clock_stats is None

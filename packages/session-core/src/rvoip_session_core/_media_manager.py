@@ -18,7 +18,7 @@ import anyio
 import anyio.abc
 import sniffio
 
-from rvoip_media_core import MediaEngine, run_media_engine
+from rvoip_media_core import ClockStats, MediaClock, MediaEngine, run_media_engine
 from rvoip_rtp_core import LatchMode, PortAllocator
 from rvoip_session_core._errors import MediaError
 from rvoip_session_core._media import CallMedia, media_task, open_media_now
@@ -122,6 +122,7 @@ class MediaManager:
         self._allocator = PortAllocator(*ports) if ports else None
         self._tg: anyio.abc.TaskGroup | None = None
         self._sync = False
+        self._clock: object = None
 
     @property
     def engine(self) -> MediaEngine:
@@ -144,10 +145,21 @@ class MediaManager:
         self._tg = tg
         self._sync = self._backend.opens_now()
         try:
-            async with self._backend.run_engine(self._engine):
+            async with self._backend.run_engine(self._engine) as clock:
+                self._clock = clock
                 yield
         finally:
             self._tg = None
+            self._clock = None
+
+    @property
+    def clock_stats(self) -> ClockStats | None:
+        """The media clock's send counters (packets, late packets, lateness histogram).
+
+        None while not running, or with a media backend that has no real-time clock.
+        """
+        clock = self._clock
+        return clock.stats if isinstance(clock, MediaClock) else None
 
     def new_media(
         self, sid: SessionId, on_dtmf: Callable[[SessionId, str, int], None]
