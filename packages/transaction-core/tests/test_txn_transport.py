@@ -194,24 +194,37 @@ async def test_bad_udp_request_gets_400_and_garbage_is_counted(anyio_backend: st
 
 
 async def test_large_request_over_udp_goes_over_tcp(anyio_backend: str) -> None:
-    # one port number for both UDP and TCP, as SIP servers usually listen
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t.bind(("127.0.0.1", port))
+    # One port number for both UDP and TCP, as SIP servers usually listen. The free port is
+    # probed, released and bound again: another test may take it in between (flaky in CI
+    # once), so a few ports are tried.
     holder: list[TransactionEndpoint] = []
-    server = TransactionEndpoint(
-        udp=("127.0.0.1", port), tcp=("127.0.0.1", port), on_event=responder(holder)
-    )
+    for _attempt in range(8):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+            t.bind(("127.0.0.1", port))
+        server = TransactionEndpoint(
+            udp=("127.0.0.1", port), tcp=("127.0.0.1", port), on_event=responder(holder)
+        )
+        try:
+            await server.__aenter__()
+        except OSError:
+            continue
+        break
+    else:
+        pytest.fail("no port free for UDP and TCP at once")
     holder.append(server)
     client = TransactionEndpoint(udp=("127.0.0.1", 0), tcp=("127.0.0.1", 0))
-    async with server, client:
-        big = simple_request("MESSAGE", body=b"x" * 1500)
-        with anyio.fail_after(10):
-            response = await client.request(big, Peer("UDP", "127.0.0.1", port))
-        assert response.status == 200
-        assert client.stats["udp_to_tcp"] == 1
-        assert server.stats["tcp_received"] == 1
+    try:
+        async with client:
+            big = simple_request("MESSAGE", body=b"x" * 1500)
+            with anyio.fail_after(10):
+                response = await client.request(big, Peer("UDP", "127.0.0.1", port))
+            assert response.status == 200
+            assert client.stats["udp_to_tcp"] == 1
+            assert server.stats["tcp_received"] == 1
+    finally:
+        await server.__aexit__(None, None, None)
 
 
 @pytest.mark.parametrize("anyio_backend", ["asyncio"])
