@@ -226,13 +226,32 @@ def test_compound_round_trip_property(packets: list[RtcpPacket]) -> None:
     assert encode_rtcp(parse_rtcp(data)) == data
 
 
+def test_padded_unaligned_packet_re_encodes() -> None:
+    """Fuzz finding F-RTCP-1: what parse_rtcp returns, encode_rtcp must write back.
+
+    ``a0 08 00 01 00 34 00 01`` is a padded packet of an unknown type whose body is three
+    octets once the padding is gone. It parsed, but the encoder refused any body that is
+    not word-aligned (``ValueError``), so parse -> encode of a received packet raised. The
+    encoder now pads such a body again (P bit, count octet last, RFC 3550 §6.4.1).
+    """
+    data = bytes.fromhex("a0080001 00340001")
+    (packet,) = parse_rtcp(data)
+    assert packet == RtcpUnknown(8, 0, b"\x00\x34\x00")
+    assert encode_rtcp([packet]) == data
+    app = RtcpApp(1, 7, b"name", b"odd")
+    assert len(app.encode()) % 4 == 0
+    assert parse_rtcp(app.encode()) == [app]
+
+
 @given(st.binary(max_size=120))
 def test_arbitrary_bytes_raise_only_parse_error(data: bytes) -> None:
+    """Any datagram parses or raises RtpParseError; what parses encodes and parses back."""
     try:
         packets = parse_rtcp(data)
     except RtpParseError:
         return
     assert packets
+    assert parse_rtcp(encode_rtcp(packets)) == packets
 
 
 @given(st.lists(rtcp_packets, min_size=1, max_size=3), st.data())

@@ -103,12 +103,20 @@ def _parse_blocks(body: bytes, pos: int, count: int) -> tuple[ReportBlock, ...]:
     return tuple(blocks)
 
 
-def _header(count: int, packet_type: int, body: bytes) -> bytes:
-    if len(body) % 4:
-        raise ValueError("RTCP packet body must be a multiple of 4 bytes")
+def _packet(count: int, packet_type: int, body: bytes) -> bytes:
+    """Common header plus body; a body that is not word-aligned is padded (RFC 3550 §6.4.1).
+
+    The parser strips padding and keeps the unaligned rest (an unknown packet type, APP data,
+    a feedback FCI), so re-encoding what it returned must pad again rather than refuse.
+    """
     if not 0 <= count <= 31:
         raise ValueError(f"RTCP count {count} does not fit in 5 bits")
-    return _HDR.pack(0x80 | count, packet_type, len(body) // 4)
+    pad = -len(body) % 4
+    if pad:
+        # The last padding octet counts the padding octets, itself included.
+        body = body + bytes(pad - 1) + bytes((pad,))
+        return _HDR.pack(0xA0 | count, packet_type, len(body) // 4) + body
+    return _HDR.pack(0x80 | count, packet_type, len(body) // 4) + body
 
 
 @attrs.frozen
@@ -138,7 +146,7 @@ class RtcpSenderReport:
                 self.extension,
             )
         )
-        return _header(len(self.reports), RTCP_SR, body) + body
+        return _packet(len(self.reports), RTCP_SR, body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
@@ -155,7 +163,7 @@ class RtcpReceiverReport:
     def encode(self) -> bytes:
         """Serialize to wire bytes."""
         body = b"".join((_U32.pack(self.ssrc), *(r.encode() for r in self.reports), self.extension))
-        return _header(len(self.reports), RTCP_RR, body) + body
+        return _packet(len(self.reports), RTCP_RR, body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
@@ -199,7 +207,7 @@ class RtcpSourceDescription:
     def encode(self) -> bytes:
         """Serialize to wire bytes."""
         body = b"".join(c.encode() for c in self.chunks)
-        return _header(len(self.chunks), RTCP_SDES, body) + body
+        return _packet(len(self.chunks), RTCP_SDES, body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
@@ -222,7 +230,7 @@ class RtcpBye:
             out += self.reason
             out += bytes(-len(out) % 4)
         body = bytes(out)
-        return _header(len(self.sources), RTCP_BYE, body) + body
+        return _packet(len(self.sources), RTCP_BYE, body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
@@ -242,7 +250,7 @@ class RtcpApp:
         if len(self.name) != 4:
             raise ValueError("APP name must be 4 octets")
         body = _U32.pack(self.ssrc) + self.name + self.data
-        return _header(self.subtype, RTCP_APP, body) + body
+        return _packet(self.subtype, RTCP_APP, body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
@@ -261,7 +269,7 @@ class RtcpFeedback:
     def encode(self) -> bytes:
         """Serialize to wire bytes."""
         body = _U32X2.pack(self.sender_ssrc, self.media_ssrc) + self.fci
-        return _header(self.fmt, self.packet_type, body) + body
+        return _packet(self.fmt, self.packet_type, body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
@@ -277,7 +285,7 @@ class RtcpUnknown:
 
     def encode(self) -> bytes:
         """Serialize to wire bytes."""
-        return _header(self.count, self.packet_type, self.body) + self.body
+        return _packet(self.count, self.packet_type, self.body)
 
     def __bytes__(self) -> bytes:
         return self.encode()
