@@ -279,10 +279,15 @@ async def test_commands_issued_inside_the_callback_are_sent(anyio_backend: str) 
 
 
 class _CountingTransactions:
-    """Stands in for the TransactionEndpoint under a driver fed events directly."""
+    """Stands in for the TransactionEndpoint under a driver fed events directly.
 
-    def __init__(self) -> None:
+    Responses are counted instead of sent; the timer stays the real endpoint's (the
+    dialog deadlines ride on it, ``attach_timers``).
+    """
+
+    def __init__(self, real: object) -> None:
         self.responses: list[int] = []
+        self.rearm = real.rearm  # type: ignore[attr-defined]
 
     def respond(self, txn_id: int, response: object) -> None:
         self.responses.append(txn_id)
@@ -321,7 +326,7 @@ async def test_inline_answers_do_not_wake_the_timer_task_per_call(anyio_backend:
     source = Peer("UDP", "127.0.0.1", 5061)
     async with DialogEndpoint(on_event=on_event, timers=TimerConfig(t1=0.05)) as ep:
         endpoints.append(ep)
-        stub = _CountingTransactions()
+        stub = _CountingTransactions(ep.transactions)
         ep._txn = stub  # type: ignore[assignment]
         wakes = 0
         handle_timers = ep.layer.handle_timers
@@ -366,7 +371,7 @@ async def test_unacknowledged_2xx_wakes_the_idle_timer_task(anyio_backend: str) 
     source = Peer("UDP", "127.0.0.1", 5061)
     async with DialogEndpoint(on_event=on_event, timers=TimerConfig(t1=0.05)) as ep:
         endpoints.append(ep)
-        stub = _CountingTransactions()
+        stub = _CountingTransactions(ep.transactions)
         ep._txn = stub  # type: ignore[assignment]
         await anyio.sleep(0.3)  # idle: the timer task sleeps with nothing armed
         ep._on_txn_event(TransactionRequest(7, _uas_request("INVITE", 1, None, 1), source))
@@ -406,7 +411,7 @@ async def test_one_failing_action_does_not_lose_the_rest(anyio_backend: str) -> 
     source = Peer("UDP", "127.0.0.1", 5061)
     async with DialogEndpoint(on_event=on_event) as ep:
         endpoints.append(ep)
-        stub = _FailingOnceTransactions()
+        stub = _FailingOnceTransactions(ep.transactions)
         ep._txn = stub  # type: ignore[assignment]
         ep._on_txn_event(TransactionRequest(7, _uas_request("INVITE", 1, None, 1), source))
         assert stub.responses == [7]  # the 180 failed, the 200 still went out

@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import random
 import socket
 import ssl
@@ -177,12 +176,9 @@ class DialogEndpoint:
         self._layer: DialogLayer | None = None
         self._client_txns: dict[int, Request] = {}
         self._names = NameCache()
-        self._wakeup = anyio.Event()
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
         self._flushing = False
-        self._armed = math.inf
-        self._busy = False  # a flush ran since the timer task last woke
         self._clock: Callable[[], float] = anyio.current_time
         self._tg: anyio.abc.TaskGroup | None = None
         self._commands: list[str] = []
@@ -224,7 +220,8 @@ class DialogEndpoint:
             for name in self._commands:
                 self.__dict__.pop(name, None)  # bound to a previous layer
             self._commands.clear()
-            tg.start_soon(self._timer_loop)
+            # One timer for both layers: the dialog deadlines ride on the endpoint's.
+            txn.attach_timers(self._on_timers, self._layer.next_deadline)
         except BaseException:
             await self._stack.__aexit__(None, None, None)
             raise
@@ -294,30 +291,15 @@ class DialogEndpoint:
 
     # --- the engine -----------------------------------------------------------------------
 
-    async def _timer_loop(self) -> None:
+    def _on_timers(self) -> None:
+        """The endpoint's timer woke up: fire the dialog deadlines that are due."""
         layer = self.layer
-        while True:
-            deadline = layer.next_deadline()
-            if deadline is None and self._busy:
-                # hot path: while calls come and go, tick every T1 rather than sleep for
-                # good, so the next call's first deadline (T1 or later) needs no wake-up.
-                deadline = self._clock() + layer.config.t1
-            self._busy = False
-            self._armed = deadline if deadline is not None else math.inf
-            with anyio.CancelScope(deadline=self._armed):
-                await self._wakeup.wait()
-            self._armed = -math.inf  # awake: no flush needs to wake us until we sleep again
-            if self._wakeup.is_set():
-                self._wakeup = anyio.Event()
-            busy = self._busy  # messages or commands came while we slept
-            try:
-                layer.handle_timers(self._clock())
-            except Exception:
-                self.stats["layer_errors"] += 1
-                logger.exception("dialog layer timers failed")
-                await anyio.sleep(self.layer.config.t1)  # a failing timer must not spin
-            self._flush()
-            self._busy = busy  # our own flush is no sign of traffic: idle, stop ticking
+        try:
+            layer.handle_timers(self._clock())
+        except Exception:
+            self.stats["layer_errors"] += 1
+            logger.exception("dialog layer timers failed")
+        self._flush()
 
     def _on_txn_event(self, event: TransactionEvent) -> None:
         try:
@@ -357,16 +339,15 @@ class DialogEndpoint:
             self._flush_all()
         finally:
             self._flushing = False
-        self._busy = True
         layer = self._layer
         assert layer is not None
         # hot path: the earliest deadline can only move earlier when one was set.
         if not layer.deadline_moved():
             return
         deadline = layer.next_deadline()
-        if deadline is not None and deadline < self._armed:
-            # Wake the timer task only when the earliest deadline moved earlier.
-            self._wakeup.set()
+        txn = self._txn
+        if deadline is not None and txn is not None:
+            txn.rearm(deadline)  # a no-op unless it is before the endpoint's armed wake-up
 
     def _flush_all(self) -> None:
         # Drain until quiet: an ``on_event`` callback may issue commands (respond, bye ...)

@@ -114,7 +114,7 @@ class TransactionEndpoint:
     transports: dict[str, Transport] = attrs.field(factory=dict, init=False)
     _stats_extra: dict[str, int] = attrs.field(factory=dict, init=False)
     _tg: TaskGroup | None = attrs.field(default=None, init=False)
-    _wake: anyio.Event | None = attrs.field(default=None, init=False)
+    _sleep: anyio.CancelScope | None = attrs.field(default=None, init=False)
     _scheduled: float = attrs.field(default=math.inf, init=False)
     _armed_for: float = attrs.field(default=math.inf, init=False)
     _flushing: bool = attrs.field(default=False, init=False)
@@ -130,6 +130,9 @@ class TransactionEndpoint:
     _shed_tag: bytes = attrs.field(factory=lambda: secrets.token_hex(8).encode(), init=False)
     _shed_any: bool = attrs.field(default=False, init=False)
     _skip: frozenset[bytes] = attrs.field(default=_SCREEN_SKIP_ACK, init=False)
+    # The transaction user's deadlines (attach_timers): one timer serves both layers.
+    _tu_fire: Callable[[], None] | None = attrs.field(default=None, init=False)
+    _tu_next: Callable[[], float | None] | None = attrs.field(default=None, init=False)
 
     def __attrs_post_init__(self) -> None:
         self.layer = TransactionLayer(
@@ -242,6 +245,28 @@ class TransactionEndpoint:
         """Send outside any transaction (e.g. the ACK for a 2xx)."""
         self.layer.send_stateless(message, target, self._clock())
         self._flush()
+
+    def attach_timers(
+        self, fire: Callable[[], None], next_deadline: Callable[[], float | None]
+    ) -> None:
+        """Let the transaction user's deadlines ride on this endpoint's one timer.
+
+        ``next_deadline()`` is the TU's earliest deadline (on this endpoint's clock, None:
+        none); ``fire()`` handles whatever of the TU is due (reading its own clock) and is
+        called after the transaction timers whenever the timer wakes up. Between wake-ups
+        the TU calls `rearm` when its earliest deadline moved earlier. One timer (a loop
+        timer handle on asyncio, one task on trio) instead of one per layer.
+        """
+        self._tu_fire = fire
+        self._tu_next = next_deadline
+        deadline = next_deadline()
+        if deadline is not None:
+            self.rearm(deadline)
+
+    def rearm(self, deadline: float) -> None:
+        """Make the timer wake up by ``deadline`` (a TU deadline; no-op if already due)."""
+        if deadline < self._armed_for:
+            self._rearm(deadline)
 
     async def request(self, request: Request, target: Peer) -> Response:
         """Send ``request`` and wait for its final response.
@@ -444,8 +469,11 @@ class TransactionEndpoint:
             self._scheduled = slot
             self._armed_for = deadline
             self._handle = loop.call_at(slot, self._on_timer)
-        elif self._wake is not None:
-            self._wake.set()
+        elif self._sleep is not None:
+            # trio: move the sleeping timer task's deadline (no wake-up just to re-arm).
+            self._scheduled = slot
+            self._armed_for = deadline
+            self._sleep.deadline = slot
 
     def _on_timer(self) -> None:
         """asyncio: the armed slot is due; fire the layer's timers and re-arm."""
@@ -462,6 +490,21 @@ class TransactionEndpoint:
         except Exception:
             self._count("timer_errors")
             logger.exception("sending what the transaction timers produced failed")
+        self._fire_tu()
+
+    def _fire_tu(self) -> None:
+        """The TU's due deadlines (attach_timers), then its next one armed with ours."""
+        fire, next_deadline = self._tu_fire, self._tu_next
+        if fire is None or next_deadline is None:
+            return
+        try:
+            fire()
+        except Exception:
+            self._count("timer_errors")
+            logger.exception("the transaction user's timer handling failed")
+        deadline = next_deadline()
+        if deadline is not None and deadline < self._armed_for:
+            self._rearm(deadline)
 
     def _slot(self, deadline: float) -> float:
         """Round a deadline up to the timer resolution so close deadlines share one wake-up."""
@@ -507,18 +550,18 @@ class TransactionEndpoint:
         layer = self.layer
         while True:
             deadline = layer.next_deadline()
+            if self._tu_next is not None:
+                tu_deadline = self._tu_next()
+                if tu_deadline is not None and (deadline is None or tu_deadline < deadline):
+                    deadline = tu_deadline
             self._armed_for = math.inf if deadline is None else deadline
-            if deadline is not None:
-                deadline = self._slot(deadline)  # never early, at most one slot late
-            self._scheduled = math.inf if deadline is None else deadline
-            wake = self._wake = anyio.Event()
-            if deadline is None:
-                await wake.wait()
-            else:
-                delay = deadline - self._clock()
-                if delay > 0:
-                    with anyio.move_on_after(delay):
-                        await wake.wait()
+            # never early, at most one slot late
+            slot = math.inf if deadline is None else self._slot(deadline)
+            self._scheduled = slot
+            with anyio.CancelScope(deadline=slot) as sleep:
+                self._sleep = sleep
+                await anyio.sleep_forever()
+            self._sleep = None
             try:
                 layer.handle_timers(self._clock())
                 self._flush()
@@ -527,3 +570,4 @@ class TransactionEndpoint:
                 # the endpoint's task group and every transaction).
                 self._count("timer_errors")
                 logger.exception("transaction timer handling failed")
+            self._fire_tu()
