@@ -31,6 +31,13 @@ EXPECTED = {
         "far end: call ended (remote hangup)",
     ],
     "quality_monitoring": ["report 2: MOS", "(good)", "customer side:", "RTT"],
+    "instant_messages": [
+        "bob: 'lunch?' (pager mode, ticket 7)",
+        "alice: MESSAGE refused with 415",
+        "as <sip:+15550100@127.0.0.1>",
+        "bob: 'can you hear me?' (in the call",
+        "alice: done",
+    ],
 }
 
 
@@ -53,7 +60,7 @@ def test_example_runs(name: str) -> None:
         assert needle in out
 
 
-@pytest.mark.parametrize("name", ["quick_start", "bridge_monitoring"])
+@pytest.mark.parametrize("name", ["quick_start", "bridge_monitoring", "instant_messages"])
 def test_example_runs_on_trio(name: str) -> None:
     out = run_example(name, "trio")
     assert EXPECTED[name][-1] in out

@@ -72,6 +72,8 @@ class Call:
     """(RTP, RTCP) packets received at the last media check."""
     media_seen_at: float | None = None
     """When ``media_seen`` last changed (monotonic; None: media not watched)."""
+    invite_headers: tuple[tuple[str, str], ...] = ()
+    """Extra header lines the application gave for our INVITE (P-Asserted-Identity …)."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

@@ -57,6 +57,7 @@ from rvoip_session_core._events import (
 )
 from rvoip_session_core._hooks import HookRunner
 from rvoip_session_core._media_manager import MediaManager
+from rvoip_session_core._messages import MessageService
 from rvoip_session_core._offer_answer import (
     SdpNegotiationError,
     build_answer,
@@ -152,6 +153,7 @@ class CallLayer:
         self._stopping = False
         self._byes: set[int] = set()  # refs of BYEs sent while stopping, until answered
         self.transfers: TransferService | None = None
+        self.messages: MessageService | None = None
         """Set by the coordinator: handles REFER and NOTIFY (blind transfer)."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
@@ -448,8 +450,11 @@ class CallLayer:
                     self._byes.discard(ref)
                     if self._idle is not None and not (self._byes or len(registry)):
                         self._idle.set()
-            case RequestReceived(ref=ref):
-                self.endpoint.respond(ref, 501, "Not Implemented")
+            case RequestReceived(ref=ref, dialog_id=did, request=request):
+                if request.method == "MESSAGE" and self.messages is not None:
+                    self.messages.received(ref, did, request)
+                else:
+                    self.endpoint.respond(ref, 501, "Not Implemented")
             case _:
                 pass
 
@@ -559,7 +564,9 @@ class CallLayer:
         """Send the INVITE of an outgoing call (its leg is recorded before any event)."""
         body = b"" if call.local_sdp is None else call.local_sdp.encode()
         with self.gate:  # events of this INVITE wait until the leg is recorded
-            leg = self.endpoint.invite(call.to, from_=call.from_, body=body)
+            leg = self.endpoint.invite(
+                call.to, from_=call.from_, body=body, headers=call.invite_headers
+            )
             self._registry.bind_leg(call, leg)
 
     def hang_up(self, call: Call, reason: str, headers: Iterable[tuple[str, str]] = ()) -> None:
@@ -581,7 +588,7 @@ class CallLayer:
             call.cancel_requested = True
             self.fire(call, Trigger.HANG_UP, reason)
             try:
-                endpoint.cancel(call.leg)
+                endpoint.cancel(call.leg, headers=headers)
             except DialogUsageError:
                 self.finish(call, Trigger.CANCELLED, reason)
         elif call.dialog_id is not None:

@@ -23,6 +23,7 @@ class SessionControl:
     hold_session = SessionCoordinator.hold_session
     resume_session = SessionCoordinator.resume_session
     send_dtmf = SessionCoordinator.send_dtmf
+    send_message = SessionCoordinator.send_message
     transfer_session = SessionCoordinator.transfer_session
     update_media = SessionCoordinator.update_media
     terminate_session = SessionCoordinator.terminate_session

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -35,7 +36,7 @@ from numpy.typing import ArrayLike
 from rvoip_dialog_core import target_for
 from rvoip_session_core._accounts import Account
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
-from rvoip_session_core._call import Call
+from rvoip_session_core._call import Call, PendingRequest
 from rvoip_session_core._calls import CallLayer
 from rvoip_session_core._driver import (
     DeadlineTimer,
@@ -52,6 +53,7 @@ from rvoip_session_core._errors import (
     CallFailed,
     InvalidState,
     MediaError,
+    RequestFailed,
     SessionError,
     Timeout,
     TransportError,
@@ -68,6 +70,7 @@ from rvoip_session_core._handlers import CallHandler
 from rvoip_session_core._hooks import HookRunner
 from rvoip_session_core._media import AudioFrame, AudioSourceSpec, make_source
 from rvoip_session_core._media_manager import MediaBackend, MediaManager
+from rvoip_session_core._messages import MESSAGE_MAX_PAGER_SIZE, MessageService, extra_headers
 from rvoip_session_core._offer_answer import (
     audio_direction,
     negotiated,
@@ -224,6 +227,13 @@ class SessionCoordinator:
             self._registry.find,
             self._start_soon,
             self._request,
+        )
+        self._layer.messages = MessageService(
+            lambda: self.endpoint,
+            self._hooks,
+            self._events.publish,
+            self._start_soon,
+            self._registry.for_dialog,
         )
         self._message_tap: MessageTap | None = None
         self._endpoint: SipEndpoint | None = None
@@ -602,15 +612,26 @@ class SessionCoordinator:
 
     # --- making calls ---------------------------------------------------------------------
 
-    async def prepare_outgoing_call(self, from_: str, to: str) -> PreparedCall:
-        """Open media and build the SDP offer of a call to ``to`` without sending it yet."""
+    async def prepare_outgoing_call(
+        self, from_: str, to: str, *, headers: Mapping[str, str] | None = None
+    ) -> PreparedCall:
+        """Open media and build the SDP offer of a call to ``to`` without sending it yet.
+
+        ``headers`` are extra lines for the INVITE (P-Asserted-Identity, Diversion, X-…);
+        ones the stack builds itself (Via, From, To, Call-ID, CSeq …) raise InvalidState.
+        """
         try:
             parse_uri(to)
         except SipParseError as exc:
             raise InvalidState(f"bad target URI {to!r}: {exc.reason}") from None
+        try:
+            invite_headers = tuple(extra_headers(headers))
+        except ValueError as exc:
+            raise InvalidState(str(exc)) from None
         if self._endpoint is None:
             raise not_started()
         call = self._layer.new_call(CallDirection.Outgoing, from_, to)
+        call.invite_headers = invite_headers
         try:
             await self._media.open(call.media)
         except SessionError:
@@ -630,10 +651,19 @@ class SessionCoordinator:
         return call.snapshot()
 
     async def create_outgoing_call(
-        self, from_: str, to: str, sdp: str | None = None
+        self,
+        from_: str,
+        to: str,
+        sdp: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> CallSession:
-        """Call ``to`` as ``from_``; ``sdp`` is the offer (None: generated)."""
-        prepared = await self.prepare_outgoing_call(from_, to)
+        """Call ``to`` as ``from_``; ``sdp`` is the offer (None: generated).
+
+        ``headers``: extra INVITE header lines, e.g. ``{"P-Asserted-Identity":
+        "<sip:+15551234@pbx>"}`` (see ``prepare_outgoing_call``).
+        """
+        prepared = await self.prepare_outgoing_call(from_, to, headers=headers)
         if sdp is not None:
             self._registry.get(prepared.session_id).local_sdp = parse_offer(sdp)
         return await self.initiate_prepared_call(prepared)
@@ -793,10 +823,19 @@ class SessionCoordinator:
             raise Timeout("no final transfer report", session_id=call.id)
         return call.transfer_status
 
-    async def terminate_session(self, session_id: str) -> None:
-        """Hang up: CANCEL before the answer, BYE after, a rejection for unanswered calls."""
+    async def terminate_session(
+        self, session_id: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Hang up: CANCEL before the answer, BYE after, a rejection for unanswered calls.
+
+        ``headers``: extra lines for the BYE or CANCEL (e.g. ``Reason``, RFC 3326).
+        """
         call = self._registry.get(session_id)
-        self._layer.hang_up(call, "local hangup")
+        try:
+            extra = extra_headers(headers)
+        except ValueError as exc:
+            raise InvalidState(str(exc)) from None
+        self._layer.hang_up(call, "local hangup", extra)
         with anyio.move_on_after(2.0):
             await call.ended.wait()
 
@@ -848,6 +887,102 @@ class SessionCoordinator:
             raise Timeout(f"no answer to OPTIONS from {target}") from None
         except TransportFailedError as exc:
             raise TransportError(f"cannot reach {target}: {exc}") from None
+
+    async def send_message(
+        self,
+        target_uri: str,
+        text: str | bytes,
+        content_type: str = "text/plain",
+        *,
+        from_: str | None = None,
+        session_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: Seconds = 32.0,
+    ) -> Response:
+        """Send an instant message (RFC 3428 MESSAGE); returns the peer's 2xx.
+
+        Pager mode by default (a request of its own to ``target_uri``, from ``from_`` or
+        our local URI, through the outbound proxy and with digest auth when configured);
+        with ``session_id``, inside that call's dialog (``target_uri`` is then ignored).
+        ``text`` as ``str`` is sent as UTF-8 (``;charset=UTF-8`` added to ``text/*``).
+
+        Raises:
+            InvalidState: a bad target URI, a header the stack builds itself, or a body
+                over 1,300 bytes for a UDP target (RFC 3428 §8).
+            RequestFailed: the peer answered with an error status (``status``).
+            Timeout: no final response in ``timeout`` seconds.
+        """
+        body = text.encode("utf-8") if isinstance(text, str) else bytes(text)
+        lowered = content_type.lower()
+        if isinstance(text, str) and lowered.startswith("text/") and "charset" not in lowered:
+            content_type += ";charset=UTF-8"
+        try:
+            extra = extra_headers(headers)
+        except ValueError as exc:
+            raise InvalidState(str(exc)) from None
+        if session_id is not None:
+            call = self._established_call(session_id)
+            response = await self._request(
+                call,
+                "MESSAGE",
+                timeout=_seconds(timeout),
+                body=body,
+                content_type=content_type,
+                headers=extra,
+            )
+        else:
+            response = await self._send_pager(
+                target_uri, body, content_type, from_ or self.local_uri, extra, timeout
+            )
+        if response.status >= 300:
+            raise RequestFailed("MESSAGE", response.status, response.reason)
+        return response
+
+    async def _send_pager(
+        self,
+        target_uri: str,
+        body: bytes,
+        content_type: str,
+        from_: str,
+        headers: list[tuple[str, str]],
+        timeout: Seconds,
+    ) -> Response:
+        """A pager-mode MESSAGE and its final response (408 when none came)."""
+        try:
+            uri = parse_uri(target_uri)
+        except SipParseError as exc:
+            raise InvalidState(f"bad target URI {target_uri!r}: {exc.reason}") from None
+        congestion_controlled = isinstance(uri, SipUri) and (
+            uri.scheme == "sips" or (uri.transport or "").lower() in ("tcp", "tls")
+        )
+        if len(body) > MESSAGE_MAX_PAGER_SIZE and not congestion_controlled:
+            raise InvalidState(
+                f"a {len(body)}-byte MESSAGE body is over RFC 3428's 1300 bytes for a target "
+                "that may be reached over UDP (use ;transport=tcp or a session)"
+            )
+        endpoint = self.endpoint
+        try:
+            ref = endpoint.send_request(
+                "MESSAGE",
+                uri,
+                from_=f"<{from_}>" if "<" not in from_ else from_,
+                to=f"<{uri}>",
+                body=body,
+                content_type=content_type,
+                headers=headers,
+            )
+        except (SipParseError, ValueError) as exc:
+            raise InvalidState(f"cannot send MESSAGE to {target_uri!r}: {exc}") from None
+        pending = PendingRequest("MESSAGE", SessionId(""))
+        self._registry.add_pending(ref, pending)
+        try:
+            with anyio.move_on_after(_seconds(timeout)):
+                await pending.done.wait()
+        finally:
+            self._registry.drop_pending(ref)
+        if pending.response is None:
+            raise Timeout(f"no final response to MESSAGE from {target_uri} in {timeout}s")
+        return pending.response
 
     # --- queries --------------------------------------------------------------------------
 

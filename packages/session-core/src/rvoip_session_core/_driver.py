@@ -60,8 +60,10 @@ class SipEndpoint(Protocol):
         """The bound address of a transport."""
         ...
 
-    def invite(self, target: str | Uri, *, from_: str, body: bytes = b"") -> LegId:
-        """Send an initial INVITE."""
+    def invite(
+        self, target: str | Uri, *, from_: str, body: bytes = b"", headers: Headers = ()
+    ) -> LegId:
+        """Send an initial INVITE (``headers``: extra lines)."""
         ...
 
     def respond(
@@ -287,6 +289,8 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         contacts=contacts,
         credentials=cfg.credentials,
         outbound_proxy=cfg.outbound_proxy,
+        # RFC 3428: MESSAGE reaches the call layer (answered through CallHandler.on_message).
+        extra_methods=("MESSAGE",),
     )
 
 

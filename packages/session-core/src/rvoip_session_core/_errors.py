@@ -41,6 +41,22 @@ class CallCancelled(CallFailed):
         super().__init__(487, reason, session_id=session_id)
 
 
+class RequestFailed(SessionError):  # noqa: N818 (named like CallFailed)
+    """A request of its own (MESSAGE …) got a final error status.
+
+    Attributes:
+        method: the request's method.
+        status: the SIP status code (e.g. 404, 415, 486; 408 when nothing answered).
+        reason: the reason phrase.
+    """
+
+    def __init__(self, method: str, status: int, reason: str = "") -> None:
+        super().__init__(f"{method} failed with {status} {reason}".rstrip())
+        self.method = method
+        self.status = status
+        self.reason = reason
+
+
 class Timeout(SessionError, TimeoutError):  # noqa: N818 (the seed's name)
     """An operation did not complete in time (e.g. no answer within the wait)."""
 

@@ -11,7 +11,14 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_session_core._types import BridgeId, CallState, IncomingCall, QualityMetrics, SessionId
+from rvoip_session_core._types import (
+    BridgeId,
+    CallState,
+    IncomingCall,
+    InstantMessage,
+    QualityMetrics,
+    SessionId,
+)
 
 # --- session events ------------------------------------------------------------------
 
@@ -138,6 +145,14 @@ class RegistrationStateChanged:
     status: RegistrationStatus
 
 
+@attrs.frozen
+class MessageReceived:
+    """Session event: a MESSAGE arrived and was answered with ``status``."""
+
+    message: InstantMessage
+    status: int
+
+
 SessionEventType = (
     IncomingCallReceived
     | StateChanged
@@ -148,6 +163,7 @@ SessionEventType = (
     | TransferRequested
     | TransferProgress
     | RegistrationStateChanged
+    | MessageReceived
 )
 """Any session event."""
 
@@ -164,6 +180,7 @@ class SessionEvent:
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
+    MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
 
 
 # --- bridge events -------------------------------------------------------------------

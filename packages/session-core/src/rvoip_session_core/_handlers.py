@@ -19,6 +19,7 @@ from rvoip_session_core._types import (
     Defer,
     Forward,
     IncomingCall,
+    InstantMessage,
     QualityMetrics,
     Reject,
     SessionId,
@@ -88,6 +89,15 @@ class CallHandler(abc.ABC):
         """The peer asks us to call ``target`` (REFER); False refuses with 603."""
         return True
 
+    async def on_message(self, message: InstantMessage) -> int | None:
+        """A MESSAGE arrived (RFC 3428); return the final status to answer (None: 200).
+
+        E.g. 415 for a content type you do not take, 486 when the user is busy. Not
+        overriding it accepts every message; each also arrives as a ``MessageReceived``
+        session event. Answer within 8 s (else the sender gets 500).
+        """
+        return None
+
 
 _DECIDES_NOW: dict[type[CallHandler], bool] = {}
 
@@ -108,7 +118,13 @@ def decides_now(handler: CallHandler) -> bool:
     return known
 
 
-_HOOKS = ("on_call_established", "on_call_state_changed", "on_dtmf", "on_media_quality")
+_HOOKS = (
+    "on_call_established",
+    "on_call_state_changed",
+    "on_dtmf",
+    "on_media_quality",
+    "on_message",
+)
 _OVERRIDDEN: dict[type[CallHandler], frozenset[str]] = {}
 
 

@@ -258,3 +258,40 @@ class SessionStats:
     incoming_calls: int
     outgoing_calls: int
     active_bridges: int
+
+
+@attrs.frozen
+class InstantMessage:
+    """A MESSAGE that arrived (RFC 3428).
+
+    Attributes:
+        from_: the sender (the From header's URI).
+        to: the addressee (the To header's URI).
+        content_type: the body's media type with its parameters (``text/plain`` when
+            the request had a body but no Content-Type).
+        body: the body, as sent.
+        headers: every header line of the request, in order.
+        request_uri: the Request-URI.
+        session_id: the call whose dialog it came in, or None (pager mode).
+    """
+
+    from_: str
+    to: str
+    content_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...]
+    request_uri: str
+    session_id: SessionId | None = None
+
+    @property
+    def text(self) -> str:
+        """The body decoded with its ``charset`` parameter (UTF-8 by default)."""
+        charset = "utf-8"
+        for param in self.content_type.split(";")[1:]:
+            key, _, value = param.partition("=")
+            if key.strip().lower() == "charset" and value.strip():
+                charset = value.strip().strip('"')
+        try:
+            return self.body.decode(charset, "replace")
+        except LookupError:  # a charset Python does not know
+            return self.body.decode("utf-8", "replace")

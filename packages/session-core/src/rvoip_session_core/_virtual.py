@@ -354,9 +354,13 @@ class _VirtualEndpoint:
     def _after(self) -> None:
         self._calls.kick()
 
-    def invite(self, target: str | Uri, *, from_: str, body: bytes = b"") -> LegId:
+    def invite(
+        self, target: str | Uri, *, from_: str, body: bytes = b"", headers: Headers = ()
+    ) -> LegId:
         uri = parse_uri(target) if isinstance(target, str) else target
-        leg = self.agent.dialog.invite(uri, from_=from_, body=body, now=self._now())
+        leg = self.agent.dialog.invite(
+            uri, from_=from_, body=body, headers=headers, now=self._now()
+        )
         self._after()
         return leg
 
