@@ -9,6 +9,7 @@ from collections.abc import Iterable
 import attrs
 
 from rvoip_sip_core import (
+    Request,
     Response,
     RSeq,
     SessionExpires,
@@ -342,6 +343,24 @@ class UacInvites:
             )
         )
         return True
+
+    def fail_over(self, creq: ClientRequest) -> Request | None:
+        """The initial INVITE again with a new branch, for the next located target.
+
+        RFC 3263 §4.3 (see ``DialogLayer.fail_over``). Not once a CANCEL was asked for,
+        nor with early dialogs open (they belong to the failed target's transaction).
+        """
+        assert creq.leg is not None
+        inv = self._invites.get(creq.leg)
+        if inv is None or inv.early or inv.cancel_requested or inv.failed or inv.winner:
+            return None
+        retried = self._client.fail_over(creq)
+        if retried is None:
+            return None
+        inv.request = retried
+        # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
+        inv.provisional = False
+        return retried
 
     def fail(self, inv: UacInvite, response: Response) -> None:
         """The INVITE failed (final non-2xx, timeout, CANCEL): end its early dialogs."""
