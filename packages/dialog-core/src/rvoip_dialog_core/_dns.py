@@ -20,6 +20,7 @@ from collections.abc import Generator, Sequence
 
 import anyio
 import attrs
+import dns.asyncbackend
 import dns.asyncresolver
 import dns.exception
 import dns.nameserver
@@ -29,6 +30,7 @@ import dns.rdtypes.IN.AAAA
 import dns.rdtypes.IN.NAPTR
 import dns.rdtypes.IN.SRV
 import dns.resolver
+import sniffio
 
 from rvoip_transaction_core import Peer
 
@@ -240,6 +242,9 @@ class SipLocator:
                 raise_on_no_answer=False,
                 lifetime=settings.timeout,
                 search=False,
+                # dnspython remembers the first event loop library it saw; a process
+                # that runs asyncio and trio (tests) must name the running one.
+                backend=dns.asyncbackend.get_backend(sniffio.current_async_library()),
             )
         except (dns.exception.DNSException, OSError, ValueError) as exc:
             logger.debug("DNS %s %s failed: %s", query.rdtype, query.name, exc)
