@@ -11,9 +11,11 @@ import socket
 from collections import Counter
 
 import anyio
+import attrs
 import pytest
 
 from rvoip_dialog_core import (
+    CallRedirected,
     DialogConfirmed,
     DialogEndpoint,
     DialogEvent,
@@ -204,3 +206,92 @@ async def test_unknown_name_fails_the_request(anyio_backend: str) -> None:
                 assert isinstance(failed, InviteFailed)
                 assert failed.response.status == 503
             assert alice.stats["unresolvable_target"] == 1
+
+
+# --- 3xx redirects (RFC 3261 §8.1.3.4) ---------------------------------------------------
+
+
+async def redirect(ep: DialogEndpoint, status: int, *contacts: str) -> IncomingInvite:
+    incoming = await next_of(ep, IncomingInvite)
+    assert isinstance(incoming, IncomingInvite)
+    ep.respond(incoming.ref, status, headers=[("Contact", c) for c in contacts])
+    return incoming
+
+
+@pytest.mark.anyio
+async def test_302_is_followed_in_q_order(anyio_backend: str) -> None:
+    """A 302 with two Contacts: the higher q first; its 486 moves the call to the other."""
+    async with (
+        DialogEndpoint(user="bob") as bob,
+        DialogEndpoint(user="carol") as carol,
+        DialogEndpoint(user="dave") as dave,
+        DialogEndpoint(user="alice") as alice,
+    ):
+        carol_uri = f"sip:carol@127.0.0.1:{carol.local().port}"
+        dave_uri = f"sip:dave@127.0.0.1:{dave.local().port}"
+        with anyio.fail_after(10):
+            alice.invite(
+                f"sip:bob@127.0.0.1:{bob.local().port}", from_="sip:alice@127.0.0.1", body=SDP
+            )
+            first = await redirect(bob, 302, f"<{carol_uri}>;q=0.5", f"<{dave_uri}>;q=0.9")
+            moved = await next_of(alice, CallRedirected)
+            assert isinstance(moved, CallRedirected)
+            assert str(moved.target) == dave_uri
+            assert moved.response.status == 302
+            await answer(dave, 486)
+            moved = await next_of(alice, CallRedirected)
+            assert isinstance(moved, CallRedirected)
+            assert str(moved.target) == carol_uri
+            assert moved.response.status == 486
+            final = await answer(carol, 200)
+            confirmed = await next_of(alice, DialogConfirmed)
+            assert isinstance(confirmed, DialogConfirmed)
+        old, new = first.request, final.request
+        assert new.call_id == old.call_id
+        assert new.from_.tag == old.from_.tag
+        assert str(new.uri) == carol_uri
+        assert new.cseq.seq > old.cseq.seq
+        assert alice.layer.stats["redirects_followed"] == 2
+
+
+@pytest.mark.anyio
+async def test_redirect_loop_ends(anyio_backend: str) -> None:
+    """Two UAs redirecting to each other: each URI is tried once, then the call fails."""
+    async with (
+        DialogEndpoint(user="bob") as bob,
+        DialogEndpoint(user="carol") as carol,
+        DialogEndpoint(user="alice") as alice,
+    ):
+        bob_uri = f"sip:bob@127.0.0.1:{bob.local().port}"
+        carol_uri = f"sip:carol@127.0.0.1:{carol.local().port}"
+        with anyio.fail_after(10):
+            alice.invite(bob_uri, from_="sip:alice@127.0.0.1", body=SDP)
+            await redirect(bob, 302, f"<{carol_uri}>")
+            await redirect(carol, 302, f"<{bob_uri}>", f"<{carol_uri}>")
+            failed = await next_of(alice, InviteFailed)
+            assert isinstance(failed, InviteFailed)
+            assert failed.response.status == 302
+        assert alice.layer.stats["redirect_loop_skipped"] == 2
+
+
+@pytest.mark.anyio
+async def test_redirects_are_bounded_and_can_be_turned_off(anyio_backend: str) -> None:
+    """``max_redirects`` bounds a chain; ``follow_redirects=False`` reports the 3xx."""
+    async with DialogEndpoint(user="bob") as bob, DialogEndpoint(user="alice") as alice:
+        base = f"sip:{{}}@127.0.0.1:{bob.local().port}"
+        alice.layer.config = attrs.evolve(alice.layer.config, max_redirects=2)
+        with anyio.fail_after(10):
+            alice.invite(base.format("u0"), from_="sip:alice@127.0.0.1", body=SDP)
+            for hop in range(1, 4):
+                await redirect(bob, 302, f"<{base.format(f'u{hop}')}>")
+            failed = await next_of(alice, InviteFailed)
+            assert isinstance(failed, InviteFailed)
+            assert failed.response.status == 302
+            assert alice.layer.stats["redirects_followed"] == 2
+            alice.layer.config = attrs.evolve(alice.layer.config, follow_redirects=False)
+            alice.invite(base.format("v0"), from_="sip:alice@127.0.0.1", body=SDP)
+            await redirect(bob, 301, f"<{base.format('v1')}>")
+            failed = await next_of(alice, InviteFailed)
+            assert isinstance(failed, InviteFailed)
+            assert failed.response.status == 301
+            assert alice.layer.stats["redirects_followed"] == 2
