@@ -14,7 +14,7 @@ release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``
 from ._auth import AuthRefused, Credentials
 from ._config import DEFAULT_ALLOW, DialogConfig, contact_uri, secure_form
 from ._dialog import Dialog, DialogId, LegId
-from ._dns import DnsSettings
+from ._dns import DnsSettings, parse_dns_server
 from ._driver import DialogEndpoint
 from ._errors import DialogError, DialogUsageError
 from ._events import (
@@ -116,6 +116,7 @@ __all__ = [
     "UpdateReceived",
     "__version__",
     "contact_uri",
+    "parse_dns_server",
     "secure_form",
     "target_for",
 ]

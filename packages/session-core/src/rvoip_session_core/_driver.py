@@ -287,6 +287,8 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         contacts=contacts,
         credentials=cfg.credentials,
         outbound_proxy=cfg.outbound_proxy,
+        follow_redirects=cfg.follow_redirects,
+        max_redirects=cfg.max_redirects,
     )
 
 
@@ -337,6 +339,7 @@ async def open_socket_endpoint(
             on_event=on_event,
             overload=cfg.overload,
             stream_limits=cfg.stream_limits,
+            dns=cfg.dns,
         )
         async with contextlib.AsyncExitStack() as stack:
             try:
