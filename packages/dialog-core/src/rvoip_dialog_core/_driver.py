@@ -545,8 +545,16 @@ class DialogEndpoint:
 
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> int | None:
         """Send to ``target``; the client transaction's id (None: an ACK, or it failed)."""
+        # hot path: every request and ACK; the body of _send_or_raise inlined (no extra call).
+        txn = self.transactions
         try:
-            return self._send_or_raise(action, target)
+            wire = self._via_for(action.request, target)
+            if isinstance(action, SendAck):
+                txn.send_stateless(wire, target)
+                return None
+            txn_id = txn.send_request(wire, target)
+            self._client_txns[txn_id] = action.request
+            return txn_id
         except TransactionError as exc:
             self.stats["send_failed"] += 1
             logger.warning("cannot send %s: %s", action.request.method, exc)
@@ -555,6 +563,7 @@ class DialogEndpoint:
             return None
 
     def _send_or_raise(self, action: SendRequest | SendAck, target: Peer) -> int | None:
+        """Send to ``target`` (see :meth:`_send_to`), letting a ``TransactionError`` out."""
         txn = self.transactions
         wire = self._via_for(action.request, target)
         if isinstance(action, SendAck):
