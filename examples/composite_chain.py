@@ -77,6 +77,7 @@ async def main() -> None:
         .with_sip_port(0)
         .with_local_address("sip:phone@127.0.0.1")
         .with_handler(AutoAnswerHandler())
+        .with_redirects(False)  # show the PBX's 302 instead of following it
         .build() as phone,
     ):
         host, port = pbx.local_sip_address

@@ -7,7 +7,8 @@
 
 Needs only Python 3.11+ and a C compiler; everything else is installed here:
 Python packages into ``.venv`` (with uv for speed), and on Debian, when run as
-root, the SIP test peers (``sip-tester``, ``baresip-core``) through apt-get.
+root, the SIP test peers (``sip-tester``, ``baresip-core``) and the DNS server of the
+RFC 3263 tests (``dnsmasq-base``) through apt-get.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ APT_PACKAGES = {
     "openssl": "openssl",
     "baresip": "baresip-core",
     "kamailio": "kamailio",
+    "dnsmasq": "dnsmasq-base",  # the DNS server the RFC 3263 tests start on 127.0.0.1
 }
 
 

@@ -462,21 +462,6 @@ async def test_a_tls_target_named_by_host_is_verified_against_the_name(
             assert busy.response.status == 486
 
 
-def test_names_are_cached_for_their_ttl() -> None:
-    """A name is resolved once per TTL, not per request; the cache stays bounded."""
-    from rvoip_dialog_core._hops import NameCache
-
-    cache = NameCache(ttl=60.0, size=2)
-    assert cache.get("pbx.example", 5060, 2, 0.0) is None
-    cache.put("pbx.example", 5060, 2, "192.0.2.7", 0.0)
-    assert cache.get("pbx.example", 5060, 2, 59.0) == "192.0.2.7"
-    assert cache.get("pbx.example", 5060, 2, 60.0) is None
-    cache.put("a.example", 1, 2, "192.0.2.1", 0.0)
-    cache.put("b.example", 1, 2, "192.0.2.2", 0.0)
-    assert cache.get("b.example", 1, 2, 1.0) == "192.0.2.2"
-    assert cache.get("pbx.example", 5060, 2, 1.0) is None
-
-
 @pytest.mark.anyio
 async def test_overload_and_stream_limits_reach_the_transaction_endpoint(
     anyio_backend: str,

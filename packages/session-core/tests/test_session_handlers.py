@@ -308,7 +308,8 @@ async def test_a_call_refused_at_once_binds_no_rtp() -> None:
     bob_coordinator = SessionCoordinator(
         loopback_builder("bob").config(), router, media_backend=Spy()
     )
-    async with await loopback_builder("alice").build() as alice, bob_coordinator as bob:
+    alice_builder = loopback_builder("alice").with_redirects(False)  # report the 302
+    async with await alice_builder.build() as alice, bob_coordinator as bob:
         for user, status in (("nobody", 404), ("support", 302)):
             call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, user))
             with pytest.raises(CallFailed) as info:

@@ -14,6 +14,7 @@ release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``
 from ._auth import AuthRefused, Credentials
 from ._config import DEFAULT_ALLOW, DialogConfig, contact_uri, secure_form
 from ._dialog import Dialog, DialogId, LegId
+from ._dns import DnsSettings, parse_dns_server
 from ._driver import DialogEndpoint
 from ._errors import DialogError, DialogUsageError
 from ._events import (
@@ -21,6 +22,7 @@ from ._events import (
     Action,
     AuthenticationFailed,
     ByeReceived,
+    CallRedirected,
     CancelReceived,
     DialogConfirmed,
     DialogEarly,
@@ -74,6 +76,7 @@ __all__ = [
     "AuthRefused",
     "AuthenticationFailed",
     "ByeReceived",
+    "CallRedirected",
     "CancelReceived",
     "Credentials",
     "Dialog",
@@ -88,6 +91,7 @@ __all__ = [
     "DialogState",
     "DialogTerminated",
     "DialogUsageError",
+    "DnsSettings",
     "GlareRetryScheduled",
     "IncomingInvite",
     "InfoReceived",
@@ -112,6 +116,7 @@ __all__ = [
     "UpdateReceived",
     "__version__",
     "contact_uri",
+    "parse_dns_server",
     "secure_form",
     "target_for",
 ]

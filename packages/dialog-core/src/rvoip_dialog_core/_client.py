@@ -458,6 +458,23 @@ class ClientRequests:
             return None
         return make_response(creq.request, status, reason)
 
+    def fail_over(self, creq: ClientRequest) -> Request | None:
+        """``creq``'s request with a new branch, tracked in its place (RFC 3263 §4.3).
+
+        Only for a request outside a dialog that is still open (not ACK nor CANCEL: they
+        follow their INVITE). The new request is not sent: the driver sends it to the
+        next located target.
+        """
+        request = creq.request
+        if creq.final or creq.dialog_id is not None or request.method in ("ACK", "CANCEL"):
+            return None
+        retried = request.with_header("Via", make_via(self._config, self._rng))
+        self.close(creq)
+        creq.request = retried
+        self._client[(retried.top_via.branch or "", retried.method)] = creq
+        self._stats["failovers"] += 1
+        return retried
+
     def _reinvite_response(self, creq: ClientRequest, response: Response, now: float) -> None:
         status = response.status
         if status < 200:

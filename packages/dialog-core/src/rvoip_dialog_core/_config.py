@@ -72,6 +72,11 @@ class DialogConfig:
             ``sip:proxy.example.com;lr`` put on each such request that names no route
             of its own, so it goes to the proxy; in a dialog the route set learnt from
             Record-Route applies (§12.2.1.1). None: requests go to their Request-URI.
+        follow_redirects: Follow a 3xx to our initial INVITE (RFC 3261 §8.1.3.4): the
+            Contacts of the 300/301/302 become the call's targets, tried in q order
+            (``CallRedirected`` each time). False: a 3xx fails the call (``InviteFailed``).
+        max_redirects: The most targets one call is sent to after its first (a bound
+            on redirect chains; a URI already tried is never tried again, so loops end).
     """
 
     contact: str
@@ -97,6 +102,8 @@ class DialogConfig:
     auth_require_qop: bool = False
     auth_retries: int = 2
     outbound_proxy: str | None = None
+    follow_redirects: bool = True
+    max_redirects: int = 5
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import random
-import socket
 import ssl
 import time
 from collections import Counter
@@ -52,9 +51,11 @@ from rvoip_transaction_core import (
 )
 
 from ._config import DialogConfig, contact_uri
+from ._dns import DnsSettings, SipLocator
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
-from ._hops import NameCache, is_ip, next_hop
+from ._hops import hop_target, is_ip, next_hop
 from ._layer import DialogLayer
+from ._locate import SipTarget
 
 __all__ = ["DialogEndpoint"]
 
@@ -136,6 +137,9 @@ class DialogEndpoint:
         overload: Overload control of the transaction endpoint (default: on, see
             ``OverloadConfig``; ``OverloadConfig(enabled=False)`` turns it off).
         stream_limits: Limits on TCP/TLS peers (default: ``StreamLimits()``).
+        dns: How host names in request targets are located (RFC 3263 NAPTR → SRV →
+            A/AAAA, the nameservers to ask, cache and failover bounds; default:
+            ``DnsSettings()``, the system's resolver).
     """
 
     def __init__(
@@ -155,6 +159,7 @@ class DialogEndpoint:
         event_queue_size: int = 1024,
         overload: OverloadConfig | None = None,
         stream_limits: StreamLimits | None = None,
+        dns: DnsSettings | None = None,
     ) -> None:
         self._udp = udp
         self._overload = overload or OverloadConfig()
@@ -175,7 +180,13 @@ class DialogEndpoint:
         self._txn: TransactionEndpoint | None = None
         self._layer: DialogLayer | None = None
         self._client_txns: dict[int, Request] = {}
-        self._names = NameCache()
+        self._locator = SipLocator(dns or DnsSettings(), self._rng)
+        # RFC 3263 §4.3: requests sent to a located name, by client transaction id: the
+        # targets still to try on timeout, transport error or 503 (only entries for names).
+        self._plans: dict[int, _Plan] = {}
+        # INVITEs sent to a located name, by branch: their CANCEL goes to the same target
+        # (RFC 3261 §9.1), not to a fresh SRV pick.
+        self._invite_targets: dict[str, Peer] = {}
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
         self._flushing = False
@@ -319,17 +330,52 @@ class DialogEndpoint:
         elif isinstance(event, TransactionAck):
             layer.on_ack(event.request, now)
         elif isinstance(event, ResponseReceived):
+            # hot path: one comparison; RFC 3263 §4.3: a 503 moves on to the next target.
+            if event.response.status == 503 and self._plans and self._fail_over(event.txn_id):
+                return
             layer.on_response(event.response, now)
         elif isinstance(event, TransactionTimeout):
             request = self._client_txns.get(event.txn_id)
-            if request is not None:
+            if request is not None and not (self._plans and self._fail_over(event.txn_id)):
                 layer.on_timeout(request, now)
         elif isinstance(event, TransportFailure):
             request = self._client_txns.get(event.txn_id)
-            if request is not None:
+            if request is not None and not (self._plans and self._fail_over(event.txn_id)):
                 layer.on_transport_error(request, now)
         elif isinstance(event, TransactionTerminated):
-            self._client_txns.pop(event.txn_id, None)
+            request = self._client_txns.pop(event.txn_id, None)
+            if (
+                self._plans
+                and self._plans.pop(event.txn_id, None) is not None
+                and request is not None
+                and request.method == "INVITE"
+            ):
+                self._invite_targets.pop(request.top_via.branch or "", None)
+
+    def _fail_over(self, txn_id: int) -> bool:
+        """Send the request of ``txn_id`` to its next located target (True), if it has one.
+
+        RFC 3263 §4.3: "If a failure occurs [a timeout, a transport error or a 503], the
+        client SHOULD create a new request, which is identical to the previous, but has a
+        different value of the Via branch ID than the previous (and therefore constitutes a
+        new SIP transaction). That request is sent to the next element in the list". The
+        layer says whether the request may still be retried (an INVITE with early dialogs
+        or a CANCEL asked for may not) and gives the new request.
+        """
+        plan = self._plans.get(txn_id)
+        request = self._client_txns.get(txn_id)
+        if plan is None or not plan.rest or request is None:
+            return False
+        del self._plans[txn_id]
+        if request.method == "INVITE":
+            self._invite_targets.pop(request.top_via.branch or "", None)
+        retried = self.layer.fail_over(request, self._clock())
+        if retried is None:
+            return False
+        self.stats["dns_failover"] += 1
+        logger.info("%s to %s failed: trying %s", request.method, plan.target, plan.rest[0])
+        self._send_plan(SendRequest(retried), list(plan.rest))
+        return True
 
     def _flush(self) -> None:
         if self._flushing:
@@ -399,10 +445,35 @@ class DialogEndpoint:
             if isinstance(action, SendRequest):
                 layer.on_transport_error(action.request, self._clock())
         elif not is_ip(hop.host) and self._tg is not None:
-            # A host name: resolve it in a task, then send (RFC 3263 §4.2, A/AAAA).
-            self._tg.start_soon(self._resolve_and_send, action, hop)
+            self._send_by_name(layer, action)
         else:
             self._send_to(action, hop)
+
+    def _send_by_name(self, layer: DialogLayer, action: SendRequest | SendAck) -> None:
+        """Send a request whose next hop is a host name: RFC 3263 from the cache, or in a task."""
+        request = action.request
+        if request.method == "CANCEL" and self._invite_targets:
+            # RFC 3261 §9.1: the CANCEL goes where its INVITE went.
+            sent = self._invite_targets.get(request.top_via.branch or "")
+            if sent is not None:
+                self._send_to(action, sent)
+                return
+        target = hop_target(request)
+        if target is None:
+            self.stats["unresolvable_target"] += 1
+            if isinstance(action, SendRequest):
+                layer.on_transport_error(request, self._clock())
+            return
+        address_type = "AAAA" if ":" in layer.config.via_host else "A"
+        transports = tuple(self.transactions.transports)
+        peers = self._locator.cached(
+            target, transports, layer.config.transport, address_type, self._clock()
+        )
+        if peers is not None:
+            self._send_plan(action, peers)
+        else:
+            assert self._tg is not None
+            self._tg.start_soon(self._locate_and_send, action, target, transports, address_type)
 
     def _via_for(self, request: Request, target: Peer) -> Request:
         """The request with its top Via and our Contact naming the transport it leaves on.
@@ -453,43 +524,88 @@ class DialogEndpoint:
                 request, self._clock(), status=416, reason="Unsupported URI Scheme"
             )
 
-    def _send_to(self, action: SendRequest | SendAck, target: Peer) -> None:
+    def _send_to(self, action: SendRequest | SendAck, target: Peer) -> int | None:
+        """Send to ``target``; the client transaction's id (None: an ACK, or it failed)."""
+        # hot path: every request and ACK; the body of _send_or_raise inlined (no extra call).
         txn = self.transactions
         try:
             wire = self._via_for(action.request, target)
             if isinstance(action, SendAck):
                 txn.send_stateless(wire, target)
-            else:
-                txn_id = txn.send_request(wire, target)
-                self._client_txns[txn_id] = action.request
+                return None
+            txn_id = txn.send_request(wire, target)
+            self._client_txns[txn_id] = action.request
+            return txn_id
         except TransactionError as exc:
             self.stats["send_failed"] += 1
             logger.warning("cannot send %s: %s", action.request.method, exc)
             if isinstance(action, SendRequest):
                 self.layer.on_transport_error(action.request, self._clock())
+            return None
 
-    async def _resolve_and_send(self, action: SendRequest | SendAck, hop: Peer) -> None:
-        # Resolve in the address family the transport is bound to, once per NameCache.ttl
-        # (no DNS per request), asynchronously and with a timeout.
-        family = socket.AF_INET6 if ":" in self.layer.config.via_host else socket.AF_INET
-        address = self._names.get(hop.host, hop.port, family, self._clock())
-        if address is None:
-            try:
-                with anyio.fail_after(self.layer.config.t1 * 64):
-                    infos = await anyio.getaddrinfo(hop.host, hop.port, family=family)
-            except (OSError, TimeoutError):
-                infos = []
-            if infos:
-                address = str(infos[0][4][0])
-                self._names.put(hop.host, hop.port, family, address, self._clock())
-        if address is None:
+    def _send_or_raise(self, action: SendRequest | SendAck, target: Peer) -> int | None:
+        """Send to ``target`` (see :meth:`_send_to`), letting a ``TransactionError`` out."""
+        txn = self.transactions
+        wire = self._via_for(action.request, target)
+        if isinstance(action, SendAck):
+            txn.send_stateless(wire, target)
+            return None
+        txn_id = txn.send_request(wire, target)
+        self._client_txns[txn_id] = action.request
+        return txn_id
+
+    def _send_plan(self, action: SendRequest | SendAck, peers: list[Peer]) -> None:
+        """Send to the first of the located ``peers``; remember the rest for failover.
+
+        RFC 3263 §4.3 applies to requests outside a dialog (no To tag): an in-dialog
+        request or an ACK goes to the first target only.
+        """
+        request = action.request
+        if not peers:
             self.stats["unresolvable_target"] += 1
             if isinstance(action, SendRequest):
-                self.layer.on_transport_error(action.request, self._clock())
-        else:
-            # RFC 5922 §7: a TLS target named by host is verified against that name (SNI),
-            # not against the address it resolved to.
-            self._send_to(action, attrs.evolve(hop, host=address, server_name=hop.host))
+                self.layer.on_transport_error(request, self._clock())
+            return
+        failover = isinstance(action, SendRequest) and not request.to.tag
+        for index, peer in enumerate(peers):
+            if not failover or index == len(peers) - 1:
+                txn_id = self._send_to(action, peer)
+            else:
+                try:
+                    txn_id = self._send_or_raise(action, peer)
+                except TransactionError as exc:
+                    # Refused at once (e.g. no such transport): the next target, same branch
+                    # (no transaction was created).
+                    self.stats["send_failed"] += 1
+                    logger.info("cannot send %s to %s: %s", request.method, peer, exc)
+                    continue
+            if txn_id is not None and failover:
+                self._plans[txn_id] = _Plan(peer, tuple(peers[index + 1 :]))
+                if request.method == "INVITE":
+                    self._invite_targets[request.top_via.branch or ""] = peer
+            return
+
+    async def _locate_and_send(
+        self,
+        action: SendRequest | SendAck,
+        target: SipTarget,
+        transports: tuple[str, ...],
+        address_type: str,
+    ) -> None:
+        # RFC 3263 NAPTR → SRV → A/AAAA for what the cache lacks, asynchronously, each
+        # query bounded by DnsSettings.timeout and the whole by 64*T1.
+        peers: list[Peer] = []
+        try:
+            with anyio.fail_after(self.layer.config.t1 * 64):
+                peers = await self._locator.locate(
+                    target, transports, self.layer.config.transport, address_type, self._clock()
+                )
+        except TimeoutError:
+            logger.warning("locating %s timed out", target.host)
+        except Exception:
+            self.stats["dns_errors"] += 1
+            logger.exception("locating %s failed", target.host)
+        self._send_plan(action, peers)
         self._flush()
 
     def _respond(self, server: object, response: Response) -> None:
@@ -556,6 +672,14 @@ class DialogEndpoint:
     refer = _Command(DialogLayer.refer)
     accept_refer = _Command(DialogLayer.accept_refer)
     notify_refer = _Command(DialogLayer.notify_refer)
+
+
+@attrs.frozen
+class _Plan:
+    """Where a request outside a dialog went, and the located targets left to try."""
+
+    target: Peer
+    rest: tuple[Peer, ...]
 
 
 def _is_secure_target(request: Request) -> bool:

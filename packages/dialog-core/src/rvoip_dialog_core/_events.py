@@ -10,7 +10,7 @@ import enum
 
 import attrs
 
-from rvoip_sip_core import Request, Response
+from rvoip_sip_core import Request, Response, Uri
 
 from ._dialog import DialogId, LegId
 
@@ -149,6 +149,20 @@ class InviteFailed:
     """
 
     leg: LegId
+    response: Response
+
+
+@attrs.frozen
+class CallRedirected:
+    """Our initial INVITE is sent again, to ``target``: the call was redirected.
+
+    RFC 3261 §8.1.3.4: a 3xx's Contacts (in q order) become the call's targets; ``response``
+    is the 3xx that named ``target``, or the failure of the previous target that moved the
+    call on to it. The call's target is now ``target`` (the INVITE's new Request-URI).
+    """
+
+    leg: LegId
+    target: Uri
     response: Response
 
 
@@ -328,6 +342,7 @@ DialogEvent = (
     | DialogEarly
     | DialogConfirmed
     | InviteFailed
+    | CallRedirected
     | DialogTerminated
     | AckReceived
     | CancelReceived

@@ -1,15 +1,45 @@
-"""Where a request goes next (RFC 3263 §4 without NAPTR/SRV), for the driver and tests."""
+"""Where a request goes next: the next hop's URI (RFC 3263 §4), for the driver and tests."""
 
 from __future__ import annotations
 
 import functools
 
-import attrs
-
 from rvoip_sip_core import Request, SipUri, Uri, is_ip_literal
 from rvoip_transaction_core import Peer
 
-__all__ = ["NameCache", "is_ip", "next_hop", "target_for"]
+from ._locate import SipTarget
+
+__all__ = ["hop_target", "is_ip", "next_hop", "target_for"]
+
+
+def _hop_uri(request: Request) -> SipUri | None:
+    """The URI a request is sent towards: a loose first Route, else the Request-URI."""
+    routes = request.routes
+    first = routes[0].uri if routes else None
+    loose = isinstance(first, SipUri) and first.lr
+    uri: Uri = first if loose and first is not None else request.uri
+    return uri if isinstance(uri, SipUri) else None
+
+
+def hop_target(request: Request) -> SipTarget | None:
+    """The next hop's URI as RFC 3263 reads it: host, explicit port and transport or None.
+
+    Same URI as :func:`next_hop` (RFC 3263 §4: the first loose Route, else the
+    Request-URI; ``maddr`` wins over the host), without filling in defaults, so the
+    locator can tell "no port" (NAPTR/SRV) from "port 5060" (A/AAAA only).
+    """
+    uri = _hop_uri(request)
+    if uri is None:
+        return None
+    host = uri.maddr or uri.host
+    host = host[1:-1] if host.startswith("[") else host
+    transport = uri.transport.upper() if uri.transport else None
+    secure = uri.scheme == "sips"
+    if secure:
+        transport = "TLS" if transport is not None else None
+    if transport not in (None, "UDP", "TCP", "TLS"):
+        return None
+    return SipTarget(host, uri.port, transport, secure)
 
 
 def next_hop(request: Request, default_transport: str = "UDP") -> Peer | None:
@@ -43,29 +73,3 @@ def target_for(request: Request, default_transport: str = "UDP") -> Peer | None:
 def is_ip(host: str) -> bool:
     """Whether ``host`` is an IP address literal (not a name to resolve)."""
     return is_ip_literal(host)
-
-
-@attrs.define(eq=False)
-class NameCache:
-    """Host names resolved for SIP targets, kept ``ttl`` seconds (bounded to ``size``).
-
-    ``getaddrinfo`` gives no TTL, so a fixed one stands in; the point is that a name is
-    resolved once per ``ttl``, asynchronously, not once per request.
-    """
-
-    ttl: float = 60.0
-    size: int = 256
-    _entries: dict[tuple[str, int, int], tuple[float, str]] = attrs.field(factory=dict)
-
-    def get(self, host: str, port: int, family: int, now: float) -> str | None:
-        """The address ``host`` resolved to, or None when unknown or expired."""
-        entry = self._entries.get((host, port, family))
-        if entry is None or entry[0] <= now:
-            return None
-        return entry[1]
-
-    def put(self, host: str, port: int, family: int, address: str, now: float) -> None:
-        """Remember ``host`` -> ``address`` until ``now + ttl``."""
-        if len(self._entries) >= self.size:
-            self._entries.clear()  # bounded: a burst of names costs lookups, not memory
-        self._entries[(host, port, family)] = (now + self.ttl, address)

@@ -228,6 +228,25 @@ class DialogLayer:
         if response is not None:
             self.on_response(response, now)
 
+    def fail_over(self, request: Request, now: float) -> Request | None:
+        """Our request failed at one located target: the same request for the next one.
+
+        RFC 3263 §4.3: the driver located several targets for a request outside a dialog
+        and the one it used timed out, failed or answered 503. The new request is
+        "identical to the previous, but has a different value of the Via branch ID" (a
+        new client transaction, same Call-ID, tags and CSeq); the layer tracks it instead
+        of the old one, and the driver sends it. None when the request may not be
+        retried (an INVITE with early dialogs, one being cancelled, a request in a
+        dialog): the driver then reports the failure as usual.
+        """
+        self._now = now
+        creq = self._client.open(request)
+        if creq is None:
+            return None
+        if creq.leg is not None and request.method == "INVITE":
+            return self._uac.fail_over(creq)
+        return self._client.fail_over(creq)
+
     def _failed_input(self, counter: str, message: Request | Response) -> None:
         # A bug or an unforeseen malformation: never let it escape to the transport (RFC
         # 3261 §8.2 rejects what it cannot process; the process must survive any input).

@@ -7,7 +7,7 @@ from typing import Generic, Protocol, TypeVar
 
 import attrs
 
-from rvoip_sip_core import Request, Response
+from rvoip_sip_core import Request, Response, Uri
 
 from ._auth import AuthAttempts
 from ._dialog import Dialog, DialogId, LegId
@@ -89,6 +89,12 @@ class UacInvite:
     """RFC 3262 §4: last RSeq PRACKed per remote tag."""
     auth: AuthAttempts | None = None
     """Realms answered with credentials so far (RFC 3261 §22: one retry per realm)."""
+    targets: list[Uri] = attrs.Factory(list)
+    """RFC 3261 §8.1.3.4: Contacts of 3xx responses still to try, best q first."""
+    tried: set[str] = attrs.Factory(set)
+    """Every URI ever in the target set (never added twice: redirect loops end)."""
+    redirects: int = 0
+    """Targets tried after the first (bounded by ``DialogConfig.max_redirects``)."""
 
 
 @attrs.define(eq=False)

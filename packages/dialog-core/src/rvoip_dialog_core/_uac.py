@@ -9,10 +9,12 @@ from collections.abc import Iterable
 import attrs
 
 from rvoip_sip_core import (
+    Request,
     Response,
     RSeq,
     SessionExpires,
     SipParseError,
+    SipUri,
     Uri,
     make_request,
     make_response,
@@ -25,6 +27,7 @@ from ._dialog import Dialog, DialogId, DialogState, LegId, make_via
 from ._errors import DialogUsageError
 from ._events import (
     AuthenticationFailed,
+    CallRedirected,
     DialogConfirmed,
     DialogEarly,
     InviteFailed,
@@ -41,6 +44,17 @@ from ._store import DialogStore
 from ._timeline import Timeline
 
 __all__ = ["UacInvites"]
+
+_FOLLOWED = frozenset({300, 301, 302})
+"""RFC 3261 §21.3: redirects whose Contacts are alternative targets for the call (not 305
+Use Proxy, deprecated by RFC 5630 §4.3, nor 380 Alternative Service)."""
+
+
+def _uri_key(uri: Uri | str) -> str:
+    """A target's identity for loop detection: the URI text without its case-blind parts."""
+    if isinstance(uri, SipUri):
+        return str(attrs.evolve(uri, scheme=uri.scheme.lower(), host=uri.host.lower()))
+    return str(uri)
 
 
 class UacInvites:
@@ -185,6 +199,10 @@ class UacInvites:
                 return
             if status in (401, 407) and self._retry_auth(inv, creq, response):
                 return
+            if status in _FOLLOWED and self._config.follow_redirects:
+                self._add_targets(inv, response)
+            if inv.targets and status < 600 and self._next_target(inv, creq, response):
+                return
             self.fail(inv, response)
             return
         self._success(inv, creq, response, now)
@@ -308,6 +326,73 @@ class UacInvites:
         )
         return True
 
+    def _add_targets(self, inv: UacInvite, response: Response) -> None:
+        """Put a 3xx's Contacts in the call's target set (RFC 3261 §8.1.3.4).
+
+        "A client starts with an initial target set containing exactly one URI, the
+        Request-URI of the original request ... a client processing 3xx class responses
+        MUST NOT add any given URI to the target set more than once" and "SHOULD try
+        ... in order of their q-value" (§16.6 rules, highest first; no q counts as 1.0).
+        Only ``sip:``/``sips:`` Contacts are kept; the set is bounded by
+        ``max_redirects``.
+        """
+        if not inv.tried:
+            inv.tried.add(_uri_key(inv.request.uri))
+        try:
+            contacts = response.contacts
+        except SipParseError:
+            self._stats["redirect_contact_malformed"] += 1
+            return
+        room = self._config.max_redirects - inv.redirects - len(inv.targets)
+        ranked = sorted(
+            (c for c in contacts if isinstance(c.uri, SipUri)),
+            key=lambda c: -(c.q if c.q is not None else 1.0),
+        )
+        for contact in ranked:
+            uri = contact.uri
+            assert isinstance(uri, SipUri)
+            key = _uri_key(uri)
+            if key in inv.tried:
+                self._stats["redirect_loop_skipped"] += 1
+                continue
+            if room <= 0:
+                break
+            inv.tried.add(key)
+            inv.targets.append(uri)
+            room -= 1
+
+    def _next_target(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
+        """Send the INVITE to the next URI of the target set (True), if the bound allows.
+
+        RFC 3261 §8.1.3.4: "If a failure response is received for a request to one of the
+        contacts, the client SHOULD proceed to the next". The new request keeps Call-ID,
+        From (tag) and To, takes the target as Request-URI, a new CSeq (the number one
+        higher, as for any retry of the request, §8.1.3.5) and a new branch; not once a
+        CANCEL was asked for, nor with early dialogs of the previous target still open.
+        """
+        if inv.cancel_requested or inv.early or inv.redirects >= self._config.max_redirects:
+            return False
+        target = inv.targets.pop(0)
+        inv.redirects += 1
+        old = inv.request
+        headers = old.headers.with_("CSeq", f"{old.cseq.seq + 1} INVITE")
+        headers = headers.with_("Via", make_via(self._config, self._rng))
+        inv.request = attrs.evolve(old, uri=target, headers=headers)
+        inv.provisional = False
+        inv.auth = None  # a new target answers its own challenges
+        self._stats["redirects_followed"] += 1
+        self._out.emit(CallRedirected(inv.leg, target, response))
+        self._client.send(
+            ClientRequest(
+                ref=inv.ref,
+                request=inv.request,
+                dialog_id=None,
+                leg=inv.leg,
+                defer_ack=creq.defer_ack,
+            )
+        )
+        return True
+
     def _retry_auth(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
         # RFC 3261 §22.2: re-originate the INVITE with credentials: same Call-ID, To and
         # From tag, CSeq + 1, a new branch (the ACK of the 401/407 is the transaction
@@ -342,6 +427,24 @@ class UacInvites:
             )
         )
         return True
+
+    def fail_over(self, creq: ClientRequest) -> Request | None:
+        """The initial INVITE again with a new branch, for the next located target.
+
+        RFC 3263 §4.3 (see ``DialogLayer.fail_over``). Not once a CANCEL was asked for,
+        nor with early dialogs open (they belong to the failed target's transaction).
+        """
+        assert creq.leg is not None
+        inv = self._invites.get(creq.leg)
+        if inv is None or inv.early or inv.cancel_requested or inv.failed or inv.winner:
+            return None
+        retried = self._client.fail_over(creq)
+        if retried is None:
+            return None
+        inv.request = retried
+        # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
+        inv.provisional = False
+        return retried
 
     def fail(self, inv: UacInvite, response: Response) -> None:
         """The INVITE failed (final non-2xx, timeout, CANCEL): end its early dialogs."""

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from rvoip_dialog_core import Credentials
+from rvoip_dialog_core import Credentials, DnsSettings, parse_dns_server
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._accounts import Account, RegistrationSettings
 from rvoip_session_core._coordinator import SessionCoordinator
@@ -88,6 +88,9 @@ class SessionManagerBuilder:
     _outbound_proxy: str | None = attrs.field(init=False, default=None)
     _registrations: tuple[Account, ...] = attrs.field(init=False, default=())
     _registration_settings: RegistrationSettings | None = attrs.field(init=False, default=None)
+    _dns: DnsSettings = attrs.field(init=False, factory=DnsSettings)
+    _follow_redirects: bool = attrs.field(init=False, default=True)
+    _max_redirects: int = attrs.field(init=False, default=5)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -399,6 +402,44 @@ class SessionManagerBuilder:
             self._registration_settings = settings
         return self
 
+    def with_dns_server(self, *servers: str) -> SessionManagerBuilder:
+        """Ask these DNS servers (``"127.0.0.1:5353"``, ``"[::1]:53"``) instead of the system's.
+
+        Host names in call targets, the outbound proxy and registrars are located with
+        them (RFC 3263: NAPTR, then SRV, then A/AAAA). Tests point this at a server on
+        127.0.0.1 so the machine's resolver is never asked.
+
+        Raises:
+            ConfigurationError: not an IP address with an optional port.
+        """
+        try:
+            parsed = tuple(parse_dns_server(server) for server in servers)
+        except ValueError as exc:
+            raise ConfigurationError(f"with_dns_server: {exc}") from None
+        if not parsed:
+            raise ConfigurationError("with_dns_server needs at least one address")
+        self._dns = attrs.evolve(self._dns, nameservers=parsed)
+        return self
+
+    def with_dns(self, settings: DnsSettings) -> SessionManagerBuilder:
+        """All the DNS settings at once (timeouts, cache bounds, failover list bound)."""
+        self._dns = settings
+        return self
+
+    def with_redirects(
+        self, follow: bool = True, *, max_redirects: int = 5
+    ) -> SessionManagerBuilder:
+        """Follow a 3xx to our INVITE (the default), or not (the call fails with the 3xx).
+
+        RFC 3261 §8.1.3.4: the Contacts of a 300/301/302 are tried in q order, each URI
+        once (a redirect loop ends), at most ``max_redirects`` of them per call.
+        """
+        if max_redirects < 0:
+            raise ConfigurationError("max_redirects must be >= 0")
+        self._follow_redirects = follow
+        self._max_redirects = max_redirects
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -465,6 +506,9 @@ class SessionManagerBuilder:
             outbound_proxy=self._outbound_proxy,
             registrations=self._registrations,
             registration_settings=self._registration_settings,
+            dns=self._dns,
+            follow_redirects=self._follow_redirects,
+            max_redirects=self._max_redirects,
         )
 
     @property

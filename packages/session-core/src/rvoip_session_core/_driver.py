@@ -291,6 +291,8 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         outbound_proxy=cfg.outbound_proxy,
         # RFC 3428: MESSAGE reaches the call layer (answered through CallHandler.on_message).
         extra_methods=("MESSAGE",),
+        follow_redirects=cfg.follow_redirects,
+        max_redirects=cfg.max_redirects,
     )
 
 
@@ -341,6 +343,7 @@ async def open_socket_endpoint(
             on_event=on_event,
             overload=cfg.overload,
             stream_limits=cfg.stream_limits,
+            dns=cfg.dns,
         )
         async with contextlib.AsyncExitStack() as stack:
             try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import attrs
 
-from rvoip_dialog_core import Credentials
+from rvoip_dialog_core import Credentials, DnsSettings
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_transaction_core import OverloadConfig, StreamLimits
@@ -148,6 +148,12 @@ class SessionConfig:
         registrations: accounts registered at start (and unregistered on stop).
         registration_settings: refresh and back-off timing (None: the defaults of
             ``RegistrationSettings``).
+        dns: how host names in targets are located (RFC 3263 NAPTR → SRV → A/AAAA,
+            failover across the targets found): nameservers (empty: the system's),
+            query timeout, cache size and TTL bounds, the failover list's bound.
+        follow_redirects: follow a 3xx to our INVITE to its Contacts in q order (RFC 3261
+            §8.1.3.4; default True); False fails the call with the 3xx's status.
+        max_redirects: the most new targets one call is sent to (default 5).
     """
 
     bind_host: str = "127.0.0.1"
@@ -186,6 +192,9 @@ class SessionConfig:
     outbound_proxy: str | None = None
     registrations: tuple[Account, ...] = ()
     registration_settings: RegistrationSettings | None = None
+    dns: DnsSettings = attrs.field(factory=DnsSettings)
+    follow_redirects: bool = True
+    max_redirects: int = 5
 
     @property
     def advertised_host(self) -> str:
