@@ -287,6 +287,8 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         contacts=contacts,
         credentials=cfg.credentials,
         outbound_proxy=cfg.outbound_proxy,
+        # A registrar takes REGISTER from the dialog layer as a plain request.
+        extra_methods=("REGISTER",) if cfg.registrar is not None else (),
     )
 
 

@@ -11,6 +11,7 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from rvoip_session_core._registrar import BindingsChanged
 from rvoip_session_core._types import BridgeId, CallState, IncomingCall, QualityMetrics, SessionId
 
 # --- session events ------------------------------------------------------------------
@@ -148,6 +149,7 @@ SessionEventType = (
     | TransferRequested
     | TransferProgress
     | RegistrationStateChanged
+    | BindingsChanged
 )
 """Any session event."""
 
@@ -164,6 +166,7 @@ class SessionEvent:
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
+    BindingsChanged: ClassVar[type[BindingsChanged]] = BindingsChanged
 
 
 # --- bridge events -------------------------------------------------------------------

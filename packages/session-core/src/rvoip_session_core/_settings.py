@@ -15,6 +15,8 @@ from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
     from rvoip_session_core._accounts import Account, RegistrationSettings
+    from rvoip_session_core._authenticator import Authenticator
+    from rvoip_session_core._registrar import Registrar
     from rvoip_transaction_core import Clock
 
 DEFAULT_MAX_CONCURRENT_CALLS = 1000
@@ -148,6 +150,10 @@ class SessionConfig:
         registrations: accounts registered at start (and unregistered on stop).
         registration_settings: refresh and back-off timing (None: the defaults of
             ``RegistrationSettings``).
+        authenticator: challenges incoming requests with digest auth (None: nobody is
+            challenged; ``with_authenticator``).
+        registrar: the binding store that answers REGISTER (None: REGISTER is not
+            served; ``with_registrar``).
     """
 
     bind_host: str = "127.0.0.1"
@@ -186,6 +192,8 @@ class SessionConfig:
     outbound_proxy: str | None = None
     registrations: tuple[Account, ...] = ()
     registration_settings: RegistrationSettings | None = None
+    authenticator: Authenticator | None = attrs.field(default=None, eq=False)
+    registrar: Registrar | None = attrs.field(default=None, eq=False)
 
     @property
     def advertised_host(self) -> str:
