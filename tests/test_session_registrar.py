@@ -29,6 +29,7 @@ from rvoip_session_core import (
     SessionManagerBuilder,
 )
 from rvoip_session_core.testing import loopback_builder
+from rvoip_sip_core import make_request, parse_uri
 
 pytestmark = pytest.mark.anyio
 
@@ -340,3 +341,65 @@ async def test_fork_to_two_contacts_first_answer_wins_other_cancelled() -> None:
                     await anyio.sleep(0.05)
             assert "cancelled" in slow.ended[0]
             await alice.terminate_session(call.id)
+
+
+async def test_contact_naming_the_pbx_itself_is_not_rung() -> None:
+    """A binding whose contact is the PBX's own address (registered by mistake or by a
+    hostile user) made the PBX call itself: the branch INVITE came back as a new call to
+    the same AOR, was routed again, and so on — one more call per round, bounded only by
+    max_concurrent_calls (a B2BUA's INVITE starts again at Max-Forwards 70). Such contacts
+    are now skipped: the caller gets 480 and no branch is placed."""
+    builder = loopback_builder("pbx", RouteToRegistered()).with_registrar(domain="127.0.0.1")
+    async with await builder.build() as pbx, await loopback_builder("alice").build() as alice:
+        host, port = pbx.local_sip_address
+        loop = make_request(
+            "REGISTER",
+            parse_uri(f"sip:{host}:{port}"),
+            from_="<sip:bob@127.0.0.1>;tag=x",
+            to="<sip:bob@127.0.0.1>",
+            call_id="loop",
+            cseq=1,
+            via="SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKloop",
+            contact=None,
+            headers=[("Contact", f"<sip:bob@{host}:{port}>")],
+        )
+        assert pbx.registrar.register(loop, pbx.call_layer.now()).status == 200
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", f"sip:bob@{host}:{port}")
+        with pytest.raises(CallFailed) as failed:
+            await alice.wait_for_answer(call.id, 5)
+        assert failed.value.status == 480
+        router = pbx.call_layer.router
+        assert router is not None
+        assert router.branches_placed == 0
+
+
+async def test_caller_hanging_up_while_forked_cancels_the_branches() -> None:
+    class Ringing(CallHandler):
+        def __init__(self) -> None:
+            self.offered = anyio.Event()
+            self.ended: list[str] = []
+
+        async def on_incoming_call(self, call: IncomingCall) -> Decision:
+            self.offered.set()
+            await anyio.sleep(30)
+            return CallDecision.Accept()
+
+        async def on_call_ended(self, call: CallSession, reason: str) -> None:
+            self.ended.append(reason)
+
+    ringing = Ringing()
+    pbx_b = pbx_builder(RouteToRegistered())
+    async with await pbx_b.build() as pbx, _two_registered_phones(pbx, ringing) as phones:
+        alice, _bob = phones
+        _, port = pbx.local_sip_address
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", f"sip:bob@127.0.0.1:{port}")
+        with anyio.fail_after(5):
+            await ringing.offered.wait()
+        await alice.terminate_session(call.id)
+        with anyio.fail_after(5):
+            while not ringing.ended:
+                await anyio.sleep(0.05)
+        assert "cancelled" in ringing.ended[0]
+        with anyio.fail_after(5):
+            while await pbx.list_active_sessions():
+                await anyio.sleep(0.05)

@@ -100,6 +100,7 @@ from rvoip_sip_core import (
     Response,
     SipParseError,
     SipUri,
+    Uri,
     make_request,
     new_call_id,
     new_tag,
@@ -265,9 +266,28 @@ class SessionCoordinator:
             layer.decide,
             layer.route_reject,
             layer.hang_up,
+            self._is_own_address,
             answer_timeout=config.incoming_call_timeout + 1.0,
             connect_timeout=64 * config.t1,
         )
+
+    def _is_own_address(self, uri: Uri) -> bool:
+        """Whether ``uri`` names this coordinator (a host we bind or advertise, our port)."""
+        endpoint = self._endpoint
+        if not isinstance(uri, SipUri) or endpoint is None:
+            return False
+        cfg = self.config
+        host = uri.host.strip("[]").lower()
+        if host not in {cfg.bind_host.lower(), cfg.advertised_host.lower()}:
+            return False
+        port = uri.port if uri.port is not None else (5061 if uri.scheme == "sips" else 5060)
+        for transport in cfg.served_transports():
+            try:
+                if endpoint.local(transport).port == port:
+                    return True
+            except (KeyError, RuntimeError):
+                continue
+        return False
 
     # --- lifecycle ------------------------------------------------------------------------
 

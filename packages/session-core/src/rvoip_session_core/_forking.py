@@ -20,6 +20,7 @@ from rvoip_session_core._errors import CallCancelled, CallFailed, SessionError, 
 from rvoip_session_core._registrar import Registrar, aor_of
 from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._types import Defer, SessionId
+from rvoip_sip_core import Uri
 
 __all__ = ["CallRouter", "fork_status"]
 
@@ -69,6 +70,7 @@ class CallRouter:
         defer: rings the caller (the call layer's decision for ``Defer``).
         reject: refuses the incoming call with (call, status, reason).
         hang_up: ends a call by the right means for its state (the call layer's).
+        is_self: whether a contact URI is this coordinator's own address.
         answer_timeout: seconds a branch may ring (the incoming-call timeout).
         connect_timeout: seconds the caller's ACK may take once answered.
     """
@@ -82,6 +84,7 @@ class CallRouter:
         defer: Callable[[Call, Defer], None],
         reject: Callable[[Call, int, str], None],
         hang_up: Callable[[Call, str], None],
+        is_self: Callable[[Uri], bool],
         *,
         answer_timeout: float,
         connect_timeout: float,
@@ -93,6 +96,7 @@ class CallRouter:
         self._defer = defer
         self._reject = reject
         self._hang_up_call = hang_up
+        self._is_self = is_self
         self._answer_timeout = answer_timeout
         self._connect_timeout = connect_timeout
         self.branches_placed = 0
@@ -104,6 +108,9 @@ class CallRouter:
         target = aor if aor is not None else (incoming.request_uri if incoming else None)
         key = aor_of(target or call.to)
         bindings = () if key is None else self._registrar.bindings(key, self._now())
+        # A contact naming this PBX itself would route the branch back here, and again,
+        # each time as a new call (a B2BUA's INVITE starts at Max-Forwards 70): skipped.
+        bindings = tuple(b for b in bindings if not self._is_self(b.contact))
         if not bindings:
             # RFC 3261 §21.4.18 / §16.7: nothing bound for the user now: 480.
             self._reject(call, 480, "Temporarily Unavailable")
