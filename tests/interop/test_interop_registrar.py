@@ -1,6 +1,6 @@
 """baresip, a real softphone, registers to an rvoip PBX (registrar + digest) and calls
-through it to an rvoip phone registered as another user, and is called back the same way
-(issue 12, server side).
+through it to an rvoip phone registered as another user, and is called back the same way;
+SIPp calls an rvoip endpoint that challenges it (issue 12, server side).
 
 Skipped, saying why, when ``baresip`` is not installed (Debian: ``apt-get install
 baresip-core``; ``tools/dev.py setup`` installs it as root) or ``openssl`` cannot make the
@@ -10,13 +10,14 @@ time.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
 import pytest
 from interop_baresip import HOST, Baresip, find_baresip
 from interop_calls import Recorder
+from interop_sipp import Sipp, free_udp_port
 
 from rvoip_session_core import (
     AuthSettings,
@@ -209,3 +210,49 @@ async def test_rvoip_user_calls_registered_baresip_through_the_pbx(
         assert handler.users == ["alice"]
         await alice.terminate_session(call.id)
         await bare.event("CALL_CLOSED", timeout=10)
+
+
+async def test_sipp_caller_answers_our_challenge_and_is_connected(
+    sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    """SIPp as the caller (scenarios/uac_auth.xml): our 401 (MD5, qop=auth) is answered
+    with SIPp's [authentication]; the retried INVITE is verified and answered 200, and the
+    handler sees the authenticated user."""
+    recorder = Recorder()
+    coordinator_builder = builder(recorder, "bob").with_authenticator(
+        "pbx.test", {"sipp": "sipp-secret"}, settings=AuthSettings(("MD5",))
+    )
+    async with await coordinator_builder.build() as coordinator:
+        result = await sipp.run(
+            "uac_auth.xml",
+            local_port=free_udp_port(),
+            remote=coordinator.local_sip_address,
+            calls=1,
+            timeout=15,
+            extra=["-au", "sipp", "-ap", "sipp-secret"],
+        )
+        assert result.returncode == 0, result.report()
+        assert (result.successful, result.failed) == (1, 0), result.report()
+        (incoming,) = recorder.incoming
+        assert incoming.authenticated_user == "sipp"
+
+
+async def test_sipp_caller_with_a_wrong_password_gets_403(
+    sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    recorder = Recorder()
+    coordinator_builder = builder(recorder, "bob").with_authenticator(
+        "pbx.test", {"sipp": "sipp-secret"}, settings=AuthSettings(("MD5",))
+    )
+    async with await coordinator_builder.build() as coordinator:
+        result = await sipp.run(
+            "uac_auth.xml",
+            local_port=free_udp_port(),
+            remote=coordinator.local_sip_address,
+            calls=1,
+            timeout=10,
+            extra=["-au", "sipp", "-ap", "wrong"],
+        )
+        assert (result.successful, result.failed) == (0, 1), result.report()
+        assert "SIP/2.0 403" in result.messages, result.report()
+        assert recorder.incoming == []

@@ -134,3 +134,14 @@ def test_any_authorization_value_gives_an_answer_never_an_exception(value: str) 
     result = auth.check(invite(("Authorization", safe)), 0.0)
     assert result.status in (0, 400, 401, 403)
     assert result.user is None
+
+
+def test_digest_uri_naming_another_resource_gets_400() -> None:
+    """RFC 2617 §3.2.2.5: credentials computed for another Request-URI are refused with 400
+    (seen with SIPp 3.6, whose [authentication] puts sip:host:port in the uri)."""
+    auth = Authenticator("pbx.test", PASSWORDS, rng=random.Random(3))
+    challenge = WWWAuthenticate.parse(auth.challenge(0.0).headers[0][1])
+    creds = DigestClient("alice", "secret").authorize(challenge, "INVITE", "sip:pbx.test")
+    result = auth.check(invite(("Authorization", str(creds))), 1.0)
+    assert result.status == 400
+    assert "uri" in result.reason

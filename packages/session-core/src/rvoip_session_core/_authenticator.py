@@ -198,7 +198,8 @@ class Authenticator:
             ``proceed`` with ``user`` set when the credentials are right, ``proceed``
             without user when none were needed and none came; else the answer: 401/407
             (no credentials for our realms, a nonce not ours, or ``stale``), 403 (wrong
-            password, unknown user, replayed nonce count) or 400 (malformed credentials).
+            password, unknown user, replayed nonce count) or 400 (malformed credentials,
+            or a digest ``uri`` that is not the Request-URI).
         """
         if required is None:
             required = request.method in self.methods
@@ -243,6 +244,10 @@ class Authenticator:
         if verdict.stale:
             # RFC 7616 §3.3: right password, old nonce: challenge again with stale=true.
             return self.challenge(now, realm=realm, stale=True)
+        if verdict.reason == "digest uri does not match the Request-URI":
+            # RFC 2617 §3.2.2.5: the uri must name the Request-URI's resource; "if they
+            # are not [the same], the server SHOULD return a 400 Bad Request error".
+            return AuthResult(400, "Bad Request: digest uri is not the Request-URI")
         if verdict.reason == "nonce not issued here":
             # A nonce of an earlier run (or forged): not a wrong password, a new challenge.
             return self.challenge(now, realm=realm)
