@@ -331,6 +331,8 @@ async def test_fork_to_two_contacts_first_answer_wins_other_cancelled() -> None:
             await _registered(desk)
             await _registered(mobile)
             assert len(pbx.bindings("sip:bob@127.0.0.1")) == 2
+            sent: list[bytes] = []
+            pbx.message_tap = lambda _direction, data, _addr: sent.append(data)
             call = await alice.create_outgoing_call(
                 "sip:alice@127.0.0.1", f"sip:bob@127.0.0.1:{port}"
             )
@@ -340,6 +342,10 @@ async def test_fork_to_two_contacts_first_answer_wins_other_cancelled() -> None:
                 while not slow.ended:
                     await anyio.sleep(0.05)
             assert "cancelled" in slow.ended[0]
+            # RFC 3261 §16.7 step 10 / RFC 3326: the loser's CANCEL says why.
+            cancels = [m for m in sent if m.startswith(b"CANCEL ")]
+            assert cancels
+            assert all(b'text="Call completed elsewhere"' in m for m in cancels)
             await alice.terminate_session(call.id)
 
 

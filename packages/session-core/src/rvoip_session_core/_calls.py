@@ -592,7 +592,7 @@ class CallLayer:
             call.cancel_requested = True
             self.fire(call, Trigger.HANG_UP, reason)
             try:
-                endpoint.cancel(call.leg)
+                endpoint.cancel(call.leg, headers=headers)
             except DialogUsageError:
                 self.finish(call, Trigger.CANCELLED, reason)
         elif call.dialog_id is not None:

@@ -22,9 +22,13 @@ from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._types import Defer, SessionId
 from rvoip_sip_core import Uri
 
-__all__ = ["CallRouter", "fork_status"]
+__all__ = ["COMPLETED_ELSEWHERE", "CallRouter", "fork_status"]
 
 log = logging.getLogger("rvoip_session_core")
+
+COMPLETED_ELSEWHERE = (("Reason", 'SIP;cause=200;text="Call completed elsewhere"'),)
+"""RFC 3326 Reason on the CANCELs to the branches that lost (RFC 3261 §16.7 step 10), so
+the other phones do not show a missed call."""
 
 
 def fork_status(statuses: Sequence[int]) -> tuple[int, str]:
@@ -83,7 +87,7 @@ class CallRouter:
         now: Callable[[], float],
         defer: Callable[[Call, Defer], None],
         reject: Callable[[Call, int, str], None],
-        hang_up: Callable[[Call, str], None],
+        hang_up: Callable[[Call, str, Sequence[tuple[str, str]]], None],
         is_self: Callable[[Uri], bool],
         *,
         answer_timeout: float,
@@ -139,7 +143,8 @@ class CallRouter:
         winner = await self._first_answer(call, branches)
         for sid in branches:
             if sid != winner:
-                self._hang_up(sid, "answered elsewhere")
+                why = COMPLETED_ELSEWHERE if winner is not None else ()
+                self._hang_up(sid, "answered elsewhere", why)
         if call.ended.is_set():
             if winner is not None:
                 self._hang_up(winner, "caller gone")
@@ -206,12 +211,14 @@ class CallRouter:
         except SessionError:
             return 0
 
-    def _hang_up(self, sid: SessionId, reason: str) -> None:
+    def _hang_up(
+        self, sid: SessionId, reason: str, headers: Sequence[tuple[str, str]] = ()
+    ) -> None:
         found = self._registry.find(sid)
         if found is None or found.state.is_final:
             return
         try:
-            self._hang_up_call(found, reason)
+            self._hang_up_call(found, reason, headers)
         except SessionError as exc:
             log.debug("call %s: hang-up failed: %s", sid, exc)
 
