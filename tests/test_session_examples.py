@@ -17,9 +17,14 @@ EXPECTED = {
     "bridge_monitoring": ["joined bridge", "left bridge", "ended", "700 Hz tone in"],
     "call_center_queue": ["served in order: ['sip:ann@", "still queued: 0"],
     "pbx_routing": [
+        "bob registered: expires in",
         "support: 302 Moved Temporarily to sip:queue@support.local",
         "+18005551234: 302 Moved Temporarily to sip:tollfree@gateway.com",
-        "nobody: 404 No Route",
+        "nobody: 480 Temporarily Unavailable",
+        "alice -> bob: Active",
+        "bob's phone rang for sip:alice@127.0.0.1",
+        "bob: RTP flows on the leg the PBX bridged to alice",
+        "bob: call ended",
     ],
     "composite_chain": ["403 Blocked", "302 Moved Temporarily", "queued (1 waiting)"],
     "softphone": [

@@ -41,6 +41,7 @@ from rvoip_dialog_core import (
     TerminationReason,
     UpdateReceived,
 )
+from rvoip_session_core._authenticator import Authenticator
 from rvoip_session_core._call import Call, PendingRequest
 from rvoip_session_core._driver import EventGate, SipEndpoint, not_started
 from rvoip_session_core._errors import CallFailed, MediaError, SessionError
@@ -55,6 +56,7 @@ from rvoip_session_core._events import (
     SessionEventType,
     StateChanged,
 )
+from rvoip_session_core._forking import CallRouter
 from rvoip_session_core._hooks import HookRunner
 from rvoip_session_core._media_manager import MediaManager
 from rvoip_session_core._messages import MessageService
@@ -74,11 +76,13 @@ from rvoip_session_core._types import (
     Accept,
     CallDirection,
     CallState,
+    Challenge,
     Decision,
     Defer,
     Forward,
     IncomingCall,
     Reject,
+    Route,
     SessionId,
     normalize_decision,
 )
@@ -155,6 +159,12 @@ class CallLayer:
         self.transfers: TransferService | None = None
         self.messages: MessageService | None = None
         """Set by the coordinator: handles REFER and NOTIFY (blind transfer)."""
+        self.authenticator: Authenticator | None = config.authenticator
+        """Challenges incoming INVITEs (and answers ``CallDecision.Challenge``), or None."""
+        self.router: CallRouter | None = None
+        """Set by the coordinator with a registrar: ``CallDecision.Route`` forks through it."""
+        self.requests: Callable[[int, Request], bool] | None = None
+        """Set by the coordinator: takes plain requests (REGISTER); False leaves them (501)."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -453,7 +463,7 @@ class CallLayer:
             case RequestReceived(ref=ref, dialog_id=did, request=request):
                 if request.method == "MESSAGE" and self.messages is not None:
                     self.messages.received(ref, did, request)
-                else:
+                elif self.requests is None or not self.requests(ref, request):
                     self.endpoint.respond(ref, 501, "Not Implemented")
             case _:
                 pass
@@ -623,6 +633,19 @@ class CallLayer:
                 self.endpoint.respond(event.ref, 503, "Service Unavailable", headers=retry)
             return
         request = event.request
+        user: str | None = None
+        auth = self.authenticator
+        if auth is not None:
+            result = auth.check(request, self.now())
+            if not result.proceed:
+                # RFC 3261 §22.1: 401/407 with a challenge (the caller retries with a new
+                # CSeq), 403 for wrong credentials, 400 for malformed ones. No call yet.
+                with self.gate:
+                    self.endpoint.respond(
+                        event.ref, result.status, result.reason, headers=result.headers
+                    )
+                return
+            user = result.user
         from_ = str(request.from_.uri)
         call = self.new_call(CallDirection.Incoming, from_, str(request.to.uri))
         call.invite_ref = event.ref
@@ -642,6 +665,7 @@ class CallLayer:
             received_at=call.started_at,  # the same moment: one clock read per call
             request_uri=str(request.uri),
             display_name=request.from_.display_name,
+            authenticated_user=user,
         )
         hooks = self._hooks
         if hooks.decides_now:
@@ -666,7 +690,7 @@ class CallLayer:
         A call refused or forwarded at once never binds RTP ports.
         """
         decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer):
+        if isinstance(decision, Accept | Defer | Route):
             try:
                 self._media.open_now(call.media)
             except SessionError as exc:
@@ -677,7 +701,7 @@ class CallLayer:
     async def _decided_with_media_task(self, call: Call, decision: Decision) -> None:
         """Trio: the decision is made, only the media task is awaited (no timeout, no 180)."""
         decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer):
+        if isinstance(decision, Accept | Defer | Route):
             try:
                 await self._media.open(call.media)
             except SessionError as exc:
@@ -742,6 +766,28 @@ class CallLayer:
                 self.fire(call, Trigger.RINGING, "deferred")
                 when = self.now() + self.config.incoming_call_timeout
                 self._call_deadline(call, _ANSWER_BY, when)
+            case Challenge(realm=realm, proxy=proxy):
+                self._challenge(call, realm, proxy)
+            case Route(aor=aor):
+                if self.router is None:
+                    log.error("call %s: CallDecision.Route needs with_registrar", call.id)
+                    self.reject(call, 500, "Server Internal Error", "no registrar to route")
+                else:
+                    self.router.route(call, aor, self._start_soon)
+
+    def _challenge(self, call: Call, realm: str | None, proxy: bool) -> None:
+        """Answer 401/407 with a digest challenge (RFC 3261 §22.1) and end the call."""
+        auth = self.authenticator
+        if auth is None:
+            log.error("call %s: CallDecision.Challenge needs with_authenticator", call.id)
+            self.reject(call, 500, "Server Internal Error", "no authenticator to challenge")
+            return
+        result = auth.challenge(self.now(), realm=realm, proxy=proxy)
+        self.reject(call, result.status, result.reason, "challenged", result.headers)
+
+    def route_reject(self, call: Call, status: int, reason: str) -> None:
+        """Refuse a routed call (the router's answer when no contact took it)."""
+        self.reject(call, status, reason, f"routing: {status} {reason}")
 
     def _accept(self, call: Call, sdp: str | None) -> None:
         """Answer 200 with ``sdp`` (or a generated answer); media starts on confirmation."""

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import random
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -10,9 +11,17 @@ import attrs
 from rvoip_dialog_core import Credentials, DnsSettings, parse_dns_server
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._accounts import Account, RegistrationSettings
+from rvoip_session_core._authenticator import (
+    Authenticator,
+    AuthSettings,
+    Ha1Lookup,
+    PasswordLookup,
+    normalize_methods,
+)
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
+from rvoip_session_core._registrar import Registrar, RegistrarSettings
 from rvoip_session_core._settings import (
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MEDIA_TIMEOUT,
@@ -91,6 +100,8 @@ class SessionManagerBuilder:
     _dns: DnsSettings = attrs.field(init=False, factory=DnsSettings)
     _follow_redirects: bool = attrs.field(init=False, default=True)
     _max_redirects: int = attrs.field(init=False, default=5)
+    _authenticator: Authenticator | None = attrs.field(init=False, default=None)
+    _registrar: Registrar | None = attrs.field(init=False, default=None)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -440,6 +451,76 @@ class SessionManagerBuilder:
         self._max_redirects = max_redirects
         return self
 
+    def with_authenticator(
+        self,
+        realm: str | Authenticator,
+        passwords: Mapping[str, str] | PasswordLookup | None = None,
+        *,
+        ha1: Ha1Lookup | None = None,
+        methods: Iterable[str] | None = None,
+        proxy: bool = False,
+        settings: AuthSettings | None = None,
+    ) -> SessionManagerBuilder:
+        """Require digest authentication of incoming requests (RFC 3261 §22).
+
+        A request of ``methods`` (default INVITE, REGISTER, SUBSCRIBE, MESSAGE, REFER;
+        never ACK, CANCEL or the BYE of a dialog: §22.1) without valid credentials for
+        ``realm`` is answered 401 with ``WWW-Authenticate`` challenges (407 and
+        ``Proxy-Authenticate`` with ``proxy=True``); the retry's credentials are
+        verified (replay-safe nonces from sip-core's ``DigestServer``); a wrong password
+        or unknown user gets 403, credentials that do not parse 400. An authenticated
+        INVITE reaches the handler with ``IncomingCall.authenticated_user`` set. Give
+        ``methods=()`` to challenge only when a handler decides ``CallDecision.Challenge``.
+
+        Args:
+            realm: the realm, or a ready ``Authenticator`` (the other arguments unused).
+            passwords: ``{user: password}`` or a lookup ``user -> password | None``.
+            ha1: instead of passwords, a lookup ``(user, algorithm) -> HA1 | None``.
+            methods: the methods to challenge (None: the default set).
+            proxy: challenge as a proxy (407).
+            settings: algorithms offered and nonce limits (``AuthSettings``).
+        """
+        if isinstance(realm, Authenticator):
+            self._authenticator = realm
+            return self
+        try:
+            self._authenticator = Authenticator(
+                realm,
+                passwords,
+                ha1,
+                normalize_methods(methods),
+                proxy,
+                settings or AuthSettings(),
+                None if self._rng_seed is None else random.Random(self._rng_seed),
+            )
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
+        return self
+
+    def with_registrar(
+        self,
+        registrar: Registrar | None = None,
+        *,
+        domain: str | None = None,
+        settings: RegistrarSettings | None = None,
+    ) -> SessionManagerBuilder:
+        """Serve REGISTER (RFC 3261 §10.3) into ``registrar`` (None: a new one).
+
+        Bindings of ``domain``'s AORs (None: any host) are kept with their expiry;
+        REGISTER is authenticated when an authenticator is set (``with_authenticator``),
+        and the authenticated user must be the AOR's user (403 otherwise). The 200 lists
+        every current binding with its expires. Read them with
+        ``coordinator.registrar.bindings(aor, now)`` (or ``coordinator.bindings(aor)``);
+        ``BindingsChanged`` events say when they change. A handler routes a call to an
+        AOR's contacts with ``CallDecision.Route()``.
+        """
+        if registrar is None:
+            registrar = Registrar(settings or RegistrarSettings(), domain)
+        elif domain is not None or settings is not None:
+            raise ConfigurationError("give domain and settings to the Registrar itself")
+        self._registrar = registrar
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -509,6 +590,8 @@ class SessionManagerBuilder:
             dns=self._dns,
             follow_redirects=self._follow_redirects,
             max_redirects=self._max_redirects,
+            authenticator=self._authenticator,
+            registrar=self._registrar,
         )
 
     @property

@@ -66,6 +66,7 @@ from rvoip_session_core._events import (
     RegistrationStatus,
     SessionEventType,
 )
+from rvoip_session_core._forking import CallRouter
 from rvoip_session_core._handlers import CallHandler
 from rvoip_session_core._hooks import HookRunner
 from rvoip_session_core._media import AudioFrame, AudioSourceSpec, make_source
@@ -78,6 +79,8 @@ from rvoip_session_core._offer_answer import (
     with_direction,
 )
 from rvoip_session_core._overload import LAG_INTERVAL, LagMonitor, watch_loop_lag
+from rvoip_session_core._registrar import Binding, Registrar
+from rvoip_session_core._registrar_service import RegistrarService
 from rvoip_session_core._registration import Registrations
 from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._settings import SessionConfig
@@ -100,6 +103,7 @@ from rvoip_sip_core import (
     Response,
     SipParseError,
     SipUri,
+    Uri,
     make_request,
     new_call_id,
     new_tag,
@@ -118,6 +122,9 @@ Seconds = float | timedelta
 
 HOOKS_DRAIN = 1.0
 """Seconds ``stop()`` lets the hooks already queued (``on_call_ended`` ...) run."""
+
+BINDING_SWEEP = 10.0
+"""Seconds between sweeps of a registrar's lapsed bindings (their events come this late)."""
 
 # Under trio, coordinators started with start() (no runner task) per starting task, in
 # start order: stop() must take them last-in first-out (see SessionCoordinator.start).
@@ -235,6 +242,9 @@ class SessionCoordinator:
             self._start_soon,
             self._registry.for_dialog,
         )
+        self._registrar_service: RegistrarService | None = None
+        if config.registrar is not None:
+            self._wire_registrar(config.registrar)
         self._message_tap: MessageTap | None = None
         self._endpoint: SipEndpoint | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -244,6 +254,50 @@ class SessionCoordinator:
         self._runner: asyncio.Task[None] | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._owner_task: int | None = None
+
+    def _wire_registrar(self, registrar: Registrar) -> None:
+        """REGISTER goes to a ``RegistrarService``; ``CallDecision.Route`` to a router."""
+        layer = self._layer
+        service = RegistrarService(
+            registrar, self.config.authenticator, layer.now, self._events.publish
+        )
+        self._registrar_service = service
+
+        def take(ref: int, request: Any) -> bool:
+            return service.handle(ref, request, self.endpoint.respond)
+
+        layer.requests = take
+        config = self.config
+        layer.router = CallRouter(
+            self,
+            self._registry,
+            registrar,
+            layer.now,
+            layer.decide,
+            layer.route_reject,
+            layer.hang_up,
+            self._is_own_address,
+            answer_timeout=config.incoming_call_timeout + 1.0,
+            connect_timeout=64 * config.t1,
+        )
+
+    def _is_own_address(self, uri: Uri) -> bool:
+        """Whether ``uri`` names this coordinator (a host we bind or advertise, our port)."""
+        endpoint = self._endpoint
+        if not isinstance(uri, SipUri) or endpoint is None:
+            return False
+        cfg = self.config
+        host = uri.host.strip("[]").lower()
+        if host not in {cfg.bind_host.lower(), cfg.advertised_host.lower()}:
+            return False
+        port = uri.port if uri.port is not None else (5061 if uri.scheme == "sips" else 5060)
+        for transport in cfg.served_transports():
+            try:
+                if endpoint.local(transport).port == port:
+                    return True
+            except (KeyError, RuntimeError):
+                continue
+        return False
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -345,6 +399,8 @@ class SessionCoordinator:
         tg.start_soon(timer.run)
         if self.loop_lag is not None:
             tg.start_soon(watch_loop_lag, self.loop_lag, LAG_INTERVAL, clock.now)
+        if self._registrar_service is not None:
+            tg.start_soon(self._sweep_bindings, self._registrar_service)
         self._running = True
         self._registrations.attach(
             endpoint,
@@ -551,6 +607,29 @@ class SessionCoordinator:
     def events(self) -> EventSubscription[SessionEventType]:
         """Typed session events (state changes, DTMF, quality, transfer) from now on."""
         return self._events.subscribe()
+
+    # --- registrar ------------------------------------------------------------------------
+
+    @property
+    def registrar(self) -> Registrar:
+        """The registrar's binding store (``with_registrar``).
+
+        Raises:
+            InvalidState: the coordinator has no registrar.
+        """
+        if self._registrar_service is None:
+            raise InvalidState("no registrar: use SessionManagerBuilder.with_registrar")
+        return self._registrar_service.registrar
+
+    def bindings(self, aor: str) -> tuple[Binding, ...]:
+        """The live bindings of ``aor`` now (highest q first); see ``registrar``."""
+        return self.registrar.bindings(aor, self._layer.now())
+
+    async def _sweep_bindings(self, service: RegistrarService) -> None:
+        """Drop lapsed bindings every ``BINDING_SWEEP`` seconds (``BindingsChanged`` events)."""
+        while True:
+            await anyio.sleep(BINDING_SWEEP)
+            service.sweep()
 
     # --- registration -----------------------------------------------------------------------
 

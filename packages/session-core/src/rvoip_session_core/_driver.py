@@ -289,8 +289,9 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         contacts=contacts,
         credentials=cfg.credentials,
         outbound_proxy=cfg.outbound_proxy,
-        # RFC 3428: MESSAGE reaches the call layer (answered through CallHandler.on_message).
-        extra_methods=("MESSAGE",),
+        # RFC 3428: MESSAGE reaches the call layer (answered through CallHandler.on_message);
+        # a registrar takes REGISTER from the dialog layer as a plain request.
+        extra_methods=("MESSAGE", "REGISTER") if cfg.registrar is not None else ("MESSAGE",),
         follow_redirects=cfg.follow_redirects,
         max_redirects=cfg.max_redirects,
     )

@@ -11,6 +11,7 @@ import anyio.abc
 import attrs
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
+from rvoip_session_core._registrar import BindingsChanged
 from rvoip_session_core._types import (
     BridgeId,
     CallState,
@@ -164,6 +165,7 @@ SessionEventType = (
     | TransferProgress
     | RegistrationStateChanged
     | MessageReceived
+    | BindingsChanged
 )
 """Any session event."""
 
@@ -181,6 +183,7 @@ class SessionEvent:
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
     MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
+    BindingsChanged: ClassVar[type[BindingsChanged]] = BindingsChanged
 
 
 # --- bridge events -------------------------------------------------------------------

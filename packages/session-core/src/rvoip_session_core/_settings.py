@@ -15,6 +15,8 @@ from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
     from rvoip_session_core._accounts import Account, RegistrationSettings
+    from rvoip_session_core._authenticator import Authenticator
+    from rvoip_session_core._registrar import Registrar
     from rvoip_transaction_core import Clock
 
 DEFAULT_MAX_CONCURRENT_CALLS = 1000
@@ -154,6 +156,10 @@ class SessionConfig:
         follow_redirects: follow a 3xx to our INVITE to its Contacts in q order (RFC 3261
             §8.1.3.4; default True); False fails the call with the 3xx's status.
         max_redirects: the most new targets one call is sent to (default 5).
+        authenticator: challenges incoming requests with digest auth (None: nobody is
+            challenged; ``with_authenticator``).
+        registrar: the binding store that answers REGISTER (None: REGISTER is not
+            served; ``with_registrar``).
     """
 
     bind_host: str = "127.0.0.1"
@@ -195,6 +201,8 @@ class SessionConfig:
     dns: DnsSettings = attrs.field(factory=DnsSettings)
     follow_redirects: bool = True
     max_redirects: int = 5
+    authenticator: Authenticator | None = attrs.field(default=None, eq=False)
+    registrar: Registrar | None = attrs.field(default=None, eq=False)
 
     @property
     def advertised_host(self) -> str:

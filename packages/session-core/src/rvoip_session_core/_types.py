@@ -79,6 +79,9 @@ class IncomingCall:
         sdp: the offer in the INVITE body, or None for an offerless INVITE.
         headers: the INVITE's header lines in order (name, raw value).
         received_at: when the INVITE arrived (UTC).
+        authenticated_user: the digest user name the INVITE was authenticated as (see
+            ``SessionManagerBuilder.with_authenticator``), None when it carried no valid
+            credentials.
     """
 
     id: SessionId
@@ -91,6 +94,7 @@ class IncomingCall:
     received_at: datetime | None = None
     request_uri: str | None = None
     display_name: str | None = None
+    authenticated_user: str | None = None
 
     def header(self, name: str) -> str | None:
         """The first raw value of header ``name`` (case-insensitive), or None."""
@@ -165,11 +169,40 @@ class Forward:
     target: str
 
 
+@attrs.frozen
+class Challenge:
+    """Answer 401 (407 with ``proxy``) with a digest challenge for ``realm``.
+
+    RFC 3261 §22.1: the caller retries the INVITE with credentials; the retry is verified
+    by the coordinator's authenticator (``with_authenticator``) before the handler sees it,
+    so the handler finds ``IncomingCall.authenticated_user`` set (a wrong password gets
+    403 without reaching it). ``realm`` None: the authenticator's own realm.
+    """
+
+    realm: str | None = None
+    proxy: bool = False
+
+
+@attrs.frozen
+class Route:
+    """Offer the call to the contacts registered for ``aor`` (see ``with_registrar``).
+
+    ``aor`` None: the INVITE's Request-URI. Every live contact is called at once (the
+    highest q first, at most ``RegistrarSettings.max_fork_branches``); the first to
+    answer is bridged to the caller and the others are cancelled. 480 when the AOR has no
+    binding; when every contact refuses, a 6xx they sent, else 486 if one was busy, else
+    480.
+    """
+
+    aor: str | None = None
+
+
 class CallDecision:
-    """The four answers to an incoming call, matchable with ``match``.
+    """The answers to an incoming call, matchable with ``match``.
 
     ``CallDecision.Accept(sdp)``, ``CallDecision.Reject(reason)``, ``CallDecision.Defer()``,
-    ``CallDecision.Forward(target)``; ``CallDecision.Defer`` (the class itself) is accepted
+    ``CallDecision.Forward(target)``, ``CallDecision.Challenge(realm)``,
+    ``CallDecision.Route(aor)``; ``CallDecision.Defer`` (the class itself) is accepted
     as well, like the seed's unit variant.
     """
 
@@ -177,9 +210,11 @@ class CallDecision:
     Reject: ClassVar[type[Reject]] = Reject
     Defer: ClassVar[type[Defer]] = Defer
     Forward: ClassVar[type[Forward]] = Forward
+    Challenge: ClassVar[type[Challenge]] = Challenge
+    Route: ClassVar[type[Route]] = Route
 
 
-Decision = Accept | Reject | Defer | Forward
+Decision = Accept | Reject | Defer | Forward | Challenge | Route
 """Any of the call decisions."""
 
 
@@ -191,7 +226,7 @@ def normalize_decision(value: object) -> Decision:
     """
     if value is Defer:
         return Defer()
-    if isinstance(value, Accept | Reject | Defer | Forward):
+    if isinstance(value, Accept | Reject | Defer | Forward | Challenge | Route):
         return value
     raise TypeError(f"a call handler returned {value!r}, which is not a CallDecision")
 

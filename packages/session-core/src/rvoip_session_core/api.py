@@ -8,6 +8,12 @@ from __future__ import annotations
 import warnings
 
 from rvoip_session_core._accounts import Account, RegistrationSettings
+from rvoip_session_core._authenticator import (
+    DEFAULT_AUTH_METHODS,
+    Authenticator,
+    AuthResult,
+    AuthSettings,
+)
 from rvoip_session_core._bridge import BridgeInfo
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._control import MediaControl, SessionControl
@@ -63,6 +69,14 @@ from rvoip_session_core._media import (
     wav_source,
 )
 from rvoip_session_core._offer_answer import SdpNegotiationError
+from rvoip_session_core._registrar import (
+    Binding,
+    BindingsChanged,
+    RegisterOutcome,
+    Registrar,
+    RegistrarSettings,
+    aor_of,
+)
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._types import (
     Accept as _Accept,
@@ -87,10 +101,16 @@ from rvoip_session_core._types import (
 )
 
 __all__ = [
+    "DEFAULT_AUTH_METHODS",
     "Account",
     "AudioFrame",
     "AudioSourceSpec",
+    "AuthResult",
+    "AuthSettings",
+    "Authenticator",
     "AutoAnswerHandler",
+    "Binding",
+    "BindingsChanged",
     "BridgeDestroyed",
     "BridgeEvent",
     "BridgeEventType",
@@ -128,6 +148,9 @@ __all__ = [
     "PreparedCall",
     "QualityMetrics",
     "QueueHandler",
+    "RegisterOutcome",
+    "Registrar",
+    "RegistrarSettings",
     "RegistrationSettings",
     "RegistrationState",
     "RegistrationStateChanged",
@@ -151,6 +174,7 @@ __all__ = [
     "TransferProgress",
     "TransferRequested",
     "TransportError",
+    "aor_of",
     "samples_source",
     "tone_source",
     "wav_source",
