@@ -171,3 +171,23 @@ async def test_custom_headers_ride_on_invite_and_bye() -> None:
             await alice.create_outgoing_call(
                 "sip:alice@127.0.0.1", uri_of(bob, "bob"), headers={"CSeq": "1 INVITE"}
             )
+
+
+async def test_messages_are_challenged_when_an_authenticator_is_set() -> None:
+    """With ``with_authenticator``, a MESSAGE is challenged (401) like an INVITE: the
+    sender's credentials get it through, with the user on the message; none get 401."""
+    pager = Pager()
+    async with (
+        await loopback_builder("alice").with_credentials("alice", "secret").build() as alice,
+        await loopback_builder("eve").build() as eve,
+        await loopback_builder("bob", pager)
+        .with_authenticator("bob.test", {"alice": "secret"})
+        .build() as bob,
+    ):
+        await alice.send_message(uri_of(bob, "bob"), "it is me")
+        (message,) = pager.messages
+        assert message.authenticated_user == "alice"
+        with pytest.raises(RequestFailed) as failed:
+            await eve.send_message(uri_of(bob, "bob"), "let me in")
+        assert failed.value.status == 401
+        assert len(pager.messages) == 1

@@ -241,6 +241,8 @@ class SessionCoordinator:
             self._events.publish,
             self._start_soon,
             self._registry.for_dialog,
+            config.authenticator,
+            self._layer.now,
         )
         self._registrar_service: RegistrarService | None = None
         if config.registrar is not None:

@@ -14,6 +14,7 @@ from typing import Protocol
 import anyio
 
 from rvoip_dialog_core import DialogId
+from rvoip_session_core._authenticator import Authenticator
 from rvoip_session_core._call import Call
 from rvoip_session_core._events import MessageReceived
 from rvoip_session_core._hooks import HookRunner
@@ -88,7 +89,14 @@ def extra_headers(
 
 
 class _Answerer(Protocol):
-    def respond(self, ref: int, status: int, reason: str | None = None) -> object:
+    def respond(
+        self,
+        ref: int,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+    ) -> object:
         """Answer the request of ``ref``."""
         ...
 
@@ -106,6 +114,8 @@ class MessageService:
         publish: publishes a session event.
         spawn: starts a task (the handler's hook is awaited in its own task).
         call_for: the live call of a dialog, or None.
+        authenticator: challenges the sender first when set (``with_authenticator``).
+        now: the call layer's clock (for the authenticator's nonces).
         timeout: seconds the hook has to answer (then 500).
     """
 
@@ -116,6 +126,8 @@ class MessageService:
         publish: Callable[[MessageReceived], None],
         spawn: Spawn,
         call_for: Callable[[DialogId | None], Call | None],
+        authenticator: Authenticator | None = None,
+        now: Callable[[], float] | None = None,
         timeout: float = ANSWER_TIMEOUT,
     ) -> None:
         self._endpoint = endpoint
@@ -123,12 +135,23 @@ class MessageService:
         self._publish = publish
         self._spawn = spawn
         self._call_for = call_for
+        self._authenticator = authenticator
+        self._now = now
         self._timeout = timeout
 
     def received(self, ref: int, dialog_id: DialogId | None, request: Request) -> None:
         """A MESSAGE arrived: answer it (now, or once the handler's hook decided)."""
+        user: str | None = None
+        auth = self._authenticator
+        if auth is not None and self._now is not None:
+            result = auth.check(request, self._now())
+            if not result.proceed:
+                # RFC 3428 §7 / RFC 3261 §22: a MESSAGE is challenged like any request.
+                self._endpoint().respond(ref, result.status, result.reason, headers=result.headers)
+                return
+            user = result.user
         try:
-            message = _message_of(request, self._call_for(dialog_id))
+            message = _message_of(request, self._call_for(dialog_id), user)
         except SipParseError as exc:
             self._endpoint().respond(ref, 400, f"Bad Request ({exc.reason})")
             return
@@ -169,7 +192,7 @@ def _status_of(answer: object) -> int:
     return 500
 
 
-def _message_of(request: Request, call: Call | None) -> InstantMessage:
+def _message_of(request: Request, call: Call | None, user: str | None) -> InstantMessage:
     content_type = request.headers.get("Content-Type")
     if content_type is None:
         content_type = "text/plain" if request.body else ""
@@ -181,4 +204,5 @@ def _message_of(request: Request, call: Call | None) -> InstantMessage:
         headers=tuple(request.headers),
         request_uri=request.uri_text,
         session_id=None if call is None else call.id,
+        authenticated_user=user,
     )

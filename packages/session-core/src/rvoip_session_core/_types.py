@@ -308,6 +308,8 @@ class InstantMessage:
         headers: every header line of the request, in order.
         request_uri: the Request-URI.
         session_id: the call whose dialog it came in, or None (pager mode).
+        authenticated_user: the digest user the sender proved to be (with
+            ``with_authenticator``), else None.
     """
 
     from_: str
@@ -317,6 +319,7 @@ class InstantMessage:
     headers: tuple[tuple[str, str], ...]
     request_uri: str
     session_id: SessionId | None = None
+    authenticated_user: str | None = None
 
     @property
     def text(self) -> str:
