@@ -141,6 +141,12 @@ class SipEndpoint(Protocol):
     def add_credentials(self, credentials: Credentials) -> None:
         """Answer challenges of ``credentials.realm`` with these from now on."""
 
+    def set_contact_address(self, transport: str, host: str, port: int) -> None:
+        """Advertise ``host:port`` in our Contact for ``transport`` from now on (NAT)."""
+
+    def send_keepalive(self, target: Peer) -> None:
+        """Send a CRLFCRLF keep-alive to ``target`` over its transport (RFC 5626 §3.5.1)."""
+
     def set_tap(self, tap: MessageTap | None) -> None:
         """Report every message sent to ``tap`` (None: stop)."""
 
@@ -237,6 +243,17 @@ class _SocketEndpoint:
         layer = self._ep.layer
         layer.config = with_credentials(layer.config, credentials)
 
+    def set_contact_address(self, transport: str, host: str, port: int) -> None:
+        layer = self._ep.layer
+        layer.config = with_contact_address(layer.config, transport, host, port)
+
+    def send_keepalive(self, target: Peer) -> None:
+        transport = self._ep.transactions.transports.get(target.transport.upper())
+        if transport is not None:
+            # RFC 5626 §3.5.1: the ping is a double CRLF; on a stream the peer answers with
+            # a single CRLF (the framer drops it), over UDP nothing answers.
+            transport.send(KEEPALIVE_PING, target)
+
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         return await self._ep.transactions.request(request, peer)
 
@@ -260,6 +277,31 @@ def with_credentials(config: DialogConfig, credentials: Credentials) -> DialogCo
     """``config`` answering ``credentials.realm`` with ``credentials`` (replacing others)."""
     kept = tuple(c for c in config.credentials if c.realm != credentials.realm)
     return attrs.evolve(config, credentials=(*kept, credentials))
+
+
+KEEPALIVE_PING = b"\r\n\r\n"
+"""RFC 5626 §3.5.1: the CRLF keep-alive ping (a single CRLF is the pong)."""
+
+
+def with_contact_address(
+    config: DialogConfig, transport: str, host: str, port: int
+) -> DialogConfig:
+    """``config`` whose Contact for ``transport`` names ``host:port`` (a learnt public address).
+
+    The user part is kept; the other transports' Contacts are left alone (a NAT binding
+    is per flow: the one learnt over UDP says nothing of TCP).
+    """
+    name = transport.upper()
+    current = config.contact_for(name)
+    scheme_rest = current.partition(":")[2]
+    user = scheme_rest.split("@", 1)[0] if "@" in scheme_rest else "rvoip"
+    uri = contact_uri(user, host, port, name)
+    if name == config.transport.upper():
+        return attrs.evolve(config, contact=uri)
+    others = tuple((t, uri if t.upper() == name else c) for t, c in config.contacts)
+    if all(t.upper() != name for t, _ in config.contacts):
+        others = (*others, (name, uri))
+    return attrs.evolve(config, contacts=others)
 
 
 def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) -> DialogConfig:

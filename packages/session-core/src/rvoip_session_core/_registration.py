@@ -8,6 +8,15 @@ A 423 is answered by asking again with the registrar's Min-Expires (§10.2.8). E
 change of state is published as a :class:`RegistrationStateChanged` session event and
 readable as a :class:`RegistrationStatus`. Unregistering (also on ``stop()``) sends
 REGISTER with ``Expires: 0`` for our own Contact only, leaving other devices' bindings.
+
+Behind a NAT (RFC 3581, the practice of RFC 5626 and pjsua's ``contact_rewrite``): the
+``received``/``rport`` the registrar writes into our top Via of a 2xx is the address our
+requests really come from. When it differs from our Contact, the Contact of that transport
+is rewritten to it (for REGISTER and for every call placed or answered) and the account
+re-registers at once with it, removing the old binding in the same REGISTER. While
+registered, a CRLFCRLF keep-alive goes to the registrar's flow every
+``keepalive_udp``/``keepalive_stream`` seconds (RFC 5626 §3.5.1) so the NAT keeps the
+binding open between refreshes.
 """
 
 from __future__ import annotations
@@ -29,8 +38,10 @@ from rvoip_session_core._events import (
     RegistrationStatus,
 )
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._settings import is_ip_literal, split_uri_hostport
 from rvoip_session_core._types import SessionId
-from rvoip_sip_core import Response, SipParseError
+from rvoip_sip_core import Response, SipParseError, SipUri, parse_uri
+from rvoip_transaction_core import Peer
 
 __all__ = [
     "Account",
@@ -52,6 +63,16 @@ class _Binding:
     cseq: int = 0
     scope: anyio.CancelScope | None = None
     task_done: anyio.Event = attrs.Factory(anyio.Event)
+    transport: str | None = None
+    """Transport of the flow to the registrar (from the Via of its first response)."""
+    sent: str | None = None
+    """The Contact URI of the REGISTER under way."""
+    registered: str | None = None
+    """The Contact URI the registrar last accepted."""
+    stale: str | None = None
+    """A Contact of ours to remove with the next REGISTER (after a NAT rewrite)."""
+    flow: Peer | None = None
+    """Where keep-alives go (the registrar's or outbound proxy's address)."""
 
 
 def granted_expires(response: Response, contact: str, asked: int) -> int:
@@ -196,6 +217,7 @@ class Registrations:
         backoff = settings.retry_min
         account = binding.account
         expires = min(account.expires, MAX_EXPIRES)
+        rewrites = 0
         with anyio.CancelScope() as scope:
             binding.scope = scope
             while True:
@@ -203,8 +225,15 @@ class Registrations:
                 response, reason = await self._send(binding, expires)
                 status = 0 if response is None else response.status
                 if response is not None and 200 <= status < 300:
-                    contact = self._contact()
-                    granted = granted_expires(response, contact, expires)
+                    binding.registered, binding.stale = binding.sent, None
+                    learnt = settings.contact_rewrite and self._learn(binding, response)
+                    if learnt and rewrites < settings.max_rewrites:
+                        # Re-register at once at the learnt address (the old one goes).
+                        rewrites += 1
+                        continue
+                    if not learnt:
+                        rewrites = 0
+                    granted = granted_expires(response, binding.registered or "", expires)
                     now = self._now()
                     self._set(
                         binding,
@@ -216,7 +245,7 @@ class Registrations:
                     )
                     backoff = settings.retry_min
                     # RFC 3261 §10.2.4: refresh before the binding lapses.
-                    await anyio.sleep(max(1.0, granted * settings.refresh_fraction))
+                    await self._keep_alive(binding, max(1.0, granted * settings.refresh_fraction))
                     continue
                 if response is not None and status == 423:
                     # RFC 3261 §10.2.8: ask again with the registrar's Min-Expires.
@@ -236,6 +265,106 @@ class Registrations:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, settings.retry_max)
 
+    def _learn(self, binding: _Binding, response: Response) -> bool:
+        """Rewrite our Contact to the address the registrar saw, if it differs (NAT).
+
+        RFC 3581 §4: a server adds ``received`` (the source IP) and fills ``rport`` (the
+        source port) in the top Via of its response; together they are the public address
+        of the flow our REGISTER took. Returns True when the Contact was rewritten.
+        """
+        endpoint = self._endpoint
+        if endpoint is None:
+            return False
+        try:
+            via = response.top_via
+        except SipParseError:
+            return False
+        received, rport = via.received, via.rport
+        has_port = type(rport) is int
+        if received is None and not has_port:
+            return False
+        host = (received or via.host).strip("[]")
+        port = rport if type(rport) is int else via.port
+        if not is_ip_literal(host) or port is None or not 0 < port < 65536:
+            return False  # a registrar's garbage must not become our Contact
+        transport = via.transport.upper()
+        binding.transport = transport
+        current = endpoint.config.contact_for(transport)
+        try:
+            _, contact_host, contact_port = split_uri_hostport(current)
+        except ValueError:
+            return False
+        if contact_host is not None and contact_host.strip("[]") == host and contact_port == port:
+            return False
+        endpoint.set_contact_address(transport, host, port)
+        # RFC 3261 §10.2.2: the next REGISTER removes the old binding (expires=0).
+        binding.stale = binding.registered
+        log.info(
+            "registrar %s sees %s at %s:%s over %s: Contact rewritten (was %s)",
+            binding.account.registrar,
+            binding.account.aor,
+            host,
+            port,
+            transport,
+            current,
+        )
+        return True
+
+    async def _keep_alive(self, binding: _Binding, delay: float) -> None:
+        """Sleep ``delay`` seconds, pinging the registrar's flow meanwhile (RFC 5626 §3.5.1)."""
+        flow = await self._flow(binding)
+        interval = None if flow is None else self._settings.keepalive_interval(flow.transport)
+        if flow is None or interval is None or interval >= delay:
+            await anyio.sleep(delay)
+            return
+        end = anyio.current_time() + delay
+        while True:
+            left = end - anyio.current_time()
+            if left <= interval:
+                await anyio.sleep(max(0.0, left))
+                return
+            await anyio.sleep(interval)
+            endpoint = self._endpoint
+            if endpoint is not None:
+                try:
+                    endpoint.send_keepalive(flow)
+                except Exception:  # a failed ping must not end the registration
+                    log.exception("keep-alive to %s failed", flow)
+
+    async def _flow(self, binding: _Binding) -> Peer | None:
+        """The registrar's (or the outbound proxy's) address: where REGISTER went."""
+        if binding.flow is not None:
+            return binding.flow
+        endpoint = self._endpoint
+        if endpoint is None:
+            return None
+        text = endpoint.config.outbound_proxy or binding.account.registrar
+        try:
+            uri = parse_uri(text.strip().strip("<>"))
+        except SipParseError:
+            return None
+        if not isinstance(uri, SipUri):
+            return None
+        transport = (
+            "TLS"
+            if uri.scheme == "sips"
+            else (binding.transport or uri.transport or endpoint.config.transport).upper()
+        )
+        host = (uri.maddr or uri.host).strip("[]")
+        port = uri.port or (5061 if transport == "TLS" else 5060)
+        if not is_ip_literal(host):
+            with anyio.move_on_after(5.0):
+                try:
+                    infos = await anyio.getaddrinfo(host, port)
+                except OSError:
+                    infos = []
+                if infos:
+                    host = str(infos[0][4][0])
+            if not is_ip_literal(host):
+                return None
+        binding.flow = Peer(transport, host, port)
+        return binding.flow
+
     def _contact(self) -> str:
         endpoint = self._endpoint
         return "" if endpoint is None else endpoint.config.contact
@@ -246,7 +375,14 @@ class Registrations:
         if endpoint is None:
             return None, "the coordinator stopped"
         account = binding.account
-        contact = endpoint.config.contact
+        config = endpoint.config
+        contact = config.contact_for(binding.transport or config.transport)
+        binding.sent = contact
+        value = f"<{contact}>;expires={expires}"
+        if binding.stale is not None and binding.stale != contact:
+            # RFC 3261 §10.2.2: expires=0 on a Contact removes that binding (our old,
+            # pre-NAT-rewrite address); one REGISTER may carry several Contacts.
+            value += f", <{binding.stale}>;expires=0"
         # RFC 3261 §10.2: same Call-ID for every REGISTER of a binding, CSeq growing.
         cseq = binding.cseq + 1 if binding.cseq else None
         try:
@@ -257,7 +393,7 @@ class Registrations:
                 to=account.aor,
                 call_id=binding.call_id,
                 cseq=cseq,
-                headers=[("Contact", f"<{contact}>;expires={expires}"), ("Expires", str(expires))],
+                headers=[("Contact", value), ("Expires", str(expires))],
             )
         except (SipParseError, ValueError) as exc:
             return None, f"cannot send REGISTER: {exc}"
@@ -278,7 +414,7 @@ class Registrations:
         return response, ""
 
     def _set(self, binding: _Binding, **changes: Any) -> None:
-        changes.setdefault("contact", self._contact() or None)
+        changes.setdefault("contact", binding.registered or self._contact() or None)
         old = binding.status
         new = attrs.evolve(old, **changes)
         binding.status = new
