@@ -33,7 +33,7 @@ import attrs
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response, SipUri
+from rvoip_sip_core import Request, Response, SipUri, make_response, new_tag
 from rvoip_transaction_core import (
     Clock,
     OverloadConfig,
@@ -333,6 +333,15 @@ class DialogEndpoint:
         assert layer is not None
         now = self._clock()
         if isinstance(event, TransactionRequest):
+            uri = event.request.uri
+            if (
+                type(uri) is SipUri
+                and uri.scheme == "sips"
+                and event.source.transport != "TLS"
+                and event.request.method != "ACK"
+            ):
+                self._refuse_insecure_request(event)
+                return
             layer.on_request(event.request, event.txn_id, now, cancels=event.cancels)
         elif isinstance(event, TransactionAck):
             layer.on_ack(event.request, now)
@@ -471,6 +480,22 @@ class DialogEndpoint:
             layer.on_transport_error(
                 request, self._clock(), status=416, reason="Unsupported URI Scheme"
             )
+
+    def _refuse_insecure_request(self, event: TransactionRequest) -> None:
+        """Answer 416 to a ``sips:`` Request-URI that reached us over UDP or TCP.
+
+        RFC 3261 §26.2.2 and RFC 5630 §3.1.3: ``sips:`` means TLS on every hop; a request
+        for a ``sips:`` resource that arrived over an insecure transport is refused, not
+        served as if it were secure (416 Unsupported URI Scheme, RFC 3261 §21.4.14: the
+        scheme cannot be served over the path it took). The dialog layer never sees it.
+        """
+        self.stats["sips_refused_incoming"] += 1
+        request = event.request
+        logger.info(
+            "refusing %s for %s that arrived over %s", request.method, request.uri, event.source
+        )
+        response = make_response(request, 416, "Unsupported URI Scheme", to_tag=new_tag(self._rng))
+        self._respond(event.txn_id, response)
 
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> None:
         txn = self.transactions
