@@ -12,9 +12,9 @@ release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``
 """
 
 from ._auth import AuthRefused, Credentials
-from ._config import DEFAULT_ALLOW, DialogConfig, contact_uri, secure_form
+from ._config import DEFAULT_ALLOW, WILDCARDS, DialogConfig, contact_uri, secure_form
 from ._dialog import Dialog, DialogId, LegId
-from ._driver import DialogEndpoint
+from ._driver import DialogEndpoint, LocalRoutes
 from ._errors import DialogError, DialogUsageError
 from ._events import (
     AckReceived,
@@ -69,6 +69,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_ALLOW",
+    "WILDCARDS",
     "AckReceived",
     "Action",
     "AuthRefused",
@@ -94,6 +95,7 @@ __all__ = [
     "InviteFailed",
     "InviteProgress",
     "LegId",
+    "LocalRoutes",
     "NotifyReceived",
     "OptionsReceived",
     "PrackReceived",

@@ -52,7 +52,7 @@ from rvoip_transaction_core import (
     TransportFailure,
 )
 
-from ._config import DialogConfig, contact_uri
+from ._config import WILDCARDS, DialogConfig, contact_uri
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
 from ._hops import NameCache, is_ip, next_hop
 from ._layer import DialogLayer
@@ -177,6 +177,8 @@ class DialogEndpoint:
         self._layer: DialogLayer | None = None
         self._client_txns: dict[int, Request] = {}
         self._names = NameCache()
+        self.routes = LocalRoutes()
+        """The local address toward each peer, for Via/Contact of a wildcard bind."""
         self._wakeup = anyio.Event()
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
@@ -501,6 +503,8 @@ class DialogEndpoint:
         txn = self.transactions
         try:
             wire = self._via_for(action.request, target)
+            if self.layer.config.via_host in WILDCARDS:
+                wire = self._from_wildcard(wire, target.host)
             if isinstance(action, SendAck):
                 txn.send_stateless(wire, target)
             else:
@@ -536,10 +540,41 @@ class DialogEndpoint:
             self._send_to(action, attrs.evolve(hop, host=address, server_name=hop.host))
         self._flush()
 
+    def _from_wildcard(self, message: M, peer_host: str) -> M:
+        """``message`` with the wildcard host in our Via and Contact replaced.
+
+        Bound to ``0.0.0.0``/``::`` with no public address configured, a Via or Contact
+        saying ``0.0.0.0`` would send the peer's answers nowhere; the address of the
+        interface that routes to the peer is what it can reach us at (RFC 3261 §18.1.1:
+        the sent-by is the address the request is sent from).
+        """
+        local = self.routes.toward(peer_host)
+        if local is None:
+            self.stats["wildcard_unroutable"] += 1
+            return message
+        shown = f"[{local}]" if ":" in local else local
+        wire = message
+        if isinstance(message, Request):
+            via = message.top_via
+            if via.host.strip("[]") in WILDCARDS:
+                wire = wire.with_header("Via", attrs.evolve(via, host=shown))
+        contact = wire.headers.get("Contact")
+        if contact is not None:
+            for wildcard in ("@0.0.0.0:", "@[::]:", "@0.0.0.0>", "@[::]>"):
+                if wildcard in contact:
+                    end = wildcard[-1]
+                    contact = contact.replace(wildcard, f"@{shown}{end}")
+            wire = wire.with_header("Contact", contact)
+        return wire
+
     def _respond(self, server: object, response: Response) -> None:
         if type(server) is not int:
             self.stats["bad_server_handle"] += 1
             return
+        if self.layer.config.via_host in WILDCARDS:
+            # Answers go where the request came from (the received of its top Via).
+            via = response.top_via
+            response = self._from_wildcard(response, via.received or via.host)
         try:
             txn = self._txn
             assert txn is not None
@@ -600,6 +635,48 @@ class DialogEndpoint:
     refer = _Command(DialogLayer.refer)
     accept_refer = _Command(DialogLayer.accept_refer)
     notify_refer = _Command(DialogLayer.notify_refer)
+
+
+M = TypeVar("M", Request, Response)
+
+
+class LocalRoutes:
+    """The local address the OS sends from toward each peer, cached per peer address.
+
+    A connected UDP socket's ``getsockname()`` names the interface that routes to the
+    destination (``connect`` on a datagram socket sends nothing: it only picks the
+    route). Used when bound to a wildcard address. At most ``max_entries`` peers are kept
+    (the cache is emptied when full: a scan of many sources only refills it).
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._cache: dict[str, str] = {}
+        self._max = max_entries
+        self.last: str | None = None
+        """The address found most recently (a fallback for peers known by name only)."""
+
+    def toward(self, host: str) -> str | None:
+        """Our address toward ``host`` (an IP literal; None for a name or no route)."""
+        ip = host.strip("[]")
+        found = self._cache.get(ip)
+        if found is not None:
+            return found
+        if not is_ip(ip):
+            return None
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((ip, 9))
+                local = str(probe.getsockname()[0])
+        except OSError:
+            return None
+        if local in WILDCARDS:
+            return None
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[ip] = local
+        self.last = local
+        return local
 
 
 def _is_secure_target(request: Request) -> bool:

@@ -25,6 +25,7 @@ import attrs
 import sniffio
 
 from rvoip_dialog_core import (
+    WILDCARDS,
     Credentials,
     DialogConfig,
     DialogEndpoint,
@@ -34,7 +35,7 @@ from rvoip_dialog_core import (
     contact_uri,
 )
 from rvoip_session_core._errors import InvalidState, TransportError
-from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._settings import SessionConfig, split_uri_hostport
 from rvoip_sip_core import Request, Response, Uri
 from rvoip_transaction_core import Clock, Peer, TimerConfig
 
@@ -147,6 +148,13 @@ class SipEndpoint(Protocol):
     def send_keepalive(self, target: Peer) -> None:
         """Send a CRLFCRLF keep-alive to ``target`` over its transport (RFC 5626 §3.5.1)."""
 
+    def local_address_toward(self, host: str) -> str | None:
+        """Our address on the interface that routes to ``host`` (None: unknown).
+
+        ``host`` empty: the address found for the most recent peer, if any.
+        """
+        ...
+
     def set_tap(self, tap: MessageTap | None) -> None:
         """Report every message sent to ``tap`` (None: stop)."""
 
@@ -254,6 +262,10 @@ class _SocketEndpoint:
             # a single CRLF (the framer drops it), over UDP nothing answers.
             transport.send(KEEPALIVE_PING, target)
 
+    def local_address_toward(self, host: str) -> str | None:
+        routes = self._ep.routes
+        return routes.toward(host) if host else routes.last
+
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         return await self._ep.transactions.request(request, peer)
 
@@ -277,6 +289,35 @@ def with_credentials(config: DialogConfig, credentials: Credentials) -> DialogCo
     """``config`` answering ``credentials.realm`` with ``credentials`` (replacing others)."""
     kept = tuple(c for c in config.credentials if c.realm != credentials.realm)
     return attrs.evolve(config, credentials=(*kept, credentials))
+
+
+def media_host(advertised: str, endpoint: SipEndpoint | None, hints: Iterable[str | None]) -> str:
+    """The host for SDP ``c=``/``o=``: ``advertised``, unless it is a wildcard bind.
+
+    Bound to ``0.0.0.0``/``::`` with no public address, the address of the interface
+    that routes to the peer is advertised (never the wildcard, which no peer can send
+    to): toward the first of ``hints`` (the peer's SDP address, the outbound proxy, the
+    peer's URIs) that routes, else toward the last peer routed, else loopback.
+    """
+    if advertised not in WILDCARDS or endpoint is None:
+        return advertised
+    for hint in hints:
+        if not hint:
+            continue
+        host = hint
+        if ":" in hint and hint.split(":", 1)[0].lower() in ("sip", "sips", "<sip", "<sips"):
+            try:
+                host = split_uri_hostport(hint)[1] or ""
+            except ValueError:
+                continue
+        found = endpoint.local_address_toward(host) if host else None
+        if found is not None:
+            return found
+    found = endpoint.local_address_toward("")
+    if found is not None:
+        return found
+    log.warning("bound to %s: no route to the peer known, advertising loopback", advertised)
+    return "::1" if ":" in advertised else "127.0.0.1"
 
 
 KEEPALIVE_PING = b"\r\n\r\n"

@@ -477,6 +477,9 @@ class _VirtualEndpoint:
     def send_keepalive(self, target: Peer) -> None:
         self.keepalives.append((self._now(), target))
 
+    def local_address_toward(self, host: str) -> str | None:
+        return self.agent.address.host
+
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         ref = self.agent.dialog.send_request(
             request.method,
