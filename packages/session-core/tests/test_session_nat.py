@@ -220,3 +220,23 @@ async def test_keepalives_can_be_turned_off(net: VirtualCalls) -> None:
         await wait_registered(alice)
         await anyio.sleep(80)
         assert alice.endpoint.keepalives == []  # type: ignore[attr-defined]
+
+
+async def test_a_rewrite_moves_the_other_accounts_bindings_too(net: VirtualCalls) -> None:
+    """The Contact is the endpoint's: every account registered with it re-registers."""
+    natted = NattedRegistrar(("127.0.0.2", 40000))
+    plain = NattedRegistrar(None)
+    net.sip.add_relay(REGISTRAR_PORT, natted)
+    net.sip.add_relay(5993, plain)
+    alice = await net.add("alice")
+    before = alice.endpoint.config.contact
+    alice.register("sip:127.0.0.1:5993", username="sales", password="x")
+    await wait_registered(alice)
+    assert list(plain.bindings) == [before]
+    alice.register(REGISTRAR, username="alice", password="x")
+    learnt = "sip:alice@127.0.0.2:40000"
+    with anyio.fail_after(10):
+        while list(plain.bindings) != [learnt]:
+            await anyio.sleep(0.05)
+    assert plain.contacts(-1) == [f"{learnt};expires=3600", f"{before};expires=0"]
+    assert list(natted.bindings) == [learnt]

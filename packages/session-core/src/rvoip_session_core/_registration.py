@@ -22,6 +22,7 @@ binding open between refreshes.
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -73,6 +74,8 @@ class _Binding:
     """A Contact of ours to remove with the next REGISTER (after a NAT rewrite)."""
     flow: Peer | None = None
     """Where keep-alives go (the registrar's or outbound proxy's address)."""
+    refresh_now: anyio.Event = attrs.Factory(anyio.Event)
+    """Set to refresh before the due time (another account's NAT rewrite moved our Contact)."""
 
 
 def granted_expires(response: Response, contact: str, asked: int) -> int:
@@ -299,6 +302,12 @@ class Registrations:
         endpoint.set_contact_address(transport, host, port)
         # RFC 3261 §10.2.2: the next REGISTER removes the old binding (expires=0).
         binding.stale = binding.registered
+        # The Contact is the endpoint's, shared by every account on this transport: the
+        # others re-register now too, removing the bindings they hold at the old address.
+        for other in self._bindings.values():
+            if other is not binding and other.registered == current:
+                other.stale = other.registered
+                other.refresh_now.set()
         log.info(
             "registrar %s sees %s at %s:%s over %s: Contact rewritten (was %s)",
             binding.account.registrar,
@@ -311,21 +320,25 @@ class Registrations:
         return True
 
     async def _keep_alive(self, binding: _Binding, delay: float) -> None:
-        """Sleep ``delay`` seconds, pinging the registrar's flow meanwhile (RFC 5626 §3.5.1)."""
+        """Wait ``delay`` seconds, pinging the registrar's flow meanwhile (RFC 5626 §3.5.1).
+
+        Returns early when ``binding.refresh_now`` is set.
+        """
         flow = await self._flow(binding)
         interval = None if flow is None else self._settings.keepalive_interval(flow.transport)
-        if flow is None or interval is None or interval >= delay:
-            await anyio.sleep(delay)
-            return
         end = anyio.current_time() + delay
         while True:
             left = end - anyio.current_time()
-            if left <= interval:
-                await anyio.sleep(max(0.0, left))
+            step = left if interval is None or left <= interval else interval
+            with anyio.move_on_after(max(0.0, step)):
+                await binding.refresh_now.wait()
+            if binding.refresh_now.is_set():
+                binding.refresh_now = anyio.Event()
                 return
-            await anyio.sleep(interval)
+            if step >= left:
+                return
             endpoint = self._endpoint
-            if endpoint is not None:
+            if endpoint is not None and flow is not None:
                 try:
                     endpoint.send_keepalive(flow)
                 except Exception:  # a failed ping must not end the registration
@@ -353,9 +366,11 @@ class Registrations:
         host = (uri.maddr or uri.host).strip("[]")
         port = uri.port or (5061 if transport == "TLS" else 5060)
         if not is_ip_literal(host):
+            # In the family our SIP sockets are bound to, like the dialog layer resolves.
+            family = socket.AF_INET6 if ":" in endpoint.config.via_host else socket.AF_INET
             with anyio.move_on_after(5.0):
                 try:
-                    infos = await anyio.getaddrinfo(host, port)
+                    infos = await anyio.getaddrinfo(host, port, family=family)
                 except OSError:
                     infos = []
                 if infos:
