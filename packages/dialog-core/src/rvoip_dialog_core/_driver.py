@@ -486,10 +486,12 @@ class DialogEndpoint:
     def _refuse_insecure_request(self, event: TransactionRequest) -> None:
         """Answer 416 to a ``sips:`` Request-URI that reached us over UDP or TCP.
 
-        RFC 3261 §26.2.2 and RFC 5630 §3.1.3: ``sips:`` means TLS on every hop; a request
+        RFC 3261 §26.2.2: "the SIPS scheme signals that each hop over which the request is
+        forwarded ... must be secured with TLS" (RFC 5630 keeps that meaning); a request
         for a ``sips:`` resource that arrived over an insecure transport is refused, not
-        served as if it were secure (416 Unsupported URI Scheme, RFC 3261 §21.4.14: the
-        scheme cannot be served over the path it took). The dialog layer never sees it.
+        served as if it were secure. RFC 3261 §8.2.2.1: a Request-URI scheme the UAS
+        cannot serve gets 416 Unsupported URI Scheme (§21.4.14). The dialog layer never
+        sees it.
         """
         self.stats["sips_refused_incoming"] += 1
         request = event.request
@@ -503,7 +505,8 @@ class DialogEndpoint:
         txn = self.transactions
         try:
             wire = self._via_for(action.request, target)
-            if self.layer.config.via_host in WILDCARDS:
+            layer = self._layer
+            if layer is not None and layer.config.via_host in WILDCARDS:
                 wire = self._from_wildcard(wire, target.host)
             if isinstance(action, SendAck):
                 txn.send_stateless(wire, target)
@@ -571,7 +574,8 @@ class DialogEndpoint:
         if type(server) is not int:
             self.stats["bad_server_handle"] += 1
             return
-        if self.layer.config.via_host in WILDCARDS:
+        layer = self._layer
+        if layer is not None and layer.config.via_host in WILDCARDS:
             # Answers go where the request came from (the received of its top Via).
             via = response.top_via
             response = self._from_wildcard(response, via.received or via.host)
