@@ -162,3 +162,61 @@ async def test_crlf_pings_on_the_tcp_flow_to_the_registrar(anyio_backend: str) -
             stats = alice.endpoint.stats()
             assert stats.get("tcp_connected", 0) == 1  # one flow carried all
         tg.cancel_scope.cancel()
+
+
+async def test_a_wildcard_bind_registers_the_routed_address_once(anyio_backend: str) -> None:
+    """Bound to 0.0.0.0: the registrar's rport shows where we are; no binding is lost.
+
+    The Contact said ``0.0.0.0`` (sent as 127.0.0.1 by the dialog layer); the registrar's
+    ``rport`` differs from that Contact, so it is rewritten to 127.0.0.1 and registered
+    again. The old binding is the same 127.0.0.1 address as the new one: a REGISTER with
+    it twice, ``expires=3600`` and ``expires=0``, would have the registrar remove what we
+    just made, so it is sent once.
+    """
+    requests: list[Request] = []
+    async with await anyio.create_udp_socket(local_host="127.0.0.1") as sock:
+        port = sock.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def serve() -> None:
+            async for data, (host, source_port) in sock:
+                request = parse_message(data)
+                assert isinstance(request, Request)
+                requests.append(request)
+                # RFC 3581 §4: rport filled with the source port; no received, the
+                # source is the Via host.
+                via = request.top_via
+                params = tuple((k, v) for k, v in via.params if k.lower() != "rport")
+                seen = type(via)(
+                    via.transport, via.host, via.port, (*params, ("rport", str(source_port)))
+                )
+                contacts = ", ".join(
+                    f"<{c.uri}>;expires={c.expires}" for c in request.contacts if c.expires
+                )
+                reply = make_response(
+                    request.with_header("Via", seen),
+                    200,
+                    to_tag="r",
+                    headers=[("Contact", contacts)] if contacts else [],
+                )
+                await sock.sendto(reply.encode(), host, source_port)
+
+        builder = (
+            SessionManagerBuilder()
+            .with_sip_port(0)
+            .with_local_address("sip:alice@example.com")
+            .with_local_bind_addr("0.0.0.0")
+            .with_transports("UDP")
+            .with_registration(f"sip:127.0.0.1:{port}", username="alice", password="x")
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(serve)
+            async with await builder.build() as alice:
+                bound = alice.local_sip_address[1]
+                await wait_registered(alice)
+                routed = f"sip:alice@127.0.0.1:{bound}"
+                assert alice.endpoint.config.contact == routed
+                assert [[(str(c.uri), c.expires) for c in r.contacts] for r in requests] == [
+                    [(routed, 3600)],
+                    [(routed, 3600)],
+                ]
+            tg.cancel_scope.cancel()

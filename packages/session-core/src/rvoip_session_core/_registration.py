@@ -300,13 +300,14 @@ class Registrations:
         if contact_host is not None and contact_host.strip("[]") == host and contact_port == port:
             return False
         endpoint.set_contact_address(transport, host, port)
+        learnt = endpoint.config.contact_for(transport)
         # RFC 3261 §10.2.2: the next REGISTER removes the old binding (expires=0).
-        binding.stale = binding.registered
+        binding.stale = _as_stored(binding.registered, via.host, learnt)
         # The Contact is the endpoint's, shared by every account on this transport: the
         # others re-register now too, removing the bindings they hold at the old address.
         for other in self._bindings.values():
             if other is not binding and other.registered == current:
-                other.stale = other.registered
+                other.stale = _as_stored(other.registered, via.host, learnt)
                 other.refresh_now.set()
         log.info(
             "registrar %s sees %s at %s:%s over %s: Contact rewritten (was %s)",
@@ -437,6 +438,22 @@ class Registrations:
             if new.state is RegistrationState.Failed:
                 log.warning("registration of %s failed: %s", new.aor, new.reason)
             self._publish(RegistrationStateChanged(new))
+
+
+def _as_stored(registered: str | None, sent_by: str, learnt: str) -> str | None:
+    """The binding the registrar holds for ``registered``, to remove (None: nothing to).
+
+    Bound to a wildcard, our Contact said ``0.0.0.0``/``::`` and the dialog layer sent it
+    as the address routing to the registrar, the same host as our Via's sent-by: that is
+    what the registrar stored. When it is the learnt Contact itself, nothing is removed
+    (``expires=0`` on it would remove the binding we are making).
+    """
+    if registered is None:
+        return None
+    stored = registered
+    for wildcard in ("@0.0.0.0:", "@[::]:"):
+        stored = stored.replace(wildcard, f"@{sent_by}:")
+    return None if stored == learnt else stored
 
 
 def _min_expires(response: Response) -> int | None:
