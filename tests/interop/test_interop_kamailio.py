@@ -261,3 +261,49 @@ async def test_wrong_password_is_refused_by_kamailio(
         assert status.status == 401
         assert HOST in status.reason
         assert "not-it" not in status.reason
+
+
+async def test_a_wildcard_bound_endpoint_registers_and_is_called_through_kamailio(
+    kamailio: Kamailio, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    """Bound to 0.0.0.0 (it only ever sends to 127.0.0.1): Kamailio stores 127.0.0.1.
+
+    The REGISTER's Contact and Via name the interface that routes to Kamailio, so the
+    location table holds an address Kamailio can reach, and a call relayed to it is
+    answered with a Contact and SDP that bob can reach too (audio flows).
+    """
+    registrar = f"sip:{HOST}:{kamailio.port}"
+    alice_builder = (
+        builder(Recorder(), "alice")
+        .with_local_address("sip:alice@example.com")
+        .with_local_bind_addr("0.0.0.0")
+        .with_transports("UDP")
+        .with_registration(registrar, username="alice", password=PASSWORD)
+    )
+    bob_builder = (
+        builder(Recorder(), "bob").with_outbound_proxy(registrar).with_credentials("bob", PASSWORD)
+    )
+    trace = SipTrace()
+    async with (
+        await alice_builder.build() as alice,
+        await bob_builder.build() as bob,
+    ):
+        trace.attach(alice, "alice")
+        await wait_registered(alice)
+        port = alice.local_sip_address[1]
+        ((stored, _, _),) = (await kamailio.location())["alice"]
+        assert stored == f"sip:alice@{HOST}:{port}"
+        call = await bob.create_outgoing_call(f"sip:bob@{HOST}", f"sip:alice@{HOST}")
+        await bob.wait_for_answer(call.id, 5)
+        (ok,) = [r for r in trace.responses(200) if r.cseq.method == "INVITE"]
+        assert ok.headers.get("Contact") == f"<sip:alice@{HOST}:{port}>"
+        assert f"c=IN IP4 {HOST}" in ok.body.decode()
+        with anyio.fail_after(5):
+            while True:
+                stats = await bob.get_media_statistics(call.id)
+                if stats is not None and stats.packets_received > 10:
+                    break
+                await anyio.sleep(0.05)
+        for message in trace.messages:
+            assert "0.0.0.0" not in message.message.encode().decode(errors="replace")
+        await bob.terminate_session(call.id)

@@ -29,6 +29,7 @@ from typing import Any
 import anyio
 import attrs
 
+from rvoip_dialog_core import WILDCARDS
 from rvoip_session_core._accounts import MAX_EXPIRES, Account, RegistrationSettings
 from rvoip_session_core._call import PendingRequest
 from rvoip_session_core._driver import SipEndpoint
@@ -157,7 +158,7 @@ class Registrations:
         endpoint.add_credentials(account.credentials)
         binding = _Binding(
             account,
-            old.call_id if old is not None else new_call_id(),
+            old.call_id if old is not None else _without_wildcard(new_call_id()),
             RegistrationStatus(account.aor, account.registrar, RegistrationState.Registering),
             cseq=old.cseq if old is not None else 0,
         )
@@ -438,6 +439,12 @@ class Registrations:
             if new.state is RegistrationState.Failed:
                 log.warning("registration of %s failed: %s", new.aor, new.reason)
             self._publish(RegistrationStateChanged(new))
+
+
+def _without_wildcard(call_id: str) -> str:
+    """``call_id`` without an ``@0.0.0.0``/``@::`` host (a wildcard bind names no host)."""
+    head, at, host = call_id.rpartition("@")
+    return head if at and host in WILDCARDS else call_id
 
 
 def _as_stored(registered: str | None, sent_by: str, learnt: str) -> str | None:
