@@ -7,6 +7,8 @@ interface that routes to the peer, found with a connected UDP socket's ``getsock
 
 from __future__ import annotations
 
+import socket
+
 import anyio
 import pytest
 
@@ -83,6 +85,47 @@ async def test_wildcard_bind_advertises_the_route_to_the_peer_and_has_audio(
         await bob.terminate_session(back.id)
         for message in trace.messages:
             no_wildcard(message.message.encode().decode(errors="replace"))
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_ipv6_wildcard_bind_advertises_the_ipv6_route(anyio_backend: str) -> None:
+    """Bound to ``::``, calling ``[::1]``: Via, Contact and SDP (``c=IN IP6``) say ::1."""
+    trace = SipTrace()
+    bob_builder = (
+        SessionManagerBuilder()
+        .with_local_address("sip:bob@[::1]")
+        .with_sip_port(0)
+        .with_transports("UDP")
+        .with_handler(AutoAnswerHandler())
+        .with_sip_timers(0.1, 0.8)
+    )
+    alice_builder = wildcard_builder("alice").with_local_bind_addr("[::]")
+    async with await alice_builder.build() as alice, await bob_builder.build() as bob:
+        trace.attach(alice, "alice")
+        port = alice.local_sip_address[1]
+        target = f"sip:bob@[::1]:{bob.local_sip_address[1]}"
+        call = await alice.create_outgoing_call("sip:alice@example.com", target)
+        await alice.wait_for_answer(call.id, 5)
+        invite = trace.requests("INVITE")[0]
+        assert invite.headers.get("Contact") == f"<sip:alice@[::1]:{port}>"
+        assert invite.top_via.host == "[::1]"
+        assert "c=IN IP6 ::1" in invite.body.decode()
+        with anyio.fail_after(5):
+            while True:
+                stats = await alice.get_media_statistics(call.id)
+                if stats is not None and stats.packets_received > 10:
+                    break
+                await anyio.sleep(0.05)
+        await alice.terminate_session(call.id)
 
 
 def test_local_routes_are_cached_and_bounded() -> None:
