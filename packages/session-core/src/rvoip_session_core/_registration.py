@@ -326,9 +326,9 @@ class Registrations:
 
         Returns early when ``binding.refresh_now`` is set.
         """
+        end = anyio.current_time() + delay  # a slow first DNS lookup does not delay it
         flow = await self._flow(binding)
         interval = None if flow is None else self._settings.keepalive_interval(flow.transport)
-        end = anyio.current_time() + delay
         while True:
             left = end - anyio.current_time()
             step = left if interval is None or left <= interval else interval
