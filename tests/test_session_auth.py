@@ -188,29 +188,33 @@ class LoopbackRegistrar:
 
     async def run(self) -> None:
         async for event in self.endpoint.events():
-            if not isinstance(event, RequestReceived) or event.request.method != "REGISTER":
-                continue
-            request = event.request
-            now = anyio.current_time()
-            value = request.headers.get("Authorization")
-            ok = value is not None and (
-                self.server.verify(
-                    AuthCredentials.parse(value), method="REGISTER", now=now, password=PASSWORD
-                ).ok
-            )
-            if not ok:
-                challenge = [("WWW-Authenticate", str(c)) for c in self.server.challenge(now)]
-                self.endpoint.respond(event.ref, 401, headers=challenge)
-                continue
-            expires = request.headers.get("Expires") or "3600"
-            self.expires_seen.append(expires)
-            aor, contact = str(request.to.uri), str(request.contacts[0].uri)
-            if expires == "0":
-                self.bindings.pop(aor, None)
-                self.endpoint.respond(event.ref, 200)
-                continue
-            self.bindings[aor] = contact
-            self.endpoint.respond(event.ref, 200, headers=[("Contact", f"<{contact}>;expires=60")])
+            await self.handle(event)
+
+    async def handle(self, event: object) -> None:
+        """Answer one dialog event (a REGISTER; anything else is ignored)."""
+        if not isinstance(event, RequestReceived) or event.request.method != "REGISTER":
+            return
+        request = event.request
+        now = anyio.current_time()
+        value = request.headers.get("Authorization")
+        ok = value is not None and (
+            self.server.verify(
+                AuthCredentials.parse(value), method="REGISTER", now=now, password=PASSWORD
+            ).ok
+        )
+        if not ok:
+            challenge = [("WWW-Authenticate", str(c)) for c in self.server.challenge(now)]
+            self.endpoint.respond(event.ref, 401, headers=challenge)
+            return
+        expires = request.headers.get("Expires") or "3600"
+        self.expires_seen.append(expires)
+        aor, contact = str(request.to.uri), str(request.contacts[0].uri)
+        if expires == "0":
+            self.bindings.pop(aor, None)
+            self.endpoint.respond(event.ref, 200)
+            return
+        self.bindings[aor] = contact
+        self.endpoint.respond(event.ref, 200, headers=[("Contact", f"<{contact}>;expires=60")])
 
 
 async def test_register_over_loopback_and_unregister_on_stop() -> None:
@@ -323,4 +327,43 @@ async def test_cli_answer_registers_and_unregisters_on_sigterm() -> None:
             assert await proc.wait() == 128 + signal.SIGTERM
         assert registrar.bindings == {}
         assert registrar.expires_seen == ["3600", "0"]
+        tg.cancel_scope.cancel()
+
+
+async def test_cli_answer_sigterm_right_after_the_first_register_still_unregisters() -> None:
+    """``rvoip answer --register`` used to register before its SIGTERM handler existed.
+
+    The registration started inside ``coordinator.start()``, before the CLI installed
+    its SIGINT/SIGTERM receiver; a service manager stopping the process the moment the
+    registrar saw the first REGISTER killed it with the default action (exit -15, the
+    binding left behind at the registrar until it expired). Now the registration starts
+    once the signals are handled: the same SIGTERM ends the process with 143 after a
+    REGISTER with Expires 0.
+    """
+    endpoint, registrar = await _registrar()
+    first = anyio.Event()
+
+    async def watch() -> None:
+        async for event in endpoint.events():
+            if isinstance(event, RequestReceived) and event.request.method == "REGISTER":
+                first.set()
+            await registrar.handle(event)
+
+    async with endpoint, anyio.create_task_group() as tg:
+        layer = endpoint.layer
+        layer.config = attrs.evolve(layer.config, extra_methods=("REGISTER",))
+        tg.start_soon(watch)
+        uri = f"sip:127.0.0.1:{endpoint.local('UDP').port}"
+        env = {**os.environ, "RVOIP_PASSWORD": PASSWORD}
+        argv = ["answer", "--port", "0", "--register", uri, "--user", "alice", "--quiet"]
+        async with await anyio.open_process(
+            [sys.executable, "-m", "rvoip_session_core", *argv], env=env
+        ) as proc:
+            with anyio.fail_after(20):
+                await first.wait()
+            proc.send_signal(signal.SIGTERM)  # no wait for "answering at"
+            with anyio.fail_after(20):
+                assert await proc.wait() == 128 + signal.SIGTERM
+        assert registrar.expires_seen[-1:] == ["0"]
+        assert registrar.bindings == {}
         tg.cancel_scope.cancel()

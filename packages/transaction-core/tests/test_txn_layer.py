@@ -138,6 +138,23 @@ def test_garbage_is_dropped_and_counted() -> None:
     assert lay.stats["dropped_too_large"] == 1
 
 
+def test_crlf_keepalive_datagrams_are_counted_not_parse_errors() -> None:
+    """A phone behind NAT pings its registrar with CRLFCRLF (or CRLF) over UDP.
+
+    Such a datagram used to go down the parse-error path and count as
+    ``dropped_unparseable``, so every NAT keep-alive of every registered phone looked like
+    an attack in the stats. It is a keep-alive (RFC 5626 §3.5.1 practice): counted as
+    ``keepalives_received``, never answered over UDP.
+    """
+    lay = layer()
+    for ping in (b"\r\n\r\n", b"\r\n", b"\r\n\r\n\r\n\r\n"):
+        lay.receive(ping, SRC, 0.0)
+    assert lay.take_transmits() == []
+    assert lay.take_events() == []
+    assert lay.stats["keepalives_received"] == 3
+    assert lay.stats["dropped_unparseable"] == 0
+
+
 def test_response_with_two_vias_or_no_transaction_is_dropped() -> None:
     lay = layer()
     txn = lay.send_request(simple_request("OPTIONS"), Peer("UDP", "127.0.0.2", 5060), 0.0)

@@ -154,6 +154,48 @@ async def test_crlf_keepalive_ping_is_answered(anyio_backend: str) -> None:
         assert ep.stats["tcp_keepalive_pongs"] == 1
 
 
+async def test_our_ping_reaches_the_peer_and_its_pong_is_dropped(anyio_backend: str) -> None:
+    """We ping a TCP peer (RFC 5626 §3.5.1) and its single-CRLF pong is no message.
+
+    The registration's keep-alive sends CRLFCRLF through ``Transport.send`` on the flow
+    to the registrar; the peer's CRLF pong must not be taken for a (broken) message nor
+    close the connection: a request after it still works on the same connection.
+    """
+    pings: list[bytes] = []
+    async with anyio.create_task_group() as tg:
+        listener = await anyio.create_tcp_listener(local_host="127.0.0.1")
+        port = listener.extra(anyio.abc.SocketAttribute.local_port)
+
+        async def serve(stream: anyio.abc.SocketStream) -> None:
+            async with stream:
+                buffer = b""
+                while b"\r\n\r\n" not in buffer:
+                    buffer += await stream.receive()
+                pings.append(buffer)
+                await stream.send(b"\r\n")  # the pong
+                request = b""
+                while b"Content-Length: 0\r\n\r\n" not in request:
+                    request += await stream.receive()
+                parsed = parse_message(request)
+                assert not isinstance(parsed, Response)
+                await stream.send(make_response(parsed, 200).encode())
+                await anyio.sleep(1)
+
+        tg.start_soon(listener.serve, serve)
+        async with TransactionEndpoint(udp=None, tcp=("127.0.0.1", 0)) as ep:
+            target = Peer("TCP", "127.0.0.1", port)
+            ep.transports["TCP"].send(b"\r\n\r\n", target)
+            with anyio.fail_after(10):
+                while not pings:
+                    await anyio.sleep(0.01)
+                await anyio.sleep(0.05)  # the pong arrives and is dropped
+                response = await ep.request(simple_request("OPTIONS"), target)
+            assert response.status == 200
+            assert pings == [b"\r\n\r\n"]
+            assert ep.stats["tcp_connected"] == 1  # the same connection carried both
+        tg.cancel_scope.cancel()
+
+
 async def test_idle_connections_are_closed(anyio_backend: str) -> None:
     async with TransactionEndpoint(
         udp=None, tcp=("127.0.0.1", 0), stream_limits=StreamLimits(idle_timeout=0.05)

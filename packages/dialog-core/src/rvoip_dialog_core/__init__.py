@@ -12,10 +12,10 @@ release but are not in ``__all__``; import them from ``rvoip_dialog_core.rules``
 """
 
 from ._auth import AuthRefused, Credentials
-from ._config import DEFAULT_ALLOW, DialogConfig, contact_uri, secure_form
+from ._config import DEFAULT_ALLOW, WILDCARDS, DialogConfig, contact_uri, secure_form
 from ._dialog import Dialog, DialogId, LegId
 from ._dns import DnsSettings, parse_dns_server
-from ._driver import DialogEndpoint
+from ._driver import DialogEndpoint, LocalRoutes
 from ._errors import DialogError, DialogUsageError
 from ._events import (
     AckReceived,
@@ -71,6 +71,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_ALLOW",
+    "WILDCARDS",
     "AckReceived",
     "Action",
     "AuthRefused",
@@ -98,6 +99,7 @@ __all__ = [
     "InviteFailed",
     "InviteProgress",
     "LegId",
+    "LocalRoutes",
     "NotifyReceived",
     "OptionsReceived",
     "PrackReceived",

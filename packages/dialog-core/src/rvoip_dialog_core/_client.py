@@ -26,7 +26,7 @@ from rvoip_sip_core import (
 )
 
 from ._auth import AuthAttempts, Authenticator, AuthRefused
-from ._config import DialogConfig
+from ._config import WILDCARDS, DialogConfig
 from ._dialog import Dialog, DialogId, DialogState, Role, make_via
 from ._errors import DialogUsageError
 from ._events import (
@@ -301,12 +301,15 @@ class ClientRequests:
         own_contact = any(name.lower() in ("contact", "m") for name, _ in headers)
         if config.user_agent:
             extra.append(("User-Agent", config.user_agent))
+        host = config.via_host
         return make_request(
             method,
             uri,
             from_=f"{from_value};tag={tag or new_tag(self._rng)}",
             to=to_value,
-            call_id=call_id or new_call_id(self._rng, config.via_host),
+            # A wildcard bind is no host to name in a Call-ID (RFC 3261 §8.1.1.4: the
+            # host part is optional).
+            call_id=call_id or new_call_id(self._rng, None if host in WILDCARDS else host),
             cseq=cseq if cseq is not None else self._rng.randint(1, 2**16),
             via=make_via(config, self._rng),
             contact=None if own_contact else f"<{config.contact}>",

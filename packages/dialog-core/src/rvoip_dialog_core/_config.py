@@ -8,7 +8,10 @@ from rvoip_sip_core import SUPPORTED_ALGORITHMS
 
 from ._auth import Credentials
 
-__all__ = ["DEFAULT_ALLOW", "DialogConfig", "contact_uri", "secure_form"]
+__all__ = ["DEFAULT_ALLOW", "WILDCARDS", "DialogConfig", "contact_uri", "secure_form"]
+
+WILDCARDS = frozenset({"0.0.0.0", "::"})
+"""Bind addresses that are no address to advertise (every interface)."""
 
 DEFAULT_ALLOW: tuple[str, ...] = (
     "INVITE",

@@ -31,7 +31,7 @@ import attrs
 import sniffio
 from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
-from rvoip_sip_core import Request, Response, SipUri
+from rvoip_sip_core import Request, Response, SipUri, make_response, new_tag
 from rvoip_transaction_core import (
     Clock,
     OverloadConfig,
@@ -50,7 +50,7 @@ from rvoip_transaction_core import (
     TransportFailure,
 )
 
-from ._config import DialogConfig, contact_uri
+from ._config import WILDCARDS, DialogConfig, contact_uri
 from ._dns import DnsSettings, SipLocator
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
 from ._hops import hop_target, is_ip, next_hop
@@ -187,6 +187,8 @@ class DialogEndpoint:
         # INVITEs sent to a located name, by branch: their CANCEL goes to the same target
         # (RFC 3261 §9.1), not to a fresh SRV pick.
         self._invite_targets: dict[str, Peer] = {}
+        self.routes = LocalRoutes()
+        """The local address toward each peer, for Via/Contact of a wildcard bind."""
         self._send_events: MemoryObjectSendStream[DialogEvent] | None = None
         self._recv_events: MemoryObjectReceiveStream[DialogEvent] | None = None
         self._flushing = False
@@ -326,6 +328,15 @@ class DialogEndpoint:
         assert layer is not None
         now = self._clock()
         if isinstance(event, TransactionRequest):
+            uri = event.request.uri
+            if (
+                type(uri) is SipUri
+                and uri.scheme == "sips"
+                and event.source.transport != "TLS"
+                and event.request.method != "ACK"
+            ):
+                self._refuse_insecure_request(event)
+                return
             layer.on_request(event.request, event.txn_id, now, cancels=event.cancels)
         elif isinstance(event, TransactionAck):
             layer.on_ack(event.request, now)
@@ -524,12 +535,33 @@ class DialogEndpoint:
                 request, self._clock(), status=416, reason="Unsupported URI Scheme"
             )
 
+    def _refuse_insecure_request(self, event: TransactionRequest) -> None:
+        """Answer 416 to a ``sips:`` Request-URI that reached us over UDP or TCP.
+
+        RFC 3261 §26.2.2: "the SIPS scheme signals that each hop over which the request is
+        forwarded ... must be secured with TLS" (RFC 5630 keeps that meaning); a request
+        for a ``sips:`` resource that arrived over an insecure transport is refused, not
+        served as if it were secure. RFC 3261 §8.2.2.1: a Request-URI scheme the UAS
+        cannot serve gets 416 Unsupported URI Scheme (§21.4.14). The dialog layer never
+        sees it.
+        """
+        self.stats["sips_refused_incoming"] += 1
+        request = event.request
+        logger.info(
+            "refusing %s for %s that arrived over %s", request.method, request.uri, event.source
+        )
+        response = make_response(request, 416, "Unsupported URI Scheme", to_tag=new_tag(self._rng))
+        self._respond(event.txn_id, response)
+
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> int | None:
         """Send to ``target``; the client transaction's id (None: an ACK, or it failed)."""
         # hot path: every request and ACK; the body of _send_or_raise inlined (no extra call).
         txn = self.transactions
         try:
             wire = self._via_for(action.request, target)
+            layer = self._layer
+            if layer is not None and layer.config.via_host in WILDCARDS:
+                wire = self._from_wildcard(wire, target.host)
             if isinstance(action, SendAck):
                 txn.send_stateless(wire, target)
                 return None
@@ -547,6 +579,9 @@ class DialogEndpoint:
         """Send to ``target`` (see :meth:`_send_to`), letting a ``TransactionError`` out."""
         txn = self.transactions
         wire = self._via_for(action.request, target)
+        layer = self._layer
+        if layer is not None and layer.config.via_host in WILDCARDS:
+            wire = self._from_wildcard(wire, target.host)
         if isinstance(action, SendAck):
             txn.send_stateless(wire, target)
             return None
@@ -608,10 +643,42 @@ class DialogEndpoint:
         self._send_plan(action, peers)
         self._flush()
 
+    def _from_wildcard(self, message: M, peer_host: str) -> M:
+        """``message`` with the wildcard host in our Via and Contact replaced.
+
+        Bound to ``0.0.0.0``/``::`` with no public address configured, a Via or Contact
+        saying ``0.0.0.0`` would send the peer's answers nowhere; the address of the
+        interface that routes to the peer is what it can reach us at (RFC 3261 §18.1.1:
+        the sent-by is the address the request is sent from).
+        """
+        local = self.routes.toward(peer_host)
+        if local is None:
+            self.stats["wildcard_unroutable"] += 1
+            return message
+        shown = f"[{local}]" if ":" in local else local
+        wire = message
+        if isinstance(message, Request):
+            via = message.top_via
+            if via.host.strip("[]") in WILDCARDS:
+                wire = wire.with_header("Via", attrs.evolve(via, host=shown))
+        contact = wire.headers.get("Contact")
+        if contact is not None:
+            for wildcard in ("@0.0.0.0:", "@[::]:", "@0.0.0.0>", "@[::]>"):
+                if wildcard in contact:
+                    end = wildcard[-1]
+                    contact = contact.replace(wildcard, f"@{shown}{end}")
+            wire = wire.with_header("Contact", contact)
+        return wire
+
     def _respond(self, server: object, response: Response) -> None:
         if type(server) is not int:
             self.stats["bad_server_handle"] += 1
             return
+        layer = self._layer
+        if layer is not None and layer.config.via_host in WILDCARDS:
+            # Answers go where the request came from (the received of its top Via).
+            via = response.top_via
+            response = self._from_wildcard(response, via.received or via.host)
         try:
             txn = self._txn
             assert txn is not None
@@ -680,6 +747,48 @@ class _Plan:
 
     target: Peer
     rest: tuple[Peer, ...]
+
+
+M = TypeVar("M", Request, Response)
+
+
+class LocalRoutes:
+    """The local address the OS sends from toward each peer, cached per peer address.
+
+    A connected UDP socket's ``getsockname()`` names the interface that routes to the
+    destination (``connect`` on a datagram socket sends nothing: it only picks the
+    route). Used when bound to a wildcard address. At most ``max_entries`` peers are kept
+    (the cache is emptied when full: a scan of many sources only refills it).
+    """
+
+    def __init__(self, max_entries: int = 1024) -> None:
+        self._cache: dict[str, str] = {}
+        self._max = max_entries
+        self.last: str | None = None
+        """The address found most recently (a fallback for peers known by name only)."""
+
+    def toward(self, host: str) -> str | None:
+        """Our address toward ``host`` (an IP literal; None for a name or no route)."""
+        ip = host.strip("[]")
+        found = self._cache.get(ip)
+        if found is not None:
+            return found
+        if not is_ip(ip):
+            return None
+        family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((ip, 9))
+                local = str(probe.getsockname()[0])
+        except OSError:
+            return None
+        if local in WILDCARDS:
+            return None
+        if len(self._cache) >= self._max:
+            self._cache.clear()
+        self._cache[ip] = local
+        self.last = local
+        return local
 
 
 def _is_secure_target(request: Request) -> bool:

@@ -66,9 +66,34 @@ class RegistrationSettings:
         retry_max: cap of the doubling back-off between retries (default 300).
         response_timeout: seconds to wait for a final response (default: 64*T1 + 2 s,
             beyond the transaction layer's own Timer F, which answers 408 first).
+        contact_rewrite: learn our public address from the ``received``/``rport`` our
+            registrar puts in the top Via of a 2xx (RFC 3581 §4) and, when it differs from
+            our Contact, advertise it in the Contact of every later message on that
+            transport (REGISTER, calls placed and answered) and re-register at once with
+            it, removing the old binding (what pjsua's ``contact_rewrite`` does). Default
+            True. The SDP ``c=`` address is never rewritten from it: a NAT binding for SIP
+            is not one for RTP (use ``with_public_address`` for a static public address).
+        max_rewrites: re-REGISTERs in a row a changing learnt address may cause before
+            the account waits for its normal refresh (a NAT that maps every request to a
+            new port must not make us re-register in a loop). Default 3.
+        keepalive_udp: seconds between CRLFCRLF keep-alives sent to the registrar over UDP
+            while registered, to keep a NAT binding open (RFC 5626 §3.5.1 practice: NATs
+            drop idle UDP mappings after 30 s or more). Default 25; None turns them off.
+        keepalive_stream: seconds between CRLFCRLF pings on a TCP/TLS flow to the
+            registrar (RFC 5626 §3.5.1; the peer answers with a CRLF pong). Default 120;
+            None turns them off.
     """
 
     refresh_fraction: float = 0.75
     retry_min: float = 5.0
     retry_max: float = 300.0
     response_timeout: float | None = None
+    contact_rewrite: bool = True
+    max_rewrites: int = 3
+    keepalive_udp: float | None = 25.0
+    keepalive_stream: float | None = 120.0
+
+    def keepalive_interval(self, transport: str) -> float | None:
+        """The keep-alive interval for a flow over ``transport`` (None: none)."""
+        interval = self.keepalive_udp if transport.upper() == "UDP" else self.keepalive_stream
+        return interval if interval is not None and interval > 0 else None

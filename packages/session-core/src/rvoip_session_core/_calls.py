@@ -43,7 +43,7 @@ from rvoip_dialog_core import (
 )
 from rvoip_session_core._authenticator import Authenticator
 from rvoip_session_core._call import Call, PendingRequest
-from rvoip_session_core._driver import EventGate, SipEndpoint, not_started
+from rvoip_session_core._driver import EventGate, SipEndpoint, media_host, not_started
 from rvoip_session_core._errors import CallFailed, MediaError, SessionError
 from rvoip_session_core._events import (
     CallEnded,
@@ -473,6 +473,14 @@ class CallLayer:
     def _sdp_id(self) -> int:
         return int(self._rng.randrange(1, 2**31))
 
+    def _media_host(self, call: Call, offer: SessionDescription | None = None) -> str:
+        """The SDP address: the advertised host, or toward the peer on a wildcard bind."""
+        cfg = self.config
+        sdp = offer or call.remote_sdp or call.remote_offer
+        connection = sdp.connection.address if sdp is not None and sdp.connection else None
+        hints = (connection, cfg.outbound_proxy, call.to, call.from_)
+        return media_host(cfg.advertised_host, self._endpoint, hints)
+
     def offer_for(self, call: Call, direction: str = "sendrecv") -> SessionDescription:
         """Our SDP offer for a call's open RTP port."""
         port = call.media.local_port
@@ -480,7 +488,7 @@ class CallLayer:
             raise MediaError("no RTP port", session_id=call.id)
         cfg = self.config
         return build_offer(
-            cfg.advertised_host,
+            self._media_host(call),
             port,
             codecs=cfg.preferred_codecs,
             dtmf_payload_type=cfg.dtmf_payload_type,
@@ -502,7 +510,7 @@ class CallLayer:
         version = int(previous.origin.sess_version) + 1 if previous is not None else 0
         return build_answer(
             offer,
-            cfg.advertised_host,
+            self._media_host(call, offer),
             port,
             codecs=cfg.preferred_codecs,
             dtmf_payload_type=cfg.dtmf_payload_type,

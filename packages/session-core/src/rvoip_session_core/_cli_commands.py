@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio
 import anyio.abc
+import attrs
 
 from rvoip_media_core import WavSink
 from rvoip_session_core._cli_accounts import (
@@ -370,7 +371,12 @@ def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionMan
 async def _answer(args: argparse.Namespace) -> int:
     handler = _AnswerHandler(args.reject)
     try:
-        coordinator = await answer_builder(args, handler).build()
+        builder = answer_builder(args, handler)
+        config = builder.config()
+        # --register starts only once SIGINT/SIGTERM are handled (below): a signal that
+        # arrives right after the first REGISTER must still unregister, not kill us.
+        accounts = config.registrations
+        coordinator = SessionCoordinator(attrs.evolve(config, registrations=()), builder.handler)
         await coordinator.start()
     except (TransportError, ConfigurationError) as exc:
         return fail(str(exc), EXIT_NETWORK)
@@ -385,6 +391,15 @@ async def _answer(args: argparse.Namespace) -> int:
     caught: list[int] = []
     async with coordinator, anyio.create_task_group() as tg:
         await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
+        for account in accounts:
+            coordinator.register(
+                account.registrar,
+                username=account.username,
+                password=account.password,
+                aor=account.aor,
+                expires=account.expires,
+                realm=account.realm,
+            )
         # Printed once Ctrl-C/SIGTERM are handled: scripts may signal us right after it.
         print(f"answering at {coordinator.local_uri}", flush=True)
         if quiet and not (args.max_calls or args.record or args.play or args.tone):

@@ -25,6 +25,7 @@ import attrs
 import sniffio
 
 from rvoip_dialog_core import (
+    WILDCARDS,
     Credentials,
     DialogConfig,
     DialogEndpoint,
@@ -34,7 +35,7 @@ from rvoip_dialog_core import (
     contact_uri,
 )
 from rvoip_session_core._errors import InvalidState, TransportError
-from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._settings import SessionConfig, split_uri_hostport
 from rvoip_sip_core import Request, Response, Uri
 from rvoip_transaction_core import Clock, Peer, TimerConfig
 
@@ -143,6 +144,19 @@ class SipEndpoint(Protocol):
     def add_credentials(self, credentials: Credentials) -> None:
         """Answer challenges of ``credentials.realm`` with these from now on."""
 
+    def set_contact_address(self, transport: str, host: str, port: int) -> None:
+        """Advertise ``host:port`` in our Contact for ``transport`` from now on (NAT)."""
+
+    def send_keepalive(self, target: Peer) -> None:
+        """Send a CRLFCRLF keep-alive to ``target`` over its transport (RFC 5626 §3.5.1)."""
+
+    def local_address_toward(self, host: str) -> str | None:
+        """Our address on the interface that routes to ``host`` (None: unknown).
+
+        ``host`` empty: the address found for the most recent peer, if any.
+        """
+        ...
+
     def set_tap(self, tap: MessageTap | None) -> None:
         """Report every message sent to ``tap`` (None: stop)."""
 
@@ -239,6 +253,21 @@ class _SocketEndpoint:
         layer = self._ep.layer
         layer.config = with_credentials(layer.config, credentials)
 
+    def set_contact_address(self, transport: str, host: str, port: int) -> None:
+        layer = self._ep.layer
+        layer.config = with_contact_address(layer.config, transport, host, port)
+
+    def send_keepalive(self, target: Peer) -> None:
+        transport = self._ep.transactions.transports.get(target.transport.upper())
+        if transport is not None:
+            # RFC 5626 §3.5.1: the ping is a double CRLF; on a stream the peer answers with
+            # a single CRLF (the framer drops it), over UDP nothing answers.
+            transport.send(KEEPALIVE_PING, target)
+
+    def local_address_toward(self, host: str) -> str | None:
+        routes = self._ep.routes
+        return routes.toward(host) if host else routes.last
+
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         return await self._ep.transactions.request(request, peer)
 
@@ -262,6 +291,60 @@ def with_credentials(config: DialogConfig, credentials: Credentials) -> DialogCo
     """``config`` answering ``credentials.realm`` with ``credentials`` (replacing others)."""
     kept = tuple(c for c in config.credentials if c.realm != credentials.realm)
     return attrs.evolve(config, credentials=(*kept, credentials))
+
+
+def media_host(advertised: str, endpoint: SipEndpoint | None, hints: Iterable[str | None]) -> str:
+    """The host for SDP ``c=``/``o=``: ``advertised``, unless it is a wildcard bind.
+
+    Bound to ``0.0.0.0``/``::`` with no public address, the address of the interface
+    that routes to the peer is advertised (never the wildcard, which no peer can send
+    to): toward the first of ``hints`` (the peer's SDP address, the outbound proxy, the
+    peer's URIs) that routes, else toward the last peer routed, else loopback.
+    """
+    if advertised not in WILDCARDS or endpoint is None:
+        return advertised
+    for hint in hints:
+        if not hint:
+            continue
+        host = hint
+        if ":" in hint and hint.split(":", 1)[0].lower() in ("sip", "sips", "<sip", "<sips"):
+            try:
+                host = split_uri_hostport(hint)[1] or ""
+            except ValueError:
+                continue
+        found = endpoint.local_address_toward(host) if host else None
+        if found is not None:
+            return found
+    found = endpoint.local_address_toward("")
+    if found is not None:
+        return found
+    log.warning("bound to %s: no route to the peer known, advertising loopback", advertised)
+    return "::1" if ":" in advertised else "127.0.0.1"
+
+
+KEEPALIVE_PING = b"\r\n\r\n"
+"""RFC 5626 §3.5.1: the CRLF keep-alive ping (a single CRLF is the pong)."""
+
+
+def with_contact_address(
+    config: DialogConfig, transport: str, host: str, port: int
+) -> DialogConfig:
+    """``config`` whose Contact for ``transport`` names ``host:port`` (a learnt public address).
+
+    The user part is kept; the other transports' Contacts are left alone (a NAT binding
+    is per flow: the one learnt over UDP says nothing of TCP).
+    """
+    name = transport.upper()
+    current = config.contact_for(name)
+    scheme_rest = current.partition(":")[2]
+    user = scheme_rest.split("@", 1)[0] if "@" in scheme_rest else "rvoip"
+    uri = contact_uri(user, host, port, name)
+    if name == config.transport.upper():
+        return attrs.evolve(config, contact=uri)
+    others = tuple((t, uri if t.upper() == name else c) for t, c in config.contacts)
+    if all(t.upper() != name for t, _ in config.contacts):
+        others = (*others, (name, uri))
+    return attrs.evolve(config, contacts=others)
 
 
 def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) -> DialogConfig:

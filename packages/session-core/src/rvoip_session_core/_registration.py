@@ -8,17 +8,28 @@ A 423 is answered by asking again with the registrar's Min-Expires (§10.2.8). E
 change of state is published as a :class:`RegistrationStateChanged` session event and
 readable as a :class:`RegistrationStatus`. Unregistering (also on ``stop()``) sends
 REGISTER with ``Expires: 0`` for our own Contact only, leaving other devices' bindings.
+
+Behind a NAT (RFC 3581, the practice of RFC 5626 and pjsua's ``contact_rewrite``): the
+``received``/``rport`` the registrar writes into our top Via of a 2xx is the address our
+requests really come from. When it differs from our Contact, the Contact of that transport
+is rewritten to it (for REGISTER and for every call placed or answered) and the account
+re-registers at once with it, removing the old binding in the same REGISTER. While
+registered, a CRLFCRLF keep-alive goes to the registrar's flow every
+``keepalive_udp``/``keepalive_stream`` seconds (RFC 5626 §3.5.1) so the NAT keeps the
+binding open between refreshes.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any
 
 import anyio
 import attrs
 
+from rvoip_dialog_core import WILDCARDS
 from rvoip_session_core._accounts import MAX_EXPIRES, Account, RegistrationSettings
 from rvoip_session_core._call import PendingRequest
 from rvoip_session_core._driver import SipEndpoint
@@ -29,8 +40,10 @@ from rvoip_session_core._events import (
     RegistrationStatus,
 )
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._settings import is_ip_literal, split_uri_hostport
 from rvoip_session_core._types import SessionId
-from rvoip_sip_core import Response, SipParseError
+from rvoip_sip_core import Response, SipParseError, SipUri, parse_uri
+from rvoip_transaction_core import Peer
 
 __all__ = [
     "Account",
@@ -52,6 +65,18 @@ class _Binding:
     cseq: int = 0
     scope: anyio.CancelScope | None = None
     task_done: anyio.Event = attrs.Factory(anyio.Event)
+    transport: str | None = None
+    """Transport of the flow to the registrar (from the Via of its first response)."""
+    sent: str | None = None
+    """The Contact URI of the REGISTER under way."""
+    registered: str | None = None
+    """The Contact URI the registrar last accepted."""
+    stale: str | None = None
+    """A Contact of ours to remove with the next REGISTER (after a NAT rewrite)."""
+    flow: Peer | None = None
+    """Where keep-alives go (the registrar's or outbound proxy's address)."""
+    refresh_now: anyio.Event = attrs.Factory(anyio.Event)
+    """Set to refresh before the due time (another account's NAT rewrite moved our Contact)."""
 
 
 def granted_expires(response: Response, contact: str, asked: int) -> int:
@@ -133,7 +158,7 @@ class Registrations:
         endpoint.add_credentials(account.credentials)
         binding = _Binding(
             account,
-            old.call_id if old is not None else new_call_id(),
+            old.call_id if old is not None else _without_wildcard(new_call_id()),
             RegistrationStatus(account.aor, account.registrar, RegistrationState.Registering),
             cseq=old.cseq if old is not None else 0,
         )
@@ -196,6 +221,7 @@ class Registrations:
         backoff = settings.retry_min
         account = binding.account
         expires = min(account.expires, MAX_EXPIRES)
+        rewrites = 0
         with anyio.CancelScope() as scope:
             binding.scope = scope
             while True:
@@ -203,8 +229,15 @@ class Registrations:
                 response, reason = await self._send(binding, expires)
                 status = 0 if response is None else response.status
                 if response is not None and 200 <= status < 300:
-                    contact = self._contact()
-                    granted = granted_expires(response, contact, expires)
+                    binding.registered, binding.stale = binding.sent, None
+                    learnt = settings.contact_rewrite and self._learn(binding, response)
+                    if learnt and rewrites < settings.max_rewrites:
+                        # Re-register at once at the learnt address (the old one goes).
+                        rewrites += 1
+                        continue
+                    if not learnt:
+                        rewrites = 0
+                    granted = granted_expires(response, binding.registered or "", expires)
                     now = self._now()
                     self._set(
                         binding,
@@ -216,7 +249,7 @@ class Registrations:
                     )
                     backoff = settings.retry_min
                     # RFC 3261 §10.2.4: refresh before the binding lapses.
-                    await anyio.sleep(max(1.0, granted * settings.refresh_fraction))
+                    await self._keep_alive(binding, max(1.0, granted * settings.refresh_fraction))
                     continue
                 if response is not None and status == 423:
                     # RFC 3261 §10.2.8: ask again with the registrar's Min-Expires.
@@ -236,6 +269,119 @@ class Registrations:
                 await anyio.sleep(backoff)
                 backoff = min(backoff * 2, settings.retry_max)
 
+    def _learn(self, binding: _Binding, response: Response) -> bool:
+        """Rewrite our Contact to the address the registrar saw, if it differs (NAT).
+
+        RFC 3581 §4: a server adds ``received`` (the source IP) and fills ``rport`` (the
+        source port) in the top Via of its response; together they are the public address
+        of the flow our REGISTER took. Returns True when the Contact was rewritten.
+        """
+        endpoint = self._endpoint
+        if endpoint is None:
+            return False
+        try:
+            via = response.top_via
+        except SipParseError:
+            return False
+        received, rport = via.received, via.rport
+        has_port = type(rport) is int
+        if received is None and not has_port:
+            return False
+        host = (received or via.host).strip("[]")
+        port = rport if type(rport) is int else via.port
+        if not is_ip_literal(host) or port is None or not 0 < port < 65536:
+            return False  # a registrar's garbage must not become our Contact
+        transport = via.transport.upper()
+        binding.transport = transport
+        current = endpoint.config.contact_for(transport)
+        try:
+            _, contact_host, contact_port = split_uri_hostport(current)
+        except ValueError:
+            return False
+        if contact_host is not None and contact_host.strip("[]") == host and contact_port == port:
+            return False
+        endpoint.set_contact_address(transport, host, port)
+        learnt = endpoint.config.contact_for(transport)
+        # RFC 3261 §10.2.2: the next REGISTER removes the old binding (expires=0).
+        binding.stale = _as_stored(binding.registered, via.host, learnt)
+        # The Contact is the endpoint's, shared by every account on this transport: the
+        # others re-register now too, removing the bindings they hold at the old address.
+        for other in self._bindings.values():
+            if other is not binding and other.registered == current:
+                other.stale = _as_stored(other.registered, via.host, learnt)
+                other.refresh_now.set()
+        log.info(
+            "registrar %s sees %s at %s:%s over %s: Contact rewritten (was %s)",
+            binding.account.registrar,
+            binding.account.aor,
+            host,
+            port,
+            transport,
+            current,
+        )
+        return True
+
+    async def _keep_alive(self, binding: _Binding, delay: float) -> None:
+        """Wait ``delay`` seconds, pinging the registrar's flow meanwhile (RFC 5626 §3.5.1).
+
+        Returns early when ``binding.refresh_now`` is set.
+        """
+        end = anyio.current_time() + delay  # a slow first DNS lookup does not delay it
+        flow = await self._flow(binding)
+        interval = None if flow is None else self._settings.keepalive_interval(flow.transport)
+        while True:
+            left = end - anyio.current_time()
+            step = left if interval is None or left <= interval else interval
+            with anyio.move_on_after(max(0.0, step)):
+                await binding.refresh_now.wait()
+            if binding.refresh_now.is_set():
+                binding.refresh_now = anyio.Event()
+                return
+            if step >= left:
+                return
+            endpoint = self._endpoint
+            if endpoint is not None and flow is not None:
+                try:
+                    endpoint.send_keepalive(flow)
+                except Exception:  # a failed ping must not end the registration
+                    log.exception("keep-alive to %s failed", flow)
+
+    async def _flow(self, binding: _Binding) -> Peer | None:
+        """The registrar's (or the outbound proxy's) address: where REGISTER went."""
+        if binding.flow is not None:
+            return binding.flow
+        endpoint = self._endpoint
+        if endpoint is None:
+            return None
+        text = endpoint.config.outbound_proxy or binding.account.registrar
+        try:
+            uri = parse_uri(text.strip().strip("<>"))
+        except SipParseError:
+            return None
+        if not isinstance(uri, SipUri):
+            return None
+        transport = (
+            "TLS"
+            if uri.scheme == "sips"
+            else (binding.transport or uri.transport or endpoint.config.transport).upper()
+        )
+        host = (uri.maddr or uri.host).strip("[]")
+        port = uri.port or (5061 if transport == "TLS" else 5060)
+        if not is_ip_literal(host):
+            # In the family our SIP sockets are bound to, like the dialog layer resolves.
+            family = socket.AF_INET6 if ":" in endpoint.config.via_host else socket.AF_INET
+            with anyio.move_on_after(5.0):
+                try:
+                    infos = await anyio.getaddrinfo(host, port, family=family)
+                except OSError:
+                    infos = []
+                if infos:
+                    host = str(infos[0][4][0])
+            if not is_ip_literal(host):
+                return None
+        binding.flow = Peer(transport, host, port)
+        return binding.flow
+
     def _contact(self) -> str:
         endpoint = self._endpoint
         return "" if endpoint is None else endpoint.config.contact
@@ -246,7 +392,14 @@ class Registrations:
         if endpoint is None:
             return None, "the coordinator stopped"
         account = binding.account
-        contact = endpoint.config.contact
+        config = endpoint.config
+        contact = config.contact_for(binding.transport or config.transport)
+        binding.sent = contact
+        value = f"<{contact}>;expires={expires}"
+        if binding.stale is not None and binding.stale != contact:
+            # RFC 3261 §10.2.2: expires=0 on a Contact removes that binding (our old,
+            # pre-NAT-rewrite address); one REGISTER may carry several Contacts.
+            value += f", <{binding.stale}>;expires=0"
         # RFC 3261 §10.2: same Call-ID for every REGISTER of a binding, CSeq growing.
         cseq = binding.cseq + 1 if binding.cseq else None
         try:
@@ -257,7 +410,7 @@ class Registrations:
                 to=account.aor,
                 call_id=binding.call_id,
                 cseq=cseq,
-                headers=[("Contact", f"<{contact}>;expires={expires}"), ("Expires", str(expires))],
+                headers=[("Contact", value), ("Expires", str(expires))],
             )
         except (SipParseError, ValueError) as exc:
             return None, f"cannot send REGISTER: {exc}"
@@ -278,7 +431,7 @@ class Registrations:
         return response, ""
 
     def _set(self, binding: _Binding, **changes: Any) -> None:
-        changes.setdefault("contact", self._contact() or None)
+        changes.setdefault("contact", binding.registered or self._contact() or None)
         old = binding.status
         new = attrs.evolve(old, **changes)
         binding.status = new
@@ -286,6 +439,28 @@ class Registrations:
             if new.state is RegistrationState.Failed:
                 log.warning("registration of %s failed: %s", new.aor, new.reason)
             self._publish(RegistrationStateChanged(new))
+
+
+def _without_wildcard(call_id: str) -> str:
+    """``call_id`` without an ``@0.0.0.0``/``@::`` host (a wildcard bind names no host)."""
+    head, at, host = call_id.rpartition("@")
+    return head if at and host in WILDCARDS else call_id
+
+
+def _as_stored(registered: str | None, sent_by: str, learnt: str) -> str | None:
+    """The binding the registrar holds for ``registered``, to remove (None: nothing to).
+
+    Bound to a wildcard, our Contact said ``0.0.0.0``/``::`` and the dialog layer sent it
+    as the address routing to the registrar, the same host as our Via's sent-by: that is
+    what the registrar stored. When it is the learnt Contact itself, nothing is removed
+    (``expires=0`` on it would remove the binding we are making).
+    """
+    if registered is None:
+        return None
+    stored = registered
+    for wildcard in ("@0.0.0.0:", "@[::]:"):
+        stored = stored.replace(wildcard, f"@{sent_by}:")
+    return None if stored == learnt else stored
 
 
 def _min_expires(response: Response) -> int | None:

@@ -49,6 +49,7 @@ from rvoip_session_core._driver import (
     MessageTap,
     SipEndpoint,
     dialog_config,
+    with_contact_address,
     with_credentials,
 )
 from rvoip_session_core._errors import MediaError, TransportError
@@ -340,6 +341,8 @@ class _VirtualEndpoint:
         self.tap: MessageTap | None = None
         self.tapped = 0
         self._waiting: dict[int, tuple[anyio.Event, list[Response]]] = {}
+        self.keepalives: list[tuple[float, Peer]] = []
+        """(time, target) of each keep-alive sent (the virtual network carries no CRLF)."""
 
     @property
     def config(self) -> DialogConfig:
@@ -470,6 +473,16 @@ class _VirtualEndpoint:
     def add_credentials(self, credentials: Credentials) -> None:
         dialog = self.agent.dialog
         dialog.config = with_credentials(dialog.config, credentials)
+
+    def set_contact_address(self, transport: str, host: str, port: int) -> None:
+        dialog = self.agent.dialog
+        dialog.config = with_contact_address(dialog.config, transport, host, port)
+
+    def send_keepalive(self, target: Peer) -> None:
+        self.keepalives.append((self._now(), target))
+
+    def local_address_toward(self, host: str) -> str | None:
+        return self.agent.address.host
 
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         ref = self.agent.dialog.send_request(

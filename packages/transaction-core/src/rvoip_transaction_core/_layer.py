@@ -286,6 +286,12 @@ class TransactionLayer:
         try:
             message = parse_message(data)
         except SipParseError as exc:
+            if not data.strip(b"\r\n"):
+                # RFC 5626 §3.5.1 practice: a CRLF(CRLF) datagram is a peer's NAT
+                # keep-alive, not a broken message; counted apart and not answered (over
+                # UDP there is no pong). Only on the parse-error path: no hot-path cost.
+                self.stats["keepalives_received"] += 1
+                return
             self._bad_input(exc, source)
             return
         except Exception:
