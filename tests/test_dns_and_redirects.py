@@ -27,8 +27,11 @@ from rvoip_session_core import (
     AutoAnswerHandler,
     CallDecision,
     CallFailed,
+    CallRedirected,
     Decision,
+    EventSubscription,
     IncomingCall,
+    SessionEventType,
 )
 from rvoip_session_core.testing import loopback_builder, released, uri_of, wait_until
 
@@ -238,6 +241,13 @@ async def test_failover_to_the_second_srv_target_of_a_dead_port(
                     await alice.terminate_session(call.id)
 
 
+def _drain(events: EventSubscription[SessionEventType]) -> list[SessionEventType]:
+    out = []
+    while (event := events.receive_nowait()) is not None:
+        out.append(event)
+    return out
+
+
 async def test_forward_decision_is_followed_to_the_new_target(anyio_backend: str) -> None:
     """``CallDecision.Forward(carol)`` answers 302; the caller follows it and reaches carol."""
     carol_handler = Counting()
@@ -247,11 +257,20 @@ async def test_forward_decision_is_followed_to_the_new_target(anyio_backend: str
             await loopback_builder("bob", forwarder).build() as bob,
             await loopback_builder("alice").build() as alice,
         ):
+            events = alice.events()
             call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
             await alice.wait_for_answer(call.id, 5)
             assert len(carol_handler.calls) == 1
             assert carol_handler.calls[0].to == uri_of(bob, "bob")  # To is kept
             assert carol_handler.calls[0].request_uri == uri_of(carol, "carol")
+            # The app is told where the call went: an event and the session's target.
+            redirected = [e for e in _drain(events) if isinstance(e, CallRedirected)]
+            assert [(e.session_id, e.target, e.status) for e in redirected] == [
+                (call.id, uri_of(carol, "carol"), 302)
+            ]
+            session = await alice.get_session(call.id)
+            assert session.target == uri_of(carol, "carol")
+            assert session.to == uri_of(bob, "bob")
             await alice.terminate_session(call.id)
             assert await wait_until(lambda: released(alice) and released(carol))
 

@@ -74,6 +74,8 @@ class Call:
     """When ``media_seen`` last changed (monotonic; None: media not watched)."""
     invite_headers: tuple[tuple[str, str], ...] = ()
     """Extra header lines the application gave for our INVITE (P-Asserted-Identity …)."""
+    target: str | None = None
+    """Where our INVITE went after a 3xx redirect (None: not redirected)."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""
@@ -85,4 +87,5 @@ class Call:
             self.started_at,
             self.direction,
             self.established_at,
+            self.target,
         )

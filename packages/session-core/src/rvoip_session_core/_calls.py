@@ -41,6 +41,7 @@ from rvoip_dialog_core import (
     TerminationReason,
     UpdateReceived,
 )
+from rvoip_dialog_core import CallRedirected as DialogCallRedirected
 from rvoip_session_core._authenticator import Authenticator
 from rvoip_session_core._call import Call, PendingRequest
 from rvoip_session_core._driver import EventGate, SipEndpoint, media_host, not_started
@@ -48,6 +49,7 @@ from rvoip_session_core._errors import CallFailed, MediaError, SessionError
 from rvoip_session_core._events import (
     CallEnded,
     CallEstablished,
+    CallRedirected,
     DtmfReceived,
     EventHub,
     IncomingCallReceived,
@@ -398,6 +400,12 @@ class CallLayer:
                 call = registry.for_dialog(did)
                 if call is not None:
                     self._confirmed(call, did, message)
+            case DialogCallRedirected(leg=leg, target=target, response=response):
+                # RFC 3261 §8.1.3.4: the dialog layer follows the 3xx; the app is told where.
+                call = registry.for_leg(leg)
+                if call is not None:
+                    call.target = str(target)
+                    self._events.publish(CallRedirected(call.id, call.target, response.status))
             case InviteFailed(leg=leg, response=response):
                 call = registry.for_leg(leg)
                 if call is not None:

@@ -100,6 +100,19 @@ class TransferProgress:
     final: bool
 
 
+@attrs.frozen
+class CallRedirected:
+    """Our outgoing call was redirected (RFC 3261 §8.1.3.4) and its INVITE sent to ``target``.
+
+    ``status`` is the 3xx that named the target (or the failure of the previous target
+    that moved the call on to the next one). ``CallSession.target`` says where it went.
+    """
+
+    session_id: SessionId
+    target: str
+    status: int
+
+
 # --- registration ---------------------------------------------------------------------
 
 
@@ -163,6 +176,7 @@ SessionEventType = (
     | MediaQualityReport
     | TransferRequested
     | TransferProgress
+    | CallRedirected
     | RegistrationStateChanged
     | MessageReceived
     | BindingsChanged
@@ -181,6 +195,7 @@ class SessionEvent:
     MediaQualityReport: ClassVar[type[MediaQualityReport]] = MediaQualityReport
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
+    CallRedirected: ClassVar[type[CallRedirected]] = CallRedirected
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
     MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
     BindingsChanged: ClassVar[type[BindingsChanged]] = BindingsChanged

@@ -118,6 +118,8 @@ class CallSession:
         direction: ``CallDirection.Outgoing`` for calls this endpoint made,
             ``CallDirection.Incoming`` otherwise (equal to the strings of old).
         established_at: when the call was answered, if it was.
+        target: where our INVITE finally went (the Request-URI after any 3xx redirect);
+            None for incoming calls and calls not redirected (then it is ``to``).
     """
 
     id: SessionId
@@ -127,6 +129,7 @@ class CallSession:
     started_at: datetime | None = None
     direction: CallDirection = attrs.field(default=CallDirection.Outgoing, converter=CallDirection)
     established_at: datetime | None = None
+    target: str | None = None
 
     @property
     def is_active(self) -> bool:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 
+from rvoip_dialog_core import DnsSettings
 from rvoip_session_core._accounts import Account, RegistrationSettings
 from rvoip_session_core._authenticator import (
     DEFAULT_AUTH_METHODS,
@@ -37,6 +38,7 @@ from rvoip_session_core._events import (
     BridgeEventType,
     CallEnded,
     CallEstablished,
+    CallRedirected,
     DtmfReceived,
     EventSubscription,
     IncomingCallReceived,
@@ -124,12 +126,14 @@ __all__ = [
     "CallEstablished",
     "CallFailed",
     "CallHandler",
+    "CallRedirected",
     "CallSession",
     "CallState",
     "CompositeHandler",
     "ConfigurationError",
     "Decision",
     "Defer",
+    "DnsSettings",
     "DtmfReceived",
     "EventSubscription",
     "Forward",
