@@ -145,3 +145,29 @@ def test_digest_uri_naming_another_resource_gets_400() -> None:
     result = auth.check(invite(("Authorization", str(creds))), 1.0)
     assert result.status == 400
     assert "uri" in result.reason
+
+
+def test_password_guessing_is_locked_out_per_source_and_user() -> None:
+    """Issue 12 left online guessing unlimited: after ``max_failures`` wrong passwords from
+    one source for one user in ``failure_window``, even the right password gets 403 until
+    the window has passed."""
+    auth = Authenticator(
+        "pbx.test",
+        {"alice": "secret", "bob": "hunter2"},
+        settings=AuthSettings(max_failures=3, failure_window=60.0),
+        rng=random.Random(5),
+    )
+    for attempt in range(3):
+        assert auth.check(answered(auth, f"guess{attempt}", now=1.0), 1.0).status == 403
+    assert auth.check(answered(auth, "secret", now=2.0), 2.0).status == 403  # locked out
+    assert auth.check(answered(auth, "secret", now=62.0), 62.0).proceed  # window passed
+
+
+def test_lockout_can_be_turned_off() -> None:
+    """``max_failures=0``: no lock-out (every attempt is verified)."""
+    auth = Authenticator(
+        "pbx.test", PASSWORDS, settings=AuthSettings(max_failures=0), rng=random.Random(6)
+    )
+    for attempt in range(20):
+        assert auth.check(answered(auth, f"guess{attempt}"), 0.0).status == 403
+    assert auth.check(answered(auth, "secret"), 0.0).proceed

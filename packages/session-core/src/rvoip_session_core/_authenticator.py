@@ -57,11 +57,22 @@ class AuthSettings:
             with ``stale=true`` (RFC 7616 §3.3). Default 300.
         max_nonces: nonces whose count is remembered per realm (replay protection,
             bounded memory; see ``DigestServer.max_nonces``). Default 10,000.
+        max_failures: wrong passwords one (source address, user) may try within
+            ``failure_window`` before its attempts are refused (403) unverified until the
+            window has passed: online password guessing slows to this rate. 0 turns the
+            limit off. Default 10.
+        failure_window: seconds failures are counted over (and the lock-out lasts).
+            Default 60.
+        max_tracked: (source, user) pairs tracked at once (the table is emptied when
+            full). Default 10,000.
     """
 
     algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     nonce_lifetime: float = 300.0
     max_nonces: int = 10_000
+    max_failures: int = 10
+    failure_window: float = 60.0
+    max_tracked: int = 10_000
 
 
 @attrs.frozen
@@ -126,6 +137,10 @@ class Authenticator:
     rng: random.Random | None = attrs.field(default=None, repr=False)
     _lookup: PasswordLookup | None = attrs.field(init=False, default=None, repr=False)
     _servers: dict[str, DigestServer] = attrs.field(init=False, factory=dict, repr=False)
+    # (source address, user) -> (failures in the window, when the window started)
+    _failures: dict[tuple[str, str], tuple[int, float]] = attrs.field(
+        init=False, factory=dict, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if (self.passwords is None) == (self.ha1 is None):
@@ -225,6 +240,10 @@ class Authenticator:
             return AuthResult(400, f"Bad Request: incomplete {cred_name}")
         realm = creds.realm or ""
         server = self._servers[realm]
+        source = _source_of(request)
+        if self._locked_out(source, username, now):
+            log.info("digest: %r from %s locked out after failures", username[:64], source)
+            return AuthResult(403, "Forbidden")
         secret = self._secret(username, creds.algorithm)
         if secret is None:
             log.info("digest: unknown user %r in realm %r", username[:64], realm)
@@ -252,7 +271,33 @@ class Authenticator:
             # A nonce of an earlier run (or forged): not a wrong password, a new challenge.
             return self.challenge(now, realm=realm)
         log.info("digest: %s for user %r in realm %r", verdict.reason, username[:64], realm)
+        self._failed(source, username, now)
         return AuthResult(403, "Forbidden")
+
+    def _locked_out(self, source: str, username: str, now: float) -> bool:
+        """Whether (source, user) used up its failures in the current window."""
+        limit = self.settings.max_failures
+        entry = self._failures.get((source, username)) if limit > 0 else None
+        if entry is None:
+            return False
+        count, since = entry
+        if now - since >= self.settings.failure_window:
+            del self._failures[(source, username)]
+            return False
+        return count >= limit
+
+    def _failed(self, source: str, username: str, now: float) -> None:
+        """Count a wrong password of (source, user) in its window."""
+        settings = self.settings
+        if settings.max_failures <= 0:
+            return
+        key = (source, username)
+        count, since = self._failures.get(key, (0, now))
+        if now - since >= settings.failure_window:
+            count, since = 0, now
+        if key not in self._failures and len(self._failures) >= settings.max_tracked:
+            self._failures.clear()  # bounded memory: a flood of sources only resets counts
+        self._failures[key] = (count + 1, since)
 
     def _secret(self, username: str, algorithm: str) -> tuple[str | None, str | None] | None:
         """(password, ha1) for ``username``; None when the user is unknown."""
@@ -262,6 +307,19 @@ class Authenticator:
         assert self.ha1 is not None
         ha1 = self.ha1(username, algorithm)
         return None if ha1 is None else (None, ha1)
+
+
+def _source_of(request: Request) -> str:
+    """The address a request came from: its top Via's ``received``, else its sent-by host.
+
+    The transaction layer adds ``received`` when the sent-by host is not the source
+    (RFC 3261 §18.2.1), so this is the packet's source either way.
+    """
+    try:
+        via = request.top_via
+    except SipParseError:
+        return ""
+    return via.received or via.host
 
 
 def normalize_methods(methods: Iterable[str] | None) -> frozenset[str]:
