@@ -22,6 +22,7 @@ binding open between refreshes.
 from __future__ import annotations
 
 import logging
+import random
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -121,6 +122,9 @@ class Registrations:
         self._publish = publish
         self._now: Callable[[], float] = lambda: 0.0
         self._settings = settings or RegistrationSettings()
+        # RFC 5626 §4.4.1: each keep-alive after a random 80-100 % of the interval, so
+        # the phones behind one NAT do not ping in step (timing only: not a CSPRNG use).
+        self._jitter = random.Random()
         self._timeout = self._settings.response_timeout or 64 * t1 + 2.0
         self._bindings: dict[str, _Binding] = {}
         self._endpoint: SipEndpoint | None = None
@@ -331,7 +335,8 @@ class Registrations:
         interval = None if flow is None else self._settings.keepalive_interval(flow.transport)
         while True:
             left = end - anyio.current_time()
-            step = left if interval is None or left <= interval else interval
+            gap = None if interval is None else interval * self._jitter.uniform(0.8, 1.0)
+            step = left if gap is None or left <= gap else gap
             with anyio.move_on_after(max(0.0, step)):
                 await binding.refresh_now.wait()
             if binding.refresh_now.is_set():
