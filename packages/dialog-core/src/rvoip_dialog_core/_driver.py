@@ -556,19 +556,8 @@ class DialogEndpoint:
 
     def _send_to(self, action: SendRequest | SendAck, target: Peer) -> int | None:
         """Send to ``target``; the client transaction's id (None: an ACK, or it failed)."""
-        # hot path: every request and ACK; the body of _send_or_raise inlined (no extra call).
-        txn = self.transactions
         try:
-            wire = self._via_for(action.request, target)
-            layer = self._layer
-            if layer is not None and layer.config.via_host in WILDCARDS:
-                wire = self._from_wildcard(wire, target.host)
-            if isinstance(action, SendAck):
-                txn.send_stateless(wire, target)
-                return None
-            txn_id = txn.send_request(wire, target)
-            self._client_txns[txn_id] = action.request
-            return txn_id
+            return self._send_or_raise(action, target)
         except TransactionError as exc:
             self.stats["send_failed"] += 1
             logger.warning("cannot send %s: %s", action.request.method, exc)

@@ -315,6 +315,14 @@ class UacInvites:
         # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
         inv.provisional = False
         # The TU's defer_ack carries over: it still sends the ACK with its SDP answer.
+        self._resend(inv, creq)
+        return True
+
+    def _resend(self, inv: UacInvite, creq: ClientRequest) -> None:
+        """Send the INVITE again as ``inv.request`` (a retry, a new target): same ref and leg.
+
+        The TU's ``defer_ack`` carries over: it still sends the ACK with its SDP answer.
+        """
         self._client.send(
             ClientRequest(
                 ref=inv.ref,
@@ -324,7 +332,6 @@ class UacInvites:
                 defer_ack=creq.defer_ack,
             )
         )
-        return True
 
     def _add_targets(self, inv: UacInvite, response: Response) -> None:
         """Put a 3xx's Contacts in the call's target set (RFC 3261 §8.1.3.4).
@@ -382,15 +389,7 @@ class UacInvites:
         inv.auth = None  # a new target answers its own challenges
         self._stats["redirects_followed"] += 1
         self._out.emit(CallRedirected(inv.leg, target, response))
-        self._client.send(
-            ClientRequest(
-                ref=inv.ref,
-                request=inv.request,
-                dialog_id=None,
-                leg=inv.leg,
-                defer_ack=creq.defer_ack,
-            )
-        )
+        self._resend(inv, creq)
         return True
 
     def _retry_auth(self, inv: UacInvite, creq: ClientRequest, response: Response) -> bool:
@@ -417,15 +416,7 @@ class UacInvites:
         # RFC 3261 §9.1: a CANCEL waits for a provisional response of the new transaction.
         inv.provisional = False
         self._stats["auth_retries"] += 1
-        self._client.send(
-            ClientRequest(
-                ref=inv.ref,
-                request=inv.request,
-                dialog_id=None,
-                leg=inv.leg,
-                defer_ack=creq.defer_ack,
-            )
-        )
+        self._resend(inv, creq)
         return True
 
     def fail_over(self, creq: ClientRequest) -> Request | None:
