@@ -83,6 +83,7 @@ from rvoip_session_core._registrar import Binding, Registrar
 from rvoip_session_core._registrar_service import RegistrarService
 from rvoip_session_core._registration import Registrations
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._replaces import CallReplacements
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
 from rvoip_session_core._transfer import TransferService
@@ -225,6 +226,9 @@ class SessionCoordinator:
             self._rng,
             self._bridges.call_ended,
             self.loop_lag,
+        )
+        self._layer.replacements = CallReplacements(
+            self._registry, self._bridges, self._events.publish
         )
         self._layer.transfers = TransferService(
             self._layer,
@@ -776,9 +780,11 @@ class SessionCoordinator:
             )
         raise Timeout(f"not answered within {timeout:g}s", session_id=call.id)
 
-    async def place_call(self, from_: str, to: str) -> SessionId:
+    async def place_call(
+        self, from_: str, to: str, headers: Mapping[str, str] | None = None
+    ) -> SessionId:
         """Start an outgoing call and return its id (the transfer service's ``CallPlacer``)."""
-        session = await self.create_outgoing_call(from_, to)
+        session = await self.create_outgoing_call(from_, to, headers=headers)
         return session.id
 
     # --- answering ------------------------------------------------------------------------
@@ -892,6 +898,28 @@ class SessionCoordinator:
         transfers = self._layer.transfers
         assert transfers is not None
         await transfers.transfer(call, target, 64 * self.config.t1 + 2.0)
+
+    async def transfer_attended(self, session_id: str, target_session_id: str) -> None:
+        """Attended transfer: connect this call's peer to the peer of a consultation call.
+
+        We talk to B on ``session_id`` and to C on ``target_session_id``; B gets a REFER
+        whose Refer-To names C with ``?Replaces=`` our dialog with C (RFC 3515, RFC 3891
+        §8), so B's INVITE to C replaces our call with C. Returns once B accepted (2xx);
+        progress arrives as ``TransferProgress`` events and ``wait_for_transfer`` gives the
+        final status. On success our call with B is hung up (after the 2xx NOTIFY) and C
+        ends the consultation call with BYE.
+
+        Raises:
+            InvalidState: either call is not answered, or both ids are the same call.
+            CallFailed: B refused the REFER (e.g. 603).
+        """
+        call = self._established_call(session_id)
+        consultation = self._established_call(target_session_id)
+        if call is consultation:
+            raise InvalidState("cannot transfer a call to itself", session_id=call.id)
+        transfers = self._layer.transfers
+        assert transfers is not None
+        await transfers.transfer_attended(call, consultation, 64 * self.config.t1 + 2.0)
 
     async def wait_for_transfer(self, session_id: str, timeout: Seconds = 32.0) -> int:
         """Wait for the final status of a transfer we asked for (200 when it worked)."""

@@ -100,6 +100,18 @@ class TransferProgress:
     final: bool
 
 
+@attrs.frozen
+class CallReplaced:
+    """An incoming INVITE with ``Replaces`` (RFC 3891) took the place of one of our calls.
+
+    Fired when the new call is established; the old call is then ended (BYE, or CANCEL
+    while it still rang) and the new one holds its bridge seat or its audio source.
+    """
+
+    old_session_id: SessionId
+    new_session_id: SessionId
+
+
 # --- registration ---------------------------------------------------------------------
 
 
@@ -163,6 +175,7 @@ SessionEventType = (
     | MediaQualityReport
     | TransferRequested
     | TransferProgress
+    | CallReplaced
     | RegistrationStateChanged
     | MessageReceived
     | BindingsChanged
@@ -181,6 +194,7 @@ class SessionEvent:
     MediaQualityReport: ClassVar[type[MediaQualityReport]] = MediaQualityReport
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
+    CallReplaced: ClassVar[type[CallReplaced]] = CallReplaced
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
     MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
     BindingsChanged: ClassVar[type[BindingsChanged]] = BindingsChanged

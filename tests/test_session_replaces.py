@@ -1,0 +1,280 @@
+"""Replaces (RFC 3891) on the receiving side and attended transfer, between coordinators."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import unquote
+
+import anyio
+import pytest
+
+from rvoip_session_core import (
+    AutoAnswerHandler,
+    CallDecision,
+    CallReplaced,
+    CallSession,
+    CallState,
+    Decision,
+    IncomingCall,
+    SessionControl,
+    SessionCoordinator,
+    TransferProgress,
+    tone_source,
+)
+from rvoip_session_core.testing import (
+    SipTrace,
+    VirtualCalls,
+    count_tone_frames,
+    next_event,
+    uri_of,
+    virtual_time_backend,
+    wait_until,
+)
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> tuple[str, dict[str, Any]]:
+    """Virtual time (trio + MockClock)."""
+    return virtual_time_backend()
+
+
+@pytest.fixture
+async def net() -> AsyncIterator[VirtualCalls]:
+    """The in-memory SIP and media networks the coordinators share."""
+    async with VirtualCalls() as calls:
+        yield calls
+
+
+class Counting(AutoAnswerHandler):
+    """Answers every call and counts how often it was asked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.asked = 0
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        self.asked += 1
+        return CallDecision.Accept()
+
+
+async def active(coordinator: SessionCoordinator, count: int) -> list[CallSession]:
+    found: list[CallSession] = []
+
+    async def check() -> bool:
+        found[:] = [
+            s for s in await coordinator.list_active_sessions() if s.state is CallState.Active
+        ]
+        return len(found) == count and len(coordinator.registry) == count
+
+    assert await wait_until(check), found
+    return found
+
+
+def replaces_of(coordinator: SessionCoordinator, session_id: str) -> str:
+    """The Replaces value that names a call of ``coordinator`` at its peer (RFC 3891 §3)."""
+    did = coordinator.registry.get(session_id).dialog_id
+    assert did is not None
+    # The receiver's local tag is our remote tag.
+    return f"{did.call_id};to-tag={did.remote_tag};from-tag={did.local_tag}"
+
+
+async def test_invite_with_replaces_ends_the_replaced_call(net: VirtualCalls) -> None:
+    """Issue 13 regression: an INVITE with Replaces was answered as a new call.
+
+    The handler was asked as for any call and the replaced call stayed up: a ghost call
+    after every attended transfer a desk phone made. Now Carol answers Bob's replacing
+    INVITE without asking her handler, ends Alice's call with BYE, reports CallReplaced,
+    and Bob hears the tone Carol was playing to Alice.
+    """
+    carol_handler = Counting()
+    trace = SipTrace()
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol", carol_handler)) as carol,
+    ):
+        for coordinator, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+            trace.attach(coordinator, name)
+        a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(carol, "carol"))
+        await alice.wait_for_answer(a_call.id, 5)
+        (c_old,) = await active(carol, 1)
+        old_did = alice.registry.get(a_call.id).dialog_id
+        assert old_did is not None
+        old_call_id = old_did.call_id
+        await carol.set_audio_source(c_old.id, tone_source(900))
+        carol_events = carol.events()
+        b_call = await bob.create_outgoing_call(
+            "sip:bob@127.0.0.1",
+            uri_of(carol, "carol"),
+            headers={"Replaces": replaces_of(alice, a_call.id)},
+        )
+        await bob.wait_for_answer(b_call.id, 5)
+        replaced = await next_event(carol_events, CallReplaced)
+        assert isinstance(replaced, CallReplaced)
+        assert replaced.old_session_id == c_old.id
+        assert await wait_until(lambda: not len(alice.registry))
+        (c_new,) = await active(carol, 1)
+        assert c_new.id == replaced.new_session_id
+        assert carol_handler.asked == 1  # Alice's call only
+        # The new call inherits the audio source of the call it replaced.
+        hits, total = await count_tone_frames(bob, b_call.id, 900, 0.5)
+        assert hits > total // 3
+    # RFC 3891 §3: Carol ended the replaced dialog with a BYE.
+    carol_byes = [
+        m.message.call_id for m in trace.messages if m.source == "carol" and m.kind == "BYE"
+    ]
+    assert carol_byes[:1] == [old_call_id]  # the second one: Carol stops, ending Bob's call
+
+
+async def test_replaces_naming_no_call_is_refused_481(net: VirtualCalls) -> None:
+    """RFC 3891 §3: a Replaces that matches no dialog gets 481; nothing else changes."""
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
+    ):
+        a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(carol, "carol"))
+        await alice.wait_for_answer(a_call.id, 5)
+        b_call = await bob.create_outgoing_call(
+            "sip:bob@127.0.0.1",
+            uri_of(carol, "carol"),
+            headers={"Replaces": "nosuchcall@x;to-tag=1;from-tag=2"},
+        )
+        with pytest.raises(Exception) as info:
+            await bob.wait_for_answer(b_call.id, 5)
+        assert getattr(info.value, "status", None) == 481
+        await active(alice, 1)
+        await active(carol, 1)
+
+
+async def test_replaces_of_a_ringing_call_we_placed_cancels_it(net: VirtualCalls) -> None:
+    """RFC 3891 §3: our early dialog as UAC may be replaced: it is CANCELled."""
+
+    class Ringing(AutoAnswerHandler):
+        async def on_incoming_call(self, call: IncomingCall) -> Decision:
+            return CallDecision.Defer()
+
+    async with (
+        net.coordinator(net.builder("alice", Ringing())) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
+    ):
+        c_call = await carol.create_outgoing_call("sip:carol@127.0.0.1", uri_of(alice, "alice"))
+
+        async def ringing() -> bool:
+            return (await carol.get_session(c_call.id)).state is CallState.Ringing
+
+        assert await wait_until(ringing)
+        did = carol.registry.get(c_call.id).dialog_id
+        assert did is not None
+        replaces = f"{did.call_id};to-tag={did.local_tag};from-tag={did.remote_tag}"
+        b_call = await bob.create_outgoing_call(
+            "sip:bob@127.0.0.1", uri_of(carol, "carol"), headers={"Replaces": replaces}
+        )
+        await bob.wait_for_answer(b_call.id, 5)
+        assert await wait_until(lambda: not len(alice.registry))
+        ended = carol.registry.get_or_ended(c_call.id)
+        assert ended.state is CallState.Cancelled
+        await active(carol, 1)
+
+
+async def test_replacing_call_takes_the_old_calls_bridge_seat(net: VirtualCalls) -> None:
+    """The new call inherits the replaced call's role: its seat in a bridge."""
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
+        net.coordinator(net.builder("dave")) as dave,
+    ):
+        a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(carol, "carol"))
+        d_call = await dave.create_outgoing_call("sip:dave@127.0.0.1", uri_of(carol, "carol"))
+        await alice.wait_for_answer(a_call.id, 5)
+        await dave.wait_for_answer(d_call.id, 5)
+        legs = {leg.from_: leg for leg in await active(carol, 2)}
+        bridge = await carol.bridge_sessions(
+            legs["sip:alice@127.0.0.1"].id, legs["sip:dave@127.0.0.1"].id
+        )
+        await dave.set_audio_source(d_call.id, tone_source(1300))
+        b_call = await bob.create_outgoing_call(
+            "sip:bob@127.0.0.1",
+            uri_of(carol, "carol"),
+            headers={"Replaces": replaces_of(alice, a_call.id)},
+        )
+        await bob.wait_for_answer(b_call.id, 5)
+        assert await wait_until(lambda: not len(alice.registry))
+        info = await carol.get_bridge_info(bridge)
+        members = set(info.participants)
+        assert legs["sip:dave@127.0.0.1"].id in members
+        assert legs["sip:alice@127.0.0.1"].id not in members
+        assert len(members) == 2
+        await anyio.sleep(0.1)
+        hits, total = await count_tone_frames(bob, b_call.id, 1300, 0.5)
+        assert hits > total // 3
+
+
+async def test_attended_transfer_connects_transferee_and_target(net: VirtualCalls) -> None:
+    """A talks to B and consults C; transfer_attended leaves B and C talking, A with none."""
+    trace = SipTrace()
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
+    ):
+        for coordinator, name in ((alice, "alice"), (bob, "bob"), (carol, "carol")):
+            trace.attach(coordinator, name)
+        ab = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(ab.id, 5)
+        ac = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(carol, "carol"))
+        await alice.wait_for_answer(ac.id, 5)
+        carol_uri = uri_of(carol, "carol")
+        ab_did = alice.registry.get(ab.id).dialog_id
+        assert ab_did is not None
+        ab_call_id = ab_did.call_id
+        consult_did = alice.registry.get(ac.id).dialog_id
+        assert consult_did is not None
+        alice_events = alice.events()
+        carol_events = carol.events()
+        await SessionControl.transfer_attended(alice, ab.id, ac.id)
+        assert await alice.wait_for_transfer(ab.id, 10) == 200
+        statuses = []
+        while True:
+            progress = await next_event(alice_events, TransferProgress)
+            assert isinstance(progress, TransferProgress)
+            statuses.append(progress.status)
+            if progress.final:
+                break
+        assert statuses[0] == 100
+        assert statuses[-1] == 200
+        replaced = await next_event(carol_events, CallReplaced)
+        assert isinstance(replaced, CallReplaced)
+        assert await wait_until(lambda: not len(alice.registry))
+        (b_new,) = await active(bob, 1)
+        (c_new,) = await active(carol, 1)
+        assert c_new.id == replaced.new_session_id
+        assert b_new.to == carol_uri
+        await carol.set_audio_source(c_new.id, tone_source(1100))
+        await bob.set_audio_source(b_new.id, tone_source(600))
+        hits, total = await count_tone_frames(bob, b_new.id, 1100, 0.5)
+        assert hits > total // 3
+        hits, total = await count_tone_frames(carol, c_new.id, 600, 0.5)
+        assert hits > total // 3
+    refer = trace.requests("REFER")[0]
+    refer_to = refer.headers.get("Refer-To") or ""
+    assert refer_to.startswith(f"<{carol_uri}?Replaces=")
+    escaped = refer_to[refer_to.index("Replaces=") + len("Replaces=") : -1]
+    assert ";" not in escaped
+    assert "=" not in escaped
+    assert unquote(escaped) == (
+        f"{consult_did.call_id};to-tag={consult_did.remote_tag};from-tag={consult_did.local_tag}"
+    )
+    invites = [i for i in trace.requests("INVITE") if "Replaces" in i.headers]
+    assert [i.headers.get("Replaces") for i in invites] == [unquote(escaped)]
+    assert "?" not in str(invites[0].uri)
+    # Both of Alice's legs ended with a BYE: hers to Bob, Carol's to her.
+    byes = [(m.source, m.message.call_id) for m in trace.messages if m.kind == "BYE"]
+    assert ("carol", consult_did.call_id) in byes
+    assert ("alice", ab_call_id) in byes
+    assert [source for source, _ in byes].count("alice") == 1
