@@ -278,3 +278,67 @@ async def test_attended_transfer_connects_transferee_and_target(net: VirtualCall
     assert ("carol", consult_did.call_id) in byes
     assert ("alice", ab_call_id) in byes
     assert [source for source, _ in byes].count("alice") == 1
+
+
+async def test_update_media_by_update_both_ways(net: VirtualCalls) -> None:
+    """RFC 3311: update_media(method="update") sends the offer in an UPDATE (both sides
+    allow it), the peer answers in the 200 and both re-point media (here: to PCMA)."""
+    trace = SipTrace()
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob").with_preferred_codecs(["PCMA", "PCMU"])) as bob,
+    ):
+        trace.attach(alice, "alice")
+        trace.attach(bob, "bob")
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        (bob_call,) = await active(bob, 1)
+        assert (await alice.get_media_info(call.id)).codec == "PCMU"
+        pcma_only = (await alice.generate_sdp_offer(call.id)).replace(
+            "RTP/AVP 0 8 101", "RTP/AVP 8 101"
+        )
+        # The caller updates (the callee's 200 listed UPDATE in Allow).
+        await SessionControl.update_media(alice, call.id, pcma_only, method="update")
+        assert (await alice.get_media_info(call.id)).codec == "PCMA"
+        assert (await bob.get_media_info(bob_call.id)).codec == "PCMA"
+        await bob.set_audio_source(bob_call.id, tone_source(900))
+        await anyio.sleep(0.1)
+        hits, total = await count_tone_frames(alice, call.id, 900, 0.5)
+        assert hits > total // 3
+        # The callee updates back (the caller's INVITE listed UPDATE in Allow).
+        await bob.update_media(bob_call.id, method="update")
+        await alice.set_audio_source(call.id, tone_source(700))
+        await anyio.sleep(0.1)
+        hits, total = await count_tone_frames(bob, bob_call.id, 700, 0.5)
+        assert hits > total // 3
+    # One UPDATE each way (a UDP retransmission shares its branch).
+    updates = {u.top_via.branch: u for u in trace.requests("UPDATE")}.values()
+    assert [u.body.startswith(b"v=0") for u in updates] == [True, True]
+    ok = [
+        m.message
+        for m in trace.messages
+        if m.kind == "200/UPDATE" and m.message.body.startswith(b"v=0")
+    ]
+    assert len({r.top_via.branch for r in ok}) == 2
+    assert len(trace.requests("INVITE")) == 1  # no re-INVITE
+
+
+async def test_update_falls_back_to_reinvite_when_the_peer_does_not_allow_it(
+    net: VirtualCalls,
+) -> None:
+    """A peer whose Allow lacks UPDATE gets the offer by re-INVITE instead."""
+    trace = SipTrace()
+    no_update = net.builder("bob")
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(no_update) as bob,
+    ):
+        trace.attach(alice, "alice")
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        alice.registry.get(call.id).peer_allow = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+        await alice.update_media(call.id, method="update")
+        with pytest.raises(Exception, match="method must be"):
+            await alice.update_media(call.id, method="bogus")
+    assert trace.requests("UPDATE") == []
+    assert len(trace.requests("INVITE")) == 2

@@ -74,6 +74,8 @@ class Call:
     """When ``media_seen`` last changed (monotonic; None: media not watched)."""
     invite_headers: tuple[tuple[str, str], ...] = ()
     """Extra header lines the application gave for our INVITE (P-Asserted-Identity …)."""
+    peer_allow: str | None = None
+    """The ``Allow`` of the 2xx answering our INVITE (outgoing calls; may UPDATE be sent?)."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

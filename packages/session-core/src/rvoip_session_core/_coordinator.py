@@ -844,8 +844,18 @@ class SessionCoordinator:
         await self._reoffer_to_peer(call, offer.encode())
         call.media.set_held(held)
 
-    async def _reoffer_to_peer(self, call: Call, body: bytes) -> None:
-        response = await self._request(call, "INVITE", body=body)
+    async def _reoffer_to_peer(self, call: Call, body: bytes, method: str = "INVITE") -> None:
+        if method == "UPDATE":
+            # RFC 3311 §5.1: the offer in an UPDATE, the answer in its 2xx.
+            response = await self._request(
+                call, "UPDATE", body=body, content_type="application/sdp"
+            )
+            if response.status in (405, 501):
+                # The peer does not take UPDATE after all: the same offer by re-INVITE.
+                log.info("call %s: UPDATE refused (%d); re-INVITE", call.id, response.status)
+                response = await self._request(call, "INVITE", body=body)
+        else:
+            response = await self._request(call, "INVITE", body=body)
         if response.status >= 300:
             raise CallFailed(response.status, response.reason, session_id=call.id)
         offer = parse_offer(body)
@@ -853,9 +863,23 @@ class SessionCoordinator:
         call.local_sdp, call.remote_sdp = offer, answer
         call.media.apply(negotiated(offer, answer, answer_is_local=False))
 
-    async def update_media(self, session_id: str, sdp: str | None = None) -> None:
-        """Re-negotiate media by re-INVITE with ``sdp`` (None: a fresh offer, same port)."""
+    async def update_media(
+        self, session_id: str, sdp: str | None = None, method: str = "reinvite"
+    ) -> None:
+        """Re-negotiate media with ``sdp`` (None: a fresh offer, same port).
+
+        ``method`` is ``"reinvite"`` (RFC 3261 §14) or ``"update"`` (RFC 3311): the offer
+        goes in an UPDATE when the peer's ``Allow`` lists UPDATE, else (or if the peer
+        answers the UPDATE 405/501) by re-INVITE. The answer re-points our RTP.
+
+        Raises:
+            InvalidState: the call is not answered, or ``method`` is neither.
+            CallFailed: the peer refused the offer (e.g. 488); the session is unchanged.
+        """
+        if method not in ("reinvite", "update"):
+            raise InvalidState(f"method must be 'reinvite' or 'update', not {method!r}")
         call = self._established_call(session_id)
+        sip_method = "UPDATE" if method == "update" and peer_allows(call, "UPDATE") else "INVITE"
         if sdp is None:
             assert call.local_sdp is not None
             offer = self._layer.offer_for(call, "sendonly" if call.media.held else "sendrecv")
@@ -863,7 +887,7 @@ class SessionCoordinator:
             body = offer.encode()
         else:
             body = parse_offer(sdp).encode()
-        await self._reoffer_to_peer(call, body)
+        await self._reoffer_to_peer(call, body, sip_method)
 
     async def send_dtmf(self, session_id: str, digits: str, method: str = "rfc4733") -> None:
         """Send DTMF ``digits`` (e.g. "1234#") as RFC 4733 events, or by SIP INFO.
@@ -1244,6 +1268,18 @@ class SessionCoordinator:
     async def subscribe_to_bridge_events(self) -> EventSubscription[BridgeEventType]:
         """ParticipantAdded / ParticipantRemoved / BridgeDestroyed from now on."""
         return self._bridges.events.subscribe()
+
+
+def peer_allows(call: Call, method: str) -> bool:
+    """Whether the peer listed ``method`` in ``Allow`` (RFC 3261 §20.5) when the call began.
+
+    The Allow of the INVITE (incoming calls) or of the 2xx answering ours (outgoing); a peer
+    that sent no Allow is taken to allow nothing beyond RFC 3261's core methods.
+    """
+    allow = call.peer_allow
+    if allow is None and call.incoming is not None:
+        allow = ", ".join(v for n, v in call.incoming.headers if n.lower() == "allow")
+    return method.upper() in {m.strip().upper() for m in (allow or "").split(",")}
 
 
 async def _either(a: LazyEvent, b: LazyEvent) -> None:
