@@ -26,7 +26,9 @@ from rvoip_session_core.testing import (
     SipTrace,
     VirtualCalls,
     count_tone_frames,
+    loopback_builder,
     next_event,
+    released,
     uri_of,
     virtual_time_backend,
     wait_until,
@@ -342,3 +344,35 @@ async def test_update_falls_back_to_reinvite_when_the_peer_does_not_allow_it(
             await alice.update_media(call.id, method="bogus")
     assert trace.requests("UPDATE") == []
     assert len(trace.requests("INVITE")) == 2
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_attended_transfer_over_loopback_udp() -> None:
+    """The attended transfer between three coordinators on 127.0.0.1 over real UDP sockets:
+    B and C end up in a call with RTP both ways, A with none and nothing left behind."""
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+        await loopback_builder("carol").build() as carol,
+    ):
+        ab = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(ab.id, 5)
+        ac = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(carol, "carol"))
+        await alice.wait_for_answer(ac.id, 5)
+        await alice.hold_session(ac.id)  # the usual consultation: C waits on hold
+        carol_events = carol.events()
+        await alice.transfer_attended(ab.id, ac.id)
+        assert await alice.wait_for_transfer(ab.id, 10) == 200
+        replaced = await next_event(carol_events, CallReplaced)
+        assert isinstance(replaced, CallReplaced)
+        assert await wait_until(lambda: released(alice))
+        (b_new,) = await active(bob, 1)
+        (c_new,) = await active(carol, 1)
+        await carol.set_audio_source(c_new.id, tone_source(1100))
+        await bob.set_audio_source(b_new.id, tone_source(600))
+        hits, total = await count_tone_frames(bob, b_new.id, 1100, 0.6)
+        assert hits > total // 3
+        hits, total = await count_tone_frames(carol, c_new.id, 600, 0.6)
+        assert hits > total // 3
+        await bob.terminate_session(b_new.id)
+        assert await wait_until(lambda: released(bob) and released(carol))
