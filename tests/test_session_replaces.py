@@ -129,6 +129,9 @@ async def test_invite_with_replaces_ends_the_replaced_call(net: VirtualCalls) ->
         m.message.call_id for m in trace.messages if m.source == "carol" and m.kind == "BYE"
     ]
     assert carol_byes[:1] == [old_call_id]  # the second one: Carol stops, ending Bob's call
+    # It works end to end, so it is advertised (RFC 3891 §2: Supported: replaces).
+    answer = [m.message for m in trace.messages if m.source == "carol" and m.kind == "200/INVITE"]
+    assert "replaces" in (answer[-1].headers.get("Supported") or "")
 
 
 async def test_replaces_naming_no_call_is_refused_481(net: VirtualCalls) -> None:
@@ -376,3 +379,35 @@ async def test_attended_transfer_over_loopback_udp() -> None:
         assert hits > total // 3
         await bob.terminate_session(b_new.id)
         assert await wait_until(lambda: released(bob) and released(carol))
+
+
+async def test_replacing_invite_is_authenticated_when_an_authenticator_is_set(
+    net: VirtualCalls,
+) -> None:
+    """RFC 3891 §6: Replaces lets a caller end someone's call, so the request is challenged
+    like any INVITE: without credentials it fails 401 and the call it names stays up."""
+    passwords = {"bob": "secret", "alice": "pw"}
+    carol_builder = net.builder("carol").with_authenticator("carol.test", passwords)
+    async with (
+        net.coordinator(net.builder("alice").with_credentials("alice", "pw")) as alice,
+        net.coordinator(net.builder("mallory")) as mallory,
+        net.coordinator(net.builder("bob").with_credentials("bob", "secret")) as bob,
+        net.coordinator(carol_builder) as carol,
+    ):
+        a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(carol, "carol"))
+        await alice.wait_for_answer(a_call.id, 5)
+        replaces = replaces_of(alice, a_call.id)
+        m_call = await mallory.create_outgoing_call(
+            "sip:mallory@127.0.0.1", uri_of(carol, "carol"), headers={"Replaces": replaces}
+        )
+        with pytest.raises(Exception) as info:
+            await mallory.wait_for_answer(m_call.id, 5)
+        assert getattr(info.value, "status", None) == 401
+        await active(alice, 1)
+        b_call = await bob.create_outgoing_call(
+            "sip:bob@127.0.0.1", uri_of(carol, "carol"), headers={"Replaces": replaces}
+        )
+        await bob.wait_for_answer(b_call.id, 5)
+        assert await wait_until(lambda: not len(alice.registry))
+        (c_call,) = await active(carol, 1)
+        assert (await carol.get_session(c_call.id)).from_ == "sip:bob@127.0.0.1"
