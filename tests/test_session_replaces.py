@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import anyio
+import attrs
 import pytest
 
 from rvoip_session_core import (
@@ -33,6 +34,7 @@ from rvoip_session_core.testing import (
     virtual_time_backend,
     wait_until,
 )
+from rvoip_sip_core import Headers
 
 pytestmark = pytest.mark.anyio
 
@@ -341,7 +343,13 @@ async def test_update_falls_back_to_reinvite_when_the_peer_does_not_allow_it(
         trace.attach(alice, "alice")
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
-        alice.registry.get(call.id).peer_allow = "INVITE, ACK, BYE, CANCEL, OPTIONS"
+        record = alice.registry.get(call.id)
+        assert record.answer is not None
+        # As if Bob's 200 had listed no UPDATE in Allow.
+        record.answer = attrs.evolve(
+            record.answer,
+            headers=Headers([("Allow", "INVITE, ACK, BYE, CANCEL, OPTIONS")]),
+        )
         await alice.update_media(call.id, method="update")
         with pytest.raises(Exception, match="method must be"):
             await alice.update_media(call.id, method="bogus")

@@ -870,7 +870,7 @@ class CallLayer:
         if call.dialog_id != did:
             self._registry.bind_dialog(call, did)
         if outgoing and isinstance(message, Response):
-            call.peer_allow = message.headers.get("Allow")
+            call.answer = message
             try:
                 call.remote_sdp = parse_offer(message.body)
             except SdpNegotiationError as exc:

@@ -1276,10 +1276,13 @@ def peer_allows(call: Call, method: str) -> bool:
     The Allow of the INVITE (incoming calls) or of the 2xx answering ours (outgoing); a peer
     that sent no Allow is taken to allow nothing beyond RFC 3261's core methods.
     """
-    allow = call.peer_allow
-    if allow is None and call.incoming is not None:
+    if call.answer is not None:
+        allow = ", ".join(call.answer.headers.get_all("Allow"))
+    elif call.incoming is not None:
         allow = ", ".join(v for n, v in call.incoming.headers if n.lower() == "allow")
-    return method.upper() in {m.strip().upper() for m in (allow or "").split(",")}
+    else:
+        allow = ""
+    return method.upper() in {m.strip().upper() for m in allow.split(",")}
 
 
 async def _either(a: LazyEvent, b: LazyEvent) -> None:
