@@ -7,7 +7,9 @@ Who does what:
 - ``CallRegistry`` (``_registry.py``): calls by id, leg and dialog; the ended calls.
 - ``HookRunner`` (``_hooks.py``): the application's handler and its decision strategy.
 - ``MediaManager`` (``_media_manager.py``): RTP sessions, the media engine, statistics.
-- ``TransferService`` (``_transfer.py``): blind transfer, through a ``CallPlacer``.
+- ``TransferService`` (``_transfer.py``): blind and attended transfer, through a
+  ``CallPlacer``.
+- ``CallReplacements`` (``_replaces.py``): incoming INVITEs with Replaces (RFC 3891).
 - the driver (``_driver.py``): the SIP endpoint, the event gate, one timer task.
 - ``BridgeManager`` (``_bridge.py``): calls whose audio is connected.
 

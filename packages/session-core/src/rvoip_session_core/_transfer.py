@@ -1,4 +1,4 @@
-"""Blind transfer (RFC 3515 REFER), as transferee and as transferor.
+"""Blind and attended transfer (RFC 3515 REFER, RFC 3891 Replaces), as transferee and transferor.
 
 The service places the transferee's new call through a small ``CallPlacer`` protocol (the
 coordinator implements it) and acts on calls through a ``CallOps`` protocol (the call layer
