@@ -54,3 +54,12 @@ def test_replaces_survives_the_refer_to_round_trip(call_id: str, local: str, rem
     assert base == "sip:carol@127.0.0.1"
     rep = Replaces.parse(headers["Replaces"])
     assert (rep.call_id, rep.to_tag, rep.from_tag) == (call_id, remote, local)
+
+
+@given(st.text(max_size=200))
+def test_any_refer_to_text_splits_without_error_and_keeps_only_replaces(text: str) -> None:
+    """A Refer-To is the peer's text: any of it splits, and only Replaces comes out."""
+    base, headers = split_uri_headers(text)
+    assert set(headers) <= {"Replaces"}
+    assert "?" not in base
+    assert text.startswith(base)
