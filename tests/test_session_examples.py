@@ -36,6 +36,13 @@ EXPECTED = {
         "far end: call ended (remote hangup)",
     ],
     "quality_monitoring": ["report 2: MOS", "(good)", "customer side:", "RTT"],
+    "attended_transfer": [
+        "carol: call with sip:alice@127.0.0.1 ended (replaced)",
+        "alice: NOTIFY 200 OK (final: True)",
+        "ended (transferred)",
+        "alice: 0 calls left",
+        "bob: talking to sip:carol@",
+    ],
     "instant_messages": [
         "bob: 'lunch?' (pager mode, ticket 7)",
         "alice: MESSAGE refused with 415",
@@ -65,7 +72,9 @@ def test_example_runs(name: str) -> None:
         assert needle in out
 
 
-@pytest.mark.parametrize("name", ["quick_start", "bridge_monitoring", "instant_messages"])
+@pytest.mark.parametrize(
+    "name", ["quick_start", "bridge_monitoring", "instant_messages", "attended_transfer"]
+)
 def test_example_runs_on_trio(name: str) -> None:
     out = run_example(name, "trio")
     assert EXPECTED[name][-1] in out

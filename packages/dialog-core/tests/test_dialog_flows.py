@@ -443,3 +443,61 @@ def test_invite_with_replaces_names_the_dialog_it_replaces() -> None:
         net.pump()
         assert [getattr(m, "status", None) for m in net.messages(status=status)] == [status]
     assert len(bob.of_type(IncomingInvite)) == 1
+
+
+def test_replaces_of_an_early_dialog_depends_on_who_initiated_it() -> None:
+    """RFC 3891 §3: an early dialog we initiated may be replaced, one we answer may not.
+
+    Bob rings Alice's call (an early dialog where Bob is the UAS): a Replaces naming it is
+    refused 481. Bob's own ringing call to Carol (Bob the UAC) is offered to the TU.
+    """
+    net, alice, bob = pair()
+    carol = net.add("carol", 5080, seed=3)
+    alice.dialog.invite(BOB, from_="sip:alice@127.0.0.1", body=SDP, now=net.now)
+    net.pump()
+    inv = incoming(bob)
+    bob.dialog.respond(inv.ref, 180, now=net.now)
+    net.pump()
+    early = inv.dialog_id
+    uas_early = f"{early.call_id};to-tag={early.local_tag};from-tag={early.remote_tag}"
+    carol.dialog.invite(
+        BOB, from_="sip:carol@127.0.0.1", headers=[("Replaces", uas_early)], now=net.now
+    )
+    net.pump()
+    assert [m.status for m in net.messages(status=481)] == [481]
+    bob.events.clear()
+    # Bob calls Carol; Carol rings: Bob's early dialog as UAC.
+    bob.dialog.invite("sip:carol@127.0.0.1:5080", from_="sip:bob@127.0.0.1", body=SDP, now=net.now)
+    net.pump()
+    to_carol = incoming(carol)
+    carol.dialog.respond(to_carol.ref, 180, now=net.now)
+    net.pump()
+    (uac_early,) = [d for d in bob.dialog.dialogs if d.id.call_id == to_carol.request.call_id]
+    did = uac_early.id
+    alice.dialog.invite(
+        BOB,
+        from_="sip:alice@127.0.0.1",
+        headers=[("Replaces", f"{did.call_id};to-tag={did.local_tag};from-tag={did.remote_tag}")],
+        now=net.now,
+    )
+    net.pump()
+    replacing = [e for e in bob.of_type(IncomingInvite) if isinstance(e, IncomingInvite)]
+    assert [e.replaces for e in replacing] == [did]
+
+
+def test_two_replaces_headers_are_refused_with_400() -> None:
+    """RFC 3891 §3: more than one Replaces in an INVITE is a 400 (it was matched on the first)."""
+    net, alice, bob = pair()
+    carol = net.add("carol", 5080, seed=3)
+    _, b_id = call(net, alice, bob)
+    bob.events.clear()
+    replaces = f"{b_id.call_id};to-tag={b_id.local_tag};from-tag={b_id.remote_tag}"
+    carol.dialog.invite(
+        BOB,
+        from_="sip:carol@127.0.0.1",
+        headers=[("Replaces", replaces), ("Replaces", replaces)],
+        now=net.now,
+    )
+    net.pump()
+    assert [m.status for m in net.messages(status=400)] == [400]
+    assert not bob.of_type(IncomingInvite)

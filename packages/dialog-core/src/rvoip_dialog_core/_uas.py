@@ -210,6 +210,11 @@ class UasRequests:
         """RFC 3891 §3: (ok, the dialog a Replaces names); not ok: an error was answered."""
         if "Replaces" not in request.headers or "replaces" not in self._config.supported:
             return True, None
+        if len(request.headers.get_all("Replaces")) > 1:
+            # RFC 3891 §3: "If more than one Replaces header field is present in an INVITE
+            # ... the UAS MUST reject the request with a 400 Bad Request response."
+            self.reply(request, server, 400, "Multiple Replaces")
+            return False, None
         try:
             rep = request.header(Replaces)
         except SipParseError as exc:
@@ -217,11 +222,15 @@ class UasRequests:
             return False, None
         if rep is None:
             return True, None
-        # RFC 3891 §3: to-tag is our local tag, from-tag the peer's.
+        # RFC 3891 §3: "the to-tag parameter is compared to the local tag, and the
+        # from-tag parameter is compared to the remote tag" (the header is read from the
+        # point of view of the UA receiving it).
         target = DialogId(rep.call_id, rep.to_tag or "", rep.from_tag or "")
         dialog = self._store.get(target)
         if dialog is None or (dialog.state is DialogState.EARLY and dialog.role is Role.UAS):
-            # RFC 3891 §3: no such dialog, or an early one we did not initiate: 481.
+            # RFC 3891 §3: no match -> 481; "If the Replaces header field matches an early
+            # dialog that was not initiated by this UA, it returns a 481". An early dialog
+            # we initiated (we are its UAC) may be replaced: the TU cancels it.
             self.reply(request, server, 481, "Call/Transaction Does Not Exist")
             return False, None
         early_only = any(k.lower() == "early-only" for k, _ in rep.params)

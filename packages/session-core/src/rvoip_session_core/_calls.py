@@ -71,6 +71,7 @@ from rvoip_session_core._offer_answer import (
 )
 from rvoip_session_core._overload import LagMonitor, overloaded
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._replaces import CallReplacements
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import ENDING_TRIGGERS, Trigger, next_state, parse_dtmf_info
 from rvoip_session_core._transfer import TransferService, bare_uri, phrase
@@ -167,6 +168,8 @@ class CallLayer:
         """Set by the coordinator with a registrar: ``CallDecision.Route`` forks through it."""
         self.requests: Callable[[int, Request], bool] | None = None
         """Set by the coordinator: takes plain requests (REGISTER); False leaves them (501)."""
+        self.replacements: CallReplacements | None = None
+        """Set by the coordinator: INVITEs with Replaces (RFC 3891); None refuses them 481."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -306,6 +309,9 @@ class CallLayer:
             for kind in call.deadlines:
                 deadlines.cancel((kind, call.id))
         self._call_gone(call.id, reason)
+        replacements = self.replacements
+        if replacements is not None and replacements.waiting:
+            replacements.forget(call.id)
         self._registry.release_pending(call.id)
         if call.decide_scope is not None:
             call.decide_scope.cancel()
@@ -683,6 +689,9 @@ class CallLayer:
             display_name=request.from_.display_name,
             authenticated_user=user,
         )
+        if event.replaces is not None:
+            self._replacing(call, event.replaces)
+            return
         hooks = self._hooks
         if hooks.decides_now:
             try:
@@ -698,6 +707,28 @@ class CallLayer:
                     self._start_soon(self._decided_with_media_task, call, decision)
                 return
         self._start_soon(self._offer_to_handler, call)
+
+    def _replacing(self, call: Call, replaces: DialogId) -> None:
+        """RFC 3891 §3: an INVITE replacing one of our dialogs is answered at once.
+
+        The handler is not asked ("the UA SHOULD ... accept the new INVITE without
+        prompting the user"); an authenticator, when configured, has already checked the
+        request (RFC 3891 §6). The old call ends when this one is established.
+        """
+        replacements = self.replacements
+        refusal = (481, "Call/Transaction Does Not Exist")
+        if replacements is not None:
+            refusal = replacements.refusal(replaces) or (0, "")
+        if refusal[0]:
+            status, reason = refusal
+            self.reject(call, status, reason, f"replaces: {status} {reason}")
+            return
+        assert replacements is not None
+        replacements.begin(call, replaces)
+        if self._media.opens_now:
+            self._decide_at_once(call, Accept())
+        else:  # trio: the RTP session needs a task of its own
+            self._start_soon(self._decided_with_media_task, call, Accept())
 
     def _decide_at_once(self, call: Call, decision: Decision) -> None:
         """The handler decided synchronously: media, event and answer, all inline.
@@ -847,6 +878,7 @@ class CallLayer:
         if call.dialog_id != did:
             self._registry.bind_dialog(call, did)
         if outgoing and isinstance(message, Response):
+            call.answer = message
             try:
                 call.remote_sdp = parse_offer(message.body)
             except SdpNegotiationError as exc:
@@ -872,6 +904,12 @@ class CallLayer:
             call.media_seen_at = self.now()
         self.fire(call, Trigger.ANSWERED, "answered")
         call.answered.set()
+        replacements = self.replacements
+        if replacements is not None and replacements.waiting:
+            old = replacements.established(call)
+            if old is not None:
+                # RFC 3891 §3: the replaced dialog ends (BYE; CANCEL while it rang).
+                self.hang_up(old, "replaced")
         hooks = self._hooks
         listened = bool(self._events.subscriber_count)
         wanted = "on_call_established" in hooks.wanted

@@ -25,6 +25,7 @@ class SessionControl:
     send_dtmf = SessionCoordinator.send_dtmf
     send_message = SessionCoordinator.send_message
     transfer_session = SessionCoordinator.transfer_session
+    transfer_attended = SessionCoordinator.transfer_attended
     update_media = SessionCoordinator.update_media
     terminate_session = SessionCoordinator.terminate_session
     get_session = SessionCoordinator.get_session

@@ -7,7 +7,9 @@ Who does what:
 - ``CallRegistry`` (``_registry.py``): calls by id, leg and dialog; the ended calls.
 - ``HookRunner`` (``_hooks.py``): the application's handler and its decision strategy.
 - ``MediaManager`` (``_media_manager.py``): RTP sessions, the media engine, statistics.
-- ``TransferService`` (``_transfer.py``): blind transfer, through a ``CallPlacer``.
+- ``TransferService`` (``_transfer.py``): blind and attended transfer, through a
+  ``CallPlacer``.
+- ``CallReplacements`` (``_replaces.py``): incoming INVITEs with Replaces (RFC 3891).
 - the driver (``_driver.py``): the SIP endpoint, the event gate, one timer task.
 - ``BridgeManager`` (``_bridge.py``): calls whose audio is connected.
 
@@ -83,6 +85,7 @@ from rvoip_session_core._registrar import Binding, Registrar
 from rvoip_session_core._registrar_service import RegistrarService
 from rvoip_session_core._registration import Registrations
 from rvoip_session_core._registry import CallRegistry
+from rvoip_session_core._replaces import CallReplacements
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
 from rvoip_session_core._transfer import TransferService
@@ -225,6 +228,9 @@ class SessionCoordinator:
             self._rng,
             self._bridges.call_ended,
             self.loop_lag,
+        )
+        self._layer.replacements = CallReplacements(
+            self._registry, self._bridges, self._events.publish
         )
         self._layer.transfers = TransferService(
             self._layer,
@@ -776,9 +782,11 @@ class SessionCoordinator:
             )
         raise Timeout(f"not answered within {timeout:g}s", session_id=call.id)
 
-    async def place_call(self, from_: str, to: str) -> SessionId:
+    async def place_call(
+        self, from_: str, to: str, headers: Mapping[str, str] | None = None
+    ) -> SessionId:
         """Start an outgoing call and return its id (the transfer service's ``CallPlacer``)."""
-        session = await self.create_outgoing_call(from_, to)
+        session = await self.create_outgoing_call(from_, to, headers=headers)
         return session.id
 
     # --- answering ------------------------------------------------------------------------
@@ -838,8 +846,18 @@ class SessionCoordinator:
         await self._reoffer_to_peer(call, offer.encode())
         call.media.set_held(held)
 
-    async def _reoffer_to_peer(self, call: Call, body: bytes) -> None:
-        response = await self._request(call, "INVITE", body=body)
+    async def _reoffer_to_peer(self, call: Call, body: bytes, method: str = "INVITE") -> None:
+        if method == "UPDATE":
+            # RFC 3311 §5.1: the offer in an UPDATE, the answer in its 2xx.
+            response = await self._request(
+                call, "UPDATE", body=body, content_type="application/sdp"
+            )
+            if response.status in (405, 501):
+                # The peer does not take UPDATE after all: the same offer by re-INVITE.
+                log.info("call %s: UPDATE refused (%d); re-INVITE", call.id, response.status)
+                response = await self._request(call, "INVITE", body=body)
+        else:
+            response = await self._request(call, "INVITE", body=body)
         if response.status >= 300:
             raise CallFailed(response.status, response.reason, session_id=call.id)
         offer = parse_offer(body)
@@ -847,9 +865,23 @@ class SessionCoordinator:
         call.local_sdp, call.remote_sdp = offer, answer
         call.media.apply(negotiated(offer, answer, answer_is_local=False))
 
-    async def update_media(self, session_id: str, sdp: str | None = None) -> None:
-        """Re-negotiate media by re-INVITE with ``sdp`` (None: a fresh offer, same port)."""
+    async def update_media(
+        self, session_id: str, sdp: str | None = None, method: str = "reinvite"
+    ) -> None:
+        """Re-negotiate media with ``sdp`` (None: a fresh offer, same port).
+
+        ``method`` is ``"reinvite"`` (RFC 3261 §14) or ``"update"`` (RFC 3311): the offer
+        goes in an UPDATE when the peer's ``Allow`` lists UPDATE, else (or if the peer
+        answers the UPDATE 405/501) by re-INVITE. The answer re-points our RTP.
+
+        Raises:
+            InvalidState: the call is not answered, or ``method`` is neither.
+            CallFailed: the peer refused the offer (e.g. 488); the session is unchanged.
+        """
+        if method not in ("reinvite", "update"):
+            raise InvalidState(f"method must be 'reinvite' or 'update', not {method!r}")
         call = self._established_call(session_id)
+        sip_method = "UPDATE" if method == "update" and peer_allows(call, "UPDATE") else "INVITE"
         if sdp is None:
             assert call.local_sdp is not None
             offer = self._layer.offer_for(call, "sendonly" if call.media.held else "sendrecv")
@@ -857,7 +889,7 @@ class SessionCoordinator:
             body = offer.encode()
         else:
             body = parse_offer(sdp).encode()
-        await self._reoffer_to_peer(call, body)
+        await self._reoffer_to_peer(call, body, sip_method)
 
     async def send_dtmf(self, session_id: str, digits: str, method: str = "rfc4733") -> None:
         """Send DTMF ``digits`` (e.g. "1234#") as RFC 4733 events, or by SIP INFO.
@@ -892,6 +924,28 @@ class SessionCoordinator:
         transfers = self._layer.transfers
         assert transfers is not None
         await transfers.transfer(call, target, 64 * self.config.t1 + 2.0)
+
+    async def transfer_attended(self, session_id: str, target_session_id: str) -> None:
+        """Attended transfer: connect this call's peer to the peer of a consultation call.
+
+        We talk to B on ``session_id`` and to C on ``target_session_id``; B gets a REFER
+        whose Refer-To names C with ``?Replaces=`` our dialog with C (RFC 3515, RFC 3891
+        §8), so B's INVITE to C replaces our call with C. Returns once B accepted (2xx);
+        progress arrives as ``TransferProgress`` events and ``wait_for_transfer`` gives the
+        final status. On success our call with B is hung up (after the 2xx NOTIFY) and C
+        ends the consultation call with BYE.
+
+        Raises:
+            InvalidState: either call is not answered, or both ids are the same call.
+            CallFailed: B refused the REFER (e.g. 603).
+        """
+        call = self._established_call(session_id)
+        consultation = self._established_call(target_session_id)
+        if call is consultation:
+            raise InvalidState("cannot transfer a call to itself", session_id=call.id)
+        transfers = self._layer.transfers
+        assert transfers is not None
+        await transfers.transfer_attended(call, consultation, 64 * self.config.t1 + 2.0)
 
     async def wait_for_transfer(self, session_id: str, timeout: Seconds = 32.0) -> int:
         """Wait for the final status of a transfer we asked for (200 when it worked)."""
@@ -1216,6 +1270,21 @@ class SessionCoordinator:
     async def subscribe_to_bridge_events(self) -> EventSubscription[BridgeEventType]:
         """ParticipantAdded / ParticipantRemoved / BridgeDestroyed from now on."""
         return self._bridges.events.subscribe()
+
+
+def peer_allows(call: Call, method: str) -> bool:
+    """Whether the peer listed ``method`` in ``Allow`` (RFC 3261 §20.5) when the call began.
+
+    The Allow of the INVITE (incoming calls) or of the 2xx answering ours (outgoing); a peer
+    that sent no Allow is taken to allow nothing beyond RFC 3261's core methods.
+    """
+    if call.answer is not None:
+        allow = ", ".join(call.answer.headers.get_all("Allow"))
+    elif call.incoming is not None:
+        allow = ", ".join(v for n, v in call.incoming.headers if n.lower() == "allow")
+    else:
+        allow = ""
+    return method.upper() in {m.strip().upper() for m in allow.split(",")}
 
 
 async def _either(a: LazyEvent, b: LazyEvent) -> None:

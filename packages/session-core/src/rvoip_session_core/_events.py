@@ -113,6 +113,18 @@ class CallRedirected:
     status: int
 
 
+@attrs.frozen
+class CallReplaced:
+    """An incoming INVITE with ``Replaces`` (RFC 3891) took the place of one of our calls.
+
+    Fired when the new call is established; the old call is then ended (BYE, or CANCEL
+    while it still rang) and the new one holds its bridge seat or its audio source.
+    """
+
+    old_session_id: SessionId
+    new_session_id: SessionId
+
+
 # --- registration ---------------------------------------------------------------------
 
 
@@ -177,6 +189,7 @@ SessionEventType = (
     | TransferRequested
     | TransferProgress
     | CallRedirected
+    | CallReplaced
     | RegistrationStateChanged
     | MessageReceived
     | BindingsChanged
@@ -196,6 +209,7 @@ class SessionEvent:
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
     CallRedirected: ClassVar[type[CallRedirected]] = CallRedirected
+    CallReplaced: ClassVar[type[CallReplaced]] = CallReplaced
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
     MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
     BindingsChanged: ClassVar[type[BindingsChanged]] = BindingsChanged

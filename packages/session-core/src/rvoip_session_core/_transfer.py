@@ -1,4 +1,4 @@
-"""Blind transfer (RFC 3515 REFER), as transferee and as transferor.
+"""Blind and attended transfer (RFC 3515 REFER, RFC 3891 Replaces), as transferee and transferor.
 
 The service places the transferee's new call through a small ``CallPlacer`` protocol (the
 coordinator implements it) and acts on calls through a ``CallOps`` protocol (the call layer
@@ -8,10 +8,11 @@ implements it), so it depends on neither class.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
+from urllib.parse import quote, unquote
 
-from rvoip_dialog_core import DialogUsageError, NotifyReceived
+from rvoip_dialog_core import DialogId, DialogUsageError, NotifyReceived
 from rvoip_session_core._call import Call
 from rvoip_session_core._errors import CallFailed, SessionError, Timeout
 from rvoip_session_core._events import (
@@ -46,11 +47,55 @@ def bare_uri(uri_text: str) -> str:
     return text
 
 
+REFER_TO_HEADERS = frozenset({"replaces"})
+"""Header fields a Refer-To URI may put in the transferee's INVITE (lower case).
+
+RFC 3261 §19.1.5: a UA "SHOULD treat the presence of any headers or body parts in the
+URI as a desire to include them in the message, and choose to honor the request on a
+per-component basis". Only ``Replaces`` (RFC 3891 §8, attended transfer) is honoured;
+any other is dropped, so a REFER cannot make us send arbitrary header lines.
+"""
+
+
+def split_uri_headers(uri: str) -> tuple[str, dict[str, str]]:
+    """A URI without its ``?name=value&...`` part, and the headers it named (unescaped).
+
+    RFC 3261 §19.1.1: headers of a SIP URI are "header fields to be included in a request
+    constructed from the URI"; they are not part of the Request-URI (§19.1.5). Only the
+    names in ``REFER_TO_HEADERS`` are kept; names are case-insensitive, the last one wins.
+    """
+    base, sep, query = uri.partition("?")
+    headers: dict[str, str] = {}
+    if not sep:
+        return uri, headers
+    for item in query.split("&"):
+        name, eq, value = item.partition("=")
+        name = unquote(name).strip()
+        if eq and name.lower() in REFER_TO_HEADERS:
+            headers[name.capitalize()] = unquote(value)
+    return base, headers
+
+
+def replaces_refer_to(target: str, dialog_id: DialogId) -> str:
+    """The Refer-To URI of an attended transfer: ``target?Replaces=<escaped dialog>``.
+
+    RFC 3891 §3: the Replaces to-tag is the tag of the UA that will receive it (the
+    consultation peer: our *remote* tag) and the from-tag the other end's (our *local*
+    tag). RFC 3891 §8 / RFC 3261 §19.1.1: inside a URI header value ``;``, ``=`` and
+    ``@`` are %-escaped, e.g. ``<sip:c@h?Replaces=abc%40h%3Bto-tag%3D1%3Bfrom-tag%3D2>``.
+    """
+    value = f"{dialog_id.call_id};to-tag={dialog_id.remote_tag};from-tag={dialog_id.local_tag}"
+    base = bare_uri(target).partition("?")[0]
+    return f"{base}?Replaces={quote(value, safe='')}"
+
+
 class CallPlacer(Protocol):
     """Places a new outgoing call and waits for its answer (the transferee's new call)."""
 
-    async def place_call(self, from_: str, to: str) -> SessionId:
-        """Send an INVITE from ``from_`` to ``to``; returns the new call's id."""
+    async def place_call(
+        self, from_: str, to: str, headers: Mapping[str, str] | None = None
+    ) -> SessionId:
+        """Send an INVITE from ``from_`` to ``to`` (with extra ``headers``); returns its id."""
         ...
 
     async def wait_answered(self, session_id: SessionId, timeout: float) -> None:
@@ -119,6 +164,9 @@ class TransferService:
         self._spawn(self._transferee, call, ref, bare_uri(refer_to), referred_by)
 
     async def _transferee(self, call: Call, ref: int, target: str, referred_by: str | None) -> None:
+        # RFC 3515 §2.4.2 + RFC 3891 §8: a Refer-To's ?Replaces=... goes into our INVITE
+        # as a Replaces header (attended transfer); the URI we call carries no headers.
+        target, headers = split_uri_headers(target)
         ok = await self._hooks.transfer_requested(call.id, target, referred_by)
         self._events.publish(TransferRequested(call.id, target, ok))
         calls = self._calls
@@ -135,7 +183,7 @@ class TransferService:
         ours = call.to if call.direction is CallDirection.Incoming else call.from_
         status, reason = 500, "Server Internal Error"
         try:
-            new_id = await self._placer.place_call(ours, target)
+            new_id = await self._placer.place_call(ours, target, headers or None)
             new = self._find(new_id)
             if new is not None:
                 new.transfer_of = call.id
@@ -174,6 +222,25 @@ class TransferService:
                 calls.fire(call, trigger, f"transfer refused: {response.status}")
             raise CallFailed(response.status, response.reason, session_id=call.id)
 
+    async def transfer_attended(self, call: Call, consultation: Call, timeout: float) -> None:
+        """Attended transfer (RFC 5589 §7): REFER ``call``'s peer to ``consultation``'s peer.
+
+        The Refer-To names the consultation peer with ``?Replaces=`` its dialog with us, so
+        the transferee's INVITE replaces that dialog at the target (RFC 3891). Our call is
+        hung up on the 2xx NOTIFY (as for a blind transfer); the consultation call is ended
+        by the target's BYE once the transferee's call replaced it.
+
+        Raises:
+            CallFailed: the peer refused the REFER, or the consultation call has no dialog.
+            Timeout: no final response in time.
+        """
+        did = consultation.dialog_id
+        if did is None:
+            raise CallFailed(481, "the consultation call has no dialog", session_id=consultation.id)
+        await self.transfer(
+            call, replaces_refer_to(consultation_target(consultation), did), timeout
+        )
+
     def notify_received(self, call: Call, event: NotifyReceived) -> None:
         """A NOTIFY of our transfer: report progress; a 2xx ends our part of the call."""
         status = event.sipfrag_status or 0
@@ -194,3 +261,19 @@ class TransferService:
             self._calls.hang_up(call, "transferred")
         elif call.state is CallState.Transferring:
             self._calls.fire(call, Trigger.TRANSFER_FAILED, f"transfer failed: {status}")
+
+
+def consultation_target(call: Call) -> str:
+    """The URI that reaches the consultation call's peer (the Refer-To of an attended transfer).
+
+    An outgoing call: the URI we called. An incoming one: the caller's Contact (its remote
+    target, RFC 3261 §12.1.1), else its From URI.
+    """
+    if call.direction is CallDirection.Outgoing or call.incoming is None:
+        return call.to if call.direction is CallDirection.Outgoing else call.from_
+    for name, value in call.incoming.headers:
+        if name.lower() in ("contact", "m"):
+            if "<" in value and ">" in value:
+                return value[value.index("<") + 1 : value.index(">")]
+            return value.split(";")[0].strip()
+    return call.from_
