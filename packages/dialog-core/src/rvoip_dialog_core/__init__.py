@@ -41,7 +41,12 @@ from ._events import (
     SendAck,
     SendRequest,
     SendResponse,
+    ServedSubscriptionEnded,
     SessionRefreshDue,
+    SubscribeReceived,
+    SubscriptionAccepted,
+    SubscriptionEnded,
+    SubscriptionNotified,
     TerminationReason,
     UpdateReceived,
 )
@@ -50,6 +55,7 @@ from ._layer import DialogLayer
 from ._records import ReferSubscription
 from ._session_timer import SessionTimer
 from ._states import DialogState, Role
+from ._subscriptions import ServedSubscription, Subscription
 
 # Internals kept importable from the top level for one release (not in __all__).
 from .rules import (  # noqa: F401
@@ -106,8 +112,15 @@ __all__ = [
     "SendAck",
     "SendRequest",
     "SendResponse",
+    "ServedSubscription",
+    "ServedSubscriptionEnded",
     "SessionRefreshDue",
     "SessionTimer",
+    "SubscribeReceived",
+    "Subscription",
+    "SubscriptionAccepted",
+    "SubscriptionEnded",
+    "SubscriptionNotified",
     "TerminationReason",
     "UpdateReceived",
     "__version__",

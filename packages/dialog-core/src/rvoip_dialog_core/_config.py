@@ -72,6 +72,27 @@ class DialogConfig:
             ``sip:proxy.example.com;lr`` put on each such request that names no route
             of its own, so it goes to the proxy; in a dialog the route set learnt from
             Record-Route applies (§12.2.1.1). None: requests go to their Request-URI.
+        event_packages: Event packages we serve as a notifier (RFC 6665 §4.2): a
+            SUBSCRIBE for one of them reaches the TU as ``SubscribeReceived``, any other
+            is answered 489 with ``Allow-Events``. Non-empty adds SUBSCRIBE to ``Allow``.
+        max_subscriptions: The most subscriptions served at once, and separately the
+            most of our own (a SUBSCRIBE past it is answered 503 with Retry-After; a
+            ``subscribe`` past it raises), so subscriptions cannot exhaust memory.
+        min_subscription_expires: The shortest subscription we serve: a SUBSCRIBE asking
+            for less (but not 0) is answered 423 with ``Min-Expires`` (RFC 6665 §4.2.1.1),
+            so a peer cannot make us refresh state every second.
+        max_subscription_expires: The longest duration we grant (a longer request is
+            cut to it in the 2xx's ``Expires``, RFC 6665 §4.2.1.1).
+        subscription_default_expires: The duration of a SUBSCRIBE without ``Expires``
+            (RFC 6665 §4.2.1.1: the package's default; 3600 for dialog and
+            message-summary).
+        resubscribe_limit: How many times in a row we subscribe again by ourselves after
+            a ``terminated`` NOTIFY asking for it (deactivated, timeout, probation,
+            giveup); the count starts over once the subscription is active at least
+            ``min_subscription_expires`` after the last one, so a notifier cannot keep
+            us in a loop.
+        max_retry_after: The longest ``retry-after`` we wait for before subscribing
+            again (a longer one ends the subscription instead), seconds.
     """
 
     contact: str
@@ -97,6 +118,13 @@ class DialogConfig:
     auth_require_qop: bool = False
     auth_retries: int = 2
     outbound_proxy: str | None = None
+    event_packages: tuple[str, ...] = ()
+    max_subscriptions: int = 1000
+    min_subscription_expires: int = 60
+    max_subscription_expires: int = 86400
+    subscription_default_expires: int = 3600
+    resubscribe_limit: int = 3
+    max_retry_after: int = 3600
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
@@ -106,6 +134,9 @@ class DialogConfig:
 
     def __attrs_post_init__(self) -> None:
         methods = self.allow + tuple(m for m in self.extra_methods if m not in self.allow)
+        if self.event_packages and "SUBSCRIBE" not in methods:
+            # RFC 6665 §4.2: a notifier accepts SUBSCRIBE for the packages it serves.
+            methods += ("SUBSCRIBE",)
         object.__setattr__(self, "_all_methods", methods)
         object.__setattr__(self, "_supported_lower", frozenset(t.lower() for t in self.supported))
         capabilities = (("Allow", ", ".join(methods)), ("Supported", ", ".join(self.supported)))

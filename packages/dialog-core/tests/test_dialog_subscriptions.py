@@ -1,0 +1,439 @@
+"""SUBSCRIBE/NOTIFY (RFC 6665) between dialog layers on the virtual network (virtual time)."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from rvoip_dialog_core import (
+    DialogConfig,
+    DialogTerminated,
+    DialogUsageError,
+    ServedSubscriptionEnded,
+    SubscribeReceived,
+    SubscriptionAccepted,
+    SubscriptionEnded,
+    SubscriptionNotified,
+    TerminationReason,
+)
+from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
+from rvoip_sip_core import Request, Response, SubscriptionState
+
+BOB = "sip:bob@127.0.0.1:5070"
+DOC = b"<dialog-info/>"
+CTYPE = "application/dialog-info+xml"
+
+
+def _serving(config: DialogConfig) -> DialogConfig:
+    return attrs.evolve(config, event_packages=("dialog", "message-summary"))
+
+
+def pair(
+    drop: object = None, *, configure_bob: object = None
+) -> tuple[VirtualNetwork, Agent, Agent]:
+    net = VirtualNetwork(drop=drop)  # type: ignore[arg-type]
+    alice = net.add("alice", 5060, seed=1)
+    bob = net.add("bob", 5070, seed=2, configure=configure_bob or _serving)  # type: ignore[arg-type]
+    return net, alice, bob
+
+
+def received(agent: Agent) -> SubscribeReceived:
+    events = agent.of_type(SubscribeReceived)
+    assert events, "no SubscribeReceived"
+    event = events[-1]
+    assert isinstance(event, SubscribeReceived)
+    return event
+
+
+def notified(agent: Agent) -> list[SubscriptionNotified]:
+    return [e for e in agent.events if isinstance(e, SubscriptionNotified)]
+
+
+def ended(agent: Agent) -> list[SubscriptionEnded]:
+    return [e for e in agent.events if isinstance(e, SubscriptionEnded)]
+
+
+def served_ended(agent: Agent) -> list[ServedSubscriptionEnded]:
+    return [e for e in agent.events if isinstance(e, ServedSubscriptionEnded)]
+
+
+def statuses(net: VirtualNetwork, method: str) -> list[int]:
+    return [m.status for m in net.messages() if isinstance(m, Response) and m.cseq.method == method]
+
+
+def subscribe_calls(net: VirtualNetwork) -> int:
+    """Initial SUBSCRIBEs sent (each a fresh Call-ID; retransmissions not counted)."""
+    return len({m.call_id for m in net.messages(method="SUBSCRIBE")})
+
+
+def states(net: VirtualNetwork) -> list[str]:
+    return [
+        m.headers.get("Subscription-State") or ""
+        for m in net.messages(method="NOTIFY")
+        if isinstance(m, Request)
+    ]
+
+
+def subscribed(
+    net: VirtualNetwork, alice: Agent, bob: Agent, expires: int = 600
+) -> tuple[int, int]:
+    """Alice subscribes to Bob's dialog package, Bob accepts: (alice's ref, bob's ref)."""
+    ref = alice.dialog.subscribe(
+        BOB, from_="sip:alice@127.0.0.1", event="dialog", expires=expires, now=net.now
+    )
+    net.pump()
+    sub = received(bob)
+    bob.dialog.accept_subscription(sub.ref, body=DOC, content_type=CTYPE, now=net.now)
+    net.pump()
+    return ref, sub.ref
+
+
+def test_subscribe_accept_immediate_notify_and_change() -> None:
+    net, alice, bob = pair()
+    ref, served = subscribed(net, alice, bob)
+    assert statuses(net, "SUBSCRIBE") == [200]
+    (accepted,) = alice.of_type(SubscriptionAccepted)
+    assert isinstance(accepted, SubscriptionAccepted)
+    assert accepted.expires == 600
+    (first,) = notified(alice)
+    assert (first.ref, first.state, first.body, first.content_type) == (ref, "active", DOC, CTYPE)
+    assert first.expires is not None
+    assert 595 <= first.expires <= 600
+    bob.dialog.notify_subscriber(served, b"<changed/>", CTYPE, now=net.now)
+    net.pump()
+    assert [n.body for n in notified(alice)] == [DOC, b"<changed/>"]
+    assert statuses(net, "NOTIFY") == [200, 200]
+    # Both sides keep one dialog, the same one seen from each end.
+    assert len(alice.dialog) == 1
+    assert len(bob.dialog) == 1
+    sub = received(bob)
+    request = sub.request
+    assert request.headers.get("Event") == "dialog"
+
+
+def test_refresh_before_expiry_keeps_the_subscription() -> None:
+    """The subscriber refreshes ahead of expiry; the notifier re-sends the state (§4.2.1.2)."""
+    net, alice, bob = pair()
+    ref, served = subscribed(net, alice, bob, expires=120)
+    net.advance(1000)
+    subscribes = [m for m in net.messages(method="SUBSCRIBE") if isinstance(m, Request)]
+    assert len(subscribes) > 5
+    assert all(m.headers.get("Expires") == "120" for m in subscribes)
+    assert all(m.to.tag is not None for m in subscribes[1:])  # refreshes are in the dialog
+    assert not ended(alice)
+    assert not served_ended(bob)
+    assert alice.dialog.subscription(ref) is not None
+    assert bob.dialog.subscription(served) is not None
+    assert len(notified(alice)) == len(subscribes)
+
+
+def test_notifier_sends_final_notify_at_expiry() -> None:
+    """No refresh (the subscriber's refreshes are lost): terminated;reason=timeout."""
+
+    def drop(record: WireRecord) -> bool:
+        msg = record.message
+        return isinstance(msg, Request) and msg.method == "SUBSCRIBE" and msg.to.tag is not None
+
+    net, alice, bob = pair(drop)
+    _ref, _served = subscribed(net, alice, bob, expires=100)
+    net.advance(200)
+    assert [e.reason for e in served_ended(bob)] == ["timeout"]
+    assert states(net)[-1] == "terminated;reason=timeout"
+    # Alice's refresh timed out (408 ends the dialog, RFC 3261 §12.2.1.2) before that:
+    # her side already ended and the final NOTIFY found no dialog.
+    assert [e.reason for e in ended(alice)] == ["dialog-ended"]
+    assert statuses(net, "NOTIFY")[-1] == 481
+    assert bob.dialog.pending()["served_subscriptions"] == 0
+    assert len(bob.dialog) == 0
+    assert len(alice.dialog) == 0
+
+
+def test_unsubscribe_gets_final_notify_and_frees_everything() -> None:
+    net, alice, bob = pair()
+    ref, _served = subscribed(net, alice, bob)
+    alice.dialog.unsubscribe(ref, now=net.now)
+    net.pump()
+    last = [m for m in net.messages(method="SUBSCRIBE") if isinstance(m, Request)][-1]
+    assert last.headers.get("Expires") == "0"
+    assert states(net)[-1] == "terminated;reason=timeout"
+    assert [e.reason for e in ended(alice)] == ["unsubscribed"]
+    assert [e.reason for e in served_ended(bob)] == ["unsubscribed"]
+    for agent in (alice, bob):
+        assert len(agent.dialog) == 0
+        counts = agent.dialog.pending()
+        assert counts["subscriptions"] == counts["served_subscriptions"] == 0
+        (term,) = agent.of_type(DialogTerminated)
+        assert isinstance(term, DialogTerminated)
+        assert term.reason is TerminationReason.SUBSCRIPTION_ENDED
+
+
+def test_notify_before_the_2xx_creates_the_dialog() -> None:
+    """RFC 6665 §4.1.2.4: the NOTIFY may overtake the 2xx (here the 2xx is lost once)."""
+    lost: list[Response] = []
+
+    def drop(record: WireRecord) -> bool:
+        msg = record.message
+        if isinstance(msg, Response) and msg.cseq.method == "SUBSCRIBE" and not lost:
+            lost.append(msg)
+            return True
+        return False
+
+    net, alice, bob = pair(drop)
+    _ref, served = subscribed(net, alice, bob)
+    # Bob's NOTIFY reached Alice before any 2xx did: the dialog came from it.
+    assert alice.dialog.stats["subscription_early_notify"] == 1
+    (first,) = notified(alice)[:1]
+    assert first.state == "active"
+    net.advance(5)  # the SUBSCRIBE retransmission gets the 2xx now
+    assert alice.of_type(SubscriptionAccepted)
+    assert len(alice.dialog) == 1
+    bob.dialog.notify_subscriber(served, b"<again/>", CTYPE, now=net.now)
+    net.pump()
+    assert notified(alice)[-1].body == b"<again/>"
+
+
+def test_notify_for_unknown_subscription_is_481() -> None:
+    net, alice, bob = pair()
+    ref, _served = subscribed(net, alice, bob)
+    alice.dialog.unsubscribe(ref, now=net.now)
+    net.pump()
+    # Bob has forgotten it too; an out-of-the-blue NOTIFY to Alice gets 481.
+    stray = alice.dialog.send_request(
+        "NOTIFY",
+        "sip:alice@127.0.0.1:5060",
+        from_="sip:bob@127.0.0.1:5070",
+        headers=[("Event", "dialog"), ("Subscription-State", "active;expires=60")],
+        now=net.now,
+    )
+    assert stray
+    net.pump()
+    assert statuses(net, "NOTIFY")[-1] == 481
+    assert alice.dialog.stats["notify_unmatched"] == 1
+
+
+@pytest.mark.parametrize(
+    ("reason", "resubscribes"),
+    [
+        ("rejected", False),
+        ("noresource", False),
+        ("invariant", False),
+        ("deactivated", True),
+        ("timeout", True),
+    ],
+)
+def test_termination_reasons(reason: str, resubscribes: bool) -> None:
+    """RFC 6665 §4.1.3: deactivated/timeout resubscribe at once; the others end it."""
+    net, alice, bob = pair()
+    ref, served = subscribed(net, alice, bob)
+    bob.dialog.terminate_subscription(served, reason, now=net.now)
+    net.pump()
+    assert states(net)[-1] == f"terminated;reason={reason}"
+    last = notified(alice)[-1]
+    assert (last.state, last.reason, last.resubscribing) == ("terminated", reason, resubscribes)
+    subscribes = [m for m in net.messages(method="SUBSCRIBE") if isinstance(m, Request)]
+    if resubscribes:
+        assert len(subscribes) == 2
+        assert subscribes[1].to.tag is None
+        assert subscribes[1].call_id != subscribes[0].call_id
+        assert not ended(alice)
+        # Bob sees a new subscription, accepts it: Alice is active again on the same ref.
+        again = received(bob)
+        bob.dialog.accept_subscription(again.ref, body=DOC, content_type=CTYPE, now=net.now)
+        net.pump()
+        assert notified(alice)[-1].state == "active"
+        assert notified(alice)[-1].ref == ref
+    else:
+        assert len(subscribes) == 1
+        assert [(e.ref, e.reason) for e in ended(alice)] == [(ref, reason)]
+        assert len(alice.dialog) == 0
+
+
+def test_giveup_with_retry_after_resubscribes_later() -> None:
+    net, alice, bob = pair()
+    _ref, served = subscribed(net, alice, bob)
+    bob.dialog.terminate_subscription(served, "giveup", retry_after=30, now=net.now)
+    net.pump()
+    assert states(net)[-1] == "terminated;reason=giveup;retry-after=30"
+    assert subscribe_calls(net) == 1
+    net.advance(29)
+    assert subscribe_calls(net) == 1
+    net.advance(2)
+    assert subscribe_calls(net) == 2
+
+
+def test_resubscribe_loop_is_bounded() -> None:
+    """A notifier that deactivates every new subscription at once cannot loop us for ever."""
+    net, alice, bob = pair()
+    ref = alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    for _ in range(10):
+        net.pump()
+        pending = [e for e in bob.of_type(SubscribeReceived) if isinstance(e, SubscribeReceived)]
+        served = pending[-1].ref
+        if bob.dialog.subscription(served) is None or ended(alice):
+            break
+        bob.dialog.accept_subscription(served, body=DOC, content_type=CTYPE, now=net.now)
+        net.pump()
+        bob.dialog.terminate_subscription(served, "deactivated", now=net.now)
+        net.pump()
+    limit = alice.dialog.config.resubscribe_limit
+    assert subscribe_calls(net) == limit + 1
+    assert [(e.ref, e.reason) for e in ended(alice)] == [(ref, "deactivated")]
+
+
+def test_rejected_subscribe_ends_with_status() -> None:
+    net, alice, bob = pair()
+    ref = alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.pump()
+    bob.dialog.reject_subscription(received(bob).ref, 403, headers=[("Retry-After", "90")])
+    net.pump()
+    assert [(e.ref, e.reason, e.status, e.retry_after) for e in ended(alice)] == [
+        (ref, "rejected", 403, 90)
+    ]
+    assert len(alice.dialog) == 0
+    assert len(bob.dialog) == 0
+
+
+def test_unknown_package_is_489_with_allow_events() -> None:
+    net, alice, _bob = pair()
+    ref = alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="presence", now=net.now)
+    net.pump()
+    (answer,) = [m for m in net.messages(status=489) if isinstance(m, Response)]
+    assert answer.headers.get("Allow-Events") == "dialog, message-summary"
+    assert [(e.ref, e.status) for e in ended(alice)] == [(ref, 489)]
+
+
+def test_no_event_packages_means_405() -> None:
+    net, alice, bob = pair(configure_bob=lambda c: c)
+    alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.pump()
+    assert statuses(net, "SUBSCRIBE") == [405]
+    assert "SUBSCRIBE" not in bob.dialog.config.all_methods
+    assert "SUBSCRIBE" in _serving(bob.dialog.config).all_methods
+
+
+def test_too_brief_is_423_and_the_subscriber_asks_again_with_min_expires() -> None:
+    net, alice, bob = pair()
+    alice.dialog.subscribe(
+        BOB, from_="sip:alice@127.0.0.1", event="dialog", expires=10, now=net.now
+    )
+    net.pump()
+    assert statuses(net, "SUBSCRIBE") == [423]
+    sub = received(bob)
+    assert sub.expires == bob.dialog.config.min_subscription_expires == 60
+    bob.dialog.accept_subscription(sub.ref, expires=3600, now=net.now)
+    net.pump()
+    # Granted never more than asked for (RFC 6665 §4.2.1.1).
+    (accepted,) = alice.of_type(SubscriptionAccepted)
+    assert isinstance(accepted, SubscriptionAccepted)
+    assert accepted.expires == 60
+
+
+def test_pending_then_active_and_fetch() -> None:
+    net, alice, bob = pair()
+    alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.pump()
+    served = received(bob).ref
+    bob.dialog.accept_subscription(served, pending=True, now=net.now)
+    net.pump()
+    assert statuses(net, "SUBSCRIBE") == [202]
+    assert notified(alice)[-1].state == "pending"
+    bob.dialog.notify_subscriber(served, DOC, CTYPE, pending=False, now=net.now)
+    net.pump()
+    assert notified(alice)[-1].state == "active"
+    # A fetch (Expires 0): one NOTIFY with the state, terminated at once.
+    ref = alice.dialog.subscribe(
+        BOB, from_="sip:alice@127.0.0.1", event="message-summary", expires=0, now=net.now
+    )
+    net.pump()
+    bob.dialog.accept_subscription(received(bob).ref, body=b"Messages-Waiting: no\r\n")
+    net.pump()
+    last = notified(alice)[-1]
+    assert (last.ref, last.state, last.reason) == (ref, "terminated", "timeout")
+    assert [e.ref for e in ended(alice)] == [ref]
+
+
+def test_max_subscriptions_bound() -> None:
+    net, alice, bob = pair(configure_bob=lambda c: attrs.evolve(_serving(c), max_subscriptions=2))
+    for _ in range(3):
+        alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.pump()
+    assert sorted(statuses(net, "SUBSCRIBE")) == [503]
+    assert len(bob.of_type(SubscribeReceived)) == 2
+    small = attrs.evolve(alice.dialog.config, max_subscriptions=2)
+    alice.dialog.config = small
+    with pytest.raises(DialogUsageError):
+        alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+
+
+def test_unanswered_subscribe_is_given_up() -> None:
+    net, alice, bob = pair()
+    alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.advance(64)
+    assert bob.dialog.pending()["served_subscriptions"] == 0
+    assert ended(alice)
+
+
+def test_notify_refused_removes_the_served_subscription() -> None:
+    """RFC 6665 §4.2.2: a NOTIFY answered 481 ends the subscription on the notifier."""
+    net, alice, bob = pair()
+    _ref, served = subscribed(net, alice, bob)
+    # Alice forgets everything (a reboot): her layer is replaced.
+    net.agents[("127.0.0.1", 5060)] = net.add("alice", 5060, seed=9)
+    bob.dialog.notify_subscriber(served, b"<x/>", CTYPE, now=net.now)
+    net.pump()
+    assert statuses(net, "NOTIFY")[-1] == 481
+    assert [e.reason for e in served_ended(bob)] == ["notify-failed"]
+    assert bob.dialog.pending()["served_subscriptions"] == 0
+    assert len(bob.dialog) == 0
+
+
+def test_refer_notify_still_reaches_refer_handling() -> None:
+    """The subscription usages leave REFER's implicit subscription (RFC 3515) alone."""
+    from rvoip_dialog_core import DialogConfirmed, IncomingInvite, NotifyReceived, ReferReceived
+
+    net, alice, bob = pair()
+    alice.dialog.invite(BOB, from_="sip:alice@127.0.0.1", now=net.now)
+    net.pump()
+    (inv,) = bob.of_type(IncomingInvite)
+    assert isinstance(inv, IncomingInvite)
+    bob.dialog.respond(inv.ref, 200, body=b"v=0\r\n", content_type="application/sdp")
+    net.pump()
+    (confirmed,) = alice.of_type(DialogConfirmed)
+    assert isinstance(confirmed, DialogConfirmed)
+    alice.dialog.refer(confirmed.dialog_id, "sip:carol@127.0.0.1", now=net.now)
+    net.pump()
+    (refer,) = bob.of_type(ReferReceived)
+    assert isinstance(refer, ReferReceived)
+    bob.dialog.accept_refer(refer.ref, now=net.now)
+    net.pump()
+    assert [e.event for e in alice.of_type(NotifyReceived) if isinstance(e, NotifyReceived)] == [
+        "refer"
+    ]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.sampled_from(["active", "pending", "terminated", "Active", "TERMINATED"]),
+    st.none() | st.integers(min_value=0, max_value=10**9),
+    st.none() | st.sampled_from(["timeout", "deactivated", "noresource", "Giveup"]),
+    st.none() | st.integers(min_value=0, max_value=10**9),
+)
+def test_subscription_state_round_trip(
+    state: str, expires: int | None, reason: str | None, retry: int | None
+) -> None:
+    """The Subscription-State values the layer writes parse back to what was meant."""
+    text = state
+    if expires is not None:
+        text += f";expires={expires}"
+    if reason is not None:
+        text += f";reason={reason}"
+    if retry is not None:
+        text += f";retry-after={retry}"
+    parsed = SubscriptionState.parse(text)
+    assert parsed.state == state.lower()
+    assert parsed.expires == expires
+    assert parsed.reason == (None if reason is None else reason.lower())
+    assert parsed.retry_after == retry
+    assert SubscriptionState.parse(str(parsed)) == parsed
