@@ -38,6 +38,11 @@ from rvoip_dialog_core import (
     ReInviteReceived,
     RequestReceived,
     ResponseForRequest,
+    ServedSubscriptionEnded,
+    SubscribeReceived,
+    SubscriptionAccepted,
+    SubscriptionEnded,
+    SubscriptionNotified,
     TerminationReason,
     UpdateReceived,
 )
@@ -68,6 +73,7 @@ from rvoip_session_core._overload import LagMonitor, overloaded
 from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import ENDING_TRIGGERS, Trigger, next_state, parse_dtmf_info
+from rvoip_session_core._subscriptions import EventSubscriptions
 from rvoip_session_core._transfer import TransferService, bare_uri, phrase
 from rvoip_session_core._types import (
     Accept,
@@ -153,6 +159,10 @@ class CallLayer:
         self._byes: set[int] = set()  # refs of BYEs sent while stopping, until answered
         self.transfers: TransferService | None = None
         """Set by the coordinator: handles REFER and NOTIFY (blind transfer)."""
+        self.subscriptions: EventSubscriptions | None = None
+        """Set by the coordinator: SUBSCRIBE/NOTIFY usages (RFC 6665)."""
+        self.state_watcher: Callable[[SessionId, CallState], None] | None = None
+        """Told of every call state change (the dialog event package, RFC 4235)."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -271,6 +281,9 @@ class CallLayer:
         hooks = self._hooks
         if "on_call_state_changed" in hooks.wanted:
             hooks.state_changed(sid, old, new, reason)
+        watcher = self.state_watcher
+        if watcher is not None:
+            watcher(sid, new)
 
     def finish(self, call: Call, trigger: Trigger, reason: str, status: int | None = None) -> None:
         """End a call: final state, release media, registry entries, deadlines and waiters."""
@@ -450,6 +463,15 @@ class CallLayer:
                         self._idle.set()
             case RequestReceived(ref=ref):
                 self.endpoint.respond(ref, 501, "Not Implemented")
+            case (
+                SubscriptionAccepted()
+                | SubscriptionNotified()
+                | SubscriptionEnded()
+                | SubscribeReceived()
+                | ServedSubscriptionEnded()
+            ):
+                if self.subscriptions is not None:
+                    self.subscriptions.handle(event)
             case _:
                 pass
 

@@ -12,6 +12,7 @@ from rvoip_rtp_core import LatchMode
 from rvoip_session_core._accounts import Account, RegistrationSettings
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
+from rvoip_session_core._event_packages import DialogEventPackage
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._settings import (
     DEFAULT_MAX_CONCURRENT_CALLS,
@@ -25,6 +26,7 @@ from rvoip_session_core._settings import (
     split_hostport,
     split_uri_hostport,
 )
+from rvoip_session_core._subscriptions import EventProvider
 from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
@@ -88,6 +90,7 @@ class SessionManagerBuilder:
     _outbound_proxy: str | None = attrs.field(init=False, default=None)
     _registrations: tuple[Account, ...] = attrs.field(init=False, default=())
     _registration_settings: RegistrationSettings | None = attrs.field(init=False, default=None)
+    _event_providers: tuple[tuple[str, EventProvider], ...] = attrs.field(init=False, default=())
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -399,6 +402,26 @@ class SessionManagerBuilder:
             self._registration_settings = settings
         return self
 
+    def with_event_package(self, name: str, provider: EventProvider) -> SessionManagerBuilder:
+        """Serve the event package ``name`` (RFC 6665) with ``provider``.
+
+        A SUBSCRIBE for it gets ``provider.document(resource, 0)`` in its first NOTIFY (the
+        resource is the Request-URI's user; a None document is answered 404);
+        ``provider.changed(resource)`` sends the new document to every subscriber. Other
+        packages are answered 489. Limits (``max_subscriptions`` 1,000, expires between
+        60 s and 86,400 s) are the dialog layer's ``DialogConfig`` defaults.
+        """
+        key = name.strip().lower()
+        if not key:
+            raise ConfigurationError("with_event_package needs a package name")
+        kept = tuple((n, p) for n, p in self._event_providers if n != key)
+        self._event_providers = (*kept, (key, provider))
+        return self
+
+    def with_dialog_event_package(self) -> SessionManagerBuilder:
+        """Serve our calls' state as the ``dialog`` package (RFC 4235): busy-lamp fields."""
+        return self.with_event_package("dialog", DialogEventPackage())
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -465,6 +488,7 @@ class SessionManagerBuilder:
             outbound_proxy=self._outbound_proxy,
             registrations=self._registrations,
             registration_settings=self._registration_settings,
+            event_providers=self._event_providers,
         )
 
     @property

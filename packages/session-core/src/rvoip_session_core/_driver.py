@@ -116,6 +116,38 @@ class SipEndpoint(Protocol):
         """Send a request in its own transaction (OPTIONS) and await the final response."""
         ...
 
+    def subscribe(
+        self,
+        target: str | Uri,
+        *,
+        from_: str,
+        event: str,
+        expires: int = 3600,
+        accept: Iterable[str] = (),
+    ) -> int:
+        """Subscribe to an event package (RFC 6665); returns the subscription's ref."""
+        ...
+
+    def unsubscribe(self, ref: int) -> None:
+        """End a subscription of ours (Expires 0)."""
+
+    def accept_subscription(
+        self, ref: int, *, body: bytes = b"", content_type: str | None = None
+    ) -> int:
+        """Accept a served subscription: 200 and the first NOTIFY; returns the expires."""
+        ...
+
+    def reject_subscription(self, ref: int, status: int = 403, reason: str | None = None) -> None:
+        """Refuse a subscription."""
+
+    def notify_subscriber(self, ref: int, body: bytes, content_type: str | None = None) -> int:
+        """Send a NOTIFY with a new state document to a served subscription."""
+        ...
+
+    def terminate_subscription(self, ref: int, reason: str = "noresource") -> int:
+        """End a served subscription with a final NOTIFY."""
+        ...
+
     def send_request(
         self,
         method: str,
@@ -228,6 +260,12 @@ class _SocketEndpoint:
         self.notify_refer = endpoint.notify_refer
         self.local = endpoint.local
         self.send_request = endpoint.send_request
+        self.subscribe = endpoint.subscribe
+        self.unsubscribe = endpoint.unsubscribe
+        self.accept_subscription = endpoint.accept_subscription
+        self.reject_subscription = endpoint.reject_subscription
+        self.notify_subscriber = endpoint.notify_subscriber
+        self.terminate_subscription = endpoint.terminate_subscription
 
     @property
     def config(self) -> DialogConfig:
@@ -287,6 +325,7 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         contacts=contacts,
         credentials=cfg.credentials,
         outbound_proxy=cfg.outbound_proxy,
+        event_packages=tuple(name for name, _ in cfg.event_providers),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -148,6 +148,9 @@ class SessionConfig:
         registrations: accounts registered at start (and unregistered on stop).
         registration_settings: refresh and back-off timing (None: the defaults of
             ``RegistrationSettings``).
+        event_providers: the event packages served (RFC 6665), ``(name, provider)`` with
+            an ``EventProvider`` each (``with_event_package``); their names reach the dialog
+            layer's ``event_packages`` (any other package is answered 489).
     """
 
     bind_host: str = "127.0.0.1"
@@ -186,6 +189,7 @@ class SessionConfig:
     outbound_proxy: str | None = None
     registrations: tuple[Account, ...] = ()
     registration_settings: RegistrationSettings | None = None
+    event_providers: tuple[tuple[str, Any], ...] = attrs.field(default=(), eq=False)
 
     @property
     def advertised_host(self) -> str:

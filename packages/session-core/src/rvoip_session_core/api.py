@@ -24,6 +24,21 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
+from rvoip_session_core._event_bodies import (
+    DIALOG_INFO_TYPE,
+    MESSAGE_SUMMARY_TYPE,
+    DialogInfo,
+    DialogInfoEntry,
+    EventBodyError,
+    MessageCounts,
+    MessageSummary,
+    blf_state,
+    build_dialog_info,
+    build_message_summary,
+    parse_dialog_info,
+    parse_message_summary,
+)
+from rvoip_session_core._event_packages import BusyLamp, DialogEventPackage, MessageWaiting
 from rvoip_session_core._events import (
     BridgeDestroyed,
     BridgeEvent,
@@ -62,6 +77,12 @@ from rvoip_session_core._media import (
 )
 from rvoip_session_core._offer_answer import SdpNegotiationError
 from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._subscriptions import (
+    EventProvider,
+    Notification,
+    Subscriber,
+    Subscription,
+)
 from rvoip_session_core._types import (
     Accept as _Accept,
 )
@@ -84,6 +105,8 @@ from rvoip_session_core._types import (
 )
 
 __all__ = [
+    "DIALOG_INFO_TYPE",
+    "MESSAGE_SUMMARY_TYPE",
     "Account",
     "AudioFrame",
     "AudioSourceSpec",
@@ -94,6 +117,7 @@ __all__ = [
     "BridgeId",
     "BridgeInfo",
     "BridgeNotFound",
+    "BusyLamp",
     "CallCancelled",
     "CallDecision",
     "CallDirection",
@@ -107,7 +131,12 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "Defer",
+    "DialogEventPackage",
+    "DialogInfo",
+    "DialogInfoEntry",
     "DtmfReceived",
+    "EventBodyError",
+    "EventProvider",
     "EventSubscription",
     "Forward",
     "IncomingCall",
@@ -118,6 +147,10 @@ __all__ = [
     "MediaInfo",
     "MediaQualityReport",
     "MediaStatistics",
+    "MessageCounts",
+    "MessageSummary",
+    "MessageWaiting",
+    "Notification",
     "ParticipantAdded",
     "ParticipantRemoved",
     "PreparedCall",
@@ -141,10 +174,17 @@ __all__ = [
     "SessionNotFound",
     "SessionStats",
     "StateChanged",
+    "Subscriber",
+    "Subscription",
     "Timeout",
     "TransferProgress",
     "TransferRequested",
     "TransportError",
+    "blf_state",
+    "build_dialog_info",
+    "build_message_summary",
+    "parse_dialog_info",
+    "parse_message_summary",
     "samples_source",
     "tone_source",
     "wav_source",
