@@ -226,7 +226,7 @@ class Subscriber:
         package: The event package.
         resource: The resource (the Request-URI's user, or its host when it has none).
         uri: The Request-URI subscribed to.
-        from_: The subscriber's From value.
+        from_: The subscriber's From URI.
     """
 
     ref: int
@@ -286,6 +286,12 @@ def resource_of(uri: str) -> str:
     if isinstance(parsed, SipUri):
         return parsed.user or parsed.host
     return str(parsed)
+
+
+def _from_uri(event: SubscribeReceived) -> str:
+    """The subscriber's From URI (no display name, no tag)."""
+    uri = event.request.from_.uri
+    return str(uri) if uri is not None else ""
 
 
 @attrs.define(eq=False)
@@ -409,7 +415,7 @@ class EventSubscriptions:
             event.event,
             resource_of(uri),
             uri,
-            event.request.headers.get("From") or "",
+            _from_uri(event),
         )
         try:
             document = provider.document(subscriber.resource, 0)
