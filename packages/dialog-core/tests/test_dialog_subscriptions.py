@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+
 import attrs
 import pytest
 from hypothesis import given, settings
@@ -9,9 +11,13 @@ from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
     DialogConfig,
+    DialogLayer,
     DialogTerminated,
     DialogUsageError,
+    SendRequest,
+    SendResponse,
     ServedSubscriptionEnded,
+    ServedSubscriptionRefreshed,
     SubscribeReceived,
     SubscriptionAccepted,
     SubscriptionEnded,
@@ -19,7 +25,14 @@ from rvoip_dialog_core import (
     TerminationReason,
 )
 from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
-from rvoip_sip_core import Request, Response, SubscriptionState
+from rvoip_sip_core import (
+    Event,
+    Request,
+    Response,
+    SubscriptionState,
+    make_request,
+    parse_uri,
+)
 
 BOB = "sip:bob@127.0.0.1:5070"
 DOC = b"<dialog-info/>"
@@ -437,3 +450,83 @@ def test_subscription_state_round_trip(
     assert parsed.reason == (None if reason is None else reason.lower())
     assert parsed.retry_after == retry
     assert SubscriptionState.parse(str(parsed)) == parsed
+
+
+def test_refresh_notify_left_to_the_tu() -> None:
+    """With notify_on_refresh=False the TU is told of each refresh and sends the NOTIFY
+    itself (a dialog-info notifier must bump its version on every NOTIFY, RFC 4235)."""
+    net, alice, bob = pair()
+    alice.dialog.subscribe(
+        BOB, from_="sip:alice@127.0.0.1", event="dialog", expires=120, now=net.now
+    )
+    net.pump()
+    served = received(bob).ref
+    bob.dialog.accept_subscription(
+        served, body=DOC, content_type=CTYPE, notify_on_refresh=False, now=net.now
+    )
+    net.pump()
+    net.advance(61)  # Alice refreshes at half of 120 s
+    refreshed = [e for e in bob.events if isinstance(e, ServedSubscriptionRefreshed)]
+    assert [(e.ref, e.expires) for e in refreshed] == [(served, 120)]
+    assert len(notified(alice)) == 1  # the layer sent no NOTIFY of its own
+    bob.dialog.notify_subscriber(served, b"<version-1/>", CTYPE, now=net.now)
+    net.pump()
+    assert notified(alice)[-1].body == b"<version-1/>"
+
+
+def test_dialog_creating_2xx_copies_record_route_and_names_the_transport() -> None:
+    """RFC 3261 §12.1.1: the 2xx that makes the subscription's dialog copies Record-Route;
+    its Contact is the one of the transport the SUBSCRIBE came over."""
+    layer = DialogLayer(
+        DialogConfig(
+            contact="sip:bob@127.0.0.1:5070",
+            via_host="127.0.0.1",
+            via_port=5070,
+            contacts=(("TCP", "sip:bob@127.0.0.1:5070;transport=tcp"),),
+            event_packages=("dialog",),
+        ),
+        rng=random.Random(3),
+    )
+    request = make_request(
+        "SUBSCRIBE",
+        parse_uri("sip:bob@127.0.0.1:5070"),
+        from_="<sip:alice@127.0.0.1>;tag=a1",
+        to="<sip:bob@127.0.0.1>",
+        call_id="rr-1",
+        cseq=1,
+        via="SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKrr1",
+        contact="<sip:alice@127.0.0.1:5060;transport=tcp>",
+        headers=[
+            ("Record-Route", "<sip:proxy.example.com;lr>"),
+            ("Event", "dialog"),
+            ("Expires", "600"),
+        ],
+    )
+    layer.on_request(request, "srv", 0.0)
+    (event,) = layer.take_events()
+    assert isinstance(event, SubscribeReceived)
+    layer.take_actions()
+    layer.accept_subscription(event.ref, body=DOC, content_type=CTYPE, now=0.0)
+    actions = layer.take_actions()
+    (answer,) = [a.response for a in actions if isinstance(a, SendResponse)]
+    assert answer.status == 200
+    assert answer.headers.get("Record-Route") == "<sip:proxy.example.com;lr>"
+    assert answer.headers.get("Contact") == "<sip:bob@127.0.0.1:5070;transport=tcp>"
+    (notify,) = [a.request for a in actions if isinstance(a, SendRequest)]
+    # The NOTIFY follows the route set: the proxy first (a loose route).
+    assert notify.headers.get("Route") == "<sip:proxy.example.com;lr>"
+    assert notify.headers.get("Subscription-State") == "active;expires=600"
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.from_regex(r"[a-z][a-z0-9.\-]{0,15}", fullmatch=True),
+    st.none() | st.from_regex(r"[A-Za-z0-9]{1,12}", fullmatch=True),
+)
+def test_event_header_round_trip_and_matching(package: str, event_id: str | None) -> None:
+    """The Event values the layer writes parse back to the package and id it matches on."""
+    text = package if event_id is None else f"{package};id={event_id}"
+    parsed = Event.parse(text)
+    assert parsed.package == package
+    assert parsed.id == event_id
+    assert Event.parse(str(parsed)) == parsed

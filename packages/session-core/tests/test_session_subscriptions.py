@@ -200,3 +200,22 @@ async def test_stop_ends_served_and_own_subscriptions(net: VirtualCalls) -> None
         while sub.state != "terminated":
             await anyio.sleep(1)
     assert sub.end_reason in ("rejected", "deactivated", "timeout", "dialog-ended")
+
+
+async def test_dialog_package_versions_grow_with_every_notify(net: VirtualCalls) -> None:
+    """RFC 4235 §4.1: each NOTIFY of a subscription, refreshes included, has a new version
+    (the layer's own refresh NOTIFY would repeat the last document: the session layer
+    sends a fresh one instead)."""
+    bob = await net.add("bob", builder=net.builder("bob").with_dialog_event_package())
+    alice = await net.add("alice")
+    sub = await alice.subscribe(net.uri(bob, "bob"), "dialog", expires=120)
+    assert await sub.wait_state("active", timeout=10) == "active"
+    await anyio.sleep(400)  # six refreshes
+    versions = [
+        parse_dialog_info(m.body).version
+        for m in net.sip.messages(method="NOTIFY")
+        if m.headers.get("Event") == "dialog"
+    ]
+    assert len(versions) >= 6
+    assert versions == list(range(len(versions)))
+    await sub.unsubscribe()

@@ -40,6 +40,7 @@ __all__ = [
     "SendRequest",
     "SendResponse",
     "ServedSubscriptionEnded",
+    "ServedSubscriptionRefreshed",
     "SessionRefreshDue",
     "SubscribeReceived",
     "SubscriptionAccepted",
@@ -438,6 +439,25 @@ class ServedSubscriptionEnded:
     reason: str
 
 
+@attrs.frozen
+class ServedSubscriptionRefreshed:
+    """A subscriber refreshed a subscription we serve (200 sent; RFC 6665 §4.2.1.2).
+
+    The layer sent the NOTIFY that must follow, with the last body, unless the
+    subscription was accepted with ``notify_on_refresh=False``: then the TU sends it
+    (``notify_subscriber``), e.g. with a new document version.
+
+    Attributes:
+        ref: The subscription's ref.
+        dialog_id: Its dialog.
+        expires: The duration granted by the refresh, seconds.
+    """
+
+    ref: int
+    dialog_id: DialogId
+    expires: int
+
+
 DialogEvent = (
     IncomingInvite
     | InviteProgress
@@ -465,4 +485,5 @@ DialogEvent = (
     | SubscriptionEnded
     | SubscribeReceived
     | ServedSubscriptionEnded
+    | ServedSubscriptionRefreshed
 )

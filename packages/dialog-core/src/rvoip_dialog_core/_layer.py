@@ -407,12 +407,15 @@ class DialogLayer:
         pending: bool = False,
         body: bytes = b"",
         content_type: str | None = None,
+        notify_on_refresh: bool = True,
         now: float | None = None,
     ) -> int:
         """Accept a :class:`SubscribeReceived`: 200 (202 if ``pending``), then a NOTIFY.
 
         The granted duration is at most the one asked for and ``max_subscription_expires``
         (``expires``: shorter still); the NOTIFY (RFC 6665 §4.2.1.2) carries ``body``.
+        Each refresh is answered with a NOTIFY of the last body, or, with
+        ``notify_on_refresh=False``, left to the TU (:class:`ServedSubscriptionRefreshed`).
 
         Returns:
             The granted duration, seconds.
@@ -420,7 +423,13 @@ class DialogLayer:
         now = self._clock.now() if now is None else now
         self._now = now
         return self._subs.accept(
-            ref, expires=expires, pending=pending, body=body, content_type=content_type, now=now
+            ref,
+            expires=expires,
+            pending=pending,
+            body=body,
+            content_type=content_type,
+            now=now,
+            notify_on_refresh=notify_on_refresh,
         )
 
     def reject_subscription(

@@ -43,6 +43,7 @@ from ._dialog import Dialog, DialogId
 from ._errors import DialogUsageError
 from ._events import (
     ServedSubscriptionEnded,
+    ServedSubscriptionRefreshed,
     SubscribeReceived,
     SubscriptionAccepted,
     SubscriptionEnded,
@@ -55,7 +56,7 @@ from ._records import ClientRequest
 from ._states import Trigger
 from ._store import DialogStore
 from ._timeline import Timeline
-from ._uas import UasRequests
+from ._uas import UasRequests, is_secure_request
 
 __all__ = ["EVENT_METHODS", "ServedSubscription", "Subscription", "Subscriptions"]
 
@@ -141,6 +142,9 @@ class ServedSubscription:
         content_type: Its type.
         owns_dialog: The dialog was made by this subscription (it ends with the last one).
         answer_by: When an unanswered SUBSCRIBE is given up.
+        notify_on_refresh: The layer answers a refresh with a NOTIFY of the last body;
+            False: the TU sends it (``ServedSubscriptionRefreshed``), e.g. to bump a
+            document version (RFC 4235 §4.1: each NOTIFY gets a new version).
     """
 
     ref: int
@@ -157,6 +161,7 @@ class ServedSubscription:
     content_type: str | None = None
     owns_dialog: bool = True
     answer_by: float | None = None
+    notify_on_refresh: bool = True
 
 
 def _event_key(package: str, event_id: str | None) -> tuple[str, str]:
@@ -807,7 +812,9 @@ class Subscriptions:
     ) -> None:
         dialog.refresh_target(request)
         granted = min(expires, self._config.max_subscription_expires)
-        self._reply(request, server, 200, headers=[("Expires", str(granted)), self._contact()])
+        self._reply(
+            request, server, 200, headers=[("Expires", str(granted)), self._contact(request)]
+        )
         if granted == 0:
             # RFC 6665 §4.2.1.4 / §4.2.2: unsubscribed: a final NOTIFY with the state.
             self._final_notify(served, "timeout", None)
@@ -815,11 +822,17 @@ class Subscriptions:
             return
         served.expires_at = now + granted
         self._timeline.set(served, served.expires_at)
-        # RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
-        self._send_notify(served, now)
+        self._out.emit(ServedSubscriptionRefreshed(served.ref, served.dialog_id, granted))
+        if served.notify_on_refresh:
+            # RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY with the current state.
+            self._send_notify(served, now)
 
-    def _contact(self) -> tuple[str, str]:
-        return ("Contact", f"<{self._config.contact}>")
+    def _contact(self, request: Request) -> tuple[str, str]:
+        # RFC 3261 §12.1.1 / RFC 5630: a sips: Contact only for a secure request, else the
+        # Contact of the transport the request came over.
+        secure = is_secure_request(request)
+        contact = self._config.contact_for(request.top_via.transport.upper(), secure)
+        return ("Contact", f"<{contact}>")
 
     # --- notifier: commands ---------------------------------------------------------------
 
@@ -832,6 +845,7 @@ class Subscriptions:
         body: bytes,
         content_type: str | None,
         now: float,
+        notify_on_refresh: bool = True,
     ) -> int:
         """Accept a subscription: 200 (202 when ``pending``), then the first NOTIFY.
 
@@ -839,6 +853,8 @@ class Subscriptions:
         ``max_subscription_expires``); §4.2.1.2: a NOTIFY follows at once, carrying
         ``body`` (the package's current state) and ``active``/``pending``. A SUBSCRIBE
         with ``Expires: 0`` (a fetch) gets that NOTIFY as ``terminated;reason=timeout``.
+        ``notify_on_refresh`` False leaves the NOTIFY that follows each refresh to the TU
+        (it is told by ``ServedSubscriptionRefreshed``).
 
         Returns:
             The granted duration, seconds.
@@ -857,21 +873,22 @@ class Subscriptions:
         if 0 < granted < self._config.min_subscription_expires <= served.asked:
             granted = self._config.min_subscription_expires
         served.request = None
+        served.notify_on_refresh = notify_on_refresh
         did = served.dialog_id
+        headers = [("Expires", str(granted)), self._contact(request)]
         if served.owns_dialog:
             # RFC 6665 §4.2.1.1: the 2xx creates the dialog (our To tag, their Contact).
             dialog = Dialog.from_uas(request, did.local_tag, dialog_id=did)
             dialog.move(Trigger.SUCCESS)
             self._store.add(dialog)
+            if "Record-Route" in request.headers:
+                # RFC 3261 §12.1.1: a dialog-creating response copies Record-Route.
+                headers.extend(
+                    ("Record-Route", rr) for rr in request.headers.get_all("Record-Route")
+                )
         self._attach(served, did)
         status = 202 if pending else 200
-        self._reply(
-            request,
-            server,
-            status,
-            to_tag=did.local_tag,
-            headers=[("Expires", str(granted)), self._contact()],
-        )
+        self._reply(request, server, status, to_tag=did.local_tag, headers=headers)
         served.state = "pending" if pending else "active"
         served.body, served.content_type = body, content_type
         if granted == 0:

@@ -39,6 +39,7 @@ from rvoip_dialog_core import (
     RequestReceived,
     ResponseForRequest,
     ServedSubscriptionEnded,
+    ServedSubscriptionRefreshed,
     SubscribeReceived,
     SubscriptionAccepted,
     SubscriptionEnded,
@@ -469,6 +470,7 @@ class CallLayer:
                 | SubscriptionEnded()
                 | SubscribeReceived()
                 | ServedSubscriptionEnded()
+                | ServedSubscriptionRefreshed()
             ):
                 if self.subscriptions is not None:
                     self.subscriptions.handle(event)

@@ -132,7 +132,12 @@ class SipEndpoint(Protocol):
         """End a subscription of ours (Expires 0)."""
 
     def accept_subscription(
-        self, ref: int, *, body: bytes = b"", content_type: str | None = None
+        self,
+        ref: int,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        notify_on_refresh: bool = True,
     ) -> int:
         """Accept a served subscription: 200 and the first NOTIFY; returns the expires."""
         ...

@@ -27,6 +27,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from rvoip_dialog_core import (
     DialogUsageError,
     ServedSubscriptionEnded,
+    ServedSubscriptionRefreshed,
     SubscribeReceived,
     SubscriptionAccepted,
     SubscriptionEnded,
@@ -59,6 +60,7 @@ SubscriptionEvent = (
     | SubscriptionEnded
     | SubscribeReceived
     | ServedSubscriptionEnded
+    | ServedSubscriptionRefreshed
 )
 """The dialog events this module handles."""
 
@@ -384,24 +386,28 @@ class EventSubscriptions:
     # --- serving ---------------------------------------------------------------------------
 
     def _push(self, provider: EventProvider, resource: str | None) -> None:
-        endpoint = self._endpoint
-        if endpoint is None:
+        if self._endpoint is None:
             return
         for served in list(self._served.values()):
             sub = served.subscriber
-            if served.provider is not provider or resource not in (None, sub.resource):
-                continue
-            served.version += 1
-            try:
-                document = provider.document(sub.resource, served.version)
-                if document is None:
-                    endpoint.terminate_subscription(sub.ref, "noresource")
-                else:
-                    endpoint.notify_subscriber(sub.ref, document, provider.content_type)
-            except DialogUsageError:
-                self._forget(served, "gone")
-            except Exception:
-                log.exception("event package %s failed for %s", sub.package, sub.resource)
+            if served.provider is provider and resource in (None, sub.resource):
+                self._notify(served)
+
+    def _notify(self, served: _Served) -> None:
+        """Send ``served`` the provider's current document (a new version)."""
+        endpoint = self._require()
+        sub, provider = served.subscriber, served.provider
+        served.version += 1
+        try:
+            document = provider.document(sub.resource, served.version)
+            if document is None:
+                endpoint.terminate_subscription(sub.ref, "noresource")
+            else:
+                endpoint.notify_subscriber(sub.ref, document, provider.content_type)
+        except DialogUsageError:
+            self._forget(served, "gone")
+        except Exception:
+            log.exception("event package %s failed for %s", sub.package, sub.resource)
 
     def _subscribe_received(self, event: SubscribeReceived) -> None:
         endpoint = self._require()
@@ -428,7 +434,14 @@ class EventSubscriptions:
             return
         served = _Served(subscriber, provider)
         self._served[event.ref] = served
-        endpoint.accept_subscription(event.ref, body=document, content_type=provider.content_type)
+        # Each refresh gets a NOTIFY with a fresh document from us (not the layer's copy of
+        # the last one): a versioned package (RFC 4235 §4.1) counts every NOTIFY.
+        endpoint.accept_subscription(
+            event.ref,
+            body=document,
+            content_type=provider.content_type,
+            notify_on_refresh=False,
+        )
         if self._served.get(event.ref) is served:  # a fetch (Expires 0) ended at once
             with _logged(subscriber):
                 provider.subscriber_added(subscriber)
@@ -468,6 +481,11 @@ class EventSubscriptions:
             case SubscribeReceived():
                 if self._endpoint is not None:
                     self._subscribe_received(event)
+            case ServedSubscriptionRefreshed(ref=ref):
+                served = self._served.get(ref)
+                if served is not None and self._endpoint is not None:
+                    # RFC 6665 §4.2.1.2: a refresh is followed by a NOTIFY.
+                    self._notify(served)
             case ServedSubscriptionEnded(ref=ref, reason=reason):
                 served = self._served.get(ref)
                 if served is not None:

@@ -451,10 +451,19 @@ class _VirtualEndpoint:
         self._after()
 
     def accept_subscription(
-        self, ref: int, *, body: bytes = b"", content_type: str | None = None
+        self,
+        ref: int,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        notify_on_refresh: bool = True,
     ) -> int:
         granted = self.agent.dialog.accept_subscription(
-            ref, body=body, content_type=content_type, now=self._now()
+            ref,
+            body=body,
+            content_type=content_type,
+            notify_on_refresh=notify_on_refresh,
+            now=self._now(),
         )
         self._after()
         return granted
