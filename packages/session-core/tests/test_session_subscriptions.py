@@ -14,6 +14,7 @@ from rvoip_session_core import (
     CallDecision,
     CallHandler,
     CallSession,
+    ConfigurationError,
     Decision,
     EventProvider,
     IncomingCall,
@@ -219,3 +220,27 @@ async def test_dialog_package_versions_grow_with_every_notify(net: VirtualCalls)
     assert len(versions) >= 6
     assert versions == list(range(len(versions)))
     await sub.unsubscribe()
+
+
+async def test_subscription_limits(net: VirtualCalls) -> None:
+    """with_subscription_limits reaches the dialog layer: 503 past the count, 423 below
+    the minimum (the subscriber asks again with Min-Expires), durations cut to the max."""
+    builder = (
+        net.builder("vm")
+        .with_event_package("message-summary", Mailbox())
+        .with_subscription_limits(max_subscriptions=1, min_expires=300, max_expires=600)
+    )
+    vm = await net.add("vm", builder=builder)
+    alice = await net.add("alice")
+    first = await alice.subscribe(net.uri(vm, "alice"), "message-summary", expires=120)
+    assert await first.wait_state("active", timeout=10) == "active"
+    assert first.expires == 300  # asked again with the notifier's Min-Expires
+    second = await alice.subscribe(net.uri(vm, "alice"), "message-summary", expires=3600)
+    assert await second.wait_state("active", timeout=10) == "terminated"
+    assert second.end_status == 503
+    await first.unsubscribe()
+    third = await alice.subscribe(net.uri(vm, "alice"), "message-summary", expires=3600)
+    assert await third.wait_state("active", timeout=10) == "active"
+    assert third.expires == 600
+    with pytest.raises(ConfigurationError):
+        net.builder("x").with_subscription_limits(min_expires=10, max_expires=5)

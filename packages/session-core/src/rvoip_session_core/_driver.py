@@ -331,6 +331,9 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         credentials=cfg.credentials,
         outbound_proxy=cfg.outbound_proxy,
         event_packages=tuple(name for name, _ in cfg.event_providers),
+        max_subscriptions=cfg.max_subscriptions,
+        min_subscription_expires=cfg.min_subscription_expires,
+        max_subscription_expires=cfg.max_subscription_expires,
     )
 
 

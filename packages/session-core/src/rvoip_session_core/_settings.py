@@ -151,6 +151,11 @@ class SessionConfig:
         event_providers: the event packages served (RFC 6665), ``(name, provider)`` with
             an ``EventProvider`` each (``with_event_package``); their names reach the dialog
             layer's ``event_packages`` (any other package is answered 489).
+        max_subscriptions: subscriptions served at once (beyond: 503 with Retry-After),
+            and separately our own (beyond: ``subscribe`` raises). Default 1,000.
+        min_subscription_expires: a SUBSCRIBE asking for less (not 0) is answered 423
+            with this Min-Expires (RFC 6665 §4.2.1.1). Default 60 s.
+        max_subscription_expires: the longest duration granted. Default 86,400 s.
     """
 
     bind_host: str = "127.0.0.1"
@@ -190,6 +195,9 @@ class SessionConfig:
     registrations: tuple[Account, ...] = ()
     registration_settings: RegistrationSettings | None = None
     event_providers: tuple[tuple[str, Any], ...] = attrs.field(default=(), eq=False)
+    max_subscriptions: int = 1000
+    min_subscription_expires: int = 60
+    max_subscription_expires: int = 86400
 
     @property
     def advertised_host(self) -> str:
