@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
+    Credentials,
     DialogConfig,
     DialogLayer,
     DialogTerminated,
@@ -26,11 +27,13 @@ from rvoip_dialog_core import (
 )
 from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
 from rvoip_sip_core import (
+    DigestServer,
     Event,
     Request,
     Response,
     SubscriptionState,
     make_request,
+    make_response,
     parse_uri,
 )
 
@@ -530,3 +533,31 @@ def test_event_header_round_trip_and_matching(package: str, event_id: str | None
     assert parsed.package == package
     assert parsed.id == event_id
     assert Event.parse(str(parsed)) == parsed
+
+
+def test_challenged_subscribe_is_retried_with_credentials() -> None:
+    """A 401 to our SUBSCRIBE is answered with credentials by the client (RFC 3261 §22);
+    the subscription waits for the retried request's answer instead of ending."""
+    config = DialogConfig(
+        contact="sip:alice@127.0.0.1:5060",
+        via_host="127.0.0.1",
+        via_port=5060,
+        credentials=(Credentials("alice", "s3cret", "example.com"),),
+    )
+    layer = DialogLayer(config, rng=random.Random(5))
+    ref = layer.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=0.0)
+    (first,) = [a.request for a in layer.take_actions() if isinstance(a, SendRequest)]
+    server = DigestServer("example.com", rng=random.Random(1))
+    challenge = [("WWW-Authenticate", str(c)) for c in server.challenge(0.0)]
+    layer.on_response(make_response(first, 401, to_tag="srv", headers=challenge), 0.1)
+    (retried,) = [a.request for a in layer.take_actions() if isinstance(a, SendRequest)]
+    assert retried.headers.get("Authorization") is not None
+    assert retried.cseq.seq == first.cseq.seq + 1
+    assert layer.take_events() == []  # not ended: the retry is under way
+    ok = make_response(retried, 200, to_tag="srv", headers=[("Expires", "600")])
+    ok = ok.with_header("Contact", "<sip:bob@127.0.0.1:5070>")
+    layer.on_response(ok, 0.2)
+    (accepted,) = layer.take_events()
+    assert isinstance(accepted, SubscriptionAccepted)
+    assert (accepted.ref, accepted.expires) == (ref, 600)
+    assert layer.dialog(accepted.dialog_id) is not None
