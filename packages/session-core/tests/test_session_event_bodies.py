@@ -18,7 +18,7 @@ from rvoip_session_core import (
     parse_dialog_info,
     parse_message_summary,
 )
-from rvoip_session_core._event_bodies import DIALOG_STATES
+from rvoip_session_core._event_bodies import DIALOG_STATES, MAX_DIALOGS, apply_dialog_info
 
 _text = (
     st.text(
@@ -193,3 +193,34 @@ def test_rfc4235_example_parses() -> None:
 def test_blf_state(states: tuple[str, ...], lamp: str) -> None:
     info = DialogInfo("sip:x@y", 0, "full", tuple(DialogInfoEntry(s, s) for s in states))
     assert blf_state(info) == lamp
+
+
+def test_partial_documents_update_the_known_dialogs() -> None:
+    """RFC 4235 §4.1: a partial document changes only the dialogs it names; a full one
+    replaces everything; terminated dialogs go."""
+    first = DialogInfo(
+        "sip:bob@x",
+        0,
+        "full",
+        (DialogInfoEntry("a", "confirmed"), DialogInfoEntry("b", "early")),
+    )
+    known = apply_dialog_info({}, first)
+    assert sorted(known) == ["a", "b"]
+    update = DialogInfo("sip:bob@x", 1, "partial", (DialogInfoEntry("a", "terminated"),))
+    known = apply_dialog_info(known, update)
+    assert list(known) == ["b"]
+    lamp = blf_state(DialogInfo("sip:bob@x", 1, "partial", tuple(known.values())))
+    assert lamp == "ringing"
+    known = apply_dialog_info(known, DialogInfo("sip:bob@x", 2, "full", ()))
+    assert known == {}
+
+
+def test_partial_documents_are_bounded() -> None:
+    known: dict[str, DialogInfoEntry] = {}
+    for n in range(400):
+        known = apply_dialog_info(
+            known, DialogInfo("sip:x@y", n, "partial", (DialogInfoEntry(str(n), "early"),))
+        )
+    assert len(known) == MAX_DIALOGS
+    assert "399" in known
+    assert "0" not in known

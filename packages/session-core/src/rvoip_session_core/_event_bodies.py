@@ -27,6 +27,7 @@ __all__ = [
     "EventBodyError",
     "MessageCounts",
     "MessageSummary",
+    "apply_dialog_info",
     "blf_state",
     "build_dialog_info",
     "build_message_summary",
@@ -219,6 +220,25 @@ def parse_dialog_info(data: bytes, *, max_size: int = MAX_BODY_SIZE) -> DialogIn
             )
         )
     return DialogInfo(root.get("entity", ""), int(version_text), doc_state, tuple(entries))
+
+
+def apply_dialog_info(
+    known: dict[str, DialogInfoEntry], info: DialogInfo
+) -> dict[str, DialogInfoEntry]:
+    """The live dialogs after ``info``, given those ``known`` before it (RFC 4235 §4.1).
+
+    A ``full`` document replaces what was known; a ``partial`` one updates the dialogs it
+    names. Terminated dialogs are dropped; at most ``MAX_DIALOGS`` are kept (the oldest
+    go first), so a stream of partial documents cannot grow without bound.
+    """
+    dialogs = {} if info.state == "full" else dict(known)
+    for entry in info.dialogs:
+        dialogs.pop(entry.id, None)
+        if entry.state != "terminated":
+            dialogs[entry.id] = entry
+    while len(dialogs) > MAX_DIALOGS:
+        del dialogs[next(iter(dialogs))]
+    return dialogs
 
 
 def blf_state(info: DialogInfo) -> str:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+import attrs
+
 from rvoip_session_core._call import Call
 from rvoip_session_core._event_bodies import (
     DIALOG_INFO_TYPE,
@@ -22,6 +24,7 @@ from rvoip_session_core._event_bodies import (
     DialogInfoEntry,
     EventBodyError,
     MessageSummary,
+    apply_dialog_info,
     blf_state,
     build_dialog_info,
     parse_dialog_info,
@@ -118,8 +121,10 @@ class BusyLamp:
     """A busy-lamp field: a ``dialog`` subscription to one user, as busy/ringing/idle.
 
     ``async for lamp in busy_lamp`` yields the lamp state each time a NOTIFY changes it
-    (the first NOTIFY always), and ends with the subscription. Documents that do not
-    parse (or are not dialog-info) are skipped and counted in ``bad_documents``.
+    (the first NOTIFY always), and ends with the subscription. Full and partial
+    documents are both understood (RFC 4235 §4.1: a partial one updates the dialogs it
+    names). Documents that do not parse (or are not dialog-info) are skipped and counted
+    in ``bad_documents``.
     """
 
     def __init__(self, subscription: Subscription) -> None:
@@ -128,6 +133,8 @@ class BusyLamp:
         self.state: str | None = None
         """The lamp now: ``busy``, ``ringing``, ``idle`` (None before the first NOTIFY)."""
         self.bad_documents = 0
+        self.dialogs: dict[str, DialogInfoEntry] = {}
+        """The watched user's live dialogs by id, as the documents told."""
         self._version = -1
 
     def __aiter__(self) -> BusyLamp:
@@ -148,7 +155,8 @@ class BusyLamp:
                 # subscription starts over at 0).
                 continue
             self._version = info.version
-            state = blf_state(info)
+            self.dialogs = apply_dialog_info(self.dialogs, info)
+            state = blf_state(attrs.evolve(info, dialogs=tuple(self.dialogs.values())))
             if state != self.state:
                 self.state = state
                 return state
