@@ -561,3 +561,80 @@ def test_challenged_subscribe_is_retried_with_credentials() -> None:
     assert isinstance(accepted, SubscriptionAccepted)
     assert (accepted.ref, accepted.expires) == (ref, 600)
     assert layer.dialog(accepted.dialog_id) is not None
+
+
+_header_text = st.text(
+    st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=0, max_size=40
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    event=_header_text,
+    state=_header_text,
+    expires=_header_text,
+    method=st.sampled_from(["NOTIFY", "SUBSCRIBE"]),
+    in_dialog=st.booleans(),
+)
+def test_hostile_subscribe_and_notify_headers_never_break_the_layer(
+    event: str, state: str, expires: str, method: str, in_dialog: bool
+) -> None:
+    """Whatever Event, Subscription-State and Expires a peer sends, in or out of a live
+    subscription dialog, the layer answers with a final status and nothing escapes."""
+    net, alice, bob = pair()
+    ref, _served = subscribed(net, alice, bob)
+    sub = alice.dialog.subscription(ref)
+    assert sub is not None
+    assert sub.dialog_id is not None
+    did = sub.dialog_id
+    headers = [("Event", event), ("Subscription-State", state), ("Expires", expires)]
+    headers = [(n, v) for n, v in headers if v.strip()]
+    to_tag = f";tag={did.local_tag}" if in_dialog else ""
+    request = make_request(
+        method,
+        parse_uri("sip:alice@127.0.0.1:5060"),
+        from_=f"<sip:bob@127.0.0.1:5070>;tag={did.remote_tag}",
+        to=f"<sip:alice@127.0.0.1>{to_tag}",
+        call_id=did.call_id,
+        cseq=10**6,
+        via="SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKhostile",
+        contact="<sip:bob@127.0.0.1:5070>",
+        headers=headers,
+    )
+    layer = alice.dialog
+    layer.take_actions()
+    layer.on_request(request, "hostile", net.now)
+    answers = [a.response.status for a in layer.take_actions() if isinstance(a, SendResponse)]
+    assert len(answers) == 1
+    assert answers[0] >= 200
+    assert layer.stats["request_errors"] == 0
+
+
+def test_notify_for_another_event_in_a_subscription_dialog() -> None:
+    """In a dialog that only carries our subscriptions, a NOTIFY of an event we did not
+    subscribe to is 481 (RFC 6665 §4.1.3) and one without a usable Event 489 (§8.2.1);
+    neither reaches REFER's handling."""
+    net, alice, bob = pair()
+    ref, _served = subscribed(net, alice, bob)
+    sub = alice.dialog.subscription(ref)
+    assert sub is not None
+    assert sub.dialog_id is not None
+    did = sub.dialog_id
+    statuses_seen = []
+    for seq, event in ((10, "presence"), (11, "bad event;;")):
+        request = make_request(
+            "NOTIFY",
+            parse_uri("sip:alice@127.0.0.1:5060"),
+            from_=f"<sip:bob@127.0.0.1:5070>;tag={did.remote_tag}",
+            to=f"<sip:alice@127.0.0.1>;tag={did.local_tag}",
+            call_id=did.call_id,
+            cseq=10**6 + seq,
+            via=f"SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKother{seq}",
+            headers=[("Event", event), ("Subscription-State", "active;expires=60")],
+        )
+        alice.dialog.take_actions()
+        alice.dialog.on_request(request, f"s{seq}", net.now)
+        (answer,) = [a for a in alice.dialog.take_actions() if isinstance(a, SendResponse)]
+        statuses_seen.append(answer.response.status)
+    assert statuses_seen == [481, 489]
+    assert not [e for e in alice.dialog.take_events() if type(e).__name__ == "NotifyReceived"]

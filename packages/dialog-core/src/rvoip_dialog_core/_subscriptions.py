@@ -548,6 +548,15 @@ class Subscriptions:
             elif self._store.get(did) is None:
                 sub = self._early_match(request, key)
         if sub is None:
+            if candidates:
+                # A dialog of our subscriptions, but no subscription of this event/id:
+                # RFC 6665 §8.2.1 (no usable Event: 489), §4.1.3 (else 481).
+                if event is None:
+                    self._reply(request, server, 489, "Bad Event")
+                else:
+                    self._stats["notify_unmatched"] += 1
+                    self._reply(request, server, 481, "Subscription Does Not Exist")
+                return True
             if self._store.get(did) is not None:
                 return False  # another usage of a live dialog (REFER): not ours
             # RFC 6665 §4.1.3: a NOTIFY matching no subscription: 481.
