@@ -638,3 +638,24 @@ def test_notify_for_another_event_in_a_subscription_dialog() -> None:
         statuses_seen.append(answer.response.status)
     assert statuses_seen == [481, 489]
     assert not [e for e in alice.dialog.take_events() if type(e).__name__ == "NotifyReceived"]
+
+
+def test_no_notify_after_the_2xx_ends_the_subscription() -> None:
+    """RFC 6665 §4.1.2.4: a 2xx with no NOTIFY within 64*T1 means the subscription failed
+    (every NOTIFY of the notifier is lost here)."""
+
+    def drop(record: WireRecord) -> bool:
+        msg = record.message
+        return isinstance(msg, Request) and msg.method == "NOTIFY"
+
+    net, alice, bob = pair(drop)
+    ref = alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.pump()
+    bob.dialog.accept_subscription(received(bob).ref, body=DOC, content_type=CTYPE)
+    net.pump()
+    assert alice.of_type(SubscriptionAccepted)
+    net.advance(31)
+    assert not ended(alice)
+    net.advance(2)
+    assert [(e.ref, e.reason) for e in ended(alice)] == [(ref, "timeout")]
+    assert len(alice.dialog) == 0

@@ -353,8 +353,9 @@ class Subscriptions:
             sub.give_up_at = None
             if sub.unsubscribing:
                 self._end_ours(sub, "unsubscribed")
-            elif sub.dialog_id is None and sub.request_ref is None:
-                # A 2xx without NOTIFY and its dialog were lost: nothing more will come.
+            elif sub.state == "init" and sub.request_ref is None:
+                # RFC 6665 §4.1.2.4: no NOTIFY within 64*T1 of the 2xx: the subscription
+                # failed (the notifier cannot reach us, or the exchange was lost).
                 self._end_ours(sub, "timeout")
             if self._ours.get(sub.ref) is not sub:
                 return
@@ -476,6 +477,8 @@ class Subscriptions:
             return
         if sub.dialog_id is not None:
             self._out.emit(SubscriptionAccepted(sub.ref, sub.dialog_id, granted))
+        # RFC 6665 §4.1.2.4: the NOTIFY must follow the 2xx within 64*T1.
+        sub.give_up_at = now + 64 * self._config.t1 if sub.state == "init" else None
         self._granted(sub, granted, now)
 
     def _unsubscribe_now(self, sub: Subscription, now: float) -> None:
@@ -488,7 +491,6 @@ class Subscriptions:
 
     def _granted(self, sub: Subscription, granted: int, now: float) -> None:
         sub.granted = granted
-        sub.give_up_at = None
         sub.expires_at = now + granted
         # Refresh ahead of the expiry: half way for short ones, a minute before otherwise
         # (RFC 6665 §4.1.2.2 leaves the margin to the subscriber).
@@ -654,6 +656,8 @@ class Subscriptions:
                 # (a notifier that accepts and deactivates at once keeps it growing).
                 sub.resubscribes = 0
             sub.state = state.state
+            if not sub.unsubscribing:
+                sub.give_up_at = None  # the NOTIFY came (RFC 6665 §4.1.2.4)
             granted = state.expires
             if granted is not None and (
                 sub.granted is None or sub.expires_at is None or now + granted < sub.expires_at
