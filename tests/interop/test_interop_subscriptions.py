@@ -5,6 +5,9 @@
   summary, the NOTIFY after its refresh, and the terminated NOTIFY after its unsubscribe.
 - ``uas_notifier.xml``: SIPp is a voicemail server; ``watch_message_waiting`` subscribes,
   reads two summaries and sees the subscription end with ``noresource``.
+- ``uac_subscribe_dialog.xml``: SIPp is a busy-lamp field on a coordinator serving the
+  dialog package (RFC 4235) while a second coordinator calls it: every NOTIFY is a full
+  dialog-info document, the call's dialog goes confirmed then terminated.
 """
 
 from __future__ import annotations
@@ -17,13 +20,16 @@ from interop_sipp import HOST, Sipp, free_udp_port
 
 from rvoip_session_core import (
     MESSAGE_SUMMARY_TYPE,
+    AutoAnswerHandler,
     EventProvider,
     MessageCounts,
     MessageSummary,
     SessionManagerBuilder,
     Subscriber,
     build_message_summary,
+    parse_dialog_info,
 )
+from rvoip_sip_core import Request, parse_message
 
 pytestmark = [pytest.mark.anyio, pytest.mark.interop]
 
@@ -101,3 +107,50 @@ async def test_our_subscriber_against_a_sipp_voicemail(
         assert result.returncode == 0, result.report()
         assert (result.successful, result.failed) == (1, 0), result.report()
         assert alice.subscription_counts()["subscriptions"] == 0
+
+
+async def test_sipp_busy_lamp_follows_a_call_to_our_dialog_package(
+    sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    bob_builder = builder(AutoAnswerHandler(), "bob").with_dialog_event_package()
+    async with (
+        await bob_builder.build() as bob,
+        await builder(user="carol").build() as carol,
+    ):
+        sent: list[Request] = []
+
+        def tap(direction: str, data: bytes, target: tuple[str, int]) -> None:
+            message = parse_message(data)
+            if isinstance(message, Request) and message.method == "NOTIFY":
+                sent.append(message)
+
+        bob.message_tap = tap
+        process, name = await sipp.start(
+            "uac_subscribe_dialog.xml",
+            local_port=free_udp_port(),
+            remote=bob.local_sip_address,
+            calls=1,
+            timeout=20,
+            extra=["-s", "bob"],
+        )
+        with anyio.fail_after(10):
+            while not bob.subscription_counts()["served_subscriptions"]:
+                await anyio.sleep(0.05)
+        host, port = bob.local_sip_address
+        call = await carol.create_outgoing_call(carol.local_uri, f"sip:bob@{host}:{port}")
+        await carol.wait_for_answer(call.id)
+        await anyio.sleep(0.2)
+        await carol.terminate_session(call.id)
+        result = await sipp.finish(process, name, 20)
+        assert result.returncode == 0, result.report()
+        assert (result.successful, result.failed) == (1, 0), result.report()
+        documents = [parse_dialog_info(m.body) for m in sent if m.body]
+        versions = [d.version for d in documents]
+        assert versions == sorted(set(versions))  # RFC 4235 §4.1: one new version per NOTIFY
+        states = [e.state for d in documents for e in d.dialogs]
+        assert "confirmed" in states
+        assert states[-1] == "terminated"
+        assert documents[0].dialogs == ()  # idle when SIPp subscribed
+        with anyio.fail_after(5):
+            while bob.subscription_counts()["served_subscriptions"]:
+                await anyio.sleep(0.05)

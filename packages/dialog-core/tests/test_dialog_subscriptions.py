@@ -659,3 +659,19 @@ def test_no_notify_after_the_2xx_ends_the_subscription() -> None:
     net.advance(2)
     assert [(e.ref, e.reason) for e in ended(alice)] == [(ref, "timeout")]
     assert len(alice.dialog) == 0
+
+
+def test_final_notify_without_document_when_the_tu_versions_them() -> None:
+    """With notify_on_refresh=False the unsubscribe's final NOTIFY carries only the state:
+    re-sending the last document would repeat its version (RFC 4235 §4.1)."""
+    net, alice, bob = pair()
+    ref = alice.dialog.subscribe(BOB, from_="sip:alice@127.0.0.1", event="dialog", now=net.now)
+    net.pump()
+    bob.dialog.accept_subscription(
+        received(bob).ref, body=DOC, content_type=CTYPE, notify_on_refresh=False, now=net.now
+    )
+    net.pump()
+    alice.dialog.unsubscribe(ref, now=net.now)
+    net.pump()
+    last = notified(alice)[-1]
+    assert (last.state, last.body, last.content_type) == ("terminated", b"", None)

@@ -244,3 +244,25 @@ async def test_subscription_limits(net: VirtualCalls) -> None:
     assert third.expires == 600
     with pytest.raises(ConfigurationError):
         net.builder("x").with_subscription_limits(min_expires=10, max_expires=5)
+
+
+async def test_an_ended_call_is_reported_terminated_once(net: VirtualCalls) -> None:
+    """A call goes Terminating then Terminated: one ``terminated`` document, not two."""
+    bob = await net.add("bob", builder=net.builder("bob").with_dialog_event_package())
+    alice = await net.add("alice")
+    carol = await net.add("carol")
+    sub = await alice.subscribe(net.uri(bob, "bob"), "dialog")
+    assert await sub.wait_state("active", timeout=10) == "active"
+    call = await carol.create_outgoing_call(carol.local_uri, net.uri(bob, "bob"))
+    await carol.wait_for_answer(call.id)
+    await carol.terminate_session(call.id)
+    await anyio.sleep(5)
+    documents = [
+        parse_dialog_info(m.body)
+        for m in net.sip.messages(method="NOTIFY")
+        if m.headers.get("Event") == "dialog"
+    ]
+    terminated = [d for d in documents if any(e.state == "terminated" for e in d.dialogs)]
+    assert len(terminated) == 1
+    assert terminated[0] is documents[-1]
+    await sub.unsubscribe()

@@ -415,7 +415,8 @@ class DialogLayer:
         The granted duration is at most the one asked for and ``max_subscription_expires``
         (``expires``: shorter still); the NOTIFY (RFC 6665 §4.2.1.2) carries ``body``.
         Each refresh is answered with a NOTIFY of the last body, or, with
-        ``notify_on_refresh=False``, left to the TU (:class:`ServedSubscriptionRefreshed`).
+        ``notify_on_refresh=False``, left to the TU (:class:`ServedSubscriptionRefreshed`);
+        then the layer's final NOTIFYs (unsubscribe, expiry) carry no document either.
 
         Returns:
             The granted duration, seconds.

@@ -144,7 +144,8 @@ class ServedSubscription:
         answer_by: When an unanswered SUBSCRIBE is given up.
         notify_on_refresh: The layer answers a refresh with a NOTIFY of the last body;
             False: the TU sends it (``ServedSubscriptionRefreshed``), e.g. to bump a
-            document version (RFC 4235 §4.1: each NOTIFY gets a new version).
+            document version (RFC 4235 §4.1: each NOTIFY gets a new version), and the
+            layer's final NOTIFYs (unsubscribe, expiry) carry no document.
     """
 
     ref: int
@@ -982,7 +983,7 @@ class Subscriptions:
         served = self._live(ref)
         if body:
             served.body, served.content_type = body, content_type
-        sent = self._final_notify(served, reason, retry_after)
+        sent = self._final_notify(served, reason, retry_after, given=bool(body))
         self._end_served(served, "terminated")
         return sent
 
@@ -1003,15 +1004,25 @@ class Subscriptions:
         return self._notify_with(served, f"{served.state};expires={left}")
 
     def _final_notify(
-        self, served: ServedSubscription, reason: str, retry_after: int | None
+        self,
+        served: ServedSubscription,
+        reason: str,
+        retry_after: int | None,
+        *,
+        given: bool = False,
     ) -> int:
         state = f"terminated;reason={reason}"
         if retry_after is not None:
             state += f";retry-after={retry_after}"
         served.state = "terminated"
-        return self._notify_with(served, state)
+        # The last document goes again only while the layer re-sends documents itself;
+        # when the TU versions them (notify_on_refresh False) a repeat would break the
+        # version order (RFC 4235 §4.1), so the final NOTIFY carries only the state.
+        return self._notify_with(served, state, with_body=given or served.notify_on_refresh)
 
-    def _notify_with(self, served: ServedSubscription, state: str) -> int:
+    def _notify_with(
+        self, served: ServedSubscription, state: str, *, with_body: bool = True
+    ) -> int:
         dialog = self._store.get(served.dialog_id)
         if dialog is None:
             raise DialogUsageError(f"the dialog of subscription {served.ref} ended")
@@ -1023,8 +1034,8 @@ class Subscriptions:
             self._config,
             self._rng,
             headers=headers,
-            body=served.body,
-            content_type=served.content_type if served.body else None,
+            body=served.body if with_body else b"",
+            content_type=served.content_type if served.body and with_body else None,
         )
         ref = self._hooks.new_ref()
         self._requests[ref] = served

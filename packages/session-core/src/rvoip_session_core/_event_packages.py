@@ -85,6 +85,10 @@ class DialogEventPackage(EventProvider):
         call = self._find(sid)
         if call is None:
             return
+        if _DIALOG_STATE[state] == "terminated" and sid not in self._calls:
+            # Reported once (Terminating, then Terminated/Failed/Cancelled: one report), or
+            # never seen alive: nothing for a subscriber to learn.
+            return
         outgoing = call.direction == CallDirection.Outgoing
         local, remote = (call.from_, call.to) if outgoing else (call.to, call.from_)
         did = call.dialog_id
