@@ -266,3 +266,21 @@ async def test_an_ended_call_is_reported_terminated_once(net: VirtualCalls) -> N
     assert len(terminated) == 1
     assert terminated[0] is documents[-1]
     await sub.unsubscribe()
+
+
+async def test_a_slow_reader_keeps_only_the_newest_notifications(net: VirtualCalls) -> None:
+    """The per-subscription buffer is bounded: a reader that is behind loses the oldest."""
+    mailbox = Mailbox()
+    vm = await net.add(
+        "vm", builder=net.builder("vm").with_event_package("message-summary", mailbox)
+    )
+    alice = await net.add("alice")
+    sub = await alice.subscribe(net.uri(vm, "alice"), "message-summary", buffer=3)
+    assert await sub.wait_state("active", timeout=10) == "active"
+    for _ in range(6):
+        mailbox.deposit("alice")
+        await anyio.sleep(1)
+    assert sub.dropped == 4  # 7 NOTIFYs, 3 kept
+    kept = [await sub.next(timeout=1) for _ in range(3)]
+    assert [n.body.count(b"Voice-Message: 6/3") for n in kept] == [0, 0, 1]
+    await sub.unsubscribe()

@@ -82,7 +82,11 @@ from rvoip_session_core._registration import Registrations
 from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
-from rvoip_session_core._subscriptions import EventSubscriptions, Subscription
+from rvoip_session_core._subscriptions import (
+    SUBSCRIPTION_BUFFER,
+    EventSubscriptions,
+    Subscription,
+)
 from rvoip_session_core._transfer import TransferService
 from rvoip_session_core._types import (
     Accept,
@@ -565,19 +569,22 @@ class SessionCoordinator:
         accept: Iterable[str] = (),
         *,
         from_: str | None = None,
+        buffer: int = SUBSCRIPTION_BUFFER,
     ) -> Subscription:
         """Subscribe to ``event`` (``dialog``, ``message-summary`` …) at ``uri``.
 
         RFC 6665: SUBSCRIBE, refreshed before it expires, subscribed again when the
         notifier asks for it. The returned :class:`Subscription` has the ``state``, yields
         each NOTIFY as a ``Notification`` (``async for``) and ends with
-        ``unsubscribe()``. ``accept``: body types we take (the ``Accept`` header).
+        ``unsubscribe()``. ``accept``: body types we take (the ``Accept`` header);
+        ``buffer``: notifications kept for a reader that is behind (default 100; the
+        oldest go first, counted in ``dropped``).
 
         Raises:
             InvalidState: not running, a malformed event, or too many subscriptions.
         """
         return self._subscriptions.subscribe(
-            uri, event, expires=expires, accept=accept, from_=from_
+            uri, event, expires=expires, accept=accept, from_=from_, buffer=buffer
         )
 
     async def watch_busy_lamp(self, uri: str, expires: int = 600) -> BusyLamp:

@@ -362,8 +362,11 @@ class EventSubscriptions:
         expires: int = 3600,
         accept: Iterable[str] = (),
         from_: str | None = None,
+        buffer: int = SUBSCRIPTION_BUFFER,
     ) -> Subscription:
         """Subscribe to ``event`` at ``uri``; returns the handle at once (see the module).
+
+        ``buffer``: notifications kept for a reader that is behind (the oldest go first).
 
         Raises:
             InvalidState: the coordinator is not running, or the dialog layer refused
@@ -376,7 +379,7 @@ class EventSubscriptions:
             )
         except DialogUsageError as exc:
             raise InvalidState(str(exc)) from None
-        sub = Subscription(ref, uri, event, self._unsubscribe)
+        sub = Subscription(ref, uri, event, self._unsubscribe, buffer)
         self._ours[ref] = sub
         return sub
 
