@@ -27,7 +27,7 @@ from rvoip_session_core import (
     build_message_summary,
     parse_dialog_info,
 )
-from rvoip_session_core.testing import VirtualCalls, virtual_time_backend
+from rvoip_session_core.testing import VirtualCalls, released, virtual_time_backend
 
 pytestmark = pytest.mark.anyio
 
@@ -256,6 +256,10 @@ async def test_an_ended_call_is_reported_terminated_once(net: VirtualCalls) -> N
     call = await carol.create_outgoing_call(carol.local_uri, net.uri(bob, "bob"))
     await carol.wait_for_answer(call.id)
     await carol.terminate_session(call.id)
+    # Bob's side ended cleanly too: nothing left (finish() ran past the state change).
+    with anyio.fail_after(10):
+        while not released(bob):
+            await anyio.sleep(0.1)
     await anyio.sleep(5)
     documents = [
         parse_dialog_info(m.body)
@@ -284,3 +288,26 @@ async def test_a_slow_reader_keeps_only_the_newest_notifications(net: VirtualCal
     kept = [await sub.next(timeout=1) for _ in range(3)]
     assert [n.body.count(b"Voice-Message: 6/3") for n in kept] == [0, 0, 1]
     await sub.unsubscribe()
+
+
+async def test_a_failing_dialog_package_does_not_break_calls(net: VirtualCalls) -> None:
+    """The call layer's state watcher is guarded: calls go on when the package fails.
+
+    Unguarded, an exception from the dialog package's watcher escaped ``finish()`` half
+    way (after the state change, before media and registry clean-up): the ended call
+    leaked its record, stream and RTP port.
+    """
+    bob = await net.add("bob", builder=net.builder("bob").with_dialog_event_package())
+    carol = await net.add("carol")
+
+    def broken(sid: object, state: object) -> None:
+        raise RuntimeError("package bug")
+
+    bob.call_layer.state_watcher = broken
+    call = await carol.create_outgoing_call(carol.local_uri, net.uri(bob, "bob"))
+    await carol.wait_for_answer(call.id)
+    await carol.terminate_session(call.id)
+    # Bob's side ended cleanly too: nothing left (finish() ran past the state change).
+    with anyio.fail_after(10):
+        while not released(bob):
+            await anyio.sleep(0.1)

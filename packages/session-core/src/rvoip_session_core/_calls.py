@@ -284,7 +284,10 @@ class CallLayer:
             hooks.state_changed(sid, old, new, reason)
         watcher = self.state_watcher
         if watcher is not None:
-            watcher(sid, new)
+            try:
+                watcher(sid, new)
+            except Exception:  # a failing event package must not break the call
+                log.exception("state watcher failed for call %s", sid)
 
     def finish(self, call: Call, trigger: Trigger, reason: str, status: int | None = None) -> None:
         """End a call: final state, release media, registry entries, deadlines and waiters."""
