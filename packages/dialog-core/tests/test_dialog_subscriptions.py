@@ -675,3 +675,35 @@ def test_final_notify_without_document_when_the_tu_versions_them() -> None:
     net.pump()
     last = notified(alice)[-1]
     assert (last.state, last.body, last.content_type) == ("terminated", b"", None)
+
+
+def test_nothing_leaks_after_many_subscriptions() -> None:
+    """50 subscribe / notify / unsubscribe cycles (and 10 expiring ones) leave every
+    table and the timeline of both layers empty."""
+    net, alice, bob = pair()
+    for n in range(60):
+        ref = alice.dialog.subscribe(
+            BOB, from_="sip:alice@127.0.0.1", event="dialog", expires=60, now=net.now
+        )
+        net.pump()
+        served = received(bob).ref
+        bob.dialog.accept_subscription(served, body=DOC, content_type=CTYPE, now=net.now)
+        net.pump()
+        bob.dialog.notify_subscriber(served, b"<x/>", CTYPE, now=net.now)
+        net.pump()
+        if n < 50:
+            alice.dialog.unsubscribe(ref, now=net.now)
+            net.pump()
+    # The last 10: the subscriber stops refreshing (gone), the notifier times them out.
+    net.agents.pop(("127.0.0.1", 5060))
+    net.advance(200)
+    assert len(served_ended(bob)) == 60
+    assert sum(bob.dialog.pending().values()) == 0, bob.dialog.pending()
+    assert alice.dialog.pending()["subscriptions"] == 10  # Alice was off the network
+    # Back on it (her clock ran on): expired, or refreshed into a 481, hers end too.
+    net.agents[("127.0.0.1", 5060)] = alice
+    net.advance(200)
+    assert {e.reason for e in ended(alice)[-10:]} <= {"timeout", "dialog-ended"}
+    assert len(ended(alice)) == 60
+    assert sum(alice.dialog.pending().values()) == 0, alice.dialog.pending()
+    assert len(alice.dialog) == 0
