@@ -50,6 +50,18 @@ EXPECTED = {
         "bob: 'can you hear me?' (in the call",
         "alice: done",
     ],
+    "busy_lamp_field": [
+        "alice sees bob: idle",
+        "alice sees bob: ringing",
+        "alice sees bob: busy",
+        "lamp subscription ended: unsubscribed",
+    ],
+    "message_waiting": [
+        "voicemail: alice watched by sip:alice@127.0.0.1",
+        "alice: waiting=False new=0 old=2",
+        "alice: waiting=True new=1 old=2",
+        "subscription ended: unsubscribed",
+    ],
 }
 
 

@@ -66,11 +66,26 @@ class Baresip:
     """
 
     def __init__(
-        self, exe: str, folder: Path, cert: Path, key: Path, *, user: str = "bare"
+        self,
+        exe: str,
+        folder: Path,
+        cert: Path,
+        key: Path,
+        *,
+        user: str = "bare",
+        modules: tuple[str, ...] = (),
+        account: str | None = None,
+        contacts: tuple[str, ...] = (),
     ) -> None:
         self.exe = exe
         self.folder = folder
         self.user = user
+        self.modules = modules
+        """Extra application modules (``presence.so``, ``mwi.so`` ...)."""
+        self.account = account
+        """The accounts line (default: ``<sip:user@127.0.0.1>`` with no registration)."""
+        self.contacts = contacts
+        """Lines of the contacts file (``<sip:bob@...>;presence=p2p`` ...)."""
         self.sip_port = free_sip_port()
         self.tls_port = self.sip_port + 1
         self.ctrl_port = _free_tcp_port()
@@ -115,10 +130,12 @@ class Baresip:
             "module_app\tmenu.so",
             "module_app\tctrl_tcp.so",
             f"ctrl_tcp_listen\t{HOST}:{self.ctrl_port}",
+            *(f"module_app\t{module}" for module in self.modules),
         ]
         (config / "config").write_text("\n".join(lines) + "\n")
-        (config / "accounts").write_text(f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto\n")
-        (config / "contacts").write_text("")
+        account = self.account or f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto"
+        (config / "accounts").write_text(account + "\n")
+        (config / "contacts").write_text("".join(line + "\n" for line in self.contacts))
         return config
 
     @property

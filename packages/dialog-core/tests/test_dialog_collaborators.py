@@ -74,6 +74,9 @@ class Hooks:
         self.ref += 1
         return self.ref
 
+    def event_request(self, request: Request, server: object, now: float) -> bool:
+        return False
+
 
 class Parts:
     """One set of collaborators wired as the façade wires them."""

@@ -43,7 +43,13 @@ from ._events import (
     SendAck,
     SendRequest,
     SendResponse,
+    ServedSubscriptionEnded,
+    ServedSubscriptionRefreshed,
     SessionRefreshDue,
+    SubscribeReceived,
+    SubscriptionAccepted,
+    SubscriptionEnded,
+    SubscriptionNotified,
     TerminationReason,
     UpdateReceived,
 )
@@ -52,6 +58,7 @@ from ._layer import DialogLayer
 from ._records import ReferSubscription
 from ._session_timer import SessionTimer
 from ._states import DialogState, Role
+from ._subscriptions import ServedSubscription, Subscription
 
 # Internals kept importable from the top level for one release (not in __all__).
 from .rules import (  # noqa: F401
@@ -112,8 +119,16 @@ __all__ = [
     "SendAck",
     "SendRequest",
     "SendResponse",
+    "ServedSubscription",
+    "ServedSubscriptionEnded",
+    "ServedSubscriptionRefreshed",
     "SessionRefreshDue",
     "SessionTimer",
+    "SubscribeReceived",
+    "Subscription",
+    "SubscriptionAccepted",
+    "SubscriptionEnded",
+    "SubscriptionNotified",
     "TerminationReason",
     "UpdateReceived",
     "__version__",

@@ -80,6 +80,27 @@ class DialogConfig:
             (``CallRedirected`` each time). False: a 3xx fails the call (``InviteFailed``).
         max_redirects: The most targets one call is sent to after its first (a bound
             on redirect chains; a URI already tried is never tried again, so loops end).
+        event_packages: Event packages we serve as a notifier (RFC 6665 §4.2): a
+            SUBSCRIBE for one of them reaches the TU as ``SubscribeReceived``, any other
+            is answered 489 with ``Allow-Events``. Non-empty adds SUBSCRIBE to ``Allow``.
+        max_subscriptions: The most subscriptions served at once, and separately the
+            most of our own (a SUBSCRIBE past it is answered 503 with Retry-After; a
+            ``subscribe`` past it raises), so subscriptions cannot exhaust memory.
+        min_subscription_expires: The shortest subscription we serve: a SUBSCRIBE asking
+            for less (but not 0) is answered 423 with ``Min-Expires`` (RFC 6665 §4.2.1.1),
+            so a peer cannot make us refresh state every second.
+        max_subscription_expires: The longest duration we grant (a longer request is
+            cut to it in the 2xx's ``Expires``, RFC 6665 §4.2.1.1).
+        subscription_default_expires: The duration of a SUBSCRIBE without ``Expires``
+            (RFC 6665 §4.2.1.1: the package's default; 3600 for dialog and
+            message-summary).
+        resubscribe_limit: How many times in a row we subscribe again by ourselves after
+            a ``terminated`` NOTIFY asking for it (deactivated, timeout, probation,
+            giveup); the count starts over once the subscription is active at least
+            ``min_subscription_expires`` after the last one, so a notifier cannot keep
+            us in a loop.
+        max_retry_after: The longest ``retry-after`` we wait for before subscribing
+            again (a longer one ends the subscription instead), seconds.
     """
 
     contact: str
@@ -107,6 +128,13 @@ class DialogConfig:
     outbound_proxy: str | None = None
     follow_redirects: bool = True
     max_redirects: int = 5
+    event_packages: tuple[str, ...] = ()
+    max_subscriptions: int = 1000
+    min_subscription_expires: int = 60
+    max_subscription_expires: int = 86400
+    subscription_default_expires: int = 3600
+    resubscribe_limit: int = 3
+    max_retry_after: int = 3600
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
@@ -116,6 +144,9 @@ class DialogConfig:
 
     def __attrs_post_init__(self) -> None:
         methods = self.allow + tuple(m for m in self.extra_methods if m not in self.allow)
+        if self.event_packages and "SUBSCRIBE" not in methods:
+            # RFC 6665 §4.2: a notifier accepts SUBSCRIBE for the packages it serves.
+            methods += ("SUBSCRIBE",)
         object.__setattr__(self, "_all_methods", methods)
         object.__setattr__(self, "_supported_lower", frozenset(t.lower() for t in self.supported))
         capabilities = (("Allow", ", ".join(methods)), ("Supported", ", ".join(self.supported)))

@@ -729,6 +729,12 @@ class DialogEndpoint:
     refer = _Command(DialogLayer.refer)
     accept_refer = _Command(DialogLayer.accept_refer)
     notify_refer = _Command(DialogLayer.notify_refer)
+    subscribe = _Command(DialogLayer.subscribe)
+    unsubscribe = _Command(DialogLayer.unsubscribe)
+    accept_subscription = _Command(DialogLayer.accept_subscription)
+    reject_subscription = _Command(DialogLayer.reject_subscription)
+    notify_subscriber = _Command(DialogLayer.notify_subscriber)
+    terminate_subscription = _Command(DialogLayer.terminate_subscription)
 
 
 @attrs.frozen

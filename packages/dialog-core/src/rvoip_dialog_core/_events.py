@@ -39,7 +39,13 @@ __all__ = [
     "SendAck",
     "SendRequest",
     "SendResponse",
+    "ServedSubscriptionEnded",
+    "ServedSubscriptionRefreshed",
     "SessionRefreshDue",
+    "SubscribeReceived",
+    "SubscriptionAccepted",
+    "SubscriptionEnded",
+    "SubscriptionNotified",
     "TerminationReason",
     "UpdateReceived",
 ]
@@ -99,6 +105,9 @@ class TerminationReason(enum.Enum):
     """The peer answered 481: it no longer knows the dialog (RFC 3261 §12.2.1.2)."""
     SESSION_EXPIRED = "session-expired"
     """RFC 4028: the session interval elapsed without a refresh; a BYE was sent."""
+    SUBSCRIPTION_ENDED = "subscription-ended"
+    """RFC 6665 §4.4.1: the last subscription of a dialog that only carried subscriptions
+    ended (final NOTIFY, expiry, unsubscribe, rejection)."""
 
 
 @attrs.frozen
@@ -336,6 +345,133 @@ class AuthenticationFailed:
     reason: str
 
 
+@attrs.frozen
+class SubscriptionAccepted:
+    """A SUBSCRIBE of ours (initial or refresh) got a 2xx (RFC 6665 §4.1.2.1).
+
+    The subscription's state comes in NOTIFYs (:class:`SubscriptionNotified`); a 2xx only
+    says the notifier took the request.
+
+    Attributes:
+        ref: The subscription's ref (from ``DialogLayer.subscribe``).
+        dialog_id: The subscription's dialog.
+        expires: The duration the notifier granted (its ``Expires``), seconds.
+    """
+
+    ref: int
+    dialog_id: DialogId
+    expires: int
+
+
+@attrs.frozen
+class SubscriptionNotified:
+    """A NOTIFY for one of our subscriptions arrived (200 sent already, RFC 6665 §4.1.3).
+
+    Attributes:
+        ref: The subscription's ref.
+        dialog_id: Its dialog.
+        request: The NOTIFY.
+        state: ``active``, ``pending`` or ``terminated`` (Subscription-State).
+        reason: The ``reason`` of a terminated state (``timeout``, ``deactivated``,
+            ``rejected``, ``noresource``, ``probation``, ``giveup``, ``invariant`` …).
+        expires: The remaining duration the notifier states, seconds.
+        body: The body (the package's state document).
+        content_type: Its type, or None.
+        resubscribing: The layer subscribes again by itself (``deactivated``/``timeout``
+            at once, ``probation``/``giveup`` after ``retry-after``, RFC 6665 §4.1.3).
+    """
+
+    ref: int
+    dialog_id: DialogId
+    request: Request
+    state: str
+    reason: str | None
+    expires: int | None
+    body: bytes = attrs.field(repr=False)
+    content_type: str | None
+    resubscribing: bool = False
+
+
+@attrs.frozen
+class SubscriptionEnded:
+    """One of our subscriptions is over for good; its ref is dead (RFC 6665 §4.1.3, §4.4.1).
+
+    Attributes:
+        ref: The subscription's ref.
+        reason: ``rejected`` (a failure response), a ``terminated`` NOTIFY's reason,
+            ``unsubscribed``, ``timeout`` (expired without a refresh), ``dialog-ended``
+            or ``too-many-subscriptions``.
+        status: The failure response's status, when one ended it.
+        retry_after: Seconds the notifier asked us to wait before subscribing again.
+    """
+
+    ref: int
+    reason: str
+    status: int | None = None
+    retry_after: int | None = None
+
+
+@attrs.frozen
+class SubscribeReceived:
+    """A new subscription was asked for (RFC 6665 §4.2.1).
+
+    Answer it with ``DialogLayer.accept_subscription(ref, …)`` or
+    ``reject_subscription(ref, …)``. Refreshes and unsubscribes of accepted
+    subscriptions are answered by the layer.
+
+    Attributes:
+        ref: The subscription's ref (also its handle once accepted).
+        dialog_id: The dialog the subscription lives in (created on acceptance).
+        request: The SUBSCRIBE.
+        event: The event package (lower-cased).
+        event_id: The Event header's ``id`` parameter.
+        expires: The duration asked for (the layer's default when absent), seconds.
+    """
+
+    ref: int
+    dialog_id: DialogId
+    request: Request
+    event: str
+    event_id: str | None
+    expires: int
+
+
+@attrs.frozen
+class ServedSubscriptionEnded:
+    """A subscription we serve is over (final NOTIFY sent or NOTIFY refused).
+
+    Attributes:
+        ref: The subscription's ref.
+        dialog_id: Its dialog.
+        reason: ``timeout`` (expired), ``unsubscribed`` (Expires 0), ``terminated``
+            (by ``terminate_subscription``), ``notify-failed`` (a NOTIFY got a failure
+            response or timed out, RFC 6665 §4.2.2) or ``dialog-ended``.
+    """
+
+    ref: int
+    dialog_id: DialogId
+    reason: str
+
+
+@attrs.frozen
+class ServedSubscriptionRefreshed:
+    """A subscriber refreshed a subscription we serve (200 sent; RFC 6665 §4.2.1.2).
+
+    The layer sent the NOTIFY that must follow, with the last body, unless the
+    subscription was accepted with ``notify_on_refresh=False``: then the TU sends it
+    (``notify_subscriber``), e.g. with a new document version.
+
+    Attributes:
+        ref: The subscription's ref.
+        dialog_id: Its dialog.
+        expires: The duration granted by the refresh, seconds.
+    """
+
+    ref: int
+    dialog_id: DialogId
+    expires: int
+
+
 DialogEvent = (
     IncomingInvite
     | InviteProgress
@@ -359,4 +495,10 @@ DialogEvent = (
     | GlareRetryScheduled
     | SessionRefreshDue
     | AuthenticationFailed
+    | SubscriptionAccepted
+    | SubscriptionNotified
+    | SubscriptionEnded
+    | SubscribeReceived
+    | ServedSubscriptionEnded
+    | ServedSubscriptionRefreshed
 )

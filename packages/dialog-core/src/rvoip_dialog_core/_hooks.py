@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from rvoip_sip_core import Request
+
 from ._dialog import Dialog, DialogId
 from ._events import TerminationReason
 
@@ -45,4 +47,8 @@ class LayerHooks(Protocol):
 
     def new_ref(self) -> int:
         """A fresh reference number for a request or an answer the TU is given."""
+        ...
+
+    def event_request(self, request: Request, server: object, now: float) -> bool:
+        """A SUBSCRIBE or NOTIFY for the RFC 6665 usages; True when handled there."""
         ...

@@ -12,6 +12,8 @@ Inputs come from the transaction layer (``on_request``, ``on_ack``, ``on_respons
 - :class:`~._uac.UacInvites`: our initial INVITEs, forks, CANCEL;
 - :class:`~._client.ClientRequests`: every request we send, ACKs, 491 retries;
 - :class:`~._refer.ReferSubscriptions`: accepted REFERs and their NOTIFYs;
+- :class:`~._subscriptions.Subscriptions`: SUBSCRIBE/NOTIFY usages (RFC 6665), ours and
+  the ones we serve;
 - :class:`~._session_timer.SessionTimers`: RFC 4028 timers;
 - :class:`~._timeline.Timeline`: all their deadlines on one keyed heap;
 - :class:`~._outbox.Outbox`: the actions and events they produce.
@@ -44,6 +46,7 @@ from ._rules import malformed
 from ._session_timer import SessionTimer, SessionTimers
 from ._states import Trigger
 from ._store import DialogStore
+from ._subscriptions import EVENT_METHODS, ServedSubscription, Subscription, Subscriptions
 from ._timeline import Timeline
 from ._uac import UacInvites
 from ._uas import UasRequests
@@ -117,6 +120,17 @@ class DialogLayer:
         self._refers = ReferSubscriptions(
             config, rng, self._store, self._uas, self._client, self.new_ref
         )
+        self._subs = Subscriptions(
+            config,
+            rng,
+            self.stats,
+            self._out,
+            self._store,
+            self._timeline,
+            self._client,
+            self._uas,
+            self,
+        )
         # hot path: the driver takes the output after every input; these are the
         # collaborators' own bound methods (no façade call in between).
         self.take_actions: Callable[[], list[Action]] = self._out.take_actions
@@ -141,7 +155,7 @@ class DialogLayer:
     @config.setter
     def config(self, config: DialogConfig) -> None:
         self._config = config
-        for part in (self._timers, self._client, self._uas, self._uac, self._refers):
+        for part in (self._timers, self._client, self._uas, self._uac, self._refers, self._subs):
             part.configure(config)
 
     # --- inputs from the transaction layer ----------------------------------------------------
@@ -201,8 +215,24 @@ class DialogLayer:
         if creq is None:
             self.stats["response_unmatched"] += 1
             return
-        if creq.leg is not None and creq.request.method == "INVITE":
+        method = creq.request.method
+        if creq.leg is not None and method == "INVITE":
             self._uac.on_response(creq, response, now)
+        elif method in EVENT_METHODS and self._subs.owns(creq.ref):
+            # RFC 6665: our SUBSCRIBE/NOTIFY; the client does the generic work (the 401/407
+            # retry, ending the dialog on 481/408) and the usage reads the answer.
+            status = response.status
+            if status >= 300 and status not in (401, 407):
+                # A failure: the usage first, so its reason (e.g. a refused NOTIFY)
+                # is the one reported before the client ends the dialog on 481/408.
+                self._subs.on_response(creq, response, now, False)
+                self._client.on_response(creq, response, now)
+                return
+            retries = self.stats["auth_retries"]
+            self._client.on_response(creq, response, now)
+            if status >= 200:
+                retried = self.stats["auth_retries"] != retries
+                self._subs.on_response(creq, response, now, retried)
         else:
             self._client.on_response(creq, response, now)
 
@@ -324,6 +354,153 @@ class DialogLayer:
         now = self._clock.now() if now is None else now
         self._now = now
         return self._refers.notify(subscription, status, reason)
+
+    # --- commands: subscriptions (RFC 6665) ---------------------------------------------------
+
+    def subscribe(
+        self,
+        target: str | Uri,
+        *,
+        from_: str,
+        event: str,
+        expires: int = 3600,
+        accept: Iterable[str] = (),
+        to: str | None = None,
+        headers: Headers = (),
+        route: Iterable[str] = (),
+        now: float | None = None,
+    ) -> int:
+        """Subscribe to ``event`` (``dialog``, ``message-summary;id=1`` …) at ``target``.
+
+        RFC 6665 §4.1.2: SUBSCRIBE outside any dialog; the dialog comes with its 2xx or
+        its first NOTIFY. The layer refreshes before expiry and subscribes again when a
+        NOTIFY asks for it. Events: :class:`SubscriptionAccepted`,
+        :class:`SubscriptionNotified` per NOTIFY, :class:`SubscriptionEnded` at the end.
+
+        Args:
+            target: Request-URI (the resource: a user's AOR, a mailbox).
+            from_: Our From value (no tag).
+            event: Event header value.
+            expires: Duration asked for, seconds.
+            accept: Body types we accept (the ``Accept`` header).
+            to: The To value (defaults to the target).
+            headers: Extra header lines for every SUBSCRIBE.
+            route: A pre-loaded route set.
+            now: Current time.
+
+        Returns:
+            The subscription's ref.
+
+        Raises:
+            DialogUsageError: malformed ``event``, negative ``expires``, or too many
+                subscriptions (``max_subscriptions``).
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        extra = list(headers)
+        accepted = tuple(accept)
+        if accepted:
+            extra.insert(0, ("Accept", ", ".join(accepted)))
+        return self._subs.subscribe(
+            parse_uri(target) if isinstance(target, str) else target,
+            from_=from_,
+            event=event,
+            expires=expires,
+            to=to,
+            headers=extra,
+            route=route,
+            now=now,
+        )
+
+    def unsubscribe(self, ref: int, *, now: float | None = None) -> None:
+        """End our subscription ``ref`` with ``Expires: 0`` (RFC 6665 §4.1.2.3)."""
+        now = self._clock.now() if now is None else now
+        self._now = now
+        self._subs.unsubscribe(ref, now)
+
+    def accept_subscription(
+        self,
+        ref: int,
+        *,
+        expires: int | None = None,
+        pending: bool = False,
+        body: bytes = b"",
+        content_type: str | None = None,
+        notify_on_refresh: bool = True,
+        now: float | None = None,
+    ) -> int:
+        """Accept a :class:`SubscribeReceived`: 200 (202 if ``pending``), then a NOTIFY.
+
+        The granted duration is at most the one asked for and ``max_subscription_expires``
+        (``expires``: shorter still); the NOTIFY (RFC 6665 §4.2.1.2) carries ``body``.
+        Each refresh is answered with a NOTIFY of the last body, or, with
+        ``notify_on_refresh=False``, left to the TU (:class:`ServedSubscriptionRefreshed`);
+        then the layer's final NOTIFYs (unsubscribe, expiry) carry no document either.
+
+        Returns:
+            The granted duration, seconds.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        return self._subs.accept(
+            ref,
+            expires=expires,
+            pending=pending,
+            body=body,
+            content_type=content_type,
+            now=now,
+            notify_on_refresh=notify_on_refresh,
+        )
+
+    def reject_subscription(
+        self,
+        ref: int,
+        status: int = 403,
+        reason: str | None = None,
+        *,
+        headers: Headers = (),
+        now: float | None = None,
+    ) -> None:
+        """Refuse a :class:`SubscribeReceived` with a 3xx-6xx response."""
+        self._now = self._clock.now() if now is None else now
+        self._subs.reject(ref, status, reason, headers)
+
+    def notify_subscriber(
+        self,
+        ref: int,
+        body: bytes,
+        content_type: str | None = None,
+        *,
+        pending: bool | None = None,
+        now: float | None = None,
+    ) -> int:
+        """Send a NOTIFY with the new state ``body`` to a subscription we serve.
+
+        ``pending=False`` activates a pending subscription. Returns the NOTIFY's ref.
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        return self._subs.notify(ref, body, content_type, pending=pending, now=now)
+
+    def terminate_subscription(
+        self,
+        ref: int,
+        reason: str = "noresource",
+        *,
+        retry_after: int | None = None,
+        body: bytes = b"",
+        content_type: str | None = None,
+        now: float | None = None,
+    ) -> int:
+        """End a subscription we serve with a final NOTIFY (``terminated;reason=…``)."""
+        self._now = self._clock.now() if now is None else now
+        return self._subs.terminate(
+            ref, reason, retry_after=retry_after, body=body, content_type=content_type
+        )
+
+    def subscription(self, ref: int) -> Subscription | ServedSubscription | None:
+        """Our subscription or a served one with this ref (None once it ended)."""
+        return self._subs.subscription(ref)
 
     # --- commands: requests -----------------------------------------------------------------
 
@@ -571,6 +748,8 @@ class DialogLayer:
             self._uac.on_deadline(key)
         elif isinstance(key, SessionTimer):
             self._session_timer_due(key)
+        elif isinstance(key, Subscription | ServedSubscription):
+            self._subs.on_deadline(key, now)
 
     def _session_timer_due(self, timer: SessionTimer) -> None:
         if not self._timers.fire(timer) or timer.dialog_id is None:
@@ -609,6 +788,7 @@ class DialogLayer:
         self._store.remove(dialog)
         self._uac.dialog_ended(dialog)
         self._refers.dialog_ended(did)
+        self._subs.dialog_ended(did)
         self._timers.stop(did)
         # A 2xx of ours still waiting for its ACK keeps being retransmitted (the peer's
         # INVITE transaction must complete); the ACK timeout then just forgets it.
@@ -635,6 +815,10 @@ class DialogLayer:
             )
         )
         self.end_dialog(dialog, reason)
+
+    def event_request(self, request: Request, server: object, now: float) -> bool:
+        """A SUBSCRIBE or NOTIFY: the RFC 6665 usages answer it when it is theirs (True)."""
+        return self._subs.on_request(request, server, now)
 
     def invite_in_progress(self, dialog_id: DialogId) -> bool:
         """RFC 3261 §14.1: an INVITE transaction (either direction) is still open."""
@@ -675,6 +859,7 @@ class DialogLayer:
         counts.update(self._client.counts())
         counts.update(self._uac.counts())
         counts.update(self._uas.counts())
+        counts.update(self._subs.counts())
         counts["session_timers"] = len(self._timers)
         counts["deadlines"] = len(self._timeline)
         return counts

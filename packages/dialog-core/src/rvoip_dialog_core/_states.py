@@ -65,6 +65,7 @@ class Trigger(enum.Enum):
     NO_DIALOG = "481"
     TRANSPORT_ERROR = "transport error"
     SESSION_EXPIRED = "session expired"
+    SUBSCRIPTION_ENDED = "last subscription ended"
 
     __hash__ = object.__hash__  # hot path: see Role
 
@@ -101,6 +102,8 @@ _COMMON: dict[tuple[DialogState, Trigger], tuple[DialogState, tuple[str, ...]]] 
     (_C, Trigger.NO_DIALOG): (_T, ()),
     (_C, Trigger.TRANSPORT_ERROR): (_T, ()),
     (_C, Trigger.SESSION_EXPIRED): (_T, ("send BYE",)),
+    # RFC 6665 §4.4.1: a dialog made by SUBSCRIBE/NOTIFY ends with its last subscription.
+    (_C, Trigger.SUBSCRIPTION_ENDED): (_T, ()),
 }
 
 DIALOG_UAC = DialogMachine(

@@ -65,6 +65,9 @@ __all__ = ["SIPFRAG_TYPE", "UasRequests"]
 
 SIPFRAG_TYPE = "message/sipfrag;version=2.0"
 
+# RFC 6665: the methods the subscription usages (``_subscriptions``) are asked about first.
+_EVENT_METHODS = frozenset({"SUBSCRIBE", "NOTIFY"})
+
 
 class UasRequests:
     """Requests we received (awaiting an answer) and our INVITEs' answers awaiting ACK/PRACK.
@@ -150,6 +153,8 @@ class UasRequests:
         if bad:
             # RFC 3261 §8.2.2.3: 420 listing the unsupported option tags.
             self.reply(request, server, 420, headers=[("Unsupported", ", ".join(bad))])
+            return
+        if method in _EVENT_METHODS and self._hooks.event_request(request, server, now):
             return
         to_tag = request.to.tag
         if to_tag is None:

@@ -38,6 +38,12 @@ from rvoip_dialog_core import (
     ReInviteReceived,
     RequestReceived,
     ResponseForRequest,
+    ServedSubscriptionEnded,
+    ServedSubscriptionRefreshed,
+    SubscribeReceived,
+    SubscriptionAccepted,
+    SubscriptionEnded,
+    SubscriptionNotified,
     TerminationReason,
     UpdateReceived,
 )
@@ -74,6 +80,7 @@ from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._replaces import CallReplacements
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import ENDING_TRIGGERS, Trigger, next_state, parse_dtmf_info
+from rvoip_session_core._subscriptions import EventSubscriptions
 from rvoip_session_core._transfer import TransferService, bare_uri, phrase
 from rvoip_session_core._types import (
     Accept,
@@ -170,6 +177,10 @@ class CallLayer:
         """Set by the coordinator: takes plain requests (REGISTER); False leaves them (501)."""
         self.replacements: CallReplacements | None = None
         """Set by the coordinator: INVITEs with Replaces (RFC 3891); None refuses them 481."""
+        self.subscriptions: EventSubscriptions | None = None
+        """Set by the coordinator: SUBSCRIBE/NOTIFY usages (RFC 6665)."""
+        self.state_watcher: Callable[[SessionId, CallState], None] | None = None
+        """Told of every call state change (the dialog event package, RFC 4235)."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -288,6 +299,12 @@ class CallLayer:
         hooks = self._hooks
         if "on_call_state_changed" in hooks.wanted:
             hooks.state_changed(sid, old, new, reason)
+        watcher = self.state_watcher
+        if watcher is not None:
+            try:
+                watcher(sid, new)
+            except Exception:  # a failing event package must not break the call
+                log.exception("state watcher failed for call %s", sid)
 
     def finish(self, call: Call, trigger: Trigger, reason: str, status: int | None = None) -> None:
         """End a call: final state, release media, registry entries, deadlines and waiters."""
@@ -479,6 +496,16 @@ class CallLayer:
                     self.messages.received(ref, did, request)
                 elif self.requests is None or not self.requests(ref, request):
                     self.endpoint.respond(ref, 501, "Not Implemented")
+            case (
+                SubscriptionAccepted()
+                | SubscriptionNotified()
+                | SubscriptionEnded()
+                | SubscribeReceived()
+                | ServedSubscriptionEnded()
+                | ServedSubscriptionRefreshed()
+            ):
+                if self.subscriptions is not None:
+                    self.subscriptions.handle(event)
             case _:
                 pass
 

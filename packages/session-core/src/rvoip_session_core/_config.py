@@ -20,6 +20,7 @@ from rvoip_session_core._authenticator import (
 )
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
+from rvoip_session_core._event_packages import DialogEventPackage
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._registrar import Registrar, RegistrarSettings
 from rvoip_session_core._settings import (
@@ -34,6 +35,7 @@ from rvoip_session_core._settings import (
     split_hostport,
     split_uri_hostport,
 )
+from rvoip_session_core._subscriptions import EventProvider
 from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
@@ -102,6 +104,8 @@ class SessionManagerBuilder:
     _max_redirects: int = attrs.field(init=False, default=5)
     _authenticator: Authenticator | None = attrs.field(init=False, default=None)
     _registrar: Registrar | None = attrs.field(init=False, default=None)
+    _event_providers: tuple[tuple[str, EventProvider], ...] = attrs.field(init=False, default=())
+    _subscription_limits: tuple[int, int, int] = attrs.field(init=False, default=(1000, 60, 86400))
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -521,6 +525,51 @@ class SessionManagerBuilder:
         self._registrar = registrar
         return self
 
+    def with_event_package(self, name: str, provider: EventProvider) -> SessionManagerBuilder:
+        """Serve the event package ``name`` (RFC 6665) with ``provider``.
+
+        A SUBSCRIBE for it gets ``provider.document(resource, 0)`` in its first NOTIFY (the
+        resource is the Request-URI's user; a None document is answered 404);
+        ``provider.changed(resource)`` sends the new document to every subscriber. Other
+        packages are answered 489. Limits: ``with_subscription_limits`` (1,000 at once,
+        expires between 60 s and 86,400 s by default).
+        """
+        key = name.strip().lower()
+        if not key:
+            raise ConfigurationError("with_event_package needs a package name")
+        kept = tuple((n, p) for n, p in self._event_providers if n != key)
+        self._event_providers = (*kept, (key, provider))
+        return self
+
+    def with_subscription_limits(
+        self,
+        *,
+        max_subscriptions: int = 1000,
+        min_expires: int = 60,
+        max_expires: int = 86400,
+    ) -> SessionManagerBuilder:
+        """Bound the subscriptions (RFC 6665) a coordinator serves and makes.
+
+        Args:
+            max_subscriptions: served at once (beyond: 503 with Retry-After), and
+                separately our own (beyond: ``subscribe`` raises ``InvalidState``).
+            min_expires: shorter requests (not 0) are answered 423 with Min-Expires.
+            max_expires: the longest duration granted.
+
+        Raises:
+            ConfigurationError: a limit below 1, or ``min_expires`` above ``max_expires``.
+        """
+        if max_subscriptions < 1 or min_expires < 1 or max_expires < min_expires:
+            raise ConfigurationError(
+                "subscription limits need max_subscriptions >= 1 and 1 <= min <= max expires"
+            )
+        self._subscription_limits = (max_subscriptions, min_expires, max_expires)
+        return self
+
+    def with_dialog_event_package(self) -> SessionManagerBuilder:
+        """Serve our calls' state as the ``dialog`` package (RFC 4235): busy-lamp fields."""
+        return self.with_event_package("dialog", DialogEventPackage())
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -592,6 +641,10 @@ class SessionManagerBuilder:
             max_redirects=self._max_redirects,
             authenticator=self._authenticator,
             registrar=self._registrar,
+            event_providers=self._event_providers,
+            max_subscriptions=self._subscription_limits[0],
+            min_subscription_expires=self._subscription_limits[1],
+            max_subscription_expires=self._subscription_limits[2],
         )
 
     @property

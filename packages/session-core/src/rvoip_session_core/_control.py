@@ -31,6 +31,9 @@ class SessionControl:
     get_session = SessionCoordinator.get_session
     list_active_sessions = SessionCoordinator.list_active_sessions
     get_stats = SessionCoordinator.get_stats
+    subscribe = SessionCoordinator.subscribe
+    watch_busy_lamp = SessionCoordinator.watch_busy_lamp
+    watch_message_waiting = SessionCoordinator.watch_message_waiting
 
 
 class MediaControl:

@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import TracebackType
 from typing import Any, Self
@@ -60,6 +60,8 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
+from rvoip_session_core._event_bodies import DIALOG_INFO_TYPE, MESSAGE_SUMMARY_TYPE
+from rvoip_session_core._event_packages import BusyLamp, DialogEventPackage, MessageWaiting
 from rvoip_session_core._events import (
     BridgeEventType,
     EventHub,
@@ -88,6 +90,11 @@ from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._replaces import CallReplacements
 from rvoip_session_core._settings import SessionConfig
 from rvoip_session_core._state import DTMF_DIGITS, Trigger, dtmf_relay_body
+from rvoip_session_core._subscriptions import (
+    SUBSCRIPTION_BUFFER,
+    EventSubscriptions,
+    Subscription,
+)
 from rvoip_session_core._transfer import TransferService
 from rvoip_session_core._types import (
     Accept,
@@ -253,6 +260,13 @@ class SessionCoordinator:
         self._registrar_service: RegistrarService | None = None
         if config.registrar is not None:
             self._wire_registrar(config.registrar)
+        self._subscriptions = EventSubscriptions(config.event_providers)
+        self._layer.subscriptions = self._subscriptions
+        for _, provider in config.event_providers:
+            if isinstance(provider, DialogEventPackage):
+                # RFC 4235: the dialog package reads our calls and hears their changes.
+                provider.bind(self._registry.find, config.user or "", config.advertised_host)
+                self._layer.state_watcher = provider.call_changed
         self._message_tap: MessageTap | None = None
         self._endpoint: SipEndpoint | None = None
         self._tg: anyio.abc.TaskGroup | None = None
@@ -418,8 +432,10 @@ class SessionCoordinator:
         )
         for account in cfg.registrations:
             self._registrations.register(account)
+        self._subscriptions.attach(endpoint, self.local_uri)
 
     def _detach(self) -> None:
+        self._subscriptions.detach()
         self._registrations.detach()
         self._layer.detach()
         self._endpoint = None
@@ -638,6 +654,48 @@ class SessionCoordinator:
         while True:
             await anyio.sleep(BINDING_SWEEP)
             service.sweep()
+
+    # --- subscriptions (RFC 6665) ---------------------------------------------------------
+
+    async def subscribe(
+        self,
+        uri: str,
+        event: str,
+        expires: int = 3600,
+        accept: Iterable[str] = (),
+        *,
+        from_: str | None = None,
+        buffer: int = SUBSCRIPTION_BUFFER,
+    ) -> Subscription:
+        """Subscribe to ``event`` (``dialog``, ``message-summary`` …) at ``uri``.
+
+        RFC 6665: SUBSCRIBE, refreshed before it expires, subscribed again when the
+        notifier asks for it. The returned :class:`Subscription` has the ``state``, yields
+        each NOTIFY as a ``Notification`` (``async for``) and ends with
+        ``unsubscribe()``. ``accept``: body types we take (the ``Accept`` header);
+        ``buffer``: notifications kept for a reader that is behind (default 100; the
+        oldest go first, counted in ``dropped``).
+
+        Raises:
+            InvalidState: not running, a malformed event, or too many subscriptions.
+        """
+        return self._subscriptions.subscribe(
+            uri, event, expires=expires, accept=accept, from_=from_, buffer=buffer
+        )
+
+    async def watch_busy_lamp(self, uri: str, expires: int = 600) -> BusyLamp:
+        """A busy-lamp field for the user at ``uri`` (RFC 4235 ``dialog`` subscription)."""
+        sub = await self.subscribe(uri, "dialog", expires, (DIALOG_INFO_TYPE,))
+        return BusyLamp(sub)
+
+    async def watch_message_waiting(self, uri: str, expires: int = 3600) -> MessageWaiting:
+        """Message-waiting indication for the mailbox at ``uri`` (RFC 3842)."""
+        sub = await self.subscribe(uri, "message-summary", expires, (MESSAGE_SUMMARY_TYPE,))
+        return MessageWaiting(sub)
+
+    def subscription_counts(self) -> dict[str, int]:
+        """Live subscriptions, ours and served."""
+        return self._subscriptions.counts()
 
     # --- registration -----------------------------------------------------------------------
 

@@ -119,6 +119,43 @@ class SipEndpoint(Protocol):
         """Send a request in its own transaction (OPTIONS) and await the final response."""
         ...
 
+    def subscribe(
+        self,
+        target: str | Uri,
+        *,
+        from_: str,
+        event: str,
+        expires: int = 3600,
+        accept: Iterable[str] = (),
+    ) -> int:
+        """Subscribe to an event package (RFC 6665); returns the subscription's ref."""
+        ...
+
+    def unsubscribe(self, ref: int) -> None:
+        """End a subscription of ours (Expires 0)."""
+
+    def accept_subscription(
+        self,
+        ref: int,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        notify_on_refresh: bool = True,
+    ) -> int:
+        """Accept a served subscription: 200 and the first NOTIFY; returns the expires."""
+        ...
+
+    def reject_subscription(self, ref: int, status: int = 403, reason: str | None = None) -> None:
+        """Refuse a subscription."""
+
+    def notify_subscriber(self, ref: int, body: bytes, content_type: str | None = None) -> int:
+        """Send a NOTIFY with a new state document to a served subscription."""
+        ...
+
+    def terminate_subscription(self, ref: int, reason: str = "noresource") -> int:
+        """End a served subscription with a final NOTIFY."""
+        ...
+
     def send_request(
         self,
         method: str,
@@ -244,6 +281,12 @@ class _SocketEndpoint:
         self.notify_refer = endpoint.notify_refer
         self.local = endpoint.local
         self.send_request = endpoint.send_request
+        self.subscribe = endpoint.subscribe
+        self.unsubscribe = endpoint.unsubscribe
+        self.accept_subscription = endpoint.accept_subscription
+        self.reject_subscription = endpoint.reject_subscription
+        self.notify_subscriber = endpoint.notify_subscriber
+        self.terminate_subscription = endpoint.terminate_subscription
 
     @property
     def config(self) -> DialogConfig:
@@ -377,6 +420,10 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         extra_methods=("MESSAGE", "REGISTER") if cfg.registrar is not None else ("MESSAGE",),
         follow_redirects=cfg.follow_redirects,
         max_redirects=cfg.max_redirects,
+        event_packages=tuple(name for name, _ in cfg.event_providers),
+        max_subscriptions=cfg.max_subscriptions,
+        min_subscription_expires=cfg.min_subscription_expires,
+        max_subscription_expires=cfg.max_subscription_expires,
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import ssl
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -160,6 +160,14 @@ class SessionConfig:
             challenged; ``with_authenticator``).
         registrar: the binding store that answers REGISTER (None: REGISTER is not
             served; ``with_registrar``).
+        event_providers: the event packages served (RFC 6665), ``(name, provider)`` with
+            an ``EventProvider`` each (``with_event_package``); their names reach the dialog
+            layer's ``event_packages`` (any other package is answered 489).
+        max_subscriptions: subscriptions served at once (beyond: 503 with Retry-After),
+            and separately our own (beyond: ``subscribe`` raises). Default 1,000.
+        min_subscription_expires: a SUBSCRIBE asking for less (not 0) is answered 423
+            with this Min-Expires (RFC 6665 §4.2.1.1). Default 60 s.
+        max_subscription_expires: the longest duration granted. Default 86,400 s.
     """
 
     bind_host: str = "127.0.0.1"
@@ -203,6 +211,10 @@ class SessionConfig:
     max_redirects: int = 5
     authenticator: Authenticator | None = attrs.field(default=None, eq=False)
     registrar: Registrar | None = attrs.field(default=None, eq=False)
+    event_providers: tuple[tuple[str, Any], ...] = attrs.field(default=(), eq=False)
+    max_subscriptions: int = 1000
+    min_subscription_expires: int = 60
+    max_subscription_expires: int = 86400
 
     @property
     def advertised_host(self) -> str:

@@ -438,6 +438,57 @@ class _VirtualEndpoint:
         self._after()
         return ref
 
+    def subscribe(
+        self,
+        target: str | Uri,
+        *,
+        from_: str,
+        event: str,
+        expires: int = 3600,
+        accept: Iterable[str] = (),
+    ) -> int:
+        ref = self.agent.dialog.subscribe(
+            target, from_=from_, event=event, expires=expires, accept=accept, now=self._now()
+        )
+        self._after()
+        return ref
+
+    def unsubscribe(self, ref: int) -> None:
+        self.agent.dialog.unsubscribe(ref, now=self._now())
+        self._after()
+
+    def accept_subscription(
+        self,
+        ref: int,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        notify_on_refresh: bool = True,
+    ) -> int:
+        granted = self.agent.dialog.accept_subscription(
+            ref,
+            body=body,
+            content_type=content_type,
+            notify_on_refresh=notify_on_refresh,
+            now=self._now(),
+        )
+        self._after()
+        return granted
+
+    def reject_subscription(self, ref: int, status: int = 403, reason: str | None = None) -> None:
+        self.agent.dialog.reject_subscription(ref, status, reason, now=self._now())
+        self._after()
+
+    def notify_subscriber(self, ref: int, body: bytes, content_type: str | None = None) -> int:
+        sent = self.agent.dialog.notify_subscriber(ref, body, content_type, now=self._now())
+        self._after()
+        return sent
+
+    def terminate_subscription(self, ref: int, reason: str = "noresource") -> int:
+        sent = self.agent.dialog.terminate_subscription(ref, reason, now=self._now())
+        self._after()
+        return sent
+
     def send_request(
         self,
         method: str,

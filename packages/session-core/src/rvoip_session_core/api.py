@@ -32,6 +32,21 @@ from rvoip_session_core._errors import (
     Timeout,
     TransportError,
 )
+from rvoip_session_core._event_bodies import (
+    DIALOG_INFO_TYPE,
+    MESSAGE_SUMMARY_TYPE,
+    DialogInfo,
+    DialogInfoEntry,
+    EventBodyError,
+    MessageCounts,
+    MessageSummary,
+    blf_state,
+    build_dialog_info,
+    build_message_summary,
+    parse_dialog_info,
+    parse_message_summary,
+)
+from rvoip_session_core._event_packages import BusyLamp, DialogEventPackage, MessageWaiting
 from rvoip_session_core._events import (
     BridgeDestroyed,
     BridgeEvent,
@@ -81,6 +96,12 @@ from rvoip_session_core._registrar import (
     aor_of,
 )
 from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._subscriptions import (
+    EventProvider,
+    Notification,
+    Subscriber,
+    Subscription,
+)
 from rvoip_session_core._types import (
     Accept as _Accept,
 )
@@ -105,6 +126,8 @@ from rvoip_session_core._types import (
 
 __all__ = [
     "DEFAULT_AUTH_METHODS",
+    "DIALOG_INFO_TYPE",
+    "MESSAGE_SUMMARY_TYPE",
     "Account",
     "AudioFrame",
     "AudioSourceSpec",
@@ -120,6 +143,7 @@ __all__ = [
     "BridgeId",
     "BridgeInfo",
     "BridgeNotFound",
+    "BusyLamp",
     "CallCancelled",
     "CallDecision",
     "CallDirection",
@@ -135,8 +159,13 @@ __all__ = [
     "ConfigurationError",
     "Decision",
     "Defer",
+    "DialogEventPackage",
+    "DialogInfo",
+    "DialogInfoEntry",
     "DnsSettings",
     "DtmfReceived",
+    "EventBodyError",
+    "EventProvider",
     "EventSubscription",
     "Forward",
     "IncomingCall",
@@ -148,7 +177,11 @@ __all__ = [
     "MediaInfo",
     "MediaQualityReport",
     "MediaStatistics",
+    "MessageCounts",
     "MessageReceived",
+    "MessageSummary",
+    "MessageWaiting",
+    "Notification",
     "ParticipantAdded",
     "ParticipantRemoved",
     "PreparedCall",
@@ -176,11 +209,18 @@ __all__ = [
     "SessionNotFound",
     "SessionStats",
     "StateChanged",
+    "Subscriber",
+    "Subscription",
     "Timeout",
     "TransferProgress",
     "TransferRequested",
     "TransportError",
     "aor_of",
+    "blf_state",
+    "build_dialog_info",
+    "build_message_summary",
+    "parse_dialog_info",
+    "parse_message_summary",
     "samples_source",
     "tone_source",
     "wav_source",
