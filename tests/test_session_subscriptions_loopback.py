@@ -107,3 +107,24 @@ async def test_message_waiting_over_udp(anyio_backend: str) -> None:
         assert summary.voice == MessageCounts(1, 0)
         await waiting.close()
         assert waiting.subscription.end_reason == "unsubscribed"
+
+
+async def test_subscribe_is_challenged_by_the_authenticator(anyio_backend: str) -> None:
+    """With ``with_authenticator``, a SUBSCRIBE is challenged like an INVITE (RFC 6665
+    §4.2.1.2 leaves authorization to the notifier): the subscriber's credentials get the
+    busy lamp; a subscriber without them ends with 401 and nothing is served."""
+    async with (
+        await loopback_builder("bob")
+        .with_dialog_event_package()
+        .with_authenticator("bob.test", {"alice": "secret"})
+        .build() as bob,
+        await loopback_builder("alice").with_credentials("alice", "secret").build() as alice,
+        await loopback_builder("eve").build() as eve,
+    ):
+        lamp = await SessionControl.watch_busy_lamp(alice, uri_of(bob, "bob"))
+        assert await lamp_reaches(lamp, "idle") == ["idle"]
+        await lamp.close()
+        denied = await SessionControl.subscribe(eve, uri_of(bob, "bob"), "dialog")
+        with anyio.fail_after(10):
+            await denied.wait_state("terminated")
+        assert denied.end_status == 401

@@ -504,10 +504,28 @@ class CallLayer:
                 | ServedSubscriptionEnded()
                 | ServedSubscriptionRefreshed()
             ):
+                if isinstance(event, SubscribeReceived) and not self._subscribe_allowed(event):
+                    return
                 if self.subscriptions is not None:
                     self.subscriptions.handle(event)
             case _:
                 pass
+
+    def _subscribe_allowed(self, event: SubscribeReceived) -> bool:
+        """RFC 6665 §4.2.1.2 / RFC 3261 §22: challenge a SUBSCRIBE when an authenticator is set.
+
+        False when it was answered here (401/407 with a challenge, 403, 400).
+        """
+        auth = self.authenticator
+        if auth is None:
+            return True
+        result = auth.check(event.request, self.now())
+        if result.proceed:
+            return True
+        self.endpoint.reject_subscription(
+            event.ref, result.status, result.reason, headers=result.headers
+        )
+        return False
 
     # --- SDP helpers -----------------------------------------------------------------------
 

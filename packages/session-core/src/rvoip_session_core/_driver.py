@@ -145,8 +145,15 @@ class SipEndpoint(Protocol):
         """Accept a served subscription: 200 and the first NOTIFY; returns the expires."""
         ...
 
-    def reject_subscription(self, ref: int, status: int = 403, reason: str | None = None) -> None:
-        """Refuse a subscription."""
+    def reject_subscription(
+        self,
+        ref: int,
+        status: int = 403,
+        reason: str | None = None,
+        *,
+        headers: Headers = (),
+    ) -> None:
+        """Refuse a subscription (``headers``: e.g. a digest challenge)."""
 
     def notify_subscriber(self, ref: int, body: bytes, content_type: str | None = None) -> int:
         """Send a NOTIFY with a new state document to a served subscription."""

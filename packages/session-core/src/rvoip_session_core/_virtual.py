@@ -475,8 +475,15 @@ class _VirtualEndpoint:
         self._after()
         return granted
 
-    def reject_subscription(self, ref: int, status: int = 403, reason: str | None = None) -> None:
-        self.agent.dialog.reject_subscription(ref, status, reason, now=self._now())
+    def reject_subscription(
+        self,
+        ref: int,
+        status: int = 403,
+        reason: str | None = None,
+        *,
+        headers: Headers = (),
+    ) -> None:
+        self.agent.dialog.reject_subscription(ref, status, reason, headers=headers, now=self._now())
         self._after()
 
     def notify_subscriber(self, ref: int, body: bytes, content_type: str | None = None) -> int:
