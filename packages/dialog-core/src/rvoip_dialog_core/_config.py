@@ -80,6 +80,11 @@ class DialogConfig:
             (``CallRedirected`` each time). False: a 3xx fails the call (``InviteFailed``).
         max_redirects: The most targets one call is sent to after its first (a bound
             on redirect chains; a URI already tried is never tried again, so loops end).
+        session_refresher: Who refreshes the session (RFC 4028 ``refresher``): ``"uac"``
+            (the caller) or ``"uas"`` (the callee), asked for in our INVITEs and chosen
+            in our answers when the peer's INVITE leaves it open (``"uac"`` only when the
+            UAC supports timers); None: we ask for none and, as UAS, pick the UAC when it
+            can. Read per dialog at negotiation (a new config applies to new sessions).
     """
 
     contact: str
@@ -107,6 +112,7 @@ class DialogConfig:
     outbound_proxy: str | None = None
     follow_redirects: bool = True
     max_redirects: int = 5
+    session_refresher: str | None = None
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)
