@@ -44,6 +44,7 @@ from ._events import (
     SendRequest,
     SendResponse,
     SessionRefreshDue,
+    SessionRefreshed,
     TerminationReason,
     UpdateReceived,
 )
@@ -113,6 +114,7 @@ __all__ = [
     "SendRequest",
     "SendResponse",
     "SessionRefreshDue",
+    "SessionRefreshed",
     "SessionTimer",
     "TerminationReason",
     "UpdateReceived",

@@ -37,6 +37,7 @@ from ._events import (
     SendAck,
     SendRequest,
     SessionRefreshDue,
+    SessionRefreshed,
     TerminationReason,
 )
 from ._hooks import LayerHooks
@@ -536,6 +537,10 @@ class ClientRequests:
         if 200 <= status < 300 and method == "UPDATE" and dialog is not None:
             dialog.refresh_target(response)
             self._timers.from_response(dialog.id, response, now)
+            if creq.refresh:
+                timer = self._timers.get(dialog.id)
+                if timer is not None:
+                    self._out.emit(SessionRefreshed(dialog.id, timer.interval))
         elif creq.refresh and dialog is not None:
             timer = self._timers.get(dialog.id)
             if status in (408, 481) and timer is not None and timer.own:
