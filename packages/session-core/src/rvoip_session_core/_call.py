@@ -74,6 +74,10 @@ class Call:
     """When ``media_seen`` last changed (monotonic; None: media not watched)."""
     invite_headers: tuple[tuple[str, str], ...] = ()
     """Extra header lines the application gave for our INVITE (P-Asserted-Identity …)."""
+    early_dialog: DialogId | None = None
+    """Caller: the early dialog whose 18x SDP the media plays (forks: the latest one)."""
+    early_sent: bool = False
+    """Callee: our answer went out in a 183 (early media); the 200 repeats that SDP."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

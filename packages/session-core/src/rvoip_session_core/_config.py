@@ -30,6 +30,7 @@ from rvoip_session_core._settings import (
     SUPPORTED_CODECS,
     SUPPORTED_TRANSPORTS,
     SessionConfig,
+    SessionTimerSettings,
     is_ip_literal,
     split_hostport,
     split_uri_hostport,
@@ -102,6 +103,9 @@ class SessionManagerBuilder:
     _max_redirects: int = attrs.field(init=False, default=5)
     _authenticator: Authenticator | None = attrs.field(init=False, default=None)
     _registrar: Registrar | None = attrs.field(init=False, default=None)
+    _session_timer: SessionTimerSettings | None = attrs.field(
+        init=False, factory=lambda: SessionTimerSettings()
+    )
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -521,6 +525,33 @@ class SessionManagerBuilder:
         self._registrar = registrar
         return self
 
+    def with_session_timer(
+        self, expires: int | None = 1800, min_se: int = 90, refresher: str | None = None
+    ) -> SessionManagerBuilder:
+        """RFC 4028 session timers: ``expires`` seconds, ``min_se`` at least, ``refresher``.
+
+        On by default (1800 s, Min-SE 90, the callee picks the refresher). The refresher
+        refreshes at half the interval (UPDATE when the peer's Allow lists it, else a
+        re-INVITE with the same SDP; a 405/501 to the UPDATE falls back to re-INVITE, a
+        422 is retried with its Min-SE); a call no refresh kept up ends with a BYE
+        (``CallEnded`` reason "session timer expired"). Each successful refresh of ours
+        is reported as a ``SessionRefreshed`` event. ``with_session_timer(None)`` turns
+        session timers off.
+
+        Args:
+            expires: the session interval, seconds (None: off).
+            min_se: the smallest interval accepted from a peer (>= 90).
+            refresher: ``"uac"`` (the caller refreshes), ``"uas"`` (the callee), or None.
+
+        Raises:
+            ConfigurationError: min_se below 90, expires below min_se, or an unknown
+                refresher.
+        """
+        self._session_timer = (
+            None if expires is None else SessionTimerSettings(expires, min_se, refresher)
+        )
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -592,6 +623,7 @@ class SessionManagerBuilder:
             max_redirects=self._max_redirects,
             authenticator=self._authenticator,
             registrar=self._registrar,
+            session_timer=self._session_timer,
         )
 
     @property

@@ -20,6 +20,7 @@ class SessionControl:
     wait_for_answer = SessionCoordinator.wait_for_answer
     accept_incoming_call = SessionCoordinator.accept_incoming_call
     reject_incoming_call = SessionCoordinator.reject_incoming_call
+    send_early_media = SessionCoordinator.send_early_media
     hold_session = SessionCoordinator.hold_session
     resume_session = SessionCoordinator.resume_session
     send_dtmf = SessionCoordinator.send_dtmf

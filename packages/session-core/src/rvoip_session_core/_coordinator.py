@@ -799,6 +799,24 @@ class SessionCoordinator:
             await _either(record.answered, record.ended)
         return record.snapshot()
 
+    async def send_early_media(self, call: IncomingCall | str, sdp: str | None = None) -> None:
+        """Send early media on a deferred incoming call: a 183 with our SDP answer, media on.
+
+        From a ``CallDecision.Defer`` (the call is waiting for an answer): the 183 carries
+        our answer to the INVITE's offer (``sdp``, or one generated) and goes reliably
+        (RFC 3262: ``Require: 100rel``, retransmitted until the caller's PRACK) when the
+        caller supports or requires ``100rel``. RTP starts both ways at once, so the
+        application can play a prompt (``set_audio_source``) before deciding; the call
+        shows ``CallState.EarlyMedia``. ``accept_incoming_call`` then answers 200 with
+        the same SDP, ``reject_incoming_call`` refuses it (media stops).
+
+        Raises:
+            InvalidState: the call is not waiting for an answer, or its INVITE had no SDP
+                offer.
+            SdpNegotiationError: the offer cannot be answered (or ``sdp`` does not parse).
+        """
+        self._layer.send_early_media(self._waiting_call(call), sdp)
+
     async def reject_incoming_call(
         self, call: IncomingCall | str, reason: str = "Decline", status: int = 603
     ) -> None:

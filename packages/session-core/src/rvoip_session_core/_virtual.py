@@ -376,6 +376,7 @@ class _VirtualEndpoint:
         body: bytes = b"",
         content_type: str | None = None,
         headers: Headers = (),
+        reliable: bool | None = None,
     ) -> Response:
         response = self.agent.dialog.respond(
             ref,
@@ -384,6 +385,7 @@ class _VirtualEndpoint:
             body=body,
             content_type=content_type,
             headers=headers,
+            reliable=reliable,
             now=self._now(),
         )
         self._after()

@@ -49,6 +49,7 @@ from rvoip_session_core._events import (
     RegistrationStatus,
     SessionEvent,
     SessionEventType,
+    SessionRefreshed,
     StateChanged,
     TransferProgress,
     TransferRequested,
@@ -77,7 +78,7 @@ from rvoip_session_core._registrar import (
     RegistrarSettings,
     aor_of,
 )
-from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._settings import SessionConfig, SessionTimerSettings
 from rvoip_session_core._types import (
     Accept as _Accept,
 )
@@ -168,7 +169,9 @@ __all__ = [
     "SessionId",
     "SessionManagerBuilder",
     "SessionNotFound",
+    "SessionRefreshed",
     "SessionStats",
+    "SessionTimerSettings",
     "StateChanged",
     "Timeout",
     "TransferProgress",
