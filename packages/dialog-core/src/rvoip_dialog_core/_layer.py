@@ -581,6 +581,25 @@ class DialogLayer:
         elif isinstance(key, SessionTimer):
             self._session_timer_due(key)
 
+    def refresh_session(self, dialog_id: DialogId, *, now: float | None = None) -> bool:
+        """Refresh a dialog's session now, as when half its interval passed (RFC 4028 §10).
+
+        An UPDATE when the peer allows it, else ``SessionRefreshDue`` for the TU's
+        re-INVITE; the session then expires unless the refresh succeeds. For a check
+        that the peer is still there, and for tests that need not wait half an interval.
+
+        Returns:
+            False when the dialog runs no session timer that we refresh (nothing sent).
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        timer = self._timers.get(dialog_id)
+        if timer is None or not timer.we_refresh or timer.refreshing:
+            return False
+        self._timeline.cancel(timer)
+        self._session_timer_due(timer)
+        return True
+
     def _session_timer_due(self, timer: SessionTimer) -> None:
         if not self._timers.fire(timer) or timer.dialog_id is None:
             return

@@ -23,6 +23,7 @@ class SessionControl:
     send_early_media = SessionCoordinator.send_early_media
     hold_session = SessionCoordinator.hold_session
     resume_session = SessionCoordinator.resume_session
+    refresh_session = SessionCoordinator.refresh_session
     send_dtmf = SessionCoordinator.send_dtmf
     send_message = SessionCoordinator.send_message
     transfer_session = SessionCoordinator.transfer_session

@@ -833,6 +833,21 @@ class SessionCoordinator:
             )
         return call
 
+    async def refresh_session(self, session_id: str) -> bool:
+        """Refresh the call's RFC 4028 session timer now instead of at half its interval.
+
+        An UPDATE (a re-INVITE with the same SDP when the peer does not allow UPDATE); its
+        success is reported as ``SessionRefreshed``, and without one the call ends at the
+        session's expiry. Checks that the peer is still there; tests use it not to wait.
+
+        Returns:
+            False when the call runs no session timer that we refresh (nothing sent).
+        """
+        call = self._established_call(session_id)
+        assert call.dialog_id is not None
+        with self._layer.gate:
+            return self._layer.endpoint.refresh_session(call.dialog_id)
+
     async def hold_session(self, session_id: str) -> None:
         """Put the call on hold: re-INVITE with sendonly (RFC 3264 §8.4); our audio stops."""
         call = self._established_call(session_id)

@@ -104,6 +104,10 @@ class SipEndpoint(Protocol):
         """Send a re-INVITE."""
         ...
 
+    def refresh_session(self, dialog_id: DialogId) -> bool:
+        """Refresh the dialog's session timer now (RFC 4028; False: none we refresh)."""
+        ...
+
     def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
         """Send a REFER."""
         ...
@@ -240,6 +244,7 @@ class _SocketEndpoint:
         self.bye = endpoint.bye
         self.request = endpoint.request
         self.reinvite = endpoint.reinvite
+        self.refresh_session = endpoint.refresh_session
         self.refer = endpoint.refer
         self.accept_refer = endpoint.accept_refer
         self.notify_refer = endpoint.notify_refer

@@ -425,6 +425,11 @@ class _VirtualEndpoint:
         self._after()
         return ref
 
+    def refresh_session(self, dialog_id: DialogId) -> bool:
+        sent = self.agent.dialog.refresh_session(dialog_id, now=self._now())
+        self._after()
+        return sent
+
     def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
         ref = self.agent.dialog.refer(dialog_id, refer_to, referred_by=referred_by, now=self._now())
         self._after()
