@@ -43,6 +43,12 @@ EXPECTED = {
         "bob: 'can you hear me?' (in the call",
         "alice: done",
     ],
+    "early_media": [
+        "alice: heard the announcement while EarlyMedia",
+        "alice: answered, state Active",
+        "alice: second call refused with 486 after the announcement",
+        "alice: done",
+    ],
 }
 
 
@@ -65,7 +71,9 @@ def test_example_runs(name: str) -> None:
         assert needle in out
 
 
-@pytest.mark.parametrize("name", ["quick_start", "bridge_monitoring", "instant_messages"])
+@pytest.mark.parametrize(
+    "name", ["quick_start", "bridge_monitoring", "instant_messages", "early_media"]
+)
 def test_example_runs_on_trio(name: str) -> None:
     out = run_example(name, "trio")
     assert EXPECTED[name][-1] in out
