@@ -69,7 +69,10 @@ async def announce(ivr: SessionCoordinator, handler: Ivr) -> IncomingCall:
 
 async def main() -> None:
     handler = Ivr()
-    async with await builder("ivr", handler).build() as ivr, await builder("alice").build() as alice:
+    async with (
+        await builder("ivr", handler).build() as ivr,
+        await builder("alice").build() as alice,
+    ):
         host, port = ivr.local_sip_address
         target = f"sip:ivr@{host}:{port}"
 
