@@ -62,14 +62,18 @@ async def test_sipp_reliable_183_with_early_media_then_200(
 ) -> None:
     """SIPp answers our INVITE with a reliable 183 with SDP and plays RTP (a PCMU tone
     from a pcap) before its 200: we PRACK once, our call shows EarlyMedia and receives
-    the RTP before the 200, then it is answered and we hang up."""
+    the RTP before the 200; the 200 carries another SDP (new port), which is applied;
+    then we hang up."""
     write_pcap(
         sipp.workdir / "pcap" / "early_tone.pcap",
         datagrams(g711_tone_rtp(Codec.PCMU, 1000.0, 1.2)),
     )
     port = free_udp_port()
+    media_port = free_udp_port(4)
     async with (
-        sipp.serve("uas_183_early.xml", local_port=port, calls=1, timeout=15) as uas,
+        sipp.serve(
+            "uas_183_early.xml", local_port=port, media_port=media_port, calls=1, timeout=15
+        ) as uas,
         await builder(Recorder(), "alice").build() as coordinator,
     ):
         session = await coordinator.create_outgoing_call(
@@ -87,8 +91,13 @@ async def test_sipp_reliable_183_with_early_media_then_200(
         assert await wait_until(early_rtp, timeout=3)
         # Received while still early: SIPp sends its 200 only after 1.5 s of early media.
         assert (await coordinator.get_session(session.id)).state is CallState.EarlyMedia
+        early = await coordinator.get_media_info(session.id)
+        assert early.remote_rtp_address == (HOST, media_port)
         await coordinator.wait_for_answer(session.id, 5.0)
         assert (await coordinator.get_session(session.id)).state is CallState.Active
+        # The 200's SDP differs from the 183's (version 2, another port): it is applied.
+        answered = await coordinator.get_media_info(session.id)
+        assert answered.remote_rtp_address == (HOST, media_port + 2)
         await coordinator.terminate_session(session.id)
         result = await uas.finish(20)
     assert result.returncode == 0, result.report()

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import attrs
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_dialog_core import (
     DialogConfig,
@@ -15,10 +17,10 @@ from rvoip_dialog_core import (
     SessionRefreshDue,
     TerminationReason,
 )
-from rvoip_dialog_core._session_timer import SessionTimers
+from rvoip_dialog_core._session_timer import SessionTimers, allows_update
 from rvoip_dialog_core._timeline import Timeline
 from rvoip_dialog_core.testing import Agent, VirtualNetwork, WireRecord
-from rvoip_sip_core import Request, Response, make_request, parse_uri
+from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
 
 BOB = "sip:bob@127.0.0.1:5070"
 
@@ -305,3 +307,33 @@ def test_422_retry_keeps_defer_ack() -> None:
     net.pump()
     (ack,) = acks_of_2xx()
     assert ack.body == b"v=0\r\n"
+
+
+METHOD = st.sampled_from(
+    ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "INFO", "UPDATE", "update", "Update", "PRACK"]
+)
+
+
+@given(
+    lines=st.lists(st.lists(METHOD, min_size=1, max_size=6), max_size=3),
+    spaces=st.sampled_from([",", ", ", " ,  "]),
+)
+def test_allows_update_reads_every_allow_line(lines: list[list[str]], spaces: str) -> None:
+    """``allows_update``: None without Allow, else whether any Allow line names UPDATE (in
+    any case, split over several lines or not), as RFC 3261 §7.3.1 lets a list header be."""
+    headers = [("Allow", spaces.join(methods)) for methods in lines]
+    response = make_response(
+        make_request(
+            "UPDATE",
+            parse_uri(BOB),
+            from_="<sip:a@h>;tag=1",
+            to="<sip:b@h>;tag=2",
+            call_id="c",
+            cseq=1,
+            via="SIP/2.0/UDP h;branch=z9hG4bK1",
+        ),
+        200,
+        headers=headers,
+    )
+    expected = None if not lines else any(m.upper() == "UPDATE" for ms in lines for m in ms)
+    assert allows_update(response) is expected
