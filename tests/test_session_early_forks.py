@@ -1,4 +1,4 @@
-"""Forked early media (issue 13): two phones behind a forking proxy both send early media.
+"""Early media in virtual time (issue 13): forked early dialogs, and a 183 without 100rel.
 
 In virtual time: alice calls a forking proxy that rings bob and carol (coordinators that
 defer and send early media, each its own tone). The caller plays the latest early
@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 
 from rvoip_dialog_core.testing import ForkingProxy
@@ -29,6 +30,7 @@ from rvoip_session_core.testing import (
     released,
     virtual_time_backend,
 )
+from rvoip_sip_core import Response
 from rvoip_transaction_core import Peer
 
 pytestmark = pytest.mark.anyio
@@ -122,3 +124,30 @@ async def test_forked_early_media_plays_the_latest_and_the_answer_wins() -> None
         with anyio.fail_after(5):
             while not (released(alice) and released(bob)):
                 await anyio.sleep(0.05)
+
+
+async def test_unreliable_183_from_a_caller_without_100rel_still_carries_early_media() -> None:
+    """A caller whose INVITE does not support 100rel gets the 183 unreliably (no Require,
+    no RSeq, no PRACK, RFC 3262 §3) and still plays its early media."""
+    async with VirtualCalls() as net:
+        alice = await net.add("alice")
+        agent = net.sip.agents[alice.local_sip_address]
+        agent.dialog.config = attrs.evolve(agent.dialog.config, supported=("replaces", "timer"))
+        handler = Deferring()
+        bob = await net.add("bob", handler)
+        call = await alice.create_outgoing_call(alice.local_uri, net.uri(bob, "bob"))
+        b = await early(bob, handler, BOB_HZ)
+        with anyio.fail_after(5):
+            while (await alice.get_session(call.id)).state is not CallState.EarlyMedia:
+                await anyio.sleep(0.01)
+        assert await heard(alice, call.id, BOB_HZ)
+        (progress,) = [
+            m
+            for m in net.sip.messages(status=183)
+            if isinstance(m, Response) and "Require" not in m.headers
+        ]
+        assert "RSeq" not in progress.headers
+        assert net.sip.messages(method="PRACK") == []
+        await bob.accept_incoming_call(b)
+        await alice.wait_for_answer(call.id, 5)
+        await alice.terminate_session(call.id)
