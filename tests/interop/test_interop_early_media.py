@@ -135,3 +135,43 @@ async def test_sipp_refusing_update_is_refreshed_by_reinvite(
     assert len(trace.requests("UPDATE")) == 1
     first, refresh = trace.requests("INVITE")
     assert refresh.body == first.body  # RFC 3264 §8: the unchanged session, same o= version
+
+
+async def test_sipp_200_without_sdp_after_a_reliable_183_keeps_the_early_media(
+    sipp: Sipp, builder: Callable[..., SessionManagerBuilder]
+) -> None:
+    """Bug (issue 13): the 183's SDP was never applied and a 2xx without SDP was read as an
+    unusable answer (the call was hung up). RFC 3262 §5: the reliable 183 completed the
+    offer/answer, so the 200 need not repeat it: the early media goes on as the call's."""
+    write_pcap(
+        sipp.workdir / "pcap" / "early_tone.pcap",
+        datagrams(g711_tone_rtp(Codec.PCMU, 1000.0, 1.2)),
+    )
+    port = free_udp_port()
+    media_port = free_udp_port(4)
+    handler = Recorder()
+    async with (
+        sipp.serve(
+            "uas_183_early_nosdp.xml",
+            local_port=port,
+            media_port=media_port,
+            calls=1,
+            timeout=15,
+        ) as uas,
+        await builder(handler, "alice").build() as coordinator,
+    ):
+        session = await coordinator.create_outgoing_call(
+            "sip:alice@127.0.0.1", f"sip:early@{HOST}:{port}"
+        )
+        await coordinator.wait_for_answer(session.id, 5.0)
+        assert (await coordinator.get_session(session.id)).state is CallState.Active
+        info = await coordinator.get_media_info(session.id)
+        assert info.remote_rtp_address == (HOST, media_port)
+        stats = await coordinator.get_media_statistics(session.id)
+        assert stats is not None
+        assert stats.packets_received >= 20
+        assert handler.ended == []
+        await coordinator.terminate_session(session.id)
+        result = await uas.finish(20)
+    assert result.returncode == 0, result.report()
+    assert (result.successful, result.failed) == (1, 0), result.report()
