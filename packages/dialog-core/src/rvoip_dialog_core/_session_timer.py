@@ -7,6 +7,7 @@ session if no refresh arrives before ``interval - min(32, interval / 3)`` (§10)
 from __future__ import annotations
 
 import math
+import re
 
 import attrs
 
@@ -38,16 +39,27 @@ def _min_se(message: Request | Response) -> int:
     return max(value.seconds, ABSOLUTE_MIN_SE) if value is not None else ABSOLUTE_MIN_SE
 
 
+_UPDATE_TOKEN = re.compile(r"(?:^|,)[ \t]*UPDATE[ \t]*(?=,|$)", re.IGNORECASE)
+"""``UPDATE`` as one element of an ``Allow`` list (RFC 3261 §20.5: ``Method *(COMMA Method)``)."""
+
+
 def allows_update(message: Request | Response) -> bool | None:
     """Whether the peer's ``Allow`` lists UPDATE (None: the message carries no ``Allow``).
 
     RFC 3311 §5.1: a UA sends UPDATE only to a peer that indicated support for it; the
     ``Allow`` of its INVITE or of its 2xx tells (RFC 4028 §7.4: else refresh by re-INVITE).
+    Asked once per answered call: the first line is searched alone (the usual case), the
+    others only when there are several.
     """
     headers = message.headers
-    if "Allow" not in headers:  # hot path: get_all of an absent header raises inside
+    first = headers.get("Allow")
+    if first is None:
         return None
-    return any(m.upper() == "UPDATE" for line in headers.get_all("Allow") for m in split_list(line))
+    if _UPDATE_TOKEN.search(first) is not None:
+        return True
+    if len(headers.positions("Allow")) == 1:
+        return False
+    return any(_UPDATE_TOKEN.search(line) is not None for line in headers.get_all("Allow"))
 
 
 def _supports_timer(message: Request | Response) -> bool:
