@@ -151,3 +151,36 @@ async def test_unreliable_183_from_a_caller_without_100rel_still_carries_early_m
         await bob.accept_incoming_call(b)
         await alice.wait_for_answer(call.id, 5)
         await alice.terminate_session(call.id)
+
+
+class EarlyAnnouncer(AutoAnswerHandler):
+    """Decides ``CallDecision.EarlyMedia()`` at once; the test answers or rejects later."""
+
+    def __init__(self) -> None:
+        self.incoming: list[IncomingCall] = []
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        self.incoming.append(call)
+        return CallDecision.EarlyMedia()
+
+
+async def test_the_early_media_decision_sends_183_then_waits_for_the_app() -> None:
+    """``CallDecision.EarlyMedia()``: the 183 with SDP goes at once (no 180 first), the
+    caller hears the callee's prompt while both calls are EarlyMedia, then the app answers."""
+    async with VirtualCalls() as net:
+        alice = await net.add("alice")
+        handler = EarlyAnnouncer()
+        bob = await net.add("bob", handler)
+        call = await alice.create_outgoing_call(alice.local_uri, net.uri(bob, "bob"))
+        with anyio.fail_after(5):
+            while (await alice.get_session(call.id)).state is not CallState.EarlyMedia:
+                await anyio.sleep(0.01)
+        b = handler.incoming[0].id
+        assert (await bob.get_session(b)).state is CallState.EarlyMedia
+        await bob.set_audio_source(b, tone_source(BOB_HZ))
+        assert await heard(alice, call.id, BOB_HZ)
+        assert net.sip.messages(status=180) == []
+        await bob.accept_incoming_call(b)
+        await alice.wait_for_answer(call.id, 5)
+        assert (await alice.get_session(call.id)).state is CallState.Active
+        await alice.terminate_session(call.id)

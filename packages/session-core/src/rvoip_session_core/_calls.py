@@ -82,6 +82,7 @@ from rvoip_session_core._types import (
     Challenge,
     Decision,
     Defer,
+    EarlyMedia,
     Forward,
     IncomingCall,
     Reject,
@@ -719,7 +720,7 @@ class CallLayer:
         A call refused or forwarded at once never binds RTP ports.
         """
         decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer | Route):
+        if isinstance(decision, Accept | Defer | Route | EarlyMedia):
             try:
                 self._media.open_now(call.media)
             except SessionError as exc:
@@ -730,7 +731,7 @@ class CallLayer:
     async def _decided_with_media_task(self, call: Call, decision: Decision) -> None:
         """Trio: the decision is made, only the media task is awaited (no timeout, no 180)."""
         decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer | Route):
+        if isinstance(decision, Accept | Defer | Route | EarlyMedia):
             try:
                 await self._media.open(call.media)
             except SessionError as exc:
@@ -795,6 +796,17 @@ class CallLayer:
                 self.fire(call, Trigger.RINGING, "deferred")
                 when = self.now() + self.config.incoming_call_timeout
                 self._call_deadline(call, _ANSWER_BY, when)
+            case EarlyMedia(sdp=sdp):
+                try:
+                    self.send_early_media(call, sdp)
+                except SessionError as exc:
+                    log.info("call %s: no early media (%s); ringing instead", call.id, exc)
+                    if not call.state.is_final:
+                        self.respond(call, 180, "Ringing")
+                        self.fire(call, Trigger.RINGING, "deferred")
+                if not call.state.is_final:
+                    when = self.now() + self.config.incoming_call_timeout
+                    self._call_deadline(call, _ANSWER_BY, when)
             case Challenge(realm=realm, proxy=proxy):
                 self._challenge(call, realm, proxy)
             case Route(aor=aor):
