@@ -93,6 +93,8 @@ async def test_a_peer_without_update_keeps_a_30_minute_call_up_by_reinvite() -> 
         assert 38 <= len(refreshed) <= 41
         assert {e.method for e in refreshed} == {"INVITE"}
         assert {e.interval for e in refreshed} == {90}
+        assert alice.counters["session_refreshes"] == len(refreshed)
+        assert alice.counters["session_refresh_reinvites"] == len(refreshed)
         invites = requests(net, "INVITE")
         assert requests(net, "UPDATE") == []
         assert requests(net, "BYE") == []
@@ -135,6 +137,8 @@ async def test_update_refreshes_are_reported() -> None:
         assert (event.method, event.interval) == ("UPDATE", 120)
         assert 59 <= anyio.current_time() - start <= 61
         assert len(requests(net, "UPDATE")) == 1
+        assert alice.counters["session_refreshes"] == 1
+        assert "session_refresh_reinvites" not in alice.counters
 
 
 async def test_a_session_no_refresh_keeps_up_ends_with_bye_and_is_reported() -> None:

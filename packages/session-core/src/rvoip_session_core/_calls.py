@@ -174,9 +174,6 @@ class CallLayer:
         """Set by the coordinator: takes plain requests (REGISTER); False leaves them (501)."""
         self._refreshes: dict[int, SessionId] = {}
         """Refs of the re-INVITEs we sent as session refreshes (RFC 4028), by call."""
-        self.refresh_counts: dict[str, int] = {"sent": 0, "ok": 0, "failed": 0}
-        """Session refreshes of ours: re-INVITEs sent, and refreshes (any method) that
-        succeeded or failed."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -1077,7 +1074,7 @@ class CallLayer:
                 log.info("call %s: session refresh not sent: %s", call.id, exc)
                 return
             self._refreshes[ref] = call.id
-        self.refresh_counts["sent"] += 1
+        self._count("session_refresh_reinvites")
 
     def _refresh_answered(self, sid: SessionId, response: Response) -> None:
         """The final response to a refresh re-INVITE of ours."""
@@ -1087,7 +1084,7 @@ class CallLayer:
         if not 200 <= response.status < 300:
             # The dialog layer ends the call with BYE at the session's expiry (RFC 4028
             # §10) unless a later refresh succeeds; a 408/481 ended the dialog already.
-            self.refresh_counts["failed"] += 1
+            self._count("session_refresh_failed")
             log.warning("call %s: session refresh refused: %s", call.id, response.status)
             return
         if response.body and call.local_sdp is not None:
@@ -1105,8 +1102,12 @@ class CallLayer:
             se = None
         self._refreshed(call, "INVITE", None if se is None else se.seconds)
 
+    def _count(self, name: str) -> None:
+        counters = self._registry.counters  # a plain dict: new names start at 0
+        counters[name] = counters.get(name, 0) + 1
+
     def _refreshed(self, call: Call, method: str, interval: int | None) -> None:
-        self.refresh_counts["ok"] += 1
+        self._count("session_refreshes")
         if self._events.subscriber_count:
             self._events.publish(SessionRefreshed(call.id, method, interval))
 

@@ -556,7 +556,12 @@ class SessionCoordinator:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Call counters: total, failed, incoming, outgoing, overload_rejected."""
+        """Call counters: total, failed, incoming, outgoing, overload_rejected, and more.
+
+        RFC 4028: ``session_refreshes`` (successful refreshes of ours, UPDATE or
+        re-INVITE), ``session_refresh_reinvites`` (re-INVITEs sent as refreshes) and
+        ``session_refresh_failed`` (refresh re-INVITEs refused).
+        """
         return self._registry.counters
 
     def sip_stats(self) -> dict[str, int]:
