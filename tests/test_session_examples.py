@@ -62,6 +62,12 @@ EXPECTED = {
         "alice: waiting=True new=1 old=2",
         "subscription ended: unsubscribed",
     ],
+    "early_media": [
+        "alice: heard the announcement while EarlyMedia",
+        "alice: answered, state Active",
+        "alice: second call refused with 486 after the announcement",
+        "alice: done",
+    ],
 }
 
 
@@ -85,7 +91,14 @@ def test_example_runs(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["quick_start", "bridge_monitoring", "instant_messages", "attended_transfer"]
+    "name",
+    [
+        "quick_start",
+        "bridge_monitoring",
+        "instant_messages",
+        "attended_transfer",
+        "early_media",
+    ],
 )
 def test_example_runs_on_trio(name: str) -> None:
     out = run_example(name, "trio")

@@ -17,6 +17,7 @@ import attrs
 from rvoip_sip_core import (
     Request,
     Response,
+    SessionExpires,
     Uri,
     make_request,
     make_response,
@@ -36,6 +37,7 @@ from ._events import (
     SendAck,
     SendRequest,
     SessionRefreshDue,
+    SessionRefreshed,
     TerminationReason,
 )
 from ._hooks import LayerHooks
@@ -514,6 +516,16 @@ class ClientRequests:
         if status in (401, 407) and self._retry_auth(creq, response):
             return
         dialog = self._store.get(creq.dialog_id) if creq.dialog_id else None
+        if (
+            status == 422
+            and method in ("INVITE", "UPDATE")
+            and dialog is not None
+            and self._timers.raise_interval(dialog.id, creq.request, response)
+        ):
+            # RFC 4028 §7.4: "the UAC MAY retry the request with a Session-Expires ... equal
+            # to the value of the Min-SE header field in the 422": same request, next CSeq.
+            self._retry_422(creq, response)
+            return
         if status == 491 and method in ("INVITE", "UPDATE") and dialog is not None:
             # RFC 3261 §14.1: glare; try again after a random wait.
             creq.final = False
@@ -525,6 +537,10 @@ class ClientRequests:
         if 200 <= status < 300 and method == "UPDATE" and dialog is not None:
             dialog.refresh_target(response)
             self._timers.from_response(dialog.id, response, now)
+            if creq.refresh:
+                timer = self._timers.get(dialog.id)
+                if timer is not None:
+                    self._out.emit(SessionRefreshed(dialog.id, timer.interval))
         elif creq.refresh and dialog is not None:
             timer = self._timers.get(dialog.id)
             if status in (408, 481) and timer is not None and timer.own:
@@ -593,6 +609,19 @@ class ClientRequests:
             )
         )
         return True
+
+    def _retry_422(self, creq: ClientRequest, response: Response) -> None:
+        """Send ``creq``'s refresh again asking for the 422's Min-SE (RFC 4028 §7.4)."""
+        interval = self._timers.retry_interval(response) or 0
+        old = creq.request
+        asked = old.header(SessionExpires)
+        refresher = asked.refresher if asked is not None else None
+        value = f"{interval};refresher={refresher}" if refresher else str(interval)
+        headers = old.headers.with_("Session-Expires", value).with_("Min-SE", str(interval))
+        creq.request = attrs.evolve(old, headers=headers)
+        creq.final = False
+        self._stats["session_422_retries"] += 1
+        self._retry(creq)
 
     # --- time -----------------------------------------------------------------------------
 

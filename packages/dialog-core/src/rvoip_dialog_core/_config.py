@@ -101,6 +101,11 @@ class DialogConfig:
             us in a loop.
         max_retry_after: The longest ``retry-after`` we wait for before subscribing
             again (a longer one ends the subscription instead), seconds.
+        session_refresher: Who refreshes the session (RFC 4028 ``refresher``): ``"uac"``
+            (the caller) or ``"uas"`` (the callee), asked for in our INVITEs and chosen
+            in our answers when the peer's INVITE leaves it open (``"uac"`` only when the
+            UAC supports timers); None: we ask for none and, as UAS, pick the UAC when it
+            can. Read per dialog at negotiation (a new config applies to new sessions).
     """
 
     contact: str
@@ -135,6 +140,7 @@ class DialogConfig:
     subscription_default_expires: int = 3600
     resubscribe_limit: int = 3
     max_retry_after: int = 3600
+    session_refresher: str | None = None
     # Derived once (hot path: read for every message); recomputed by attrs.evolve.
     _all_methods: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
     _supported_lower: frozenset[str] = attrs.field(init=False, eq=False, repr=False)

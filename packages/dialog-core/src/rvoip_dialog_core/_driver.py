@@ -724,6 +724,7 @@ class DialogEndpoint:
     request = _Command(DialogLayer.request)
     bye = _Command(DialogLayer.bye)
     reinvite = _Command(DialogLayer.reinvite)
+    refresh_session = _Command(DialogLayer.refresh_session)
     update = _Command(DialogLayer.update)
     info = _Command(DialogLayer.info)
     refer = _Command(DialogLayer.refer)

@@ -42,6 +42,7 @@ __all__ = [
     "ServedSubscriptionEnded",
     "ServedSubscriptionRefreshed",
     "SessionRefreshDue",
+    "SessionRefreshed",
     "SubscribeReceived",
     "SubscriptionAccepted",
     "SubscriptionEnded",
@@ -317,6 +318,22 @@ class SessionRefreshDue:
 
 
 @attrs.frozen
+class SessionRefreshed:
+    """RFC 4028: the layer's own session refresh (an UPDATE) got its 2xx; the timer restarted.
+
+    A refresh the TU sent itself (a re-INVITE after ``SessionRefreshDue``) is reported
+    by its ``ResponseForRequest`` instead.
+
+    Attributes:
+        dialog_id: The dialog refreshed.
+        interval: The session interval now running, seconds.
+    """
+
+    dialog_id: DialogId
+    interval: int
+
+
+@attrs.frozen
 class AuthenticationFailed:
     """A request of ours was challenged (401/407) and is not retried with credentials.
 
@@ -494,6 +511,7 @@ DialogEvent = (
     | ResponseForRequest
     | GlareRetryScheduled
     | SessionRefreshDue
+    | SessionRefreshed
     | AuthenticationFailed
     | SubscriptionAccepted
     | SubscriptionNotified

@@ -38,7 +38,13 @@ from ._client import ClientRequests, Headers
 from ._config import DialogConfig
 from ._dialog import Dialog, DialogId, DialogState, LegId
 from ._errors import DialogUsageError
-from ._events import Action, DialogEvent, DialogTerminated, TerminationReason
+from ._events import (
+    Action,
+    DialogEvent,
+    DialogTerminated,
+    SessionRefreshDue,
+    TerminationReason,
+)
 from ._outbox import Outbox
 from ._records import ClientRequest, ReferSubscription, UacInvite, UasInvite
 from ._refer import ReferSubscriptions
@@ -54,6 +60,9 @@ from ._uas import UasRequests
 __all__ = ["DialogLayer"]
 
 logger = logging.getLogger(__name__)
+
+SESSION_EXPIRED = ("Reason", 'SIP;cause=408;text="Session timer expired"')
+"""RFC 3326 Reason of the BYE that ends a session no refresh kept up (RFC 4028 §10)."""
 
 # The dialog state machine's trigger for each way a dialog ends (same names).
 _TRIGGER_OF = {reason: Trigger[reason.name] for reason in TerminationReason}
@@ -751,18 +760,44 @@ class DialogLayer:
         elif isinstance(key, Subscription | ServedSubscription):
             self._subs.on_deadline(key, now)
 
+    def refresh_session(self, dialog_id: DialogId, *, now: float | None = None) -> bool:
+        """Refresh a dialog's session now, as when half its interval passed (RFC 4028 §10).
+
+        An UPDATE when the peer allows it, else ``SessionRefreshDue`` for the TU's
+        re-INVITE; the session then expires unless the refresh succeeds. For a check
+        that the peer is still there, and for tests that need not wait half an interval.
+
+        Returns:
+            False when the dialog runs no session timer that we refresh (nothing sent).
+        """
+        now = self._clock.now() if now is None else now
+        self._now = now
+        timer = self._timers.get(dialog_id)
+        if timer is None or not timer.we_refresh or timer.refreshing:
+            return False
+        self._timeline.cancel(timer)
+        self._session_timer_due(timer)
+        return True
+
     def _session_timer_due(self, timer: SessionTimer) -> None:
         if not self._timers.fire(timer) or timer.dialog_id is None:
             return
         dialog = self._store.get(timer.dialog_id)
         if dialog is None:
             return
-        if timer.we_refresh:
-            # RFC 4028 §10: refresh at half the interval (an UPDATE without a body).
-            self._client.request(dialog, "UPDATE", b"", None, (), refresh=True)
+        if not timer.expired:
+            if timer.update_ok and dialog.state is DialogState.CONFIRMED:
+                # RFC 4028 §10: refresh at half the interval (an UPDATE without a body).
+                self._client.request(dialog, "UPDATE", b"", None, (), refresh=True)
+            else:
+                # RFC 4028 §7.4 / RFC 3311 §5.1: the peer's Allow has no UPDATE: the TU
+                # refreshes with a re-INVITE carrying its current SDP.
+                self.stats["session_refresh_reinvite"] += 1
+                self._out.emit(SessionRefreshDue(dialog.id))
         else:
             # RFC 4028 §10: no refresh in time: send BYE and end the session.
-            self.send_bye(dialog, TerminationReason.SESSION_EXPIRED)
+            self.stats["session_expired"] += 1
+            self.send_bye(dialog, TerminationReason.SESSION_EXPIRED, None, (SESSION_EXPIRED,))
 
     # --- LayerHooks: what the collaborators ask of the façade ---------------------------------
 

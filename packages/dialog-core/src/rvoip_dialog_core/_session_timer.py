@@ -7,6 +7,7 @@ session if no refresh arrives before ``interval - min(32, interval / 3)`` (§10)
 from __future__ import annotations
 
 import math
+import re
 
 import attrs
 
@@ -38,6 +39,29 @@ def _min_se(message: Request | Response) -> int:
     return max(value.seconds, ABSOLUTE_MIN_SE) if value is not None else ABSOLUTE_MIN_SE
 
 
+_UPDATE_TOKEN = re.compile(r"(?:^|,)[ \t]*UPDATE[ \t]*(?=,|$)", re.IGNORECASE)
+"""``UPDATE`` as one element of an ``Allow`` list (RFC 3261 §20.5: ``Method *(COMMA Method)``)."""
+
+
+def allows_update(message: Request | Response) -> bool | None:
+    """Whether the peer's ``Allow`` lists UPDATE (None: the message carries no ``Allow``).
+
+    RFC 3311 §5.1: a UA sends UPDATE only to a peer that indicated support for it; the
+    ``Allow`` of its INVITE or of its 2xx tells (RFC 4028 §7.4: else refresh by re-INVITE).
+    Asked once per answered call: the first line is searched alone (the usual case), the
+    others only when there are several.
+    """
+    headers = message.headers
+    first = headers.get("Allow")
+    if first is None:
+        return None
+    if _UPDATE_TOKEN.search(first) is not None:
+        return True
+    if len(headers.positions("Allow")) == 1:
+        return False
+    return any(_UPDATE_TOKEN.search(line) is not None for line in headers.get_all("Allow"))
+
+
 def _supports_timer(message: Request | Response) -> bool:
     headers = message.headers
     for name in ("Supported", "Require"):
@@ -59,6 +83,15 @@ class SessionTimer:
     dialog_id: DialogId | None = None
     own: bool = False
     """We run it on our own as UAS: the peer's INVITE asked for none (RFC 4028 §9)."""
+    update_ok: bool = True
+    """The peer allows UPDATE (its ``Allow`` named it, or it sent no ``Allow``): we refresh
+    with UPDATE; otherwise the TU refreshes with a re-INVITE (``SessionRefreshDue``)."""
+    expires: float = math.inf
+    """When the session expires without a successful refresh (RFC 4028 §10)."""
+    refreshing: bool = False
+    """The refresh was sent (or asked of the TU) and no 2xx restarted the timer yet."""
+    expired: bool = False
+    """The session expired: the layer ends the dialog with BYE."""
 
 
 class SessionTimers:
@@ -83,6 +116,9 @@ class SessionTimers:
         self._enabled = "timer" in config.supported_lower
         wanted = config.uas_session_expires
         self._own = None if wanted is None else max(wanted, config.min_se, ABSOLUTE_MIN_SE)
+        # RFC 4028 §7.1: the refresher we ask for in requests that start a session timer.
+        refresher = config.session_refresher
+        self._ask = f";refresher={refresher}" if refresher in ("uac", "uas") else ""
 
     @property
     def enabled(self) -> bool:
@@ -103,7 +139,7 @@ class SessionTimers:
             refresher = "uac" if timer.we_refresh else "uas"
             value = f"{timer.interval};refresher={refresher}"
         elif config.session_expires is not None:
-            value = str(max(config.session_expires, config.min_se))
+            value = f"{max(config.session_expires, config.min_se)}{self._ask}"
         else:
             return []
         return [("Session-Expires", value), ("Min-SE", str(config.min_se))]
@@ -151,7 +187,10 @@ class SessionTimers:
         refresher = se.refresher
         uac_supports = _supports_timer(request)
         if refresher not in ("uac", "uas"):
-            refresher = "uac" if uac_supports else "uas"
+            # RFC 4028 §9: the UAS chooses; ours is session_refresher (uac only when the
+            # UAC supports timers), by default the UAC when it can.
+            mine = self._config.session_refresher
+            refresher = "uac" if uac_supports and mine != "uas" else "uas"
         elif refresher == "uac" and not uac_supports:
             refresher = "uas"
         headers = [("Session-Expires", f"{interval};refresher={refresher}")]
@@ -182,15 +221,32 @@ class SessionTimers:
         now: float,
         *,
         own: bool = False,
+        update_ok: bool | None = None,
     ) -> None:
-        """(Re)start a dialog's session timer after a successful refresh."""
-        # RFC 4028 §10: the refresher refreshes at half the interval; the other side ends
-        # the session at interval - min(32, interval/3) without a refresh.
-        due = now + (interval / 2 if we_refresh else interval - min(32.0, interval / 3))
+        """(Re)start a dialog's session timer after a successful refresh.
+
+        ``update_ok``: whether the peer allows UPDATE (:func:`allows_update` of its last
+        message; None keeps what the running timer knew, else True).
+        """
+        # RFC 4028 §10: the refresher refreshes at half the interval; the session ends at
+        # interval - min(32, interval/3) without a refresh (on both sides: the refresher
+        # whose refresh never succeeded ends it too).
+        expires = now + interval - min(32.0, interval / 3)
+        due = now + interval / 2 if we_refresh else expires
         old = self._timers.get(dialog_id)
         if old is not None:
             self._timeline.cancel(old)
-        timer = self._timers[dialog_id] = SessionTimer(interval, we_refresh, due, dialog_id, own)
+            if update_ok is None:
+                update_ok = old.update_ok
+        timer = self._timers[dialog_id] = SessionTimer(
+            interval,
+            we_refresh,
+            due,
+            dialog_id,
+            own,
+            update_ok=True if update_ok is None else update_ok,
+            expires=expires,
+        )
         self._timeline.set(timer, due)
 
     def from_response(self, dialog_id: DialogId, response: Response, now: float) -> None:
@@ -198,18 +254,35 @@ class SessionTimers:
         if not self._enabled:
             return
         se = _session_expires(response)
+        update_ok = allows_update(response)
         if se is None:
             old = self._timers.get(dialog_id)
             if old is not None and old.own and old.we_refresh:
                 # Our own timer (the peer runs none): its refresh needs no Session-Expires
                 # in the answer; keep refreshing at the same interval.
-                self.start(dialog_id, old.interval, True, now, own=True)
+                self.start(dialog_id, old.interval, True, now, own=True, update_ok=update_ok)
                 return
             self.stop(dialog_id)
             return
         old = self._timers.get(dialog_id)
         own = old is not None and old.own and se.refresher != "uas"
-        self.start(dialog_id, se.seconds, se.refresher != "uas", now, own=own)
+        self.start(dialog_id, se.seconds, se.refresher != "uas", now, own=own, update_ok=update_ok)
+
+    def raise_interval(self, dialog_id: DialogId, request: Request, response: Response) -> bool:
+        """RFC 4028 §7.4: after a 422 to a refresh in a dialog, ask for the peer's Min-SE.
+
+        True when ``request`` asked for less than the 422's Min-SE (retry it with the
+        larger interval, which the dialog's later refreshes keep asking for); False when
+        retrying would not help (it already asked for as much, or no timer is in use).
+        """
+        interval = self.retry_interval(response)
+        asked = _session_expires(request)
+        if interval is None or asked is None or asked.seconds >= interval:
+            return False
+        timer = self._timers.get(dialog_id)
+        if timer is not None:
+            timer.interval = max(timer.interval, interval)
+        return True
 
     def retry_interval(self, response: Response) -> int | None:
         """RFC 4028 §7.4: the larger Session-Expires to retry with after a 422."""
@@ -230,15 +303,21 @@ class SessionTimers:
     def fire(self, timer: SessionTimer) -> bool:
         """A timer's deadline came (popped from the timeline); False when it is stale.
 
-        An expired one is removed; a refresher's waits (no deadline) for the refresh's 2xx,
-        which restarts it.
+        A refresher's first deadline is the refresh (``refreshing`` set; the timer now
+        waits until the session's expiry for the refresh's 2xx, which restarts it); any
+        other deadline is the expiry (``expired`` set, the timer removed).
         """
         did = timer.dialog_id
         if did is None or self._timers.get(did) is not timer:
             return False
-        if timer.we_refresh:
-            timer.due = math.inf
+        if timer.we_refresh and not timer.refreshing:
+            # RFC 4028 §10: refresh now. Should no refresh succeed (refused, never
+            # answered, or the TU sent none), the session still expires and ends.
+            timer.refreshing = True
+            timer.due = timer.expires
+            self._timeline.set(timer, timer.due)
         else:
+            timer.expired = True
             del self._timers[did]
         return True
 

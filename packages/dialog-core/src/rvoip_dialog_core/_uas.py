@@ -56,7 +56,7 @@ from ._rules import (
     unacceptable_content_type,
     unsupported_extensions,
 )
-from ._session_timer import SessionTimers
+from ._session_timer import SessionTimers, allows_update
 from ._states import Trigger
 from ._store import DialogStore
 from ._timeline import Timeline
@@ -503,7 +503,14 @@ class UasRequests:
                 # Our own timer when the peer asked for none (RFC 4028 §9): the answer
                 # carries the one cached Session-Expires line of our own interval.
                 own = bool(timer_headers) and timer_headers is self._timers.own_headers()
-                self._timers.start(did, interval, refresher == "uas", now, own=own)
+                self._timers.start(
+                    did,
+                    interval,
+                    refresher == "uas",
+                    now,
+                    own=own,
+                    update_ok=allows_update(request),
+                )
             else:
                 self._timers.stop(did)
         if uas is not None:

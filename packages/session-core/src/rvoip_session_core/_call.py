@@ -79,6 +79,10 @@ class Call:
     answer: Response | None = None
     """The 2xx that answered our INVITE (outgoing calls). Kept, not read, on the call path:
     ``update_media`` reads its ``Allow`` (about 0.4-0.8 us, only when asked)."""
+    early_dialog: DialogId | None = None
+    """Caller: the early dialog whose 18x SDP the media plays (forks: the latest one)."""
+    early_sent: bool = False
+    """Callee: our answer went out in a 183 (early media); the 200 repeats that SDP."""
 
     def snapshot(self) -> CallSession:
         """The public, immutable view of the call now."""

@@ -40,6 +40,7 @@ from rvoip_dialog_core import (
     ResponseForRequest,
     ServedSubscriptionEnded,
     ServedSubscriptionRefreshed,
+    SessionRefreshDue,
     SubscribeReceived,
     SubscriptionAccepted,
     SubscriptionEnded,
@@ -48,10 +49,11 @@ from rvoip_dialog_core import (
     UpdateReceived,
 )
 from rvoip_dialog_core import CallRedirected as DialogCallRedirected
+from rvoip_dialog_core import SessionRefreshed as LayerRefreshed
 from rvoip_session_core._authenticator import Authenticator
 from rvoip_session_core._call import Call, PendingRequest
 from rvoip_session_core._driver import EventGate, SipEndpoint, media_host, not_started
-from rvoip_session_core._errors import CallFailed, MediaError, SessionError
+from rvoip_session_core._errors import CallFailed, InvalidState, MediaError, SessionError
 from rvoip_session_core._events import (
     CallEnded,
     CallEstablished,
@@ -62,6 +64,7 @@ from rvoip_session_core._events import (
     LazyEvent,
     MediaQualityReport,
     SessionEventType,
+    SessionRefreshed,
     StateChanged,
 )
 from rvoip_session_core._forking import CallRouter
@@ -89,6 +92,7 @@ from rvoip_session_core._types import (
     Challenge,
     Decision,
     Defer,
+    EarlyMedia,
     Forward,
     IncomingCall,
     Reject,
@@ -96,7 +100,7 @@ from rvoip_session_core._types import (
     SessionId,
     normalize_decision,
 )
-from rvoip_sip_core import Request, Response, SessionDescription
+from rvoip_sip_core import Request, Response, SessionDescription, SessionExpires, SipParseError
 from rvoip_transaction_core import Clock, Deadlines
 
 log = logging.getLogger("rvoip_session_core")
@@ -114,6 +118,9 @@ _BYE_REASONS = {
 
 _ENDING_EVENTS = frozenset({ByeReceived, CancelReceived, DialogTerminated, InviteFailed})
 """Dialog events after which a call must send no more RTP."""
+
+SESSION_EXPIRED_REASON = "session timer expired"
+"""``CallEnded`` reason of a call no session refresh kept up (RFC 4028 §10)."""
 
 _RING, _ANSWER_BY, _MEDIA_CHECK, _QUALITY = "ring", "answer-by", "media-check", "quality"
 _NO_CALL = SessionId("")
@@ -181,6 +188,8 @@ class CallLayer:
         """Set by the coordinator: SUBSCRIBE/NOTIFY usages (RFC 6665)."""
         self.state_watcher: Callable[[SessionId, CallState], None] | None = None
         """Told of every call state change (the dialog event package, RFC 4235)."""
+        self._refreshes: dict[int, SessionId] = {}
+        """Refs of the re-INVITEs we sent as session refreshes (RFC 4028), by call."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -482,6 +491,16 @@ class CallLayer:
                     parsed = parse_dtmf_info(ctype, request.body)
                     if parsed is not None:
                         self.dtmf(call.id, parsed[0], parsed[1], "info")
+            case SessionRefreshDue(dialog_id=did):
+                call = registry.for_dialog(did)
+                if call is not None:
+                    self._refresh_session(call, did)
+            case LayerRefreshed(dialog_id=did, interval=interval):
+                call = registry.for_dialog(did)
+                if call is not None:
+                    self._refreshed(call, "UPDATE", interval)
+            case ResponseForRequest(ref=ref, response=response) if ref in self._refreshes:
+                self._refresh_answered(self._refreshes.pop(ref), response)
             case ResponseForRequest(ref=ref, response=response):
                 pending = registry.pending(ref)
                 if pending is not None:
@@ -782,7 +801,7 @@ class CallLayer:
         A call refused or forwarded at once never binds RTP ports.
         """
         decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer | Route):
+        if isinstance(decision, Accept | Defer | Route | EarlyMedia):
             try:
                 self._media.open_now(call.media)
             except SessionError as exc:
@@ -793,7 +812,7 @@ class CallLayer:
     async def _decided_with_media_task(self, call: Call, decision: Decision) -> None:
         """Trio: the decision is made, only the media task is awaited (no timeout, no 180)."""
         decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer | Route):
+        if isinstance(decision, Accept | Defer | Route | EarlyMedia):
             try:
                 await self._media.open(call.media)
             except SessionError as exc:
@@ -858,6 +877,17 @@ class CallLayer:
                 self.fire(call, Trigger.RINGING, "deferred")
                 when = self.now() + self.config.incoming_call_timeout
                 self._call_deadline(call, _ANSWER_BY, when)
+            case EarlyMedia(sdp=sdp):
+                try:
+                    self.send_early_media(call, sdp)
+                except SessionError as exc:
+                    log.info("call %s: no early media (%s); ringing instead", call.id, exc)
+                    if not call.state.is_final:
+                        self.respond(call, 180, "Ringing")
+                        self.fire(call, Trigger.RINGING, "deferred")
+                if not call.state.is_final:
+                    when = self.now() + self.config.incoming_call_timeout
+                    self._call_deadline(call, _ANSWER_BY, when)
             case Challenge(realm=realm, proxy=proxy):
                 self._challenge(call, realm, proxy)
             case Route(aor=aor):
@@ -881,8 +911,50 @@ class CallLayer:
         """Refuse a routed call (the router's answer when no contact took it)."""
         self.reject(call, status, reason, f"routing: {status} {reason}")
 
+    def send_early_media(self, call: Call, sdp: str | None) -> None:
+        """Answer the INVITE's offer in a 183 and start media before the call is answered.
+
+        RFC 3262: the 183 goes reliably (``Require: 100rel``, retransmitted until the PRACK)
+        when the caller supports or requires ``100rel``, else unreliably (RFC 3960 §3.1
+        early media). The 200 of a later accept repeats the same SDP (the offer/answer
+        exchange is complete, RFC 3264 §4); a reject ends the call and its media.
+
+        Raises:
+            InvalidState: the INVITE carried no offer (our offer would need a PRACK answer).
+            SdpNegotiationError: the offer cannot be answered (or ``sdp`` does not parse).
+            CallFailed: the INVITE can no longer be answered.
+        """
+        offer = call.remote_offer
+        if offer is None:
+            raise InvalidState("early media needs an INVITE with an SDP offer", session_id=call.id)
+        local = call.local_sdp if call.early_sent and sdp is None else None
+        if local is None:
+            local = parse_offer(sdp) if sdp else self.answer_for(call, offer)
+        result = negotiated(local, offer, answer_is_local=True)
+        body = local.encode()
+        if not self.respond(
+            call,
+            183,
+            "Session Progress",
+            body=body,
+            content_type="application/sdp",
+            reliable=True,
+        ):
+            raise CallFailed(481, "the INVITE can no longer be answered", session_id=call.id)
+        call.local_sdp, call.remote_sdp, call.early_sent = local, offer, True
+        self._deadlines.cancel((_RING, call.id))
+        call.media.apply(result)
+        self.fire(call, Trigger.EARLY_MEDIA, "early media sent")
+
     def _accept(self, call: Call, sdp: str | None) -> None:
         """Answer 200 with ``sdp`` (or a generated answer); media starts on confirmation."""
+        if call.early_sent and call.local_sdp is not None and sdp is None:
+            # RFC 3264 §4 / RFC 3262: the 183 completed the offer/answer; the 200 repeats
+            # the same SDP (same o= version: nothing changed).
+            local_text = (_cached_text(call, call.local_sdp) or "").encode()
+            if not self.respond(call, 200, "OK", body=local_text, content_type="application/sdp"):
+                self.finish(call, Trigger.FAILED, "the INVITE can no longer be answered")
+            return
         try:
             if call.remote_offer is None:
                 # RFC 3264 §4: an offerless INVITE gets our offer in the 200; answer in ACK.
@@ -905,10 +977,39 @@ class CallLayer:
             self._registry.bind_dialog(call, did)
         if call.state.is_final or call.state is CallState.Terminating:
             return
+        if response.body and did is not None and 100 < response.status < 200:
+            self._early_media_received(call, did, response)
         if response.status == 183 and response.body:
             self.fire(call, Trigger.EARLY_MEDIA, f"{response.status} {response.reason}")
         elif response.status in (180, 181, 182, 183):
             self.fire(call, Trigger.RINGING, f"{response.status} {response.reason}")
+
+    def _early_media_received(self, call: Call, did: DialogId, response: Response) -> None:
+        """Play the early media of an 18x with SDP (announcements, carrier ringback).
+
+        RFC 3261 §13.2.1 / RFC 3264: the SDP of a provisional response is the answer to our
+        INVITE's offer; media flows both ways before the 200 (RFC 3960 §3.1: the UAC
+        plays what the early dialog sends). Forked early dialogs (RFC 3261 §12.1.2):
+        the latest SDP is the one played; the 2xx that wins applies its own (see
+        ``_confirmed``), so the losers' media stops reaching the call.
+        """
+        local = call.local_sdp
+        if local is None or call.state.is_final or call.state is CallState.Terminating:
+            return  # an offerless INVITE: the 18x SDP is an offer (not played early)
+        try:
+            remote = parse_offer(response.body)
+        except SdpNegotiationError as exc:
+            log.info("call %s: unusable SDP in %s (%s)", call.id, response.status, exc)
+            return
+        previous = call.remote_sdp
+        if call.early_dialog == did and previous is not None and previous.origin == remote.origin:
+            return  # the same answer again (a retransmission or a second 18x)
+        try:
+            call.media.apply(negotiated(local, remote, answer_is_local=False))
+        except SessionError as exc:
+            log.info("call %s: early media not started: %s", call.id, exc)
+            return
+        call.remote_sdp, call.early_dialog = remote, did
 
     def _confirmed(self, call: Call, did: DialogId, message: Request | Response) -> None:
         outgoing = call.direction is CallDirection.Outgoing
@@ -924,6 +1025,11 @@ class CallLayer:
             self._registry.bind_dialog(call, did)
         if outgoing and isinstance(message, Response):
             call.answer = message
+            if not message.body and call.early_dialog == did and call.remote_sdp is not None:
+                # RFC 3262 §5 / RFC 3264: the answer came in the (reliable) 18x of this
+                # dialog; the 2xx need not repeat it.
+                self._established(call)
+                return
             try:
                 call.remote_sdp = parse_offer(message.body)
             except SdpNegotiationError as exc:
@@ -1001,6 +1107,9 @@ class CallLayer:
             # An early dialog ended with its INVITE: InviteFailed (caller) or our own
             # answer / CancelReceived (callee) ends the call with the real status.
             return
+        elif reason is TerminationReason.SESSION_EXPIRED:
+            # RFC 4028 §10: no refresh kept the session up; the layer sent the BYE.
+            self.finish(call, Trigger.ENDED, SESSION_EXPIRED_REASON)
         else:
             self.finish(call, Trigger.FAILED, f"dialog ended: {reason.value}", status)
 
@@ -1036,6 +1145,62 @@ class CallLayer:
             call.media.apply(result)
         except SessionError as exc:
             log.warning("call %s: media update failed: %s", call.id, exc)
+
+    # --- session timers (RFC 4028) ---------------------------------------------------------
+
+    def _refresh_session(self, call: Call, did: DialogId) -> None:
+        """Refresh the session with a re-INVITE carrying our current SDP, unchanged.
+
+        RFC 4028 §7.4 / RFC 3311 §5.1: the peer does not allow UPDATE (or refused ours
+        with 405/501). RFC 3264 §8: an unchanged session is offered again with the same
+        ``o=`` version, so the peer sees no media change.
+        """
+        local = call.local_sdp
+        if local is None or call.state.is_final or call.dialog_id != did:
+            return
+        with self.gate:  # the answer may come at once: record the ref first
+            try:
+                ref = self.endpoint.reinvite(did, local.encode())
+            except DialogUsageError as exc:
+                log.info("call %s: session refresh not sent: %s", call.id, exc)
+                return
+            self._refreshes[ref] = call.id
+        self._count("session_refresh_reinvites")
+
+    def _refresh_answered(self, sid: SessionId, response: Response) -> None:
+        """The final response to a refresh re-INVITE of ours."""
+        call = self._registry.find(sid)
+        if call is None or call.state.is_final:
+            return
+        if not 200 <= response.status < 300:
+            # The dialog layer ends the call with BYE at the session's expiry (RFC 4028
+            # §10) unless a later refresh succeeds; a 408/481 ended the dialog already.
+            self._count("session_refresh_failed")
+            log.warning("call %s: session refresh refused: %s", call.id, response.status)
+            return
+        if response.body and call.local_sdp is not None:
+            try:
+                remote = parse_offer(response.body)
+                if call.remote_sdp is None or remote.origin != call.remote_sdp.origin:
+                    # RFC 3264 §8: the answer changed the session: apply it.
+                    call.media.apply(negotiated(call.local_sdp, remote, answer_is_local=False))
+                call.remote_sdp = remote
+            except SessionError as exc:
+                log.warning("call %s: refresh answer not applied: %s", call.id, exc)
+        try:
+            se = response.header(SessionExpires)
+        except SipParseError:
+            se = None
+        self._refreshed(call, "INVITE", None if se is None else se.seconds)
+
+    def _count(self, name: str) -> None:
+        counters = self._registry.counters  # a plain dict: new names start at 0
+        counters[name] = counters.get(name, 0) + 1
+
+    def _refreshed(self, call: Call, method: str, interval: int | None) -> None:
+        self._count("session_refreshes")
+        if self._events.subscriber_count:
+            self._events.publish(SessionRefreshed(call.id, method, interval))
 
     # --- media events ----------------------------------------------------------------------
 

@@ -31,6 +31,7 @@ from rvoip_session_core._settings import (
     SUPPORTED_CODECS,
     SUPPORTED_TRANSPORTS,
     SessionConfig,
+    SessionTimerSettings,
     is_ip_literal,
     split_hostport,
     split_uri_hostport,
@@ -106,6 +107,9 @@ class SessionManagerBuilder:
     _registrar: Registrar | None = attrs.field(init=False, default=None)
     _event_providers: tuple[tuple[str, EventProvider], ...] = attrs.field(init=False, default=())
     _subscription_limits: tuple[int, int, int] = attrs.field(init=False, default=(1000, 60, 86400))
+    _session_timer: SessionTimerSettings | None = attrs.field(
+        init=False, factory=lambda: SessionTimerSettings()
+    )
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -570,6 +574,33 @@ class SessionManagerBuilder:
         """Serve our calls' state as the ``dialog`` package (RFC 4235): busy-lamp fields."""
         return self.with_event_package("dialog", DialogEventPackage())
 
+    def with_session_timer(
+        self, expires: int | None = 1800, min_se: int = 90, refresher: str | None = None
+    ) -> SessionManagerBuilder:
+        """RFC 4028 session timers: ``expires`` seconds, ``min_se`` at least, ``refresher``.
+
+        On by default (1800 s, Min-SE 90, the callee picks the refresher). The refresher
+        refreshes at half the interval (UPDATE when the peer's Allow lists it, else a
+        re-INVITE with the same SDP; a 405/501 to the UPDATE falls back to re-INVITE, a
+        422 is retried with its Min-SE); a call no refresh kept up ends with a BYE
+        (``CallEnded`` reason "session timer expired"). Each successful refresh of ours
+        is reported as a ``SessionRefreshed`` event. ``with_session_timer(None)`` turns
+        session timers off.
+
+        Args:
+            expires: the session interval, seconds (None: off).
+            min_se: the smallest interval accepted from a peer (>= 90).
+            refresher: ``"uac"`` (the caller refreshes), ``"uas"`` (the callee), or None.
+
+        Raises:
+            ConfigurationError: min_se below 90, expires below min_se, or an unknown
+                refresher.
+        """
+        self._session_timer = (
+            None if expires is None else SessionTimerSettings(expires, min_se, refresher)
+        )
+        return self
+
     def config(self) -> SessionConfig:
         """Resolve the settings into a ``SessionConfig`` (no I/O).
 
@@ -645,6 +676,7 @@ class SessionManagerBuilder:
             max_subscriptions=self._subscription_limits[0],
             min_subscription_expires=self._subscription_limits[1],
             max_subscription_expires=self._subscription_limits[2],
+            session_timer=self._session_timer,
         )
 
     @property

@@ -20,8 +20,10 @@ class SessionControl:
     wait_for_answer = SessionCoordinator.wait_for_answer
     accept_incoming_call = SessionCoordinator.accept_incoming_call
     reject_incoming_call = SessionCoordinator.reject_incoming_call
+    send_early_media = SessionCoordinator.send_early_media
     hold_session = SessionCoordinator.hold_session
     resume_session = SessionCoordinator.resume_session
+    refresh_session = SessionCoordinator.refresh_session
     send_dtmf = SessionCoordinator.send_dtmf
     send_message = SessionCoordinator.send_message
     transfer_session = SessionCoordinator.transfer_session

@@ -578,7 +578,12 @@ class SessionCoordinator:
 
     @property
     def counters(self) -> dict[str, int]:
-        """Call counters: total, failed, incoming, outgoing, overload_rejected."""
+        """Call counters: total, failed, incoming, outgoing, overload_rejected, and more.
+
+        RFC 4028: ``session_refreshes`` (successful refreshes of ours, UPDATE or
+        re-INVITE), ``session_refresh_reinvites`` (re-INVITEs sent as refreshes) and
+        ``session_refresh_failed`` (refresh re-INVITEs refused).
+        """
         return self._registry.counters
 
     def sip_stats(self) -> dict[str, int]:
@@ -865,6 +870,24 @@ class SessionCoordinator:
             await _either(record.answered, record.ended)
         return record.snapshot()
 
+    async def send_early_media(self, call: IncomingCall | str, sdp: str | None = None) -> None:
+        """Send early media on a deferred incoming call: a 183 with our SDP answer, media on.
+
+        From a ``CallDecision.Defer`` (the call is waiting for an answer): the 183 carries
+        our answer to the INVITE's offer (``sdp``, or one generated) and goes reliably
+        (RFC 3262: ``Require: 100rel``, retransmitted until the caller's PRACK) when the
+        caller supports or requires ``100rel``. RTP starts both ways at once, so the
+        application can play a prompt (``set_audio_source``) before deciding; the call
+        shows ``CallState.EarlyMedia``. ``accept_incoming_call`` then answers 200 with
+        the same SDP, ``reject_incoming_call`` refuses it (media stops).
+
+        Raises:
+            InvalidState: the call is not waiting for an answer, or its INVITE had no SDP
+                offer.
+            SdpNegotiationError: the offer cannot be answered (or ``sdp`` does not parse).
+        """
+        self._layer.send_early_media(self._waiting_call(call), sdp)
+
     async def reject_incoming_call(
         self, call: IncomingCall | str, reason: str = "Decline", status: int = 603
     ) -> None:
@@ -880,6 +903,21 @@ class SessionCoordinator:
                 f"needs an answered call, state is {call.state.name}", session_id=call.id
             )
         return call
+
+    async def refresh_session(self, session_id: str) -> bool:
+        """Refresh the call's RFC 4028 session timer now instead of at half its interval.
+
+        An UPDATE (a re-INVITE with the same SDP when the peer does not allow UPDATE); its
+        success is reported as ``SessionRefreshed``, and without one the call ends at the
+        session's expiry. Checks that the peer is still there; tests use it not to wait.
+
+        Returns:
+            False when the call runs no session timer that we refresh (nothing sent).
+        """
+        call = self._established_call(session_id)
+        assert call.dialog_id is not None
+        with self._layer.gate:
+            return self._layer.endpoint.refresh_session(call.dialog_id)
 
     async def hold_session(self, session_id: str) -> None:
         """Put the call on hold: re-INVITE with sendonly (RFC 3264 §8.4); our audio stops."""

@@ -18,7 +18,7 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Protocol
+from typing import Protocol, cast
 
 import anyio
 import attrs
@@ -76,8 +76,9 @@ class SipEndpoint(Protocol):
         body: bytes = b"",
         content_type: str | None = None,
         headers: Headers = (),
+        reliable: bool | None = None,
     ) -> Response:
-        """Answer a request the TU was given."""
+        """Answer a request the TU was given (``reliable``: a 1xx with 100rel, RFC 3262)."""
         ...
 
     def cancel(self, leg: LegId, *, headers: Headers = ()) -> None:
@@ -101,6 +102,10 @@ class SipEndpoint(Protocol):
 
     def reinvite(self, dialog_id: DialogId, body: bytes = b"") -> int:
         """Send a re-INVITE."""
+        ...
+
+    def refresh_session(self, dialog_id: DialogId) -> bool:
+        """Refresh the dialog's session timer now (RFC 4028; False: none we refresh)."""
         ...
 
     def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
@@ -283,6 +288,7 @@ class _SocketEndpoint:
         self.bye = endpoint.bye
         self.request = endpoint.request
         self.reinvite = endpoint.reinvite
+        self.refresh_session = endpoint.refresh_session
         self.refer = endpoint.refer
         self.accept_refer = endpoint.accept_refer
         self.notify_refer = endpoint.notify_refer
@@ -411,6 +417,11 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         (peer.transport, contact_uri(user, cfg.public_host or peer.host, peer.port, peer.transport))
         for peer in others
     )
+    # RFC 4028 session timers as the application set them (with_session_timer); off: no
+    # ``timer`` option tag, no interval asked for, none run on our own.
+    st = cfg.session_timer
+    supported = _SUPPORTED if st is not None else tuple(t for t in _SUPPORTED if t != "timer")
+    expires = None if st is None else st.expires
     return DialogConfig(
         contact=contact_uri(user, host, bound.port, bound.transport),
         via_host=host,
@@ -431,7 +442,16 @@ def dialog_config(cfg: SessionConfig, bound: Peer, others: Iterable[Peer] = ()) 
         max_subscriptions=cfg.max_subscriptions,
         min_subscription_expires=cfg.min_subscription_expires,
         max_subscription_expires=cfg.max_subscription_expires,
+        supported=supported,
+        session_expires=expires,
+        uas_session_expires=expires,
+        min_se=90 if st is None else st.min_se,
+        session_refresher=None if st is None else st.refresher,
     )
+
+
+_SUPPORTED = cast("tuple[str, ...]", attrs.fields(DialogConfig).supported.default)
+"""The option tags dialog-core supports (100rel, replaces, timer)."""
 
 
 _BIND_ATTEMPTS = 8

@@ -179,6 +179,20 @@ class MessageReceived:
     status: int
 
 
+@attrs.frozen
+class SessionRefreshed:
+    """Session event: a session refresh of ours succeeded (RFC 4028; the call stays up).
+
+    ``method`` is ``"UPDATE"`` or ``"INVITE"`` (a re-INVITE with the same SDP, used when
+    the peer does not allow UPDATE); ``interval`` the session interval now running, in
+    seconds (None when the 2xx named none).
+    """
+
+    session_id: SessionId
+    method: str
+    interval: int | None
+
+
 SessionEventType = (
     IncomingCallReceived
     | StateChanged
@@ -193,6 +207,7 @@ SessionEventType = (
     | RegistrationStateChanged
     | MessageReceived
     | BindingsChanged
+    | SessionRefreshed
 )
 """Any session event."""
 
@@ -213,6 +228,7 @@ class SessionEvent:
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
     MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
     BindingsChanged: ClassVar[type[BindingsChanged]] = BindingsChanged
+    SessionRefreshed: ClassVar[type[SessionRefreshed]] = SessionRefreshed
 
 
 # --- bridge events -------------------------------------------------------------------

@@ -168,6 +168,9 @@ class SessionConfig:
         min_subscription_expires: a SUBSCRIBE asking for less (not 0) is answered 423
             with this Min-Expires (RFC 6665 §4.2.1.1). Default 60 s.
         max_subscription_expires: the longest duration granted. Default 86,400 s.
+        session_timer: RFC 4028 session timers (``with_session_timer``): the interval we
+            ask for and run, the smallest we accept, who refreshes; None turns them off
+            (no ``timer`` in Supported, no Session-Expires, no refresh, no expiry).
     """
 
     bind_host: str = "127.0.0.1"
@@ -215,6 +218,7 @@ class SessionConfig:
     max_subscriptions: int = 1000
     min_subscription_expires: int = 60
     max_subscription_expires: int = 86400
+    session_timer: SessionTimerSettings | None = attrs.field(factory=lambda: SessionTimerSettings())
 
     @property
     def advertised_host(self) -> str:
@@ -278,3 +282,39 @@ def split_hostport(addr: str) -> tuple[str, int | None]:
         return text, None
     host, _, port = text.partition(":")
     return host, (_port(port, addr) if port else None)
+
+
+SESSION_REFRESHERS = ("uac", "uas")
+"""The RFC 4028 ``refresher`` values a session timer setting may name."""
+
+
+@attrs.frozen
+class SessionTimerSettings:
+    """RFC 4028 session timers of a coordinator's calls (``with_session_timer``).
+
+    The refresher re-sends the session (UPDATE when the peer allows it, else a re-INVITE
+    with the same SDP) at half the interval; without a successful refresh the call ends
+    with a BYE at ``expires - min(32, expires / 3)`` seconds, so a vanished peer cannot
+    hold a call (and its RTP ports) for ever.
+
+    Attributes:
+        expires: the session interval we ask for in our INVITEs and run on our own as
+            callee when the caller asks for none, seconds (default 1800, >= ``min_se``).
+        min_se: the smallest interval we accept (RFC 4028 Min-SE; a smaller one gets 422),
+            seconds (default 90, never below 90).
+        refresher: ``"uac"`` (the caller refreshes), ``"uas"`` (the callee does) or None
+            (the callee picks: the caller when it supports timers).
+    """
+
+    expires: int = 1800
+    min_se: int = 90
+    refresher: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        # RFC 4028 §4: "the Min-SE ... MUST NOT be less than 90 seconds".
+        if self.min_se < 90:
+            raise ConfigurationError("session timer min_se must be >= 90 s (RFC 4028 §4)")
+        if self.expires < self.min_se:
+            raise ConfigurationError("session timer expires must be >= min_se")
+        if self.refresher is not None and self.refresher not in SESSION_REFRESHERS:
+            raise ConfigurationError("session timer refresher must be 'uac', 'uas' or None")

@@ -17,7 +17,7 @@ class Trigger(enum.Enum):
     __hash__ = object.__hash__
 
     RINGING = "ringing (18x sent or received)"
-    EARLY_MEDIA = "183 with SDP received"
+    EARLY_MEDIA = "183 with SDP (received, or sent by send_early_media)"
     ANSWERED = "dialog confirmed"
     HOLD = "hold (sendonly re-INVITE answered)"
     RESUME = "resume (sendrecv re-INVITE answered)"

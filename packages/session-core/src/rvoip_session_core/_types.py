@@ -200,12 +200,26 @@ class Route:
     aor: str | None = None
 
 
+@attrs.frozen
+class EarlyMedia:
+    """Decide later, with early media now (``CallDecision.EarlyMedia(sdp=None)``).
+
+    A 183 with our SDP answer (``sdp``, None to generate) and RTP both ways, as
+    ``send_early_media`` does (RFC 3262: reliable when the caller supports 100rel). The
+    call waits for ``accept_incoming_call`` / ``reject_incoming_call`` like a deferred
+    one. An INVITE without an SDP offer rings (180) instead, as with ``Defer``.
+    """
+
+    sdp: str | None = None
+
+
 class CallDecision:
     """The answers to an incoming call, matchable with ``match``.
 
     ``CallDecision.Accept(sdp)``, ``CallDecision.Reject(reason)``, ``CallDecision.Defer()``,
     ``CallDecision.Forward(target)``, ``CallDecision.Challenge(realm)``,
-    ``CallDecision.Route(aor)``; ``CallDecision.Defer`` (the class itself) is accepted
+    ``CallDecision.Route(aor)``, ``CallDecision.EarlyMedia(sdp)``; ``CallDecision.Defer``
+    (the class itself) is accepted
     as well, like the seed's unit variant.
     """
 
@@ -215,9 +229,10 @@ class CallDecision:
     Forward: ClassVar[type[Forward]] = Forward
     Challenge: ClassVar[type[Challenge]] = Challenge
     Route: ClassVar[type[Route]] = Route
+    EarlyMedia: ClassVar[type[EarlyMedia]] = EarlyMedia
 
 
-Decision = Accept | Reject | Defer | Forward | Challenge | Route
+Decision = Accept | Reject | Defer | Forward | Challenge | Route | EarlyMedia
 """Any of the call decisions."""
 
 
@@ -229,7 +244,7 @@ def normalize_decision(value: object) -> Decision:
     """
     if value is Defer:
         return Defer()
-    if isinstance(value, Accept | Reject | Defer | Forward | Challenge | Route):
+    if isinstance(value, Accept | Reject | Defer | Forward | Challenge | Route | EarlyMedia):
         return value
     raise TypeError(f"a call handler returned {value!r}, which is not a CallDecision")
 

@@ -376,6 +376,7 @@ class _VirtualEndpoint:
         body: bytes = b"",
         content_type: str | None = None,
         headers: Headers = (),
+        reliable: bool | None = None,
     ) -> Response:
         response = self.agent.dialog.respond(
             ref,
@@ -384,6 +385,7 @@ class _VirtualEndpoint:
             body=body,
             content_type=content_type,
             headers=headers,
+            reliable=reliable,
             now=self._now(),
         )
         self._after()
@@ -422,6 +424,11 @@ class _VirtualEndpoint:
         ref = self.agent.dialog.reinvite(dialog_id, body, now=self._now())
         self._after()
         return ref
+
+    def refresh_session(self, dialog_id: DialogId) -> bool:
+        sent = self.agent.dialog.refresh_session(dialog_id, now=self._now())
+        self._after()
+        return sent
 
     def refer(self, dialog_id: DialogId, refer_to: str, *, referred_by: str | None = None) -> int:
         ref = self.agent.dialog.refer(dialog_id, refer_to, referred_by=referred_by, now=self._now())

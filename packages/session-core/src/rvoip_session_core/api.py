@@ -67,6 +67,7 @@ from rvoip_session_core._events import (
     RegistrationStatus,
     SessionEvent,
     SessionEventType,
+    SessionRefreshed,
     StateChanged,
     TransferProgress,
     TransferRequested,
@@ -95,7 +96,7 @@ from rvoip_session_core._registrar import (
     RegistrarSettings,
     aor_of,
 )
-from rvoip_session_core._settings import SessionConfig
+from rvoip_session_core._settings import SessionConfig, SessionTimerSettings
 from rvoip_session_core._subscriptions import (
     EventProvider,
     Notification,
@@ -207,7 +208,9 @@ __all__ = [
     "SessionId",
     "SessionManagerBuilder",
     "SessionNotFound",
+    "SessionRefreshed",
     "SessionStats",
+    "SessionTimerSettings",
     "StateChanged",
     "Subscriber",
     "Subscription",
