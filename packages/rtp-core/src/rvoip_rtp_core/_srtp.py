@@ -115,19 +115,58 @@ def _policy(params: SrtpKeyParams, ssrc_type: int) -> pylibsrtp.Policy:
     return policy
 
 
+def _session(params: SrtpKeyParams, ssrc_type: int) -> pylibsrtp.Session:
+    try:
+        return pylibsrtp.Session(_policy(params, ssrc_type))
+    except pylibsrtp.Error as exc:
+        raise SrtpError(f"cannot create SRTP session: {exc}") from None
+
+
 @attrs.define(eq=False, init=False)
 class SrtpContext:
-    """Protect outgoing and unprotect incoming RTP/RTCP for one session."""
+    """Protect outgoing and unprotect incoming RTP/RTCP for one session.
 
-    _tx: pylibsrtp.Session
-    _rx: pylibsrtp.Session
+    RTP and RTCP of a direction share its master key (RFC 3711 §4.3: the SRTCP session
+    keys are derived from the same master key and salt with their own labels).
+    """
+
+    _tx: pylibsrtp.Session = attrs.field(repr=False)
+    _rx: pylibsrtp.Session = attrs.field(repr=False)
+    _local: SrtpKeyParams = attrs.field(repr=False)
+    _remote: SrtpKeyParams = attrs.field(repr=False)
 
     def __init__(self, local: SrtpKeyParams, remote: SrtpKeyParams) -> None:
-        try:
-            self._tx = pylibsrtp.Session(_policy(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-            self._rx = pylibsrtp.Session(_policy(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND))
-        except pylibsrtp.Error as exc:
-            raise SrtpError(f"cannot create SRTP session: {exc}") from None
+        self._tx = _session(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self._rx = _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._local, self._remote = local, remote
+
+    @property
+    def keys(self) -> SrtpSessionKeys:
+        """The key parameters in use: ours (protect) and the peer's (unprotect)."""
+        return SrtpSessionKeys(self._local, self._remote)
+
+    def rekey(self, local: SrtpKeyParams, remote: SrtpKeyParams) -> None:
+        """Switch to new key parameters (an offer/answer changed an ``a=crypto`` line).
+
+        Only a direction whose parameters changed gets a new libsrtp session: one that
+        kept its key keeps its rollover counter and replay window (RFC 3711 §3.3.1),
+        which a fresh session would lose after 65,536 packets (about 22 minutes at 50
+        packets/s), failing every packet's authentication from then on.
+
+        Raises:
+            SrtpError: libsrtp refused the new key (the old keys stay in use).
+        """
+        tx = (
+            self._tx
+            if local == self._local
+            else _session(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        )
+        rx = (
+            self._rx
+            if remote == self._remote
+            else _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        )
+        self._tx, self._rx, self._local, self._remote = tx, rx, local, remote
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """Encrypt and authenticate an RTP packet."""
