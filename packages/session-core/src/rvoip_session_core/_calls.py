@@ -58,7 +58,7 @@ from rvoip_session_core._events import (
 )
 from rvoip_session_core._forking import CallRouter
 from rvoip_session_core._hooks import HookRunner
-from rvoip_session_core._media_manager import MediaManager
+from rvoip_session_core._media_manager import MediaManager, signalled_over_tls
 from rvoip_session_core._messages import MessageService
 from rvoip_session_core._offer_answer import (
     SdpNegotiationError,
@@ -495,6 +495,7 @@ class CallLayer:
             direction=direction,
             sess_id=self._sdp_id(),
             ptime_ms=cfg.ptime_ms,
+            srtp=cfg.srtp,
         )
 
     def answer_for(
@@ -518,6 +519,8 @@ class CallLayer:
             sess_id=sess_id,
             sess_version=version,
             ptime_ms=cfg.ptime_ms,
+            srtp=cfg.srtp,
+            previous=previous,
         )
 
     # --- commands --------------------------------------------------------------------------
@@ -859,6 +862,12 @@ class CallLayer:
                 return
         if call.state.is_final:
             return
+        neg = call.media.negotiated
+        if neg is not None and neg.srtp is not None:
+            incoming = call.incoming
+            headers = None if incoming is None else incoming.headers
+            tls = signalled_over_tls(call.to, headers, self.config.transport)
+            self._media.srtp_started(call.id, tls)
         call.established_at = self.wall_now()
         if self.config.media_timeout is not None:
             call.media_seen_at = self.now()
