@@ -810,7 +810,8 @@ class CallLayer:
                 local = parse_offer(sdp) if sdp else self.answer_for(call, call.remote_offer)
                 call.remote_sdp = call.remote_offer
         except SdpNegotiationError as exc:
-            self.reject(call, exc.status, "Not Acceptable Here", str(exc))
+            headers = _media_warning(exc) if exc.status == 488 else ()
+            self.reject(call, exc.status, "Not Acceptable Here", str(exc), headers)
             return
         call.local_sdp = local
         body = (_cached_text(call, local) or "").encode("utf-8", "surrogateescape")
@@ -858,7 +859,9 @@ class CallLayer:
                 call.media.apply(negotiated(local, remote, answer_is_local=answer_is_local))
             except SessionError as exc:
                 log.warning("call %s: media not started: %s", call.id, exc)
-                self.hang_up(call, f"media negotiation failed: {exc}")
+                # The reason CallFailed reports, even when the peer's BYE crosses ours.
+                call.final_reason = f"media negotiation failed: {exc}"
+                self.hang_up(call, call.final_reason)
                 return
         if call.state.is_final:
             return
@@ -900,6 +903,11 @@ class CallLayer:
         if call.cancel_requested or response.status == 487:
             self.finish(call, Trigger.CANCELLED, "cancelled", response.status)
             return
+        if response.status == 488:
+            # RFC 3261 §21.4.26: a 488 may say why in a Warning (e.g. "SRTP is required").
+            warning = _warning_text(response.headers.get("Warning"))
+            if warning:
+                call.final_reason = f"{call.final_reason}: {warning}"
         if 300 <= response.status < 400 and response.contacts:
             # RFC 3261 §8.1.3.4: a redirect names the new target in its Contact.
             call.final_reason = f"{response.reason} to {response.contacts[0].uri}"
@@ -1012,6 +1020,29 @@ class CallLayer:
 
 def _ignore(when: float) -> None:
     """A deadline waker that does nothing (before start)."""
+
+
+def _media_warning(exc: SdpNegotiationError) -> tuple[tuple[str, str], ...]:
+    """A ``Warning: 305`` naming why an offer was refused (RFC 3261 §20.43, §21.4.26).
+
+    305 is "Incompatible media format"; the agent is a pseudonym (no address leaks) and
+    the text a quoted-string without quotes, backslashes or control characters, at most
+    200 characters.
+    """
+    text = str(exc).replace("\\", "/").replace('"', "'")[:200]
+    text = "".join(ch if ch.isprintable() else " " for ch in text)  # no CR/LF injection
+    return (("Warning", f'305 rvoip "{text}"'),)
+
+
+def _warning_text(value: str | None) -> str | None:
+    """The warn-text of a Warning header value (``code agent "text"``), or None."""
+    if not value:
+        return None
+    start = value.find('"')
+    end = value.rfind('"')
+    if start < 0 or end <= start:
+        return None
+    return value[start + 1 : end][:200] or None
 
 
 def _cached_text(call: Call, sdp: SessionDescription | None) -> str | None:
