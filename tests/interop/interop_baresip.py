@@ -66,9 +66,19 @@ class Baresip:
     """
 
     def __init__(
-        self, exe: str, folder: Path, cert: Path, key: Path, *, user: str = "bare"
+        self,
+        exe: str,
+        folder: Path,
+        cert: Path,
+        key: Path,
+        *,
+        user: str = "bare",
+        mediaenc: str | None = None,
+        record: bool = False,
     ) -> None:
         self.exe = exe
+        self.mediaenc = mediaenc  # "srtp" (best effort), "srtp-mand" (RTP/SAVP) ...
+        self.record = record  # sndfile: received (decoded) audio to dump-*-dec.wav
         self.folder = folder
         self.user = user
         self.sip_port = free_sip_port()
@@ -116,8 +126,14 @@ class Baresip:
             "module_app\tctrl_tcp.so",
             f"ctrl_tcp_listen\t{HOST}:{self.ctrl_port}",
         ]
+        if self.mediaenc is not None:
+            lines.append("module\tsrtp.so")  # SDES-SRTP (RFC 4568), per account mediaenc
+        if self.record:
+            lines += ["module\tsndfile.so", f"snd_path\t{self.folder}"]
         (config / "config").write_text("\n".join(lines) + "\n")
-        (config / "accounts").write_text(f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto\n")
+        params = "" if self.mediaenc is None else f";mediaenc={self.mediaenc}"
+        account = f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto{params}\n"
+        (config / "accounts").write_text(account)
         (config / "contacts").write_text("")
         return config
 
@@ -172,6 +188,10 @@ class Baresip:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=5)
+
+    def recordings(self, kind: str = "dec") -> list[Path]:
+        """The WAV files sndfile wrote (``dec``: audio received and decoded; ``enc``: sent)."""
+        return sorted(self.folder.glob(f"dump-*-{kind}.wav"))
 
     def output(self) -> str:
         """baresip's console output so far (for assertion messages)."""

@@ -219,3 +219,16 @@ def test_any_mode_pair_agrees_or_refuses_and_keys_mirror(
         assert a.srtp.local == b.srtp.remote
         assert a.srtp.remote == b.srtp.local
         assert isinstance(a.srtp.local, SrtpKeyParams)
+
+
+def test_a_crypto_line_answering_a_plain_offer_is_ignored() -> None:
+    """baresip's best-effort ``mediaenc=srtp`` puts a=crypto in its answer to any offer.
+
+    Bug found against baresip: our plain offer ("off") got an answer with
+    ``a=crypto:1 ...``, and negotiation failed ("matches no offered crypto line"), so the
+    call was hung up. baresip then sends plain RTP: the line answers nothing we offered
+    and is ignored.
+    """
+    offer = build_offer("127.0.0.1", 30000, sess_id=1)
+    answer = _offer("RTP/AVP", f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")
+    assert negotiated(offer, answer, answer_is_local=False).srtp is None

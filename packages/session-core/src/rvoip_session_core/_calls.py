@@ -847,9 +847,30 @@ class CallLayer:
                 call.remote_sdp = parse_offer(message.body)
             except SdpNegotiationError as exc:
                 log.warning("call %s: unusable SDP answer (%s); hanging up", call.id, exc)
-                self.hang_up(call, "unusable SDP answer")
+                self._bye_unusable_answer(call, f"unusable SDP answer: {exc}")
                 return
         self._established(call)
+
+    def _bye_unusable_answer(self, call: Call, reason: str) -> None:
+        """End an outgoing call whose 2xx carried an answer we cannot use.
+
+        The 2xx confirmed the dialog, so only a BYE ends it (RFC 3261 §15; a CANCEL
+        after the final response does nothing): ``hang_up`` would CANCEL a call that is
+        not yet answered, leaving the peer in the call and ours waiting forever.
+        ``reason`` becomes the final reason ``CallFailed`` reports.
+        """
+        call.final_reason = reason
+        did = call.dialog_id
+        with self.gate:
+            self.fire(call, Trigger.HANG_UP, reason)
+            call.end_reason = reason
+            if did is None:
+                self.finish(call, Trigger.ENDED, reason)
+                return
+            try:
+                self.endpoint.bye(did)
+            except DialogUsageError:
+                self.finish(call, Trigger.ENDED, reason)
 
     def _established(self, call: Call) -> None:
         local, remote = call.local_sdp, call.remote_sdp
@@ -859,9 +880,12 @@ class CallLayer:
                 call.media.apply(negotiated(local, remote, answer_is_local=answer_is_local))
             except SessionError as exc:
                 log.warning("call %s: media not started: %s", call.id, exc)
-                # The reason CallFailed reports, even when the peer's BYE crosses ours.
-                call.final_reason = f"media negotiation failed: {exc}"
-                self.hang_up(call, call.final_reason)
+                reason = f"media negotiation failed: {exc}"
+                if call.direction is CallDirection.Outgoing:
+                    # The reason CallFailed reports, even when the peer's BYE crosses ours.
+                    self._bye_unusable_answer(call, reason)
+                else:
+                    self.hang_up(call, reason)
                 return
         if call.state.is_final:
             return

@@ -361,7 +361,10 @@ def _negotiated_keys(
         SdpNegotiationError: the answer's crypto line is unusable or names no offered line.
     """
     answer, offer = (local, remote) if answer_is_local else (remote, local)
-    if not answer.has_attribute("crypto"):
+    if not answer.has_attribute("crypto") or not offer.has_attribute("crypto"):
+        # An answer's crypto line to an offer without one is not an SDES negotiation
+        # (RFC 4568 §7.1.2 answers an offered line): plain RTP. baresip's best-effort
+        # "srtp" adds a=crypto to its answer to any plain offer and then sends RTP.
         return None
     answered = usable_crypto(answer)
     if not answered:
