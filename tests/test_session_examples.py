@@ -43,6 +43,13 @@ EXPECTED = {
         "bob: 'can you hear me?' (in the call",
         "alice: done",
     ],
+    "encrypted_media": [
+        "alice -> bob: RTP/SAVP, PCMU, SRTP suite AES_CM_128_HMAC_SHA1_80",
+        "bob hears alice's 1 kHz tone in",
+        ", 0 SRTP failures",
+        "alice -> carol: refused with 488",
+        "alice: done",
+    ],
 }
 
 
@@ -65,7 +72,9 @@ def test_example_runs(name: str) -> None:
         assert needle in out
 
 
-@pytest.mark.parametrize("name", ["quick_start", "bridge_monitoring", "instant_messages"])
+@pytest.mark.parametrize(
+    "name", ["quick_start", "bridge_monitoring", "instant_messages", "encrypted_media"]
+)
 def test_example_runs_on_trio(name: str) -> None:
     out = run_example(name, "trio")
     assert EXPECTED[name][-1] in out

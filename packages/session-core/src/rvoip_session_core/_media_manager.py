@@ -269,6 +269,7 @@ class MediaManager:
             local_address=rtp.local_rtp_address,
             remote_address=rtp.remote_rtp_address,
             quality_metrics=metrics,
+            srtp_failures=rtp_stats.srtp_failures,
         )
 
     @staticmethod

@@ -280,6 +280,8 @@ class MediaStatistics:
     local_address: tuple[str, int] | None
     remote_address: tuple[str, int] | None
     quality_metrics: QualityMetrics | None
+    srtp_failures: int = 0
+    """SRTP/SRTCP packets dropped because they failed authentication or the replay check."""
 
 
 @attrs.frozen
@@ -294,6 +296,9 @@ class MediaInfo:
     codec: str | None
     payload_type: int | None
     direction: str
+    srtp_suite: str | None = None
+    """The SRTP crypto suite protecting the audio (e.g. "AES_CM_128_HMAC_SHA1_80"), None
+    for plain RTP (``with_srtp``)."""
 
 
 @attrs.frozen

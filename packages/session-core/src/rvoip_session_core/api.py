@@ -68,7 +68,7 @@ from rvoip_session_core._media import (
     tone_source,
     wav_source,
 )
-from rvoip_session_core._offer_answer import SdpNegotiationError
+from rvoip_session_core._offer_answer import SRTP_MODES, SdpNegotiationError, SrtpMode
 from rvoip_session_core._registrar import (
     Binding,
     BindingsChanged,
@@ -102,6 +102,7 @@ from rvoip_session_core._types import (
 
 __all__ = [
     "DEFAULT_AUTH_METHODS",
+    "SRTP_MODES",
     "Account",
     "AudioFrame",
     "AudioSourceSpec",
@@ -169,6 +170,7 @@ __all__ = [
     "SessionManagerBuilder",
     "SessionNotFound",
     "SessionStats",
+    "SrtpMode",
     "StateChanged",
     "Timeout",
     "TransferProgress",
