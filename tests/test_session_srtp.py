@@ -136,8 +136,17 @@ async def test_srtp_call_carries_audio_and_the_wire_is_not_plain_rtp(
         assert keys.local.inline_key not in text
         assert keys.remote.inline_key not in text
         assert "inline:<redacted>" in text
-        stats = media.rtp.statistics()
+        # RTCP goes as SRTCP with the same master keys (RFC 3711 §3.4, §4.3).
+        bob_rtp = _media(bob, b_id).rtp
+        before = bob_rtp.statistics().rtcp_received
+        await alice.send_rtcp_report(a_id)
+        assert await wait_until(lambda: bob_rtp.statistics().rtcp_received > before)
+        assert media.rtp.statistics().srtp_failures == 0
+        assert bob_rtp.statistics().srtp_failures == 0
+        stats = await alice.get_media_statistics(a_id)
+        assert stats is not None
         assert stats.srtp_failures == 0
+        assert (await alice.get_media_info(a_id)).srtp_suite == "AES_CM_128_HMAC_SHA1_80"
         await alice.terminate_session(a_id)
     # Over UDP the SDES keys crossed the network in clear: one warning per coordinator
     # (alice and bob), none with a key in it.

@@ -190,3 +190,28 @@ async def test_set_srtp_on_open_sessions_protects_and_counts_failures(suite: str
         with anyio.fail_after(5):
             assert (await b.receive()).payload == payload
         assert wire[-1][12:] == payload
+
+
+def test_packets_in_flight_with_the_old_key_survive_a_rekey() -> None:
+    """A peer's packets sent before it saw our answer still carry its old key.
+
+    Bug found by the re-INVITE test on trio: after ``update_media`` the answerer switched
+    to the offerer's new key when it sent its 200, and the offerer's packets already on
+    their way (old key, one round trip's worth) failed authentication. The previous
+    receive context now stays until the new key authenticates a packet.
+    """
+    a_old, a_new, b = _keys(1), _keys(5), _keys(2)
+    alice = SrtpContext(a_old, b)
+    bob = SrtpContext(b, a_old)
+    in_flight = alice.protect_rtp(encode_rtp(0, 1, 160, 0x11, b"old" * 10))
+    in_flight_rtcp = alice.protect_rtcp(RtcpReceiverReport(0x11).encode())
+    bob.rekey(b, a_new)  # bob answered the re-offer
+    alice.rekey(a_new, b)  # alice saw the answer
+    assert bob.unprotect_rtp(in_flight)[12:] == b"old" * 10
+    assert bob.unprotect_rtcp(in_flight_rtcp)
+    fresh = alice.protect_rtp(encode_rtp(0, 2, 320, 0x11, b"new" * 10))
+    assert bob.unprotect_rtp(fresh)[12:] == b"new" * 10
+    # The new key proved itself: the old one is retired.
+    late = SrtpContext(a_old, b).protect_rtp(encode_rtp(0, 3, 480, 0x11, b"late" * 10))
+    with pytest.raises(SrtpError):
+        bob.unprotect_rtp(late)

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rvoip_rtp_core import SrtpKeyParams
+from rvoip_session_core._media_manager import signalled_over_tls
 from rvoip_session_core._offer_answer import (
     OFFERED_SUITES,
     SRTP_MODES,
@@ -232,3 +233,51 @@ def test_a_crypto_line_answering_a_plain_offer_is_ignored() -> None:
     offer = build_offer("127.0.0.1", 30000, sess_id=1)
     answer = _offer("RTP/AVP", f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY}")
     assert negotiated(offer, answer, answer_is_local=False).srtp is None
+
+
+@given(st.text(max_size=120))
+def test_usable_crypto_never_raises_on_hostile_lines(line: str) -> None:
+    """Any a=crypto text from the network gives usable keys or none, never an exception."""
+    clean = line.replace("\r", " ").replace("\n", " ")
+    try:
+        offer = _offer("RTP/SAVP", clean)
+    except Exception:  # the SDP parser refused the whole body: not this function's input
+        return
+    for key in usable_crypto(offer.media[0]):
+        assert len(key.master_key) == 16
+        assert len(key.master_salt) == 14
+
+
+@given(st.binary(min_size=30, max_size=30), st.sampled_from(OFFERED_SUITES), st.integers(0, 2**31))
+def test_any_inline_key_round_trips_through_an_answer(
+    raw: bytes, suite_tag: tuple[str, int], tag: int
+) -> None:
+    suite, _ = suite_tag
+    inline = base64.b64encode(raw).decode()
+    offer = _offer("RTP/SAVP", f"{tag} {suite} inline:{inline}")
+    (offered,) = usable_crypto(offer.media[0])
+    assert offered.master_key + offered.master_salt == raw
+    answer = build_answer(offer, "127.0.0.1", 31000, sess_id=2, srtp="required")
+    keys = negotiated(answer, offer, answer_is_local=True).srtp
+    assert keys is not None
+    assert keys.remote == offered
+    assert keys.local.tag == tag
+
+
+@pytest.mark.parametrize(
+    ("target", "headers", "transport", "expected"),
+    [
+        ("sip:bob@127.0.0.1", None, "UDP", False),
+        ("sip:bob@127.0.0.1", None, "TLS", True),
+        ("sip:bob@127.0.0.1;transport=tcp", None, "TLS", False),
+        ("sips:bob@127.0.0.1", None, "UDP", True),
+        ("<sip:bob@127.0.0.1;transport=TLS>", None, "UDP", True),
+        ("", (("Via", "SIP/2.0/TLS 127.0.0.1:5061;branch=z9hG4bK1"),), "UDP", True),
+        ("", (("v", "SIP/2.0/UDP 127.0.0.1;branch=z9hG4bK1"),), "TLS", False),
+        ("", (("From", "<sip:a@b>"),), "TLS", False),
+    ],
+)
+def test_signalled_over_tls_reads_the_via_or_the_target(
+    target: str, headers: tuple[tuple[str, str], ...] | None, transport: str, expected: bool
+) -> None:
+    assert signalled_over_tls(target, headers, transport) is expected

@@ -134,11 +134,13 @@ class SrtpContext:
     _rx: pylibsrtp.Session = attrs.field(repr=False)
     _local: SrtpKeyParams = attrs.field(repr=False)
     _remote: SrtpKeyParams = attrs.field(repr=False)
+    _rx_previous: pylibsrtp.Session | None = attrs.field(repr=False)
 
     def __init__(self, local: SrtpKeyParams, remote: SrtpKeyParams) -> None:
         self._tx = _session(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         self._rx = _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
         self._local, self._remote = local, remote
+        self._rx_previous = None
 
     @property
     def keys(self) -> SrtpSessionKeys:
@@ -161,12 +163,13 @@ class SrtpContext:
             if local == self._local
             else _session(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
         )
-        rx = (
-            self._rx
-            if remote == self._remote
-            else _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
-        )
-        self._tx, self._rx, self._local, self._remote = tx, rx, local, remote
+        if remote != self._remote:
+            rx = _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+            # RFC 4568 §7.1.4: the peer switches to its new key when it sees the answer;
+            # its packets still in flight carry the old one. Keep the old context until
+            # the new key authenticates a packet.
+            self._rx_previous, self._rx = self._rx, rx
+        self._tx, self._local, self._remote = tx, local, remote
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """Encrypt and authenticate an RTP packet."""
@@ -176,11 +179,31 @@ class SrtpContext:
             raise SrtpError(f"SRTP protect failed: {exc}") from None
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
-        """Authenticate and decrypt an SRTP packet."""
+        """Authenticate and decrypt an SRTP packet.
+
+        After a re-key of the peer's direction a packet the new key refuses is tried with
+        the previous key (packets sent before the peer saw the answer); the first packet
+        the new key accepts retires the previous one.
+        """
         try:
-            return bytes(self._rx.unprotect(packet))
+            clear = bytes(self._rx.unprotect(packet))
         except pylibsrtp.Error as exc:
-            raise SrtpError(f"SRTP unprotect failed: {exc}") from None
+            return self._unprotect_previous(packet, exc, rtcp=False)
+        if self._rx_previous is not None:
+            self._rx_previous = None
+        return clear
+
+    def _unprotect_previous(self, packet: bytes, exc: pylibsrtp.Error, *, rtcp: bool) -> bytes:
+        previous = self._rx_previous
+        if previous is not None:
+            try:
+                if rtcp:
+                    return bytes(previous.unprotect_rtcp(packet))
+                return bytes(previous.unprotect(packet))
+            except pylibsrtp.Error:
+                pass
+        kind = "SRTCP" if rtcp else "SRTP"
+        raise SrtpError(f"{kind} unprotect failed: {exc}") from None
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         """Encrypt and authenticate a compound RTCP packet."""
@@ -194,4 +217,4 @@ class SrtpContext:
         try:
             return bytes(self._rx.unprotect_rtcp(packet))
         except pylibsrtp.Error as exc:
-            raise SrtpError(f"SRTCP unprotect failed: {exc}") from None
+            return self._unprotect_previous(packet, exc, rtcp=True)

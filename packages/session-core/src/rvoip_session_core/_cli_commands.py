@@ -312,6 +312,9 @@ async def _call(args: argparse.Namespace) -> int:
             started = time.monotonic()
             await coordinator.wait_for_answer(call.id, args.timeout)
             print(f"connected to {args.uri} in {(time.monotonic() - started) * 1000:.0f} ms")
+            if getattr(args, "srtp", "off") != "off":
+                suite = (await coordinator.get_media_info(call.id)).srtp_suite
+                print(f"media: SRTP {suite}" if suite else "media: plain RTP (peer has no SRTP)")
             await coordinator.set_audio_source(call.id, _source(args))
             if args.record:
                 tg.start_soon(_record, coordinator, call.id, args.record)
