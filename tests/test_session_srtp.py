@@ -30,6 +30,7 @@ from rvoip_session_core import (
 )
 from rvoip_session_core._offer_answer import SrtpMode, build_answer, parse_offer
 from rvoip_session_core.testing import (
+    VirtualCalls,
     count_tone_frames,
     loopback_builder,
     next_event,
@@ -246,3 +247,18 @@ async def test_rekey_on_update_and_audio_through_hold_and_resume() -> None:
         await _tones_both_ways(alice, a_id, bob, b_id)
         assert _media(alice, a_id).rtp.statistics().srtp_failures == 0
         assert _media(bob, b_id).rtp.statistics().srtp_failures == 0
+
+
+async def test_the_in_memory_network_refuses_srtp_with_a_clear_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """VirtualCalls' media has no SRTP: a call that negotiates it does not connect, and
+    the log says why; it never sends plain RTP after promising SRTP."""
+    async with VirtualCalls() as net:
+        alice_builder = net.builder("alice", t1=0.05).with_srtp("required")
+        bob_builder = net.builder("bob", t1=0.05).with_srtp("required")
+        async with net.coordinator(alice_builder) as alice, net.coordinator(bob_builder) as bob:
+            call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+            with pytest.raises(CallFailed):
+                await alice.wait_for_answer(call.id, 10)
+    assert "SRTP: this media backend cannot encrypt" in caplog.text
