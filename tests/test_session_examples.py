@@ -68,6 +68,13 @@ EXPECTED = {
         "alice: second call refused with 486 after the announcement",
         "alice: done",
     ],
+    "encrypted_media": [
+        "alice -> bob: RTP/SAVP, PCMU, SRTP suite AES_CM_128_HMAC_SHA1_80",
+        "bob hears alice's 1 kHz tone in",
+        ", 0 SRTP failures",
+        "alice -> carol: refused with 488",
+        "alice: done",
+    ],
 }
 
 
@@ -98,6 +105,7 @@ def test_example_runs(name: str) -> None:
         "instant_messages",
         "attended_transfer",
         "early_media",
+        "encrypted_media",
     ],
 )
 def test_example_runs_on_trio(name: str) -> None:

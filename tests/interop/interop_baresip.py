@@ -76,8 +76,12 @@ class Baresip:
         modules: tuple[str, ...] = (),
         account: str | None = None,
         contacts: tuple[str, ...] = (),
+        mediaenc: str | None = None,
+        record: bool = False,
     ) -> None:
         self.exe = exe
+        self.mediaenc = mediaenc  # "srtp" (best effort), "srtp-mand" (RTP/SAVP) ...
+        self.record = record  # sndfile: received (decoded) audio to dump-*-dec.wav
         self.folder = folder
         self.user = user
         self.modules = modules
@@ -132,8 +136,13 @@ class Baresip:
             f"ctrl_tcp_listen\t{HOST}:{self.ctrl_port}",
             *(f"module_app\t{module}" for module in self.modules),
         ]
+        if self.mediaenc is not None:
+            lines.append("module\tsrtp.so")  # SDES-SRTP (RFC 4568), per account mediaenc
+        if self.record:
+            lines += ["module\tsndfile.so", f"snd_path\t{self.folder}"]
         (config / "config").write_text("\n".join(lines) + "\n")
-        account = self.account or f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto"
+        params = "" if self.mediaenc is None else f";mediaenc={self.mediaenc}"
+        account = self.account or f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto{params}"
         (config / "accounts").write_text(account + "\n")
         (config / "contacts").write_text("".join(line + "\n" for line in self.contacts))
         return config
@@ -189,6 +198,10 @@ class Baresip:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=5)
+
+    def recordings(self, kind: str = "dec") -> list[Path]:
+        """The WAV files sndfile wrote (``dec``: audio received and decoded; ``enc``: sent)."""
+        return sorted(self.folder.glob(f"dump-*-{kind}.wav"))
 
     def output(self) -> str:
         """baresip's console output so far (for assertion messages)."""

@@ -73,10 +73,12 @@ from _sipp_run import (
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
 
-def answer_command(port: int, loop: str = "asyncio") -> list[str]:
+def answer_command(port: int, loop: str = "asyncio", srtp: str = "off") -> list[str]:
     """``rvoip answer --auto`` sending a tone (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1", "--tone", "440"]
     args += quiet_flag()
+    if srtp != "off":
+        args += ["--srtp", srtp]
     # The CLI picks uvloop when installed; name the loop so the run measures what it says.
     args += ["--loop", loop]
     script = Path(sys.executable).with_name("rvoip")
@@ -222,6 +224,7 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
         .with_local_address("sip:bench@127.0.0.1")
         .with_sip_port(0)
         .with_quality_interval(3600.0)
+        .with_srtp(args.srtp)
         .build()
     )
     await coordinator.start()
@@ -351,6 +354,12 @@ def main() -> int:
     parser.add_argument("--tracemalloc", action="store_true", help="also Python heap per call")
     parser.add_argument("--quick", action="store_true", help="smoke test: 20 calls, 2 s")
     parser.add_argument(
+        "--srtp",
+        choices=("off", "optional", "required"),
+        default="off",
+        help="SRTP mode of both processes (required: every packet protected/unprotected)",
+    )
+    parser.add_argument(
         "--answer-cmd",
         default=None,
         help="run this answerer instead of rvoip answer ({port} is replaced; it must print "
@@ -374,7 +383,7 @@ def main() -> int:
         cmd = (
             shlex.split(args.answer_cmd.replace("{port}", str(port)))
             if args.answer_cmd
-            else answer_command(port, args.loop)
+            else answer_command(port, args.loop, args.srtp)
         )
         print("answerer:", shlex.join(cmd), flush=True)
         server = Server.start("answer", cmd, Path(tmp) / "answer.log", "answering at", server_cpu)

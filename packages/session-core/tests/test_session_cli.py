@@ -348,3 +348,30 @@ def test_loop_trio_check_in_process(
     assert main(["options", "sip:127.0.0.1:9", "--loop", "trio"]) == _cli_commands.EXIT_USAGE
     err = capsys.readouterr().err
     assert err == "rvoip: --loop trio needs trio, which is not installed: pip install trio\n"
+
+
+def test_call_and_answer_with_srtp_and_the_refusal_without_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``--srtp required`` on both ends encrypts; a caller without SRTP gets the 488."""
+    answer = [sys.executable, "-m", "rvoip_session_core", "answer", "--port", "0"]
+    proc = subprocess.Popen(
+        [*answer, "--tone", "440", "--srtp", "required"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        target = proc.stdout.readline().split()[-1]
+        assert main(["call", target, "--srtp", "required", "--duration", "0.4"]) == 0
+        out = capsys.readouterr().out
+        assert "media: SRTP AES_CM_128_HMAC_SHA1_80" in out
+        assert "hung up" in out
+        assert main(["call", target, "--duration", "0.2"]) != 0
+        err = capsys.readouterr().err
+        assert "488" in err
+        assert "SRTP is required" in err
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

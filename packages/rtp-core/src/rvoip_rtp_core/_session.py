@@ -421,6 +421,34 @@ class RtpSession:
         """
         self._rtcp_handler = handler
 
+    @property
+    def srtp_active(self) -> bool:
+        """True while RTP and RTCP are protected with SRTP/SRTCP (RFC 3711)."""
+        return self._srtp is not None
+
+    def set_srtp(self, keys: SrtpSessionKeys | None) -> None:
+        """Start, re-key or stop SRTP on an open session (SDES keys from offer/answer).
+
+        A session opens before its offer/answer completes (the SDP names its port), so
+        the keys come later, and a re-INVITE may change them (RFC 4568 §7.1.4). Only a
+        direction whose key changed is re-keyed (see :meth:`SrtpContext.rekey`). With
+        SRTP on, a received packet that fails authentication is dropped and counted in
+        ``statistics().srtp_failures``, never delivered.
+
+        Args:
+            keys: our key (protects what we send) and the peer's (authenticates and
+                decrypts what we receive); None sends and accepts plain RTP again.
+
+        Raises:
+            SrtpError: libsrtp refused a key (the previous keys stay in use).
+        """
+        if keys is None:
+            self._srtp = None
+        elif self._srtp is None:
+            self._srtp = SrtpContext(keys.local, keys.remote)
+        else:
+            self._srtp.rekey(keys.local, keys.remote)
+
     # -- sending -----------------------------------------------------------------------
 
     @property

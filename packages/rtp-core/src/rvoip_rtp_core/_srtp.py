@@ -115,19 +115,61 @@ def _policy(params: SrtpKeyParams, ssrc_type: int) -> pylibsrtp.Policy:
     return policy
 
 
+def _session(params: SrtpKeyParams, ssrc_type: int) -> pylibsrtp.Session:
+    try:
+        return pylibsrtp.Session(_policy(params, ssrc_type))
+    except pylibsrtp.Error as exc:
+        raise SrtpError(f"cannot create SRTP session: {exc}") from None
+
+
 @attrs.define(eq=False, init=False)
 class SrtpContext:
-    """Protect outgoing and unprotect incoming RTP/RTCP for one session."""
+    """Protect outgoing and unprotect incoming RTP/RTCP for one session.
 
-    _tx: pylibsrtp.Session
-    _rx: pylibsrtp.Session
+    RTP and RTCP of a direction share its master key (RFC 3711 §4.3: the SRTCP session
+    keys are derived from the same master key and salt with their own labels).
+    """
+
+    _tx: pylibsrtp.Session = attrs.field(repr=False)
+    _rx: pylibsrtp.Session = attrs.field(repr=False)
+    _local: SrtpKeyParams = attrs.field(repr=False)
+    _remote: SrtpKeyParams = attrs.field(repr=False)
+    _rx_previous: pylibsrtp.Session | None = attrs.field(repr=False)
 
     def __init__(self, local: SrtpKeyParams, remote: SrtpKeyParams) -> None:
-        try:
-            self._tx = pylibsrtp.Session(_policy(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND))
-            self._rx = pylibsrtp.Session(_policy(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND))
-        except pylibsrtp.Error as exc:
-            raise SrtpError(f"cannot create SRTP session: {exc}") from None
+        self._tx = _session(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        self._rx = _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+        self._local, self._remote = local, remote
+        self._rx_previous = None
+
+    @property
+    def keys(self) -> SrtpSessionKeys:
+        """The key parameters in use: ours (protect) and the peer's (unprotect)."""
+        return SrtpSessionKeys(self._local, self._remote)
+
+    def rekey(self, local: SrtpKeyParams, remote: SrtpKeyParams) -> None:
+        """Switch to new key parameters (an offer/answer changed an ``a=crypto`` line).
+
+        Only a direction whose parameters changed gets a new libsrtp session: one that
+        kept its key keeps its rollover counter and replay window (RFC 3711 §3.3.1),
+        which a fresh session would lose after 65,536 packets (about 22 minutes at 50
+        packets/s), failing every packet's authentication from then on.
+
+        Raises:
+            SrtpError: libsrtp refused the new key (the old keys stay in use).
+        """
+        tx = (
+            self._tx
+            if local == self._local
+            else _session(local, pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+        )
+        if remote != self._remote:
+            rx = _session(remote, pylibsrtp.Policy.SSRC_ANY_INBOUND)
+            # RFC 4568 §7.1.4: the peer switches to its new key when it sees the answer;
+            # its packets still in flight carry the old one. Keep the old context until
+            # the new key authenticates a packet.
+            self._rx_previous, self._rx = self._rx, rx
+        self._tx, self._local, self._remote = tx, local, remote
 
     def protect_rtp(self, packet: bytes) -> bytes:
         """Encrypt and authenticate an RTP packet."""
@@ -137,11 +179,31 @@ class SrtpContext:
             raise SrtpError(f"SRTP protect failed: {exc}") from None
 
     def unprotect_rtp(self, packet: bytes) -> bytes:
-        """Authenticate and decrypt an SRTP packet."""
+        """Authenticate and decrypt an SRTP packet.
+
+        After a re-key of the peer's direction a packet the new key refuses is tried with
+        the previous key (packets sent before the peer saw the answer); the first packet
+        the new key accepts retires the previous one.
+        """
         try:
-            return bytes(self._rx.unprotect(packet))
+            clear = bytes(self._rx.unprotect(packet))
         except pylibsrtp.Error as exc:
-            raise SrtpError(f"SRTP unprotect failed: {exc}") from None
+            return self._unprotect_previous(packet, exc, rtcp=False)
+        if self._rx_previous is not None:
+            self._rx_previous = None
+        return clear
+
+    def _unprotect_previous(self, packet: bytes, exc: pylibsrtp.Error, *, rtcp: bool) -> bytes:
+        previous = self._rx_previous
+        if previous is not None:
+            try:
+                if rtcp:
+                    return bytes(previous.unprotect_rtcp(packet))
+                return bytes(previous.unprotect(packet))
+            except pylibsrtp.Error:
+                pass
+        kind = "SRTCP" if rtcp else "SRTP"
+        raise SrtpError(f"{kind} unprotect failed: {exc}") from None
 
     def protect_rtcp(self, packet: bytes) -> bytes:
         """Encrypt and authenticate a compound RTCP packet."""
@@ -155,4 +217,4 @@ class SrtpContext:
         try:
             return bytes(self._rx.unprotect_rtcp(packet))
         except pylibsrtp.Error as exc:
-            raise SrtpError(f"SRTCP unprotect failed: {exc}") from None
+            return self._unprotect_previous(packet, exc, rtcp=True)

@@ -16,6 +16,7 @@ from rvoip_session_core._types import (
     CallState,
     IncomingCall,
     SessionId,
+    redact_keys,
 )
 from rvoip_sip_core import Response, SessionDescription
 
@@ -47,9 +48,10 @@ class Call:
     dialog_id: DialogId | None = None
     invite_ref: int | None = None
     incoming: IncomingCall | None = None
-    local_sdp: SessionDescription | None = None
-    remote_sdp: SessionDescription | None = None
-    remote_offer: SessionDescription | None = None
+    # Reprs redact SDES keys (RFC 4568 inline:...): a logged call never shows one.
+    local_sdp: SessionDescription | None = attrs.field(default=None, repr=redact_keys)
+    remote_sdp: SessionDescription | None = attrs.field(default=None, repr=redact_keys)
+    remote_offer: SessionDescription | None = attrs.field(default=None, repr=redact_keys)
     established_at: datetime | None = None
     end_reason: str | None = None
     final_status: int | None = None
@@ -62,7 +64,7 @@ class Call:
     transfer_of: SessionId | None = None  # for a transferee's new call: the referred call
     transfer_done: LazyEvent = attrs.field(factory=LazyEvent)
     transfer_status: int | None = None
-    sdp_text: tuple[SessionDescription, str] | None = None
+    sdp_text: tuple[SessionDescription, str] | None = attrs.field(default=None, repr=False)
     """The text of the last local SDP sent (kept with the object it was made from)."""
     decide_scope: anyio.CancelScope | None = None
     """While the handler decides on an incoming call: cancelled when the call ends."""

@@ -69,7 +69,7 @@ from rvoip_session_core._events import (
 )
 from rvoip_session_core._forking import CallRouter
 from rvoip_session_core._hooks import HookRunner
-from rvoip_session_core._media_manager import MediaManager
+from rvoip_session_core._media_manager import MediaManager, signalled_over_tls
 from rvoip_session_core._messages import MessageService
 from rvoip_session_core._offer_answer import (
     SdpNegotiationError,
@@ -573,6 +573,7 @@ class CallLayer:
             direction=direction,
             sess_id=self._sdp_id(),
             ptime_ms=cfg.ptime_ms,
+            srtp=cfg.srtp,
         )
 
     def answer_for(
@@ -596,6 +597,8 @@ class CallLayer:
             sess_id=sess_id,
             sess_version=version,
             ptime_ms=cfg.ptime_ms,
+            srtp=cfg.srtp,
+            previous=previous,
         )
 
     # --- commands --------------------------------------------------------------------------
@@ -963,7 +966,8 @@ class CallLayer:
                 local = parse_offer(sdp) if sdp else self.answer_for(call, call.remote_offer)
                 call.remote_sdp = call.remote_offer
         except SdpNegotiationError as exc:
-            self.reject(call, exc.status, "Not Acceptable Here", str(exc))
+            headers = _media_warning(exc) if exc.status == 488 else ()
+            self.reject(call, exc.status, "Not Acceptable Here", str(exc), headers)
             return
         call.local_sdp = local
         body = (_cached_text(call, local) or "").encode("utf-8", "surrogateescape")
@@ -1034,9 +1038,30 @@ class CallLayer:
                 call.remote_sdp = parse_offer(message.body)
             except SdpNegotiationError as exc:
                 log.warning("call %s: unusable SDP answer (%s); hanging up", call.id, exc)
-                self.hang_up(call, "unusable SDP answer")
+                self._bye_unusable_answer(call, f"unusable SDP answer: {exc}")
                 return
         self._established(call)
+
+    def _bye_unusable_answer(self, call: Call, reason: str) -> None:
+        """End an outgoing call whose 2xx carried an answer we cannot use.
+
+        The 2xx confirmed the dialog, so only a BYE ends it (RFC 3261 §15; a CANCEL
+        after the final response does nothing): ``hang_up`` would CANCEL a call that is
+        not yet answered, leaving the peer in the call and ours waiting forever.
+        ``reason`` becomes the final reason ``CallFailed`` reports.
+        """
+        call.final_reason = reason
+        did = call.dialog_id
+        with self.gate:
+            self.fire(call, Trigger.HANG_UP, reason)
+            call.end_reason = reason
+            if did is None:
+                self.finish(call, Trigger.ENDED, reason)
+                return
+            try:
+                self.endpoint.bye(did)
+            except DialogUsageError:
+                self.finish(call, Trigger.ENDED, reason)
 
     def _established(self, call: Call) -> None:
         local, remote = call.local_sdp, call.remote_sdp
@@ -1046,10 +1071,21 @@ class CallLayer:
                 call.media.apply(negotiated(local, remote, answer_is_local=answer_is_local))
             except SessionError as exc:
                 log.warning("call %s: media not started: %s", call.id, exc)
-                self.hang_up(call, f"media negotiation failed: {exc}")
+                reason = f"media negotiation failed: {exc}"
+                if call.direction is CallDirection.Outgoing:
+                    # The reason CallFailed reports, even when the peer's BYE crosses ours.
+                    self._bye_unusable_answer(call, reason)
+                else:
+                    self.hang_up(call, reason)
                 return
         if call.state.is_final:
             return
+        neg = call.media.negotiated
+        if neg is not None and neg.srtp is not None:
+            incoming = call.incoming
+            headers = None if incoming is None else incoming.headers
+            tls = signalled_over_tls(call.to, headers, self.config.transport)
+            self._media.srtp_started(call.id, tls)
         call.established_at = self.wall_now()
         if self.config.media_timeout is not None:
             call.media_seen_at = self.now()
@@ -1088,6 +1124,11 @@ class CallLayer:
         if call.cancel_requested or response.status == 487:
             self.finish(call, Trigger.CANCELLED, "cancelled", response.status)
             return
+        if response.status == 488:
+            # RFC 3261 §21.4.26: a 488 may say why in a Warning (e.g. "SRTP is required").
+            warning = _warning_text(response.headers.get("Warning"))
+            if warning:
+                call.final_reason = f"{call.final_reason}: {warning}"
         if 300 <= response.status < 400 and response.contacts:
             # RFC 3261 §8.1.3.4: a redirect names the new target in its Contact.
             call.final_reason = f"{response.reason} to {response.contacts[0].uri}"
@@ -1259,6 +1300,29 @@ class CallLayer:
 
 def _ignore(when: float) -> None:
     """A deadline waker that does nothing (before start)."""
+
+
+def _media_warning(exc: SdpNegotiationError) -> tuple[tuple[str, str], ...]:
+    """A ``Warning: 305`` naming why an offer was refused (RFC 3261 §20.43, §21.4.26).
+
+    305 is "Incompatible media format"; the agent is a pseudonym (no address leaks) and
+    the text a quoted-string without quotes, backslashes or control characters, at most
+    200 characters.
+    """
+    text = str(exc).replace("\\", "/").replace('"', "'")[:200]
+    text = "".join(ch if ch.isprintable() else " " for ch in text)  # no CR/LF injection
+    return (("Warning", f'305 rvoip "{text}"'),)
+
+
+def _warning_text(value: str | None) -> str | None:
+    """The warn-text of a Warning header value (``code agent "text"``), or None."""
+    if not value:
+        return None
+    start = value.find('"')
+    end = value.rfind('"')
+    if start < 0 or end <= start:
+        return None
+    return value[start + 1 : end][:200] or None
 
 
 def _cached_text(call: Call, sdp: SessionDescription | None) -> str | None:

@@ -48,6 +48,7 @@ from rvoip_session_core._events import (
 )
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import AudioSourceSpec, tone_source
+from rvoip_session_core._offer_answer import SRTP_MODES
 from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
 from rvoip_sip_core import SipParseError, parse_uri
 
@@ -181,6 +182,14 @@ def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
         help="where RTP may come from: strict (learn during probation, then lock), learn, off",
     )
     parser.add_argument(
+        "--srtp",
+        choices=SRTP_MODES,
+        default="off",
+        help="encrypt media with SRTP (SDES keys in SDP, RFC 4568): off, optional (offer "
+        "RTP/AVP with a=crypto, fall back to RTP), required (offer RTP/SAVP, refuse calls "
+        "without SRTP); use --transport tls, the keys travel in the SDP",
+    )
+    parser.add_argument(
         "--no-overload-control",
         action="store_true",
         help="never shed new requests with 503 when the receive queue backs up",
@@ -228,6 +237,7 @@ def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
         .with_transport(args.transport)
         .with_quality_interval(2.0)
         .with_rtp_latching(getattr(args, "rtp_latch", "strict"))
+        .with_srtp(getattr(args, "srtp", "off"))
     )
     if getattr(args, "no_overload_control", False):
         builder = builder.with_overload_control(None)
@@ -302,6 +312,9 @@ async def _call(args: argparse.Namespace) -> int:
             started = time.monotonic()
             await coordinator.wait_for_answer(call.id, args.timeout)
             print(f"connected to {args.uri} in {(time.monotonic() - started) * 1000:.0f} ms")
+            if getattr(args, "srtp", "off") != "off":
+                suite = (await coordinator.get_media_info(call.id)).srtp_suite
+                print(f"media: SRTP {suite}" if suite else "media: plain RTP (peer has no SRTP)")
             await coordinator.set_audio_source(call.id, _source(args))
             if args.record:
                 tg.start_soon(_record, coordinator, call.id, args.record)

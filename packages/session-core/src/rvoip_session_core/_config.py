@@ -22,6 +22,7 @@ from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._event_packages import DialogEventPackage
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
+from rvoip_session_core._offer_answer import SRTP_MODES, SrtpMode
 from rvoip_session_core._registrar import Registrar, RegistrarSettings
 from rvoip_session_core._settings import (
     DEFAULT_MAX_CONCURRENT_CALLS,
@@ -94,6 +95,7 @@ class SessionManagerBuilder:
     _stop_timeout: float = attrs.field(init=False, default=DEFAULT_STOP_TIMEOUT)
     _clock: Clock | None = attrs.field(init=False, default=None)
     _rtp_latch: LatchMode = attrs.field(init=False, default="strict")
+    _srtp: SrtpMode = attrs.field(init=False, default="off")
     _overload: OverloadConfig = attrs.field(init=False, factory=OverloadConfig)
     _stream_limits: StreamLimits = attrs.field(init=False, factory=StreamLimits)
     _credentials: tuple[Credentials, ...] = attrs.field(init=False, default=())
@@ -321,6 +323,26 @@ class SessionManagerBuilder:
         if mode not in RTP_LATCH_MODES:
             raise ConfigurationError(f"RTP latching must be one of {RTP_LATCH_MODES}: {mode!r}")
         self._rtp_latch = mode
+        return self
+
+    def with_srtp(self, mode: SrtpMode) -> SessionManagerBuilder:
+        """Encrypt call media with SRTP, keyed by SDES ``a=crypto`` lines (RFC 4568).
+
+        off (default): plain RTP; an ``RTP/SAVP`` offer is refused with 488.
+        optional: offers ``RTP/AVP`` with ``a=crypto`` (AES_CM_128_HMAC_SHA1_80 and _32,
+        fresh keys per call) and uses SRTP when the peer answers with a key, plain RTP
+        otherwise; answers a crypto offer with SRTP (baresip's ``mediaenc=srtp``).
+        required: offers ``RTP/SAVP``; an offer without a usable ``a=crypto`` gets 488,
+        and a call whose answer has none fails (``CallFailed`` naming SRTP)
+        (baresip's ``srtp-mand``).
+
+        The keys travel in the SDP: use TLS signalling (``with_transport("tls")``),
+        else anyone who sees the SIP messages can decrypt the media (a warning is
+        logged once when SRTP is negotiated over UDP or TCP).
+        """
+        if mode not in SRTP_MODES:
+            raise ConfigurationError(f"SRTP mode must be one of {SRTP_MODES}: {mode!r}")
+        self._srtp = mode
         return self
 
     def with_overload_control(self, config: OverloadConfig | None) -> SessionManagerBuilder:
@@ -661,6 +683,7 @@ class SessionManagerBuilder:
             stop_timeout=self._stop_timeout,
             clock=self._clock,
             rtp_latch=self._rtp_latch,
+            srtp=self._srtp,
             overload=self._overload,
             stream_limits=self._stream_limits,
             credentials=self._credentials,

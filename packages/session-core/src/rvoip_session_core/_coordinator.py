@@ -1306,6 +1306,7 @@ class SessionCoordinator:
             codec=None if neg is None else neg.codec,
             payload_type=None if neg is None else neg.payload_type,
             direction=direction,
+            srtp_suite=None if neg is None or neg.srtp is None else neg.srtp.local.suite,
         )
 
     async def send_rtcp_report(self, session_id: str) -> None:

@@ -19,6 +19,7 @@ from rvoip_session_core._types import (
     InstantMessage,
     QualityMetrics,
     SessionId,
+    redact_keys,
 )
 
 # --- session events ------------------------------------------------------------------
@@ -47,8 +48,8 @@ class CallEstablished:
     """A call was answered: the dialog is confirmed and media is flowing."""
 
     session_id: SessionId
-    local_sdp: str | None
-    remote_sdp: str | None
+    local_sdp: str | None = attrs.field(repr=redact_keys)
+    remote_sdp: str | None = attrs.field(repr=redact_keys)
 
 
 @attrs.frozen

@@ -40,6 +40,8 @@ from rvoip_rtp_core import (
     RtpError,
     RtpPacket,
     RtpSessionConfig,
+    SrtpError,
+    SrtpSessionKeys,
     open_rtp_session,
     open_rtp_session_now,
 )
@@ -278,6 +280,9 @@ class CallMedia:
         """Start (or update) the stream for a completed offer/answer."""
         if self.rtp is None or self.rtp.closed:
             raise MediaError("media is closed", session_id=self.session_id)
+        previous = self.negotiated
+        if negotiated.srtp is not None or (previous is not None and previous.srtp is not None):
+            self._set_srtp(negotiated.srtp)
         self.negotiated = negotiated
         if negotiated.remote_address is not None:
             self.rtp.set_remote(negotiated.remote_address)
@@ -301,6 +306,22 @@ class CallMedia:
             negotiated.send and negotiated.remote_address is not None and not self.sending_stopped
         )
         self._update_mute()
+
+    def _set_srtp(self, keys: SrtpSessionKeys | None) -> None:
+        """Key (re-key, or un-key) the RTP session before any packet uses the new SDP.
+
+        Raises:
+            MediaError: the RTP session cannot do SRTP, or libsrtp refused a key.
+        """
+        set_srtp = getattr(self.rtp, "set_srtp", None)
+        if set_srtp is None:
+            if keys is None:
+                return
+            raise MediaError("SRTP: this media backend cannot encrypt", session_id=self.session_id)
+        try:
+            set_srtp(keys)
+        except SrtpError as exc:
+            raise MediaError(f"SRTP: {exc}", session_id=self.session_id) from None
 
     def stop_sending(self) -> None:
         """The call is ending (BYE, CANCEL, failure): no RTP leaves from now on, for good.

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Protocol
 
 import anyio
@@ -23,6 +24,33 @@ from rvoip_rtp_core import LatchMode, PortAllocator
 from rvoip_session_core._errors import MediaError
 from rvoip_session_core._media import CallMedia, media_task, open_media_now
 from rvoip_session_core._types import MediaStatistics, QualityMetrics, SessionId
+
+log = logging.getLogger("rvoip_session_core.media")
+
+
+def signalled_over_tls(
+    target: str, request_headers: Sequence[tuple[str, str]] | None, transport: str
+) -> bool:
+    """Whether a call's SIP messages travelled over TLS (so SDES keys were not in clear).
+
+    An incoming call: the top Via of its INVITE names the transport it came over
+    (RFC 3261 §18.2.1). An outgoing call: a ``sips:`` target or ``;transport=tls``, else
+    the coordinator's transport.
+
+    Args:
+        target: the called URI of an outgoing call.
+        request_headers: the INVITE's header lines of an incoming call (None: outgoing).
+        transport: the coordinator's preferred SIP transport ("UDP", "TCP", "TLS").
+    """
+    if request_headers is not None:
+        for name, value in request_headers:
+            if name.lower() in ("via", "v"):
+                return value.lstrip().upper().startswith("SIP/2.0/TLS")
+        return False
+    lowered = target.lower().lstrip("<")
+    if lowered.startswith("sips:") or "transport=tls" in lowered:
+        return True
+    return transport.upper() == "TLS" and "transport=" not in lowered
 
 
 class MediaBackend(Protocol):
@@ -123,6 +151,23 @@ class MediaManager:
         self._tg: anyio.abc.TaskGroup | None = None
         self._sync = False
         self._clock: object = None
+        self._warned_keys_in_clear = False
+
+    def srtp_started(self, session_id: SessionId, over_tls: bool) -> None:
+        """A call's media is SRTP: warn once if its SDES keys crossed the network in clear.
+
+        RFC 4568 §8.3: the keys are in the SDP, so the signalling must be secured; over
+        UDP or TCP anyone who sees the SIP messages can decrypt the media. Logged once
+        per coordinator, never with the keys.
+        """
+        if over_tls or self._warned_keys_in_clear:
+            return
+        self._warned_keys_in_clear = True
+        log.warning(
+            "call %s: SRTP negotiated over an unencrypted SIP transport: the SDES keys "
+            "travel in the SDP in clear; use TLS signalling (warned once)",
+            session_id,
+        )
 
     @property
     def engine(self) -> MediaEngine:
@@ -224,6 +269,7 @@ class MediaManager:
             local_address=rtp.local_rtp_address,
             remote_address=rtp.remote_rtp_address,
             quality_metrics=metrics,
+            srtp_failures=rtp_stats.srtp_failures,
         )
 
     @staticmethod

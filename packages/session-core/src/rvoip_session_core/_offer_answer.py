@@ -7,8 +7,9 @@ and what the two descriptions together mean for the media plane (``NegotiatedAud
 
 Every SDP here came from the network, so a stream is usable only when (issue 10):
 
-* its transport is plain RTP (``RTP/AVP``, ``RTP/AVPF``): an ``RTP/SAVP``/``SAVPF``
-  offer asks for SRTP, which calls do not do yet, and must never be answered in clear;
+* its transport is plain RTP (``RTP/AVP``, ``RTP/AVPF``), or secure RTP (``RTP/SAVP``,
+  ``RTP/SAVPF``) only when SRTP is on and the stream carries an ``a=crypto`` line we
+  can key (SDES, RFC 4568): a secure stream must never be answered in clear;
 * its port leaves room for RTCP on the next port (1..65534; RTCP of ``m=audio 65535``
   would be 65536, which no socket takes);
 * its ``c=`` address is an IP literal of its address type: a host name would need a
@@ -17,17 +18,29 @@ Every SDP here came from the network, so a stream is usable only when (issue 10)
 An unusable offered stream is answered with port 0 (RFC 3264 §6); when none is left
 the offer gets 488 with the reasons. A remote answer (or offer, for a local answer)
 whose chosen stream is unusable fails :func:`negotiated` with 488 the same way.
+
+SRTP (``srtp`` mode, see :data:`SRTP_MODES`): "off" offers plain RTP and refuses
+secure offers; "optional" offers ``RTP/AVP`` with ``a=crypto`` lines (best effort, as
+baresip's ``mediaenc=srtp``: a peer without SRTP answers plain RTP); "required" offers
+``RTP/SAVP`` (baresip's ``srtp-mand``) and refuses any stream it cannot key. The keys
+live in the SDPs themselves (our ``a=crypto`` key in our description, the peer's in
+theirs): :func:`negotiated` pairs them by the answer's tag (RFC 4568 §7.1.2).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import secrets
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 import attrs
 
+from rvoip_rtp_core import SRTP_SUITES, SrtpError, SrtpKeyParams, SrtpSessionKeys
 from rvoip_session_core._errors import MediaError
 from rvoip_sip_core import (
     Connection,
+    Crypto,
+    CryptoKey,
     Fmtp,
     MediaDescription,
     RtpMap,
@@ -63,6 +76,23 @@ PLAIN_RTP_PROFILES = frozenset({"RTP/AVP", "RTP/AVPF"})
 """Transports the media plane speaks: plain RTP (RFC 3551, RFC 4585). Secure profiles
 (RTP/SAVP, RTP/SAVPF, UDP/TLS/RTP/SAVP...) are refused until calls do SRTP."""
 
+SrtpMode = Literal["off", "optional", "required"]
+"""How calls use SRTP (SDES keys in SDP, RFC 4568): see :data:`SRTP_MODES`."""
+
+SRTP_MODES: tuple[SrtpMode, ...] = ("off", "optional", "required")
+"""off: plain RTP only (secure offers get 488); optional: offer RTP/AVP with a=crypto
+and use SRTP when the peer answers with a key, plain RTP otherwise; required: offer
+RTP/SAVP, refuse (488) offers without a usable a=crypto, fail a call answered without one."""
+
+KeySource = Callable[[int], bytes]
+"""Where master keys come from: ``n -> n random bytes`` (the OS CSPRNG by default)."""
+
+OFFERED_SUITES = (("AES_CM_128_HMAC_SHA1_80", 1), ("AES_CM_128_HMAC_SHA1_32", 2))
+"""The SDES crypto suites offered, in preference order, with their a=crypto tags."""
+
+SECURE_RTP_PROFILES = frozenset({"RTP/SAVP", "RTP/SAVPF"})
+"""SRTP transports answered when SRTP is on and the stream has a usable a=crypto."""
+
 MAX_RTP_PORT = 65534
 """Highest remote RTP port used: RTCP goes to the next port (RFC 3550 §11), 65535 at most."""
 
@@ -90,6 +120,7 @@ class NegotiatedAudio:
         send: whether we may send audio (our direction and theirs allow it).
         receive: whether we expect audio.
         ptime_ms: packet time to send with.
+        srtp: the SRTP keys (ours to protect, the peer's to unprotect), None for RTP.
     """
 
     codec: str
@@ -99,6 +130,8 @@ class NegotiatedAudio:
     send: bool
     receive: bool
     ptime_ms: int = 20
+    srtp: SrtpSessionKeys | None = attrs.field(default=None, repr=False)
+    """The SDES keys (ours, the peer's) when the stream is SRTP, None for plain RTP."""
 
     @property
     def direction(self) -> str:
@@ -118,6 +151,40 @@ def supported_maps(codecs: Sequence[str], dtmf_payload_type: int | None) -> list
     return maps
 
 
+def crypto_line(params: SrtpKeyParams) -> Crypto:
+    """``params`` as an ``a=crypto`` value: tag, suite, ``inline:`` key||salt (RFC 4568 §9.1)."""
+    key = CryptoKey.inline(params.master_key + params.master_salt)
+    return Crypto(params.tag, params.suite, (key,))
+
+
+def usable_crypto(media: MediaDescription) -> list[SrtpKeyParams]:
+    """The ``a=crypto`` lines of ``media`` we can key, in the sender's preference order.
+
+    RFC 4568 §6: a line we do not understand is ignored, not an error. We take a line
+    with one inline key of the AES-CM-128 suites, no MKI (it would add a field to every
+    packet, §6.1) and no session parameters (e.g. UNENCRYPTED_SRTP, §6.3); a lifetime is
+    accepted (libsrtp re-keying limits apply regardless).
+    """
+    found: list[SrtpKeyParams] = []
+    for line in media.crypto():
+        if line.suite not in SRTP_SUITES or len(line.key_params) != 1 or line.session_params:
+            continue
+        key = line.key_params[0]
+        if key.method.lower() != "inline" or key.mki is not None:
+            continue
+        try:
+            raw = key.key_and_salt()
+            found.append(SrtpKeyParams(line.suite, raw[:16], raw[16:], line.tag))
+        except (SdpParseError, SrtpError):
+            continue  # bad base64 or length: as if the line were absent
+    return found
+
+
+def new_offer_keys(key_source: KeySource = secrets.token_bytes) -> list[SrtpKeyParams]:
+    """Fresh master keys, one per offered suite (RFC 4568 §6.1: each line its own key)."""
+    return [SrtpKeyParams.generate(key_source, suite, tag) for suite, tag in OFFERED_SUITES]
+
+
 def build_offer(
     address: str,
     port: int,
@@ -128,11 +195,27 @@ def build_offer(
     sess_id: int,
     sess_version: int = 0,
     ptime_ms: int = 20,
+    srtp: SrtpMode = "off",
+    key_source: KeySource = secrets.token_bytes,
 ) -> SessionDescription:
-    """An SDP offer of one audio stream at ``address``:``port`` with ``codecs`` in order."""
+    """An SDP offer of one audio stream at ``address``:``port`` with ``codecs`` in order.
+
+    With ``srtp`` "optional" or "required" the stream carries an ``a=crypto`` line per
+    suite of :data:`OFFERED_SUITES`, each with a fresh master key and salt from
+    ``key_source`` (the OS CSPRNG unless a test injects one); "required" offers it as
+    ``RTP/SAVP`` (RFC 3711 §12), "optional" as ``RTP/AVP`` (best effort: a peer that
+    does not do SRTP ignores the lines and answers plain RTP).
+    """
     maps = supported_maps(codecs, dtmf_payload_type)
     fmtps = [Fmtp(str(dtmf_payload_type), "0-16")] if dtmf_payload_type is not None else []
-    media = make_media(port, maps, fmtps=fmtps, ptime=ptime_ms, direction=direction)
+    crypto: list[Crypto] = []
+    proto = "RTP/AVP"
+    if srtp != "off":
+        crypto = [crypto_line(k) for k in new_offer_keys(key_source)]
+        proto = "RTP/SAVP" if srtp == "required" else "RTP/AVP"
+    media = make_media(
+        port, maps, proto=proto, fmtps=fmtps, ptime=ptime_ms, direction=direction, crypto=crypto
+    )
     return make_sdp(address, [media], sess_id=sess_id, sess_version=sess_version)
 
 
@@ -140,14 +223,19 @@ def _is_audio_codec(mapping: RtpMap | None) -> bool:
     return mapping is not None and _codec_name(mapping) is not None
 
 
-def _unusable(media: MediaDescription, connection: Connection | None) -> str | None:
-    """Why a live (port != 0) stream from the network cannot be used, or None if it can."""
+def _unusable(
+    media: MediaDescription, connection: Connection | None, secure: bool = False
+) -> str | None:
+    """Why a live (port != 0) stream from the network cannot be used, or None if it can.
+
+    ``secure``: the stream is keyed for SRTP, so ``RTP/SAVP``/``RTP/SAVPF`` are usable.
+    """
     proto = media.proto.upper()
-    if proto not in PLAIN_RTP_PROFILES:
+    if proto not in PLAIN_RTP_PROFILES and not (secure and proto in SECURE_RTP_PROFILES):
         if "SAVP" in proto:
             # RFC 3264 §6 / RFC 4568 §7.1: a secure stream we cannot key must be rejected,
             # never answered as plain RTP.
-            return f"{media.proto} (SRTP) is not supported"
+            return f"{media.proto} (SRTP) is not usable: SRTP is off or no a=crypto we support"
         return f"transport {media.proto[:40]!r} is not supported"
     if not 0 < media.port <= MAX_RTP_PORT:
         # RFC 3550 §11: RTCP on port + 1, which must still be a port (<= 65535).
@@ -156,6 +244,25 @@ def _unusable(media: MediaDescription, connection: Connection | None) -> str | N
         # RFC 8866 §5.7 allows an FQDN; resolving one would block the call path.
         return f"c= address {connection.address[:60]!r} is not an IP literal"
     return None
+
+
+def _answer_key(
+    offered: MediaDescription, previous: SessionDescription | None, key_source: KeySource
+) -> SrtpKeyParams | None:
+    """Our key for answering ``offered``, or None when it has no a=crypto we support."""
+    if not offered.has_attribute("crypto"):
+        return None
+    lines = usable_crypto(offered)
+    if not lines:
+        return None
+    chosen = lines[0]  # RFC 4568 §7.1.2: the offerer's preference order
+    if previous is not None:
+        index = _audio_index(previous)
+        if index is not None:
+            for mine in usable_crypto(previous.media[index]):
+                if mine.suite == chosen.suite:
+                    return attrs.evolve(mine, tag=chosen.tag)
+    return SrtpKeyParams.generate(key_source, chosen.suite, chosen.tag)
 
 
 def build_answer(
@@ -169,6 +276,9 @@ def build_answer(
     sess_id: int,
     sess_version: int = 0,
     ptime_ms: int = 20,
+    srtp: SrtpMode = "off",
+    previous: SessionDescription | None = None,
+    key_source: KeySource = secrets.token_bytes,
 ) -> SessionDescription:
     """Answer ``offer`` (RFC 3264 §6): take its first audio stream with a common codec.
 
@@ -176,6 +286,13 @@ def build_answer(
     unusable ones (secure profiles, a port without room for RTCP, a host name in c=;
     see the module docstring). The chosen stream lists the common codecs in the
     offerer's order with its numbers.
+
+    SRTP (``srtp`` not "off"): a stream with an ``a=crypto`` line we support is answered
+    with exactly one line, the first supported one offered, with its tag and suite and
+    our own key (RFC 4568 §7.1.2): the key of that suite in ``previous`` (our last SDP of
+    the call: a re-offer on hold/resume does not re-key us) or a fresh one from
+    ``key_source``. "required" refuses a stream without one; "optional" answers it in
+    plain RTP. With "off", ``a=crypto`` in an ``RTP/AVP`` offer is ignored.
 
     Raises:
         SdpNegotiationError: no usable audio stream with a common codec (answer 488;
@@ -188,7 +305,13 @@ def build_answer(
     for offered in offer.media:
         answer = MediaDescription(offered.media, 0, offered.proto, offered.formats or ("0",))
         if not taken and offered.media == "audio" and offered.port != 0:
-            problem = _unusable(offered, offer.connection_for(offered))
+            ours = None if srtp == "off" else _answer_key(offered, previous, key_source)
+            problem = _unusable(offered, offer.connection_for(offered), ours is not None)
+            if problem is None and ours is None and srtp == "required":
+                problem = (
+                    "SRTP is required (with_srtp('required')) and the stream has no a=crypto "
+                    f"we support ({', '.join(SRTP_SUITES)})"
+                )
             if problem is not None:
                 refused.append(problem)
                 answered.append(answer)
@@ -201,6 +324,7 @@ def build_answer(
                 direction=direction,
                 ptime=ptime_ms,
                 rtcp_mux=False,
+                crypto=() if ours is None else (crypto_line(ours),),
             )
             # An answer that keeps only telephone-event carries no audio: reject it.
             if candidate.port != 0 and any(
@@ -224,6 +348,38 @@ def _audio_index(sdp: SessionDescription) -> int | None:
     return None
 
 
+def _negotiated_keys(
+    local: MediaDescription, remote: MediaDescription, answer_is_local: bool
+) -> SrtpSessionKeys | None:
+    """The SRTP keys an offer/answer agreed on for a stream, None when it is plain RTP.
+
+    RFC 4568 §7.1.2/§7.1.3: the answer holds one crypto line; its tag names the offered
+    line whose suite it accepted. Each side protects with its own key: ours is in our
+    description, the peer's in theirs.
+
+    Raises:
+        SdpNegotiationError: the answer's crypto line is unusable or names no offered line.
+    """
+    answer, offer = (local, remote) if answer_is_local else (remote, local)
+    if not answer.has_attribute("crypto") or not offer.has_attribute("crypto"):
+        # An answer's crypto line to an offer without one is not an SDES negotiation
+        # (RFC 4568 §7.1.2 answers an offered line): plain RTP. baresip's best-effort
+        # "srtp" adds a=crypto to its answer to any plain offer and then sends RTP.
+        return None
+    answered = usable_crypto(answer)
+    if not answered:
+        raise SdpNegotiationError("the answer's a=crypto holds no SRTP suite and key we support")
+    chosen = answered[0]
+    for offered in usable_crypto(offer):
+        if offered.tag == chosen.tag and offered.suite == chosen.suite:
+            if answer_is_local:
+                return SrtpSessionKeys(chosen, offered)
+            return SrtpSessionKeys(offered, chosen)
+    raise SdpNegotiationError(
+        f"the answer's a=crypto tag {chosen.tag} ({chosen.suite}) matches no offered crypto line"
+    )
+
+
 def negotiated(
     local: SessionDescription,
     remote: SessionDescription,
@@ -238,8 +394,10 @@ def negotiated(
 
     Raises:
         SdpNegotiationError: the answer accepted no audio stream, or the remote
-            side's stream is unusable (secure profile, port without room for RTCP, host
-            name in c=; status 488).
+            side's stream is unusable (secure profile without keys, port without room
+            for RTCP, host name in c=; status 488), or our ``RTP/SAVP`` offer was
+            answered without ``a=crypto`` (SRTP required), or the answer's crypto line
+            matches no offered one.
     """
     answer = local if answer_is_local else remote
     index = _audio_index(answer)
@@ -265,9 +423,15 @@ def negotiated(
     local_dir = local.direction_for(l_media)
     remote_dir = remote.direction_for(r_media)
     connection = remote.connection_for(r_media)
-    problem = _unusable(r_media, connection)
+    keys = _negotiated_keys(l_media, r_media, answer_is_local)
+    problem = _unusable(r_media, connection, keys is not None)
     if problem is not None:
         raise SdpNegotiationError(f"unusable remote audio stream: {problem}")
+    if keys is None and not answer_is_local and l_media.proto.upper() in SECURE_RTP_PROFILES:
+        # Our RTP/SAVP offer (srtp "required") answered in clear: never fall back.
+        raise SdpNegotiationError(
+            "SRTP is required but the answer has no a=crypto line: the peer does not do SRTP"
+        )
     remote_addr = None
     if connection is not None and r_media.port != 0 and connection.address not in ("0.0.0.0", "::"):
         remote_addr = (connection.address, r_media.port)
@@ -281,6 +445,7 @@ def negotiated(
         send=local_dir in _SENDS and remote_dir in _RECEIVES,
         receive=local_dir in _RECEIVES and remote_dir in _SENDS,
         ptime_ms=int(ptime) if ptime and 10 <= ptime <= 120 else 20,
+        srtp=keys,
     )
 
 

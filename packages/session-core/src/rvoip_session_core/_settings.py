@@ -11,6 +11,7 @@ import attrs
 from rvoip_dialog_core import Credentials, DnsSettings
 from rvoip_rtp_core import LatchMode
 from rvoip_session_core._errors import ConfigurationError
+from rvoip_session_core._offer_answer import SrtpMode
 from rvoip_transaction_core import OverloadConfig, StreamLimits
 
 if TYPE_CHECKING:
@@ -139,6 +140,9 @@ class SessionConfig:
         rtp_latch: where RTP may come from (rtp-core's source latching): "strict" (the
             default: learnt during a short probation preferring the signalled address, then
             locked), "learn" (re-learnt after a silence) or "off" (any source, the old way).
+        srtp: SRTP for call media (SDES, RFC 4568): "off" (default; secure offers get
+            488), "optional" (RTP/AVP offers with a=crypto, SRTP when the peer keys it) or
+            "required" (RTP/SAVP offers; no SRTP, no call). See ``with_srtp``.
         overload: transaction-layer overload control (stateless 503 from raw bytes while the
             UDP receive queue backs up; on by default, ``OverloadConfig(enabled=False)``
             turns it off).
@@ -203,6 +207,7 @@ class SessionConfig:
     stop_timeout: float = DEFAULT_STOP_TIMEOUT
     clock: Clock | None = attrs.field(default=None, eq=False, repr=False)
     rtp_latch: LatchMode = "strict"
+    srtp: SrtpMode = "off"
     overload: OverloadConfig = attrs.field(factory=OverloadConfig)
     stream_limits: StreamLimits = attrs.field(factory=StreamLimits)
     credentials: tuple[Credentials, ...] = ()

@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import ClassVar, NewType
 
 import attrs
+
+_INLINE_KEY = re.compile(r"inline:[^\s|;'\"\\]+")
+
+
+def redact_keys(value: object) -> str:
+    """``repr(value)`` with every SDES ``inline:`` key replaced by ``inline:<redacted>``.
+
+    SDPs carry SRTP master keys (RFC 4568 §6.1); the reprs of the objects holding them
+    (calls, incoming calls, events) use this so logs never show a key.
+    """
+    return _INLINE_KEY.sub("inline:<redacted>", repr(value))
+
 
 SessionId = NewType("SessionId", str)
 """Identifies one call (one SIP dialog and its media) inside a coordinator."""
@@ -87,7 +100,7 @@ class IncomingCall:
     id: SessionId
     from_: str
     to: str
-    sdp: str | None
+    sdp: str | None = attrs.field(repr=redact_keys)
     headers: tuple[tuple[str, str], ...] = attrs.field(
         converter=_headers_converter, factory=tuple, repr=False
     )
@@ -144,7 +157,7 @@ class CallSession:
 class Accept:
     """Answer the call with 200 OK; ``sdp`` is the answer, None to generate one."""
 
-    sdp: str | None = None
+    sdp: str | None = attrs.field(default=None, repr=redact_keys)
 
 
 @attrs.frozen
@@ -285,6 +298,8 @@ class MediaStatistics:
     local_address: tuple[str, int] | None
     remote_address: tuple[str, int] | None
     quality_metrics: QualityMetrics | None
+    srtp_failures: int = 0
+    """SRTP/SRTCP packets dropped because they failed authentication or the replay check."""
 
 
 @attrs.frozen
@@ -292,13 +307,16 @@ class MediaInfo:
     """What was negotiated for a call's audio."""
 
     session_id: SessionId
-    local_sdp: str | None
-    remote_sdp: str | None
+    local_sdp: str | None = attrs.field(repr=redact_keys)
+    remote_sdp: str | None = attrs.field(repr=redact_keys)
     local_rtp_port: int | None
     remote_rtp_address: tuple[str, int] | None
     codec: str | None
     payload_type: int | None
     direction: str
+    srtp_suite: str | None = None
+    """The SRTP crypto suite protecting the audio (e.g. "AES_CM_128_HMAC_SHA1_80"), None
+    for plain RTP (``with_srtp``)."""
 
 
 @attrs.frozen

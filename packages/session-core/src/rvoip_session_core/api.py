@@ -87,7 +87,7 @@ from rvoip_session_core._media import (
     tone_source,
     wav_source,
 )
-from rvoip_session_core._offer_answer import SdpNegotiationError
+from rvoip_session_core._offer_answer import SRTP_MODES, SdpNegotiationError, SrtpMode
 from rvoip_session_core._registrar import (
     Binding,
     BindingsChanged,
@@ -129,6 +129,7 @@ __all__ = [
     "DEFAULT_AUTH_METHODS",
     "DIALOG_INFO_TYPE",
     "MESSAGE_SUMMARY_TYPE",
+    "SRTP_MODES",
     "Account",
     "AudioFrame",
     "AudioSourceSpec",
@@ -211,6 +212,7 @@ __all__ = [
     "SessionRefreshed",
     "SessionStats",
     "SessionTimerSettings",
+    "SrtpMode",
     "StateChanged",
     "Subscriber",
     "Subscription",
