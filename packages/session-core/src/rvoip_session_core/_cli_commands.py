@@ -62,7 +62,7 @@ from rvoip_session_core._events import (
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import AudioSourceSpec, tone_source
 from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
-from rvoip_sip_core import SipParseError, parse_uri
+from rvoip_sip_core import SipParseError, default_reason, parse_uri
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NETWORK, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
@@ -438,10 +438,10 @@ class _AnswerHandler(AutoAnswerHandler):
         self.reject = reject
 
     async def on_incoming_call(self, call: IncomingCall) -> Decision:
-        return Reject("Rejected", self.reject) if self.reject else Accept(None)
+        return Reject(default_reason(self.reject), self.reject) if self.reject else Accept(None)
 
     def decide_now(self, call: IncomingCall) -> Decision | None:
-        return Reject("Rejected", self.reject) if self.reject else Accept(None)
+        return Reject(default_reason(self.reject), self.reject) if self.reject else Accept(None)
 
 
 def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionManagerBuilder:
