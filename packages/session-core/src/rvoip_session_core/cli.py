@@ -1,4 +1,7 @@
-"""The ``rvoip`` command line: ``demo``, ``call``, ``answer``, ``options`` and ``register``."""
+"""The ``rvoip`` command line: ``demo``, ``call``, ``answer``, ``options``, ``register``, ``phone``.
+
+Each command's ``--help`` ends with the exit codes (see ``_cli_commands.EXIT_CODES``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from rvoip_session_core._cli_commands import (
     run_call,
     run_options,
 )
+from rvoip_session_core._cli_phone import add_phone_command, run_phone_command
 from rvoip_session_core._cli_register import add_register_command, run_register
 
 
@@ -49,6 +53,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_loop_option(demo)
     add_commands(sub)
     add_register_command(sub)
+    add_phone_command(sub)
     return parser
 
 
@@ -78,5 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_options(args)
     if args.command == "register":
         return run_register(args)
+    if args.command == "phone":
+        return run_phone_command(args)
     parser.print_help()
     return 2
