@@ -1,0 +1,174 @@
+"""Tests of ``--ladder``/``--sip-log`` (``_cli_log``) and the received-message tap under
+them (``coordinator.set_message_tap(tap, received=True)``), over sockets and in the
+virtual network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+from typing import Any
+
+import anyio
+import pytest
+
+from rvoip_session_core import SessionCoordinator
+from rvoip_session_core._cli_log import (
+    LadderRecorder,
+    SipLogWriter,
+    WireTap,
+    label_of,
+)
+from rvoip_session_core.testing import (
+    VirtualCalls,
+    loopback_builder,
+    uri_of,
+    virtual_time_backend,
+    wait_until,
+)
+
+INVITE = (
+    b"INVITE sip:bob@127.0.0.1:5070 SIP/2.0\r\n"
+    b"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n"
+    b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>\r\n"
+    b"Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Type: application/sdp\r\n"
+    b"Content-Length: 8\r\n\r\nv=0\r\na=x"
+)
+
+
+def test_label_of_messages() -> None:
+    assert label_of(INVITE) == "INVITE (SDP)"
+    assert label_of(b"garbage") is None
+    ok = (
+        b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n"
+        b"From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:bob@127.0.0.1>;tag=2\r\n"
+        b"Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert label_of(ok) == "200 OK (INVITE)"
+
+
+def test_sip_log_heads_each_message_with_time_direction_and_addresses() -> None:
+    out = io.StringIO()
+    log = SipLogWriter(out, "127.0.0.1:5060", wall=lambda: 0.25)
+    log.record("out", INVITE, ("127.0.0.1", 5070))
+    log.record("in", b"SIP/2.0 100 Trying\r\n\r\n", ("127.0.0.1", 5070))
+    text = out.getvalue()
+    assert text.startswith(
+        "--- 1970-01-01T00:00:00.250000+00:00 sent 127.0.0.1:5060 -> 127.0.0.1:5070 "
+        f"({len(INVITE)} bytes)\nINVITE sip:bob@127.0.0.1:5070 SIP/2.0\n"
+    )
+    assert "received 127.0.0.1:5070 -> 127.0.0.1:5060 (22 bytes)\nSIP/2.0 100 Trying\n" in text
+    assert "\r" not in text
+    assert log.count == 2
+
+
+def test_ladder_keeps_at_most_its_limit() -> None:
+    ticks = iter(range(100))
+    ladder = LadderRecorder("us", limit=3, clock=lambda: float(next(ticks)))
+    for _ in range(5):
+        ladder.record("out", INVITE, ("127.0.0.1", 5070))
+    ladder.record("in", b"not sip", ("127.0.0.1", 5070))
+    assert len(ladder.entries) == 3
+    assert ladder.dropped == 3
+    drawn = ladder.render()
+    assert "INVITE (SDP)" in drawn
+    assert "(3 later messages not drawn: over 3)" in drawn
+    assert LadderRecorder("us").render() == "(no SIP messages)"
+
+
+@pytest.mark.anyio
+async def test_no_flag_installs_no_tap() -> None:
+    """Cheap when off: without --ladder/--sip-log the coordinator has no tap at all."""
+    wire = WireTap(argparse.Namespace(ladder=False, sip_log=None))
+    assert not wire.wanted
+    async with await loopback_builder("alice").build() as alice:
+        wire.attach(alice)
+        assert alice.message_tap is None
+    wire.close(print_=lambda text: pytest.fail(text))
+
+
+Seen = list[tuple[str, bytes, tuple[str, int]]]
+
+
+def _recorder(seen: Seen) -> Any:
+    def tap(direction: str, data: bytes, peer: tuple[str, int]) -> None:
+        seen.append((direction, data, peer))
+
+    return tap
+
+
+def _first_lines(seen: Seen, direction: str) -> list[str]:
+    return [data.split(b"\r\n", 1)[0].decode() for d, data, _ in seen if d == direction]
+
+
+async def _call_and_hang_up(alice: SessionCoordinator, bob: SessionCoordinator) -> None:
+    call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+    await alice.wait_for_answer(call.id, 5)
+    await alice.terminate_session(call.id)
+
+
+@pytest.mark.anyio
+async def test_received_tap_over_sockets_reports_both_directions_and_comes_off() -> None:
+    seen: Seen = []
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob").build() as bob,
+    ):
+        alice.set_message_tap(_recorder(seen), received=True)
+        await _call_and_hang_up(alice, bob)
+        assert await wait_until(lambda: "SIP/2.0 200 OK" in _first_lines(seen, "in")[-1:])
+        sent, got = _first_lines(seen, "out"), _first_lines(seen, "in")
+        assert sent[0].startswith("INVITE ")
+        assert any(line.startswith("BYE ") for line in sent)
+        assert "SIP/2.0 200 OK" in got
+        bob_address = bob.local_sip_address
+        assert {peer for _, _, peer in seen} == {bob_address}
+        # Removed: nothing more is reported, and a plain tap reports nothing received.
+        alice.set_message_tap(None)
+        count = len(seen)
+        await _call_and_hang_up(alice, bob)
+        await anyio.sleep(0.1)
+        assert len(seen) == count
+        alice.message_tap = _recorder(seen)
+        await _call_and_hang_up(alice, bob)
+        await anyio.sleep(0.1)
+        assert {d for d, _, _ in seen[count:]} == {"out"}
+
+
+@pytest.mark.anyio
+async def test_received_tap_set_before_start_and_replaced_wraps_once() -> None:
+    first: Seen = []
+    second: Seen = []
+    alice = await loopback_builder("alice").build()
+    alice.set_message_tap(_recorder(first), received=True)
+    async with alice, await loopback_builder("bob").build() as bob:
+        await _call_and_hang_up(alice, bob)
+        assert await wait_until(lambda: _first_lines(first, "in").count("SIP/2.0 200 OK") == 2)
+        await anyio.sleep(0.1)
+        alice.set_message_tap(_recorder(second), received=True)  # replaces, not stacks
+        count = len(first)
+        await _call_and_hang_up(alice, bob)
+        assert await wait_until(lambda: _first_lines(second, "in").count("SIP/2.0 200 OK") >= 2)
+        await anyio.sleep(0.1)
+        assert len(first) == count
+        # The same call flow: as many messages received each time (a stacked wrapper
+        # would have reported each twice).
+        assert _first_lines(second, "in") == _first_lines(first, "in")
+
+
+@pytest.mark.parametrize("anyio_backend", [virtual_time_backend()])
+@pytest.mark.anyio
+async def test_received_tap_in_the_virtual_network() -> None:
+    seen: Seen = []
+    async with (
+        VirtualCalls() as net,
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+    ):
+        alice.set_message_tap(_recorder(seen), received=True)
+        await _call_and_hang_up(alice, bob)
+        await anyio.sleep(1)
+        bob_address = bob.local_sip_address
+    assert _first_lines(seen, "out")[0].startswith("INVITE ")
+    assert "SIP/2.0 200 OK" in _first_lines(seen, "in")
+    assert {peer for _, _, peer in seen} == {bob_address}
