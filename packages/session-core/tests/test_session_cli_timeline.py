@@ -40,6 +40,7 @@ from rvoip_session_core._cli_timeline import (
     ACTIONS,
     MAX_AT_SECONDS,
     MAX_TIMELINE_ITEMS,
+    RingThenDecide,
     TimedAction,
     TimelineError,
     answer_timing,
@@ -484,3 +485,30 @@ def _kill(proc: subprocess.Popen[str]) -> None:
     if proc.poll() is None:
         proc.kill()
         proc.wait()
+
+
+@pytest.mark.anyio
+async def test_ring_then_decide_calls_its_ringing_hook_before_answering() -> None:
+    """The ``--early-media`` hook: awaited while the call rings, inside the ring time."""
+    rang: list[tuple[str, CallState | None]] = []
+
+    async def hook(coordinator: SessionCoordinator, session_id: str) -> None:
+        rang.append((session_id, _state(coordinator, session_id)))
+        await anyio.sleep(0.1)
+
+    ringing = RingThenDecide(0.4, on_ringing=hook)
+    async with (
+        await loopback_builder("bob", ringing).build() as bob,
+        await loopback_builder("alice").build() as alice,
+        anyio.create_task_group() as tg,
+    ):
+        ringing.attach(bob, tg.start_soon)
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        started = anyio.current_time()
+        await alice.wait_for_answer(call.id, 5)
+        took = anyio.current_time() - started
+        [(session_id, state)] = rang
+        assert state is CallState.Ringing
+        assert 0.35 <= took < 1.5  # the hook's time counts within the 0.4 s ring
+        assert [s.id for s in await bob.list_active_sessions()] == [session_id]
+        tg.cancel_scope.cancel()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import anyio
 import attrs
@@ -312,11 +312,20 @@ class RingThenDecide(AutoAnswerHandler):
     Args:
         delay: seconds between the INVITE and the decision.
         reject_code: None to answer, else the 4xx-6xx status to refuse with.
+        on_ringing: awaited with the coordinator and the session id once the call rings,
+            before the delay runs (the hook for ``--early-media``: a 183 with audio
+            while ringing, once the coordinator has ``send_early_media``).
     """
 
-    def __init__(self, delay: float, reject_code: int | None = None) -> None:
+    def __init__(
+        self,
+        delay: float,
+        reject_code: int | None = None,
+        on_ringing: Callable[[SessionCoordinator, str], Awaitable[None]] | None = None,
+    ) -> None:
         self.delay = delay
         self.reject_code = reject_code
+        self.on_ringing = on_ringing
         self._coordinator: SessionCoordinator | None = None
         self._start: Callable[..., object] | None = None
         self._pending: list[str] = []
@@ -345,9 +354,15 @@ class RingThenDecide(AutoAnswerHandler):
         return self._later(call.id)
 
     async def _decide(self, session_id: str) -> None:
-        await anyio.sleep(self.delay)
         coordinator = self._coordinator
         assert coordinator is not None
+        started = anyio.current_time()
+        if self.on_ringing is not None:
+            try:
+                await self.on_ringing(coordinator, session_id)
+            except SessionError:
+                return  # the caller gave up meanwhile
+        await anyio.sleep(self.delay - (anyio.current_time() - started))
         try:
             if self.reject_code is None:
                 await coordinator.accept_incoming_call(session_id)
