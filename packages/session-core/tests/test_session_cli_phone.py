@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from collections.abc import AsyncIterator
 
@@ -372,3 +373,56 @@ def test_phone_without_rich_is_a_one_line_usage_error() -> None:
         "rvoip: rvoip phone needs rich, which is not installed: "
         "pip install 'rvoip-session-core[phone]'\n"
     )
+
+
+@pytest.mark.anyio
+async def test_phone_driven_through_a_pipe_prints_plain_lines(anyio_backend: str) -> None:
+    """A script may drive the phone through pipes: no table is redrawn, every line shows."""
+    if anyio_backend != "asyncio":
+        pytest.skip("the phone runs its own loop in a subprocess: one backend is enough")
+    async with await loopback_builder("bob").build() as bob:
+        script = f"dial {uri_of(bob, 'bob')}\n"
+
+        def drive() -> subprocess.CompletedProcess[str]:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "rvoip_session_core", "phone", "--port", "0"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            proc.stdin.write(script)
+            proc.stdin.flush()
+            lines = []
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline:
+                line = proc.stdout.readline()
+                lines.append(line)
+                if "call 1: connected" in line or not line:
+                    break
+            proc.stdin.write("calls\nhangup 1\nquit\n")
+            proc.stdin.close()
+            watchdog = threading.Timer(30, proc.kill)  # bounds the read below
+            watchdog.start()
+            try:
+                out = proc.stdout.read()  # until the phone exits and closes its end
+                proc.wait(timeout=20)
+            finally:
+                watchdog.cancel()
+            err = proc.stderr.read() if proc.stderr is not None else ""
+            return subprocess.CompletedProcess(
+                proc.args, proc.returncode, "".join(lines) + out, err
+            )
+
+        done = await anyio.to_thread.run_sync(drive)
+        assert await wait_until(lambda: _no_calls(bob))
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("rvoip phone sip:rvoip@127.0.0.1:")
+    assert "call 1: connected" in out
+    assert re.search(r"^1: out sip:bob@127\.0\.0\.1:\d+ Active codec PCMU", out, re.M), out
+    assert "call 1: hung up" in out
+    assert "┏" not in out  # no table drawn into a pipe
+    assert out.rstrip().endswith("bye")

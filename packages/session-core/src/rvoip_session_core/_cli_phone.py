@@ -447,8 +447,9 @@ def missing_rich() -> str | None:
 class _Screen:
     """What the terminal shows: the table, the last lines of output and the prompt."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, echo: Callable[[str], None] | None = None) -> None:
         self.title = title
+        self.echo = echo
         self.registration = ""
         self.rows: list[CallRow] = []
         self.lines: collections.deque[str] = collections.deque(maxlen=MAX_PHONE_LINES)
@@ -456,6 +457,8 @@ class _Screen:
 
     def say(self, line: str) -> None:
         self.lines.append(line)
+        if self.echo is not None:  # not a terminal: plain lines, no table redrawn
+            self.echo(line)
 
     def render(self) -> RenderableType:
         from rich.console import Group
@@ -572,8 +575,14 @@ async def run_phone(
 
     fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     dispatcher = PhoneDispatcher(coordinator)
-    screen = _Screen(f"rvoip phone {coordinator.local_uri}  (type help)")
     console = Console()
+    title = f"rvoip phone {coordinator.local_uri}  (type help)"
+    # Output to a pipe or file (a script driving the phone): plain lines as they come,
+    # no table redrawn in place (``calls`` lists the calls).
+    plain = not console.is_terminal
+    screen = _Screen(title, (lambda line: print(line, flush=True)) if plain else None)
+    if plain:
+        print(title, flush=True)
     editor = _LineEditor()
     changed = anyio.Event()
 
@@ -592,19 +601,18 @@ async def run_phone(
                 poke()
 
     tg.start_soon(watch_events)
-    with (
-        _cbreak(fd) as keys,
-        Live(screen.render(), console=console, auto_refresh=False, transient=False) as live,
-    ):
+    live = None if plain else Live(console=console, auto_refresh=False, transient=False)
+    with _cbreak(fd) as keys, live if live is not None else contextlib.nullcontext():
 
-        async def redraw() -> None:
+        async def redraw(live: Live) -> None:
             while True:
                 screen.rows = await dispatcher.rows()
                 live.update(screen.render(), refresh=True)
                 with anyio.move_on_after(refresh):
                     await changed.wait()
 
-        tg.start_soon(redraw)
+        if live is not None:
+            tg.start_soon(redraw, live)
         while not dispatcher.quit:
             data = await anyio.to_thread.run_sync(_read_some, fd)
             if data is None:
@@ -628,8 +636,9 @@ async def run_phone(
                 if command is not None and command.name == "quit":
                     break
             poke()
-        screen.rows = await dispatcher.rows()
-        live.update(screen.render(), refresh=True)
+        if live is not None:
+            screen.rows = await dispatcher.rows()
+            live.update(screen.render(), refresh=True)
     if on_quit is not None:
         on_quit()
 
