@@ -224,8 +224,8 @@ class CallBook:
     another call).
     """
 
-    _by_id: dict[str, int] = attrs.field(factory=dict)
-    _next: int = 1
+    _by_id: dict[str, int] = attrs.field(init=False, factory=dict)
+    _next: int = attrs.field(init=False, default=1)
 
     def number(self, session_id: str) -> int:
         """The number of ``session_id``, given now if it has none."""
