@@ -375,6 +375,7 @@ async def test_exit_1_when_a_timeline_action_fails() -> None:
         )
     assert done.returncode == EXIT_FAILED, done.stdout + done.stderr
     assert "at 0.2s transfer=sip:carol@127.0.0.1:9 failed" in done.stderr
+    assert "hung up" in done.stdout  # the refused transfer left the call to us to end
     assert done.stderr.count("\n") == 1
 
 

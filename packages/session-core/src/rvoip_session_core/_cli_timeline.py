@@ -43,8 +43,8 @@ __all__ = [
 ]
 
 MAX_AT_SECONDS = 86_400.0
-"""Latest time an action may be scheduled at (one day): a typo like ``--at 2e9:hangup``
-is refused instead of keeping a call (and its RTP ports) up for decades."""
+"""Latest time an action may be scheduled at (one day): a typo like ``--at
+20000000:hangup`` is refused instead of keeping a call (and its RTP ports) up for months."""
 
 MAX_TIMELINE_ITEMS = 1_000
 """Most ``--at`` items one command takes."""
@@ -203,10 +203,14 @@ class TimelineTarget:
             self.ending = True
             # RFC 3515 blind transfer: REFER, then the NOTIFYs report the new call's fate;
             # our leg is hung up by the coordinator once the transferee reached the target.
-            await c.transfer_session(sid, arg)
-            status = await c.wait_for_transfer(sid, 32.0)
-            if status >= 300:
-                raise CallFailed(status, "transfer failed", session_id=sid)
+            try:
+                await c.transfer_session(sid, arg)
+                status = await c.wait_for_transfer(sid, 32.0)
+                if status >= 300:
+                    raise CallFailed(status, "transfer failed", session_id=sid)
+            except SessionError:
+                self.ending = False  # refused or failed: the call is still ours to end
+                raise
         elif name == "hangup":
             self.ending = True
             await c.terminate_session(sid)
