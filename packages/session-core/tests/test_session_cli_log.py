@@ -7,6 +7,12 @@ from __future__ import annotations
 
 import argparse
 import io
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -172,3 +178,65 @@ async def test_received_tap_in_the_virtual_network() -> None:
     assert _first_lines(seen, "out")[0].startswith("INVITE ")
     assert "SIP/2.0 200 OK" in _first_lines(seen, "in")
     assert {peer for _, _, peer in seen} == {bob_address}
+
+
+def _answer_registers(sock: socket.socket, deadline: float, stop: threading.Event) -> None:
+    """A registrar in a few lines: 200 OK to every REGISTER (Contact echoed, expires 60)."""
+    sock.settimeout(0.2)
+    while time.monotonic() < deadline and not stop.is_set():
+        try:
+            data, source = sock.recvfrom(65535)
+        except TimeoutError:
+            continue
+        head = data.split(b"\r\n\r\n", 1)[0].decode()
+        lines = head.split("\r\n")
+        keep = [
+            line
+            for line in lines[1:]
+            if line.split(":", 1)[0].lower() in ("via", "from", "to", "call-id", "cseq")
+        ]
+        contact = next(line for line in lines if line.lower().startswith("contact:"))
+        expires = "0" if "expires=0" in head.lower() or "Expires: 0" in head else "60"
+        to = [f"{line};tag=reg1" if line.lower().startswith("to:") else line for line in keep]
+        reply = [
+            "SIP/2.0 200 OK",
+            *to,
+            f"{contact.split(';expires')[0]};expires={expires}",
+            "Content-Length: 0",
+        ]
+        sock.sendto(("\r\n".join(reply) + "\r\n\r\n").encode(), source)
+
+
+def test_register_logs_its_first_register(tmp_path: Path) -> None:
+    """``rvoip register`` taps before the start: the first REGISTER is in the log too."""
+    log = tmp_path / "register.log"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        stop = threading.Event()
+        registrar = threading.Thread(
+            target=_answer_registers, args=(sock, time.monotonic() + 30, stop), daemon=True
+        )
+        registrar.start()
+        try:
+            done = subprocess.run(
+                [
+                    *[sys.executable, "-m", "rvoip_session_core", "register"],
+                    f"sip:127.0.0.1:{port}",
+                    *["--user", "alice", "--password", "x", "--once", "--sip-log", str(log)],
+                    "--ladder",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        finally:
+            stop.set()
+            registrar.join(timeout=5)
+    assert done.returncode == 0, done.stdout + done.stderr
+    text = log.read_text()
+    assert text.count(f"-> 127.0.0.1:{port} (") == 2  # REGISTER, then Expires 0
+    assert text.count(f"received 127.0.0.1:{port} -> ") == 2
+    assert text.index("REGISTER sip:") < text.index("SIP/2.0 200 OK")
+    assert done.stdout.count("--------- REGISTER --------->|") == 2

@@ -194,6 +194,7 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     options.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     _network(options, default_port=0)
     add_loop_option(options)
+    add_log_options(options)
 
 
 def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -583,11 +584,24 @@ def run_options(args: argparse.Namespace) -> int:
 
 
 async def _options(args: argparse.Namespace) -> int:
+    wire = open_wire_tap(args)
+    if isinstance(wire, str):
+        return fail(wire, EXIT_USAGE)
+    try:
+        return await _options_tapped(args, wire)
+    finally:
+        wire.close()
+
+
+async def _options_tapped(args: argparse.Namespace, wire: WireTap) -> int:
     try:
         coordinator = await _builder(args, "rvoip").build()
         await coordinator.start()
-    except (TransportError, ConfigurationError) as exc:
+    except ConfigurationError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except TransportError as exc:
         return fail(str(exc), EXIT_NETWORK)
+    wire.attach(coordinator)
     async with coordinator:
         started = time.monotonic()
         try:

@@ -166,34 +166,44 @@ class WireTap:
             self._file = open(self._log_path, "w", encoding="utf-8")  # noqa: SIM115
 
     def attach(self, coordinator: SessionCoordinator) -> None:
-        """Tap ``coordinator`` (started or not) if anything was asked for."""
+        """Tap ``coordinator`` (started or not) if anything was asked for.
+
+        The recorders are made at the first message, when the endpoint is bound and
+        our address known (``rvoip register`` taps before the start, so that the first
+        REGISTER is in the log).
+        """
         if not self.wanted:
             return
-        host, port = coordinator.local_sip_address
-        local = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         recorders: list[Callable[[str, bytes, tuple[str, int]], None]] = []
-        if self._file is not None:
-            self.log = SipLogWriter(self._file, local)
-            recorders.append(self.log.record)
-        if self._want_ladder:
-            self.ladder = LadderRecorder(f"rvoip {local}")
-            recorders.append(self.ladder.record)
-        if len(recorders) == 1:
-            tap = recorders[0]
-        else:
 
-            def tap(direction: str, data: bytes, peer: tuple[str, int]) -> None:
-                for record in recorders:
-                    record(direction, data, peer)
+        def tap(direction: str, data: bytes, peer: tuple[str, int]) -> None:
+            if not recorders:
+                recorders.extend(self._recorders(coordinator))
+            for record in recorders:
+                record(direction, data, peer)
 
         coordinator.set_message_tap(tap, received=True)
+
+    def _recorders(
+        self, coordinator: SessionCoordinator
+    ) -> list[Callable[[str, bytes, tuple[str, int]], None]]:
+        host, port = coordinator.local_sip_address
+        local = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        made: list[Callable[[str, bytes, tuple[str, int]], None]] = []
+        if self._file is not None:
+            self.log = SipLogWriter(self._file, local)
+            made.append(self.log.record)
+        if self._want_ladder:
+            self.ladder = LadderRecorder(f"rvoip {local}")
+            made.append(self.ladder.record)
+        return made
 
     def close(self, print_: Callable[[str], None] = print) -> None:
         """Close the log and print the ladder, if asked for."""
         if self._file is not None:
             self._file.close()
             self._file = None
-        if self.ladder is not None:
+        if self._want_ladder:
+            self._want_ladder = False
             print_("\nSIP ladder (every message sent and received, times in seconds):")
-            print_(self.ladder.render())
-            self.ladder = None
+            print_("(no SIP messages)" if self.ladder is None else self.ladder.render())

@@ -24,8 +24,10 @@ from rvoip_session_core._cli_commands import (
     _signal_exit,
     add_loop_option,
     fail,
+    open_wire_tap,
     run_async,
 )
+from rvoip_session_core._cli_log import WireTap, add_log_options
 from rvoip_session_core._errors import ConfigurationError, TransportError
 from rvoip_session_core._events import RegistrationState, RegistrationStateChanged
 from rvoip_sip_core import SipParseError, parse_uri
@@ -51,6 +53,7 @@ def add_register_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     _network(register, default_port=0)
     add_loop_option(register)
+    add_log_options(register)
 
 
 def run_register(args: argparse.Namespace) -> int:
@@ -66,6 +69,16 @@ def run_register(args: argparse.Namespace) -> int:
 
 
 async def _register(args: argparse.Namespace) -> int:
+    wire = open_wire_tap(args)
+    if isinstance(wire, str):
+        return fail(wire, EXIT_USAGE)
+    try:
+        return await _register_tapped(args, wire)
+    finally:
+        wire.close()
+
+
+async def _register_tapped(args: argparse.Namespace, wire: WireTap) -> int:
     try:
         password = password_of(args)
         builder = _builder(args, args.user).with_registration(
@@ -81,6 +94,7 @@ async def _register(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     # Subscribed before the start: the first REGISTER may be answered before any await.
     events = coordinator.events()
+    wire.attach(coordinator)  # before the start too: the first REGISTER goes in the log
     try:
         await coordinator.start()
     except TransportError as exc:
