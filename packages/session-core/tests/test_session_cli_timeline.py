@@ -161,6 +161,7 @@ def test_answer_timing_checks_its_flags() -> None:
         args(answer_after=-1),
         args(answer_after=float("nan")),
         args(reject_after=1, reject_code=200),
+        args(answer_after=1, reject=486),
     ):
         with pytest.raises(TimelineError):
             answer_timing(bad)

@@ -425,6 +425,8 @@ def answer_timing(args: argparse.Namespace) -> RingThenDecide | None:
     delay = answer_after if reject_after is None else reject_after
     if delay is None:
         return None
+    if getattr(args, "reject", 0):
+        raise TimelineError("--reject refuses at once; to ring first use --reject-after")
     if not 0 <= delay <= MAX_AT_SECONDS:  # also refuses nan
         raise TimelineError(f"a ring time is 0 to {MAX_AT_SECONDS:.0f} seconds, not {delay}")
     if reject_after is None:
