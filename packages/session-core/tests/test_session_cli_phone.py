@@ -173,6 +173,10 @@ async def test_dispatcher_dials_holds_resumes_sends_dtmf_and_hangs_up(
     assert await wait_until(lambda: _no_calls(bob))
     assert await _run(dispatcher, "calls") == ["no calls"]
     assert await _run(dispatcher, "answer") == ["answer failed: no call is ringing"]
+    bob_uri = uri_of(bob, "bob")
+    assert await _run(dispatcher, f"msg {bob_uri} hi bob") == [f"message to {bob_uri}: 200 OK"]
+    assert (await _run(dispatcher, "reg"))[0].startswith("not registering")
+    assert len(await _run(dispatcher, "help")) == len(COMMANDS)
 
 
 @pytest.mark.anyio
