@@ -437,7 +437,7 @@ def test_exit_4_when_nobody_answers(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_help_documents_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    for command in ("call", "answer", "options"):
+    for command in ("call", "answer", "options", "register", "phone"):
         with pytest.raises(SystemExit) as leaving:
             main([command, "--help"])
         assert leaving.value.code == 0

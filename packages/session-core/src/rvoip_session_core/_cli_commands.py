@@ -69,7 +69,7 @@ EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
 EXIT_CODES = (
     "exit codes: 0 ok; 1 call failed (the SIP status is printed) or a --at action failed; "
     "2 usage error (bad URI, flag or --at item); 3 network error (cannot bind, port in "
-    "use, TLS files); 4 no answer, unreachable or timed out (408/503); 130/143 stopped by "
+    "use); 4 no answer, unreachable or timed out (408/503); 130/143 stopped by "
     "SIGINT/SIGTERM (calls hung up first). Errors are one line on stderr, 'rvoip: ...'."
 )
 LOOPS = ("asyncio", "uvloop", "trio")

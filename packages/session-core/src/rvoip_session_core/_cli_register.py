@@ -13,6 +13,7 @@ import anyio
 
 from rvoip_session_core._cli_accounts import PASSWORD_ENV, describe_registration, password_of
 from rvoip_session_core._cli_commands import (
+    EXIT_CODES,
     EXIT_FAILED,
     EXIT_NETWORK,
     EXIT_OK,
@@ -38,7 +39,9 @@ __all__ = ["add_register_command", "run_register"]
 def add_register_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``register`` sub-command."""
     register = sub.add_parser(
-        "register", help="register with a registrar and keep the binding until stopped"
+        "register",
+        help="register with a registrar and keep the binding until stopped",
+        epilog=EXIT_CODES,
     )
     register.add_argument("uri", help="the registrar, e.g. sip:pbx.example.com")
     register.add_argument("--user", required=True, help="digest user name (and AOR user)")

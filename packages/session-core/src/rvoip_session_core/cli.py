@@ -9,6 +9,7 @@ import argparse
 from collections.abc import Sequence
 
 from rvoip_session_core._cli_commands import (
+    EXIT_CODES,
     EXIT_USAGE,
     add_commands,
     add_loop_option,
@@ -45,7 +46,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rvoip", description="rvoip: SIP calls with RTP audio, from Python."
+        prog="rvoip",
+        description="rvoip: SIP calls with RTP audio, from Python.",
+        epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run a self-contained three-party call on 127.0.0.1")
