@@ -261,6 +261,7 @@ async def test_call_timeline_holds_resumes_sends_dtmf_and_a_message_then_hangs_u
     assert "SIP ladder" in out
     assert "INVITE (SDP sendonly)" in out
     assert "200 OK (INVITE)" in out  # a message received
+    assert "200 OK (BYE)" in out  # waited for after our BYE
     # --sip-log: each message headed by time, direction and both addresses.
     text = log.read_text()
     host, port = coordinator.local_sip_address

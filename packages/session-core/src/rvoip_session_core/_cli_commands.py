@@ -390,6 +390,7 @@ async def _call_tapped(args: argparse.Namespace, wire: WireTap) -> int:
                 print("hung up", flush=True)
             elif script.done and script.done[-1].action == "hangup":
                 print("hung up", flush=True)
+            await wire.settle()  # --ladder/--sip-log: the BYE's answer too
             if problem is not None:
                 return fail(problem, EXIT_FAILED)  # the call was hung up above
         except CallFailed as exc:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import IO
 
+import anyio
 import attrs
 
 from rvoip_session_core._coordinator import SessionCoordinator
@@ -150,6 +151,19 @@ class WireTap:
         self._file: IO[str] | None = None
         self.ladder: LadderRecorder | None = None
         self.log: SipLogWriter | None = None
+        self._last = 0.0
+
+    async def settle(self, quiet: float = 0.1, limit: float = 0.5) -> None:
+        """Wait (at most ``limit`` s) until no message moved for ``quiet`` s, if tapping.
+
+        Called after our BYE so that its 200 OK is in the log and on the ladder too
+        (the call ends when the BYE is sent; the endpoint would close before the answer).
+        """
+        if not self.wanted:
+            return
+        with anyio.move_on_after(limit):
+            while time.monotonic() - self._last < quiet:
+                await anyio.sleep(0.02)
 
     @property
     def wanted(self) -> bool:
@@ -177,6 +191,7 @@ class WireTap:
         recorders: list[Callable[[str, bytes, tuple[str, int]], None]] = []
 
         def tap(direction: str, data: bytes, peer: tuple[str, int]) -> None:
+            self._last = time.monotonic()
             if not recorders:
                 recorders.extend(self._recorders(coordinator))
             for record in recorders:
