@@ -705,6 +705,12 @@ async def _phone_tapped(args: argparse.Namespace, wire: WireTap) -> int:
         if source is not None:
             tg.start_soon(_play_on_answer, coordinator, source)
         await run_phone(coordinator, tg)
+        # quit: hang up here (not only on leaving the coordinator) so that the BYEs'
+        # answers still reach --ladder/--sip-log.
+        for session in await coordinator.list_active_sessions():
+            with contextlib.suppress(SessionError):
+                await coordinator.terminate_session(session.id)
+        await wire.settle()
         tg.cancel_scope.cancel()
     # Leaving ``async with coordinator`` hung up every call and unregistered.
     return _signal_exit(caught) if caught else EXIT_OK
