@@ -240,3 +240,53 @@ def test_register_logs_its_first_register(tmp_path: Path) -> None:
     assert text.count(f"received 127.0.0.1:{port} -> ") == 2
     assert text.index("REGISTER sip:") < text.index("SIP/2.0 200 OK")
     assert done.stdout.count("--------- REGISTER --------->|") == 2
+
+
+def test_phone_registers_shows_it_and_unregisters_on_quit(tmp_path: Path) -> None:
+    """``rvoip phone --register``: the registration is shown (and by ``reg``), and
+    ``quit`` removes the binding (a REGISTER with Expires 0 in the SIP log)."""
+    log = tmp_path / "phone.log"
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        stop = threading.Event()
+        registrar = threading.Thread(
+            target=_answer_registers, args=(sock, time.monotonic() + 30, stop), daemon=True
+        )
+        registrar.start()
+        proc = subprocess.Popen(
+            [
+                *[sys.executable, "-m", "rvoip_session_core", "phone", "--port", "0"],
+                *["--register", f"sip:127.0.0.1:{port}", "--user", "alice"],
+                *["--password", "x", "--sip-log", str(log)],
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        watchdog = threading.Timer(40, proc.kill)  # bounds every read below
+        watchdog.start()
+        try:
+            assert proc.stdin is not None
+            assert proc.stdout is not None
+            seen = []
+            for line in proc.stdout:
+                seen.append(line)
+                if line.startswith("registered sip:alice@127.0.0.1"):
+                    break
+            proc.stdin.write("reg\nquit\n")
+            proc.stdin.close()
+            seen.append(proc.stdout.read())
+            proc.wait(timeout=20)
+        finally:
+            watchdog.cancel()
+            stop.set()
+            registrar.join(timeout=5)
+    out = "".join(seen)
+    assert proc.returncode == 0, out
+    assert out.count("registered sip:alice@127.0.0.1 -> sip:alice@127.0.0.1:") >= 2, out
+    assert f"at sip:127.0.0.1:{port} (expires 60s)" in out
+    text = log.read_text()
+    assert text.count("\nREGISTER sip:") == 2  # the binding, then its removal
+    assert "Expires: 0" in text or "expires=0" in text
