@@ -143,7 +143,7 @@ def test_call_and_answer_over_tls(session_tls_files: tuple[Path, Path]) -> None:
 def test_tls_without_a_certificate_is_a_one_line_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    assert main(["answer", "--port", "0", "--transport", "tls"]) == 3
+    assert main(["answer", "--port", "0", "--transport", "tls"]) == 2  # a usage error
     err = capsys.readouterr().err
     assert err.startswith("rvoip: answer --transport tls needs --cert")
     assert err.count("\n") == 1

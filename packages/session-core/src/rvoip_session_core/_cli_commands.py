@@ -1,7 +1,9 @@
 """``rvoip call``, ``rvoip answer`` and ``rvoip options``: one-call tools for scripts.
 
-Exit codes: 0 success, 1 the call failed (the peer refused it), 2 usage error (bad URI),
-3 local network error (port in use, cannot bind), 4 no answer or unreachable peer,
+Exit codes (:data:`EXIT_CODES`, printed by ``--help``): 0 success, 1 the call failed (the
+peer refused it, with the SIP status printed, or a timeline action failed), 2 usage error
+(bad URI, bad flag or ``--at`` item, unwritable ``--sip-log``), 3 local network error
+(port in use, cannot bind), 4 no answer or unreachable peer (timeout, 408, 503),
 130 stopped by SIGINT (Ctrl-C), 143 stopped by SIGTERM (128 + signal number, as shells
 report it; active calls are hung up first).
 
@@ -30,6 +32,17 @@ from rvoip_session_core._cli_accounts import (
     apply_accounts,
     describe_registration,
 )
+from rvoip_session_core._cli_log import WireTap, add_log_options
+from rvoip_session_core._cli_timeline import (
+    CallScript,
+    RingThenDecide,
+    TimedAction,
+    TimelineError,
+    add_timeline_options,
+    answer_timing,
+    ends_call,
+    parse_timeline,
+)
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._coordinator import SessionCoordinator
 from rvoip_session_core._errors import (
@@ -50,10 +63,16 @@ from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._media import AudioSourceSpec, tone_source
 from rvoip_session_core._offer_answer import SRTP_MODES
 from rvoip_session_core._types import Accept, Decision, IncomingCall, Reject
-from rvoip_sip_core import SipParseError, parse_uri
+from rvoip_sip_core import SipParseError, default_reason, parse_uri
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_NETWORK, EXIT_UNREACHABLE = 0, 1, 2, 3, 4
 EXIT_SIGINT, EXIT_SIGTERM = 128 + signal.SIGINT, 128 + signal.SIGTERM
+EXIT_CODES = (
+    "exit codes: 0 ok; 1 call failed (the SIP status is printed) or a --at action failed; "
+    "2 usage error (bad URI, flag or --at item); 3 network error (cannot bind, port in "
+    "use); 4 no answer, unreachable or timed out (408/503); 130/143 stopped by "
+    "SIGINT/SIGTERM (calls hung up first). Errors are one line on stderr, 'rvoip: ...'."
+)
 LOOPS = ("asyncio", "uvloop", "trio")
 
 
@@ -132,7 +151,9 @@ def fail(message: str, code: int) -> int:
 
 def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the call, answer and options sub-commands."""
-    call = sub.add_parser("call", help="call a SIP URI, play audio, send DTMF, hang up")
+    call = sub.add_parser(
+        "call", help="call a SIP URI, play audio, send DTMF, hang up", epilog=EXIT_CODES
+    )
     call.add_argument("uri", help="whom to call, e.g. sip:bob@127.0.0.1:5070")
     call.add_argument("--from", dest="from_", default=None, help="our From URI")
     call.add_argument("--duration", type=float, default=3.0, help="seconds to stay connected")
@@ -140,7 +161,9 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     call.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for answer")
     _common(call, default_port=0)
     add_account_options(call)
-    answer = sub.add_parser("answer", help="wait for calls and answer them")
+    add_timeline_options(call)
+    add_log_options(call)
+    answer = sub.add_parser("answer", help="wait for calls and answer them", epilog=EXIT_CODES)
     answer.add_argument("--auto", action="store_true", help="answer every call (default)")
     answer.add_argument("--quiet", action="store_true", help="no per-call lines (for load tests)")
     answer.add_argument("--max-calls", type=int, default=0, help="exit after N calls (0: never)")
@@ -163,11 +186,16 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     _common(answer, default_port=5060)
     add_account_options(answer, register=True)
-    options = sub.add_parser("options", help="SIP ping: send OPTIONS and print the answer")
+    add_timeline_options(answer, answering=True)
+    add_log_options(answer)
+    options = sub.add_parser(
+        "options", help="SIP ping: send OPTIONS and print the answer", epilog=EXIT_CODES
+    )
     options.add_argument("uri", help="whom to ping, e.g. sip:127.0.0.1:5060")
     options.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
     _network(options, default_port=0)
     add_loop_option(options)
+    add_log_options(options)
 
 
 def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
@@ -292,17 +320,53 @@ def run_call(args: argparse.Namespace) -> int:
     except SipParseError as exc:
         return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
     try:
+        args.timeline = parse_timeline(args.at)
+    except TimelineError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    try:
         return run_async(_call, args)
     except KeyboardInterrupt:
         return fail("interrupted", EXIT_SIGINT)
 
 
+def open_wire_tap(args: argparse.Namespace) -> WireTap | str:
+    """The ``--ladder``/``--sip-log`` tap with its file open, or a one-line error."""
+    wire = WireTap(args)
+    try:
+        wire.open()
+    except OSError as exc:
+        return f"cannot write --sip-log {args.sip_log!r}: {exc.strerror or exc}"
+    return wire
+
+
+async def _watch_end(coordinator: SessionCoordinator, session_id: str, script: CallScript) -> None:
+    """Tell ``script`` when its call ends (the peer hung up, or we did)."""
+    async for event in coordinator.events():
+        if isinstance(event, CallEnded) and event.session_id == session_id:
+            script.call_ended(event.reason)
+            return
+
+
 async def _call(args: argparse.Namespace) -> int:
+    wire = open_wire_tap(args)
+    if isinstance(wire, str):
+        return fail(wire, EXIT_USAGE)
+    try:
+        return await _call_tapped(args, wire)
+    finally:
+        wire.close()
+
+
+async def _call_tapped(args: argparse.Namespace, wire: WireTap) -> int:
     try:
         coordinator = await _builder(args, "rvoip").build()
         await coordinator.start()
-    except (TransportError, ConfigurationError) as exc:
+    except ConfigurationError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except TransportError as exc:
         return fail(str(exc), EXIT_NETWORK)
+    wire.attach(coordinator)
+    timeline: tuple[TimedAction, ...] = getattr(args, "timeline", ())
     caught: list[int] = []
     async with coordinator, anyio.create_task_group() as tg:
         await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
@@ -311,20 +375,37 @@ async def _call(args: argparse.Namespace) -> int:
             call = await coordinator.create_outgoing_call(from_, args.uri)
             started = time.monotonic()
             await coordinator.wait_for_answer(call.id, args.timeout)
-            print(f"connected to {args.uri} in {(time.monotonic() - started) * 1000:.0f} ms")
+            answered_at = anyio.current_time()
+            print(
+                f"connected to {args.uri} in {(time.monotonic() - started) * 1000:.0f} ms",
+                flush=True,
+            )
             if getattr(args, "srtp", "off") != "off":
                 suite = (await coordinator.get_media_info(call.id)).srtp_suite
                 print(f"media: SRTP {suite}" if suite else "media: plain RTP (peer has no SRTP)")
+            script = CallScript(coordinator, call.id, timeline, _say)
+            tg.start_soon(_watch_end, coordinator, call.id, script)
             await coordinator.set_audio_source(call.id, _source(args))
             if args.record:
                 tg.start_soon(_record, coordinator, call.id, args.record)
             if args.dtmf:
                 await coordinator.send_dtmf(call.id, args.dtmf)
-                print(f"sent DTMF {args.dtmf}")
-            await anyio.sleep(args.duration)
-            print(_quality_line(await coordinator.get_media_statistics(call.id)))
-            await coordinator.terminate_session(call.id)
-            print("hung up")
+                print(f"sent DTMF {args.dtmf}", flush=True)
+            # Without a hangup or transfer in the timeline, hang up --duration seconds
+            # after the answer (or right after the last action, when that is later).
+            await script.run(answered_at, None if ends_call(timeline) else args.duration)
+            problem = script.failure()
+            if script.peer_ended is not None:
+                print(f"call ended by the peer ({script.peer_ended})", flush=True)
+            elif not script.ended_by_us:
+                print(_quality_line(await coordinator.get_media_statistics(call.id)))
+                await coordinator.terminate_session(call.id)
+                print("hung up", flush=True)
+            elif script.done and script.done[-1].action == "hangup":
+                print("hung up", flush=True)
+            await wire.settle()  # --ladder/--sip-log: the BYE's answer too
+            if problem is not None:
+                return fail(problem, EXIT_FAILED)  # the call was hung up above
         except CallFailed as exc:
             code = EXIT_UNREACHABLE if exc.status in (408, 503) else EXIT_FAILED
             return fail(f"call to {args.uri} failed: {exc.status} {exc.reason}", code)
@@ -338,8 +419,17 @@ async def _call(args: argparse.Namespace) -> int:
     return _signal_exit(caught) if caught else EXIT_OK
 
 
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
 def run_answer(args: argparse.Namespace) -> int:
     """``rvoip answer``."""
+    try:
+        args.timeline = parse_timeline(args.at)
+        args.ringing = answer_timing(args)
+    except TimelineError as exc:
+        return fail(str(exc), EXIT_USAGE)
     try:
         return run_async(_answer, args)
     except KeyboardInterrupt:
@@ -363,10 +453,10 @@ class _AnswerHandler(AutoAnswerHandler):
         self.reject = reject
 
     async def on_incoming_call(self, call: IncomingCall) -> Decision:
-        return Reject("Rejected", self.reject) if self.reject else Accept(None)
+        return Reject(default_reason(self.reject), self.reject) if self.reject else Accept(None)
 
     def decide_now(self, call: IncomingCall) -> Decision | None:
-        return Reject("Rejected", self.reject) if self.reject else Accept(None)
+        return Reject(default_reason(self.reject), self.reject) if self.reject else Accept(None)
 
 
 def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionManagerBuilder:
@@ -375,6 +465,9 @@ def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionMan
         # A TLS *server* presents a certificate; a caller (rvoip call) needs none.
         raise ConfigurationError("answer --transport tls needs --cert (and --key unless in it)")
     builder = _builder(args, "rvoip").with_handler(handler)
+    ringing = getattr(args, "ringing", None)
+    if ringing is not None:  # a deferred call gets 480 after this: ring long enough
+        builder = builder.with_incoming_call_timeout(max(60.0, ringing.delay + 30.0))
     if args.max_concurrent is not None:  # else the builder's default cap (1,000) stands
         builder = builder.with_max_concurrent_calls(args.max_concurrent or None)
     lag = args.overload_lag if args.overload_lag and args.overload_lag > 0 else None
@@ -382,7 +475,19 @@ def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionMan
 
 
 async def _answer(args: argparse.Namespace) -> int:
-    handler = _AnswerHandler(args.reject)
+    wire = open_wire_tap(args)
+    if isinstance(wire, str):
+        return fail(wire, EXIT_USAGE)
+    try:
+        return await _answer_tapped(args, wire)
+    finally:
+        wire.close()
+
+
+async def _answer_tapped(args: argparse.Namespace, wire: WireTap) -> int:
+    ringing: RingThenDecide | None = getattr(args, "ringing", None)
+    handler: CallHandler = ringing if ringing is not None else _AnswerHandler(args.reject)
+    timeline: tuple[TimedAction, ...] = getattr(args, "timeline", ())
     try:
         builder = answer_builder(args, handler)
         config = builder.config()
@@ -391,8 +496,13 @@ async def _answer(args: argparse.Namespace) -> int:
         accounts = config.registrations
         coordinator = SessionCoordinator(attrs.evolve(config, registrations=()), builder.handler)
         await coordinator.start()
-    except (TransportError, ConfigurationError) as exc:
+    except ConfigurationError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except TransportError as exc:
         return fail(str(exc), EXIT_NETWORK)
+    wire.attach(coordinator)
+    scripts: dict[str, CallScript] = {}
+    failures = 0
     _tune_gc_for_serving()
     ended = 0
     quiet: bool = args.quiet
@@ -404,6 +514,8 @@ async def _answer(args: argparse.Namespace) -> int:
     caught: list[int] = []
     async with coordinator, anyio.create_task_group() as tg:
         await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
+        if ringing is not None:
+            ringing.attach(coordinator, tg.start_soon)
         for account in accounts:
             coordinator.register(
                 account.registrar,
@@ -415,7 +527,9 @@ async def _answer(args: argparse.Namespace) -> int:
             )
         # Printed once Ctrl-C/SIGTERM are handled: scripts may signal us right after it.
         print(f"answering at {coordinator.local_uri}", flush=True)
-        if quiet and not (args.max_calls or args.record or args.play or args.tone):
+        if quiet and not (
+            args.max_calls or args.record or args.play or args.tone or timeline or ringing
+        ):
             # Nothing to print, count or play: no event subscription, so the coordinator
             # builds no session events at all (a load-test server's common case).
             await anyio.sleep_forever()
@@ -429,6 +543,10 @@ async def _answer(args: argparse.Namespace) -> int:
                 except SessionError:
                     pass  # the call already ended; its CallEnded event follows
                 say(f"call {event.session_id}: answered")
+                if timeline:
+                    script = CallScript(coordinator, event.session_id, timeline, say)
+                    scripts[event.session_id] = script
+                    tg.start_soon(script.run, anyio.current_time())
             elif isinstance(event, MediaQualityReport):
                 try:
                     session = await coordinator.get_session(event.session_id)
@@ -446,6 +564,13 @@ async def _answer(args: argparse.Namespace) -> int:
                 say(describe_registration(event.status))
             elif isinstance(event, CallEnded):
                 ended += 1
+                finished = scripts.pop(event.session_id, None)
+                if finished is not None:
+                    finished.call_ended(event.reason)
+                    problem = finished.failure()
+                    if problem is not None:
+                        failures += 1
+                        print(f"rvoip: call {event.session_id}: {problem}", file=sys.stderr)
                 say(f"call {event.session_id}: ended ({event.reason})")
                 if args.max_calls:
                     # Under load a slow reader can miss events: count from the coordinator.
@@ -455,7 +580,9 @@ async def _answer(args: argparse.Namespace) -> int:
                         break
         tg.cancel_scope.cancel()
     # Leaving ``async with coordinator`` hung up every active call (BYE, CANCEL or 480).
-    return _signal_exit(caught) if caught else EXIT_OK
+    if caught:
+        return _signal_exit(caught)
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def run_options(args: argparse.Namespace) -> int:
@@ -471,11 +598,24 @@ def run_options(args: argparse.Namespace) -> int:
 
 
 async def _options(args: argparse.Namespace) -> int:
+    wire = open_wire_tap(args)
+    if isinstance(wire, str):
+        return fail(wire, EXIT_USAGE)
+    try:
+        return await _options_tapped(args, wire)
+    finally:
+        wire.close()
+
+
+async def _options_tapped(args: argparse.Namespace, wire: WireTap) -> int:
     try:
         coordinator = await _builder(args, "rvoip").build()
         await coordinator.start()
-    except (TransportError, ConfigurationError) as exc:
+    except ConfigurationError as exc:
+        return fail(str(exc), EXIT_USAGE)
+    except TransportError as exc:
         return fail(str(exc), EXIT_NETWORK)
+    wire.attach(coordinator)
     async with coordinator:
         started = time.monotonic()
         try:

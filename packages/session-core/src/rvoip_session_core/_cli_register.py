@@ -13,6 +13,7 @@ import anyio
 
 from rvoip_session_core._cli_accounts import PASSWORD_ENV, describe_registration, password_of
 from rvoip_session_core._cli_commands import (
+    EXIT_CODES,
     EXIT_FAILED,
     EXIT_NETWORK,
     EXIT_OK,
@@ -24,8 +25,10 @@ from rvoip_session_core._cli_commands import (
     _signal_exit,
     add_loop_option,
     fail,
+    open_wire_tap,
     run_async,
 )
+from rvoip_session_core._cli_log import WireTap, add_log_options
 from rvoip_session_core._errors import ConfigurationError, TransportError
 from rvoip_session_core._events import RegistrationState, RegistrationStateChanged
 from rvoip_sip_core import SipParseError, parse_uri
@@ -36,7 +39,9 @@ __all__ = ["add_register_command", "run_register"]
 def add_register_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Register the ``register`` sub-command."""
     register = sub.add_parser(
-        "register", help="register with a registrar and keep the binding until stopped"
+        "register",
+        help="register with a registrar and keep the binding until stopped",
+        epilog=EXIT_CODES,
     )
     register.add_argument("uri", help="the registrar, e.g. sip:pbx.example.com")
     register.add_argument("--user", required=True, help="digest user name (and AOR user)")
@@ -51,6 +56,7 @@ def add_register_command(sub: argparse._SubParsersAction[argparse.ArgumentParser
     )
     _network(register, default_port=0)
     add_loop_option(register)
+    add_log_options(register)
 
 
 def run_register(args: argparse.Namespace) -> int:
@@ -66,6 +72,16 @@ def run_register(args: argparse.Namespace) -> int:
 
 
 async def _register(args: argparse.Namespace) -> int:
+    wire = open_wire_tap(args)
+    if isinstance(wire, str):
+        return fail(wire, EXIT_USAGE)
+    try:
+        return await _register_tapped(args, wire)
+    finally:
+        wire.close()
+
+
+async def _register_tapped(args: argparse.Namespace, wire: WireTap) -> int:
     try:
         password = password_of(args)
         builder = _builder(args, args.user).with_registration(
@@ -81,6 +97,7 @@ async def _register(args: argparse.Namespace) -> int:
         return fail(str(exc), EXIT_USAGE)
     # Subscribed before the start: the first REGISTER may be answered before any await.
     events = coordinator.events()
+    wire.attach(coordinator)  # before the start too: the first REGISTER goes in the log
     try:
         await coordinator.start()
     except TransportError as exc:

@@ -268,6 +268,7 @@ class SessionCoordinator:
                 provider.bind(self._registry.find, config.user or "", config.advertised_host)
                 self._layer.state_watcher = provider.call_changed
         self._message_tap: MessageTap | None = None
+        self._tap_received = False
         self._endpoint: SipEndpoint | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._running = False
@@ -417,7 +418,7 @@ class SessionCoordinator:
         self._endpoint = endpoint
         layer.attach(endpoint, self._start_soon, timer.wake, clock)
         if self._message_tap is not None:
-            endpoint.set_tap(self._message_tap)
+            endpoint.set_tap(self._message_tap, self._tap_received)
         tg.start_soon(timer.run)
         if self.loop_lag is not None:
             tg.start_soon(watch_loop_lag, self.loop_lag, LAG_INTERVAL, clock.now)
@@ -604,9 +605,20 @@ class SessionCoordinator:
 
     @message_tap.setter
     def message_tap(self, tap: MessageTap | None) -> None:
+        self.set_message_tap(tap)
+
+    def set_message_tap(self, tap: MessageTap | None, *, received: bool = False) -> None:
+        """Report every SIP message sent (and with ``received``, received) to ``tap``.
+
+        Sent messages arrive as ``tap("out", data, (host, port))`` with the target,
+        received ones as ``tap("in", data, (host, port))`` with the source, before they
+        are parsed (what ``rvoip --sip-log`` writes). None removes the tap: nothing is
+        wrapped and no message pays for it.
+        """
         self._message_tap = tap
+        self._tap_received = received and tap is not None
         if self._endpoint is not None:
-            self._endpoint.set_tap(tap)
+            self._endpoint.set_tap(tap, self._tap_received)
 
     @property
     def endpoint(self) -> SipEndpoint:

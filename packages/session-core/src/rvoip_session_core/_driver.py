@@ -206,8 +206,11 @@ class SipEndpoint(Protocol):
         """
         ...
 
-    def set_tap(self, tap: MessageTap | None) -> None:
-        """Report every message sent to ``tap`` (None: stop)."""
+    def set_tap(self, tap: MessageTap | None, received: bool = False) -> None:
+        """Report every message sent to ``tap`` (None: stop).
+
+        ``received``: report every message received too, as ``tap("in", data, source)``.
+        """
 
     def dialog_count(self) -> int:
         """Dialogs the endpoint still holds (leak checks)."""
@@ -276,6 +279,19 @@ class _TappedTransport:
         return getattr(self.inner, name)
 
 
+def _tapped_deliver(
+    deliver: Callable[[bytes, Peer], None], tap: MessageTap
+) -> Callable[[bytes, Peer], None]:
+    """``deliver`` reporting each message to ``tap`` first, as ``("in", data, source)``."""
+
+    def tapped(data: bytes, source: Peer) -> None:
+        tap("in", data, (source.host, source.port))
+        deliver(data, source)
+
+    tapped.tapped_deliver = deliver  # type: ignore[attr-defined]
+    return tapped
+
+
 class _SocketEndpoint:
     """``DialogEndpoint`` (sockets) seen through the ``SipEndpoint`` protocol."""
 
@@ -327,13 +343,23 @@ class _SocketEndpoint:
     async def request_outside_dialog(self, request: Request, peer: Peer) -> Response:
         return await self._ep.transactions.request(request, peer)
 
-    def set_tap(self, tap: MessageTap | None) -> None:
+    def set_tap(self, tap: MessageTap | None, received: bool = False) -> None:
         # The transaction endpoint has no public tap: its transports are wrapped (see the
         # report; a ``TransactionEndpoint.set_tap`` would replace this).
         transports = self._ep.transactions.transports
         for name, transport in list(transports.items()):
             inner = transport.inner if isinstance(transport, _TappedTransport) else transport
             transports[name] = inner if tap is None else _TappedTransport(inner, tap)  # type: ignore[assignment]
+            # Received messages: the transport's ``deliver`` (read per message by its
+            # receive path) is wrapped, and restored when the tap goes; never wrapped twice.
+            deliver = getattr(inner, "deliver", None)
+            if deliver is None:
+                continue
+            original = getattr(deliver, "tapped_deliver", deliver)
+            if tap is not None and received:
+                inner.deliver = _tapped_deliver(original, tap)  # type: ignore[attr-defined]
+            else:
+                inner.deliver = original  # type: ignore[attr-defined]
 
     def dialog_count(self) -> int:
         return len(self._ep.layer)

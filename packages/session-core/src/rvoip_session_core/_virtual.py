@@ -339,6 +339,7 @@ class _VirtualEndpoint:
         self.agent = agent
         self.on_event = on_event
         self.tap: MessageTap | None = None
+        self.tap_received = False
         self.tapped = 0
         self._waiting: dict[int, tuple[anyio.Event, list[Response]]] = {}
         self.keepalives: list[tuple[float, Peer]] = []
@@ -576,8 +577,9 @@ class _VirtualEndpoint:
             return
         self.on_event(event)
 
-    def set_tap(self, tap: MessageTap | None) -> None:
+    def set_tap(self, tap: MessageTap | None, received: bool = False) -> None:
         self.tap = tap
+        self.tap_received = received
         self.tapped = len(self._calls.sip.wire)
 
     def dialog_count(self) -> int:
@@ -749,6 +751,8 @@ class VirtualCalls:
         for record in wire[endpoint.tapped :]:
             if record.source == address:
                 tap("out", record.message.encode(), (record.target.host, record.target.port))
+            elif endpoint.tap_received and record.target == address:
+                tap("in", record.message.encode(), (record.source.host, record.source.port))
         endpoint.tapped = len(wire)
 
     async def _pump(self) -> None:

@@ -1,4 +1,7 @@
-"""The ``rvoip`` command line: ``demo``, ``call``, ``answer``, ``options`` and ``register``."""
+"""The ``rvoip`` command line: ``demo``, ``call``, ``answer``, ``options``, ``register``, ``phone``.
+
+Each command's ``--help`` ends with the exit codes (see ``_cli_commands.EXIT_CODES``).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,7 @@ import argparse
 from collections.abc import Sequence
 
 from rvoip_session_core._cli_commands import (
+    EXIT_CODES,
     EXIT_USAGE,
     add_commands,
     add_loop_option,
@@ -16,6 +20,7 @@ from rvoip_session_core._cli_commands import (
     run_call,
     run_options,
 )
+from rvoip_session_core._cli_phone import add_phone_command, run_phone_command
 from rvoip_session_core._cli_register import add_register_command, run_register
 
 
@@ -41,7 +46,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="rvoip", description="rvoip: SIP calls with RTP audio, from Python."
+        prog="rvoip",
+        description="rvoip: SIP calls with RTP audio, from Python.",
+        epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo = sub.add_parser("demo", help="run a self-contained three-party call on 127.0.0.1")
@@ -49,6 +56,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_loop_option(demo)
     add_commands(sub)
     add_register_command(sub)
+    add_phone_command(sub)
     return parser
 
 
@@ -78,5 +86,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_options(args)
     if args.command == "register":
         return run_register(args)
+    if args.command == "phone":
+        return run_phone_command(args)
     parser.print_help()
     return 2
