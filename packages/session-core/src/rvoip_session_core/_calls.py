@@ -167,6 +167,8 @@ class CallLayer:
         """Set by the coordinator with a registrar: ``CallDecision.Route`` forks through it."""
         self.requests: Callable[[int, Request], bool] | None = None
         """Set by the coordinator: takes plain requests (REGISTER); False leaves them (501)."""
+        self.drain_refusal: tuple[tuple[str, str], ...] | None = None
+        """Set by the coordinator's ``begin_drain``: the headers of the 503 new INVITEs get."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -641,6 +643,14 @@ class CallLayer:
 
     def _incoming_invite(self, event: IncomingInvite) -> None:
         cfg = self.config
+        refusal = self.drain_refusal
+        if refusal is not None:
+            # RFC 3261 §21.5.4: a draining worker answers 503 + Retry-After, so a proxy
+            # (Kamailio's dispatcher failure route) sends the call to the next worker.
+            self._registry.counters["drain_rejected"] += 1
+            with self.gate:
+                self.endpoint.respond(event.ref, 503, "Service Unavailable", headers=refusal)
+            return
         if overloaded(len(self._registry), cfg.max_concurrent_calls, self._lag):
             # RFC 3261 §21.5.4: refuse what we cannot finish, saying when to come back.
             self._registry.counters["overload_rejected"] += 1

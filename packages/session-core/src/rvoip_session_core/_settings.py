@@ -10,6 +10,7 @@ import attrs
 
 from rvoip_dialog_core import Credentials, DnsSettings
 from rvoip_rtp_core import LatchMode
+from rvoip_session_core._drain import DrainSettings
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_transaction_core import OverloadConfig, StreamLimits
 
@@ -160,6 +161,8 @@ class SessionConfig:
             challenged; ``with_authenticator``).
         registrar: the binding store that answers REGISTER (None: REGISTER is not
             served; ``with_registrar``).
+        drain: how ``drain()`` behaves: its timeout and the Retry-After of the 503s new
+            INVITEs get while draining (``with_drain``; defaults 30 s and 30 s).
     """
 
     bind_host: str = "127.0.0.1"
@@ -203,6 +206,7 @@ class SessionConfig:
     max_redirects: int = 5
     authenticator: Authenticator | None = attrs.field(default=None, eq=False)
     registrar: Registrar | None = attrs.field(default=None, eq=False)
+    drain: DrainSettings = attrs.field(factory=DrainSettings)
 
     @property
     def advertised_host(self) -> str:
