@@ -93,7 +93,7 @@ def test_a_killed_worker_loses_no_call_once_marked_down(
     dead = cluster.workers[0]
     dead.stop(signal.SIGKILL)
     took = cluster.wait_state(dead, active=False, timeout=10)
-    assert took < 5  # one probe interval (1 s) plus the probe's own timeout
+    assert took < 8  # one probe interval (1 s) plus the probe's own 1 s timeout, on a busy CI
     calls = 30
     result = _result(
         _run_sipp(cluster, sipp_exe, tmp_path, rate=30, calls=calls, hold_ms=0), tmp_path
