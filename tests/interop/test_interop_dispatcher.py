@@ -107,16 +107,24 @@ def test_a_killed_worker_loses_no_call_once_marked_down(
 def test_a_draining_worker_loses_none_of_its_calls(
     cluster: LocalCluster, sipp_exe: str, tmp_path: Path
 ) -> None:
-    """SIGTERM mid-run: its calls finish, new calls hashed to it go to the others."""
+    """SIGTERM mid-run: its calls finish, new calls hashed to it go to the others.
+
+    New INVITEs reaching it get 503 and fail over; its OPTIONS answers turn 405, so the
+    dispatcher marks it down at the next probe, before its last call ended.
+    """
     drained = cluster.workers[1]
-    calls = 45
-    # 3 s calls at 15/s: about 15 calls up at once, a third of them on each worker.
-    proc = _run_sipp(cluster, sipp_exe, tmp_path, rate=15, calls=calls, hold_ms=3000)
+    calls = 60
+    # 4 s calls at 15/s: about 20 calls up at once, a third of them on each worker.
+    proc = _run_sipp(cluster, sipp_exe, tmp_path, rate=15, calls=calls, hold_ms=4000)
     deadline = time.monotonic() + 10
     while drained.answered() < 3:
         assert time.monotonic() < deadline, "the worker got no call"
         time.sleep(0.05)
     drained.proc.send_signal(signal.SIGTERM)
+    # Its OPTIONS answer is 405 now: the next probe (1 s) takes it out of the set while
+    # it still carries calls (they last 4 s).
+    cluster.wait_state(drained, active=False, timeout=6)
+    assert drained.alive()
     result = _result(proc, tmp_path)
     assert result["ok"] == calls  # no call lost: neither its calls up nor the new ones
     drained.proc.wait(timeout=15)  # exits once its last call ended
@@ -127,7 +135,6 @@ def test_a_draining_worker_loses_none_of_its_calls(
     # Every call it had answered ended by SIPp's BYE, none by the drain.
     assert drained.ended() == ["remote hangup"] * drained.answered()
     assert sum(w.answered() for w in cluster.workers) == calls
-    assert cluster.kamailio_log is not None
-    log = cluster.kamailio_log.read_text(errors="replace")
-    # New calls hashed to the draining worker were refused with 503 and sent on.
-    assert f"{drained.uri} failed (503)" in log
+    # (New calls hashed to it between the SIGTERM and the next probe got 503 and were
+    # relayed to another worker: whether any arrived in that window is chance, so the
+    # 503 itself is asserted by the session-core drain tests, not here.)

@@ -74,6 +74,25 @@ async def test_draining_refuses_new_calls_with_503_and_keeps_the_calls_up() -> N
 
 
 @pytest.mark.anyio
+async def test_draining_fails_options_probes_so_a_balancer_takes_us_out() -> None:
+    """A balancer probes with OPTIONS: 200 before the drain, 405 from it on."""
+    async with VirtualCalls() as net:
+        probe, bob = await net.add("probe"), await net.add("bob")
+        target = net.uri(bob, "bob")
+        assert (await probe.send_options(target)).status == 200
+        bob.begin_drain()
+        refused = await probe.send_options(target)
+        assert refused.status == 405  # RFC 3261 §8.2.1, with Allow lacking OPTIONS
+        assert "OPTIONS" not in (refused.headers.get("Allow") or "")
+        assert "INVITE" in (refused.headers.get("Allow") or "")
+        # Drained before it started: refused from the start too.
+        early = net.coordinator(net.builder("carol"))
+        early.begin_drain()
+        async with early:
+            assert (await probe.send_options(net.uri(early, "carol"))).status == 405
+
+
+@pytest.mark.anyio
 async def test_drain_timeout_returns_the_calls_left_and_stop_hangs_them_up() -> None:
     async with VirtualCalls() as net:
         alice = await net.add("alice")

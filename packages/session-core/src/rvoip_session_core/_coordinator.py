@@ -400,6 +400,8 @@ class SessionCoordinator:
         layer.attach(endpoint, self._start_soon, timer.wake, clock)
         if self._message_tap is not None:
             endpoint.set_tap(self._message_tap)
+        if self._drain.draining:  # begin_drain() before start()
+            endpoint.refuse_method("OPTIONS")
         tg.start_soon(timer.run)
         if self.loop_lag is not None:
             tg.start_soon(watch_loop_lag, self.loop_lag, LAG_INTERVAL, clock.now)
@@ -495,12 +497,20 @@ class SessionCoordinator:
         """Refuse new calls from now on: every new INVITE gets 503 with a Retry-After.
 
         RFC 3261 §21.5.4: the 503 tells a proxy in front (Kamailio's dispatcher) to try
-        another worker. The calls already up are not touched: their in-dialog requests
-        and media are served as usual. Idempotent; a drain is never undone.
+        another worker. OPTIONS are answered 405 from now on, so the proxy's health
+        probes fail and it stops sending new calls here at all. The calls already up are
+        not touched: their other in-dialog requests and media are served as usual.
+        Idempotent; a drain is never undone.
         """
         refusal = self._drain.begin(self._layer.now())
         if refusal is not None:
             self._layer.drain_refusal = refusal
+            if self._endpoint is not None:
+                # A balancer's OPTIONS probes now fail (405: dialog-core answers OPTIONS
+                # itself, with 200 while allowed), so it takes us out of its set
+                # (Kamailio's dispatcher: one failed probe) instead of trying each new
+                # call here first.
+                self._endpoint.refuse_method("OPTIONS")
 
     async def drain(self, timeout: float | None = None) -> int:
         """Drain: refuse new calls and wait for the calls up to end by themselves.

@@ -5,7 +5,8 @@ that is stopped for a deploy or a scale-in must not cut the calls it carries, an
 not lose the calls that arrive while it stops. Draining does both: from
 ``begin_drain()`` on, every new INVITE is answered ``503 Service Unavailable`` with a
 ``Retry-After`` (RFC 3261 §21.5.4), which the balancer's failure route takes as "try the
-next destination"; the calls already up keep running (their re-INVITEs, BYEs and media
+next destination", and OPTIONS are answered 405 so the balancer's health probes take the
+worker out of its set; the calls already up keep running (their re-INVITEs, BYEs and media
 are served as usual) until they end or ``DrainSettings.timeout`` runs out, after which
 ``stop()`` hangs up the rest with BYE (retransmitted until answered, see ``stop_timeout``).
 
