@@ -66,3 +66,15 @@ def test_soak_quick_prints_memory_growth_and_failed_calls() -> None:
     assert "RSS after " in out
     assert "calls: " in out
     assert " failed of " in out
+
+
+@pytest.mark.skipif(
+    shutil.which("kamailio") is None and not Path("/usr/sbin/kamailio").exists(),
+    reason="kamailio is not installed",
+)
+def test_dispatcher_quick_prints_a_headline_per_worker_count() -> None:
+    out = _run("dispatcher.py")
+    assert "command: " in out
+    for count in (1, 2, 3):
+        assert f"{count} worker(s): 100 calls/s with 0 failures" in out
+    assert "CPU per call: Kamailio " in out

@@ -5,6 +5,10 @@
     python3 tools/dev.py test   # set up, install SIPp, run the whole test matrix with nox
     python3 tools/dev.py ci     # what .ci/run does: test + lint + typecheck
 
+The full test session (first Python, C kernel) includes the slow tests, among them
+tests/test_packaging.py, which runs tools/packaging_check.py: every distribution built
+(sdist, wheel from it), twine-checked and installed alone in a fresh venv.
+
 Needs only Python 3.11+ and a C compiler; everything else is installed here:
 Python packages into ``.venv`` (with uv for speed), and on Debian, when run as
 root, the SIP test peers (``sip-tester``, ``baresip-core``) and the DNS server of the

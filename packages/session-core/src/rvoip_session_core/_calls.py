@@ -190,6 +190,8 @@ class CallLayer:
         """Told of every call state change (the dialog event package, RFC 4235)."""
         self._refreshes: dict[int, SessionId] = {}
         """Refs of the re-INVITEs we sent as session refreshes (RFC 4028), by call."""
+        self.drain_refusal: tuple[tuple[str, str], ...] | None = None
+        """Set by the coordinator's ``begin_drain``: the headers of the 503 new INVITEs get."""
 
     # --- wiring (the driver) ---------------------------------------------------------------
 
@@ -714,6 +716,14 @@ class CallLayer:
 
     def _incoming_invite(self, event: IncomingInvite) -> None:
         cfg = self.config
+        refusal = self.drain_refusal
+        if refusal is not None:
+            # RFC 3261 §21.5.4: a draining worker answers 503 + Retry-After, so a proxy
+            # (Kamailio's dispatcher failure route) sends the call to the next worker.
+            self._registry.counters["drain_rejected"] += 1
+            with self.gate:
+                self.endpoint.respond(event.ref, 503, "Service Unavailable", headers=refusal)
+            return
         if overloaded(len(self._registry), cfg.max_concurrent_calls, self._lag):
             # RFC 3261 §21.5.4: refuse what we cannot finish, saying when to come back.
             self._registry.counters["overload_rejected"] += 1

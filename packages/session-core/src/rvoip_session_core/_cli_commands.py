@@ -45,6 +45,7 @@ from rvoip_session_core._cli_timeline import (
 )
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._coordinator import SessionCoordinator
+from rvoip_session_core._drain import drain_on_signal
 from rvoip_session_core._errors import (
     CallFailed,
     ConfigurationError,
@@ -183,6 +184,14 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     answer.add_argument(
         "--reject", type=int, default=0, metavar="STATUS", help="refuse every call with STATUS"
+    )
+    answer.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="on SIGTERM/SIGINT answer new calls 503 and let the calls up run up to S s "
+        "before hanging up (a second signal stops at once; default 0: hang up at once)",
     )
     _common(answer, default_port=5060)
     add_account_options(answer, register=True)
@@ -513,7 +522,13 @@ async def _answer_tapped(args: argparse.Namespace, wire: WireTap) -> int:
 
     caught: list[int] = []
     async with coordinator, anyio.create_task_group() as tg:
-        await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
+        if args.drain_timeout > 0:
+            # Behind a load balancer: drain first (new INVITEs 503), then stop.
+            await tg.start(
+                drain_on_signal, coordinator.drain, tg.cancel_scope, caught, args.drain_timeout, say
+            )
+        else:
+            await tg.start(_cancel_on_signal, tg.cancel_scope, caught)
         if ringing is not None:
             ringing.attach(coordinator, tg.start_soon)
         for account in accounts:

@@ -19,6 +19,11 @@ from rvoip_session_core._authenticator import (
     normalize_methods,
 )
 from rvoip_session_core._coordinator import SessionCoordinator
+from rvoip_session_core._drain import (
+    DEFAULT_DRAIN_RETRY_AFTER,
+    DEFAULT_DRAIN_TIMEOUT,
+    DrainSettings,
+)
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._event_packages import DialogEventPackage
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
@@ -112,6 +117,7 @@ class SessionManagerBuilder:
     _session_timer: SessionTimerSettings | None = attrs.field(
         init=False, factory=lambda: SessionTimerSettings()
     )
+    _drain: DrainSettings = attrs.field(init=False, factory=DrainSettings)
 
     def with_sip_port(self, port: int) -> SessionManagerBuilder:
         """SIP port to bind (0 picks a free one)."""
@@ -365,6 +371,18 @@ class SessionManagerBuilder:
         if seconds < 0:
             raise ConfigurationError(f"the stop timeout must not be negative: {seconds}")
         self._stop_timeout = float(seconds)
+        return self
+
+    def with_drain(
+        self, timeout: float = DEFAULT_DRAIN_TIMEOUT, retry_after: int = DEFAULT_DRAIN_RETRY_AFTER
+    ) -> SessionManagerBuilder:
+        """How ``coordinator.drain()`` behaves (see ``DrainSettings``).
+
+        Args:
+            timeout: seconds the calls up may run on after the drain began (default 30).
+            retry_after: Retry-After of the 503 new INVITEs get while draining (default 30).
+        """
+        self._drain = DrainSettings(float(timeout), int(retry_after))
         return self
 
     def with_clock(self, clock: Clock) -> SessionManagerBuilder:
@@ -700,6 +718,7 @@ class SessionManagerBuilder:
             min_subscription_expires=self._subscription_limits[1],
             max_subscription_expires=self._subscription_limits[2],
             session_timer=self._session_timer,
+            drain=self._drain,
         )
 
     @property

@@ -40,6 +40,7 @@ from rvoip_session_core._accounts import Account
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
 from rvoip_session_core._call import Call, PendingRequest
 from rvoip_session_core._calls import CallLayer
+from rvoip_session_core._drain import DRAIN_POLL, DrainState
 from rvoip_session_core._driver import (
     DeadlineTimer,
     EndpointFactory,
@@ -277,6 +278,7 @@ class SessionCoordinator:
         self._runner: asyncio.Task[None] | None = None
         self._stack: contextlib.AsyncExitStack | None = None
         self._owner_task: int | None = None
+        self._drain = DrainState(config.drain)
 
     def _wire_registrar(self, registrar: Registrar) -> None:
         """REGISTER goes to a ``RegistrarService``; ``CallDecision.Route`` to a router."""
@@ -419,6 +421,8 @@ class SessionCoordinator:
         layer.attach(endpoint, self._start_soon, timer.wake, clock)
         if self._message_tap is not None:
             endpoint.set_tap(self._message_tap, self._tap_received)
+        if self._drain.draining:  # begin_drain() before start()
+            endpoint.refuse_method("OPTIONS")
         tg.start_soon(timer.run)
         if self.loop_lag is not None:
             tg.start_soon(watch_loop_lag, self.loop_lag, LAG_INTERVAL, clock.now)
@@ -504,6 +508,56 @@ class SessionCoordinator:
         finally:
             # Not shielded: the stack holds our task group, whose scope encloses this one.
             await stack.aclose()
+
+    # --- graceful drain (see _drain.py) ----------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        """True once ``begin_drain()`` or ``drain()`` was called (new INVITEs get 503)."""
+        return self._drain.draining
+
+    def begin_drain(self) -> None:
+        """Refuse new calls from now on: every new INVITE gets 503 with a Retry-After.
+
+        RFC 3261 §21.5.4: the 503 tells a proxy in front (Kamailio's dispatcher) to try
+        another worker. OPTIONS are answered 405 from now on, so the proxy's health
+        probes fail and it stops sending new calls here at all. The calls already up are
+        not touched: their other in-dialog requests and media are served as usual.
+        Idempotent; a drain is never undone.
+        """
+        refusal = self._drain.begin(self._layer.now())
+        if refusal is not None:
+            self._layer.drain_refusal = refusal
+            if self._endpoint is not None:
+                # A balancer's OPTIONS probes now fail (405: dialog-core answers OPTIONS
+                # itself, with 200 while allowed), so it takes us out of its set
+                # (Kamailio's dispatcher: one failed probe) instead of trying each new
+                # call here first.
+                self._endpoint.refuse_method("OPTIONS")
+
+    async def drain(self, timeout: float | None = None) -> int:
+        """Drain: refuse new calls and wait for the calls up to end by themselves.
+
+        Returns once no call is left, or after ``timeout`` seconds (None: the
+        ``DrainSettings.timeout`` of ``with_drain``, default 30 s). It does not stop the
+        coordinator: leave ``async with`` (or call ``stop()``) next, which hangs up the
+        calls still up with BYE and waits for the answers (``stop_timeout``).
+
+        Args:
+            timeout: seconds to wait for the calls to end (None: the configured one).
+
+        Returns:
+            The number of calls still up when it returned (0: all ended by themselves).
+        """
+        self.begin_drain()
+        limit = self._drain.settings.timeout if timeout is None else timeout
+        registry = self._registry
+        with anyio.move_on_after(max(0.0, limit)):
+            # A poll, not the call layer's idle event: stop() may wait on that one from
+            # another task meanwhile. Ten cheap wake-ups a second, only while draining.
+            while len(registry):
+                await anyio.sleep(DRAIN_POLL)
+        return len(registry)
 
     def _check_stop_order(self) -> None:
         task = self._owner_task

@@ -196,6 +196,12 @@ class SipEndpoint(Protocol):
     def set_contact_address(self, transport: str, host: str, port: int) -> None:
         """Advertise ``host:port`` in our Contact for ``transport`` from now on (NAT)."""
 
+    def refuse_method(self, method: str) -> None:
+        """Stop serving ``method``: from now on it is answered 405 (RFC 3261 §8.2.1).
+
+        A draining coordinator refuses OPTIONS this way, so a balancer's probes fail.
+        """
+
     def send_keepalive(self, target: Peer) -> None:
         """Send a CRLFCRLF keep-alive to ``target`` over its transport (RFC 5626 §3.5.1)."""
 
@@ -329,6 +335,10 @@ class _SocketEndpoint:
         layer = self._ep.layer
         layer.config = with_contact_address(layer.config, transport, host, port)
 
+    def refuse_method(self, method: str) -> None:
+        layer = self._ep.layer
+        layer.config = without_method(layer.config, method)
+
     def send_keepalive(self, target: Peer) -> None:
         transport = self._ep.transactions.transports.get(target.transport.upper())
         if transport is not None:
@@ -367,6 +377,15 @@ class _SocketEndpoint:
     def stats(self) -> dict[str, int]:
         dialogs = {f"dialog_{key}": value for key, value in self._ep.stats.items()}
         return {**self._ep.transactions.stats, **dialogs}
+
+
+def without_method(config: DialogConfig, method: str) -> DialogConfig:
+    """``config`` with ``method`` no longer allowed (dialog-core then answers it 405)."""
+    return attrs.evolve(
+        config,
+        allow=tuple(m for m in config.allow if m != method),
+        extra_methods=tuple(m for m in config.extra_methods if m != method),
+    )
 
 
 def with_credentials(config: DialogConfig, credentials: Credentials) -> DialogConfig:

@@ -39,6 +39,7 @@ class CallRegistry:
             "incoming": 0,
             "outgoing": 0,
             "overload_rejected": 0,
+            "drain_rejected": 0,
         }
         """Coordinator-wide call counters (what ``get_stats`` reports)."""
 

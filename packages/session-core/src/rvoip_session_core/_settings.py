@@ -10,6 +10,7 @@ import attrs
 
 from rvoip_dialog_core import Credentials, DnsSettings
 from rvoip_rtp_core import LatchMode
+from rvoip_session_core._drain import DrainSettings
 from rvoip_session_core._errors import ConfigurationError
 from rvoip_session_core._offer_answer import SrtpMode
 from rvoip_transaction_core import OverloadConfig, StreamLimits
@@ -175,6 +176,8 @@ class SessionConfig:
         session_timer: RFC 4028 session timers (``with_session_timer``): the interval we
             ask for and run, the smallest we accept, who refreshes; None turns them off
             (no ``timer`` in Supported, no Session-Expires, no refresh, no expiry).
+        drain: how ``drain()`` behaves: its timeout and the Retry-After of the 503s new
+            INVITEs get while draining (``with_drain``; defaults 30 s and 30 s).
     """
 
     bind_host: str = "127.0.0.1"
@@ -224,6 +227,7 @@ class SessionConfig:
     min_subscription_expires: int = 60
     max_subscription_expires: int = 86400
     session_timer: SessionTimerSettings | None = attrs.field(factory=lambda: SessionTimerSettings())
+    drain: DrainSettings = attrs.field(factory=DrainSettings)
 
     @property
     def advertised_host(self) -> str:

@@ -51,6 +51,7 @@ from rvoip_session_core._driver import (
     dialog_config,
     with_contact_address,
     with_credentials,
+    without_method,
 )
 from rvoip_session_core._errors import MediaError, TransportError
 from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
@@ -543,6 +544,10 @@ class _VirtualEndpoint:
     def set_contact_address(self, transport: str, host: str, port: int) -> None:
         dialog = self.agent.dialog
         dialog.config = with_contact_address(dialog.config, transport, host, port)
+
+    def refuse_method(self, method: str) -> None:
+        dialog = self.agent.dialog
+        dialog.config = without_method(dialog.config, method)
 
     def send_keepalive(self, target: Peer) -> None:
         self.keepalives.append((self._now(), target))

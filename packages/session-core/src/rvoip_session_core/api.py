@@ -19,6 +19,7 @@ from rvoip_session_core._bridge import BridgeInfo
 from rvoip_session_core._config import SessionManagerBuilder
 from rvoip_session_core._control import MediaControl, SessionControl
 from rvoip_session_core._coordinator import PreparedCall, SessionCoordinator
+from rvoip_session_core._drain import DrainSettings
 from rvoip_session_core._errors import (
     BridgeNotFound,
     CallCancelled,
@@ -165,6 +166,7 @@ __all__ = [
     "DialogInfo",
     "DialogInfoEntry",
     "DnsSettings",
+    "DrainSettings",
     "DtmfReceived",
     "EventBodyError",
     "EventProvider",
