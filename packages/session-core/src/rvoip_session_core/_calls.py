@@ -476,7 +476,9 @@ class CallLayer:
     # --- SDP helpers -----------------------------------------------------------------------
 
     def _sdp_id(self) -> int:
-        return int(self._rng.randrange(1, 2**31))
+        # hot path: one getrandbits (one urandom call) instead of randrange's rejection
+        # loop around it; 0 (one value in 2**31) becomes 1, as an o= sess-id of 0 is odd.
+        return self._rng.getrandbits(31) or 1
 
     def offer_for(self, call: Call, direction: str = "sendrecv") -> SessionDescription:
         """Our SDP offer for a call's open RTP port."""
