@@ -97,6 +97,10 @@ _BYE_REASONS = {
     TerminationReason.REMOTE_BYE: "remote hangup",
 }
 
+_OPENS_MEDIA = (Accept, Defer)
+"""Decisions that need the call's RTP open (a tuple: ``Accept | Defer`` builds a union
+per ``isinstance``)."""
+
 _ENDING_EVENTS = frozenset({ByeReceived, CancelReceived, DialogTerminated, InviteFailed})
 """Dialog events after which a call must send no more RTP."""
 
@@ -680,8 +684,9 @@ class CallLayer:
         hot path: no task, cancel scope or timeout per call, and no 180 ring deadline.
         A call refused or forwarded at once never binds RTP ports.
         """
-        decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer):
+        if type(decision) is not Accept:  # hot path: an Accept needs no normalising
+            decision = normalize_decision(decision)
+        if isinstance(decision, _OPENS_MEDIA):
             try:
                 self._media.open_now(call.media)
             except SessionError as exc:
@@ -861,8 +866,8 @@ class CallLayer:
     def _dialog_ended(self, call: Call, reason: TerminationReason, status: int | None) -> None:
         if reason is TerminationReason.LOCAL_BYE:
             self.finish(call, Trigger.ENDED, call.end_reason or "local hangup")
-        elif reason in _BYE_REASONS:
-            self.finish(call, Trigger.ENDED, _BYE_REASONS[reason])
+        elif (why := _BYE_REASONS.get(reason)) is not None:  # hot path: one enum hash
+            self.finish(call, Trigger.ENDED, why)
         elif reason in (
             TerminationReason.CANCELLED,
             TerminationReason.REJECTED,
