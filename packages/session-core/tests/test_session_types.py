@@ -25,6 +25,7 @@ from rvoip_session_core import (
     TransportError,
 )
 from rvoip_session_core._types import Accept, normalize_decision
+from rvoip_sip_core import parse_message
 
 
 def describe(decision: object) -> str:
@@ -104,6 +105,29 @@ def test_incoming_call_headers_lookup_is_case_insensitive() -> None:
     assert call.header("x-prio") == "1"
     assert call.header("Missing") is None
     assert call.headers == (("Subject", "hi"), ("X-Prio", "1"))
+
+
+def test_incoming_call_keeps_a_message_s_header_lines_as_they_iterate() -> None:
+    """``headers=request.headers`` shares the lines' (name, value) tuple (no copy per call)."""
+    request = parse_message(
+        b"INVITE sip:b@h SIP/2.0\r\nVia:  SIP/2.0/UDP h;branch=z9hG4bK1 \r\n"
+        b"f: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\ni: c\r\nCSeq: 1 INVITE\r\n"
+        b"Subject:  hi  \r\nContent-Length: 0\r\n\r\n"
+    )
+    call = IncomingCall(SessionId("s1"), "sip:a@h", "sip:b@h", None, headers=request.headers)
+    assert (
+        call.headers
+        == tuple(request.headers)
+        == tuple(
+            IncomingCall(
+                SessionId("s1"), "sip:a@h", "sip:b@h", None, headers=tuple(request.headers)
+            ).headers
+        )
+    )
+    assert call.headers is request.headers.pairs()
+    assert call.header("subject") == "hi"
+    assert call.header("via") == "SIP/2.0/UDP h;branch=z9hG4bK1"
+    assert all(type(n) is str and type(v) is str for n, v in call.headers)
 
 
 def test_call_session_is_active_follows_state() -> None:

@@ -657,7 +657,7 @@ class CallLayer:
             from_,
             call.to,
             request.body.decode("utf-8", "replace") if request.body else None,
-            headers=tuple(request.headers),
+            headers=request.headers,  # its (name, value) pairs, shared (see IncomingCall)
             received_at=call.started_at,  # the same moment: one clock read per call
             request_uri=str(request.uri),
             display_name=request.from_.display_name,

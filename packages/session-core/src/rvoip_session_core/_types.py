@@ -9,6 +9,8 @@ from typing import ClassVar, NewType
 
 import attrs
 
+from rvoip_sip_core import Headers
+
 SessionId = NewType("SessionId", str)
 """Identifies one call (one SIP dialog and its media) inside a coordinator."""
 
@@ -61,8 +63,12 @@ class CallDirection(enum.StrEnum):
 
 
 def _headers_converter(
-    value: Mapping[str, str] | tuple[tuple[str, str], ...],
+    value: Mapping[str, str] | tuple[tuple[str, str], ...] | Headers,
 ) -> tuple[tuple[str, str], ...]:
+    if type(value) is Headers:
+        # hot path (every incoming call): a message's lines are (str, str) pairs already,
+        # built once; converting them pair by pair cost ~3 us per call.
+        return value.pairs()
     if isinstance(value, Mapping):
         return tuple((str(k), str(v)) for k, v in value.items())
     return tuple((str(k), str(v)) for k, v in value)
