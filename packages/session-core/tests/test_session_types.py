@@ -153,3 +153,25 @@ def test_errors_name_the_call_and_share_one_base() -> None:
     assert str(timeout) == "call c3: no answer after 3s"
     for cls in (InvalidState, TransportError):
         assert issubclass(cls, SessionError)
+
+
+def test_call_states_hash_by_identity_and_survive_pickling() -> None:
+    """CallState hashes by identity (Enum's own hash is a Python call per lookup).
+
+    Members are singletons, also through pickle and copy, so tables keyed by them keep
+    working; the state machine's table and ``is_final`` are looked up several times a call.
+    """
+    import copy
+    import pickle
+
+    table = {state: state.value for state in CallState}
+    for state in CallState:
+        again = pickle.loads(pickle.dumps(state))
+        assert again is state
+        assert copy.deepcopy(state) is state
+        assert table[again] == state.value
+    assert {s for s in CallState if s.is_final} == {
+        CallState.Terminated,
+        CallState.Cancelled,
+        CallState.Failed,
+    }
