@@ -742,3 +742,26 @@ def test_every_ip_address_text_is_a_literal(address: object) -> None:
 def test_is_ip_literal_never_raises(text: str, family: str) -> None:
     verdict = is_ip_literal(text)
     assert Connection("IN", family, text).is_ip_literal in (False, verdict)
+
+
+@given(
+    st.lists(_MAP_ATTRS.map(lambda a: RtpMap.parse(a.value or "")), min_size=1, max_size=3),
+    st.one_of(st.none(), st.integers(10, 60)),
+    st.one_of(st.none(), st.sampled_from(DIRECTIONS)),
+    st.booleans(),
+)
+def test_make_media_lines_are_the_plain_attribute_lines(
+    codecs: list[RtpMap], ptime: int | None, direction: str | None, mux: bool
+) -> None:
+    """make_media shares its Attribute values across calls; the lines stay what they were."""
+    media = make_media(4000, codecs, ptime=ptime, direction=direction, rtcp_mux=mux)
+    expected = [Attribute("rtpmap", str(c)) for c in codecs]
+    expected += [Attribute("ptime", str(ptime))] if ptime is not None else []
+    expected += [Attribute("rtcp-mux")] if mux else []
+    expected += [Attribute(direction)] if direction is not None else []
+    assert media.attributes == tuple(expected)
+    assert media.formats == tuple(str(c.payload_type) for c in codecs)
+    again = make_media(4000, codecs, ptime=ptime, direction=direction, rtcp_mux=mux)
+    assert again == media
+    assert all(a is b for a, b in zip(again.attributes, media.attributes, strict=True))
+    assert codecs[0] == RtpMap.parse(str(codecs[0]))  # the cached line changes no equality
