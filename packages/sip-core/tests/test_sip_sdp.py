@@ -765,3 +765,28 @@ def test_make_media_lines_are_the_plain_attribute_lines(
     assert again == media
     assert all(a is b for a, b in zip(again.attributes, media.attributes, strict=True))
     assert codecs[0] == RtpMap.parse(str(codecs[0]))  # the cached line changes no equality
+
+
+@given(st.lists(st.text("ab:=/ 0", min_size=0, max_size=10), min_size=1, max_size=4))
+def test_attribute_lines_parse_the_same_from_the_memo(values: list[str]) -> None:
+    """a= lines are memoised per text: the second parse gives the same values (shared),
+    and a malformed line (empty name) is refused every time."""
+    body = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    body += "".join(f"a={v}\r\n" for v in values)
+    lines = [v.rstrip(" \t\r") for v in values]
+    if any(not line.partition(":")[0] for line in lines):
+        for _ in range(2):
+            with pytest.raises(SipParseError):
+                parse_sdp(body)
+        return
+    first, second = parse_sdp(body), parse_sdp(body)
+    assert first == second
+    expected = tuple(
+        Attribute(name, rest if colon else None)
+        for line in lines
+        for name, colon, rest in [line.partition(":")]
+    )
+    assert first.media[0].attributes == expected
+    assert all(
+        a is b for a, b in zip(first.media[0].attributes, second.media[0].attributes, strict=True)
+    )
