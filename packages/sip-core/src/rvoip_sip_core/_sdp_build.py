@@ -113,13 +113,22 @@ def make_sdp(
     NTP timestamp); increment the version on each re-offer with ``with_next_version``.
     """
     addrtype = _addrtype(address)
+    connection = _CONNECTIONS.get(address)
+    if connection is None:
+        # hot path (every offer and answer): our own address, one frozen value for all
+        connection = remember(
+            _CONNECTIONS, address, Connection("IN", addrtype, address), 64, len(address)
+        )
     return SessionDescription(
         Origin(username, str(sess_id), str(sess_version), "IN", addrtype, address),
         session_name,
         tuple(media),
-        connection=Connection("IN", addrtype, address),
+        connection=connection,
         attributes=tuple(attributes),
     )
+
+
+_CONNECTIONS: dict[str, Connection] = {}
 
 
 def codecs_match(a: RtpMap, b: RtpMap) -> bool:
