@@ -345,3 +345,25 @@ def test_only_signalled_or_probation_passing_sources_are_latched(
         if core.latch.locked is not None:
             locked_before.add(core.latch.locked)
         assert target in _ADDRS
+
+
+def test_check_remote_memo_changes_no_answer() -> None:
+    """Validated addresses are memoised; the memo never lets a refused one through.
+
+    ``True == 1`` (and hashes alike): once ``("192.0.2.1", 1)`` is cached, the tuple
+    ``("192.0.2.1", True)`` must still be refused as before, and a name never cached.
+    """
+    assert check_remote(("192.0.2.1", 1)) == ("192.0.2.1", 1)
+    assert check_remote(("192.0.2.1", 1)) == ("192.0.2.1", 1)
+    with pytest.raises(RtpError):
+        check_remote(("192.0.2.1", True))  # type: ignore[arg-type]
+    assert check_remote(("0::1", 4000)) == ("::1", 4000)
+    assert check_remote(("0::1", 4000)) == ("::1", 4000)  # normalised from the memo too
+    for _ in range(2):
+        with pytest.raises(RtpError):
+            check_remote(("example.com", 4000))
+    for n in range(3000):  # bounded: cleared when full, answers unchanged
+        assert check_remote((f"10.0.{n // 256}.{n % 256}", 5000)) == (
+            f"10.0.{n // 256}.{n % 256}",
+            5000,
+        )

@@ -77,6 +77,46 @@ def test_sr_rtp_timestamp_tracks_wall_clock() -> None:
     assert ts_diff(sr.rtp_timestamp, last.timestamp) == 4000
 
 
+class _CountingRandom(random.Random):
+    """A seeded RNG that counts the draws made of it (each is one urandom call with the
+    default ``random.SystemRandom``)."""
+
+    draws = 0
+
+    def getrandbits(self, k: int, /) -> int:
+        self.draws += 1
+        return super().getrandbits(k)
+
+    def random(self) -> float:
+        self.draws += 1
+        return super().random()
+
+
+def test_one_draw_covers_the_session_and_its_first_rtcp_interval() -> None:
+    """SSRC, CNAME, initial sequence/timestamp and the first RTCP interval: one draw.
+
+    Per call, the answering side drew once for the session and once more (another
+    urandom call) for the first RTCP interval's randomisation; the session draw now has
+    32 more bits for it. Later intervals draw from the RNG as before.
+    """
+    rng = _CountingRandom(7)
+    core = RtpSessionCore(rng=rng)
+    core.start(100.0)
+    first = core.get_timer()
+    assert rng.draws == 1
+    assert first is not None
+    # RFC 3550 A.7: the initial interval is 2.5 s * [0.5, 1.5) / (e - 1.5).
+    assert 100.0 + 1.25 / 1.21828 <= first <= 100.0 + 3.75 / 1.21828
+    samples = {RtpSessionCore(rng=random.Random(seed))._uniform() for seed in range(200)}
+    assert all(0.0 <= u < 1.0 for u in samples)
+    assert len(samples) == 200  # drawn, not a constant
+    for _ in range(5):
+        when = core.get_timer()
+        assert when is not None
+        core.handle_timer(when)
+    assert rng.draws > 1  # later intervals come from the RNG
+
+
 def test_rtcp_schedule_follows_a7() -> None:
     a, _ = _pair()
     assert a.get_timer() is None

@@ -101,6 +101,20 @@ async def test_exchange_statistics_and_bye_from_callbacks() -> None:
     assert not allocator.in_use
 
 
+async def test_one_config_many_cnames() -> None:
+    """``cname=`` names each session while many share one frozen config (no per-call build)."""
+    cfg = RtpSessionConfig(local_host="127.0.0.1", rtcp_enabled=False, cname="shared")
+    a = await _in_callback(lambda: open_rtp_session_now(cfg, cname="call-1"))
+    b = await _in_callback(lambda: open_rtp_session_now(cfg, cname="call-2"))
+    c = await _in_callback(lambda: open_rtp_session_now(cfg))
+    try:
+        assert (a.core.cname, b.core.cname, c.core.cname) == ("call-1", "call-2", "shared")
+        assert a.config is b.config is cfg
+    finally:
+        for session in (a, b, c):
+            session.close()
+
+
 async def test_handler_may_close_its_own_session() -> None:
     closed: list[RtpSession] = []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import string
 from typing import Any
 
@@ -11,6 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from rvoip_media_core import MediaEngine
+from rvoip_rtp_core import RtpSession
 from rvoip_session_core import (
     AutoAnswerHandler,
     CallFailed,
@@ -317,3 +320,29 @@ async def test_a_call_refused_at_once_binds_no_rtp() -> None:
             assert info.value.status == status
         assert opened == []
         assert await wait_until(lambda: released(alice) and released(bob))
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_socket_media_shares_one_rtp_config_and_names_each_session() -> None:
+    """Every call's RTP session comes from one frozen config; the CNAME is the call's id.
+
+    The config was built per call (~2 us of each answered call); the default backend now
+    keeps one per host and port range and gives rtp-core each call's CNAME on its own.
+    """
+    backend = SocketMedia()
+    engine = MediaEngine()
+    medias = [CallMedia(SessionId(f"s-{n}"), engine, on_dtmf=lambda d, ms: None) for n in (1, 2)]
+    rng = random.Random(3)
+    try:
+        for media in medias:
+            backend.open_now(media, "127.0.0.1", None, rng)
+        first, second = (media.rtp for media in medias)
+        assert isinstance(first, RtpSession)
+        assert isinstance(second, RtpSession)
+        assert first.config is second.config
+        assert (first.core.cname, second.core.cname) == ("s-1", "s-2")
+        assert first.config.latch == "strict"
+    finally:
+        for media in medias:
+            media.close()

@@ -25,6 +25,7 @@ from rvoip_session_core import (
     TransportError,
 )
 from rvoip_session_core._types import Accept, normalize_decision
+from rvoip_sip_core import parse_message
 
 
 def describe(decision: object) -> str:
@@ -106,6 +107,29 @@ def test_incoming_call_headers_lookup_is_case_insensitive() -> None:
     assert call.headers == (("Subject", "hi"), ("X-Prio", "1"))
 
 
+def test_incoming_call_keeps_a_message_s_header_lines_as_they_iterate() -> None:
+    """``headers=request.headers`` shares the lines' (name, value) tuple (no copy per call)."""
+    request = parse_message(
+        b"INVITE sip:b@h SIP/2.0\r\nVia:  SIP/2.0/UDP h;branch=z9hG4bK1 \r\n"
+        b"f: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\ni: c\r\nCSeq: 1 INVITE\r\n"
+        b"Subject:  hi  \r\nContent-Length: 0\r\n\r\n"
+    )
+    call = IncomingCall(SessionId("s1"), "sip:a@h", "sip:b@h", None, headers=request.headers)
+    assert (
+        call.headers
+        == tuple(request.headers)
+        == tuple(
+            IncomingCall(
+                SessionId("s1"), "sip:a@h", "sip:b@h", None, headers=tuple(request.headers)
+            ).headers
+        )
+    )
+    assert call.headers is request.headers.pairs()
+    assert call.header("subject") == "hi"
+    assert call.header("via") == "SIP/2.0/UDP h;branch=z9hG4bK1"
+    assert all(type(n) is str and type(v) is str for n, v in call.headers)
+
+
 def test_call_session_is_active_follows_state() -> None:
     session = CallSession(SessionId("s"), "sip:a@h", "sip:b@h", CallState.Active)
     assert session.is_active
@@ -129,3 +153,25 @@ def test_errors_name_the_call_and_share_one_base() -> None:
     assert str(timeout) == "call c3: no answer after 3s"
     for cls in (InvalidState, TransportError):
         assert issubclass(cls, SessionError)
+
+
+def test_call_states_hash_by_identity_and_survive_pickling() -> None:
+    """CallState hashes by identity (Enum's own hash is a Python call per lookup).
+
+    Members are singletons, also through pickle and copy, so tables keyed by them keep
+    working; the state machine's table and ``is_final`` are looked up several times a call.
+    """
+    import copy
+    import pickle
+
+    table = {state: state.value for state in CallState}
+    for state in CallState:
+        again = pickle.loads(pickle.dumps(state))
+        assert again is state
+        assert copy.deepcopy(state) is state
+        assert table[again] == state.value
+    assert {s for s in CallState if s.is_final} == {
+        CallState.Terminated,
+        CallState.Cancelled,
+        CallState.Failed,
+    }

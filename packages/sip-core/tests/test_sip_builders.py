@@ -215,6 +215,44 @@ def test_make_response_refuses_a_tag_with_cr_or_lf() -> None:
         make_response(_invite(), 200, to_tag="a\r\nX: 1")
 
 
+_HEADER_NAMES = st.sampled_from(["Server", "X-Y", "Contact", "RSeq", "bad name", "Allow:"])
+_HEADER_VALUES = st.one_of(
+    st.text(st.sampled_from("ab ,;=\t\r\n<>:1"), max_size=12), st.integers(0, 99)
+)
+
+
+@given(st.lists(st.tuples(_HEADER_NAMES, _HEADER_VALUES), max_size=6))
+def test_extra_header_lines_are_checked_the_same_with_the_line_memo(
+    extra: list[tuple[str, object]],
+) -> None:
+    """Extra lines are memoised per (name, text): the memo changes no line and no refusal.
+
+    The same checks run for a line seen before (a CR/LF value or a non-token name is
+    refused every time, never stored), and a repeated line is written as the first was.
+    """
+    req = _invite()
+    for _ in range(2):  # the second round hits the memo
+        try:
+            resp = make_response(req, 200, to_tag="t", headers=extra)
+        except SipUsageError:
+            bad = [
+                (n, v)
+                for n, v in extra
+                if n in ("bad name", "Allow:") or "\r" in str(v) or "\n" in str(v)
+            ]
+            assert bad
+            continue
+        expected = [(n, str(v).strip(" \t")) for n, v in extra]
+        assert [(n, v) for n, v in resp.headers if n not in _COPIED] == [
+            *expected,
+            ("Content-Length", "0"),
+        ]
+        assert list(parse_message(resp.encode()).headers) == list(resp.headers)
+
+
+_COPIED = {"Via", "From", "To", "Call-ID", "CSeq"}
+
+
 @given(uris(), display_names(), generic_params(), st.sampled_from(["t1", "a-B.c!%*_+`'~9"]))
 def test_shared_to_with_tag_equals_the_parsed_line(
     uri: Uri, display: str | None, params: tuple[tuple[str, str | None], ...], tag: str

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rvoip_sip_core import (
     Allow,
@@ -212,3 +214,18 @@ def test_header_classes_of_other_packages_are_parsed_per_message() -> None:
     assert second is not None
     assert first is not second
     assert first.text == second.text == "spaced value"
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["Via", "X-A", "i", "Subject"]), st.text("ab ;=", max_size=8))
+    )
+)
+def test_pairs_are_the_iterated_lines_built_once(items: list[tuple[str, str]]) -> None:
+    """``pairs()`` is what iterating gives, as one tuple shared by every caller."""
+    headers = Headers(items)
+    pairs = headers.pairs()
+    assert pairs == tuple(headers)
+    assert headers.pairs() is pairs
+    assert list(headers) == list(pairs)
+    assert repr(headers) == f"Headers({list(pairs)!r})"

@@ -742,3 +742,51 @@ def test_every_ip_address_text_is_a_literal(address: object) -> None:
 def test_is_ip_literal_never_raises(text: str, family: str) -> None:
     verdict = is_ip_literal(text)
     assert Connection("IN", family, text).is_ip_literal in (False, verdict)
+
+
+@given(
+    st.lists(_MAP_ATTRS.map(lambda a: RtpMap.parse(a.value or "")), min_size=1, max_size=3),
+    st.one_of(st.none(), st.integers(10, 60)),
+    st.one_of(st.none(), st.sampled_from(DIRECTIONS)),
+    st.booleans(),
+)
+def test_make_media_lines_are_the_plain_attribute_lines(
+    codecs: list[RtpMap], ptime: int | None, direction: str | None, mux: bool
+) -> None:
+    """make_media shares its Attribute values across calls; the lines stay what they were."""
+    media = make_media(4000, codecs, ptime=ptime, direction=direction, rtcp_mux=mux)
+    expected = [Attribute("rtpmap", str(c)) for c in codecs]
+    expected += [Attribute("ptime", str(ptime))] if ptime is not None else []
+    expected += [Attribute("rtcp-mux")] if mux else []
+    expected += [Attribute(direction)] if direction is not None else []
+    assert media.attributes == tuple(expected)
+    assert media.formats == tuple(str(c.payload_type) for c in codecs)
+    again = make_media(4000, codecs, ptime=ptime, direction=direction, rtcp_mux=mux)
+    assert again == media
+    assert all(a is b for a, b in zip(again.attributes, media.attributes, strict=True))
+    assert codecs[0] == RtpMap.parse(str(codecs[0]))  # the cached line changes no equality
+
+
+@given(st.lists(st.text("ab:=/ 0", min_size=0, max_size=10), min_size=1, max_size=4))
+def test_attribute_lines_parse_the_same_from_the_memo(values: list[str]) -> None:
+    """a= lines are memoised per text: the second parse gives the same values (shared),
+    and a malformed line (empty name) is refused every time."""
+    body = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
+    body += "".join(f"a={v}\r\n" for v in values)
+    lines = [v.rstrip(" \t\r") for v in values]
+    if any(not line.partition(":")[0] for line in lines):
+        for _ in range(2):
+            with pytest.raises(SipParseError):
+                parse_sdp(body)
+        return
+    first, second = parse_sdp(body), parse_sdp(body)
+    assert first == second
+    expected = tuple(
+        Attribute(name, rest if colon else None)
+        for line in lines
+        for name, colon, rest in [line.partition(":")]
+    )
+    assert first.media[0].attributes == expected
+    assert all(
+        a is b for a, b in zip(first.media[0].attributes, second.media[0].attributes, strict=True)
+    )

@@ -90,6 +90,10 @@ Action = SendRequest | SendAck | SendResponse
 class TerminationReason(enum.Enum):
     """Why a dialog ended (carried by :class:`DialogTerminated`)."""
 
+    # Members are singletons: identity hashing is correct and cheaper than Enum's (a
+    # Python-level hash of the name; hot path: the layers' reason tables, per call).
+    __hash__ = object.__hash__
+
     LOCAL_BYE = "local-bye"
     REMOTE_BYE = "remote-bye"
     CANCELLED = "cancelled"

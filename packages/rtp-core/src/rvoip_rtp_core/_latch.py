@@ -49,6 +49,12 @@ DEFAULT_PROBATION_TIME = 2.0  # seconds from the first packet
 DEFAULT_RELEARN_AFTER = 2.0  # seconds of silence before "learn" forgets a source
 
 
+# Addresses already validated, as given -> normalised (bounded: cleared when full). hot
+# path: every call sets its remote from the SDP, and peers reuse their few addresses.
+_VALID: dict[Address, Address] = {}
+_VALID_LIMIT = 1024
+
+
 def check_remote(address: Address, what: str = "remote") -> Address:
     """Validate a remote media address; returns it with the host normalised.
 
@@ -59,6 +65,21 @@ def check_remote(address: Address, what: str = "remote") -> Address:
     Raises:
         RtpError: the host is not an IP literal or the port is out of range.
     """
+    # Only an exact (str, int) tuple is looked up: True == 1 must not pass as a port.
+    exact = type(address) is tuple and len(address) == 2 and type(address[1]) is int
+    if exact:
+        found = _VALID.get(address)
+        if found is not None:
+            return found
+    normalised = _check_remote(address, what)
+    if exact and type(address[0]) is str:
+        if len(_VALID) >= _VALID_LIMIT:
+            _VALID.clear()
+        _VALID[address] = normalised
+    return normalised
+
+
+def _check_remote(address: Address, what: str) -> Address:
     try:
         host, port = address
     except (TypeError, ValueError):

@@ -96,17 +96,30 @@ class RtpSessionCore:
     _pending_bye: list[int] = attrs.field(factory=list, init=False)
     _sdes: bytes = attrs.field(default=b"", init=False)
     _sdes_ssrc: int = attrs.field(default=0, init=False)
+    _first_uniform: float = attrs.field(default=-1.0, init=False)
 
     def __attrs_post_init__(self) -> None:
         # One draw for the session (one urandom call with the default CSPRNG): SSRC,
-        # CNAME, and RFC 3550 §5.1's random initial sequence number and timestamp.
-        bits = self.rng.getrandbits(128)
+        # CNAME, RFC 3550 §5.1's random initial sequence number and timestamp, and the
+        # randomisation of the first RTCP interval (§6.3.1; hot path: a short call sends
+        # only that one report, so this spares it a second urandom call). Independent
+        # bit ranges of one uniform draw are independent uniform values.
+        bits = self.rng.getrandbits(160)
         if not self.ssrc:
             self.ssrc = (bits & 0xFFFFFFFF) or 1
         if self.cname is None:
             self.cname = f"rvoip-{(bits >> 32) & 0xFFFFFFFFFFFF:012x}"
         self._seq = (bits >> 80) & 0xFFFF
         self._ts_offset = (bits >> 96) & 0xFFFFFFFF
+        self._first_uniform = (bits >> 128) / 4294967296.0  # in [0, 1), 32 bits
+
+    def _uniform(self) -> float:
+        """A uniform float in [0, 1) for RTCP timing: the session draw's, then the RNG's."""
+        value = self._first_uniform
+        if value < 0.0:
+            return self.rng.random()
+        self._first_uniform = -1.0
+        return value
 
     # -- sending -----------------------------------------------------------------------
 
@@ -290,7 +303,7 @@ class RtpSessionCore:
             we_sent,
             self._avg_rtcp_size,
             initial,
-            self.rng.random,
+            self._uniform,
             self.rtcp_min_time,
         )
 

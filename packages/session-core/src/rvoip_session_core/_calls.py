@@ -116,6 +116,10 @@ _BYE_REASONS = {
     TerminationReason.REMOTE_BYE: "remote hangup",
 }
 
+_OPENS_MEDIA = (Accept, Defer, Route, EarlyMedia)
+"""Decisions that need the call's RTP open (a tuple: ``Accept | Defer`` builds a union
+per ``isinstance``)."""
+
 _ENDING_EVENTS = frozenset({ByeReceived, CancelReceived, DialogTerminated, InviteFailed})
 """Dialog events after which a call must send no more RTP."""
 
@@ -418,6 +422,13 @@ class CallLayer:
 
     def handle(self, event: object) -> None:
         """Handle one dialog event (synchronously, in order)."""
+        # hot path: the five events of every call go to their method by one dict lookup
+        # on the exact type, instead of down the chain of class patterns below (the chain
+        # still serves every other event, and subclasses of these).
+        hot = _HOT_EVENTS.get(type(event))
+        if hot is not None:
+            hot(self, event)
+            return
         registry = self._registry
         match event:
             case IncomingInvite():
@@ -430,10 +441,8 @@ class CallLayer:
                 call = registry.for_dialog(did)
                 if call is not None and call.dialog_id is None:
                     registry.bind_dialog(call, did)
-            case DialogConfirmed(dialog_id=did, message=message):
-                call = registry.for_dialog(did)
-                if call is not None:
-                    self._confirmed(call, did, message)
+            case DialogConfirmed():
+                self._on_confirmed(event)
             case DialogCallRedirected(leg=leg, target=target, response=response):
                 # RFC 3261 §8.1.3.4: the dialog layer follows the 3xx; the app is told where.
                 call = registry.for_leg(leg)
@@ -455,23 +464,17 @@ class CallLayer:
                 pending = registry.pending(ref)
                 if pending is not None:
                     pending.auth_failure = reason
-            case DialogTerminated(dialog_id=did, reason=reason, status=status):
-                call = registry.for_dialog(did)
-                if call is not None and call.dialog_id == did:
-                    self._dialog_ended(call, reason, status)
-            case ByeReceived(dialog_id=did):
-                call = registry.for_dialog(did)
-                if call is not None:
-                    self.fire(call, Trigger.BYE_RECEIVED, "remote hangup")
+            case DialogTerminated():
+                self._on_terminated(event)
+            case ByeReceived():
+                self._on_bye(event)
             case CancelReceived(dialog_id=did):
                 call = registry.for_dialog(did)
                 if call is not None:
                     call.invite_ref = None
                     self.finish(call, Trigger.CANCELLED, "caller cancelled", 487)
-            case AckReceived(dialog_id=did, request=request):
-                call = registry.for_dialog(did)
-                if call is not None and request.body and call.remote_sdp is None:
-                    self._answer_in_ack(call, request)
+            case AckReceived():
+                self._on_ack(event)
             case ReInviteReceived(ref=ref, dialog_id=did, offer=offer):
                 self._reoffer(ref, did, offer)
             case UpdateReceived(ref=ref, dialog_id=did, offer=offer):
@@ -548,10 +551,33 @@ class CallLayer:
         )
         return False
 
+    def _on_confirmed(self, event: DialogConfirmed) -> None:
+        call = self._registry.for_dialog(event.dialog_id)
+        if call is not None:
+            self._confirmed(call, event.dialog_id, event.message)
+
+    def _on_terminated(self, event: DialogTerminated) -> None:
+        did = event.dialog_id
+        call = self._registry.for_dialog(did)
+        if call is not None and call.dialog_id == did:
+            self._dialog_ended(call, event.reason, event.status)
+
+    def _on_bye(self, event: ByeReceived) -> None:
+        call = self._registry.for_dialog(event.dialog_id)
+        if call is not None:
+            self.fire(call, Trigger.BYE_RECEIVED, "remote hangup")
+
+    def _on_ack(self, event: AckReceived) -> None:
+        call = self._registry.for_dialog(event.dialog_id)
+        if call is not None and event.request.body and call.remote_sdp is None:
+            self._answer_in_ack(call, event.request)
+
     # --- SDP helpers -----------------------------------------------------------------------
 
     def _sdp_id(self) -> int:
-        return int(self._rng.randrange(1, 2**31))
+        # hot path: one getrandbits (one urandom call) instead of randrange's rejection
+        # loop around it; 0 (one value in 2**31) becomes 1, as an o= sess-id of 0 is odd.
+        return self._rng.getrandbits(31) or 1
 
     def _media_host(self, call: Call, offer: SessionDescription | None = None) -> str:
         """The SDP address: the advertised host, or toward the peer on a wildcard bind."""
@@ -760,7 +786,7 @@ class CallLayer:
             from_,
             call.to,
             request.body.decode("utf-8", "replace") if request.body else None,
-            headers=tuple(request.headers),
+            headers=request.headers,  # its (name, value) pairs, shared (see IncomingCall)
             received_at=call.started_at,  # the same moment: one clock read per call
             request_uri=str(request.uri),
             display_name=request.from_.display_name,
@@ -813,8 +839,9 @@ class CallLayer:
         hot path: no task, cancel scope or timeout per call, and no 180 ring deadline.
         A call refused or forwarded at once never binds RTP ports.
         """
-        decision = normalize_decision(decision)
-        if isinstance(decision, Accept | Defer | Route | EarlyMedia):
+        if type(decision) is not Accept:  # hot path: an Accept needs no normalising
+            decision = normalize_decision(decision)
+        if isinstance(decision, _OPENS_MEDIA):
             try:
                 self._media.open_now(call.media)
             except SessionError as exc:
@@ -1148,8 +1175,8 @@ class CallLayer:
     def _dialog_ended(self, call: Call, reason: TerminationReason, status: int | None) -> None:
         if reason is TerminationReason.LOCAL_BYE:
             self.finish(call, Trigger.ENDED, call.end_reason or "local hangup")
-        elif reason in _BYE_REASONS:
-            self.finish(call, Trigger.ENDED, _BYE_REASONS[reason])
+        elif (why := _BYE_REASONS.get(reason)) is not None:  # hot path: one enum hash
+            self.finish(call, Trigger.ENDED, why)
         elif reason in (
             TerminationReason.CANCELLED,
             TerminationReason.REJECTED,
@@ -1349,3 +1376,13 @@ def _cached_text(call: Call, sdp: SessionDescription | None) -> str | None:
 
 def _text(sdp: SessionDescription | None) -> str | None:
     return None if sdp is None else str(sdp)
+
+
+_HOT_EVENTS: dict[type, Callable[[CallLayer, Any], None]] = {
+    IncomingInvite: CallLayer._incoming_invite,
+    DialogConfirmed: CallLayer._on_confirmed,
+    AckReceived: CallLayer._on_ack,
+    ByeReceived: CallLayer._on_bye,
+    DialogTerminated: CallLayer._on_terminated,
+}
+"""The dialog events of every call, by exact type: ``CallLayer.handle``'s fast path."""

@@ -469,21 +469,24 @@ def open_media_now(
     allocator: PortAllocator | None,
     rng: random.Random,
     latch: LatchMode = "strict",
+    *,
+    config: RtpSessionConfig | None = None,
 ) -> None:
     """Open the call's RTP session at once, without a task (asyncio/uvloop only).
 
-    ``media.close()`` closes it again.
+    ``media.close()`` closes it again. ``config``, when given, is the caller's shared
+    config of these ``host``/``allocator``/``latch`` settings (the CNAME is the call's
+    session id either way).
 
     Raises:
         MediaError: no RTP port pair could be bound (or the loop is not asyncio's).
     """
-    config = RtpSessionConfig(
-        local_host=host, port_allocator=allocator, cname=media.session_id, latch=latch
-    )
+    if config is None:
+        config = RtpSessionConfig(local_host=host, port_allocator=allocator, latch=latch)
     try:
         # hot path: the coordinator's RNG itself (one thread, no task of its own); seeding
         # a new random.Random per call costs more than the rest of this function.
-        rtp = open_rtp_session_now(config, rng=rng)
+        rtp = open_rtp_session_now(config, rng=rng, cname=media.session_id)
     except (RtpError, OSError) as exc:
         raise MediaError(f"cannot open RTP: {exc}", session_id=media.session_id) from exc
     media.rtp = rtp

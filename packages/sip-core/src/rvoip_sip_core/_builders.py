@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from ._errors import SipUsageError
 from ._headers import CSeq, From, To, Via
 from ._headers_container import _LWS, _TOKEN, Headers, _make_part
+from ._memo import remember
 from ._message import Request, Response
 from ._names import header_key
 from ._uri import Uri
@@ -118,6 +119,28 @@ REASON_PHRASES: dict[int, str] = {
 # (Timestamp only into a 100, §8.2.6.1).
 _COPY_ORDER = ("from", "to", "call-id", "cseq", "timestamp")
 _SHARED = (From, CSeq, Via)
+
+# Extra header lines of responses, checked and keyed once per distinct (name, text): a
+# UAS adds the same Allow, Supported, Contact, Server, Session-Expires and Content-Type
+# lines to every answer (hot path: ~0.5 us of checks and keying per line otherwise).
+# Bounded like every memo here (count, and text size through `remember`).
+_LINES: dict[tuple[str, str], tuple[tuple[str, str, str], str]] = {}
+_LINES_LIMIT = 1024
+
+
+def _line(name: str, value: object) -> tuple[tuple[str, str, str], str]:
+    """One extra header line, checked (`_make_part`), and its lookup key; memoised."""
+    if type(value) is not str:
+        part = _make_part(name, value)
+        return part, header_key(part[0])
+    made = _LINES.get((name, value))
+    if made is None:
+        part = _make_part(name, value)
+        made = remember(
+            _LINES, (name, value), (part, header_key(part[0])), _LINES_LIMIT, len(name) + len(value)
+        )
+    return made
+
 
 _CLASS_REASONS = {
     1: "Trying",
@@ -263,11 +286,13 @@ def make_response(
         parts.append(part)
         keys.append(key)
     for name, value in headers:
-        part = _make_part(name, value)
+        # hot path: the memo lookup inline; only exact str values are memoised
+        made = _LINES.get((name, value)) if type(value) is str else None
+        part, key = made or _line(name, value)
         parts.append(part)
-        keys.append(header_key(part[0]))
+        keys.append(key)
     if content_type is not None:
-        parts.append(_make_part("Content-Type", content_type))
+        parts.append(_line("Content-Type", content_type)[0])
         keys.append("content-type")
     parts.append(("Content-Length", ":", f" {len(body)}"))
     keys.append("content-length")

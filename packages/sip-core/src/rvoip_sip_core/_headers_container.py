@@ -59,7 +59,7 @@ class Headers:
     _parts: Sequence[_Part]
     _keys: Sequence[str]
     _text: str | None
-    _items: list[tuple[str, str]] | None
+    _items: tuple[tuple[str, str], ...] | None
 
     def __init__(self, items: Iterable[tuple[str, object]] = ()) -> None:
         """Build headers from ``(name, value)`` pairs (values turned into text with str()).
@@ -126,12 +126,21 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and header_key(name) in self._keys
 
-    def _pairs(self) -> list[tuple[str, str]]:
+    def _pairs(self) -> tuple[tuple[str, str], ...]:
         """The ``(name, value)`` pairs, LWS removed; built once (the lines never change)."""
         items = self._items
         if items is None:
-            items = self._items = [(p[0].rstrip(_LWS), p[2].strip(_LWS)) for p in self._parts]
+            parts = self._parts
+            items = self._items = tuple([(p[0].rstrip(_LWS), p[2].strip(_LWS)) for p in parts])
         return items
+
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """Every line as a ``(name, value)`` pair of strings (LWS removed), in wire order.
+
+        The same tuple each time (built once; the lines never change): a caller that keeps
+        the header lines (e.g. a call's record of its INVITE) shares it instead of copying.
+        """
+        return self._items if self._items is not None else self._pairs()
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._pairs())
@@ -151,10 +160,10 @@ class Headers:
         return self._pairs() == other._pairs()
 
     def __hash__(self) -> int:
-        return hash(tuple(self._pairs()))
+        return hash(self._pairs())
 
     def __repr__(self) -> str:
-        return f"Headers({self._pairs()!r})"
+        return f"Headers({list(self._pairs())!r})"
 
     @property
     def text(self) -> str:

@@ -87,6 +87,8 @@ def _parse_origin(value: str) -> Origin:
 # c= and t= values repeat across calls from the same peer ("IN IP4 192.0.2.1", "0 0"):
 # their frozen values are parsed once per distinct text (bounded, cleared when full).
 _CONNECTIONS: dict[str, Connection] = {}
+_ATTRIBUTES: dict[str, Attribute] = {}
+_ATTRIBUTE_LIMIT = 1024
 _TIMINGS: dict[str, Timing] = {}
 _MEMO_LIMIT = 512
 
@@ -288,11 +290,22 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
             raise SdpParseError(f"malformed SDP line {line[:40]!r}")
         letter, value = line[0], line[2:]
         if letter == "a" and seen_any:
-            # hot path: most lines are attributes. RFC 8866 §5.13: a=<name>[:<value>]
-            name, colon, rest = value.partition(":")
-            if not name:
-                raise SdpParseError(f"malformed a= line {value[:60]!r}")
-            current.attributes.append(Attribute(name, rest if colon else None))
+            # hot path: most lines are attributes, and the same ones recur in every offer
+            # (a=rtpmap:0 PCMU/8000, a=ptime:20, a=sendrecv): one frozen value per text.
+            attribute = _ATTRIBUTES.get(value)
+            if attribute is None:
+                # RFC 8866 §5.13: a=<name>[:<value>]
+                name, colon, rest = value.partition(":")
+                if not name:
+                    raise SdpParseError(f"malformed a= line {value[:60]!r}")
+                attribute = remember(
+                    _ATTRIBUTES,
+                    value,
+                    Attribute(name, rest if colon else None),
+                    _ATTRIBUTE_LIMIT,
+                    len(value),
+                )
+            current.attributes.append(attribute)
             continue
         if not seen_any:
             # RFC 8866 §5: the description starts with v=.

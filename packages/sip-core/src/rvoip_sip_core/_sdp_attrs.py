@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 from typing import Self
 
@@ -101,6 +102,12 @@ class RtpMap:
 
     def as_attribute(self) -> Attribute:
         """This mapping as an ``a=rtpmap`` attribute."""
+        return self._attribute
+
+    @functools.cached_property
+    def _attribute(self) -> Attribute:
+        # hot path (every SDP answer and offer): the value is frozen, and the codec
+        # tables' and the parsed offers' (memoised) RtpMaps are shared across calls.
         return Attribute("rtpmap", str(self))
 
 

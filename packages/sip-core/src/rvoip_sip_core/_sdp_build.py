@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ._memo import remember
 from ._sdp_attrs import STATIC_PAYLOAD_TYPES, Attribute, Crypto, Fmtp, RtpMap
 from ._sdp_model import DIRECTIONS, Connection, MediaDescription, Origin, SessionDescription
 
@@ -50,20 +51,25 @@ def make_media(
     Raises:
         ValueError: unknown direction.
     """
+    # hot path (every answer): shared Attribute values (frozen) instead of new ones per
+    # call, and no work for the empty groups.
     attributes = [c.as_attribute() for c in codecs]
-    attributes += [Attribute("fmtp", str(f)) for f in fmtps]
+    if fmtps:
+        attributes += [Attribute("fmtp", str(f)) for f in fmtps]
     if ptime is not None:
-        attributes.append(Attribute("ptime", str(ptime)))
+        attributes.append(_attribute("ptime", str(ptime)))
     if maxptime is not None:
-        attributes.append(Attribute("maxptime", str(maxptime)))
+        attributes.append(_attribute("maxptime", str(maxptime)))
     if rtcp_mux:
-        attributes.append(Attribute("rtcp-mux"))
-    attributes += [c.as_attribute() for c in crypto]
+        attributes.append(_attribute("rtcp-mux"))
+    if crypto:
+        attributes += [c.as_attribute() for c in crypto]
     if direction is not None:
         if direction not in DIRECTIONS:
             raise ValueError(f"unknown SDP direction {direction!r}")
-        attributes.append(Attribute(direction))
-    attributes += extra_attributes
+        attributes.append(_attribute(direction))
+    if extra_attributes:
+        attributes += extra_attributes
     connections: tuple[Connection, ...] = ()
     if connection_address is not None:
         connections = (Connection("IN", _addrtype(connection_address), connection_address),)
@@ -71,10 +77,23 @@ def make_media(
         media,
         port,
         proto,
-        tuple(str(c.payload_type) for c in codecs),
+        tuple([str(c.payload_type) for c in codecs]),
         connections=connections,
         attributes=tuple(attributes),
     )
+
+
+# The few attribute lines our offers and answers repeat (ptime, direction, rtcp-mux):
+# one frozen Attribute each, shared (bounded like every memo of this package).
+_ATTRIBUTES: dict[tuple[str, str | None], Attribute] = {}
+
+
+def _attribute(name: str, value: str | None = None) -> Attribute:
+    found = _ATTRIBUTES.get((name, value))
+    if found is None:
+        size = len(name) + (len(value) if value is not None else 0)
+        found = remember(_ATTRIBUTES, (name, value), Attribute(name, value), 64, size)
+    return found
 
 
 def make_sdp(
@@ -94,13 +113,22 @@ def make_sdp(
     NTP timestamp); increment the version on each re-offer with ``with_next_version``.
     """
     addrtype = _addrtype(address)
+    connection = _CONNECTIONS.get(address)
+    if connection is None:
+        # hot path (every offer and answer): our own address, one frozen value for all
+        connection = remember(
+            _CONNECTIONS, address, Connection("IN", addrtype, address), 64, len(address)
+        )
     return SessionDescription(
         Origin(username, str(sess_id), str(sess_version), "IN", addrtype, address),
         session_name,
         tuple(media),
-        connection=Connection("IN", addrtype, address),
+        connection=connection,
         attributes=tuple(attributes),
     )
+
+
+_CONNECTIONS: dict[str, Connection] = {}
 
 
 def codecs_match(a: RtpMap, b: RtpMap) -> bool:
