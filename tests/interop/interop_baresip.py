@@ -66,8 +66,21 @@ class Baresip:
     """
 
     def __init__(
-        self, exe: str, folder: Path, cert: Path, key: Path, *, user: str = "bare"
+        self,
+        exe: str,
+        folder: Path,
+        cert: Path,
+        key: Path,
+        *,
+        user: str = "bare",
+        codecs: tuple[str, ...] = ("g711",),
+        record: bool = False,
     ) -> None:
+        """``codecs``: baresip codec modules to load, in offer order (``opus``, ``g722``,
+        ``g711``); ``record``: load ``sndfile``, which writes each call's decoded audio to
+        ``folder/*-dec.wav`` (``recordings``)."""
+        self.codecs = codecs
+        self.record = record
         self.exe = exe
         self.folder = folder
         self.user = user
@@ -109,8 +122,9 @@ class Baresip:
             f"rtp_ports\t{rtp}-{min(rtp + 40, 65534)}",
             f"net_interface\t{HOST}",
             "module_path\t/usr/lib/baresip/modules",
-            "module\tg711.so",
+            *(f"module\t{name}.so" for name in self.codecs),
             "module\tausine.so",
+            *(("module\tsndfile.so", f"snd_path\t{self.folder}") if self.record else ()),
             "module_app\taccount.so",  # loads the accounts file (no account: no dial)
             "module_app\tmenu.so",
             "module_app\tctrl_tcp.so",
@@ -172,6 +186,10 @@ class Baresip:
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait(timeout=5)
+
+    def recordings(self) -> list[Path]:
+        """The WAV files of decoded (received) audio ``sndfile`` wrote, oldest first."""
+        return sorted(self.folder.glob("*-dec.wav"), key=lambda p: p.stat().st_mtime)
 
     def output(self) -> str:
         """baresip's console output so far (for assertion messages)."""

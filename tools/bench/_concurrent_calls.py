@@ -7,7 +7,8 @@
 One process is ``rvoip answer --auto --tone 440`` (pinned to CPU 0); this process is the
 caller (pinned to CPU 1): a SessionCoordinator places ``--calls`` calls to it at
 ``--setup-rate`` calls/s, plays a 1 kHz tone on each, holds them all for ``--seconds``
-and hangs up. Every call then carries 50 PCMU packets/s each way, through each
+and hangs up. Every call then carries 50 packets/s each way (PCMU, or ``--codec
+g722|opus|pcma``), through each
 process's media engine (jitter buffer, decode, PLC, encode, RTCP).
 
 Printed for the hold window: the caller's late packets (the media clock's counter:
@@ -73,9 +74,10 @@ from _sipp_run import (
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
 
-def answer_command(port: int, loop: str = "asyncio") -> list[str]:
+def answer_command(port: int, loop: str = "asyncio", codec: str = "pcmu") -> list[str]:
     """``rvoip answer --auto`` sending a tone (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1", "--tone", "440"]
+    args += ["--codecs", codec]
     args += quiet_flag()
     # The CLI picks uvloop when installed; name the loop so the run measures what it says.
     args += ["--loop", loop]
@@ -222,6 +224,7 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
         .with_local_address("sip:bench@127.0.0.1")
         .with_sip_port(0)
         .with_quality_interval(3600.0)
+        .with_codecs([args.codec])
         .build()
     )
     await coordinator.start()
@@ -351,6 +354,12 @@ def main() -> int:
     parser.add_argument("--tracemalloc", action="store_true", help="also Python heap per call")
     parser.add_argument("--quick", action="store_true", help="smoke test: 20 calls, 2 s")
     parser.add_argument(
+        "--codec",
+        choices=("pcmu", "pcma", "g722", "opus"),
+        default="pcmu",
+        help="the codec of every call (both sides offer only it)",
+    )
+    parser.add_argument(
         "--answer-cmd",
         default=None,
         help="run this answerer instead of rvoip answer ({port} is replaced; it must print "
@@ -374,7 +383,7 @@ def main() -> int:
         cmd = (
             shlex.split(args.answer_cmd.replace("{port}", str(port)))
             if args.answer_cmd
-            else answer_command(port, args.loop)
+            else answer_command(port, args.loop, args.codec)
         )
         print("answerer:", shlex.join(cmd), flush=True)
         server = Server.start("answer", cmd, Path(tmp) / "answer.log", "answering at", server_cpu)
