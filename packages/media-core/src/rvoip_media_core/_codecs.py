@@ -380,9 +380,11 @@ _OPUS_BANDWIDTHS = ((8000, 1101), (12000, 1102), (16000, 1103), (24000, 1104), (
 OPUS_BITRATE = 32000
 """Our Opus encoder's bitrate (bit/s) unless the peer's maxaveragebitrate is lower:
 wideband speech at 20 ms is transparent well below it, and a packet stays ~80 bytes."""
-OPUS_COMPLEXITY = 5
-"""libopus encoder complexity 0..10: the middle setting, for speech on an engine that
-runs many streams on one core (10 costs more CPU for little gain in speech)."""
+OPUS_COMPLEXITY = 1
+"""libopus encoder complexity 0..10 (``OpusCodec(complexity=...)`` per stream). Measured
+here (``tools/bench/codecs.py``), a 20 ms frame costs ~2-4× less to encode at 1 than at 5,
+and the encoder dominates an Opus call's CPU; for 32 kbit/s speech the low settings
+keep SILK's quality. Raise it for music or when calls are few."""
 
 _opus: tuple[Any, Any] | None = None
 _opus_missing: str | None = None
@@ -455,6 +457,7 @@ class OpusCodec:
         bitrate: the encoder's target bitrate in bit/s (capped by maxaveragebitrate).
         expected_loss_percent: the loss the encoder plans FEC for (libopus adds FEC only
             when this is above 0).
+        complexity: libopus encoder complexity 0..10 (default ``OPUS_COMPLEXITY``).
     """
 
     __slots__ = ("_buf", "_dec", "_enc", "_ffi", "_lib", "_pcm", "_rate", "info", "payload_type")
@@ -467,6 +470,7 @@ class OpusCodec:
         sample_rate: int = 48000,
         bitrate: int = OPUS_BITRATE,
         expected_loss_percent: int = 5,
+        complexity: int | None = None,
     ) -> None:
         """Create the libopus encoder and decoder.
 
@@ -495,7 +499,8 @@ class OpusCodec:
         band = next(code for rate, code in _OPUS_BANDWIDTHS if rate >= send.maxplaybackrate)
         ctl = lib.opus_encoder_ctl
         ctl(self._enc, _OPUS_SET_BITRATE, ffi.cast("int32_t", bitrate))
-        ctl(self._enc, _OPUS_SET_COMPLEXITY, ffi.cast("int32_t", OPUS_COMPLEXITY))
+        level = OPUS_COMPLEXITY if complexity is None else max(0, min(10, complexity))
+        ctl(self._enc, _OPUS_SET_COMPLEXITY, ffi.cast("int32_t", level))
         ctl(self._enc, _OPUS_SET_MAX_BANDWIDTH, ffi.cast("int32_t", band))
         ctl(self._enc, _OPUS_SET_VBR, ffi.cast("int32_t", 0 if send.cbr else 1))
         # RFC 7587 §6.1: useinbandfec=1 says the receiver can use FEC, so we send it.
