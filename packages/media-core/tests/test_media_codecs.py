@@ -341,3 +341,37 @@ def test_wideband_r_falls_with_loss(delay: float, loss: float, more: float) -> N
 
     assert emodel_wb_r_factor(delay, loss + more) <= emodel_wb_r_factor(delay, loss) + 1e-9
     assert emodel_wb_r_factor(delay, loss) <= 129.0
+
+
+@settings(max_examples=200, deadline=None)
+@given(name=st.sampled_from(CODEC_NAMES), payload=st.binary(max_size=400))
+def test_decoders_take_any_bytes(name: str, payload: bytes) -> None:
+    """Every byte string from the network decodes to int16 PCM or raises CodecError only."""
+    coder = make_codec(name)
+    try:
+        out = coder.decode(payload)
+    except CodecError:
+        return
+    assert out.dtype == np.int16
+    assert len(out) <= coder.info.sample_rate * 120 // 1000 * 2
+
+
+def test_conference_mixes_parties_at_different_rates() -> None:
+    """An 8 kHz party and a 48 kHz party of one 8 kHz conference hear each other's tone."""
+    from rvoip_media_core import Conference, tone_level
+
+    conf = Conference()
+    narrow = conf.join()
+    wide = conf.join(sample_rate=48000)
+    tone8 = ToneGenerator(700, 0.3, 8000)
+    tone48 = ToneGenerator(1300, 0.3, 48000)
+    heard_narrow: list[NDArray[np.int16]] = []
+    heard_wide: list[NDArray[np.int16]] = []
+    for _ in range(20):
+        narrow.sink(tone8.read(160))
+        wide.sink(tone48.read(960))
+        heard_narrow.append(narrow.read(160))
+        heard_wide.append(wide.read(960))
+    assert {len(f) for f in heard_wide} == {960}
+    assert tone_level(np.concatenate(heard_narrow[5:]), 1300, 8000) > 0.5
+    assert tone_level(np.concatenate(heard_wide[5:]), 700, 48000) > 0.5
