@@ -593,7 +593,7 @@ class RtpSession:
             raise ValueError(f"clock rate must be positive, got {clock_rate}")
         if clock_rate != self.config.clock_rate:
             self.config = attrs.evolve(self.config, clock_rate=clock_rate)
-            self.core.clock_rate = clock_rate
+            self.core.set_clock_rate(clock_rate)
 
     def statistics(self) -> SessionStatistics:
         """A snapshot of the session's figures."""
