@@ -115,8 +115,11 @@ class SourceStatistics:
     _window: int = attrs.field(default=0, init=False)
 
     def set_clock_rate(self, clock_rate: int) -> None:
-        """Switch the timestamp clock (the codec became known): the jitter estimate and the
-        last arrival are converted to the new units, so no spurious jump enters A.8."""
+        """Switch the timestamp clock (the codec became known).
+
+        The jitter estimate and the last arrival are converted to the new units, so no
+        spurious jump enters the RFC 3550 A.8 estimate.
+        """
         old = self.clock_rate
         if clock_rate == old or clock_rate <= 0:
             return
