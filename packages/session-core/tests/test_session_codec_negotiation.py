@@ -126,3 +126,24 @@ def test_any_codec_list_builds_a_parseable_offer(codecs: list[str]) -> None:
         if (m := sdp.media[0].rtpmap(pt)) is not None and m.encoding != "telephone-event"
     ]
     assert names == usable_codecs(codecs)
+
+
+@pytest.mark.parametrize("dtmf", [101, 110, 111])
+def test_wideband_event_number_never_collides(dtmf: int) -> None:
+    """with_dtmf_payload_type(110) once made the 48 kHz telephone-event take 111, Opus's
+    own number: every payload type of an offer must be distinct."""
+    sdp = parse_sdp(
+        str(
+            build_offer(
+                "127.0.0.1", 5000, codecs=["opus", "PCMU"], dtmf_payload_type=dtmf, sess_id=1
+            )
+        )
+    )
+    pts = list(sdp.media[0].payload_types)
+    assert len(pts) == len(set(pts))
+    rates = sorted(
+        m.clock_rate
+        for pt in pts
+        if (m := sdp.media[0].rtpmap(pt)) and m.encoding == "telephone-event"
+    )
+    assert rates == [8000, 48000]

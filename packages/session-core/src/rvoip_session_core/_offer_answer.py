@@ -160,14 +160,20 @@ def supported_maps(codecs: Sequence[str], dtmf_payload_type: int | None) -> list
     """
     names = usable_codecs(codecs)
     maps = [CODEC_MAPS[name] for name in names]
+    if dtmf_payload_type is not None and "OPUS" in names:
+        opus = CODEC_MAPS["OPUS"]
+        if opus.payload_type == dtmf_payload_type:
+            # The application gave telephone-event Opus's usual number: Opus moves.
+            free = next(pt for pt in range(96, 128) if pt != dtmf_payload_type)
+            maps[names.index("OPUS")] = RtpMap(free, opus.encoding, opus.clock_rate, 2)
     if dtmf_payload_type is not None:
         if any(CODEC_MAPS[n].clock_rate == 8000 for n in names) or not names:
             maps.append(RtpMap(dtmf_payload_type, TELEPHONE_EVENT, 8000))
         if "OPUS" in names:
-            wide = (
-                DTMF_WIDEBAND_PAYLOAD_TYPE
-                if dtmf_payload_type != DTMF_WIDEBAND_PAYLOAD_TYPE
-                else DTMF_WIDEBAND_PAYLOAD_TYPE + 1
+            # A dynamic number no other format of the offer uses (110 unless taken).
+            taken = {m.payload_type for m in maps}
+            wide = next(
+                pt for pt in (DTMF_WIDEBAND_PAYLOAD_TYPE, *range(96, 128)) if pt not in taken
             )
             maps.append(RtpMap(wide, TELEPHONE_EVENT, 48000))
     return maps
