@@ -127,6 +127,9 @@ async def test_opus_call_carries_dtmf_at_48k(net: VirtualCalls) -> None:
             async for event in events:
                 if type(event).__name__ == "DtmfReceived":
                     assert getattr(event, "digit", None) == "5"
+                    # Sent and read on the 48 kHz clock: ~100 ms, not 1/6 or 6x of it.
+                    assert 60 <= getattr(event, "duration_ms", 0) <= 200
+                    assert getattr(event, "method", None) == "rfc4733"
                     break
 
 
