@@ -526,8 +526,13 @@ class MediaEngine:
                 stream.loss_runs.update(False)
             elif status != PopStatus.EMPTY or conc.active:
                 # A lost frame (or one that did not decode): the codec's own PLC when it
-                # has one (Opus), else the engine's waveform repetition.
-                own = codec.conceal(samples) if status != PopStatus.EMPTY else None
+                # has one (Opus: with the next packet's in-band FEC when that packet is
+                # already buffered, RFC 6716 §2.1.7), else the engine's waveform repetition.
+                own = (
+                    codec.conceal(samples, stream.jitter.peek())
+                    if status != PopStatus.EMPTY
+                    else None
+                )
                 frame = own if own is not None and len(own) == samples else conc.conceal()
                 if status == PopStatus.EMPTY:
                     stream.frames_empty += 1
