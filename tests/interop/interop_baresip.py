@@ -77,8 +77,13 @@ class Baresip:
         account: str | None = None,
         contacts: tuple[str, ...] = (),
         mediaenc: str | None = None,
+        codecs: tuple[str, ...] = ("g711",),
         record: bool = False,
     ) -> None:
+        """``codecs``: baresip codec modules to load, in offer order (``opus``, ``g722``,
+        ``g711``); ``record``: load ``sndfile``, which writes each call's decoded audio to
+        ``folder/*-dec.wav`` (``recordings``)."""
+        self.codecs = codecs
         self.exe = exe
         self.mediaenc = mediaenc  # "srtp" (best effort), "srtp-mand" (RTP/SAVP) ...
         self.record = record  # sndfile: received (decoded) audio to dump-*-dec.wav
@@ -128,8 +133,9 @@ class Baresip:
             f"rtp_ports\t{rtp}-{min(rtp + 40, 65534)}",
             f"net_interface\t{HOST}",
             "module_path\t/usr/lib/baresip/modules",
-            "module\tg711.so",
+            *(f"module\t{name}.so" for name in self.codecs),
             "module\tausine.so",
+            *(("module\tsndfile.so", f"snd_path\t{self.folder}") if self.record else ()),
             "module_app\taccount.so",  # loads the accounts file (no account: no dial)
             "module_app\tmenu.so",
             "module_app\tctrl_tcp.so",
@@ -138,8 +144,6 @@ class Baresip:
         ]
         if self.mediaenc is not None:
             lines.append("module\tsrtp.so")  # SDES-SRTP (RFC 4568), per account mediaenc
-        if self.record:
-            lines += ["module\tsndfile.so", f"snd_path\t{self.folder}"]
         (config / "config").write_text("\n".join(lines) + "\n")
         params = "" if self.mediaenc is None else f";mediaenc={self.mediaenc}"
         account = self.account or f"<sip:{self.user}@{HOST}>;regint=0;answermode=auto{params}"
@@ -200,8 +204,9 @@ class Baresip:
                 self._proc.wait(timeout=5)
 
     def recordings(self, kind: str = "dec") -> list[Path]:
-        """The WAV files sndfile wrote (``dec``: audio received and decoded; ``enc``: sent)."""
-        return sorted(self.folder.glob(f"dump-*-{kind}.wav"))
+        """The WAV files sndfile wrote (``dec``: audio received and decoded; ``enc``: sent),
+        oldest first."""
+        return sorted(self.folder.glob(f"*-{kind}.wav"), key=lambda p: p.stat().st_mtime)
 
     def output(self) -> str:
         """baresip's console output so far (for assertion messages)."""

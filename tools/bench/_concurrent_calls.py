@@ -7,7 +7,8 @@
 One process is ``rvoip answer --auto --tone 440`` (pinned to CPU 0); this process is the
 caller (pinned to CPU 1): a SessionCoordinator places ``--calls`` calls to it at
 ``--setup-rate`` calls/s, plays a 1 kHz tone on each, holds them all for ``--seconds``
-and hangs up. Every call then carries 50 PCMU packets/s each way, through each
+and hangs up. Every call then carries 50 packets/s each way (PCMU, or ``--codec
+g722|opus|pcma``), through each
 process's media engine (jitter buffer, decode, PLC, encode, RTCP).
 
 Printed for the hold window: the caller's late packets (the media clock's counter:
@@ -73,9 +74,12 @@ from _sipp_run import (
 from rvoip_session_core import SessionManagerBuilder, tone_source
 
 
-def answer_command(port: int, loop: str = "asyncio", srtp: str = "off") -> list[str]:
+def answer_command(
+    port: int, loop: str = "asyncio", srtp: str = "off", codec: str = "pcmu"
+) -> list[str]:
     """``rvoip answer --auto`` sending a tone (the console script next to the interpreter)."""
     args = ["answer", "--auto", "--port", str(port), "--host", "127.0.0.1", "--tone", "440"]
+    args += ["--codecs", codec]
     args += quiet_flag()
     if srtp != "off":
         args += ["--srtp", srtp]
@@ -225,6 +229,7 @@ async def caller(args: argparse.Namespace, server: Server, port: int) -> dict[st
         .with_sip_port(0)
         .with_quality_interval(3600.0)
         .with_srtp(args.srtp)
+        .with_codecs([args.codec])
         .build()
     )
     await coordinator.start()
@@ -360,6 +365,12 @@ def main() -> int:
         help="SRTP mode of both processes (required: every packet protected/unprotected)",
     )
     parser.add_argument(
+        "--codec",
+        choices=("pcmu", "pcma", "g722", "opus"),
+        default="pcmu",
+        help="the codec of every call (both sides offer only it)",
+    )
+    parser.add_argument(
         "--answer-cmd",
         default=None,
         help="run this answerer instead of rvoip answer ({port} is replaced; it must print "
@@ -383,7 +394,7 @@ def main() -> int:
         cmd = (
             shlex.split(args.answer_cmd.replace("{port}", str(port)))
             if args.answer_cmd
-            else answer_command(port, args.loop, args.srtp)
+            else answer_command(port, args.loop, args.srtp, args.codec)
         )
         print("answerer:", shlex.join(cmd), flush=True)
         server = Server.start("answer", cmd, Path(tmp) / "answer.log", "answering at", server_cpu)

@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""Concurrent calls: N calls held with G.711 audio both ways between two rvoip processes.
+"""Concurrent calls: N calls held with G.711, G.722 or Opus audio both ways, two processes.
 
     .venv/bin/python tools/bench/concurrent.py [--calls 500] [--seconds 10] [--setup-rate 100]
-        [--loop asyncio|uvloop] [--no-pin] [--tracemalloc] [--quick]
+        [--loop asyncio|uvloop] [--codec pcmu|pcma|g722|opus] [--no-pin] [--tracemalloc]
+        [--quick]
 
 The benchmark itself is in ``_concurrent_calls.py`` (its docstring says what is measured).
 This file's name is also the name of a standard-library package (``concurrent``, imported

@@ -419,3 +419,28 @@ async def test_failing_handler_does_not_kill_the_session(caplog: pytest.LogCaptu
                 await anyio.sleep(0.005)
         assert b.handler_errors == 1
     assert "handler raised" in caplog.text
+
+
+async def test_set_clock_rate_follows_the_negotiated_codec() -> None:
+    """RFC 7587 §4.1: an Opus call's timestamps run at 48 kHz, so the session's clock
+    (jitter, RFC 4733 event durations) must switch from the 8 kHz it was opened with."""
+    async with open_rtp_session(_CFG) as a, open_rtp_session(_CFG) as b:
+        a.set_remote(b.local_rtp_address)
+        b.set_remote(a.local_rtp_address)
+        a.set_clock_rate(48000)
+        assert a.config.clock_rate == 48000
+        assert a.core.clock_rate == 48000
+        a.send_payload(b"x", 0)
+        # A 100 ms event at 48 kHz lasts 4800 timestamp units (was 800 at 8 kHz).
+        await a.send_dtmf("1", duration=0.1, payload_type=110)
+        packets: list[RtpPacket] = []
+        with anyio.move_on_after(1.0):
+            while True:
+                packets.append(await b.receive())
+        events = [p for p in packets if p.payload_type == 110]
+        durations = [int.from_bytes(p.payload[2:4], "big") for p in events]
+        # Durations step by 960 (20 ms at 48 kHz), not by 160.
+        assert 960 in durations
+        assert max(durations) > 800
+        with pytest.raises(ValueError, match="positive"):
+            a.set_clock_rate(0)

@@ -182,3 +182,25 @@ def test_accounting_under_loss_reorder_duplication(
     assert src.received == len(stream) - 1
     assert src.duplicates == len(stream) - 1 - unique_after_probation
     assert src.expected - (src.received - src.duplicates) == highest - unique_after_probation
+
+
+def test_switching_the_clock_keeps_the_jitter_estimate() -> None:
+    """A source first measured at 8000 (before the Opus answer was applied) switched to
+    48000: perfectly timed packets afterwards leave the jitter at 0, with no jump from
+    mixing arrival units of the two clocks."""
+    src = SourceStatistics(ssrc=1, clock_rate=8000)
+    seq, ts, t = 100, 0, 0.0
+    for _ in range(3):
+        src.update(seq, ts, t)
+        seq, ts, t = seq + 1, ts + 960, t + 0.02
+    src.set_clock_rate(48000)
+    assert src.clock_rate == 48000
+    at_switch = src.jitter
+    src.update(seq, ts, t)
+    seq, ts, t = seq + 1, ts + 960, t + 0.02
+    # Without converting the last arrival this packet looked 1600 units late.
+    assert src.jitter <= at_switch
+    for _ in range(50):
+        src.update(seq, ts, t)
+        seq, ts, t = seq + 1, ts + 960, t + 0.02
+    assert src.jitter < at_switch / 10

@@ -2,7 +2,8 @@
 
 R = Ro − Is − Id − Ie,eff + A (G.107 §7), MOS from R per Annex B. The defaults are
 G.107 Table 3; G.711 planning values per G.113 Appendix I (Ie 0, Bpl 4.3 without PLC,
-25.1 with G.711 Appendix I PLC).
+25.1 with G.711 Appendix I PLC). Wideband calls (G.722, Opus) are rated with the
+wideband E-model of ITU-T G.107.1 (``emodel_wb_r_factor``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,25 @@ if TYPE_CHECKING:
 G711_IE = 0.0
 G711_BPL_NO_PLC = 4.3
 G711_BPL_APPENDIX_I_PLC = 25.1
+
+NARROWBAND_MODEL = "G.107"
+WIDEBAND_MODEL = "G.107.1"
+
+# ITU-T G.107.1 (06/2015) wideband E-model: the rating scale runs to Ro,WB = 129 (the
+# narrowband scale's 100 stretched by 1.29 for the wider band), §7.1.
+WB_RO = 129.0
+WB_SCALE = 1.29
+# Wideband equipment impairment and packet-loss robustness (Ie,WB, Bpl,WB) per codec.
+# G.722 64 kbit/s: Ie,WB 13 from ITU-T G.113 Appendix IV (Table IV.1, provisional
+# planning values for wideband codecs). G.113 lists no Bpl for G.722 with waveform-
+# repetition PLC (what this engine does for it); 25.1, its value for G.711 with the
+# analogous Appendix I PLC, is used. Opus is not in G.113 Appendix IV: Ie,WB 11 and
+# Bpl 20 (32 kbit/s wideband speech, libopus PLC) are provisional values chosen here
+# between G.722's and G.722.2's, to be replaced when ITU-T publishes them.
+G722_IE_WB = 13.0
+G722_BPL_WB = 25.1
+OPUS_IE_WB = 11.0
+OPUS_BPL_WB = 20.0
 
 
 @attrs.frozen
@@ -230,6 +250,48 @@ class QualityEstimate:
     jitter_ms: float
     round_trip_ms: float
     mouth_to_ear_ms: float = 0.0
+    model: str = NARROWBAND_MODEL
+    """Which E-model gave the figures: ``"G.107"`` (narrowband) or ``"G.107.1"`` (wideband).
+
+    A wideband call's ``r_factor`` is on the 0..129 scale of G.107.1; its ``mos_score``
+    comes from R/1.29 through G.107 Annex B, so MOS values of both models compare."""
+
+
+def emodel_wb_r_factor(
+    mouth_to_ear_ms: float = 0.0,
+    packet_loss_percent: float = 0.0,
+    *,
+    ie_wb: float = G722_IE_WB,
+    bpl: float = G722_BPL_WB,
+    burst_r: float = 1.0,
+) -> float:
+    """R_WB of the wideband E-model (ITU-T G.107.1) for a call, on the 0..129 scale.
+
+    R_WB = Ro,WB − Is,WB − Id,WB − Ie,eff,WB (G.107.1 §7). With the default connection
+    (G.107 Table 3 values, as G.107.1 takes them) Is,WB is 0; Id,WB is computed with
+    G.107's delay equations scaled to the wideband range (×1.29); and
+    Ie,eff,WB = Ie,WB + (Ro,WB − Ie,WB) · Ppl / (Ppl/BurstR + Bpl) (G.107.1 §7.5, the
+    G.107 form with 95 replaced by 129).
+    """
+    ppl = max(0.0, packet_loss_percent)
+    nb_delay = _delay_impairment(mouth_to_ear_ms)
+    id_wb = WB_SCALE * nb_delay
+    ie_eff = ie_wb + (WB_RO - ie_wb) * ppl / (ppl / burst_r + bpl)
+    return WB_RO - id_wb - ie_eff
+
+
+@functools.lru_cache(maxsize=1024)
+def _delay_impairment(mouth_to_ear_ms: float) -> float:
+    # Id of G.107 (echo on the same delay, Tr = 2 × Ta) minus its zero-delay value, so
+    # a wideband call with no delay and no loss rates Ro,WB − Ie,WB.
+    at = emodel(EModelParams(t=mouth_to_ear_ms, tr=2 * mouth_to_ear_ms, ta=mouth_to_ear_ms))
+    zero = emodel(EModelParams())
+    return max(0.0, at.id - zero.id)
+
+
+def mos_from_r_wb(r_wb: float) -> float:
+    """MOS of a wideband R: R_WB / 1.29 through G.107 Annex B (G.107.1 Appendix)."""
+    return mos_from_r(r_wb / WB_SCALE)
 
 
 def quality_metrics(
@@ -242,13 +304,20 @@ def quality_metrics(
     ie: float = G711_IE,
     bpl: float = G711_BPL_NO_PLC,
     burst_r: float = 1.0,
+    wideband: bool = False,
 ) -> QualityEstimate:
     """QualityEstimate from loss, jitter and delay figures.
 
     Mouth-to-ear delay = RTT/2 (one-way network) + jitter-buffer delay + packetisation.
+    With ``wideband`` the model is G.107.1 and ``ie`` is the codec's Ie,WB.
     """
     m2e = round_trip_ms / 2.0 + jitter_buffer_ms + packetization_ms
     loss = max(0.0, packet_loss_percent)
+    if wideband:
+        r = emodel_wb_r_factor(m2e, loss, ie_wb=ie, bpl=bpl, burst_r=burst_r)
+        return QualityEstimate(
+            mos_from_r_wb(r), r, loss, jitter_ms, round_trip_ms, m2e, WIDEBAND_MODEL
+        )
     r = emodel_r_factor(m2e, loss, ie=ie, bpl=bpl, burst_r=burst_r)
     return QualityEstimate(mos_from_r(r), r, loss, jitter_ms, round_trip_ms, m2e)
 
@@ -262,6 +331,7 @@ def quality_from_statistics(
     ie: float = G711_IE,
     bpl: float = G711_BPL_NO_PLC,
     burst_r: float = 1.0,
+    wideband: bool = False,
 ) -> QualityEstimate:
     """QualityEstimate of the received stream from rtp-core ``SessionStatistics``.
 
@@ -288,4 +358,5 @@ def quality_from_statistics(
         ie=ie,
         bpl=bpl,
         burst_r=burst_r,
+        wideband=wideband,
     )

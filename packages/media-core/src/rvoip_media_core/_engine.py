@@ -15,15 +15,20 @@ from typing import Any, Protocol
 import attrs
 import numpy as np
 
+from rvoip_media_core._codecs import AudioCodec, CodecError
 from rvoip_media_core._emodel import (
     G711_BPL_APPENDIX_I_PLC,
+    G722_BPL_WB,
+    G722_IE_WB,
+    OPUS_BPL_WB,
+    OPUS_IE_WB,
     LossRunTracker,
     QualityEstimate,
     quality_from_statistics,
 )
 from rvoip_media_core._errors import MediaCoreError
 from rvoip_media_core._g711 import Codec, decode, encode
-from rvoip_media_core._jitter import JitterBuffer, JitterStats, PlayBatch
+from rvoip_media_core._jitter import JitterBuffer, JitterStats, PlayBatch, PopStatus
 from rvoip_media_core._plc import Concealer
 from rvoip_media_core._sources import AudioSink, AudioSource, SilenceSource
 
@@ -77,13 +82,25 @@ class StreamStatistics:
     burst_ratio: float = 1.0  # G.107 BurstR estimated from the play-out loss pattern
 
 
+def _payload_type(stream: MediaStream) -> int:
+    codec = stream.codec
+    return codec.value if isinstance(codec, Codec) else codec.payload_type
+
+
 @attrs.define(eq=False)
 class MediaStream:
-    """Handle of one stream in the engine (returned by ``MediaEngine.add_stream``)."""
+    """Handle of one stream in the engine (returned by ``MediaEngine.add_stream``).
+
+    ``codec`` is a G.711 ``Codec`` (encoded and decoded in batches with every other
+    stream of that law) or a stream's own ``AudioCodec`` (G.722, Opus: stateful coders,
+    one call each per packet). ``sample_rate`` is the PCM rate sources are read and
+    sinks fed at; ``rtp_step`` the RTP timestamp units per packet (RFC 3551 §4.5.2:
+    G.722 samples at 16 kHz on an 8 kHz RTP clock).
+    """
 
     id: int
     session: RtpSessionLike
-    codec: Codec
+    codec: Codec | AudioCodec
     ptime_ms: int
     source: AudioSource
     sink: AudioSink | None
@@ -102,15 +119,31 @@ class MediaStream:
     sink_errors: int = 0
     loss_runs: LossRunTracker = attrs.field(factory=LossRunTracker)
     remote_ssrc: int | None = None
+    sample_rate: int = SAMPLE_RATE
+    clock_rate: int = SAMPLE_RATE
+    rtp_step: int = TICK_SAMPLES
+    decode_errors: int = 0
     # hot path: the codec's payload type as a plain int (Enum.value is a slow descriptor).
     payload_type: int = attrs.field(
-        init=False, default=attrs.Factory(lambda self: self.codec.value, takes_self=True)
+        init=False, default=attrs.Factory(_payload_type, takes_self=True)
     )
 
     @property
     def samples(self) -> int:
-        """Samples per packet (ptime × 8 kHz)."""
-        return self.ptime_ms * SAMPLE_RATE // 1000
+        """PCM samples per packet (ptime × the stream's sample rate)."""
+        return self.ptime_ms * self.sample_rate // 1000
+
+    @property
+    def codec_name(self) -> str:
+        """The encoding name of the stream's codec (``PCMU``, ``G722``, ``opus``...)."""
+        codec = self.codec
+        return codec.name if isinstance(codec, Codec) else codec.info.name
+
+    @property
+    def wideband(self) -> bool:
+        """True when the stream's quality is rated by the wideband E-model (G.107.1)."""
+        codec = self.codec
+        return not isinstance(codec, Codec) and codec.info.wideband
 
     @property
     def ticks_per_packet(self) -> int:
@@ -139,16 +172,24 @@ class MediaStream:
     def statistics(self, *, bpl: float = G711_BPL_APPENDIX_I_PLC) -> StreamStatistics:
         """A snapshot including E-model quality of the received stream."""
         jb = self.jitter.stats()
-        jb_ms = self.jitter.delay_ms(SAMPLE_RATE)
+        jb_ms = self.jitter.delay_ms(self.clock_rate)
         rtp = self.session.statistics()
         burst_r = self.loss_runs.burst_ratio
+        ie = 0.0
+        wideband = self.wideband
+        if wideband:
+            opus = self.codec_name == "opus"
+            ie = OPUS_IE_WB if opus else G722_IE_WB
+            bpl = OPUS_BPL_WB if opus else G722_BPL_WB
         quality = quality_from_statistics(
             rtp,
             jitter_buffer_ms=jb_ms,
             packetization_ms=float(self.ptime_ms),
             jitter=jb,
+            ie=ie,
             bpl=bpl,
             burst_r=burst_r,
+            wideband=wideband,
         )
         return StreamStatistics(
             self.frames_sent,
@@ -163,7 +204,9 @@ class MediaStream:
         )
 
 
-_GroupKey = tuple[Codec, int, int]  # (codec, samples per packet, ticks per packet)
+# (codec, samples per packet, ticks per packet); the codec is a G.711 law (batched) or
+# one stream's own AudioCodec (a group of one).
+_GroupKey = tuple[Codec | AudioCodec, int, int]
 
 Outgoing = tuple[MediaStream, bytes, int, bool]
 """(stream, payload, RTP media timestamp, marker) — one packet to send this tick."""
@@ -213,7 +256,7 @@ class MediaEngine:
     def add_stream(
         self,
         rtp_session: RtpSessionLike,
-        codec: Codec = Codec.PCMU,
+        codec: Codec | AudioCodec = Codec.PCMU,
         ptime: int = 20,
         source: AudioSource | None = None,
         sink: AudioSink | None = None,
@@ -225,18 +268,28 @@ class MediaEngine:
         Args:
             rtp_session: an ``rvoip_rtp_core.RtpSession`` (or anything with its methods);
                 the engine installs itself as its packet handler.
-            codec: PCMU or PCMA.
+            codec: ``Codec.PCMU``/``Codec.PCMA`` (the batched G.711 path), or a coder
+                of its own for this stream (``make_codec("G722")``, ``OpusCodec(...)``):
+                the stream then runs at the codec's sample rate and RTP clock.
             ptime: packet time in ms, 20 or 40.
-            source: what to send (default silence).
-            sink: called with each played int16 frame (every packet time).
+            source: what to send (default silence), read at the stream's sample rate.
+            sink: called with each played int16 frame (every packet time), at the
+                stream's sample rate.
             on_packet: receives RTP packets of other payload types (e.g. RFC 4733).
         """
         if ptime not in (20, 40):
             raise MediaCoreError(f"ptime {ptime} ms not supported (20 or 40)")
-        samples = ptime * SAMPLE_RATE // 1000
+        if isinstance(codec, Codec):
+            rate = clock = SAMPLE_RATE
+        else:
+            rate, clock = codec.info.sample_rate, codec.info.clock_rate
+        samples = ptime * rate // 1000
+        step = ptime * clock // 1000
         jb = JitterBuffer(
-            samples_per_frame=samples,
-            clock_rate=SAMPLE_RATE,
+            # The jitter buffer orders and times packets by RTP timestamp: its frame
+            # length is in RTP clock units (G.722: 160 per 20 ms, not 320).
+            samples_per_frame=step,
+            clock_rate=clock,
             min_frames=self.min_jitter_frames,
             max_frames=self.max_jitter_frames,
         )
@@ -248,8 +301,11 @@ class MediaEngine:
             source=source if source is not None else _SILENCE,
             sink=sink,
             jitter=jb,
-            concealer=Concealer(samples, SAMPLE_RATE),
+            concealer=Concealer(samples, rate),
             on_packet=on_packet,
+            sample_rate=rate,
+            clock_rate=clock,
+            rtp_step=step,
         )
         self._streams[stream.id] = stream
         self._changed()
@@ -290,7 +346,7 @@ class MediaEngine:
             ptime = stream.ptime_ms  # hot path (rebuilt on every add/remove): no properties
             tpp = ptime // 20
             if tick % tpp == sid % tpp:
-                key = (stream.codec, ptime * SAMPLE_RATE // 1000, tpp)
+                key = (stream.codec, ptime * stream.sample_rate // 1000, tpp)
                 groups.setdefault(key, []).append(stream)
         return groups
 
@@ -327,7 +383,10 @@ class MediaEngine:
         self._pending_key = key
         outgoing: list[Outgoing] = []
         for (codec, samples, _tpp), streams in groups.items():
-            self._send_group(codec, samples, streams, outgoing)
+            if codec.__class__ is Codec:
+                self._send_group(codec, samples, streams, outgoing)
+            else:
+                self._send_coded(codec, samples, streams, outgoing)  # type: ignore[arg-type]
         return outgoing
 
     def end_tick(self) -> None:
@@ -346,6 +405,9 @@ class MediaEngine:
         self, group: _GroupKey, tick_key: tuple[int, int, int], streams: list[MediaStream]
     ) -> None:
         codec, samples, _tpp = group
+        if codec.__class__ is not Codec:
+            self._play_coded(codec, samples, streams)  # type: ignore[arg-type]
+            return
         key = (group, tick_key)
         batch = self._play_cache.get(key)
         if batch is None or batch.owner is not streams or not batch.valid:
@@ -416,6 +478,76 @@ class MediaEngine:
             start = end
             stream.timestamp = (ts + samples) & 0xFFFFFFFF
             stream.frames_sent += 1
+
+    def _send_coded(
+        self,
+        codec: AudioCodec,
+        samples: int,
+        streams: list[MediaStream],
+        outgoing: list[Outgoing],
+    ) -> None:
+        # One stream (its coder holds state): read, encode, advance the RTP clock.
+        for stream in streams:
+            frame: Any = None
+            if not stream.muted:
+                try:
+                    frame = stream.source.read(samples)
+                    if frame.shape != (samples,):
+                        raise MediaCoreError(f"source returned shape {frame.shape}")
+                except Exception:  # a broken source sends silence; the others go on
+                    stream.source_errors += 1
+                    frame = None
+            if frame is None:
+                frame = np.zeros(samples, dtype=np.int16)
+            payload = codec.encode(frame)
+            ts = stream.timestamp
+            outgoing.append((stream, payload, ts, stream.frames_sent == 0))
+            stream.timestamp = (ts + stream.rtp_step) & 0xFFFFFFFF
+            stream.frames_sent += 1
+
+    def _play_coded(self, codec: AudioCodec, samples: int, streams: list[MediaStream]) -> None:
+        for stream in streams:
+            status, payload = stream.jitter.pop()
+            conc = stream.concealer
+            frame: Any = None
+            if status == PopStatus.FRAME:
+                try:
+                    frame = codec.decode(payload)
+                except CodecError:
+                    stream.decode_errors += 1
+            if frame is not None:
+                if len(frame) != samples:
+                    fixed = np.zeros(samples, dtype=np.int16)
+                    k = min(len(frame), samples)
+                    fixed[:k] = frame[:k]
+                    frame = fixed
+                frame = conc.good(frame)
+                stream.frames_played += 1
+                stream.loss_runs.update(False)
+            elif status != PopStatus.EMPTY or conc.active:
+                # A lost frame (or one that did not decode): the codec's own PLC when it
+                # has one (Opus: with the next packet's in-band FEC when that packet is
+                # already buffered, RFC 6716 §2.1.7), else the engine's waveform repetition.
+                own = (
+                    codec.conceal(samples, stream.jitter.peek())
+                    if status != PopStatus.EMPTY
+                    else None
+                )
+                frame = own if own is not None and len(own) == samples else conc.conceal()
+                if status == PopStatus.EMPTY:
+                    stream.frames_empty += 1
+                else:
+                    stream.frames_concealed += 1
+                    stream.loss_runs.update(True)
+            else:
+                frame = np.zeros(samples, dtype=np.int16)
+                stream.frames_empty += 1
+            sink = stream.sink
+            if sink is not None:
+                try:
+                    sink(frame)
+                except Exception:  # one broken sink must not stop every other call's media
+                    stream.sink_errors += 1
 
     def stream_statistics(self, stream: MediaStream) -> StreamStatistics:
         """Statistics and E-model quality of one stream."""

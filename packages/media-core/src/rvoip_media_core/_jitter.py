@@ -279,6 +279,21 @@ class JitterBuffer:
             return PopStatus.FRAME, buffer(out, length[0])[:]
         return _LOST_RESULT if status == _py.JB_LOST else _EMPTY_RESULT
 
+    def peek(self) -> bytes | None:
+        """The payload the next ``pop`` will play, if it has arrived, else None.
+
+        Read-only: after a ``LOST`` pop it is the packet after the lost one, whose
+        in-band FEC (Opus) can rebuild the lost frame.
+        """
+        if not self._cffi:
+            return None if self._core is None else self._core.peek()
+        if self._jb is None:
+            return None
+        ffi, _lib = kernel()
+        out = ffi.new("uint8_t[]", _py.JB_MAX_PAYLOAD)
+        length = self._lib.rv_jb_peek(self._jb, out)
+        return None if length < 0 else ffi.buffer(out, length)[:]
+
     def insert_batch(
         self,
         seqs: ArrayLike,

@@ -159,6 +159,15 @@ class PyJitterCore:
         self.last_transit = transit
         return JB_OK
 
+    def peek(self) -> bytes | None:
+        """The payload the next ``pop`` will play, if it has arrived (``rv_jb_peek``)."""
+        if not self.started:
+            return None
+        idx = self.next_ext % self.capacity
+        if self.slot_ext[idx] != self.next_ext:
+            return None
+        return self.slot_data[idx]
+
     def pop(self) -> tuple[int, bytes, int]:
         """Play one frame: (JB_FRAME, payload, ts), (JB_LOST, b"", 0) or (JB_EMPTY, b"", 0)."""
         if not self.started:

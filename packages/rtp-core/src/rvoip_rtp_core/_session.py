@@ -607,6 +607,22 @@ class RtpSession:
                 return
             self.send_payload(p.payload, timestamp, p.marker, payload_type)
 
+    def set_clock_rate(self, clock_rate: int) -> None:
+        """Use ``clock_rate`` as the RTP timestamp clock from now on (the negotiated codec's).
+
+        RFC 3550 §5.1: the timestamp clock is the payload format's (48000 for Opus, RFC
+        7587 §4.1): interarrival jitter, RTCP timestamps and RFC 4733 event durations are
+        counted in it. A session is opened before the codec is known, at 8000.
+
+        Raises:
+            ValueError: a rate that is not positive.
+        """
+        if clock_rate <= 0:
+            raise ValueError(f"clock rate must be positive, got {clock_rate}")
+        if clock_rate != self.config.clock_rate:
+            self.config = attrs.evolve(self.config, clock_rate=clock_rate)
+            self.core.set_clock_rate(clock_rate)
+
     def statistics(self) -> SessionStatistics:
         """A snapshot of the session's figures."""
         return self.core.statistics()

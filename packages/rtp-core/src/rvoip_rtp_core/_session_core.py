@@ -405,6 +405,17 @@ class RtpSessionCore:
         self.rtcp_sent += 1
         return self._report(now) + bye
 
+    def set_clock_rate(self, clock_rate: int) -> None:
+        """Count RTP timestamps in ``clock_rate`` from now on, for every known source too.
+
+        RFC 3550 §6.4.1: interarrival jitter is kept in timestamp units; a source that
+        was already measured at the old rate (a packet before the codec was known) is
+        switched as well, so its jitter converts to seconds with the codec's clock.
+        """
+        self.clock_rate = clock_rate
+        for source in self._sources.values():
+            source.set_clock_rate(clock_rate)
+
     def statistics(self) -> SessionStatistics:
         """A snapshot of the session's figures."""
         primary = self.primary_source

@@ -114,6 +114,21 @@ class SourceStatistics:
     _transit_prev_ts: int = attrs.field(default=0, init=False)
     _window: int = attrs.field(default=0, init=False)
 
+    def set_clock_rate(self, clock_rate: int) -> None:
+        """Switch the timestamp clock (the codec became known).
+
+        The jitter estimate and the last arrival are converted to the new units, so no
+        spurious jump enters the RFC 3550 A.8 estimate.
+        """
+        old = self.clock_rate
+        if clock_rate == old or clock_rate <= 0:
+            return
+        self.jitter_q4 = self.jitter_q4 * clock_rate // old
+        prev = self._transit_prev_arrival
+        if prev is not None:
+            self._transit_prev_arrival = prev * clock_rate // old
+        self.clock_rate = clock_rate
+
     def _init_seq(self, seq: int) -> None:
         # RFC 3550 A.1 init_seq()
         self.base_seq = seq

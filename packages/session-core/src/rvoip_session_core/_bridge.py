@@ -10,7 +10,7 @@ import attrs
 import numpy as np
 from numpy.typing import NDArray
 
-from rvoip_media_core import mix
+from rvoip_media_core import FrameResampler, mix
 from rvoip_session_core._errors import BridgeNotFound, InvalidState
 from rvoip_session_core._events import (
     BridgeDestroyed,
@@ -41,6 +41,8 @@ class _Member:
     tap: Callable[[NDArray[np.int16]], None]
     # What each other member said and this one has not heard yet, per speaker.
     inbox: dict[SessionId, collections.deque[NDArray[np.int16]]] = attrs.field(factory=dict)
+    # Per speaker whose call runs at another rate (PCMU 8 kHz heard on Opus 48 kHz...).
+    resamplers: dict[SessionId, FrameResampler] = attrs.field(factory=dict)
 
 
 @attrs.define(eq=False)
@@ -90,10 +92,12 @@ class Bridge:
             member = self.members.get(listener)
             frames = []
             if member is not None:
-                for queue in member.inbox.values():
+                for speaker, queue in member.inbox.items():
                     if queue:
                         frame = queue.popleft()
-                        frames.append(frame if len(frame) == n else np.resize(frame, n))
+                        if len(frame) != n:
+                            frame = self._to_rate(member, speaker, frame, n)
+                        frames.append(frame)
             if not frames:
                 return np.zeros(n, dtype=np.int16)
             if len(frames) == 1:
@@ -101,6 +105,22 @@ class Bridge:
             return mix(np.stack(frames))
 
         return feed
+
+    def _to_rate(
+        self, member: _Member, speaker: SessionId, frame: NDArray[np.int16], n: int
+    ) -> NDArray[np.int16]:
+        """A speaker's frame at the listener's rate (soxr), or stretched if rates are unknown."""
+        source = self.members.get(speaker)
+        in_rate = source.media.sample_rate if source is not None else 0
+        out_rate = member.media.sample_rate
+        if in_rate and len(frame) * out_rate == n * in_rate:
+            resampler = member.resamplers.get(speaker)
+            if resampler is None or (resampler.in_rate, resampler.out_rate) != (in_rate, out_rate):
+                resampler = member.resamplers[speaker] = FrameResampler(in_rate, out_rate)
+            out = resampler.process(frame)
+            if len(out) == n:
+                return out
+        return np.resize(frame, n)
 
 
 @attrs.define(eq=False)

@@ -26,7 +26,7 @@ import anyio
 import anyio.abc
 import attrs
 
-from rvoip_media_core import WavSink
+from rvoip_media_core import FrameResampler, WavSink
 from rvoip_session_core._cli_accounts import (
     add_account_options,
     apply_accounts,
@@ -213,6 +213,11 @@ def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
     parser.add_argument("--record", default=None, help="write received audio to this WAV")
     parser.add_argument(
+        "--codecs",
+        default=None,
+        help="codecs to offer/accept, best first, e.g. opus,g722,pcmu (default: pcmu,pcma)",
+    )
+    parser.add_argument(
         "--rtp-latch",
         choices=("strict", "learn", "off"),
         default="strict",
@@ -278,6 +283,9 @@ def _builder(args: argparse.Namespace, user: str) -> SessionManagerBuilder:
     )
     if getattr(args, "no_overload_control", False):
         builder = builder.with_overload_control(None)
+    codecs = getattr(args, "codecs", None)
+    if codecs:
+        builder = builder.with_codecs([c.strip() for c in str(codecs).split(",") if c.strip()])
     builder = apply_accounts(builder, args)  # --user/--password/--register, if given
     names = [name.strip() for name in str(args.transports).split(",") if name.strip()]
     if args.transport not in [name.lower() for name in names]:
@@ -305,9 +313,15 @@ async def _record(coordinator: SessionCoordinator, session_id: str, path: str) -
         subscription = await coordinator.subscribe_to_audio_frames(session_id)
     except SessionError:
         return
+    resampler: FrameResampler | None = None
     with WavSink(path) as sink:
         async for frame in subscription:
-            sink.write(frame.samples)
+            samples = frame.samples
+            if frame.sample_rate != 8000:  # the WAV is 8 kHz: HD calls are resampled
+                if resampler is None or resampler.in_rate != frame.sample_rate:
+                    resampler = FrameResampler(frame.sample_rate, 8000)
+                samples = resampler.process(samples)
+            sink.write(samples)
 
 
 def _quality_line(stats: object) -> str:
@@ -315,8 +329,10 @@ def _quality_line(stats: object) -> str:
     if q is None:
         return "no media statistics"
     mos = "-" if q.mos_score is None else f"{q.mos_score:.2f}"
+    codec = getattr(stats, "codec", None) or "-"
     return (
-        f"MOS {mos}, loss {q.packet_loss_percent:.1f}%, jitter {q.jitter_ms:.1f} ms, "
+        f"{codec} MOS {mos} ({getattr(q, 'model', 'G.107')}), "
+        f"loss {q.packet_loss_percent:.1f}%, jitter {q.jitter_ms:.1f} ms, "
         f"packets sent {getattr(stats, 'packets_sent', 0)} "
         f"received {getattr(stats, 'packets_received', 0)}"
     )

@@ -30,6 +30,7 @@ from rvoip_session_core._handlers import AutoAnswerHandler, CallHandler
 from rvoip_session_core._offer_answer import SRTP_MODES, SrtpMode
 from rvoip_session_core._registrar import Registrar, RegistrarSettings
 from rvoip_session_core._settings import (
+    DEFAULT_CODECS,
     DEFAULT_MAX_CONCURRENT_CALLS,
     DEFAULT_MEDIA_TIMEOUT,
     DEFAULT_STOP_TIMEOUT,
@@ -81,7 +82,7 @@ class SessionManagerBuilder:
     _transport: str = attrs.field(init=False, default="UDP")
     _transports: tuple[str, ...] = attrs.field(init=False, default=())
     _tls_port: int | None = attrs.field(init=False, default=None)
-    _codecs: tuple[str, ...] = attrs.field(init=False, default=SUPPORTED_CODECS)
+    _codecs: tuple[str, ...] = attrs.field(init=False, default=DEFAULT_CODECS)
     _dtmf_pt: int = attrs.field(init=False, default=101)
     _incoming_timeout: float = attrs.field(init=False, default=60.0)
     _quality_interval: float = attrs.field(init=False, default=5.0)
@@ -225,8 +226,21 @@ class SessionManagerBuilder:
         )
         return self
 
+    def with_codecs(self, codecs: Iterable[str]) -> SessionManagerBuilder:
+        """Codecs to offer and accept, best first: ``["opus", "G722", "PCMU", "PCMA"]``.
+
+        Names are case-insensitive. As offerer our order is the m-line's; as answerer
+        the offerer's order decides (RFC 3264 §6.1) among the codecs listed here. A codec
+        whose library is missing on this machine is left out of offers (logged).
+        Default: PCMU, PCMA.
+
+        Raises:
+            ConfigurationError: an empty list or a name that is no supported codec.
+        """
+        return self.with_preferred_codecs(codecs)
+
     def with_preferred_codecs(self, codecs: Iterable[str]) -> SessionManagerBuilder:
-        """Codecs to offer and accept, best first (``PCMU``, ``PCMA``)."""
+        """Codecs to offer and accept, best first (see ``with_codecs``)."""
         names = tuple(c.upper() for c in codecs)
         unknown = [c for c in names if c not in SUPPORTED_CODECS]
         if unknown or not names:

@@ -22,14 +22,18 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from rvoip_media_core import (
+    AudioCodec,
     AudioSource,
     Codec,
+    CodecError,
+    FrameResampler,
     MediaEngine,
     MediaStream,
     SamplesSource,
     SilenceSource,
     ToneGenerator,
     WavSource,
+    make_codec,
 )
 from rvoip_media_core import MediaError as EngineMediaError
 from rvoip_rtp_core import (
@@ -114,7 +118,11 @@ class CallRtp(Protocol):
 
 @attrs.frozen(eq=False)
 class AudioFrame:
-    """One packet time of decoded audio received on a call (int16 samples at 8 kHz)."""
+    """One packet time of decoded audio received on a call (int16 samples).
+
+    ``sample_rate`` is the call's codec rate: 8000 for G.711, 16000 for G.722, 48000
+    for Opus.
+    """
 
     session_id: SessionId
     samples: NDArray[np.int16] = attrs.field(repr=False)
@@ -156,6 +164,29 @@ def make_source(spec: AudioSourceSpec) -> AudioSource:
     raise MediaError(f"not an audio source: {spec!r}")
 
 
+class _Resampled:
+    """An 8 kHz source read at another rate through a soxr frame resampler."""
+
+    __slots__ = ("_resampler", "_source")
+
+    def __init__(self, source: AudioSource, rate: int) -> None:
+        self._source = source
+        self._resampler = FrameResampler(SAMPLE_RATE, rate)
+
+    def read(self, n: int) -> NDArray[np.int16]:
+        narrow = self._source.read(n * SAMPLE_RATE // self._resampler.out_rate)
+        return self._resampler.process(narrow)
+
+
+def _at_rate(source: AudioSource, rate: int) -> AudioSource:
+    """``source`` (8 kHz) as a source at ``rate``: silence and tones made at that rate."""
+    if isinstance(source, SilenceSource):
+        return source
+    if isinstance(source, ToneGenerator):
+        return ToneGenerator(source.frequencies, source.amplitude, rate)
+    return _Resampled(source, rate)
+
+
 _NO_SAMPLES: NDArray[np.int16] = np.zeros(0, dtype=np.int16)
 _NO_SAMPLES.flags.writeable = False  # shared by every slot: never written, only replaced
 
@@ -172,15 +203,36 @@ class SourceSlot:
         factory=lambda: collections.deque(maxlen=500)
     )
     bridge_feed: Callable[[int], NDArray[np.int16]] | None = None
+    rate: int = SAMPLE_RATE
+    """The call's PCM rate (its codec's): sources and queued frames are 8 kHz and are
+    converted when it differs (tones regenerated, anything else resampled)."""
     _pending: NDArray[np.int16] = attrs.field(init=False, default=_NO_SAMPLES)
+    _adapted: tuple[AudioSource, int, AudioSource] | None = attrs.field(init=False, default=None)
+    _queue_resampler: FrameResampler | None = attrs.field(init=False, default=None)
 
     def read(self, n: int) -> NDArray[np.int16]:
         """The next ``n`` samples to encode."""
         if self.bridge_feed is not None:
             return self.bridge_feed(n)
+        if self.rate != SAMPLE_RATE:
+            return self._read_rated(n)
         if self.queued or len(self._pending):
             return self._read_queued(n)
         return self.source.read(n)
+
+    def _read_rated(self, n: int) -> NDArray[np.int16]:
+        # A wideband call: 8 kHz material converted to the call's rate.
+        source = self.source
+        adapted = self._adapted
+        if adapted is None or adapted[0] is not source or adapted[1] != self.rate:
+            adapted = self._adapted = (source, self.rate, _at_rate(source, self.rate))
+        if self.queued or len(self._pending):
+            narrow = self._read_queued(n * SAMPLE_RATE // self.rate)
+            queue = self._queue_resampler
+            if queue is None or queue.out_rate != self.rate:
+                queue = self._queue_resampler = FrameResampler(SAMPLE_RATE, self.rate)
+            return queue.process(narrow)
+        return adapted[2].read(n)
 
     def _read_queued(self, n: int) -> NDArray[np.int16]:
         parts = [self._pending]
@@ -286,9 +338,27 @@ class CallMedia:
         self.negotiated = negotiated
         if negotiated.remote_address is not None:
             self.rtp.set_remote(negotiated.remote_address)
-        codec = Codec.PCMU if negotiated.codec == "PCMU" else Codec.PCMA
-        if self.stream is not None and self.stream.codec is not codec:
-            self.engine.remove_stream(self.stream)
+        set_clock_rate = getattr(self.rtp, "set_clock_rate", None)
+        if set_clock_rate is not None:
+            set_clock_rate(negotiated.clock_rate)
+        name = negotiated.codec
+        codec: Codec | AudioCodec
+        stream = self.stream
+        if name in ("PCMU", "PCMA"):
+            codec = Codec.PCMU if name == "PCMU" else Codec.PCMA
+            changed = stream is not None and stream.codec is not codec
+        else:
+            changed = stream is None or (stream.codec_name, stream.payload_type) != (
+                name,
+                negotiated.payload_type,
+            )
+            if changed:
+                try:
+                    codec = make_codec(name, negotiated.payload_type, negotiated.remote_fmtp)
+                except CodecError as exc:
+                    raise MediaError(str(exc), session_id=self.session_id) from None
+        if stream is not None and changed:
+            self.engine.remove_stream(stream)
             self.stream = None
         if self.stream is None:
             self.gate = GatedSession(self.rtp)
@@ -301,6 +371,7 @@ class CallMedia:
                 sink=self._sink if self.frame_taps or self.frames.subscriber_count else None,
                 on_packet=self._other_packet,
             )
+            self.slot.rate = self.stream.sample_rate
         assert self.gate is not None
         self.gate.may_send = (
             negotiated.send and negotiated.remote_address is not None and not self.sending_stopped
@@ -346,13 +417,19 @@ class CallMedia:
         if self.stream is not None:
             self.engine.mute(self.stream, self.muted or self.held)
 
+    @property
+    def sample_rate(self) -> int:
+        """The PCM rate of the call's audio (its codec's; 8000 before negotiation)."""
+        stream = self.stream
+        return SAMPLE_RATE if stream is None else stream.sample_rate
+
     def _sink(self, frame: NDArray[np.int16]) -> None:
         if self.negotiated is not None and not self.negotiated.receive:
             frame = np.zeros_like(frame)
         for tap in list(self.frame_taps):
             tap(frame)
         if self.frames.subscriber_count:
-            self.frames.publish(AudioFrame(self.session_id, frame.copy()))
+            self.frames.publish(AudioFrame(self.session_id, frame.copy(), self.sample_rate))
 
     def _other_packet(self, packet: RtpPacket, arrival: float) -> None:
         negotiated = self.negotiated
@@ -371,7 +448,8 @@ class CallMedia:
             return
         for note in notes:
             if isinstance(note, DtmfEnded):
-                self.on_dtmf(note.digit, note.duration * 1000 // SAMPLE_RATE)
+                # RFC 4733 §2.5.1.5: the duration is in the event's RTP clock units.
+                self.on_dtmf(note.digit, note.duration * 1000 // negotiated.clock_rate)
 
     def relay_audio_to(self, other: CallMedia | None) -> None:
         """Relay this call's received audio packets, unchanged, out of ``other`` (None: stop).
@@ -443,9 +521,10 @@ class CallMedia:
         self.stop_sending()
         decoders, self._dtmf = self._dtmf, {}
         for decoder in decoders.values():
+            clock = SAMPLE_RATE if self.negotiated is None else self.negotiated.clock_rate
             for note in decoder.flush():
                 if isinstance(note, DtmfEnded):
-                    self.on_dtmf(note.digit, note.duration * 1000 // SAMPLE_RATE)
+                    self.on_dtmf(note.digit, note.duration * 1000 // clock)
         if self.stream is not None:
             self.engine.remove_stream(self.stream)
             self.stream = None

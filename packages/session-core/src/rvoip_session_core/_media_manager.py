@@ -265,6 +265,7 @@ class MediaManager:
             packet_loss_percent=max(0.0, quality.packet_loss_percent),
             jitter_ms=quality.jitter_ms,
             round_trip_ms=quality.round_trip_ms if rtp_stats.rtt_seconds is not None else None,
+            model=quality.model,
         )
         return MediaStatistics(
             session_id=media.session_id,

@@ -1,4 +1,4 @@
-"""RFC 3264 offer/answer for one audio stream: PCMU, PCMA and telephone-event.
+"""RFC 3264 offer/answer for one audio stream: PCMU, PCMA, G.722, Opus and telephone-event.
 
 Pure functions over rvoip_sip_core's SDP model. The answer keeps the offerer's codec
 order and payload numbers (sip-core's ``answer_media``); this module adds the session
@@ -35,9 +35,11 @@ from typing import Literal
 
 import attrs
 
+from rvoip_media_core import DEFAULT_OPUS_FMTP, available_codecs
 from rvoip_rtp_core import SRTP_SUITES, SrtpError, SrtpKeyParams, SrtpSessionKeys
 from rvoip_session_core._errors import MediaError
 from rvoip_sip_core import (
+    Attribute,
     Connection,
     Crypto,
     CryptoKey,
@@ -57,8 +59,23 @@ TELEPHONE_EVENT = "telephone-event"
 CODEC_MAPS: dict[str, RtpMap] = {
     "PCMU": RtpMap(0, "PCMU", 8000),
     "PCMA": RtpMap(8, "PCMA", 8000),
+    # RFC 3551 §4.5.2: G722/8000 although it samples at 16 kHz.
+    "G722": RtpMap(9, "G722", 8000),
+    # RFC 7587 §7: always opus/48000/2 in rtpmap; 111 is the dynamic number we offer.
+    "OPUS": RtpMap(111, "opus", 48000, 2),
 }
-"""The audio codecs the media plane implements, with their RFC 3551 static numbers."""
+"""The audio codecs the media plane implements (upper-cased names), static or offered numbers."""
+
+DEFAULT_CODECS = ("PCMU", "PCMA")
+"""The codec preference when the application sets none: G.711 only, as before, so an
+endpoint upgraded to this version offers exactly what it offered (and costs what it
+cost: G.711 runs in the batched C kernel); HD voice is one ``with_codecs`` call."""
+
+DTMF_WIDEBAND_PAYLOAD_TYPE = 110
+"""The payload number of telephone-event/48000 offered next to Opus (RFC 4733 §2.1:
+events use the RTP clock of the audio they go with)."""
+
+_OPUS_FMTP = DEFAULT_OPUS_FMTP.to_fmtp()
 
 # hot path: (encoding lowercased, clock rate, channels) -> our codec name, for codecs_match
 # without a scan per rtpmap (RFC 4855 §3: encoding names are case-insensitive).
@@ -113,7 +130,7 @@ class NegotiatedAudio:
     """What an offer and its answer agreed on for the audio stream.
 
     Attributes:
-        codec: encoding name ("PCMU" or "PCMA").
+        codec: encoding name ("PCMU", "PCMA", "G722" or "opus").
         payload_type: its payload number (the offerer's).
         dtmf_payload_type: payload number of telephone-event, None if not agreed.
         remote_address: where to send RTP (None when the stream is rejected or has no c=).
@@ -121,6 +138,9 @@ class NegotiatedAudio:
         receive: whether we expect audio.
         ptime_ms: packet time to send with.
         srtp: the SRTP keys (ours to protect, the peer's to unprotect), None for RTP.
+        remote_fmtp: the peer's a=fmtp parameters for the codec (what it wants to
+            receive: our encoder follows them), None when it sent none.
+        clock_rate: the codec's RTP clock rate.
     """
 
     codec: str
@@ -132,6 +152,8 @@ class NegotiatedAudio:
     ptime_ms: int = 20
     srtp: SrtpSessionKeys | None = attrs.field(default=None, repr=False)
     """The SDES keys (ours, the peer's) when the stream is SRTP, None for plain RTP."""
+    remote_fmtp: str | None = None
+    clock_rate: int = 8000
 
     @property
     def direction(self) -> str:
@@ -143,11 +165,50 @@ class NegotiatedAudio:
         return "recvonly" if self.receive else "inactive"
 
 
+_AVAILABLE: frozenset[str] | None = None
+
+
+def usable_codecs(codecs: Sequence[str]) -> list[str]:
+    """``codecs`` upper-cased and filtered to what this process can run.
+
+    Order is kept; unknown names, duplicates and codecs whose library is missing here
+    (media-core logs why once) are dropped.
+    """
+    global _AVAILABLE
+    if _AVAILABLE is None:
+        _AVAILABLE = frozenset(name.upper() for name in available_codecs())
+    out: list[str] = []
+    for name in codecs:
+        key = name.upper()
+        if key in CODEC_MAPS and key in _AVAILABLE and key not in out:
+            out.append(key)
+    return out
+
+
 def supported_maps(codecs: Sequence[str], dtmf_payload_type: int | None) -> list[RtpMap]:
-    """Our codec list as rtpmaps, telephone-event last (when a payload type is given)."""
-    maps = [CODEC_MAPS[name.upper()] for name in codecs if name.upper() in CODEC_MAPS]
+    """Our codec list as rtpmaps, telephone-event last (when a payload type is given).
+
+    telephone-event is listed at every clock rate of the codecs (8000, and 48000 with
+    Opus), since RFC 4733 §2.1 sends events on the RTP clock of the audio.
+    """
+    names = usable_codecs(codecs)
+    maps = [CODEC_MAPS[name] for name in names]
+    if dtmf_payload_type is not None and "OPUS" in names:
+        opus = CODEC_MAPS["OPUS"]
+        if opus.payload_type == dtmf_payload_type:
+            # The application gave telephone-event Opus's usual number: Opus moves.
+            free = next(pt for pt in range(96, 128) if pt != dtmf_payload_type)
+            maps[names.index("OPUS")] = RtpMap(free, opus.encoding, opus.clock_rate, 2)
     if dtmf_payload_type is not None:
-        maps.append(RtpMap(dtmf_payload_type, TELEPHONE_EVENT, 8000))
+        if any(CODEC_MAPS[n].clock_rate == 8000 for n in names) or not names:
+            maps.append(RtpMap(dtmf_payload_type, TELEPHONE_EVENT, 8000))
+        if "OPUS" in names:
+            # A dynamic number no other format of the offer uses (110 unless taken).
+            taken = {m.payload_type for m in maps}
+            wide = next(
+                pt for pt in (DTMF_WIDEBAND_PAYLOAD_TYPE, *range(96, 128)) if pt not in taken
+            )
+            maps.append(RtpMap(wide, TELEPHONE_EVENT, 48000))
     return maps
 
 
@@ -185,11 +246,22 @@ def new_offer_keys(key_source: KeySource = secrets.token_bytes) -> list[SrtpKeyP
     return [SrtpKeyParams.generate(key_source, suite, tag) for suite, tag in OFFERED_SUITES]
 
 
+def _our_fmtps(maps: Sequence[RtpMap]) -> list[Fmtp]:
+    """Our a=fmtp lines for ``maps``: Opus's receive parameters, telephone-event's 0-16."""
+    fmtps: list[Fmtp] = []
+    for m in maps:
+        if m.encoding == "opus":
+            fmtps.append(Fmtp(str(m.payload_type), _OPUS_FMTP))
+        elif m.encoding == TELEPHONE_EVENT:
+            fmtps.append(Fmtp(str(m.payload_type), "0-16"))
+    return fmtps
+
+
 def build_offer(
     address: str,
     port: int,
     *,
-    codecs: Sequence[str] = ("PCMU", "PCMA"),
+    codecs: Sequence[str] = DEFAULT_CODECS,
     dtmf_payload_type: int | None = 101,
     direction: str = "sendrecv",
     sess_id: int,
@@ -207,14 +279,19 @@ def build_offer(
     does not do SRTP ignores the lines and answers plain RTP).
     """
     maps = supported_maps(codecs, dtmf_payload_type)
-    fmtps = [Fmtp(str(dtmf_payload_type), "0-16")] if dtmf_payload_type is not None else []
     crypto: list[Crypto] = []
     proto = "RTP/AVP"
     if srtp != "off":
         crypto = [crypto_line(k) for k in new_offer_keys(key_source)]
         proto = "RTP/SAVP" if srtp == "required" else "RTP/AVP"
     media = make_media(
-        port, maps, proto=proto, fmtps=fmtps, ptime=ptime_ms, direction=direction, crypto=crypto
+        port,
+        maps,
+        proto=proto,
+        fmtps=_our_fmtps(maps),
+        ptime=ptime_ms,
+        direction=direction,
+        crypto=crypto,
     )
     return make_sdp(address, [media], sess_id=sess_id, sess_version=sess_version)
 
@@ -270,7 +347,7 @@ def build_answer(
     address: str,
     port: int,
     *,
-    codecs: Sequence[str] = ("PCMU", "PCMA"),
+    codecs: Sequence[str] = DEFAULT_CODECS,
     dtmf_payload_type: int | None = 101,
     direction: str = "sendrecv",
     sess_id: int,
@@ -330,7 +407,7 @@ def build_answer(
             if candidate.port != 0 and any(
                 _is_audio_codec(candidate.rtpmap(pt)) for pt in candidate.payload_types
             ):
-                answer = candidate
+                answer = _with_our_opus_fmtp(candidate)
                 taken = True
         answered.append(answer)
     if not taken:
@@ -339,6 +416,35 @@ def build_answer(
             raise SdpNegotiationError(f"no usable audio stream in the offer: {reasons}")
         raise SdpNegotiationError("no common audio codec in the offer (488 Not Acceptable Here)")
     return make_sdp(address, answered, sess_id=sess_id, sess_version=sess_version)
+
+
+def _with_our_opus_fmtp(media: MediaDescription) -> MediaDescription:
+    """The answer's Opus fmtp says what *we* want to receive (RFC 7587 §7.1), not the offer's.
+
+    sip-core's ``answer_media`` copies the offerer's fmtp lines; for Opus each side's
+    parameters describe its own receiver, so ours replace the copy (added if absent).
+    """
+    opus_pts = {
+        str(pt)
+        for pt in media.payload_types
+        if (m := media.rtpmap(pt)) is not None and m.encoding.lower() == "opus"
+    }
+    if not opus_pts:
+        return media
+    attributes: list[Attribute] = []
+    for attribute in media.attributes:
+        value = attribute.value
+        if attribute.name == "fmtp" and value is not None and value.split(" ", 1)[0] in opus_pts:
+            continue
+        attributes.append(attribute)
+    # after the last rtpmap/fmtp line, where an fmtp belongs
+    last = max(
+        (i + 1 for i, a in enumerate(attributes) if a.name in ("rtpmap", "fmtp")),
+        default=len(attributes),
+    )
+    for pt in sorted(opus_pts):
+        attributes.insert(last, Attribute("fmtp", f"{pt} {_OPUS_FMTP}"))
+    return attrs.evolve(media, attributes=tuple(attributes))
 
 
 def _audio_index(sdp: SessionDescription) -> int | None:
@@ -406,19 +512,22 @@ def negotiated(
     a_media = answer.media[index]
     codec: RtpMap | None = None
     name: str | None = None
-    dtmf: int | None = None
+    events: list[RtpMap] = []
     for pt in a_media.payload_types:
         mapping = a_media.rtpmap(pt)
         if mapping is None:
             continue
-        if mapping.encoding.lower() == TELEPHONE_EVENT and dtmf is None:
-            dtmf = pt
+        if mapping.encoding.lower() == TELEPHONE_EVENT:
+            events.append(mapping)
         elif codec is None:
             name = _codec_name(mapping)
             if name is not None:
                 codec = mapping
     if codec is None or name is None:
         raise SdpNegotiationError("the answer holds no audio codec we implement")
+    # RFC 4733 §2.1: the events' clock is the audio's; take the matching one, else the first.
+    dtmf_map = next((e for e in events if e.clock_rate == codec.clock_rate), None)
+    dtmf = dtmf_map.payload_type if dtmf_map is not None else None
     l_media, r_media = local.media[index], remote.media[index]
     local_dir = local.direction_for(l_media)
     remote_dir = remote.direction_for(r_media)
@@ -436,8 +545,9 @@ def negotiated(
     if connection is not None and r_media.port != 0 and connection.address not in ("0.0.0.0", "::"):
         remote_addr = (connection.address, r_media.port)
     ptime = r_media.ptime
+    remote_fmtp = r_media.fmtp(codec.payload_type)
     return NegotiatedAudio(
-        codec=name,
+        codec=CODEC_MAPS[name].encoding,
         payload_type=codec.payload_type,
         dtmf_payload_type=dtmf,
         remote_address=remote_addr,
@@ -446,6 +556,8 @@ def negotiated(
         receive=local_dir in _RECEIVES and remote_dir in _SENDS,
         ptime_ms=int(ptime) if ptime and 10 <= ptime <= 120 else 20,
         srtp=keys,
+        remote_fmtp=None if remote_fmtp is None else remote_fmtp.params,
+        clock_rate=codec.clock_rate,
     )
 
 

@@ -30,8 +30,13 @@ DEFAULT_MEDIA_TIMEOUT = 60.0
 DEFAULT_STOP_TIMEOUT = 2.0
 """Seconds ``stop()`` waits for the BYEs of the calls it ends to be answered."""
 
-SUPPORTED_CODECS = ("PCMU", "PCMA")
-"""Audio codecs the media plane can encode and decode (G.711 µ-law and A-law)."""
+SUPPORTED_CODECS = ("PCMU", "PCMA", "G722", "OPUS")
+"""Audio codecs the media plane can encode and decode: G.711 µ-law and A-law, G.722 and
+Opus (the last two when their libraries are installed; media-core's ``available_codecs``)."""
+
+DEFAULT_CODECS = ("PCMU", "PCMA")
+"""The codecs offered and accepted when the application names none (G.711 only: the
+batched C kernel path, and what every peer speaks); ``with_codecs`` adds HD voice."""
 
 SUPPORTED_TRANSPORTS = ("UDP", "TCP", "TLS")
 
@@ -188,7 +193,7 @@ class SessionConfig:
     transports: tuple[str, ...] = ()
     tls_port: int | None = None
     media_ports: tuple[int, int] | None = None
-    preferred_codecs: tuple[str, ...] = SUPPORTED_CODECS
+    preferred_codecs: tuple[str, ...] = DEFAULT_CODECS
     dtmf_payload_type: int = 101
     incoming_call_timeout: float = 60.0
     ptime_ms: int = 20

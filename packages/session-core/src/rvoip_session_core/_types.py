@@ -285,6 +285,8 @@ class QualityMetrics:
         packet_loss_percent: packets lost over packets expected, in percent.
         jitter_ms: RFC 3550 interarrival jitter in milliseconds.
         round_trip_ms: RTT from RTCP LSR/DLSR, None until a report came back.
+        model: the E-model used: ``"G.107"`` (narrowband: G.711) or ``"G.107.1"``
+            (wideband: G.722, Opus; R runs to 129 there, the MOS is comparable).
     """
 
     mos_score: float | None
@@ -292,6 +294,7 @@ class QualityMetrics:
     packet_loss_percent: float
     jitter_ms: float
     round_trip_ms: float | None = None
+    model: str = "G.107"
 
 
 @attrs.frozen

@@ -144,6 +144,10 @@ class MemoryRtp:
         """rtp-core's ``SessionStatistics`` of this session."""
         return self.core.statistics()
 
+    def set_clock_rate(self, clock_rate: int) -> None:
+        """Use the negotiated codec's RTP clock (as ``RtpSession.set_clock_rate``)."""
+        self.core.set_clock_rate(clock_rate)
+
     async def send_dtmf(
         self,
         digit: str,
@@ -153,7 +157,7 @@ class MemoryRtp:
         packet_time: float = 0.02,
     ) -> None:
         """Send one RFC 4733 event, paced every ``packet_time`` (virtual) seconds."""
-        rate = 8000
+        rate = self.core.clock_rate
         interval = max(1, round(packet_time * rate))
         last = self.core.last_timestamp
         timestamp = 0 if last is None else last + interval

@@ -201,7 +201,7 @@ async def count_tone_frames(
     with anyio.move_on_after(seconds):
         async for frame in subscription:
             total += 1
-            if detect_tone(frame.samples, frequency):
+            if detect_tone(frame.samples, frequency, frame.sample_rate):
                 hits += 1
     subscription.close()
     return hits, total
@@ -216,7 +216,7 @@ async def listen_for_dtmf_tones(
     subscription = await coordinator.subscribe_to_audio_frames(session_id)
     with anyio.move_on_after(seconds):
         async for frame in subscription:
-            key = detect_dtmf(frame.samples)
+            key = detect_dtmf(frame.samples, frame.sample_rate)
             if key is not None and key != last:
                 digits.append(key)
             last = key

@@ -169,6 +169,18 @@ int rv_jb_pop(rv_jb_t *jb, uint8_t *out, int *out_len, uint32_t *out_ts)
     return JB_LOST;
 }
 
+/* The payload of the frame the next pop will play, when it has arrived: its length (and
+ * the bytes in out), else -1. Read-only. After a LOST pop this is the packet after the
+ * lost one, whose in-band FEC (Opus LBRR) can rebuild it. */
+int rv_jb_peek(const rv_jb_t *jb, uint8_t *out)
+{
+    if (!jb->started || jb->capacity <= 0) return -1;
+    const rv_jb_slot_t *slot = &jb->slots[jb->next_ext % jb->capacity];
+    if (slot->ext != jb->next_ext) return -1;
+    if (slot->len) memcpy(out, slot->data, slot->len);
+    return slot->len;
+}
+
 void rv_jb_insert_batch(rv_jb_t *jb, size_t n, const uint16_t *seqs, const uint32_t *tss,
                         const uint8_t *payloads, size_t stride, const uint16_t *lens,
                         const double *arrivals, int8_t *results)

@@ -55,6 +55,7 @@ void rv_jb_reset(rv_jb_t *jb);
 int rv_jb_insert(rv_jb_t *jb, uint16_t seq, uint32_t ts, const uint8_t *payload,
                  size_t len, double arrival);
 int rv_jb_pop(rv_jb_t *jb, uint8_t *out, int *out_len, uint32_t *out_ts);
+int rv_jb_peek(const rv_jb_t *jb, uint8_t *out);
 void rv_jb_insert_batch(rv_jb_t *jb, size_t n, const uint16_t *seqs, const uint32_t *tss,
                         const uint8_t *payloads, size_t stride, const uint16_t *lens,
                         const double *arrivals, int8_t *results);
