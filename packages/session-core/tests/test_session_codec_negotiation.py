@@ -147,3 +147,25 @@ def test_wideband_event_number_never_collides(dtmf: int) -> None:
         if (m := sdp.media[0].rtpmap(pt)) and m.encoding == "telephone-event"
     )
     assert rates == [8000, 48000]
+
+
+def test_a_g711_endpoint_loads_no_other_codec_library() -> None:
+    """Regression (issue 14 merge): negotiating PCMU/PCMA probed every codec, importing
+    PyAV (every FFmpeg library) into G.711-only processes: +40 KB of RSS per call in the
+    500-call benchmark (a one-off ~20 MB charged to the first calls). Only the codecs asked
+    for are probed now, and libopus is found without importing av."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from rvoip_session_core._offer_answer import usable_codecs\n"
+        "assert usable_codecs(['PCMU', 'PCMA']) == ['PCMU', 'PCMA']\n"
+        "assert 'av' not in sys.modules and 'G722' not in sys.modules, sorted(sys.modules)\n"
+        "usable_codecs(['opus'])\n"
+        "assert 'av' not in sys.modules\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr

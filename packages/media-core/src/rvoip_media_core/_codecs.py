@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import ctypes.util
 import importlib
+import importlib.util
 import logging
 import re
 import sys
@@ -392,14 +393,14 @@ _opus_missing: str | None = None
 
 def _libopus_candidates() -> list[str]:
     paths: list[str] = []
-    try:
-        import av  # the PyAV wheel bundles libopus (FFmpeg's Opus codec is built on it)
-
-        root = Path(av.__file__).resolve().parent
-        for folder in (root.parent / "av.libs", root / ".dylibs", root.parent / "av.libs"):
+    # The PyAV wheel bundles libopus (FFmpeg's Opus codec is built on it). Find its folder
+    # without importing av: that would load every FFmpeg library (~40 MB of RSS) into a
+    # process that only wants libopus.
+    spec = importlib.util.find_spec("av")
+    if spec is not None and spec.origin is not None:
+        root = Path(spec.origin).resolve().parent
+        for folder in (root.parent / "av.libs", root / ".dylibs"):
             paths.extend(str(p) for p in sorted(folder.glob("libopus*")))
-    except ImportError:
-        pass
     system = ctypes.util.find_library("opus")
     if system:
         paths.append(system)
@@ -565,6 +566,18 @@ class OpusCodec:
 
 
 # ---------------------------------------------------------------------------- registry
+
+
+def codec_available(name: str) -> bool:
+    """Whether this process can run codec ``name`` (probing only that codec's library)."""
+    key = name.upper()
+    if key in ("PCMU", "PCMA"):
+        return True
+    if key == "G722":
+        return _g722() is not None
+    if key == "OPUS":
+        return _libopus() is not None
+    return False
 
 
 def available_codecs() -> tuple[str, ...]:

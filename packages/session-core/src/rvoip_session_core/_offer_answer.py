@@ -35,7 +35,7 @@ from typing import Literal
 
 import attrs
 
-from rvoip_media_core import DEFAULT_OPUS_FMTP, available_codecs
+from rvoip_media_core import DEFAULT_OPUS_FMTP, codec_available
 from rvoip_rtp_core import SRTP_SUITES, SrtpError, SrtpKeyParams, SrtpSessionKeys
 from rvoip_session_core._errors import MediaError
 from rvoip_sip_core import (
@@ -165,22 +165,25 @@ class NegotiatedAudio:
         return "recvonly" if self.receive else "inactive"
 
 
-_AVAILABLE: frozenset[str] | None = None
+_AVAILABLE: dict[str, bool] = {}
 
 
 def usable_codecs(codecs: Sequence[str]) -> list[str]:
     """``codecs`` upper-cased and filtered to what this process can run.
 
     Order is kept; unknown names, duplicates and codecs whose library is missing here
-    (media-core logs why once) are dropped.
+    (media-core logs why once) are dropped. Only the codecs asked for are probed: a
+    G.711-only endpoint never loads the G.722 or Opus libraries.
     """
-    global _AVAILABLE
-    if _AVAILABLE is None:
-        _AVAILABLE = frozenset(name.upper() for name in available_codecs())
     out: list[str] = []
     for name in codecs:
         key = name.upper()
-        if key in CODEC_MAPS and key in _AVAILABLE and key not in out:
+        if key not in CODEC_MAPS or key in out:
+            continue
+        known = _AVAILABLE.get(key)
+        if known is None:
+            known = _AVAILABLE[key] = codec_available(key)
+        if known:
             out.append(key)
     return out
 
