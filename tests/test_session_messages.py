@@ -10,6 +10,7 @@ from rvoip_session_core import (
     CallSession,
     CallState,
     IncomingCall,
+    InDialogRequest,
     InstantMessage,
     InvalidState,
     MessageReceived,
@@ -191,3 +192,29 @@ async def test_messages_are_challenged_when_an_authenticator_is_set() -> None:
             await eve.send_message(uri_of(bob, "bob"), "let me in")
         assert failed.value.status == 401
         assert len(pager.messages) == 1
+
+
+async def test_in_dialog_requests_expose_their_headers() -> None:
+    """The peer's re-INVITE and BYE reach the app with their header lines (issue 13:
+    incoming calls exposed only the first INVITE's): a hold's re-INVITE, then the BYE's
+    RFC 3326 Reason."""
+    answering = Answering()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", answering).build() as bob,
+    ):
+        events = bob.events()
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        await alice.hold_session(call.id)
+        await alice.terminate_session(call.id, headers={"Reason": 'SIP;cause=16;text="bye"'})
+        seen: list[InDialogRequest] = []
+        with anyio.fail_after(5):
+            async for event in events:
+                if isinstance(event, InDialogRequest):
+                    seen.append(event)
+                    if event.method == "BYE":
+                        break
+        assert [e.method for e in seen] == ["INVITE", "BYE"]
+        assert seen[1].header("reason") == 'SIP;cause=16;text="bye"'
+        assert seen[0].session_id == seen[1].session_id

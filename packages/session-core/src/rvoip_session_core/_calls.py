@@ -61,6 +61,7 @@ from rvoip_session_core._events import (
     DtmfReceived,
     EventHub,
     IncomingCallReceived,
+    InDialogRequest,
     LazyEvent,
     MediaQualityReport,
     SessionEventType,
@@ -475,9 +476,15 @@ class CallLayer:
                     self.finish(call, Trigger.CANCELLED, "caller cancelled", 487)
             case AckReceived():
                 self._on_ack(event)
-            case ReInviteReceived(ref=ref, dialog_id=did, offer=offer):
+            case ReInviteReceived(ref=ref, dialog_id=did, offer=offer, request=request):
+                call = registry.for_dialog(did)
+                if call is not None:
+                    self._in_dialog_request(call.id, request)
                 self._reoffer(ref, did, offer)
-            case UpdateReceived(ref=ref, dialog_id=did, offer=offer):
+            case UpdateReceived(ref=ref, dialog_id=did, offer=offer, request=request):
+                call = registry.for_dialog(did)
+                if call is not None:
+                    self._in_dialog_request(call.id, request)
                 self._reoffer(ref, did, offer)
             case ReferReceived(ref=ref, dialog_id=did, request=request, refer_to=refer_to):
                 call = registry.for_dialog(did)
@@ -492,6 +499,7 @@ class CallLayer:
             case InfoReceived(dialog_id=did, request=request):
                 call = registry.for_dialog(did)
                 if call is not None:
+                    self._in_dialog_request(call.id, request)
                     ctype = request.headers.get("Content-Type") or ""
                     parsed = parse_dtmf_info(ctype, request.body)
                     if parsed is not None:
@@ -565,7 +573,14 @@ class CallLayer:
     def _on_bye(self, event: ByeReceived) -> None:
         call = self._registry.for_dialog(event.dialog_id)
         if call is not None:
+            self._in_dialog_request(call.id, event.request)
             self.fire(call, Trigger.BYE_RECEIVED, "remote hangup")
+
+    def _in_dialog_request(self, sid: SessionId, request: Request) -> None:
+        """Publish the peer's in-dialog request's headers (only when someone listens)."""
+        events = self._events
+        if events.subscriber_count:  # hot path (every BYE): no event built for nobody
+            events.publish(InDialogRequest(sid, request.method, request.headers.pairs()))
 
     def _on_ack(self, event: AckReceived) -> None:
         call = self._registry.for_dialog(event.dialog_id)

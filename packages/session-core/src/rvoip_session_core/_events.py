@@ -102,6 +102,25 @@ class TransferProgress:
 
 
 @attrs.frozen
+class InDialogRequest:
+    """Session event: the peer sent a request in a call's dialog, with its header lines.
+
+    Published for re-INVITE, UPDATE, BYE and INFO, so an application reads what the peer
+    put there (a BYE's ``Reason``, RFC 3326; ``P-Asserted-Identity`` or ``X-`` lines on a
+    re-INVITE or INFO), as ``IncomingCall.headers`` shows those of the first INVITE.
+    """
+
+    session_id: SessionId
+    method: str
+    headers: tuple[tuple[str, str], ...]
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (case-insensitive), or None."""
+        lname = name.lower()
+        return next((v for k, v in self.headers if k.lower() == lname), None)
+
+
+@attrs.frozen
 class CallRedirected:
     """Our outgoing call was redirected (RFC 3261 §8.1.3.4) and its INVITE sent to ``target``.
 
@@ -204,6 +223,7 @@ SessionEventType = (
     | TransferRequested
     | TransferProgress
     | CallRedirected
+    | InDialogRequest
     | CallReplaced
     | RegistrationStateChanged
     | MessageReceived
@@ -225,6 +245,7 @@ class SessionEvent:
     TransferRequested: ClassVar[type[TransferRequested]] = TransferRequested
     TransferProgress: ClassVar[type[TransferProgress]] = TransferProgress
     CallRedirected: ClassVar[type[CallRedirected]] = CallRedirected
+    InDialogRequest: ClassVar[type[InDialogRequest]] = InDialogRequest
     CallReplaced: ClassVar[type[CallReplaced]] = CallReplaced
     RegistrationStateChanged: ClassVar[type[RegistrationStateChanged]] = RegistrationStateChanged
     MessageReceived: ClassVar[type[MessageReceived]] = MessageReceived
