@@ -195,9 +195,9 @@ async def test_messages_are_challenged_when_an_authenticator_is_set() -> None:
 
 
 async def test_in_dialog_requests_expose_their_headers() -> None:
-    """The peer's re-INVITE and BYE reach the app with their header lines (issue 13:
-    incoming calls exposed only the first INVITE's): a hold's re-INVITE, then the BYE's
-    RFC 3326 Reason."""
+    """In-dialog requests carry application headers both ways (issue 13: only the first
+    INVITE did): a hold's re-INVITE, an INFO and the BYE's RFC 3326 Reason, sent with
+    ``headers=`` and read from ``InDialogRequest`` events at the far end."""
     answering = Answering()
     async with (
         await loopback_builder("alice").build() as alice,
@@ -206,7 +206,8 @@ async def test_in_dialog_requests_expose_their_headers() -> None:
         events = bob.events()
         call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
         await alice.wait_for_answer(call.id, 5)
-        await alice.hold_session(call.id)
+        await alice.hold_session(call.id, headers={"X-Hold-Reason": "consulting"})
+        await alice.send_dtmf(call.id, "5", method="info", headers={"X-Menu": "main"})
         await alice.terminate_session(call.id, headers={"Reason": 'SIP;cause=16;text="bye"'})
         seen: list[InDialogRequest] = []
         with anyio.fail_after(5):
@@ -215,6 +216,8 @@ async def test_in_dialog_requests_expose_their_headers() -> None:
                     seen.append(event)
                     if event.method == "BYE":
                         break
-        assert [e.method for e in seen] == ["INVITE", "BYE"]
-        assert seen[1].header("reason") == 'SIP;cause=16;text="bye"'
-        assert seen[0].session_id == seen[1].session_id
+        assert [e.method for e in seen] == ["INVITE", "INFO", "BYE"]
+        assert seen[0].header("x-hold-reason") == "consulting"
+        assert seen[1].header("X-Menu") == "main"
+        assert seen[2].header("reason") == 'SIP;cause=16;text="bye"'
+        assert len({e.session_id for e in seen}) == 1

@@ -691,7 +691,7 @@ class CallLayer:
         with self.gate:  # the response may come at once: record the request first
             try:
                 if method == "INVITE":
-                    ref = endpoint.reinvite(did, kw.get("body", b""))
+                    ref = endpoint.reinvite(did, kw.get("body", b""), headers=kw.get("headers", ()))
                 elif method == "REFER":
                     contact = str(endpoint.config.contact)
                     ref = endpoint.refer(did, str(kw["refer_to"]), referred_by=contact)

@@ -985,41 +985,57 @@ class SessionCoordinator:
         with self._layer.gate:
             return self._layer.endpoint.refresh_session(call.dialog_id)
 
-    async def hold_session(self, session_id: str) -> None:
-        """Put the call on hold: re-INVITE with sendonly (RFC 3264 §8.4); our audio stops."""
+    async def hold_session(
+        self, session_id: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Put the call on hold: re-INVITE with sendonly (RFC 3264 §8.4); our audio stops.
+
+        ``headers``: extra lines for the re-INVITE (as for ``create_outgoing_call``).
+        """
         call = self._established_call(session_id)
         if call.state is CallState.OnHold:
             return
-        await self._redirect(call, "sendonly", held=True)
+        await self._redirect(call, "sendonly", held=True, headers=_extra(headers, call))
         self._layer.fire(call, Trigger.HOLD, "hold")
 
-    async def resume_session(self, session_id: str) -> None:
-        """Take the call off hold: re-INVITE with sendrecv."""
+    async def resume_session(
+        self, session_id: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
+        """Take the call off hold: re-INVITE with sendrecv (``headers``: extra lines)."""
         call = self._established_call(session_id)
         if call.state is not CallState.OnHold:
             return
-        await self._redirect(call, "sendrecv", held=False)
+        await self._redirect(call, "sendrecv", held=False, headers=_extra(headers, call))
         self._layer.fire(call, Trigger.RESUME, "resume")
 
-    async def _redirect(self, call: Call, direction: str, *, held: bool) -> None:
+    async def _redirect(
+        self, call: Call, direction: str, *, held: bool, headers: list[tuple[str, str]]
+    ) -> None:
         if call.local_sdp is None:
             raise InvalidState("no SDP to re-offer", session_id=call.id)
         offer = with_direction(call.local_sdp, direction)
-        await self._reoffer_to_peer(call, offer.encode())
+        await self._reoffer_to_peer(call, offer.encode(), headers=headers)
         call.media.set_held(held)
 
-    async def _reoffer_to_peer(self, call: Call, body: bytes, method: str = "INVITE") -> None:
+    async def _reoffer_to_peer(
+        self,
+        call: Call,
+        body: bytes,
+        method: str = "INVITE",
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:
+        extra = headers or []
         if method == "UPDATE":
             # RFC 3311 §5.1: the offer in an UPDATE, the answer in its 2xx.
             response = await self._request(
-                call, "UPDATE", body=body, content_type="application/sdp"
+                call, "UPDATE", body=body, content_type="application/sdp", headers=extra
             )
             if response.status in (405, 501):
                 # The peer does not take UPDATE after all: the same offer by re-INVITE.
                 log.info("call %s: UPDATE refused (%d); re-INVITE", call.id, response.status)
-                response = await self._request(call, "INVITE", body=body)
+                response = await self._request(call, "INVITE", body=body, headers=extra)
         else:
-            response = await self._request(call, "INVITE", body=body)
+            response = await self._request(call, "INVITE", body=body, headers=extra)
         if response.status >= 300:
             raise CallFailed(response.status, response.reason, session_id=call.id)
         offer = parse_offer(body)
@@ -1028,7 +1044,12 @@ class SessionCoordinator:
         call.media.apply(negotiated(offer, answer, answer_is_local=False))
 
     async def update_media(
-        self, session_id: str, sdp: str | None = None, method: str = "reinvite"
+        self,
+        session_id: str,
+        sdp: str | None = None,
+        method: str = "reinvite",
+        *,
+        headers: Mapping[str, str] | None = None,
     ) -> None:
         """Re-negotiate media with ``sdp`` (None: a fresh offer, same port).
 
@@ -1051,14 +1072,23 @@ class SessionCoordinator:
             body = offer.encode()
         else:
             body = parse_offer(sdp).encode()
-        await self._reoffer_to_peer(call, body, sip_method)
+        await self._reoffer_to_peer(call, body, sip_method, _extra(headers, call))
 
-    async def send_dtmf(self, session_id: str, digits: str, method: str = "rfc4733") -> None:
+    async def send_dtmf(
+        self,
+        session_id: str,
+        digits: str,
+        method: str = "rfc4733",
+        *,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         """Send DTMF ``digits`` (e.g. "1234#") as RFC 4733 events, or by SIP INFO.
 
-        RFC 4733 is used when the peer accepted telephone-event, else SIP INFO.
+        RFC 4733 is used when the peer accepted telephone-event, else SIP INFO
+        (``headers``: extra lines for each INFO).
         """
         call = self._established_call(session_id)
+        extra = _extra(headers, call)
         bad = [d for d in digits.upper() if d not in DTMF_DIGITS]
         if bad or not digits:
             raise InvalidState(f"not DTMF digits: {digits!r}", session_id=call.id)
@@ -1072,6 +1102,7 @@ class SessionCoordinator:
                 "INFO",
                 body=dtmf_relay_body(digit, 160),
                 content_type="application/dtmf-relay",
+                headers=extra,
             )
             if response.status >= 300:
                 raise CallFailed(response.status, response.reason, session_id=call.id)
@@ -1463,3 +1494,11 @@ async def _either(a: LazyEvent, b: LazyEvent) -> None:
 
         tg.start_soon(first, a)
         tg.start_soon(first, b)
+
+
+def _extra(headers: Mapping[str, str] | None, call: Call) -> list[tuple[str, str]]:
+    """Validated application header lines for a request in ``call`` (InvalidState if not)."""
+    try:
+        return extra_headers(headers)
+    except ValueError as exc:
+        raise InvalidState(str(exc), session_id=call.id) from None

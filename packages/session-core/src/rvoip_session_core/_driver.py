@@ -100,8 +100,8 @@ class SipEndpoint(Protocol):
         """Send a request in a dialog."""
         ...
 
-    def reinvite(self, dialog_id: DialogId, body: bytes = b"") -> int:
-        """Send a re-INVITE."""
+    def reinvite(self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = ()) -> int:
+        """Send a re-INVITE (``headers``: extra lines)."""
         ...
 
     def refresh_session(self, dialog_id: DialogId) -> bool:

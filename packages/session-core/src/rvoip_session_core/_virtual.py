@@ -426,8 +426,8 @@ class _VirtualEndpoint:
         self._after()
         return ref
 
-    def reinvite(self, dialog_id: DialogId, body: bytes = b"") -> int:
-        ref = self.agent.dialog.reinvite(dialog_id, body, now=self._now())
+    def reinvite(self, dialog_id: DialogId, body: bytes = b"", *, headers: Headers = ()) -> int:
+        ref = self.agent.dialog.reinvite(dialog_id, body, headers=headers, now=self._now())
         self._after()
         return ref
 
