@@ -134,8 +134,11 @@ async def test_sipp_busy_lamp_follows_a_call_to_our_dialog_package(
             extra=["-s", "bob"],
         )
         with anyio.fail_after(10):
-            while not bob.subscription_counts()["served_subscriptions"]:
+            while not bob.subscription_counts()["served_subscriptions"] or not sent:
                 await anyio.sleep(0.05)
+        # SIPp takes a message only at a <recv>: let it answer the first NOTIFY and loop
+        # back before the call's NOTIFY comes (CI once sent both within 0.3 ms).
+        await anyio.sleep(0.5)
         host, port = bob.local_sip_address
         call = await carol.create_outgoing_call(carol.local_uri, f"sip:bob@{host}:{port}")
         await carol.wait_for_answer(call.id)
