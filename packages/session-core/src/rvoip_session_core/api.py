@@ -81,14 +81,17 @@ from rvoip_session_core._handlers import (
     QueueHandler,
     RoutingHandler,
 )
+from rvoip_session_core._ivr import CollectedDigits, CollectEnd, DigitCollector
 from rvoip_session_core._media import (
     AudioFrame,
     AudioSourceSpec,
+    file_source,
     samples_source,
     tone_source,
     wav_source,
 )
 from rvoip_session_core._offer_answer import SRTP_MODES, SdpNegotiationError, SrtpMode
+from rvoip_session_core._recording import RecordingMode
 from rvoip_session_core._registrar import (
     Binding,
     BindingsChanged,
@@ -158,6 +161,8 @@ __all__ = [
     "CallReplaced",
     "CallSession",
     "CallState",
+    "CollectEnd",
+    "CollectedDigits",
     "CompositeHandler",
     "ConfigurationError",
     "Decision",
@@ -165,6 +170,7 @@ __all__ = [
     "DialogEventPackage",
     "DialogInfo",
     "DialogInfoEntry",
+    "DigitCollector",
     "DnsSettings",
     "DrainSettings",
     "DtmfReceived",
@@ -191,6 +197,7 @@ __all__ = [
     "PreparedCall",
     "QualityMetrics",
     "QueueHandler",
+    "RecordingMode",
     "RegisterOutcome",
     "Registrar",
     "RegistrarSettings",
@@ -226,6 +233,7 @@ __all__ = [
     "blf_state",
     "build_dialog_info",
     "build_message_summary",
+    "file_source",
     "parse_dialog_info",
     "parse_message_summary",
     "samples_source",
