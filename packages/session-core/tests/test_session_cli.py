@@ -9,13 +9,16 @@ import signal
 import socket
 import subprocess
 import sys
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import numpy as np
 import pytest
 import sniffio
+import soundfile  # type: ignore[import-untyped]
 
 from rvoip_session_core import CallEnded, _cli_commands
 from rvoip_session_core._cli_commands import resolve_loop
@@ -86,6 +89,28 @@ def test_options_and_call_against_an_answering_peer(
     assert "sent DTMF 12" in out
     assert "MOS" in out
     assert record.stat().st_size > 44
+
+
+def test_call_plays_a_flac_and_records_both_sides_stereo(
+    answering_peer: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--play`` takes a 32 kHz FLAC; ``--record-mode stereo`` writes ours left (700 Hz,
+    the file) and theirs right (440 Hz, the peer's --tone)."""
+    rate = 32000
+    t = np.arange(rate * 2) / rate
+    played = tmp_path / "prompt.flac"
+    soundfile.write(str(played), 0.4 * np.sin(2 * np.pi * 700 * t), rate)
+    record = tmp_path / "both.wav"
+    args = ["call", answering_peer, "--duration", "1.2", "--play", str(played)]
+    assert main([*args, "--record", str(record), "--record-mode", "stereo"]) == 0
+    assert "connected to" in capsys.readouterr().out
+    with wave.open(str(record)) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    for channel, frequency in ((data[0::2], 700), (data[1::2], 440)):
+        tail = channel[len(channel) // 3 :].astype(float)
+        spectrum = np.abs(np.fft.rfft(tail * np.hanning(len(tail))))
+        assert abs(np.argmax(spectrum) * 8000 / len(tail) - frequency) < 10
 
 
 def test_errors_have_one_line_and_script_friendly_exit_codes(
