@@ -20,7 +20,12 @@ import soundfile  # type: ignore[import-untyped]
 from numpy.typing import NDArray
 
 from rvoip_session_core import (
+    AutoAnswerHandler,
+    CallDecision,
+    CallState,
     CollectEnd,
+    Decision,
+    IncomingCall,
     MediaError,
     SessionControl,
     tone_source,
@@ -107,6 +112,44 @@ async def test_two_sided_recording_over_loopback(tmp_path: Path) -> None:
     assert channels == 1
     assert _level(data[1600:], OURS, rate) > 0.2
     assert _level(data[1600:], THEIRS, rate) > 0.2
+
+
+class Deferring(AutoAnswerHandler):
+    """Defers every call (the test sends early media, then answers)."""
+
+    def __init__(self) -> None:
+        self.incoming: list[IncomingCall] = []
+
+    async def on_incoming_call(self, call: IncomingCall) -> Decision:
+        self.incoming.append(call)
+        return CallDecision.Defer()
+
+
+@pytest.mark.parametrize("anyio_backend", ["asyncio", "trio"])
+async def test_prompt_to_an_early_media_call(tmp_path: Path) -> None:
+    """183 then a prompt: bob plays a file to alice's unanswered call (she hears it while
+    EarlyMedia); play_prompt returns at its end and bob answers."""
+    wav = _tone_wav(tmp_path / "welcome.wav", 800.0, 1.0, rate=16000)
+    handler = Deferring()
+    async with (
+        await loopback_builder("alice").build() as alice,
+        await loopback_builder("bob", handler).build() as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        assert await wait_until(lambda: bool(handler.incoming))
+        theirs = handler.incoming[0].id
+        assert await wait_until(lambda: bob.registry.get(theirs).state is CallState.Ringing)
+        await bob.send_early_media(theirs)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(bob.play_prompt, theirs, wav)
+            await anyio.sleep(0.3)
+            hits, total = await count_tone_frames(alice, call.id, 800.0, 0.4)
+            assert (await alice.get_session(call.id)).state is CallState.EarlyMedia
+            assert hits > total // 2, f"prompt heard in {hits} of {total} early frames"
+        await bob.accept_incoming_call(theirs)
+        await alice.wait_for_answer(call.id, 5)
+        await alice.terminate_session(call.id)
+        assert await wait_until(lambda: released(alice) and released(bob))
 
 
 @pytest.fixture
