@@ -239,3 +239,23 @@ async def test_barge_in_returns_the_digit_and_digits_are_collected(
             tg.start_soon(alice.terminate_session, call.id)
             got = await bob.collect_digits(theirs.id, timeout=10.0)
         assert got.end is CollectEnd.ENDED
+
+
+async def test_prompt_refused_on_a_bridged_call(net: VirtualCalls) -> None:
+    """A bridged call sends the bridge's audio: a prompt would never be read (and never
+    end), so play_prompt says so instead of waiting for ever."""
+    async with (
+        net.coordinator(net.builder("alice")) as alice,
+        net.coordinator(net.builder("bob")) as bob,
+        net.coordinator(net.builder("carol")) as carol,
+    ):
+        a_call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        c_call = await carol.create_outgoing_call("sip:carol@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(a_call.id, 5)
+        await carol.wait_for_answer(c_call.id, 5)
+        legs = await bob.list_active_sessions()
+        bridge = await bob.bridge_sessions(legs[0].id, legs[1].id)
+        with pytest.raises(MediaError, match="in a bridge"):
+            await bob.play_prompt(legs[0].id, tone_source(500), max_duration=0.2)
+        await bob.destroy_bridge(bridge)
+        assert await bob.play_prompt(legs[0].id, tone_source(500), max_duration=0.2) is None

@@ -1371,7 +1371,9 @@ class SessionCoordinator:
 
         ``source`` is what ``set_audio_source`` takes (a file path, samples, a media-core
         source). Works on an answered call and on one in early media (after
-        ``send_early_media``). What the call played before comes back afterwards.
+        ``send_early_media``). What the call played before comes back afterwards. The
+        prompt advances only while audio is sent: it pauses while the call is muted or
+        on hold, and waits for media on a call not yet answered.
 
         Args:
             session_id: the call.
@@ -1385,11 +1387,16 @@ class SessionCoordinator:
             at ``max_duration``, or the call ended).
 
         Raises:
-            MediaError: ``source`` cannot be played, or never ends and no
-                ``max_duration`` was given.
+            MediaError: ``source`` cannot be played, never ends and no
+                ``max_duration`` was given, or the call is in a bridge (the bridge
+                sends its audio).
         """
         call = self._registry.get(session_id)
         media = call.media
+        if media.slot.bridge_feed is not None:
+            raise MediaError(
+                "the call is in a bridge: remove it to play a prompt", session_id=call.id
+            )
         played = make_source(source)
         if max_duration is None and not hasattr(played, "finished"):
             raise MediaError("a prompt that never ends needs max_duration", session_id=call.id)
