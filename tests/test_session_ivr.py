@@ -259,3 +259,33 @@ async def test_prompt_refused_on_a_bridged_call(net: VirtualCalls) -> None:
             await bob.play_prompt(legs[0].id, tone_source(500), max_duration=0.2)
         await bob.destroy_bridge(bridge)
         assert await bob.play_prompt(legs[0].id, tone_source(500), max_duration=0.2) is None
+
+
+async def test_info_digits_are_collected_and_an_opus_call_records_at_48k(
+    net: VirtualCalls, tmp_path: Path
+) -> None:
+    """SIP INFO DTMF (RFC 6086 dtmf-relay) reaches collect_digits like RFC 4733; an Opus
+    call is recorded at 48 kHz with each side's tone on its own channel."""
+    async with (
+        net.coordinator(net.builder("alice").with_codecs(["opus"])) as alice,
+        net.coordinator(net.builder("bob").with_codecs(["opus"])) as bob,
+    ):
+        call = await alice.create_outgoing_call("sip:alice@127.0.0.1", uri_of(bob, "bob"))
+        await alice.wait_for_answer(call.id, 5)
+        (theirs,) = await bob.list_active_sessions()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(alice.send_dtmf, call.id, "5*", "info")
+            got = await bob.collect_digits(theirs.id, max_digits=2, timeout=3.0)
+        assert (got.digits, got.end) == ("5*", CollectEnd.MAX_DIGITS)
+        await alice.set_audio_source(call.id, tone_source(OURS))
+        await bob.set_audio_source(theirs.id, tone_source(THEIRS))
+        await anyio.sleep(0.3)
+        path = tmp_path / "opus.wav"
+        await bob.start_recording(theirs.id, path)
+        await anyio.sleep(1.0)
+        await bob.stop_recording(theirs.id)
+        await alice.terminate_session(call.id)
+    channels, rate, data = _read_wav(path)
+    assert (channels, rate) == (2, 48000)
+    assert abs(_peak(data[0::2][9600:], rate) - THEIRS) < 10  # bob's own tone, left
+    assert abs(_peak(data[1::2][9600:], rate) - OURS) < 10  # alice's, right
