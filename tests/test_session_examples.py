@@ -75,6 +75,17 @@ EXPECTED = {
         "alice -> carol: refused with 488",
         "alice: done",
     ],
+    "ivr_menu": [
+        "ivr: sip:alice@127.0.0.1 pressed 1 -> agent",
+        "agent: talking to sip:alice@127.0.0.1",
+        "ivr: sip:bob@127.0.0.1 pressed 2 -> goodbye",
+        "bob: call ended (remote hangup)",
+        "ivr: no key from sip:carol@127.0.0.1, menu again",
+        "ivr: no key from sip:carol@127.0.0.1 twice, hanging up",
+        "carol: call ended (remote hangup)",
+        "ivr: carol's call recorded, 2 channels",
+        "ivr: done",
+    ],
 }
 
 
@@ -106,6 +117,7 @@ def test_example_runs(name: str) -> None:
         "attended_transfer",
         "early_media",
         "encrypted_media",
+        "ivr_menu",
     ],
 )
 def test_example_runs_on_trio(name: str) -> None:

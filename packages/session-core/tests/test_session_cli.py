@@ -9,13 +9,17 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
+import numpy as np
 import pytest
 import sniffio
+import soundfile  # type: ignore[import-untyped]
 
 from rvoip_session_core import CallEnded, _cli_commands
 from rvoip_session_core._cli_commands import resolve_loop
@@ -86,6 +90,69 @@ def test_options_and_call_against_an_answering_peer(
     assert "sent DTMF 12" in out
     assert "MOS" in out
     assert record.stat().st_size > 44
+
+
+def test_call_plays_a_flac_and_records_both_sides_stereo(
+    answering_peer: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``--play`` takes a 32 kHz FLAC; ``--record-mode stereo`` writes ours left (700 Hz,
+    the file) and theirs right (440 Hz, the peer's --tone)."""
+    rate = 32000
+    t = np.arange(rate * 2) / rate
+    played = tmp_path / "prompt.flac"
+    soundfile.write(str(played), 0.4 * np.sin(2 * np.pi * 700 * t), rate)
+    record = tmp_path / "both.wav"
+    args = ["call", answering_peer, "--duration", "1.2", "--play", str(played)]
+    assert main([*args, "--record", str(record), "--record-mode", "stereo"]) == 0
+    assert "connected to" in capsys.readouterr().out
+    with wave.open(str(record)) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (2, 8000)
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    for channel, frequency in ((data[0::2], 700), (data[1::2], 440)):
+        tail = channel[len(channel) // 3 :].astype(float)
+        spectrum = np.abs(np.fft.rfft(tail * np.hanning(len(tail))))
+        assert abs(np.argmax(spectrum) * 8000 / len(tail) - frequency) < 10
+
+
+def test_answer_records_the_call_as_a_mix(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``rvoip answer --record FILE --record-mode mix``: the file, complete once the caller
+    hangs up, holds both tones (the answerer's 440 Hz and the caller's 1000 Hz)."""
+    record = tmp_path / "mix.wav"
+    answer = ["answer", "--port", "0", "--tone", "440", "--record", str(record)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "rvoip_session_core", *answer, "--record-mode", "mix"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("answering at sip:")
+        assert main(["call", line.split()[-1], "--duration", "1.2", "--tone", "1000"]) == 0
+        assert "hung up" in capsys.readouterr().out
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:  # the answerer completes the file at the BYE
+            try:
+                with wave.open(str(record)) as wav:
+                    if wav.getnframes() > 0:
+                        break
+            except (EOFError, wave.Error):
+                pass  # not written yet
+            time.sleep(0.1)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    with wave.open(str(record)) as wav:
+        assert (wav.getnchannels(), wav.getframerate()) == (1, 8000)
+        data = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2").astype(float)
+    tail = data[len(data) // 3 :]
+    spectrum = np.abs(np.fft.rfft(tail * np.hanning(len(tail)))) ** 2
+    freqs = np.fft.rfftfreq(len(tail), 1 / 8000)
+    for frequency in (440, 1000):
+        share = spectrum[np.abs(freqs - frequency) < 20].sum() / spectrum.sum()
+        assert share > 0.2, f"{frequency} Hz holds {share:.2f} of the mix"
 
 
 def test_errors_have_one_line_and_script_friendly_exit_codes(

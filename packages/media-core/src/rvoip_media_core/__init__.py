@@ -66,6 +66,13 @@ from rvoip_media_core._engine import (
     StreamStatistics,
 )
 from rvoip_media_core._errors import MediaCoreError, WavFormatError
+from rvoip_media_core._files import (
+    DEFAULT_FILE_LIMITS,
+    AudioFileError,
+    AudioFileLimits,
+    FileSource,
+    read_audio_file,
+)
 from rvoip_media_core._g711 import (
     Codec,
     FrameCodec,
@@ -118,6 +125,7 @@ __version__ = "0.1.0"
 __all__ = [
     "BACKEND",
     "CODECS",
+    "DEFAULT_FILE_LIMITS",
     "DEFAULT_OPUS_FMTP",
     "DTMF_FREQUENCIES",
     "G711_BPL_APPENDIX_I_PLC",
@@ -143,6 +151,8 @@ __all__ = [
     "SPLIT_ABOVE",
     "WIDEBAND_MODEL",
     "AudioCodec",
+    "AudioFileError",
+    "AudioFileLimits",
     "AudioSink",
     "AudioSource",
     "CallbackSource",
@@ -155,6 +165,7 @@ __all__ = [
     "DtmfDetector",
     "EModelParams",
     "EModelResult",
+    "FileSource",
     "FrameCodec",
     "FrameResampler",
     "G711Codec",
@@ -213,6 +224,7 @@ __all__ = [
     "pop_many",
     "quality_from_statistics",
     "quality_metrics",
+    "read_audio_file",
     "resample",
     "run_media_engine",
     "tone_level",

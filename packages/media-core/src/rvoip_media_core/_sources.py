@@ -57,6 +57,15 @@ class SamplesSource:
         """True once a non-looping source has played everything."""
         return not self.loop and self._pos >= self.samples.size
 
+    @property
+    def position(self) -> int:
+        """How many samples were read (within the current loop)."""
+        return self._pos
+
+    def seek(self, position: int) -> None:
+        """Continue from sample ``position`` (clamped to the buffer)."""
+        self._pos = max(0, min(int(position), self.samples.size))
+
     def read(self, n: int) -> NDArray[np.int16]:
         """The next ``n`` samples (zero-padded at the end of a non-looping buffer)."""
         pos = self._pos

@@ -209,9 +209,20 @@ def add_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def _common(parser: argparse.ArgumentParser, *, default_port: int) -> None:
     _network(parser, default_port=default_port)
-    parser.add_argument("--play", default=None, help="WAV file to send (8 kHz mono 16-bit)")
+    parser.add_argument(
+        "--play",
+        default=None,
+        help="audio file to send (WAV of any rate/width/channels, FLAC, Ogg; resampled)",
+    )
     parser.add_argument("--tone", type=float, default=None, help="send a tone of this many Hz")
-    parser.add_argument("--record", default=None, help="write received audio to this WAV")
+    parser.add_argument("--record", default=None, help="write the call's audio to this WAV")
+    parser.add_argument(
+        "--record-mode",
+        choices=("received", "stereo", "mix"),
+        default="received",
+        help="what --record writes: received (what we hear, 8 kHz mono; the default), "
+        "stereo (ours left, theirs right, at the call's rate) or mix (both, mono)",
+    )
     parser.add_argument(
         "--codecs",
         default=None,
@@ -306,6 +317,23 @@ def _source(args: argparse.Namespace) -> AudioSourceSpec:
     if args.tone:
         return tone_source(args.tone)
     return None
+
+
+async def _start_recording(
+    coordinator: SessionCoordinator,
+    session_id: str,
+    args: argparse.Namespace,
+    tg: anyio.abc.TaskGroup,
+) -> None:
+    """``--record FILE`` by ``--record-mode``: two-sided in the coordinator, or received only."""
+    mode = getattr(args, "record_mode", "received")
+    if mode == "received":
+        tg.start_soon(_record, coordinator, session_id, args.record)
+    else:
+        # The file is complete when the call ends (its media closes the recorder).
+        await coordinator.start_recording(
+            session_id, args.record, mode="stereo" if mode == "stereo" else "mix"
+        )
 
 
 async def _record(coordinator: SessionCoordinator, session_id: str, path: str) -> None:
@@ -412,7 +440,7 @@ async def _call_tapped(args: argparse.Namespace, wire: WireTap) -> int:
             tg.start_soon(_watch_end, coordinator, call.id, script)
             await coordinator.set_audio_source(call.id, _source(args))
             if args.record:
-                tg.start_soon(_record, coordinator, call.id, args.record)
+                await _start_recording(coordinator, call.id, args, tg)
             if args.dtmf:
                 await coordinator.send_dtmf(call.id, args.dtmf)
                 print(f"sent DTMF {args.dtmf}", flush=True)
@@ -570,7 +598,7 @@ async def _answer_tapped(args: argparse.Namespace, wire: WireTap) -> int:
                 try:
                     await coordinator.set_audio_source(event.session_id, _source(args))
                     if args.record and ended == 0:
-                        tg.start_soon(_record, coordinator, event.session_id, args.record)
+                        await _start_recording(coordinator, event.session_id, args, tg)
                 except SessionError:
                     pass  # the call already ended; its CallEnded event follows
                 say(f"call {event.session_id}: answered")

@@ -36,6 +36,10 @@ class SessionControl:
     subscribe = SessionCoordinator.subscribe
     watch_busy_lamp = SessionCoordinator.watch_busy_lamp
     watch_message_waiting = SessionCoordinator.watch_message_waiting
+    play_prompt = SessionCoordinator.play_prompt
+    collect_digits = SessionCoordinator.collect_digits
+    start_recording = SessionCoordinator.start_recording
+    stop_recording = SessionCoordinator.stop_recording
 
 
 class MediaControl:

@@ -22,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import os
 import random
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
@@ -74,7 +76,14 @@ from rvoip_session_core._events import (
 from rvoip_session_core._forking import CallRouter
 from rvoip_session_core._handlers import CallHandler
 from rvoip_session_core._hooks import HookRunner
-from rvoip_session_core._media import AudioFrame, AudioSourceSpec, make_source
+from rvoip_session_core._ivr import (
+    CollectedDigits,
+    DigitCollector,
+    PromptSource,
+    run_collector,
+    wait_for_prompt,
+)
+from rvoip_session_core._media import SAMPLE_RATE, AudioFrame, AudioSourceSpec, make_source
 from rvoip_session_core._media_manager import MediaBackend, MediaManager
 from rvoip_session_core._messages import MESSAGE_MAX_PAGER_SIZE, MessageService, extra_headers
 from rvoip_session_core._offer_answer import (
@@ -84,6 +93,11 @@ from rvoip_session_core._offer_answer import (
     with_direction,
 )
 from rvoip_session_core._overload import LAG_INTERVAL, LagMonitor, watch_loop_lag
+from rvoip_session_core._recording import (
+    DEFAULT_MAX_RECORDING_SECONDS,
+    CallRecorder,
+    RecordingMode,
+)
 from rvoip_session_core._registrar import Binding, Registrar
 from rvoip_session_core._registrar_service import RegistrarService
 from rvoip_session_core._registration import Registrations
@@ -1373,6 +1387,153 @@ class SessionCoordinator:
         samples, or None for silence.
         """
         self._registry.get(session_id).media.slot.source = make_source(source)
+
+    # --- prompts, digits, recording (IVR building blocks) ----------------------------------
+
+    async def play_prompt(
+        self,
+        session_id: str,
+        source: AudioSourceSpec,
+        *,
+        barge_in: bool = False,
+        max_duration: float | None = None,
+    ) -> str | None:
+        """Play ``source`` on the call and return when it has been played.
+
+        ``source`` is what ``set_audio_source`` takes (a file path, samples, a media-core
+        source). Works on an answered call and on one in early media (after
+        ``send_early_media``). What the call played before comes back afterwards. The
+        prompt advances only while audio is sent: it pauses while the call is muted or
+        on hold, and waits for media on a call not yet answered.
+
+        Args:
+            session_id: the call.
+            source: the prompt; one that never ends (a tone) needs ``max_duration``.
+            barge_in: stop the prompt at the caller's first DTMF digit (RFC 4733 or
+                INFO) and return it.
+            max_duration: stop the prompt after this many seconds.
+
+        Returns:
+            The digit that interrupted the prompt, or None (played to its end, stopped
+            at ``max_duration``, or the call ended).
+
+        Raises:
+            MediaError: ``source`` cannot be played, never ends and no
+                ``max_duration`` was given, or the call is in a bridge (the bridge
+                sends its audio).
+        """
+        call = self._registry.get(session_id)
+        media = call.media
+        if media.slot.bridge_feed is not None:
+            raise MediaError(
+                "the call is in a bridge: remove it to play a prompt", session_id=call.id
+            )
+        played = make_source(source)
+        if max_duration is None and not hasattr(played, "finished"):
+            raise MediaError("a prompt that never ends needs max_duration", session_id=call.id)
+        prompt = PromptSource(
+            played, None if max_duration is None else int(max_duration * SAMPLE_RATE)
+        )
+        deadline = math.inf if max_duration is None else anyio.current_time() + max_duration
+        slot = media.slot
+        previous = slot.source
+        async with self._events.subscribe() as events:
+            slot.source = prompt
+            try:
+                return await wait_for_prompt(
+                    prompt,
+                    events,
+                    call.id,
+                    media.closed.is_set,
+                    barge_in=barge_in,
+                    deadline=deadline,
+                )
+            finally:
+                prompt.stop()
+                if slot.source is prompt:
+                    slot.source = previous
+
+    async def collect_digits(
+        self,
+        session_id: str,
+        max_digits: int = 1,
+        timeout: float = 5.0,
+        inter_digit_timeout: float = 3.0,
+        terminator: str = "#",
+        *,
+        initial: str = "",
+    ) -> CollectedDigits:
+        """Collect DTMF digits the caller presses (RFC 4733 events or SIP INFO).
+
+        Args:
+            session_id: the call.
+            max_digits: done after this many digits.
+            timeout: seconds to wait for the first digit.
+            inter_digit_timeout: seconds to wait for each next one.
+            terminator: a key that ends collection early and is not collected ("" none).
+            initial: digits already pressed, e.g. the one ``play_prompt`` returned.
+
+        Returns:
+            ``CollectedDigits``: ``digits`` and ``end`` (max_digits, terminator, timeout,
+            or ended when the call went away).
+
+        Raises:
+            InvalidState: ``max_digits``, a timeout or ``terminator`` is not valid.
+        """
+        call = self._registry.get(session_id)
+        try:
+            collector = DigitCollector(
+                max_digits,
+                timeout,
+                inter_digit_timeout,
+                anyio.current_time(),
+                terminator,
+                initial.upper(),
+            )
+        except ValueError as exc:
+            raise InvalidState(str(exc), session_id=call.id) from None
+        async with self._events.subscribe() as events:
+            return await run_collector(collector, events, call.id, call.media.closed.is_set)
+
+    async def start_recording(
+        self,
+        session_id: str,
+        path: str | os.PathLike[str],
+        mode: RecordingMode = "stereo",
+        *,
+        max_seconds: float = DEFAULT_MAX_RECORDING_SECONDS,
+    ) -> None:
+        """Record the call, both directions, to a 16-bit WAV at the call's rate.
+
+        ``mode="stereo"``: what we send on the left channel, what we receive on the
+        right; ``"mix"``: both summed in one channel. The file is complete after
+        ``stop_recording`` or when the call ends.
+
+        Args:
+            session_id: the call (answered, early media, or not yet answered: the rate is
+                taken when the first audio flows).
+            path: the WAV file to create (overwritten).
+            mode: "stereo" or "mix".
+            max_seconds: the recording stops after this much audio (default an hour).
+
+        Raises:
+            MediaError: a bad mode, a file that cannot be created, or a recording
+                already running on the call.
+        """
+        call = self._registry.get(session_id)
+        media = call.media
+        recorder = CallRecorder(
+            call.id, os.fspath(path), mode, lambda: media.sample_rate, max_seconds
+        )
+        media.start_recording(recorder)
+
+    async def stop_recording(self, session_id: str) -> bool:
+        """Stop the call's recording; the file is complete on return.
+
+        Returns:
+            False when the call was not being recorded.
+        """
+        return self._registry.get(session_id).media.stop_recording() is not None
 
     async def subscribe_to_audio_frames(self, session_id: str) -> EventSubscription[AudioFrame]:
         """Every decoded 20 ms frame the call receives, from now on."""

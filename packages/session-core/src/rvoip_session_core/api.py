@@ -82,14 +82,17 @@ from rvoip_session_core._handlers import (
     QueueHandler,
     RoutingHandler,
 )
+from rvoip_session_core._ivr import CollectedDigits, CollectEnd, DigitCollector
 from rvoip_session_core._media import (
     AudioFrame,
     AudioSourceSpec,
+    file_source,
     samples_source,
     tone_source,
     wav_source,
 )
 from rvoip_session_core._offer_answer import SRTP_MODES, SdpNegotiationError, SrtpMode
+from rvoip_session_core._recording import RecordingMode
 from rvoip_session_core._registrar import (
     Binding,
     BindingsChanged,
@@ -159,6 +162,8 @@ __all__ = [
     "CallReplaced",
     "CallSession",
     "CallState",
+    "CollectEnd",
+    "CollectedDigits",
     "CompositeHandler",
     "ConfigurationError",
     "Decision",
@@ -166,6 +171,7 @@ __all__ = [
     "DialogEventPackage",
     "DialogInfo",
     "DialogInfoEntry",
+    "DigitCollector",
     "DnsSettings",
     "DrainSettings",
     "DtmfReceived",
@@ -193,6 +199,7 @@ __all__ = [
     "PreparedCall",
     "QualityMetrics",
     "QueueHandler",
+    "RecordingMode",
     "RegisterOutcome",
     "Registrar",
     "RegistrarSettings",
@@ -228,6 +235,7 @@ __all__ = [
     "blf_state",
     "build_dialog_info",
     "build_message_summary",
+    "file_source",
     "parse_dialog_info",
     "parse_message_summary",
     "samples_source",
