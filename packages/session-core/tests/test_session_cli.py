@@ -287,13 +287,13 @@ def test_commands_run_on_the_chosen_loop(
 ) -> None:
     seen: list[str] = []
 
-    async def fake_options(args: object) -> int:
+    async def fake_options(args: object, wire: object) -> int:
         seen.append(sniffio.current_async_library())
         if seen[-1] == "asyncio":
             seen[-1] = type(asyncio.get_running_loop()).__module__.split(".")[0]
         return 0
 
-    monkeypatch.setattr(_cli_commands, "_options", fake_options)
+    monkeypatch.setattr(_cli_commands, "_options_tapped", fake_options)
     assert main(["options", "sip:127.0.0.1:9", *argv]) == 0
     assert seen == [expected]
 

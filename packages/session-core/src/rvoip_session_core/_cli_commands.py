@@ -376,10 +376,7 @@ def run_call(args: argparse.Namespace) -> int:
         args.timeline = parse_timeline(args.at)
     except TimelineError as exc:
         return fail(str(exc), EXIT_USAGE)
-    try:
-        return run_async(_call, args)
-    except KeyboardInterrupt:
-        return fail("interrupted", EXIT_SIGINT)
+    return run_tapped(_call_tapped, args)
 
 
 def open_wire_tap(args: argparse.Namespace) -> WireTap | str:
@@ -392,22 +389,38 @@ def open_wire_tap(args: argparse.Namespace) -> WireTap | str:
     return wire
 
 
+TappedCommand = Callable[[argparse.Namespace, WireTap], Awaitable[int]]
+"""A command's body, given its parsed arguments and its ``--ladder``/``--sip-log`` tap."""
+
+
+def run_tapped(body: TappedCommand, args: argparse.Namespace) -> int:
+    """Run a command's body on the ``--loop`` event loop with its wire tap open.
+
+    The tap's file is closed however the body ends; an unwritable ``--sip-log`` is a
+    usage error (exit 2) and Ctrl-C before the body handles signals exits 130.
+    """
+
+    async def tapped(args: argparse.Namespace) -> int:
+        wire = open_wire_tap(args)
+        if isinstance(wire, str):
+            return fail(wire, EXIT_USAGE)
+        try:
+            return await body(args, wire)
+        finally:
+            wire.close()
+
+    try:
+        return run_async(tapped, args)
+    except KeyboardInterrupt:
+        return fail("interrupted", EXIT_SIGINT)
+
+
 async def _watch_end(coordinator: SessionCoordinator, session_id: str, script: CallScript) -> None:
     """Tell ``script`` when its call ends (the peer hung up, or we did)."""
     async for event in coordinator.events():
         if isinstance(event, CallEnded) and event.session_id == session_id:
             script.call_ended(event.reason)
             return
-
-
-async def _call(args: argparse.Namespace) -> int:
-    wire = open_wire_tap(args)
-    if isinstance(wire, str):
-        return fail(wire, EXIT_USAGE)
-    try:
-        return await _call_tapped(args, wire)
-    finally:
-        wire.close()
 
 
 async def _call_tapped(args: argparse.Namespace, wire: WireTap) -> int:
@@ -483,10 +496,7 @@ def run_answer(args: argparse.Namespace) -> int:
         args.ringing = answer_timing(args)
     except TimelineError as exc:
         return fail(str(exc), EXIT_USAGE)
-    try:
-        return run_async(_answer, args)
-    except KeyboardInterrupt:
-        return fail("interrupted", EXIT_SIGINT)
+    return run_tapped(_answer_tapped, args)
 
 
 def _tune_gc_for_serving() -> None:
@@ -525,16 +535,6 @@ def answer_builder(args: argparse.Namespace, handler: CallHandler) -> SessionMan
         builder = builder.with_max_concurrent_calls(args.max_concurrent or None)
     lag = args.overload_lag if args.overload_lag and args.overload_lag > 0 else None
     return builder.with_overload_lag(lag)
-
-
-async def _answer(args: argparse.Namespace) -> int:
-    wire = open_wire_tap(args)
-    if isinstance(wire, str):
-        return fail(wire, EXIT_USAGE)
-    try:
-        return await _answer_tapped(args, wire)
-    finally:
-        wire.close()
 
 
 async def _answer_tapped(args: argparse.Namespace, wire: WireTap) -> int:
@@ -650,20 +650,7 @@ def run_options(args: argparse.Namespace) -> int:
         parse_uri(args.uri)
     except SipParseError as exc:
         return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
-    try:
-        return run_async(_options, args)
-    except KeyboardInterrupt:
-        return fail("interrupted", EXIT_SIGINT)
-
-
-async def _options(args: argparse.Namespace) -> int:
-    wire = open_wire_tap(args)
-    if isinstance(wire, str):
-        return fail(wire, EXIT_USAGE)
-    try:
-        return await _options_tapped(args, wire)
-    finally:
-        wire.close()
+    return run_tapped(_options_tapped, args)
 
 
 async def _options_tapped(args: argparse.Namespace, wire: WireTap) -> int:

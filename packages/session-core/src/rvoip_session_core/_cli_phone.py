@@ -38,7 +38,6 @@ from rvoip_session_core._cli_commands import (
     EXIT_CODES,
     EXIT_NETWORK,
     EXIT_OK,
-    EXIT_SIGINT,
     EXIT_USAGE,
     _builder,
     _cancel_on_signal,
@@ -46,8 +45,7 @@ from rvoip_session_core._cli_commands import (
     _signal_exit,
     _source,
     fail,
-    open_wire_tap,
-    run_async,
+    run_tapped,
 )
 from rvoip_session_core._cli_log import WireTap, add_log_options
 from rvoip_session_core._coordinator import SessionCoordinator
@@ -684,20 +682,7 @@ def run_phone_command(args: argparse.Namespace) -> int:
     problem = missing_rich()
     if problem is not None:
         return fail(problem, EXIT_USAGE)
-    try:
-        return run_async(_phone, args)
-    except KeyboardInterrupt:
-        return fail("interrupted", EXIT_SIGINT)
-
-
-async def _phone(args: argparse.Namespace) -> int:
-    wire = open_wire_tap(args)
-    if isinstance(wire, str):
-        return fail(wire, EXIT_USAGE)
-    try:
-        return await _phone_tapped(args, wire)
-    finally:
-        wire.close()
+    return run_tapped(_phone_tapped, args)
 
 
 async def _phone_tapped(args: argparse.Namespace, wire: WireTap) -> int:

@@ -17,7 +17,6 @@ from rvoip_session_core._cli_commands import (
     EXIT_FAILED,
     EXIT_NETWORK,
     EXIT_OK,
-    EXIT_SIGINT,
     EXIT_USAGE,
     _builder,
     _cancel_on_signal,
@@ -25,8 +24,7 @@ from rvoip_session_core._cli_commands import (
     _signal_exit,
     add_loop_option,
     fail,
-    open_wire_tap,
-    run_async,
+    run_tapped,
 )
 from rvoip_session_core._cli_log import WireTap, add_log_options
 from rvoip_session_core._errors import ConfigurationError, TransportError
@@ -65,20 +63,7 @@ def run_register(args: argparse.Namespace) -> int:
         parse_uri(args.uri)
     except SipParseError as exc:
         return fail(f"bad URI {args.uri!r}: {exc.reason}", EXIT_USAGE)
-    try:
-        return run_async(_register, args)
-    except KeyboardInterrupt:
-        return fail("interrupted", EXIT_SIGINT)
-
-
-async def _register(args: argparse.Namespace) -> int:
-    wire = open_wire_tap(args)
-    if isinstance(wire, str):
-        return fail(wire, EXIT_USAGE)
-    try:
-        return await _register_tapped(args, wire)
-    finally:
-        wire.close()
+    return run_tapped(_register_tapped, args)
 
 
 async def _register_tapped(args: argparse.Namespace, wire: WireTap) -> int:
