@@ -6,7 +6,6 @@ sleeps. A few stay on real 127.0.0.1 / ::1 sockets (UDP, TCP, IPv6) on asyncio a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -53,13 +52,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     """Virtual time (trio + MockClock) unless a test asks for real loops."""
     return virtual_time_backend()
-
-
-@pytest.fixture
-async def net() -> AsyncIterator[VirtualCalls]:
-    """The in-memory SIP and media networks the virtual-time tests' coordinators share."""
-    async with VirtualCalls() as calls:
-        yield calls
 
 
 class Recorder(AutoAnswerHandler):

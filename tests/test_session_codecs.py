@@ -6,7 +6,6 @@ seconds of audio run in milliseconds; the tone checks use the call's own sample 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -28,13 +27,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     """Virtual time (trio + MockClock)."""
     return virtual_time_backend()
-
-
-@pytest.fixture
-async def net() -> AsyncIterator[VirtualCalls]:
-    """The in-memory SIP and media networks the coordinators share."""
-    async with VirtualCalls() as calls:
-        yield calls
 
 
 @pytest.mark.parametrize(

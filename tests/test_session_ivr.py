@@ -9,7 +9,6 @@ over real sockets with an early-media call.
 from __future__ import annotations
 
 import wave
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -156,13 +155,6 @@ async def test_prompt_to_an_early_media_call(tmp_path: Path) -> None:
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     """Virtual time (trio + MockClock) unless a test asks for real loops."""
     return virtual_time_backend()
-
-
-@pytest.fixture
-async def net() -> AsyncIterator[VirtualCalls]:
-    """The in-memory networks the virtual-time coordinators share."""
-    async with VirtualCalls() as calls:
-        yield calls
 
 
 async def test_play_file_is_heard_and_the_prompt_ends_on_time(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -43,13 +42,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     """Virtual time (trio + MockClock)."""
     return virtual_time_backend()
-
-
-@pytest.fixture
-async def net() -> AsyncIterator[VirtualCalls]:
-    """The in-memory SIP and media networks the coordinators share."""
-    async with VirtualCalls() as calls:
-        yield calls
 
 
 class Counting(AutoAnswerHandler):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -40,13 +39,6 @@ pytestmark = pytest.mark.anyio
 def anyio_backend() -> tuple[str, dict[str, Any]]:
     """Virtual time (trio + MockClock) unless a test asks for real loops."""
     return virtual_time_backend()
-
-
-@pytest.fixture
-async def net() -> AsyncIterator[VirtualCalls]:
-    """The in-memory SIP and media networks the virtual-time tests' coordinators share."""
-    async with VirtualCalls() as calls:
-        yield calls
 
 
 async def active_calls(coordinator: SessionCoordinator, count: int) -> list[CallSession]:
