@@ -40,7 +40,7 @@ from numpy.typing import ArrayLike
 from rvoip_dialog_core import target_for
 from rvoip_session_core._accounts import Account
 from rvoip_session_core._bridge import BridgeInfo, BridgeManager
-from rvoip_session_core._call import Call, PendingRequest
+from rvoip_session_core._call import Call
 from rvoip_session_core._calls import CallLayer
 from rvoip_session_core._drain import DRAIN_POLL, DrainState
 from rvoip_session_core._driver import (
@@ -1315,13 +1315,7 @@ class SessionCoordinator:
             )
         except (SipParseError, ValueError) as exc:
             raise InvalidState(f"cannot send MESSAGE to {target_uri!r}: {exc}") from None
-        pending = PendingRequest("MESSAGE", SessionId(""))
-        self._registry.add_pending(ref, pending)
-        try:
-            with anyio.move_on_after(_seconds(timeout)):
-                await pending.done.wait()
-        finally:
-            self._registry.drop_pending(ref)
+        pending = await self._registry.wait_outside(ref, "MESSAGE", _seconds(timeout))
         if pending.response is None:
             raise Timeout(f"no final response to MESSAGE from {target_uri} in {timeout}s")
         return pending.response

@@ -32,7 +32,6 @@ import attrs
 
 from rvoip_dialog_core import WILDCARDS
 from rvoip_session_core._accounts import MAX_EXPIRES, Account, RegistrationSettings
-from rvoip_session_core._call import PendingRequest
 from rvoip_session_core._driver import SipEndpoint
 from rvoip_session_core._errors import InvalidState
 from rvoip_session_core._events import (
@@ -42,7 +41,6 @@ from rvoip_session_core._events import (
 )
 from rvoip_session_core._registry import CallRegistry
 from rvoip_session_core._settings import is_ip_literal, split_uri_hostport
-from rvoip_session_core._types import SessionId
 from rvoip_sip_core import Response, SipParseError, SipUri, parse_uri
 from rvoip_transaction_core import Peer
 
@@ -419,13 +417,7 @@ class Registrations:
             )
         except (SipParseError, ValueError) as exc:
             return None, f"cannot send REGISTER: {exc}"
-        pending = PendingRequest("REGISTER", SessionId(""))
-        self._registry.add_pending(ref, pending)
-        try:
-            with anyio.move_on_after(self._timeout):
-                await pending.done.wait()
-        finally:
-            self._registry.drop_pending(ref)
+        pending = await self._registry.wait_outside(ref, "REGISTER", self._timeout)
         response = pending.response
         if response is None:
             return None, f"no response from {account.registrar} in {self._timeout:g}s"

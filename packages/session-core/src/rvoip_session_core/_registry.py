@@ -7,6 +7,8 @@ import itertools
 from collections.abc import Iterator
 from datetime import datetime
 
+import anyio
+
 from rvoip_dialog_core import DialogId, LegId
 from rvoip_session_core._call import Call, PendingRequest
 from rvoip_session_core._errors import SessionNotFound
@@ -154,6 +156,21 @@ class CallRegistry:
     def drop_pending(self, ref: int) -> None:
         """Forget a request (answered, timed out or abandoned)."""
         self._pending.pop(ref, None)
+
+    async def wait_outside(self, ref: int, method: str, timeout: float) -> PendingRequest:
+        """Await the final response to a request sent outside any call (REGISTER, MESSAGE).
+
+        The returned record's ``response`` is None when none came within ``timeout``;
+        its ``auth_failure`` says why a challenge could not be answered.
+        """
+        pending = PendingRequest(method, SessionId(""))
+        self._pending[ref] = pending
+        try:
+            with anyio.move_on_after(timeout):
+                await pending.done.wait()
+        finally:
+            self._pending.pop(ref, None)
+        return pending
 
     def release_pending(self, session_id: SessionId) -> None:
         """Wake every waiter of a call's requests (the call ended: no response is coming)."""
