@@ -86,6 +86,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         builder = builder.with_media_timeout(None)
     if "tcp-tls" in off:
         builder = builder.with_transports("udp")
+    if "session-timer" in off:
+        builder = builder.with_session_timer(None)
+    if "quality" in off:
+        builder = builder.with_quality_interval(0)
     coordinator = await builder.build()
     if args.tune_gc:
         gc.collect()
@@ -205,7 +209,7 @@ def main() -> None:
     parser.add_argument(
         "--without",
         default="",
-        help="protections to switch off, comma list: csprng,latch,overload,media-timeout,tcp-tls",
+        help="protections to switch off, comma list: csprng,latch,overload,media-timeout,tcp-tls,session-timer,quality",
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument(

@@ -33,7 +33,15 @@ from rvoip_dialog_core import (
     TerminationReason,
     UpdateReceived,
 )
-from rvoip_sip_core import Request, Response, make_request, make_response, parse_uri
+from rvoip_dialog_core._uas import is_secure_request
+from rvoip_sip_core import (
+    Request,
+    Response,
+    make_request,
+    make_response,
+    parse_message,
+    parse_uri,
+)
 
 CONFIG = DialogConfig(contact="sip:bob@127.0.0.1:5070", via_host="127.0.0.1", via_port=5070)
 
@@ -685,3 +693,39 @@ def test_deadlines_of_many_calls_follow_only_the_unacknowledged_2xx() -> None:
     dl.handle_timers(2.0)
     assert [a.server for a in dl.take_actions() if isinstance(a, SendResponse)] == ["inv150"]
     assert dl.next_deadline() == pytest.approx(2.0 + 1.0)
+
+
+@pytest.mark.parametrize(
+    ("uri", "record_route", "contact", "secure"),
+    [
+        ("sip:bob@127.0.0.1", None, "<sip:a@127.0.0.1>", False),
+        ("SIPS:bob@127.0.0.1", None, "<sip:a@127.0.0.1>", True),
+        ("sip:bob@127.0.0.1", None, '"A" <SIPS:a@127.0.0.1>', True),
+        ("sip:bob@127.0.0.1", "<sips:p@127.0.0.1;lr>, <sip:q@127.0.0.1;lr>", "<sip:a@h>", True),
+        # RFC 3261 §12.1.1: with a Record-Route, its top value decides, not the Contact.
+        ("sip:bob@127.0.0.1", "<sip:p@127.0.0.1;lr>", "<sips:a@127.0.0.1>", False),
+        ("sip:bob@127.0.0.1", "<sip:p@127.0.0.1;lr>, <sips:q@127.0.0.1;lr>", "<sip:a@h>", False),
+        # "sips:" in a parameter is not a SIPS URI: the parse decides.
+        ("sip:bob@127.0.0.1", None, "<sip:a@127.0.0.1;x=sips:y>", False),
+        ("sip:bob@127.0.0.1", None, None, False),
+    ],
+)
+def test_is_secure_request_reads_the_uri_rfc_3261_names(
+    uri: str, record_route: str | None, contact: str | None, secure: bool
+) -> None:
+    """The text pre-filter gives the answer the full URI parse gives (RFC 3261 §12.1.1)."""
+    lines = [
+        f"INVITE {uri} SIP/2.0",
+        "Via: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bKsec",
+        "From: <sip:a@127.0.0.1>;tag=f",
+        "To: <sip:bob@127.0.0.1>",
+        "Call-ID: sec",
+        "CSeq: 1 INVITE",
+    ]
+    if record_route is not None:
+        lines.append(f"Record-Route: {record_route}")
+    if contact is not None:
+        lines.append(f"Contact: {contact}")
+    request = parse_message(("\r\n".join(lines) + "\r\nContent-Length: 0\r\n\r\n").encode())
+    assert isinstance(request, Request)
+    assert is_secure_request(request) is secure

@@ -734,10 +734,18 @@ def is_secure_request(request: Request) -> bool:
     Contact header field if there was no Record-Route header field, the Contact header
     field in the response MUST be a SIPS URI."
     """
+    headers = request.headers
+    if "sips:" not in request.uri_text[:5].lower():
+        # hot path: a SIPS URI names its scheme, so text without "sips:" in the Record-Route
+        # (else the Contact) cannot hold one: no URI parse for the usual sip: request.
+        name = "Record-Route" if "Record-Route" in headers else "Contact"
+        line = headers.get(name)
+        if line is None or "sips:" not in line.lower():
+            return False
     uri = request.uri
     if isinstance(uri, SipUri) and uri.scheme == "sips":
         return True
-    if "Record-Route" in request.headers:
+    if "Record-Route" in headers:
         routes = request.record_routes
         first = routes[0].uri if routes else None
     else:

@@ -386,6 +386,8 @@ class MediaDescription(_HasAttributes):
 
     def fmtp(self, fmt: str | int) -> Fmtp | None:
         """The fmtp of format ``fmt`` (e.g. 101), or None."""
+        if _find(self.attributes, "fmtp") is None:
+            return None  # hot path: most audio offers carry no fmtp for their codec
         key = str(fmt)
         return next((f for f in self.fmtps() if f.format == key), None)
 
