@@ -209,7 +209,10 @@ def main() -> None:
     parser.add_argument(
         "--without",
         default="",
-        help="protections to switch off, comma list: csprng,latch,overload,media-timeout,tcp-tls,session-timer,quality",
+        help=(
+            "protections to switch off, comma list: csprng,latch,overload,media-timeout,"
+            "tcp-tls,session-timer,quality"
+        ),
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument(

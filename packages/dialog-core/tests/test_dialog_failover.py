@@ -12,11 +12,14 @@ from rvoip_dialog_core import (
     CallRedirected,
     DialogConfig,
     DialogConfirmed,
+    DialogEarly,
     DialogLayer,
+    DialogTerminated,
     InviteFailed,
     LegId,
     ResponseForRequest,
     SendRequest,
+    TerminationReason,
 )
 from rvoip_sip_core import Request, make_response
 
@@ -96,6 +99,39 @@ def test_302_contacts_tried_in_q_order_with_cseq_up() -> None:
     (failed,) = dl.take_events()
     assert isinstance(failed, InviteFailed)
     assert failed.response.status == 603
+
+
+def test_302_after_180_ends_the_early_dialog_and_follows_the_redirect() -> None:
+    """Forward on no answer: the phone rings (180, early dialog), then answers 302.
+
+    RFC 3261 §12.3: the 302 ends the early dialog; §8.1.3.4: the INVITE goes on to the
+    Contact. The early dialog is reported ended (REDIRECTED, 302) before the redirect,
+    and the new target's 200 confirms a dialog of its own.
+    """
+    dl, leg, invite = start()
+    bob = [("Contact", "<sip:bob@127.0.0.1:5070>")]
+    dl.on_response(make_response(invite, 180, to_tag="b1", headers=bob), 1.0)
+    (early,) = [e for e in dl.take_events() if isinstance(e, DialogEarly)]  # + InviteProgress
+    carol = [("Contact", "<sip:carol@127.0.0.1:5080>")]
+    dl.on_response(make_response(invite, 302, to_tag="b1", headers=carol), 20.0)
+    ended, moved = dl.take_events()
+    assert isinstance(ended, DialogTerminated), ended
+    assert (ended.dialog_id, ended.reason, ended.status) == (
+        early.dialog_id,
+        TerminationReason.REDIRECTED,
+        302,
+    )
+    assert isinstance(moved, CallRedirected)
+    assert (moved.leg, str(moved.target)) == (leg, "sip:carol@127.0.0.1:5080")
+    (second,) = sent(dl)
+    assert str(second.uri) == "sip:carol@127.0.0.1:5080"
+    assert second.cseq.seq == invite.cseq.seq + 1
+    assert not dl.dialogs  # nothing of bob's dialog is left
+    ok = make_response(second, 200, to_tag="c1", headers=carol)
+    dl.on_response(ok, 21.0)
+    (confirmed,) = [e for e in dl.take_events() if isinstance(e, DialogConfirmed)]
+    assert confirmed.dialog_id.remote_tag == "c1"
+    assert confirmed.dialog_id.leg == leg
 
 
 pool = st.sampled_from([f"sip:u{i}@127.0.0.1:{5000 + i}" for i in range(6)])

@@ -101,6 +101,10 @@ class TerminationReason(enum.Enum):
     """The INVITE got (or we sent) a final non-2xx response."""
     FORK_LOST = "fork-lost"
     """An early dialog of a forked INVITE whose sibling was answered first."""
+    REDIRECTED = "redirected"
+    """An early dialog whose INVITE got a final non-2xx (a 3xx, or a failure of a redirect
+    target) while the call goes on to the next target of its set (RFC 3261 §8.1.3.4,
+    §12.3): e.g. a phone's forward-on-no-answer, 180 Ringing then 302."""
     ACK_TIMEOUT = "ack-timeout"
     """RFC 3261 §13.3.1.4: no ACK for our 2xx within 64×T1; a BYE was sent."""
     TIMEOUT = "timeout"

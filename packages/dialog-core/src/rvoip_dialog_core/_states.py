@@ -60,6 +60,7 @@ class Trigger(enum.Enum):
     REJECTED = "3xx-6xx"
     CANCELLED = "CANCEL"
     FORK_LOST = "other fork answered"
+    REDIRECTED = "3xx, next target tried"
     ACK_TIMEOUT = "no ACK in 64*T1"
     TIMEOUT = "408 / timeout"
     NO_DIALOG = "481"
@@ -116,6 +117,8 @@ DIALOG_UAC = DialogMachine(
         (_E, Trigger.SUCCESS): (_C, ("recompute route set", "send ACK")),
         (_E, Trigger.CANCELLED): (_T, ()),
         (_E, Trigger.FORK_LOST): (_T, ()),
+        # RFC 3261 §8.1.3.4, §12.3: the final 3xx ended it; the INVITE goes to the next target.
+        (_E, Trigger.REDIRECTED): (_T, ()),
         # RFC 3261 §15: the caller MAY send BYE on an early dialog.
         (_E, Trigger.LOCAL_BYE): (_T, ("send BYE",)),
         (_E, Trigger.REMOTE_BYE): (_T, ("send 200",)),

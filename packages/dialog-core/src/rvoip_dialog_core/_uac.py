@@ -375,10 +375,15 @@ class UacInvites:
         contacts, the client SHOULD proceed to the next". The new request keeps Call-ID,
         From (tag) and To, takes the target as Request-URI, a new CSeq (the number one
         higher, as for any retry of the request, §8.1.3.5) and a new branch; not once a
-        CANCEL was asked for, nor with early dialogs of the previous target still open.
+        CANCEL was asked for. Early dialogs of the previous target (its 180 before the 302
+        of a forward-on-no-answer) ended with its final response (§12.3): each is reported
+        ended (``REDIRECTED``) before the call moves on.
         """
-        if inv.cancel_requested or inv.early or inv.redirects >= self._config.max_redirects:
+        if inv.cancel_requested or inv.redirects >= self._config.max_redirects:
             return False
+        for early in list(inv.early.values()):
+            self._hooks.end_dialog(early, TerminationReason.REDIRECTED, response.status)
+        inv.early.clear()
         target = inv.targets.pop(0)
         inv.redirects += 1
         old = inv.request

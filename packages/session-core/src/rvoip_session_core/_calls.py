@@ -408,6 +408,8 @@ class CallLayer:
     def _stop_media_now(self, event: object) -> None:
         call: Call | None = None
         match event:
+            case DialogTerminated(reason=TerminationReason.REDIRECTED):
+                return  # the call goes on to the next target (see _early_dialog_redirected)
             case (
                 ByeReceived(dialog_id=did)
                 | CancelReceived(dialog_id=did)
@@ -567,8 +569,26 @@ class CallLayer:
     def _on_terminated(self, event: DialogTerminated) -> None:
         did = event.dialog_id
         call = self._registry.for_dialog(did)
-        if call is not None and call.dialog_id == did:
+        if call is None:
+            return
+        if event.reason is TerminationReason.REDIRECTED:
+            self._early_dialog_redirected(call, did)
+        elif call.dialog_id == did:
             self._dialog_ended(call, event.reason, event.status)
+
+    def _early_dialog_redirected(self, call: Call, did: DialogId) -> None:
+        """An early dialog ended with the 3xx the call now follows (forward on no answer).
+
+        RFC 3261 §8.1.3.4 / §12.3: the previous target's early dialog is over; the call is
+        not. Unbind it, stop sending the early media it negotiated; the next target's 18x
+        or 2xx negotiates afresh (``apply`` turns sending back on).
+        """
+        if call.dialog_id == did:
+            self._registry.unbind_dialog(call)
+        if call.early_dialog == did:
+            call.early_dialog = None
+            call.remote_sdp = None
+            call.media.pause_sending()
 
     def _on_bye(self, event: ByeReceived) -> None:
         call = self._registry.for_dialog(event.dialog_id)

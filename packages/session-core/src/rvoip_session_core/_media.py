@@ -449,6 +449,14 @@ class CallMedia:
         if self.gate is not None:
             self.gate.may_send = False
 
+    def pause_sending(self) -> None:
+        """No RTP until the next offer/answer is applied (the peer it went to is gone).
+
+        Unlike ``stop_sending`` the call goes on: ``apply`` decides sending anew.
+        """
+        if self.gate is not None:
+            self.gate.may_send = False
+
     def set_muted(self, muted: bool) -> None:
         """Mute (silence keeps flowing) or unmute the microphone side."""
         self.muted = muted

@@ -136,6 +136,13 @@ class CallRegistry:
         call.dialog_id = dialog_id
         self._by_dialog[dialog_id] = call.id
 
+    def unbind_dialog(self, call: Call) -> None:
+        """``call`` is in no dialog any more (its early dialog ended; a redirect goes on)."""
+        old = call.dialog_id
+        if old is not None and self._by_dialog.get(old) == call.id:
+            del self._by_dialog[old]
+        call.dialog_id = None
+
     def for_dialog(self, dialog_id: DialogId | None) -> Call | None:
         """The live call of a dialog (or of its INVITE leg, before it is bound), or None."""
         if dialog_id is None:
