@@ -34,6 +34,7 @@ from rvoip_session_core import (
     SessionEventType,
 )
 from rvoip_session_core.testing import loopback_builder, released, uri_of, wait_until
+from rvoip_sip_core import Request, make_response, parse_message
 
 pytestmark = pytest.mark.anyio
 
@@ -211,6 +212,77 @@ async def test_failover_to_the_second_srv_target_after_503(
                 assert len(bob_handler.calls) == 1
                 assert alice.endpoint.stats()["dialog_dns_failover"] == 1
                 await alice.terminate_session(call.id)
+                assert await wait_until(lambda: released(alice) and released(bob))
+
+
+@contextlib.asynccontextmanager
+async def _busy_server(retry_after: int | None) -> AsyncIterator[tuple[int, list[str]]]:
+    """A UDP SIP server on 127.0.0.1 answering every INVITE 503 (with ``Retry-After``).
+
+    Yields its port and the Call-IDs of the INVITEs it got (retransmissions once).
+    """
+    headers = [] if retry_after is None else [("Retry-After", str(retry_after))]
+    invites: list[str] = []
+    async with (
+        await anyio.create_udp_socket(local_host="127.0.0.1") as sock,
+        anyio.create_task_group() as tg,
+    ):
+
+        async def serve() -> None:
+            async for data, (host, port) in sock:
+                request = parse_message(data)
+                if not isinstance(request, Request) or request.method != "INVITE":
+                    continue  # the ACK of our 503
+                if request.call_id not in invites:
+                    invites.append(request.call_id)
+                busy = make_response(request, 503, to_tag="busy", headers=headers)
+                await sock.sendto(busy.encode(), host, port)
+
+        tg.start_soon(serve)
+        yield sock.extra(anyio.abc.SocketAttribute.local_port), invites
+        tg.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("retry_after", [120, None])
+async def test_a_503_with_retry_after_sends_the_next_calls_elsewhere(
+    anyio_backend: str, dns_server: DnsServer, retry_after: int | None
+) -> None:
+    """RFC 3261 §21.5.4: the first SRV target answers 503 ``Retry-After: 120``.
+
+    The first call fails over to the second target (RFC 3263 §4.3); while the 120 s run,
+    the next call is sent to the second target first, so the busy server sees one INVITE,
+    not one per call. Without a Retry-After each call tries it first again.
+    """
+    bob_handler = Counting()
+    async with (
+        _busy_server(retry_after) as (busy_port, invites),
+        await loopback_builder("bob", bob_handler).build() as bob,
+    ):
+        zone: Zone = {
+            ("_sip._udp.example.test", "SRV"): [
+                f"10 0 {busy_port} busy.example.test.",
+                f"20 0 {bob.local_sip_address[1]} bob-host.example.test.",
+            ],
+            ("busy.example.test", "A"): ["127.0.0.1"],
+            ("bob-host.example.test", "A"): ["127.0.0.1"],
+        }
+        async with dns_server(zone) as (host, dns_port):
+            builder = loopback_builder("alice").with_dns_server(f"{host}:{dns_port}")
+            async with await builder.build() as alice:
+                for _ in range(3):
+                    call = await alice.create_outgoing_call(
+                        "sip:alice@127.0.0.1", "sip:bob@example.test"
+                    )
+                    await alice.wait_for_answer(call.id, 5)
+                    await alice.terminate_session(call.id)
+                assert len(bob_handler.calls) == 3
+                stats = alice.endpoint.stats()
+                if retry_after is None:
+                    assert len(invites) == 3
+                    assert stats.get("dialog_targets_parked", 0) == 0
+                else:
+                    assert len(invites) == 1
+                    assert stats["dialog_targets_parked"] == 1
                 assert await wait_until(lambda: released(alice) and released(bob))
 
 

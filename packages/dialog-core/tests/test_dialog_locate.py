@@ -14,12 +14,14 @@ from rvoip_dialog_core._dns import RecordCache, parse_dns_server
 from rvoip_dialog_core._hops import hop_target
 from rvoip_dialog_core._locate import (
     Naptr,
+    ParkedTargets,
     Query,
     Record,
     SipTarget,
     Srv,
     locate,
     naptr_choices,
+    retry_after_seconds,
     srv_order,
 )
 from rvoip_sip_core import make_request, parse_uri
@@ -294,3 +296,69 @@ def test_parse_dns_server() -> None:
     for bad in ("dns.example:53", "127.0.0.1:0", "[::1", "127.0.0.1:x"):
         with pytest.raises(ValueError):
             parse_dns_server(bad)
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [
+        ("120", 120),
+        (" 18000;duration=3600", 18000),
+        ("120 (I'm in a meeting)", 120),
+        ("0", 0),
+        ("", None),
+        ("soon", None),
+        ("-5", None),
+        ("99999999999", None),
+        (None, None),
+    ],
+)
+def test_retry_after_seconds(value: str | None, seconds: int | None) -> None:
+    """RFC 3261 §20.33: delta-seconds, then an optional comment and parameters."""
+    assert retry_after_seconds(value) == seconds
+
+
+def _peer(n: int) -> Peer:
+    return Peer("UDP", "127.0.0.1", 5060 + n)
+
+
+def test_a_parked_target_goes_last_until_its_retry_after_passes() -> None:
+    """RFC 3261 §21.5.4: the 503's sender is tried after the others, then first again."""
+    parked = ParkedTargets()
+    a, b, c = _peer(0), _peer(1), _peer(2)
+    parked.park(a, 120, now=10.0)
+    assert parked.order([a, b, c], now=10.0) == [b, c, a]
+    assert parked.is_parked(a, 129.9)
+    assert parked.order([a, b, c], now=130.0) == [a, b, c]  # expired: forgotten
+    assert len(parked) == 0
+
+
+def test_parking_is_bounded_in_time_and_size() -> None:
+    parked = ParkedTargets(max_seconds=300.0, size=4)
+    parked.park(_peer(0), 4_294_967_295, now=0.0)
+    assert not parked.is_parked(_peer(0), 300.0)  # a hostile Retry-After is capped
+    for n in range(10):
+        parked.park(_peer(n), 60, now=1.0)
+    assert len(parked) == 4
+    off = ParkedTargets(max_seconds=0.0)
+    off.park(_peer(0), 60, now=0.0)
+    assert off.order([_peer(0), _peer(1)], now=0.0) == [_peer(0), _peer(1)]
+
+
+@given(
+    st.lists(st.integers(0, 7), min_size=1, max_size=8, unique=True),
+    st.lists(st.tuples(st.integers(0, 7), st.integers(1, 100)), max_size=8),
+    st.floats(0, 200),
+)
+def test_ordering_keeps_every_target_and_puts_parked_ones_after(
+    order: list[int], parks: list[tuple[int, int]], now: float
+) -> None:
+    """A permutation: nothing dropped or added; ready targets first, each group in order."""
+    parked = ParkedTargets()
+    for n, seconds in parks:
+        parked.park(_peer(n), seconds, now=0.0)
+    peers = [_peer(n) for n in order]
+    waiting = {p for p in peers if parked.is_parked(p, now)}
+    result = parked.order(peers, now)
+    assert sorted(result, key=peers.index) == peers
+    ready = [p for p in peers if p not in waiting]
+    assert result == ready + [p for p in peers if p in waiting]

@@ -85,6 +85,9 @@ class DnsSettings:
         hosts_ttl: Seconds a ``getaddrinfo`` answer (no TTL known) is cached.
         max_targets: The most targets (SRV targets and their addresses) one request is
             tried at: RFC 3263 §4.3 failover is bounded by this list.
+        max_retry_after: The longest ``Retry-After`` of a 503 honoured, in seconds: the
+            target that sent it is tried after the others of a located list until then
+            (RFC 3261 §21.5.4); 0: a 503 only moves the request on (RFC 3263 §4.3).
     """
 
     nameservers: tuple[tuple[str, int], ...] = ()
@@ -95,6 +98,7 @@ class DnsSettings:
     negative_ttl: float = 30.0
     hosts_ttl: float = 60.0
     max_targets: int = 8
+    max_retry_after: float = 300.0
 
 
 @attrs.define(eq=False)

@@ -56,7 +56,7 @@ from ._dns import DnsSettings, SipLocator
 from ._events import Action, DialogEvent, SendAck, SendRequest, SendResponse
 from ._hops import hop_target, is_ip, next_hop
 from ._layer import DialogLayer
-from ._locate import SipTarget
+from ._locate import ParkedTargets, SipTarget, retry_after_seconds
 
 __all__ = ["DialogEndpoint"]
 
@@ -181,7 +181,9 @@ class DialogEndpoint:
         self._txn: TransactionEndpoint | None = None
         self._layer: DialogLayer | None = None
         self._client_txns: dict[int, Request] = {}
-        self._locator = SipLocator(dns or DnsSettings(), self._rng)
+        settings = dns or DnsSettings()
+        self._locator = SipLocator(settings, self._rng)
+        self._parked = ParkedTargets(settings.max_retry_after, settings.cache_size)
         # RFC 3263 §4.3: requests sent to a located name, by client transaction id: the
         # targets still to try on timeout, transport error or 503 (only entries for names).
         self._plans: dict[int, _Plan] = {}
@@ -343,8 +345,10 @@ class DialogEndpoint:
             layer.on_ack(event.request, now)
         elif isinstance(event, ResponseReceived):
             # hot path: one comparison; RFC 3263 §4.3: a 503 moves on to the next target.
-            if event.response.status == 503 and self._plans and self._fail_over(event.txn_id):
-                return
+            if event.response.status == 503 and self._plans:
+                self._park(event.txn_id, event.response, now)
+                if self._fail_over(event.txn_id):
+                    return
             layer.on_response(event.response, now)
         elif isinstance(event, TransactionTimeout):
             request = self._client_txns.get(event.txn_id)
@@ -363,6 +367,14 @@ class DialogEndpoint:
                 and request.method == "INVITE"
             ):
                 self._invite_targets.pop(request.top_via.branch or "", None)
+
+    def _park(self, txn_id: int, response: Response, now: float) -> None:
+        """A located target answered 503: with a Retry-After, try it last until then."""
+        plan = self._plans.get(txn_id)
+        seconds = retry_after_seconds(response.headers.get("Retry-After"))
+        if plan is not None and seconds:
+            self._parked.park(plan.target, seconds, now)
+            self.stats["targets_parked"] += 1
 
     def _fail_over(self, txn_id: int) -> bool:
         """Send the request of ``txn_id`` to its next located target (True), if it has one.
@@ -592,6 +604,9 @@ class DialogEndpoint:
                 self.layer.on_transport_error(request, self._clock())
             return
         failover = isinstance(action, SendRequest) and not request.to.tag
+        if failover and len(self._parked) and len(peers) > 1:
+            # RFC 3261 §21.5.4: a target that asked for time (503 + Retry-After) goes last.
+            peers = self._parked.order(peers, self._clock())
         for index, peer in enumerate(peers):
             if not failover or index == len(peers) - 1:
                 txn_id = self._send_to(action, peer)

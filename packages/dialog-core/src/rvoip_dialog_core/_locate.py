@@ -22,12 +22,14 @@ __all__ = [
     "NAPTR_SERVICES",
     "SRV_PREFIXES",
     "Naptr",
+    "ParkedTargets",
     "Query",
     "Record",
     "SipTarget",
     "Srv",
     "locate",
     "naptr_choices",
+    "retry_after_seconds",
     "srv_order",
 ]
 
@@ -249,3 +251,77 @@ def _addresses(
         for record in records
         if isinstance(record, str)
     ]
+
+
+def retry_after_seconds(value: str | None) -> int | None:
+    """The delta-seconds of a ``Retry-After`` value (RFC 3261 §20.33), None if absent or bad.
+
+    ``Retry-After: 120 (I'm in a meeting);duration=3600`` gives 120; the comment and the
+    parameters are ignored. Anything not starting with digits is None, as is a number
+    too long to be meant (more than 10 digits).
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    end = 0
+    while end < len(text) and end <= 10 and text[end].isascii() and text[end].isdigit():
+        end += 1
+    if end == 0 or end > 10:
+        return None
+    return int(text[:end])
+
+
+@attrs.define(eq=False)
+class ParkedTargets:
+    """Targets that answered 503 with a Retry-After: tried after the others until then.
+
+    RFC 3261 §21.5.4: a 503 with Retry-After says when the server may take requests again;
+    RFC 3263 §4.3 moves the failed request on to the next target. Until that time the
+    located list puts a parked target after every other (never drops it: when the others
+    fail too, it is still tried). Sans-IO: the caller gives ``now``.
+
+    Args:
+        max_seconds: the longest park honoured (a hostile or broken server's
+            ``Retry-After: 4294967295`` must not shun it for ever); 0 turns parking off.
+        size: the most targets remembered (expired ones go first, then the oldest).
+    """
+
+    max_seconds: float = 300.0
+    size: int = 1024
+    _until: dict[Peer, float] = attrs.field(factory=dict, init=False)
+
+    def park(self, peer: Peer, seconds: float, now: float) -> None:
+        """``peer`` answered 503 with ``Retry-After: seconds`` at ``now``."""
+        seconds = min(float(seconds), self.max_seconds)
+        if seconds <= 0:
+            return
+        until = self._until
+        if peer not in until and len(until) >= self.size:
+            for key in [k for k, when in until.items() if when <= now]:
+                del until[key]
+            while len(until) >= self.size:
+                del until[next(iter(until))]
+        until[peer] = now + seconds
+
+    def order(self, peers: Sequence[Peer], now: float) -> list[Peer]:
+        """``peers`` with the ones parked at ``now`` moved to the end (order kept otherwise)."""
+        until = self._until
+        if not until:
+            return list(peers)
+        ready: list[Peer] = []
+        parked: list[Peer] = []
+        for peer in peers:
+            when = until.get(peer)
+            if when is not None and when <= now:
+                del until[peer]
+                when = None
+            (parked if when is not None else ready).append(peer)
+        return ready + parked
+
+    def is_parked(self, peer: Peer, now: float) -> bool:
+        """True while ``peer`` is parked."""
+        when = self._until.get(peer)
+        return when is not None and when > now
+
+    def __len__(self) -> int:
+        return len(self._until)
