@@ -188,12 +188,32 @@ def usable_codecs(codecs: Sequence[str]) -> list[str]:
     return out
 
 
+_SUPPORTED: dict[tuple[tuple[str, ...], int | None], tuple[RtpMap, ...]] = {}
+_SUPPORTED_LIMIT = 64
+
+
 def supported_maps(codecs: Sequence[str], dtmf_payload_type: int | None) -> list[RtpMap]:
     """Our codec list as rtpmaps, telephone-event last (when a payload type is given).
 
     telephone-event is listed at every clock rate of the codecs (8000, and 48000 with
     Opus), since RFC 4733 §2.1 sends events on the RTP clock of the audio.
     """
+    return list(_supported(tuple(codecs), dtmf_payload_type))
+
+
+def _supported(codecs: tuple[str, ...], dtmf_payload_type: int | None) -> tuple[RtpMap, ...]:
+    """:func:`supported_maps`, memoised (hot path: every offer and answer of every call
+    asks it with the endpoint's one codec list; what a process can run does not change)."""
+    key = (codecs, dtmf_payload_type)
+    found = _SUPPORTED.get(key)
+    if found is None:
+        if len(_SUPPORTED) >= _SUPPORTED_LIMIT:
+            _SUPPORTED.clear()
+        found = _SUPPORTED[key] = tuple(_build_supported(codecs, dtmf_payload_type))
+    return found
+
+
+def _build_supported(codecs: Sequence[str], dtmf_payload_type: int | None) -> list[RtpMap]:
     names = usable_codecs(codecs)
     maps = [CODEC_MAPS[name] for name in names]
     if dtmf_payload_type is not None and "OPUS" in names:
@@ -378,12 +398,12 @@ def build_answer(
         SdpNegotiationError: no usable audio stream with a common codec (answer 488;
             the message says why each audio stream was refused).
     """
-    supported = supported_maps(codecs, dtmf_payload_type)
+    supported = _supported(tuple(codecs), dtmf_payload_type)
     answered: list[MediaDescription] = []
     refused: list[str] = []
     taken = False
     for offered in offer.media:
-        answer = MediaDescription(offered.media, 0, offered.proto, offered.formats or ("0",))
+        answer: MediaDescription | None = None
         if not taken and offered.media == "audio" and offered.port != 0:
             ours = None if srtp == "off" else _answer_key(offered, previous, key_source)
             problem = _unusable(offered, offer.connection_for(offered), ours is not None)
@@ -394,7 +414,7 @@ def build_answer(
                 )
             if problem is not None:
                 refused.append(problem)
-                answered.append(answer)
+                answered.append(_refused(offered))
                 continue
             candidate = answer_media(
                 offered,
@@ -412,13 +432,19 @@ def build_answer(
             ):
                 answer = _with_our_opus_fmtp(candidate)
                 taken = True
-        answered.append(answer)
+        # hot path: the port-0 refusal of a stream is built only for one not answered.
+        answered.append(_refused(offered) if answer is None else answer)
     if not taken:
         if refused:
             reasons = "; ".join(refused)
             raise SdpNegotiationError(f"no usable audio stream in the offer: {reasons}")
         raise SdpNegotiationError("no common audio codec in the offer (488 Not Acceptable Here)")
     return make_sdp(address, answered, sess_id=sess_id, sess_version=sess_version)
+
+
+def _refused(offered: MediaDescription) -> MediaDescription:
+    """RFC 3264 §6: a stream we do not take is answered with port 0 and its formats."""
+    return MediaDescription(offered.media, 0, offered.proto, offered.formats or ("0",))
 
 
 def _with_our_opus_fmtp(media: MediaDescription) -> MediaDescription:

@@ -339,9 +339,10 @@ class MediaDescription(_HasAttributes):
 
     # -- typed views ---------------------------------------------------------------
 
-    @property
+    @functools.cached_property
     def payload_types(self) -> tuple[int, ...]:
         """The formats that are RTP payload type numbers, in offer order."""
+        # hot path: an offer/answer reads it several times per call; the value is frozen.
         return tuple([int(f) for f in self.formats if f.isascii() and f.isdigit() and len(f) < 4])
 
     def rtpmaps(self) -> tuple[RtpMap, ...]:
