@@ -202,8 +202,11 @@ def supported_maps(codecs: Sequence[str], dtmf_payload_type: int | None) -> list
 
 
 def _supported(codecs: tuple[str, ...], dtmf_payload_type: int | None) -> tuple[RtpMap, ...]:
-    """:func:`supported_maps`, memoised (hot path: every offer and answer of every call
-    asks it with the endpoint's one codec list; what a process can run does not change)."""
+    """:func:`supported_maps`, memoised.
+
+    Hot path: every offer and answer of every call asks it with the endpoint's one codec
+    list, and what this process can run does not change.
+    """
     key = (codecs, dtmf_payload_type)
     found = _SUPPORTED.get(key)
     if found is None:
