@@ -185,6 +185,18 @@ async def test_call_by_name_through_naptr_srv_a(anyio_backend: str, dns_server: 
                 assert await wait_until(lambda: released(alice) and released(bob))
 
 
+def _busy_then_bob(busy_port: int, bob_port: int) -> Zone:
+    """``example.test``'s SRV: a busy server on ``busy_port`` first, bob's second."""
+    return {
+        ("_sip._udp.example.test", "SRV"): [
+            f"10 0 {busy_port} busy.example.test.",
+            f"20 0 {bob_port} bob-host.example.test.",
+        ],
+        ("busy.example.test", "A"): ["127.0.0.1"],
+        ("bob-host.example.test", "A"): ["127.0.0.1"],
+    }
+
+
 async def test_failover_to_the_second_srv_target_after_503(
     anyio_backend: str, dns_server: DnsServer
 ) -> None:
@@ -194,14 +206,7 @@ async def test_failover_to_the_second_srv_target_after_503(
         await loopback_builder("busy", Rejecter()).build() as busy,
         await loopback_builder("bob", bob_handler).build() as bob,
     ):
-        zone: Zone = {
-            ("_sip._udp.example.test", "SRV"): [
-                f"10 0 {busy.local_sip_address[1]} busy.example.test.",
-                f"20 0 {bob.local_sip_address[1]} bob-host.example.test.",
-            ],
-            ("busy.example.test", "A"): ["127.0.0.1"],
-            ("bob-host.example.test", "A"): ["127.0.0.1"],
-        }
+        zone = _busy_then_bob(busy.local_sip_address[1], bob.local_sip_address[1])
         async with dns_server(zone) as (host, dns_port):
             builder = loopback_builder("alice").with_dns_server(f"{host}:{dns_port}")
             async with await builder.build() as alice:
@@ -258,14 +263,7 @@ async def test_a_503_with_retry_after_sends_the_next_calls_elsewhere(
         _busy_server(retry_after) as (busy_port, invites),
         await loopback_builder("bob", bob_handler).build() as bob,
     ):
-        zone: Zone = {
-            ("_sip._udp.example.test", "SRV"): [
-                f"10 0 {busy_port} busy.example.test.",
-                f"20 0 {bob.local_sip_address[1]} bob-host.example.test.",
-            ],
-            ("busy.example.test", "A"): ["127.0.0.1"],
-            ("bob-host.example.test", "A"): ["127.0.0.1"],
-        }
+        zone = _busy_then_bob(busy_port, bob.local_sip_address[1])
         async with dns_server(zone) as (host, dns_port):
             builder = loopback_builder("alice").with_dns_server(f"{host}:{dns_port}")
             async with await builder.build() as alice:
