@@ -371,8 +371,10 @@ class DialogEndpoint:
     def _park(self, txn_id: int, response: Response, now: float) -> None:
         """A located target answered 503: with a Retry-After, try it last until then."""
         plan = self._plans.get(txn_id)
+        if plan is None:
+            return
         seconds = retry_after_seconds(response.headers.get("Retry-After"))
-        if plan is not None and seconds:
+        if seconds:
             self._parked.park(plan.target, seconds, now)
             self.stats["targets_parked"] += 1
 
