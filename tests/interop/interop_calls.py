@@ -11,12 +11,14 @@ from rvoip_session_core import (
     CallDecision,
     CallHandler,
     CallSession,
+    CallState,
     Decision,
     IncomingCall,
     SessionCoordinator,
     SessionError,
     SessionId,
 )
+from rvoip_session_core.testing import wait_until
 
 
 class Recorder(CallHandler):
@@ -122,3 +124,16 @@ class MediaMonitor:
         """What was seen of call ``sid``."""
         hits, total = self.tones.get(sid, [0, 0])
         return CallMedia(self.packets.get(sid, 0), self.codecs.get(sid), hits, total)
+
+
+async def only_active_call(coordinator: SessionCoordinator, timeout: float = 10.0) -> str:
+    """The id of the one active call of ``coordinator``, once there is exactly one."""
+    ids: list[str] = []
+
+    async def one() -> bool:
+        sessions = await coordinator.list_active_sessions()
+        ids[:] = [s.id for s in sessions if s.state is CallState.Active]
+        return len(ids) == 1
+
+    assert await wait_until(one, timeout=timeout)
+    return ids[0]

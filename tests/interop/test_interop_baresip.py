@@ -14,9 +14,9 @@ from pathlib import Path
 import anyio
 import pytest
 from interop_baresip import HOST, Baresip, find_baresip
-from interop_calls import Recorder
+from interop_calls import Recorder, only_active_call
 
-from rvoip_session_core import CallState, SessionCoordinator, SessionId, SessionManagerBuilder
+from rvoip_session_core import CallState, SessionId, SessionManagerBuilder
 from rvoip_session_core.testing import SipTrace, released, wait_until
 from rvoip_transaction_core.testing import self_signed_certificate
 
@@ -53,18 +53,6 @@ def tls_builder(
     return builder(handler, user).with_tls(str(cert), str(key), cafile=str(cert))
 
 
-async def active_call(coordinator: SessionCoordinator) -> str:
-    ids: list[str] = []
-
-    async def one() -> bool:
-        sessions = await coordinator.list_active_sessions()
-        ids[:] = [s.id for s in sessions if s.state is CallState.Active]
-        return len(ids) == 1
-
-    assert await wait_until(one, timeout=10)
-    return ids[0]
-
-
 @pytest.mark.parametrize("form", ["tls", "sips"])
 async def test_baresip_calls_rvoip_over_tls(
     phone: Baresip,
@@ -93,7 +81,7 @@ async def test_baresip_calls_rvoip_over_tls(
         )
         await phone.command("dial", target)
         await phone.event("CALL_ESTABLISHED")
-        call_id = await active_call(rvoip)
+        call_id = await only_active_call(rvoip)
         ok = next(r for r in trace.responses(200) if r.cseq.method == "INVITE")
         contact = str(ok.contacts[0].uri)
         if form == "sips":

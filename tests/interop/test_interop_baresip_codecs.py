@@ -19,11 +19,11 @@ import anyio
 import numpy as np
 import pytest
 from interop_baresip import HOST, Baresip, find_baresip
+from interop_calls import only_active_call
 
 from rvoip_media_core import tone_level
 from rvoip_session_core import (
     AutoAnswerHandler,
-    CallState,
     SessionCoordinator,
     SessionManagerBuilder,
     tone_source,
@@ -51,18 +51,6 @@ async def phone(tmp_path: Path) -> AsyncIterator[Baresip]:
         exe, tmp_path, cert, key, codecs=("opus", "g722", "g711"), record=True
     ) as running:
         yield running
-
-
-async def _active(coordinator: SessionCoordinator) -> str:
-    ids: list[str] = []
-
-    async def one() -> bool:
-        sessions = await coordinator.list_active_sessions()
-        ids[:] = [s.id for s in sessions if s.state is CallState.Active]
-        return len(ids) == 1
-
-    assert await wait_until(one, timeout=10)
-    return ids[0]
 
 
 async def _check_call(rvoip: SessionCoordinator, call_id: str, codec: str, rate: int) -> None:
@@ -115,7 +103,7 @@ async def test_baresip_calls_rvoip(
         port = rvoip.endpoint.local("UDP").port
         await phone.command("dial", f"sip:rvoip@{HOST}:{port}")
         await phone.event("CALL_ESTABLISHED")
-        call_id = await _active(rvoip)
+        call_id = await only_active_call(rvoip)
         await _check_call(rvoip, call_id, codec, rate)
         await rvoip.terminate_session(call_id)
         await phone.event("CALL_CLOSED")

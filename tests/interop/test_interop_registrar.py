@@ -16,7 +16,7 @@ from pathlib import Path
 import anyio
 import pytest
 from interop_baresip import HOST, Baresip, find_baresip
-from interop_calls import Recorder
+from interop_calls import Recorder, only_active_call
 from interop_sipp import Sipp, free_udp_port
 
 from rvoip_session_core import (
@@ -25,7 +25,6 @@ from rvoip_session_core import (
     CallDecision,
     CallHandler,
     CallSession,
-    CallState,
     Decision,
     IncomingCall,
     RegistrationState,
@@ -128,18 +127,6 @@ async def _carol_bound(coordinator: SessionCoordinator, bare: Baresip) -> None:
     assert await wait_until(bound, timeout=10), bare.output()
 
 
-async def _one_active(coordinator: SessionCoordinator) -> str:
-    ids: list[str] = []
-
-    async def one() -> bool:
-        sessions = await coordinator.list_active_sessions()
-        ids[:] = [s.id for s in sessions if s.state is CallState.Active]
-        return len(ids) == 1
-
-    assert await wait_until(one, timeout=10)
-    return ids[0]
-
-
 async def _rtp_in(coordinator: SessionCoordinator, sid: str) -> None:
     async def flowing() -> bool:
         stats = await coordinator.get_media_statistics(sid)
@@ -175,7 +162,7 @@ async def test_baresip_registers_with_digest_and_calls_an_rvoip_user_through_the
         # with digest, the PBX rings alice's registered contact and bridges the two.
         await bare.command("dial", f"sip:alice@{HOST}:{port}")
         await bare.event("CALL_ESTABLISHED", timeout=10)
-        sid = await _one_active(alice)
+        sid = await only_active_call(alice)
         await _rtp_in(alice, sid)
         assert "carol" in handler.users
         assert len(await coordinator.list_bridges()) == 1

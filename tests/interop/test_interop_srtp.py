@@ -22,13 +22,12 @@ import anyio
 import numpy as np
 import pytest
 from interop_baresip import HOST, Baresip, find_baresip
-from interop_calls import Recorder
+from interop_calls import Recorder, only_active_call
 from interop_sipp import Sipp, free_udp_port
 
 from rvoip_media_core import detect_tone
 from rvoip_session_core import (
     CallFailed,
-    CallState,
     SessionCoordinator,
     SessionManagerBuilder,
     tone_source,
@@ -77,18 +76,6 @@ def srtp_builder(
     builder: Callable[..., SessionManagerBuilder], mode: SrtpMode
 ) -> SessionManagerBuilder:
     return builder(Recorder(), "rvoip").with_srtp(mode).with_preferred_codecs(["PCMU"])
-
-
-async def active_call(coordinator: SessionCoordinator) -> str:
-    ids: list[str] = []
-
-    async def one() -> bool:
-        sessions = await coordinator.list_active_sessions()
-        ids[:] = [s.id for s in sessions if s.state is CallState.Active]
-        return len(ids) == 1
-
-    assert await wait_until(one, timeout=10)
-    return ids[0]
 
 
 def is_srtp(coordinator: SessionCoordinator, session_id: str) -> bool:
@@ -150,7 +137,7 @@ async def test_baresip_calls_rvoip_with_srtp(
             port = rvoip.endpoint.local("UDP").port
             await phone.command("dial", f"sip:judge@{HOST}:{port}")
             await phone.event("CALL_ESTABLISHED")
-            call_id = await active_call(rvoip)
+            call_id = await only_active_call(rvoip)
             assert is_srtp(rvoip, call_id)
             await check_audio_both_ways(rvoip, call_id, phone)
             await hang_up(rvoip, call_id, phone)
@@ -202,7 +189,7 @@ async def test_best_effort_srtp_falls_back_to_rtp_with_an_rvoip_without_srtp(
                 port = rvoip.endpoint.local("UDP").port
                 await phone.command("dial", f"sip:judge@{HOST}:{port}")
                 await phone.event("CALL_ESTABLISHED")
-                call_id = await active_call(rvoip)
+                call_id = await only_active_call(rvoip)
             else:
                 call = await rvoip.create_outgoing_call(f"sip:rvoip@{HOST}", phone.uri("udp"))
                 await rvoip.wait_for_answer(call.id, 10)
