@@ -362,3 +362,14 @@ def test_ordering_keeps_every_target_and_puts_parked_ones_after(
     assert sorted(result, key=peers.index) == peers
     ready = [p for p in peers if p not in waiting]
     assert result == ready + [p for p in peers if p in waiting]
+
+
+@given(st.text(max_size=40))
+def test_retry_after_of_any_text_is_none_or_a_bounded_number(value: str) -> None:
+    """A hostile Retry-After never raises: None, or the leading delta-seconds (≤ 10 digits)."""
+    seconds = retry_after_seconds(value)
+    assert seconds is None or 0 <= seconds < 10**10
+    if seconds is not None:
+        assert value.strip().startswith(str(seconds)) or value.strip().lstrip("0").startswith(
+            str(seconds)
+        )
