@@ -243,3 +243,49 @@ def test_hold_address_and_ipv6_literals_still_work() -> None:
         answer_is_local=False,
     )
     assert v6.remote_address == ("2001:db8::7", 40000)
+
+
+def test_an_offer_of_a_shape_answered_before_gets_the_same_answer_on_its_own_port() -> None:
+    # build_answer keeps its answer to each offered stream shape (a UAS sees the same few
+    # offers again and again): the kept answer must be what a first answer would be.
+    from rvoip_session_core import _offer_answer
+
+    first = build_answer(parse_sdp(OFFER), "127.0.0.1", 31000, codecs=["PCMU", "PCMA"], sess_id=1)
+    again = build_answer(
+        parse_sdp(OFFER.replace("40000", "40002")),
+        "127.0.0.2",
+        31002,
+        codecs=["PCMU", "PCMA"],
+        sess_id=2,
+    )
+    _offer_answer._PLAIN_ANSWERS.clear()
+    fresh = build_answer(
+        parse_sdp(OFFER.replace("40000", "40002")),
+        "127.0.0.2",
+        31002,
+        codecs=["PCMU", "PCMA"],
+        sess_id=2,
+    )
+    assert again == fresh
+    assert str(again) == str(fresh)
+    assert first.media[0].port == 31000 and again.media[0].port == 31002
+    # Another shape (a different direction, codec list or attribute) is answered afresh.
+    held = build_answer(
+        parse_sdp(OFFER + "a=sendonly\r\n"), "127.0.0.1", 31004, codecs=["PCMU", "PCMA"], sess_id=3
+    )
+    assert held.media[0].direction == "recvonly"
+    only_pcmu = build_answer(parse_sdp(OFFER), "127.0.0.1", 31006, codecs=["PCMU"], sess_id=4)
+    assert only_pcmu.media[0].formats == ("0", "96")
+    ptime = build_answer(
+        parse_sdp(OFFER), "127.0.0.1", 31008, codecs=["PCMU", "PCMA"], sess_id=5, ptime_ms=30
+    )
+    assert ptime.media[0].ptime == 30
+
+
+def test_the_kept_answers_are_bounded() -> None:
+    from rvoip_session_core import _offer_answer
+
+    for n in range(3 * _offer_answer._PLAIN_ANSWERS_LIMIT):
+        offer = parse_sdp(OFFER + f"a=label:{n}\r\n")
+        build_answer(offer, "127.0.0.1", 31000, codecs=["PCMU"], sess_id=n)
+        assert len(_offer_answer._PLAIN_ANSWERS) <= _offer_answer._PLAIN_ANSWERS_LIMIT

@@ -790,3 +790,18 @@ def test_attribute_lines_parse_the_same_from_the_memo(values: list[str]) -> None
     assert all(
         a is b for a, b in zip(first.media[0].attributes, second.media[0].attributes, strict=True)
     )
+
+
+@given(media_descriptions(), st.integers(min_value=0, max_value=65535))
+def test_with_port_keeps_views_that_do_not_depend_on_the_port(
+    media: MediaDescription, port: int
+) -> None:
+    # with_port shares the cached payload types, rtpmaps and lines of the original: the
+    # copy must read and serialize exactly as one built from scratch on that port.
+    media.payload_types, media.rtpmaps(), str(media)  # noqa: B018 (fill the caches)
+    moved = media.with_port(port)
+    fresh = attrs.evolve(media, port=port)
+    assert moved == fresh
+    assert str(moved) == str(fresh)
+    assert moved.payload_types == fresh.payload_types
+    assert moved.rtpmaps() == fresh.rtpmaps()

@@ -401,7 +401,8 @@ def build_answer(
         SdpNegotiationError: no usable audio stream with a common codec (answer 488;
             the message says why each audio stream was refused).
     """
-    supported = _supported(tuple(codecs), dtmf_payload_type)
+    table = (tuple(codecs), dtmf_payload_type)
+    supported = _supported(*table)
     answered: list[MediaDescription] = []
     refused: list[str] = []
     taken = False
@@ -419,22 +420,22 @@ def build_answer(
                 refused.append(problem)
                 answered.append(_refused(offered))
                 continue
-            candidate = answer_media(
-                offered,
-                supported,
-                port=port,
-                offered_direction=offer.direction_for(offered),
-                direction=direction,
-                ptime=ptime_ms,
-                rtcp_mux=False,
-                crypto=() if ours is None else (crypto_line(ours),),
-            )
-            # An answer that keeps only telephone-event carries no audio: reject it.
-            if candidate.port != 0 and any(
-                _is_audio_codec(candidate.rtpmap(pt)) for pt in candidate.payload_types
-            ):
-                answer = _with_our_opus_fmtp(candidate)
-                taken = True
+            offered_direction = offer.direction_for(offered)
+            if ours is None:
+                answer = _plain_answer(
+                    offered, supported, table, port, offered_direction, direction, ptime_ms
+                )
+            else:
+                answer = _answer_stream(
+                    offered,
+                    supported,
+                    port,
+                    offered_direction,
+                    direction,
+                    ptime_ms,
+                    crypto=(crypto_line(ours),),
+                )
+            taken = answer is not None
         # hot path: the port-0 refusal of a stream is built only for one not answered.
         answered.append(_refused(offered) if answer is None else answer)
     if not taken:
@@ -443,6 +444,86 @@ def build_answer(
             raise SdpNegotiationError(f"no usable audio stream in the offer: {reasons}")
         raise SdpNegotiationError("no common audio codec in the offer (488 Not Acceptable Here)")
     return make_sdp(address, answered, sess_id=sess_id, sess_version=sess_version)
+
+
+def _answer_stream(
+    offered: MediaDescription,
+    supported: tuple[RtpMap, ...],
+    port: int,
+    offered_direction: str,
+    direction: str,
+    ptime_ms: int,
+    crypto: tuple[Crypto, ...] = (),
+) -> MediaDescription | None:
+    """Our answer to one usable offered audio stream, None when it has no audio codec."""
+    candidate = answer_media(
+        offered,
+        supported,
+        port=port,
+        offered_direction=offered_direction,
+        direction=direction,
+        ptime=ptime_ms,
+        rtcp_mux=False,
+        crypto=crypto,
+    )
+    # An answer that keeps only telephone-event carries no audio: reject it.
+    if candidate.port != 0 and any(
+        _is_audio_codec(candidate.rtpmap(pt)) for pt in candidate.payload_types
+    ):
+        return _with_our_opus_fmtp(candidate)
+    return None
+
+
+# Plain-RTP answers by the shape of the offered stream (bounded; see _plain_answer).
+_PLAIN_ANSWERS: dict[tuple[object, ...], MediaDescription | None] = {}
+_PLAIN_ANSWERS_LIMIT = 64
+_PLAIN_ANSWER_MAX_LINES = 32
+
+
+def _plain_answer(
+    offered: MediaDescription,
+    supported: tuple[RtpMap, ...],
+    table: tuple[tuple[str, ...], int | None],
+    port: int,
+    offered_direction: str,
+    direction: str,
+    ptime_ms: int,
+) -> MediaDescription | None:
+    """:func:`_answer_stream` without SRTP, memoised on what the answer depends on.
+
+    Hot path: a UAS answers the same few offers (one per model of phone or trunk) again
+    and again, differing only in port and address. Without keys the answer depends only
+    on the stream's media, proto, formats and attribute lines, the directions, ptime and
+    our codec table (``supported``, made from ``table``: codec names and telephone-event
+    number): the first answer to such an offer is kept (with its serialized
+    lines) and later ones reuse it on their own port. At most 64 kept; an offer with more
+    than 32 formats or attribute lines is answered without the memo.
+    """
+    attributes = offered.attributes
+    formats = offered.formats
+    if len(attributes) > _PLAIN_ANSWER_MAX_LINES or len(formats) > _PLAIN_ANSWER_MAX_LINES:
+        return _answer_stream(offered, supported, port, offered_direction, direction, ptime_ms)
+    key = (
+        offered.media,
+        offered.proto,
+        formats,
+        tuple([(a.name, a.value) for a in attributes]),
+        offered_direction,
+        direction,
+        ptime_ms,
+        table,
+    )
+    try:
+        kept = _PLAIN_ANSWERS[key]
+    except KeyError:
+        kept = _answer_stream(offered, supported, port, offered_direction, direction, ptime_ms)
+        if len(_PLAIN_ANSWERS) >= _PLAIN_ANSWERS_LIMIT:
+            _PLAIN_ANSWERS.clear()
+        _PLAIN_ANSWERS[key] = kept
+        return kept
+    if kept is None or kept.port == port:
+        return kept
+    return kept.with_port(port)
 
 
 def _refused(offered: MediaDescription) -> MediaDescription:

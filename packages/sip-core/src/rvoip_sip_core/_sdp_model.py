@@ -295,6 +295,10 @@ def _rtpmap_of(value: str) -> RtpMap:
     return mapping
 
 
+# MediaDescription's cached views that do not depend on the port (see with_port).
+_PORT_FREE_VIEWS = ("payload_types", "_rtpmaps", "_tail")
+
+
 @attrs.frozen
 class MediaDescription(_HasAttributes):
     """One ``m=`` section: ``m=<media> <port>[/<count>] <proto> <fmt> ...`` and its lines (§5.14).
@@ -319,7 +323,13 @@ class MediaDescription(_HasAttributes):
     def lines(self) -> list[str]:
         """The section's lines in RFC 8866 §5 order, without line endings."""
         port = str(self.port) if self.port_count is None else f"{self.port}/{self.port_count}"
-        out = [" ".join(("m=" + self.media, port, self.proto, *self.formats))]
+        return [" ".join(("m=" + self.media, port, self.proto, *self.formats)), *self._tail]
+
+    @functools.cached_property
+    def _tail(self) -> tuple[str, ...]:
+        # The lines after m=: frozen, and independent of the port (with_port keeps them),
+        # so a reused answer stream is serialized by writing its m= line only.
+        out: list[str] = []
         if self.information is not None:
             out.append(f"i={self.information}")
         # hot path (every answer is serialized): skip empty groups, format a= lines inline.
@@ -332,7 +342,7 @@ class MediaDescription(_HasAttributes):
         out += _attribute_lines(self.attributes)
         if self.unknown_lines:
             out += [f"{letter}={value}" for letter, value in self.unknown_lines]
-        return out
+        return tuple(out)
 
     def __str__(self) -> str:
         return "\r\n".join(self.lines()) + "\r\n"
@@ -429,8 +439,29 @@ class MediaDescription(_HasAttributes):
         return None if attr is None else attr.value
 
     def with_port(self, port: int) -> Self:
-        """Copy with another port (port 0 rejects the stream, RFC 3264 §6)."""
-        return attrs.evolve(self, port=port)
+        """Copy with another port (port 0 rejects the stream, RFC 3264 §6).
+
+        The copy shares the views computed from the formats and attributes (payload
+        types, rtpmaps, serialized lines): none of them depends on the port.
+        """
+        # hot path (a UAS's reused answer, every call): the constructor, not attrs.evolve
+        copy = type(self)(
+            self.media,
+            port,
+            self.proto,
+            self.formats,
+            port_count=self.port_count,
+            information=self.information,
+            connections=self.connections,
+            bandwidths=self.bandwidths,
+            key=self.key,
+            attributes=self.attributes,
+            unknown_lines=self.unknown_lines,
+        )
+        for name in _PORT_FREE_VIEWS:
+            # cached views are slots: set on the frozen copy as the cache itself does
+            object.__setattr__(copy, name, getattr(self, name))
+        return copy
 
 
 @attrs.frozen
