@@ -268,7 +268,8 @@ def test_an_offer_of_a_shape_answered_before_gets_the_same_answer_on_its_own_por
     )
     assert again == fresh
     assert str(again) == str(fresh)
-    assert first.media[0].port == 31000 and again.media[0].port == 31002
+    assert first.media[0].port == 31000
+    assert again.media[0].port == 31002
     # Another shape (a different direction, codec list or attribute) is answered afresh.
     held = build_answer(
         parse_sdp(OFFER + "a=sendonly\r\n"), "127.0.0.1", 31004, codecs=["PCMU", "PCMA"], sess_id=3

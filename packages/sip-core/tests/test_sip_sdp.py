@@ -798,7 +798,7 @@ def test_with_port_keeps_views_that_do_not_depend_on_the_port(
 ) -> None:
     # with_port shares the cached payload types, rtpmaps and lines of the original: the
     # copy must read and serialize exactly as one built from scratch on that port.
-    media.payload_types, media.rtpmaps(), str(media)  # noqa: B018 (fill the caches)
+    _ = media.payload_types, media.rtpmaps(), str(media)  # fill the caches
     moved = media.with_port(port)
     fresh = attrs.evolve(media, port=port)
     assert moved == fresh
