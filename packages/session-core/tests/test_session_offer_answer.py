@@ -290,3 +290,13 @@ def test_the_kept_answers_are_bounded() -> None:
         offer = parse_sdp(OFFER + f"a=label:{n}\r\n")
         build_answer(offer, "127.0.0.1", 31000, codecs=["PCMU"], sess_id=n)
         assert len(_offer_answer._PLAIN_ANSWERS) <= _offer_answer._PLAIN_ANSWERS_LIMIT
+
+
+def test_a_large_offered_stream_is_answered_without_being_kept() -> None:
+    from rvoip_session_core import _offer_answer
+
+    _offer_answer._PLAIN_ANSWERS.clear()
+    offer = parse_sdp(OFFER + "a=label:" + "x" * 3000 + "\r\n")
+    answer = build_answer(offer, "127.0.0.1", 31000, codecs=["PCMU"], sess_id=1)
+    assert answer.media[0].formats == ("0", "96")
+    assert not _offer_answer._PLAIN_ANSWERS

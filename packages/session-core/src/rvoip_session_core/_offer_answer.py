@@ -478,6 +478,7 @@ def _answer_stream(
 _PLAIN_ANSWERS: dict[tuple[object, ...], MediaDescription | None] = {}
 _PLAIN_ANSWERS_LIMIT = 64
 _PLAIN_ANSWER_MAX_LINES = 32
+_PLAIN_ANSWER_MAX_CHARS = 2048
 
 
 def _plain_answer(
@@ -496,18 +497,27 @@ def _plain_answer(
     on the stream's media, proto, formats and attribute lines, the directions, ptime and
     our codec table (``supported``, made from ``table``: codec names and telephone-event
     number): the first answer to such an offer is kept (with its serialized
-    lines) and later ones reuse it on their own port. At most 64 kept; an offer with more
-    than 32 formats or attribute lines is answered without the memo.
+    lines) and later ones reuse it on their own port. At most 64 kept, each from an offered
+    stream of at most 32 formats and 32 attribute lines holding at most 2,048 characters
+    (a larger one is answered without the memo).
     """
     attributes = offered.attributes
     formats = offered.formats
-    if len(attributes) > _PLAIN_ANSWER_MAX_LINES or len(formats) > _PLAIN_ANSWER_MAX_LINES:
+    lines = tuple([(a.name, a.value or "") for a in attributes])
+    if (
+        len(lines) > _PLAIN_ANSWER_MAX_LINES
+        or len(formats) > _PLAIN_ANSWER_MAX_LINES
+        or sum([len(name) + len(value) for name, value in lines])
+        + sum(map(len, formats))
+        + len(offered.proto)
+        > _PLAIN_ANSWER_MAX_CHARS
+    ):
         return _answer_stream(offered, supported, port, offered_direction, direction, ptime_ms)
     key = (
         offered.media,
         offered.proto,
         formats,
-        tuple([(a.name, a.value) for a in attributes]),
+        lines,
         offered_direction,
         direction,
         ptime_ms,
