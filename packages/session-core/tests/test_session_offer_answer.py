@@ -15,7 +15,7 @@ from rvoip_session_core._offer_answer import (
     parse_offer,
     with_direction,
 )
-from rvoip_sip_core import RtpMap, make_media, make_sdp, parse_sdp
+from rvoip_sip_core import RtpMap, SessionDescription, make_media, make_sdp, parse_sdp
 
 OFFER = (
     "v=0\r\no=alice 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
@@ -250,22 +250,14 @@ def test_an_offer_of_a_shape_answered_before_gets_the_same_answer_on_its_own_por
     # offers again and again): the kept answer must be what a first answer would be.
     from rvoip_session_core import _offer_answer
 
+    def second_call() -> SessionDescription:
+        offer = parse_sdp(OFFER.replace("40000", "40002"))
+        return build_answer(offer, "127.0.0.2", 31002, codecs=["PCMU", "PCMA"], sess_id=2)
+
     first = build_answer(parse_sdp(OFFER), "127.0.0.1", 31000, codecs=["PCMU", "PCMA"], sess_id=1)
-    again = build_answer(
-        parse_sdp(OFFER.replace("40000", "40002")),
-        "127.0.0.2",
-        31002,
-        codecs=["PCMU", "PCMA"],
-        sess_id=2,
-    )
+    again = second_call()
     _offer_answer._PLAIN_ANSWERS.clear()
-    fresh = build_answer(
-        parse_sdp(OFFER.replace("40000", "40002")),
-        "127.0.0.2",
-        31002,
-        codecs=["PCMU", "PCMA"],
-        sess_id=2,
-    )
+    fresh = second_call()
     assert again == fresh
     assert str(again) == str(fresh)
     assert first.media[0].port == 31000
