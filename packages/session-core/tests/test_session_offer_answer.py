@@ -292,3 +292,63 @@ def test_a_large_offered_stream_is_answered_without_being_kept() -> None:
     answer = build_answer(offer, "127.0.0.1", 31000, codecs=["PCMU"], sess_id=1)
     assert answer.media[0].formats == ("0", "96")
     assert not _offer_answer._PLAIN_ANSWERS
+
+
+_FORMATS = st.sampled_from(["0", "8", "9", "18", "96", "101", "111", "13", "x"])
+_LINES = st.sampled_from(
+    [
+        "a=rtpmap:96 telephone-event/8000",
+        "a=rtpmap:101 telephone-event/8000",
+        "a=rtpmap:111 opus/48000/2",
+        "a=rtpmap:9 G722/8000",
+        "a=rtpmap:96 PCMU/8000",
+        "a=fmtp:101 0-15",
+        "a=fmtp:111 minptime=10;useinbandfec=1",
+        "a=ptime:30",
+        "a=sendonly",
+        "a=recvonly",
+        "a=inactive",
+        "a=rtcp-mux",
+        "a=label:1",
+    ]
+)
+
+
+@given(
+    formats=st.lists(_FORMATS, min_size=1, max_size=6, unique=True),
+    lines=st.lists(_LINES, max_size=6),
+    session_direction=st.sampled_from(["", "a=sendonly\r\n", "a=inactive\r\n"]),
+    direction=st.sampled_from(["sendrecv", "sendonly", "inactive"]),
+    codecs=st.sampled_from([("PCMU", "PCMA"), ("PCMA",), ("G722", "PCMU"), ("OPUS", "PCMU")]),
+)
+def test_a_kept_answer_is_always_the_answer_built_afresh(
+    formats: list[str],
+    lines: list[str],
+    session_direction: str,
+    direction: str,
+    codecs: tuple[str, ...],
+) -> None:
+    # The memo is keyed on what the answer depends on: for any offered stream, the answer
+    # reused on another port (or the refusal) is exactly what building it anew gives.
+    from rvoip_session_core import _offer_answer
+
+    def answer(media_port: int, port: int) -> SessionDescription | str:
+        text = (
+            "v=0\r\no=peer 1 1 IN IP4 192.0.2.7\r\ns=-\r\nc=IN IP4 192.0.2.7\r\nt=0 0\r\n"
+            f"{session_direction}m=audio {media_port} RTP/AVP {' '.join(formats)}\r\n"
+            + "".join(line + "\r\n" for line in lines)
+        )
+        try:
+            return build_answer(
+                parse_sdp(text), "127.0.0.1", port, codecs=codecs, direction=direction, sess_id=1
+            )
+        except SdpNegotiationError as exc:
+            return f"{exc.status} {exc}"
+
+    _offer_answer._PLAIN_ANSWERS.clear()
+    answer(40000, 31000)  # kept (when usable)
+    reused = answer(40002, 31002)
+    _offer_answer._PLAIN_ANSWERS.clear()
+    fresh = answer(40002, 31002)
+    assert reused == fresh
+    assert str(reused) == str(fresh)
